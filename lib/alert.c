@@ -1,0 +1,1 @@
+/* alert.c — being written (foundation issue); see alert.h. */

@@ -1,0 +1,25 @@
+/*
+ * clock.h — time as XBA counts it: Unix milliseconds in int64_t, UTC, and its RFC 3339 text form used in YAML
+ * files and operator output ("2026-11-25T16:40:00Z", "2026-11-25T16:40:00.250+01:00").
+ */
+#ifndef XBA_CLOCK_H
+#define XBA_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define XBA_TIME_NEVER INT64_MAX /* "no such time": no expiry, never revoked */
+
+/* Wall-clock now, in Unix milliseconds. */
+int64_t clock_now_ms(void);
+
+/* Monotonic milliseconds, for timeouts and heartbeats. */
+int64_t clock_mono_ms(void);
+
+/* Parse an RFC 3339 date-time (date alone, "YYYY-MM-DD", means midnight UTC).  0 or XBA_ESYNTAX. */
+int clock_parse_rfc3339(const char *text, int64_t *out_ms);
+
+/* Format as "YYYY-MM-DDTHH:MM:SS[.mmm]Z" into out (>= 32 bytes); milliseconds only when not zero.  Returns out. */
+char *clock_format_rfc3339(int64_t ms, char *out, size_t size);
+
+#endif

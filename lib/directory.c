@@ -1,0 +1,1 @@
+/* directory.c — being written (foundation issue); see directory.h. */

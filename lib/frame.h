@@ -1,0 +1,38 @@
+/*
+ * frame.h — the node <-> broker frames (xba.v1.Frame): encode, and decode with the checks every receiver needs
+ * before it switches on the frame type.
+ *
+ * One ZeroMQ message part carries one serialized Frame.  frame_decode() enforces the size limit, decodes, and
+ * checks that a body is present and that its required sub-messages are there (a Publish has an envelope, a
+ * Deliver has an envelope), so a receiver's `switch (frame->body_case)` only sees frames it can use.
+ */
+#ifndef XBA_FRAME_H
+#define XBA_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "xba.pb-c.h"
+
+#define XBA_PROTOCOL_VERSION 1
+#define FRAME_MAX_BYTES_DEFAULT (256 * 1024)
+
+/* NULL on failure: XBA_ETOOBIG (len > max_bytes), XBA_EDECODE (not a Frame, or no body),
+ * XBA_EREQUIRED (body lacks a required sub-message; message names it).  Free with frame_free(). */
+Xba__V1__Frame *frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, struct xba_error *err);
+void frame_free(Xba__V1__Frame *frame);
+
+/* Pack into a malloc'ed buffer the caller frees. */
+int frame_encode(const Xba__V1__Frame *frame, uint8_t **out, size_t *out_len, struct xba_error *err);
+
+/* "hello", "publish", ... or "unknown". */
+const char *frame_type_name(Xba__V1__Frame__BodyCase body_case);
+
+/* The wire error code that reports a libxba error (XBA_ESIG -> BAD_SIGNATURE, ...). */
+Xba__V1__ErrorCode frame_error_code(int xba_err);
+
+/* "bad-signature" style name of a wire error code, for logs and the CLI. */
+const char *frame_error_code_name(Xba__V1__ErrorCode code);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * log.h — one logger for every XBA program.
+ *
+ * Daemons write single-line key=value records to stderr, which journald collects:
+ *     ts=2026-11-25T16:40:00.123Z level=warn prog=xba-broker event=alert.rejected node=LBY reason=bad-signature
+ * Callers pass the "event=... key=value" part; the logger adds time, level and program.  Values that may contain
+ * spaces or come from the network go through log_quote().  Never log a secret.
+ */
+#ifndef XBA_LOG_H
+#define XBA_LOG_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN };
+
+/* Set the program name and the lowest level written; call once from main before anything logs. */
+void log_init(const char *progname, enum log_level min_level);
+
+void log_debug(const char *fmt, ...) XBA_PRINTF(1, 2);
+void log_info(const char *fmt, ...) XBA_PRINTF(1, 2);
+/* Appends ` errno=... error="strerror(errno)"`. */
+void log_warn(const char *fmt, ...) XBA_PRINTF(1, 2);
+void log_warnx(const char *fmt, ...) XBA_PRINTF(1, 2);
+/* Start-up failures and broken invariants only: logs at level=fatal and exits 1. */
+void fatal(const char *fmt, ...) XBA_PRINTF(1, 2) XBA_NORETURN;
+
+/*
+ * Render untrusted text as one key=value value: wrapped in double quotes, with '"' and '\\' escaped and control
+ * bytes written as \xNN, truncated to fit out (size >= 4).  Returns out.
+ */
+char *log_quote(char *out, size_t size, const char *text);
+
+#endif

@@ -1,0 +1,1 @@
+/* sigverify.c — being written (foundation issue); see sigverify.h. */

@@ -1,0 +1,1 @@
+/* yamltree.c — being written (foundation issue); see yamltree.h. */
