@@ -1,1 +1,143 @@
-/* frame.c — being written (foundation issue); see frame.h. */
+/*
+ * frame.c — encode and decode node <-> broker frames (see frame.h).  Every frame the broker or an agent reads
+ * passes through frame_decode() before the receiver's dispatch switch, so the checks here are the first line of
+ * defence against malformed input from the network.
+ */
+#include "frame.h"
+
+#include <stdlib.h>
+
+Xba__V1__Frame *
+frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, struct xba_error *err)
+{
+	Xba__V1__Frame *frame;
+	const char *missing = NULL;
+
+	if (len > max_bytes) {
+		xba_error_set(err, XBA_ETOOBIG, "frame: %zu bytes, at most %zu", len, max_bytes);
+		return NULL;
+	}
+	frame = xba__v1__frame__unpack(NULL, len, bytes);
+	if (frame == NULL) {
+		xba_error_set(err, XBA_EDECODE, "frame: not a valid xba.v1.Frame (protobuf decode failed)");
+		return NULL;
+	}
+	switch (frame->body_case) {
+	case XBA__V1__FRAME__BODY_PUBLISH:
+		if (frame->publish->envelope == NULL)
+			missing = "publish.envelope";
+		break;
+	case XBA__V1__FRAME__BODY_DELIVER:
+		if (frame->deliver->envelope == NULL)
+			missing = "deliver.envelope";
+		break;
+	case XBA__V1__FRAME__BODY_HELLO:
+		if (frame->hello->node_id == NULL || frame->hello->node_id[0] == '\0')
+			missing = "hello.node_id";
+		break;
+	case XBA__V1__FRAME__BODY__NOT_SET:
+		/* An empty frame, or one whose only field is a body type newer than this decoder. */
+		xba_error_set(err, XBA_EPROTO, "frame: no body of a known type (unknown frame type)");
+		frame_free(frame);
+		return NULL;
+	default:
+		break;
+	}
+	if (missing != NULL) {
+		xba_error_set(err, XBA_EREQUIRED, "%s: missing", missing);
+		frame_free(frame);
+		return NULL;
+	}
+	return frame;
+}
+
+void
+frame_free(Xba__V1__Frame *frame)
+{
+	if (frame != NULL)
+		xba__v1__frame__free_unpacked(frame, NULL);
+}
+
+int
+frame_encode(const Xba__V1__Frame *frame, uint8_t **out, size_t *out_len, struct xba_error *err)
+{
+	size_t len = xba__v1__frame__get_packed_size(frame);
+	uint8_t *buf = malloc(len > 0 ? len : 1);
+
+	if (buf == NULL)
+		return xba_error_set(err, XBA_ENOMEM, "out of memory packing a %s frame",
+		    frame_type_name(frame->body_case));
+	xba__v1__frame__pack(frame, buf);
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+const char *
+frame_type_name(Xba__V1__Frame__BodyCase body_case)
+{
+	switch (body_case) {
+	case XBA__V1__FRAME__BODY_HELLO: return "hello";
+	case XBA__V1__FRAME__BODY_WELCOME: return "welcome";
+	case XBA__V1__FRAME__BODY_PUBLISH: return "publish";
+	case XBA__V1__FRAME__BODY_PUBLISH_ACK: return "publish_ack";
+	case XBA__V1__FRAME__BODY_DELIVER: return "deliver";
+	case XBA__V1__FRAME__BODY_DELIVERY_ACK: return "delivery_ack";
+	case XBA__V1__FRAME__BODY_CREDIT: return "credit";
+	case XBA__V1__FRAME__BODY_HEARTBEAT: return "heartbeat";
+	case XBA__V1__FRAME__BODY_ERROR: return "error";
+	case XBA__V1__FRAME__BODY_RECEIPT: return "receipt";
+	case XBA__V1__FRAME__BODY_STATUS_REQUEST: return "status_request";
+	case XBA__V1__FRAME__BODY_STATUS_REPLY: return "status_reply";
+	case XBA__V1__FRAME__BODY_TRACK_REQUEST: return "track_request";
+	case XBA__V1__FRAME__BODY_TRACK_REPLY: return "track_reply";
+	default: return "unknown";
+	}
+}
+
+Xba__V1__ErrorCode
+frame_error_code_for_frame(int xba_err)
+{
+	switch (xba_err) {
+	case XBA_OK: return XBA__V1__ERROR_CODE__OK;
+	case XBA_ETOOBIG: return XBA__V1__ERROR_CODE__FRAME_TOO_LARGE;
+	case XBA_EPROTO: return XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE;
+	case XBA_EDECODE:
+	case XBA_EREQUIRED:
+		return XBA__V1__ERROR_CODE__MALFORMED_FRAME;
+	default: return XBA__V1__ERROR_CODE__INTERNAL;
+	}
+}
+
+Xba__V1__ErrorCode
+frame_error_code_for_alert(int xba_err)
+{
+	switch (xba_err) {
+	case XBA_OK: return XBA__V1__ERROR_CODE__OK;
+	case XBA_EDECODE:
+	case XBA_ETOOBIG:
+	case XBA_EREQUIRED:
+	case XBA_ETOOLONG:
+	case XBA_EUTF8:
+	case XBA_EENUM:
+	case XBA_ESYNTAX:
+	case XBA_EGEO:
+	case XBA_ETIME:
+	case XBA_EDUPLICATE:
+		return XBA__V1__ERROR_CODE__INVALID_ALERT;
+	case XBA_ESIG: return XBA__V1__ERROR_CODE__BAD_SIGNATURE;
+	case XBA_EKEYUNKNOWN: return XBA__V1__ERROR_CODE__UNKNOWN_KEY;
+	case XBA_EKEYREVOKED: return XBA__V1__ERROR_CODE__KEY_REVOKED;
+	case XBA_EKEYVALIDITY: return XBA__V1__ERROR_CODE__KEY_NOT_VALID;
+	case XBA_EWRONGSIGNER: return XBA__V1__ERROR_CODE__WRONG_SIGNER;
+	default: return XBA__V1__ERROR_CODE__INTERNAL;
+	}
+}
+
+const char *
+frame_error_code_name(Xba__V1__ErrorCode code)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&xba__v1__error_code__descriptor, (int)code);
+
+	return v != NULL ? v->name : "UNKNOWN";
+}

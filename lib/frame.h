@@ -29,8 +29,11 @@ int frame_encode(const Xba__V1__Frame *frame, uint8_t **out, size_t *out_len, st
 /* "hello", "publish", ... or "unknown". */
 const char *frame_type_name(Xba__V1__Frame__BodyCase body_case);
 
-/* The wire error code that reports a libxba error (XBA_ESIG -> BAD_SIGNATURE, ...). */
-Xba__V1__ErrorCode frame_error_code(int xba_err);
+/* The wire error code that reports a frame_decode() failure (XBA_ETOOBIG -> FRAME_TOO_LARGE, ...). */
+Xba__V1__ErrorCode frame_error_code_for_frame(int xba_err);
+/* The wire error code that reports an envelope_open() failure (XBA_ESIG -> BAD_SIGNATURE, any validation
+ * failure -> INVALID_ALERT, ...). */
+Xba__V1__ErrorCode frame_error_code_for_alert(int xba_err);
 
 /* "bad-signature" style name of a wire error code, for logs and the CLI. */
 const char *frame_error_code_name(Xba__V1__ErrorCode code);

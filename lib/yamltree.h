@@ -5,7 +5,7 @@
  * through here: libyaml events become a tree of maps, sequences and scalars, each node carrying its line and
  * column (1-based), so loaders report "region.yaml:12:5: nodes[2].curve_key: not a Z85 key".  The builder refuses,
  * with file:line:column, what libyaml accepts but we never want: duplicate map keys, non-scalar map keys,
- * anchors/aliases, more than one document, nesting deeper than YAML_MAX_DEPTH, more than YAML_MAX_NODES nodes,
+ * anchors/aliases, tags, more than one document, nesting deeper than YAML_MAX_DEPTH, more than YAML_MAX_NODES nodes,
  * and files over the caller's byte limit.
  */
 #ifndef XBA_YAMLTREE_H
@@ -37,6 +37,7 @@ struct ynode {
 struct ydoc {
 	char *name;               /* file name used in messages */
 	struct ynode *root;       /* NULL for an empty document */
+	uint8_t digest[32];       /* SHA-256 of the exact bytes parsed: the file's version, for journals and logs */
 };
 
 /* Load a file of at most max_bytes.  NULL on failure with err->code XBA_EIO, XBA_ETOOBIG or XBA_ECONFIG. */

@@ -1,0 +1,69 @@
+/*
+ * test_clock.c — RFC 3339 parsing and formatting (lib/clock.c), used for key validity windows, expiry and every
+ * time an operator reads or writes.
+ */
+#include <string.h>
+
+#include "check.h"
+#include "clock.h"
+#include "error.h"
+
+static void
+test_parse(struct check_state *t)
+{
+	int64_t ms = -1;
+
+	CHECK_CODE(t, clock_parse_rfc3339("1970-01-01T00:00:00Z", &ms), 0);
+	CHECK(t, ms == 0);
+	CHECK_CODE(t, clock_parse_rfc3339("2026-11-25T16:40:00Z", &ms), 0);
+	CHECK(t, ms == 1795624800000LL);
+	CHECK_CODE(t, clock_parse_rfc3339("2026-11-25T17:40:00.250+01:00", &ms), 0);
+	CHECK(t, ms == 1795624800250LL);
+	CHECK_CODE(t, clock_parse_rfc3339("2026-11-25", &ms), 0);
+	CHECK(t, ms == 1795564800000LL);
+	CHECK_CODE(t, clock_parse_rfc3339("2024-02-29T00:00:00Z", &ms), 0);
+	CHECK_CODE(t, clock_parse_rfc3339("2025-02-29T00:00:00Z", &ms), XBA_ESYNTAX);
+	CHECK_CODE(t, clock_parse_rfc3339("2026-13-01T00:00:00Z", &ms), XBA_ESYNTAX);
+	CHECK_CODE(t, clock_parse_rfc3339("2026-11-25T24:00:00Z", &ms), XBA_ESYNTAX);
+	CHECK_CODE(t, clock_parse_rfc3339("2026-11-25T16:40:00", &ms), XBA_ESYNTAX); /* no zone */
+	CHECK_CODE(t, clock_parse_rfc3339("2026-11-25T16:40:00Zjunk", &ms), XBA_ESYNTAX);
+	CHECK_CODE(t, clock_parse_rfc3339("yesterday", &ms), XBA_ESYNTAX);
+	CHECK_CODE(t, clock_parse_rfc3339("", &ms), XBA_ESYNTAX);
+}
+
+static void
+test_format_round_trip(struct check_state *t)
+{
+	char buf[40];
+	int64_t samples[] = { 0, 1795624800000LL, 1795624800250LL, 951782400000LL, 4102444799999LL };
+
+	CHECK(t, strcmp(clock_format_rfc3339(1795624800000LL, buf, sizeof(buf)), "2026-11-25T16:40:00Z") == 0);
+	CHECK(t, strcmp(clock_format_rfc3339(1795624800250LL, buf, sizeof(buf)), "2026-11-25T16:40:00.250Z") == 0);
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		int64_t back = -1;
+
+		clock_format_rfc3339(samples[i], buf, sizeof(buf));
+		CHECK_CODE(t, clock_parse_rfc3339(buf, &back), 0);
+		CHECK(t, back == samples[i]);
+	}
+}
+
+static void
+test_now(struct check_state *t)
+{
+	int64_t now = clock_now_ms(), mono1 = clock_mono_ms(), mono2 = clock_mono_ms();
+
+	CHECK(t, now > 1735689600000LL); /* after 2025-01-01: the clock is not zero */
+	CHECK(t, mono2 >= mono1);
+}
+
+int
+main(void)
+{
+	struct check_state t = { 0 };
+
+	RUN(&t, test_parse);
+	RUN(&t, test_format_round_trip);
+	RUN(&t, test_now);
+	return check_finish(&t);
+}

@@ -1,0 +1,106 @@
+/*
+ * test_syntax.c — identifiers and text validators (lib/syntax.c): the first gate for every id and text field.
+ */
+#include <string.h>
+
+#include "check.h"
+#include "syntax.h"
+
+static void
+test_utf8(struct check_state *t)
+{
+	const char arabic[] = "\xd8\xaa\xd9\x86\xd8\xa8\xd9\x8a\xd9\x87"; /* تنبيه */
+	const char french[] = "Fronti\xc3\xa8re ferm\xc3\xa9" "e";
+
+	CHECK(t, syntax_utf8_valid("plain", 5));
+	CHECK(t, syntax_utf8_valid(arabic, strlen(arabic)));
+	CHECK(t, syntax_utf8_valid(french, strlen(french)));
+	CHECK(t, syntax_utf8_valid("\xf0\x9f\x9a\xa8", 4));       /* U+1F6A8 */
+	CHECK(t, !syntax_utf8_valid("\xc0\xaf", 2));              /* overlong '/' */
+	CHECK(t, !syntax_utf8_valid("\xe0\x80\xaf", 3));          /* overlong, 3 bytes */
+	CHECK(t, !syntax_utf8_valid("\xed\xa0\x80", 3));          /* surrogate U+D800 */
+	CHECK(t, !syntax_utf8_valid("\x80", 1));                  /* lone continuation */
+	CHECK(t, !syntax_utf8_valid("\xc3", 1));                  /* truncated */
+	CHECK(t, !syntax_utf8_valid("\xf4\x90\x80\x80", 4));      /* above U+10FFFF */
+	CHECK(t, !syntax_utf8_valid("a\0b", 3));                  /* embedded NUL */
+}
+
+static void
+test_node_ids(struct check_state *t)
+{
+	CHECK(t, syntax_node_id_valid("DZA"));
+	CHECK(t, syntax_node_id_valid("IOM-ROMENA"));
+	CHECK(t, syntax_node_id_valid("WHO-AFRO"));
+	CHECK(t, !syntax_node_id_valid("dza"));
+	CHECK(t, !syntax_node_id_valid("D"));
+	CHECK(t, !syntax_node_id_valid("1AB"));
+	CHECK(t, !syntax_node_id_valid("AB-"));
+	CHECK(t, !syntax_node_id_valid("A B"));
+	CHECK(t, !syntax_node_id_valid("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456")); /* 33 */
+	CHECK(t, syntax_node_id_valid("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"));   /* 32 */
+	CHECK(t, !syntax_node_id_valid(NULL));
+}
+
+static void
+test_iso3166(struct check_state *t)
+{
+	const char *region[] = { "DZA", "LBY", "SDN", "TCD", "MLI", "NER" };
+
+	for (size_t i = 0; i < 6; i++)
+		CHECK(t, syntax_iso3166_alpha3(region[i]));
+	CHECK(t, syntax_iso3166_alpha3("ABW"));
+	CHECK(t, syntax_iso3166_alpha3("ZWE"));
+	CHECK(t, !syntax_iso3166_alpha3("XXX"));
+	CHECK(t, !syntax_iso3166_alpha3("IOM"));
+	CHECK(t, !syntax_iso3166_alpha3("ne"));
+	CHECK(t, !syntax_iso3166_alpha3("NERR"));
+}
+
+static void
+test_uuid(struct check_state *t)
+{
+	char id[XBA_UUID_LEN + 1], other[XBA_UUID_LEN + 1];
+
+	CHECK(t, syntax_uuid_valid("3f1c2a9e-5b7d-4c1e-9a2b-7d8e9f0a1b2c"));
+	CHECK(t, !syntax_uuid_valid("3F1C2A9E-5B7D-4C1E-9A2B-7D8E9F0A1B2C"));
+	CHECK(t, !syntax_uuid_valid("3f1c2a9e5b7d4c1e9a2b7d8e9f0a1b2c"));
+	CHECK(t, !syntax_uuid_valid("3f1c2a9e-5b7d-4c1e-9a2b-7d8e9f0a1b2"));
+	CHECK(t, !syntax_uuid_valid("3f1c2a9e-5b7d-4c1e-9a2b_7d8e9f0a1b2c"));
+	CHECK_CODE(t, syntax_uuid_new(id), 0);
+	CHECK_CODE(t, syntax_uuid_new(other), 0);
+	CHECK(t, syntax_uuid_valid(id));
+	CHECK(t, id[14] == '4');
+	CHECK(t, strchr("89ab", id[19]) != NULL);
+	CHECK(t, strcmp(id, other) != 0);
+}
+
+static void
+test_language_tags(struct check_state *t)
+{
+	CHECK(t, syntax_language_tag_valid("ar"));
+	CHECK(t, syntax_language_tag_valid("fr"));
+	CHECK(t, syntax_language_tag_valid("fr-NE"));
+	CHECK(t, syntax_language_tag_valid("ar-Latn"));
+	CHECK(t, syntax_language_tag_valid("en-GB"));
+	CHECK(t, syntax_language_tag_valid("ber"));
+	CHECK(t, !syntax_language_tag_valid(""));
+	CHECK(t, !syntax_language_tag_valid("f"));
+	CHECK(t, !syntax_language_tag_valid("french"));
+	CHECK(t, !syntax_language_tag_valid("fr-"));
+	CHECK(t, !syntax_language_tag_valid("fr_NE"));
+	CHECK(t, !syntax_language_tag_valid("fr-N"));
+	CHECK(t, !syntax_language_tag_valid("12"));
+}
+
+int
+main(void)
+{
+	struct check_state t = { 0 };
+
+	RUN(&t, test_utf8);
+	RUN(&t, test_node_ids);
+	RUN(&t, test_iso3166);
+	RUN(&t, test_uuid);
+	RUN(&t, test_language_tags);
+	return check_finish(&t);
+}
