@@ -1,0 +1,112 @@
+/*
+ * cmd_keygen.c — `xba keygen --node ID --out DIR`: the first thing a national focal point runs.  Writes the node's
+ * Ed25519 (message) and CURVE (transport) key pairs, then prints their fingerprints and the region.yaml entry the
+ * secretariat needs; the private halves never leave DIR.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "clock.h"
+#include "encoding.h"
+#include "keys.h"
+#include "syntax.h"
+
+static void
+keygen_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: xba keygen --node ID --out DIR [--name NAME] [--role member|observer|admin]\n"
+	    "\n"
+	    "Generate node ID's key pairs into DIR (created 0700 if missing; existing keys are never overwritten):\n"
+	    "  DIR/ID.sign.key   Ed25519 private key (PEM, mode 0600)   signs the node's alerts\n"
+	    "  DIR/ID.sign.pub   Ed25519 public key (PEM)\n"
+	    "  DIR/ID.curve.key  CURVE secret key (Z85, mode 0600)      authenticates the node's connection\n"
+	    "  DIR/ID.curve.pub  CURVE public key (Z85)\n"
+	    "and print the fingerprints and the entry to paste into region.yaml.\n"
+	    "\n"
+	    "  --node ID    node id: ISO 3166-1 alpha-3 for members (NER), else 2-32 of A-Z 0-9 - (WHO-AFRO)\n"
+	    "  --out DIR    where to write the key files\n"
+	    "  --name NAME  human name for the region.yaml entry (default: the id)\n"
+	    "  --role ROLE  role for the region.yaml entry (default: member for ISO 3166 codes, else observer)\n");
+}
+
+int
+cmd_keygen(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "node", required_argument, NULL, 'n' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "role", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *node = NULL, *out = NULL, *name = NULL, *role = NULL;
+	struct signer signer;
+	struct curve_identity curve;
+	struct xba_error err = { 0 };
+	char fingerprint[64], public_b64[64], now_text[40];
+	int opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (opt) {
+		case 'n': node = optarg; break;
+		case 'o': out = optarg; break;
+		case 'N': name = optarg; break;
+		case 'r': role = optarg; break;
+		case 'h': keygen_usage(stdout); return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("keygen: unknown or incomplete option '%s' (xba keygen --help)",
+			    argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("keygen: unexpected argument '%s' (xba keygen --help)", argv[optind]);
+	if (node == NULL)
+		return cli_usage_error("keygen: --node ID is required (xba keygen --help)");
+	if (out == NULL)
+		return cli_usage_error("keygen: --out DIR is required (xba keygen --help)");
+	if (!syntax_node_id_valid(node))
+		return cli_usage_error("keygen: --node '%s' is not a node id (2-32 of A-Z 0-9 -, starting with a letter)",
+		    node);
+	if (role == NULL)
+		role = syntax_iso3166_alpha3(node) ? "member" : "observer";
+	if (strcmp(role, "member") != 0 && strcmp(role, "observer") != 0 && strcmp(role, "admin") != 0)
+		return cli_usage_error("keygen: --role '%s' is not one of member, observer, admin", role);
+	if (strcmp(role, "member") == 0 && !syntax_iso3166_alpha3(node))
+		return cli_usage_error("keygen: --node '%s': a member's id must be an ISO 3166-1 alpha-3 code", node);
+	if (name != NULL && (!syntax_utf8_valid(name, strlen(name)) || strlen(name) > 128 || strchr(name, '"')))
+		return cli_usage_error("keygen: --name must be UTF-8 text of at most 128 bytes without '\"'");
+	if (mkdir(out, 0700) != 0 && errno != EEXIST)
+		return cli_usage_error("keygen: cannot create %s: %s", out, strerror(errno));
+
+	if (keys_generate(node, out, &signer, &curve, &err) != 0)
+		return cli_usage_error("keygen: %s", err.msg);
+
+	keys_fingerprint(signer.key_id, fingerprint, sizeof(fingerprint));
+	encoding_base64(signer.public_raw, XBA_ED25519_PUBLIC_LEN, public_b64);
+	clock_format_rfc3339(clock_now_ms() / 1000 * 1000, now_text, sizeof(now_text));
+	printf("keys for %s written to %s\n", node, out);
+	printf("  signing key  %s/%s.sign.key  (private, mode 0600)\n", out, node);
+	printf("               fingerprint %s\n", fingerprint);
+	printf("  CURVE key    %s/%s.curve.key  (private, mode 0600)\n", out, node);
+	printf("               public %s\n", curve.public_z85);
+	printf("\nadd this entry under `nodes:` in region.yaml (send it to the secretariat; it holds no secret):\n\n");
+	printf("  - id: %s\n", node);
+	printf("    name: \"%s\"\n", name ? name : node);
+	printf("    role: %s\n", role);
+	printf("    curve_key: \"%s\"\n", curve.public_z85);
+	if (strcmp(role, "admin") != 0) {
+		printf("    signing_keys:\n");
+		printf("      - public: \"%s\"   # %s\n", public_b64, fingerprint);
+		printf("        valid_from: %s\n", now_text);
+	}
+	keys_signer_clear(&signer);
+	memset(&curve, 0, sizeof(curve));
+	return CLI_EXIT_OK;
+}

@@ -1,0 +1,65 @@
+/*
+ * xba.c — front door of the operator CLI: finds the subcommand and hands it argv.  Subcommands that talk to the
+ * national agent (send, watch, ack, broadcast, history, status) arrive with the agent; `rules` with the broker.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "xba_config.h"
+
+struct subcommand {
+	const char *name;                 /* as typed after `xba` */
+	int (*run)(int argc, char **argv);
+	const char *summary;              /* one line for `xba --help` */
+};
+
+static const struct subcommand subcommands[] = {
+	{ "keygen", cmd_keygen, "generate a node's signing and CURVE key pairs" },
+	{ "verify", cmd_verify, "check a saved signed alert against a region directory" },
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: xba COMMAND [OPTIONS]   (xba COMMAND --help for each)\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+	fprintf(out, "\nNot yet available in this version (coming with the agent and broker): send, watch, ack,\n"
+		     "broadcast, history, status, track, rules, audit.\n");
+}
+
+int
+cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("xba: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_EXIT_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	log_init("xba", LOG_LEVEL_WARN);
+	if (argc < 2)
+		return usage(stderr), CLI_EXIT_USAGE;
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("xba %s\n", XBA_VERSION);
+		return CLI_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (strcmp(argv[1], subcommands[i].name) == 0)
+			return subcommands[i].run(argc - 1, argv + 1);
+	return cli_usage_error("unknown command '%s' (xba --help lists the commands)", argv[1]);
+}
