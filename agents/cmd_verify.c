@@ -128,6 +128,7 @@ cmd_verify(int argc, char **argv)
 		} else {
 			printf("%s: NOT VALID: %s (%s)\n", file, err.msg, xba_strerror(rc));
 		}
+		envelope_opened_clear(&opened);
 		directory_free(dir);
 		return CLI_EXIT_FAILED;
 	}

@@ -124,8 +124,7 @@ open_checked(const struct directory *dir, const Xba__V1__Envelope *env, int64_t 
 	out->key = key;
 	return 0;
 fail:
-	alert_free(out->alert);
-	out->alert = NULL;
+	/* The alert decoded and verified; it stays in out so the caller's refusal can name it. */
 	return rc;
 }
 
@@ -133,20 +132,13 @@ int
 envelope_open(const struct directory *dir, const uint8_t *bytes, size_t len, int64_t now_ms,
     struct envelope_opened *out, struct xba_error *err)
 {
-	int rc;
-
 	memset(out, 0, sizeof(*out));
 	if (len > ENVELOPE_MAX_BYTES)
 		return xba_error_set(err, XBA_ETOOBIG, "envelope: %zu bytes, at most %d", len, ENVELOPE_MAX_BYTES);
 	out->envelope = xba__v1__envelope__unpack(NULL, len, bytes);
 	if (out->envelope == NULL)
 		return xba_error_set(err, XBA_EDECODE, "envelope: not a valid envelope (protobuf decode failed)");
-	rc = open_checked(dir, out->envelope, now_ms, out, err);
-	if (rc != 0) {
-		xba__v1__envelope__free_unpacked(out->envelope, NULL);
-		out->envelope = NULL;
-	}
-	return rc;
+	return open_checked(dir, out->envelope, now_ms, out, err);
 }
 
 int

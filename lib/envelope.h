@@ -41,6 +41,8 @@ struct envelope_opened {
  * the key's validity window is checked against the alert's sent time.  Errors, in the order checked:
  * XBA_ETOOBIG, XBA_EDECODE (envelope, key id or signature length), XBA_EKEYUNKNOWN, XBA_EKEYREVOKED, XBA_ESIG,
  * then the alert's own decode/validation codes, XBA_EKEYVALIDITY, XBA_EWRONGSIGNER (key's node != origin).
+ * Whatever the result, call envelope_opened_clear(out) afterwards: on XBA_EKEYVALIDITY and XBA_EWRONGSIGNER the
+ * verified alert is left in out->alert (out->signer stays NULL) so that a refusal can name the alert.
  */
 int envelope_open(const struct directory *dir, const uint8_t *bytes, size_t len, int64_t now_ms,
     struct envelope_opened *out, struct xba_error *err);

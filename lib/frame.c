@@ -8,11 +8,13 @@
 #include <stdlib.h>
 
 Xba__V1__Frame *
-frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, struct xba_error *err)
+frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, uint64_t *ref_out, struct xba_error *err)
 {
 	Xba__V1__Frame *frame;
 	const char *missing = NULL;
 
+	if (ref_out != NULL)
+		*ref_out = 0;
 	if (len > max_bytes) {
 		xba_error_set(err, XBA_ETOOBIG, "frame: %zu bytes, at most %zu", len, max_bytes);
 		return NULL;
@@ -26,6 +28,8 @@ frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, struct xba_erro
 	case XBA__V1__FRAME__BODY_PUBLISH:
 		if (frame->publish->envelope == NULL)
 			missing = "publish.envelope";
+		if (ref_out != NULL)
+			*ref_out = frame->publish->ref;
 		break;
 	case XBA__V1__FRAME__BODY_DELIVER:
 		if (frame->deliver->envelope == NULL)

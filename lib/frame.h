@@ -18,9 +18,12 @@
 #define XBA_PROTOCOL_VERSION 1
 #define FRAME_MAX_BYTES_DEFAULT (256 * 1024)
 
-/* NULL on failure: XBA_ETOOBIG (len > max_bytes), XBA_EDECODE (not a Frame, or no body),
- * XBA_EREQUIRED (body lacks a required sub-message; message names it).  Free with frame_free(). */
-Xba__V1__Frame *frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, struct xba_error *err);
+/* NULL on failure: XBA_ETOOBIG (len > max_bytes), XBA_EDECODE (not a Frame), XBA_EPROTO (no body of a known
+ * type), XBA_EREQUIRED (body lacks a required sub-message; the message starts with its field path).  When a
+ * refused frame decoded far enough to carry a ref (a Publish), *ref_out gets it, else 0; ref_out may be NULL.
+ * Free with frame_free(). */
+Xba__V1__Frame *frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, uint64_t *ref_out,
+    struct xba_error *err);
 void frame_free(Xba__V1__Frame *frame);
 
 /* Pack into a malloc'ed buffer the caller frees. */

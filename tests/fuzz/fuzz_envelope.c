@@ -57,7 +57,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct xba_error err;
 
 	/* The golden alert was sent 2026-11-25T16:40:00Z; check as of one minute later. */
-	if (envelope_open(fuzz_dir, data, size, 1795624860000LL, &opened, &err) == 0)
-		envelope_opened_clear(&opened);
+	envelope_open(fuzz_dir, data, size, 1795624860000LL, &opened, &err);
+	envelope_opened_clear(&opened);
 	return 0;
 }

@@ -310,8 +310,7 @@ seal_tamper_open(struct fixture *f, const struct signer *s, const Xba__V1__Alert
 	xba__v1__envelope__pack(env, repacked);
 	xba__v1__envelope__free_unpacked(env, NULL);
 	rc = envelope_open(f->dir, repacked, len, now, &opened, err);
-	if (rc == 0)
-		envelope_opened_clear(&opened);
+	envelope_opened_clear(&opened);
 	free(repacked);
 	return rc;
 }
@@ -414,11 +413,15 @@ test_malformed_envelopes(struct check_state *t)
 		int rc = envelope_open(f.dir, bytes, cut, GOLDEN_SENT_MS, &opened, &err);
 
 		CHECK(t, rc != 0);
+		envelope_opened_clear(&opened);
 	}
 	CHECK_CODE(t, envelope_open(f.dir, bytes, 5, GOLDEN_SENT_MS, &opened, &err), XBA_EDECODE);
+	envelope_opened_clear(&opened);
 	memset(garbage, 0xff, sizeof(garbage));
 	CHECK_CODE(t, envelope_open(f.dir, garbage, sizeof(garbage), GOLDEN_SENT_MS, &opened, &err), XBA_EDECODE);
+	envelope_opened_clear(&opened);
 	CHECK_CODE(t, envelope_open(f.dir, bytes, ENVELOPE_MAX_BYTES + 1, GOLDEN_SENT_MS, &opened, &err), XBA_ETOOBIG);
+	envelope_opened_clear(&opened);
 	free(bytes);
 
 	/* A valid signature over bytes that are not a valid alert is still refused, after verification. */
@@ -440,10 +443,12 @@ test_malformed_envelopes(struct check_state *t)
 		packed = malloc(packed_len);
 		xba__v1__envelope__pack(&env, packed);
 		CHECK_CODE(t, envelope_open(f.dir, packed, packed_len, GOLDEN_SENT_MS, &opened, &err), XBA_ESYNTAX);
+		envelope_opened_clear(&opened);
 		CHECK_CONTAINS(t, err.msg, "id");
 		env.key_id.len = 31;
 		xba__v1__envelope__pack(&env, packed);
 		CHECK_CODE(t, envelope_open(f.dir, packed, packed_len - 1, GOLDEN_SENT_MS, &opened, &err), XBA_EDECODE);
+		envelope_opened_clear(&opened);
 		CHECK_CONTAINS(t, err.msg, "envelope.key_id");
 		free(packed);
 	}

@@ -34,7 +34,7 @@ test_round_trip(struct check_state *t)
 	f.body_case = XBA__V1__FRAME__BODY_HELLO;
 	f.hello = &hello;
 	buf = pack(&f, &len);
-	back = frame_decode(buf, len, FRAME_MAX_BYTES_DEFAULT, &err);
+	back = frame_decode(buf, len, FRAME_MAX_BYTES_DEFAULT, NULL, &err);
 	CHECK(t, back != NULL);
 	CHECK(t, back && back->body_case == XBA__V1__FRAME__BODY_HELLO && back->hello->resume_after == 42 &&
 	    strcmp(back->hello->node_id, "NER") == 0);
@@ -50,31 +50,34 @@ test_refusals(struct check_state *t)
 	Xba__V1__Publish publish = XBA__V1__PUBLISH__INIT;
 	struct xba_error err = { 0 };
 	uint8_t garbage[256], *buf, unknown_type[] = { 0xfa, 0x06, 0x00 }; /* field 111, empty message */
+	uint64_t ref = 0;
 	size_t len;
 
 	for (size_t i = 0; i < sizeof(garbage); i++)
 		garbage[i] = (uint8_t)(i * 151 + 7);
-	CHECK(t, frame_decode(garbage, sizeof(garbage), FRAME_MAX_BYTES_DEFAULT, &err) == NULL);
+	CHECK(t, frame_decode(garbage, sizeof(garbage), FRAME_MAX_BYTES_DEFAULT, NULL, &err) == NULL);
 	CHECK(t, err.code == XBA_EDECODE || err.code == XBA_EPROTO);
-	CHECK(t, frame_decode(garbage, 10, 8, &err) == NULL);
+	CHECK(t, frame_decode(garbage, 10, 8, NULL, &err) == NULL);
 	CHECK_CODE(t, err.code, XBA_ETOOBIG);
 	CHECK_CONTAINS(t, err.msg, "at most 8");
 
-	CHECK(t, frame_decode((const uint8_t *)"", 0, FRAME_MAX_BYTES_DEFAULT, &err) == NULL); /* empty frame */
+	CHECK(t, frame_decode((const uint8_t *)"", 0, FRAME_MAX_BYTES_DEFAULT, NULL, &err) == NULL); /* empty frame */
 	CHECK_CODE(t, err.code, XBA_EPROTO);
-	CHECK(t, frame_decode(unknown_type, sizeof(unknown_type), FRAME_MAX_BYTES_DEFAULT, &err) == NULL);
+	CHECK(t, frame_decode(unknown_type, sizeof(unknown_type), FRAME_MAX_BYTES_DEFAULT, NULL, &err) == NULL);
 	CHECK_CODE(t, err.code, XBA_EPROTO);
 	CHECK_CONTAINS(t, err.msg, "unknown frame type");
 
 	f.body_case = XBA__V1__FRAME__BODY_PUBLISH; /* publish without an envelope */
 	f.publish = &publish;
+	publish.ref = 4242;
 	buf = pack(&f, &len);
-	CHECK(t, frame_decode(buf, len, FRAME_MAX_BYTES_DEFAULT, &err) == NULL);
+	CHECK(t, frame_decode(buf, len, FRAME_MAX_BYTES_DEFAULT, &ref, &err) == NULL);
+	CHECK(t, ref == 4242);
 	CHECK_CODE(t, err.code, XBA_EREQUIRED);
 	CHECK_CONTAINS(t, err.msg, "publish.envelope");
 	/* Truncations of a valid frame: refused or decoded, never a crash. */
 	for (size_t cut = 0; cut < len; cut++) {
-		Xba__V1__Frame *back = frame_decode(buf, cut, FRAME_MAX_BYTES_DEFAULT, &err);
+		Xba__V1__Frame *back = frame_decode(buf, cut, FRAME_MAX_BYTES_DEFAULT, NULL, &err);
 
 		frame_free(back);
 	}
