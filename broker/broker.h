@@ -1,0 +1,167 @@
+/*
+ * broker.h — the map of xba-broker.  Every cross-file prototype of the broker is here, grouped by the module
+ * that owns it, in the order an alert meets them:
+ *
+ *   node --CURVE--> zap.c (who is this?) --> server.c (frame dispatch per session)
+ *        --> publish.c (decode, verify, check rights, route) --> journal.c (group commit) --> ack
+ *        --> deliver.c (per-node queue, credit, emergencies first) --> node
+ *
+ * One thread runs the event loop in server.c; nothing is shared across threads.  Verification may move to worker
+ * threads later (docs/performance.md); publish.c is written so that its checks are a pure function of the frame,
+ * the directory and the journal.
+ */
+#ifndef XBA_BROKER_H
+#define XBA_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "directory.h"
+#include "error.h"
+#include "journal.h"
+#include "keys.h"
+#include "rules.h"
+#include "xba.pb-c.h"
+
+/* config.c ----------------------------------------------------------------------------------------------------- */
+
+struct broker_config {
+	char *path;               /* broker.yaml as given */
+	char *broker_id;          /* Welcome.broker_id */
+	char *listen;             /* ZeroMQ endpoint the ROUTER binds */
+	char *curve_secret_key;   /* path, resolved against the config's directory */
+	char *region;             /* region.yaml path, resolved */
+	char *rules;              /* rules.yaml path, resolved */
+	char *journal;            /* journal SQLite path, resolved */
+	int64_t max_frame_bytes;  /* larger frames get FRAME_TOO_LARGE; 4x this drops the connection (ZMQ_MAXMSGSIZE) */
+	int64_t heartbeat_ms;     /* idle interval for heartbeats; a peer silent 3x this long is dead */
+	int64_t clock_skew_ms;    /* how far in the future an alert's sent time may be */
+	int64_t rate_per_second;  /* sustained publishes per node per second */
+	int64_t rate_burst;       /* publishes a node may send at once */
+	int64_t max_credit;       /* cap on a node's delivery window */
+	int64_t retention_days;   /* prune finished alerts older than this; 0 = keep forever */
+	int64_t group_commit_max; /* publishes per journal transaction at most */
+	char *log_level;          /* debug, info or warn */
+};
+
+/* Load and check broker.yaml; NULL with err ("broker.yaml:3:9: listen: ...") on failure. */
+struct broker_config *config_load(const char *path, struct xba_error *err);
+void config_free(struct broker_config *config);
+
+/* zap.c -------------------------------------------------------------------------------------------------------- */
+
+struct zap;
+/* Bind the ZAP handler (inproc://zeromq.zap.01) in ctx; must happen before the CURVE server socket binds. */
+struct zap *zap_new(void *zmq_ctx, struct xba_error *err);
+void zap_free(struct zap *zap);
+/* The REP socket, for the event loop's poll set. */
+void *zap_socket(struct zap *zap);
+/* Answer every pending ZAP request from dir: 200 with User-Id = node id for a listed CURVE key, 400 otherwise. */
+void zap_handle(struct zap *zap, const struct directory *dir);
+
+/* server.c ----------------------------------------------------------------------------------------------------- */
+
+struct server;
+
+/* Open journal, load region and rules, bind; NULL with err. */
+struct server *server_new(const struct broker_config *config, struct xba_error *err);
+void server_free(struct server *server);
+/* Run until SIGTERM/SIGINT; returns 0 on a clean stop.  SIGHUP reloads region and rules. */
+int server_run(struct server *server, int signal_fd);
+
+/* Validate broker.yaml, region.yaml and rules.yaml without binding anything (--check). */
+int server_check(const struct broker_config *config, struct xba_error *err);
+
+/* The event loop's state, shared by server.c, publish.c and deliver.c ------------------------------------------- */
+
+#define ROUTING_ID_MAX 256
+
+/* A delivery sent to a node and not yet acknowledged by it. */
+struct inflight {
+	uint64_t seq;
+	bool emergency;            /* receipts go to the originator when it is acknowledged */
+	char alert_id[37];         /* emergency only: for the receipt */
+	char origin[XBA_NODE_ID_MAX + 1];
+};
+
+/*
+ * One node's connection, indexed like directory.nodes.
+ *
+ *   DOWN --(Hello on a CURVE connection whose ZAP User-Id is this node) [session_hello]--> UP
+ *   UP   --(Hello again, from the same or a new connection) [session_hello]--> UP (window and resume point reset)
+ *   UP   --(silent for 3 heartbeats, or a send finds the peer gone) [session_drop]--> DOWN
+ * In-flight deliveries of a dropped session stay QUEUED in the journal and are sent again on the next Hello.
+ */
+struct session {
+	bool up;                                /* Welcome sent on the current connection */
+	uint8_t routing_id[ROUTING_ID_MAX];     /* ROUTER identity of the current connection */
+	size_t routing_id_len;
+	int64_t last_seen_mono;                 /* last frame received */
+	int64_t last_sent_mono;                 /* last frame sent */
+	int64_t last_seen_wall;                 /* for status replies */
+	uint64_t credit;                        /* deliveries the node will still accept */
+	uint64_t through_seq;                   /* highest cumulative delivery ack (or resume point) */
+	struct inflight *inflight;              /* sent, unacknowledged; owned */
+	size_t n_inflight, cap_inflight;
+	bool wants_delivery;                    /* new deliveries or credit since the last delivery pass */
+	double tokens;                          /* rate limit bucket */
+	int64_t tokens_mono;                    /* when tokens was last refilled */
+};
+
+/* A PublishAck or Receipt held until the transaction that made it true is durable. */
+struct held_frame {
+	size_t node_index;                      /* destination */
+	Xba__V1__Frame__BodyCase kind;          /* PUBLISH_ACK or RECEIPT */
+	uint64_t ref, seq;
+	uint32_t recipients;
+	char alert_id[37];
+	char node_id[XBA_NODE_ID_MAX + 1];      /* RECEIPT: who received / acknowledged */
+	int receipt_kind;                       /* Xba__V1__ReceiptKind */
+	char officer[129];
+	char *note;                             /* RECEIPT: the acknowledging officer's note; owned, may be NULL */
+	int64_t time_ms;
+};
+
+struct server {
+	const struct broker_config *config;     /* borrowed from main */
+	void *zmq_ctx;
+	void *router;                           /* CURVE server, ROUTER_MANDATORY */
+	struct zap *zap;
+	struct directory *dir;                  /* owned; replaced on SIGHUP */
+	struct rules *rules;                    /* owned; replaced on SIGHUP */
+	struct journal *journal;                /* owned */
+	struct session *sessions;               /* dir->n_nodes entries; owned */
+	bool in_transaction;                    /* journal_begin done, commit pending */
+	bool tx_failed;                         /* a write in the open transaction failed: roll back, refuse all */
+	struct held_frame *held;                /* released after commit; owned */
+	size_t n_held, cap_held;
+	int signal_fd;                          /* read end of main's self-pipe: 'T' stop, 'H' reload */
+	bool stopping;
+	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
+	size_t scratch_len;
+};
+
+/* server.c: sending (used by publish.c and deliver.c). */
+int server_send(struct server *server, size_t node_index, const Xba__V1__Frame *frame);
+/* Send a frame to the connection that sent the frame being handled (before or without a session). */
+int server_reply(struct server *server, const Xba__V1__Frame *frame);
+/* Error frame to the connection being handled. */
+void server_reply_error(struct server *server, Xba__V1__ErrorCode code, const char *field, uint64_t ref,
+    const char *fmt, ...) XBA_PRINTF(5, 6);
+/* Open the group-commit transaction if it is not open yet. */
+int server_begin(struct server *server, struct xba_error *err);
+/* Hold a frame until commit. */
+int server_hold(struct server *server, const struct held_frame *held);
+void session_drop(struct server *server, size_t node_index, const char *reason);
+
+/* publish.c */
+void publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish *publish);
+void track_handle(struct server *server, size_t node_index, const Xba__V1__TrackRequest *request);
+
+/* deliver.c */
+void deliver_pass(struct server *server);
+void deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__DeliveryAck *ack);
+void deliver_handle_credit(struct server *server, size_t node_index, const Xba__V1__Credit *credit);
+
+#endif

@@ -1,0 +1,232 @@
+/*
+ * deliver.c — the delivery path: from the journal's per-node queue to the node, within the node's credit window,
+ * emergencies first; and back: cumulative (plus selective) delivery acknowledgements that mark deliveries done in
+ * the journal and send DELIVERED receipts to an emergency's originator.  Nothing is ever sent beyond the credit a
+ * node granted, so no socket buffer fills and a slow node only slows itself; what is in flight when a connection
+ * drops stays QUEUED in the journal and is sent again after the next Hello (the node deduplicates by alert id).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "log.h"
+
+#define DELIVER_BATCH 256 /* deliveries read from the journal per node per pass */
+
+/* In-flight entries are kept sorted by seq, so membership is a binary search. */
+static size_t
+inflight_lower_bound(const struct session *s, uint64_t seq)
+{
+	size_t lo = 0, hi = s->n_inflight;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->inflight[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool
+inflight_contains(void *ctx, uint64_t seq)
+{
+	const struct session *s = ctx;
+	size_t at = inflight_lower_bound(s, seq);
+
+	return at < s->n_inflight && s->inflight[at].seq == seq;
+}
+
+static int
+inflight_add(struct session *s, const struct inflight *entry)
+{
+	size_t at;
+
+	if (s->n_inflight == s->cap_inflight) {
+		size_t cap = s->cap_inflight ? s->cap_inflight * 2 : 32;
+		struct inflight *grown = realloc(s->inflight, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return XBA_ENOMEM;
+		s->inflight = grown;
+		s->cap_inflight = cap;
+	}
+	at = inflight_lower_bound(s, entry->seq);
+	memmove(&s->inflight[at + 1], &s->inflight[at], (s->n_inflight - at) * sizeof(*entry));
+	s->inflight[at] = *entry;
+	s->n_inflight++;
+	return 0;
+}
+
+/* Send one pending delivery; 0 on success. */
+static int
+send_delivery(struct server *server, size_t node_index, const struct journal_pending *p)
+{
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__Deliver deliver = XBA__V1__DELIVER__INIT;
+	struct inflight entry = { 0 };
+	struct xba_error err = { 0 };
+	Xba__V1__Envelope *envelope;
+	uint8_t *bytes;
+	size_t len;
+	int rc;
+
+	if (journal_envelope(server->journal, p->seq, &bytes, &len, &err) != 0) {
+		log_warnx("event=journal.error op=read seq=%llu error=\"%s\"", (unsigned long long)p->seq, err.msg);
+		return XBA_EIO;
+	}
+	envelope = xba__v1__envelope__unpack(NULL, len, bytes);
+	free(bytes);
+	if (envelope == NULL) {
+		log_warnx("event=journal.error op=decode seq=%llu", (unsigned long long)p->seq);
+		return XBA_EDECODE;
+	}
+	entry.seq = p->seq;
+	entry.emergency = p->emergency;
+	if (p->emergency) {
+		/* The receipt names the alert; decoded only for emergencies, which are rare. */
+		Xba__V1__Alert *alert = xba__v1__alert__unpack(NULL, envelope->alert.len, envelope->alert.data);
+
+		if (alert != NULL) {
+			snprintf(entry.alert_id, sizeof(entry.alert_id), "%s", alert->id);
+			snprintf(entry.origin, sizeof(entry.origin), "%s", alert->origin);
+			xba__v1__alert__free_unpacked(alert, NULL);
+		}
+	}
+	deliver.seq = p->seq;
+	deliver.envelope = envelope;
+	deliver.rule = (char *)p->rule;
+	deliver.emergency = p->emergency;
+	frame.body_case = XBA__V1__FRAME__BODY_DELIVER;
+	frame.deliver = &deliver;
+	rc = server_send(server, node_index, &frame);
+	xba__v1__envelope__free_unpacked(envelope, NULL);
+	if (rc != 0)
+		return rc;
+	if (inflight_add(&server->sessions[node_index], &entry) != 0)
+		return XBA_ENOMEM;
+	server->sessions[node_index].credit--;
+	log_debug("event=alert.delivered node=%s seq=%llu rule=%s emergency=%d", server->dir->nodes[node_index].id,
+	    (unsigned long long)p->seq, p->rule, p->emergency);
+	return 0;
+}
+
+void
+deliver_pass(struct server *server)
+{
+	struct journal_pending pending[DELIVER_BATCH];
+
+	for (size_t i = 0; i < server->dir->n_nodes; i++) {
+		struct session *s = &server->sessions[i];
+		struct xba_error err = { 0 };
+		size_t want;
+		int n;
+
+		if (!s->up || !s->wants_delivery || s->credit == 0)
+			continue;
+		want = s->credit < DELIVER_BATCH ? (size_t)s->credit : DELIVER_BATCH;
+		n = journal_pending(server->journal, server->dir->nodes[i].id, pending, want, inflight_contains, s, &err);
+		if (n < 0) {
+			log_warnx("event=journal.error op=pending node=%s error=\"%s\"", server->dir->nodes[i].id, err.msg);
+			continue;
+		}
+		for (int k = 0; k < n; k++)
+			if (send_delivery(server, i, &pending[k]) != 0)
+				break;
+		/* Fewer than asked: the queue is empty until something new is routed here. */
+		if ((size_t)n < want)
+			s->wants_delivery = false;
+	}
+}
+
+/* Mark one in-flight delivery done; holds a DELIVERED receipt for an emergency's originator. */
+static int
+finish(struct server *server, size_t node_index, const struct inflight *entry, int64_t now, struct xba_error *err)
+{
+	const char *node_id = server->dir->nodes[node_index].id;
+	bool changed = false;
+	int rc = journal_mark_delivered(server->journal, node_id, entry->seq, now, &changed, err);
+
+	if (rc == XBA_ENOTFOUND)
+		return 0; /* pruned meanwhile */
+	if (rc != 0)
+		return rc;
+	if (changed && entry->emergency && entry->origin[0] != '\0') {
+		const struct dir_node *origin = directory_node(server->dir, entry->origin);
+		struct held_frame h = { 0 };
+
+		if (origin == NULL)
+			return 0;
+		h.node_index = directory_node_index(server->dir, origin);
+		h.kind = XBA__V1__FRAME__BODY_RECEIPT;
+		snprintf(h.alert_id, sizeof(h.alert_id), "%s", entry->alert_id);
+		snprintf(h.node_id, sizeof(h.node_id), "%s", node_id);
+		h.receipt_kind = XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED;
+		h.time_ms = now;
+		return server_hold(server, &h);
+	}
+	return 0;
+}
+
+void
+deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__DeliveryAck *ack)
+{
+	struct session *s = &server->sessions[node_index];
+	const char *node_id = server->dir->nodes[node_index].id;
+	struct xba_error err = { 0 };
+	int64_t now = clock_now_ms();
+	size_t kept = 0;
+	int rc = server_begin(server, &err);
+
+	/* Everything in flight at or below through_seq, or named in seqs, is done; the rest stays in flight. */
+	for (size_t i = 0; rc == 0 && i < s->n_inflight; i++) {
+		const struct inflight *e = &s->inflight[i];
+		bool done = e->seq <= ack->through_seq;
+
+		for (size_t k = 0; !done && k < ack->n_seqs; k++)
+			done = ack->seqs[k] == e->seq;
+		if (done)
+			rc = finish(server, node_index, e, now, &err);
+		else
+			s->inflight[kept++] = *e;
+	}
+	if (rc == 0) {
+		s->n_inflight = kept;
+		/* Deliveries sent before a broker restart are acknowledged without being in flight here. */
+		rc = journal_mark_delivered_through(server->journal, node_id, ack->through_seq, now, &err);
+		for (size_t k = 0; rc == 0 && k < ack->n_seqs; k++) {
+			rc = journal_mark_delivered(server->journal, node_id, ack->seqs[k], now, NULL, &err);
+			if (rc == XBA_ENOTFOUND)
+				rc = 0; /* a seq never routed to this node: nothing to mark */
+		}
+	}
+	if (rc != 0) {
+		log_warnx("event=journal.error op=delivery_ack node=%s error=\"%s\"", node_id, err.msg);
+		server->tx_failed = server->in_transaction;
+		return;
+	}
+	if (ack->through_seq > s->through_seq)
+		s->through_seq = ack->through_seq;
+}
+
+void
+deliver_handle_credit(struct server *server, size_t node_index, const Xba__V1__Credit *credit)
+{
+	struct session *s = &server->sessions[node_index];
+	uint64_t max = (uint64_t)server->config->max_credit, outstanding = s->credit + s->n_inflight;
+	uint64_t room = outstanding < max ? max - outstanding : 0;
+
+	if (credit->grant > room) {
+		/* Capped, not refused: the node just receives less at once; the Error tells it why. */
+		log_info("event=credit.capped node=%s grant=%u window_max=%llu", server->dir->nodes[node_index].id,
+		    credit->grant, (unsigned long long)max);
+		server_reply_error(server, XBA__V1__ERROR_CODE__CREDIT_EXCEEDED, "credit.grant", 0,
+		    "grant of %u would open the window past the broker's maximum of %llu; capped", credit->grant,
+		    (unsigned long long)max);
+	}
+	s->credit += credit->grant < room ? credit->grant : room;
+	s->wants_delivery = true;
+}

@@ -1,0 +1,1481 @@
+/*
+ * journal.c — the broker's journal (see journal.h): every accepted alert with its routing decision, the per-node
+ * delivery state, and the hash chain that makes the history tamper-evident.  It sits between verification and
+ * fan-out: an alert is acknowledged to its publisher only once journal_commit() has made it durable, and the
+ * delivery path then reads each node's queue from here.
+ *
+ * Transaction lifecycle (one struct journal is driven by one thread at a time; the connection is opened
+ * SQLITE_OPEN_NOMUTEX because the broker's event loop is its only user):
+ *
+ *   IDLE --journal_begin--> OPEN --journal_append / journal_mark_*--> OPEN
+ *   OPEN --a write fails (disk full, I/O, lock)--> FAILED   (rolled back at once; head and tip restored)
+ *   OPEN --journal_commit--> IDLE           (0, or XBA_EIO after rolling back)
+ *   FAILED --journal_commit--> IDLE         (returns the first failure again; nothing was written)
+ *   OPEN | FAILED --journal_rollback--> IDLE
+ *
+ * A FAILED transaction stays logically open so that the caller's batch loop can go on calling journal_append for
+ * the rest of its publishes (each gets the stored failure) and learns the outcome from journal_commit, which is
+ * where it decides to refuse the batch.  A duplicate alert id is not a failure of the transaction: SQLite undoes
+ * only that statement, nothing of the entry was written, and the batch goes on.
+ *
+ * Durability: WAL with synchronous=FULL, so COMMIT fsyncs the WAL and a committed batch survives power loss; a
+ * crash before COMMIT leaves nothing of the batch, whose publishes were never acknowledged.
+ *
+ * Hash chain.  hash(seq) = SHA-256 of (field = u32 big-endian length, then the bytes; int = field of 8 bytes,
+ * big-endian two's complement):
+ *
+ *   field("xba-journal-v1") field(prev_hash) int(seq) field(alert_id) field(origin) int(sent_ms)
+ *   int(received_ms) int(msg_type) int(emergency) field(envelope_sha256) field(rules_version)
+ *   int(n_recipients) { field(node) field(rule) }*  int(n_withheld) { field(node) field(rule) }*
+ *
+ * with both lists sorted by node (bytewise, as SQLite's BINARY collation orders them).  prev_hash of the first entry
+ * is 32 zero bytes, or after journal_prune the hash of the last entry pruned (meta 'base_hash', with 'base_seq').
+ * Delivery *state* (queued, delivered, acknowledged, times, officer) is deliberately outside the chain: it is
+ * state that changes after the fact, not history.  Which nodes an alert went to or was withheld from, and by which
+ * rule, is history and is chained.  The chain detects any edit, insertion or deletion of an entry before the tip;
+ * removing entries from the tail is detectable only against a tip hash kept elsewhere (receipts, an operator's
+ * note of `xba audit verify` output).
+ *
+ * Single writer: head and tip are kept in memory, so a second process writing the same journal is refused by the
+ * seq primary key ("seq N already exists") rather than silently forking the chain.
+ */
+#include "journal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_BUSY_TIMEOUT_MS 5000
+#define JOURNAL_CACHE_KIB 16384     /* keeps the alert-id index and the queue index hot for a long-running broker */
+#define HASH_LEN 32
+#define NODE_MAX 32                 /* sizeof(journal_track_row.node_id) - 1 */
+#define RULE_MAX 64                 /* sizeof(journal_pending.rule) - 1 */
+#define OFFICER_MAX 128             /* sizeof(journal_track_row.officer) - 1 */
+#define ALERT_ID_MAX 128            /* a UUID is 36; the bound keeps every length an int for SQLite */
+#define RULES_VERSION_MAX 128       /* hex SHA-256 is 64 */
+#define WAL_SIZE_LIMIT (64 * 1024 * 1024) /* a burst's WAL is truncated back to this after a checkpoint */
+#define HASH_DOMAIN "xba-journal-v1"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * deliveries is keyed (seq, node) rather than (node, seq): appends then always land at the right edge of the
+ * table's b-tree, and journal_track, the audit walk and pruning read it by seq.  The per-node queries go through
+ * deliveries_queued, a partial index holding only QUEUED rows: it stays as small as the backlog however long the
+ * journal grows, and it carries rule (and state, which SQLite 3.40 does not count as covered by the partial index's
+ * WHERE) so that journal_pending and journal_queue_depth never touch the table.
+ */
+static const char schema_sql[] =
+	"CREATE TABLE alerts ("
+	" seq INTEGER PRIMARY KEY,"
+	" alert_id TEXT NOT NULL UNIQUE,"
+	" origin TEXT NOT NULL,"
+	" sent_ms INTEGER NOT NULL,"
+	" received_ms INTEGER NOT NULL,"
+	" msg_type INTEGER NOT NULL,"
+	" emergency INTEGER NOT NULL,"
+	" envelope BLOB NOT NULL,"
+	" envelope_sha256 BLOB NOT NULL,"
+	" rules_version TEXT NOT NULL,"
+	" recipients INTEGER NOT NULL,"
+	" prev_hash BLOB NOT NULL,"
+	" hash BLOB NOT NULL);"
+	"CREATE TABLE deliveries ("
+	" seq INTEGER NOT NULL,"
+	" node TEXT NOT NULL,"
+	" rule TEXT NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" emergency INTEGER NOT NULL,"
+	" delivered_ms INTEGER,"
+	" acked_ms INTEGER,"
+	" officer TEXT,"
+	" note TEXT,"
+	" PRIMARY KEY (seq, node)) WITHOUT ROWID;"
+	"CREATE INDEX deliveries_queued ON deliveries(node, emergency DESC, seq, rule, state) WHERE state = 1;"
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	"PRAGMA user_version = 1;";
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_BEGIN_READ,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT_ALERT,
+	ST_INSERT_DELIVERY,
+	ST_FIND,
+	ST_PENDING,
+	ST_DEPTH,
+	ST_ENVELOPE,
+	ST_MARK_DELIVERED,
+	ST_MARK_THROUGH,
+	ST_MARK_ACK,
+	ST_STATE,
+	ST_TRACK,
+	ST_ALERT_EXISTS,
+	ST_HEAD,
+	ST_HASH_AT,
+	ST_META_GET,
+	ST_META_PUT,
+	ST_AUDIT_ALERTS,
+	ST_AUDIT_DELIVERIES,
+	ST_PRUNE_FIRST_NEW,
+	ST_PRUNE_FIRST_QUEUED,
+	ST_PRUNE_DELIVERIES,
+	ST_PRUNE_ALERTS,
+	ST_COUNT_
+};
+
+/* `state = 1` is written literally wherever the queue index should serve: SQLite uses a partial index only when it
+ * can prove the WHERE clause implies the index's, which a bound parameter would not let it do. */
+static const char *const stmt_sql[ST_COUNT_] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_BEGIN_READ] = "BEGIN",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_INSERT_ALERT] = "INSERT INTO alerts (seq, alert_id, origin, sent_ms, received_ms, msg_type, emergency,"
+			    " envelope, envelope_sha256, rules_version, recipients, prev_hash, hash)"
+			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	[ST_INSERT_DELIVERY] = "INSERT INTO deliveries (seq, node, rule, state, emergency) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_FIND] = "SELECT seq, origin, envelope_sha256, recipients, emergency FROM alerts WHERE alert_id = ?1",
+	[ST_PENDING] = "SELECT seq, emergency, rule FROM deliveries WHERE node = ?1 AND state = 1"
+		       " ORDER BY emergency DESC, seq",
+	[ST_DEPTH] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1",
+	[ST_ENVELOPE] = "SELECT envelope FROM alerts WHERE seq = ?1",
+	[ST_MARK_DELIVERED] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
+			      " WHERE seq = ?2 AND node = ?1 AND state = 1",
+	[ST_MARK_THROUGH] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
+			    " WHERE node = ?1 AND state = 1 AND seq <= ?2",
+	[ST_MARK_ACK] = "UPDATE deliveries SET state = 3, acked_ms = ?3, officer = ?4, note = ?5,"
+			" delivered_ms = coalesce(delivered_ms, ?3)"
+			" WHERE seq = ?2 AND node = ?1 AND state IN (1, 2)",
+	[ST_STATE] = "SELECT state FROM deliveries WHERE seq = ?2 AND node = ?1",
+	[ST_TRACK] = "SELECT node, state, rule, delivered_ms, acked_ms, officer FROM deliveries WHERE seq = ?1"
+		     " ORDER BY node",
+	[ST_ALERT_EXISTS] = "SELECT 1 FROM alerts WHERE seq = ?1",
+	[ST_HEAD] = "SELECT max(seq) FROM alerts",
+	[ST_HASH_AT] = "SELECT hash FROM alerts WHERE seq = ?1",
+	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+	[ST_AUDIT_ALERTS] = "SELECT seq, alert_id, origin, sent_ms, received_ms, msg_type, emergency, envelope,"
+			    " envelope_sha256, rules_version, recipients, prev_hash, hash FROM alerts ORDER BY seq",
+	[ST_AUDIT_DELIVERIES] = "SELECT seq, node, rule, state FROM deliveries ORDER BY seq, node",
+	[ST_PRUNE_FIRST_NEW] = "SELECT seq FROM alerts WHERE received_ms >= ?1 ORDER BY seq LIMIT 1",
+	[ST_PRUNE_FIRST_QUEUED] = "SELECT min(seq) FROM deliveries WHERE state = 1",
+	[ST_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE seq <= ?1",
+	[ST_PRUNE_ALERTS] = "DELETE FROM alerts WHERE seq <= ?1",
+};
+
+enum txn_state {
+	TXN_IDLE,       /* no transaction */
+	TXN_OPEN,       /* between journal_begin and journal_commit/rollback */
+	TXN_FAILED,     /* a write failed: rolled back already, waiting for journal_commit/rollback */
+};
+
+struct buf {
+	uint8_t *p;     /* bytes */
+	size_t len;     /* used */
+	size_t cap;     /* allocated */
+};
+
+/* The fields of an entry that the chain hash covers, besides the two lists. */
+struct chain_fields {
+	uint64_t seq;
+	const char *alert_id;
+	size_t alert_id_len;
+	const char *origin;
+	size_t origin_len;
+	int64_t sent_ms;
+	int64_t received_ms;
+	int64_t msg_type;
+	int64_t emergency;
+	const uint8_t *envelope_sha256;    /* HASH_LEN bytes */
+	const char *rules_version;
+	size_t rules_version_len;
+};
+
+struct journal {
+	sqlite3 *db;                            /* the one connection */
+	char *path;                             /* as given to journal_open, for messages */
+	sqlite3_stmt *st[ST_COUNT_];            /* prepared once at open, reset after every use */
+	enum txn_state txn;                     /* see the lifecycle above */
+	struct xba_error failure;               /* TXN_FAILED: the write that failed it */
+	uint64_t head;                          /* highest seq, including this transaction's appends */
+	uint8_t tip[HASH_LEN];                  /* hash of entry head (or base_hash when there is none) */
+	uint64_t committed_head;                /* head as of the last commit: restored on rollback */
+	uint8_t committed_tip[HASH_LEN];        /* tip as of the last commit */
+	EVP_MD *sha256;                         /* fetched once: an implicit fetch per digest costs a lock */
+	EVP_MD_CTX *md;                         /* reused for every digest */
+	const struct journal_recipient **sorted; /* journal_append: recipients then withheld, each sorted */
+	size_t sorted_cap;                      /* entries allocated in sorted */
+	struct buf canon;                       /* canonical encoding of the entry's fields */
+	struct buf rlist;                       /* encoded recipient pairs */
+	struct buf wlist;                       /* encoded withheld pairs */
+};
+
+/* ---- errors ---- */
+
+/* Which system call an SQLITE_IOERR_* was: "disk I/O error" alone does not tell a full disk from a dying one. */
+static const char *
+ioerr_call(int ext)
+{
+	switch (ext) {
+	case SQLITE_IOERR_READ:
+	case SQLITE_IOERR_SHORT_READ: return "read failed";
+	case SQLITE_IOERR_WRITE: return "write failed";
+	case SQLITE_IOERR_FSYNC:
+	case SQLITE_IOERR_DIR_FSYNC: return "fsync failed";
+	case SQLITE_IOERR_TRUNCATE: return "truncate failed";
+	case SQLITE_IOERR_FSTAT: return "fstat failed";
+	case SQLITE_IOERR_LOCK:
+	case SQLITE_IOERR_RDLOCK:
+	case SQLITE_IOERR_UNLOCK: return "file lock failed";
+	case SQLITE_IOERR_SHMOPEN:
+	case SQLITE_IOERR_SHMSIZE:
+	case SQLITE_IOERR_SHMMAP: return "WAL shared memory failed";
+	}
+	return "I/O failed";
+}
+
+/* The connection's last error as an xba code and a message naming the journal, the operation and, for I/O, the
+ * failed call and errno.  Called before the failed statement is reset, while the message is still its own. */
+static int
+db_error(struct journal *j, struct xba_error *err, const char *op)
+{
+	int ext = sqlite3_extended_errcode(j->db), primary = ext & 0xff, code, sys = 0;
+
+	code = primary == SQLITE_NOMEM ? XBA_ENOMEM : XBA_EIO;
+	if (primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN)
+		sys = sqlite3_system_errno(j->db);
+	if (primary == SQLITE_IOERR)
+		return xba_error_set(err, code, "journal %s: %s: %s (%s%s%s)", j->path, op, sqlite3_errmsg(j->db),
+		    ioerr_call(ext), sys != 0 ? ": " : "", sys != 0 ? strerror(sys) : "");
+	if (sys != 0)
+		return xba_error_set(err, code, "journal %s: %s: %s (%s)", j->path, op, sqlite3_errmsg(j->db),
+		    strerror(sys));
+	return xba_error_set(err, code, "journal %s: %s: %s", j->path, op, sqlite3_errmsg(j->db));
+}
+
+/* A statement failed outside any write: report it and reset the statement. */
+static int
+stmt_fail(struct journal *j, sqlite3_stmt *st, struct xba_error *err, const char *op)
+{
+	int code = db_error(j, err, op);
+
+	sqlite3_reset(st);
+	return code;
+}
+
+/* Ends the transaction for good after a failure: roll back (releasing the write lock and taking SQLite's pager out
+ * of any error state) and put head and tip back to the last commit. */
+static void
+txn_undo(struct journal *j)
+{
+	if (!sqlite3_get_autocommit(j->db)) {
+		sqlite3_step(j->st[ST_ROLLBACK]);
+		sqlite3_reset(j->st[ST_ROLLBACK]);
+	}
+	j->head = j->committed_head;
+	memcpy(j->tip, j->committed_tip, HASH_LEN);
+}
+
+/* A write inside the transaction failed (st, may be NULL, is the statement): undo the transaction now and keep the
+ * failure, which every later call of the batch and journal_commit report again.  Returns the code. */
+static int
+txn_fail(struct journal *j, sqlite3_stmt *st, struct xba_error *err, const char *op)
+{
+	struct xba_error local;
+
+	db_error(j, &local, op);
+	if (st != NULL)
+		sqlite3_reset(st);
+	txn_undo(j);
+	j->failure = local;
+	j->txn = TXN_FAILED;
+	if (err != NULL)
+		*err = local;
+	return local.code;
+}
+
+static int
+txn_failed_already(struct journal *j, struct xba_error *err, const char *op)
+{
+	return xba_error_set(err, j->failure.code, "%s (%s refused: the transaction already failed and was rolled back)",
+	    j->failure.msg, op);
+}
+
+/* A read failed.  SQLite may have rolled an open transaction back on its own (I/O error, out of memory); if so
+ * the transaction is failed as if a write had failed, so that journal_commit cannot report a success. */
+static int
+read_fail(struct journal *j, sqlite3_stmt *st, struct xba_error *err, const char *op)
+{
+	if (j->txn == TXN_OPEN && sqlite3_get_autocommit(j->db))
+		return txn_fail(j, st, err, op);
+	return stmt_fail(j, st, err, op);
+}
+
+/* ---- hashing ---- */
+
+static int
+buf_reserve(struct buf *b, size_t more)
+{
+	size_t cap;
+	uint8_t *p;
+
+	if (b->cap - b->len >= more)
+		return 0;
+	if (more > SIZE_MAX / 2 - b->len)
+		return -1;
+	cap = b->cap ? b->cap : 256;
+	while (cap - b->len < more)
+		cap *= 2;
+	if ((p = realloc(b->p, cap)) == NULL)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static void
+put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/* Buffers were reserved by the caller (buf_reserve): the encoders cannot fail. */
+static void
+put_field(struct buf *b, const void *bytes, size_t len)
+{
+	put_be(b->p + b->len, (uint64_t)len, 4);
+	if (len > 0)
+		memcpy(b->p + b->len + 4, bytes, len);
+	b->len += 4 + len;
+}
+
+static void
+put_int(struct buf *b, int64_t v)
+{
+	put_be(b->p + b->len, 8, 4);
+	put_be(b->p + b->len + 4, (uint64_t)v, 8);
+	b->len += 12;
+}
+
+/* Field lengths are at most INT_MAX (SQLite's limit), so a u32 prefix holds them. */
+static int
+put_pair(struct buf *b, const char *node, size_t node_len, const char *rule, size_t rule_len)
+{
+	if (buf_reserve(b, 8 + node_len + rule_len) != 0)
+		return -1;
+	put_field(b, node, node_len);
+	put_field(b, rule, rule_len);
+	return 0;
+}
+
+static int
+sha256(struct journal *j, const void *data, size_t len, uint8_t out[HASH_LEN], struct xba_error *err)
+{
+	if (EVP_DigestInit_ex2(j->md, j->sha256, NULL) != 1 || EVP_DigestUpdate(j->md, data, len) != 1 ||
+	    EVP_DigestFinal_ex(j->md, out, NULL) != 1)
+		return xba_error_set(err, XBA_ECRYPTO, "journal %s: cannot compute SHA-256", j->path);
+	return 0;
+}
+
+/* The chain hash of one entry; rlist and wlist hold the already sorted, encoded (node, rule) pairs. */
+static int
+chain_hash(struct journal *j, const uint8_t prev[HASH_LEN], const struct chain_fields *f, uint64_t n_recipients,
+    uint64_t n_withheld, uint8_t out[HASH_LEN], struct xba_error *err)
+{
+	struct buf *c = &j->canon;
+	uint8_t count[12];
+	struct buf cb = { count, 0, sizeof(count) };
+
+	c->len = 0;
+	if (buf_reserve(c, 9 * 4 + sizeof(HASH_DOMAIN) + 2 * HASH_LEN + 5 * 12 + f->alert_id_len + f->origin_len +
+	    f->rules_version_len) != 0)
+		return xba_error_set(err, XBA_ENOMEM, "journal %s: out of memory hashing seq %llu", j->path,
+		    (unsigned long long)f->seq);
+	put_field(c, HASH_DOMAIN, sizeof(HASH_DOMAIN) - 1);
+	put_field(c, prev, HASH_LEN);
+	put_int(c, (int64_t)f->seq);
+	put_field(c, f->alert_id, f->alert_id_len);
+	put_field(c, f->origin, f->origin_len);
+	put_int(c, f->sent_ms);
+	put_int(c, f->received_ms);
+	put_int(c, f->msg_type);
+	put_int(c, f->emergency);
+	put_field(c, f->envelope_sha256, HASH_LEN);
+	put_field(c, f->rules_version, f->rules_version_len);
+	if (EVP_DigestInit_ex2(j->md, j->sha256, NULL) != 1 || EVP_DigestUpdate(j->md, c->p, c->len) != 1)
+		goto fail;
+	put_int(&cb, (int64_t)n_recipients);
+	if (EVP_DigestUpdate(j->md, count, sizeof(count)) != 1 ||
+	    (j->rlist.len > 0 && EVP_DigestUpdate(j->md, j->rlist.p, j->rlist.len) != 1))
+		goto fail;
+	cb.len = 0;
+	put_int(&cb, (int64_t)n_withheld);
+	if (EVP_DigestUpdate(j->md, count, sizeof(count)) != 1 ||
+	    (j->wlist.len > 0 && EVP_DigestUpdate(j->md, j->wlist.p, j->wlist.len) != 1) ||
+	    EVP_DigestFinal_ex(j->md, out, NULL) != 1)
+		goto fail;
+	return 0;
+fail:
+	return xba_error_set(err, XBA_ECRYPTO, "journal %s: cannot compute SHA-256", j->path);
+}
+
+/* ---- open and close ---- */
+
+static int
+exec_sql(struct journal *j, const char *sql, const char *op, struct xba_error *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(j->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int code = sqlite3_errcode(j->db) == SQLITE_NOMEM ? XBA_ENOMEM : XBA_EIO;
+
+		xba_error_set(err, code, "journal %s: %s: %s", j->path, op, msg != NULL ? msg : "failed");
+		sqlite3_free(msg);
+		return code;
+	}
+	return 0;
+}
+
+/* A one-row, one-integer query run at open (user_version, max(seq)); *is_null tells an empty max(). */
+static int
+query_int(struct journal *j, sqlite3_stmt *st, int64_t *out, bool *is_null, const char *op, struct xba_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_ROW)
+		return stmt_fail(j, st, err, op);
+	if (is_null != NULL)
+		*is_null = sqlite3_column_type(st, 0) == SQLITE_NULL;
+	*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+user_version(struct journal *j, int64_t *version, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(j->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return db_error(j, err, "read schema version");
+	rc = query_int(j, st, version, NULL, "read schema version", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+check_version(struct journal *j, int64_t version, struct xba_error *err)
+{
+	if (version > JOURNAL_SCHEMA_VERSION)
+		return xba_error_set(err, XBA_EIO,
+		    "journal %s: schema version %lld is newer than this program understands (%d): it was written by a "
+		    "newer xba-broker; run that version, or restore a journal from this version",
+		    j->path, (long long)version, JOURNAL_SCHEMA_VERSION);
+	if (version < 0)
+		return xba_error_set(err, XBA_EIO, "journal %s: schema version %lld is not an XBA journal's", j->path,
+		    (long long)version);
+	return 0;
+}
+
+/* Creates the schema on a new file.  BEGIN IMMEDIATE and a second look at the version make two processes opening
+ * the same new file at once safe: the second finds the schema the first created. */
+static int
+ensure_schema(struct journal *j, struct xba_error *err)
+{
+	int64_t version = 0;
+	int rc;
+
+	if ((rc = user_version(j, &version, err)) != 0 || (rc = check_version(j, version, err)) != 0)
+		return rc;
+	if (version == JOURNAL_SCHEMA_VERSION)
+		return 0;
+	if ((rc = exec_sql(j, "BEGIN IMMEDIATE", "create schema", err)) != 0)
+		return rc;
+	if ((rc = user_version(j, &version, err)) == 0 && (rc = check_version(j, version, err)) == 0 && version == 0)
+		rc = exec_sql(j, schema_sql, "create schema (is this file an XBA journal?)", err);
+	if (rc == 0)
+		return exec_sql(j, "COMMIT", "create schema", err);
+	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int
+meta_get_int(struct journal *j, const char *key, int64_t *out, struct xba_error *err)
+{
+	sqlite3_stmt *st = j->st[ST_META_GET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*out = 0;
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		return stmt_fail(j, st, err, "read meta");
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* A hash read back from the file (meta base_hash, an entry's hash); absent means zeros (no base yet). */
+static int
+read_hash(struct journal *j, sqlite3_stmt *st, uint8_t out[HASH_LEN], const char *what, struct xba_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	memset(out, 0, HASH_LEN);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != HASH_LEN) {
+			sqlite3_reset(st);
+			return xba_error_set(err, XBA_EDECODE, "journal %s: %s is not a %d-byte hash", j->path, what,
+			    HASH_LEN);
+		}
+		memcpy(out, sqlite3_column_blob(st, 0), HASH_LEN);
+	} else if (rc != SQLITE_DONE) {
+		return stmt_fail(j, st, err, what);
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+/* The prune base: the seq and hash the oldest kept entry chains from (0 and zeros before any prune). */
+static int
+read_base(struct journal *j, uint64_t *base_seq, uint8_t base_hash[HASH_LEN], struct xba_error *err)
+{
+	int64_t seq;
+	int rc;
+
+	if ((rc = meta_get_int(j, "base_seq", &seq, err)) != 0)
+		return rc;
+	if (seq < 0)
+		return xba_error_set(err, XBA_EDECODE, "journal %s: meta base_seq is negative", j->path);
+	*base_seq = (uint64_t)seq;
+	sqlite3_bind_text(j->st[ST_META_GET], 1, "base_hash", -1, SQLITE_STATIC);
+	return read_hash(j, j->st[ST_META_GET], base_hash, "meta base_hash", err);
+}
+
+/* Head and tip without a scan: max() on the INTEGER PRIMARY KEY is one b-tree descent, and so is the tip's row. */
+static int
+load_head(struct journal *j, struct xba_error *err)
+{
+	uint64_t base_seq = 0;
+	int64_t max_seq = 0;
+	bool empty = true;
+	int rc;
+
+	if ((rc = read_base(j, &base_seq, j->tip, err)) != 0)
+		return rc;
+	if ((rc = query_int(j, j->st[ST_HEAD], &max_seq, &empty, "read head", err)) != 0)
+		return rc;
+	j->head = base_seq;
+	if (!empty && (uint64_t)max_seq > base_seq) {
+		j->head = (uint64_t)max_seq;
+		sqlite3_bind_int64(j->st[ST_HASH_AT], 1, max_seq);
+		if ((rc = read_hash(j, j->st[ST_HASH_AT], j->tip, "read chain tip", err)) != 0)
+			return rc;
+	}
+	j->committed_head = j->head;
+	memcpy(j->committed_tip, j->tip, HASH_LEN);
+	return 0;
+}
+
+static int
+pragma_text(struct journal *j, const char *sql, const char *want, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_error(j, err, sql);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = db_error(j, err, sql);
+		sqlite3_finalize(st);
+		return rc;
+	}
+	if (want != NULL && sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), want) != 0) {
+		xba_error_set(err, XBA_EIO, "journal %s: %s gave \"%s\", not \"%s\"", j->path, sql,
+		    (const char *)sqlite3_column_text(st, 0), want);
+		sqlite3_finalize(st);
+		return XBA_EIO;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/*
+ * The journal holds every alert, TLP:RED included: a new file is created 0600 before SQLite sees it, and SQLite
+ * gives the -wal and -shm files the database file's permissions.  An existing file keeps the mode it has.
+ */
+static int
+create_private(const char *path, struct xba_error *err)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == EEXIST)
+		return 0;
+	return xba_error_set(err, XBA_EIO, "journal %s: create: %s", path, strerror(errno));
+}
+
+struct journal *
+journal_open(const char *path, struct xba_error *err)
+{
+	struct journal *j;
+	char pragma[96];
+	int rc;
+
+	assert(path != NULL);
+	if ((j = calloc(1, sizeof(*j))) == NULL || (j->path = strdup(path)) == NULL) {
+		free(j);
+		xba_error_set(err, XBA_ENOMEM, "journal %s: out of memory", path);
+		return NULL;
+	}
+	/* "file:" names are SQLite URIs (this SQLite is built to read them), not paths to create. */
+	if (strncmp(path, "file:", 5) != 0 && create_private(path, err) != 0)
+		goto fail;
+	rc = sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		if (j->db != NULL)
+			db_error(j, err, "open");
+		else
+			xba_error_set(err, XBA_ENOMEM, "journal %s: open: out of memory", path);
+		goto fail;
+	}
+	/* SQLite quietly opens a write-protected file read-only; the broker would then learn it at the first
+	 * publish.  Refused here, at start-up, where the operator is looking. */
+	if (sqlite3_db_readonly(j->db, "main") == 1) {
+		xba_error_set(err, XBA_EIO, "journal %s: open: the file is read-only (check its permissions and the "
+		    "file system)", path);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(j->db, 1);
+	sqlite3_busy_timeout(j->db, JOURNAL_BUSY_TIMEOUT_MS);
+	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d; PRAGMA journal_size_limit = %d", JOURNAL_CACHE_KIB,
+	    WAL_SIZE_LIMIT);
+	/* journal_mode answers with the mode it got: a file system without shared memory would silently stay in
+	 * rollback mode, which the group-commit cost model does not allow for. */
+	if (pragma_text(j, "PRAGMA journal_mode = WAL", "wal", err) != 0 ||
+	    exec_sql(j, "PRAGMA synchronous = FULL", "set synchronous", err) != 0 ||
+	    exec_sql(j, pragma, "set cache size", err) != 0 || ensure_schema(j, err) != 0)
+		goto fail;
+	for (int i = 0; i < ST_COUNT_; i++) {
+		if (sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL) != SQLITE_OK) {
+			db_error(j, err, "prepare statements (is this file an XBA journal?)");
+			goto fail;
+		}
+	}
+	if ((j->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL || (j->md = EVP_MD_CTX_new()) == NULL) {
+		xba_error_set(err, XBA_ECRYPTO, "journal %s: cannot set up SHA-256", path);
+		goto fail;
+	}
+	if (load_head(j, err) != 0)
+		goto fail;
+	xba_error_clear(err);
+	return j;
+fail:
+	journal_close(j);
+	return NULL;
+}
+
+void
+journal_close(struct journal *j)
+{
+	if (j == NULL)
+		return;
+	for (int i = 0; i < ST_COUNT_; i++)
+		sqlite3_finalize(j->st[i]);
+	/* An open transaction is rolled back by sqlite3_close: its publishes were never acknowledged. */
+	sqlite3_close(j->db);
+	EVP_MD_CTX_free(j->md);
+	EVP_MD_free(j->sha256);
+	free(j->sorted);
+	free(j->canon.p);
+	free(j->rlist.p);
+	free(j->wlist.p);
+	free(j->path);
+	free(j);
+}
+
+void
+journal_set_busy_timeout(struct journal *j, int ms)
+{
+	assert(j != NULL);
+	sqlite3_busy_timeout(j->db, ms);
+}
+
+/* ---- transactions ---- */
+
+int
+journal_begin(struct journal *j, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	assert(j != NULL && j->txn == TXN_IDLE);
+	st = j->st[ST_BEGIN];
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		return stmt_fail(j, st, err, "begin transaction");
+	sqlite3_reset(st);
+	j->txn = TXN_OPEN;
+	return 0;
+}
+
+int
+journal_commit(struct journal *j, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	assert(j != NULL && j->txn != TXN_IDLE);
+	if (j->txn == TXN_FAILED) {
+		j->txn = TXN_IDLE;
+		return txn_failed_already(j, err, "commit");
+	}
+	st = j->st[ST_COMMIT];
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		/* SQLite may keep the transaction open after a failed COMMIT, for a retry; the caller refuses the
+		 * batch instead, so it is rolled back and nothing of it can reach the disk later. */
+		rc = txn_fail(j, st, err, "commit");
+		j->txn = TXN_IDLE;
+		return rc;
+	}
+	sqlite3_reset(st);
+	j->committed_head = j->head;
+	memcpy(j->committed_tip, j->tip, HASH_LEN);
+	j->txn = TXN_IDLE;
+	return 0;
+}
+
+void
+journal_rollback(struct journal *j)
+{
+	assert(j != NULL);
+	if (j->txn == TXN_IDLE)
+		return;
+	txn_undo(j);
+	j->txn = TXN_IDLE;
+}
+
+/* ---- append ---- */
+
+static int
+recipient_cmp(const struct journal_recipient *a, const struct journal_recipient *b)
+{
+	int c = strcmp(a->node_id, b->node_id);
+
+	return c != 0 ? c : strcmp(a->rule, b->rule);
+}
+
+/* Lists are a handful of nodes: insertion sort of pointers, no allocation, no qsort callback overhead. */
+static void
+sort_recipients(const struct journal_recipient **v, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		const struct journal_recipient *x = v[i];
+		size_t k = i;
+
+		for (; k > 0 && recipient_cmp(v[k - 1], x) > 0; k--)
+			v[k] = v[k - 1];
+		v[k] = x;
+	}
+}
+
+static int
+check_text(struct journal *j, const char *what, const char *text, size_t max, size_t *len, struct xba_error *err)
+{
+	if (text == NULL || text[0] == '\0')
+		return xba_error_set(err, XBA_EINVAL, "journal %s: append: %s is missing", j->path, what);
+	*len = strlen(text);
+	if (*len > max)
+		return xba_error_set(err, XBA_EINVAL, "journal %s: append: %s \"%.40s...\" is longer than %zu bytes",
+		    j->path, what, text, max);
+	return 0;
+}
+
+/* Validates the lists and lays them out in j->sorted (recipients, then withheld), each sorted by node.  A node in
+ * both lists or twice in one is refused here, before anything is written, so the transaction is not failed. */
+static int
+prepare_lists(struct journal *j, const struct journal_entry *e, struct xba_error *err)
+{
+	size_t n = e->n_recipients + e->n_withheld, len;
+	const struct journal_recipient **all;
+	int rc;
+
+	if (n > j->sorted_cap) {
+		if (n > SIZE_MAX / sizeof(*all) || (all = realloc(j->sorted, n * sizeof(*all))) == NULL)
+			return xba_error_set(err, XBA_ENOMEM, "journal %s: append: out of memory", j->path);
+		j->sorted = all;
+		j->sorted_cap = n;
+	}
+	all = j->sorted;
+	for (size_t i = 0; i < n; i++) {
+		const struct journal_recipient *r = i < e->n_recipients ? &e->recipients[i]
+		    : &e->withheld[i - e->n_recipients];
+
+		if ((rc = check_text(j, "recipient node", r->node_id, NODE_MAX, &len, err)) != 0 ||
+		    (rc = check_text(j, "rule", r->rule, RULE_MAX, &len, err)) != 0)
+			return rc;
+		all[i] = r;
+	}
+	sort_recipients(all, e->n_recipients);
+	sort_recipients(all + e->n_recipients, e->n_withheld);
+	for (size_t i = 1; i < n; i++) {
+		if (i != e->n_recipients && strcmp(all[i - 1]->node_id, all[i]->node_id) == 0)
+			return xba_error_set(err, XBA_EINVAL, "journal %s: append %s: node %s is listed twice", j->path,
+			    e->alert_id, all[i]->node_id);
+	}
+	/* Across the two lists: a merge walk of two sorted runs. */
+	for (size_t a = 0, b = e->n_recipients; a < e->n_recipients && b < n;) {
+		int c = strcmp(all[a]->node_id, all[b]->node_id);
+
+		if (c == 0)
+			return xba_error_set(err, XBA_EINVAL,
+			    "journal %s: append %s: node %s is both a recipient and withheld", j->path, e->alert_id,
+			    all[a]->node_id);
+		if (c < 0)
+			a++;
+		else
+			b++;
+	}
+	j->rlist.len = 0;
+	j->wlist.len = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct buf *b = i < e->n_recipients ? &j->rlist : &j->wlist;
+
+		if (put_pair(b, all[i]->node_id, strlen(all[i]->node_id), all[i]->rule, strlen(all[i]->rule)) != 0)
+			return xba_error_set(err, XBA_ENOMEM, "journal %s: append: out of memory", j->path);
+	}
+	return 0;
+}
+
+int
+journal_append(struct journal *j, const struct journal_entry *e, uint64_t *seq_out, struct xba_error *err)
+{
+	struct chain_fields f = { 0 };
+	uint8_t envelope_sha256[HASH_LEN], hash[HASH_LEN];
+	sqlite3_stmt *st;
+	size_t n;
+	int rc;
+
+	assert(j != NULL && e != NULL);
+	assert(e->recipients != NULL || e->n_recipients == 0);
+	assert(e->withheld != NULL || e->n_withheld == 0);
+	assert(j->txn != TXN_IDLE); /* journal_append outside journal_begin .. journal_commit */
+	if (j->txn == TXN_FAILED)
+		return txn_failed_already(j, err, "append");
+	if ((rc = check_text(j, "alert id", e->alert_id, ALERT_ID_MAX, &f.alert_id_len, err)) != 0 ||
+	    (rc = check_text(j, "origin", e->origin, NODE_MAX, &f.origin_len, err)) != 0 ||
+	    (rc = check_text(j, "rules version", e->rules_version, RULES_VERSION_MAX, &f.rules_version_len, err)) != 0)
+		return rc;
+	if (e->envelope == NULL && e->envelope_len > 0)
+		return xba_error_set(err, XBA_EINVAL, "journal %s: append %s: envelope is missing", j->path,
+		    e->alert_id);
+	if (e->envelope_len > INT_MAX)
+		return xba_error_set(err, XBA_ETOOBIG, "journal %s: append %s: envelope of %zu bytes is too big",
+		    j->path, e->alert_id, e->envelope_len);
+	if ((rc = prepare_lists(j, e, err)) != 0)
+		return rc;
+	if ((rc = sha256(j, e->envelope != NULL ? (const void *)e->envelope : "", e->envelope_len, envelope_sha256,
+	    err)) != 0)
+		return rc;
+	f.seq = j->head + 1;
+	f.alert_id = e->alert_id;
+	f.origin = e->origin;
+	f.sent_ms = e->sent_ms;
+	f.received_ms = e->received_ms;
+	f.msg_type = e->msg_type;
+	f.emergency = e->emergency ? 1 : 0;
+	f.envelope_sha256 = envelope_sha256;
+	f.rules_version = e->rules_version;
+	if ((rc = chain_hash(j, j->tip, &f, e->n_recipients, e->n_withheld, hash, err)) != 0)
+		return rc;
+
+	st = j->st[ST_INSERT_ALERT];
+	sqlite3_bind_int64(st, 1, (int64_t)f.seq);
+	sqlite3_bind_text(st, 2, e->alert_id, (int)f.alert_id_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->origin, (int)f.origin_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, e->sent_ms);
+	sqlite3_bind_int64(st, 5, e->received_ms);
+	sqlite3_bind_int(st, 6, e->msg_type);
+	sqlite3_bind_int(st, 7, e->emergency ? 1 : 0);
+	/* A NULL pointer would bind SQL NULL; an empty envelope is stored as an empty blob. */
+	sqlite3_bind_blob(st, 8, e->envelope != NULL ? (const void *)e->envelope : "", (int)e->envelope_len,
+	    SQLITE_STATIC);
+	sqlite3_bind_blob(st, 9, envelope_sha256, HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, e->rules_version, (int)f.rules_version_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, (int64_t)e->n_recipients);
+	sqlite3_bind_blob(st, 12, j->tip, HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 13, hash, HASH_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		/* A constraint failure undoes only this statement (nothing of the entry was written): the batch goes
+		 * on.  A clash on seq means another process appended behind our back: the chain would fork. */
+		if (sqlite3_extended_errcode(j->db) == SQLITE_CONSTRAINT_UNIQUE) {
+			sqlite3_reset(st);
+			return xba_error_set(err, XBA_EDUPLICATE, "journal %s: append: alert %s is already journaled",
+			    j->path, e->alert_id);
+		}
+		if (sqlite3_extended_errcode(j->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+			txn_fail(j, st, NULL, "append");
+			xba_error_set(&j->failure, XBA_EIO,
+			    "journal %s: append: seq %llu already exists: is another process writing this journal?",
+			    j->path, (unsigned long long)f.seq);
+			if (err != NULL)
+				*err = j->failure;
+			return XBA_EIO;
+		}
+		return txn_fail(j, st, err, "append alert");
+	}
+	sqlite3_reset(st);
+
+	/* Sorted order is the table's key order: each insert lands next to the previous one. */
+	st = j->st[ST_INSERT_DELIVERY];
+	n = e->n_recipients + e->n_withheld;
+	for (size_t i = 0; i < n; i++) {
+		const struct journal_recipient *r = j->sorted[i];
+
+		sqlite3_bind_int64(st, 1, (int64_t)f.seq);
+		sqlite3_bind_text(st, 2, r->node_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, r->rule, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, i < e->n_recipients ? DELIVERY_QUEUED : DELIVERY_WITHHELD);
+		sqlite3_bind_int(st, 5, e->emergency ? 1 : 0);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE) {
+			/* The alert row is in: only rolling the transaction back removes it again. */
+			return txn_fail(j, st, err, "append delivery");
+		}
+		sqlite3_reset(st);
+	}
+	j->head = f.seq;
+	memcpy(j->tip, hash, HASH_LEN);
+	if (seq_out != NULL)
+		*seq_out = f.seq;
+	return 0;
+}
+
+/* ---- reads ---- */
+
+static void
+copy_text(char *dst, size_t size, const unsigned char *src)
+{
+	snprintf(dst, size, "%s", src != NULL ? (const char *)src : "");
+}
+
+int
+journal_find(struct journal *j, const char *alert_id, struct journal_alert_info *info, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	assert(j != NULL && alert_id != NULL && info != NULL);
+	st = j->st[ST_FIND];
+	sqlite3_bind_text(st, 1, alert_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(info, 0, sizeof(*info));
+		info->seq = (uint64_t)sqlite3_column_int64(st, 0);
+		copy_text(info->origin, sizeof(info->origin), sqlite3_column_text(st, 1));
+		if (sqlite3_column_bytes(st, 2) == HASH_LEN)
+			memcpy(info->envelope_sha256, sqlite3_column_blob(st, 2), HASH_LEN);
+		info->recipients = (uint32_t)sqlite3_column_int64(st, 3);
+		info->emergency = sqlite3_column_int(st, 4) != 0;
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = xba_error_set(err, XBA_ENOTFOUND, "journal %s: alert %s is not journaled", j->path, alert_id);
+	} else {
+		return read_fail(j, st, err, "find alert");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+uint64_t
+journal_head(const struct journal *j)
+{
+	assert(j != NULL);
+	return j->head;
+}
+
+int
+journal_pending(struct journal *j, const char *node_id, struct journal_pending *out, size_t max,
+    bool (*skip)(void *ctx, uint64_t seq), void *ctx, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc;
+
+	assert(j != NULL && node_id != NULL && (out != NULL || max == 0));
+	if (max > INT_MAX)
+		max = INT_MAX;
+	if (max == 0)
+		return 0;
+	st = j->st[ST_PENDING];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+
+		if (skip != NULL && skip(ctx, seq))
+			continue;
+		out[n].seq = seq;
+		out[n].emergency = sqlite3_column_int(st, 1) != 0;
+		copy_text(out[n].rule, sizeof(out[n].rule), sqlite3_column_text(st, 2));
+		if (++n == max)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return read_fail(j, st, err, "read pending deliveries");
+	sqlite3_reset(st);
+	return (int)n;
+}
+
+int
+journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+
+	assert(j != NULL && node_id != NULL && depth != NULL);
+	st = j->st[ST_DEPTH];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return read_fail(j, st, err, "read queue depth");
+	*depth = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+journal_envelope(struct journal *j, uint64_t seq, uint8_t **out, size_t *out_len, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	assert(j != NULL && out != NULL && out_len != NULL);
+	*out = NULL;
+	*out_len = 0;
+	st = j->st[ST_ENVELOPE];
+	sqlite3_bind_int64(st, 1, (int64_t)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const void *blob = sqlite3_column_blob(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+
+		/* malloc(0) may return NULL: one spare byte keeps an empty envelope distinguishable from failure. */
+		if ((*out = malloc(len + 1)) == NULL) {
+			rc = xba_error_set(err, XBA_ENOMEM, "journal %s: envelope of seq %llu: out of memory", j->path,
+			    (unsigned long long)seq);
+		} else {
+			if (len > 0)
+				memcpy(*out, blob, len);
+			*out_len = len;
+			rc = 0;
+		}
+	} else if (rc == SQLITE_DONE) {
+		rc = xba_error_set(err, XBA_ENOTFOUND, "journal %s: no entry seq %llu (pruned or never journaled)",
+		    j->path, (unsigned long long)seq);
+	} else {
+		return read_fail(j, st, err, "read envelope");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- delivery state ---- */
+
+/* After an UPDATE that changed nothing: why.  0 when the row exists in a state the caller's transition leaves
+ * alone (already delivered or acknowledged); XBA_ENOTFOUND when the node never had the alert routed to it. */
+static int
+unchanged_reason(struct journal *j, const char *node_id, uint64_t seq, const char *op, struct xba_error *err)
+{
+	sqlite3_stmt *st = j->st[ST_STATE];
+	int rc, state = 0;
+
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		state = sqlite3_column_int(st, 0);
+	else if (rc != SQLITE_DONE)
+		return read_fail(j, st, err, op);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return xba_error_set(err, XBA_ENOTFOUND, "journal %s: %s: seq %llu was not routed to %s", j->path, op,
+		    (unsigned long long)seq, node_id);
+	if (state == DELIVERY_WITHHELD)
+		return xba_error_set(err, XBA_ENOTFOUND, "journal %s: %s: seq %llu was withheld from %s", j->path, op,
+		    (unsigned long long)seq, node_id);
+	return 0;
+}
+
+int
+journal_mark_delivered(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
+    struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	bool did;
+
+	assert(j != NULL && node_id != NULL);
+	assert(j->txn != TXN_IDLE);
+	if (changed != NULL)
+		*changed = false;
+	if (j->txn == TXN_FAILED)
+		return txn_failed_already(j, err, "mark delivered");
+	st = j->st[ST_MARK_DELIVERED];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)seq);
+	sqlite3_bind_int64(st, 3, time_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, "mark delivered");
+	did = sqlite3_changes(j->db) > 0;
+	sqlite3_reset(st);
+	if (changed != NULL)
+		*changed = did;
+	return did ? 0 : unchanged_reason(j, node_id, seq, "mark delivered", err);
+}
+
+int
+journal_mark_delivered_through(struct journal *j, const char *node_id, uint64_t through, int64_t time_ms,
+    struct xba_error *err)
+{
+	sqlite3_stmt *st;
+
+	assert(j != NULL && node_id != NULL);
+	assert(j->txn != TXN_IDLE);
+	if (j->txn == TXN_FAILED)
+		return txn_failed_already(j, err, "mark delivered through");
+	st = j->st[ST_MARK_THROUGH];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, through > INT64_MAX ? INT64_MAX : (int64_t)through);
+	sqlite3_bind_int64(st, 3, time_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, "mark delivered through");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+journal_mark_acknowledged(struct journal *j, const char *node_id, uint64_t seq, const char *officer,
+    const char *note, int64_t time_ms, bool *changed, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	size_t len;
+	bool did;
+	int rc;
+
+	assert(j != NULL && node_id != NULL);
+	assert(j->txn != TXN_IDLE);
+	if (changed != NULL)
+		*changed = false;
+	if (j->txn == TXN_FAILED)
+		return txn_failed_already(j, err, "mark acknowledged");
+	if (officer != NULL && (rc = check_text(j, "officer", officer, OFFICER_MAX, &len, err)) != 0)
+		return rc;
+	st = j->st[ST_MARK_ACK];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)seq);
+	sqlite3_bind_int64(st, 3, time_ms);
+	sqlite3_bind_text(st, 4, officer, -1, SQLITE_STATIC);       /* NULL binds SQL NULL */
+	sqlite3_bind_text(st, 5, note, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, "mark acknowledged");
+	did = sqlite3_changes(j->db) > 0;
+	sqlite3_reset(st);
+	if (changed != NULL)
+		*changed = did;
+	return did ? 0 : unchanged_reason(j, node_id, seq, "mark acknowledged", err);
+}
+
+int
+journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struct journal_track_row *r), void *ctx,
+    struct xba_error *err)
+{
+	struct journal_track_row r;
+	sqlite3_stmt *st;
+	size_t rows = 0;
+	int rc, stop = 0;
+
+	assert(j != NULL && row != NULL);
+	st = j->st[ST_TRACK];
+	sqlite3_bind_int64(st, 1, (int64_t)seq);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		copy_text(r.node_id, sizeof(r.node_id), sqlite3_column_text(st, 0));
+		r.state = (enum delivery_state)sqlite3_column_int(st, 1);
+		copy_text(r.rule, sizeof(r.rule), sqlite3_column_text(st, 2));
+		if (r.state == DELIVERY_ACKNOWLEDGED)
+			r.time_ms = sqlite3_column_int64(st, 4);
+		else if (r.state == DELIVERY_DELIVERED)
+			r.time_ms = sqlite3_column_int64(st, 3);
+		copy_text(r.officer, sizeof(r.officer), sqlite3_column_text(st, 5));
+		rows++;
+		if ((stop = row(ctx, &r)) != 0)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return read_fail(j, st, err, "track");
+	sqlite3_reset(st);
+	if (stop != 0)
+		return stop;
+	if (rows > 0)
+		return 0;
+	/* No rows: an alert routed to nobody, or no such alert. */
+	st = j->st[ST_ALERT_EXISTS];
+	sqlite3_bind_int64(st, 1, (int64_t)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = 0;
+	else if (rc == SQLITE_DONE)
+		rc = xba_error_set(err, XBA_ENOTFOUND, "journal %s: no entry seq %llu (pruned or never journaled)",
+		    j->path, (unsigned long long)seq);
+	else
+		return read_fail(j, st, err, "track");
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- audit ---- */
+
+static int
+tampered(struct journal *j, uint64_t seq, struct xba_error *err)
+{
+	return xba_error_set(err, XBA_EDECODE,
+	    "journal %s: journal entry seq %llu: hash does not match (altered, inserted or deleted entry)", j->path,
+	    (unsigned long long)seq);
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int col, size_t *len)
+{
+	const char *t = (const char *)sqlite3_column_text(st, col);
+
+	*len = (size_t)sqlite3_column_bytes(st, col);
+	return t != NULL ? t : "";
+}
+
+/*
+ * Walks alerts and deliveries side by side, both in seq order (a merge join: one pass over each table, no lookup
+ * per entry), inside one read transaction so the two scans see the same snapshot while the broker goes on writing.
+ * Every entry's hash is recomputed from its stored columns (the envelope hashed afresh) and its delivery rows.
+ */
+int
+journal_audit_verify(struct journal *j, uint64_t *checked, struct xba_error *err)
+{
+	sqlite3_stmt *sa, *sd;
+	uint64_t base_seq = 0, n = 0;
+	uint8_t prev[HASH_LEN], hash[HASH_LEN], envelope_sha256[HASH_LEN];
+	bool own_txn, have_d;
+	int rc, drc;
+
+	assert(j != NULL);
+	own_txn = j->txn == TXN_IDLE;
+	if (checked != NULL)
+		*checked = 0;
+	if (own_txn) {
+		if (sqlite3_step(j->st[ST_BEGIN_READ]) != SQLITE_DONE)
+			return stmt_fail(j, j->st[ST_BEGIN_READ], err, "audit: begin");
+		sqlite3_reset(j->st[ST_BEGIN_READ]);
+	}
+	sa = j->st[ST_AUDIT_ALERTS];
+	sd = j->st[ST_AUDIT_DELIVERIES];
+	if ((rc = read_base(j, &base_seq, prev, err)) != 0)
+		goto out;
+	drc = sqlite3_step(sd);
+	have_d = drc == SQLITE_ROW;
+	while ((rc = sqlite3_step(sa)) == SQLITE_ROW) {
+		struct chain_fields f;
+		uint64_t nr = 0, nw = 0;
+		size_t len;
+
+		f.seq = (uint64_t)sqlite3_column_int64(sa, 0);
+		/* Delivery rows of a seq with no alert row: the alert row was deleted. */
+		if (have_d && (uint64_t)sqlite3_column_int64(sd, 0) < f.seq) {
+			rc = tampered(j, (uint64_t)sqlite3_column_int64(sd, 0), err);
+			goto out;
+		}
+		j->rlist.len = 0;
+		j->wlist.len = 0;
+		while (have_d && (uint64_t)sqlite3_column_int64(sd, 0) == f.seq) {
+			size_t node_len, rule_len;
+			const char *node = col_text(sd, 1, &node_len), *rule = col_text(sd, 2, &rule_len);
+			bool withheld = sqlite3_column_int(sd, 3) == DELIVERY_WITHHELD;
+
+			if (put_pair(withheld ? &j->wlist : &j->rlist, node, node_len, rule, rule_len) != 0) {
+				rc = xba_error_set(err, XBA_ENOMEM, "journal %s: audit: out of memory", j->path);
+				goto out;
+			}
+			if (withheld)
+				nw++;
+			else
+				nr++;
+			drc = sqlite3_step(sd);
+			have_d = drc == SQLITE_ROW;
+		}
+		if (!have_d && drc != SQLITE_DONE) {
+			rc = db_error(j, err, "audit: read deliveries");
+			goto out;
+		}
+		f.alert_id = col_text(sa, 1, &f.alert_id_len);
+		f.origin = col_text(sa, 2, &f.origin_len);
+		f.sent_ms = sqlite3_column_int64(sa, 3);
+		f.received_ms = sqlite3_column_int64(sa, 4);
+		f.msg_type = sqlite3_column_int64(sa, 5);
+		f.emergency = sqlite3_column_int64(sa, 6);
+		len = (size_t)sqlite3_column_bytes(sa, 7);
+		if ((rc = sha256(j, len > 0 ? sqlite3_column_blob(sa, 7) : "", len, envelope_sha256, err)) != 0)
+			goto out;
+		f.envelope_sha256 = envelope_sha256;
+		f.rules_version = col_text(sa, 9, &f.rules_version_len);
+		if ((rc = chain_hash(j, prev, &f, nr, nw, hash, err)) != 0)
+			goto out;
+		if (sqlite3_column_bytes(sa, 8) != HASH_LEN ||
+		    memcmp(sqlite3_column_blob(sa, 8), envelope_sha256, HASH_LEN) != 0 ||
+		    (uint64_t)sqlite3_column_int64(sa, 10) != nr ||
+		    sqlite3_column_bytes(sa, 11) != HASH_LEN || memcmp(sqlite3_column_blob(sa, 11), prev, HASH_LEN) != 0 ||
+		    sqlite3_column_bytes(sa, 12) != HASH_LEN || memcmp(sqlite3_column_blob(sa, 12), hash, HASH_LEN) != 0) {
+			rc = tampered(j, f.seq, err);
+			goto out;
+		}
+		memcpy(prev, hash, HASH_LEN);
+		n++;
+		if (checked != NULL)
+			*checked = n;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_error(j, err, "audit: read alerts");
+		goto out;
+	}
+	/* Delivery rows after the last entry: an entry deleted from the tail, its rows left behind. */
+	if (have_d) {
+		rc = tampered(j, (uint64_t)sqlite3_column_int64(sd, 0), err);
+		goto out;
+	}
+	if (drc != SQLITE_DONE) {
+		rc = db_error(j, err, "audit: read deliveries");
+		goto out;
+	}
+	(void)base_seq;
+	rc = 0;
+out:
+	sqlite3_reset(sa);
+	sqlite3_reset(sd);
+	if (own_txn) {
+		sqlite3_step(j->st[ST_COMMIT]);
+		sqlite3_reset(j->st[ST_COMMIT]);
+	}
+	return rc;
+}
+
+/* ---- prune ---- */
+
+/* The first seq of the query's single-integer answer, or `none` when it has no row or a NULL. */
+static int
+first_seq(struct journal *j, sqlite3_stmt *st, uint64_t none, uint64_t *out, struct xba_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	*out = none;
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*out = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return stmt_fail(j, st, err, "prune");
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+step_write(struct journal *j, sqlite3_stmt *st, struct xba_error *err, const char *op)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE)
+		return stmt_fail(j, st, err, op);
+	sqlite3_reset(st);
+	return 0;
+}
+
+/*
+ * Only a prefix of the chain can go: removing an entry from the middle would leave its successor chained to a hash
+ * nobody can recompute.  So the cut is just before the first entry that is either too recent or still has a
+ * QUEUED delivery, and an alert that a node never collects holds back pruning of everything after it: the
+ * audit trail's completeness wins over disk space.  The hash of the last pruned entry becomes the base the oldest
+ * kept entry is verified against.
+ */
+int
+journal_prune(struct journal *j, int64_t cutoff_ms, uint64_t *deleted, struct xba_error *err)
+{
+	uint64_t base_seq = 0, first_new = 0, first_queued = 0, last;
+	uint8_t base_hash[HASH_LEN];
+	sqlite3_stmt *st;
+	int rc;
+
+	assert(j != NULL);
+	assert(j->txn == TXN_IDLE); /* prune runs its own transaction */
+	if (deleted != NULL)
+		*deleted = 0;
+	if ((rc = journal_begin(j, err)) != 0)
+		return rc;
+	if ((rc = read_base(j, &base_seq, base_hash, err)) != 0)
+		goto fail;
+	sqlite3_bind_int64(j->st[ST_PRUNE_FIRST_NEW], 1, cutoff_ms);
+	if ((rc = first_seq(j, j->st[ST_PRUNE_FIRST_NEW], j->head + 1, &first_new, err)) != 0 ||
+	    (rc = first_seq(j, j->st[ST_PRUNE_FIRST_QUEUED], j->head + 1, &first_queued, err)) != 0)
+		goto fail;
+	last = (first_new < first_queued ? first_new : first_queued) - 1;
+	if (last <= base_seq) {
+		journal_rollback(j);
+		return 0;
+	}
+	sqlite3_bind_int64(j->st[ST_HASH_AT], 1, (int64_t)last);
+	if ((rc = read_hash(j, j->st[ST_HASH_AT], base_hash, "prune: read hash of last pruned entry", err)) != 0)
+		goto fail;
+	sqlite3_bind_int64(j->st[ST_PRUNE_DELIVERIES], 1, (int64_t)last);
+	if ((rc = step_write(j, j->st[ST_PRUNE_DELIVERIES], err, "prune deliveries")) != 0)
+		goto fail;
+	st = j->st[ST_PRUNE_ALERTS];
+	sqlite3_bind_int64(st, 1, (int64_t)last);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = stmt_fail(j, st, err, "prune alerts");
+		goto fail;
+	}
+	if (deleted != NULL)
+		*deleted = (uint64_t)sqlite3_changes64(j->db);
+	sqlite3_reset(st);
+	st = j->st[ST_META_PUT];
+	sqlite3_bind_text(st, 1, "base_seq", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)last);
+	if ((rc = step_write(j, st, err, "prune: store base")) != 0)
+		goto fail;
+	sqlite3_bind_text(st, 1, "base_hash", -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, base_hash, HASH_LEN, SQLITE_STATIC);
+	if ((rc = step_write(j, st, err, "prune: store base")) != 0)
+		goto fail;
+	if ((rc = journal_commit(j, err)) != 0) {
+		if (deleted != NULL)
+			*deleted = 0;
+		return rc;
+	}
+	return 0;
+fail:
+	if (deleted != NULL)
+		*deleted = 0;
+	journal_rollback(j);
+	return rc;
+}

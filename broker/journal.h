@@ -1,0 +1,139 @@
+/*
+ * journal.h — the broker's durable memory and audit trail (SQLite, WAL, synchronous=FULL).
+ *
+ * Flow: the publish path appends each accepted alert with its routing decision inside a group-commit transaction
+ * (journal_begin .. journal_append* .. journal_commit: one fsync for every publish that arrived meanwhile); only
+ * after journal_commit returns 0 does the broker acknowledge those publishes.  The delivery path reads pending
+ * deliveries per node, records delivery acknowledgements and officers' acknowledgements, and `xba audit verify`
+ * walks the hash chain.  Every alert entry carries the hash of the entry before it, so editing, inserting or
+ * deleting a row is detectable.
+ *
+ * Failure model: a crash at any point loses at most the transaction in progress, whose publishes were never
+ * acknowledged; SQLite's WAL with synchronous=FULL makes a committed transaction survive power loss.  A write
+ * that fails (disk full, read-only file) fails the whole transaction: journal_commit returns XBA_EIO and the
+ * caller refuses every publish of the batch with JOURNAL_UNAVAILABLE.
+ */
+#ifndef XBA_JOURNAL_H
+#define XBA_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct journal;
+
+enum delivery_state {
+	DELIVERY_QUEUED = 1,        /* routed to the node, not yet acknowledged by its agent */
+	DELIVERY_DELIVERED = 2,     /* the node's agent stored it durably (DeliveryAck) */
+	DELIVERY_ACKNOWLEDGED = 3,  /* an officer at the node acknowledged it (ACK-type alert) */
+	DELIVERY_WITHHELD = 4,      /* a deny or TLP rule kept it from the node; never sent */
+};
+
+struct journal_recipient {
+	const char *node_id;        /* recipient (or withheld) node */
+	const char *rule;           /* rule that routed or withheld it */
+};
+
+/* One accepted alert and its routing decision, as journal_append() stores it. */
+struct journal_entry {
+	const char *alert_id;
+	const char *origin;
+	int64_t sent_ms;
+	int64_t received_ms;        /* broker clock at acceptance */
+	int msg_type;               /* Xba__V1__MsgType */
+	bool emergency;
+	const uint8_t *envelope;    /* serialized Envelope exactly as received */
+	size_t envelope_len;
+	const char *rules_version;  /* hex SHA-256 of the rules file that routed it */
+	const struct journal_recipient *recipients;
+	size_t n_recipients;
+	const struct journal_recipient *withheld;
+	size_t n_withheld;
+};
+
+/* A pending delivery, as the delivery path reads it. */
+struct journal_pending {
+	uint64_t seq;
+	bool emergency;
+	char rule[65];
+};
+
+/* What journal_find() knows of an alert already journaled. */
+struct journal_alert_info {
+	uint64_t seq;
+	char origin[33];
+	uint8_t envelope_sha256[32];
+	uint32_t recipients;        /* count of recipients (not withheld) */
+	bool emergency;
+};
+
+/* One row of journal_track(). */
+struct journal_track_row {
+	char node_id[33];
+	enum delivery_state state;
+	char rule[65];
+	int64_t time_ms;            /* delivered or acknowledged time; 0 if neither */
+	char officer[129];          /* ACKNOWLEDGED: who */
+};
+
+/* Open or create the journal at path (parent directory must exist).  NULL on failure with err. */
+struct journal *journal_open(const char *path, struct xba_error *err);
+void journal_close(struct journal *j);
+
+/* How long a statement waits for another connection's lock before failing with XBA_EIO (default 5000 ms). */
+void journal_set_busy_timeout(struct journal *j, int ms);
+
+/* Group commit.  journal_commit fsyncs once for everything since journal_begin. */
+int journal_begin(struct journal *j, struct xba_error *err);
+int journal_commit(struct journal *j, struct xba_error *err);
+void journal_rollback(struct journal *j);
+
+/* Inside a transaction: store an alert, its deliveries and withheld records; *seq_out = its journal sequence. */
+int journal_append(struct journal *j, const struct journal_entry *entry, uint64_t *seq_out, struct xba_error *err);
+
+/* 0 and *info if alert_id is journaled, XBA_ENOTFOUND if not. */
+int journal_find(struct journal *j, const char *alert_id, struct journal_alert_info *info, struct xba_error *err);
+
+/* Highest sequence journaled (0 for an empty journal). */
+uint64_t journal_head(const struct journal *j);
+
+/*
+ * Up to max pending (QUEUED) deliveries for node, emergencies first, then by sequence; skipping sequences for which
+ * skip(ctx, seq) returns true (those already in flight).  Returns the number written to out, or a negative error.
+ */
+int journal_pending(struct journal *j, const char *node_id, struct journal_pending *out, size_t max,
+    bool (*skip)(void *ctx, uint64_t seq), void *ctx, struct xba_error *err);
+
+/* Number of QUEUED deliveries for node. */
+int journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, struct xba_error *err);
+
+/* The stored envelope of seq; *out is malloc'ed, the caller frees it. */
+int journal_envelope(struct journal *j, uint64_t seq, uint8_t **out, size_t *out_len, struct xba_error *err);
+
+/* Inside a transaction: QUEUED -> DELIVERED for (node, seq); no-op when already delivered or acknowledged.
+ * *changed tells whether the state changed (receipts are sent only then). */
+int journal_mark_delivered(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
+    struct xba_error *err);
+/* Inside a transaction: every QUEUED delivery of node with seq <= through becomes DELIVERED (resume after a
+ * reconnect whose acknowledgement the broker had not recorded). */
+int journal_mark_delivered_through(struct journal *j, const char *node_id, uint64_t through, int64_t time_ms,
+    struct xba_error *err);
+/* Inside a transaction: an officer at node acknowledged alert seq (via an ACK-type alert). */
+int journal_mark_acknowledged(struct journal *j, const char *node_id, uint64_t seq, const char *officer,
+    const char *note, int64_t time_ms, bool *changed, struct xba_error *err);
+
+/* Every recipient and withheld node of alert seq, sorted by node, calling row() for each; a non-zero return from
+ * row() stops the walk and is returned.  XBA_ENOTFOUND when seq is not (or no longer) journaled. */
+int journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struct journal_track_row *r),
+    void *ctx, struct xba_error *err);
+
+/* Recompute the hash chain; XBA_OK, or XBA_EDECODE naming the first sequence whose hash does not match. */
+int journal_audit_verify(struct journal *j, uint64_t *checked, struct xba_error *err);
+
+/* Delete alerts received before cutoff_ms whose deliveries are all finished (delivered, acknowledged or
+ * withheld), keeping the chain verifiable from the oldest kept entry.  *deleted = rows removed. */
+int journal_prune(struct journal *j, int64_t cutoff_ms, uint64_t *deleted, struct xba_error *err);
+
+#endif

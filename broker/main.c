@@ -1,0 +1,135 @@
+/*
+ * main.c — xba-broker's front door: arguments, configuration, signals, and the hand-off to server.c.
+ *
+ *   xba-broker -c broker.yaml [--check]
+ *
+ * Signals are turned into bytes on a self-pipe ('T' stop, 'H' reload) that the event loop polls, so no work is
+ * done in a signal handler.  The pipe's write end is the one piece of process-wide state, as a signal handler
+ * cannot be given a context.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "log.h"
+#include "xba_config.h"
+
+static int signal_pipe_write = -1;
+
+static void
+on_signal(int signo)
+{
+	int saved = errno;
+	char c = signo == SIGHUP ? 'H' : 'T';
+
+	if (write(signal_pipe_write, &c, 1) < 0) {
+		/* The pipe is full: a stop or reload is already pending. */
+	}
+	errno = saved;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: xba-broker -c broker.yaml [--check]\n"
+		     "\n"
+		     "The working group's central broker: authenticates nodes (CURVE), verifies, routes, journals and\n"
+		     "delivers their alerts.\n"
+		     "\n"
+		     "  -c, --config FILE  broker.yaml (region.yaml and rules.yaml are named in it)\n"
+		     "      --check        validate broker.yaml, region.yaml, rules.yaml and the key, then exit\n"
+		     "  -h, --help         this text\n"
+		     "\n"
+		     "Signals: SIGHUP reloads region.yaml and rules.yaml (an invalid file is refused and the running\n"
+		     "ones stay); SIGTERM stops cleanly.  Logs go to stderr as key=value lines.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL;
+	bool check = false;
+	struct broker_config *config;
+	struct xba_error err = { 0 };
+	struct server *server;
+	struct sigaction sa;
+	int opt, pipe_fds[2], rc;
+
+	log_init("xba-broker", LOG_LEVEL_INFO);
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'k': check = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("xba-broker %s\n", XBA_VERSION); return 0;
+		default:
+			fprintf(stderr, "xba-broker: unknown or incomplete option '%s' (xba-broker --help)\n",
+			    argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (config_path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	config = config_load(config_path, &err);
+	if (config == NULL) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	if (check) {
+		rc = server_check(config, &err);
+		if (rc == 0)
+			printf("configuration OK\n");
+		else
+			fprintf(stderr, "%s\n", err.msg);
+		config_free(config);
+		return rc == 0 ? 0 : 1;
+	}
+	log_init("xba-broker", strcmp(config->log_level, "debug") == 0 ? LOG_LEVEL_DEBUG
+			       : strcmp(config->log_level, "warn") == 0 ? LOG_LEVEL_WARN
+									 : LOG_LEVEL_INFO);
+
+	if (pipe(pipe_fds) != 0)
+		fatal("event=broker.failed reason=\"cannot create the signal pipe\"");
+	for (int i = 0; i < 2; i++) {
+		fcntl(pipe_fds[i], F_SETFL, fcntl(pipe_fds[i], F_GETFL) | O_NONBLOCK);
+		fcntl(pipe_fds[i], F_SETFD, FD_CLOEXEC);
+	}
+	signal_pipe_write = pipe_fds[1];
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	server = server_new(config, &err);
+	if (server == NULL) {
+		char quoted[600];
+
+		log_warnx("event=broker.failed reason=%s", log_quote(quoted, sizeof(quoted), err.msg));
+		config_free(config);
+		return 1;
+	}
+	rc = server_run(server, pipe_fds[0]);
+	server_free(server);
+	config_free(config);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+	return rc == 0 ? 0 : 1;
+}

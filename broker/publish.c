@@ -1,0 +1,410 @@
+/*
+ * publish.c — the publish path: everything between a node's Publish frame and the journal.  Checks run in the
+ * order of docs/protocol.md §2.3 (cheapest and most telling first; the signature before anything is decoded);
+ * the first failure answers with its own ErrorCode and one alert.rejected log line and changes nothing.  An
+ * accepted alert is routed and appended to the open group-commit transaction; its PublishAck is held until the
+ * commit is durable (server.c).  Also: TrackRequest, which reads what the publish path wrote.
+ */
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "envelope.h"
+#include "frame.h"
+#include "log.h"
+
+/* Answer a refused publish now (nothing was written, so there is nothing to wait for) and log it. */
+static void
+refuse(struct server *server, size_t node_index, uint64_t ref, const char *alert_id, Xba__V1__ErrorCode code,
+    const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...) XBA_PRINTF(9, 10);
+
+static void
+refuse(struct server *server, size_t node_index, uint64_t ref, const char *alert_id, Xba__V1__ErrorCode code,
+    const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...)
+{
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__PublishAck ack = XBA__V1__PUBLISH_ACK__INIT;
+	char message[512], quoted[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	ack.ref = ref;
+	ack.result = code;
+	ack.alert_id = (char *)(alert_id ? alert_id : "");
+	ack.seq = seq;
+	ack.recipients = recipients;
+	ack.message = message;
+	ack.field = (char *)(field ? field : "");
+	frame.body_case = XBA__V1__FRAME__BODY_PUBLISH_ACK;
+	frame.publish_ack = &ack;
+	if (code == XBA__V1__ERROR_CODE__DUPLICATE)
+		log_info("event=alert.duplicate node=%s alert=%s seq=%llu", server->dir->nodes[node_index].id,
+		    alert_id ? alert_id : "-", (unsigned long long)seq);
+	else
+		log_warnx("event=alert.rejected node=%s alert=%s code=%s field=%s reason=%s",
+		    server->dir->nodes[node_index].id, alert_id && alert_id[0] ? alert_id : "-",
+		    frame_error_code_name(code), field && field[0] ? field : "-",
+		    log_quote(quoted, sizeof(quoted), message));
+	server_send(server, node_index, &frame);
+}
+
+/* The field path an error message starts with ("info[0].headline: ..." -> "info[0].headline"). */
+static void
+field_of(const char *msg, char *out, size_t size)
+{
+	size_t len = strcspn(msg, ": ");
+
+	if (msg[len] != ':' || len == 0 || len >= size)
+		len = 0;
+	memcpy(out, msg, len);
+	out[len] = '\0';
+}
+
+/* Token bucket: rate_per_second sustained, rate_burst at once. */
+static bool
+rate_allows(struct server *server, struct session *s)
+{
+	int64_t now = clock_mono_ms();
+	double rate = (double)server->config->rate_per_second, burst = (double)server->config->rate_burst;
+
+	if (s->tokens_mono == 0)
+		s->tokens = burst;
+	else
+		s->tokens += (double)(now - s->tokens_mono) * rate / 1000.0;
+	if (s->tokens > burst)
+		s->tokens = burst;
+	s->tokens_mono = now;
+	if (s->tokens < 1.0)
+		return false;
+	s->tokens -= 1.0;
+	return true;
+}
+
+/* Directory rights of the origin (checks 12-14 of docs/protocol.md §2.3).  0 or the refusal code. */
+static Xba__V1__ErrorCode
+check_rights(const struct directory *dir, const struct dir_node *origin, const Xba__V1__Alert *alert,
+    const char **field, char *message, size_t size)
+{
+	if (origin->role == NODE_ROLE_ADMIN) {
+		*field = "origin";
+		snprintf(message, size, "%s is an admin node and may not publish alerts", origin->id);
+		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
+	}
+	if (origin->role == NODE_ROLE_OBSERVER && alert->category != 0 &&
+	    (origin->publish_categories & (1u << alert->category)) == 0) {
+		*field = "category";
+		snprintf(message, size, "observer %s may not publish %s alerts (region.yaml publish list)", origin->id,
+		    alert_enum_name(ALERT_ENUM_CATEGORY, alert->category));
+		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
+	}
+	if (alert->emergency && !origin->may_broadcast) {
+		*field = "emergency";
+		snprintf(message, size, "%s may not issue emergency broadcasts (region.yaml may_broadcast)", origin->id);
+		return XBA__V1__ERROR_CODE__BROADCAST_NOT_ALLOWED;
+	}
+	if (alert->tlp == XBA__V1__TLP__TLP_RED && alert->n_addressees == 0) {
+		*field = "addressees";
+		snprintf(message, size, "TLP:RED goes only to explicit addressees, and this alert names none");
+		return XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES;
+	}
+	for (size_t i = 0; i < alert->n_addressees; i++) {
+		if (directory_node(dir, alert->addressees[i]) == NULL) {
+			*field = "addressees";
+			snprintf(message, size, "addressee %s is not a node of this region", alert->addressees[i]);
+			return XBA__V1__ERROR_CODE__INVALID_ALERT;
+		}
+	}
+	return 0;
+}
+
+/* Record officers' acknowledgements carried by an ACK-type alert and hold receipts for emergency originators. */
+static int
+record_acknowledgements(struct server *server, const struct dir_node *acker, const Xba__V1__Alert *alert,
+    int64_t now, struct xba_error *err)
+{
+	for (size_t i = 0; i < alert->n_references; i++) {
+		struct journal_alert_info ref;
+		bool changed = false;
+		const struct dir_node *ref_origin;
+		int rc;
+
+		if (journal_find(server->journal, alert->references[i], &ref, err) != 0)
+			continue; /* checked before routing; cannot vanish inside the transaction */
+		rc = journal_mark_acknowledged(server->journal, acker->id, ref.seq, alert->author,
+		    alert->note ? alert->note : "", now, &changed, err);
+		if (rc == XBA_ENOTFOUND)
+			continue; /* the acknowledging node was not a recipient: the ACK is journaled, nothing to mark */
+		if (rc != 0)
+			return rc;
+		ref_origin = directory_node(server->dir, ref.origin);
+		if (changed && ref.emergency && ref_origin != NULL) {
+			struct held_frame h = { 0 };
+
+			h.node_index = directory_node_index(server->dir, ref_origin);
+			h.kind = XBA__V1__FRAME__BODY_RECEIPT;
+			snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert->references[i]);
+			snprintf(h.node_id, sizeof(h.node_id), "%s", acker->id);
+			h.receipt_kind = XBA__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED;
+			snprintf(h.officer, sizeof(h.officer), "%s", alert->author);
+			h.note = alert->note != NULL && alert->note[0] != '\0' ? strdup(alert->note) : NULL;
+			h.time_ms = alert->sent_ms; /* when the officer acknowledged, by their agent's clock */
+			if (server_hold(server, &h) != 0) {
+				free(h.note);
+				return xba_error_set(err, XBA_ENOMEM, "out of memory");
+			}
+		}
+	}
+	return 0;
+}
+
+void
+publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish *publish)
+{
+	const struct dir_node *node = &server->dir->nodes[node_index];
+	struct session *s = &server->sessions[node_index];
+	struct envelope_opened opened;
+	struct journal_alert_info known;
+	struct xba_error err = { 0 };
+	struct route route = { 0 };
+	const char *field = NULL, *acked_origin = NULL;
+	char field_buf[64], message[512], acked_origin_buf[XBA_NODE_ID_MAX + 1];
+	int64_t now = clock_now_ms();
+	uint8_t *envelope_bytes = NULL;
+	size_t envelope_len;
+	Xba__V1__ErrorCode code;
+	int rc;
+
+	if (!rate_allows(server, s)) {
+		refuse(server, node_index, publish->ref, NULL, XBA__V1__ERROR_CODE__RATE_LIMITED, NULL, 0, 0,
+		    "over %lld publishes per second (burst %lld); retry later", (long long)server->config->rate_per_second,
+		    (long long)server->config->rate_burst);
+		return;
+	}
+	rc = envelope_open_message(server->dir, publish->envelope, now, &opened, &err);
+	if (rc != 0) {
+		field_of(err.msg, field_buf, sizeof(field_buf));
+		refuse(server, node_index, publish->ref, opened.alert ? opened.alert->id : NULL,
+		    frame_error_code_for_alert(rc), field_buf, 0, 0, "%s", err.msg);
+		envelope_opened_clear(&opened);
+		return;
+	}
+	const Xba__V1__Alert *alert = opened.alert;
+
+	if (strcmp(alert->origin, node->id) != 0) {
+		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__WRONG_SIGNER, "origin", 0, 0,
+		    "alert.origin is %s but this connection is %s: a node publishes only its own alerts", alert->origin,
+		    node->id);
+		goto done;
+	}
+
+	/* The envelope is stored re-packed from its fields: the signed alert bytes inside are exactly as received. */
+	envelope_len = xba__v1__envelope__get_packed_size(publish->envelope);
+	envelope_bytes = malloc(envelope_len);
+	if (envelope_bytes == NULL) {
+		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__INTERNAL, NULL, 0, 0,
+		    "out of memory");
+		goto done;
+	}
+	xba__v1__envelope__pack(publish->envelope, envelope_bytes);
+	if (server_begin(server, &err) != 0) {
+		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL, 0, 0,
+		    "journal unavailable: %s", err.msg);
+		goto done;
+	}
+	rc = journal_find(server->journal, alert->id, &known, &err);
+	if (rc == 0) {
+		uint8_t digest[32];
+
+		SHA256(envelope_bytes, envelope_len, digest);
+		if (memcmp(digest, known.envelope_sha256, sizeof(digest)) == 0)
+			refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__DUPLICATE, NULL, known.seq,
+			    known.recipients, "already journaled as seq %llu", (unsigned long long)known.seq);
+		else
+			refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "id", 0, 0,
+			    "alert id %s was already journaled with different content", alert->id);
+		goto done;
+	} else if (rc != XBA_ENOTFOUND) {
+		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL, 0, 0,
+		    "journal unavailable: %s", err.msg);
+		goto done;
+	}
+	if (alert->sent_ms > now + server->config->clock_skew_ms) {
+		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__CLOCK_SKEW, "sent_ms", 0, 0,
+		    "sent %lld ms in the future (tolerance %lld ms): check the node's clock (NTP)",
+		    (long long)(alert->sent_ms - now), (long long)server->config->clock_skew_ms);
+		goto done;
+	}
+	if (alert->expires_ms != 0 && alert->expires_ms <= now) {
+		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__ALERT_EXPIRED, "expires_ms", 0,
+		    0, "the alert expired %lld s ago", (long long)((now - alert->expires_ms) / 1000));
+		goto done;
+	}
+	if ((code = check_rights(server->dir, node, alert, &field, message, sizeof(message))) != 0) {
+		refuse(server, node_index, publish->ref, alert->id, code, field, 0, 0, "%s", message);
+		goto done;
+	}
+	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK) {
+		for (size_t i = 0; i < alert->n_references; i++) {
+			if (journal_find(server->journal, alert->references[i], &known, &err) != 0) {
+				refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__UNKNOWN_ALERT,
+				    "references", 0, 0, "acknowledged alert %s is not in the journal",
+				    alert->references[i]);
+				goto done;
+			}
+			if (i == 0) {
+				snprintf(acked_origin_buf, sizeof(acked_origin_buf), "%s", known.origin);
+				acked_origin = acked_origin_buf;
+			}
+		}
+	}
+	if (rules_route(server->rules, server->dir, alert, acked_origin, &route, &err) != 0) {
+		refuse(server, node_index, publish->ref, alert->id,
+		    err.code == XBA_EREQUIRED ? XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES : XBA__V1__ERROR_CODE__INTERNAL,
+		    NULL, 0, 0, "routing failed: %s", err.msg);
+		goto done;
+	}
+
+	/* Journal the alert and its routing decision. */
+	{
+		struct journal_recipient *recipients = calloc(route.n_recipients + 1, sizeof(*recipients));
+		struct journal_recipient *withheld = calloc(route.n_withheld + 1, sizeof(*withheld));
+		struct journal_entry entry = { 0 };
+		struct held_frame h = { 0 };
+		uint64_t seq = 0;
+
+		if (recipients == NULL || withheld == NULL) {
+			free(recipients);
+			free(withheld);
+			refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__INTERNAL, NULL, 0, 0,
+			    "out of memory");
+			goto done;
+		}
+		for (size_t i = 0; i < route.n_recipients; i++) {
+			recipients[i].node_id = server->dir->nodes[route.recipients[i].node_index].id;
+			recipients[i].rule = route.recipients[i].rule;
+		}
+		for (size_t i = 0; i < route.n_withheld; i++) {
+			withheld[i].node_id = server->dir->nodes[route.withheld[i].node_index].id;
+			withheld[i].rule = route.withheld[i].rule;
+		}
+		entry.alert_id = alert->id;
+		entry.origin = alert->origin;
+		entry.sent_ms = alert->sent_ms;
+		entry.received_ms = now;
+		entry.msg_type = alert->msg_type;
+		entry.emergency = alert->emergency;
+		entry.envelope = envelope_bytes;
+		entry.envelope_len = envelope_len;
+		entry.rules_version = rules_version(server->rules);
+		entry.recipients = recipients;
+		entry.n_recipients = route.n_recipients;
+		entry.withheld = withheld;
+		entry.n_withheld = route.n_withheld;
+		rc = journal_append(server->journal, &entry, &seq, &err);
+		if (rc == 0 && alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK)
+			rc = record_acknowledgements(server, node, alert, now, &err);
+		free(recipients);
+		free(withheld);
+		if (rc != 0) {
+			/* The transaction is now suspect: commit() rolls it back and refuses everything it held. */
+			log_warnx("event=journal.error op=append alert=%s error=\"%s\"", alert->id, err.msg);
+			server->tx_failed = true;
+			refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL,
+			    0, 0, "the broker could not store the alert; retry later");
+			goto done;
+		}
+		for (size_t i = 0; i < route.n_recipients; i++)
+			server->sessions[route.recipients[i].node_index].wants_delivery = true;
+		h.node_index = node_index;
+		h.kind = XBA__V1__FRAME__BODY_PUBLISH_ACK;
+		h.ref = publish->ref;
+		h.seq = seq;
+		h.recipients = (uint32_t)route.n_recipients;
+		snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert->id);
+		if (server_hold(server, &h) != 0)
+			log_warnx("event=broker.error reason=\"out of memory holding an ack\" alert=%s", alert->id);
+	}
+done:
+	route_clear(&route);
+	free(envelope_bytes);
+	envelope_opened_clear(&opened);
+}
+
+struct track_rows {
+	Xba__V1__RecipientState *rows;   /* grown as journal_track reports */
+	size_t n, cap;
+	char (*nodes)[XBA_NODE_ID_MAX + 1];
+	char (*rules)[65];
+};
+
+static int
+track_row(void *ctx, const struct journal_track_row *r)
+{
+	struct track_rows *t = ctx;
+
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		void *rows = realloc(t->rows, cap * sizeof(*t->rows)), *nodes, *rules;
+
+		if (rows == NULL)
+			return XBA_ENOMEM;
+		t->rows = rows;
+		if ((nodes = realloc(t->nodes, cap * sizeof(*t->nodes))) == NULL)
+			return XBA_ENOMEM;
+		t->nodes = nodes;
+		if ((rules = realloc(t->rules, cap * sizeof(*t->rules))) == NULL)
+			return XBA_ENOMEM;
+		t->rules = rules;
+		t->cap = cap;
+	}
+	xba__v1__recipient_state__init(&t->rows[t->n]);
+	snprintf(t->nodes[t->n], sizeof(t->nodes[0]), "%s", r->node_id);
+	snprintf(t->rules[t->n], sizeof(t->rules[0]), "%s", r->rule);
+	t->rows[t->n].state = (Xba__V1__DeliveryState)r->state; /* same numbering: 1 queued .. 4 withheld */
+	t->rows[t->n].time_ms = r->time_ms;
+	t->n++;
+	return 0;
+}
+
+void
+track_handle(struct server *server, size_t node_index, const Xba__V1__TrackRequest *request)
+{
+	const struct dir_node *node = &server->dir->nodes[node_index];
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__TrackReply reply = XBA__V1__TRACK_REPLY__INIT;
+	struct journal_alert_info info;
+	struct track_rows t = { 0 };
+	Xba__V1__RecipientState **list = NULL;
+	struct xba_error err = { 0 };
+
+	reply.alert_id = request->alert_id;
+	reply.result = XBA__V1__ERROR_CODE__UNKNOWN_ALERT;
+	/* A node tracks only its own alerts; an admin tracks any. */
+	if (journal_find(server->journal, request->alert_id, &info, &err) == 0 &&
+	    (strcmp(info.origin, node->id) == 0 || node->role == NODE_ROLE_ADMIN) &&
+	    journal_track(server->journal, info.seq, track_row, &t, &err) == 0 &&
+	    (t.n == 0 || (list = calloc(t.n, sizeof(*list))) != NULL)) {
+		for (size_t i = 0; i < t.n; i++) {
+			t.rows[i].node_id = t.nodes[i];
+			t.rows[i].rule = t.rules[i];
+			list[i] = &t.rows[i];
+		}
+		reply.result = XBA__V1__ERROR_CODE__OK;
+		reply.seq = info.seq;
+		reply.recipients = list;
+		reply.n_recipients = t.n;
+	}
+	frame.body_case = XBA__V1__FRAME__BODY_TRACK_REPLY;
+	frame.track_reply = &reply;
+	server_send(server, node_index, &frame);
+	free(list);
+	free(t.rows);
+	free(t.nodes);
+	free(t.rules);
+}

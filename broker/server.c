@@ -1,0 +1,717 @@
+/*
+ * server.c — the broker's event loop: one ROUTER socket with CURVE, the ZAP handler, the signal pipe, and timers.
+ * Each loop turn drains up to group_commit_max frames, dispatches them (one switch on the frame type), commits the
+ * journal transaction they opened (one fsync), releases the acknowledgements and receipts the commit made true,
+ * runs a delivery pass, then heartbeats.  Every frame from the network goes through frame_decode() first; a bad
+ * frame is answered with an Error frame and disturbs nothing else.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "broker.h"
+#include "clock.h"
+#include "frame.h"
+#include "log.h"
+#include "xba_config.h"
+
+#if XBA_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#define NOTIFY(text) sd_notify(0, text)
+#else
+#define NOTIFY(text) ((void)0)
+#endif
+
+#define HARD_FRAME_FACTOR 4 /* frames over max_frame_bytes get FRAME_TOO_LARGE; over 4x the connection is cut */
+#define PRUNE_INTERVAL_MS (3600 * 1000)
+
+/* ---- sending ---------------------------------------------------------------------------------------------- */
+
+static int
+send_to(struct server *server, const uint8_t *routing_id, size_t routing_len, const Xba__V1__Frame *frame)
+{
+	uint8_t *bytes;
+	size_t len;
+
+	if (frame_encode(frame, &bytes, &len, NULL) != 0)
+		return XBA_ENOMEM;
+	/* ROUTER_MANDATORY: an unknown peer is EHOSTUNREACH, never a silent drop. */
+	if (zmq_send(server->router, routing_id, routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(server->router, bytes, len, ZMQ_DONTWAIT) < 0) {
+		free(bytes);
+		return XBA_EIO;
+	}
+	free(bytes);
+	return 0;
+}
+
+int
+server_send(struct server *server, size_t node_index, const Xba__V1__Frame *frame)
+{
+	struct session *s = &server->sessions[node_index];
+
+	if (!s->up)
+		return XBA_ENOTFOUND;
+	if (send_to(server, s->routing_id, s->routing_id_len, frame) != 0) {
+		session_drop(server, node_index, zmq_errno() == EAGAIN ? "send-buffer-full" : "peer-gone");
+		return XBA_EIO;
+	}
+	s->last_sent_mono = clock_mono_ms();
+	return 0;
+}
+
+int
+server_reply(struct server *server, const Xba__V1__Frame *frame)
+{
+	return send_to(server, server->scratch, server->scratch_len, frame);
+}
+
+void
+server_reply_error(struct server *server, Xba__V1__ErrorCode code, const char *field, uint64_t ref, const char *fmt,
+    ...)
+{
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__Error error = XBA__V1__ERROR__INIT;
+	char message[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	error.code = code;
+	error.message = message;
+	error.field = (char *)(field ? field : "");
+	error.ref = ref;
+	frame.body_case = XBA__V1__FRAME__BODY_ERROR;
+	frame.error = &error;
+	server_reply(server, &frame);
+}
+
+/* ---- sessions --------------------------------------------------------------------------------------------- */
+
+void
+session_drop(struct server *server, size_t node_index, const char *reason)
+{
+	struct session *s = &server->sessions[node_index];
+
+	if (!s->up)
+		return;
+	log_info("event=node.disconnected node=%s reason=%s inflight=%zu", server->dir->nodes[node_index].id, reason,
+	    s->n_inflight);
+	s->up = false;
+	s->n_inflight = 0; /* still QUEUED in the journal: resent after the next Hello */
+	s->credit = 0;
+}
+
+static void
+session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *hello)
+{
+	const struct dir_node *node = &server->dir->nodes[node_index];
+	struct session *s = &server->sessions[node_index];
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__Welcome welcome = XBA__V1__WELCOME__INIT;
+	struct xba_error err = { 0 };
+
+	if (hello->protocol_version != XBA_PROTOCOL_VERSION) {
+		server_reply_error(server, XBA__V1__ERROR_CODE__UNSUPPORTED_VERSION, "hello.protocol_version", 0,
+		    "protocol version %u is not supported; this broker speaks %d", hello->protocol_version,
+		    XBA_PROTOCOL_VERSION);
+		return;
+	}
+	if (strcmp(hello->node_id, node->id) != 0) {
+		char quoted[80];
+
+		log_warnx("event=hello.refused node=%s claimed=%s reason=wrong-node", node->id,
+		    log_quote(quoted, sizeof(quoted), hello->node_id));
+		server_reply_error(server, XBA__V1__ERROR_CODE__WRONG_SIGNER, "hello.node_id", 0,
+		    "this connection's CURVE key belongs to %s, not to the node id in hello", node->id);
+		return;
+	}
+	if (server_begin(server, &err) != 0 ||
+	    journal_mark_delivered_through(server->journal, node->id, hello->resume_after, clock_now_ms(), &err) != 0) {
+		log_warnx("event=journal.error node=%s op=resume error=\"%s\"", node->id, err.msg);
+		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0,
+		    "the broker's journal is unavailable; retry later");
+		return;
+	}
+	if (s->up && (s->routing_id_len != server->scratch_len ||
+	    memcmp(s->routing_id, server->scratch, s->routing_id_len) != 0))
+		log_info("event=node.replaced node=%s reason=new-connection", node->id);
+	memcpy(s->routing_id, server->scratch, server->scratch_len);
+	s->routing_id_len = server->scratch_len;
+	s->up = true;
+	s->n_inflight = 0;
+	s->credit = hello->credit < (uint64_t)server->config->max_credit ? hello->credit
+									  : (uint64_t)server->config->max_credit;
+
+	s->through_seq = hello->resume_after;
+	s->last_seen_mono = s->last_sent_mono = clock_mono_ms();
+	s->last_seen_wall = clock_now_ms();
+	s->wants_delivery = true;
+
+	welcome.protocol_version = XBA_PROTOCOL_VERSION;
+	welcome.broker_id = server->config->broker_id;
+	welcome.journal_head = journal_head(server->journal);
+	welcome.heartbeat_ms = (uint32_t)server->config->heartbeat_ms;
+	welcome.max_frame_bytes = (uint32_t)server->config->max_frame_bytes;
+	welcome.rules_version = (char *)rules_version(server->rules);
+	frame.body_case = XBA__V1__FRAME__BODY_WELCOME;
+	frame.welcome = &welcome;
+	server_send(server, node_index, &frame);
+	if (hello->credit > (uint64_t)server->config->max_credit)
+		server_reply_error(server, XBA__V1__ERROR_CODE__CREDIT_EXCEEDED, "hello.credit", 0,
+		    "a window of %u is past the broker's maximum of %lld; capped", hello->credit,
+		    (long long)server->config->max_credit);
+	log_info("event=node.connected node=%s resume_after=%llu credit=%llu", node->id,
+	    (unsigned long long)hello->resume_after, (unsigned long long)s->credit);
+}
+
+static void
+status_handle(struct server *server, size_t node_index)
+{
+	const struct dir_node *asker = &server->dir->nodes[node_index];
+	bool all = asker->role == NODE_ROLE_ADMIN;
+	size_t n = all ? server->dir->n_nodes : 1;
+	Xba__V1__NodeStatus *rows = calloc(n, sizeof(*rows)), **list = calloc(n, sizeof(*list));
+	Xba__V1__StatusReply reply = XBA__V1__STATUS_REPLY__INIT;
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+
+	if (rows == NULL || list == NULL) {
+		free(rows);
+		free(list);
+		server_reply_error(server, XBA__V1__ERROR_CODE__INTERNAL, NULL, 0, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t idx = all ? i : node_index;
+		const struct session *s = &server->sessions[idx];
+		uint64_t depth = 0;
+
+		xba__v1__node_status__init(&rows[i]);
+		rows[i].node_id = (char *)server->dir->nodes[idx].id;
+		rows[i].connected = s->up;
+		rows[i].last_seen_ms = s->last_seen_wall;
+		journal_queue_depth(server->journal, server->dir->nodes[idx].id, &depth, NULL);
+		rows[i].queue_depth = depth;
+		rows[i].cursor = s->through_seq;
+		list[i] = &rows[i];
+	}
+	reply.journal_head = journal_head(server->journal);
+	reply.rules_version = (char *)rules_version(server->rules);
+	reply.nodes = list;
+	reply.n_nodes = n;
+	frame.body_case = XBA__V1__FRAME__BODY_STATUS_REPLY;
+	frame.status_reply = &reply;
+	server_send(server, node_index, &frame);
+	free(rows);
+	free(list);
+}
+
+/* ---- the group-commit transaction --------------------------------------------------------------------------- */
+
+int
+server_begin(struct server *server, struct xba_error *err)
+{
+	if (server->tx_failed)
+		return xba_error_set(err, XBA_EIO, "an earlier write in this batch failed");
+	if (server->in_transaction)
+		return 0;
+	if (journal_begin(server->journal, err) != 0)
+		return XBA_EIO;
+	server->in_transaction = true;
+	return 0;
+}
+
+int
+server_hold(struct server *server, const struct held_frame *held)
+{
+	if (server->n_held == server->cap_held) {
+		size_t cap = server->cap_held ? server->cap_held * 2 : 64;
+		struct held_frame *grown = realloc(server->held, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return XBA_ENOMEM;
+		server->held = grown;
+		server->cap_held = cap;
+	}
+	server->held[server->n_held++] = *held;
+	return 0;
+}
+
+static void
+release_held(struct server *server, bool committed)
+{
+	for (size_t i = 0; i < server->n_held; i++) {
+		const struct held_frame *h = &server->held[i];
+		Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+		Xba__V1__PublishAck ack = XBA__V1__PUBLISH_ACK__INIT;
+		Xba__V1__Receipt receipt = XBA__V1__RECEIPT__INIT;
+
+		if (h->kind == XBA__V1__FRAME__BODY_PUBLISH_ACK) {
+			ack.ref = h->ref;
+			ack.alert_id = (char *)h->alert_id;
+			if (committed) {
+				ack.result = XBA__V1__ERROR_CODE__OK;
+				ack.seq = h->seq;
+				ack.recipients = h->recipients;
+				log_info("event=alert.accepted node=%s alert=%s seq=%llu recipients=%u",
+				    server->dir->nodes[h->node_index].id, h->alert_id, (unsigned long long)h->seq,
+				    h->recipients);
+			} else {
+				ack.result = XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE;
+				ack.message = "the broker could not store the alert durably; it is not accepted, retry later";
+				log_warnx("event=alert.rejected node=%s alert=%s code=JOURNAL_UNAVAILABLE "
+					  "reason=\"journal commit failed\"",
+				    server->dir->nodes[h->node_index].id, h->alert_id);
+			}
+			frame.body_case = XBA__V1__FRAME__BODY_PUBLISH_ACK;
+			frame.publish_ack = &ack;
+		} else {
+			if (!committed)
+				continue; /* freed below */
+			receipt.alert_id = (char *)h->alert_id;
+			receipt.node_id = (char *)h->node_id;
+			receipt.kind = h->receipt_kind;
+			receipt.time_ms = h->time_ms;
+			receipt.officer = (char *)h->officer;
+			receipt.note = h->note != NULL ? h->note : "";
+			frame.body_case = XBA__V1__FRAME__BODY_RECEIPT;
+			frame.receipt = &receipt;
+		}
+		server_send(server, h->node_index, &frame);
+	}
+	for (size_t i = 0; i < server->n_held; i++)
+		free(server->held[i].note);
+	server->n_held = 0;
+}
+
+static void
+commit(struct server *server)
+{
+	struct xba_error err = { 0 };
+	bool ok = true;
+
+	if (!server->in_transaction)
+		return;
+	if (server->tx_failed) {
+		journal_rollback(server->journal);
+		ok = false;
+	} else if (journal_commit(server->journal, &err) != 0) {
+		log_warnx("event=journal.commit_failed error=\"%s\"", err.msg);
+		ok = false;
+	}
+	if (!ok) {
+		/* What the failed transaction recorded as sent or routed is not durable: start every session's
+		 * delivery over from the journal's committed state. */
+		for (size_t i = 0; i < server->dir->n_nodes; i++) {
+			server->sessions[i].n_inflight = 0;
+			server->sessions[i].wants_delivery = true;
+		}
+	}
+	server->in_transaction = false;
+	server->tx_failed = false;
+	release_held(server, ok);
+}
+
+/* ---- receiving ---------------------------------------------------------------------------------------------- */
+
+static void
+dispatch(struct server *server, size_t node_index, const uint8_t *bytes, size_t len)
+{
+	const struct dir_node *node = &server->dir->nodes[node_index];
+	struct session *s = &server->sessions[node_index];
+	bool same_connection = s->up && s->routing_id_len == server->scratch_len &&
+	    memcmp(s->routing_id, server->scratch, s->routing_id_len) == 0;
+	struct xba_error err = { 0 };
+	Xba__V1__Frame *frame;
+	uint64_t ref;
+
+	frame = frame_decode(bytes, len, (size_t)server->config->max_frame_bytes, &ref, &err);
+	if (frame == NULL) {
+		Xba__V1__ErrorCode code = frame_error_code_for_frame(err.code);
+		char field[64] = "";
+
+		if (err.code == XBA_EREQUIRED)
+			sscanf(err.msg, "%63[^:]", field);
+		log_warnx("event=frame.rejected node=%s code=%s reason=\"%s\"", node->id, frame_error_code_name(code),
+		    err.msg);
+		server_reply_error(server, code, field, ref, "%s", err.msg);
+		return;
+	}
+	if (same_connection) {
+		s->last_seen_mono = clock_mono_ms();
+		s->last_seen_wall = clock_now_ms();
+	}
+	if (frame->body_case != XBA__V1__FRAME__BODY_HELLO && !same_connection) {
+		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0,
+		    "send hello first (got %s)", frame_type_name(frame->body_case));
+		frame_free(frame);
+		return;
+	}
+	switch (frame->body_case) {
+	case XBA__V1__FRAME__BODY_HELLO:
+		session_hello(server, node_index, frame->hello);
+		break;
+	case XBA__V1__FRAME__BODY_PUBLISH:
+		publish_handle(server, node_index, frame->publish);
+		break;
+	case XBA__V1__FRAME__BODY_DELIVERY_ACK:
+		deliver_handle_ack(server, node_index, frame->delivery_ack);
+		break;
+	case XBA__V1__FRAME__BODY_CREDIT:
+		deliver_handle_credit(server, node_index, frame->credit);
+		break;
+	case XBA__V1__FRAME__BODY_HEARTBEAT:
+		break; /* last_seen already updated */
+	case XBA__V1__FRAME__BODY_STATUS_REQUEST:
+		status_handle(server, node_index);
+		break;
+	case XBA__V1__FRAME__BODY_TRACK_REQUEST:
+		track_handle(server, node_index, frame->track_request);
+		break;
+	case XBA__V1__FRAME__BODY_ERROR:
+		if (frame->error != NULL) {
+			char quoted[300];
+
+			log_warnx("event=node.reported_error node=%s code=%s field=%s message=%s", node->id,
+			    frame_error_code_name(frame->error->code), frame->error->field ? frame->error->field : "",
+			    log_quote(quoted, sizeof(quoted), frame->error->message));
+		}
+		break;
+	default:
+		/* welcome, publish_ack, deliver, receipt, status_reply, track_reply: the broker's own frames. */
+		log_warnx("event=frame.rejected node=%s code=UNKNOWN_FRAME_TYPE type=%s", node->id,
+		    frame_type_name(frame->body_case));
+		server_reply_error(server, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, NULL, 0,
+		    "a node does not send %s frames", frame_type_name(frame->body_case));
+		break;
+	}
+	frame_free(frame);
+}
+
+/* Read one ROUTER message (routing id + one frame part).  Returns 1 if one was handled, 0 if none was pending. */
+static int
+receive_one(struct server *server)
+{
+	zmq_msg_t id, body;
+	const char *user;
+	const struct dir_node *node;
+	int more = 0, extra = 0;
+	size_t more_len = sizeof(more);
+
+	zmq_msg_init(&id);
+	if (zmq_msg_recv(&id, server->router, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&id);
+		return 0;
+	}
+	zmq_msg_init(&body);
+	if (zmq_msg_recv(&body, server->router, 0) < 0) {
+		zmq_msg_close(&id);
+		zmq_msg_close(&body);
+		return 1;
+	}
+	/* A node sends exactly one part per frame; swallow any further parts so the next message starts clean. */
+	zmq_getsockopt(server->router, ZMQ_RCVMORE, &more, &more_len);
+	while (more) {
+		zmq_msg_t rest;
+
+		zmq_msg_init(&rest);
+		zmq_msg_recv(&rest, server->router, 0);
+		zmq_msg_close(&rest);
+		extra++;
+		zmq_getsockopt(server->router, ZMQ_RCVMORE, &more, &more_len);
+	}
+	server->scratch_len = zmq_msg_size(&id) < ROUTING_ID_MAX ? zmq_msg_size(&id) : ROUTING_ID_MAX;
+	memcpy(server->scratch, zmq_msg_data(&id), server->scratch_len);
+	user = zmq_msg_gets(&body, "User-Id");
+	node = user != NULL ? directory_node(server->dir, user) : NULL;
+	if (node == NULL) {
+		/* Admitted under a directory that a reload has since changed: the node is no longer listed. */
+		log_warnx("event=frame.rejected node=%s code=NOT_READY reason=\"node not in the directory\"",
+		    user ? user : "-");
+		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0, "this node is not in the directory");
+	} else if (extra > 0) {
+		log_warnx("event=frame.rejected node=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"", node->id,
+		    extra);
+		server_reply_error(server, XBA__V1__ERROR_CODE__MALFORMED_FRAME, NULL, 0,
+		    "one ZeroMQ message part per frame; got %d more", extra);
+	} else {
+		dispatch(server, directory_node_index(server->dir, node), zmq_msg_data(&body), zmq_msg_size(&body));
+	}
+	zmq_msg_close(&id);
+	zmq_msg_close(&body);
+	return 1;
+}
+
+/* ---- timers ----------------------------------------------------------------------------------------------- */
+
+static void
+heartbeats(struct server *server)
+{
+	int64_t now = clock_mono_ms(), interval = server->config->heartbeat_ms;
+
+	for (size_t i = 0; i < server->dir->n_nodes; i++) {
+		struct session *s = &server->sessions[i];
+
+		if (!s->up)
+			continue;
+		if (now - s->last_seen_mono > 3 * interval) {
+			log_warnx("event=node.dead node=%s silent_ms=%lld", server->dir->nodes[i].id,
+			    (long long)(now - s->last_seen_mono));
+			session_drop(server, i, "heartbeat-timeout");
+			continue;
+		}
+		if (now - s->last_sent_mono >= interval) {
+			Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+			Xba__V1__Heartbeat hb = XBA__V1__HEARTBEAT__INIT;
+
+			hb.time_ms = clock_now_ms();
+			frame.body_case = XBA__V1__FRAME__BODY_HEARTBEAT;
+			frame.heartbeat = &hb;
+			server_send(server, i, &frame);
+		}
+	}
+}
+
+static void
+prune(struct server *server)
+{
+	struct xba_error err = { 0 };
+	uint64_t deleted = 0;
+
+	if (server->config->retention_days == 0)
+		return;
+	if (journal_prune(server->journal, clock_now_ms() - server->config->retention_days * 86400000LL, &deleted,
+	    &err) != 0)
+		log_warnx("event=journal.prune_failed error=\"%s\"", err.msg);
+	else if (deleted > 0)
+		log_info("event=journal.pruned deleted=%llu retention_days=%lld", (unsigned long long)deleted,
+		    (long long)server->config->retention_days);
+}
+
+/* ---- configuration, reload ---------------------------------------------------------------------------------- */
+
+/* Load region and rules together: rules hold node indexes of the directory they were loaded against. */
+static int
+load_region_and_rules(const struct broker_config *config, struct directory **dir_out, struct rules **rules_out,
+    struct xba_error *err)
+{
+	struct directory *dir = directory_load(config->region, err);
+	struct rules *rules;
+
+	if (dir == NULL)
+		return err->code ? err->code : XBA_ECONFIG;
+	rules = rules_load(config->rules, dir, err);
+	if (rules == NULL) {
+		directory_free(dir);
+		return err->code ? err->code : XBA_ECONFIG;
+	}
+	*dir_out = dir;
+	*rules_out = rules;
+	return 0;
+}
+
+static void
+reload(struct server *server)
+{
+	struct xba_error err = { 0 };
+	struct directory *dir;
+	struct rules *rules;
+	struct session *sessions;
+
+	NOTIFY("RELOADING=1");
+	commit(server);
+	if (load_region_and_rules(server->config, &dir, &rules, &err) != 0) {
+		char quoted[600];
+
+		log_warnx("event=rules.reload_failed error=%s keeping_rules=%s", log_quote(quoted, sizeof(quoted), err.msg),
+		    rules_version(server->rules));
+		NOTIFY("READY=1");
+		return;
+	}
+	sessions = calloc(dir->n_nodes ? dir->n_nodes : 1, sizeof(*sessions));
+	if (sessions == NULL) {
+		log_warnx("event=rules.reload_failed error=\"out of memory\"");
+		rules_free(rules);
+		directory_free(dir);
+		NOTIFY("READY=1");
+		return;
+	}
+	/* Carry each session over by node id; nodes no longer listed are disconnected. */
+	for (size_t i = 0; i < server->dir->n_nodes; i++) {
+		const struct dir_node *now = directory_node(dir, server->dir->nodes[i].id);
+
+		if (now != NULL) {
+			sessions[directory_node_index(dir, now)] = server->sessions[i];
+			sessions[directory_node_index(dir, now)].wants_delivery = true;
+		} else {
+			if (server->sessions[i].up)
+				log_warnx("event=node.removed node=%s", server->dir->nodes[i].id);
+			free(server->sessions[i].inflight);
+		}
+	}
+	free(server->sessions);
+	server->sessions = sessions;
+	directory_free(server->dir);
+	rules_free(server->rules);
+	server->dir = dir;
+	server->rules = rules;
+	log_info("event=rules.reloaded version=%s rules=%zu nodes=%zu", rules_version(rules), rules_count(rules),
+	    dir->n_nodes);
+	NOTIFY("READY=1");
+}
+
+int
+server_check(const struct broker_config *config, struct xba_error *err)
+{
+	struct curve_identity curve;
+	struct directory *dir;
+	struct rules *rules;
+	int rc;
+
+	if ((rc = keys_load_curve(config->curve_secret_key, &curve, err)) != 0)
+		return rc;
+	memset(&curve, 0, sizeof(curve));
+	if ((rc = load_region_and_rules(config, &dir, &rules, err)) != 0)
+		return rc;
+	rules_free(rules);
+	directory_free(dir);
+	return 0;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------------------------- */
+
+struct server *
+server_new(const struct broker_config *config, struct xba_error *err)
+{
+	struct server *server = calloc(1, sizeof(*server));
+	struct curve_identity curve;
+	int one = 1, zero = 0, mandatory = 1, hwm = 100000, ivl, timeout;
+	int64_t hard_max;
+
+	if (server == NULL) {
+		xba_error_set(err, XBA_ENOMEM, "out of memory");
+		return NULL;
+	}
+	server->config = config;
+	server->signal_fd = -1;
+	if (keys_load_curve(config->curve_secret_key, &curve, err) != 0 ||
+	    load_region_and_rules(config, &server->dir, &server->rules, err) != 0)
+		goto fail;
+	server->sessions = calloc(server->dir->n_nodes ? server->dir->n_nodes : 1, sizeof(*server->sessions));
+	if (server->sessions == NULL) {
+		xba_error_set(err, XBA_ENOMEM, "out of memory");
+		goto fail;
+	}
+	server->journal = journal_open(config->journal, err);
+	if (server->journal == NULL)
+		goto fail;
+	server->zmq_ctx = zmq_ctx_new();
+	if (server->zmq_ctx == NULL || (server->zap = zap_new(server->zmq_ctx, err)) == NULL)
+		goto fail;
+	server->router = zmq_socket(server->zmq_ctx, ZMQ_ROUTER);
+	hard_max = config->max_frame_bytes * HARD_FRAME_FACTOR;
+	ivl = (int)config->heartbeat_ms;
+	timeout = (int)config->heartbeat_ms * 3;
+	if (server->router == NULL ||
+	    zmq_setsockopt(server->router, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+	    zmq_setsockopt(server->router, ZMQ_CURVE_SECRETKEY, curve.secret_z85, XBA_Z85_KEY_TEXT_LEN) != 0 ||
+	    zmq_setsockopt(server->router, ZMQ_ZAP_DOMAIN, "xba", 3) != 0 ||
+	    zmq_setsockopt(server->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof(mandatory)) != 0 ||
+	    zmq_setsockopt(server->router, ZMQ_MAXMSGSIZE, &hard_max, sizeof(hard_max)) != 0 ||
+	    zmq_setsockopt(server->router, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
+	    zmq_setsockopt(server->router, ZMQ_RCVHWM, &hwm, sizeof(hwm)) != 0 ||
+	    zmq_setsockopt(server->router, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl)) != 0 ||
+	    zmq_setsockopt(server->router, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof(timeout)) != 0 ||
+	    zmq_setsockopt(server->router, ZMQ_LINGER, &zero, sizeof(zero)) != 0) {
+		xba_error_set(err, XBA_EIO, "cannot set up the ROUTER socket: %s", zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	memset(&curve, 0, sizeof(curve));
+	if (zmq_bind(server->router, config->listen) != 0) {
+		xba_error_set(err, XBA_EIO, "cannot listen on %s: %s", config->listen, zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	prune(server);
+	return server;
+fail:
+	memset(&curve, 0, sizeof(curve));
+	server_free(server);
+	return NULL;
+}
+
+void
+server_free(struct server *server)
+{
+	if (server == NULL)
+		return;
+	if (server->in_transaction)
+		journal_rollback(server->journal);
+	if (server->router != NULL)
+		zmq_close(server->router);
+	zap_free(server->zap);
+	if (server->zmq_ctx != NULL)
+		zmq_ctx_term(server->zmq_ctx);
+	journal_close(server->journal);
+	if (server->sessions != NULL && server->dir != NULL)
+		for (size_t i = 0; i < server->dir->n_nodes; i++)
+			free(server->sessions[i].inflight);
+	free(server->sessions);
+	free(server->held);
+	rules_free(server->rules);
+	directory_free(server->dir);
+	free(server);
+}
+
+int
+server_run(struct server *server, int signal_fd)
+{
+	int64_t last_prune = clock_mono_ms(), tick = server->config->heartbeat_ms / 4;
+	zmq_pollitem_t items[3];
+
+	server->signal_fd = signal_fd;
+	if (tick < 20)
+		tick = 20;
+	log_info("event=broker.ready broker=%s listen=%s nodes=%zu rules_version=%s journal_head=%llu verify=%s",
+	    server->config->broker_id, server->config->listen, server->dir->n_nodes, rules_version(server->rules),
+	    (unsigned long long)journal_head(server->journal), sig_backend_name());
+	NOTIFY("READY=1");
+	while (!server->stopping) {
+		items[0] = (zmq_pollitem_t){ server->router, 0, ZMQ_POLLIN, 0 };
+		items[1] = (zmq_pollitem_t){ zap_socket(server->zap), 0, ZMQ_POLLIN, 0 };
+		items[2] = (zmq_pollitem_t){ NULL, signal_fd, ZMQ_POLLIN, 0 };
+		if (zmq_poll(items, 3, (long)tick) < 0 && zmq_errno() != EINTR) {
+			log_warnx("event=broker.poll_failed error=\"%s\"", zmq_strerror(zmq_errno()));
+			break;
+		}
+		if (items[2].revents & ZMQ_POLLIN) {
+			char c;
+
+			while (read(signal_fd, &c, 1) == 1) {
+				if (c == 'H')
+					reload(server);
+				else
+					server->stopping = true;
+			}
+		}
+		zap_handle(server->zap, server->dir);
+		for (int64_t n = 0; n < server->config->group_commit_max && receive_one(server); n++)
+			;
+		commit(server);
+		deliver_pass(server);
+		commit(server); /* deliveries can finish a transaction too (none today, but cheap when empty) */
+		heartbeats(server);
+		if (clock_mono_ms() - last_prune >= PRUNE_INTERVAL_MS) {
+			prune(server);
+			last_prune = clock_mono_ms();
+		}
+	}
+	NOTIFY("STOPPING=1");
+	commit(server);
+	log_info("event=broker.stopped journal_head=%llu", (unsigned long long)journal_head(server->journal));
+	return 0;
+}
