@@ -8,6 +8,7 @@ usage: /usr/bin/python3 tests/e2e/test_broker_crash.py BUILD_DIR SOURCE_ROOT
 import os
 import sys
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 from xbatest import C  # noqa: E402

@@ -946,6 +946,8 @@ class Node:
         return self.net.run_until(lambda: self.state == "open", timeout or self.t.t(10))
 
     def _send(self, data):
+        if self.sock is None:
+            raise SessionLost(f"{self.id}: no connection (state {self.state})")
         try:
             self.sock.send(data, zmq.NOBLOCK)
         except zmq.Again:
