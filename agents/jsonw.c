@@ -1,5 +1,5 @@
 /*
- * jsonw.c — minimal JSON object writer for the CLI's --json output (see jsonw.h).
+ * jsonw.c — minimal JSON writer for the CLI's --json output (see jsonw.h).
  */
 #include "jsonw.h"
 
@@ -24,43 +24,85 @@ jsonw_quote(FILE *out, const char *text)
 	fputc('"', out);
 }
 
+/* Comma and key before a value at the current depth. */
+static void
+value_prefix(struct jsonw *w, const char *key)
+{
+	if (w->need_comma[w->depth])
+		fputc(',', w->out);
+	w->need_comma[w->depth] = true;
+	if (key != NULL) {
+		jsonw_quote(w->out, key);
+		fputc(':', w->out);
+	}
+}
+
 void
 jsonw_begin(struct jsonw *w, FILE *out)
 {
 	w->out = out;
-	w->need_comma = false;
+	w->depth = 0;
+	w->need_comma[0] = false;
 	fputc('{', out);
-}
-
-static void
-member(struct jsonw *w, const char *key)
-{
-	if (w->need_comma)
-		fputc(',', w->out);
-	w->need_comma = true;
-	jsonw_quote(w->out, key);
-	fputc(':', w->out);
 }
 
 void
 jsonw_string(struct jsonw *w, const char *key, const char *value)
 {
-	member(w, key);
+	value_prefix(w, key);
 	jsonw_quote(w->out, value);
 }
 
 void
 jsonw_int(struct jsonw *w, const char *key, int64_t value)
 {
-	member(w, key);
+	value_prefix(w, key);
 	fprintf(w->out, "%lld", (long long)value);
 }
 
 void
 jsonw_bool(struct jsonw *w, const char *key, bool value)
 {
-	member(w, key);
+	value_prefix(w, key);
 	fputs(value ? "true" : "false", w->out);
+}
+
+static void
+open_nested(struct jsonw *w, const char *key, char bracket)
+{
+	value_prefix(w, key);
+	fputc(bracket, w->out);
+	if (w->depth + 1 < JSONW_MAX_DEPTH)
+		w->depth++;
+	w->need_comma[w->depth] = false;
+}
+
+void
+jsonw_object_begin(struct jsonw *w, const char *key)
+{
+	open_nested(w, key, '{');
+}
+
+void
+jsonw_object_end(struct jsonw *w)
+{
+	fputc('}', w->out);
+	if (w->depth > 0)
+		w->depth--;
+}
+
+void
+jsonw_array_begin(struct jsonw *w, const char *key)
+{
+	open_nested(w, key, '[');
+}
+
+void
+jsonw_array_end(struct jsonw *w)
+{
+	fputc(']', w->out);
+	if (w->depth > 0)
+		w->depth--;
 }
 
 void

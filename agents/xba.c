@@ -17,6 +17,14 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
+	{ "send", cmd_send, "sign and send an alert through this country's agent" },
+	{ "watch", cmd_watch, "the duty officer's live view of alerts routed to this country" },
+	{ "ack", cmd_ack, "acknowledge an alert on behalf of this country" },
+	{ "broadcast", cmd_broadcast, "emergency broadcast to every node, with live receipts (--wait)" },
+	{ "history", cmd_history, "alerts held by this country's agent" },
+	{ "status", cmd_status, "the agent's link, outbox and inbox" },
+	{ "track", cmd_track, "who has, acknowledged or was withheld an alert this country sent" },
+	{ "rules", cmd_rules, "check a rules file, or explain who would receive an alert (offline)" },
 	{ "keygen", cmd_keygen, "generate a node's signing and CURVE key pairs" },
 	{ "verify", cmd_verify, "check a saved signed alert against a region directory" },
 };
@@ -27,8 +35,8 @@ usage(FILE *out)
 	fprintf(out, "usage: xba COMMAND [OPTIONS]   (xba COMMAND --help for each)\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
 		fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
-	fprintf(out, "\nNot yet available in this version (coming with the agent and broker): send, watch, ack,\n"
-		     "broadcast, history, status, track, rules, audit.\n");
+	fprintf(out, "\nCommands that talk to the agent find it at $XBA_SOCKET (default /run/xba-agent/agent.sock)\n"
+		     "or --socket PATH.  docs/operators.md explains each command.\n");
 }
 
 int

@@ -86,43 +86,6 @@ rate_allows(struct server *server, struct session *s)
 	return true;
 }
 
-/* Directory rights of the origin (checks 12-14 of docs/protocol.md §2.3).  0 or the refusal code. */
-static Xba__V1__ErrorCode
-check_rights(const struct directory *dir, const struct dir_node *origin, const Xba__V1__Alert *alert,
-    const char **field, char *message, size_t size)
-{
-	if (origin->role == NODE_ROLE_ADMIN) {
-		*field = "origin";
-		snprintf(message, size, "%s is an admin node and may not publish alerts", origin->id);
-		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
-	}
-	if (origin->role == NODE_ROLE_OBSERVER && alert->category != 0 &&
-	    (origin->publish_categories & (1u << alert->category)) == 0) {
-		*field = "category";
-		snprintf(message, size, "observer %s may not publish %s alerts (region.yaml publish list)", origin->id,
-		    alert_enum_name(ALERT_ENUM_CATEGORY, alert->category));
-		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
-	}
-	if (alert->emergency && !origin->may_broadcast) {
-		*field = "emergency";
-		snprintf(message, size, "%s may not issue emergency broadcasts (region.yaml may_broadcast)", origin->id);
-		return XBA__V1__ERROR_CODE__BROADCAST_NOT_ALLOWED;
-	}
-	if (alert->tlp == XBA__V1__TLP__TLP_RED && alert->n_addressees == 0) {
-		*field = "addressees";
-		snprintf(message, size, "TLP:RED goes only to explicit addressees, and this alert names none");
-		return XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES;
-	}
-	for (size_t i = 0; i < alert->n_addressees; i++) {
-		if (directory_node(dir, alert->addressees[i]) == NULL) {
-			*field = "addressees";
-			snprintf(message, size, "addressee %s is not a node of this region", alert->addressees[i]);
-			return XBA__V1__ERROR_CODE__INVALID_ALERT;
-		}
-	}
-	return 0;
-}
-
 /* Record officers' acknowledgements carried by an ACK-type alert and hold receipts for emergency originators. */
 static int
 record_acknowledgements(struct server *server, const struct dir_node *acker, const Xba__V1__Alert *alert,
@@ -245,7 +208,7 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		    0, "the alert expired %lld s ago", (long long)((now - alert->expires_ms) / 1000));
 		goto done;
 	}
-	if ((code = check_rights(server->dir, node, alert, &field, message, sizeof(message))) != 0) {
+	if ((code = rules_publish_rights(server->dir, node, alert, &field, message, sizeof(message))) != 0) {
 		refuse(server, node_index, publish->ref, alert->id, code, field, 0, 0, "%s", message);
 		goto done;
 	}

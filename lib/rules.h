@@ -97,4 +97,14 @@ int rules_route(const struct rules *rules, const struct directory *dir, const Xb
 /* Free the arrays of a route filled by rules_route() and empty it; accepts an already-empty route. */
 void route_clear(struct route *route);
 
+/*
+ * The directory's publish rights, which the broker checks before routing (docs/protocol.md §2.3, checks 12-14):
+ * admin nodes never publish; observers only the categories their `publish` list names; emergencies only from
+ * nodes with may_broadcast; TLP:RED needs addressees; every addressee must be a node of the region.  Returns 0,
+ * or the wire code of the refusal with *field set and why filled (one line).  `xba rules explain` uses it to say
+ * when an alert would be refused before any rule is looked at.
+ */
+Xba__V1__ErrorCode rules_publish_rights(const struct directory *dir, const struct dir_node *origin,
+    const Xba__V1__Alert *alert, const char **field, char *why, size_t size);
+
 #endif

@@ -1,0 +1,800 @@
+/*
+ * cmd_send.c — `xba send` and `xba broadcast`: where an officer's alert enters the system.  The alert is built
+ * from flags or an alert file, checked here for what an officer can fix at once (names, language tags, a
+ * headline), handed to the national agent (which completes, validates, signs and durably queues it), and then the
+ * command waits to tell the officer what the broker did with it.  A broadcast additionally follows its receipts:
+ * delivered to each node's agent, acknowledged by an officer there.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alert.h"
+#include "alertyaml.h"
+#include "cli.h"
+#include "clock.h"
+#include "display.h"
+#include "frame.h"
+#include "jsonw.h"
+#include "localclient.h"
+#include "syntax.h"
+
+#define REQUEST_TIMEOUT_MS 10000
+
+/* An alert assembled from command-line flags; strings point into argv or into owned copies below. */
+struct draft {
+	Xba__V1__Alert alert;
+	Xba__V1__Info info[ALERT_MAX_INFO], *info_list[ALERT_MAX_INFO];
+	Xba__V1__Area area[ALERT_MAX_AREAS], *area_list[ALERT_MAX_AREAS];
+	Xba__V1__Parameter param[ALERT_MAX_PARAMS], *param_list[ALERT_MAX_PARAMS];
+	char *addressees[ALERT_MAX_ADDRESSEES];
+	char *owned[ALERT_MAX_ADDRESSEES + ALERT_MAX_PARAMS * 2]; /* strdup'ed pieces, freed at the end */
+	size_t n_owned;
+	const char *expires_text; /* resolved once sent time is known */
+};
+
+static void
+draft_init(struct draft *d)
+{
+	memset(d, 0, sizeof(*d));
+	xba__v1__alert__init(&d->alert);
+	d->alert.status = XBA__V1__STATUS__STATUS_ACTUAL;
+	d->alert.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_ALERT;
+	d->alert.info = d->info_list;
+	d->alert.areas = d->area_list;
+	d->alert.parameters = d->param_list;
+	d->alert.addressees = d->addressees;
+}
+
+static void
+draft_free(struct draft *d)
+{
+	for (size_t i = 0; i < d->n_owned; i++)
+		free(d->owned[i]);
+}
+
+static char *
+draft_own(struct draft *d, char *text)
+{
+	if (text != NULL && d->n_owned < sizeof(d->owned) / sizeof(d->owned[0]))
+		d->owned[d->n_owned++] = text;
+	return text;
+}
+
+/* The info block flags write into: the last --lang's, created on first use (language "en" if none given). */
+static Xba__V1__Info *
+draft_info(struct draft *d, const char *lang)
+{
+	if (lang != NULL || d->alert.n_info == 0) {
+		if (d->alert.n_info == ALERT_MAX_INFO)
+			return NULL;
+		xba__v1__info__init(&d->info[d->alert.n_info]);
+		d->info[d->alert.n_info].language = (char *)(lang ? lang : "en");
+		d->info_list[d->alert.n_info] = &d->info[d->alert.n_info];
+		d->alert.n_info++;
+	}
+	return &d->info[d->alert.n_info - 1];
+}
+
+static int
+parse_enum(const char *cmd, enum alert_enum_kind kind, const char *text, int *out)
+{
+	char names[256] = "";
+
+	if (alert_enum_parse(kind, text, out) == 0)
+		return 0;
+	for (int v = 1; v <= alert_enum_max(kind); v++) {
+		strncat(names, alert_enum_name(kind, v), sizeof(names) - strlen(names) - 1);
+		if (v < alert_enum_max(kind))
+			strncat(names, ", ", sizeof(names) - strlen(names) - 1);
+	}
+	return cli_usage_error("%s: --%s '%s' is not one of: %s", cmd, alert_enum_kind_name(kind), text, names);
+}
+
+int
+cli_parse_when(const char *text, int64_t base_ms, int64_t *out)
+{
+	char *end;
+	long long n;
+
+	if (clock_parse_rfc3339(text, out) == 0)
+		return 0;
+	errno = 0;
+	n = strtoll(text, &end, 10);
+	if (errno != 0 || end == text || n < 0 || n > 100000 || end[0] == '\0' || end[1] != '\0')
+		return XBA_ESYNTAX;
+	switch (end[0]) {
+	case 's': *out = base_ms + n * 1000LL; return 0;
+	case 'm': *out = base_ms + n * 60000LL; return 0;
+	case 'h': *out = base_ms + n * 3600000LL; return 0;
+	case 'd': *out = base_ms + n * 86400000LL; return 0;
+	default: return XBA_ESYNTAX;
+	}
+}
+
+/* Split "LBY,TCD" into addressees. */
+static int
+add_addressees(const char *cmd, struct draft *d, const char *list)
+{
+	char *copy = draft_own(d, strdup(list)), *save = NULL;
+
+	if (copy == NULL)
+		return cli_usage_error("%s: out of memory", cmd);
+	for (char *tok = strtok_r(copy, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+		if (!syntax_node_id_valid(tok))
+			return cli_usage_error("%s: --to '%s' is not a node id (DZA, NER, IOM-ROMENA ...)", cmd, tok);
+		if (d->alert.n_addressees == ALERT_MAX_ADDRESSEES)
+			return cli_usage_error("%s: more than %d addressees", cmd, ALERT_MAX_ADDRESSEES);
+		d->addressees[d->alert.n_addressees++] = tok;
+	}
+	return 0;
+}
+
+/* What the officer can fix at once, before anything reaches the agent. */
+static int
+check_draft(const char *cmd, const Xba__V1__Alert *a)
+{
+	if (a->n_info == 0)
+		return cli_usage_error("%s: --headline is required (what happened, in one line)", cmd);
+	for (size_t i = 0; i < a->n_info; i++) {
+		const Xba__V1__Info *info = a->info[i];
+
+		if (!syntax_language_tag_valid(info->language))
+			return cli_usage_error("%s: --lang '%s' is not a language tag (ar, fr, en, fr-NE ...)", cmd,
+			    info->language);
+		if (info->headline == NULL || info->headline[0] == '\0')
+			return cli_usage_error("%s: the '%s' text has no --headline", cmd, info->language);
+	}
+	if (a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ALERT || a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE) {
+		if (a->category == 0)
+			return cli_usage_error("%s: --category is required (border-incident, smuggling, trafficking, "
+					       "health, search-and-rescue, population-movement, other)", cmd);
+		if (a->severity == 0)
+			return cli_usage_error("%s: --severity is required (unknown, minor, moderate, severe, extreme)",
+			    cmd);
+	}
+	return 0;
+}
+
+/* Submit and report: prints the alert id, then what the broker did within wait_ms.  Exit status per cli.h. */
+int
+cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *alert, int wait_ms, bool json,
+    struct local_client **keep_client, char *alert_id_out, size_t alert_id_size)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL, *ev = NULL;
+	Xba__V1__SubmitRequest submit = XBA__V1__SUBMIT_REQUEST__INIT;
+	struct xba_error err = { 0 };
+	struct local_client *c;
+	char alert_id[40] = "";
+	int64_t deadline;
+	int status = CLI_EXIT_OK;
+
+	c = keep_client && *keep_client ? *keep_client : local_client_new(target, &err);
+	if (c == NULL)
+		return cli_usage_error("%s: %s", cmd, err.msg);
+	submit.alert = alert;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_SUBMIT;
+	req.submit = &submit;
+	if (local_client_request(c, &req, &reply, REQUEST_TIMEOUT_MS, &err) != 0) {
+		if (!keep_client)
+			local_client_free(c);
+		return cli_usage_error("%s: %s (nothing was queued)", cmd, err.msg);
+	}
+	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
+		cli_usage_error("%s: the agent refused the request: %s", cmd, reply->error->message);
+		status = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_SUBMIT_REPLY) {
+		cli_usage_error("%s: unexpected answer from the agent", cmd);
+		status = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (reply->submit_reply->result != XBA__V1__ERROR_CODE__OK) {
+		cli_usage_error("%s: not queued: %s%s%s", cmd,
+		    reply->submit_reply->field && reply->submit_reply->field[0] ? reply->submit_reply->field : "",
+		    reply->submit_reply->field && reply->submit_reply->field[0] ? ": " : "", reply->submit_reply->message);
+		status = CLI_EXIT_USAGE;
+		goto out;
+	}
+	snprintf(alert_id, sizeof(alert_id), "%s", reply->submit_reply->alert_id);
+	if (alert_id_out != NULL)
+		snprintf(alert_id_out, alert_id_size, "%s", alert_id);
+	if (!json)
+		printf("alert %s queued at the agent (signed, stored)\n", alert_id);
+	fflush(stdout);
+
+	deadline = clock_mono_ms() + wait_ms;
+	status = CLI_EXIT_QUEUED; /* never reported as a success */
+	while (wait_ms > 0) {
+		int64_t left = deadline - clock_mono_ms();
+
+		if (left <= 0 || local_client_next(c, &ev, (int)left, &err) != 0)
+			break;
+		if (ev->body_case == XBA__V1__LOCAL_FRAME__BODY_PUBLISH_EVENT &&
+		    strcmp(ev->publish_event->alert_id, alert_id) == 0 &&
+		    ev->publish_event->state != XBA__V1__PUBLISH_STATE__PUBLISH_STATE_QUEUED) {
+			const Xba__V1__PublishEvent *pe = ev->publish_event;
+			bool accepted = pe->state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED;
+
+			if (json) {
+				struct jsonw w;
+
+				jsonw_begin(&w, stdout);
+				jsonw_string(&w, "alert_id", alert_id);
+				jsonw_string(&w, "state", accepted ? "accepted" : "refused");
+				jsonw_string(&w, "result", frame_error_code_name(pe->result));
+				jsonw_int(&w, "seq", (int64_t)pe->seq);
+				jsonw_int(&w, "recipients", pe->recipients);
+				jsonw_string(&w, "message", pe->message ? pe->message : "");
+				jsonw_end(&w);
+			} else if (accepted) {
+				printf("accepted by the broker: %u recipient%s (journal seq %llu)%s\n", pe->recipients,
+				    pe->recipients == 1 ? "" : "s", (unsigned long long)pe->seq,
+				    pe->recipients == 0 ? " -- WARNING: the rules chose nobody; no one will receive it" : "");
+			} else {
+				printf("REFUSED by the broker: %s%s%s: %s\n", frame_error_code_name(pe->result),
+				    pe->field && pe->field[0] ? " " : "", pe->field ? pe->field : "",
+				    pe->message ? pe->message : "");
+			}
+			status = accepted ? (pe->recipients > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED) : CLI_EXIT_FAILED;
+			local_frame_free(ev);
+			ev = NULL;
+			break;
+		}
+		local_frame_free(ev);
+		ev = NULL;
+	}
+	if (status == CLI_EXIT_QUEUED) {
+		if (json) {
+			struct jsonw w;
+
+			jsonw_begin(&w, stdout);
+			jsonw_string(&w, "alert_id", alert_id);
+			jsonw_string(&w, "state", "queued");
+			jsonw_end(&w);
+		} else {
+			printf("not yet confirmed by the broker (link down or busy): it stays queued at the agent and goes "
+			       "out when the link returns; check with: xba history --outgoing\n");
+		}
+	}
+out:
+	local_frame_free(reply);
+	if (keep_client != NULL)
+		*keep_client = c;
+	else
+		local_client_free(c);
+	return status;
+}
+
+static void
+send_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: xba send FILE.yaml [OPTIONS]\n"
+	    "       xba send --category C --severity S --headline TEXT [OPTIONS]\n"
+	    "\n"
+	    "Sign and send an alert through this country's agent; print its id, then whether the broker accepted\n"
+	    "it and for how many recipients, or why not.  The alert file format is in docs/alert-yaml.md.\n"
+	    "\n"
+	    "  --category C      border-incident, smuggling, trafficking, health, search-and-rescue,\n"
+	    "                    population-movement, other\n"
+	    "  --severity S      unknown, minor, moderate, severe, extreme\n"
+	    "  --urgency U       unknown, past, future, expected, immediate (default expected)\n"
+	    "  --certainty C     unknown, unlikely, possible, likely, observed (default likely)\n"
+	    "  --status S        actual (default), exercise, system, test, draft\n"
+	    "  --tlp T           clear, green, amber (default), amber+strict, red\n"
+	    "  --to NODES        explicit addressees, comma-separated (DZA,LBY); required for --tlp red\n"
+	    "  --lang TAG        starts a text block in that language (ar, fr, en...; default en); the\n"
+	    "                    --headline/--event/--description/--instruction that follow belong to it\n"
+	    "  --headline TEXT   one line (at most 160 bytes); required\n"
+	    "  --event TEXT  --description TEXT  --instruction TEXT\n"
+	    "  --area TEXT       an area description (polygons and circles: use an alert file)\n"
+	    "  --param NAME=VAL  a parameter (people_count=45, vessel=..., route=...); repeatable\n"
+	    "  --incident ID     incident id grouping related alerts\n"
+	    "  --expires WHEN    RFC 3339 time, or a duration from now: 90m, 6h, 2d\n"
+	    "  --author NAME     the officer (default: your login name)\n"
+	    "  --wait SECONDS    how long to wait for the broker's answer (default 15; 0 = do not wait)\n"
+	    "  --json            print the outcome as one JSON object\n"
+	    "%s"
+	    "\n"
+	    "exit status: 0 accepted by the broker with recipients; 1 refused (or accepted for nobody);\n"
+	    "             2 not queued (bad input, agent unreachable); 3 queued but not yet confirmed\n",
+	    local_target_usage);
+}
+
+enum send_option {
+	OPT_CATEGORY = 1, OPT_SEVERITY, OPT_URGENCY, OPT_CERTAINTY, OPT_STATUS, OPT_TLP, OPT_TO, OPT_LANG,
+	OPT_HEADLINE, OPT_EVENT, OPT_DESCRIPTION, OPT_INSTRUCTION, OPT_AREA, OPT_PARAM, OPT_INCIDENT, OPT_EXPIRES,
+	OPT_AUTHOR, OPT_WAIT, OPT_JSON, OPT_TIMEOUT, OPT_HELP,
+};
+
+static const struct option send_options[] = {
+	{ "category", required_argument, NULL, OPT_CATEGORY },
+	{ "severity", required_argument, NULL, OPT_SEVERITY },
+	{ "urgency", required_argument, NULL, OPT_URGENCY },
+	{ "certainty", required_argument, NULL, OPT_CERTAINTY },
+	{ "status", required_argument, NULL, OPT_STATUS },
+	{ "tlp", required_argument, NULL, OPT_TLP },
+	{ "to", required_argument, NULL, OPT_TO },
+	{ "lang", required_argument, NULL, OPT_LANG },
+	{ "headline", required_argument, NULL, OPT_HEADLINE },
+	{ "event", required_argument, NULL, OPT_EVENT },
+	{ "description", required_argument, NULL, OPT_DESCRIPTION },
+	{ "instruction", required_argument, NULL, OPT_INSTRUCTION },
+	{ "area", required_argument, NULL, OPT_AREA },
+	{ "param", required_argument, NULL, OPT_PARAM },
+	{ "incident", required_argument, NULL, OPT_INCIDENT },
+	{ "expires", required_argument, NULL, OPT_EXPIRES },
+	{ "author", required_argument, NULL, OPT_AUTHOR },
+	{ "wait", required_argument, NULL, OPT_WAIT },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, OPT_HELP },
+	LOCAL_TARGET_OPTIONS,
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Parse send/broadcast flags into d.  Returns -1 to go on, or an exit status. */
+static int
+parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struct local_target *target, int *wait_s,
+    int *timeout_s, bool *json, bool *any_alert_flag, void (*usage)(FILE *))
+{
+	int opt, value;
+	char *end;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", send_options, NULL)) != -1) {
+		Xba__V1__Info *info;
+
+		if (local_target_option(target, opt, optarg))
+			continue;
+		if (opt != OPT_WAIT && opt != OPT_JSON && opt != OPT_HELP && opt != OPT_TIMEOUT && opt != OPT_AUTHOR)
+			*any_alert_flag = true;
+		switch (opt) {
+		case OPT_CATEGORY:
+			if (parse_enum(cmd, ALERT_ENUM_CATEGORY, optarg, &value) != 0)
+				return CLI_EXIT_USAGE;
+			d->alert.category = value;
+			break;
+		case OPT_SEVERITY:
+			if (parse_enum(cmd, ALERT_ENUM_SEVERITY, optarg, &value) != 0)
+				return CLI_EXIT_USAGE;
+			d->alert.severity = value;
+			break;
+		case OPT_URGENCY:
+			if (parse_enum(cmd, ALERT_ENUM_URGENCY, optarg, &value) != 0)
+				return CLI_EXIT_USAGE;
+			d->alert.urgency = value;
+			break;
+		case OPT_CERTAINTY:
+			if (parse_enum(cmd, ALERT_ENUM_CERTAINTY, optarg, &value) != 0)
+				return CLI_EXIT_USAGE;
+			d->alert.certainty = value;
+			break;
+		case OPT_STATUS:
+			if (parse_enum(cmd, ALERT_ENUM_STATUS, optarg, &value) != 0)
+				return CLI_EXIT_USAGE;
+			d->alert.status = value;
+			break;
+		case OPT_TLP:
+			if (parse_enum(cmd, ALERT_ENUM_TLP, optarg, &value) != 0)
+				return CLI_EXIT_USAGE;
+			d->alert.tlp = value;
+			break;
+		case OPT_TO:
+			if (add_addressees(cmd, d, optarg) != 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_LANG:
+			if (!syntax_language_tag_valid(optarg))
+				return cli_usage_error("%s: --lang '%s' is not a language tag (ar, fr, en, fr-NE ...)", cmd,
+				    optarg);
+			if (draft_info(d, optarg) == NULL)
+				return cli_usage_error("%s: at most %d languages", cmd, ALERT_MAX_INFO);
+			break;
+		case OPT_HEADLINE:
+		case OPT_EVENT:
+		case OPT_DESCRIPTION:
+		case OPT_INSTRUCTION:
+			if ((info = draft_info(d, NULL)) == NULL)
+				return cli_usage_error("%s: at most %d languages", cmd, ALERT_MAX_INFO);
+			if (opt == OPT_HEADLINE)
+				info->headline = optarg;
+			else if (opt == OPT_EVENT)
+				info->event = optarg;
+			else if (opt == OPT_DESCRIPTION)
+				info->description = optarg;
+			else
+				info->instruction = optarg;
+			break;
+		case OPT_AREA:
+			if (d->alert.n_areas == ALERT_MAX_AREAS)
+				return cli_usage_error("%s: at most %d areas", cmd, ALERT_MAX_AREAS);
+			xba__v1__area__init(&d->area[d->alert.n_areas]);
+			d->area[d->alert.n_areas].description = optarg;
+			d->area_list[d->alert.n_areas] = &d->area[d->alert.n_areas];
+			d->alert.n_areas++;
+			break;
+		case OPT_PARAM: {
+			char *eq = strchr(optarg, '=');
+
+			if (eq == NULL || eq == optarg)
+				return cli_usage_error("%s: --param '%s' is not NAME=VALUE", cmd, optarg);
+			if (d->alert.n_parameters == ALERT_MAX_PARAMS)
+				return cli_usage_error("%s: at most %d parameters", cmd, ALERT_MAX_PARAMS);
+			xba__v1__parameter__init(&d->param[d->alert.n_parameters]);
+			d->param[d->alert.n_parameters].name = draft_own(d, strndup(optarg, (size_t)(eq - optarg)));
+			d->param[d->alert.n_parameters].value = eq + 1;
+			d->param_list[d->alert.n_parameters] = &d->param[d->alert.n_parameters];
+			d->alert.n_parameters++;
+			break;
+		}
+		case OPT_INCIDENT: d->alert.incident = optarg; break;
+		case OPT_EXPIRES: d->expires_text = optarg; break;
+		case OPT_AUTHOR: d->alert.author = optarg; break;
+		case OPT_WAIT:
+		case OPT_TIMEOUT:
+			value = (int)strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || value < 0 || value > 86400)
+				return cli_usage_error("%s: --%s '%s' is not a number of seconds", cmd,
+				    opt == OPT_WAIT ? "wait" : "timeout", optarg);
+			if (opt == OPT_WAIT)
+				*wait_s = value;
+			else if (timeout_s != NULL)
+				*timeout_s = value;
+			else
+				return cli_usage_error("%s: unknown option --timeout (xba %s --help)", cmd, cmd);
+			break;
+		case OPT_JSON: *json = true; break;
+		case OPT_HELP: usage(stdout); return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("%s: unknown or incomplete option '%s' (xba %s --help)", cmd,
+			    argv[optind - 1], cmd);
+		}
+	}
+	return -1;
+}
+
+/* Apply --expires now that the sent time is "now". */
+static int
+resolve_expiry(const char *cmd, struct draft *d)
+{
+	int64_t when;
+
+	if (d->expires_text == NULL)
+		return 0;
+	if (cli_parse_when(d->expires_text, clock_now_ms(), &when) != 0)
+		return cli_usage_error("%s: --expires '%s' is neither an RFC 3339 time nor a duration like 6h", cmd,
+		    d->expires_text);
+	if (when <= clock_now_ms())
+		return cli_usage_error("%s: --expires '%s' is in the past", cmd, d->expires_text);
+	d->alert.expires_ms = when;
+	return 0;
+}
+
+int
+cmd_send(int argc, char **argv)
+{
+	struct local_target target;
+	struct draft d;
+	int wait_s = 15, rc;
+	bool json = false, flags = false;
+	Xba__V1__Alert *from_file = NULL, *alert;
+	struct xba_error err = { 0 };
+
+	local_target_defaults(&target);
+	draft_init(&d);
+	rc = parse_alert_flags("send", argc, argv, &d, &target, &wait_s, NULL, &json, &flags, send_usage);
+	if (rc >= 0) {
+		draft_free(&d);
+		return rc;
+	}
+	if (optind < argc) {
+		if (optind + 1 < argc || flags) {
+			draft_free(&d);
+			return cli_usage_error("send: give either an alert FILE or alert flags, not both (xba send --help)");
+		}
+		from_file = alertyaml_load(argv[optind], &err);
+		if (from_file == NULL) {
+			draft_free(&d);
+			return cli_usage_error("send: %s (nothing was queued)", err.msg);
+		}
+		alert = from_file;
+		if (d.alert.author != NULL && (alert->author == NULL || alert->author[0] == '\0') &&
+		    alertyaml_set_text(&alert->author, d.alert.author, &err) != 0) {
+			alertyaml_free(from_file);
+			draft_free(&d);
+			return cli_usage_error("send: %s", err.msg);
+		}
+	} else {
+		if (!flags) {
+			draft_free(&d);
+			send_usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+		if (d.alert.tlp == 0)
+			d.alert.tlp = XBA__V1__TLP__TLP_AMBER;
+		if (d.alert.urgency == 0)
+			d.alert.urgency = XBA__V1__URGENCY__URGENCY_EXPECTED;
+		if (d.alert.certainty == 0)
+			d.alert.certainty = XBA__V1__CERTAINTY__CERTAINTY_LIKELY;
+		if (resolve_expiry("send", &d) != 0) {
+			draft_free(&d);
+			return CLI_EXIT_USAGE;
+		}
+		alert = &d.alert;
+	}
+	if (alert->author == NULL || alert->author[0] == '\0') {
+		if (alert == from_file) {
+			if (alertyaml_set_text(&alert->author, local_officer_name(), &err) != 0) {
+				alertyaml_free(from_file);
+				draft_free(&d);
+				return cli_usage_error("send: %s", err.msg);
+			}
+		} else
+			alert->author = (char *)local_officer_name();
+	}
+	rc = check_draft("send", alert);
+	if (rc == 0)
+		rc = cli_submit("send", &target, alert, wait_s * 1000, json, NULL, NULL, 0);
+	alertyaml_free(from_file);
+	draft_free(&d);
+	return rc;
+}
+
+/* ---- broadcast ------------------------------------------------------------------------------------------ */
+
+struct node_receipt {
+	char node_id[XBA_NODE_ID_MAX + 1];
+	int64_t delivered_ms, acknowledged_ms;
+	char officer[129];
+};
+
+struct receipt_table {
+	struct node_receipt rows[512];
+	size_t n;
+	bool tty;
+	int lines_drawn;    /* for redrawing in place on a terminal */
+};
+
+static struct node_receipt *
+table_row(struct receipt_table *t, const char *node_id)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->rows[i].node_id, node_id) == 0)
+			return &t->rows[i];
+	if (t->n == sizeof(t->rows) / sizeof(t->rows[0]))
+		return NULL;
+	memset(&t->rows[t->n], 0, sizeof(t->rows[0]));
+	snprintf(t->rows[t->n].node_id, sizeof(t->rows[0].node_id), "%s", node_id);
+	return &t->rows[t->n++];
+}
+
+static void
+table_draw(struct receipt_table *t)
+{
+	size_t delivered = 0, acked = 0;
+	char when[32];
+
+	if (t->tty && t->lines_drawn > 0)
+		printf("\033[%dA\033[J", t->lines_drawn);
+	printf("%-14s %-22s %s\n", "NODE", "DELIVERED", "ACKNOWLEDGED");
+	for (size_t i = 0; i < t->n; i++) {
+		const struct node_receipt *r = &t->rows[i];
+
+		delivered += r->delivered_ms != 0;
+		acked += r->acknowledged_ms != 0;
+		printf("%-14s %-22s ", r->node_id, r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when))
+								: "-");
+		if (r->acknowledged_ms)
+			printf("%s by %s\n", display_time(r->acknowledged_ms, when, sizeof(when)), r->officer);
+		else
+			printf("-\n");
+	}
+	printf("delivered %zu/%zu, acknowledged %zu/%zu\n", delivered, t->n, acked, t->n);
+	t->lines_drawn = (int)t->n + 2;
+	fflush(stdout);
+}
+
+/* Refresh the table from the broker's record (covers receipts sent before we listened). */
+static void
+table_track(struct local_client *c, struct receipt_table *t, const char *alert_id)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__TrackRequest track = XBA__V1__TRACK_REQUEST__INIT;
+	struct xba_error err = { 0 };
+
+	track.alert_id = (char *)alert_id;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK;
+	req.track = &track;
+	if (local_client_request(c, &req, &reply, REQUEST_TIMEOUT_MS, &err) != 0)
+		return;
+	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_TRACK_REPLY &&
+	    reply->track_reply->result == XBA__V1__ERROR_CODE__OK) {
+		for (size_t i = 0; i < reply->track_reply->n_recipients; i++) {
+			const Xba__V1__RecipientState *rs = reply->track_reply->recipients[i];
+			struct node_receipt *r;
+
+			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_WITHHELD ||
+			    (r = table_row(t, rs->node_id)) == NULL)
+				continue;
+			if (rs->state >= XBA__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED && r->delivered_ms == 0)
+				r->delivered_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
+			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED && r->acknowledged_ms == 0) {
+				r->acknowledged_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
+				if (r->officer[0] == '\0')
+					snprintf(r->officer, sizeof(r->officer), "an officer");
+			}
+		}
+	}
+	local_frame_free(reply);
+}
+
+static void
+broadcast_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: xba broadcast --headline TEXT [OPTIONS] [--wait [--timeout SECONDS]]\n"
+	    "\n"
+	    "Emergency broadcast to every node of the region, ahead of queued traffic.  Only nodes allowed to\n"
+	    "broadcast (region.yaml may_broadcast) can send one.  With --wait, a live table shows for each node when\n"
+	    "its agent received it and which officer acknowledged it.\n"
+	    "\n"
+	    "  --headline TEXT   required;  --lang TAG, --description, --instruction, --event as for xba send\n"
+	    "  --category C      default other;  --severity S default extreme;  --urgency default immediate;\n"
+	    "  --certainty       default observed;  --tlp default green;  --status default actual\n"
+	    "  --area TEXT  --param NAME=VALUE  --incident ID  --expires WHEN  --author NAME\n"
+	    "  --wait            follow receipts until every node acknowledged, or --timeout\n"
+	    "  --timeout SECS    how long --wait follows receipts (default 300)\n"
+	    "%s"
+	    "\n"
+	    "exit status: 0 accepted (and with --wait: delivered to every node); 1 refused, or not delivered to\n"
+	    "every node before --timeout; 2 bad input or agent unreachable; 3 queued but not confirmed\n",
+	    local_target_usage);
+}
+
+int
+cmd_broadcast(int argc, char **argv)
+{
+	static const char *const wait_flag = "--wait";
+	struct local_target target;
+	struct receipt_table table = { .tty = isatty(STDOUT_FILENO) };
+	struct local_client *c = NULL;
+	struct xba_error err = { 0 };
+	struct draft d;
+	char alert_id[40] = "";
+	char **args = calloc((size_t)argc + 1, sizeof(*args));
+	int nargs = 0, timeout_s = 300, wait_s = 15, rc;
+	bool json = false, flags = false, follow = false;
+	int64_t deadline, next_track;
+
+	/* --wait is a flag here (follow receipts), not send's --wait SECONDS. */
+	if (args == NULL)
+		return cli_usage_error("broadcast: out of memory");
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], wait_flag) == 0)
+			follow = true;
+		else
+			args[nargs++] = argv[i];
+	}
+	local_target_defaults(&target);
+	draft_init(&d);
+	rc = parse_alert_flags("broadcast", nargs, args, &d, &target, &wait_s, &timeout_s, &json, &flags,
+	    broadcast_usage);
+	if (rc < 0 && optind < nargs)
+		rc = cli_usage_error("broadcast: unexpected argument '%s' (xba broadcast --help)", args[optind]);
+	if (rc >= 0) {
+		free(args);
+		draft_free(&d);
+		return rc;
+	}
+	d.alert.emergency = 1;
+	if (d.alert.category == 0)
+		d.alert.category = XBA__V1__CATEGORY__CATEGORY_OTHER;
+	if (d.alert.severity == 0)
+		d.alert.severity = XBA__V1__SEVERITY__SEVERITY_EXTREME;
+	if (d.alert.urgency == 0)
+		d.alert.urgency = XBA__V1__URGENCY__URGENCY_IMMEDIATE;
+	if (d.alert.certainty == 0)
+		d.alert.certainty = XBA__V1__CERTAINTY__CERTAINTY_OBSERVED;
+	if (d.alert.tlp == 0)
+		d.alert.tlp = XBA__V1__TLP__TLP_GREEN;
+	if (d.alert.author == NULL)
+		d.alert.author = (char *)local_officer_name();
+	if (resolve_expiry("broadcast", &d) != 0 || check_draft("broadcast", &d.alert) != 0) {
+		free(args);
+		draft_free(&d);
+		return CLI_EXIT_USAGE;
+	}
+	if (follow) {
+		/* Listen for receipts before sending, so none is missed. */
+		Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+		Xba__V1__SubscribeRequest sub = XBA__V1__SUBSCRIBE_REQUEST__INIT;
+		Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
+
+		if ((c = local_client_new(&target, &err)) == NULL) {
+			free(args);
+			draft_free(&d);
+			return cli_usage_error("broadcast: %s (nothing was sent)", err.msg);
+		}
+		filter.since_ms = INT64_MAX; /* no stored alerts: only receipts matter here */
+		sub.filter = &filter;
+		sub.receipts = 1;
+		req.body_case = XBA__V1__LOCAL_FRAME__BODY_SUBSCRIBE;
+		req.subscribe = &sub;
+		if (local_client_request(c, &req, &reply, REQUEST_TIMEOUT_MS, &err) != 0) {
+			local_client_free(c);
+			free(args);
+			draft_free(&d);
+			return cli_usage_error("broadcast: %s (nothing was sent)", err.msg);
+		}
+		local_frame_free(reply);
+	}
+	rc = cli_submit("broadcast", &target, &d.alert, (follow ? 30 : wait_s) * 1000, json, follow ? &c : NULL,
+	    alert_id, sizeof(alert_id));
+	draft_free(&d);
+	free(args);
+	if (!follow || rc != CLI_EXIT_OK) {
+		local_client_free(c);
+		return rc;
+	}
+
+	table_track(c, &table, alert_id);
+	table_draw(&table);
+	deadline = clock_mono_ms() + (int64_t)timeout_s * 1000;
+	next_track = clock_mono_ms() + 5000;
+	for (;;) {
+		Xba__V1__LocalFrame *ev = NULL;
+		size_t acked = 0;
+		int64_t now = clock_mono_ms(), wait = next_track - now;
+		bool changed = false;
+
+		for (size_t i = 0; i < table.n; i++)
+			acked += table.rows[i].acknowledged_ms != 0;
+		if ((table.n > 0 && acked == table.n) || now >= deadline)
+			break;
+		if (wait > deadline - now)
+			wait = deadline - now;
+		if (local_client_next(c, &ev, (int)(wait > 0 ? wait : 0), &err) == 0) {
+			if (ev->body_case == XBA__V1__LOCAL_FRAME__BODY_RECEIPT_EVENT &&
+			    strcmp(ev->receipt_event->alert_id, alert_id) == 0) {
+				const Xba__V1__Receipt *r = ev->receipt_event;
+				struct node_receipt *row = table_row(&table, r->node_id);
+
+				if (row != NULL && r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED &&
+				    row->delivered_ms == 0) {
+					row->delivered_ms = r->time_ms;
+					changed = true;
+				} else if (row != NULL && r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED) {
+					if (row->delivered_ms == 0)
+						row->delivered_ms = r->time_ms;
+					row->acknowledged_ms = r->time_ms;
+					snprintf(row->officer, sizeof(row->officer), "%s", r->officer);
+					changed = true;
+				}
+			}
+			local_frame_free(ev);
+		}
+		if (clock_mono_ms() >= next_track) {
+			table_track(c, &table, alert_id);
+			next_track = clock_mono_ms() + 5000;
+			changed = true;
+		}
+		if (changed)
+			table_draw(&table);
+	}
+	table_draw(&table);
+	local_client_free(c);
+	for (size_t i = 0; i < table.n; i++) {
+		if (table.rows[i].delivered_ms == 0) {
+			printf("NOT DELIVERED to every node within %d s\n", timeout_s);
+			return CLI_EXIT_FAILED;
+		}
+	}
+	return table.n > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}

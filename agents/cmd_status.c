@@ -1,0 +1,194 @@
+/*
+ * cmd_status.c — `xba status` (is this country connected, is anything stuck in the outbox, when did the last
+ * alert arrive) and `xba track ID` (for an alert this country sent: who has it, who acknowledged, who was withheld
+ * and by which rule — the "fail loudly" view of DESIGN.md).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "clock.h"
+#include "display.h"
+#include "frame.h"
+#include "jsonw.h"
+#include "localclient.h"
+#include "syntax.h"
+
+/* Parse --json, --help and the target options; returns -1 to go on, or an exit status. */
+static int
+parse_simple(const char *cmd, int argc, char **argv, struct local_target *target, bool *json, const char *usage)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		LOCAL_TARGET_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		if (local_target_option(target, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'j': *json = true; break;
+		case 'h': printf("%s%s", usage, local_target_usage); return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("%s: unknown or incomplete option '%s' (xba %s --help)", cmd, argv[optind - 1],
+			    cmd);
+		}
+	}
+	return -1;
+}
+
+/* One request/reply with the agent; *reply is the caller's.  Returns 0 or an exit status (error printed). */
+static int
+ask(const char *cmd, const struct local_target *target, Xba__V1__LocalFrame *req, Xba__V1__LocalFrame **reply)
+{
+	struct xba_error err = { 0 };
+	struct local_client *c = local_client_new(target, &err);
+	int rc;
+
+	if (c == NULL)
+		return cli_usage_error("%s: %s", cmd, err.msg);
+	rc = local_client_request(c, req, reply, 20000, &err);
+	local_client_free(c);
+	if (rc != 0)
+		return cli_usage_error("%s: %s", cmd, err.msg);
+	if ((*reply)->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
+		cli_usage_error("%s: %s", cmd, (*reply)->error->message);
+		local_frame_free(*reply);
+		return CLI_EXIT_FAILED;
+	}
+	return 0;
+}
+
+int
+cmd_status(int argc, char **argv)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__AgentStatusRequest status = XBA__V1__AGENT_STATUS_REQUEST__INIT;
+	struct local_target target;
+	bool json = false;
+	char t1[40], t2[40];
+	int rc;
+
+	local_target_defaults(&target);
+	rc = parse_simple("status", argc, argv, &target, &json,
+	    "usage: xba status [--json]\n\nThe agent's link to the broker, its outbox and inbox.\n\n");
+	if (rc >= 0)
+		return rc;
+	if (optind < argc)
+		return cli_usage_error("status: unexpected argument '%s'", argv[optind]);
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS;
+	req.status = &status;
+	if ((rc = ask("status", &target, &req, &reply)) != 0)
+		return rc;
+	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY) {
+		local_frame_free(reply);
+		return cli_usage_error("status: unexpected answer from the agent");
+	}
+	const Xba__V1__AgentStatusReply *s = reply->status_reply;
+
+	if (json) {
+		struct jsonw w;
+
+		jsonw_begin(&w, stdout);
+		jsonw_string(&w, "node_id", s->node_id);
+		jsonw_bool(&w, "link_up", s->link_up);
+		jsonw_string(&w, "link_since", s->link_since_ms ? clock_format_rfc3339(s->link_since_ms, t1, sizeof(t1)) : "");
+		jsonw_string(&w, "broker_id", s->broker_id);
+		jsonw_string(&w, "rules_version", s->rules_version);
+		jsonw_int(&w, "outbox_depth", (int64_t)s->outbox_depth);
+		jsonw_int(&w, "inbox_count", (int64_t)s->inbox_count);
+		jsonw_int(&w, "unacknowledged", (int64_t)s->unacknowledged);
+		jsonw_string(&w, "last_delivery",
+		    s->last_delivery_ms ? clock_format_rfc3339(s->last_delivery_ms, t2, sizeof(t2)) : "");
+		jsonw_int(&w, "through_seq", (int64_t)s->through_seq);
+		jsonw_int(&w, "quarantined", (int64_t)s->quarantined);
+		jsonw_end(&w);
+	} else {
+		printf("node            %s\n", s->node_id);
+		printf("link            %s since %s%s%s\n", s->link_up ? "UP" : "DOWN",
+		    s->link_since_ms ? display_time(s->link_since_ms, t1, sizeof(t1)) : "start",
+		    s->broker_id && s->broker_id[0] ? ", broker " : "", s->broker_id ? s->broker_id : "");
+		printf("outbox          %llu waiting for the broker%s\n", (unsigned long long)s->outbox_depth,
+		    s->outbox_depth && !s->link_up ? " (they go out when the link returns)" : "");
+		printf("inbox           %llu alerts, %llu not acknowledged\n", (unsigned long long)s->inbox_count,
+		    (unsigned long long)s->unacknowledged);
+		printf("last delivery   %s\n", s->last_delivery_ms ? display_time(s->last_delivery_ms, t2, sizeof(t2))
+								: "none yet");
+		if (s->quarantined)
+			printf("QUARANTINED     %llu deliveries failed this agent's own verification (see its log)\n",
+			    (unsigned long long)s->quarantined);
+	}
+	rc = s->link_up ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+	local_frame_free(reply);
+	return rc;
+}
+
+int
+cmd_track(int argc, char **argv)
+{
+	static const char *const states[] = { "?", "queued", "delivered", "acknowledged", "withheld" };
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__TrackRequest track = XBA__V1__TRACK_REQUEST__INIT;
+	struct local_target target;
+	bool json = false;
+	char when[32];
+	int rc;
+
+	local_target_defaults(&target);
+	rc = parse_simple("track", argc, argv, &target, &json,
+	    "usage: xba track ID [--json]\n\nFor an alert this country sent: every node it was routed to and its "
+	    "state (queued,\ndelivered, acknowledged), and every node it was withheld from, with the rule.\n\n");
+	if (rc >= 0)
+		return rc;
+	if (optind + 1 != argc || !syntax_uuid_valid(argv[optind]))
+		return cli_usage_error("track: expected one alert ID (a lower-case UUID)");
+	track.alert_id = argv[optind];
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK;
+	req.track = &track;
+	if ((rc = ask("track", &target, &req, &reply)) != 0)
+		return rc;
+	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_TRACK_REPLY ||
+	    reply->track_reply->result != XBA__V1__ERROR_CODE__OK) {
+		cli_usage_error("track: the broker has no alert %s sent by this country", argv[optind]);
+		local_frame_free(reply);
+		return CLI_EXIT_FAILED;
+	}
+	const Xba__V1__TrackReply *r = reply->track_reply;
+	size_t routed = 0, delivered = 0, acked = 0;
+
+	for (size_t i = 0; i < r->n_recipients; i++) {
+		const Xba__V1__RecipientState *rs = r->recipients[i];
+		unsigned st = rs->state <= 4 ? (unsigned)rs->state : 0;
+
+		if (json) {
+			struct jsonw w;
+
+			jsonw_begin(&w, stdout);
+			jsonw_string(&w, "alert_id", r->alert_id);
+			jsonw_string(&w, "node_id", rs->node_id);
+			jsonw_string(&w, "state", states[st]);
+			jsonw_string(&w, "rule", rs->rule);
+			jsonw_string(&w, "time", rs->time_ms ? clock_format_rfc3339(rs->time_ms, when, sizeof(when)) : "");
+			jsonw_end(&w);
+		} else {
+			printf("%-14s %-13s %-22s %s %s\n", rs->node_id, states[st],
+			    rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
+			    st == 4 ? "withheld by" : "rule", rs->rule);
+		}
+		if (st != 4)
+			routed++;
+		delivered += st == 2 || st == 3;
+		acked += st == 3;
+	}
+	if (!json)
+		printf("alert %s (journal seq %llu): routed to %zu, delivered %zu, acknowledged %zu\n", r->alert_id,
+		    (unsigned long long)r->seq, routed, delivered, acked);
+	local_frame_free(reply);
+	return delivered == routed ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}

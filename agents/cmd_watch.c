@@ -1,0 +1,359 @@
+/*
+ * cmd_watch.c — `xba watch` and `xba history`: the duty officer's view of what reached the country.  watch
+ * subscribes to the agent and prints every matching alert the second it is stored (first the ones since --since),
+ * with emergencies standing out until acknowledged; history reads the agent's store.  Both share the filters and
+ * display.c's rendering.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alert.h"
+#include "cli.h"
+#include "clock.h"
+#include "display.h"
+#include "localclient.h"
+#include "syntax.h"
+
+#define EMERGENCY_REMINDER_MS 30000
+#define MAX_FILTER_VALUES 16
+
+struct filter_args {
+	Xba__V1__AlertFilter filter;
+	Xba__V1__Category categories[MAX_FILTER_VALUES];
+	char *origins[MAX_FILTER_VALUES];
+};
+
+enum watch_option {
+	OPT_CATEGORY = 1, OPT_MIN_SEVERITY, OPT_ORIGIN, OPT_SINCE, OPT_UNACKED, OPT_LANG, OPT_JSON, OPT_LIMIT,
+	OPT_OUTGOING, OPT_ID, OPT_NO_COLOR, OPT_HELP,
+};
+
+static const struct option watch_options[] = {
+	{ "category", required_argument, NULL, OPT_CATEGORY },
+	{ "min-severity", required_argument, NULL, OPT_MIN_SEVERITY },
+	{ "origin", required_argument, NULL, OPT_ORIGIN },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "unacknowledged", no_argument, NULL, OPT_UNACKED },
+	{ "lang", required_argument, NULL, OPT_LANG },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "limit", required_argument, NULL, OPT_LIMIT },
+	{ "outgoing", no_argument, NULL, OPT_OUTGOING },
+	{ "id", required_argument, NULL, OPT_ID },
+	{ "no-color", no_argument, NULL, OPT_NO_COLOR },
+	{ "help", no_argument, NULL, OPT_HELP },
+	LOCAL_TARGET_OPTIONS,
+	{ NULL, 0, NULL, 0 },
+};
+
+static void
+watch_usage(FILE *out, bool history)
+{
+	fprintf(out,
+	    "usage: xba %s [FILTERS] [--lang TAG] [--json]%s\n"
+	    "\n"
+	    "%s\n"
+	    "\n"
+	    "  --category C[,C]      only these categories (health, smuggling, ...)\n"
+	    "  --min-severity S      only this severity or worse (minor, moderate, severe, extreme)\n"
+	    "  --origin NODE[,NODE]  only from these nodes\n"
+	    "  --since WHEN          received since an RFC 3339 time or a duration ago (30m, 6h, 2d)\n"
+	    "  --unacknowledged      only alerts no officer here has acknowledged\n"
+	    "  --lang TAG            preferred language (default $XBA_LANG, then $LANG, then en)\n"
+	    "  --json                one JSON object per line, for scripts\n"
+	    "  --no-color            no colours even on a terminal\n"
+	    "%s"
+	    "%s",
+	    history ? "history" : "watch", history ? " [--limit N] [--outgoing] [--id ID]" : "",
+	    history ? "Alerts this country's agent holds, newest first."
+		    : "Every alert routed to this country, the second it arrives (after those since --since).\n"
+		      "Emergency broadcasts ring the bell, show in reverse video and are recalled every 30 s until\n"
+		      "acknowledged (xba ack ID).  Stop with Ctrl-C.",
+	    history ? "  --limit N             at most N alerts (default 100)\n"
+		      "  --outgoing            also alerts this country sent, with what the broker did with them\n"
+		      "  --id ID               just this alert, all languages shown in turn with --lang\n"
+		    : "",
+	    local_target_usage);
+}
+
+static int
+split_list(const char *cmd, const char *flag, char *list, char **out, size_t *n)
+{
+	char *save = NULL;
+
+	for (char *tok = strtok_r(list, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+		if (*n == MAX_FILTER_VALUES)
+			return cli_usage_error("%s: at most %d values for --%s", cmd, MAX_FILTER_VALUES, flag);
+		out[(*n)++] = tok;
+	}
+	return 0;
+}
+
+/* Shared option parsing; returns -1 to go on, or an exit status. */
+static int
+parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct filter_args *f,
+    struct local_target *target, struct display_options *display, bool *json, uint32_t *limit, const char **id)
+{
+	int opt, value;
+	char *end, *list[MAX_FILTER_VALUES];
+	size_t n;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", watch_options, NULL)) != -1) {
+		if (local_target_option(target, opt, optarg))
+			continue;
+		if (!history && (opt == OPT_LIMIT || opt == OPT_OUTGOING || opt == OPT_ID))
+			opt = '?';
+		switch (opt) {
+		case OPT_CATEGORY:
+			n = 0;
+			if (split_list(cmd, "category", optarg, list, &n) != 0)
+				return CLI_EXIT_USAGE;
+			for (size_t i = 0; i < n; i++) {
+				if (alert_enum_parse(ALERT_ENUM_CATEGORY, list[i], &value) != 0)
+					return cli_usage_error("%s: --category '%s' is not a category (border-incident, "
+							       "smuggling, trafficking, health, search-and-rescue, "
+							       "population-movement, other)", cmd, list[i]);
+				if (f->filter.n_categories == MAX_FILTER_VALUES)
+					return cli_usage_error("%s: too many categories", cmd);
+				f->categories[f->filter.n_categories++] = (Xba__V1__Category)value;
+			}
+			break;
+		case OPT_MIN_SEVERITY:
+			if (alert_enum_parse(ALERT_ENUM_SEVERITY, optarg, &value) != 0)
+				return cli_usage_error("%s: --min-severity '%s' is not one of unknown, minor, moderate, "
+						       "severe, extreme", cmd, optarg);
+			f->filter.min_severity = value;
+			break;
+		case OPT_ORIGIN:
+			n = 0;
+			if (split_list(cmd, "origin", optarg, list, &n) != 0)
+				return CLI_EXIT_USAGE;
+			for (size_t i = 0; i < n; i++) {
+				if (!syntax_node_id_valid(list[i]))
+					return cli_usage_error("%s: --origin '%s' is not a node id (DZA, NER, WHO-AFRO ...)",
+					    cmd, list[i]);
+				if (f->filter.n_origins == MAX_FILTER_VALUES)
+					return cli_usage_error("%s: too many origins", cmd);
+				f->origins[f->filter.n_origins++] = list[i];
+			}
+			break;
+		case OPT_SINCE: {
+			int64_t when, now = clock_now_ms();
+
+			if (clock_parse_rfc3339(optarg, &when) == 0) {
+				f->filter.since_ms = when;
+			} else if (cli_parse_when(optarg, 0, &when) == 0) {
+				f->filter.since_ms = now - when;
+			} else {
+				return cli_usage_error("%s: --since '%s' is neither an RFC 3339 time nor a duration like 6h",
+				    cmd, optarg);
+			}
+			break;
+		}
+		case OPT_UNACKED: f->filter.unacknowledged_only = 1; break;
+		case OPT_LANG:
+			if (!syntax_language_tag_valid(optarg))
+				return cli_usage_error("%s: --lang '%s' is not a language tag (ar, fr, en ...)", cmd, optarg);
+			display->language = optarg;
+			break;
+		case OPT_JSON: *json = true; break;
+		case OPT_LIMIT:
+			value = (int)strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || value < 1 || value > 100000)
+				return cli_usage_error("%s: --limit '%s' is not a number from 1 to 100000", cmd, optarg);
+			*limit = (uint32_t)value;
+			break;
+		case OPT_OUTGOING: f->filter.include_outgoing = 1; break;
+		case OPT_ID:
+			if (!syntax_uuid_valid(optarg))
+				return cli_usage_error("%s: --id '%s' is not an alert id (a UUID)", cmd, optarg);
+			*id = optarg;
+			break;
+		case OPT_NO_COLOR: display->color = false; break;
+		case OPT_HELP: watch_usage(stdout, history); return CLI_EXIT_OK;
+		default:
+			return cli_usage_error("%s: unknown or incomplete option '%s' (xba %s --help)", cmd,
+			    argv[optind - 1], cmd);
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("%s: unexpected argument '%s' (xba %s --help)", cmd, argv[optind], cmd);
+	f->filter.categories = f->categories;
+	f->filter.origins = f->origins;
+	return -1;
+}
+
+/* Unacknowledged emergencies seen by this watch, recalled until acknowledged. */
+struct pending_emergency {
+	char id[40];
+	char origin[XBA_NODE_ID_MAX + 1];
+	char headline[200];
+};
+
+int
+cmd_watch(int argc, char **argv)
+{
+	struct filter_args f;
+	struct local_target target;
+	struct display_options display = { .color = isatty(STDOUT_FILENO), .bell = isatty(STDOUT_FILENO),
+		.language = display_default_language() };
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__SubscribeRequest sub = XBA__V1__SUBSCRIBE_REQUEST__INIT;
+	struct pending_emergency pending[64];
+	size_t n_pending = 0;
+	struct xba_error err = { 0 };
+	struct local_client *c;
+	bool json = false;
+	uint32_t limit = 0;
+	const char *id = NULL;
+	int rc;
+	int64_t next_reminder = clock_mono_ms() + EMERGENCY_REMINDER_MS;
+
+	memset(&f, 0, sizeof(f));
+	xba__v1__alert_filter__init(&f.filter);
+	local_target_defaults(&target);
+	rc = parse_watch_flags("watch", false, argc, argv, &f, &target, &display, &json, &limit, &id);
+	if (rc >= 0)
+		return rc;
+	if (json)
+		display.color = display.bell = false;
+	if ((c = local_client_new(&target, &err)) == NULL)
+		return cli_usage_error("watch: %s", err.msg);
+	sub.filter = &f.filter;
+	sub.receipts = 1;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_SUBSCRIBE;
+	req.subscribe = &sub;
+	if (local_client_request(c, &req, &reply, 10000, &err) != 0) {
+		local_client_free(c);
+		return cli_usage_error("watch: %s", err.msg);
+	}
+	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
+		cli_usage_error("watch: the agent refused: %s", reply->error->message);
+		local_frame_free(reply);
+		local_client_free(c);
+		return CLI_EXIT_USAGE;
+	}
+	local_frame_free(reply);
+	if (!json)
+		fprintf(stderr, "xba: watching (language %s); Ctrl-C to stop\n", display.language);
+	for (;;) {
+		Xba__V1__LocalFrame *ev = NULL;
+		int64_t wait = next_reminder - clock_mono_ms();
+
+		rc = local_client_next(c, &ev, (int)(wait > 0 ? wait : 0), &err);
+		if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT && ev->alert_event->alert) {
+			const Xba__V1__InboxEntry *e = ev->alert_event;
+			size_t at = n_pending;
+
+			for (size_t i = 0; i < n_pending; i++)
+				if (strcmp(pending[i].id, e->alert->id) == 0)
+					at = i;
+			if (e->acknowledged && at < n_pending) {
+				/* An officer acknowledged an emergency this watch is recalling. */
+				pending[at] = pending[--n_pending];
+				if (json)
+					display_entry_json(stdout, e);
+				else
+					printf("acknowledged: %s (%s) by %s\n\n", e->alert->id, e->alert->origin,
+					    e->acknowledged_by);
+			} else {
+				if (json)
+					display_entry_json(stdout, e);
+				else
+					display_entry(stdout, &display, e);
+				if (e->alert->emergency && !e->acknowledged && at == n_pending &&
+				    n_pending < sizeof(pending) / sizeof(pending[0])) {
+					const Xba__V1__Info *info = alert_info_for_language(e->alert, display.language);
+
+					snprintf(pending[n_pending].id, sizeof(pending[0].id), "%s", e->alert->id);
+					snprintf(pending[n_pending].origin, sizeof(pending[0].origin), "%s", e->alert->origin);
+					snprintf(pending[n_pending].headline, sizeof(pending[0].headline), "%s",
+					    info ? info->headline : "");
+					n_pending++;
+				}
+			}
+			fflush(stdout);
+		} else if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
+			fprintf(stderr, "xba: watch: the agent reports: %s\n", ev->error->message);
+		} else if (rc != 0 && rc != XBA_ENOTFOUND) {
+			local_client_free(c);
+			return cli_usage_error("watch: %s", err.msg);
+		}
+		local_frame_free(ev);
+		if (clock_mono_ms() >= next_reminder) {
+			if (!json) {
+				for (size_t i = 0; i < n_pending; i++)
+					printf("%s%s!!! UNACKNOWLEDGED EMERGENCY from %s: %s  (xba ack %s)%s%s\n",
+					    display.bell ? "\a" : "", display.color ? "\033[7m\033[1m" : "",
+					    pending[i].origin, pending[i].headline, pending[i].id,
+					    display.color ? "\033[0m" : "", "");
+				fflush(stdout);
+			}
+			next_reminder = clock_mono_ms() + EMERGENCY_REMINDER_MS;
+		}
+	}
+}
+
+int
+cmd_history(int argc, char **argv)
+{
+	struct filter_args f;
+	struct local_target target;
+	struct display_options display = { .color = isatty(STDOUT_FILENO), .bell = false,
+		.language = display_default_language() };
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
+	struct xba_error err = { 0 };
+	struct local_client *c;
+	bool json = false;
+	uint32_t limit = 100;
+	const char *id = NULL;
+	size_t shown = 0;
+	int rc;
+
+	memset(&f, 0, sizeof(f));
+	xba__v1__alert_filter__init(&f.filter);
+	local_target_defaults(&target);
+	rc = parse_watch_flags("history", true, argc, argv, &f, &target, &display, &json, &limit, &id);
+	if (rc >= 0)
+		return rc;
+	if (json)
+		display.color = false;
+	if ((c = local_client_new(&target, &err)) == NULL)
+		return cli_usage_error("history: %s", err.msg);
+	hist.filter = &f.filter;
+	hist.limit = id != NULL ? 100000 : limit;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
+	req.history = &hist;
+	if (local_client_request(c, &req, &reply, 30000, &err) != 0) {
+		local_client_free(c);
+		return cli_usage_error("history: %s", err.msg);
+	}
+	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY) {
+		cli_usage_error("history: the agent refused: %s",
+		    reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR ? reply->error->message : "unexpected answer");
+		local_frame_free(reply);
+		local_client_free(c);
+		return CLI_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < reply->history_reply->n_entries; i++) {
+		const Xba__V1__InboxEntry *e = reply->history_reply->entries[i];
+
+		if (e->alert == NULL || (id != NULL && strcmp(e->alert->id, id) != 0))
+			continue;
+		if (json)
+			display_entry_json(stdout, e);
+		else
+			display_entry(stdout, &display, e);
+		shown++;
+	}
+	if (!json && shown == 0)
+		printf(id != NULL ? "no alert %s at this agent\n" : "no alerts match%s\n", id != NULL ? id : "");
+	local_frame_free(reply);
+	local_client_free(c);
+	return id != NULL && shown == 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+}

@@ -1,0 +1,238 @@
+/*
+ * display.c — renders alerts for officers (see display.h): the last step of an alert's journey, from a
+ * country's inbox to a person in an operations room.
+ */
+#include "display.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alert.h"
+#include "clock.h"
+#include "jsonw.h"
+
+#define ANSI_RESET "\033[0m"
+#define ANSI_BOLD "\033[1m"
+#define ANSI_REVERSE "\033[7m"
+#define ANSI_RED "\033[31m"
+#define ANSI_YELLOW "\033[33m"
+#define ANSI_GREEN "\033[32m"
+#define ANSI_DIM "\033[2m"
+
+const char *
+display_default_language(void)
+{
+	static char lang[8];
+	const char *env = getenv("XBA_LANG");
+	size_t n;
+
+	if (env != NULL && env[0] != '\0')
+		return env;
+	env = getenv("LANG");
+	if (env == NULL || env[0] == '\0' || strcmp(env, "C") == 0 || strncmp(env, "C.", 2) == 0 ||
+	    strcmp(env, "POSIX") == 0)
+		return "en";
+	n = strcspn(env, "_.@");
+	if (n < 2 || n > 3)
+		return "en";
+	memcpy(lang, env, n);
+	lang[n] = '\0';
+	return lang;
+}
+
+char *
+display_time(int64_t ms, char *out, size_t size)
+{
+	char iso[40];
+
+	clock_format_rfc3339(ms / 1000 * 1000, iso, sizeof(iso));
+	iso[10] = ' ';
+	/* Years past 9999 would not fit; the time is then cut, never overflowed. */
+	if (snprintf(out, size, "%s", iso) >= (int)size && size > 0)
+		out[size - 1] = '\0';
+	return out;
+}
+
+static const char *
+severity_color(int severity)
+{
+	switch (severity) {
+	case XBA__V1__SEVERITY__SEVERITY_EXTREME: return ANSI_BOLD ANSI_RED;
+	case XBA__V1__SEVERITY__SEVERITY_SEVERE: return ANSI_RED;
+	case XBA__V1__SEVERITY__SEVERITY_MODERATE: return ANSI_YELLOW;
+	case XBA__V1__SEVERITY__SEVERITY_MINOR: return ANSI_GREEN;
+	default: return "";
+	}
+}
+
+static const char *
+name_or(enum alert_enum_kind kind, int value, const char *fallback)
+{
+	const char *name = alert_enum_name(kind, value);
+
+	return name != NULL ? name : fallback;
+}
+
+/* Upper-case copy of an enum name for the header line ("search-and-rescue" -> "SEARCH-AND-RESCUE"). */
+static const char *
+upper(const char *text, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; text[i] != '\0' && i + 1 < size; i++)
+		buf[i] = (text[i] >= 'a' && text[i] <= 'z') ? (char)(text[i] - 'a' + 'A') : text[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+void
+display_entry(FILE *out, const struct display_options *opts, const Xba__V1__InboxEntry *entry)
+{
+	const Xba__V1__Alert *a = entry->alert;
+	const Xba__V1__Info *info;
+	char when[32], cat[40], sev[24], tlp[24];
+	const char *on, *off = opts->color ? ANSI_RESET : "";
+	bool emergency;
+
+	if (a == NULL)
+		return;
+	on = opts->color ? severity_color(a->severity) : "";
+	emergency = a->emergency;
+	info = alert_info_for_language(a, opts->language);
+	if (emergency) {
+		if (opts->bell)
+			fputc('\a', out);
+		fprintf(out, "%s%s!!! EMERGENCY BROADCAST from %s !!!%s\n", opts->color ? ANSI_REVERSE : "",
+		    opts->color ? ANSI_BOLD : "", a->origin, off);
+	}
+	display_time(entry->received_ms ? entry->received_ms : a->sent_ms, when, sizeof(when));
+	fprintf(out, "%s== %s  %s%s  [%s] %s  TLP:%s  %s%s\n", on, when, entry->outgoing ? "sent by " : "from ",
+	    a->origin, upper(name_or(ALERT_ENUM_CATEGORY, a->category, "-"), cat, sizeof(cat)),
+	    upper(name_or(ALERT_ENUM_SEVERITY, a->severity, "-"), sev, sizeof(sev)),
+	    upper(name_or(ALERT_ENUM_TLP, a->tlp, "-"), tlp, sizeof(tlp)),
+	    a->status != XBA__V1__STATUS__STATUS_ACTUAL ? upper(name_or(ALERT_ENUM_STATUS, a->status, ""), cat,
+							      sizeof(cat))
+							: "",
+	    off);
+	if (a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ALERT) {
+		fprintf(out, "   %s", name_or(ALERT_ENUM_MSG_TYPE, a->msg_type, "?"));
+		for (size_t i = 0; i < a->n_references; i++)
+			fprintf(out, "%s%s", i ? ", " : " of ", a->references[i]);
+		fputc('\n', out);
+	}
+	if (info != NULL) {
+		fprintf(out, "   %s%s%s\n", opts->color ? ANSI_BOLD : "", info->headline, opts->color ? ANSI_RESET : "");
+		if (info->event != NULL && info->event[0] != '\0')
+			fprintf(out, "   event: %s\n", info->event);
+		if (info->description != NULL && info->description[0] != '\0')
+			fprintf(out, "   %s\n", info->description);
+		if (info->instruction != NULL && info->instruction[0] != '\0')
+			fprintf(out, "   instruction: %s\n", info->instruction);
+		if (a->n_info > 1) {
+			fprintf(out, "   %salso in:", opts->color ? ANSI_DIM : "");
+			for (size_t i = 0; i < a->n_info; i++)
+				if (a->info[i] != info)
+					fprintf(out, " %s", a->info[i]->language);
+			fprintf(out, " (xba history --id %s --lang LANG)%s\n", a->id, opts->color ? ANSI_RESET : "");
+		}
+	}
+	for (size_t i = 0; i < a->n_areas; i++)
+		fprintf(out, "   area: %s\n", a->areas[i]->description);
+	for (size_t i = 0; i < a->n_parameters; i++)
+		fprintf(out, "   %s: %s\n", a->parameters[i]->name, a->parameters[i]->value);
+	if (a->note != NULL && a->note[0] != '\0')
+		fprintf(out, "   note: %s\n", a->note);
+	fprintf(out, "   %sid %s  author %s  seq %llu%s%s%s\n", opts->color ? ANSI_DIM : "", a->id, a->author,
+	    (unsigned long long)entry->seq, entry->rule && entry->rule[0] ? "  rule " : "",
+	    entry->rule ? entry->rule : "", opts->color ? ANSI_RESET : "");
+	if (entry->outgoing) {
+		static const char *const states[] = { "unknown", "queued for the broker", "accepted by the broker",
+			"REFUSED by the broker" };
+		unsigned st = entry->publish_state <= 3 ? (unsigned)entry->publish_state : 0;
+
+		fprintf(out, "   %s", states[st]);
+		if (entry->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED)
+			fprintf(out, ", %u recipient%s", entry->recipients, entry->recipients == 1 ? "" : "s");
+		fputc('\n', out);
+	} else if (entry->acknowledged) {
+		char at[32];
+
+		fprintf(out, "   acknowledged by %s at %s\n", entry->acknowledged_by,
+		    display_time(entry->acknowledged_ms, at, sizeof(at)));
+	} else if (a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK) {
+		fprintf(out, "   %sNEEDS ACKNOWLEDGEMENT%s: xba ack %s\n", opts->color ? ANSI_BOLD : "",
+		    opts->color ? ANSI_RESET : "", a->id);
+	}
+	fputc('\n', out);
+	fflush(out);
+}
+
+void
+display_entry_json(FILE *out, const Xba__V1__InboxEntry *entry)
+{
+	const Xba__V1__Alert *a = entry->alert;
+	struct jsonw w;
+	char t[40];
+
+	if (a == NULL)
+		return;
+	jsonw_begin(&w, out);
+	jsonw_string(&w, "id", a->id);
+	jsonw_string(&w, "origin", a->origin);
+	jsonw_string(&w, "author", a->author);
+	jsonw_string(&w, "sent", clock_format_rfc3339(a->sent_ms, t, sizeof(t)));
+	jsonw_string(&w, "received", entry->received_ms ? clock_format_rfc3339(entry->received_ms, t, sizeof(t)) : "");
+	jsonw_string(&w, "status", name_or(ALERT_ENUM_STATUS, a->status, ""));
+	jsonw_string(&w, "msg_type", name_or(ALERT_ENUM_MSG_TYPE, a->msg_type, ""));
+	jsonw_string(&w, "category", name_or(ALERT_ENUM_CATEGORY, a->category, ""));
+	jsonw_string(&w, "severity", name_or(ALERT_ENUM_SEVERITY, a->severity, ""));
+	jsonw_string(&w, "urgency", name_or(ALERT_ENUM_URGENCY, a->urgency, ""));
+	jsonw_string(&w, "certainty", name_or(ALERT_ENUM_CERTAINTY, a->certainty, ""));
+	jsonw_string(&w, "tlp", name_or(ALERT_ENUM_TLP, a->tlp, ""));
+	jsonw_bool(&w, "emergency", a->emergency);
+	jsonw_string(&w, "incident", a->incident ? a->incident : "");
+	jsonw_string(&w, "expires", a->expires_ms ? clock_format_rfc3339(a->expires_ms, t, sizeof(t)) : "");
+	jsonw_array_begin(&w, "references");
+	for (size_t i = 0; i < a->n_references; i++)
+		jsonw_string(&w, NULL, a->references[i]);
+	jsonw_array_end(&w);
+	jsonw_array_begin(&w, "addressees");
+	for (size_t i = 0; i < a->n_addressees; i++)
+		jsonw_string(&w, NULL, a->addressees[i]);
+	jsonw_array_end(&w);
+	jsonw_array_begin(&w, "info");
+	for (size_t i = 0; i < a->n_info; i++) {
+		const Xba__V1__Info *info = a->info[i];
+
+		jsonw_object_begin(&w, NULL);
+		jsonw_string(&w, "language", info->language);
+		jsonw_string(&w, "event", info->event ? info->event : "");
+		jsonw_string(&w, "headline", info->headline);
+		jsonw_string(&w, "description", info->description ? info->description : "");
+		jsonw_string(&w, "instruction", info->instruction ? info->instruction : "");
+		jsonw_object_end(&w);
+	}
+	jsonw_array_end(&w);
+	jsonw_array_begin(&w, "areas");
+	for (size_t i = 0; i < a->n_areas; i++)
+		jsonw_string(&w, NULL, a->areas[i]->description);
+	jsonw_array_end(&w);
+	jsonw_object_begin(&w, "parameters");
+	for (size_t i = 0; i < a->n_parameters; i++)
+		jsonw_string(&w, a->parameters[i]->name, a->parameters[i]->value);
+	jsonw_object_end(&w);
+	jsonw_string(&w, "note", a->note ? a->note : "");
+	jsonw_int(&w, "seq", (int64_t)entry->seq);
+	jsonw_string(&w, "rule", entry->rule ? entry->rule : "");
+	jsonw_bool(&w, "outgoing", entry->outgoing);
+	if (entry->outgoing) {
+		static const char *const states[] = { "", "queued", "accepted", "refused" };
+
+		jsonw_string(&w, "publish_state", states[entry->publish_state <= 3 ? entry->publish_state : 0]);
+		jsonw_int(&w, "recipients", entry->recipients);
+	} else {
+		jsonw_bool(&w, "acknowledged", entry->acknowledged);
+		jsonw_string(&w, "acknowledged_by", entry->acknowledged_by ? entry->acknowledged_by : "");
+	}
+	jsonw_end(&w);
+}

@@ -1,0 +1,32 @@
+/*
+ * display.h — how an alert looks to a duty officer: one block per alert in the terminal (`xba watch`,
+ * `xba history`), or one JSON object per line (`--json`).  Text is printed as the origin wrote it: Arabic and
+ * French arrive as UTF-8 and leave as UTF-8, untouched (the terminal does the shaping and direction).
+ */
+#ifndef XBA_DISPLAY_H
+#define XBA_DISPLAY_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "xba.pb-c.h"
+
+struct display_options {
+	bool color;             /* ANSI colours and reverse video (stdout is a terminal) */
+	bool bell;              /* ring the bell for emergencies */
+	const char *language;   /* preferred language tag ("fr", "ar", "en") */
+};
+
+/* Preferred language from $XBA_LANG, then $LANG ("fr_NE.UTF-8" -> "fr"), else "en". */
+const char *display_default_language(void);
+
+/* The officer's block for one inbox (or outgoing) entry. */
+void display_entry(FILE *out, const struct display_options *opts, const Xba__V1__InboxEntry *entry);
+
+/* One JSON object (one line) for an entry: every field of the alert, all info blocks, and the agent's state. */
+void display_entry_json(FILE *out, const Xba__V1__InboxEntry *entry);
+
+/* "2026-11-25 16:40:12Z" into out (>= 24 bytes). */
+char *display_time(int64_t ms, char *out, size_t size);
+
+#endif

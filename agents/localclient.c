@@ -1,0 +1,253 @@
+/*
+ * localclient.c — the CLI side of the LocalFrame protocol (see localclient.h).  A DEALER socket; requests carry a
+ * ref; replies are matched by ref; pushed events (ref 0) are queued in arrival order.
+ */
+#include "localclient.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "clock.h"
+#include "keys.h"
+
+#define LOCAL_MAX_FRAME (1024 * 1024)
+#define LOCAL_MAX_KEPT 4096
+
+struct local_client {
+	void *ctx;
+	void *socket;                   /* DEALER to the agent */
+	uint64_t next_ref;
+	Xba__V1__LocalFrame **kept;     /* frames read while waiting for a reply; owned */
+	size_t n_kept, cap_kept;
+	char endpoint[600];             /* for messages */
+};
+
+const char local_target_usage[] =
+    "  --socket PATH       the agent's local socket (default $XBA_SOCKET or " LOCAL_DEFAULT_SOCKET ")\n"
+    "  --agent ENDPOINT    the agent's LAN endpoint (tcp://HOST:PORT), with --agent-key and --officer-key\n"
+    "  --agent-key FILE    the agent's CURVE public key (LAN only)\n"
+    "  --officer-key FILE  your CURVE secret key, mode 0600 (LAN only)\n";
+
+void
+local_target_defaults(struct local_target *target)
+{
+	const char *env = getenv("XBA_SOCKET");
+
+	memset(target, 0, sizeof(*target));
+	target->socket_path = env != NULL && env[0] != '\0' ? env : LOCAL_DEFAULT_SOCKET;
+}
+
+bool
+local_target_option(struct local_target *target, int opt, const char *arg)
+{
+	switch (opt) {
+	case 1001: target->socket_path = arg; return true;
+	case 1002: target->agent_endpoint = arg; return true;
+	case 1003: target->agent_key = arg; return true;
+	case 1004: target->officer_key = arg; return true;
+	default: return false;
+	}
+}
+
+struct local_client *
+local_client_new(const struct local_target *target, struct xba_error *err)
+{
+	struct local_client *c = calloc(1, sizeof(*c));
+	int zero = 0, immediate = 0;
+	int64_t max = LOCAL_MAX_FRAME;
+
+	if (c == NULL) {
+		xba_error_set(err, XBA_ENOMEM, "out of memory");
+		return NULL;
+	}
+	c->next_ref = 1;
+	c->ctx = zmq_ctx_new();
+	c->socket = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
+	if (c->socket == NULL) {
+		xba_error_set(err, XBA_EIO, "cannot create a ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
+		local_client_free(c);
+		return NULL;
+	}
+	zmq_setsockopt(c->socket, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(c->socket, ZMQ_IMMEDIATE, &immediate, sizeof(immediate));
+	zmq_setsockopt(c->socket, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+	if (target->agent_endpoint != NULL) {
+		struct curve_identity officer;
+		char agent_public[XBA_Z85_KEY_TEXT_LEN + 1];
+
+		if (target->agent_key == NULL || target->officer_key == NULL) {
+			xba_error_set(err, XBA_EINVAL, "--agent needs --agent-key FILE and --officer-key FILE");
+			local_client_free(c);
+			return NULL;
+		}
+		if (keys_load_curve_public(target->agent_key, agent_public, err) != 0 ||
+		    keys_load_curve(target->officer_key, &officer, err) != 0) {
+			local_client_free(c);
+			return NULL;
+		}
+		zmq_setsockopt(c->socket, ZMQ_CURVE_SERVERKEY, agent_public, XBA_Z85_KEY_TEXT_LEN);
+		zmq_setsockopt(c->socket, ZMQ_CURVE_PUBLICKEY, officer.public_z85, XBA_Z85_KEY_TEXT_LEN);
+		zmq_setsockopt(c->socket, ZMQ_CURVE_SECRETKEY, officer.secret_z85, XBA_Z85_KEY_TEXT_LEN);
+		memset(&officer, 0, sizeof(officer));
+		snprintf(c->endpoint, sizeof(c->endpoint), "%s", target->agent_endpoint);
+	} else {
+		if (access(target->socket_path, F_OK) != 0) {
+			xba_error_set(err, XBA_EIO,
+			    "no agent socket at %s (%s): is xba-agent running? (--socket PATH or XBA_SOCKET)",
+			    target->socket_path, strerror(errno));
+			local_client_free(c);
+			return NULL;
+		}
+		if (access(target->socket_path, R_OK | W_OK) != 0) {
+			xba_error_set(err, XBA_EIO,
+			    "no permission to use the agent socket %s: ask for membership of the duty officers' group",
+			    target->socket_path);
+			local_client_free(c);
+			return NULL;
+		}
+		snprintf(c->endpoint, sizeof(c->endpoint), "ipc://%s", target->socket_path);
+	}
+	if (zmq_connect(c->socket, c->endpoint) != 0) {
+		xba_error_set(err, XBA_EIO, "cannot connect to the agent at %s: %s", c->endpoint,
+		    zmq_strerror(zmq_errno()));
+		local_client_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+local_client_free(struct local_client *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n_kept; i++)
+		local_frame_free(c->kept[i]);
+	free(c->kept);
+	if (c->socket != NULL)
+		zmq_close(c->socket);
+	if (c->ctx != NULL)
+		zmq_ctx_term(c->ctx);
+	free(c);
+}
+
+void
+local_frame_free(Xba__V1__LocalFrame *frame)
+{
+	if (frame != NULL)
+		xba__v1__local_frame__free_unpacked(frame, NULL);
+}
+
+/* Read one frame from the socket, waiting up to timeout_ms.  XBA_ENOTFOUND on timeout. */
+static int
+read_frame(struct local_client *c, Xba__V1__LocalFrame **out, int timeout_ms, struct xba_error *err)
+{
+	zmq_pollitem_t item = { c->socket, 0, ZMQ_POLLIN, 0 };
+	zmq_msg_t msg;
+	int rc;
+
+	rc = zmq_poll(&item, 1, timeout_ms);
+	if (rc < 0)
+		return xba_error_set(err, XBA_EIO, "waiting for the agent: %s", zmq_strerror(zmq_errno()));
+	if (rc == 0)
+		return xba_error_set(err, XBA_ENOTFOUND, "no answer from the agent at %s", c->endpoint);
+	zmq_msg_init(&msg);
+	if (zmq_msg_recv(&msg, c->socket, 0) < 0) {
+		zmq_msg_close(&msg);
+		return xba_error_set(err, XBA_EIO, "reading from the agent: %s", zmq_strerror(zmq_errno()));
+	}
+	*out = xba__v1__local_frame__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+	zmq_msg_close(&msg);
+	if (*out == NULL)
+		return xba_error_set(err, XBA_EDECODE, "the agent sent a frame that does not decode");
+	return 0;
+}
+
+static int
+keep(struct local_client *c, Xba__V1__LocalFrame *frame)
+{
+	if (c->n_kept == LOCAL_MAX_KEPT) {
+		local_frame_free(frame); /* a request that waits this long has bigger problems than an event */
+		return 0;
+	}
+	if (c->n_kept == c->cap_kept) {
+		size_t cap = c->cap_kept ? c->cap_kept * 2 : 16;
+		Xba__V1__LocalFrame **grown = realloc(c->kept, cap * sizeof(*grown));
+
+		if (grown == NULL) {
+			local_frame_free(frame);
+			return XBA_ENOMEM;
+		}
+		c->kept = grown;
+		c->cap_kept = cap;
+	}
+	c->kept[c->n_kept++] = frame;
+	return 0;
+}
+
+int
+local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__V1__LocalFrame **reply,
+    int timeout_ms, struct xba_error *err)
+{
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	size_t len;
+	uint8_t *buf;
+	int rc;
+
+	request->ref = c->next_ref++;
+	len = xba__v1__local_frame__get_packed_size(request);
+	if ((buf = malloc(len ? len : 1)) == NULL)
+		return xba_error_set(err, XBA_ENOMEM, "out of memory");
+	xba__v1__local_frame__pack(request, buf);
+	rc = zmq_send(c->socket, buf, len, 0);
+	free(buf);
+	if (rc < 0)
+		return xba_error_set(err, XBA_EIO, "cannot send to the agent at %s: %s", c->endpoint,
+		    zmq_strerror(zmq_errno()));
+	for (;;) {
+		Xba__V1__LocalFrame *frame;
+		int64_t left = deadline - clock_mono_ms();
+
+		if (left < 0)
+			left = 0;
+		if ((rc = read_frame(c, &frame, (int)left, err)) != 0) {
+			if (rc == XBA_ENOTFOUND)
+				xba_error_set(err, XBA_EIO, "no answer from the agent at %s within %d s: is xba-agent running?",
+				    c->endpoint, timeout_ms / 1000);
+			return rc == XBA_ENOTFOUND ? XBA_EIO : rc;
+		}
+		if (frame->ref == request->ref) {
+			*reply = frame;
+			return 0;
+		}
+		if ((rc = keep(c, frame)) != 0)
+			return xba_error_set(err, rc, "out of memory");
+	}
+}
+
+int
+local_client_next(struct local_client *c, Xba__V1__LocalFrame **frame, int timeout_ms, struct xba_error *err)
+{
+	if (c->n_kept > 0) {
+		*frame = c->kept[0];
+		memmove(&c->kept[0], &c->kept[1], (c->n_kept - 1) * sizeof(c->kept[0]));
+		c->n_kept--;
+		return 0;
+	}
+	return read_frame(c, frame, timeout_ms, err);
+}
+
+const char *
+local_officer_name(void)
+{
+	const struct passwd *pw = getpwuid(getuid());
+	const char *user = getenv("USER");
+
+	if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
+		return pw->pw_name;
+	return user != NULL && user[0] != '\0' ? user : "unknown";
+}
