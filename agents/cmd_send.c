@@ -194,10 +194,15 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 		goto out;
 	}
 	if (reply->submit_reply->result != XBA__V1__ERROR_CODE__OK) {
-		cli_usage_error("%s: not queued: %s%s%s", cmd,
-		    reply->submit_reply->field && reply->submit_reply->field[0] ? reply->submit_reply->field : "",
-		    reply->submit_reply->field && reply->submit_reply->field[0] ? ": " : "", reply->submit_reply->message);
-		status = CLI_EXIT_USAGE;
+		const Xba__V1__SubmitReply *r = reply->submit_reply;
+
+		/* A malformed alert is bad input (2); a well-formed one the region's rules forbid is a "no" (1). */
+		cli_usage_error("%s: not queued: %s: %s%s%s", cmd, frame_error_code_name(r->result),
+		    r->field && r->field[0] ? r->field : "", r->field && r->field[0] ? ": " : "", r->message);
+		status = r->result == XBA__V1__ERROR_CODE__INVALID_ALERT ||
+			r->result == XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES
+		    ? CLI_EXIT_USAGE
+		    : CLI_EXIT_FAILED;
 		goto out;
 	}
 	snprintf(alert_id, sizeof(alert_id), "%s", reply->submit_reply->alert_id);
@@ -704,7 +709,7 @@ cmd_broadcast(int argc, char **argv)
 		d.alert.certainty = XBA__V1__CERTAINTY__CERTAINTY_OBSERVED;
 	if (d.alert.tlp == 0)
 		d.alert.tlp = XBA__V1__TLP__TLP_GREEN;
-	if (d.alert.author == NULL)
+	if (d.alert.author == NULL || d.alert.author[0] == '\0')
 		d.alert.author = (char *)local_officer_name();
 	if (resolve_expiry("broadcast", &d) != 0 || check_draft("broadcast", &d.alert) != 0) {
 		free(args);

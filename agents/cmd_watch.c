@@ -106,7 +106,8 @@ parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct f
 		if (local_target_option(target, opt, optarg))
 			continue;
 		if (!history && (opt == OPT_LIMIT || opt == OPT_OUTGOING || opt == OPT_ID))
-			opt = '?';
+			return cli_usage_error("%s: --%s is an option of xba history, not of xba watch", cmd,
+			    opt == OPT_LIMIT ? "limit" : opt == OPT_OUTGOING ? "outgoing" : "id");
 		switch (opt) {
 		case OPT_CATEGORY:
 			n = 0;
@@ -187,6 +188,22 @@ parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct f
 	return -1;
 }
 
+#define SEEN_MAX 1024
+
+/* Whether id was shown recently (a ring of the last SEEN_MAX ids); records it if not. */
+static bool
+seen_before(char seen[][40], size_t *n_seen, const char *id)
+{
+	size_t n = *n_seen < SEEN_MAX ? *n_seen : SEEN_MAX;
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(seen[i], id) == 0)
+			return true;
+	snprintf(seen[*n_seen % SEEN_MAX], 40, "%s", id);
+	(*n_seen)++;
+	return false;
+}
+
 /* Unacknowledged emergencies seen by this watch, recalled until acknowledged. */
 struct pending_emergency {
 	char id[40];
@@ -211,30 +228,40 @@ cmd_watch(int argc, char **argv)
 	uint32_t limit = 0;
 	const char *id = NULL;
 	int rc;
-	int64_t next_reminder = clock_mono_ms() + EMERGENCY_REMINDER_MS;
+	int64_t next_reminder = clock_mono_ms() + EMERGENCY_REMINDER_MS, last_received_ms = 0;
+	char (*seen)[40] = calloc(SEEN_MAX, sizeof(*seen)); /* ids shown, to skip replays after a resubscription */
+	size_t n_seen = 0;
 
 	memset(&f, 0, sizeof(f));
 	xba__v1__alert_filter__init(&f.filter);
 	local_target_defaults(&target);
+	if (seen == NULL)
+		return cli_usage_error("watch: out of memory");
 	rc = parse_watch_flags("watch", false, argc, argv, &f, &target, &display, &json, &limit, &id);
-	if (rc >= 0)
+	if (rc >= 0) {
+		free(seen);
 		return rc;
+	}
 	if (json)
 		display.color = display.bell = false;
-	if ((c = local_client_new(&target, &err)) == NULL)
+	if ((c = local_client_new(&target, &err)) == NULL) {
+		free(seen);
 		return cli_usage_error("watch: %s", err.msg);
+	}
 	sub.filter = &f.filter;
 	sub.receipts = 1;
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_SUBSCRIBE;
 	req.subscribe = &sub;
 	if (local_client_request(c, &req, &reply, 10000, &err) != 0) {
 		local_client_free(c);
+		free(seen);
 		return cli_usage_error("watch: %s", err.msg);
 	}
 	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
 		cli_usage_error("watch: the agent refused: %s", reply->error->message);
 		local_frame_free(reply);
 		local_client_free(c);
+		free(seen);
 		return CLI_EXIT_USAGE;
 	}
 	local_frame_free(reply);
@@ -248,6 +275,13 @@ cmd_watch(int argc, char **argv)
 		if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT && ev->alert_event->alert) {
 			const Xba__V1__InboxEntry *e = ev->alert_event;
 			size_t at = n_pending;
+
+			if (!e->acknowledged && seen_before(seen, &n_seen, e->alert->id)) {
+				local_frame_free(ev);
+				continue; /* replayed after a resubscription */
+			}
+			if (e->received_ms > last_received_ms)
+				last_received_ms = e->received_ms;
 
 			for (size_t i = 0; i < n_pending; i++)
 				if (strcmp(pending[i].id, e->alert->id) == 0)
@@ -279,8 +313,22 @@ cmd_watch(int argc, char **argv)
 			fflush(stdout);
 		} else if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
 			fprintf(stderr, "xba: watch: the agent reports: %s\n", ev->error->message);
+		} else if (rc == XBA_EPROTO) {
+			/* The agent restarted: subscribe again from the last alert shown, skipping what was shown. */
+			fprintf(stderr, "xba: watch: %s; subscribing again when it is back\n", err.msg);
+			if (last_received_ms > 0)
+				f.filter.since_ms = last_received_ms;
+			reply = NULL;
+			if (local_client_request(c, &req, &reply, 3600 * 1000, &err) != 0) {
+				local_client_free(c);
+				free(seen);
+				return cli_usage_error("watch: %s", err.msg);
+			}
+			local_frame_free(reply);
+			fprintf(stderr, "xba: watch: subscribed again\n");
 		} else if (rc != 0 && rc != XBA_ENOTFOUND) {
 			local_client_free(c);
+			free(seen);
 			return cli_usage_error("watch: %s", err.msg);
 		}
 		local_frame_free(ev);

@@ -20,6 +20,7 @@
 struct local_client {
 	void *ctx;
 	void *socket;                   /* DEALER to the agent */
+	void *monitor;                  /* PAIR receiving the DEALER's disconnect events */
 	uint64_t next_ref;
 	Xba__V1__LocalFrame **kept;     /* frames read while waiting for a reply; owned */
 	size_t n_kept, cap_kept;
@@ -111,6 +112,20 @@ local_client_new(const struct local_target *target, struct xba_error *err)
 		}
 		snprintf(c->endpoint, sizeof(c->endpoint), "ipc://%s", target->socket_path);
 	}
+	/* The agent cannot tell that a client reconnected, so the client must notice the drop itself. */
+	{
+		char monitor_endpoint[64];
+
+		snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://xba-cli-monitor-%p", (void *)c);
+		if (zmq_socket_monitor(c->socket, monitor_endpoint, ZMQ_EVENT_DISCONNECTED) == 0 &&
+		    (c->monitor = zmq_socket(c->ctx, ZMQ_PAIR)) != NULL) {
+			zmq_setsockopt(c->monitor, ZMQ_LINGER, &zero, sizeof(zero));
+			if (zmq_connect(c->monitor, monitor_endpoint) != 0) {
+				zmq_close(c->monitor);
+				c->monitor = NULL;
+			}
+		}
+	}
 	if (zmq_connect(c->socket, c->endpoint) != 0) {
 		xba_error_set(err, XBA_EIO, "cannot connect to the agent at %s: %s", c->endpoint,
 		    zmq_strerror(zmq_errno()));
@@ -128,6 +143,8 @@ local_client_free(struct local_client *c)
 	for (size_t i = 0; i < c->n_kept; i++)
 		local_frame_free(c->kept[i]);
 	free(c->kept);
+	if (c->monitor != NULL)
+		zmq_close(c->monitor);
 	if (c->socket != NULL)
 		zmq_close(c->socket);
 	if (c->ctx != NULL)
@@ -146,15 +163,28 @@ local_frame_free(Xba__V1__LocalFrame *frame)
 static int
 read_frame(struct local_client *c, Xba__V1__LocalFrame **out, int timeout_ms, struct xba_error *err)
 {
-	zmq_pollitem_t item = { c->socket, 0, ZMQ_POLLIN, 0 };
+	zmq_pollitem_t items[2] = { { c->socket, 0, ZMQ_POLLIN, 0 }, { c->monitor, 0, ZMQ_POLLIN, 0 } };
 	zmq_msg_t msg;
 	int rc;
 
-	rc = zmq_poll(&item, 1, timeout_ms);
+	rc = zmq_poll(items, c->monitor != NULL ? 2 : 1, timeout_ms);
 	if (rc < 0)
 		return xba_error_set(err, XBA_EIO, "waiting for the agent: %s", zmq_strerror(zmq_errno()));
 	if (rc == 0)
 		return xba_error_set(err, XBA_ENOTFOUND, "no answer from the agent at %s", c->endpoint);
+	if (c->monitor != NULL && (items[1].revents & ZMQ_POLLIN) && !(items[0].revents & ZMQ_POLLIN)) {
+		/* A monitor event is two parts: event id + value, then the endpoint. */
+		int more = 1;
+		size_t more_len = sizeof(more);
+
+		while (more) {
+			zmq_msg_init(&msg);
+			zmq_msg_recv(&msg, c->monitor, 0);
+			zmq_msg_close(&msg);
+			zmq_getsockopt(c->monitor, ZMQ_RCVMORE, &more, &more_len);
+		}
+		return xba_error_set(err, XBA_EPROTO, "the connection to the agent at %s dropped", c->endpoint);
+	}
 	zmq_msg_init(&msg);
 	if (zmq_msg_recv(&msg, c->socket, 0) < 0) {
 		zmq_msg_close(&msg);

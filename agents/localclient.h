@@ -49,7 +49,9 @@ void local_client_free(struct local_client *c);
 int local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__V1__LocalFrame **reply,
     int timeout_ms, struct xba_error *err);
 
-/* The next frame (a kept one first), waiting up to timeout_ms (-1 = forever).  XBA_ENOTFOUND on timeout. */
+/* The next frame (a kept one first), waiting up to timeout_ms (-1 = forever).  XBA_ENOTFOUND on timeout;
+ * XBA_EPROTO when the connection to the agent dropped (the agent stopped or restarted): ZeroMQ reconnects by
+ * itself, but a subscription must be made again. */
 int local_client_next(struct local_client *c, Xba__V1__LocalFrame **frame, int timeout_ms, struct xba_error *err);
 
 void local_frame_free(Xba__V1__LocalFrame *frame);

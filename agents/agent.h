@@ -1,0 +1,179 @@
+/*
+ * agent.h — the map of xba-agent, the national agent daemon.  Every cross-file prototype of the agent is here,
+ * grouped by the module that owns it, in the order an alert meets them:
+ *
+ *   officer (xba send) --LocalFrame--> local.c (seal with the country's key) --> store.c (outbox, fsync)
+ *        --> uplink.c (Publish, oldest first; PublishAck) --> broker
+ *   broker --Deliver--> uplink.c (verify against our own region.yaml) --> store.c (inbox, group commit)
+ *        --> uplink.c (DeliveryAck + Credit) --> local.c (push to `xba watch`) --> officer
+ *
+ * agent_main.c owns the process: arguments, agent.yaml (agent_config.c), keys, region.yaml, signals and the one
+ * zmq_poll loop over the uplink, the local sockets and the signal pipe.  One thread; nothing is shared across
+ * threads; the uplink never blocks the local endpoint (every send is ZMQ_DONTWAIT).
+ */
+#ifndef XBA_AGENT_H
+#define XBA_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "directory.h"
+#include "error.h"
+#include "keys.h"
+#include "store.h"
+#include "xba.pb-c.h"
+#include "xba_config.h"
+
+#define AGENT_SOFTWARE "xba-agent " XBA_VERSION
+
+/* agent_config.c ----------------------------------------------------------------------------------------------- */
+
+/* An officer allowed on the LAN endpoint (agent.yaml `officers`). */
+struct agent_officer {
+	char *name;                                  /* shown in logs; the ZAP User-Id; owned */
+	uint8_t curve_public[XBA_CURVE_KEY_LEN];     /* the officer's CURVE public key */
+};
+
+/* Where a key was written in agent.yaml, so that a later check (key files, region.yaml) can point at it. */
+struct agent_config_where {
+	const char *key;                             /* a row's key name (static) */
+	int line, column;                            /* of its value; 0 when absent */
+};
+
+#define AGENT_CONFIG_MAX_WHERE 32
+
+struct agent_config {
+	char *path;                   /* agent.yaml as given */
+	char *node_id;                /* this node's id in region.yaml */
+	char *broker;                 /* tcp:// endpoint of the broker */
+	char *broker_public_key;      /* path: the pinned broker CURVE public key (Z85) */
+	char *signing_key;            /* path: PEM Ed25519 private key, 0600 */
+	char *curve_secret_key;       /* path: Z85 CURVE secret key, 0600 */
+	char *region;                 /* path: the agent's copy of region.yaml */
+	char *store;                  /* path: SQLite store */
+	char *local_socket;           /* path of the IPC socket (without ipc://) */
+	int64_t local_socket_mode;    /* permission bits of the socket file (default 0660) */
+	char *local_group;            /* unix group that owns the socket, or NULL */
+	char *lan_listen;             /* tcp:// endpoint for officers' workstations, or NULL */
+	char *lan_curve_secret_key;   /* path: the LAN endpoint's CURVE secret key (required with lan_listen) */
+	struct agent_officer *officers; /* allowed on lan_listen; owned */
+	size_t n_officers;
+	int64_t credit;               /* Hello.credit: the delivery window */
+	int64_t heartbeat_ms;         /* ZMTP heartbeat interval (protocol heartbeats follow Welcome.heartbeat_ms) */
+	int64_t reconnect_min_ms;     /* first reconnect wait */
+	int64_t reconnect_max_ms;     /* longest reconnect wait (also used after configuration errors) */
+	char *log_level;              /* debug, info or warn */
+	struct agent_config_where where[AGENT_CONFIG_MAX_WHERE]; /* positions of the keys present */
+	size_t n_where;
+};
+
+/* Load and check agent.yaml; NULL with err ("agent.yaml:3:9: broker: ...") on failure. */
+struct agent_config *agent_config_load(const char *path, struct xba_error *err);
+void agent_config_free(struct agent_config *config);
+/* Fill err with code and "agent.yaml:LINE:COL: KEY: <message>" pointing at key's value (at the file when the key
+ * is absent); returns code.  For checks made after loading: key files, region.yaml, the socket's directory. */
+int agent_config_error(const struct agent_config *config, const char *key, struct xba_error *err, int code,
+    const char *fmt, ...) XBA_PRINTF(5, 6);
+
+/* agent_main.c ------------------------------------------------------------------------------------------------- */
+
+struct uplink;
+struct local;
+
+/* The daemon's state: what main loaded, and the two endpoints of the event loop. */
+struct agent {
+	const struct agent_config *config;           /* borrowed from main */
+	struct directory *dir;                       /* owned; replaced on a successful SIGHUP reload */
+	const struct dir_node *node;                 /* this node in dir */
+	struct signer signer;                        /* owned: signs this node's alerts */
+	struct curve_identity curve;                 /* this node's CURVE identity (uplink) */
+	char broker_public_z85[XBA_Z85_KEY_TEXT_LEN + 1]; /* pinned */
+	struct store *store;                         /* owned */
+	void *zmq_ctx;                               /* owned */
+	struct uplink *uplink;                       /* owned */
+	struct local *local;                         /* owned */
+	bool stopping;                               /* SIGTERM/SIGINT seen: finish this turn and stop */
+};
+
+/* The field path an error message starts with ("info[1].headline: 171 bytes, ..." -> "info[1].headline"), or ""
+ * when it starts with none; for the field of SubmitReply and of Error frames. */
+void agent_error_field(const char *message, char *field, size_t size);
+
+/* local.c ------------------------------------------------------------------------------------------------------ */
+
+#define LOCAL_PEER_ID_MAX 256
+
+/* One CLI connection, as a ROUTER knows it. */
+struct local_peer {
+	int socket;                                  /* LOCAL_IPC or LOCAL_LAN */
+	uint8_t id[LOCAL_PEER_ID_MAX];               /* ROUTER routing id */
+	size_t id_len;
+	char who[72];                                /* "ipc" or the LAN officer's name, for logs */
+};
+
+enum { LOCAL_IPC = 0, LOCAL_LAN = 1 };
+
+/* Bind the IPC socket (and the LAN socket with its ZAP handler); NULL with err. */
+struct local *local_new(struct agent *agent, struct xba_error *err);
+/* The local endpoint's prerequisites, for --check: the socket's directory is safe, local_group exists, the LAN
+ * key loads. */
+int local_check(const struct agent_config *config, struct xba_error *err);
+/* Close the sockets and remove the socket file. */
+void local_free(struct local *local);
+/* The sockets to poll for input; returns how many items were written (at most max). */
+size_t local_poll_items(struct local *local, zmq_pollitem_t *items, size_t max);
+/* Answer every pending request and ZAP query.  Never inside a store transaction. */
+void local_process(struct agent *agent);
+
+/* Pushes to subscribers and submitters (called by uplink.c after the store transaction that made them true). */
+void local_push_alert(struct agent *agent, const struct store_row *row, const Xba__V1__Alert *alert);
+void local_push_publish_event(struct agent *agent, const char *alert_id, Xba__V1__PublishState state,
+    Xba__V1__ErrorCode result, uint64_t seq, uint32_t recipients, const char *message, const char *field);
+void local_push_receipt(struct agent *agent, const Xba__V1__Receipt *receipt);
+/* Send a reply (frame->ref already set) to one peer; a peer that is gone is forgotten. */
+void local_send(struct agent *agent, const struct local_peer *peer, const Xba__V1__LocalFrame *frame);
+void local_send_error(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__ErrorCode code,
+    const char *field, const char *fmt, ...) XBA_PRINTF(6, 7);
+
+/* uplink.c ----------------------------------------------------------------------------------------------------- */
+
+/*
+ * The broker session (docs/protocol.md §2), one DEALER socket at a time:
+ *
+ *   WAITING    --backoff over [uplink_tick -> session_open]---------------------------------> CONNECTING
+ *   CONNECTING --handshake done, Hello sent [uplink_tick -> send_hello]-----------------------> HELLO_SENT
+ *   HELLO_SENT --Welcome [handle_welcome] (resend the outbox oldest first)------------------> UP
+ *   UP         --PublishAck / Deliver / Receipt / TrackReply / Heartbeat [handle_frame]-----> UP
+ *   CONNECTING | HELLO_SENT --no Welcome within 10 s, Error, handshake failed [session_drop]--> WAITING
+ *   UP         --silent 3 x heartbeat, disconnect, NOT_READY, send or store failure [session_drop]--> WAITING
+ *
+ * session_drop closes the socket; the next session is a fresh socket after reconnect_min_ms doubling to
+ * reconnect_max_ms (x[0.5, 1.5] jitter; reset after a session stayed up 60 s; the maximum at once after a
+ * configuration error: handshake refused, WRONG_SIGNER, UNSUPPORTED_VERSION).  Within UP, publishing pauses on a
+ * transient refusal until the publishes in flight are answered and a backoff passed, then resumes from the oldest
+ * unacknowledged outbox entry, so that this node's alerts are journaled in the order they were submitted.
+ */
+struct uplink *uplink_new(struct agent *agent, struct xba_error *err);
+void uplink_free(struct uplink *uplink);
+/* The sockets to poll (the DEALER and its monitor, when a session exists); returns how many were written. */
+size_t uplink_poll_items(struct uplink *uplink, zmq_pollitem_t *items, size_t max);
+/* Read every pending frame and monitor event, group-commit what they changed, then acknowledge and push. */
+void uplink_process(struct agent *agent);
+/* Timers: open a session, Hello, heartbeats, dead broker, resume publishing.  Returns ms until the next timer. */
+long uplink_tick(struct agent *agent);
+/* The outbox has a new entry: send it now if the session allows. */
+void uplink_outbox_changed(struct agent *agent);
+/* Forward a TrackRequest; the TrackReply goes to peer with ref.  XBA_EPROTO when the link is down. */
+int uplink_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, const char *alert_id,
+    struct xba_error *err);
+/* A local peer went away: forget its pending track requests. */
+void uplink_forget_peer(struct uplink *uplink, const struct local_peer *peer);
+/* Link fields of AgentStatusReply: link_up, link_since_ms, broker_id, rules_version, through_seq (strings are
+ * borrowed from the uplink). */
+void uplink_status(const struct uplink *uplink, Xba__V1__AgentStatusReply *out);
+/* Close the session (SIGTERM): nothing is in flight that the outbox and the cursor do not already cover. */
+void uplink_close(struct agent *agent);
+
+#endif

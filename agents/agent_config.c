@@ -1,0 +1,363 @@
+/*
+ * agent_config.c — agent.yaml: one table row per key (name, type, bounds, default, field, reloadable or not),
+ * turned into struct agent_config by agent_config_load() at start-up and by --check.  It is the first thing the
+ * agent reads: every other file (keys, region.yaml, the store, the socket) is found through it.  Paths are
+ * relative to the file's own directory, so a deployment directory can be moved as a whole.  deploy/agent.yaml
+ * shows every key with its default.  Only region.yaml is reloaded on SIGHUP (by agent_main.c); every key here
+ * needs a restart, which is why no row is marked reloadable.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "agent.h"
+#include "encoding.h"
+#include "syntax.h"
+#include "yamltree.h"
+
+#define CONFIG_MAX_BYTES (64 * 1024)
+#define CONFIG_MAX_OFFICERS 1024
+#define OFFICER_NAME_MAX 64
+
+enum config_type {
+	CONFIG_STRING,   /* text */
+	CONFIG_PATH,     /* text, resolved against the config file's directory */
+	CONFIG_INT,      /* integer within [min, max] */
+	CONFIG_MODE,     /* octal permission bits written as text: "0660" */
+	CONFIG_OFFICERS, /* the officers list (parsed by read_officers) */
+};
+
+struct config_row {
+	const char *key;          /* as written in agent.yaml */
+	enum config_type type;
+	bool required;
+	size_t offset;            /* of the field in struct agent_config */
+	int64_t min, max;         /* CONFIG_INT and CONFIG_MODE bounds */
+	int64_t default_int;      /* CONFIG_INT and CONFIG_MODE default */
+	const char *default_text; /* CONFIG_STRING default, NULL = none */
+	bool reloadable;          /* re-read on SIGHUP (none are: see the file comment) */
+};
+
+#define OFF(field) offsetof(struct agent_config, field)
+#define ROW_STR(k, field, req, def) { k, CONFIG_STRING, req, OFF(field), 0, 0, 0, def, false }
+#define ROW_PATH(k, field, req) { k, CONFIG_PATH, req, OFF(field), 0, 0, 0, NULL, false }
+#define ROW_INT(k, field, lo, hi, def) { k, CONFIG_INT, false, OFF(field), lo, hi, def, NULL, false }
+#define ROW_MODE(k, field, def) { k, CONFIG_MODE, false, OFF(field), 0, 0777, def, NULL, false }
+
+static const struct config_row config_rows[] = {
+	ROW_STR("node_id", node_id, true, NULL),
+	ROW_STR("broker", broker, true, NULL),
+	ROW_PATH("broker_public_key", broker_public_key, true),
+	ROW_PATH("signing_key", signing_key, true),
+	ROW_PATH("curve_secret_key", curve_secret_key, true),
+	ROW_PATH("region", region, true),
+	ROW_PATH("store", store, true),
+	ROW_PATH("local_socket", local_socket, true),
+	ROW_MODE("local_socket_mode", local_socket_mode, 0660),
+	ROW_STR("local_group", local_group, false, NULL),
+	ROW_STR("lan_listen", lan_listen, false, NULL),
+	ROW_PATH("lan_curve_secret_key", lan_curve_secret_key, false),
+	{ "officers", CONFIG_OFFICERS, false, 0, 0, 0, 0, NULL, false },
+	ROW_INT("credit", credit, 1, 65536, 64),
+	ROW_INT("heartbeat_ms", heartbeat_ms, 100, 600000, 5000),
+	ROW_INT("reconnect_min_ms", reconnect_min_ms, 10, 3600000, 1000),
+	ROW_INT("reconnect_max_ms", reconnect_max_ms, 10, 3600000, 60000),
+	ROW_STR("log_level", log_level, false, "info"),
+};
+
+#define N_ROWS (sizeof(config_rows) / sizeof(config_rows[0]))
+
+/* Resolve path against the directory of the config file unless it is absolute. */
+static char *
+resolve_path(const char *config_path, const char *path)
+{
+	const char *slash = strrchr(config_path, '/');
+	size_t dir_len, len;
+	char *out;
+
+	if (path[0] == '/' || slash == NULL)
+		return strdup(path);
+	dir_len = (size_t)(slash - config_path);
+	len = dir_len + 1 + strlen(path) + 1;
+	if ((out = malloc(len)) == NULL)
+		return NULL;
+	snprintf(out, len, "%.*s/%s", (int)dir_len, config_path, path);
+	return out;
+}
+
+/* "0660" (or 0660, 660): octal digits only, so a decimal 432 can never be taken for a mode. */
+static int
+read_mode(const struct ydoc *doc, const struct ynode *node, const struct config_row *row, int64_t *out,
+    struct xba_error *err)
+{
+	const char *text;
+	int64_t v = 0;
+	int rc;
+
+	if ((rc = ydoc_read_string(doc, node, row->key, 8, &text, err)) != 0)
+		return rc;
+	if (text[0] == '\0')
+		return ydoc_error(doc, node, err, row->key, "expected octal permission bits such as \"0660\"");
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p < '0' || *p > '7')
+			return ydoc_error(doc, node, err, row->key,
+			    "'%s' is not octal permission bits (expected e.g. \"0660\" or \"0600\")", text);
+		v = v * 8 + (*p - '0');
+	}
+	if (v > row->max)
+		return ydoc_error(doc, node, err, row->key, "'%s' has bits outside 0777", text);
+	/* Anyone who can connect can have alerts signed in this country's name. */
+	if (v & 0007)
+		return ydoc_error(doc, node, err, row->key,
+		    "'%s' lets every local user connect and send alerts signed by this node; use 0660 with "
+		    "local_group, or 0600", text);
+	if ((v & 0600) != 0600)
+		return ydoc_error(doc, node, err, row->key,
+		    "'%s' does not let the socket's owner read and write it (expected at least 0600)", text);
+	*out = v;
+	return 0;
+}
+
+static int
+read_officers(struct agent_config *config, const struct ydoc *doc, const struct ynode *list, struct xba_error *err)
+{
+	static const char *const allowed[] = { "name", "curve_key", NULL };
+	char path[64];
+	int rc;
+
+	if ((rc = ydoc_expect_sequence(doc, list, "officers", err)) != 0)
+		return rc;
+	if (list->count > CONFIG_MAX_OFFICERS)
+		return ydoc_error(doc, list, err, "officers", "%zu officers, at most %d", list->count,
+		    CONFIG_MAX_OFFICERS);
+	if (list->count == 0)
+		return 0;
+	if ((config->officers = calloc(list->count, sizeof(*config->officers))) == NULL)
+		return xba_error_set(err, XBA_ENOMEM, "%s: out of memory", doc->name);
+	for (size_t i = 0; i < list->count; i++) {
+		const struct ynode *item = list->items[i], *name_node, *key_node;
+		struct agent_officer *o = &config->officers[i];
+		const char *name, *key;
+
+		snprintf(path, sizeof(path), "officers[%zu]", i);
+		if ((rc = ydoc_expect_map(doc, item, path, err)) != 0 ||
+		    (rc = ydoc_check_keys(doc, item, path, allowed, err)) != 0)
+			return rc;
+		name_node = ynode_get(item, "name");
+		key_node = ynode_get(item, "curve_key");
+		snprintf(path, sizeof(path), "officers[%zu].name", i);
+		if ((rc = ydoc_read_string(doc, name_node, path, OFFICER_NAME_MAX, &name, err)) != 0)
+			return rc;
+		if (name[0] == '\0' || !syntax_utf8_valid(name, strlen(name)))
+			return ydoc_error(doc, name_node, err, path, "expected the officer's name (1..%d bytes of text)",
+			    OFFICER_NAME_MAX);
+		for (const char *p = name; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return ydoc_error(doc, name_node, err, path, "control characters are not allowed");
+		snprintf(path, sizeof(path), "officers[%zu].curve_key", i);
+		if ((rc = ydoc_read_string(doc, key_node, path, 64, &key, err)) != 0)
+			return rc;
+		if (encoding_z85_key(key, o->curve_public) != 0)
+			return ydoc_error(doc, key_node, err, path,
+			    "not a Z85 CURVE public key (expected 40 characters, as in OFFICER.curve.pub)");
+		for (size_t k = 0; k < i; k++) {
+			if (memcmp(config->officers[k].curve_public, o->curve_public, XBA_CURVE_KEY_LEN) == 0)
+				return ydoc_error(doc, key_node, err, path, "the same key as officers[%zu] (%s)", k,
+				    config->officers[k].name);
+		}
+		if ((o->name = strdup(name)) == NULL)
+			return xba_error_set(err, XBA_ENOMEM, "%s: out of memory", doc->name);
+		config->n_officers = i + 1;
+	}
+	return 0;
+}
+
+static void
+remember_where(struct agent_config *config, const char *key, const struct ynode *value)
+{
+	if (value == NULL || config->n_where >= AGENT_CONFIG_MAX_WHERE)
+		return;
+	config->where[config->n_where].key = key;
+	config->where[config->n_where].line = value->line;
+	config->where[config->n_where].column = value->column;
+	config->n_where++;
+}
+
+static int
+apply_row(struct agent_config *config, const struct ydoc *doc, const struct config_row *row,
+    const struct ynode *value, struct xba_error *err)
+{
+	char *base = (char *)config;
+	const char *text;
+	char *copy;
+	int rc;
+
+	remember_where(config, row->key, value);
+	switch (row->type) {
+	case CONFIG_OFFICERS:
+		return value != NULL ? read_officers(config, doc, value, err) : 0;
+	case CONFIG_INT: {
+		int64_t v = row->default_int;
+
+		if (value != NULL && (rc = ydoc_read_int(doc, value, row->key, row->min, row->max, &v, err)) != 0)
+			return rc;
+		*(int64_t *)(base + row->offset) = v;
+		return 0;
+	}
+	case CONFIG_MODE: {
+		int64_t v = row->default_int;
+
+		if (value != NULL && (rc = read_mode(doc, value, row, &v, err)) != 0)
+			return rc;
+		*(int64_t *)(base + row->offset) = v;
+		return 0;
+	}
+	case CONFIG_STRING:
+	case CONFIG_PATH:
+		break;
+	}
+	if (value == NULL) {
+		if (row->required)
+			return ydoc_error(doc, doc->root, err, row->key, "missing (required)");
+		text = row->default_text;
+	} else if ((rc = ydoc_read_string(doc, value, row->key, 4096, &text, err)) != 0) {
+		return rc;
+	}
+	if (text == NULL)
+		return 0;
+	if (text[0] == '\0')
+		return ydoc_error(doc, value, err, row->key, "must not be empty");
+	copy = row->type == CONFIG_PATH ? resolve_path(doc->name, text) : strdup(text);
+	if (copy == NULL)
+		return xba_error_set(err, XBA_ENOMEM, "%s: out of memory", doc->name);
+	*(char **)(base + row->offset) = copy;
+	return 0;
+}
+
+/* The checks that involve more than one key, or a key's shape beyond its type. */
+static int
+check_config(struct agent_config *config, const struct ydoc *doc, struct xba_error *err)
+{
+	const struct ynode *root = doc->root;
+
+	if (!syntax_node_id_valid(config->node_id))
+		return ydoc_error(doc, ynode_get(root, "node_id"), err, "node_id",
+		    "'%s' is not a node id (2-32 of A-Z 0-9 -, starting with a letter: NER, WHO-AFRO)",
+		    config->node_id);
+	if (strncmp(config->broker, "tcp://", 6) != 0 || config->broker[6] == '\0')
+		return ydoc_error(doc, ynode_get(root, "broker"), err, "broker",
+		    "'%s' is not a tcp:// endpoint (e.g. tcp://broker.example.org:7450)", config->broker);
+	if (strcmp(config->log_level, "debug") != 0 && strcmp(config->log_level, "info") != 0 &&
+	    strcmp(config->log_level, "warn") != 0)
+		return ydoc_error(doc, ynode_get(root, "log_level"), err, "log_level",
+		    "'%s' is not one of debug, info, warn", config->log_level);
+	if (config->reconnect_min_ms > config->reconnect_max_ms)
+		return ydoc_error(doc, ynode_get(root, "reconnect_min_ms"), err, "reconnect_min_ms",
+		    "%lld is more than reconnect_max_ms (%lld)", (long long)config->reconnect_min_ms,
+		    (long long)config->reconnect_max_ms);
+	/* sun_path holds 108 bytes on Linux; libzmq refuses a longer path only at bind, with a vaguer message. */
+	if (strlen(config->local_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return ydoc_error(doc, ynode_get(root, "local_socket"), err, "local_socket",
+		    "'%s' is %zu bytes long; a unix socket path must be shorter than %zu", config->local_socket,
+		    strlen(config->local_socket), sizeof(((struct sockaddr_un *)0)->sun_path));
+	if (config->local_group != NULL) {
+		for (const char *p = config->local_group; *p != '\0'; p++)
+			if (*p == ':' || *p == '/' || (unsigned char)*p <= 0x20)
+				return ydoc_error(doc, ynode_get(root, "local_group"), err, "local_group",
+				    "'%s' is not a unix group name", config->local_group);
+	}
+	if (config->lan_listen != NULL) {
+		if (strncmp(config->lan_listen, "tcp://", 6) != 0 || config->lan_listen[6] == '\0')
+			return ydoc_error(doc, ynode_get(root, "lan_listen"), err, "lan_listen",
+			    "'%s' is not a tcp:// endpoint (e.g. tcp://192.0.2.10:7460)", config->lan_listen);
+		if (config->lan_curve_secret_key == NULL)
+			return ydoc_error(doc, ynode_get(root, "lan_listen"), err, "lan_curve_secret_key",
+			    "required with lan_listen: the LAN endpoint's CURVE secret key (xba keygen makes one)");
+		if (config->n_officers == 0)
+			return ydoc_error(doc, ynode_get(root, "lan_listen"), err, "officers",
+			    "lan_listen without officers would admit nobody; list each officer's name and curve_key");
+	} else if (config->lan_curve_secret_key != NULL || config->n_officers > 0) {
+		return ydoc_error(doc, ynode_get(root, config->n_officers > 0 ? "officers" : "lan_curve_secret_key"),
+		    err, config->n_officers > 0 ? "officers" : "lan_curve_secret_key",
+		    "has no effect without lan_listen");
+	}
+	return 0;
+}
+
+struct agent_config *
+agent_config_load(const char *path, struct xba_error *err)
+{
+	const char *allowed[N_ROWS + 1];
+	struct agent_config *config;
+	struct ydoc *doc;
+	int rc = 0;
+
+	doc = ydoc_load_file(path, CONFIG_MAX_BYTES, err);
+	if (doc == NULL)
+		return NULL;
+	config = calloc(1, sizeof(*config));
+	if (config == NULL || (config->path = strdup(path)) == NULL) {
+		free(config);
+		ydoc_free(doc);
+		xba_error_set(err, XBA_ENOMEM, "%s: out of memory", path);
+		return NULL;
+	}
+	for (size_t i = 0; i < N_ROWS; i++)
+		allowed[i] = config_rows[i].key;
+	allowed[N_ROWS] = NULL;
+	if (doc->root == NULL)
+		rc = xba_error_set(err, XBA_ECONFIG, "%s:1:1: empty file (expected the agent's settings)", path);
+	if (rc == 0)
+		rc = ydoc_expect_map(doc, doc->root, NULL, err);
+	if (rc == 0)
+		rc = ydoc_check_keys(doc, doc->root, NULL, allowed, err);
+	for (size_t i = 0; rc == 0 && i < N_ROWS; i++)
+		rc = apply_row(config, doc, &config_rows[i], ynode_get(doc->root, config_rows[i].key), err);
+	if (rc == 0)
+		rc = check_config(config, doc, err);
+	ydoc_free(doc);
+	if (rc != 0) {
+		agent_config_free(config);
+		return NULL;
+	}
+	return config;
+}
+
+void
+agent_config_free(struct agent_config *config)
+{
+	if (config == NULL)
+		return;
+	for (size_t i = 0; i < N_ROWS; i++)
+		if (config_rows[i].type == CONFIG_STRING || config_rows[i].type == CONFIG_PATH)
+			free(*(char **)((char *)config + config_rows[i].offset));
+	for (size_t i = 0; i < config->n_officers; i++)
+		free(config->officers[i].name);
+	free(config->officers);
+	free(config->path);
+	free(config);
+}
+
+int
+agent_config_error(const struct agent_config *config, const char *key, struct xba_error *err, int code,
+    const char *fmt, ...)
+{
+	char msg[XBA_ERROR_MSG_MAX];
+	int line = 1, column = 1;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < config->n_where; i++) {
+		if (strcmp(config->where[i].key, key) == 0) {
+			line = config->where[i].line;
+			column = config->where[i].column;
+		}
+	}
+	return xba_error_set(err, code, "%s:%d:%d: %s: %s", config->path, line, column, key, msg);
+}

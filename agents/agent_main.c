@@ -1,0 +1,395 @@
+/*
+ * agent_main.c — xba-agent's front door: arguments, agent.yaml, the country's keys and its copy of region.yaml,
+ * signals, and the one event loop that drives the broker session (uplink.c) and the CLI endpoint (local.c).
+ *
+ *   xba-agent -c agent.yaml [--check]
+ *
+ * Before anything is bound, the agent proves it is who agent.yaml says: node_id is in region.yaml, the signing
+ * key is one of that node's keys, and the CURVE key is that node's curve_key.  A mismatch would otherwise surface
+ * hours later as refused alerts, so it is refused at start (and --check), naming the key in agent.yaml.
+ *
+ * Signals become bytes on a self-pipe ('T' stop, 'H' reload) that the loop polls, so no work is done in a signal
+ * handler.  The pipe's write end is the one piece of process-wide state, as a signal handler cannot be given a
+ * context.  A stop is taken between loop turns, when no store transaction is open: nothing is lost.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "clock.h"
+#include "encoding.h"
+#include "log.h"
+
+#if XBA_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#define NOTIFY(text) sd_notify(0, text)
+#else
+#define NOTIFY(text) ((void)0)
+#endif
+
+#define LOOP_MAX_WAIT_MS 1000 /* the loop wakes at least this often, whatever the timers say */
+
+static int signal_pipe_write = -1;
+
+static void
+on_signal(int signo)
+{
+	int saved = errno;
+	char c = signo == SIGHUP ? 'H' : 'T';
+
+	if (write(signal_pipe_write, &c, 1) < 0) {
+		/* The pipe is full: a stop or reload is already pending. */
+	}
+	errno = saved;
+}
+
+void
+agent_error_field(const char *message, char *field, size_t size)
+{
+	size_t n = 0;
+
+	field[0] = '\0';
+	if (message == NULL)
+		return;
+	/* Field paths are [a-z0-9_.[\]]: "info[1].headline", "envelope.signature". */
+	while (message[n] != '\0' && message[n] != ':') {
+		char c = message[n];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '[' || c == ']'))
+			return;
+		n++;
+	}
+	if (message[n] != ':' || n == 0 || n >= size)
+		return;
+	memcpy(field, message, n);
+	field[n] = '\0';
+}
+
+/* The checks described at the top of this file; *node_out is this node in dir. */
+static int
+check_identity(const struct agent_config *c, const struct directory *dir, const struct signer *signer,
+    const struct curve_identity *curve, const struct dir_node **node_out, struct xba_error *err)
+{
+	const struct dir_node *node = directory_node(dir, c->node_id);
+	const struct dir_key *key = directory_key(dir, signer->key_id);
+	uint8_t curve_public[XBA_CURVE_KEY_LEN];
+	char fp[64];
+
+	if (node == NULL)
+		return agent_config_error(c, "node_id", err, XBA_ECONFIG, "%s is not a node of region %s (%s)", c->node_id,
+		    dir->region, dir->path);
+	if (node->n_keys == 0)
+		return agent_config_error(c, "node_id", err, XBA_ECONFIG, "%s has no signing key in %s (an %s node "
+		    "cannot publish alerts)", c->node_id, dir->path, directory_role_name(node->role));
+	if (key == NULL || &dir->nodes[key->node_index] != node)
+		return agent_config_error(c, "signing_key", err, XBA_ECONFIG, "key %s is not one of %s's signing keys in "
+		    "%s%s%s: alerts signed with it would be refused (send its public key to the secretariat, or "
+		    "point signing_key at the key region.yaml lists)", keys_fingerprint(signer->key_id, fp, sizeof(fp)),
+		    c->node_id, dir->path, key != NULL ? "; it belongs to " : "",
+		    key != NULL ? dir->nodes[key->node_index].id : "");
+	if (encoding_z85_key(curve->public_z85, curve_public) != 0 ||
+	    memcmp(curve_public, node->curve_public, XBA_CURVE_KEY_LEN) != 0)
+		return agent_config_error(c, "curve_secret_key", err, XBA_ECONFIG, "its public key %s is not %s's "
+		    "curve_key in %s (%s): the broker would refuse the connection", curve->public_z85, c->node_id,
+		    dir->path, node->curve_public_z85);
+	*node_out = node;
+	return 0;
+}
+
+/* Warn (not refuse: the agent still receives) when the signing key cannot sign alerts today. */
+static void
+warn_key_usability(const struct agent *agent)
+{
+	const struct dir_key *key = directory_key(agent->dir, agent->signer.key_id);
+	struct xba_error err = { 0 };
+	int64_t now = clock_now_ms();
+	char quoted[600];
+
+	if (key != NULL && directory_key_usable(agent->dir, key, now, now, &err) != 0)
+		log_warnx("event=key.unusable reason=%s action=\"alerts submitted now would be refused; install a current "
+			  "signing key\"", log_quote(quoted, sizeof(quoted), err.msg));
+}
+
+/* Keys, the broker's pinned key and region.yaml, with the identity checks.  Fills agent; err names the key in
+ * agent.yaml (or region.yaml's own file:line:column). */
+static int
+load_identity(const struct agent_config *c, struct agent *agent, struct xba_error *err)
+{
+	int rc;
+
+	if ((rc = keys_load_signer(c->signing_key, &agent->signer, err)) != 0)
+		return agent_config_error(c, "signing_key", err, rc, "%s", err->msg);
+	if ((rc = keys_load_curve(c->curve_secret_key, &agent->curve, err)) != 0)
+		return agent_config_error(c, "curve_secret_key", err, rc, "%s", err->msg);
+	if ((rc = keys_load_curve_public(c->broker_public_key, agent->broker_public_z85, err)) != 0)
+		return agent_config_error(c, "broker_public_key", err, rc, "%s", err->msg);
+	if ((agent->dir = directory_load(c->region, err)) == NULL)
+		return err->code != 0 ? err->code : XBA_ECONFIG;
+	return check_identity(c, agent->dir, &agent->signer, &agent->curve, &agent->node, err);
+}
+
+/* The store's directory must exist: SQLite would fail with a vaguer message on the first open. */
+static int
+check_store_dir(const struct agent_config *c, struct xba_error *err)
+{
+	const char *slash = strrchr(c->store, '/');
+	char dir[4096];
+	struct stat st;
+
+	if (slash == NULL)
+		return 0;
+	snprintf(dir, sizeof(dir), "%.*s", slash == c->store ? 1 : (int)(slash - c->store), c->store);
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		return agent_config_error(c, "store", err, XBA_EIO, "directory %s: %s", dir,
+		    stat(dir, &st) != 0 ? strerror(errno) : "not a directory");
+	return 0;
+}
+
+/* SIGHUP: a new region.yaml replaces the running one only if it loads and this agent is still who it says. */
+static void
+reload_region(struct agent *agent)
+{
+	struct xba_error err = { 0 };
+	const struct dir_node *node = NULL;
+	struct directory *dir;
+	char quoted[600], old_version[65], new_version[65];
+
+	NOTIFY("RELOADING=1");
+	encoding_hex(agent->dir->digest, 32, old_version);
+	dir = directory_load(agent->config->region, &err);
+	if (dir != NULL && check_identity(agent->config, dir, &agent->signer, &agent->curve, &node, &err) != 0) {
+		directory_free(dir);
+		dir = NULL;
+	}
+	if (dir == NULL) {
+		log_warnx("event=region.reload_failed error=%s keeping=%.12s", log_quote(quoted, sizeof(quoted), err.msg),
+		    old_version);
+		NOTIFY("READY=1");
+		return;
+	}
+	directory_free(agent->dir);
+	agent->dir = dir;
+	agent->node = node;
+	encoding_hex(dir->digest, 32, new_version);
+	log_info("event=region.reloaded version=%.12s previous=%.12s nodes=%zu keys=%zu", new_version, old_version,
+	    dir->n_nodes, dir->n_keys);
+	warn_key_usability(agent);
+	NOTIFY("READY=1");
+}
+
+static void
+agent_free(struct agent *agent)
+{
+	local_free(agent->local);
+	agent->local = NULL;
+	uplink_free(agent->uplink);
+	agent->uplink = NULL;
+	if (agent->zmq_ctx != NULL)
+		zmq_ctx_term(agent->zmq_ctx);
+	agent->zmq_ctx = NULL;
+	store_close(agent->store);
+	agent->store = NULL;
+	directory_free(agent->dir);
+	agent->dir = NULL;
+	keys_signer_clear(&agent->signer);
+	memset(&agent->curve, 0, sizeof(agent->curve));
+}
+
+static int
+agent_start(struct agent *agent, struct xba_error *err)
+{
+	int rc;
+
+	if ((rc = load_identity(agent->config, agent, err)) != 0 || (rc = check_store_dir(agent->config, err)) != 0)
+		return rc;
+	if ((agent->store = store_open(agent->config->store, err)) == NULL)
+		return agent_config_error(agent->config, "store", err, err->code ? err->code : XBA_EIO, "%s", err->msg);
+	if ((agent->zmq_ctx = zmq_ctx_new()) == NULL)
+		return xba_error_set(err, XBA_EIO, "cannot create a ZeroMQ context: %s", zmq_strerror(zmq_errno()));
+	if ((agent->uplink = uplink_new(agent, err)) == NULL || (agent->local = local_new(agent, err)) == NULL)
+		return err->code != 0 ? err->code : XBA_EIO;
+	warn_key_usability(agent);
+	return 0;
+}
+
+/* The event loop: timers, then one zmq_poll over the signal pipe, the uplink and the local sockets, then the
+ * broker's frames (one group commit) and the CLI's requests.  Nothing in it blocks: every send is DONTWAIT. */
+static int
+agent_run(struct agent *agent, int signal_fd)
+{
+	struct store_stats stats = { 0 };
+	char fp[64];
+
+	store_stats(agent->store, &stats, NULL);
+	log_info("event=agent.ready node=%s broker=%s local_socket=%s lan=%s key=%s outbox=%llu inbox=%llu "
+		 "region=%s",
+	    agent->config->node_id, agent->config->broker, agent->config->local_socket,
+	    agent->config->lan_listen != NULL ? agent->config->lan_listen : "-",
+	    keys_fingerprint(agent->signer.key_id, fp, sizeof(fp)), (unsigned long long)stats.outbox_depth,
+	    (unsigned long long)stats.inbox_count, agent->dir->region);
+	NOTIFY("READY=1");
+	while (!agent->stopping) {
+		zmq_pollitem_t items[8];
+		size_t n = 0;
+		long timeout = uplink_tick(agent);
+
+		if (timeout > LOOP_MAX_WAIT_MS || timeout < 0)
+			timeout = LOOP_MAX_WAIT_MS;
+		items[n++] = (zmq_pollitem_t){ NULL, signal_fd, ZMQ_POLLIN, 0 };
+		n += uplink_poll_items(agent->uplink, items + n, 8 - n);
+		n += local_poll_items(agent->local, items + n, 8 - n);
+		if (zmq_poll(items, (int)n, timeout) < 0 && zmq_errno() != EINTR) {
+			log_warnx("event=agent.poll_failed error=\"%s\"", zmq_strerror(zmq_errno()));
+			break;
+		}
+		if (items[0].revents & ZMQ_POLLIN) {
+			char c;
+
+			while (read(signal_fd, &c, 1) == 1) {
+				if (c == 'H')
+					reload_region(agent);
+				else
+					agent->stopping = true;
+			}
+		}
+		uplink_process(agent);
+		local_process(agent);
+	}
+	NOTIFY("STOPPING=1");
+	uplink_close(agent);
+	store_stats(agent->store, &stats, NULL);
+	log_info("event=agent.stopped outbox=%llu inbox=%llu", (unsigned long long)stats.outbox_depth,
+	    (unsigned long long)stats.inbox_count);
+	return 0;
+}
+
+/* --check: everything the start-up checks, without binding or writing anything. */
+static int
+check_only(const struct agent_config *config, struct xba_error *err)
+{
+	struct agent agent;
+	int rc;
+
+	memset(&agent, 0, sizeof(agent));
+	agent.config = config;
+	rc = load_identity(config, &agent, err);
+	if (rc == 0)
+		rc = check_store_dir(config, err);
+	if (rc == 0)
+		rc = local_check(config, err);
+	agent_free(&agent);
+	return rc;
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out, "usage: xba-agent -c agent.yaml [--check]\n"
+		     "\n"
+		     "A country's national agent: signs and queues its officers' alerts for the broker, and verifies,\n"
+		     "stores and shows the alerts the broker delivers to it.  See docs/agent.md.\n"
+		     "\n"
+		     "  -c, --config FILE  agent.yaml (keys, region.yaml and the store are named in it)\n"
+		     "      --check        validate agent.yaml, the keys, region.yaml and this node's identity, then exit\n"
+		     "  -h, --help         this text\n"
+		     "      --version      the version\n"
+		     "\n"
+		     "Signals: SIGHUP reloads region.yaml (a file that does not load, or no longer lists this node's\n"
+		     "keys, is refused and the running one stays); SIGTERM stops cleanly.  Logs go to stderr as\n"
+		     "key=value lines.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL;
+	bool check = false;
+	struct agent_config *config;
+	struct xba_error err = { 0 };
+	struct agent agent;
+	struct sigaction sa;
+	int opt, pipe_fds[2], rc;
+
+	log_init("xba-agent", LOG_LEVEL_INFO);
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'k': check = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("xba-agent %s\n", XBA_VERSION); return 0;
+		default:
+			fprintf(stderr, "xba-agent: unknown or incomplete option '%s' (xba-agent --help)\n", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (config_path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	config = agent_config_load(config_path, &err);
+	if (config == NULL) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	if (check) {
+		rc = check_only(config, &err);
+		if (rc == 0)
+			printf("configuration OK\n");
+		else
+			fprintf(stderr, "%s\n", err.msg);
+		agent_config_free(config);
+		return rc == 0 ? 0 : 1;
+	}
+	log_init("xba-agent", strcmp(config->log_level, "debug") == 0 ? LOG_LEVEL_DEBUG
+			      : strcmp(config->log_level, "warn") == 0 ? LOG_LEVEL_WARN
+									: LOG_LEVEL_INFO);
+
+	if (pipe(pipe_fds) != 0)
+		fatal("event=agent.failed reason=\"cannot create the signal pipe\"");
+	for (int i = 0; i < 2; i++) {
+		fcntl(pipe_fds[i], F_SETFL, fcntl(pipe_fds[i], F_GETFL) | O_NONBLOCK);
+		fcntl(pipe_fds[i], F_SETFD, FD_CLOEXEC);
+	}
+	signal_pipe_write = pipe_fds[1];
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit must fail the write (EFBIG: the store refuses and the agent goes on), not kill it. */
+	signal(SIGXFSZ, SIG_IGN);
+
+	memset(&agent, 0, sizeof(agent));
+	agent.config = config;
+	if (agent_start(&agent, &err) != 0) {
+		char quoted[600];
+
+		log_warnx("event=agent.failed reason=%s", log_quote(quoted, sizeof(quoted), err.msg));
+		agent_free(&agent);
+		agent_config_free(config);
+		return 1;
+	}
+	rc = agent_run(&agent, pipe_fds[0]);
+	agent_free(&agent);
+	agent_config_free(config);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,1489 @@
+/*
+ * local.c — the agent's endpoint for the operator CLI (`xba send`, `watch`, `ack`, `history`, `status`, `track`):
+ * the LocalFrame protocol at the end of proto/xba.proto.  It is where an officer's alert enters this country's
+ * side of the system (validated, signed with the country's key, committed to the outbox before "OK" goes back) and
+ * where delivered alerts leave it (pushed to every `xba watch` whose filter matches).
+ *
+ * Two ROUTER sockets: ipc://local_socket, guarded by the socket file's mode and group (a local user who can
+ * connect can have alerts signed in this country's name), and optionally lan_listen, a CURVE server that admits
+ * only the officers' keys listed in agent.yaml, checked by this file's own ZAP handler (domain "xba-local").
+ * Every send is ZMQ_DONTWAIT with ROUTER_MANDATORY: a vanished CLI is forgotten (EHOSTUNREACH), a stuck one is
+ * dropped from the subscribers (EAGAIN), and neither ever blocks the agent.  A malformed or unknown request gets a
+ * LocalError naming what was wrong; it disturbs no other client.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "alert.h"
+#include "clock.h"
+#include "envelope.h"
+#include "frame.h"
+#include "log.h"
+#include "syntax.h"
+
+#define LOCAL_MAX_SUBSCRIBERS 64      /* `xba watch` sessions at once; more are refused */
+#define LOCAL_MAX_SUBMITTERS 1024     /* alerts whose submitter waits for a PublishEvent */
+#define LOCAL_MAX_FRAME (1024 * 1024) /* a request; a SubmitRequest holds one alert of at most 64 KiB */
+#define LOCAL_REPLY_BUDGET (768 * 1024) /* a HistoryReply stays under the CLI's 1 MiB frame limit */
+#define LOCAL_BATCH 64                /* requests per socket per loop turn, so the uplink is never starved */
+#define LOCAL_SNDHWM 20000            /* messages queued per CLI connection before it counts as stuck */
+#define LOCAL_REPLAY_MAX 1000         /* stored alerts replayed to a new subscriber */
+#define LOCAL_REPLAY_BUDGET (16 * 1024 * 1024) /* ... and the memory they may take while being replayed */
+#define LOCAL_HISTORY_DEFAULT 100
+#define LOCAL_HISTORY_MAX 1000
+#define LOCAL_FILTER_LIST_MAX 64      /* categories or origins in one filter */
+#define MODE_STICKY 01000             /* S_ISVTX, which _POSIX_C_SOURCE alone does not declare */
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN "xba-local"
+#define ZAP_MAX_PARTS 8
+
+/* An `xba watch` (or `xba broadcast --wait`) connection. */
+struct subscriber {
+	struct local_peer peer;
+	Xba__V1__AlertFilter *filter;  /* owned copy (protobuf-c unpacked); NULL = everything */
+	bool receipts;                 /* also push receipts for this node's alerts */
+};
+
+/* A submission whose PublishEvent goes back to the connection that submitted it. */
+struct submitter {
+	char alert_id[XBA_UUID_LEN + 1];
+	struct local_peer peer;
+};
+
+struct local {
+	void *sockets[2];                            /* [LOCAL_IPC] ROUTER on ipc://; [LOCAL_LAN] CURVE ROUTER or NULL */
+	void *zap;                                   /* REP answering ZAP for the LAN socket, or NULL */
+	char *ipc_path;                              /* the socket file; owned */
+	struct subscriber subs[LOCAL_MAX_SUBSCRIBERS];
+	size_t n_subs;
+	struct submitter submitters[LOCAL_MAX_SUBMITTERS]; /* ring: the oldest is overwritten when full */
+	size_t next_submitter;
+};
+
+/* ---- sending ---------------------------------------------------------------------------------------------- */
+
+static bool
+peer_equal(const struct local_peer *a, const struct local_peer *b)
+{
+	return a->socket == b->socket && a->id_len == b->id_len && memcmp(a->id, b->id, a->id_len) == 0;
+}
+
+/* 0, or the errno of the failed send: EHOSTUNREACH (the peer is gone), EAGAIN (its queue is full). */
+static int
+send_frame(struct local *local, const struct local_peer *peer, const Xba__V1__LocalFrame *frame)
+{
+	void *socket = local->sockets[peer->socket];
+	size_t len = xba__v1__local_frame__get_packed_size(frame);
+	uint8_t *buf;
+	int rc = 0;
+
+	if (socket == NULL)
+		return EHOSTUNREACH;
+	if ((buf = malloc(len > 0 ? len : 1)) == NULL)
+		return ENOMEM;
+	xba__v1__local_frame__pack(frame, buf);
+	if (zmq_send(socket, peer->id, peer->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(socket, buf, len, ZMQ_DONTWAIT) < 0)
+		rc = zmq_errno();
+	free(buf);
+	return rc;
+}
+
+static void
+remove_subscriber(struct local *local, size_t i)
+{
+	if (local->subs[i].filter != NULL)
+		xba__v1__alert_filter__free_unpacked(local->subs[i].filter, NULL);
+	local->subs[i] = local->subs[--local->n_subs];
+	memset(&local->subs[local->n_subs], 0, sizeof(local->subs[0]));
+}
+
+/* A CLI connection is gone: forget everything that would be sent to it. */
+static void
+forget_peer(struct agent *agent, const struct local_peer *peer)
+{
+	struct local *local = agent->local;
+
+	for (size_t i = local->n_subs; i-- > 0;)
+		if (peer_equal(&local->subs[i].peer, peer))
+			remove_subscriber(local, i);
+	for (size_t i = 0; i < LOCAL_MAX_SUBMITTERS; i++)
+		if (local->submitters[i].alert_id[0] != '\0' && peer_equal(&local->submitters[i].peer, peer))
+			local->submitters[i].alert_id[0] = '\0';
+	uplink_forget_peer(agent->uplink, peer);
+}
+
+void
+local_send(struct agent *agent, const struct local_peer *peer, const Xba__V1__LocalFrame *frame)
+{
+	int rc = send_frame(agent->local, peer, frame);
+
+	if (rc == 0)
+		return;
+	if (rc == EHOSTUNREACH) {
+		log_debug("event=local.peer_gone peer=%s", peer->who);
+	} else {
+		log_warnx("event=local.send_failed peer=%s reason=\"%s\"", peer->who, zmq_strerror(rc));
+	}
+	forget_peer(agent, peer);
+}
+
+void
+local_send_error(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__ErrorCode code,
+    const char *field, const char *fmt, ...)
+{
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__LocalError error = XBA__V1__LOCAL_ERROR__INIT;
+	char message[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	error.code = code;
+	error.message = message;
+	error.field = (char *)(field != NULL ? field : "");
+	frame.ref = ref;
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_ERROR;
+	frame.error = &error;
+	local_send(agent, peer, &frame);
+}
+
+/* ---- pushes ------------------------------------------------------------------------------------------------ */
+
+static bool
+filter_matches(const Xba__V1__AlertFilter *f, const struct store_row *row, bool ack_update)
+{
+	bool any;
+
+	if (f == NULL)
+		return true;
+	if (f->n_categories > 0) {
+		any = false;
+		for (size_t i = 0; i < f->n_categories; i++)
+			any |= (int)f->categories[i] == row->category;
+		if (!any)
+			return false;
+	}
+	if ((int)f->min_severity > row->severity)
+		return false;
+	if (f->n_origins > 0) {
+		any = false;
+		for (size_t i = 0; i < f->n_origins; i++)
+			any |= strcmp(f->origins[i], row->origin) == 0;
+		if (!any)
+			return false;
+	}
+	if (row->received_ms < f->since_ms)
+		return false;
+	/* An acknowledgement is news to a watch that showed the alert unacknowledged. */
+	if (f->unacknowledged_only && !ack_update &&
+	    (row->acknowledged || row->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK))
+		return false;
+	return true;
+}
+
+/* An InboxEntry over a row and its decoded alert (both borrowed). */
+static void
+entry_init(Xba__V1__InboxEntry *e, const struct store_row *row, Xba__V1__Alert *alert)
+{
+	xba__v1__inbox_entry__init(e);
+	e->envelope.data = row->envelope;
+	e->envelope.len = row->envelope_len;
+	e->alert = alert;
+	e->received_ms = row->outgoing ? row->submitted_ms : row->received_ms;
+	e->seq = row->seq;
+	e->rule = (char *)row->rule;
+	e->acknowledged = row->acknowledged;
+	e->acknowledged_by = (char *)row->acknowledged_by;
+	e->acknowledged_ms = row->acknowledged_ms;
+	e->outgoing = row->outgoing;
+	if (row->outgoing) {
+		e->publish_state = (Xba__V1__PublishState)row->state;
+		e->recipients = row->recipients;
+	}
+}
+
+/* Push to every subscriber whose filter matches; a subscriber that cannot take it is dropped (see the file
+ * comment), never waited for. */
+static void
+push_entry(struct agent *agent, const struct store_row *row, Xba__V1__Alert *alert, bool ack_update)
+{
+	struct local *local = agent->local;
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__InboxEntry entry;
+
+	entry_init(&entry, row, alert);
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT;
+	frame.alert_event = &entry;
+	for (size_t i = local->n_subs; i-- > 0;) {
+		struct local_peer peer;
+		int rc;
+
+		if (!filter_matches(local->subs[i].filter, row, ack_update))
+			continue;
+		if ((rc = send_frame(local, &local->subs[i].peer, &frame)) == 0)
+			continue;
+		peer = local->subs[i].peer;
+		if (rc == EHOSTUNREACH)
+			log_info("event=local.unsubscribed peer=%s reason=disconnected", peer.who);
+		else
+			log_warnx("event=local.unsubscribed peer=%s reason=too-slow alert=%s detail=\"%s\" "
+				  "hint=\"the watch must subscribe again (with --since) to catch up\"",
+			    peer.who, row->alert_id, zmq_strerror(rc));
+		forget_peer(agent, &peer);
+	}
+}
+
+void
+local_push_alert(struct agent *agent, const struct store_row *row, const Xba__V1__Alert *alert)
+{
+	push_entry(agent, row, (Xba__V1__Alert *)alert, false);
+}
+
+void
+local_push_receipt(struct agent *agent, const Xba__V1__Receipt *receipt)
+{
+	struct local *local = agent->local;
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_RECEIPT_EVENT;
+	frame.receipt_event = (Xba__V1__Receipt *)receipt;
+	for (size_t i = local->n_subs; i-- > 0;) {
+		struct local_peer peer;
+
+		if (!local->subs[i].receipts || send_frame(local, &local->subs[i].peer, &frame) == 0)
+			continue;
+		peer = local->subs[i].peer;
+		log_info("event=local.unsubscribed peer=%s reason=send-failed", peer.who);
+		forget_peer(agent, &peer);
+	}
+}
+
+static void
+remember_submitter(struct local *local, const struct local_peer *peer, const char *alert_id)
+{
+	struct submitter *s = &local->submitters[local->next_submitter];
+
+	snprintf(s->alert_id, sizeof(s->alert_id), "%s", alert_id);
+	s->peer = *peer;
+	local->next_submitter = (local->next_submitter + 1) % LOCAL_MAX_SUBMITTERS;
+}
+
+void
+local_push_publish_event(struct agent *agent, const char *alert_id, Xba__V1__PublishState state,
+    Xba__V1__ErrorCode result, uint64_t seq, uint32_t recipients, const char *message, const char *field)
+{
+	struct local *local = agent->local;
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__PublishEvent event = XBA__V1__PUBLISH_EVENT__INIT;
+
+	event.alert_id = (char *)alert_id;
+	event.state = state;
+	event.result = result;
+	event.seq = seq;
+	event.recipients = recipients;
+	event.message = (char *)(message != NULL ? message : "");
+	event.field = (char *)(field != NULL ? field : "");
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_PUBLISH_EVENT;
+	frame.publish_event = &event;
+	for (size_t i = 0; i < LOCAL_MAX_SUBMITTERS; i++) {
+		struct submitter *s = &local->submitters[i];
+
+		if (s->alert_id[0] == '\0' || strcmp(s->alert_id, alert_id) != 0)
+			continue;
+		s->alert_id[0] = '\0'; /* the broker's answer is final */
+		if (send_frame(local, &s->peer, &frame) != 0)
+			log_debug("event=local.peer_gone peer=%s alert=%s", s->peer.who, alert_id);
+	}
+}
+
+/* ---- decoding stored alerts --------------------------------------------------------------------------------- */
+
+/* The alert inside a stored envelope (verified when it was stored; decoded again, never re-verified, to show it).
+ * NULL, logged, when the stored bytes do not decode: a damaged row must not hide the others. */
+static Xba__V1__Alert *
+decode_row(const struct store_row *row)
+{
+	Xba__V1__Envelope *env = xba__v1__envelope__unpack(NULL, row->envelope_len, row->envelope);
+	struct xba_error err = { 0 };
+	Xba__V1__Alert *alert = NULL;
+
+	if (env != NULL)
+		alert = alert_decode(env->alert.data, env->alert.len, &err);
+	if (alert == NULL) {
+		char quoted[300];
+
+		log_warnx("event=store.damaged_row alert=%s reason=%s", row->alert_id,
+		    log_quote(quoted, sizeof(quoted), env == NULL ? "envelope does not decode" : err.msg));
+	}
+	if (env != NULL)
+		xba__v1__envelope__free_unpacked(env, NULL);
+	return alert;
+}
+
+/* A row copied out of a query callback (whose row is borrowed) with its decoded alert. */
+struct held_row {
+	struct store_row row;           /* envelope owned */
+	Xba__V1__Alert *alert;          /* owned */
+	int64_t time_ms;                /* received (inbox) or submitted (outgoing): the history's order */
+};
+
+struct held_rows {
+	struct held_row *v;
+	size_t n, cap;
+	size_t budget;                  /* bytes still allowed in one reply (0 = no limit) */
+	bool truncated;                 /* stopped because of the budget */
+};
+
+static int
+hold_row(void *ctx, const struct store_row *row)
+{
+	struct held_rows *h = ctx;
+	struct held_row *slot;
+	size_t cost = row->envelope_len * 2 + 512; /* envelope + decoded alert + entry fields, generously */
+
+	if (h->budget != 0) {
+		if (cost > h->budget) {
+			h->truncated = true;
+			return 1;
+		}
+		h->budget -= cost;
+	}
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 32;
+		struct held_row *grown = realloc(h->v, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return XBA_ENOMEM;
+		h->v = grown;
+		h->cap = cap;
+	}
+	slot = &h->v[h->n];
+	slot->row = *row;
+	if ((slot->row.envelope = malloc(row->envelope_len + 1)) == NULL)
+		return XBA_ENOMEM;
+	if (row->envelope_len > 0)
+		memcpy(slot->row.envelope, row->envelope, row->envelope_len);
+	if ((slot->alert = decode_row(&slot->row)) == NULL) {
+		free(slot->row.envelope);
+		return 0; /* skipped and logged */
+	}
+	slot->time_ms = row->outgoing ? row->submitted_ms : row->received_ms;
+	h->n++;
+	return 0;
+}
+
+static void
+held_rows_free(struct held_rows *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		store_row_clear(&h->v[i].row);
+		alert_free(h->v[i].alert);
+	}
+	free(h->v);
+	memset(h, 0, sizeof(*h));
+}
+
+/* ---- requests ---------------------------------------------------------------------------------------------- */
+
+/* The filter as the store takes it (arrays borrowed from f). */
+static void
+store_filter_from(const Xba__V1__AlertFilter *f, struct store_filter *out, int categories[LOCAL_FILTER_LIST_MAX])
+{
+	memset(out, 0, sizeof(*out));
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < f->n_categories && i < LOCAL_FILTER_LIST_MAX; i++)
+		categories[i] = (int)f->categories[i];
+	out->categories = categories;
+	out->n_categories = f->n_categories;
+	out->min_severity = (int)f->min_severity;
+	out->origins = (const char *const *)f->origins;
+	out->n_origins = f->n_origins;
+	out->since_ms = f->since_ms;
+	out->unacknowledged_only = f->unacknowledged_only;
+}
+
+/* A filter from the CLI is input: every value is checked before it reaches SQL or a comparison. */
+static bool
+filter_valid(struct agent *agent, const struct local_peer *peer, uint64_t ref, const char *what,
+    const Xba__V1__AlertFilter *f)
+{
+	if (f == NULL)
+		return true;
+	if (f->n_categories > LOCAL_FILTER_LIST_MAX || f->n_origins > LOCAL_FILTER_LIST_MAX) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "filter",
+		    "%s.filter: at most %d categories and %d origins", what, LOCAL_FILTER_LIST_MAX,
+		    LOCAL_FILTER_LIST_MAX);
+		return false;
+	}
+	for (size_t i = 0; i < f->n_categories; i++) {
+		if (alert_enum_name(ALERT_ENUM_CATEGORY, (int)f->categories[i]) == NULL) {
+			local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "filter.categories",
+			    "%s.filter.categories[%zu]: %d is not a category (1..%d)", what, i, (int)f->categories[i],
+			    alert_enum_max(ALERT_ENUM_CATEGORY));
+			return false;
+		}
+	}
+	if (f->min_severity != 0 && alert_enum_name(ALERT_ENUM_SEVERITY, (int)f->min_severity) == NULL) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "filter.min_severity",
+		    "%s.filter.min_severity: %d is not a severity (1..%d)", what, (int)f->min_severity,
+		    alert_enum_max(ALERT_ENUM_SEVERITY));
+		return false;
+	}
+	for (size_t i = 0; i < f->n_origins; i++) {
+		if (f->origins[i] == NULL || !syntax_node_id_valid(f->origins[i])) {
+			char quoted[80];
+
+			local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "filter.origins",
+			    "%s.filter.origins[%zu]: %s is not a node id (NER, WHO-AFRO)", what, i,
+			    log_quote(quoted, sizeof(quoted), f->origins[i]));
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+reply_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__ErrorCode result,
+    const char *alert_id, const char *field, const char *fmt, ...) XBA_PRINTF(7, 8);
+
+static void
+reply_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__ErrorCode result,
+    const char *alert_id, const char *field, const char *fmt, ...)
+{
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__SubmitReply reply = XBA__V1__SUBMIT_REPLY__INIT;
+	char message[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	reply.result = result;
+	reply.alert_id = (char *)(alert_id != NULL ? alert_id : "");
+	reply.message = message;
+	reply.field = (char *)(field != NULL ? field : "");
+	frame.ref = ref;
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_SUBMIT_REPLY;
+	frame.submit_reply = &reply;
+	if (result != XBA__V1__ERROR_CODE__OK) {
+		char quoted[600];
+
+		log_info("event=alert.not_queued peer=%s alert=%s code=%s field=%s reason=%s", peer->who,
+		    alert_id != NULL && alert_id[0] ? alert_id : "-", frame_error_code_name(result),
+		    field != NULL && field[0] ? field : "-", log_quote(quoted, sizeof(quoted), message));
+	}
+	local_send(agent, peer, &frame);
+}
+
+/* What the broker would refuse for good, told to the officer at once, before anything is queued: the same checks
+ * as broker/publish.c, against this agent's copy of region.yaml.  During an outage this is the difference between
+ * "you may not broadcast" now and a refusal hours later.  0 when none applies. */
+static Xba__V1__ErrorCode
+check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, const char **field, char *message,
+    size_t size)
+{
+	const struct dir_node *node = agent->node;
+	const struct dir_key *key = directory_key(agent->dir, agent->signer.key_id);
+	struct xba_error err = { 0 };
+
+	if (node->role == NODE_ROLE_ADMIN) {
+		*field = "origin";
+		snprintf(message, size, "%s is an admin node and may not publish alerts", node->id);
+		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
+	}
+	if (node->role == NODE_ROLE_OBSERVER && alert->category != 0 &&
+	    (node->publish_categories & (1u << alert->category)) == 0) {
+		*field = "category";
+		snprintf(message, size, "observer %s may not publish %s alerts (region.yaml publish list)", node->id,
+		    alert_enum_name(ALERT_ENUM_CATEGORY, alert->category));
+		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
+	}
+	if (alert->emergency && !node->may_broadcast) {
+		*field = "emergency";
+		snprintf(message, size, "%s may not issue emergency broadcasts (region.yaml may_broadcast)", node->id);
+		return XBA__V1__ERROR_CODE__BROADCAST_NOT_ALLOWED;
+	}
+	if (alert->tlp == XBA__V1__TLP__TLP_RED && alert->n_addressees == 0) {
+		*field = "addressees";
+		snprintf(message, size, "TLP:RED goes only to explicit addressees, and this alert names none");
+		return XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES;
+	}
+	for (size_t i = 0; i < alert->n_addressees; i++) {
+		if (alert->addressees[i] != NULL && directory_node(agent->dir, alert->addressees[i]) == NULL) {
+			*field = "addressees";
+			snprintf(message, size, "addressee %.40s is not a node of this region", alert->addressees[i]);
+			return XBA__V1__ERROR_CODE__INVALID_ALERT;
+		}
+	}
+	if (key == NULL) {
+		*field = "origin";
+		snprintf(message, size, "this agent's signing key is no longer in its region.yaml");
+		return XBA__V1__ERROR_CODE__UNKNOWN_KEY;
+	}
+	if (directory_key_usable(agent->dir, key, alert->sent_ms, now_ms, &err) != 0) {
+		*field = "sent_ms";
+		snprintf(message, size, "%s", err.msg);
+		return err.code == XBA_EKEYREVOKED ? XBA__V1__ERROR_CODE__KEY_REVOKED : XBA__V1__ERROR_CODE__KEY_NOT_VALID;
+	}
+	return 0;
+}
+
+/*
+ * Check, validate, seal and commit a completed submission; the reply is the caller's.  0, or a wire code with
+ * *field and message saying why (JOURNAL_UNAVAILABLE when the store cannot be written).  Nothing refused here is
+ * queued or kept.
+ */
+static Xba__V1__ErrorCode
+seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, const char **field, char *field_buf,
+    size_t field_size, char *message, size_t size)
+{
+	struct store_alert_fields f;
+	struct xba_error err = { 0 };
+	uint8_t *envelope = NULL;
+	size_t len = 0;
+	Xba__V1__ErrorCode code;
+	int rc;
+
+	if ((code = check_rights(agent, alert, clock_now_ms(), field, message, size)) != 0)
+		return code;
+	if ((rc = envelope_seal(&agent->signer, alert, &envelope, &len, &err)) != 0) {
+		size_t skip;
+
+		/* SubmitReply carries the field apart: the message says what is wrong with it, without repeating it
+		 * ("info[0].headline" + "200 bytes, at most 160"). */
+		agent_error_field(err.msg, field_buf, field_size);
+		*field = field_buf;
+		skip = field_buf[0] != '\0' ? strlen(field_buf) + 1 : 0;
+		while (err.msg[skip] == ' ')
+			skip++;
+		snprintf(message, size, "%s", err.msg + skip);
+		return frame_error_code_for_alert(rc);
+	}
+	store_fields_from_alert(alert, &f);
+	rc = store_outbox_add(agent->store, &f, envelope, len, clock_now_ms(), NULL, &err);
+	free(envelope);
+	if (rc == XBA_EDUPLICATE) {
+		*field = "id";
+		snprintf(message, size, "%s; give the new alert a new id", err.msg);
+		return XBA__V1__ERROR_CODE__DUPLICATE;
+	}
+	if (rc != 0) {
+		char quoted[600];
+
+		log_warnx("event=store.write_failed op=outbox error=%s", log_quote(quoted, sizeof(quoted), err.msg));
+		*field = "";
+		snprintf(message, size, "the agent could not store the alert durably, so it was NOT queued (%.400s); "
+		    "retry later and tell the focal point", err.msg);
+		return XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE;
+	}
+	return 0;
+}
+
+static void
+handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__SubmitRequest *req)
+{
+	Xba__V1__Alert *a = req->alert;
+	char *saved_id, *saved_origin, id[XBA_UUID_LEN + 1] = "", message[600], field_buf[128];
+	const char *field = NULL;
+	int64_t saved_sent;
+	Xba__V1__ErrorCode code;
+
+	if (a == NULL) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "submit.alert",
+		    "submit.alert: missing (a submit request carries the alert to sign and send)");
+		return;
+	}
+	if (a->origin != NULL && a->origin[0] != '\0' && strcmp(a->origin, agent->config->node_id) != 0) {
+		char quoted[80];
+
+		reply_submit(agent, peer, ref, XBA__V1__ERROR_CODE__WRONG_SIGNER, a->id, "origin",
+		    "%s: this agent signs for %s only (leave origin empty)",
+		    log_quote(quoted, sizeof(quoted), a->origin), agent->config->node_id);
+		return;
+	}
+	if (a->author == NULL || a->author[0] == '\0') {
+		reply_submit(agent, peer, ref, XBA__V1__ERROR_CODE__INVALID_ALERT, a->id, "author",
+		    "missing (the officer who wrote the alert)");
+		return;
+	}
+	if (a->id == NULL || a->id[0] == '\0') {
+		if (syntax_uuid_new(id) != 0) {
+			local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "id",
+			    "the agent has no randomness for a new alert id; nothing was queued");
+			return;
+		}
+	} else if (!syntax_uuid_valid(a->id)) {
+		reply_submit(agent, peer, ref, XBA__V1__ERROR_CODE__INVALID_ALERT, "", "id",
+		    "not a lower-case UUID (leave it empty and the agent makes one)");
+		return;
+	} else {
+		snprintf(id, sizeof(id), "%s", a->id);
+	}
+	/* Complete the officer's alert in place; the frame's own strings go back before protobuf-c frees them. */
+	saved_id = a->id;
+	saved_origin = a->origin;
+	saved_sent = a->sent_ms;
+	a->id = id;
+	a->origin = agent->config->node_id;
+	if (a->sent_ms == 0)
+		a->sent_ms = clock_now_ms();
+	code = seal_and_queue(agent, a, &field, field_buf, sizeof(field_buf), message, sizeof(message));
+	if (code == 0) {
+		char author[300];
+
+		log_info("event=alert.queued alert=%s author=%s category=%s severity=%s tlp=%s emergency=%s peer=%s", id,
+		    log_quote(author, sizeof(author), a->author),
+		    a->category ? alert_enum_name(ALERT_ENUM_CATEGORY, a->category) : "-",
+		    a->severity ? alert_enum_name(ALERT_ENUM_SEVERITY, a->severity) : "-",
+		    alert_enum_name(ALERT_ENUM_TLP, a->tlp), a->emergency ? "true" : "false", peer->who);
+	}
+	a->id = saved_id;
+	a->origin = saved_origin;
+	a->sent_ms = saved_sent;
+	if (code != 0) {
+		if (code == XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE)
+			local_send_error(agent, peer, ref, code, "", "%s", message);
+		else
+			reply_submit(agent, peer, ref, code, id, field, "%s", message);
+		return;
+	}
+	remember_submitter(agent->local, peer, id);
+	reply_submit(agent, peer, ref, XBA__V1__ERROR_CODE__OK, id, "", "validated, signed and queued");
+	uplink_outbox_changed(agent);
+}
+
+static void
+reply_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__ErrorCode result,
+    const char *ack_id, const char *message)
+{
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__AckReply reply = XBA__V1__ACK_REPLY__INIT;
+
+	reply.result = result;
+	reply.ack_alert_id = (char *)(ack_id != NULL ? ack_id : "");
+	reply.message = (char *)message;
+	frame.ref = ref;
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY;
+	frame.ack_reply = &reply;
+	local_send(agent, peer, &frame);
+}
+
+/* An officer acknowledges an inbox alert: a signed CAP-style ACK alert to its origin, queued like any submission,
+ * and the inbox row marked, in one transaction. */
+static void
+handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, const Xba__V1__AckRequest *req)
+{
+	Xba__V1__Alert ack = XBA__V1__ALERT__INIT, *original = NULL;
+	struct store_row row = { 0 };
+	struct store_alert_fields f;
+	struct xba_error err = { 0 };
+	char ack_id[XBA_UUID_LEN + 1], message[700], by[132], *refs[1], *addressees[1];
+	uint8_t *envelope = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (req->alert_id == NULL || !syntax_uuid_valid(req->alert_id)) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "ack.alert_id",
+		    "ack.alert_id: not an alert id (a lower-case UUID)");
+		return;
+	}
+	if (req->officer == NULL || req->officer[0] == '\0' || strlen(req->officer) > ALERT_AUTHOR_MAX) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "ack.officer",
+		    "ack.officer: the acknowledging officer's name is required (1..%d bytes)", ALERT_AUTHOR_MAX);
+		return;
+	}
+	if (req->note != NULL && strlen(req->note) > ALERT_NOTE_MAX) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "ack.note",
+		    "ack.note: %zu bytes, at most %d", strlen(req->note), ALERT_NOTE_MAX);
+		return;
+	}
+	rc = store_inbox_get(agent->store, req->alert_id, &row, &err);
+	if (rc == XBA_ENOTFOUND) {
+		reply_ack(agent, peer, ref, XBA__V1__ERROR_CODE__UNKNOWN_ALERT, "", err.msg);
+		return;
+	}
+	if (rc != 0) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "", "cannot read the inbox: %s",
+		    err.msg);
+		return;
+	}
+	if (row.acknowledged) {
+		snprintf(message, sizeof(message), "alert %s was already acknowledged by %s", req->alert_id,
+		    row.acknowledged_by);
+		reply_ack(agent, peer, ref, XBA__V1__ERROR_CODE__DUPLICATE, "", message);
+		store_row_clear(&row);
+		return;
+	}
+	if (syntax_uuid_new(ack_id) != 0) {
+		store_row_clear(&row);
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "no randomness for an alert id");
+		return;
+	}
+	/* docs/protocol.md §2.6: msg_type ACK, references = [id], addressees = [its origin], same TLP and status. */
+	refs[0] = (char *)req->alert_id;
+	addressees[0] = row.origin;
+	ack.id = ack_id;
+	ack.origin = agent->config->node_id;
+	ack.author = req->officer;
+	ack.sent_ms = clock_now_ms();
+	ack.status = (Xba__V1__Status)row.status;
+	ack.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_ACK;
+	ack.references = refs;
+	ack.n_references = 1;
+	ack.addressees = addressees;
+	ack.n_addressees = 1;
+	/* An observer may publish only its listed categories, an ACK included (broker/publish.c): the category is
+	 * copied only where it does not turn the acknowledgement into a refusal. */
+	if (agent->node->role != NODE_ROLE_OBSERVER || row.category == 0 ||
+	    (agent->node->publish_categories & (1u << row.category)) != 0)
+		ack.category = (Xba__V1__Category)row.category;
+	ack.severity = (Xba__V1__Severity)row.severity;
+	ack.tlp = (Xba__V1__Tlp)row.tlp;
+	ack.note = (char *)(req->note != NULL ? req->note : "");
+	if ((rc = envelope_seal(&agent->signer, &ack, &envelope, &len, &err)) != 0) {
+		snprintf(message, sizeof(message), "the acknowledgement does not validate: %.500s", err.msg);
+		reply_ack(agent, peer, ref, frame_error_code_for_alert(rc), "", message);
+		store_row_clear(&row);
+		return;
+	}
+	store_fields_from_alert(&ack, &f);
+	rc = store_ack(agent->store, req->alert_id, req->officer, ack.sent_ms, &f, envelope, len, NULL, by, &err);
+	free(envelope);
+	if (rc == XBA_ENOTFOUND || rc == XBA_EDUPLICATE) {
+		snprintf(message, sizeof(message), "%s%s%s", err.msg, by[0] ? " by " : "", by);
+		reply_ack(agent, peer, ref, rc == XBA_ENOTFOUND ? XBA__V1__ERROR_CODE__UNKNOWN_ALERT
+								 : XBA__V1__ERROR_CODE__DUPLICATE, "", message);
+		store_row_clear(&row);
+		return;
+	}
+	if (rc != 0) {
+		char quoted[600];
+
+		log_warnx("event=store.write_failed op=ack error=%s", log_quote(quoted, sizeof(quoted), err.msg));
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "",
+		    "the agent could not store the acknowledgement durably, so nothing was acknowledged (%s); retry later",
+		    err.msg);
+		store_row_clear(&row);
+		return;
+	}
+	{
+		char officer[300];
+
+		log_info("event=alert.acknowledged alert=%s origin=%s officer=%s ack_alert=%s peer=%s", req->alert_id,
+		    row.origin, log_quote(officer, sizeof(officer), req->officer), ack_id, peer->who);
+	}
+	remember_submitter(agent->local, peer, ack_id);
+	reply_ack(agent, peer, ref, XBA__V1__ERROR_CODE__OK, ack_id, "signed and queued to the alert's origin");
+	/* Watches recalling an unacknowledged emergency learn that it is acknowledged here. */
+	if (row.emergency && (original = decode_row(&row)) != NULL) {
+		row.acknowledged = true;
+		snprintf(row.acknowledged_by, sizeof(row.acknowledged_by), "%s", req->officer);
+		row.acknowledged_ms = ack.sent_ms;
+		push_entry(agent, &row, original, true);
+		alert_free(original);
+	}
+	store_row_clear(&row);
+	uplink_outbox_changed(agent);
+}
+
+static void
+fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, bool *ok, char *message, size_t size)
+{
+	struct store_stats stats;
+	struct xba_error err = { 0 };
+
+	xba__v1__agent_status_reply__init(reply);
+	reply->node_id = (char *)agent->config->node_id;
+	uplink_status(agent->uplink, reply);
+	*ok = store_stats(agent->store, &stats, &err) == 0;
+	if (!*ok) {
+		snprintf(message, size, "cannot read the store: %s", err.msg);
+		return;
+	}
+	reply->outbox_depth = stats.outbox_depth;
+	reply->inbox_count = stats.inbox_count;
+	reply->unacknowledged = stats.unacknowledged;
+	reply->last_delivery_ms = stats.last_delivery_ms;
+	reply->quarantined = stats.quarantined;
+}
+
+static void
+handle_status(struct agent *agent, const struct local_peer *peer, uint64_t ref)
+{
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__AgentStatusReply reply;
+	char message[600];
+	bool ok;
+
+	fill_status(agent, &reply, &ok, message, sizeof(message));
+	if (!ok) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "%s", message);
+		return;
+	}
+	frame.ref = ref;
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY;
+	frame.status_reply = &reply;
+	local_send(agent, peer, &frame);
+}
+
+/*
+ * Subscribe: the reply (same ref) is an AgentStatusReply confirming the subscription, then every matching stored
+ * alert since filter.since_ms, oldest first (at most the newest LOCAL_REPLAY_MAX), then live alerts as they are
+ * stored, all as alert_event frames with ref 0.  A connection subscribing again replaces its filter.
+ */
+static void
+handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t ref, const Xba__V1__SubscribeRequest *req)
+{
+	struct local *local = agent->local;
+	struct subscriber *sub = NULL;
+	struct held_rows held = { 0 };
+	struct store_filter sf;
+	struct xba_error err = { 0 };
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__AgentStatusReply status;
+	Xba__V1__AlertFilter *copy = NULL;
+	int categories[LOCAL_FILTER_LIST_MAX];
+	char message[600];
+	bool ok;
+	int rc;
+
+	if (!filter_valid(agent, peer, ref, "subscribe", req->filter))
+		return;
+	for (size_t i = 0; i < local->n_subs; i++)
+		if (peer_equal(&local->subs[i].peer, peer))
+			sub = &local->subs[i];
+	if (sub == NULL && local->n_subs == LOCAL_MAX_SUBSCRIBERS) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__RATE_LIMITED, "",
+		    "this agent already serves %d watches; close one and try again", LOCAL_MAX_SUBSCRIBERS);
+		log_warnx("event=local.subscribe_refused peer=%s reason=too-many-subscribers max=%d", peer->who,
+		    LOCAL_MAX_SUBSCRIBERS);
+		return;
+	}
+	if (req->filter != NULL) {
+		/* A private copy: the request frame is freed when this handler returns. */
+		size_t len = xba__v1__alert_filter__get_packed_size(req->filter);
+		uint8_t *buf = malloc(len > 0 ? len : 1);
+
+		if (buf != NULL) {
+			xba__v1__alert_filter__pack(req->filter, buf);
+			copy = xba__v1__alert_filter__unpack(NULL, len, buf);
+			free(buf);
+		}
+		if (copy == NULL) {
+			local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "out of memory");
+			return;
+		}
+	}
+	store_filter_from(req->filter, &sf, categories);
+	held.budget = LOCAL_REPLAY_BUDGET;
+	rc = store_inbox_query(agent->store, &sf, true, LOCAL_REPLAY_MAX, hold_row, &held, &err);
+	if (rc < 0) {
+		held_rows_free(&held);
+		if (copy != NULL)
+			xba__v1__alert_filter__free_unpacked(copy, NULL);
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "",
+		    "cannot read the inbox: %s", rc == XBA_ENOMEM ? "out of memory" : err.msg);
+		return;
+	}
+	if (sub == NULL) {
+		sub = &local->subs[local->n_subs++];
+		sub->peer = *peer;
+	} else if (sub->filter != NULL) {
+		xba__v1__alert_filter__free_unpacked(sub->filter, NULL);
+	}
+	sub->filter = copy;
+	sub->receipts = req->receipts;
+	log_info("event=local.subscribed peer=%s receipts=%s replay=%zu subscribers=%zu", peer->who,
+	    req->receipts ? "true" : "false", held.n, local->n_subs);
+
+	fill_status(agent, &status, &ok, message, sizeof(message));
+	frame.ref = ref;
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY;
+	frame.status_reply = &status;
+	if (send_frame(local, peer, &frame) != 0) {
+		held_rows_free(&held);
+		forget_peer(agent, peer);
+		return;
+	}
+	/* Oldest first: the query read newest first so that the cap keeps the most recent. */
+	for (size_t i = held.n; i-- > 0;) {
+		Xba__V1__LocalFrame ev = XBA__V1__LOCAL_FRAME__INIT;
+		Xba__V1__InboxEntry entry;
+
+		entry_init(&entry, &held.v[i].row, held.v[i].alert);
+		ev.body_case = XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT;
+		ev.alert_event = &entry;
+		if (send_frame(local, peer, &ev) != 0) {
+			log_warnx("event=local.unsubscribed peer=%s reason=replay-failed", peer->who);
+			forget_peer(agent, peer);
+			break;
+		}
+	}
+	if (held.n == LOCAL_REPLAY_MAX || held.truncated)
+		local_send_error(agent, peer, 0, XBA__V1__ERROR_CODE__OK, "",
+		    "only the newest %zu matching alerts were replayed; `xba history` shows older ones", held.n);
+	held_rows_free(&held);
+}
+
+static int
+held_time_cmp_desc(const void *a, const void *b)
+{
+	const struct held_row *x = a, *y = b;
+
+	if (x->time_ms != y->time_ms)
+		return x->time_ms < y->time_ms ? 1 : -1;
+	return x->row.id < y->row.id ? 1 : x->row.id > y->row.id ? -1 : 0;
+}
+
+static void
+handle_history(struct agent *agent, const struct local_peer *peer, uint64_t ref, const Xba__V1__HistoryRequest *req)
+{
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__HistoryReply reply = XBA__V1__HISTORY_REPLY__INIT;
+	Xba__V1__InboxEntry *entries = NULL, **list = NULL;
+	struct held_rows held = { 0 };
+	struct store_filter sf;
+	struct xba_error err = { 0 };
+	int categories[LOCAL_FILTER_LIST_MAX];
+	size_t limit = req->limit == 0 ? LOCAL_HISTORY_DEFAULT : req->limit, n;
+	int rc;
+
+	if (!filter_valid(agent, peer, ref, "history", req->filter))
+		return;
+	if (limit > LOCAL_HISTORY_MAX)
+		limit = LOCAL_HISTORY_MAX;
+	store_filter_from(req->filter, &sf, categories);
+	held.budget = LOCAL_REPLY_BUDGET;
+	rc = store_inbox_query(agent->store, &sf, true, limit, hold_row, &held, &err);
+	if (rc >= 0 && req->filter != NULL && req->filter->include_outgoing) {
+		/* Both lists are newest first and each within the budget; the merge below keeps the newest. */
+		held.budget = LOCAL_REPLY_BUDGET;
+		rc = store_outgoing_query(agent->store, &sf, true, limit, hold_row, &held, &err);
+		if (held.n > 1)
+			qsort(held.v, held.n, sizeof(held.v[0]), held_time_cmp_desc);
+	}
+	if (rc < 0) {
+		held_rows_free(&held);
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "",
+		    "cannot read the store: %s", rc == XBA_ENOMEM ? "out of memory" : err.msg);
+		return;
+	}
+	n = held.n < limit ? held.n : limit;
+	/* Two lists merged may hold twice the budget: keep the newest entries that fit one reply. */
+	{
+		size_t used = 0, k = 0;
+
+		while (k < n && used + held.v[k].row.envelope_len * 2 + 512 <= LOCAL_REPLY_BUDGET)
+			used += held.v[k++].row.envelope_len * 2 + 512;
+		n = k;
+	}
+	if (n > 0 && ((entries = calloc(n, sizeof(*entries))) == NULL || (list = calloc(n, sizeof(*list))) == NULL)) {
+		free(entries);
+		held_rows_free(&held);
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		entry_init(&entries[i], &held.v[i].row, held.v[i].alert);
+		list[i] = &entries[i];
+	}
+	reply.entries = list;
+	reply.n_entries = n;
+	frame.ref = ref;
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY;
+	frame.history_reply = &reply;
+	local_send(agent, peer, &frame);
+	free(entries);
+	free(list);
+	held_rows_free(&held);
+}
+
+static void
+handle_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, const Xba__V1__TrackRequest *req)
+{
+	struct xba_error err = { 0 };
+
+	if (req->alert_id == NULL || !syntax_uuid_valid(req->alert_id)) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "track.alert_id",
+		    "track.alert_id: not an alert id (a lower-case UUID)");
+		return;
+	}
+	if (uplink_track(agent, peer, ref, req->alert_id, &err) != 0)
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__NOT_READY, "", "%s", err.msg);
+}
+
+static const char *
+local_body_name(Xba__V1__LocalFrame__BodyCase body_case)
+{
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field(&xba__v1__local_frame__descriptor, (unsigned)body_case);
+
+	return f != NULL ? f->name : "unknown";
+}
+
+static void
+dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *bytes, size_t len)
+{
+	Xba__V1__LocalFrame *frame = xba__v1__local_frame__unpack(NULL, len, bytes);
+
+	if (frame == NULL) {
+		log_info("event=local.rejected peer=%s code=MALFORMED_FRAME bytes=%zu", peer->who, len);
+		local_send_error(agent, peer, 0, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "",
+		    "not a LocalFrame (protobuf decode failed; %zu bytes)", len);
+		return;
+	}
+	log_debug("event=local.request peer=%s type=%s ref=%llu", peer->who, local_body_name(frame->body_case),
+	    (unsigned long long)frame->ref);
+	switch (frame->body_case) {
+	case XBA__V1__LOCAL_FRAME__BODY_SUBMIT:
+		handle_submit(agent, peer, frame->ref, frame->submit);
+		break;
+	case XBA__V1__LOCAL_FRAME__BODY_SUBSCRIBE:
+		handle_subscribe(agent, peer, frame->ref, frame->subscribe);
+		break;
+	case XBA__V1__LOCAL_FRAME__BODY_ACK:
+		handle_ack(agent, peer, frame->ref, frame->ack);
+		break;
+	case XBA__V1__LOCAL_FRAME__BODY_HISTORY:
+		handle_history(agent, peer, frame->ref, frame->history);
+		break;
+	case XBA__V1__LOCAL_FRAME__BODY_STATUS:
+		handle_status(agent, peer, frame->ref);
+		break;
+	case XBA__V1__LOCAL_FRAME__BODY_TRACK:
+		handle_track(agent, peer, frame->ref, frame->track);
+		break;
+	case XBA__V1__LOCAL_FRAME__BODY__NOT_SET:
+		log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=none", peer->who);
+		local_send_error(agent, peer, frame->ref, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, "",
+		    "no request of a type this agent knows (is the CLI newer than the agent?)");
+		break;
+	default:
+		log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=%s", peer->who,
+		    local_body_name(frame->body_case));
+		local_send_error(agent, peer, frame->ref, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, "",
+		    "%s is something the agent sends, not a request it accepts", local_body_name(frame->body_case));
+		break;
+	}
+	xba__v1__local_frame__free_unpacked(frame, NULL);
+}
+
+/* Read one ROUTER message (routing id + one part).  1 if one was handled, 0 if none was pending. */
+static int
+receive_one(struct agent *agent, int which)
+{
+	void *socket = agent->local->sockets[which];
+	struct local_peer peer;
+	zmq_msg_t id, body;
+	const char *user;
+	int more = 0, extra = 0;
+	size_t more_len = sizeof(more);
+
+	zmq_msg_init(&id);
+	if (zmq_msg_recv(&id, socket, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&id);
+		return 0;
+	}
+	zmq_msg_init(&body);
+	if (zmq_msg_recv(&body, socket, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&id);
+		zmq_msg_close(&body);
+		return 1;
+	}
+	/* One part per request; swallow any others so the next message starts clean. */
+	zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_len);
+	while (more) {
+		zmq_msg_t rest;
+
+		zmq_msg_init(&rest);
+		if (zmq_msg_recv(&rest, socket, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&rest);
+			break;
+		}
+		zmq_msg_close(&rest);
+		extra++;
+		zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_len);
+	}
+	memset(&peer, 0, sizeof(peer));
+	peer.socket = which;
+	peer.id_len = zmq_msg_size(&id) < LOCAL_PEER_ID_MAX ? zmq_msg_size(&id) : LOCAL_PEER_ID_MAX;
+	if (peer.id_len > 0)
+		memcpy(peer.id, zmq_msg_data(&id), peer.id_len);
+	user = which == LOCAL_LAN ? zmq_msg_gets(&body, "User-Id") : NULL;
+	snprintf(peer.who, sizeof(peer.who), "%s%s", which == LOCAL_LAN ? "lan:" : "ipc",
+	    which == LOCAL_LAN ? (user != NULL ? user : "?") : "");
+	if (extra > 0) {
+		log_info("event=local.rejected peer=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"", peer.who,
+		    extra);
+		local_send_error(agent, &peer, 0, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "",
+		    "one ZeroMQ message part per LocalFrame; got %d more", extra);
+	} else {
+		dispatch(agent, &peer, zmq_msg_data(&body), zmq_msg_size(&body));
+	}
+	zmq_msg_close(&id);
+	zmq_msg_close(&body);
+	return 1;
+}
+
+/* ---- ZAP for the LAN endpoint ------------------------------------------------------------------------------ */
+
+static void
+zap_send(void *socket, const void *data, size_t len, bool more)
+{
+	zmq_send(socket, data, len, more ? ZMQ_SNDMORE : 0);
+}
+
+/* Read one multipart ZAP request; returns the number of parts kept (bounded), or -1 when none is pending. */
+static int
+zap_read(void *socket, zmq_msg_t parts[ZAP_MAX_PARTS])
+{
+	int n = 0, more;
+	size_t more_len = sizeof(more);
+
+	do {
+		zmq_msg_t scratch, *msg = n < ZAP_MAX_PARTS ? &parts[n] : &scratch;
+
+		zmq_msg_init(msg);
+		if (zmq_msg_recv(msg, socket, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+			zmq_msg_close(msg);
+			for (int i = 0; i < n && i < ZAP_MAX_PARTS; i++)
+				zmq_msg_close(&parts[i]);
+			return -1;
+		}
+		if (msg == &scratch)
+			zmq_msg_close(msg);
+		else
+			n++;
+		zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_len);
+	} while (more);
+	return n;
+}
+
+static bool
+part_is(zmq_msg_t *part, const char *text)
+{
+	return zmq_msg_size(part) == strlen(text) && memcmp(zmq_msg_data(part), text, strlen(text)) == 0;
+}
+
+/*
+ * RFC 27 requests: version, request id, domain, address, identity, mechanism, credentials.  A CURVE client on the
+ * "xba-local" domain whose key is an officer's is admitted with User-Id = the officer's name.  A NULL-mechanism
+ * request can only come from the IPC socket (the LAN socket speaks CURVE only), whose file permissions already
+ * decided; it is admitted, should this libzmq ask.
+ */
+static void
+zap_handle(struct agent *agent)
+{
+	void *socket = agent->local->zap;
+	zmq_msg_t parts[ZAP_MAX_PARTS];
+	int n;
+
+	if (socket == NULL)
+		return;
+	while ((n = zap_read(socket, parts)) >= 0) {
+		const char *status = "400", *text = "not an officer of this agent", *user = "";
+		char address[64] = "", key_z85[XBA_Z85_KEY_TEXT_LEN + 1] = "-";
+
+		if (n >= 4) {
+			size_t len = zmq_msg_size(&parts[3]) < sizeof(address) - 1 ? zmq_msg_size(&parts[3])
+										    : sizeof(address) - 1;
+
+			if (len > 0)
+				memcpy(address, zmq_msg_data(&parts[3]), len);
+			address[len] = '\0';
+		}
+		if (n >= 6 && part_is(&parts[5], "NULL")) {
+			status = "200";
+			text = "OK";
+			user = "ipc";
+		} else if (n >= 7 && part_is(&parts[2], ZAP_DOMAIN) && part_is(&parts[5], "CURVE") &&
+		    zmq_msg_size(&parts[6]) == XBA_CURVE_KEY_LEN) {
+			const uint8_t *key = zmq_msg_data(&parts[6]);
+
+			zmq_z85_encode(key_z85, key, XBA_CURVE_KEY_LEN);
+			for (size_t i = 0; i < agent->config->n_officers; i++) {
+				if (memcmp(agent->config->officers[i].curve_public, key, XBA_CURVE_KEY_LEN) == 0) {
+					status = "200";
+					text = "OK";
+					user = agent->config->officers[i].name;
+				}
+			}
+		}
+		if (status[0] == '2') {
+			char quoted[100];
+
+			log_debug("event=local.admitted officer=%s address=%s", log_quote(quoted, sizeof(quoted), user),
+			    address);
+		} else {
+			char quoted[100];
+
+			log_warnx("event=local.refused reason=unknown-officer-key key=%s address=%s", key_z85,
+			    log_quote(quoted, sizeof(quoted), address));
+		}
+		zap_send(socket, "1.0", 3, true);
+		if (n >= 2)
+			zap_send(socket, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), true);
+		else
+			zap_send(socket, "", 0, true);
+		zap_send(socket, status, 3, true);
+		zap_send(socket, text, strlen(text), true);
+		zap_send(socket, user, strlen(user), true);
+		zap_send(socket, "", 0, false);
+		for (int i = 0; i < n && i < ZAP_MAX_PARTS; i++)
+			zmq_msg_close(&parts[i]);
+	}
+}
+
+void
+local_process(struct agent *agent)
+{
+	zap_handle(agent);
+	for (int which = LOCAL_IPC; which <= LOCAL_LAN; which++) {
+		if (agent->local->sockets[which] == NULL)
+			continue;
+		for (int n = 0; n < LOCAL_BATCH && receive_one(agent, which); n++)
+			;
+	}
+}
+
+size_t
+local_poll_items(struct local *local, zmq_pollitem_t *items, size_t max)
+{
+	size_t n = 0;
+
+	if (local->zap != NULL && n < max)
+		items[n++] = (zmq_pollitem_t){ local->zap, 0, ZMQ_POLLIN, 0 };
+	for (int which = LOCAL_IPC; which <= LOCAL_LAN; which++)
+		if (local->sockets[which] != NULL && n < max)
+			items[n++] = (zmq_pollitem_t){ local->sockets[which], 0, ZMQ_POLLIN, 0 };
+	return n;
+}
+
+/* ---- set-up ------------------------------------------------------------------------------------------------- */
+
+/* The socket file's directory: anyone who can write there could replace the socket with their own. */
+static int
+check_socket_dir(const struct agent_config *config, struct xba_error *err)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	const char *slash = strrchr(config->local_socket, '/');
+	struct stat st;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == config->local_socket)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - config->local_socket), config->local_socket);
+	if (stat(dir, &st) != 0)
+		return agent_config_error(config, "local_socket", err, XBA_EIO, "directory %s: %s (create it, owned by "
+		    "the agent's user, mode 0750)", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return agent_config_error(config, "local_socket", err, XBA_EIO, "%s is not a directory", dir);
+	if ((st.st_mode & S_IWOTH) && !(st.st_mode & MODE_STICKY))
+		return agent_config_error(config, "local_socket", err, XBA_EIO,
+		    "directory %s is writable by everyone and not sticky: any local user could replace the agent's "
+		    "socket; use a directory such as /run/xba-agent (mode 0750)", dir);
+	return 0;
+}
+
+/* A socket file left by a crash is removed; one a running agent still listens on is not (libzmq would silently
+ * take it over); anything else at that path is not the agent's to delete. */
+static int
+clear_stale_socket(const struct agent_config *config, struct xba_error *err)
+{
+	const char *path = config->local_socket;
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0
+				       : agent_config_error(config, "local_socket", err, XBA_EIO, "%s: %s", path,
+					   strerror(errno));
+	if (!S_ISSOCK(st.st_mode))
+		return agent_config_error(config, "local_socket", err, XBA_EIO,
+		    "%s exists and is not a socket; not removing it", path);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return agent_config_error(config, "local_socket", err, XBA_EIO, "socket(): %s", strerror(errno));
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (rc == 0)
+		return agent_config_error(config, "local_socket", err, XBA_EIO,
+		    "%s: another process (another xba-agent?) is listening on it", path);
+	if (errno != ECONNREFUSED)
+		return agent_config_error(config, "local_socket", err, XBA_EIO, "%s: cannot tell whether it is in use: %s",
+		    path, strerror(errno));
+	if (unlink(path) != 0)
+		return agent_config_error(config, "local_socket", err, XBA_EIO, "cannot remove the stale socket %s: %s",
+		    path, strerror(errno));
+	log_info("event=local.stale_socket_removed path=%s", path);
+	return 0;
+}
+
+static int
+set_router_options(void *socket)
+{
+	int one = 1, zero = 0, hwm = LOCAL_SNDHWM;
+	int64_t max = LOCAL_MAX_FRAME;
+
+	return zmq_setsockopt(socket, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) != 0 ||
+	    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	    zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
+	    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ? -1 : 0;
+}
+
+static int
+bind_ipc(struct agent *agent, struct local *local, struct xba_error *err)
+{
+	const struct agent_config *config = agent->config;
+	char endpoint[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	mode_t old_umask;
+	int rc;
+
+	if ((rc = check_socket_dir(config, err)) != 0 || (rc = clear_stale_socket(config, err)) != 0)
+		return rc;
+	local->sockets[LOCAL_IPC] = zmq_socket(agent->zmq_ctx, ZMQ_ROUTER);
+	if (local->sockets[LOCAL_IPC] == NULL || set_router_options(local->sockets[LOCAL_IPC]) != 0)
+		return xba_error_set(err, XBA_EIO, "cannot set up the local socket: %s", zmq_strerror(zmq_errno()));
+	snprintf(endpoint, sizeof(endpoint), "ipc://%s", config->local_socket);
+	/* The file is created 0600 by the bind itself (libzmq binds in this thread), so there is no moment when it
+	 * is open to more than the configured mode; the chmod below only widens it to that mode. */
+	old_umask = umask(0177);
+	rc = zmq_bind(local->sockets[LOCAL_IPC], endpoint);
+	umask(old_umask);
+	if (rc != 0)
+		return agent_config_error(config, "local_socket", err, XBA_EIO, "cannot listen on %s: %s", endpoint,
+		    zmq_strerror(zmq_errno()));
+	if ((local->ipc_path = strdup(config->local_socket)) == NULL)
+		return xba_error_set(err, XBA_ENOMEM, "out of memory");
+	if (config->local_group != NULL) {
+		const struct group *g = getgrnam(config->local_group);
+
+		if (g == NULL)
+			return agent_config_error(config, "local_group", err, XBA_ECONFIG, "no unix group '%s' on this "
+			    "machine", config->local_group);
+		if (chown(config->local_socket, (uid_t)-1, g->gr_gid) != 0)
+			return agent_config_error(config, "local_group", err, XBA_EIO, "cannot give %s to group %s: %s "
+			    "(the agent's user must be a member of it)", config->local_socket, config->local_group,
+			    strerror(errno));
+	}
+	if (chmod(config->local_socket, (mode_t)config->local_socket_mode) != 0)
+		return agent_config_error(config, "local_socket_mode", err, XBA_EIO, "cannot chmod %s to %04llo: %s",
+		    config->local_socket, (unsigned long long)config->local_socket_mode, strerror(errno));
+	return 0;
+}
+
+static int
+bind_lan(struct agent *agent, struct local *local, struct xba_error *err)
+{
+	const struct agent_config *config = agent->config;
+	struct curve_identity lan;
+	int one = 1, zero = 0, rc = 0;
+
+	if (config->lan_listen == NULL)
+		return 0;
+	if (keys_load_curve(config->lan_curve_secret_key, &lan, err) != 0)
+		return agent_config_error(config, "lan_curve_secret_key", err, err->code, "%s", err->msg);
+	/* The ZAP handler must exist before the CURVE socket binds, or libzmq admits every client. */
+	local->zap = zmq_socket(agent->zmq_ctx, ZMQ_REP);
+	if (local->zap == NULL || zmq_setsockopt(local->zap, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	    zmq_bind(local->zap, ZAP_ENDPOINT) != 0) {
+		rc = xba_error_set(err, XBA_EIO, "cannot start the ZAP handler for the LAN endpoint: %s",
+		    zmq_strerror(zmq_errno()));
+		goto out;
+	}
+	local->sockets[LOCAL_LAN] = zmq_socket(agent->zmq_ctx, ZMQ_ROUTER);
+	if (local->sockets[LOCAL_LAN] == NULL || set_router_options(local->sockets[LOCAL_LAN]) != 0 ||
+	    zmq_setsockopt(local->sockets[LOCAL_LAN], ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+	    zmq_setsockopt(local->sockets[LOCAL_LAN], ZMQ_CURVE_SECRETKEY, lan.secret_z85, XBA_Z85_KEY_TEXT_LEN) != 0 ||
+	    zmq_setsockopt(local->sockets[LOCAL_LAN], ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0) {
+		rc = xba_error_set(err, XBA_EIO, "cannot set up the LAN socket: %s", zmq_strerror(zmq_errno()));
+		goto out;
+	}
+	if (zmq_bind(local->sockets[LOCAL_LAN], config->lan_listen) != 0)
+		rc = agent_config_error(config, "lan_listen", err, XBA_EIO, "cannot listen on %s: %s", config->lan_listen,
+		    zmq_strerror(zmq_errno()));
+	else
+		log_info("event=local.lan_listening endpoint=%s officers=%zu public_key=%s", config->lan_listen,
+		    config->n_officers, lan.public_z85);
+out:
+	memset(&lan, 0, sizeof(lan));
+	return rc;
+}
+
+int
+local_check(const struct agent_config *config, struct xba_error *err)
+{
+	struct curve_identity lan;
+	int rc;
+
+	if ((rc = check_socket_dir(config, err)) != 0)
+		return rc;
+	if (config->local_group != NULL && getgrnam(config->local_group) == NULL)
+		return agent_config_error(config, "local_group", err, XBA_ECONFIG, "no unix group '%s' on this machine",
+		    config->local_group);
+	if (config->lan_curve_secret_key != NULL) {
+		rc = keys_load_curve(config->lan_curve_secret_key, &lan, err);
+		memset(&lan, 0, sizeof(lan));
+		if (rc != 0)
+			return agent_config_error(config, "lan_curve_secret_key", err, rc, "%s", err->msg);
+	}
+	return 0;
+}
+
+struct local *
+local_new(struct agent *agent, struct xba_error *err)
+{
+	struct local *local = calloc(1, sizeof(*local));
+
+	if (local == NULL) {
+		xba_error_set(err, XBA_ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (bind_ipc(agent, local, err) != 0 || bind_lan(agent, local, err) != 0) {
+		local_free(local);
+		return NULL;
+	}
+	return local;
+}
+
+void
+local_free(struct local *local)
+{
+	if (local == NULL)
+		return;
+	for (size_t i = 0; i < local->n_subs; i++)
+		if (local->subs[i].filter != NULL)
+			xba__v1__alert_filter__free_unpacked(local->subs[i].filter, NULL);
+	for (int which = LOCAL_IPC; which <= LOCAL_LAN; which++)
+		if (local->sockets[which] != NULL)
+			zmq_close(local->sockets[which]);
+	if (local->zap != NULL)
+		zmq_close(local->zap);
+	/* libzmq removes the socket file when the listener closes (asynchronously); removing it here too makes
+	 * a clean stop leave nothing behind even if the context is torn down first. */
+	if (local->ipc_path != NULL) {
+		struct stat st;
+
+		if (lstat(local->ipc_path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(local->ipc_path);
+		free(local->ipc_path);
+	}
+	free(local);
+}

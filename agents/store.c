@@ -1,0 +1,1120 @@
+/*
+ * store.c — the agent's SQLite store (see store.h): outbox and outgoing history, inbox, quarantine, receipts and
+ * the delivery cursor.  It sits at both ends of an alert's trip through this node: an officer's alert is durable
+ * here before the officer is told it is queued, and a delivered alert is durable here before the broker is told
+ * it arrived.
+ *
+ * Transaction lifecycle (one connection, driven by the agent's single event loop):
+ *
+ *   IDLE --store_begin--> OPEN --store_inbox_add / store_outbox_accepted / ... --> OPEN
+ *   OPEN --a write fails (disk full, I/O)--> FAILED     (rolled back at once)
+ *   OPEN --store_commit--> IDLE                         (0, or XBA_EIO after rolling back)
+ *   FAILED --store_commit--> IDLE                       (returns the first failure again; nothing was written)
+ *   OPEN | FAILED --store_rollback--> IDLE
+ *   IDLE --store_outbox_add / store_ack--> IDLE         (each its own BEGIN IMMEDIATE .. COMMIT)
+ *
+ * Durability: WAL with synchronous=FULL, so COMMIT fsyncs the WAL and a committed transaction survives power loss.
+ */
+#include "store.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_BUSY_TIMEOUT_MS 1000  /* only this process writes; a sqlite3 shell reading must not stall the loop */
+#define STORE_WAL_LIMIT (16 * 1024 * 1024)
+#define FILTER_LIST_MAX 4096        /* bytes of the ",a,b," list a filter binds */
+
+/*
+ * outgoing.id is AUTOINCREMENT so that a row id (the Publish.ref) is never reused, even after the newest row
+ * is gone: a late PublishAck can never be taken for another alert's.  outbox_queued holds only QUEUED rows, so
+ * finding the next alert to send stays as cheap as the backlog is small, however long the history grows.
+ */
+static const char schema_sql[] =
+	"CREATE TABLE outgoing ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" alert_id TEXT NOT NULL UNIQUE,"
+	" origin TEXT NOT NULL,"
+	" author TEXT,"
+	" sent_ms INTEGER NOT NULL,"
+	" msg_type INTEGER NOT NULL,"
+	" category INTEGER NOT NULL,"
+	" severity INTEGER NOT NULL,"
+	" tlp INTEGER NOT NULL,"
+	" status INTEGER NOT NULL,"
+	" emergency INTEGER NOT NULL,"
+	" envelope BLOB NOT NULL,"
+	" submitted_ms INTEGER NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" seq INTEGER,"
+	" recipients INTEGER,"
+	" result INTEGER,"
+	" message TEXT,"
+	" field TEXT,"
+	" done_ms INTEGER);"
+	"CREATE INDEX outbox_queued ON outgoing(id) WHERE state = 1;"
+	"CREATE INDEX outgoing_submitted ON outgoing(submitted_ms);"
+	"CREATE TABLE inbox ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" alert_id TEXT NOT NULL UNIQUE,"
+	" seq INTEGER NOT NULL,"
+	" rule TEXT NOT NULL,"
+	" origin TEXT NOT NULL,"
+	" author TEXT,"
+	" sent_ms INTEGER NOT NULL,"
+	" msg_type INTEGER NOT NULL,"
+	" category INTEGER NOT NULL,"
+	" severity INTEGER NOT NULL,"
+	" tlp INTEGER NOT NULL,"
+	" status INTEGER NOT NULL,"
+	" emergency INTEGER NOT NULL,"
+	" envelope BLOB NOT NULL,"
+	" received_ms INTEGER NOT NULL,"
+	" acknowledged INTEGER NOT NULL DEFAULT 0,"
+	" acknowledged_by TEXT,"
+	" acknowledged_ms INTEGER,"
+	" ack_alert_id TEXT);"
+	"CREATE INDEX inbox_received ON inbox(received_ms);"
+	"CREATE INDEX inbox_origin ON inbox(origin, received_ms);"
+	"CREATE INDEX inbox_category ON inbox(category, severity);"
+	"CREATE INDEX inbox_unacknowledged ON inbox(id) WHERE acknowledged = 0;"
+	"CREATE TABLE quarantine ("
+	" id INTEGER PRIMARY KEY,"
+	" seq INTEGER NOT NULL,"
+	" received_ms INTEGER NOT NULL,"
+	" code INTEGER NOT NULL,"
+	" reason TEXT NOT NULL,"
+	" alert_id TEXT,"
+	" rule TEXT,"
+	" envelope BLOB);"
+	"CREATE TABLE receipts ("
+	" alert_id TEXT NOT NULL,"
+	" node TEXT NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" time_ms INTEGER NOT NULL,"
+	" officer TEXT,"
+	" note TEXT,"
+	" PRIMARY KEY (alert_id, node, kind)) WITHOUT ROWID;"
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	"PRAGMA user_version = 1;";
+
+#define OUTGOING_COLS \
+	"id, alert_id, origin, sent_ms, msg_type, category, severity, tlp, status, emergency, envelope," \
+	" submitted_ms, state, seq, recipients, result, message, field"
+#define INBOX_COLS \
+	"id, alert_id, origin, sent_ms, msg_type, category, severity, tlp, status, emergency, envelope," \
+	" received_ms, seq, rule, acknowledged, acknowledged_by, acknowledged_ms"
+/* An ACK (msg_type 4) is itself an acknowledgement: it never waits for one, so it is never "unacknowledged".
+ * ?1 since, ?2 min severity, ?3 unacknowledged only, ?4 ",cat,cat," or NULL, ?5 ",NODE,NODE," or NULL, ?6 limit */
+#define INBOX_WHERE \
+	" WHERE received_ms >= ?1 AND severity >= ?2 AND (?3 = 0 OR (acknowledged = 0 AND msg_type != 4))" \
+	" AND (?4 IS NULL OR instr(?4, ',' || category || ',') > 0)" \
+	" AND (?5 IS NULL OR instr(?5, ',' || origin || ',') > 0)"
+#define OUTGOING_WHERE \
+	" WHERE submitted_ms >= ?1 AND severity >= ?2 AND ?3 = 0" \
+	" AND (?4 IS NULL OR instr(?4, ',' || category || ',') > 0)" \
+	" AND (?5 IS NULL OR instr(?5, ',' || origin || ',') > 0)"
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_OUTBOX_ADD,
+	ST_OUTBOX_NEXT,
+	ST_OUTBOX_ACCEPTED,
+	ST_OUTBOX_REFUSED,
+	ST_OUTGOING_NEW,
+	ST_OUTGOING_OLD,
+	ST_INBOX_ADD,
+	ST_INBOX_GET,
+	ST_INBOX_NEW,
+	ST_INBOX_OLD,
+	ST_INBOX_ACK,
+	ST_QUARANTINE_ADD,
+	ST_RECEIPT_ADD,
+	ST_META_GET,
+	ST_META_PUT,
+	ST_COUNT_OUTBOX,
+	ST_COUNT_REFUSED,
+	ST_COUNT_INBOX,
+	ST_COUNT_UNACKED,
+	ST_COUNT_QUARANTINE,
+	ST_LAST_DELIVERY,
+	ST_COUNT_
+};
+
+static const char *const stmt_sql[ST_COUNT_] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_OUTBOX_ADD] = "INSERT INTO outgoing (alert_id, origin, author, sent_ms, msg_type, category, severity, tlp,"
+			  " status, emergency, envelope, submitted_ms, state)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
+	[ST_OUTBOX_NEXT] = "SELECT " OUTGOING_COLS " FROM outgoing WHERE state = 1 AND id > ?1 ORDER BY id LIMIT 1",
+	[ST_OUTBOX_ACCEPTED] = "UPDATE outgoing SET state = 2, seq = ?2, recipients = ?3, result = ?4, done_ms = ?5"
+			       " WHERE id = ?1 AND state = 1",
+	[ST_OUTBOX_REFUSED] = "UPDATE outgoing SET state = 3, result = ?2, message = ?3, field = ?4, done_ms = ?5"
+			      " WHERE id = ?1 AND state = 1",
+	[ST_OUTGOING_NEW] = "SELECT " OUTGOING_COLS " FROM outgoing" OUTGOING_WHERE " ORDER BY id DESC LIMIT ?6",
+	[ST_OUTGOING_OLD] = "SELECT " OUTGOING_COLS " FROM outgoing" OUTGOING_WHERE " ORDER BY id LIMIT ?6",
+	[ST_INBOX_ADD] = "INSERT OR IGNORE INTO inbox (alert_id, seq, rule, origin, author, sent_ms, msg_type, category,"
+			 " severity, tlp, status, emergency, envelope, received_ms)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	[ST_INBOX_GET] = "SELECT " INBOX_COLS " FROM inbox WHERE alert_id = ?1",
+	[ST_INBOX_NEW] = "SELECT " INBOX_COLS " FROM inbox" INBOX_WHERE " ORDER BY id DESC LIMIT ?6",
+	[ST_INBOX_OLD] = "SELECT " INBOX_COLS " FROM inbox" INBOX_WHERE " ORDER BY id LIMIT ?6",
+	[ST_INBOX_ACK] = "UPDATE inbox SET acknowledged = 1, acknowledged_by = ?2, acknowledged_ms = ?3,"
+			 " ack_alert_id = ?4 WHERE alert_id = ?1 AND acknowledged = 0",
+	[ST_QUARANTINE_ADD] = "INSERT INTO quarantine (seq, received_ms, code, reason, alert_id, rule, envelope)"
+			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_RECEIPT_ADD] = "INSERT OR REPLACE INTO receipts (alert_id, node, kind, time_ms, officer, note)"
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+	[ST_COUNT_OUTBOX] = "SELECT count(*) FROM outgoing WHERE state = 1",
+	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
+	[ST_COUNT_INBOX] = "SELECT count(*) FROM inbox",
+	[ST_COUNT_UNACKED] = "SELECT count(*) FROM inbox WHERE acknowledged = 0 AND msg_type != 4",
+	[ST_COUNT_QUARANTINE] = "SELECT count(*) FROM quarantine",
+	[ST_LAST_DELIVERY] = "SELECT coalesce(max(received_ms), 0) FROM inbox",
+};
+
+enum txn_state {
+	TXN_IDLE,   /* autocommit */
+	TXN_OPEN,   /* between store_begin and store_commit/rollback */
+	TXN_FAILED, /* a write failed: rolled back already, waiting for store_commit/rollback */
+};
+
+struct store {
+	sqlite3 *db;                    /* the one connection */
+	char *path;                     /* for messages */
+	sqlite3_stmt *st[ST_COUNT_];    /* prepared once at open, reset after every use */
+	enum txn_state txn;             /* see the lifecycle above */
+	struct xba_error failure;       /* TXN_FAILED: the write that failed it */
+};
+
+/* ---- errors ---- */
+
+/* Which system call an SQLITE_IOERR_* was: "disk I/O error" alone does not tell a full disk from a dying one. */
+static const char *
+ioerr_call(int ext)
+{
+	switch (ext) {
+	case SQLITE_IOERR_READ:
+	case SQLITE_IOERR_SHORT_READ: return "read failed";
+	case SQLITE_IOERR_WRITE: return "write failed";
+	case SQLITE_IOERR_FSYNC:
+	case SQLITE_IOERR_DIR_FSYNC: return "fsync failed";
+	case SQLITE_IOERR_TRUNCATE: return "truncate failed";
+	case SQLITE_IOERR_SHMOPEN:
+	case SQLITE_IOERR_SHMSIZE:
+	case SQLITE_IOERR_SHMMAP: return "WAL shared memory failed";
+	}
+	return "I/O failed";
+}
+
+/* The connection's last error as a message naming the store, the operation and, for I/O, errno (a full disk
+ * must read as one).  Called before the failed statement is reset. */
+static int
+db_error(struct store *s, struct xba_error *err, const char *op)
+{
+	int ext = sqlite3_extended_errcode(s->db), primary = ext & 0xff, sys = 0;
+	int code = primary == SQLITE_NOMEM ? XBA_ENOMEM : XBA_EIO;
+
+	if (primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN)
+		sys = sqlite3_system_errno(s->db);
+	if (primary == SQLITE_IOERR)
+		return xba_error_set(err, code, "store %s: %s: %s (%s%s%s; is the disk full?)", s->path, op,
+		    sqlite3_errmsg(s->db), ioerr_call(ext), sys != 0 ? ": " : "", sys != 0 ? strerror(sys) : "");
+	if (sys != 0)
+		return xba_error_set(err, code, "store %s: %s: %s (%s)", s->path, op, sqlite3_errmsg(s->db),
+		    strerror(sys));
+	return xba_error_set(err, code, "store %s: %s: %s", s->path, op, sqlite3_errmsg(s->db));
+}
+
+static int
+stmt_fail(struct store *s, sqlite3_stmt *st, struct xba_error *err, const char *op)
+{
+	int code = db_error(s, err, op);
+
+	sqlite3_reset(st);
+	return code;
+}
+
+static void
+rollback_now(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db)) {
+		sqlite3_step(s->st[ST_ROLLBACK]);
+		sqlite3_reset(s->st[ST_ROLLBACK]);
+	}
+}
+
+/* A write inside a batch failed: roll back now, keep the failure for the rest of the batch and store_commit. */
+static int
+txn_fail(struct store *s, sqlite3_stmt *st, struct xba_error *err, const char *op)
+{
+	struct xba_error local;
+
+	db_error(s, &local, op);
+	if (st != NULL)
+		sqlite3_reset(st);
+	rollback_now(s);
+	s->failure = local;
+	s->txn = TXN_FAILED;
+	if (err != NULL)
+		*err = local;
+	return local.code;
+}
+
+/* Every batch write starts here: a write outside store_begin is a programming error; after a failure the batch
+ * is refused with the failure that ended it. */
+static int
+batch_ready(struct store *s, struct xba_error *err, const char *op)
+{
+	assert(s != NULL && s->txn != TXN_IDLE);
+	if (s->txn == TXN_FAILED)
+		return xba_error_set(err, s->failure.code, "%s (%s refused: the transaction already failed and was "
+		    "rolled back)", s->failure.msg, op);
+	return 0;
+}
+
+/* ---- open and close ---- */
+
+static int
+exec_sql(struct store *s, const char *sql, const char *op, struct xba_error *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int code = sqlite3_errcode(s->db) == SQLITE_NOMEM ? XBA_ENOMEM : XBA_EIO;
+
+		xba_error_set(err, code, "store %s: %s: %s", s->path, op, msg != NULL ? msg : "failed");
+		sqlite3_free(msg);
+		return code;
+	}
+	return 0;
+}
+
+static int
+pragma_int(struct store *s, const char *sql, int64_t *out, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_error(s, err, sql);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = db_error(s, err, sql);
+		sqlite3_finalize(st);
+		return rc;
+	}
+	*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* WAL is what makes one fsync per group commit possible; a file system that cannot give it is refused. */
+static int
+set_wal(struct store *s, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	const unsigned char *mode;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
+		return db_error(s, err, "set WAL mode");
+	if (sqlite3_step(st) != SQLITE_ROW)
+		rc = db_error(s, err, "set WAL mode");
+	else if ((mode = sqlite3_column_text(st, 0)) == NULL || sqlite3_stricmp((const char *)mode, "wal") != 0)
+		rc = xba_error_set(err, XBA_EIO, "store %s: the file system does not support WAL mode (got \"%s\")",
+		    s->path, mode != NULL ? (const char *)mode : "?");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+ensure_schema(struct store *s, struct xba_error *err)
+{
+	int64_t version = 0;
+	int rc;
+
+	if ((rc = pragma_int(s, "PRAGMA user_version", &version, err)) != 0)
+		return rc;
+	if (version == STORE_SCHEMA_VERSION)
+		return 0;
+	if (version != 0)
+		return xba_error_set(err, XBA_EIO, "store %s: schema version %lld is not this program's (%d): it was "
+		    "written by another xba-agent version", s->path, (long long)version, STORE_SCHEMA_VERSION);
+	if ((rc = exec_sql(s, "BEGIN IMMEDIATE", "create schema", err)) != 0)
+		return rc;
+	if ((rc = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 && version == 0)
+		rc = exec_sql(s, schema_sql, "create schema (is this file an XBA agent store?)", err);
+	if (rc == 0)
+		return exec_sql(s, "COMMIT", "create schema", err);
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* The store holds every alert this node received, TLP:RED included: a new file is 0600 before SQLite sees it
+ * (SQLite gives the -wal and -shm files the same mode).  An existing file keeps the mode its operator chose. */
+static int
+create_private(const char *path, struct xba_error *err)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == EEXIST)
+		return 0;
+	return xba_error_set(err, XBA_EIO, "store %s: cannot create: %s", path, strerror(errno));
+}
+
+struct store *
+store_open(const char *path, struct xba_error *err)
+{
+	struct store *s;
+	char pragma[96];
+
+	assert(path != NULL);
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->path = strdup(path)) == NULL) {
+		free(s);
+		xba_error_set(err, XBA_ENOMEM, "store %s: out of memory", path);
+		return NULL;
+	}
+	if (create_private(path, err) != 0)
+		goto fail;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		if (s->db != NULL)
+			db_error(s, err, "open");
+		else
+			xba_error_set(err, XBA_ENOMEM, "store %s: open: out of memory", path);
+		goto fail;
+	}
+	/* SQLite quietly opens a write-protected file read-only; the agent would learn it at the first delivery. */
+	if (sqlite3_db_readonly(s->db, "main") == 1) {
+		xba_error_set(err, XBA_EIO, "store %s: the file is read-only (check its owner and mode)", path);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	snprintf(pragma, sizeof(pragma), "PRAGMA journal_size_limit = %d", STORE_WAL_LIMIT);
+	if (set_wal(s, err) != 0 || exec_sql(s, "PRAGMA synchronous = FULL", "set synchronous", err) != 0 ||
+	    exec_sql(s, pragma, "set WAL size limit", err) != 0 || ensure_schema(s, err) != 0)
+		goto fail;
+	for (int i = 0; i < ST_COUNT_; i++) {
+		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+			db_error(s, err, "prepare statements (is this file an XBA agent store?)");
+			goto fail;
+		}
+	}
+	xba_error_clear(err);
+	return s;
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < ST_COUNT_; i++)
+		sqlite3_finalize(s->st[i]);
+	/* An open transaction is rolled back by sqlite3_close: it acknowledged nothing. */
+	sqlite3_close(s->db);
+	free(s->path);
+	free(s);
+}
+
+const char *
+store_path(const struct store *s)
+{
+	return s->path;
+}
+
+/* ---- transactions ---- */
+
+int
+store_begin(struct store *s, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+
+	assert(s != NULL && s->txn == TXN_IDLE);
+	st = s->st[ST_BEGIN];
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return stmt_fail(s, st, err, "begin transaction");
+	sqlite3_reset(st);
+	s->txn = TXN_OPEN;
+	return 0;
+}
+
+int
+store_commit(struct store *s, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	assert(s != NULL && s->txn != TXN_IDLE);
+	if (s->txn == TXN_FAILED) {
+		s->txn = TXN_IDLE;
+		return xba_error_set(err, s->failure.code, "%s (commit refused: the transaction already failed and was "
+		    "rolled back)", s->failure.msg);
+	}
+	st = s->st[ST_COMMIT];
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		/* SQLite may keep the transaction open after a failed COMMIT, for a retry; nothing of it was
+		 * acknowledged, so it is rolled back and can never reach the disk later. */
+		rc = txn_fail(s, st, err, "commit");
+		s->txn = TXN_IDLE;
+		return rc;
+	}
+	sqlite3_reset(st);
+	s->txn = TXN_IDLE;
+	return 0;
+}
+
+void
+store_rollback(struct store *s)
+{
+	assert(s != NULL);
+	if (s->txn == TXN_IDLE)
+		return;
+	rollback_now(s);
+	s->txn = TXN_IDLE;
+}
+
+bool
+store_in_transaction(const struct store *s)
+{
+	return s->txn != TXN_IDLE;
+}
+
+/* A transaction of its own, for the writes an officer waits on. */
+static int
+solo_begin(struct store *s, struct xba_error *err, const char *op)
+{
+	sqlite3_stmt *st = s->st[ST_BEGIN];
+
+	assert(s->txn == TXN_IDLE); /* never inside the uplink's batch */
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return stmt_fail(s, st, err, op);
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+solo_commit(struct store *s, struct xba_error *err, const char *op)
+{
+	sqlite3_stmt *st = s->st[ST_COMMIT];
+	int rc;
+
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = db_error(s, err, op);
+		sqlite3_reset(st);
+		rollback_now(s);
+		return rc;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+solo_fail(struct store *s, sqlite3_stmt *st, struct xba_error *err, const char *op)
+{
+	int rc = db_error(s, err, op);
+
+	if (st != NULL)
+		sqlite3_reset(st);
+	rollback_now(s);
+	return rc;
+}
+
+/* ---- rows ---- */
+
+static void
+copy_text(char *dst, size_t size, const unsigned char *src)
+{
+	snprintf(dst, size, "%s", src != NULL ? (const char *)src : "");
+}
+
+/* Columns 0..10, shared by OUTGOING_COLS and INBOX_COLS.  With own_envelope the blob is copied (the row outlives
+ * the statement); otherwise it is borrowed from SQLite for the duration of a callback. */
+static int
+read_common(sqlite3_stmt *st, struct store_row *row, bool own_envelope)
+{
+	const void *blob;
+	size_t len;
+
+	memset(row, 0, sizeof(*row));
+	row->id = sqlite3_column_int64(st, 0);
+	copy_text(row->alert_id, sizeof(row->alert_id), sqlite3_column_text(st, 1));
+	copy_text(row->origin, sizeof(row->origin), sqlite3_column_text(st, 2));
+	row->sent_ms = sqlite3_column_int64(st, 3);
+	row->msg_type = sqlite3_column_int(st, 4);
+	row->category = sqlite3_column_int(st, 5);
+	row->severity = sqlite3_column_int(st, 6);
+	row->tlp = sqlite3_column_int(st, 7);
+	row->status = sqlite3_column_int(st, 8);
+	row->emergency = sqlite3_column_int(st, 9) != 0;
+	blob = sqlite3_column_blob(st, 10);
+	len = (size_t)sqlite3_column_bytes(st, 10);
+	if (own_envelope) {
+		/* One spare byte: malloc(0) may return NULL, and an empty blob is not a failure. */
+		if ((row->envelope = malloc(len + 1)) == NULL)
+			return XBA_ENOMEM;
+		if (len > 0)
+			memcpy(row->envelope, blob, len);
+	} else {
+		row->envelope = (uint8_t *)blob;
+	}
+	row->envelope_len = len;
+	return 0;
+}
+
+static int
+read_outgoing(sqlite3_stmt *st, struct store_row *row, bool own_envelope)
+{
+	if (read_common(st, row, own_envelope) != 0)
+		return XBA_ENOMEM;
+	row->outgoing = true;
+	row->submitted_ms = sqlite3_column_int64(st, 11);
+	row->state = (enum store_publish_state)sqlite3_column_int(st, 12);
+	row->seq = (uint64_t)sqlite3_column_int64(st, 13);
+	row->recipients = (uint32_t)sqlite3_column_int64(st, 14);
+	row->result = sqlite3_column_int(st, 15);
+	copy_text(row->message, sizeof(row->message), sqlite3_column_text(st, 16));
+	copy_text(row->field, sizeof(row->field), sqlite3_column_text(st, 17));
+	return 0;
+}
+
+static int
+read_inbox(sqlite3_stmt *st, struct store_row *row, bool own_envelope)
+{
+	if (read_common(st, row, own_envelope) != 0)
+		return XBA_ENOMEM;
+	row->received_ms = sqlite3_column_int64(st, 11);
+	row->seq = (uint64_t)sqlite3_column_int64(st, 12);
+	copy_text(row->rule, sizeof(row->rule), sqlite3_column_text(st, 13));
+	row->acknowledged = sqlite3_column_int(st, 14) != 0;
+	copy_text(row->acknowledged_by, sizeof(row->acknowledged_by), sqlite3_column_text(st, 15));
+	row->acknowledged_ms = sqlite3_column_int64(st, 16);
+	return 0;
+}
+
+void
+store_row_clear(struct store_row *row)
+{
+	if (row == NULL)
+		return;
+	free(row->envelope);
+	row->envelope = NULL;
+	row->envelope_len = 0;
+}
+
+void
+store_fields_from_alert(const Xba__V1__Alert *alert, struct store_alert_fields *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->alert_id = alert->id;
+	out->origin = alert->origin;
+	out->author = alert->author;
+	out->sent_ms = alert->sent_ms;
+	out->msg_type = (int)alert->msg_type;
+	out->category = (int)alert->category;
+	out->severity = (int)alert->severity;
+	out->tlp = (int)alert->tlp;
+	out->status = (int)alert->status;
+	out->emergency = alert->emergency;
+}
+
+static int
+check_envelope(struct store *s, size_t len, struct xba_error *err)
+{
+	if (len == 0 || len > INT_MAX)
+		return xba_error_set(err, XBA_EINVAL, "store %s: an envelope of %zu bytes cannot be stored", s->path,
+		    len);
+	return 0;
+}
+
+/* Binds the store_alert_fields columns shared by the outgoing and inbox inserts, at the given positions. */
+static void
+bind_fields(sqlite3_stmt *st, const struct store_alert_fields *f, int id_col, int origin_col, int author_col,
+    int first_int_col)
+{
+	sqlite3_bind_text(st, id_col, f->alert_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, origin_col, f->origin, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, author_col, f->author, -1, SQLITE_STATIC); /* NULL binds SQL NULL */
+	sqlite3_bind_int64(st, first_int_col, f->sent_ms);
+	sqlite3_bind_int(st, first_int_col + 1, f->msg_type);
+	sqlite3_bind_int(st, first_int_col + 2, f->category);
+	sqlite3_bind_int(st, first_int_col + 3, f->severity);
+	sqlite3_bind_int(st, first_int_col + 4, f->tlp);
+	sqlite3_bind_int(st, first_int_col + 5, f->status);
+	sqlite3_bind_int(st, first_int_col + 6, f->emergency ? 1 : 0);
+}
+
+static int
+check_fields(struct store *s, const struct store_alert_fields *f, struct xba_error *err)
+{
+	if (f == NULL || f->alert_id == NULL || f->alert_id[0] == '\0' || f->origin == NULL || f->origin[0] == '\0')
+		return xba_error_set(err, XBA_EINVAL, "store %s: an alert needs an id and an origin", s->path);
+	return 0;
+}
+
+/* ---- outbox ---- */
+
+/* The outgoing insert, inside whichever transaction the caller opened. */
+static int
+insert_outgoing(struct store *s, const struct store_alert_fields *f, const uint8_t *envelope, size_t len,
+    int64_t now_ms, int64_t *id_out, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_ADD];
+
+	bind_fields(st, f, 1, 2, 3, 4);
+	sqlite3_bind_blob(st, 11, envelope, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 12, now_ms);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_UNIQUE) {
+			sqlite3_reset(st);
+			return xba_error_set(err, XBA_EDUPLICATE, "alert %s was already submitted from this node",
+			    f->alert_id);
+		}
+		return solo_fail(s, st, err, "add to outbox");
+	}
+	sqlite3_reset(st);
+	if (id_out != NULL)
+		*id_out = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+int
+store_outbox_add(struct store *s, const struct store_alert_fields *f, const uint8_t *envelope, size_t len,
+    int64_t now_ms, int64_t *id_out, struct xba_error *err)
+{
+	int rc;
+
+	assert(s != NULL);
+	if ((rc = check_fields(s, f, err)) != 0 || (rc = check_envelope(s, len, err)) != 0)
+		return rc;
+	if ((rc = solo_begin(s, err, "add to outbox")) != 0)
+		return rc;
+	if ((rc = insert_outgoing(s, f, envelope, len, now_ms, id_out, err)) != 0) {
+		rollback_now(s);
+		return rc;
+	}
+	return solo_commit(s, err, "add to outbox (commit)");
+}
+
+int
+store_outbox_next(struct store *s, int64_t after_id, struct store_row *out, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_NEXT];
+	int rc;
+
+	assert(s != NULL && out != NULL);
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_int64(st, 1, after_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return XBA_ENOTFOUND;
+	}
+	if (rc != SQLITE_ROW)
+		return stmt_fail(s, st, err, "read outbox");
+	rc = read_outgoing(st, out, true);
+	sqlite3_reset(st);
+	if (rc != 0)
+		return xba_error_set(err, XBA_ENOMEM, "store %s: read outbox: out of memory", s->path);
+	return 0;
+}
+
+static int
+outbox_update(struct store *s, sqlite3_stmt *st, int64_t id, const char *op, struct xba_error *err)
+{
+	bool changed;
+
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, op);
+	changed = sqlite3_changes(s->db) > 0;
+	sqlite3_reset(st);
+	if (!changed)
+		return xba_error_set(err, XBA_ENOTFOUND, "store %s: %s: outbox row %lld is not queued", s->path, op,
+		    (long long)id);
+	return 0;
+}
+
+int
+store_outbox_accepted(struct store *s, int64_t id, uint64_t seq, uint32_t recipients, int result, int64_t now_ms,
+    struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_ACCEPTED];
+	int rc;
+
+	if ((rc = batch_ready(s, err, "record acceptance")) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, seq > INT64_MAX ? INT64_MAX : (int64_t)seq);
+	sqlite3_bind_int64(st, 3, recipients);
+	sqlite3_bind_int(st, 4, result);
+	sqlite3_bind_int64(st, 5, now_ms);
+	return outbox_update(s, st, id, "record acceptance", err);
+}
+
+int
+store_outbox_refused(struct store *s, int64_t id, int result, const char *message, const char *field,
+    int64_t now_ms, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_REFUSED];
+	int rc;
+
+	if ((rc = batch_ready(s, err, "record refusal")) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, result);
+	sqlite3_bind_text(st, 3, message != NULL ? message : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, field != NULL ? field : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now_ms);
+	return outbox_update(s, st, id, "record refusal", err);
+}
+
+/* ---- queries ---- */
+
+/* The ",a,b," lists a filter binds; node ids and category numbers never contain ','.  *out is malloc'ed or NULL
+ * when the list is empty (matches everything). */
+static int
+filter_lists(struct store *s, const struct store_filter *f, char **cats, char **origins, struct xba_error *err)
+{
+	size_t used = 1;
+	char *buf;
+
+	*cats = *origins = NULL;
+	if (f->n_categories > 0) {
+		if ((buf = malloc(FILTER_LIST_MAX)) == NULL)
+			return xba_error_set(err, XBA_ENOMEM, "out of memory");
+		buf[0] = ',';
+		buf[1] = '\0';
+		for (size_t i = 0; i < f->n_categories && used + 16 < FILTER_LIST_MAX; i++)
+			used += (size_t)snprintf(buf + used, FILTER_LIST_MAX - used, "%d,", f->categories[i]);
+		*cats = buf;
+	}
+	if (f->n_origins > 0) {
+		used = 1;
+		if ((buf = malloc(FILTER_LIST_MAX)) == NULL) {
+			free(*cats);
+			*cats = NULL;
+			return xba_error_set(err, XBA_ENOMEM, "out of memory");
+		}
+		buf[0] = ',';
+		buf[1] = '\0';
+		for (size_t i = 0; i < f->n_origins; i++) {
+			const char *o = f->origins[i] != NULL ? f->origins[i] : "";
+			size_t len = strlen(o);
+
+			if (strchr(o, ',') != NULL || used + len + 2 >= FILTER_LIST_MAX) {
+				free(*cats);
+				free(buf);
+				*cats = NULL;
+				return xba_error_set(err, XBA_EINVAL, "store %s: filter origin '%.40s' is not usable",
+				    s->path, o);
+			}
+			memcpy(buf + used, o, len);
+			used += len;
+			buf[used++] = ',';
+			buf[used] = '\0';
+		}
+		*origins = buf;
+	}
+	return 0;
+}
+
+static int
+run_query(struct store *s, sqlite3_stmt *st, bool inbox, const struct store_filter *filter, size_t limit,
+    store_row_fn fn, void *ctx, struct xba_error *err)
+{
+	static const struct store_filter everything = { 0 };
+	struct store_row row;
+	char *cats, *origins;
+	int rc, stop = 0;
+
+	if (filter == NULL)
+		filter = &everything;
+	if ((rc = filter_lists(s, filter, &cats, &origins, err)) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, filter->since_ms);
+	sqlite3_bind_int(st, 2, filter->min_severity);
+	sqlite3_bind_int(st, 3, filter->unacknowledged_only ? 1 : 0);
+	sqlite3_bind_text(st, 4, cats, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 5, origins, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 6, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	free(cats);
+	free(origins);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (inbox)
+			read_inbox(st, &row, false);
+		else
+			read_outgoing(st, &row, false);
+		if ((stop = fn(ctx, &row)) != 0)
+			break;
+	}
+	if (stop == 0 && rc != SQLITE_DONE)
+		return stmt_fail(s, st, err, inbox ? "read inbox" : "read outgoing history");
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return stop;
+}
+
+int
+store_outgoing_query(struct store *s, const struct store_filter *filter, bool newest_first, size_t limit,
+    store_row_fn fn, void *ctx, struct xba_error *err)
+{
+	assert(s != NULL && fn != NULL);
+	return run_query(s, s->st[newest_first ? ST_OUTGOING_NEW : ST_OUTGOING_OLD], false, filter, limit, fn, ctx,
+	    err);
+}
+
+int
+store_inbox_query(struct store *s, const struct store_filter *filter, bool newest_first, size_t limit,
+    store_row_fn fn, void *ctx, struct xba_error *err)
+{
+	assert(s != NULL && fn != NULL);
+	return run_query(s, s->st[newest_first ? ST_INBOX_NEW : ST_INBOX_OLD], true, filter, limit, fn, ctx, err);
+}
+
+/* ---- inbox ---- */
+
+int
+store_inbox_add(struct store *s, const struct store_alert_fields *f, const uint8_t *envelope, size_t len,
+    uint64_t seq, const char *rule, int64_t received_ms, bool *inserted, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_INBOX_ADD];
+	int rc;
+
+	if (inserted != NULL)
+		*inserted = false;
+	if ((rc = batch_ready(s, err, "store delivery")) != 0)
+		return rc;
+	if ((rc = check_fields(s, f, err)) != 0 || (rc = check_envelope(s, len, err)) != 0)
+		return rc;
+	sqlite3_bind_text(st, 1, f->alert_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, seq > INT64_MAX ? INT64_MAX : (int64_t)seq);
+	sqlite3_bind_text(st, 3, rule != NULL ? rule : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, f->origin, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, f->author, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, f->sent_ms);
+	sqlite3_bind_int(st, 7, f->msg_type);
+	sqlite3_bind_int(st, 8, f->category);
+	sqlite3_bind_int(st, 9, f->severity);
+	sqlite3_bind_int(st, 10, f->tlp);
+	sqlite3_bind_int(st, 11, f->status);
+	sqlite3_bind_int(st, 12, f->emergency ? 1 : 0);
+	sqlite3_bind_blob(st, 13, envelope, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 14, received_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, "store delivery");
+	/* INSERT OR IGNORE: the alert id is already there, so this is a redelivery and nothing was written. */
+	if (inserted != NULL)
+		*inserted = sqlite3_changes(s->db) > 0;
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_inbox_get(struct store *s, const char *alert_id, struct store_row *out, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_INBOX_GET];
+	int rc;
+
+	assert(s != NULL && alert_id != NULL && out != NULL);
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_text(st, 1, alert_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return xba_error_set(err, XBA_ENOTFOUND, "alert %s is not in this agent's inbox", alert_id);
+	}
+	if (rc != SQLITE_ROW)
+		return stmt_fail(s, st, err, "read inbox");
+	rc = read_inbox(st, out, true);
+	sqlite3_reset(st);
+	if (rc != 0)
+		return xba_error_set(err, XBA_ENOMEM, "store %s: read inbox: out of memory", s->path);
+	return 0;
+}
+
+int
+store_ack(struct store *s, const char *alert_id, const char *officer, int64_t now_ms,
+    const struct store_alert_fields *ack, const uint8_t *ack_envelope, size_t ack_len, int64_t *ack_id_out,
+    char by_out[132], struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	struct store_row row;
+	int rc;
+
+	assert(s != NULL && alert_id != NULL && officer != NULL);
+	if (by_out != NULL)
+		by_out[0] = '\0';
+	if ((rc = check_fields(s, ack, err)) != 0 || (rc = check_envelope(s, ack_len, err)) != 0)
+		return rc;
+	if ((rc = solo_begin(s, err, "acknowledge")) != 0)
+		return rc;
+	/* Read inside the write transaction: nothing can acknowledge it between the look and the update. */
+	if ((rc = store_inbox_get(s, alert_id, &row, err)) != 0) {
+		rollback_now(s);
+		return rc;
+	}
+	if (row.acknowledged) {
+		if (by_out != NULL)
+			snprintf(by_out, 132, "%s", row.acknowledged_by);
+		store_row_clear(&row);
+		rollback_now(s);
+		return xba_error_set(err, XBA_EDUPLICATE, "alert %s was already acknowledged", alert_id);
+	}
+	store_row_clear(&row);
+	st = s->st[ST_INBOX_ACK];
+	sqlite3_bind_text(st, 1, alert_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, officer, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_text(st, 4, ack->alert_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return solo_fail(s, st, err, "acknowledge");
+	sqlite3_reset(st);
+	if ((rc = insert_outgoing(s, ack, ack_envelope, ack_len, now_ms, ack_id_out, err)) != 0) {
+		rollback_now(s);
+		return rc;
+	}
+	return solo_commit(s, err, "acknowledge (commit)");
+}
+
+/* ---- quarantine, receipts, cursor ---- */
+
+int
+store_quarantine_add(struct store *s, uint64_t seq, int code, const char *reason, const char *alert_id,
+    const char *rule, const uint8_t *envelope, size_t len, int64_t received_ms, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_QUARANTINE_ADD];
+	int rc;
+
+	if ((rc = batch_ready(s, err, "quarantine delivery")) != 0)
+		return rc;
+	if (len > INT_MAX)
+		len = 0; /* cannot happen under the frame limit; the reason is what matters */
+	sqlite3_bind_int64(st, 1, seq > INT64_MAX ? INT64_MAX : (int64_t)seq);
+	sqlite3_bind_int64(st, 2, received_ms);
+	sqlite3_bind_int(st, 3, code);
+	sqlite3_bind_text(st, 4, reason != NULL ? reason : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, alert_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, rule, -1, SQLITE_STATIC);
+	if (envelope != NULL)
+		sqlite3_bind_blob(st, 7, envelope, (int)len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 7);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, "quarantine delivery");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_receipt_add(struct store *s, const char *alert_id, const char *node_id, int kind, int64_t time_ms,
+    const char *officer, const char *note, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_RECEIPT_ADD];
+	int rc;
+
+	if ((rc = batch_ready(s, err, "store receipt")) != 0)
+		return rc;
+	sqlite3_bind_text(st, 1, alert_id != NULL ? alert_id : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, node_id != NULL ? node_id : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, kind);
+	sqlite3_bind_int64(st, 4, time_ms);
+	sqlite3_bind_text(st, 5, officer, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, note, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, "store receipt");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_through_seq(struct store *s, uint64_t *out, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_META_GET];
+	int rc;
+
+	assert(s != NULL && out != NULL);
+	*out = 0;
+	sqlite3_bind_text(st, 1, "through_seq", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t v = sqlite3_column_int64(st, 0);
+
+		*out = v > 0 ? (uint64_t)v : 0;
+	} else if (rc != SQLITE_DONE) {
+		return stmt_fail(s, st, err, "read delivery cursor");
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_META_PUT];
+	int rc;
+
+	if ((rc = batch_ready(s, err, "store delivery cursor")) != 0)
+		return rc;
+	sqlite3_bind_text(st, 1, "through_seq", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, through_seq > INT64_MAX ? INT64_MAX : (int64_t)through_seq);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, "store delivery cursor");
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int
+count(struct store *s, enum stmt_id id, int64_t *out, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[id];
+
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return stmt_fail(s, st, err, "count");
+	*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_stats(struct store *s, struct store_stats *out, struct xba_error *err)
+{
+	int64_t v[6] = { 0 };
+	static const enum stmt_id ids[6] = { ST_COUNT_OUTBOX, ST_COUNT_REFUSED, ST_COUNT_INBOX, ST_COUNT_UNACKED,
+		ST_COUNT_QUARANTINE, ST_LAST_DELIVERY };
+	int rc;
+
+	assert(s != NULL && out != NULL);
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < 6; i++)
+		if ((rc = count(s, ids[i], &v[i], err)) != 0)
+			return rc;
+	out->outbox_depth = (uint64_t)v[0];
+	out->refused = (uint64_t)v[1];
+	out->inbox_count = (uint64_t)v[2];
+	out->unacknowledged = (uint64_t)v[3];
+	out->quarantined = (uint64_t)v[4];
+	out->last_delivery_ms = v[5];
+	return 0;
+}

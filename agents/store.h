@@ -1,0 +1,189 @@
+/*
+ * store.h — the national agent's durable memory (SQLite, WAL, synchronous=FULL): the outbox of sealed alerts
+ * waiting for the broker, the history of what this node sent, the inbox of verified alerts delivered to it, the
+ * quarantine of deliveries its own verification refused, broker receipts, and the delivery cursor.
+ *
+ * Flow: an officer's submission is sealed by local.c and committed here (store_outbox_add, its own transaction)
+ * before the officer is told "OK"; uplink.c sends the outbox oldest first and records the broker's answer
+ * (store_outbox_accepted / store_outbox_refused).  Deliveries from the broker are verified by uplink.c and
+ * group-committed here (store_begin .. store_inbox_add / store_quarantine_add / store_set_through_seq ..
+ * store_commit) before they are acknowledged to the broker; local.c reads the inbox for `xba watch` and
+ * `xba history` and records officers' acknowledgements (store_ack, one transaction with the ACK alert's outbox row).
+ *
+ * The outbox is the QUEUED rows of the `outgoing` table, in row-id order: a row leaves the outbox by changing
+ * state (ACCEPTED or REFUSED) in the same statement that records the broker's answer, so "deleted from the
+ * outbox" and "recorded in the history" can never be seen apart.  The row id is the Publish.ref.
+ *
+ * Failure model: a crash at any point loses at most the transaction in progress, which acknowledged nothing
+ * (no SubmitReply OK, no DeliveryAck) and is therefore redone: a submission is refused or retried by the
+ * officer, a delivery is redelivered by the broker and deduplicated by alert id.  A write that fails (disk full,
+ * I/O error) fails the whole transaction at once: it is rolled back, every later write of the batch and
+ * store_commit report the same failure, and the next transaction starts clean.
+ */
+#ifndef XBA_STORE_H
+#define XBA_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "xba.pb-c.h"
+
+struct store;
+
+/* Where an outgoing alert stands (the values of PublishState in proto/xba.proto). */
+enum store_publish_state {
+	STORE_QUEUED = 1,   /* in the outbox: not yet acknowledged by the broker */
+	STORE_ACCEPTED = 2, /* the broker journaled it (OK or DUPLICATE) */
+	STORE_REFUSED = 3,  /* the broker refused it for good; it left the outbox */
+};
+
+/* The decoded fields of an alert that the store indexes (the envelope bytes are stored beside them). */
+struct store_alert_fields {
+	const char *alert_id;   /* canonical UUID */
+	const char *origin;     /* node id */
+	const char *author;     /* officer; may be NULL */
+	int64_t sent_ms;
+	int msg_type;           /* Xba__V1__MsgType */
+	int category;           /* Xba__V1__Category, 0 when unset */
+	int severity;           /* Xba__V1__Severity, 0 when unset */
+	int tlp;                /* Xba__V1__Tlp */
+	int status;             /* Xba__V1__Status */
+	bool emergency;
+};
+
+/* The indexed fields of a decoded alert (pointers borrowed from alert). */
+void store_fields_from_alert(const Xba__V1__Alert *alert, struct store_alert_fields *out);
+
+/* One stored alert as the store hands it back: inbox or outgoing.  Text is copied in; envelope is owned.
+ * Release with store_row_clear(). */
+struct store_row {
+	int64_t id;                      /* row id: outbox/outgoing order, or inbox arrival order */
+	bool outgoing;                   /* from the outgoing table (this node's own alert) */
+	char alert_id[40];
+	char origin[40];
+	int64_t sent_ms;
+	int msg_type, category, severity, tlp, status;
+	bool emergency;
+	uint8_t *envelope;               /* serialized Envelope exactly as delivered / sealed; owned */
+	size_t envelope_len;
+	/* inbox */
+	int64_t received_ms;             /* agent clock when stored */
+	uint64_t seq;                    /* broker journal sequence (inbox; outgoing once accepted) */
+	char rule[72];                   /* routing rule that sent it here */
+	bool acknowledged;               /* an officer here acknowledged it */
+	char acknowledged_by[132];
+	int64_t acknowledged_ms;
+	/* outgoing */
+	int64_t submitted_ms;            /* when it entered the outbox */
+	enum store_publish_state state;
+	uint32_t recipients;             /* ACCEPTED: as the broker counted them */
+	int result;                      /* broker's ErrorCode: OK, DUPLICATE, or the refusal */
+	char message[520];               /* REFUSED: the broker's message */
+	char field[132];                 /* REFUSED: the offending field */
+};
+
+/* Which alerts a query returns; every set member must match.  Zero-initialised = everything. */
+struct store_filter {
+	const int *categories;           /* any of these (Xba__V1__Category values) */
+	size_t n_categories;
+	int min_severity;                /* severity >= this (0 = any) */
+	const char *const *origins;      /* any of these node ids (must not contain ',') */
+	size_t n_origins;
+	int64_t since_ms;                /* inbox: received at or after; outgoing: submitted at or after */
+	bool unacknowledged_only;        /* inbox alerts no officer acknowledged, ACKs excepted (outgoing: none) */
+};
+
+/* Counters for `xba status`. */
+struct store_stats {
+	uint64_t outbox_depth;           /* QUEUED outgoing rows */
+	uint64_t refused;                /* REFUSED outgoing rows */
+	uint64_t inbox_count;
+	uint64_t unacknowledged;         /* inbox alerts no officer acknowledged (ACK messages never count) */
+	uint64_t quarantined;
+	int64_t last_delivery_ms;        /* newest inbox received_ms, 0 when empty */
+};
+
+/* A row callback: a non-zero return stops the walk and is returned.  The row is borrowed for the call. */
+typedef int (*store_row_fn)(void *ctx, const struct store_row *row);
+
+/* Open or create the store at path (created 0600: it holds TLP:RED alerts).  NULL with err on failure. */
+struct store *store_open(const char *path, struct xba_error *err);
+void store_close(struct store *s);
+const char *store_path(const struct store *s);
+
+/* ---- group commit (the uplink's loop turn) ---- */
+int store_begin(struct store *s, struct xba_error *err);
+/* fsyncs once for everything since store_begin; on failure the transaction is rolled back (XBA_EIO). */
+int store_commit(struct store *s, struct xba_error *err);
+void store_rollback(struct store *s);
+bool store_in_transaction(const struct store *s);
+
+/* ---- outbox ---- */
+
+/* Commit one sealed alert to the outbox in its own transaction (must not be inside store_begin).  *id_out = the
+ * outbox row id (its Publish.ref).  XBA_EDUPLICATE when the alert id was submitted before. */
+int store_outbox_add(struct store *s, const struct store_alert_fields *f, const uint8_t *envelope, size_t len,
+    int64_t now_ms, int64_t *id_out, struct xba_error *err);
+
+/* The oldest QUEUED row with id > after_id (0 = from the start): 0 and *out (store_row_clear it), or
+ * XBA_ENOTFOUND when there is none. */
+int store_outbox_next(struct store *s, int64_t after_id, struct store_row *out, struct xba_error *err);
+
+/* Inside a transaction: QUEUED -> ACCEPTED with the broker's seq and recipient count (result OK or DUPLICATE).
+ * XBA_ENOTFOUND when the row is not QUEUED (already answered). */
+int store_outbox_accepted(struct store *s, int64_t id, uint64_t seq, uint32_t recipients, int result,
+    int64_t now_ms, struct xba_error *err);
+/* Inside a transaction: QUEUED -> REFUSED with the broker's code, message and field. */
+int store_outbox_refused(struct store *s, int64_t id, int result, const char *message, const char *field,
+    int64_t now_ms, struct xba_error *err);
+
+/* Outgoing history matching filter, newest first (newest_first) or oldest first, at most limit rows. */
+int store_outgoing_query(struct store *s, const struct store_filter *filter, bool newest_first, size_t limit,
+    store_row_fn fn, void *ctx, struct xba_error *err);
+
+/* ---- inbox ---- */
+
+/* Inside a transaction: store a verified delivery, deduplicated by alert id.  *inserted is false for a
+ * redelivery (nothing written). */
+int store_inbox_add(struct store *s, const struct store_alert_fields *f, const uint8_t *envelope, size_t len,
+    uint64_t seq, const char *rule, int64_t received_ms, bool *inserted, struct xba_error *err);
+
+/* One inbox alert by id: 0 and *out (store_row_clear it), or XBA_ENOTFOUND. */
+int store_inbox_get(struct store *s, const char *alert_id, struct store_row *out, struct xba_error *err);
+
+/* Inbox alerts matching filter in arrival order, newest first or oldest first, at most limit rows. */
+int store_inbox_query(struct store *s, const struct store_filter *filter, bool newest_first, size_t limit,
+    store_row_fn fn, void *ctx, struct xba_error *err);
+
+/*
+ * An officer acknowledges inbox alert alert_id: marks it acknowledged and commits the signed ACK alert to the
+ * outbox, both in one transaction of its own (must not be inside store_begin).  XBA_ENOTFOUND when the alert is
+ * not in the inbox; XBA_EDUPLICATE when it is already acknowledged (by_out, may be NULL, gets who).
+ */
+int store_ack(struct store *s, const char *alert_id, const char *officer, int64_t now_ms,
+    const struct store_alert_fields *ack, const uint8_t *ack_envelope, size_t ack_len, int64_t *ack_id_out,
+    char by_out[132], struct xba_error *err);
+
+/* ---- quarantine, receipts, cursor ---- */
+
+/* Inside a transaction: a delivery this agent's own verification refused.  alert_id may be NULL (undecodable). */
+int store_quarantine_add(struct store *s, uint64_t seq, int code, const char *reason, const char *alert_id,
+    const char *rule, const uint8_t *envelope, size_t len, int64_t received_ms, struct xba_error *err);
+
+/* Inside a transaction: a broker receipt for one of this node's alerts (kind = ReceiptKind).  A repeat of the
+ * same (alert, node, kind) replaces the earlier one. */
+int store_receipt_add(struct store *s, const char *alert_id, const char *node_id, int kind, int64_t time_ms,
+    const char *officer, const char *note, struct xba_error *err);
+
+/* The delivery cursor: the highest through_seq this agent sent in a DeliveryAck (Hello.resume_after). */
+int store_through_seq(struct store *s, uint64_t *out, struct xba_error *err);
+/* Inside a transaction. */
+int store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_error *err);
+
+int store_stats(struct store *s, struct store_stats *out, struct xba_error *err);
+
+void store_row_clear(struct store_row *row);
+
+#endif

@@ -1,0 +1,1411 @@
+/*
+ * uplink.c — the node side of docs/protocol.md: one CURVE DEALER session with the broker (the state diagram is in
+ * agent.h).  It sits in the middle of both directions of an alert's trip: it takes this node's sealed alerts from
+ * the outbox to the broker and records the broker's answer, and it takes the broker's deliveries, verifies them
+ * against this agent's own region.yaml (never trusting the broker), stores them, and only then acknowledges them.
+ *
+ * One loop turn (uplink_process): read every pending frame; each write they cause (inbox rows, quarantine rows,
+ * publish outcomes, receipts, the delivery cursor) goes into one store transaction, committed once with
+ * synchronous=FULL; only after that commit are DeliveryAck + Credit sent, quarantine Error frames sent, and
+ * officers told (pushes to `xba watch`, PublishEvents to `xba send`).  A commit that fails acknowledges nothing:
+ * the session is dropped, and the broker redelivers on the next one (deduplicated by alert id here).
+ */
+#include <errno.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "alert.h"
+#include "clock.h"
+#include "envelope.h"
+#include "frame.h"
+#include "log.h"
+#include "syntax.h"
+
+#define UPLINK_MAX_INFLIGHT 64          /* publishes sent and not yet answered (docs/protocol.md §2.3) */
+#define UPLINK_WELCOME_TIMEOUT_MS 10000 /* from opening the socket to Welcome (§2.2) */
+#define UPLINK_STABLE_MS 60000          /* a session up this long resets the reconnect backoff (§2.9) */
+#define UPLINK_BATCH 256                /* frames read per loop turn: one group commit (acks within ~100 ms) */
+#define UPLINK_TRACKS 64                /* track requests waiting for the broker */
+#define UPLINK_TRACK_TIMEOUT_MS 30000
+#define UPLINK_CLOCK_WARN_MS 30000      /* broker heartbeat time this far from ours: warn the operator (§2.7) */
+#define UPLINK_MAXMSGSIZE (4 * 1024 * 1024) /* transport guard; never below 256 KiB + 1 KiB (§1.3) */
+
+enum uplink_state {
+	UPLINK_WAITING,    /* no socket; the next session opens at next_attempt_mono */
+	UPLINK_CONNECTING, /* socket connecting; Hello goes out once the CURVE handshake completed */
+	UPLINK_HELLO_SENT, /* waiting for Welcome */
+	UPLINK_UP,         /* welcomed: publishing and receiving */
+};
+
+static const char *const state_names[] = { "waiting", "connecting", "hello-sent", "up" };
+
+/* A Publish sent and not yet answered. */
+struct inflight {
+	int64_t id;                              /* outbox row id = Publish.ref */
+	char alert_id[XBA_UUID_LEN + 1];
+};
+
+/* A TrackRequest forwarded for a CLI. */
+struct pending_track {
+	bool used;
+	char alert_id[XBA_UUID_LEN + 1];
+	struct local_peer peer;                  /* who asked */
+	uint64_t ref;                            /* their request's ref */
+	int64_t deadline_mono;
+};
+
+/* A Deliver handled in this turn, waiting for the commit that makes it true. */
+struct delivered {
+	uint64_t seq;
+	bool emergency;                          /* Deliver.emergency: jumped the queue, acknowledged selectively */
+	bool stored_new;                         /* stored now (not a redelivery): log and push after commit */
+	bool quarantined;                        /* refused by this agent's verification */
+	struct store_row row;                    /* stored_new: what local.c pushes (envelope owned) */
+	Xba__V1__Alert *alert;                   /* stored_new: the verified alert; owned */
+	Xba__V1__ErrorCode code;                 /* quarantined: why */
+	char field[96];
+	char message[512];
+};
+
+/* A broker answer to a Publish, reported once it is durable. */
+struct outcome {
+	char alert_id[XBA_UUID_LEN + 1];
+	bool accepted;                           /* OK/DUPLICATE; else refused for good */
+	Xba__V1__ErrorCode result;
+	uint64_t seq;
+	uint32_t recipients;
+	char message[512];
+	char field[128];
+};
+
+struct uplink {
+	enum uplink_state state;
+	void *socket;                            /* DEALER with CURVE; NULL while WAITING */
+	void *monitor;                           /* PAIR reading the socket's monitor events */
+	unsigned serial;                         /* makes each monitor's inproc name unique */
+	int64_t opened_mono;                     /* when the current socket was opened */
+	int64_t up_mono;                         /* when Welcome arrived */
+	int64_t link_since_wall;                 /* last link up/down, for status */
+	int64_t next_attempt_mono;               /* WAITING: when the next session opens */
+	int64_t backoff_ms;                      /* the next reconnect wait, before jitter */
+	bool handshake_ok;                       /* the monitor saw the CURVE handshake complete */
+	int64_t last_sent_mono, last_heard_mono; /* heartbeats and dead-peer detection */
+	uint32_t heartbeat_ms;                   /* from Welcome */
+	uint32_t max_frame_bytes;                /* from Welcome */
+	char broker_id[65];
+	char rules_version[65];
+	bool clock_warned;                       /* this session already warned about clock offset */
+	/* deliveries */
+	uint64_t through_seq;                    /* the cursor: durable, and what the last DeliveryAck said */
+	int64_t window;                          /* deliveries the broker may still send */
+	/* publishing */
+	struct inflight inflight[UPLINK_MAX_INFLIGHT];
+	size_t n_inflight;
+	int64_t last_sent_id;                    /* highest outbox id sent on this session */
+	bool paused;                             /* a transient refusal: send nothing until resume_mono */
+	int64_t resume_mono;                     /* paused and drained: when to resume (0 = not yet armed) */
+	int64_t publish_backoff_ms;              /* the next publishing pause */
+	bool publish_backoff_max;                /* the refusal needs an operator (UNKNOWN_KEY): the longest pause */
+	/* tracking */
+	struct pending_track tracks[UPLINK_TRACKS];
+	/* this turn */
+	bool in_transaction;                     /* store_begin done for this turn */
+	bool store_failed;                       /* a write of this turn failed: commit will fail */
+	const char *drop_reason;                 /* end the session after this turn */
+	bool drop_config_error;                  /* ... at the longest backoff */
+	struct delivered *turn;                  /* deliveries of this turn; owned */
+	size_t n_turn, cap_turn;
+	struct outcome *outcomes;                /* publish answers of this turn; owned */
+	size_t n_outcomes, cap_outcomes;
+	Xba__V1__Frame **receipts;               /* receipt frames of this turn, pushed after commit; owned */
+	size_t n_receipts, cap_receipts;
+	uint64_t turn_through;                   /* the cursor this turn's commit will make durable */
+	bool credit_exceeded;                    /* a Deliver arrived with the window at 0 */
+};
+
+/* ---- helpers ---------------------------------------------------------------------------------------------- */
+
+static int64_t
+jitter(int64_t ms)
+{
+	uint32_t r = 0;
+
+	/* x [0.5, 1.5] (§2.9), so that every agent of a region does not reconnect in the same second. */
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		return ms;
+	return ms / 2 + (int64_t)((double)ms * ((double)r / 4294967296.0));
+}
+
+static bool
+grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	size_t c;
+	void *p;
+
+	if (n < *cap)
+		return true;
+	c = *cap ? *cap * 2 : 16;
+	if ((p = realloc(*v, c * size)) == NULL)
+		return false;
+	*v = p;
+	*cap = c;
+	return true;
+}
+
+/* Encode and send one frame, never blocking.  0, or -1 when the session cannot take it (the caller drops). */
+static int
+send_frame(struct uplink *u, const Xba__V1__Frame *frame)
+{
+	uint8_t *bytes;
+	size_t len;
+	int rc;
+
+	if (u->socket == NULL)
+		return -1;
+	if (frame_encode(frame, &bytes, &len, NULL) != 0)
+		return -1;
+	rc = zmq_send(u->socket, bytes, len, ZMQ_DONTWAIT);
+	free(bytes);
+	if (rc < 0)
+		return -1;
+	u->last_sent_mono = clock_mono_ms();
+	return 0;
+}
+
+static void
+send_error(struct uplink *u, Xba__V1__ErrorCode code, const char *field, uint64_t ref, const char *message)
+{
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__Error error = XBA__V1__ERROR__INIT;
+
+	error.code = code;
+	error.message = (char *)message;
+	error.field = (char *)(field != NULL ? field : "");
+	error.ref = ref;
+	frame.body_case = XBA__V1__FRAME__BODY_ERROR;
+	frame.error = &error;
+	send_frame(u, &frame); /* informational: a lost Error changes nothing */
+}
+
+/* End the session after this turn; the first reason wins. */
+static void
+want_drop(struct uplink *u, const char *reason, bool config_error)
+{
+	if (u->drop_reason == NULL) {
+		u->drop_reason = reason;
+		u->drop_config_error = config_error;
+	}
+}
+
+static int
+ensure_transaction(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	struct xba_error err = { 0 };
+
+	if (u->in_transaction)
+		return u->store_failed ? -1 : 0;
+	if (store_begin(agent->store, &err) != 0) {
+		char quoted[600];
+
+		log_warnx("event=store.write_failed op=begin error=%s", log_quote(quoted, sizeof(quoted), err.msg));
+		u->store_failed = true;
+		return -1;
+	}
+	u->in_transaction = true;
+	return 0;
+}
+
+static void
+store_write_failed(struct uplink *u, const char *op, const struct xba_error *err)
+{
+	char quoted[600];
+
+	if (!u->store_failed)
+		log_warnx("event=store.write_failed op=%s error=%s", op, log_quote(quoted, sizeof(quoted), err->msg));
+	u->store_failed = true;
+}
+
+/* ---- session lifecycle ------------------------------------------------------------------------------------ */
+
+static void
+close_socket(struct uplink *u)
+{
+	if (u->socket != NULL) {
+		zmq_socket_monitor(u->socket, NULL, 0);
+		zmq_close(u->socket);
+		u->socket = NULL;
+	}
+	if (u->monitor != NULL) {
+		zmq_close(u->monitor);
+		u->monitor = NULL;
+	}
+}
+
+static void
+fail_tracks(struct agent *agent, const char *why)
+{
+	struct uplink *u = agent->uplink;
+
+	for (size_t i = 0; i < UPLINK_TRACKS; i++) {
+		struct pending_track *t = &u->tracks[i];
+
+		if (!t->used)
+			continue;
+		t->used = false;
+		local_send_error(agent, &t->peer, t->ref, XBA__V1__ERROR_CODE__NOT_READY, "",
+		    "no answer about %s: %s; try again when `xba status` shows the link up", t->alert_id, why);
+	}
+}
+
+/* [session_drop] UP | HELLO_SENT | CONNECTING -> WAITING.  Anything in flight stays in the outbox and is resent,
+ * unchanged, on the next session; deliveries not yet acknowledged are redelivered by the broker. */
+static void
+session_drop(struct agent *agent, const char *reason, bool config_error)
+{
+	struct uplink *u = agent->uplink;
+	const struct agent_config *c = agent->config;
+	int64_t now = clock_mono_ms(), wait;
+
+	if (u->state == UPLINK_WAITING)
+		return;
+	if (u->state == UPLINK_UP) {
+		log_warnx("event=link.down reason=%s broker=%s up_ms=%lld inflight=%zu", reason, u->broker_id,
+		    (long long)(now - u->up_mono), u->n_inflight);
+		u->link_since_wall = clock_now_ms();
+		if (now - u->up_mono >= UPLINK_STABLE_MS)
+			u->backoff_ms = c->reconnect_min_ms;
+	} else {
+		log_warnx("event=link.failed reason=%s state=%s endpoint=%s", reason, state_names[u->state], c->broker);
+	}
+	close_socket(u);
+	fail_tracks(agent, "the link to the broker went down before it answered");
+	u->state = UPLINK_WAITING;
+	u->n_inflight = 0;
+	u->paused = false;
+	u->resume_mono = 0;
+	wait = config_error ? c->reconnect_max_ms : u->backoff_ms;
+	u->backoff_ms = u->backoff_ms * 2 > c->reconnect_max_ms ? c->reconnect_max_ms : u->backoff_ms * 2;
+	wait = jitter(wait);
+	u->next_attempt_mono = now + wait;
+	log_info("event=link.retry in_ms=%lld endpoint=%s", (long long)wait, c->broker);
+}
+
+/* [session_open] WAITING -> CONNECTING: a fresh socket for every session (§1.3), so that nothing queued for an
+ * old connection can reach a new one ahead of its Hello. */
+static void
+session_open(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	const struct agent_config *c = agent->config;
+	int zero = 0, one = 1, ivl = (int)c->reconnect_min_ms, ivl_max = (int)c->reconnect_max_ms;
+	int hb = (int)c->heartbeat_ms, hb_timeout = (int)c->heartbeat_ms * 3;
+	int64_t maxmsg = UPLINK_MAXMSGSIZE;
+	char monitor_endpoint[64];
+
+	u->socket = zmq_socket(agent->zmq_ctx, ZMQ_DEALER);
+	snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://xba-uplink-monitor-%u", ++u->serial);
+	if (u->socket == NULL || zmq_setsockopt(u->socket, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl)) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max)) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_HEARTBEAT_IVL, &hb, sizeof(hb)) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof(hb_timeout)) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_HEARTBEAT_TTL, &hb_timeout, sizeof(hb_timeout)) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_TCP_KEEPALIVE, &one, sizeof(one)) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_CURVE_SERVERKEY, agent->broker_public_z85, XBA_Z85_KEY_TEXT_LEN) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_CURVE_PUBLICKEY, agent->curve.public_z85, XBA_Z85_KEY_TEXT_LEN) != 0 ||
+	    zmq_setsockopt(u->socket, ZMQ_CURVE_SECRETKEY, agent->curve.secret_z85, XBA_Z85_KEY_TEXT_LEN) != 0 ||
+	    zmq_socket_monitor(u->socket, monitor_endpoint,
+		ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+		    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+		    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+	    (u->monitor = zmq_socket(agent->zmq_ctx, ZMQ_PAIR)) == NULL ||
+	    zmq_setsockopt(u->monitor, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+	    zmq_connect(u->monitor, monitor_endpoint) != 0 || zmq_connect(u->socket, c->broker) != 0) {
+		log_warnx("event=link.failed reason=socket-setup error=\"%s\" endpoint=%s", zmq_strerror(zmq_errno()),
+		    c->broker);
+		close_socket(u);
+		u->next_attempt_mono = clock_mono_ms() + jitter(c->reconnect_max_ms);
+		return;
+	}
+	u->state = UPLINK_CONNECTING;
+	u->opened_mono = u->last_heard_mono = u->last_sent_mono = clock_mono_ms();
+	u->handshake_ok = false;
+	log_debug("event=link.connecting endpoint=%s", c->broker);
+}
+
+/* [send_hello] CONNECTING -> HELLO_SENT.  With ZMQ_IMMEDIATE the send succeeds only once a connection completed
+ * its CURVE handshake, so EAGAIN just means "not yet". */
+static void
+send_hello(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__Hello hello = XBA__V1__HELLO__INIT;
+
+	hello.protocol_version = XBA_PROTOCOL_VERSION;
+	hello.node_id = agent->config->node_id;
+	hello.resume_after = u->through_seq;
+	hello.credit = (uint32_t)agent->config->credit;
+	hello.software = AGENT_SOFTWARE;
+	frame.body_case = XBA__V1__FRAME__BODY_HELLO;
+	frame.hello = &hello;
+	if (send_frame(u, &frame) != 0)
+		return; /* not connected yet */
+	u->state = UPLINK_HELLO_SENT;
+	u->window = agent->config->credit;
+	log_debug("event=link.hello resume_after=%llu credit=%lld", (unsigned long long)u->through_seq,
+	    (long long)agent->config->credit);
+}
+
+/* ---- publishing ------------------------------------------------------------------------------------------- */
+
+static bool
+transient(Xba__V1__ErrorCode code)
+{
+	switch (code) {
+	case XBA__V1__ERROR_CODE__RATE_LIMITED:
+	case XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE:
+	case XBA__V1__ERROR_CODE__INTERNAL:
+	case XBA__V1__ERROR_CODE__UNKNOWN_KEY:
+	case XBA__V1__ERROR_CODE__CLOCK_SKEW:
+	case XBA__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED:
+		return true;
+	default:
+		/* A code newer than this agent is treated as INTERNAL (§8): kept and retried. */
+		return (int)code > (int)XBA__V1__ERROR_CODE__INTERNAL;
+	}
+}
+
+/* A stored envelope that no longer decodes cannot be sent: refused here, in its own transaction, so that it does
+ * not block the outbox forever. */
+static void
+refuse_damaged(struct agent *agent, const struct store_row *row)
+{
+	struct xba_error err = { 0 };
+	const char *msg = "the agent's stored envelope does not decode (store damaged?); submit the alert again";
+
+	log_warnx("event=alert.refused alert=%s code=INTERNAL reason=\"stored envelope does not decode\"",
+	    row->alert_id);
+	if (store_begin(agent->store, &err) != 0 ||
+	    store_outbox_refused(agent->store, row->id, XBA__V1__ERROR_CODE__INTERNAL, msg, "", clock_now_ms(),
+		&err) != 0 ||
+	    store_commit(agent->store, &err) != 0) {
+		store_rollback(agent->store);
+		log_warnx("event=store.write_failed op=refuse error=\"%s\"", err.msg);
+		return;
+	}
+	local_push_publish_event(agent, row->alert_id, XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED,
+	    XBA__V1__ERROR_CODE__INTERNAL, 0, 0, msg, "");
+}
+
+/* Send outbox entries, oldest first, up to UPLINK_MAX_INFLIGHT, unless paused. */
+static void
+pump_outbox(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	struct xba_error err = { 0 };
+
+	while (u->state == UPLINK_UP && !u->paused && u->n_inflight < UPLINK_MAX_INFLIGHT && u->drop_reason == NULL) {
+		Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+		Xba__V1__Publish publish = XBA__V1__PUBLISH__INIT;
+		Xba__V1__Envelope *env;
+		struct store_row row;
+		size_t size;
+		int rc;
+
+		rc = store_outbox_next(agent->store, u->last_sent_id, &row, &err);
+		if (rc == XBA_ENOTFOUND)
+			break;
+		if (rc != 0) {
+			log_warnx("event=store.read_failed op=outbox error=\"%s\"", err.msg);
+			break;
+		}
+		u->last_sent_id = row.id;
+		/* The same bytes as sealed: the Envelope is decoded only to be framed; its alert bytes pass through
+		 * unchanged (§2.3, §6.1). */
+		env = xba__v1__envelope__unpack(NULL, row.envelope_len, row.envelope);
+		if (env == NULL) {
+			refuse_damaged(agent, &row);
+			store_row_clear(&row);
+			continue;
+		}
+		publish.ref = (uint64_t)row.id;
+		publish.envelope = env;
+		frame.body_case = XBA__V1__FRAME__BODY_PUBLISH;
+		frame.publish = &publish;
+		size = xba__v1__frame__get_packed_size(&frame);
+		if (size > u->max_frame_bytes) {
+			/* A sealed alert is at most ~66 KiB; a broker limit below that is a broker misconfiguration.
+			 * Sending it would only get the connection cut, over and over (§1.3). */
+			log_warnx("event=alert.deferred alert=%s code=FRAME_TOO_LARGE reason=\"%zu bytes, broker limit %u\"",
+			    row.alert_id, size, u->max_frame_bytes);
+			xba__v1__envelope__free_unpacked(env, NULL);
+			store_row_clear(&row);
+			continue;
+		}
+		rc = send_frame(u, &frame);
+		xba__v1__envelope__free_unpacked(env, NULL);
+		if (rc != 0) {
+			store_row_clear(&row);
+			want_drop(u, "send-failed", false);
+			break;
+		}
+		u->inflight[u->n_inflight].id = row.id;
+		snprintf(u->inflight[u->n_inflight].alert_id, sizeof(u->inflight[0].alert_id), "%.36s", row.alert_id);
+		u->n_inflight++;
+		log_debug("event=alert.sent alert=%s ref=%lld", row.alert_id, (long long)row.id);
+		store_row_clear(&row);
+	}
+}
+
+static void
+record_outcome(struct agent *agent, const char *alert_id, bool accepted, Xba__V1__ErrorCode result, uint64_t seq,
+    uint32_t recipients, const char *message, const char *field)
+{
+	struct uplink *u = agent->uplink;
+	struct outcome *o;
+
+	if (!grow((void **)&u->outcomes, &u->cap_outcomes, u->n_outcomes, sizeof(*u->outcomes))) {
+		log_warnx("event=agent.out_of_memory op=outcome alert=%s", alert_id);
+		return;
+	}
+	o = &u->outcomes[u->n_outcomes++];
+	memset(o, 0, sizeof(*o));
+	snprintf(o->alert_id, sizeof(o->alert_id), "%s", alert_id);
+	o->accepted = accepted;
+	o->result = result;
+	o->seq = seq;
+	o->recipients = recipients;
+	snprintf(o->message, sizeof(o->message), "%s", message != NULL ? message : "");
+	snprintf(o->field, sizeof(o->field), "%s", field != NULL ? field : "");
+}
+
+/* Take a publish out of the in-flight list; false when ref is not in flight. */
+static bool
+take_inflight(struct uplink *u, uint64_t ref, struct inflight *out)
+{
+	for (size_t i = 0; i < u->n_inflight; i++) {
+		if ((uint64_t)u->inflight[i].id == ref) {
+			*out = u->inflight[i];
+			memmove(&u->inflight[i], &u->inflight[i + 1], (u->n_inflight - i - 1) * sizeof(u->inflight[0]));
+			u->n_inflight--;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A transient refusal: stop sending, let the answers in flight arrive, back off, then resume from the oldest
+ * unacknowledged entry (§2.3 "Order"). */
+static void
+pause_publishing(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCode code, const char *message)
+{
+	struct uplink *u = agent->uplink;
+	char quoted[600];
+
+	log_warnx("event=alert.deferred alert=%s code=%s reason=%s%s", p->alert_id, frame_error_code_name(code),
+	    log_quote(quoted, sizeof(quoted), message),
+	    code == XBA__V1__ERROR_CODE__UNKNOWN_KEY ? " action=\"the secretariat must add this node's signing key "
+						     "to the broker's region.yaml\""
+	    : code == XBA__V1__ERROR_CODE__CLOCK_SKEW ? " action=\"fix this machine's clock (NTP)\""
+						  : "");
+	u->paused = true;
+	u->resume_mono = 0;
+	if (code == XBA__V1__ERROR_CODE__UNKNOWN_KEY)
+		u->publish_backoff_max = true;
+}
+
+static void
+handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
+{
+	struct uplink *u = agent->uplink;
+	struct xba_error err = { 0 };
+	struct inflight p;
+	int rc;
+
+	if (!take_inflight(u, ack->ref, &p)) {
+		log_warnx("event=broker.unexpected_ack ref=%llu alert=%s result=%s", (unsigned long long)ack->ref,
+		    ack->alert_id, frame_error_code_name(ack->result));
+		return;
+	}
+	if (ack->result == XBA__V1__ERROR_CODE__OK || ack->result == XBA__V1__ERROR_CODE__DUPLICATE) {
+		if (ensure_transaction(agent) != 0)
+			return;
+		rc = store_outbox_accepted(agent->store, p.id, ack->seq, ack->recipients, ack->result, clock_now_ms(), &err);
+		if (rc == XBA_ENOTFOUND) {
+			log_debug("event=alert.already_answered alert=%s", p.alert_id);
+			return;
+		}
+		if (rc != 0) {
+			store_write_failed(u, "accepted", &err);
+			return;
+		}
+		u->publish_backoff_ms = agent->config->reconnect_min_ms;
+		u->publish_backoff_max = false;
+		record_outcome(agent, p.alert_id, true, ack->result, ack->seq, ack->recipients, "", "");
+		return;
+	}
+	if (transient(ack->result)) {
+		pause_publishing(agent, &p, ack->result, ack->message);
+		return;
+	}
+	if (ensure_transaction(agent) != 0)
+		return;
+	rc = store_outbox_refused(agent->store, p.id, ack->result, ack->message, ack->field, clock_now_ms(), &err);
+	if (rc != 0 && rc != XBA_ENOTFOUND) {
+		store_write_failed(u, "refused", &err);
+		return;
+	}
+	if (rc == 0)
+		record_outcome(agent, p.alert_id, false, ack->result, 0, 0, ack->message, ack->field);
+}
+
+/* ---- deliveries ------------------------------------------------------------------------------------------- */
+
+/* The id an unverifiable alert claims, for the operator's eyes only (it is not trusted for anything). */
+static void
+claimed_id(const Xba__V1__Envelope *env, char out[XBA_UUID_LEN + 1])
+{
+	Xba__V1__Alert *a;
+
+	out[0] = '\0';
+	if (env->alert.len == 0 || env->alert.len > ALERT_MAX_BYTES)
+		return;
+	a = xba__v1__alert__unpack(NULL, env->alert.len, env->alert.data);
+	if (a != NULL && a->id != NULL && syntax_uuid_valid(a->id))
+		snprintf(out, XBA_UUID_LEN + 1, "%s", a->id);
+	if (a != NULL)
+		xba__v1__alert__free_unpacked(a, NULL);
+}
+
+static void
+handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
+{
+	struct uplink *u = agent->uplink;
+	struct envelope_opened opened;
+	struct store_alert_fields f;
+	struct xba_error err = { 0 }, werr = { 0 };
+	struct delivered *p;
+	int64_t now = clock_now_ms();
+	uint8_t *bytes;
+	size_t len;
+	int rc;
+
+	if (u->window <= 0 && !u->credit_exceeded) {
+		/* §4 CREDIT_EXCEEDED, node side: a broker bug; the delivery is processed all the same. */
+		log_warnx("event=broker.credit_exceeded seq=%llu reason=\"a Deliver arrived with the window at 0\"",
+		    (unsigned long long)d->seq);
+		u->credit_exceeded = true;
+	}
+	u->window--;
+	if (ensure_transaction(agent) != 0)
+		return;
+	if (!grow((void **)&u->turn, &u->cap_turn, u->n_turn, sizeof(*u->turn))) {
+		u->store_failed = true; /* acknowledge nothing of this turn: it is redelivered */
+		return;
+	}
+	len = xba__v1__envelope__get_packed_size(d->envelope);
+	if ((bytes = malloc(len > 0 ? len : 1)) == NULL) {
+		u->store_failed = true;
+		return;
+	}
+	xba__v1__envelope__pack(d->envelope, bytes);
+	p = &u->turn[u->n_turn];
+	memset(p, 0, sizeof(*p));
+	p->seq = d->seq;
+	p->emergency = d->emergency;
+
+	/* §2.4: verify against this agent's own directory, at its own now; never trust the broker. */
+	rc = envelope_open_message(agent->dir, d->envelope, now, &opened, &err);
+	if (rc == 0) {
+		bool inserted = false;
+
+		store_fields_from_alert(opened.alert, &f);
+		if (store_inbox_add(agent->store, &f, bytes, len, d->seq, d->rule, now, &inserted, &werr) != 0) {
+			store_write_failed(u, "inbox", &werr);
+			envelope_opened_clear(&opened);
+			free(bytes);
+			return;
+		}
+		if (inserted) {
+			struct store_row *row = &p->row;
+
+			p->stored_new = true;
+			snprintf(row->alert_id, sizeof(row->alert_id), "%s", f.alert_id);
+			snprintf(row->origin, sizeof(row->origin), "%s", f.origin);
+			row->sent_ms = f.sent_ms;
+			row->msg_type = f.msg_type;
+			row->category = f.category;
+			row->severity = f.severity;
+			row->tlp = f.tlp;
+			row->status = f.status;
+			row->emergency = f.emergency;
+			row->envelope = bytes;
+			row->envelope_len = len;
+			row->received_ms = now;
+			row->seq = d->seq;
+			snprintf(row->rule, sizeof(row->rule), "%s", d->rule != NULL ? d->rule : "");
+			p->alert = opened.alert;
+			opened.alert = NULL; /* kept for the push */
+			bytes = NULL;
+		} else {
+			log_debug("event=alert.redelivered alert=%s seq=%llu", f.alert_id, (unsigned long long)d->seq);
+		}
+	} else {
+		char id[XBA_UUID_LEN + 1];
+
+		if (opened.alert != NULL && opened.alert->id != NULL)
+			snprintf(id, sizeof(id), "%s", opened.alert->id);
+		else
+			claimed_id(d->envelope, id);
+		p->quarantined = true;
+		p->code = frame_error_code_for_alert(rc);
+		agent_error_field(err.msg, p->field, sizeof(p->field));
+		snprintf(p->message, sizeof(p->message), "seq %llu alert %s quarantined by %s: %.400s",
+		    (unsigned long long)d->seq, id[0] ? id : "(undecodable)", agent->config->node_id, err.msg);
+		if (store_quarantine_add(agent->store, d->seq, (int)p->code, err.msg, id[0] ? id : NULL, d->rule, bytes,
+			len, now, &werr) != 0) {
+			store_write_failed(u, "quarantine", &werr);
+			envelope_opened_clear(&opened);
+			free(bytes);
+			return;
+		}
+	}
+	envelope_opened_clear(&opened);
+	free(bytes);
+	/* §2.5: cumulative over non-emergency deliveries, stored in arrival order; emergencies are listed. */
+	if (!d->emergency && d->seq > u->turn_through)
+		u->turn_through = d->seq;
+	u->n_turn++;
+}
+
+/* After the commit: DeliveryAck + Credit, quarantine reports, logs and pushes. */
+static void
+acknowledge_deliveries(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__DeliveryAck ack = XBA__V1__DELIVERY_ACK__INIT;
+	Xba__V1__Credit credit = XBA__V1__CREDIT__INIT;
+	uint64_t *seqs = NULL;
+	size_t n_seqs = 0;
+
+	if (u->n_turn == 0)
+		return;
+	u->through_seq = u->turn_through;
+	if ((seqs = calloc(u->n_turn, sizeof(*seqs))) != NULL) {
+		for (size_t i = 0; i < u->n_turn; i++)
+			if (u->turn[i].emergency && u->turn[i].seq > u->through_seq)
+				seqs[n_seqs++] = u->turn[i].seq;
+	}
+	if (u->state == UPLINK_UP && u->drop_reason == NULL) {
+		ack.through_seq = u->through_seq;
+		ack.seqs = seqs;
+		ack.n_seqs = n_seqs;
+		frame.body_case = XBA__V1__FRAME__BODY_DELIVERY_ACK;
+		frame.delivery_ack = &ack;
+		/* Every Deliver used one credit, redeliveries and quarantined ones included: all are grant back. */
+		credit.grant = (uint32_t)u->n_turn;
+		if (send_frame(u, &frame) != 0) {
+			want_drop(u, "send-failed", false);
+		} else {
+			frame.body_case = XBA__V1__FRAME__BODY_CREDIT;
+			frame.credit = &credit;
+			if (send_frame(u, &frame) != 0)
+				want_drop(u, "send-failed", false);
+			else
+				u->window += credit.grant;
+		}
+		if (u->credit_exceeded)
+			send_error(u, XBA__V1__ERROR_CODE__CREDIT_EXCEEDED, "deliver", 0,
+			    "a Deliver arrived while this node's window was 0");
+	}
+	u->credit_exceeded = false;
+	free(seqs);
+	for (size_t i = 0; i < u->n_turn; i++) {
+		struct delivered *p = &u->turn[i];
+
+		if (p->quarantined) {
+			char quoted[700];
+
+			log_warnx("event=alert.quarantined seq=%llu code=%s field=%s reason=%s",
+			    (unsigned long long)p->seq, frame_error_code_name(p->code), p->field[0] ? p->field : "-",
+			    log_quote(quoted, sizeof(quoted), p->message));
+			if (u->state == UPLINK_UP && u->drop_reason == NULL)
+				send_error(u, p->code, p->field, 0, p->message);
+		} else if (p->stored_new) {
+			log_info("event=alert.received alert=%s origin=%s seq=%llu rule=%s category=%s severity=%s "
+				 "emergency=%s",
+			    p->row.alert_id, p->row.origin, (unsigned long long)p->seq, p->row.rule[0] ? p->row.rule : "-",
+			    p->row.category ? alert_enum_name(ALERT_ENUM_CATEGORY, p->row.category) : "-",
+			    p->row.severity ? alert_enum_name(ALERT_ENUM_SEVERITY, p->row.severity) : "-",
+			    p->alert->emergency ? "true" : "false");
+			local_push_alert(agent, &p->row, p->alert);
+		}
+	}
+}
+
+static void
+clear_turn(struct uplink *u)
+{
+	for (size_t i = 0; i < u->n_turn; i++) {
+		store_row_clear(&u->turn[i].row);
+		alert_free(u->turn[i].alert);
+	}
+	u->n_turn = 0;
+	u->n_outcomes = 0;
+	for (size_t i = 0; i < u->n_receipts; i++)
+		frame_free(u->receipts[i]);
+	u->n_receipts = 0;
+	u->in_transaction = false;
+	u->store_failed = false;
+	u->turn_through = u->through_seq;
+}
+
+/* Commit this turn's writes, then make them known: to the broker, to the log, to the officers. */
+static void
+finish_turn(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	struct xba_error err = { 0 };
+	bool committed = false;
+
+	if (u->in_transaction) {
+		if (u->store_failed) {
+			store_rollback(agent->store);
+		} else if (store_set_through_seq(agent->store, u->turn_through, &err) != 0 ||
+		    store_commit(agent->store, &err) != 0) {
+			store_write_failed(u, "commit", &err);
+			store_rollback(agent->store);
+		} else {
+			committed = true;
+		}
+	}
+	if (u->in_transaction && !committed) {
+		/* Nothing of this turn is durable: acknowledge none of it; the broker redelivers on the next session
+		 * and the outbox rows stay queued (a resend gets DUPLICATE). */
+		log_warnx("event=store.batch_failed deliveries=%zu answers=%zu action=\"reconnecting; nothing was "
+			  "acknowledged\"", u->n_turn, u->n_outcomes);
+		want_drop(u, "store-failed", false);
+		clear_turn(u);
+		return;
+	}
+	if (committed) {
+		acknowledge_deliveries(agent);
+		for (size_t i = 0; i < u->n_outcomes; i++) {
+			const struct outcome *o = &u->outcomes[i];
+			char quoted[600];
+
+			if (o->accepted) {
+				log_info("event=alert.accepted alert=%s seq=%llu recipients=%u result=%s%s", o->alert_id,
+				    (unsigned long long)o->seq, o->recipients, frame_error_code_name(o->result),
+				    o->recipients == 0 ? " warning=\"journaled, but the rules chose no recipient\"" : "");
+				local_push_publish_event(agent, o->alert_id, XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED,
+				    o->result, o->seq, o->recipients, "", "");
+			} else {
+				log_warnx("event=alert.refused alert=%s code=%s field=%s reason=%s", o->alert_id,
+				    frame_error_code_name(o->result), o->field[0] ? o->field : "-",
+				    log_quote(quoted, sizeof(quoted), o->message));
+				local_push_publish_event(agent, o->alert_id, XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED,
+				    o->result, 0, 0, o->message, o->field);
+			}
+		}
+		for (size_t i = 0; i < u->n_receipts; i++)
+			local_push_receipt(agent, u->receipts[i]->receipt);
+	}
+	clear_turn(u);
+}
+
+/* ---- other frames ----------------------------------------------------------------------------------------- */
+
+static void
+handle_receipt(struct agent *agent, Xba__V1__Frame **framep)
+{
+	struct uplink *u = agent->uplink;
+	const Xba__V1__Receipt *r = (*framep)->receipt;
+	struct xba_error err = { 0 };
+	char officer[300];
+
+	log_info("event=receipt.received alert=%s node=%s kind=%s officer=%s", r->alert_id, r->node_id,
+	    r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED       ? "delivered"
+	    : r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED ? "acknowledged"
+									  : "unknown",
+	    log_quote(officer, sizeof(officer), r->officer));
+	if (ensure_transaction(agent) != 0)
+		return;
+	if (store_receipt_add(agent->store, r->alert_id, r->node_id, (int)r->kind, r->time_ms, r->officer, r->note,
+		&err) != 0) {
+		store_write_failed(u, "receipt", &err);
+		return;
+	}
+	if (!grow((void **)&u->receipts, &u->cap_receipts, u->n_receipts, sizeof(*u->receipts)))
+		return;
+	u->receipts[u->n_receipts++] = *framep;
+	*framep = NULL; /* kept until the push */
+}
+
+static void
+handle_track_reply(struct agent *agent, Xba__V1__TrackReply *reply)
+{
+	struct uplink *u = agent->uplink;
+	struct pending_track *best = NULL;
+
+	/* Replies come in request order (§2.10): the oldest request for this id is the one answered. */
+	for (size_t i = 0; i < UPLINK_TRACKS; i++) {
+		struct pending_track *t = &u->tracks[i];
+
+		if (t->used && strcmp(t->alert_id, reply->alert_id) == 0 &&
+		    (best == NULL || t->deadline_mono < best->deadline_mono))
+			best = t;
+	}
+	if (best == NULL) {
+		log_debug("event=broker.unexpected_track_reply alert=%s", reply->alert_id);
+		return;
+	}
+	{
+		Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+
+		frame.ref = best->ref;
+		frame.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK_REPLY;
+		frame.track_reply = reply;
+		best->used = false;
+		local_send(agent, &best->peer, &frame);
+	}
+}
+
+static void
+handle_error(struct agent *agent, const Xba__V1__Error *e)
+{
+	struct uplink *u = agent->uplink;
+	struct inflight p;
+	char quoted[600];
+
+	log_warnx("event=broker.error code=%s field=%s ref=%llu message=%s", frame_error_code_name(e->code),
+	    e->field[0] ? e->field : "-", (unsigned long long)e->ref, log_quote(quoted, sizeof(quoted), e->message));
+	if (u->state == UPLINK_HELLO_SENT) {
+		/* The broker refused the Hello (§2.2). */
+		if (e->code == XBA__V1__ERROR_CODE__UNSUPPORTED_VERSION || e->code == XBA__V1__ERROR_CODE__WRONG_SIGNER) {
+			log_warnx("event=link.refused code=%s action=\"%s\"", frame_error_code_name(e->code),
+			    e->code == XBA__V1__ERROR_CODE__WRONG_SIGNER
+				? "this CURVE key belongs to another node in the broker's region.yaml: check node_id and "
+				  "curve_secret_key in agent.yaml"
+				: "the broker does not speak this agent's protocol version: upgrade");
+			want_drop(u, "hello-refused", true);
+		} else {
+			want_drop(u, "hello-refused", false);
+		}
+		return;
+	}
+	if (e->code == XBA__V1__ERROR_CODE__NOT_READY) {
+		/* The broker does not know this connection's session (a transparent reconnect, a broker restart):
+		 * start over with a new socket and Hello; whatever was in flight is resent from the outbox. */
+		want_drop(u, "session-lost", false);
+		return;
+	}
+	if (e->ref != 0 && take_inflight(u, e->ref, &p)) {
+		/* §2.11: an Error answering a Publish means it was not processed. */
+		if (transient(e->code) || e->code == XBA__V1__ERROR_CODE__RATE_LIMITED) {
+			pause_publishing(agent, &p, e->code, e->message);
+		} else if (ensure_transaction(agent) == 0) {
+			struct xba_error err = { 0 };
+			int rc = store_outbox_refused(agent->store, p.id, e->code, e->message, e->field, clock_now_ms(),
+			    &err);
+
+			if (rc == 0)
+				record_outcome(agent, p.alert_id, false, e->code, 0, 0, e->message, e->field);
+			else if (rc != XBA_ENOTFOUND)
+				store_write_failed(u, "refused", &err);
+		}
+	}
+}
+
+static void
+handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
+{
+	struct uplink *u = agent->uplink;
+	struct store_stats stats = { 0 };
+
+	if (w->protocol_version != XBA_PROTOCOL_VERSION) {
+		log_warnx("event=link.refused reason=\"the broker chose protocol version %u; this agent speaks %d\"",
+		    w->protocol_version, XBA_PROTOCOL_VERSION);
+		want_drop(u, "protocol-version", true);
+		return;
+	}
+	u->state = UPLINK_UP;
+	u->up_mono = clock_mono_ms();
+	u->link_since_wall = clock_now_ms();
+	u->heartbeat_ms = w->heartbeat_ms > 0 ? w->heartbeat_ms : (uint32_t)agent->config->heartbeat_ms;
+	u->max_frame_bytes = w->max_frame_bytes >= 4096 ? w->max_frame_bytes : FRAME_MAX_BYTES_DEFAULT;
+	snprintf(u->broker_id, sizeof(u->broker_id), "%s", w->broker_id);
+	snprintf(u->rules_version, sizeof(u->rules_version), "%s", w->rules_version);
+	u->clock_warned = false;
+	u->n_inflight = 0;
+	u->last_sent_id = 0;
+	u->paused = false;
+	u->resume_mono = 0;
+	if (w->journal_head < u->through_seq) {
+		/* The broker's journal is behind what this agent already stored: it was replaced or restored from a
+		 * backup, and its next seqs will be numbers this agent's cursor already covers.  Acknowledging "through"
+		 * the old cursor would mark those new alerts delivered unseen, so the cursor goes back to the broker's
+		 * head (what is redelivered is deduplicated by alert id). */
+		log_warnx("event=link.cursor_reset broker=%s journal_head=%llu cursor=%llu reason=\"the broker's journal is "
+			  "behind this agent's cursor (replaced or restored?)\"",
+		    u->broker_id, (unsigned long long)w->journal_head, (unsigned long long)u->through_seq);
+		u->through_seq = u->turn_through = w->journal_head;
+		ensure_transaction(agent); /* finish_turn persists the cursor */
+	}
+	store_stats(agent->store, &stats, NULL);
+	log_info("event=link.up broker=%s endpoint=%s journal_head=%llu resume_after=%llu outbox=%llu "
+		 "heartbeat_ms=%u rules_version=%.12s",
+	    u->broker_id[0] ? u->broker_id : "-", agent->config->broker, (unsigned long long)w->journal_head,
+	    (unsigned long long)u->through_seq, (unsigned long long)stats.outbox_depth, u->heartbeat_ms,
+	    u->rules_version);
+}
+
+static void
+handle_heartbeat(struct agent *agent, const Xba__V1__Heartbeat *hb)
+{
+	struct uplink *u = agent->uplink;
+	int64_t offset = hb->time_ms - clock_now_ms();
+
+	if ((offset > UPLINK_CLOCK_WARN_MS || offset < -UPLINK_CLOCK_WARN_MS) && !u->clock_warned) {
+		log_warnx("event=clock.offset offset_ms=%lld action=\"this machine's clock is more than 30 s from the "
+			  "broker's: run NTP (alerts may be refused with CLOCK_SKEW)\"", (long long)offset);
+		u->clock_warned = true;
+	}
+}
+
+static void
+handle_frame(struct agent *agent, const uint8_t *bytes, size_t len)
+{
+	struct uplink *u = agent->uplink;
+	struct xba_error err = { 0 };
+	Xba__V1__Frame *frame;
+
+	frame = frame_decode(bytes, len, u->max_frame_bytes ? u->max_frame_bytes : FRAME_MAX_BYTES_DEFAULT, NULL, &err);
+	if (frame == NULL) {
+		Xba__V1__ErrorCode code = frame_error_code_for_frame(err.code);
+		char field[64];
+
+		log_warnx("event=broker.bad_frame code=%s reason=\"%s\"", frame_error_code_name(code), err.msg);
+		agent_error_field(err.msg, field, sizeof(field));
+		if (u->state == UPLINK_UP)
+			send_error(u, code, field, 0, err.msg);
+		return;
+	}
+	if (u->state == UPLINK_HELLO_SENT && frame->body_case != XBA__V1__FRAME__BODY_WELCOME &&
+	    frame->body_case != XBA__V1__FRAME__BODY_ERROR) {
+		log_warnx("event=broker.unexpected_frame type=%s state=hello-sent", frame_type_name(frame->body_case));
+		frame_free(frame);
+		return;
+	}
+	switch (frame->body_case) {
+	case XBA__V1__FRAME__BODY_WELCOME:
+		if (u->state == UPLINK_HELLO_SENT)
+			handle_welcome(agent, frame->welcome);
+		else
+			log_warnx("event=broker.unexpected_frame type=welcome state=%s", state_names[u->state]);
+		break;
+	case XBA__V1__FRAME__BODY_PUBLISH_ACK:
+		handle_publish_ack(agent, frame->publish_ack);
+		break;
+	case XBA__V1__FRAME__BODY_DELIVER:
+		handle_deliver(agent, frame->deliver);
+		break;
+	case XBA__V1__FRAME__BODY_HEARTBEAT:
+		handle_heartbeat(agent, frame->heartbeat);
+		break;
+	case XBA__V1__FRAME__BODY_ERROR:
+		handle_error(agent, frame->error);
+		break;
+	case XBA__V1__FRAME__BODY_RECEIPT:
+		handle_receipt(agent, &frame);
+		break;
+	case XBA__V1__FRAME__BODY_TRACK_REPLY:
+		handle_track_reply(agent, frame->track_reply);
+		break;
+	case XBA__V1__FRAME__BODY_STATUS_REPLY:
+		log_debug("event=broker.status_reply nodes=%zu", frame->status_reply->n_nodes);
+		break;
+	default: {
+		char message[128];
+
+		/* hello, publish, delivery_ack, credit, status_request, track_request: a node's own frames. */
+		snprintf(message, sizeof(message), "a broker does not send %s frames", frame_type_name(frame->body_case));
+		log_warnx("event=broker.unexpected_frame type=%s", frame_type_name(frame->body_case));
+		send_error(u, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, "", 0, message);
+		break;
+	}
+	}
+	frame_free(frame);
+}
+
+/* ---- monitor ---------------------------------------------------------------------------------------------- */
+
+/* libzmq's monitor messages: [u16 event, u32 value], [endpoint]. */
+static void
+handle_monitor(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+
+	while (u->monitor != NULL) {
+		zmq_msg_t head, addr;
+		uint16_t event;
+		uint32_t value;
+		int more = 0;
+		size_t more_len = sizeof(more);
+
+		zmq_msg_init(&head);
+		if (zmq_msg_recv(&head, u->monitor, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&head);
+			return;
+		}
+		zmq_getsockopt(u->monitor, ZMQ_RCVMORE, &more, &more_len);
+		zmq_msg_init(&addr);
+		if (more)
+			zmq_msg_recv(&addr, u->monitor, 0);
+		if (zmq_msg_size(&head) < 6) {
+			zmq_msg_close(&head);
+			zmq_msg_close(&addr);
+			continue;
+		}
+		memcpy(&event, zmq_msg_data(&head), sizeof(event));
+		memcpy(&value, (uint8_t *)zmq_msg_data(&head) + 2, sizeof(value));
+		zmq_msg_close(&head);
+		zmq_msg_close(&addr);
+		switch (event) {
+		case ZMQ_EVENT_CONNECTED:
+			log_debug("event=link.tcp_connected endpoint=%s", agent->config->broker);
+			break;
+		case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+			u->handshake_ok = true;
+			log_debug("event=link.handshake_ok endpoint=%s", agent->config->broker);
+			break;
+		case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+			/* §1.2: a configuration error an operator must fix; retried at the longest backoff. */
+			log_warnx("event=link.refused reason=curve-key-not-admitted status=%u endpoint=%s action=\"the broker "
+				  "does not list this node's CURVE key (%s) in its region.yaml: send the key to the "
+				  "secretariat\"",
+			    value, agent->config->broker, agent->curve.public_z85);
+			want_drop(u, "handshake-refused", true);
+			break;
+		case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+		case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+			log_warnx("event=link.refused reason=handshake-failed endpoint=%s action=\"check broker_public_key in "
+				  "agent.yaml (the pinned broker key) and the broker endpoint\"",
+			    agent->config->broker);
+			want_drop(u, "handshake-failed", true);
+			break;
+		case ZMQ_EVENT_DISCONNECTED:
+			if (u->drop_reason != NULL)
+				break; /* already explained (a handshake failure is followed by its disconnect) */
+			if (u->state == UPLINK_CONNECTING && !u->handshake_ok) {
+				/* A CURVE server that cannot decrypt our HELLO (wrong pinned key) just closes. */
+				log_warnx("event=link.refused reason=closed-during-handshake endpoint=%s action=\"if this "
+					  "repeats, check broker_public_key in agent.yaml (the pinned broker key)\"",
+				    agent->config->broker);
+				want_drop(u, "closed-during-handshake", true);
+			} else {
+				want_drop(u, "disconnected", false);
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* ---- the loop's entry points ------------------------------------------------------------------------------ */
+
+void
+uplink_process(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+
+	if (u->socket != NULL && u->state != UPLINK_CONNECTING) {
+		for (int n = 0; n < UPLINK_BATCH && u->drop_reason == NULL; n++) {
+			zmq_msg_t msg;
+			int more = 0;
+			size_t more_len = sizeof(more);
+
+			zmq_msg_init(&msg);
+			if (zmq_msg_recv(&msg, u->socket, ZMQ_DONTWAIT) < 0) {
+				zmq_msg_close(&msg);
+				break;
+			}
+			u->last_heard_mono = clock_mono_ms();
+			zmq_getsockopt(u->socket, ZMQ_RCVMORE, &more, &more_len);
+			if (more) {
+				/* One part per frame (§1.1): a multi-part message is not a frame; drain it. */
+				log_warnx("event=broker.bad_frame code=MALFORMED_FRAME reason=\"multi-part message\"");
+				while (more) {
+					zmq_msg_t rest;
+
+					zmq_msg_init(&rest);
+					zmq_msg_recv(&rest, u->socket, 0);
+					zmq_msg_close(&rest);
+					zmq_getsockopt(u->socket, ZMQ_RCVMORE, &more, &more_len);
+				}
+			} else {
+				handle_frame(agent, zmq_msg_data(&msg), zmq_msg_size(&msg));
+			}
+			zmq_msg_close(&msg);
+		}
+	}
+	finish_turn(agent);
+	handle_monitor(agent);
+	pump_outbox(agent);
+	if (u->drop_reason != NULL) {
+		session_drop(agent, u->drop_reason, u->drop_config_error);
+		u->drop_reason = NULL;
+		u->drop_config_error = false;
+	}
+}
+
+long
+uplink_tick(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	int64_t now = clock_mono_ms(), next = 1000, hb;
+
+	for (size_t i = 0; i < UPLINK_TRACKS; i++) {
+		struct pending_track *t = &u->tracks[i];
+
+		if (t->used && now >= t->deadline_mono) {
+			t->used = false;
+			local_send_error(agent, &t->peer, t->ref, XBA__V1__ERROR_CODE__NOT_READY, "",
+			    "the broker did not answer about %s within %d s", t->alert_id, UPLINK_TRACK_TIMEOUT_MS / 1000);
+		}
+	}
+	switch (u->state) {
+	case UPLINK_WAITING:
+		if (now >= u->next_attempt_mono)
+			session_open(agent);
+		if (u->state == UPLINK_WAITING)
+			return (long)(u->next_attempt_mono - now > 0 ? u->next_attempt_mono - now : 0);
+		now = clock_mono_ms();
+		/* fall through: try the Hello at once */
+		/* FALLTHROUGH */
+	case UPLINK_CONNECTING:
+		if (now - u->opened_mono >= UPLINK_WELCOME_TIMEOUT_MS) {
+			session_drop(agent, u->handshake_ok ? "no-welcome" : "broker-unreachable", false);
+			return 0;
+		}
+		send_hello(agent);
+		if (u->state == UPLINK_CONNECTING) {
+			/* The socket is polled for POLLOUT, which wakes the loop as soon as the connection completes
+			 * (and stays set until the Hello is queued, so every wake-up tries it); the timer is only the
+			 * Welcome deadline. */
+			int64_t left = u->opened_mono + UPLINK_WELCOME_TIMEOUT_MS - now;
+
+			return (long)(left < 500 ? left : 500);
+		}
+		/* FALLTHROUGH */
+	case UPLINK_HELLO_SENT:
+		if (now - u->opened_mono >= UPLINK_WELCOME_TIMEOUT_MS) {
+			session_drop(agent, "no-welcome", false);
+			return 0;
+		}
+		return (long)(u->opened_mono + UPLINK_WELCOME_TIMEOUT_MS - now);
+	case UPLINK_UP:
+		break;
+	}
+	hb = u->heartbeat_ms;
+	if (now - u->last_heard_mono >= 3 * hb) {
+		session_drop(agent, "heartbeat-timeout", false);
+		return 0;
+	}
+	if (now - u->last_sent_mono >= hb) {
+		Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+		Xba__V1__Heartbeat beat = XBA__V1__HEARTBEAT__INIT;
+
+		beat.time_ms = clock_now_ms();
+		frame.body_case = XBA__V1__FRAME__BODY_HEARTBEAT;
+		frame.heartbeat = &beat;
+		if (send_frame(u, &frame) != 0) {
+			session_drop(agent, "send-failed", false);
+			return 0;
+		}
+	}
+	if (now - u->up_mono >= UPLINK_STABLE_MS)
+		u->backoff_ms = agent->config->reconnect_min_ms;
+	if (u->paused && u->n_inflight == 0) {
+		if (u->resume_mono == 0) {
+			int64_t wait = u->publish_backoff_max ? agent->config->reconnect_max_ms : u->publish_backoff_ms;
+
+			u->resume_mono = now + jitter(wait);
+			u->publish_backoff_ms = u->publish_backoff_ms * 2 > agent->config->reconnect_max_ms
+			    ? agent->config->reconnect_max_ms
+			    : u->publish_backoff_ms * 2;
+			log_info("event=publishing.paused resume_in_ms=%lld", (long long)(u->resume_mono - now));
+		} else if (now >= u->resume_mono) {
+			u->paused = false;
+			u->resume_mono = 0;
+			u->last_sent_id = 0; /* from the oldest unacknowledged entry */
+			log_info("event=publishing.resumed");
+			pump_outbox(agent);
+			if (u->drop_reason != NULL) {
+				session_drop(agent, u->drop_reason, u->drop_config_error);
+				u->drop_reason = NULL;
+				return 0;
+			}
+		}
+	}
+	next = u->last_sent_mono + hb - now;
+	if (u->last_heard_mono + 3 * hb - now < next)
+		next = u->last_heard_mono + 3 * hb - now;
+	if (u->paused && u->resume_mono != 0 && u->resume_mono - now < next)
+		next = u->resume_mono - now;
+	if (u->paused && u->resume_mono == 0)
+		next = 100; /* waiting for the answers in flight */
+	return (long)(next > 0 ? next : 0);
+}
+
+size_t
+uplink_poll_items(struct uplink *u, zmq_pollitem_t *items, size_t max)
+{
+	size_t n = 0;
+
+	if (u->socket != NULL && n < max)
+		items[n++] = (zmq_pollitem_t){ u->socket, 0,
+			(short)(u->state == UPLINK_CONNECTING ? ZMQ_POLLOUT : ZMQ_POLLIN), 0 };
+	if (u->monitor != NULL && n < max)
+		items[n++] = (zmq_pollitem_t){ u->monitor, 0, ZMQ_POLLIN, 0 };
+	return n;
+}
+
+void
+uplink_outbox_changed(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+
+	pump_outbox(agent);
+	if (u->drop_reason != NULL) {
+		session_drop(agent, u->drop_reason, u->drop_config_error);
+		u->drop_reason = NULL;
+		u->drop_config_error = false;
+	}
+}
+
+int
+uplink_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, const char *alert_id,
+    struct xba_error *err)
+{
+	struct uplink *u = agent->uplink;
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__TrackRequest req = XBA__V1__TRACK_REQUEST__INIT;
+	struct pending_track *slot = NULL;
+
+	if (u->state != UPLINK_UP) {
+		char since[40];
+
+		return xba_error_set(err, XBA_EPROTO, "the link to the broker is down%s%s; `xba track` asks the broker, so "
+		    "try again when `xba status` shows the link up",
+		    u->link_since_wall ? " since " : "",
+		    u->link_since_wall ? clock_format_rfc3339(u->link_since_wall, since, sizeof(since)) : "");
+	}
+	for (size_t i = 0; i < UPLINK_TRACKS && slot == NULL; i++)
+		if (!u->tracks[i].used)
+			slot = &u->tracks[i];
+	if (slot == NULL)
+		return xba_error_set(err, XBA_EPROTO, "%d track requests are already waiting for the broker; try again",
+		    UPLINK_TRACKS);
+	req.alert_id = (char *)alert_id;
+	frame.body_case = XBA__V1__FRAME__BODY_TRACK_REQUEST;
+	frame.track_request = &req;
+	if (send_frame(u, &frame) != 0) {
+		want_drop(u, "send-failed", false);
+		return xba_error_set(err, XBA_EPROTO, "the link to the broker failed while sending the request");
+	}
+	slot->used = true;
+	snprintf(slot->alert_id, sizeof(slot->alert_id), "%s", alert_id);
+	slot->peer = *peer;
+	slot->ref = ref;
+	slot->deadline_mono = clock_mono_ms() + UPLINK_TRACK_TIMEOUT_MS;
+	return 0;
+}
+
+void
+uplink_forget_peer(struct uplink *u, const struct local_peer *peer)
+{
+	for (size_t i = 0; i < UPLINK_TRACKS; i++) {
+		struct pending_track *t = &u->tracks[i];
+
+		if (t->used && t->peer.socket == peer->socket && t->peer.id_len == peer->id_len &&
+		    memcmp(t->peer.id, peer->id, peer->id_len) == 0)
+			t->used = false;
+	}
+}
+
+void
+uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
+{
+	out->link_up = u->state == UPLINK_UP;
+	out->link_since_ms = u->link_since_wall;
+	out->broker_id = (char *)u->broker_id;
+	out->rules_version = (char *)u->rules_version;
+	out->through_seq = u->through_seq;
+}
+
+struct uplink *
+uplink_new(struct agent *agent, struct xba_error *err)
+{
+	struct uplink *u = calloc(1, sizeof(*u));
+
+	if (u == NULL) {
+		xba_error_set(err, XBA_ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (store_through_seq(agent->store, &u->through_seq, err) != 0) {
+		free(u);
+		return NULL;
+	}
+	u->state = UPLINK_WAITING;
+	u->turn_through = u->through_seq;
+	u->backoff_ms = agent->config->reconnect_min_ms;
+	u->publish_backoff_ms = agent->config->reconnect_min_ms;
+	u->max_frame_bytes = FRAME_MAX_BYTES_DEFAULT;
+	u->next_attempt_mono = clock_mono_ms(); /* connect at once */
+	u->link_since_wall = clock_now_ms();
+	return u;
+}
+
+void
+uplink_close(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+
+	if (u == NULL)
+		return;
+	if (u->in_transaction)
+		finish_turn(agent);
+	if (u->state == UPLINK_UP)
+		log_info("event=link.down reason=stopping broker=%s inflight=%zu", u->broker_id, u->n_inflight);
+	fail_tracks(agent, "the agent is stopping");
+	close_socket(u);
+	u->state = UPLINK_WAITING;
+}
+
+void
+uplink_free(struct uplink *u)
+{
+	if (u == NULL)
+		return;
+	close_socket(u);
+	for (size_t i = 0; i < u->n_turn; i++) {
+		store_row_clear(&u->turn[i].row);
+		alert_free(u->turn[i].alert);
+	}
+	free(u->turn);
+	free(u->outcomes);
+	for (size_t i = 0; i < u->n_receipts; i++)
+		frame_free(u->receipts[i]);
+	free(u->receipts);
+	free(u);
+}

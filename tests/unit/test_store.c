@@ -1,0 +1,687 @@
+/*
+ * test_store.c — the agent's store (agents/store.c): the outbox keeps submission order and survives a reopen,
+ * answers from the broker move rows out of it exactly once, the inbox deduplicates by alert id, filters select
+ * what `xba watch` and `xba history` ask for, an officer's acknowledgement and its ACK alert commit together,
+ * quarantine and receipts are kept, the delivery cursor is persisted only with its transaction, and a write that
+ * fails (disk full) refuses cleanly while the next one succeeds.
+ *
+ * Tests run as root in CI, so a full disk is made with RLIMIT_FSIZE (writes past the limit fail with EFBIG, which
+ * root does not bypass), as tests/unit/test_journal.c does.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "error.h"
+#include "store.h"
+
+static char workdir[256];
+static int store_counter;
+
+static const char *
+new_path(char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/store-%d.db", workdir, ++store_counter);
+	return buf;
+}
+
+static const uint8_t envelope_a[] = { 0x0a, 0x03, 'a', 'b', 'c', 0x00, 0xff, 0x12 };
+static const uint8_t envelope_b[] = { 0x0a, 0x01, 'z', 0x12, 0x00 };
+
+/* An alert id from a number: distinct, canonical-looking UUIDs. */
+static const char *
+uuid_of(int n, char buf[40])
+{
+	snprintf(buf, 40, "00000000-0000-4000-8000-%012d", n);
+	return buf;
+}
+
+static struct store_alert_fields
+fields(const char *id, const char *origin, int category, int severity)
+{
+	struct store_alert_fields f;
+
+	memset(&f, 0, sizeof(f));
+	f.alert_id = id;
+	f.origin = origin;
+	f.author = "officer-1";
+	f.sent_ms = 1700000000000;
+	f.msg_type = 1;
+	f.category = category;
+	f.severity = severity;
+	f.tlp = 3;
+	f.status = 1;
+	return f;
+}
+
+/* Collects the alert ids a query returns, in order. */
+struct collected {
+	char ids[64][40];
+	bool acked[64];
+	size_t n;
+};
+
+static int
+collect(void *ctx, const struct store_row *row)
+{
+	struct collected *c = ctx;
+
+	if (c->n < 64) {
+		snprintf(c->ids[c->n], sizeof(c->ids[c->n]), "%s", row->alert_id);
+		c->acked[c->n] = row->acknowledged;
+		c->n++;
+	}
+	return 0;
+}
+
+static int
+stop_after_first(void *ctx, const struct store_row *row)
+{
+	(void)row;
+	(*(int *)ctx)++;
+	return 7;
+}
+
+static void
+test_outbox_order_and_reopen(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[5][40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_row row;
+	struct store_stats stats;
+	int64_t rid[5], after = 0;
+	struct stat st;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK(t, stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	for (int i = 0; i < 5; i++) {
+		struct store_alert_fields f = fields(uuid_of(i + 1, id[i]), "NER", 2, 4);
+
+		CHECK_CODE(t, store_outbox_add(s, &f, i % 2 ? envelope_b : envelope_a,
+				  i % 2 ? sizeof(envelope_b) : sizeof(envelope_a), 1000 + i, &rid[i], &err), 0);
+		CHECK(t, i == 0 || rid[i] > rid[i - 1]);
+	}
+	/* A second submission of the same alert id is refused, not queued twice. */
+	{
+		struct store_alert_fields f = fields(id[2], "NER", 2, 4);
+
+		CHECK_CODE(t, store_outbox_add(s, &f, envelope_a, sizeof(envelope_a), 2000, NULL, &err), XBA_EDUPLICATE);
+		CHECK_CONTAINS(t, err.msg, id[2]);
+	}
+	/* Oldest first, with the exact bytes. */
+	for (int i = 0; i < 5; i++) {
+		CHECK_CODE(t, store_outbox_next(s, after, &row, &err), 0);
+		CHECK(t, row.id == rid[i] && strcmp(row.alert_id, id[i]) == 0 && row.state == STORE_QUEUED);
+		CHECK(t, row.envelope_len == (i % 2 ? sizeof(envelope_b) : sizeof(envelope_a)));
+		CHECK(t, memcmp(row.envelope, i % 2 ? envelope_b : envelope_a, row.envelope_len) == 0);
+		after = row.id;
+		store_row_clear(&row);
+	}
+	CHECK_CODE(t, store_outbox_next(s, after, &row, &err), XBA_ENOTFOUND);
+
+	/* Answers: 2 accepted, 4 refused; the rest stays queued in order. */
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_outbox_accepted(s, rid[1], 1042, 5, 1, 3000, &err), 0);
+	CHECK_CODE(t, store_outbox_refused(s, rid[3], 16, "observers may not publish smuggling", "category", 3000, &err),
+	    0);
+	/* A second answer for the same row is refused: a row leaves the outbox once. */
+	CHECK_CODE(t, store_outbox_accepted(s, rid[1], 1042, 5, 15, 3001, &err), XBA_ENOTFOUND);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	store_close(s);
+
+	/* Durability across a reopen. */
+	s = store_open(path, &err);
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	{
+		int64_t expect[3] = { rid[0], rid[2], rid[4] };
+
+		after = 0;
+		for (int i = 0; i < 3; i++) {
+			CHECK_CODE(t, store_outbox_next(s, after, &row, &err), 0);
+			CHECK(t, row.id == expect[i]);
+			after = row.id;
+			store_row_clear(&row);
+		}
+		CHECK_CODE(t, store_outbox_next(s, after, &row, &err), XBA_ENOTFOUND);
+	}
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.outbox_depth == 3 && stats.refused == 1);
+	/* The history keeps every outgoing row with its state, newest first. */
+	{
+		struct collected c = { 0 };
+
+		CHECK_CODE(t, store_outgoing_query(s, NULL, true, 100, collect, &c, &err), 0);
+		CHECK(t, c.n == 5 && strcmp(c.ids[0], id[4]) == 0 && strcmp(c.ids[4], id[0]) == 0);
+	}
+	store_close(s);
+}
+
+static int
+check_outgoing_rows(void *ctx, const struct store_row *row)
+{
+	int *bad = ctx;
+
+	if (row->state == STORE_ACCEPTED && (row->seq != 77 || row->recipients != 3 || row->result != 15))
+		(*bad)++;
+	if (row->state == STORE_REFUSED && (row->result != 18 || strcmp(row->field, "addressees") != 0 ||
+	    strstr(row->message, "TLP:RED") == NULL))
+		(*bad)++;
+	if (row->state == STORE_QUEUED)
+		(*bad)++;
+	return 0;
+}
+
+static void
+test_outgoing_fields(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[2][40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	int64_t rid[2];
+	int bad = 0;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	for (int i = 0; i < 2; i++) {
+		struct store_alert_fields f = fields(uuid_of(20 + i, id[i]), "NER", 4, 5);
+
+		CHECK_CODE(t, store_outbox_add(s, &f, envelope_a, sizeof(envelope_a), 500, &rid[i], &err), 0);
+	}
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_outbox_accepted(s, rid[0], 77, 3, 15, 600, &err), 0);
+	CHECK_CODE(t, store_outbox_refused(s, rid[1], 18, "TLP:RED needs addressees", "addressees", 600, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_outgoing_query(s, NULL, true, 10, check_outgoing_rows, &bad, &err), 0);
+	CHECK(t, bad == 0);
+	store_close(s);
+}
+
+static void
+test_inbox_dedupe(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_alert_fields f;
+	struct store_row row;
+	struct store_stats stats;
+	bool inserted;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	f = fields(uuid_of(30, id), "DZA", 1, 3);
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), 1040, "neighbours", 5000, &inserted, &err),
+	    0);
+	CHECK(t, inserted);
+	/* Redelivered in the same batch, and again in a later one: stored once. */
+	CHECK_CODE(t, store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), 1040, "neighbours", 5001, &inserted, &err),
+	    0);
+	CHECK(t, !inserted);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_inbox_add(s, &f, envelope_b, sizeof(envelope_b), 1099, "other", 6000, &inserted, &err), 0);
+	CHECK(t, !inserted);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.inbox_count == 1 && stats.unacknowledged == 1 && stats.last_delivery_ms == 5000);
+	/* The first delivery's bytes, seq and rule are what the inbox keeps. */
+	CHECK_CODE(t, store_inbox_get(s, id, &row, &err), 0);
+	CHECK(t, row.seq == 1040 && strcmp(row.rule, "neighbours") == 0 && row.received_ms == 5000);
+	CHECK(t, row.envelope_len == sizeof(envelope_a) && memcmp(row.envelope, envelope_a, sizeof(envelope_a)) == 0);
+	CHECK(t, strcmp(row.origin, "DZA") == 0 && row.category == 1 && row.severity == 3 && row.tlp == 3);
+	store_row_clear(&row);
+	CHECK_CODE(t, store_inbox_get(s, "00000000-0000-4000-8000-999999999999", &row, &err), XBA_ENOTFOUND);
+	CHECK_CONTAINS(t, err.msg, "not in this agent's inbox");
+	store_close(s);
+}
+
+static void
+test_filters(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[6][40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	/* origin, category, severity, received_ms */
+	static const struct {
+		const char *origin;
+		int category, severity;
+		int64_t received;
+	} rows[6] = {
+		{ "DZA", 1, 2, 100 }, { "LBY", 4, 5, 200 }, { "DZA", 4, 3, 300 },
+		{ "TCD", 2, 4, 400 }, { "LBY", 5, 1, 500 }, { "DZA", 2, 5, 600 },
+	};
+	struct collected c;
+	bool inserted;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	for (int i = 0; i < 6; i++) {
+		struct store_alert_fields f = fields(uuid_of(40 + i, id[i]), rows[i].origin, rows[i].category,
+		    rows[i].severity);
+
+		CHECK_CODE(t, store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), 100 + (uint64_t)i, "r",
+				  rows[i].received, &inserted, &err), 0);
+	}
+	CHECK_CODE(t, store_commit(s, &err), 0);
+
+	/* Everything, oldest first and newest first, and a limit. */
+	memset(&c, 0, sizeof(c));
+	CHECK_CODE(t, store_inbox_query(s, NULL, false, 100, collect, &c, &err), 0);
+	CHECK(t, c.n == 6 && strcmp(c.ids[0], id[0]) == 0 && strcmp(c.ids[5], id[5]) == 0);
+	memset(&c, 0, sizeof(c));
+	CHECK_CODE(t, store_inbox_query(s, NULL, true, 2, collect, &c, &err), 0);
+	CHECK(t, c.n == 2 && strcmp(c.ids[0], id[5]) == 0 && strcmp(c.ids[1], id[4]) == 0);
+
+	/* Categories (any of), minimum severity, origins (any of), since. */
+	{
+		static const int health_sar[] = { 4, 5 };
+		struct store_filter f = { 0 };
+
+		f.categories = health_sar;
+		f.n_categories = 2;
+		memset(&c, 0, sizeof(c));
+		CHECK_CODE(t, store_inbox_query(s, &f, false, 100, collect, &c, &err), 0);
+		CHECK(t, c.n == 3 && strcmp(c.ids[0], id[1]) == 0 && strcmp(c.ids[1], id[2]) == 0 &&
+		    strcmp(c.ids[2], id[4]) == 0);
+		f.min_severity = 3;
+		memset(&c, 0, sizeof(c));
+		CHECK_CODE(t, store_inbox_query(s, &f, false, 100, collect, &c, &err), 0);
+		CHECK(t, c.n == 2 && strcmp(c.ids[0], id[1]) == 0 && strcmp(c.ids[1], id[2]) == 0);
+	}
+	{
+		static const char *const origins[] = { "DZA", "TCD" };
+		struct store_filter f = { 0 };
+
+		f.origins = origins;
+		f.n_origins = 2;
+		f.since_ms = 300;
+		memset(&c, 0, sizeof(c));
+		CHECK_CODE(t, store_inbox_query(s, &f, false, 100, collect, &c, &err), 0);
+		CHECK(t, c.n == 3 && strcmp(c.ids[0], id[2]) == 0 && strcmp(c.ids[1], id[3]) == 0 &&
+		    strcmp(c.ids[2], id[5]) == 0);
+	}
+	/* An origin that is a prefix of another must not match it ("DZ" is not "DZA"). */
+	{
+		static const char *const origins[] = { "DZ" };
+		struct store_filter f = { 0 };
+
+		f.origins = origins;
+		f.n_origins = 1;
+		memset(&c, 0, sizeof(c));
+		CHECK_CODE(t, store_inbox_query(s, &f, false, 100, collect, &c, &err), 0);
+		CHECK(t, c.n == 0);
+	}
+	/* A filter value that would break the list encoding is refused, not matched loosely. */
+	{
+		static const char *const origins[] = { "DZA,LBY" };
+		struct store_filter f = { 0 };
+
+		f.origins = origins;
+		f.n_origins = 1;
+		CHECK_CODE(t, store_inbox_query(s, &f, false, 100, collect, &c, &err), XBA_EINVAL);
+	}
+	/* A callback's non-zero return stops the walk and is returned. */
+	{
+		int seen = 0;
+
+		CHECK_CODE(t, store_inbox_query(s, NULL, true, 100, stop_after_first, &seen, &err), 7);
+		CHECK(t, seen == 1);
+	}
+	store_close(s);
+}
+
+static void
+test_ack(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[3][40], by[132];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_alert_fields f, ackf;
+	struct store_row row;
+	struct store_stats stats;
+	struct collected c = { 0 };
+	struct store_filter unacked = { 0 };
+	int64_t ack_id = 0;
+	bool inserted;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	for (int i = 0; i < 2; i++) {
+		f = fields(uuid_of(50 + i, id[i]), "LBY", 3, 4);
+		CHECK_CODE(t, store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), 7 + (uint64_t)i, "r", 10, &inserted,
+				  &err), 0);
+	}
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	ackf = fields(uuid_of(59, id[2]), "NER", 3, 4);
+	ackf.msg_type = 4;
+	ackf.author = "captain-issa";
+
+	/* Unknown alert: nothing queued. */
+	CHECK_CODE(t, store_ack(s, "00000000-0000-4000-8000-000000000777", "captain-issa", 20, &ackf, envelope_b,
+			  sizeof(envelope_b), &ack_id, by, &err), XBA_ENOTFOUND);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.outbox_depth == 0);
+
+	CHECK_CODE(t, store_ack(s, id[0], "captain-issa", 20, &ackf, envelope_b, sizeof(envelope_b), &ack_id, by, &err),
+	    0);
+	CHECK(t, ack_id > 0);
+	CHECK_CODE(t, store_inbox_get(s, id[0], &row, &err), 0);
+	CHECK(t, row.acknowledged && strcmp(row.acknowledged_by, "captain-issa") == 0 && row.acknowledged_ms == 20);
+	store_row_clear(&row);
+	/* The ACK alert is in the outbox, with its bytes. */
+	CHECK_CODE(t, store_outbox_next(s, 0, &row, &err), 0);
+	CHECK(t, row.id == ack_id && strcmp(row.alert_id, id[2]) == 0 && row.msg_type == 4);
+	CHECK(t, row.envelope_len == sizeof(envelope_b));
+	store_row_clear(&row);
+	/* A second acknowledgement is refused and names the first officer; nothing more is queued. */
+	ackf.alert_id = "00000000-0000-4000-8000-000000000060";
+	CHECK_CODE(t, store_ack(s, id[0], "sgt-amina", 30, &ackf, envelope_b, sizeof(envelope_b), &ack_id, by, &err),
+	    XBA_EDUPLICATE);
+	CHECK(t, strcmp(by, "captain-issa") == 0);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.outbox_depth == 1 && stats.unacknowledged == 1);
+	/* An ACK delivered to this node acknowledges something itself: it never counts as waiting for one. */
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	f = fields("00000000-0000-4000-8000-000000000061", "LBY", 3, 4);
+	f.msg_type = 4;
+	CHECK_CODE(t, store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), 9, "ack", 11, &inserted, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.unacknowledged == 1 && stats.inbox_count == 3);
+	/* Unacknowledged-only filter. */
+	unacked.unacknowledged_only = true;
+	CHECK_CODE(t, store_inbox_query(s, &unacked, false, 100, collect, &c, &err), 0);
+	CHECK(t, c.n == 1 && strcmp(c.ids[0], id[1]) == 0 && !c.acked[0]);
+	/* Outgoing rows are never "unacknowledged inbox alerts". */
+	memset(&c, 0, sizeof(c));
+	CHECK_CODE(t, store_outgoing_query(s, &unacked, true, 100, collect, &c, &err), 0);
+	CHECK(t, c.n == 0);
+	store_close(s);
+}
+
+static void
+test_quarantine_receipts(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_stats stats;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_quarantine_add(s, 1050, 8, "envelope.signature: does not verify",
+			  "00000000-0000-4000-8000-000000000070", "neighbours", envelope_a, sizeof(envelope_a), 99, &err),
+	    0);
+	CHECK_CODE(t, store_quarantine_add(s, 1051, 7, "undecodable", NULL, NULL, NULL, 0, 99, &err), 0);
+	CHECK_CODE(t, store_receipt_add(s, "00000000-0000-4000-8000-000000000071", "DZA", 1, 100, NULL, NULL, &err), 0);
+	CHECK_CODE(t, store_receipt_add(s, "00000000-0000-4000-8000-000000000071", "DZA", 1, 101, NULL, NULL, &err), 0);
+	CHECK_CODE(t, store_receipt_add(s, "00000000-0000-4000-8000-000000000071", "DZA", 2, 102, "lt-k", "seen", &err),
+	    0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.quarantined == 2 && stats.inbox_count == 0);
+	store_close(s);
+}
+
+static void
+test_through_seq(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	uint64_t v = 99;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_CODE(t, store_through_seq(s, &v, &err), 0);
+	CHECK(t, v == 0);
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_set_through_seq(s, 1041, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	/* A rolled-back batch leaves the cursor where the last commit put it. */
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_set_through_seq(s, 2000, &err), 0);
+	store_rollback(s);
+	CHECK(t, !store_in_transaction(s));
+	store_close(s);
+	s = store_open(path, &err);
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_CODE(t, store_through_seq(s, &v, &err), 0);
+	CHECK(t, v == 1041);
+	store_close(s);
+}
+
+/* Shrinks the file-size limit to just above the store's current files, so the next growing write fails. */
+static bool
+limit_writes(const char *path, struct rlimit *saved)
+{
+	char wal[320];
+	struct stat st_db, st_wal;
+	struct rlimit limited;
+	off_t biggest;
+
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	if (stat(path, &st_db) != 0 || getrlimit(RLIMIT_FSIZE, saved) != 0)
+		return false;
+	biggest = st_db.st_size;
+	if (stat(wal, &st_wal) == 0 && st_wal.st_size > biggest)
+		biggest = st_wal.st_size;
+	limited = *saved;
+	limited.rlim_cur = (rlim_t)biggest + 4096;
+	return setrlimit(RLIMIT_FSIZE, &limited) == 0;
+}
+
+static void
+test_disk_full(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[4][40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_alert_fields f;
+	struct store_stats stats;
+	struct store_row row;
+	struct rlimit saved;
+	void (*old_handler)(int);
+	uint8_t *big;
+	size_t big_len = 60000;
+	bool inserted;
+	uint64_t v;
+	int rc;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	if ((big = malloc(big_len)) == NULL) {
+		CHECK(t, !"malloc");
+		store_close(s);
+		return;
+	}
+	for (size_t i = 0; i < big_len; i++)
+		big[i] = (uint8_t)(i * 131 + 7);
+	f = fields(uuid_of(80, id[0]), "NER", 2, 4);
+	CHECK_CODE(t, store_outbox_add(s, &f, envelope_a, sizeof(envelope_a), 1, NULL, &err), 0);
+
+	/* An officer's submission while the disk is full: refused with a message naming the store, nothing kept. */
+	old_handler = signal(SIGXFSZ, SIG_IGN);
+	CHECK(t, limit_writes(path, &saved));
+	f = fields(uuid_of(81, id[1]), "NER", 2, 4);
+	rc = store_outbox_add(s, &f, big, big_len, 2, NULL, &err);
+	setrlimit(RLIMIT_FSIZE, &saved);
+	CHECK_CODE(t, rc, XBA_EIO);
+	CHECK_CONTAINS(t, err.msg, path);
+	fprintf(stderr, "     (reported: %s)\n", err.msg);
+	CHECK(t, !store_in_transaction(s));
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.outbox_depth == 1);
+
+	/* A delivery batch while the disk is full: the whole batch fails, the cursor does not move. */
+	CHECK(t, limit_writes(path, &saved));
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	f = fields(uuid_of(82, id[2]), "DZA", 2, 4);
+	rc = store_inbox_add(s, &f, big, big_len, 5, "r", 3, &inserted, &err);
+	if (rc == 0)
+		rc = store_set_through_seq(s, 5, &err);
+	if (rc == 0)
+		rc = store_commit(s, &err);
+	else
+		CHECK_CODE(t, store_commit(s, &err), XBA_EIO);
+	setrlimit(RLIMIT_FSIZE, &saved);
+	signal(SIGXFSZ, old_handler);
+	CHECK_CODE(t, rc, XBA_EIO);
+	CHECK_CONTAINS(t, err.msg, path);
+	fprintf(stderr, "     (reported: %s)\n", err.msg);
+	CHECK(t, !store_in_transaction(s));
+	CHECK_CODE(t, store_inbox_get(s, id[2], &row, &err), XBA_ENOTFOUND);
+	CHECK_CODE(t, store_through_seq(s, &v, &err), 0);
+	CHECK(t, v == 0);
+
+	/* The next writes go through. */
+	f = fields(uuid_of(81, id[1]), "NER", 2, 4);
+	CHECK_CODE(t, store_outbox_add(s, &f, big, big_len, 4, NULL, &err), 0);
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	f = fields(uuid_of(82, id[2]), "DZA", 2, 4);
+	CHECK_CODE(t, store_inbox_add(s, &f, big, big_len, 5, "r", 5, &inserted, &err), 0);
+	CHECK(t, inserted);
+	CHECK_CODE(t, store_set_through_seq(s, 5, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.outbox_depth == 2 && stats.inbox_count == 1);
+	CHECK_CODE(t, store_through_seq(s, &v, &err), 0);
+	CHECK(t, v == 5);
+	free(big);
+	store_close(s);
+}
+
+static void
+test_failed_batch_refuses_rest(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[2][40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_alert_fields f;
+	struct rlimit saved;
+	void (*old_handler)(int);
+	uint8_t *big;
+	size_t big_len = 60000;
+	bool inserted;
+	int rc = 0;
+
+	CHECK(t, s != NULL);
+	if (s == NULL || (big = calloc(1, big_len)) == NULL) {
+		store_close(s);
+		return;
+	}
+	for (size_t i = 0; i < big_len; i++)
+		big[i] = (uint8_t)(i * 37 + 1);
+	old_handler = signal(SIGXFSZ, SIG_IGN);
+	CHECK(t, limit_writes(path, &saved));
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	/* Enough to spill SQLite's cache to the WAL inside the transaction, so a write (not just COMMIT) fails. */
+	for (int i = 0; i < 200 && rc == 0; i++) {
+		char idbuf[40];
+
+		f = fields(uuid_of(100 + i, idbuf), "DZA", 2, 4);
+		rc = store_inbox_add(s, &f, big, big_len, 10 + (uint64_t)i, "r", 3, &inserted, &err);
+	}
+	setrlimit(RLIMIT_FSIZE, &saved);
+	signal(SIGXFSZ, old_handler);
+	if (rc == 0) {
+		/* The cache held it all: the commit is where it fails. */
+		CHECK_CODE(t, store_commit(s, &err), XBA_EIO);
+	} else {
+		CHECK_CODE(t, rc, XBA_EIO);
+		f = fields(uuid_of(1, id[0]), "DZA", 2, 4);
+		CHECK_CODE(t, store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), 1, "r", 3, &inserted, &err), XBA_EIO);
+		CHECK_CONTAINS(t, err.msg, "the transaction already failed");
+		CHECK_CODE(t, store_set_through_seq(s, 9, &err), XBA_EIO);
+		CHECK_CODE(t, store_commit(s, &err), XBA_EIO);
+		CHECK_CONTAINS(t, err.msg, "the transaction already failed");
+	}
+	CHECK(t, !store_in_transaction(s));
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	f = fields(uuid_of(2, id[1]), "DZA", 2, 4);
+	CHECK_CODE(t, store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), 1, "r", 3, &inserted, &err), 0);
+	CHECK(t, inserted);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	free(big);
+	store_close(s);
+}
+
+static void
+test_open_refuses_foreign_file(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300];
+	FILE *f;
+
+	new_path(path, sizeof(path));
+	f = fopen(path, "w");
+	CHECK(t, f != NULL);
+	if (f == NULL)
+		return;
+	fputs("this is not a database, it is an operator's note\n", f);
+	fclose(f);
+	CHECK(t, store_open(path, &err) == NULL);
+	CHECK_CONTAINS(t, err.msg, path);
+	fprintf(stderr, "     (reported: %s)\n", err.msg);
+	snprintf(path, sizeof(path), "%s/no-such-dir/store.db", workdir);
+	CHECK(t, store_open(path, &err) == NULL);
+	CHECK_CONTAINS(t, err.msg, "no-such-dir");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct check_state t = { 0 };
+	const char *tmp = getenv("TMPDIR");
+	int rc;
+
+	(void)argc;
+	(void)argv; /* the tests/ directory: this test needs no data files */
+	snprintf(workdir, sizeof(workdir), "%s/xba-test-store-XXXXXX", tmp != NULL && tmp[0] ? tmp : "/tmp");
+	if (mkdtemp(workdir) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	RUN(&t, test_outbox_order_and_reopen);
+	RUN(&t, test_outgoing_fields);
+	RUN(&t, test_inbox_dedupe);
+	RUN(&t, test_filters);
+	RUN(&t, test_ack);
+	RUN(&t, test_quarantine_receipts);
+	RUN(&t, test_through_seq);
+	RUN(&t, test_disk_full);
+	RUN(&t, test_failed_batch_refuses_rest);
+	RUN(&t, test_open_refuses_foreign_file);
+	rc = check_finish(&t);
+	{
+		char cmd[300];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", workdir);
+	}
+	return rc;
+}
