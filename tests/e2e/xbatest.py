@@ -30,6 +30,12 @@ The pieces, each usable alone:
           same bytes after every new session, PublishAck by ref, Deliver -> verify -> inbox (deduplicated by alert
           id) -> DeliveryAck + Credit, heartbeats both ways, credit accounting, Status and Track requests.
   alert() / ack_alert() build valid Alert protobufs (docs/protocol.md section 5).
+  Agent   one real xba-agent: its agent.yaml (keys from the Region, a pinned broker key, its own copy of
+          region.yaml, store, IPC socket), start (waits for event=agent.ready) / wait_link / stop (SIGTERM) /
+          kill9 / wait_log / events, and the real `xba` CLI against it: cli(...), status(), watch().
+  cli()   runs build/agents/xba with XBA_SOCKET set; returns a CliResult (rc, out, err, lines).
+  Watch   `xba watch --json` as a long-running subprocess; every stdout line parsed as it arrives (a Background,
+          which runs any `xba` command in the background, e.g. `xba broadcast --wait`).
 
 Only Debian's /usr/bin/python3 with python3-zmq, python3-protobuf and python3-cryptography is needed; xba_pb2 is
 generated with `protoc --python_out` into the test's temp dir.
@@ -38,6 +44,7 @@ import base64
 import calendar
 import collections
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -46,6 +53,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -83,6 +91,7 @@ class Test:
         self.name = name
         self.xba = os.path.join(self.build, "agents", "xba")
         self.broker_bin = os.path.join(self.build, "broker", "xba-broker")
+        self.agent_bin = os.path.join(self.build, "agents", "xba-agent")
         self.dir = tempfile.mkdtemp(prefix=f"xba-e2e-{name}-")
         self.passed = 0
         self.failed = 0
@@ -1222,3 +1231,410 @@ def sahel_region(t, write=True):
 
 
 ALL_NODES = ["DZA", "LBY", "SDN", "TCD", "MLI", "NER", "IOM-ROMENA", "WHO-AFRO", "SECRETARIAT"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The national agent (xba-agent) and the operator CLI (xba), as real processes
+
+class CliResult:
+    """What one `xba` run did: exit status, stdout, stderr (text), and the command line."""
+
+    def __init__(self, args, rc, out, err):
+        self.args = args
+        self.rc = rc
+        self.out = out
+        self.err = err
+
+    def lines(self):
+        return [line for line in self.out.splitlines() if line.strip()]
+
+    def err_lines(self):
+        return [line for line in self.err.splitlines() if line.strip()]
+
+    def json(self):
+        """Every stdout line that parses as a JSON object."""
+        out = []
+        for line in self.lines():
+            try:
+                v = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(v, dict):
+                out.append(v)
+        return out
+
+    def __repr__(self):
+        return f"xba {' '.join(self.args)} -> rc={self.rc} out={self.out[-800:]!r} err={self.err[-800:]!r}"
+
+
+def cli_env(socket_path=None, extra=None):
+    env = dict(os.environ)
+    env.pop("XBA_SOCKET", None)
+    if socket_path is not None:
+        env["XBA_SOCKET"] = socket_path
+    env["XBA_LANG"] = "en"
+    env.setdefault("LANG", "C.UTF-8")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def cli(t, socket_path, *args, timeout=None, env=None, input=None, net=None):
+    """Run the real `xba ARGS...` with XBA_SOCKET=socket_path (None: unset); returns a CliResult.  With net (a
+    Net), its nodes are pumped while the command runs, so Python nodes keep answering the broker."""
+    args = [str(a) for a in args]
+    if net is not None:
+        return _cli_pumping(t, socket_path, args, timeout or t.t(30), env, net)
+    try:
+        r = subprocess.run([t.xba] + args, capture_output=True, timeout=timeout or t.t(30),
+                           env=cli_env(socket_path, env), input=input, stdin=None if input else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        return CliResult(args, None, (e.stdout or b"").decode("utf-8", "replace"),
+                         (e.stderr or b"").decode("utf-8", "replace") + f"\n(timed out after {e.timeout} s)")
+    return CliResult(args, r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace"))
+
+
+def _cli_pumping(t, socket_path, args, timeout, env, net):
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen([t.xba] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             env=cli_env(socket_path, env))
+        try:
+            done = net.run_until(lambda: p.poll() is not None, timeout)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        out.seek(0)
+        err.seek(0)
+        o, e = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+        if not done:
+            return CliResult(args, None, o, e + f"\n(timed out after {timeout} s)")
+        return CliResult(args, p.returncode, o, e)
+
+
+class Background:
+    """`xba ARGS` running in the background (watch, broadcast --wait); stdout lines are read by a thread.
+    .raw: every line; .entries: every line that is a JSON object, parsed, in order; .bad: the other non-empty
+    lines."""
+
+    def __init__(self, t, socket_path, *args, env=None):
+        self.t = t
+        self.args = [str(a) for a in args]
+        self.err_path = os.path.join(t.dir, f"{self.args[0] if self.args else 'xba'}-{id(self)}.err")
+        self._err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen([t.xba] + self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._err, env=cli_env(socket_path, env))
+        self._err.close()
+        self.raw = []
+        self.entries = []
+        self.bad = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        t.defer(self.stop)
+
+    def _read(self):
+        for line in iter(self.proc.stdout.readline, b""):
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            with self._lock:
+                self.raw.append(text)
+                if not text.strip():
+                    continue
+                try:
+                    v = json.loads(text)
+                except ValueError:
+                    self.bad.append(text)
+                    continue
+                if isinstance(v, dict):
+                    self.entries.append(v)
+                else:
+                    self.bad.append(text)
+
+    def snapshot(self):
+        with self._lock:
+            return list(self.entries)
+
+    def text(self):
+        with self._lock:
+            return "\n".join(self.raw)
+
+    def ids(self):
+        """Alert ids in arrival order (one per printed object)."""
+        return [e.get("id") for e in self.snapshot()]
+
+    def by_id(self, alert_id):
+        return [e for e in self.snapshot() if e.get("id") == alert_id]
+
+    def has(self, alert_id):
+        return any(e.get("id") == alert_id for e in self.snapshot())
+
+    def wait(self, cond, timeout):
+        end = time.monotonic() + timeout
+        while True:
+            if cond():
+                return True
+            if time.monotonic() >= end or not self.alive():
+                return cond()
+            time.sleep(0.05)
+
+    def wait_ids(self, ids, timeout):
+        ids = set(ids)
+        return self.wait(lambda: ids <= set(self.ids()), timeout)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stderr(self):
+        try:
+            with open(self.err_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def wait_exit(self, timeout):
+        """Wait for the command to end by itself; its exit status (None if still running)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reader.join(2)
+        return self.proc.returncode
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(2)
+        try:
+            self.proc.stdout.close()
+        except OSError:
+            pass
+        return self.proc.returncode
+
+
+class Watch(Background):
+    """`xba watch --json [ARGS]` running in the background: .entries are the alerts it printed, in order."""
+
+    def __init__(self, t, socket_path, *args, json_output=True, env=None):
+        super().__init__(t, socket_path, "watch", *((["--json"] if json_output else []) + [str(a) for a in args]),
+                         env=env)
+
+
+class Agent:
+    """One real xba-agent for node_id: agent.yaml, a copy of region.yaml, the node's keys from Region (made by the
+    real `xba keygen`), the broker's CURVE public key pinned in a file, a SQLite store, an IPC socket and a log.
+    broker: anything with .endpoint and .public_key (a Broker, or a fake broker written in Python)."""
+
+    def __init__(self, t, region, node_id, broker, name=None, signing_key=None, **settings):
+        self.t = t
+        self.region = region
+        self.id = node_id
+        self.broker = broker
+        self.name = name or f"agent-{node_id}"
+        self.dir = os.path.join(t.dir, self.name)
+        os.makedirs(self.dir)
+        node = region.nodes[node_id]
+        self.signing_key = signing_key or node.signing_keys[0].pem_path
+        self.curve_secret_key = os.path.join(node.keys_dir, f"{node_id}.curve.key")
+        self.config_path = os.path.join(self.dir, "agent.yaml")
+        self.region_path = os.path.join(self.dir, "region.yaml")
+        self.broker_key_path = os.path.join(self.dir, "broker.curve.pub")
+        self.store_path = os.path.join(self.dir, "store.db")
+        self.log_path = os.path.join(self.dir, "agent.log")
+        self.socket = os.path.join(self.dir, "agent.sock")
+        if len(self.socket) >= 100:        # sun_path is 108 bytes: use a short private directory instead
+            short = tempfile.mkdtemp(prefix="xba-s-")
+            t.defer(lambda: shutil.rmtree(short, ignore_errors=True))
+            self.socket = os.path.join(short, f"{node_id}.sock")
+        self.settings = dict(credit=64, reconnect_min_ms=100, reconnect_max_ms=1000, log_level="info")
+        self.settings.update(settings)
+        self.proc = None
+        self.starts = 0
+        self.mark = 0
+        self.write_region()
+        self.write_broker_key()
+        self.write_config()
+        open(self.log_path, "w").close()
+        t.defer(self._cleanup)
+
+    # -- files --
+    def write_region(self, text=None):
+        with open(self.region_path, "w") as f:
+            f.write(text if text is not None else self.region.yaml())
+
+    def write_broker_key(self, key=None):
+        key = key if key is not None else self.broker.public_key
+        with open(self.broker_key_path, "wb") as f:
+            f.write((key if isinstance(key, bytes) else key.encode()) + b"\n")
+
+    def write_config(self, **overrides):
+        self.settings.update(overrides)
+        lines = ["# agent.yaml written by tests/e2e/xbatest.py", f"node_id: {self.id}",
+                 f'broker: "{self.broker.endpoint}"', f"broker_public_key: {self.broker_key_path}",
+                 f"signing_key: {self.signing_key}", f"curve_secret_key: {self.curve_secret_key}",
+                 f"region: {self.region_path}", f"store: {self.store_path}", f"local_socket: {self.socket}"]
+        lines += [f"{k}: {v}" for k, v in self.settings.items() if v is not None]
+        with open(self.config_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    # -- process --
+    def start(self, wait=True, timeout=None, link=False):
+        """Start xba-agent -c agent.yaml; with wait, until it logs event=agent.ready (and, with link, until it
+        logs event=link.up)."""
+        if self.alive():
+            raise RuntimeError(f"{self.name} already running")
+        self.mark = self.log_size()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.t.agent_bin, "-c", self.config_path], stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=log, cwd=self.dir)
+        log.close()
+        self.starts += 1
+        if wait:
+            m = self.wait_log(r"event=agent\.ready", timeout or self.t.t(15), since=self.mark)
+            if m is None:
+                tail = self.log_text(self.mark)[-2000:]
+                if self.alive():
+                    self.proc.kill()
+                    self.proc.wait()
+                raise RuntimeError(f"{self.name} did not log event=agent.ready (exit {self.proc.poll()}): {tail}")
+            if link and not self.wait_link(timeout):
+                raise RuntimeError(f"{self.name} did not log event=link.up: {self.log_text(self.mark)[-2000:]}")
+        return self
+
+    def wait_link(self, timeout=None, since=None):
+        """Until the agent logs event=link.up (after `since`, default: its last start)."""
+        return self.wait_log(r"event=link\.up", timeout or self.t.t(15),
+                             since=self.mark if since is None else since) is not None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=None):
+        """SIGTERM, wait; the exit status (None if it had to be killed)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout or self.t.t(10))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+    def kill9(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def hup(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def _cleanup(self):
+        """SIGTERM (so that a sanitizer build reports leaks at exit), kill if it does not stop; then one check:
+        no AddressSanitizer / UndefinedBehaviorSanitizer report in the agent's log over the whole test."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.t.t(10))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            reports = self.sanitizer_reports()
+            self.t.check(not reports, f"{self.name}: no sanitizer report in its log", " | ".join(reports[:3]))
+
+    def sanitizer_reports(self):
+        return [line for line in self.log_text().splitlines()
+                if "runtime error:" in line or "Sanitizer" in line][:10]
+
+    def check_config(self, path=None):
+        r = subprocess.run([self.t.agent_bin, "--check", "-c", path or self.config_path], capture_output=True,
+                           text=True, timeout=self.t.t(20), cwd=self.dir)
+        return r.returncode, (r.stdout + r.stderr).strip()
+
+    # -- log --
+    def log_size(self):
+        return os.path.getsize(self.log_path)
+
+    def log_text(self, since=0):
+        with open(self.log_path, "rb") as f:
+            f.seek(since)
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, pattern, timeout, since=0):
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while True:
+            for line in self.log_text(since).splitlines():
+                m = rx.search(line)
+                if m:
+                    return m
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.03)
+
+    def events(self, event, since=0):
+        out = []
+        for line in self.log_text(since).splitlines():
+            if re.search(r"\bevent=" + re.escape(event) + r"(\s|$)", line):
+                rec = parse_log_line(line)
+                rec["_line"] = line
+                out.append(rec)
+        return out
+
+    # -- the CLI against this agent --
+    def cli(self, *args, **kw):
+        return cli(self.t, self.socket, *args, **kw)
+
+    def status(self):
+        """`xba status --json` as a dict (None if it printed no JSON)."""
+        r = self.cli("status", "--json")
+        j = r.json()
+        return j[0] if j else None
+
+    def watch(self, *args, **kw):
+        return Watch(self.t, self.socket, *args, **kw)
+
+    def background(self, *args, **kw):
+        """`xba ARGS` against this agent, running in the background (a Background)."""
+        return Background(self.t, self.socket, *args, **kw)
+
+    def history(self, *args):
+        """`xba history --json ARGS` -> list of dicts."""
+        return self.cli("history", "--json", *args).json()
+
+    def wait_status(self, cond, timeout):
+        """Poll `xba status --json` until cond(status dict); the last status."""
+        end = time.monotonic() + timeout
+        while True:
+            s = self.status()
+            if s is not None and cond(s):
+                return s
+            if time.monotonic() >= end:
+                return s
+            time.sleep(0.1)
+
+
+SEND_ID = re.compile(r"alert ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+ACCEPTED = re.compile(r"accepted by the broker: (\d+) recipients?")
+
+
+def sent_id(result):
+    """The alert id `xba send` / `xba broadcast` printed (text or --json), or None."""
+    for j in result.json():
+        if j.get("alert_id"):
+            return j["alert_id"]
+    m = SEND_ID.search(result.out)
+    return m.group(1) if m else None
+
+
+def accepted_recipients(result):
+    """N from "accepted by the broker: N recipients", or None."""
+    m = ACCEPTED.search(result.out)
+    return int(m.group(1)) if m else None

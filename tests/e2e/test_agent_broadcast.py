@@ -1,0 +1,177 @@
+"""test_agent_broadcast.py — an emergency broadcast with live receipts, every node a real xba-agent: members DZA,
+LBY, NER (may_broadcast), TCD and the observer WHO-AFRO, behind a real xba-broker.  `xba broadcast --wait` at NER
+shows every node delivered; an officer at each receiving agent runs `xba ack`; the broadcast's table then shows each
+node acknowledged with the officer's name and it exits 0.  `xba watch` at the receivers shows the emergency
+(emergency: true in JSON), and a broadcast from LBY, which may not broadcast, exits 1 naming
+BROADCAST_NOT_ALLOWED with nothing queued.
+
+usage: /usr/bin/python3 tests/e2e/test_agent_broadcast.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import re
+import sys
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+
+RULES = """\
+# rules.yaml for test_agent_broadcast.py: emergencies are routed without rules (docs/rules.md section 2)
+rules:
+  - name: crime-to-neighbours
+    when: { category: [border-incident, smuggling, trafficking] }
+    to: [neighbours]
+"""
+
+RECEIVERS = ["DZA", "LBY", "TCD", "WHO-AFRO"]
+OFFICERS = {"DZA": "Cne. Amine Ziani", "LBY": "Lt. Salem Belkacem", "TCD": "Adj. Mahamat Idriss",
+            "WHO-AFRO": "Dr. Aïcha Traoré"}
+
+
+def region_of_five(t):
+    r = x.Region(t, "broadcast-e2e")
+    r.add("DZA", name="Algerie", role="member", neighbours=["LBY", "NER"])
+    r.add("LBY", name="Libya", role="member", neighbours=["NER", "TCD"])
+    r.add("NER", name="Niger", role="member", neighbours=["TCD"], may_broadcast=True)
+    r.add("TCD", name="Tchad", role="member")
+    r.add("WHO-AFRO", name="WHO Regional Office for Africa", role="observer", publish=["health"])
+    r.add("SECRETARIAT", name="Working-group secretariat", role="admin")
+    r.write()
+    return r
+
+
+def table_rows(text):
+    """The last receipt table in broadcast's output: {node: (delivered column, acknowledged column)}."""
+    blocks = text.split("NODE ")
+    if len(blocks) < 2:
+        return {}
+    rows = {}
+    for line in blocks[-1].splitlines()[1:]:
+        m = re.match(r"^(\S+)\s+(-|\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)\s+(.*)$", line)
+        if m:
+            rows[m.group(1)] = (m.group(2), m.group(3).strip())
+    return rows
+
+
+def main(t):
+    region = region_of_five(t)
+    broker = x.Broker(t, region, RULES).start()
+    agents = {nid: x.Agent(t, region, nid, broker) for nid in ["NER"] + RECEIVERS}
+    for a in agents.values():
+        a.start(wait=False)
+    for nid, a in agents.items():
+        if a.wait_log(r"event=agent\.ready", t.t(15), since=a.mark) is None:
+            raise RuntimeError(f"{a.name} did not start: {a.log_text()[-1500:]}")
+        t.check(a.wait_link(t.t(15)), f"agent {nid}: link up")
+    watches = {nid: agents[nid].watch() for nid in RECEIVERS}
+    text_watch = agents["TCD"].watch(json_output=False)
+    for nid in RECEIVERS:
+        agents[nid].wait_log(r"event=local\.subscribed.*subscribers=2" if nid == "TCD" else r"event=local\.subscribed",
+                             t.t(10))
+
+    # ---- a broadcast from a node that may not broadcast ---------------------------------------------------------
+    r = agents["LBY"].cli("broadcast", "--headline", "Tentative de diffusion d'urgence depuis LBY",
+                          "--author", "Lt. Salem Belkacem", "--wait", "--timeout", "5")
+    t.eq(r.rc, 1, "broadcast from LBY (not may_broadcast) exits 1 (refused)")
+    t.check("BROADCAST_NOT_ALLOWED" in r.out + r.err, "broadcast from LBY names BROADCAST_NOT_ALLOWED", repr(r))
+    t.check(len(r.err_lines()) <= 1, "broadcast from LBY: at most one line on stderr", repr(r))
+    s = agents["LBY"].wait_status(lambda s: s.get("outbox_depth") == 0, t.t(5)) or {}
+    t.eq(s.get("outbox_depth"), 0, "LBY: nothing left queued (outbox_depth 0)")
+    # Refused by the agent (never queued) or by the broker (kept in the history as refused): never sent on.
+    out = [e.get("publish_state") for e in agents["LBY"].history("--outgoing") if e.get("outgoing")]
+    t.check(all(st == "refused" for st in out), "LBY: history --outgoing holds nothing queued or accepted", str(out))
+
+    # ---- the broadcast from NER, followed live ----------------------------------------------------------------
+    bc = agents["NER"].background(
+        "broadcast", "--category", "border-incident", "--author", "Chef de quart NER",
+        "--lang", "fr", "--headline", "Attaque armée au poste frontière d'Assamaka",
+        "--description", "Tirs signalés, trois blessés, fermeture du poste.",
+        "--lang", "ar", "--headline", "هجوم مسلح على المركز الحدودي في أساماكا",
+        "--area", "Assamaka border post", "--wait", "--timeout", "60")
+    bc.wait(lambda: re.search(r"alert [0-9a-f-]{36} queued", bc.text()) is not None, t.t(15))
+    m = re.search(r"alert ([0-9a-f-]{36}) queued", bc.text())
+    t.check(m is not None, "broadcast prints the alert id", bc.text()[-500:] + bc.stderr()[-500:])
+    if m is None:
+        return
+    bid = m.group(1)
+    delivered_all = bc.wait(lambda: "delivered 4/4" in bc.text(), t.t(20))
+    t.check(delivered_all, "broadcast --wait shows 'delivered 4/4'", bc.text()[-1500:])
+    t.check("accepted by the broker: 4 recipients" in bc.text(), "broadcast: accepted by the broker for 4 recipients",
+            bc.text()[:500])
+    rows = table_rows(bc.text())
+    t.eq(sorted(rows), sorted(RECEIVERS), "broadcast's table: one row per receiving node (not NER, not the admin)")
+    t.check(all(rows.get(n, ("-",))[0] != "-" for n in RECEIVERS),
+            "broadcast's table: a delivery time for every node", str(rows))
+    t.check(bc.alive(), "broadcast --wait still running (waiting for acknowledgements)", f"rc={bc.proc.poll()}")
+
+    # The receivers' watches: the emergency, with its text, marked emergency.
+    for nid in RECEIVERS:
+        watches[nid].wait_ids([bid], t.t(10))
+        e = (watches[nid].by_id(bid) or [{}])[0]
+        t.check(e.get("emergency") is True and e.get("origin") == "NER" and e.get("rule") == "emergency" and
+                e.get("acknowledged") is False and e.get("severity") == "extreme" and
+                e.get("category") == "border-incident",
+                f"xba watch --json at {nid}: the broadcast, emergency true, rule emergency, not acknowledged", str(e))
+    e = (watches["LBY"].by_id(bid) or [{}])[0]
+    t.eq([(b.get("language"), b.get("headline")) for b in e.get("info", [])],
+         [("fr", "Attaque armée au poste frontière d'Assamaka"), ("ar", "هجوم مسلح على المركز الحدودي في أساماكا")],
+         "xba watch --json at LBY: the fr and ar text")
+    text_watch.wait(lambda: "EMERGENCY BROADCAST from NER" in text_watch.text(), t.t(10))
+    t.check("EMERGENCY BROADCAST from NER" in text_watch.text() and f"xba ack {bid}" in text_watch.text(),
+            "xba watch (text) at TCD: '!!! EMERGENCY BROADCAST from NER !!!' and how to acknowledge it",
+            text_watch.text()[-800:])
+
+    # ---- each receiver acknowledges ----------------------------------------------------------------------------
+    for nid in RECEIVERS:
+        r = agents[nid].cli("ack", bid, "--officer", OFFICERS[nid], "--note", f"reçu à {nid}")
+        t.check(r.rc == 0 and bid in r.out, f"xba ack at {nid} exits 0", repr(r))
+    rc = bc.wait_exit(t.t(30))
+    t.eq(rc, 0, "broadcast --wait exits 0 once every node acknowledged")
+    rows = table_rows(bc.text())
+    for nid in RECEIVERS:
+        ack = rows.get(nid, ("", ""))[1]
+        t.check(ack.endswith(f"by {OFFICERS[nid]}") and re.match(r"\d{4}-\d\d-\d\d ", ack),
+                f"broadcast's final table: {nid} acknowledged, with the time and the officer's name", str(rows.get(nid)))
+    t.check("delivered 4/4, acknowledged 4/4" in bc.text(), "broadcast's final line: delivered 4/4, acknowledged 4/4",
+            bc.text()[-300:])
+    t.check("NOT DELIVERED" not in bc.text(), "broadcast never says NOT DELIVERED")
+
+    # After the acknowledgement, each watch learns it (the emergency is no longer recalled).
+    for nid in RECEIVERS:
+        w = watches[nid]
+        w.wait(lambda: any(e.get("acknowledged") for e in w.by_id(bid)), t.t(10))
+        acked = [e for e in w.by_id(bid) if e.get("acknowledged")]
+        t.check(acked and acked[-1].get("acknowledged_by") == OFFICERS[nid],
+                f"xba watch --json at {nid}: the broadcast shown acknowledged by {OFFICERS[nid]}",
+                str(w.by_id(bid)))
+    text_watch.wait(lambda: f"acknowledged: {bid}" in text_watch.text(), t.t(10))
+    t.check(f"acknowledged: {bid} (NER) by {OFFICERS['TCD']}" in text_watch.text(),
+            "xba watch (text) at TCD: 'acknowledged: ID (NER) by OFFICER'", text_watch.text()[-500:])
+
+    res = agents["NER"].cli("track", bid, "--json")
+    states = {j.get("node_id"): j.get("state") for j in res.json()}
+    t.eq(states, {n: "acknowledged" for n in RECEIVERS}, "track --json at NER: every receiver acknowledged")
+    t.eq(res.rc, 0, "track exits 0")
+    s = agents["NER"].status() or {}
+    t.check(s.get("outbox_depth") == 0 and s.get("link_up") is True, "status --json at NER: link up, outbox 0", str(s))
+    acks_in = [e for e in agents["NER"].history("--limit", "100") if e.get("msg_type") == "ack"]
+    t.eq(sorted(e.get("origin") for e in acks_in), sorted(RECEIVERS),
+         "history --json at NER: one ACK alert from each receiver")
+
+    # A second ack of the same alert is refused, and nothing more is queued.
+    r = agents["DZA"].cli("ack", bid, "--officer", "someone else")
+    t.check(r.rc != 0 and "already acknowledged" in r.err and len(r.err_lines()) == 1,
+            "a second xba ack at DZA is refused in one line: already acknowledged", repr(r))
+    for nid in RECEIVERS:
+        s = agents[nid].wait_status(lambda s: s.get("outbox_depth") == 0, t.t(5)) or {}
+        t.check(s.get("outbox_depth") == 0 and s.get("unacknowledged") == 0 and s.get("quarantined") == 0,
+                f"status --json at {nid}: outbox 0, nothing unacknowledged, nothing quarantined", str(s))
+
+    # A broadcast without --author is signed in the name of the logged-in officer, as `xba send` does.
+    r = agents["NER"].cli("broadcast", "--headline", "Exercice de diffusion sans --author", "--status", "exercise")
+    t.check(r.rc == 0 and "accepted by the broker: 4 recipients" in r.out,
+            "broadcast without --author exits 0 (the author defaults to the login name, as for send)", repr(r))
+
+
+if __name__ == "__main__":
+    x.main(main)

@@ -1,0 +1,195 @@
+"""test_agent_tamper.py — a receiving agent trusts no broker: a fake broker (Python, CURVE server with its own key
+pair, pinned in the agent's agent.yaml, speaking docs/protocol.md) welcomes a real xba-agent (LBY) and delivers one
+valid alert, one with a flipped bit in the alert bytes, one signed by a key that region.yaml does not list, one
+signed by another node than its origin, a second valid one, and the first one again.  The agent stores and shows
+(xba watch --json, xba history --json) only the two valid ones, once each; it quarantines the three others (status
+quarantined = 3, event=alert.quarantined with their codes in its log), reports each in an Error frame naming its
+seq, and still acknowledges every seq and grants the credit back, so the queue moves.
+
+usage: /usr/bin/python3 tests/e2e/test_agent_tamper.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import zmq  # noqa: E402
+
+import xbatest as x  # noqa: E402
+
+
+class FakeBroker:
+    """The broker's side of docs/protocol.md, just enough: ROUTER + CURVE server on a free port, Welcome on Hello,
+    Heartbeats, Deliver on demand; records every frame the node sends."""
+
+    def __init__(self, t, heartbeat_ms=2000):
+        self.t = t
+        self.ctx = zmq.Context()
+        self.public_key, secret = zmq.curve_keypair()
+        s = self.ctx.socket(zmq.ROUTER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.curve_server = True
+        s.curve_secretkey = secret
+        s.curve_publickey = self.public_key
+        port = s.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.sock = s
+        self.heartbeat_ms = heartbeat_ms
+        self.peer = None
+        self.hellos = []
+        self.errors = []
+        self.delivery_acks = []
+        self.credit = 0          # Hello.credit + grants
+        self.delivered = 0       # Delivers sent
+        self.other = []          # frame kinds a node should not send, or undecodable bytes
+        self.last_sent = 0.0
+        t.defer(self.close)
+
+    def close(self):
+        self.sock.close(0)
+        self.ctx.term()
+
+    def _send(self, **body):
+        self.sock.send_multipart([self.peer, x.frame(**body)])
+        self.last_sent = time.monotonic()
+
+    def pump(self, timeout=0.02):
+        if self.sock.poll(int(timeout * 1000)):
+            while True:
+                try:
+                    rid, data = self.sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                except ValueError:
+                    self.other.append("multi-part message")
+                    continue
+                try:
+                    f = x.pb.Frame.FromString(data)
+                except Exception as e:
+                    self.other.append(f"undecodable: {e!r}")
+                    continue
+                kind = f.WhichOneof("body")
+                if kind == "hello":
+                    self.peer = rid
+                    self.hellos.append(f.hello)
+                    self.credit = f.hello.credit
+                    self.delivered = 0
+                    self._send(welcome=x.pb.Welcome(protocol_version=1, broker_id="fake-broker", journal_head=6,
+                                                    heartbeat_ms=self.heartbeat_ms, max_frame_bytes=262144,
+                                                    rules_version="0" * 64))
+                elif kind == "error":
+                    self.errors.append(f.error)
+                elif kind == "delivery_ack":
+                    self.delivery_acks.append(f.delivery_ack)
+                elif kind == "credit":
+                    self.credit += f.credit.grant
+                elif kind == "heartbeat":
+                    pass
+                else:
+                    self.other.append(kind)
+        if self.peer is not None and (time.monotonic() - self.last_sent) * 1000 >= self.heartbeat_ms / 4:
+            self._send(heartbeat=x.pb.Heartbeat(time_ms=x.now_ms()))
+
+    def run_until(self, cond, timeout):
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() >= end:
+                return False
+            self.pump(0.02)
+        return True
+
+    def deliver(self, seq, envelope, rule="tamper-test", emergency=False):
+        self._send(deliver=x.pb.Deliver(seq=seq, envelope=envelope, rule=rule, emergency=emergency))
+        self.delivered += 1
+
+    def through_seq(self):
+        return max([a.through_seq for a in self.delivery_acks] or [0])
+
+
+def main(t):
+    region = x.sahel_region(t)
+    fake = FakeBroker(t)
+    lby = x.Agent(t, region, "LBY", fake)
+    lby.start()
+    t.check(fake.run_until(lambda: fake.peer is not None, t.t(15)), "the agent connects to the pinned (fake) broker "
+            "and sends Hello")
+    if fake.hellos:
+        h = fake.hellos[0]
+        t.check(h.protocol_version == 1 and h.node_id == "LBY" and h.resume_after == 0 and h.credit >= 6,
+                "Hello: protocol_version 1, node_id LBY, resume_after 0, a window of at least 6", str(h))
+    t.check(fake.run_until(lambda: lby.events("link.up"), t.t(10)), "the agent logs event=link.up after Welcome")
+    watch = lby.watch()
+    fake.run_until(lambda: lby.events("local.subscribed"), t.t(10))
+
+    # 1 and 5: valid alerts from NER.  2: one bit flipped in the signed bytes.  3: signed by a key that region.yaml
+    # does not list.  4: NER's alert signed with TCD's key.  6: alert 1 again (a redelivery).
+    valid1 = x.alert("NER", headline="Valid alert one")
+    env1 = region.seal(valid1)
+    flipped = x.alert("NER", headline="Tampered AAAA alert")
+    env2 = region.seal(flipped)
+    b = bytearray(env2.alert)
+    at = bytes(b).index(b"AAAA")
+    b[at] ^= 0x02                                   # 'A' -> 'C': still valid UTF-8 and protobuf, wrong signature
+    env2 = x.pb.Envelope(alert=bytes(b), key_id=env2.key_id, signature=env2.signature)
+    stranger = region.stranger("NER")
+    unknown = x.alert("NER", headline="Signed by a key region.yaml does not list")
+    env3 = region.seal(unknown, signer=stranger.signing_keys[0])
+    wrong = x.alert("NER", headline="NER's alert signed by TCD")
+    env4 = region.seal(wrong, signer="TCD")
+    valid2 = x.alert("NER", headline="Valid alert two")
+    env5 = region.seal(valid2)
+    for seq, env in ((1, env1), (2, env2), (3, env3), (4, env4), (5, env5), (6, env1)):
+        fake.deliver(seq, env)
+    bad = {2: ("BAD_SIGNATURE", flipped.id), 3: ("UNKNOWN_KEY", unknown.id), 4: ("WRONG_SIGNER", wrong.id)}
+
+    fake.run_until(lambda: fake.through_seq() >= 6 and len(fake.errors) >= 3, t.t(10))
+    fake.run_until(lambda: watch.has(valid1.id) and watch.has(valid2.id), t.t(10))
+    # Settle: a wrong alert shown now would be shown late, not never.
+    fake.run_until(lambda: False, t.t(1.0))
+
+    t.eq(fake.through_seq(), 6, "DeliveryAck through_seq 6: every seq acknowledged, the quarantined ones included")
+    t.eq(fake.credit - fake.delivered, fake.hellos[0].credit if fake.hellos else -1,
+         "the agent granted one credit per Deliver (the window is back where it started)")
+    codes = {x.code_name(e.code) for e in fake.errors}
+    t.eq(sorted(codes), ["BAD_SIGNATURE", "UNKNOWN_KEY", "WRONG_SIGNER"],
+         "Error frames to the broker: BAD_SIGNATURE, UNKNOWN_KEY, WRONG_SIGNER")
+    for seq, (code, aid) in bad.items():
+        errs = [e for e in fake.errors if x.code_name(e.code) == code]
+        t.check(len(errs) == 1 and f"seq {seq}" in errs[0].message and 0 < len(errs[0].message.encode()) <= 512,
+                f"one Error {code} whose message names seq {seq}", str([e.message for e in errs]))
+        if errs:
+            t.check(aid in errs[0].message, f"the Error {code} names the (claimed) alert id", errs[0].message)
+    t.check(not fake.other, "the agent sent only Hello, DeliveryAck, Credit, Error and Heartbeat frames",
+            str(fake.other))
+    t.eq(len(fake.hellos), 1, "one session: the bad deliveries did not make the agent reconnect")
+
+    shown = watch.ids()
+    t.eq(shown, [valid1.id, valid2.id], "xba watch --json shows the two valid alerts only, once each, in order")
+    t.check(watch.alive() and not watch.bad, "xba watch --json still running, every line JSON", str(watch.bad[:2]))
+    hist = [e.get("id") for e in lby.history()]
+    t.eq(sorted(hist), sorted([valid1.id, valid2.id]), "xba history --json: the two valid alerts only")
+    first = (watch.by_id(valid1.id) or [{}])[0]
+    t.check(first.get("origin") == "NER" and first.get("rule") == "tamper-test" and first.get("seq") == 1 and
+            first.get("info", [{}])[0].get("headline") == "Valid alert one",
+            "the valid alert as shown: origin NER, rule and seq from the Deliver, the headline", str(first))
+
+    s = lby.status() or {}
+    t.check(s.get("quarantined") == 3 and s.get("inbox_count") == 2 and s.get("through_seq") == 6,
+            "status --json: quarantined 3, inbox_count 2, through_seq 6", str(s))
+    r = lby.cli("status")
+    t.check("QUARANTINED" in r.out and "3" in r.out, "status (text) shows the 3 quarantined deliveries", repr(r))
+
+    q = lby.events("alert.quarantined")
+    logged = {(rec.get("seq"), rec.get("code")) for rec in q}
+    t.eq(sorted(logged), [("2", "BAD_SIGNATURE"), ("3", "UNKNOWN_KEY"), ("4", "WRONG_SIGNER")],
+         "the agent logs event=alert.quarantined seq=N code=CODE for each of the three")
+    t.check(all("warn" in rec.get("level", "") for rec in q), "quarantine log lines are warnings",
+            str([rec.get("level") for rec in q]))
+    received = [rec.get("alert") for rec in lby.events("alert.received")]
+    t.eq(sorted(received), sorted([valid1.id, valid2.id]), "event=alert.received only for the two valid alerts")
+    t.check(lby.alive(), "the agent is still running")
+
+
+if __name__ == "__main__":
+    x.main(main)

@@ -1,0 +1,181 @@
+"""test_cli_errors.py — every `xba` subcommand that talks to the agent, given bad input, prints ONE clear line on
+stderr ("xba: ..." naming what is wrong) and exits non-zero, and nothing is queued: NER's outbox_depth and
+`xba history --outgoing` are unchanged after each case.  Real xba-broker, real xba-agent for NER, the real CLI.
+Also: the agent not running (no socket) for every such subcommand, and `--help` of every subcommand exits 0.
+
+usage: /usr/bin/python3 tests/e2e/test_cli_errors.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import re
+import sys
+import uuid
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+
+RULES = """\
+rules:
+  - name: crime-to-neighbours
+    when: { category: [border-incident, smuggling, trafficking] }
+    to: [neighbours]
+"""
+
+STUTTER = re.compile(r"(?<![\w.\[\]])([\w.\[\]]+): \1: ")   # "info[0].headline: info[0].headline: ..."
+
+GOOD = ["--category", "smuggling", "--severity", "severe", "--headline", "Convoi signalé", "--author", "officer-ner"]
+
+FILES = {
+    # name: (text, the "file:line:col:" prefix expected, a word the message must name)
+    "bad-severity.yaml": ("category: smuggling\nseverity: high\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
+                          "info:\n  - language: fr\n    headline: Convoi\n", r"bad-severity\.yaml:2:\d+:", "high"),
+    "bad-category.yaml": ("category: piracy\nseverity: severe\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
+                          "info:\n  - language: fr\n    headline: Convoi\n", r"bad-category\.yaml:1:\d+:", "piracy"),
+    "bad-syntax.yaml": ("category: smuggling\nseverity: severe\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
+                        "to: [DZA, LBY\ninfo:\n  - language: fr\n    headline: Convoi\n", r"bad-syntax\.yaml:\d+:\d+:",
+                        ""),
+    "bad-key.yaml": ("category: smuggling\nseverity: severe\ncolour: red\nurgency: immediate\ncertainty: observed\n"
+                     "tlp: amber\ninfo:\n  - language: fr\n    headline: Convoi\n", r"bad-key\.yaml:3:\d+:", "colour"),
+    "bad-tab.yaml": ("category: smuggling\nseverity: severe\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
+                     "info:\n\t- language: fr\n\t  headline: Convoi\n", r"bad-tab\.yaml:7:\d+:", ""),
+    "bad-language.yaml": ("category: smuggling\nseverity: severe\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
+                          "info:\n  - language: english\n    headline: Convoi\n", r"bad-language\.yaml:7:\d+:",
+                          "english"),
+    "no-headline.yaml": ("category: smuggling\nseverity: severe\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
+                         "info:\n  - language: fr\n    event: Trafic\n", r"no-headline\.yaml:7:\d+:", "headline"),
+    "unknown-node.yaml": ("category: smuggling\nseverity: severe\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
+                          "to: [DZA, XYZ]\ninfo:\n  - language: fr\n    headline: Convoi\n", None, "XYZ"),
+    "not-utf8.yaml": (None, r"not-utf8\.yaml:\d+:\d+:", ""),
+}
+
+
+def main(t):
+    region = x.sahel_region(t)
+    broker = x.Broker(t, region, RULES).start()
+    ner = x.Agent(t, region, "NER", broker).start(link=True)
+
+    # One good alert first, so that "unchanged" is about a non-empty history.
+    r = ner.cli("send", *GOOD)
+    t.check(r.rc == 0 and x.sent_id(r), "a valid send works (the baseline)", repr(r))
+
+    def queued_state():
+        s = ner.status() or {}
+        return s.get("outbox_depth"), len(ner.history("--outgoing", "--limit", "1000"))
+
+    baseline = queued_state()
+    t.eq(baseline, (0, 1), "baseline: outbox_depth 0, one sent alert in history --outgoing")
+    changed = []
+
+    for name, (text, _, _) in FILES.items():
+        with open(os.path.join(t.dir, name), "wb") as f:
+            f.write(text.encode("utf-8") if text is not None else
+                    b"category: smuggling\nseverity: severe\ntlp: amber\ninfo:\n  - language: fr\n    headline: Conv\xff\xfei\n")
+
+    def case(label, args, want_rc, must=(), pattern=None, socket=ner.socket, check_queue=True):
+        """One bad command: exit status, one line on stderr naming the problem (not twice), no id printed,
+        nothing queued."""
+        r = x.cli(t, socket, *args)
+        err = r.err_lines()
+        ok_rc = (r.rc == want_rc) if want_rc is not None else (r.rc not in (0, None))
+        line = err[0] if err else ""
+        named = all(m in line for m in must) and (pattern is None or re.search(pattern, line))
+        t.log(f"{label}: rc={r.rc} {r.err.strip()!r}")
+        t.check(ok_rc and len(err) == 1 and line.startswith("xba: ") and named and
+                "queued at the agent" not in r.out and len(line) <= 400 and not STUTTER.search(line),
+                f"{label}: exit {want_rc if want_rc is not None else 'non-zero'}, one line on stderr naming "
+                f"{', '.join(repr(m) for m in must) or pattern}", repr(r))
+        if check_queue:
+            now = queued_state()
+            if now != baseline:
+                changed.append((label, now))
+        return r
+
+    unknown_id = str(uuid.uuid4())
+    # -- send: flags
+    case("send --category piracy", ["send", "--category", "piracy", "--severity", "severe", "--headline", "h"], 2,
+         ["piracy", "category"])
+    case("send --severity high", ["send", "--category", "smuggling", "--severity", "high", "--headline", "h"], 2,
+         ["high", "severity"])
+    case("send --tlp purple", ["send", *GOOD, "--tlp", "purple"], 2, ["purple"])
+    case("send without --headline", ["send", "--category", "smuggling", "--severity", "severe"], 2, ["headline"])
+    case("send --lang fr with no headline in that language", ["send", *GOOD, "--lang", "fr", "--description", "d"],
+         2, ["headline", "fr"])
+    case("send without --category", ["send", "--severity", "severe", "--headline", "h"], 2, ["category"])
+    case("send --lang english", ["send", *GOOD, "--lang", "english", "--headline", "h"], 2, ["english"])
+    case("send --lang fr_NE", ["send", *GOOD, "--lang", "fr_NE", "--headline", "h"], 2, ["fr_NE"])
+    case("send --to XYZ (a node id, not in the region: the agent refuses)", ["send", *GOOD, "--to", "DZA,XYZ"], 2,
+         ["XYZ"])
+    case("send --to ner (not a node id)", ["send", *GOOD, "--to", "ner"], 2, ["'ner'"])
+    case("send --tlp red without --to", ["send", *GOOD, "--tlp", "red"], 2, ["TLP:RED"])
+    case("send --colour red (unknown option)", ["send", *GOOD, "--colour", "red"], 2, ["--colour"])
+    case("send --expires tomorrow", ["send", *GOOD, "--expires", "tomorrow"], 2, ["tomorrow"])
+    case("send --expires in the past", ["send", *GOOD, "--expires", "2020-01-01T00:00:00Z"], 2, ["past"])
+    case("send --param without =", ["send", *GOOD, "--param", "people_count"], 2, ["people_count"])
+    case("send --wait abc", ["send", *GOOD, "--wait", "abc"], 2, ["abc"])
+    case("send with a headline over 160 bytes", ["send", "--category", "smuggling", "--severity", "severe",
+                                                  "--headline", "é" * 100], 2, ["headline"])
+    case("send FILE and flags together", ["send", os.path.join(t.dir, "bad-key.yaml"), "--category", "health"], 2,
+         ["either"])
+    case("send a missing file", ["send", os.path.join(t.dir, "nosuch.yaml")], 2, ["nosuch.yaml"])
+    # -- send: alert files
+    for name, (_, pattern, word) in FILES.items():
+        case(f"send {name}", ["send", os.path.join(t.dir, name)], 2, [word] if word else [], pattern)
+    # -- broadcast
+    case("broadcast without --headline", ["broadcast", "--author", "a"], 2, ["headline"])
+    case("broadcast --category piracy", ["broadcast", "--headline", "h", "--category", "piracy"], 2, ["piracy"])
+    case("broadcast --timeout abc", ["broadcast", "--headline", "h", "--wait", "--timeout", "abc"], 2, ["abc"])
+    case("broadcast --colour (unknown option)", ["broadcast", "--headline", "h", "--colour", "red"], 2, ["--colour"])
+    # -- ack
+    case("ack of a non-UUID", ["ack", "1234"], 2, ["1234"])
+    case("ack of an upper-case UUID", ["ack", unknown_id.upper()], 2, [unknown_id.upper()])
+    case("ack of an unknown id", ["ack", unknown_id, "--note", "reçu"], 1, [unknown_id])
+    case("ack without an id", ["ack"], 2, ["ID"])
+    case("ack --colour (unknown option)", ["ack", unknown_id, "--colour"], 2, ["--colour"])
+    case("ack --note over 1024 bytes", ["ack", unknown_id, "--note", "n" * 1025], 2, ["note"])
+    # -- track
+    case("track of an unknown id", ["track", unknown_id], 1, [unknown_id])
+    case("track of a non-UUID", ["track", "not-an-id"], 2, ["ID"])
+    case("track --colour (unknown option)", ["track", unknown_id, "--colour"], 2, ["--colour"])
+    # -- history, watch, status
+    case("history --limit abc", ["history", "--limit", "abc"], 2, ["abc"])
+    case("history --limit 0", ["history", "--limit", "0"], 2, ["'0'"])
+    case("history --id not-a-uuid", ["history", "--id", "not-a-uuid"], 2, ["not-a-uuid"])
+    case("history --category piracy", ["history", "--category", "piracy"], 2, ["piracy"])
+    case("history --colour (unknown option)", ["history", "--colour"], 2, ["--colour"])
+    case("watch --category piracy", ["watch", "--category", "piracy"], 2, ["piracy"])
+    case("watch --since yesterday", ["watch", "--since", "yesterday"], 2, ["yesterday"])
+    case("watch --origin ner", ["watch", "--origin", "ner"], 2, ["'ner'"])
+    case("watch --limit 5 (a history option)", ["watch", "--limit", "5"], 2, ["--limit"])
+    case("status --colour (unknown option)", ["status", "--colour"], 2, ["--colour"])
+    case("status with an argument", ["status", "now"], 2, ["now"])
+    case("unknown command", ["frobnicate"], 2, ["frobnicate"])
+
+    # -- the agent not running: no socket at the path
+    missing = os.path.join(t.dir, "no-agent", "agent.sock")
+    for label, args in (("send", ["send", *GOOD]), ("watch", ["watch", "--json"]), ("status", ["status", "--json"]),
+                        ("ack", ["ack", unknown_id]), ("history", ["history"]), ("track", ["track", unknown_id]),
+                        ("broadcast", ["broadcast", "--headline", "h"])):
+        case(f"{label} with no agent (XBA_SOCKET names no socket)", args, 2, [missing, "xba-agent"], socket=missing)
+    case("send --socket PATH with no agent there", ["send", *GOOD, "--socket", missing], 2, [missing])
+    r = x.cli(t, None, "status", "--socket", missing, "--json")
+    t.check(r.rc == 2 and not r.out.strip(), "status --json with no agent prints no JSON (nothing to parse)", repr(r))
+
+    t.check(not changed, "nothing was queued by any of the bad commands (outbox_depth and history --outgoing "
+            "unchanged after each)", str(changed[:5]))
+    t.check(not ner.events("alert.queued")[1:], "the agent logged event=alert.queued only for the baseline alert",
+            str([e.get("_line") for e in ner.events("alert.queued")[1:]][:3]))
+    t.check(ner.alive(), "the agent is still running")
+
+    # -- --help of every subcommand
+    for sub in ("send", "watch", "ack", "broadcast", "history", "status", "track", "keygen", "verify"):
+        r = x.cli(t, ner.socket, sub, "--help")
+        t.check(r.rc == 0 and r.out.startswith("usage: xba") and not r.err.strip(),
+                f"xba {sub} --help exits 0 with its usage on stdout", repr(r))
+    r = x.cli(t, None, "--help")
+    t.check(r.rc == 0 and all(f"  {c} " in r.out for c in ("send", "watch", "ack", "broadcast", "history", "status",
+                                                           "track")),
+            "xba --help exits 0 and lists the agent's subcommands", repr(r))
+
+
+if __name__ == "__main__":
+    x.main(main)
