@@ -311,7 +311,8 @@ read_references(struct loader *l, const struct ynode *v)
 	    (rc = new_array(l, v->count, sizeof(char *), (void **)&a->references)) != 0)
 		return rc;
 	for (size_t i = 0; i < v->count; i++) {
-		a->references[i] = (char *)protobuf_c_empty_string;
+		/* NULL, not the empty string: protobuf-c frees every element of a repeated string field. */
+		a->references[i] = NULL;
 		a->n_references = i + 1;
 		if ((rc = read_uuid(l, v->items[i], index_path(path, "references", i), &a->references[i])) != 0)
 			return rc;
@@ -331,7 +332,8 @@ read_addressees(struct loader *l, const struct ynode *v, const char *key)
 	    (rc = new_array(l, v->count, sizeof(char *), (void **)&a->addressees)) != 0)
 		return rc;
 	for (size_t i = 0; i < v->count; i++) {
-		a->addressees[i] = (char *)protobuf_c_empty_string;
+		/* NULL, not the empty string: protobuf-c frees every element of a repeated string field. */
+		a->addressees[i] = NULL;
 		a->n_addressees = i + 1;
 		if ((rc = read_node_id(l, v->items[i], index_path(path, key, i), &a->addressees[i])) != 0)
 			return rc;

@@ -524,6 +524,27 @@ test_partial_failures_free(struct check_state *st)
 	}
 }
 
+/* Found by fuzz_alertyaml: a list item that is not a scalar in a list of strings (references, addressees) must
+ * be refused and the half-built alert freed without touching the never-allocated element. */
+static void
+test_non_scalar_list_items(struct check_state *st)
+{
+	static const char *const texts[] = {
+		"addressees:\n  - {name: people_count, value: 45}\n",
+		"to: [LBY, [TCD]]\n",
+		"references:\n  - {a: b}\n",
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct xba_error err;
+		Xba__V1__Alert *a = load(texts[i], &err);
+
+		CHECK(st, a == NULL);
+		CHECK_CODE(st, err.code, XBA_ECONFIG);
+		alertyaml_free(a);
+	}
+}
+
 /* The first yaml block of docs/alert-yaml.md is full_alert, byte for byte: the page shows a file that loads. */
 static const char *tests_dir = ".";
 
@@ -577,5 +598,6 @@ main(int argc, char **argv)
 	RUN(&st, test_too_big);
 	RUN(&st, test_load_file);
 	RUN(&st, test_partial_failures_free);
+	RUN(&st, test_non_scalar_list_items);
 	return check_finish(&st);
 }
