@@ -245,6 +245,12 @@ local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__
 		if (left < 0)
 			left = 0;
 		if ((rc = read_frame(c, &frame, (int)left, err)) != 0) {
+			if (rc == XBA_EPROTO)
+				return xba_error_set(err, XBA_EIO,
+				    "the agent at %s closed the connection%s", c->endpoint,
+				    strncmp(c->endpoint, "tcp://", 6) == 0
+					? " (is your officer key listed under officers: in the agent's agent.yaml?)"
+					: "");
 			if (rc == XBA_ENOTFOUND)
 				xba_error_set(err, XBA_EIO, "no answer from the agent at %s within %d s: is xba-agent running?",
 				    c->endpoint, timeout_ms / 1000);

@@ -1,0 +1,71 @@
+"""test_agent_lan.py — the agent's optional LAN endpoint for officers' workstations: a CURVE server whose ZAP
+handler admits only the officers listed in agent.yaml.  A listed officer's `xba --agent tcp://... --agent-key
+--officer-key` works (status, send); an unlisted key is refused (exit 2, one clear line) and the agent logs
+the refusal; the IPC socket keeps working for local officers throughout.
+
+usage: /usr/bin/python3 tests/e2e/test_agent_lan.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+
+RULES = """\
+rules:
+  - name: crime-to-neighbours
+    when: { category: [smuggling, trafficking, border-incident] }
+    to: [neighbours]
+"""
+
+
+def curve_public(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def main(t):
+    region = x.sahel_region(t)
+    broker = x.Broker(t, region, RULES).start()
+    keys = os.path.join(t.dir, "lan-keys")
+    x.keygen(t, "LAN-NER", keys, role="observer")          # the agent's LAN endpoint key pair
+    x.keygen(t, "AMINA", keys, role="observer")            # a listed officer
+    x.keygen(t, "STRANGER", keys, role="observer")         # a key the agent does not list
+    port = x.free_port()
+    officers = '[{name: amina.issoufou, curve_key: "%s"}]' % curve_public(os.path.join(keys, "AMINA.curve.pub"))
+    ner = x.Agent(t, region, "NER", broker, lan_listen=f'"tcp://127.0.0.1:{port}"',
+                  lan_curve_secret_key=os.path.join(keys, "LAN-NER.curve.key"), officers=officers)
+    lby = x.Agent(t, region, "LBY", broker)
+    ner.start(link=True)
+    lby.start(link=True)
+    lan = ["--agent", f"tcp://127.0.0.1:{port}", "--agent-key", os.path.join(keys, "LAN-NER.curve.pub")]
+
+    r = x.cli(t, None, "status", "--json", *lan, "--officer-key", os.path.join(keys, "AMINA.curve.key"))
+    j = r.json()
+    t.check(r.rc == 0 and j and j[0].get("node_id") == "NER" and j[0].get("link_up") is True,
+            "a listed officer's status over the LAN endpoint: NER, link up", f"rc={r.rc} out={r.out} err={r.err}")
+
+    r = x.cli(t, None, "send", *lan, "--officer-key", os.path.join(keys, "AMINA.curve.key"),
+              "--category", "smuggling", "--severity", "severe", "--lang", "fr",
+              "--headline", "Convoi signalé près d'Assamaka", "--author", "amina.issoufou")
+    t.check(r.rc == 0 and "accepted by the broker" in r.out, "a listed officer sends over the LAN endpoint",
+            f"rc={r.rc} out={r.out} err={r.err}")
+
+    r = x.cli(t, None, "status", *lan, "--officer-key", os.path.join(keys, "STRANGER.curve.key"),
+              timeout=t.t(40))
+    t.check(r.rc == 2 and len(r.err_lines()) == 1 and ("officer key listed" in r.err or "no answer" in r.err),
+            "an unlisted officer key: exit 2, one line saying why", f"rc={r.rc} err={r.err}")
+    t.check(ner.wait_log(r"refus|denied|unknown", t.t(5)) is not None,
+            "the agent logs the refused LAN key", ner.log_text()[-800:])
+
+    r = ner.cli("status", "--json")
+    t.check(r.rc == 0 and r.json() and r.json()[0].get("outbox_depth") == 0,
+            "the local socket still works, outbox empty", f"rc={r.rc} out={r.out} err={r.err}")
+    r = x.cli(t, None, "status", "--agent", f"tcp://127.0.0.1:{port}", "--officer-key",
+              os.path.join(keys, "AMINA.curve.key"))
+    t.check(r.rc == 2 and "--agent-key" in r.err, "--agent without --agent-key: exit 2 naming --agent-key",
+            f"rc={r.rc} err={r.err}")
+
+
+if __name__ == "__main__":
+    x.main(main)
