@@ -193,16 +193,15 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 		else
 			s->inflight[kept++] = *e;
 	}
-	if (rc == 0) {
+	/*
+	 * Only what is in flight on this session is marked.  An acknowledgement of something not in flight (sent on a
+	 * connection that has since dropped) changes nothing: that delivery is still QUEUED, is sent again, and the
+	 * node, which deduplicates, acknowledges it again.  Marking "everything through through_seq" here instead
+	 * walked the node's whole queue on every acknowledgement (docs/performance.md); Hello's resume_after still
+	 * does it, once per connection.
+	 */
+	if (rc == 0)
 		s->n_inflight = kept;
-		/* Deliveries sent before a broker restart are acknowledged without being in flight here. */
-		rc = journal_mark_delivered_through(server->journal, node_id, ack->through_seq, now, &err);
-		for (size_t k = 0; rc == 0 && k < ack->n_seqs; k++) {
-			rc = journal_mark_delivered(server->journal, node_id, ack->seqs[k], now, NULL, &err);
-			if (rc == XBA_ENOTFOUND)
-				rc = 0; /* a seq never routed to this node: nothing to mark */
-		}
-	}
 	if (rc != 0) {
 		log_warnx("event=journal.error op=delivery_ack node=%s error=\"%s\"", node_id, err.msg);
 		server->tx_failed = server->in_transaction;

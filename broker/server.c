@@ -28,6 +28,7 @@
 
 #define HARD_FRAME_FACTOR 4 /* frames over max_frame_bytes get FRAME_TOO_LARGE; over 4x the connection is cut */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
+#define PASS_MAX_MS 10 /* work per event-loop pass before commit and delivery */
 
 /* ---- sending ---------------------------------------------------------------------------------------------- */
 
@@ -699,8 +700,13 @@ server_run(struct server *server, int signal_fd)
 			}
 		}
 		zap_handle(server->zap, server->dir);
+		/* One pass takes at most group_commit_max frames or PASS_MAX_MS of work, so deliveries (and the
+		 * emergencies among them) are never held behind a long burst of publishes. */
+		int64_t pass_end = clock_mono_ms() + PASS_MAX_MS;
+
 		for (int64_t n = 0; n < server->config->group_commit_max && receive_one(server); n++)
-			;
+			if ((n & 15) == 15 && clock_mono_ms() >= pass_end)
+				break;
 		commit(server);
 		deliver_pass(server);
 		commit(server); /* deliveries can finish a transaction too (none today, but cheap when empty) */
