@@ -90,7 +90,7 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 {
 	const Xba__V1__Alert *a = entry->alert;
 	const Xba__V1__Info *info;
-	char when[32], cat[40], sev[24], tlp[24];
+	char when[32], cat[40], sev[24], tlp[24], status[24];
 	const char *on, *off = opts->color ? ANSI_RESET : "";
 	bool emergency;
 
@@ -110,8 +110,8 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 	    a->origin, upper(name_or(ALERT_ENUM_CATEGORY, a->category, "-"), cat, sizeof(cat)),
 	    upper(name_or(ALERT_ENUM_SEVERITY, a->severity, "-"), sev, sizeof(sev)),
 	    upper(name_or(ALERT_ENUM_TLP, a->tlp, "-"), tlp, sizeof(tlp)),
-	    a->status != XBA__V1__STATUS__STATUS_ACTUAL ? upper(name_or(ALERT_ENUM_STATUS, a->status, ""), cat,
-							      sizeof(cat))
+	    a->status != XBA__V1__STATUS__STATUS_ACTUAL ? upper(name_or(ALERT_ENUM_STATUS, a->status, ""), status,
+							      sizeof(status))
 							: "",
 	    off);
 	if (a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ALERT) {
