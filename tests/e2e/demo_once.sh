@@ -25,7 +25,7 @@ check() { # check NAME COMMAND...: pass if COMMAND succeeds
 
 # Whatever happens, nothing of ours keeps running: stop any region still recorded in a pids file.
 cleanup() {
-	for d in "$work/once" "$work/live"; do
+	for d in "$work/once" "$work/live" "$work/wrong"; do
 		[ -f "$d/pids" ] && "$RUN" --stop --dir "$d" >/dev/null 2>&1
 	done
 	if [ "$failed" -eq 0 ] && [ -z "${XBA_E2E_KEEP:-}" ]; then
@@ -46,6 +46,27 @@ alive_from() {
 	done <"$1"
 }
 
+# ---- 4 (started first, in the background, checked at the end): the check can fail -------------------------------
+# A build whose broker runs the rules without R5 (exercises-stay-among-members): the drill then reaches IOM-ROMENA,
+# which the rules file that run --once checks against says it must not.  run --once must see it and exit 1.
+fake=$work/fake-build
+mkdir -p "$fake/agents" "$fake/broker"
+ln -s "$XBA" "$fake/agents/xba"
+ln -s "$BUILD/agents/xba-agent" "$fake/agents/xba-agent"
+cat >"$fake/broker/xba-broker.tmp" <<EOF
+#!/bin/sh
+case " \$* " in *" --check "*) exec "$BUILD/broker/xba-broker" "\$@" ;; esac
+d=\$(dirname "\$2")
+sed '/^  # R5 /,\$d' "\$d/rules.yaml" >"\$d/rules-without-r5.yaml"
+sed 's#^rules: .*#rules: rules-without-r5.yaml#' "\$2" >"\$d/broker-without-r5.yaml"
+exec "$BUILD/broker/xba-broker" -c "\$d/broker-without-r5.yaml"
+EOF
+chmod +x "$fake/broker/xba-broker.tmp"
+mv "$fake/broker/xba-broker.tmp" "$fake/broker/xba-broker"
+(timeout 100 "$RUN" --once --no-setup --build "$fake" --dir "$work/wrong" >"$work/wrong.out" 2>&1
+	echo $? >"$work/wrong.rc") &
+wrong_job=$!
+
 # ---- 1. deploy/demo/run --once ---------------------------------------------------------------------------------
 start=$(date +%s)
 timeout 100 "$RUN" --once --no-setup --build "$BUILD" --dir "$work/once" >"$work/once.out" 2>&1
@@ -64,13 +85,14 @@ check "run --once removed its pids file" test ! -f "$D/pids" -a -f "$D/pids.stop
 left=$([ -f "$D/pids.stopped" ] && alive_from "$D/pids.stopped")
 if [ -z "$left" ]; then pass "no demo process left running"; else fail "processes left running: $left"; fi
 agents=$(awk '$1 != "broker" { print $1 }' "$D/pids.stopped" 2>/dev/null)
-n=$(echo $agents | wc -w)
+n=$(echo "$agents" | wc -w)
 if [ "$n" -eq 8 ]; then pass "8 agents were started"; else fail "8 agents were started (got $n: $agents)"; fi
 for a in $agents; do
 	tail -n 1 "$D/logs/$a.log" | grep -q "event=agent.stopped" || fail "agent $a stopped cleanly: $(tail -n 1 "$D/logs/$a.log")"
 done
-tail -n 1 "$D/logs/broker.log" | grep -q "event=broker.stopped" && pass "broker and agents stopped cleanly" ||
+if tail -n 1 "$D/logs/broker.log" | grep -q "event=broker.stopped"; then pass "broker and agents stopped cleanly"; else
 	fail "broker stopped cleanly: $(tail -n 1 "$D/logs/broker.log")"
+fi
 
 # Loopback only, private keys 0600, no secretariat agent.
 check "broker listens on 127.0.0.1 only" grep -q "^listen: tcp://127.0.0.1:[0-9]*$" "$D/broker.yaml"
@@ -84,13 +106,13 @@ check "the generated region.yaml passes xba rules check" sh -c "'$XBA' rules che
 # Independently of run's own check: what each agent stored (SQLite inbox) against `xba rules explain`.
 nsent=$(wc -l <"$D/sent" 2>/dev/null || echo 0)
 if [ "$nsent" -eq 4 ]; then pass "4 sample alerts sent"; else fail "4 sample alerts sent (got $nsent)"; fi
-while read -r base origin id; do
+while read -r base _origin _id; do
 	"$XBA" rules explain "$SRC/deploy/demo/alerts/$base.yaml" --region "$D/region.yaml" --rules "$D/rules.yaml" \
 		--json >"$work/explain.$base" || fail "rules explain $base"
 done <"$D/sent"
 for a in $agents; do
 	: >"$work/want.$a"
-	while read -r base origin id; do
+	while read -r base _origin id; do
 		grep -F "\"node\":\"$a\"" "$work/explain.$base" | grep -F '"outcome":"recipient"' |
 			sed "s/.*\"rule\":\"\([^\"]*\)\".*/$id \1/" >>"$work/want.$a"
 	done <"$D/sent"
@@ -138,6 +160,18 @@ if [ $? -eq 1 ] && grep -q "not empty" "$work/refuse.out"; then pass "run refuse
 fi
 "$RUN" --frobnicate >/dev/null 2>&1
 if [ $? -eq 2 ]; then pass "run: unknown argument exits 2"; else fail "run: unknown argument exits 2"; fi
+
+# ---- 4. (end) the check can fail: run --once with that broker --------------------------------------------------
+wait $wrong_job
+rc=$(cat "$work/wrong.rc" 2>/dev/null || echo none)
+if [ "$rc" = 1 ]; then pass "run --once exits 1 when a node receives what the rules do not say"; else
+	fail "run --once exits 1 when a node receives what the rules do not say (exit $rc)"
+	tail -n 30 "$work/wrong.out"
+fi
+check "... and its table names it: IOM-ROMENA got the drill" \
+	grep -q "IOM-ROMENA  *4-mli-drill .*MISMATCH" "$work/wrong.out"
+left=$([ -f "$work/wrong/pids.stopped" ] && alive_from "$work/wrong/pids.stopped")
+if [ -z "$left" ] && [ ! -f "$work/wrong/pids" ]; then pass "... and stops everything"; else fail "left running: $left"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
