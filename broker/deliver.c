@@ -207,8 +207,10 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 		server->tx_failed = server->in_transaction;
 		return;
 	}
+	/* A cursor past the journal head is not believed (it would only mislead status replies). */
 	if (ack->through_seq > s->through_seq)
-		s->through_seq = ack->through_seq;
+		s->through_seq = ack->through_seq < journal_head(server->journal) ? ack->through_seq
+										   : journal_head(server->journal);
 }
 
 void
@@ -218,6 +220,11 @@ deliver_handle_credit(struct server *server, size_t node_index, const Xba__V1__C
 	uint64_t max = (uint64_t)server->config->max_credit, outstanding = s->credit + s->n_inflight;
 	uint64_t room = outstanding < max ? max - outstanding : 0;
 
+	if (credit->grant == 0) {
+		server_reply_error(server, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "credit.grant", 0,
+		    "a credit grant must be at least 1");
+		return;
+	}
 	if (credit->grant > room) {
 		/* Capped, not refused: the node just receives less at once; the Error tells it why. */
 		log_info("event=credit.capped node=%s grant=%u window_max=%llu", server->dir->nodes[node_index].id,
