@@ -623,7 +623,7 @@ link_neighbours(struct loader *l)
 
 		for (size_t i = 0; list != NULL && i < list->count && rc == 0; i++) {
 			char path[PATH_MAX_TEXT];
-			size_t other;
+			size_t other = 0; /* set by resolve_node; initialised for -O3, which cannot see it */
 
 			snprintf(path, sizeof(path), "nodes[%zu].neighbours[%zu]", f, i);
 			if ((rc = resolve_node(l, list->items[i], path, &other)) != 0)

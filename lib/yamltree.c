@@ -280,7 +280,7 @@ refuse_decorations(struct builder *b, const yaml_event_t *ev, const yaml_char_t 
 static int
 open_collection(struct builder *b, const yaml_event_t *ev, enum ynode_kind kind)
 {
-	struct ynode *node;
+	struct ynode *node = NULL;
 	int rc;
 
 	if (b->depth >= YAML_MAX_DEPTH)
@@ -299,7 +299,7 @@ static int
 handle_event(struct builder *b, const yaml_event_t *ev)
 {
 	const char *name = b->doc->pub.name;
-	struct ynode *node;
+	struct ynode *node = NULL;
 
 	switch (ev->type) {
 	case YAML_STREAM_START_EVENT:
