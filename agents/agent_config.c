@@ -1,10 +1,10 @@
 /*
- * agent_config.c — agent.yaml: one table row per key (name, type, bounds, default, field, reloadable or not),
- * turned into struct agent_config by agent_config_load() at start-up and by --check.  It is the first thing the
+ * agent_config.c — agent.yaml: one table row per key (name, type, bounds, default, field), applied by
+ * lib/conftable.c and turned into struct agent_config by agent_config_load() at start-up and by --check.  It is the first thing the
  * agent reads: every other file (keys, region.yaml, the store, the socket) is found through it.  Paths are
  * relative to the file's own directory, so a deployment directory can be moved as a whole.  deploy/agent.yaml
  * shows every key with its default.  Only region.yaml is reloaded on SIGHUP (by agent_main.c); every key here
- * needs a restart, which is why no row is marked reloadable.
+ * needs a restart.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "agent.h"
+#include "conftable.h"
 #include "encoding.h"
 #include "syntax.h"
 #include "yamltree.h"
@@ -23,32 +24,19 @@
 #define CONFIG_MAX_OFFICERS 1024
 #define OFFICER_NAME_MAX 64
 
-enum config_type {
-	CONFIG_STRING,   /* text */
-	CONFIG_PATH,     /* text, resolved against the config file's directory */
-	CONFIG_INT,      /* integer within [min, max] */
-	CONFIG_MODE,     /* octal permission bits written as text: "0660" */
-	CONFIG_OFFICERS, /* the officers list (parsed by read_officers) */
-};
+static int read_mode_row(void *config, const struct ydoc *doc, const struct conftable_row *row,
+    const struct ynode *value, struct xba_error *err);
+static int read_officers_row(void *config, const struct ydoc *doc, const struct conftable_row *row,
+    const struct ynode *value, struct xba_error *err);
 
-struct config_row {
-	const char *key;          /* as written in agent.yaml */
-	enum config_type type;
-	bool required;
-	size_t offset;            /* of the field in struct agent_config */
-	int64_t min, max;         /* CONFIG_INT and CONFIG_MODE bounds */
-	int64_t default_int;      /* CONFIG_INT and CONFIG_MODE default */
-	const char *default_text; /* CONFIG_STRING default, NULL = none */
-	bool reloadable;          /* re-read on SIGHUP (none are: see the file comment) */
-};
-
+/* No row is reloadable: only region.yaml is re-read on SIGHUP (see the file comment). */
 #define OFF(field) offsetof(struct agent_config, field)
-#define ROW_STR(k, field, req, def) { k, CONFIG_STRING, req, OFF(field), 0, 0, 0, def, false }
-#define ROW_PATH(k, field, req) { k, CONFIG_PATH, req, OFF(field), 0, 0, 0, NULL, false }
-#define ROW_INT(k, field, lo, hi, def) { k, CONFIG_INT, false, OFF(field), lo, hi, def, NULL, false }
-#define ROW_MODE(k, field, def) { k, CONFIG_MODE, false, OFF(field), 0, 0777, def, NULL, false }
+#define ROW_STR(k, field, req, def) { k, CONFTABLE_STRING, req, OFF(field), 0, 0, 0, def, NULL }
+#define ROW_PATH(k, field, req) { k, CONFTABLE_PATH, req, OFF(field), 0, 0, 0, NULL, NULL }
+#define ROW_INT(k, field, lo, hi, def) { k, CONFTABLE_INT, false, OFF(field), lo, hi, def, NULL, NULL }
+#define ROW_MODE(k, field, def) { k, CONFTABLE_CUSTOM, false, OFF(field), 0, 0777, def, NULL, read_mode_row }
 
-static const struct config_row config_rows[] = {
+static const struct conftable_row config_rows[] = {
 	ROW_STR("node_id", node_id, true, NULL),
 	ROW_STR("broker", broker, true, NULL),
 	ROW_PATH("broker_public_key", broker_public_key, true),
@@ -61,7 +49,7 @@ static const struct config_row config_rows[] = {
 	ROW_STR("local_group", local_group, false, NULL),
 	ROW_STR("lan_listen", lan_listen, false, NULL),
 	ROW_PATH("lan_curve_secret_key", lan_curve_secret_key, false),
-	{ "officers", CONFIG_OFFICERS, false, 0, 0, 0, 0, NULL, false },
+	{ "officers", CONFTABLE_CUSTOM, false, 0, 0, 0, 0, NULL, read_officers_row },
 	ROW_INT("credit", credit, 1, 65536, 64),
 	ROW_INT("heartbeat_ms", heartbeat_ms, 100, 600000, 5000),
 	ROW_INT("reconnect_min_ms", reconnect_min_ms, 10, 3600000, 1000),
@@ -71,27 +59,9 @@ static const struct config_row config_rows[] = {
 
 #define N_ROWS (sizeof(config_rows) / sizeof(config_rows[0]))
 
-/* Resolve path against the directory of the config file unless it is absolute. */
-static char *
-resolve_path(const char *config_path, const char *path)
-{
-	const char *slash = strrchr(config_path, '/');
-	size_t dir_len, len;
-	char *out;
-
-	if (path[0] == '/' || slash == NULL)
-		return strdup(path);
-	dir_len = (size_t)(slash - config_path);
-	len = dir_len + 1 + strlen(path) + 1;
-	if ((out = malloc(len)) == NULL)
-		return NULL;
-	snprintf(out, len, "%.*s/%s", (int)dir_len, config_path, path);
-	return out;
-}
-
 /* "0660" (or 0660, 660): octal digits only, so a decimal 432 can never be taken for a mode. */
 static int
-read_mode(const struct ydoc *doc, const struct ynode *node, const struct config_row *row, int64_t *out,
+read_mode(const struct ydoc *doc, const struct ynode *node, const struct conftable_row *row, int64_t *out,
     struct xba_error *err)
 {
 	const char *text;
@@ -188,54 +158,24 @@ remember_where(struct agent_config *config, const char *key, const struct ynode 
 }
 
 static int
-apply_row(struct agent_config *config, const struct ydoc *doc, const struct config_row *row,
-    const struct ynode *value, struct xba_error *err)
+read_mode_row(void *config, const struct ydoc *doc, const struct conftable_row *row, const struct ynode *value,
+    struct xba_error *err)
 {
-	char *base = (char *)config;
-	const char *text;
-	char *copy;
+	int64_t v = row->default_int;
 	int rc;
 
-	remember_where(config, row->key, value);
-	switch (row->type) {
-	case CONFIG_OFFICERS:
-		return value != NULL ? read_officers(config, doc, value, err) : 0;
-	case CONFIG_INT: {
-		int64_t v = row->default_int;
-
-		if (value != NULL && (rc = ydoc_read_int(doc, value, row->key, row->min, row->max, &v, err)) != 0)
-			return rc;
-		*(int64_t *)(base + row->offset) = v;
-		return 0;
-	}
-	case CONFIG_MODE: {
-		int64_t v = row->default_int;
-
-		if (value != NULL && (rc = read_mode(doc, value, row, &v, err)) != 0)
-			return rc;
-		*(int64_t *)(base + row->offset) = v;
-		return 0;
-	}
-	case CONFIG_STRING:
-	case CONFIG_PATH:
-		break;
-	}
-	if (value == NULL) {
-		if (row->required)
-			return ydoc_error(doc, doc->root, err, row->key, "missing (required)");
-		text = row->default_text;
-	} else if ((rc = ydoc_read_string(doc, value, row->key, 4096, &text, err)) != 0) {
+	if (value != NULL && (rc = read_mode(doc, value, row, &v, err)) != 0)
 		return rc;
-	}
-	if (text == NULL)
-		return 0;
-	if (text[0] == '\0')
-		return ydoc_error(doc, value, err, row->key, "must not be empty");
-	copy = row->type == CONFIG_PATH ? resolve_path(doc->name, text) : strdup(text);
-	if (copy == NULL)
-		return xba_error_set(err, XBA_ENOMEM, "%s: out of memory", doc->name);
-	*(char **)(base + row->offset) = copy;
+	*(int64_t *)((char *)config + row->offset) = v;
 	return 0;
+}
+
+static int
+read_officers_row(void *config, const struct ydoc *doc, const struct conftable_row *row, const struct ynode *value,
+    struct xba_error *err)
+{
+	(void)row;
+	return value != NULL ? read_officers(config, doc, value, err) : 0;
 }
 
 /* The checks that involve more than one key, or a key's shape beyond its type. */
@@ -291,34 +231,24 @@ check_config(struct agent_config *config, const struct ydoc *doc, struct xba_err
 struct agent_config *
 agent_config_load(const char *path, struct xba_error *err)
 {
-	const char *allowed[N_ROWS + 1];
 	struct agent_config *config;
 	struct ydoc *doc;
-	int rc = 0;
+	int rc;
 
-	doc = ydoc_load_file(path, CONFIG_MAX_BYTES, err);
-	if (doc == NULL)
-		return NULL;
 	config = calloc(1, sizeof(*config));
 	if (config == NULL || (config->path = strdup(path)) == NULL) {
 		free(config);
-		ydoc_free(doc);
 		xba_error_set(err, XBA_ENOMEM, "%s: out of memory", path);
 		return NULL;
 	}
+	doc = conftable_load(path, CONFIG_MAX_BYTES, config_rows, N_ROWS, config, "the agent's settings", err);
+	if (doc == NULL) {
+		agent_config_free(config);
+		return NULL;
+	}
 	for (size_t i = 0; i < N_ROWS; i++)
-		allowed[i] = config_rows[i].key;
-	allowed[N_ROWS] = NULL;
-	if (doc->root == NULL)
-		rc = xba_error_set(err, XBA_ECONFIG, "%s:1:1: empty file (expected the agent's settings)", path);
-	if (rc == 0)
-		rc = ydoc_expect_map(doc, doc->root, NULL, err);
-	if (rc == 0)
-		rc = ydoc_check_keys(doc, doc->root, NULL, allowed, err);
-	for (size_t i = 0; rc == 0 && i < N_ROWS; i++)
-		rc = apply_row(config, doc, &config_rows[i], ynode_get(doc->root, config_rows[i].key), err);
-	if (rc == 0)
-		rc = check_config(config, doc, err);
+		remember_where(config, config_rows[i].key, ynode_get(doc->root, config_rows[i].key));
+	rc = check_config(config, doc, err);
 	ydoc_free(doc);
 	if (rc != 0) {
 		agent_config_free(config);
@@ -332,9 +262,7 @@ agent_config_free(struct agent_config *config)
 {
 	if (config == NULL)
 		return;
-	for (size_t i = 0; i < N_ROWS; i++)
-		if (config_rows[i].type == CONFIG_STRING || config_rows[i].type == CONFIG_PATH)
-			free(*(char **)((char *)config + config_rows[i].offset));
+	conftable_free_strings(config, config_rows, N_ROWS);
 	for (size_t i = 0; i < config->n_officers; i++)
 		free(config->officers[i].name);
 	free(config->officers);
