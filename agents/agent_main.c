@@ -8,9 +8,7 @@
  * key is one of that node's keys, and the CURVE key is that node's curve_key.  A mismatch would otherwise surface
  * hours later as refused alerts, so it is refused at start (and --check), naming the key in agent.yaml.
  *
- * Signals become bytes on a self-pipe ('T' stop, 'H' reload) that the loop polls, so no work is done in a signal
- * handler.  The pipe's write end is the one piece of process-wide state, as a signal handler cannot be given a
- * context.  A stop is taken between loop turns, when no store transaction is open: nothing is lost.
+ * Signals reach the loop as bytes on lib/sigpipe.c's self-pipe ('T' stop, 'H' reload).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +24,7 @@
 #include "clock.h"
 #include "encoding.h"
 #include "log.h"
+#include "sigpipe.h"
 
 #if XBA_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -35,20 +34,6 @@
 #endif
 
 #define LOOP_MAX_WAIT_MS 1000 /* the loop wakes at least this often, whatever the timers say */
-
-static int signal_pipe_write = -1;
-
-static void
-on_signal(int signo)
-{
-	int saved = errno;
-	char c = signo == SIGHUP ? 'H' : 'T';
-
-	if (write(signal_pipe_write, &c, 1) < 0) {
-		/* The pipe is full: a stop or reload is already pending. */
-	}
-	errno = saved;
-}
 
 void
 agent_error_field(const char *message, char *field, size_t size)
@@ -321,8 +306,7 @@ main(int argc, char **argv)
 	struct agent_config *config;
 	struct xba_error err = { 0 };
 	struct agent agent;
-	struct sigaction sa;
-	int opt, pipe_fds[2], rc;
+	int opt, signal_fd = -1, rc;
 
 	log_init("xba-agent", LOG_LEVEL_INFO);
 	opterr = 0;
@@ -359,22 +343,8 @@ main(int argc, char **argv)
 			      : strcmp(config->log_level, "warn") == 0 ? LOG_LEVEL_WARN
 									: LOG_LEVEL_INFO);
 
-	if (pipe(pipe_fds) != 0)
+	if (sigpipe_open(&signal_fd) != 0)
 		fatal("event=agent.failed reason=\"cannot create the signal pipe\"");
-	for (int i = 0; i < 2; i++) {
-		fcntl(pipe_fds[i], F_SETFL, fcntl(pipe_fds[i], F_GETFL) | O_NONBLOCK);
-		fcntl(pipe_fds[i], F_SETFD, FD_CLOEXEC);
-	}
-	signal_pipe_write = pipe_fds[1];
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* A file-size limit must fail the write (EFBIG: the store refuses and the agent goes on), not kill it. */
-	signal(SIGXFSZ, SIG_IGN);
 
 	memset(&agent, 0, sizeof(agent));
 	agent.config = config;
@@ -386,10 +356,9 @@ main(int argc, char **argv)
 		agent_config_free(config);
 		return 1;
 	}
-	rc = agent_run(&agent, pipe_fds[0]);
+	rc = agent_run(&agent, signal_fd);
 	agent_free(&agent);
 	agent_config_free(config);
-	close(pipe_fds[0]);
-	close(pipe_fds[1]);
+	sigpipe_close();
 	return rc == 0 ? 0 : 1;
 }

@@ -3,35 +3,16 @@
  *
  *   xba-broker -c broker.yaml [--check | --audit]
  *
- * Signals are turned into bytes on a self-pipe ('T' stop, 'H' reload) that the event loop polls, so no work is
- * done in a signal handler.  The pipe's write end is the one piece of process-wide state, as a signal handler
- * cannot be given a context.
+ * Signals reach the event loop as bytes on lib/sigpipe.c's self-pipe ('T' stop, 'H' reload).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "broker.h"
 #include "log.h"
+#include "sigpipe.h"
 #include "xba_config.h"
-
-static int signal_pipe_write = -1;
-
-static void
-on_signal(int signo)
-{
-	int saved = errno;
-	char c = signo == SIGHUP ? 'H' : 'T';
-
-	if (write(signal_pipe_write, &c, 1) < 0) {
-		/* The pipe is full: a stop or reload is already pending. */
-	}
-	errno = saved;
-}
 
 /* --audit: walk the journal's hash chain; 0 intact, 1 broken or unreadable. */
 static int
@@ -90,8 +71,7 @@ main(int argc, char **argv)
 	struct broker_config *config;
 	struct xba_error err = { 0 };
 	struct server *server;
-	struct sigaction sa;
-	int opt, pipe_fds[2], rc;
+	int opt, signal_fd = -1, rc;
 
 	log_init("xba-broker", LOG_LEVEL_INFO);
 	opterr = 0;
@@ -135,23 +115,8 @@ main(int argc, char **argv)
 			       : strcmp(config->log_level, "warn") == 0 ? LOG_LEVEL_WARN
 									 : LOG_LEVEL_INFO);
 
-	if (pipe(pipe_fds) != 0)
+	if (sigpipe_open(&signal_fd) != 0)
 		fatal("event=broker.failed reason=\"cannot create the signal pipe\"");
-	for (int i = 0; i < 2; i++) {
-		fcntl(pipe_fds[i], F_SETFL, fcntl(pipe_fds[i], F_GETFL) | O_NONBLOCK);
-		fcntl(pipe_fds[i], F_SETFD, FD_CLOEXEC);
-	}
-	signal_pipe_write = pipe_fds[1];
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* A journal write over a file-size limit must fail with EFBIG, so the publish path refuses with
-	 * JOURNAL_UNAVAILABLE, rather than kill the broker. */
-	signal(SIGXFSZ, SIG_IGN);
 
 	server = server_new(config, &err);
 	if (server == NULL) {
@@ -161,10 +126,9 @@ main(int argc, char **argv)
 		config_free(config);
 		return 1;
 	}
-	rc = server_run(server, pipe_fds[0]);
+	rc = server_run(server, signal_fd);
 	server_free(server);
 	config_free(config);
-	close(pipe_fds[0]);
-	close(pipe_fds[1]);
+	sigpipe_close();
 	return rc == 0 ? 0 : 1;
 }
