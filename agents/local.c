@@ -28,6 +28,7 @@
 #include "envelope.h"
 #include "frame.h"
 #include "log.h"
+#include "zapwire.h"
 #include "syntax.h"
 
 #define LOCAL_MAX_SUBSCRIBERS 64      /* `xba watch` sessions at once; more are refused */
@@ -44,7 +45,6 @@
 #define MODE_STICKY 01000             /* S_ISVTX, which _POSIX_C_SOURCE alone does not declare */
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "xba-local"
-#define ZAP_MAX_PARTS 8
 
 /* An `xba watch` (or `xba broadcast --wait`) connection. */
 struct subscriber {
@@ -1139,44 +1139,6 @@ receive_one(struct agent *agent, int which)
 
 /* ---- ZAP for the LAN endpoint ------------------------------------------------------------------------------ */
 
-static void
-zap_send(void *socket, const void *data, size_t len, bool more)
-{
-	zmq_send(socket, data, len, more ? ZMQ_SNDMORE : 0);
-}
-
-/* Read one multipart ZAP request; returns the number of parts kept (bounded), or -1 when none is pending. */
-static int
-zap_read(void *socket, zmq_msg_t parts[ZAP_MAX_PARTS])
-{
-	int n = 0, more;
-	size_t more_len = sizeof(more);
-
-	do {
-		zmq_msg_t scratch, *msg = n < ZAP_MAX_PARTS ? &parts[n] : &scratch;
-
-		zmq_msg_init(msg);
-		if (zmq_msg_recv(msg, socket, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-			zmq_msg_close(msg);
-			for (int i = 0; i < n && i < ZAP_MAX_PARTS; i++)
-				zmq_msg_close(&parts[i]);
-			return -1;
-		}
-		if (msg == &scratch)
-			zmq_msg_close(msg);
-		else
-			n++;
-		zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_len);
-	} while (more);
-	return n;
-}
-
-static bool
-part_is(zmq_msg_t *part, const char *text)
-{
-	return zmq_msg_size(part) == strlen(text) && memcmp(zmq_msg_data(part), text, strlen(text)) == 0;
-}
-
 /*
  * RFC 27 requests: version, request id, domain, address, identity, mechanism, credentials.  A CURVE client on the
  * "xba-local" domain whose key is an officer's is admitted with User-Id = the officer's name.  A NULL-mechanism
@@ -1187,62 +1149,31 @@ static void
 zap_handle(struct agent *agent)
 {
 	void *socket = agent->local->zap;
-	zmq_msg_t parts[ZAP_MAX_PARTS];
-	int n;
+	struct zap_request req;
 
 	if (socket == NULL)
 		return;
-	while ((n = zap_read(socket, parts)) >= 0) {
-		const char *status = "400", *text = "not an officer of this agent", *user = "";
-		char address[64] = "", key_z85[XBA_Z85_KEY_TEXT_LEN + 1] = "-";
+	while (zapwire_read(socket, &req) == 0) {
+		const char *user = NULL;
+		char key_z85[XBA_Z85_KEY_TEXT_LEN + 1] = "-", quoted[100];
 
-		if (n >= 4) {
-			size_t len = zmq_msg_size(&parts[3]) < sizeof(address) - 1 ? zmq_msg_size(&parts[3])
-										    : sizeof(address) - 1;
-
-			if (len > 0)
-				memcpy(address, zmq_msg_data(&parts[3]), len);
-			address[len] = '\0';
-		}
-		if (n >= 6 && part_is(&parts[5], "NULL")) {
-			status = "200";
-			text = "OK";
+		if (strcmp(req.mechanism, "NULL") == 0) {
 			user = "ipc";
-		} else if (n >= 7 && part_is(&parts[2], ZAP_DOMAIN) && part_is(&parts[5], "CURVE") &&
-		    zmq_msg_size(&parts[6]) == XBA_CURVE_KEY_LEN) {
-			const uint8_t *key = zmq_msg_data(&parts[6]);
-
-			zmq_z85_encode(key_z85, key, XBA_CURVE_KEY_LEN);
-			for (size_t i = 0; i < agent->config->n_officers; i++) {
-				if (memcmp(agent->config->officers[i].curve_public, key, XBA_CURVE_KEY_LEN) == 0) {
-					status = "200";
-					text = "OK";
+		} else if (strcmp(req.domain, ZAP_DOMAIN) == 0 && req.has_curve_key) {
+			zmq_z85_encode(key_z85, req.curve_key, XBA_CURVE_KEY_LEN);
+			for (size_t i = 0; i < agent->config->n_officers; i++)
+				if (memcmp(agent->config->officers[i].curve_public, req.curve_key, XBA_CURVE_KEY_LEN) == 0)
 					user = agent->config->officers[i].name;
-				}
-			}
 		}
-		if (status[0] == '2') {
-			char quoted[100];
-
+		if (user != NULL) {
 			log_debug("event=local.admitted officer=%s address=%s", log_quote(quoted, sizeof(quoted), user),
-			    address);
+			    req.address);
+			zapwire_reply(socket, &req, "200", "OK", user);
 		} else {
-			char quoted[100];
-
 			log_warnx("event=local.refused reason=unknown-officer-key key=%s address=%s", key_z85,
-			    log_quote(quoted, sizeof(quoted), address));
+			    log_quote(quoted, sizeof(quoted), req.address));
+			zapwire_reply(socket, &req, "400", "not an officer of this agent", "");
 		}
-		zap_send(socket, "1.0", 3, true);
-		if (n >= 2)
-			zap_send(socket, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), true);
-		else
-			zap_send(socket, "", 0, true);
-		zap_send(socket, status, 3, true);
-		zap_send(socket, text, strlen(text), true);
-		zap_send(socket, user, strlen(user), true);
-		zap_send(socket, "", 0, false);
-		for (int i = 0; i < n && i < ZAP_MAX_PARTS; i++)
-			zmq_msg_close(&parts[i]);
 	}
 }
 

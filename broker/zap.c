@@ -11,9 +11,9 @@
 #include "broker.h"
 #include "encoding.h"
 #include "log.h"
+#include "zapwire.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define ZAP_MAX_PARTS 8
 
 struct zap {
 	void *socket; /* REP bound to ZAP_ENDPOINT */
@@ -56,88 +56,26 @@ zap_socket(struct zap *zap)
 	return zap->socket;
 }
 
-static void
-send_part(void *socket, const void *data, size_t len, bool more)
-{
-	zmq_send(socket, data, len, more ? ZMQ_SNDMORE : 0);
-}
-
-/* Read one multipart ZAP request; returns the number of parts (bounded), or -1 when none is pending. */
-static int
-read_request(void *socket, zmq_msg_t parts[ZAP_MAX_PARTS])
-{
-	int n = 0, more;
-	size_t more_len = sizeof(more);
-
-	do {
-		zmq_msg_t scratch, *msg = n < ZAP_MAX_PARTS ? &parts[n] : &scratch;
-
-		zmq_msg_init(msg);
-		if (zmq_msg_recv(msg, socket, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
-			zmq_msg_close(msg);
-			for (int i = 0; i < n && i < ZAP_MAX_PARTS; i++)
-				zmq_msg_close(&parts[i]);
-			return -1;
-		}
-		if (msg == &scratch)
-			zmq_msg_close(msg);
-		else
-			n++;
-		zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_len);
-	} while (more);
-	return n;
-}
-
 void
 zap_handle(struct zap *zap, const struct directory *dir)
 {
-	zmq_msg_t parts[ZAP_MAX_PARTS];
-	int n;
+	struct zap_request req;
 
-	while ((n = read_request(zap->socket, parts)) >= 0) {
-		/* version, request id, domain, address, identity, mechanism, credentials... */
-		const char *status = "400", *text = "unknown CURVE key", *user = "";
-		char address[64] = "", key_z85[41] = "-";
-		const struct dir_node *node = NULL;
+	while (zapwire_read(zap->socket, &req) == 0) {
+		const struct dir_node *node = req.has_curve_key ? directory_node_by_curve(dir, req.curve_key) : NULL;
+		char key_z85[XBA_Z85_KEY_TEXT_LEN + 1] = "-", quoted[80];
 
-		if (n >= 7 && zmq_msg_size(&parts[5]) == 5 && memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) == 0 &&
-		    zmq_msg_size(&parts[6]) == XBA_CURVE_KEY_LEN) {
-			const uint8_t *key = zmq_msg_data(&parts[6]);
-
-			zmq_z85_encode(key_z85, key, XBA_CURVE_KEY_LEN);
-			node = directory_node_by_curve(dir, key);
-		} else {
-			text = "only CURVE is accepted";
+		if (node != NULL) {
+			log_debug("event=node.authenticated node=%s address=%s", node->id, req.address);
+			zapwire_reply(zap->socket, &req, "200", "OK", node->id);
+			continue;
 		}
-		if (n >= 4) {
-			size_t len = zmq_msg_size(&parts[3]);
-
-			if (len >= sizeof(address))
-				len = sizeof(address) - 1;
-			memcpy(address, zmq_msg_data(&parts[3]), len);
-			address[len] = '\0';
-		}
-		if (node != NULL && node->role != 0) {
-			status = "200";
-			text = "OK";
-			user = node->id;
-			log_debug("event=node.authenticated node=%s address=%s", node->id, address);
-		} else {
-			char quoted[80];
-
-			log_warnx("event=node.refused reason=unknown-curve-key key=%s address=%s", key_z85,
-			    log_quote(quoted, sizeof(quoted), address));
-		}
-		send_part(zap->socket, "1.0", 3, true);
-		if (n >= 2)
-			send_part(zap->socket, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), true);
-		else
-			send_part(zap->socket, "", 0, true);
-		send_part(zap->socket, status, 3, true);
-		send_part(zap->socket, text, strlen(text), true);
-		send_part(zap->socket, user, strlen(user), true);
-		send_part(zap->socket, "", 0, false);
-		for (int i = 0; i < n && i < ZAP_MAX_PARTS; i++)
-			zmq_msg_close(&parts[i]);
+		if (req.has_curve_key)
+			zmq_z85_encode(key_z85, req.curve_key, XBA_CURVE_KEY_LEN);
+		log_warnx("event=node.refused reason=%s key=%s address=%s",
+		    req.has_curve_key ? "unknown-curve-key" : "not-curve", key_z85,
+		    log_quote(quoted, sizeof(quoted), req.address));
+		zapwire_reply(zap->socket, &req, "400", req.has_curve_key ? "unknown CURVE key" : "only CURVE is accepted",
+		    "");
 	}
 }
