@@ -144,6 +144,8 @@ struct server {
 
 /* server.c: sending (used by publish.c and deliver.c). */
 int server_send(struct server *server, size_t node_index, const Xba__V1__Frame *frame);
+/* Send an already encoded Frame (the delivery path encodes Deliver frames itself, without a copy of the envelope). */
+int server_send_encoded(struct server *server, size_t node_index, const uint8_t *bytes, size_t len);
 /* Send a frame to the connection that sent the frame being handled (before or without a session). */
 int server_reply(struct server *server, const Xba__V1__Frame *frame);
 /* Error frame to the connection being handled. */

@@ -66,6 +66,22 @@ server_send(struct server *server, size_t node_index, const Xba__V1__Frame *fram
 }
 
 int
+server_send_encoded(struct server *server, size_t node_index, const uint8_t *bytes, size_t len)
+{
+	struct session *s = &server->sessions[node_index];
+
+	if (!s->up)
+		return XBA_ENOTFOUND;
+	if (zmq_send(server->router, s->routing_id, s->routing_id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(server->router, bytes, len, ZMQ_DONTWAIT) < 0) {
+		session_drop(server, node_index, zmq_errno() == EAGAIN ? "send-buffer-full" : "peer-gone");
+		return XBA_EIO;
+	}
+	s->last_sent_mono = clock_mono_ms();
+	return 0;
+}
+
+int
 server_reply(struct server *server, const Xba__V1__Frame *frame)
 {
 	return send_to(server, server->scratch, server->scratch_len, frame);
