@@ -6,9 +6,8 @@
  *        --> publish.c (decode, verify, check rights, route) --> journal.c (group commit) --> ack
  *        --> deliver.c (per-node queue, credit, emergencies first) --> node
  *
- * One thread runs the event loop in server.c; nothing is shared across threads.  Verification may move to worker
- * threads later (docs/performance.md); publish.c is written so that its checks are a pure function of the frame,
- * the directory and the journal.
+ * One thread runs the event loop in server.c and owns every structure here.  Signature verification alone runs on
+ * more threads (verifypool.c), fork-join per chunk of frames: the workers see only their jobs and the directory.
  */
 #ifndef XBA_BROKER_H
 #define XBA_BROKER_H
@@ -18,6 +17,7 @@
 #include <stdint.h>
 
 #include "directory.h"
+#include "envelope.h"
 #include "error.h"
 #include "journal.h"
 #include "keys.h"
@@ -42,6 +42,7 @@ struct broker_config {
 	int64_t max_credit;       /* cap on a node's delivery window */
 	int64_t retention_days;   /* prune finished alerts older than this; 0 = keep forever */
 	int64_t group_commit_max; /* publishes per journal transaction at most */
+	int64_t verify_threads;   /* verification threads besides the loop's; -1 = one fewer than the online cores */
 	char *log_level;          /* debug, info or warn */
 };
 
@@ -59,6 +60,25 @@ void zap_free(struct zap *zap);
 void *zap_socket(struct zap *zap);
 /* Answer every pending ZAP request from dir: 200 with User-Id = node id for a listed CURVE key, 400 otherwise. */
 void zap_handle(struct zap *zap, const struct directory *dir);
+
+/* verifypool.c ------------------------------------------------------------------------------------------------- */
+
+/* One envelope to open (lookups, signature, alert decoding) off the event loop's thread. */
+struct verify_job {
+	const Xba__V1__Envelope *envelope;      /* in: borrowed from the decoded frame */
+	int64_t now_ms;                         /* in: time of use, for revocation and key validity */
+	struct envelope_opened opened;          /* out: owned by the job's owner (envelope_opened_clear) */
+	int rc;                                 /* out: envelope_open_message's result */
+	struct xba_error err;                   /* out: why, when rc != 0 */
+};
+
+struct verify_pool;
+/* Start n_threads verification threads (0: every job runs on the caller's thread). */
+struct verify_pool *verify_pool_new(unsigned n_threads, struct xba_error *err);
+void verify_pool_free(struct verify_pool *pool);
+unsigned verify_pool_threads(const struct verify_pool *pool);
+/* Run every job on the pool's threads and the caller's; returns when all are done.  dir must not change meanwhile. */
+void verify_pool_run(struct verify_pool *pool, const struct directory *dir, struct verify_job *jobs, size_t n_jobs);
 
 /* server.c ----------------------------------------------------------------------------------------------------- */
 
@@ -138,6 +158,8 @@ struct server {
 	size_t n_held, cap_held;
 	int signal_fd;                          /* read end of main's self-pipe: 'T' stop, 'H' reload */
 	bool stopping;
+	struct verify_pool *verifiers;          /* owned */
+	struct chunk *chunk;                    /* frames read and being verified/handled; owned (server.c) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
 };
@@ -158,7 +180,12 @@ int server_hold(struct server *server, const struct held_frame *held);
 void session_drop(struct server *server, size_t node_index, const char *reason);
 
 /* publish.c */
-void publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish *publish);
+/* In arrival order, before verification: false if the node is over its rate (publish_handle then refuses it
+ * unverified, so a flooding node costs no verification). */
+bool publish_rate_allows(struct server *server, size_t node_index);
+/* verified: the envelope opened by the pool, or NULL when publish_rate_allows() said no. */
+void publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish *publish,
+    const struct verify_job *verified);
 void track_handle(struct server *server, size_t node_index, const Xba__V1__TrackRequest *request);
 
 /* deliver.c */

@@ -1,7 +1,9 @@
 /*
  * publish.c — the publish path: everything between a node's Publish frame and the journal.  Checks run in the
  * order of docs/protocol.md §2.3 (cheapest and most telling first; the signature before anything is decoded);
- * the first failure answers with its own ErrorCode and one alert.rejected log line and changes nothing.  An
+ * the first failure answers with its own ErrorCode and one alert.rejected log line and changes nothing.  The rate
+ * limit is applied in arrival order before verification, and the signature checks run on the verification pool
+ * (verifypool.c) before publish_handle() sees the frame; everything from there on runs on the loop's thread.  An
  * accepted alert is routed and appended to the open group-commit transaction; its PublishAck is held until the
  * commit is durable (server.c).  Also: TrackRequest, which reads what the publish path wrote.
  */
@@ -67,9 +69,10 @@ field_of(const char *msg, char *out, size_t size)
 }
 
 /* Token bucket: rate_per_second sustained, rate_burst at once. */
-static bool
-rate_allows(struct server *server, struct session *s)
+bool
+publish_rate_allows(struct server *server, size_t node_index)
 {
+	struct session *s = &server->sessions[node_index];
 	int64_t now = clock_mono_ms();
 	double rate = (double)server->config->rate_per_second, burst = (double)server->config->rate_burst;
 
@@ -127,11 +130,10 @@ record_acknowledgements(struct server *server, const struct dir_node *acker, con
 }
 
 void
-publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish *publish)
+publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish *publish,
+    const struct verify_job *verified)
 {
 	const struct dir_node *node = &server->dir->nodes[node_index];
-	struct session *s = &server->sessions[node_index];
-	struct envelope_opened opened;
 	struct journal_alert_info known;
 	struct xba_error err = { 0 };
 	struct route route = { 0 };
@@ -143,21 +145,20 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 	Xba__V1__ErrorCode code;
 	int rc;
 
-	if (!rate_allows(server, s)) {
+	if (verified == NULL) {
 		refuse(server, node_index, publish->ref, NULL, XBA__V1__ERROR_CODE__RATE_LIMITED, NULL, 0, 0,
 		    "over %lld publishes per second (burst %lld); retry later", (long long)server->config->rate_per_second,
 		    (long long)server->config->rate_burst);
 		return;
 	}
-	rc = envelope_open_message(server->dir, publish->envelope, now, &opened, &err);
-	if (rc != 0) {
-		field_of(err.msg, field_buf, sizeof(field_buf));
-		refuse(server, node_index, publish->ref, opened.alert ? opened.alert->id : NULL,
-		    frame_error_code_for_alert(rc), field_buf, 0, 0, "%s", err.msg);
-		envelope_opened_clear(&opened);
+	/* Opened on the verification pool (verifypool.c): lookups, signature over the received bytes, decoding. */
+	if (verified->rc != 0) {
+		field_of(verified->err.msg, field_buf, sizeof(field_buf));
+		refuse(server, node_index, publish->ref, verified->opened.alert ? verified->opened.alert->id : NULL,
+		    frame_error_code_for_alert(verified->rc), field_buf, 0, 0, "%s", verified->err.msg);
 		return;
 	}
-	const Xba__V1__Alert *alert = opened.alert;
+	const Xba__V1__Alert *alert = verified->opened.alert;
 
 	if (strcmp(alert->origin, node->id) != 0) {
 		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__WRONG_SIGNER, "origin", 0, 0,
@@ -296,7 +297,6 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 done:
 	route_clear(&route);
 	free(envelope_bytes);
-	envelope_opened_clear(&opened);
 }
 
 struct track_rows {

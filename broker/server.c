@@ -1,7 +1,8 @@
 /*
  * server.c — the broker's event loop: one ROUTER socket with CURVE, the ZAP handler, the signal pipe, and timers.
- * Each loop turn drains up to group_commit_max frames, dispatches them (one switch on the frame type), commits the
- * journal transaction they opened (one fsync), releases the acknowledgements and receipts the commit made true,
+ * Each loop turn drains up to group_commit_max frames in chunks (each chunk: read, verify its publishes on the
+ * verification pool, dispatch in arrival order with one switch on the frame type), commits the journal
+ * transaction they opened (one fsync), releases the acknowledgements and receipts the commit made true,
  * runs a delivery pass, then heartbeats.  Every frame from the network goes through frame_decode() first; a bad
  * frame is answered with an Error frame and disturbs nothing else.
  */
@@ -29,6 +30,7 @@
 #define HARD_FRAME_FACTOR 4 /* frames over max_frame_bytes get FRAME_TOO_LARGE; over 4x the connection is cut */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
 #define PASS_MAX_MS 10 /* work per event-loop pass before commit and delivery */
+#define CHUNK_MAX 64   /* frames read, then verified together, then handled, at a time */
 
 /* ---- sending ---------------------------------------------------------------------------------------------- */
 
@@ -336,27 +338,48 @@ commit(struct server *server)
 
 /* ---- receiving ---------------------------------------------------------------------------------------------- */
 
+/*
+ * A chunk of frames is read first, its Publish envelopes are verified together on the verification pool, and then
+ * its frames are handled one by one in arrival order.  Everything that depends on session state (hello first, the
+ * same connection) is decided at handling time, so a Hello and the Publish behind it in one chunk work as they do
+ * one at a time.
+ */
+struct incoming {
+	uint8_t routing_id[ROUTING_ID_MAX];
+	size_t routing_len;
+	const struct dir_node *node;            /* NULL: the ZAP User-Id is no longer in the directory */
+	char user[XBA_NODE_ID_MAX + 1];         /* that User-Id, for the log */
+	int extra_parts;                        /* beyond the one a frame is */
+	Xba__V1__Frame *frame;                  /* owned; NULL if decoding failed */
+	struct xba_error decode_err;
+	uint64_t ref;                           /* from a frame that failed to decode, when readable */
+	struct verify_job *job;                 /* Publish within its rate: the envelope to open; else NULL */
+};
+
+struct chunk {
+	struct incoming in[CHUNK_MAX];
+	struct verify_job jobs[CHUNK_MAX];
+	size_t n_in, n_jobs;
+};
+
 static void
-dispatch(struct server *server, size_t node_index, const uint8_t *bytes, size_t len)
+dispatch(struct server *server, size_t node_index, const struct incoming *in)
 {
 	const struct dir_node *node = &server->dir->nodes[node_index];
 	struct session *s = &server->sessions[node_index];
 	bool same_connection = s->up && s->routing_id_len == server->scratch_len &&
 	    memcmp(s->routing_id, server->scratch, s->routing_id_len) == 0;
-	struct xba_error err = { 0 };
-	Xba__V1__Frame *frame;
-	uint64_t ref;
+	const Xba__V1__Frame *frame = in->frame;
 
-	frame = frame_decode(bytes, len, (size_t)server->config->max_frame_bytes, &ref, &err);
 	if (frame == NULL) {
-		Xba__V1__ErrorCode code = frame_error_code_for_frame(err.code);
+		Xba__V1__ErrorCode code = frame_error_code_for_frame(in->decode_err.code);
 		char field[64] = "";
 
-		if (err.code == XBA_EREQUIRED)
-			sscanf(err.msg, "%63[^:]", field);
+		if (in->decode_err.code == XBA_EREQUIRED)
+			sscanf(in->decode_err.msg, "%63[^:]", field);
 		log_warnx("event=frame.rejected node=%s code=%s reason=\"%s\"", node->id, frame_error_code_name(code),
-		    err.msg);
-		server_reply_error(server, code, field, ref, "%s", err.msg);
+		    in->decode_err.msg);
+		server_reply_error(server, code, field, in->ref, "%s", in->decode_err.msg);
 		return;
 	}
 	if (same_connection) {
@@ -366,7 +389,6 @@ dispatch(struct server *server, size_t node_index, const uint8_t *bytes, size_t 
 	if (frame->body_case != XBA__V1__FRAME__BODY_HELLO && !same_connection) {
 		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0,
 		    "send hello first (got %s)", frame_type_name(frame->body_case));
-		frame_free(frame);
 		return;
 	}
 	switch (frame->body_case) {
@@ -374,7 +396,7 @@ dispatch(struct server *server, size_t node_index, const uint8_t *bytes, size_t 
 		session_hello(server, node_index, frame->hello);
 		break;
 	case XBA__V1__FRAME__BODY_PUBLISH:
-		publish_handle(server, node_index, frame->publish);
+		publish_handle(server, node_index, frame->publish, in->job);
 		break;
 	case XBA__V1__FRAME__BODY_DELIVERY_ACK:
 		deliver_handle_ack(server, node_index, frame->delivery_ack);
@@ -407,17 +429,18 @@ dispatch(struct server *server, size_t node_index, const uint8_t *bytes, size_t 
 		    "a node does not send %s frames", frame_type_name(frame->body_case));
 		break;
 	}
-	frame_free(frame);
 }
 
-/* Read one ROUTER message (routing id + one frame part).  Returns 1 if one was handled, 0 if none was pending. */
+/*
+ * Read one ROUTER message (routing id + one frame part) into in, decoding the frame.  A Publish within its node's
+ * rate gets a verification job in chunk.  Returns 1 if a message was read, 0 if none was pending.
+ */
 static int
-receive_one(struct server *server)
+receive_one(struct server *server, struct chunk *chunk, struct incoming *in)
 {
 	zmq_msg_t id, body;
 	const char *user;
-	const struct dir_node *node;
-	int more = 0, extra = 0;
+	int more = 0;
 	size_t more_len = sizeof(more);
 
 	zmq_msg_init(&id);
@@ -425,8 +448,16 @@ receive_one(struct server *server)
 		zmq_msg_close(&id);
 		return 0;
 	}
+	in->routing_len = 0;
+	in->node = NULL;
+	in->extra_parts = 0;
+	in->frame = NULL;
+	in->decode_err = (struct xba_error){ 0 };
+	in->ref = 0;
+	in->job = NULL;
 	zmq_msg_init(&body);
 	if (zmq_msg_recv(&body, server->router, 0) < 0) {
+		/* Handled as nothing: no routing id to answer to (routing_len 0). */
 		zmq_msg_close(&id);
 		zmq_msg_close(&body);
 		return 1;
@@ -439,29 +470,75 @@ receive_one(struct server *server)
 		zmq_msg_init(&rest);
 		zmq_msg_recv(&rest, server->router, 0);
 		zmq_msg_close(&rest);
-		extra++;
+		in->extra_parts++;
 		zmq_getsockopt(server->router, ZMQ_RCVMORE, &more, &more_len);
 	}
-	server->scratch_len = zmq_msg_size(&id) < ROUTING_ID_MAX ? zmq_msg_size(&id) : ROUTING_ID_MAX;
-	memcpy(server->scratch, zmq_msg_data(&id), server->scratch_len);
+	in->routing_len = zmq_msg_size(&id) < ROUTING_ID_MAX ? zmq_msg_size(&id) : ROUTING_ID_MAX;
+	memcpy(in->routing_id, zmq_msg_data(&id), in->routing_len);
 	user = zmq_msg_gets(&body, "User-Id");
-	node = user != NULL ? directory_node(server->dir, user) : NULL;
-	if (node == NULL) {
-		/* Admitted under a directory that a reload has since changed: the node is no longer listed. */
-		log_warnx("event=frame.rejected node=%s code=NOT_READY reason=\"node not in the directory\"",
-		    user ? user : "-");
-		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0, "this node is not in the directory");
-	} else if (extra > 0) {
-		log_warnx("event=frame.rejected node=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"", node->id,
-		    extra);
-		server_reply_error(server, XBA__V1__ERROR_CODE__MALFORMED_FRAME, NULL, 0,
-		    "one ZeroMQ message part per frame; got %d more", extra);
-	} else {
-		dispatch(server, directory_node_index(server->dir, node), zmq_msg_data(&body), zmq_msg_size(&body));
+	snprintf(in->user, sizeof(in->user), "%s", user ? user : "-");
+	in->node = user != NULL ? directory_node(server->dir, user) : NULL;
+	if (in->node != NULL && in->extra_parts == 0) {
+		in->frame = frame_decode(zmq_msg_data(&body), zmq_msg_size(&body), (size_t)server->config->max_frame_bytes,
+		    &in->ref, &in->decode_err);
+		if (in->frame != NULL && in->frame->body_case == XBA__V1__FRAME__BODY_PUBLISH &&
+		    publish_rate_allows(server, directory_node_index(server->dir, in->node))) {
+			struct verify_job *job = &chunk->jobs[chunk->n_jobs++];
+
+			memset(job, 0, sizeof(*job));
+			job->envelope = in->frame->publish->envelope;
+			job->now_ms = clock_now_ms();
+			in->job = job;
+		}
 	}
 	zmq_msg_close(&id);
 	zmq_msg_close(&body);
 	return 1;
+}
+
+/* Handle one read message in arrival order, after its chunk was verified. */
+static void
+handle_incoming(struct server *server, const struct incoming *in)
+{
+	server->scratch_len = in->routing_len;
+	memcpy(server->scratch, in->routing_id, in->routing_len);
+	if (in->node == NULL) {
+		if (in->routing_len == 0)
+			return; /* the message vanished between its parts: nothing to answer */
+		/* Admitted under a directory that a reload has since changed: the node is no longer listed. */
+		log_warnx("event=frame.rejected node=%s code=NOT_READY reason=\"node not in the directory\"", in->user);
+		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0, "this node is not in the directory");
+	} else if (in->extra_parts > 0) {
+		log_warnx("event=frame.rejected node=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"",
+		    in->node->id, in->extra_parts);
+		server_reply_error(server, XBA__V1__ERROR_CODE__MALFORMED_FRAME, NULL, 0,
+		    "one ZeroMQ message part per frame; got %d more", in->extra_parts);
+	} else {
+		dispatch(server, directory_node_index(server->dir, in->node), in);
+	}
+}
+
+/*
+ * One chunk: read up to max messages, verify their publishes together, handle them in order.  Returns how many
+ * messages were read (0: none was pending).
+ */
+static size_t
+run_chunk(struct server *server, size_t max)
+{
+	struct chunk *chunk = server->chunk;
+
+	chunk->n_in = chunk->n_jobs = 0;
+	while (chunk->n_in < max && chunk->n_in < CHUNK_MAX &&
+	    receive_one(server, chunk, &chunk->in[chunk->n_in]))
+		chunk->n_in++;
+	verify_pool_run(server->verifiers, server->dir, chunk->jobs, chunk->n_jobs);
+	for (size_t i = 0; i < chunk->n_in; i++) {
+		handle_incoming(server, &chunk->in[i]);
+		frame_free(chunk->in[i].frame);
+	}
+	for (size_t i = 0; i < chunk->n_jobs; i++)
+		envelope_opened_clear(&chunk->jobs[i].opened);
+	return chunk->n_in;
 }
 
 /* ---- timers ----------------------------------------------------------------------------------------------- */
@@ -653,6 +730,18 @@ server_new(const struct broker_config *config, struct xba_error *err)
 		xba_error_set(err, XBA_EIO, "cannot listen on %s: %s", config->listen, zmq_strerror(zmq_errno()));
 		goto fail;
 	}
+	{
+		long online = sysconf(_SC_NPROCESSORS_ONLN);
+		int64_t threads = config->verify_threads >= 0 ? config->verify_threads : (online > 1 ? online - 1 : 0);
+
+		server->chunk = calloc(1, sizeof(*server->chunk));
+		if (server->chunk == NULL) {
+			xba_error_set(err, XBA_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if ((server->verifiers = verify_pool_new((unsigned)threads, err)) == NULL)
+			goto fail;
+	}
 	prune(server);
 	return server;
 fail:
@@ -679,6 +768,8 @@ server_free(struct server *server)
 			free(server->sessions[i].inflight);
 	free(server->sessions);
 	free(server->held);
+	verify_pool_free(server->verifiers);
+	free(server->chunk);
 	rules_free(server->rules);
 	directory_free(server->dir);
 	free(server);
@@ -693,9 +784,11 @@ server_run(struct server *server, int signal_fd)
 	server->signal_fd = signal_fd;
 	if (tick < 20)
 		tick = 20;
-	log_info("event=broker.ready broker=%s listen=%s nodes=%zu rules_version=%s journal_head=%llu verify=%s",
+	log_info("event=broker.ready broker=%s listen=%s nodes=%zu rules_version=%s journal_head=%llu verify=%s "
+		 "verify_threads=%u",
 	    server->config->broker_id, server->config->listen, server->dir->n_nodes, rules_version(server->rules),
-	    (unsigned long long)journal_head(server->journal), sig_backend_name());
+	    (unsigned long long)journal_head(server->journal), sig_backend_name(),
+	    verify_pool_threads(server->verifiers) + 1);
 	NOTIFY("READY=1");
 	while (!server->stopping) {
 		items[0] = (zmq_pollitem_t){ server->router, 0, ZMQ_POLLIN, 0 };
@@ -720,9 +813,11 @@ server_run(struct server *server, int signal_fd)
 		 * emergencies among them) are never held behind a long burst of publishes. */
 		int64_t pass_end = clock_mono_ms() + PASS_MAX_MS;
 
-		for (int64_t n = 0; n < server->config->group_commit_max && receive_one(server); n++)
-			if ((n & 15) == 15 && clock_mono_ms() >= pass_end)
+		for (size_t n = 0, got; n < (size_t)server->config->group_commit_max; n += got) {
+			got = run_chunk(server, (size_t)server->config->group_commit_max - n);
+			if (got == 0 || clock_mono_ms() >= pass_end)
 				break;
+		}
 		commit(server);
 		/* The pass only reads; one read-write transaction around it takes SQLite's file locks once instead of
 		 * once per statement (the fcntl calls were a visible share of broker CPU), and commits nothing. */

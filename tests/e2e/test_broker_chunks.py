@@ -1,0 +1,121 @@
+"""test_broker_chunks.py — the broker reads frames in chunks, verifies the chunk's publishes on several threads
+(broker/verifypool.c) and only then handles the frames one by one.  What a node sees must be exactly what one
+thread handling one frame at a time would give:
+
+1. a Hello followed at once by publishes (same chunk, before the Welcome is even sent) is a session, not
+   "send hello first": every publish is accepted, in the order sent;
+2. bursts far larger than a chunk from three nodes at once, with forged signatures mixed in: each forged publish
+   gets BAD_SIGNATURE and its own log line, every other one is accepted, the journal order of each node's alerts
+   is the order it sent them, and every recipient gets each accepted alert exactly once, in journal order;
+3. the broker says how many verification threads it runs.
+
+usage: /usr/bin/python3 tests/e2e/test_broker_chunks.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import sys
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+from xbatest import C  # noqa: E402
+
+RULES = """\
+rules:
+  - name: everything-to-members
+    when: { category: [smuggling, health] }
+    to: [members]
+"""
+PUBLISHERS = ("NER", "TCD", "SDN")
+BURST = 300          # per publisher; the broker reads at most 64 frames per chunk
+FORGED_EVERY = 7     # every 7th publish of NER carries a signature with one bit flipped
+
+
+def forged(env):
+    sig = bytearray(env.signature)
+    sig[10] ^= 0x01
+    env.signature = bytes(sig)
+    return env
+
+
+def main(t):
+    region = x.sahel_region(t)
+    broker = x.Broker(t, region, RULES, verify_threads=2, rate_per_second=100000, rate_burst=100000).start()
+    t.check(broker.wait_log(r"event=broker\.ready .*verify_threads=3", t.t(5)),
+            "log: broker.ready says verify_threads=3 (the loop and two workers)")
+    net = x.Net(t)
+
+    # 1. Hello and publishes back to back.
+    early = net.node(region, "MLI", broker, auto_hello=False, auto_reconnect=False)
+    early.connect()
+    net.run_until(lambda: early.state == "handshaken", t.t(5))
+    early.hello()
+    refs = list(range(1, 21))
+    for ref in refs:
+        early.send(publish=x.pb.Publish(ref=ref, envelope=region.seal(
+            x.alert("MLI", C.HEALTH, C.MODERATE, C.AMBER, headline=f"MLI early {ref}"))))
+    net.run_until(lambda: all(r in early.acks for r in refs), t.t(15))
+    codes = [x.code_name(early.acks[r].result) if r in early.acks else "no ack" for r in refs]
+    t.check(codes == ["OK"] * len(refs), "publishes right behind Hello (no wait for Welcome) are all accepted",
+            str(codes))
+    t.check(not early.errors, "no Error frame (no 'send hello first')", str([e.message for e in early.errors]))
+    seqs = [early.acks[r].seq for r in refs if r in early.acks]
+    t.check(seqs == sorted(seqs) and len(set(seqs)) == len(seqs), "journal order is the order sent", str(seqs))
+
+    # 2. Three nodes burst at once, NER with forged signatures mixed in.
+    receivers = {nid: net.node(region, nid, broker, credit=1024) for nid in ("DZA", "LBY")}
+    pubs = {nid: net.node(region, nid, broker, auto_reconnect=False) for nid in PUBLISHERS}
+    net.connect_all()
+    mark = broker.log_size()
+    expected_code = {nid: {} for nid in PUBLISHERS}    # ref -> code
+    alert_ids = {nid: {} for nid in PUBLISHERS}        # ref -> alert id
+    for i in range(BURST):
+        for nid in PUBLISHERS:
+            ref = i + 1
+            a = x.alert(nid, C.HEALTH, C.MODERATE, C.AMBER, headline=f"{nid} burst {ref}")
+            env = region.seal(a)
+            bad = nid == "NER" and ref % FORGED_EVERY == 0
+            if bad:
+                env = forged(env)
+            expected_code[nid][ref] = "BAD_SIGNATURE" if bad else "OK"
+            alert_ids[nid][ref] = a.id
+            pubs[nid].send(publish=x.pb.Publish(ref=ref, envelope=env))
+    done = lambda: all(len(pubs[n].acks) == BURST for n in PUBLISHERS)   # noqa: E731
+    net.run_until(done, t.t(60))
+    t.check(done(), "every publish of the burst answered", str({n: len(pubs[n].acks) for n in PUBLISHERS}))
+    accepted = {}   # alert id -> seq
+    for nid in PUBLISHERS:
+        wrong = [(ref, want, x.code_name(pubs[nid].acks[ref].result) if ref in pubs[nid].acks else "no ack")
+                 for ref, want in expected_code[nid].items()
+                 if ref not in pubs[nid].acks or x.code_name(pubs[nid].acks[ref].result) != want]
+        t.check(not wrong, f"{nid}: each publish answered with its own result", str(wrong[:5]))
+        ok_refs = [r for r in sorted(expected_code[nid]) if expected_code[nid][r] == "OK" and r in pubs[nid].acks]
+        seqs = [pubs[nid].acks[r].seq for r in ok_refs]
+        t.check(seqs == sorted(seqs) and len(set(seqs)) == len(seqs),
+                f"{nid}: journal order of its alerts is the order it sent them", str(seqs[:10]))
+        for r in ok_refs:
+            accepted[alert_ids[nid][r]] = pubs[nid].acks[r].seq
+    n_forged = sum(1 for r in expected_code["NER"].values() if r == "BAD_SIGNATURE")
+    t.eq(len(accepted), len(PUBLISHERS) * BURST - n_forged, "accepted alerts")
+    t.eq(len(set(accepted.values())), len(accepted), "every accepted alert has its own seq")
+    net.run_until(lambda: broker.events("alert.rejected", since=mark) and
+                  len([e for e in broker.events("alert.rejected", since=mark)
+                       if e.get("code") == "BAD_SIGNATURE"]) >= n_forged, t.t(5))
+    bad_lines = [e for e in broker.events("alert.rejected", since=mark) if e.get("code") == "BAD_SIGNATURE"]
+    t.eq(len(bad_lines), n_forged, "one alert.rejected code=BAD_SIGNATURE log line per forged publish")
+
+    for nid, r in receivers.items():
+        want = {aid for aid, _ in accepted.items()}
+        net.run_until(lambda r=r: want <= set(r.inbox), t.t(30))
+        got = [a for a in r.arrivals if a.alert_id in want]
+        t.check(want <= set(r.inbox), f"{nid}: every accepted alert delivered", f"{len(want - set(r.inbox))} missing")
+        t.eq(r.redeliveries, 0, f"{nid}: no alert delivered twice")
+        seqs = [a.seq for a in got]
+        t.check(seqs == sorted(seqs), f"{nid}: deliveries arrive in journal order", str(seqs[:10]))
+        t.check(all(accepted[a.alert_id] == a.seq for a in got), f"{nid}: delivered under the seq its ack named")
+    t.check(not any(r.quarantine for r in receivers.values()), "no forged alert reached a recipient")
+    net.check_protocol()
+    net.close()
+
+
+if __name__ == "__main__":
+    x.main(main, deadline_s=200)
