@@ -73,6 +73,8 @@ main(int argc, char **argv)
 	struct server *server;
 	int opt, signal_fd = -1, rc;
 
+	/* Accepted alerts log one info record each: written once per loop pass (server.c), not once per alert. */
+	log_hold_info(64 * 1024);
 	log_init("xba-broker", LOG_LEVEL_INFO);
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {

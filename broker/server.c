@@ -791,6 +791,7 @@ server_run(struct server *server, int signal_fd)
 	    verify_pool_threads(server->verifiers) + 1);
 	NOTIFY("READY=1");
 	while (!server->stopping) {
+		log_flush(); /* what this pass logged is written before the poll may wait */
 		items[0] = (zmq_pollitem_t){ server->router, 0, ZMQ_POLLIN, 0 };
 		items[1] = (zmq_pollitem_t){ zap_socket(server->zap), 0, ZMQ_POLLIN, 0 };
 		items[2] = (zmq_pollitem_t){ NULL, signal_fd, ZMQ_POLLIN, 0 };

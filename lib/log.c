@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +15,27 @@
 static struct {
 	const char *progname;     /* prog= value */
 	enum log_level min_level; /* lower levels are dropped */
-} log_settings = { "xba", LOG_LEVEL_INFO };
+	bool hold_info;           /* info and debug wait in stderr's buffer for log_flush() */
+} log_settings = { "xba", LOG_LEVEL_INFO, false };
 
 void
 log_init(const char *progname, enum log_level min_level)
 {
 	log_settings.progname = progname;
 	log_settings.min_level = min_level;
+}
+
+void
+log_hold_info(size_t buffer_bytes)
+{
+	if (setvbuf(stderr, NULL, _IOFBF, buffer_bytes) == 0)
+		log_settings.hold_info = true;
+}
+
+void
+log_flush(void)
+{
+	fflush(stderr);
 }
 
 static void
@@ -54,7 +69,8 @@ log_vwrite(const char *level, const char *fmt, va_list ap, int with_errno, int s
 	/* One fputs per record so concurrent writers never interleave within a line. */
 	line[used] = '\n';
 	fwrite(line, 1, used + 1, stderr);
-	fflush(stderr);
+	if (!log_settings.hold_info || (level[0] != 'i' && level[0] != 'd'))
+		fflush(stderr);
 }
 
 #define LOG_BODY(level_enum, level_name, with_errno)                                         \

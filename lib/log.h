@@ -18,6 +18,14 @@ enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN };
 /* Set the program name and the lowest level written; call once from main before anything logs. */
 void log_init(const char *progname, enum log_level min_level);
 
+/*
+ * For a daemon with an event loop: hold info and debug records in stderr's buffer (buffer_bytes) until
+ * log_flush(), which the loop calls once per pass before it waits; warnings and worse are still written at once.
+ * One write per pass instead of one per accepted alert.  Call first thing in main, before stderr is used.
+ */
+void log_hold_info(size_t buffer_bytes);
+void log_flush(void);
+
 void log_debug(const char *fmt, ...) XBA_PRINTF(1, 2);
 void log_info(const char *fmt, ...) XBA_PRINTF(1, 2);
 /* Appends ` errno=... error="strerror(errno)"`. */
