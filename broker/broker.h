@@ -77,7 +77,12 @@ struct verify_pool;
 struct verify_pool *verify_pool_new(unsigned n_threads, struct xba_error *err);
 void verify_pool_free(struct verify_pool *pool);
 unsigned verify_pool_threads(const struct verify_pool *pool);
-/* Run every job on the pool's threads and the caller's; returns when all are done.  dir must not change meanwhile. */
+/* Hand jobs to the pool's threads and return at once; one batch at a time (wait before posting the next).  dir
+ * and jobs must not change until verify_pool_wait() returns. */
+void verify_pool_post(struct verify_pool *pool, const struct directory *dir, struct verify_job *jobs, size_t n_jobs);
+/* Run what the threads have not claimed on the caller's thread; return when every job of the batch is done. */
+void verify_pool_wait(struct verify_pool *pool);
+/* post + wait. */
 void verify_pool_run(struct verify_pool *pool, const struct directory *dir, struct verify_job *jobs, size_t n_jobs);
 
 /* server.c ----------------------------------------------------------------------------------------------------- */
@@ -159,7 +164,7 @@ struct server {
 	int signal_fd;                          /* read end of main's self-pipe: 'T' stop, 'H' reload */
 	bool stopping;
 	struct verify_pool *verifiers;          /* owned */
-	struct chunk *chunk;                    /* frames read and being verified/handled; owned (server.c) */
+	struct chunk *chunks;                   /* two: one being handled, one being verified; owned (server.c) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
 };

@@ -518,27 +518,54 @@ handle_incoming(struct server *server, const struct incoming *in)
 	}
 }
 
-/*
- * One chunk: read up to max messages, verify their publishes together, handle them in order.  Returns how many
- * messages were read (0: none was pending).
- */
+/* Read up to max messages into chunk and post its publishes to the verification pool; returns how many were read. */
 static size_t
-run_chunk(struct server *server, size_t max)
+read_chunk(struct server *server, struct chunk *chunk, size_t max)
 {
-	struct chunk *chunk = server->chunk;
-
 	chunk->n_in = chunk->n_jobs = 0;
-	while (chunk->n_in < max && chunk->n_in < CHUNK_MAX &&
-	    receive_one(server, chunk, &chunk->in[chunk->n_in]))
+	while (chunk->n_in < max && chunk->n_in < CHUNK_MAX && receive_one(server, chunk, &chunk->in[chunk->n_in]))
 		chunk->n_in++;
-	verify_pool_run(server->verifiers, server->dir, chunk->jobs, chunk->n_jobs);
+	if (chunk->n_in > 0)
+		verify_pool_post(server->verifiers, server->dir, chunk->jobs, chunk->n_jobs);
+	return chunk->n_in;
+}
+
+/* Handle a verified chunk's messages in arrival order, then free them. */
+static void
+handle_chunk(struct server *server, struct chunk *chunk)
+{
 	for (size_t i = 0; i < chunk->n_in; i++) {
 		handle_incoming(server, &chunk->in[i]);
 		frame_free(chunk->in[i].frame);
 	}
 	for (size_t i = 0; i < chunk->n_jobs; i++)
 		envelope_opened_clear(&chunk->jobs[i].opened);
-	return chunk->n_in;
+	chunk->n_in = chunk->n_jobs = 0;
+}
+
+/*
+ * The frames of one pass: at most group_commit_max, or PASS_MAX_MS of work, so deliveries (and the emergencies
+ * among them) are never held behind a long burst of publishes.  Double-buffered: while this thread handles chunk
+ * k, the pool's threads verify chunk k+1 (read just before), and whatever they have not reached when chunk k is
+ * done, this thread verifies itself in verify_pool_wait().
+ */
+static void
+receive_pass(struct server *server)
+{
+	int64_t pass_end = clock_mono_ms() + PASS_MAX_MS;
+	size_t budget = (size_t)server->config->group_commit_max;
+	struct chunk *current = &server->chunks[0], *next = &server->chunks[1], *swap;
+	size_t got = read_chunk(server, current, budget);
+
+	while (got > 0) {
+		budget -= got;
+		verify_pool_wait(server->verifiers);
+		got = budget > 0 && clock_mono_ms() < pass_end ? read_chunk(server, next, budget) : 0;
+		handle_chunk(server, current);
+		swap = current;
+		current = next;
+		next = swap;
+	}
 }
 
 /* ---- timers ----------------------------------------------------------------------------------------------- */
@@ -734,8 +761,8 @@ server_new(const struct broker_config *config, struct xba_error *err)
 		long online = sysconf(_SC_NPROCESSORS_ONLN);
 		int64_t threads = config->verify_threads >= 0 ? config->verify_threads : (online > 1 ? online - 1 : 0);
 
-		server->chunk = calloc(1, sizeof(*server->chunk));
-		if (server->chunk == NULL) {
+		server->chunks = calloc(2, sizeof(*server->chunks));
+		if (server->chunks == NULL) {
 			xba_error_set(err, XBA_ENOMEM, "out of memory");
 			goto fail;
 		}
@@ -769,7 +796,7 @@ server_free(struct server *server)
 	free(server->sessions);
 	free(server->held);
 	verify_pool_free(server->verifiers);
-	free(server->chunk);
+	free(server->chunks);
 	rules_free(server->rules);
 	directory_free(server->dir);
 	free(server);
@@ -810,15 +837,7 @@ server_run(struct server *server, int signal_fd)
 			}
 		}
 		zap_handle(server->zap, server->dir);
-		/* One pass takes at most group_commit_max frames or PASS_MAX_MS of work, so deliveries (and the
-		 * emergencies among them) are never held behind a long burst of publishes. */
-		int64_t pass_end = clock_mono_ms() + PASS_MAX_MS;
-
-		for (size_t n = 0, got; n < (size_t)server->config->group_commit_max; n += got) {
-			got = run_chunk(server, (size_t)server->config->group_commit_max - n);
-			if (got == 0 || clock_mono_ms() >= pass_end)
-				break;
-		}
+		receive_pass(server);
 		commit(server);
 		/* The pass only reads; one read-write transaction around it takes SQLite's file locks once instead of
 		 * once per statement (the fcntl calls were a visible share of broker CPU), and commits nothing. */

@@ -10,6 +10,7 @@
  *                     [--perf FILE] [--keep]
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -58,9 +59,18 @@ static struct {
 	const char *broker;
 	const char *perf;
 	bool keep;
-} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false };
+	long verify_threads; /* -1: the broker's default */
+} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1 };
 
 static double verify_per_s; /* sig_verify, one core, this run */
+
+/* Cores the broker may use: its event loop plus its verification threads (broker.yaml verify_threads; by default
+ * one fewer than the online cores, i.e. all of them). */
+static int
+broker_cores(void)
+{
+	return opt.verify_threads >= 0 ? (int)opt.verify_threads + 1 : (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
 
 static bool
 want(const char *name)
@@ -301,12 +311,15 @@ region_make(struct bench *b, const char *name, size_t n, const char *journal)
 	                           : "rules:\n  - name: bench-core\n    to: [core]\n");
 	b->port = free_port();
 	char cfg[1024];
+	char threads_line[64] = "";
+	if (opt.verify_threads >= 0)
+		snprintf(threads_line, sizeof threads_line, "verify_threads: %ld\n", opt.verify_threads);
 	snprintf(cfg, sizeof cfg,
 	    "# broker.yaml written by bench_broker (durable journal: WAL, synchronous=FULL)\n"
 	    "broker_id: bench\nlisten: \"tcp://127.0.0.1:%d\"\ncurve_secret_key: keys/BROKER.curve.key\n"
 	    "region: region.yaml\nrules: rules.yaml\njournal: %s\nrate_per_second: 1000000\n"
-	    "rate_burst: 1000000\nmax_credit: %d\nlog_level: warn\n",
-	    b->port, journal ? journal : "journal.db", CREDIT);
+	    "rate_burst: 1000000\nmax_credit: %d\nlog_level: warn\n%s",
+	    b->port, journal ? journal : "journal.db", CREDIT, threads_line);
 	snprintf(path, sizeof path, "%s/broker.yaml", b->dir);
 	write_file(path, cfg);
 	b->ctx = zmq_ctx_new();
@@ -378,6 +391,53 @@ loop_schedstat(pid_t pid, double *on_cpu, double *waiting)
 	}
 	*on_cpu = (double)a;
 	*waiting = (double)w;
+}
+
+/* ns on a CPU of the broker's threads, by role: the event loop (main thread), verification, libzmq's I/O. */
+struct thread_cpu {
+	double loop, verify, zmq_io, other;
+};
+
+static struct thread_cpu
+broker_thread_cpu(pid_t pid)
+{
+	struct thread_cpu t = { 0, 0, 0, 0 };
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return t;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		int tid = atoi(e->d_name);
+		char comm[64] = "";
+		unsigned long long ns = 0;
+		snprintf(path, sizeof path, "/proc/%d/task/%d/comm", (int)pid, tid);
+		FILE *f = fopen(path, "r");
+		if (f != NULL) {
+			if (fgets(comm, sizeof comm, f) == NULL)
+				comm[0] = '\0';
+			fclose(f);
+		}
+		snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, tid);
+		if ((f = fopen(path, "r")) != NULL) {
+			if (fscanf(f, "%llu", &ns) != 1)
+				ns = 0;
+			fclose(f);
+		}
+		if (tid == (int)pid)
+			t.loop += (double)ns;
+		else if (strncmp(comm, "xba-verify", 10) == 0)
+			t.verify += (double)ns;
+		else if (strncmp(comm, "ZMQbg/IO", 8) == 0)
+			t.zmq_io += (double)ns;
+		else
+			t.other += (double)ns;
+	}
+	closedir(d);
+	return t;
 }
 
 static long
@@ -733,11 +793,13 @@ fig_ingest(void)
 	}
 	double cpu0 = proc_cpu_us(b.pid), self0 = proc_cpu_us(getpid()), run0, wait0, run1, wait1;
 	loop_schedstat(b.pid, &run0, &wait0);
+	struct thread_cpu th0 = broker_thread_cpu(b.pid);
 	int64_t t0 = now_ns();
 	publish_flat_out(&b, first + warm, n, n * 6, &t_acked);
 	int64_t t1 = now_ns();
 	double cpu1 = proc_cpu_us(b.pid), self1 = proc_cpu_us(getpid());
 	loop_schedstat(b.pid, &run1, &wait1);
+	struct thread_cpu th1 = broker_thread_cpu(b.pid);
 	if (perf_pid > 0) {
 		kill(perf_pid, SIGINT);
 		waitpid(perf_pid, NULL, 0);
@@ -748,8 +810,12 @@ fig_ingest(void)
 	printf("ingest.accepted_per_s        %8.0f /s  (%zu alerts, 6 publishers x %d in flight, 6 recipients each, "
 	       "acked+delivered in %.2f s; acks alone %.0f /s; refused %llu)\n",
 	    rate, n, WINDOW, secs, (double)n * 1e9 / (double)(t_acked - t0), (unsigned long long)b.refused);
-	printf("ingest.ratio_to_verify_core  %8.2f     (target >= 0.80 x verifications/s/core x 1 core)  %s\n",
-	    rate / verify_per_s, rate / verify_per_s >= 0.8 ? "MET" : "MISSED");
+	int cores = broker_cores();
+	printf("ingest.ratio_to_verify_core  %8.2f     (target >= 0.80 x verifications/s/core x %d cores the broker "
+	       "may use = %.2f)  %s\n",
+	    rate / verify_per_s, cores, 0.8 * cores, rate / verify_per_s >= 0.8 * cores ? "MET" : "MISSED");
+	printf("ingest.ratio_per_broker_core %8.2f     (accepted/s per core the broker may use / verifications/s/core)\n",
+	    rate / verify_per_s / cores);
 	printf("ingest.broker_cpu_us_per     %8.1f us  (= %.2f verifications; target <= 1.50)  %s\n", cpu_per,
 	    cpu_per / verify_us, cpu_per / verify_us <= 1.5 ? "MET" : "MISSED");
 	printf("ingest.per_broker_cpu_second %8.0f /s  (= %.2f x verifications/s/core: the rate if the loop had its core to "
@@ -757,6 +823,10 @@ fig_ingest(void)
 	    1e6 / cpu_per, 1e6 / cpu_per / verify_per_s);
 	printf("ingest.broker_cpu_util       %8.2f     (broker CPU seconds / wall second; the driver used %.2f)\n",
 	    (cpu1 - cpu0) / 1e6 / secs, (self1 - self0) / 1e6 / secs);
+	printf("ingest.broker_threads        %8.1f us  per alert on the event loop; %.1f us verification threads; "
+	       "%.1f us libzmq I/O (CURVE, sockets); %.1f us other\n",
+	    (th1.loop - th0.loop) / 1e3 / (double)n, (th1.verify - th0.verify) / 1e3 / (double)n,
+	    (th1.zmq_io - th0.zmq_io) / 1e3 / (double)n, (th1.other - th0.other) / 1e3 / (double)n);
 	printf("ingest.loop_thread           %8.2f     on a CPU, %.2f runnable but waiting for a CPU (machine busy), "
 	       "%.2f blocked (poll, fsync)\n",
 	    (run1 - run0) / 1e9 / secs, (wait1 - wait0) / 1e9 / secs,
@@ -1019,6 +1089,7 @@ main(int argc, char **argv)
 		{ "broker", required_argument, NULL, 'x' },
 		{ "perf", required_argument, NULL, 'p' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "verify-threads", required_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1034,12 +1105,14 @@ main(int argc, char **argv)
 		case 'x': opt.broker = optarg; break;
 		case 'p': opt.perf = optarg; break;
 		case 'k': opt.keep = true; break;
+		case 'v': opt.verify_threads = atol(optarg); break;
 		default:
 			fprintf(stderr,
 			    "usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog]\n"
 			    "  [--alerts N (20000)] [--journal N (100000)] [--backlog N (20000)] [--broadcasts N (60)]\n"
 			    "  [--fanout-nodes N (200)] [--broker PATH] [--perf FILE (perf record the broker during "
-			    "ingest)] [--keep]\n");
+			    "ingest)] [--keep]\n"
+			    "  [--verify-threads N (broker default: one fewer than the online cores)]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -1052,8 +1125,9 @@ main(int argc, char **argv)
 	char host[64] = "";
 	gethostname(host, sizeof host - 1);
 	time_t now = time(NULL);
-	printf("# bench_broker %s on %s, %ld cores online, broker %s\n", strtok(ctime(&now), "\n"), host,
-	    sysconf(_SC_NPROCESSORS_ONLN), opt.broker);
+	printf("# bench_broker %s on %s, %ld cores online, broker %s, broker may use %d cores (event loop + %d "
+	       "verification threads)\n", strtok(ctime(&now), "\n"), host, sysconf(_SC_NPROCESSORS_ONLN), opt.broker,
+	    broker_cores(), broker_cores() - 1);
 	calibrate(); /* always: every figure is read against it */
 	if (want("ingest"))
 		fig_ingest();

@@ -201,6 +201,46 @@ test_pool_sizes_and_batches(struct check_state *t, struct fixture *f)
 	}
 }
 
+/* post returns at once and wait completes the batch; without threads, nothing runs before wait (the caller does
+ * it all there).  Alternating two batches is what the event loop does. */
+static void
+test_post_then_wait(struct check_state *t, struct fixture *f)
+{
+	static const unsigned threads[] = { 0, 1, 2 };
+	struct xba_error err = { 0 };
+
+	for (size_t ti = 0; ti < sizeof(threads) / sizeof(threads[0]); ti++) {
+		struct verify_pool *pool = verify_pool_new(threads[ti], &err);
+		struct verify_job jobs[2][40];
+
+		CHECK(t, pool != NULL);
+		if (pool == NULL)
+			continue;
+		for (int round = 0; round < 10; round++) {
+			struct verify_job *batch = jobs[round % 2];
+			size_t from = (size_t)(round * 13) % (N_ENVELOPES - 40);
+
+			memset(batch, 0, sizeof(jobs[0]));
+			for (size_t i = 0; i < 40; i++) {
+				batch[i].envelope = f->envelopes[from + i];
+				batch[i].now_ms = f->expected[from + i].now_ms;
+				batch[i].rc = 12345;
+			}
+			verify_pool_post(pool, f->dir, batch, 40);
+			if (threads[ti] == 0)
+				for (size_t i = 0; i < 40; i++)
+					CHECK(t, batch[i].rc == 12345);
+			verify_pool_wait(pool);
+			for (size_t i = 0; i < 40; i++) {
+				CHECK(t, batch[i].rc == f->expected[from + i].rc);
+				CHECK(t, strcmp(batch[i].err.msg, f->expected[from + i].err.msg) == 0);
+				envelope_opened_clear(&batch[i].opened);
+			}
+		}
+		verify_pool_free(pool);
+	}
+}
+
 /* A pool that never ran a batch, and one that just finished, both stop cleanly. */
 static void
 test_free_idle(struct check_state *t, struct fixture *f)
@@ -238,6 +278,7 @@ main(void)
 	} while (0)
 	RUN_F(&state, test_fixture_mixes_outcomes);
 	RUN_F(&state, test_pool_sizes_and_batches);
+	RUN_F(&state, test_post_then_wait);
 	RUN_F(&state, test_free_idle);
 	fixture_free(&f);
 	return check_finish(&state);
