@@ -63,6 +63,12 @@
 #define RULES_VERSION_MAX 128       /* hex SHA-256 is 64 */
 #define WAL_SIZE_LIMIT (64 * 1024 * 1024) /* a burst's WAL is truncated back to this after a checkpoint */
 #define HASH_DOMAIN "xba-journal-v1"
+/* The envelope cache's default bounds: 8 MiB holds ~8k typical (~1 KiB) envelopes, which covers the deliveries of
+ * the turns right after an alert's commit (nearly all of them) and a node lagging up to ~8k alerts behind; a node
+ * further behind reads SQLite, as before.  The arena becomes resident as it fills, within the broker's < 64 MiB
+ * memory budget (docs/performance.md). */
+#define ENVELOPE_CACHE_BYTES (8u * 1024 * 1024)
+#define ENVELOPE_CACHE_ENTRIES 8192
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -187,6 +193,31 @@ struct buf {
 	size_t cap;     /* allocated */
 };
 
+/*
+ * Envelopes of the most recent appends, so that the delivery path (one read per recipient: six per alert) does not
+ * SELECT from SQLite what journal_append had in hand.  Slots cover consecutive seqs first .. first + count - 1 in a
+ * ring; their bytes live in one arena used as a ring allocator (an envelope is never split, so the tail of the arena
+ * may go unused when placement wraps to 0).  The oldest slot is always cached; a newer one may be absent (len 0:
+ * an empty or oversized envelope), which reads SQLite.  The cache is a copy of what the open transaction (or the
+ * journal) holds: a rollback drops the seqs it undid, because the next append reuses them for other alerts.
+ */
+struct cache_slot {
+	size_t off;     /* offset of the envelope in the arena */
+	size_t len;     /* its length; 0: not cached */
+};
+
+struct envelope_cache {
+	uint8_t *arena;                 /* max_bytes; allocated at the first append that caches */
+	size_t max_bytes;               /* arena size; 0 disables the cache */
+	struct cache_slot *slots;       /* ring of max_entries slots */
+	size_t max_entries;             /* 0 disables the cache */
+	size_t start;                   /* ring index of seq first */
+	size_t count;                   /* slots in use */
+	uint64_t first;                 /* seq of the oldest slot */
+	size_t wpos;                    /* arena offset just past the newest cached envelope */
+	uint64_t hits, misses;          /* journal_envelope_ref lookups, for tests and tuning */
+};
+
 /* The fields of an entry that the chain hash covers, besides the two lists. */
 struct chain_fields {
 	uint64_t seq;
@@ -220,7 +251,147 @@ struct journal {
 	struct buf canon;                       /* canonical encoding of the entry's fields */
 	struct buf rlist;                       /* encoded recipient pairs */
 	struct buf wlist;                       /* encoded withheld pairs */
+	struct envelope_cache cache;            /* recent envelopes for the delivery path */
+	struct buf envelope_out;                /* journal_envelope_ref: a cache miss's bytes, valid until the next call */
 };
+
+/* ---- envelope cache ---- */
+
+static struct cache_slot *
+cache_slot(struct envelope_cache *c, size_t i)
+{
+	return &c->slots[(c->start + i) % c->max_entries];
+}
+
+static void
+cache_clear(struct envelope_cache *c)
+{
+	c->start = 0;
+	c->count = 0;
+	c->first = 0;
+	c->wpos = 0;
+}
+
+/* Drops the oldest slot, then any absent slots behind it, so that the oldest slot is always cached. */
+static void
+cache_pop_oldest(struct envelope_cache *c)
+{
+	do {
+		c->start = (c->start + 1) % c->max_entries;
+		c->first++;
+		c->count--;
+	} while (c->count > 0 && cache_slot(c, 0)->len == 0);
+	if (c->count == 0)
+		cache_clear(c);
+}
+
+/* Whether arena bytes [p, p + len) hold a cached envelope.  The live bytes run from the oldest slot's offset to
+ * wpos, wrapping past the arena's end when the oldest offset is not below wpos. */
+static bool
+cache_overlaps(const struct envelope_cache *c, size_t p, size_t len)
+{
+	size_t oldest;
+
+	if (c->count == 0)
+		return false;
+	oldest = c->slots[c->start].off;
+	if (oldest < c->wpos)
+		return p < c->wpos && oldest < p + len;
+	return p + len > oldest || p < c->wpos;
+}
+
+/* Best effort: an envelope that cannot be cached (empty, larger than the arena, no memory) is read from SQLite
+ * later; an append never fails because of the cache. */
+static void
+cache_put(struct envelope_cache *c, uint64_t seq, const uint8_t *bytes, size_t len)
+{
+	struct cache_slot *slot;
+	size_t p;
+
+	if (c->max_bytes == 0 || c->max_entries == 0)
+		return;
+	if (c->count > 0 && seq != c->first + c->count)
+		cache_clear(c); /* not the next seq: cannot happen with one writer, but never serve a wrong slot */
+	if (c->slots == NULL) {
+		c->slots = calloc(c->max_entries, sizeof(*c->slots));
+		c->arena = malloc(c->max_bytes);
+		if (c->slots == NULL || c->arena == NULL) {
+			free(c->slots);
+			free(c->arena);
+			c->slots = NULL;
+			c->arena = NULL;
+			return;
+		}
+	}
+	if (len == 0 || len > c->max_bytes) {
+		if (c->count == 0)
+			return; /* nothing to keep contiguous with */
+		if (c->count == c->max_entries)
+			cache_pop_oldest(c);
+		if (c->count == 0)
+			return;
+		slot = cache_slot(c, c->count++);
+		slot->off = 0;
+		slot->len = 0;
+		return;
+	}
+	if (c->count == c->max_entries)
+		cache_pop_oldest(c);
+	p = c->max_bytes - c->wpos >= len ? c->wpos : 0;
+	while (cache_overlaps(c, p, len))
+		cache_pop_oldest(c);
+	if (c->count == 0)
+		c->first = seq;
+	slot = cache_slot(c, c->count++);
+	slot->off = p;
+	slot->len = len;
+	memcpy(c->arena + p, bytes, len);
+	c->wpos = p + len;
+}
+
+/* Drops the slots of seqs above seq (a rollback undid them). */
+static void
+cache_drop_after(struct envelope_cache *c, uint64_t seq)
+{
+	while (c->count > 0 && c->first + c->count - 1 > seq)
+		c->count--;
+	if (c->count == 0) {
+		cache_clear(c);
+		return;
+	}
+	/* The newest remaining slot that is cached ends the live bytes; the oldest slot is always cached. */
+	for (size_t i = c->count; i-- > 0;) {
+		const struct cache_slot *slot = cache_slot(c, i);
+
+		if (slot->len > 0) {
+			c->wpos = slot->off + slot->len;
+			break;
+		}
+	}
+}
+
+/* Drops the slots of seqs up to seq (pruned). */
+static void
+cache_drop_through(struct envelope_cache *c, uint64_t seq)
+{
+	while (c->count > 0 && c->first <= seq)
+		cache_pop_oldest(c);
+}
+
+static bool
+cache_get(const struct envelope_cache *c, uint64_t seq, const uint8_t **bytes, size_t *len)
+{
+	const struct cache_slot *slot;
+
+	if (c->count == 0 || seq < c->first || seq - c->first >= c->count)
+		return false;
+	slot = &c->slots[(c->start + (size_t)(seq - c->first)) % c->max_entries];
+	if (slot->len == 0)
+		return false;
+	*bytes = c->arena + slot->off;
+	*len = slot->len;
+	return true;
+}
 
 /* ---- errors ---- */
 
@@ -286,6 +457,8 @@ txn_undo(struct journal *j)
 	}
 	j->head = j->committed_head;
 	memcpy(j->tip, j->committed_tip, HASH_LEN);
+	/* The undone seqs will be reused by the next appends: their cached envelopes must not be served for them. */
+	cache_drop_after(&j->cache, j->committed_head);
 }
 
 /* A write inside the transaction failed (st, may be NULL, is the statement): undo the transaction now and keep the
@@ -649,6 +822,8 @@ journal_open(const char *path, struct xba_error *err)
 		xba_error_set(err, XBA_ENOMEM, "journal %s: out of memory", path);
 		return NULL;
 	}
+	j->cache.max_bytes = ENVELOPE_CACHE_BYTES;
+	j->cache.max_entries = ENVELOPE_CACHE_ENTRIES;
 	/* "file:" names are SQLite URIs (this SQLite is built to read them), not paths to create. */
 	if (strncmp(path, "file:", 5) != 0 && create_private(path, err) != 0)
 		goto fail;
@@ -711,6 +886,9 @@ journal_close(struct journal *j)
 	free(j->canon.p);
 	free(j->rlist.p);
 	free(j->wlist.p);
+	free(j->cache.slots);
+	free(j->cache.arena);
+	free(j->envelope_out.p);
 	free(j->path);
 	free(j);
 }
@@ -720,6 +898,39 @@ journal_set_busy_timeout(struct journal *j, int ms)
 {
 	assert(j != NULL);
 	sqlite3_busy_timeout(j->db, ms);
+}
+
+void
+journal_set_envelope_cache(struct journal *j, size_t max_bytes, size_t max_entries)
+{
+	assert(j != NULL);
+	free(j->cache.slots);
+	free(j->cache.arena);
+	j->cache.slots = NULL;
+	j->cache.arena = NULL;
+	cache_clear(&j->cache);
+	j->cache.max_bytes = max_bytes;
+	j->cache.max_entries = max_entries;
+}
+
+void
+journal_envelope_cache_stats(const struct journal *j, struct journal_cache_stats *stats)
+{
+	const struct envelope_cache *c;
+
+	assert(j != NULL && stats != NULL);
+	c = &j->cache;
+	memset(stats, 0, sizeof(*stats));
+	stats->hits = c->hits;
+	stats->misses = c->misses;
+	for (size_t i = 0; i < c->count; i++) {
+		const struct cache_slot *slot = &c->slots[(c->start + i) % c->max_entries];
+
+		if (slot->len > 0) {
+			stats->entries++;
+			stats->bytes += slot->len;
+		}
+	}
 }
 
 /* ---- transactions ---- */
@@ -969,6 +1180,7 @@ journal_append(struct journal *j, const struct journal_entry *e, uint64_t *seq_o
 	}
 	j->head = f.seq;
 	memcpy(j->tip, hash, HASH_LEN);
+	cache_put(&j->cache, f.seq, e->envelope, e->envelope_len);
 	if (seq_out != NULL)
 		*seq_out = f.seq;
 	return 0;
@@ -1064,30 +1276,29 @@ journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, str
 	return 0;
 }
 
-int
-journal_envelope(struct journal *j, uint64_t seq, uint8_t **out, size_t *out_len, struct xba_error *err)
+/* The envelope of seq from SQLite, copied into j->envelope_out (the blob is SQLite's only until the reset). */
+static int
+read_envelope(struct journal *j, uint64_t seq, const uint8_t **bytes, size_t *len, struct xba_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = j->st[ST_ENVELOPE];
 	int rc;
 
-	assert(j != NULL && out != NULL && out_len != NULL);
-	*out = NULL;
-	*out_len = 0;
-	st = j->st[ST_ENVELOPE];
 	sqlite3_bind_int64(st, 1, (int64_t)seq);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		const void *blob = sqlite3_column_blob(st, 0);
-		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
 
-		/* malloc(0) may return NULL: one spare byte keeps an empty envelope distinguishable from failure. */
-		if ((*out = malloc(len + 1)) == NULL) {
+		j->envelope_out.len = 0;
+		/* One spare byte: an empty envelope still gets a non-NULL pointer. */
+		if (buf_reserve(&j->envelope_out, n + 1) != 0) {
 			rc = xba_error_set(err, XBA_ENOMEM, "journal %s: envelope of seq %llu: out of memory", j->path,
 			    (unsigned long long)seq);
 		} else {
-			if (len > 0)
-				memcpy(*out, blob, len);
-			*out_len = len;
+			if (n > 0)
+				memcpy(j->envelope_out.p, blob, n);
+			*bytes = j->envelope_out.p;
+			*len = n;
 			rc = 0;
 		}
 	} else if (rc == SQLITE_DONE) {
@@ -1098,6 +1309,42 @@ journal_envelope(struct journal *j, uint64_t seq, uint8_t **out, size_t *out_len
 	}
 	sqlite3_reset(st);
 	return rc;
+}
+
+int
+journal_envelope_ref(struct journal *j, uint64_t seq, const uint8_t **bytes, size_t *len, struct xba_error *err)
+{
+	assert(j != NULL && bytes != NULL && len != NULL);
+	*bytes = NULL;
+	*len = 0;
+	if (cache_get(&j->cache, seq, bytes, len)) {
+		j->cache.hits++;
+		return 0;
+	}
+	j->cache.misses++;
+	return read_envelope(j, seq, bytes, len, err);
+}
+
+int
+journal_envelope(struct journal *j, uint64_t seq, uint8_t **out, size_t *out_len, struct xba_error *err)
+{
+	const uint8_t *bytes;
+	size_t len;
+	int rc;
+
+	assert(j != NULL && out != NULL && out_len != NULL);
+	*out = NULL;
+	*out_len = 0;
+	if ((rc = journal_envelope_ref(j, seq, &bytes, &len, err)) != 0)
+		return rc;
+	/* malloc(0) may return NULL: one spare byte keeps an empty envelope distinguishable from failure. */
+	if ((*out = malloc(len + 1)) == NULL)
+		return xba_error_set(err, XBA_ENOMEM, "journal %s: envelope of seq %llu: out of memory", j->path,
+		    (unsigned long long)seq);
+	if (len > 0)
+		memcpy(*out, bytes, len);
+	*out_len = len;
+	return 0;
 }
 
 /* ---- delivery state ---- */
@@ -1474,6 +1721,7 @@ journal_prune(struct journal *j, int64_t cutoff_ms, uint64_t *deleted, struct xb
 			*deleted = 0;
 		return rc;
 	}
+	cache_drop_through(&j->cache, last);
 	return 0;
 fail:
 	if (deleted != NULL)

@@ -4,9 +4,9 @@
  * Flow: the publish path appends each accepted alert with its routing decision inside a group-commit transaction
  * (journal_begin .. journal_append* .. journal_commit: one fsync for every publish that arrived meanwhile); only
  * after journal_commit returns 0 does the broker acknowledge those publishes.  The delivery path reads pending
- * deliveries per node, records delivery acknowledgements and officers' acknowledgements, and `xba audit verify`
- * walks the hash chain.  Every alert entry carries the hash of the entry before it, so editing, inserting or
- * deleting a row is detectable.
+ * deliveries per node (the envelopes of recent appends from memory: journal_envelope_ref), records delivery
+ * acknowledgements and officers' acknowledgements, and `xba audit verify` walks the hash chain.  Every alert entry
+ * carries the hash of the entry before it, so editing, inserting or deleting a row is detectable.
  *
  * Failure model: a crash at any point loses at most the transaction in progress, whose publishes were never
  * acknowledged; SQLite's WAL with synchronous=FULL makes a committed transaction survive power loss.  A write
@@ -109,8 +109,30 @@ int journal_pending(struct journal *j, const char *node_id, struct journal_pendi
 /* Number of QUEUED deliveries for node. */
 int journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, struct xba_error *err);
 
-/* The stored envelope of seq; *out is malloc'ed, the caller frees it. */
+/*
+ * The stored envelope of seq, borrowed: *bytes (never NULL on success) is the journal's and stays valid only until
+ * the next call on j.  Envelopes of recent appends come from an in-memory cache (bounded: journal_set_envelope_cache),
+ * without SQLite or a copy; older ones (a backlog, anything before a restart) are read from the journal into a
+ * buffer j reuses.  The delivery path reads each envelope once per recipient, so this is its per-delivery cost.
+ * XBA_ENOTFOUND when seq is not (or no longer) journaled.
+ */
+int journal_envelope_ref(struct journal *j, uint64_t seq, const uint8_t **bytes, size_t *len, struct xba_error *err);
+
+/* journal_envelope_ref into a malloc'ed copy (*out) the caller frees. */
 int journal_envelope(struct journal *j, uint64_t seq, uint8_t **out, size_t *out_len, struct xba_error *err);
+
+/* Bound the envelope cache: at most max_bytes of envelopes and max_entries seqs (defaults 8 MiB and 8192); 0 for
+ * either disables it.  Drops whatever is cached; the memory is allocated at the next append. */
+void journal_set_envelope_cache(struct journal *j, size_t max_bytes, size_t max_entries);
+
+/* What the envelope cache holds and how journal_envelope_ref fared with it since journal_open. */
+struct journal_cache_stats {
+	uint64_t hits;              /* lookups served from memory */
+	uint64_t misses;            /* lookups that read SQLite */
+	size_t entries;             /* envelopes cached now */
+	size_t bytes;               /* their total size */
+};
+void journal_envelope_cache_stats(const struct journal *j, struct journal_cache_stats *stats);
 
 /* Inside a transaction: QUEUED -> DELIVERED for (node, seq); no-op when already delivered or acknowledged.
  * *changed tells whether the state changed (receipts are sent only then). */

@@ -1,7 +1,8 @@
 /*
  * test_journal.c — the broker's journal (broker/journal.c): appends and lookups, per-node queues and delivery
- * states, receipts (track), the hash-chained audit trail and what it detects, pruning, failed transactions and
- * schema versions; then a micro-benchmark of the publish path's journal cost (printed, not asserted).
+ * states, the envelope cache (hits, SQLite fallback, rollback, eviction), receipts (track), the hash-chained audit
+ * trail and what it detects, pruning, failed transactions and schema versions; then a micro-benchmark of the publish
+ * path's journal cost (printed, not asserted).
  *
  * Tampering is done the way an attacker with file access would: through a second, raw SQLite connection.
  * Tests run as root in CI, so a read-only file cannot be simulated with chmod; a write failure is made with
@@ -485,6 +486,289 @@ test_envelope_exact(struct check_state *t)
 	journal_close(j);
 }
 
+/* ---- envelope cache ---- */
+
+/* An envelope whose bytes name its seq and a variant, so that a stale or misplaced cache slot cannot pass. */
+static void
+fill_envelope(uint8_t *p, size_t len, uint64_t seq, unsigned variant)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seq * 131 + variant * 17 + i * 7 + (i >> 8));
+}
+
+/* journal_envelope_ref(seq) gives exactly want[0 .. want_len). */
+static bool
+ref_is(struct journal *j, uint64_t seq, const uint8_t *want, size_t want_len)
+{
+	struct xba_error err;
+	const uint8_t *bytes = NULL;
+	size_t len = 0;
+
+	if (journal_envelope_ref(j, seq, &bytes, &len, &err) != 0) {
+		fprintf(stderr, "envelope_ref %llu: %s\n", (unsigned long long)seq, err.msg);
+		return false;
+	}
+	return bytes != NULL && len == want_len && (len == 0 || memcmp(bytes, want, len) == 0);
+}
+
+static void
+test_envelope_cache_hit(struct check_state *t)
+{
+	char path[300], id[32];
+	struct xba_error err;
+	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
+	struct journal_cache_stats stats;
+	uint8_t env[3][1100];
+
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	/* Three alerts in one transaction, as a group commit journals them; readable from memory before and after
+	 * the commit (the delivery path reads after it), and as often as there are recipients. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	for (uint64_t seq = 1; seq <= 3; seq++) {
+		struct journal_entry e;
+		uint64_t got = 0;
+
+		snprintf(id, sizeof(id), "hit-%llu", (unsigned long long)seq);
+		e = entry(id, false, (int64_t)seq, three, 3, NULL, 0);
+		fill_envelope(env[seq - 1], sizeof(env[0]), seq, 0);
+		e.envelope = env[seq - 1];
+		e.envelope_len = sizeof(env[0]);
+		CHECK_CODE(t, journal_append(j, &e, &got, &err), 0);
+		CHECK(t, got == seq);
+	}
+	CHECK(t, ref_is(j, 2, env[1], sizeof(env[1])));
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+	for (int recipient = 0; recipient < 6; recipient++) {
+		for (uint64_t seq = 1; seq <= 3; seq++)
+			CHECK(t, ref_is(j, seq, env[seq - 1], sizeof(env[0])));
+	}
+	journal_envelope_cache_stats(j, &stats);
+	CHECK(t, stats.hits == 19 && stats.misses == 0);
+	CHECK(t, stats.entries == 3 && stats.bytes == 3 * sizeof(env[0]));
+	journal_close(j);
+}
+
+static void
+test_envelope_cache_miss_reads_sqlite(struct check_state *t)
+{
+	char path[300];
+	struct xba_error err;
+	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
+	struct journal_cache_stats stats;
+	struct journal_entry e;
+	const uint8_t *bytes = NULL;
+	uint8_t env[2][700];
+	size_t len = 0;
+
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	for (uint64_t seq = 1; seq <= 2; seq++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "miss-%llu", (unsigned long long)seq);
+		e = entry(id, false, (int64_t)seq, three, 3, NULL, 0);
+		fill_envelope(env[seq - 1], sizeof(env[0]), seq, 1);
+		e.envelope = env[seq - 1];
+		e.envelope_len = sizeof(env[0]);
+		CHECK(t, append_one(j, &e) == seq);
+	}
+	journal_close(j);
+
+	/* After a restart nothing is cached: the same bytes come from SQLite, borrowed from one reused buffer. */
+	j = journal_open(path, &err);
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	CHECK(t, ref_is(j, 1, env[0], sizeof(env[0])));
+	CHECK(t, ref_is(j, 2, env[1], sizeof(env[1])));
+	CHECK(t, ref_is(j, 1, env[0], sizeof(env[0])));
+	CHECK_CODE(t, journal_envelope_ref(j, 3, &bytes, &len, &err), XBA_ENOTFOUND);
+	CHECK(t, bytes == NULL && len == 0);
+	CHECK_CONTAINS(t, err.msg, "seq 3");
+	journal_envelope_cache_stats(j, &stats);
+	CHECK(t, stats.hits == 0 && stats.misses == 4 && stats.entries == 0);
+
+	/* New appends are cached again; older seqs still read SQLite. */
+	e = entry("miss-3", false, 3, three, 3, NULL, 0);
+	CHECK(t, append_one(j, &e) == 3);
+	CHECK(t, ref_is(j, 3, small_envelope, sizeof(small_envelope)));
+	CHECK(t, ref_is(j, 2, env[1], sizeof(env[1])));
+	journal_envelope_cache_stats(j, &stats);
+	CHECK(t, stats.hits == 1 && stats.misses == 5 && stats.entries == 1);
+
+	/* Disabled, every read is SQLite's and still right. */
+	journal_set_envelope_cache(j, 0, 0);
+	e = entry("miss-4", false, 4, three, 3, NULL, 0);
+	CHECK(t, append_one(j, &e) == 4);
+	CHECK(t, ref_is(j, 4, small_envelope, sizeof(small_envelope)));
+	journal_envelope_cache_stats(j, &stats);
+	CHECK(t, stats.hits == 1 && stats.misses == 6 && stats.entries == 0);
+	journal_close(j);
+}
+
+static void
+test_envelope_cache_rollback(struct check_state *t)
+{
+	char path[300];
+	struct xba_error err;
+	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
+	struct journal_entry a = entry("rb-1", false, 1, three, 3, NULL, 0);
+	struct journal_entry b = entry("rb-2", false, 2, three, 3, NULL, 0);
+	struct journal_entry c = entry("rb-3", false, 3, three, 3, NULL, 0);
+	const uint8_t *bytes = NULL;
+	uint8_t env_a[300], env_b[900], env_c[500], env_d[40];
+	size_t len = 0;
+	uint64_t seq = 0;
+
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	fill_envelope(env_a, sizeof(env_a), 1, 2);
+	fill_envelope(env_b, sizeof(env_b), 2, 2);
+	fill_envelope(env_c, sizeof(env_c), 3, 2);
+	fill_envelope(env_d, sizeof(env_d), 2, 3);
+	a.envelope = env_a;
+	a.envelope_len = sizeof(env_a);
+	b.envelope = env_b;
+	b.envelope_len = sizeof(env_b);
+	c.envelope = env_c;
+	c.envelope_len = sizeof(env_c);
+	CHECK(t, append_one(j, &a) == 1);
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_append(j, &b, &seq, &err), 0);
+	CHECK_CODE(t, journal_append(j, &c, &seq, &err), 0);
+	CHECK(t, ref_is(j, 2, env_b, sizeof(env_b)) && ref_is(j, 3, env_c, sizeof(env_c)));
+	journal_rollback(j);
+
+	/* The undone seqs are gone from memory as from the file... */
+	CHECK_CODE(t, journal_envelope_ref(j, 2, &bytes, &len, &err), XBA_ENOTFOUND);
+	CHECK_CODE(t, journal_envelope_ref(j, 3, &bytes, &len, &err), XBA_ENOTFOUND);
+	CHECK(t, ref_is(j, 1, env_a, sizeof(env_a)));
+	/* ...and a reused seq returns the new alert's envelope, never the rolled-back one. */
+	c.envelope = env_d;
+	c.envelope_len = sizeof(env_d);
+	CHECK(t, append_one(j, &c) == 2);
+	CHECK(t, ref_is(j, 2, env_d, sizeof(env_d)));
+	CHECK_CODE(t, journal_envelope_ref(j, 3, &bytes, &len, &err), XBA_ENOTFOUND);
+	b.alert_id = "rb-4";
+	CHECK(t, append_one(j, &b) == 3);
+	CHECK(t, ref_is(j, 3, env_b, sizeof(env_b)));
+	CHECK(t, ref_is(j, 1, env_a, sizeof(env_a)));
+
+	/* A batch rolled back whole, with nothing committed before it in this process. */
+	journal_close(j);
+	j = journal_open(path, &err);
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	a.alert_id = "rb-5";
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_append(j, &a, &seq, &err), 0);
+	CHECK(t, seq == 4 && ref_is(j, 4, env_a, sizeof(env_a)));
+	journal_rollback(j);
+	CHECK_CODE(t, journal_envelope_ref(j, 4, &bytes, &len, &err), XBA_ENOTFOUND);
+	c.alert_id = "rb-6";
+	CHECK(t, append_one(j, &c) == 4);
+	CHECK(t, ref_is(j, 4, env_d, sizeof(env_d)));
+	CHECK(t, verifies(j, 4));
+	journal_close(j);
+}
+
+/* Every seq in 1..n reads back its own envelope (cached or not), and the cache stays within its bounds. */
+static void
+check_all(struct check_state *t, struct journal *j, uint8_t **envs, const size_t *lens, uint64_t n, size_t max_bytes,
+    size_t max_entries)
+{
+	struct journal_cache_stats stats;
+
+	for (uint64_t seq = 1; seq <= n; seq++)
+		CHECK(t, ref_is(j, seq, envs[seq - 1], lens[seq - 1]));
+	journal_envelope_cache_stats(j, &stats);
+	CHECK(t, stats.bytes <= max_bytes && stats.entries <= max_entries);
+}
+
+static void
+test_envelope_cache_eviction(struct check_state *t)
+{
+	enum { N = 120 };
+	const size_t max_bytes = 4096, max_entries = 8;
+	char path[300];
+	struct xba_error err;
+	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
+	struct journal_cache_stats before, after;
+	uint8_t *envs[N] = { 0 };
+	size_t lens[N];
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	journal_set_envelope_cache(j, max_bytes, max_entries);
+	/* Sizes from 1 byte to the whole arena and beyond, so placements wrap at every offset, evict by bytes and by
+	 * count, and an envelope too big to cache sits between cached ones. */
+	for (uint64_t seq = 1; seq <= N; seq++) {
+		struct journal_entry e;
+		char id[32];
+
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		lens[seq - 1] = seq % 29 == 0 ? max_bytes + 1 : seq % 31 == 0 ? max_bytes : 1 + (size_t)(rng % 1500);
+		if ((envs[seq - 1] = malloc(lens[seq - 1])) == NULL) {
+			CHECK(t, !"out of memory");
+			goto out;
+		}
+		fill_envelope(envs[seq - 1], lens[seq - 1], seq, 4);
+		snprintf(id, sizeof(id), "evict-%llu", (unsigned long long)seq);
+		e = entry(id, false, (int64_t)seq, three, 3, NULL, 0);
+		e.envelope = envs[seq - 1];
+		e.envelope_len = lens[seq - 1];
+		CHECK(t, append_one(j, &e) == seq);
+		check_all(t, j, envs, lens, seq, max_bytes, max_entries);
+	}
+	/* The newest is served from memory, the oldest (evicted long ago) from SQLite. */
+	journal_envelope_cache_stats(j, &before);
+	CHECK(t, ref_is(j, N, envs[N - 1], lens[N - 1]));
+	journal_envelope_cache_stats(j, &after);
+	CHECK(t, after.hits == before.hits + 1);
+	CHECK(t, ref_is(j, 1, envs[0], lens[0]));
+	journal_envelope_cache_stats(j, &before);
+	CHECK(t, before.misses == after.misses + 1);
+	CHECK(t, before.entries > 0);
+
+	/* Bounded by count: four slots keep the last four seqs. */
+	journal_set_envelope_cache(j, 1024 * 1024, 4);
+	for (uint64_t seq = 1; seq <= N; seq++) {
+		struct journal_entry e;
+		char id[32];
+
+		snprintf(id, sizeof(id), "count-%llu", (unsigned long long)seq);
+		e = entry(id, false, (int64_t)seq, three, 3, NULL, 0);
+		CHECK(t, append_one(j, &e) == N + seq);
+	}
+	journal_envelope_cache_stats(j, &before);
+	CHECK(t, before.entries == 4 && before.bytes == 4 * sizeof(small_envelope));
+	for (uint64_t seq = 2 * N - 3; seq <= 2 * N; seq++)
+		CHECK(t, ref_is(j, seq, small_envelope, sizeof(small_envelope)));
+	CHECK(t, ref_is(j, 2 * N - 4, small_envelope, sizeof(small_envelope)));
+	journal_envelope_cache_stats(j, &after);
+	CHECK(t, after.hits == before.hits + 4 && after.misses == before.misses + 1);
+	CHECK(t, verifies(j, 2 * N));
+out:
+	for (size_t i = 0; i < N; i++)
+		free(envs[i]);
+	journal_close(j);
+}
+
 static void
 test_track_rows(struct check_state *t)
 {
@@ -789,6 +1073,8 @@ test_commit_fails_when_disk_full(struct check_state *t)
 	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
 	struct journal_entry e = entry("full-1", false, 1, three, 3, NULL, 0), big;
 	struct journal_alert_info info;
+	const uint8_t *bytes;
+	size_t bytes_len;
 	struct rlimit saved, limited;
 	struct stat st_db, st_wal;
 	size_t big_len = 512 * 1024;
@@ -831,14 +1117,17 @@ test_commit_fails_when_disk_full(struct check_state *t)
 	CHECK_CONTAINS(t, err.msg, "commit");
 	fprintf(stderr, "     (reported: %s)\n", err.msg);
 
-	/* Rolled back: head, chain and contents are the last commit's, and the next batch goes through. */
+	/* Rolled back: head, chain and contents are the last commit's, and the next batch goes through.  The
+	 * envelope cache forgot the batch too: seq 2 is reused for full-3, whose envelope is the small one. */
 	CHECK(t, journal_head(j) == 1);
 	CHECK_CODE(t, journal_find(j, "full-2", &info, &err), XBA_ENOTFOUND);
+	CHECK_CODE(t, journal_envelope_ref(j, 2, &bytes, &bytes_len, &err), XBA_ENOTFOUND);
 	CHECK(t, verifies(j, 1));
 	CHECK_CODE(t, journal_begin(j, &err), 0);
 	CHECK_CODE(t, journal_append(j, &e, &seq, &err), 0);
 	CHECK(t, seq == 2);
 	CHECK_CODE(t, journal_commit(j, &err), 0);
+	CHECK(t, ref_is(j, 2, small_envelope, sizeof(small_envelope)));
 	CHECK(t, verifies(j, 2));
 
 	/* A failure in the middle of a batch (here: the cache spilling to a full disk) fails the whole batch: every
@@ -877,6 +1166,7 @@ test_commit_fails_when_disk_full(struct check_state *t)
 		CHECK_CODE(t, journal_commit(j, &err), XBA_EIO);
 		CHECK_CONTAINS(t, err.msg, "the transaction already failed");
 		CHECK_CODE(t, journal_find(j, "full-5", &info, &err), XBA_ENOTFOUND);
+		CHECK_CODE(t, journal_envelope_ref(j, 3, &bytes, &bytes_len, &err), XBA_ENOTFOUND);
 		free(huge);
 	}
 	e.alert_id = "full-7";
@@ -1279,6 +1569,10 @@ main(int argc, char **argv)
 	RUN(&t, test_mark_transitions);
 	RUN(&t, test_queue_depth);
 	RUN(&t, test_envelope_exact);
+	RUN(&t, test_envelope_cache_hit);
+	RUN(&t, test_envelope_cache_miss_reads_sqlite);
+	RUN(&t, test_envelope_cache_rollback);
+	RUN(&t, test_envelope_cache_eviction);
 	RUN(&t, test_track_rows);
 	RUN(&t, test_rollback_restores_chain);
 	RUN(&t, test_reopen);
