@@ -6,6 +6,7 @@
 #include "frame.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 Xba__V1__Frame *
 frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, uint64_t *ref_out, struct xba_error *err)
@@ -75,6 +76,95 @@ frame_encode(const Xba__V1__Frame *frame, uint8_t **out, size_t *out_len, struct
 	*out = buf;
 	*out_len = len;
 	return 0;
+}
+
+/* ---- Deliver, by hand (see frame.h) ---- */
+
+/* Wire tags: (field number << 3) | wire type (0 varint, 2 length-delimited). */
+#define TAG_FRAME_DELIVER ((5u << 3) | 2)
+#define TAG_DELIVER_SEQ ((1u << 3) | 0)
+#define TAG_DELIVER_ENVELOPE ((2u << 3) | 2)
+#define TAG_DELIVER_RULE ((3u << 3) | 2)
+#define TAG_DELIVER_EMERGENCY ((4u << 3) | 0)
+
+static size_t
+varint_size(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static size_t
+put_varint(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
+/* The Deliver message's own length (the frame wraps it in one tag and a length). */
+static size_t
+deliver_body_size(uint64_t seq, size_t envelope_len, size_t rule_len, bool emergency)
+{
+	size_t n = 1 + varint_size(envelope_len) + envelope_len;
+
+	if (seq != 0)
+		n += 1 + varint_size(seq);
+	if (rule_len > 0)
+		n += 1 + varint_size(rule_len) + rule_len;
+	if (emergency)
+		n += 2;
+	return n;
+}
+
+size_t
+frame_deliver_size(uint64_t seq, size_t envelope_len, const char *rule, bool emergency)
+{
+	size_t body = deliver_body_size(seq, envelope_len, rule != NULL ? strlen(rule) : 0, emergency);
+
+	return 1 + varint_size(body) + body;
+}
+
+size_t
+frame_encode_deliver(uint8_t *out, uint64_t seq, const uint8_t *envelope, size_t envelope_len, const char *rule,
+    bool emergency)
+{
+	size_t rule_len = rule != NULL ? strlen(rule) : 0, n = 0;
+
+	/* Field order and omissions follow protobuf-c: ascending field numbers, proto3 zero values left out; the
+	 * envelope, a message field, is written even when empty, as protobuf-c writes any non-NULL sub-message. */
+	out[n++] = TAG_FRAME_DELIVER;
+	n += put_varint(out + n, deliver_body_size(seq, envelope_len, rule_len, emergency));
+	if (seq != 0) {
+		out[n++] = TAG_DELIVER_SEQ;
+		n += put_varint(out + n, seq);
+	}
+	out[n++] = TAG_DELIVER_ENVELOPE;
+	n += put_varint(out + n, envelope_len);
+	if (envelope_len > 0)
+		memcpy(out + n, envelope, envelope_len);
+	n += envelope_len;
+	if (rule_len > 0) {
+		out[n++] = TAG_DELIVER_RULE;
+		n += put_varint(out + n, rule_len);
+		memcpy(out + n, rule, rule_len);
+		n += rule_len;
+	}
+	if (emergency) {
+		out[n++] = TAG_DELIVER_EMERGENCY;
+		out[n++] = 1;
+	}
+	return n;
 }
 
 const char *

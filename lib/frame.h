@@ -9,6 +9,7 @@
 #ifndef XBA_FRAME_H
 #define XBA_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,18 @@ void frame_free(Xba__V1__Frame *frame);
 
 /* Pack into a malloc'ed buffer the caller frees. */
 int frame_encode(const Xba__V1__Frame *frame, uint8_t **out, size_t *out_len, struct xba_error *err);
+
+/*
+ * A Deliver frame, encoded by hand around an already serialized Envelope: the broker stores envelopes serialized and
+ * sends each to several nodes, so decoding it only for protobuf-c to encode it again is wasted work.  The bytes are
+ * exactly what xba__v1__frame__pack() produces for Frame{deliver: {seq, envelope, rule, emergency}} when envelope
+ * is protobuf-c's own encoding of the Envelope (as the journal stores it), proto3 defaults omitted; rule may be
+ * NULL (empty).  frame_deliver_size() is the length; frame_encode_deliver() writes that many bytes to out and
+ * returns the count.
+ */
+size_t frame_deliver_size(uint64_t seq, size_t envelope_len, const char *rule, bool emergency);
+size_t frame_encode_deliver(uint8_t *out, uint64_t seq, const uint8_t *envelope, size_t envelope_len, const char *rule,
+    bool emergency);
 
 /* "hello", "publish", ... or "unknown". */
 const char *frame_type_name(Xba__V1__Frame__BodyCase body_case);

@@ -1,7 +1,9 @@
 /*
  * test_frame.c — frame decoding (lib/frame.c), the first thing the broker and every agent do with bytes from the
- * network: size limit, decode, body present, required sub-messages present.
+ * network: size limit, decode, body present, required sub-messages present; and the broker's hand-encoded Deliver
+ * frame, which must be byte for byte what protobuf-c would send.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +86,117 @@ test_refusals(struct check_state *t)
 	free(buf);
 }
 
+/*
+ * The broker's hand-encoded Deliver frame against protobuf-c: for each case, the bytes must be identical to what
+ * xba__v1__frame__pack() makes of the same frame, and frame_decode() must give back the same fields with the stored
+ * envelope bytes verbatim.  envelope_alert_len < 0 means an empty envelope (no field set: zero bytes).
+ */
+static void
+check_deliver(struct check_state *t, uint64_t seq, long envelope_alert_len, const char *rule, bool emergency)
+{
+	Xba__V1__Frame f = XBA__V1__FRAME__INIT, *back;
+	Xba__V1__Deliver deliver = XBA__V1__DELIVER__INIT;
+	Xba__V1__Envelope envelope = XBA__V1__ENVELOPE__INIT;
+	struct xba_error err = { 0 };
+	uint8_t key_id[32], signature[64], *alert = NULL, *stored = NULL, *ours = NULL, *theirs = NULL, *repacked = NULL;
+	size_t stored_len, ours_len, theirs_len = 0, written;
+	int failed_before = t->current_failed;
+
+	if (envelope_alert_len >= 0) {
+		alert = malloc((size_t)envelope_alert_len + 1);
+		if (alert == NULL) {
+			CHECK(t, alert != NULL);
+			return;
+		}
+		for (long i = 0; i < envelope_alert_len; i++)
+			alert[i] = (uint8_t)(i * 13 + 5);
+		memset(key_id, 0xab, sizeof(key_id));
+		memset(signature, 0x5c, sizeof(signature));
+		envelope.alert.data = alert;
+		envelope.alert.len = (size_t)envelope_alert_len;
+		envelope.key_id.data = key_id;
+		envelope.key_id.len = sizeof(key_id);
+		envelope.signature.data = signature;
+		envelope.signature.len = sizeof(signature);
+	}
+	/* The envelope as the journal stores it: protobuf-c's encoding. */
+	stored_len = xba__v1__envelope__get_packed_size(&envelope);
+	stored = malloc(stored_len + 1);
+	CHECK(t, stored != NULL);
+	if (stored == NULL)
+		goto out;
+	xba__v1__envelope__pack(&envelope, stored);
+
+	ours_len = frame_deliver_size(seq, stored_len, rule, emergency);
+	ours = malloc(ours_len);
+	CHECK(t, ours != NULL);
+	if (ours == NULL)
+		goto out;
+	written = frame_encode_deliver(ours, seq, stored, stored_len, rule, emergency);
+	CHECK(t, written == ours_len);
+
+	deliver.seq = seq;
+	deliver.envelope = &envelope;
+	deliver.rule = (char *)(rule != NULL ? rule : "");
+	deliver.emergency = emergency;
+	f.body_case = XBA__V1__FRAME__BODY_DELIVER;
+	f.deliver = &deliver;
+	CHECK_CODE(t, frame_encode(&f, &theirs, &theirs_len, &err), 0);
+	CHECK(t, theirs_len == ours_len && theirs != NULL && memcmp(theirs, ours, ours_len) == 0);
+
+	back = frame_decode(ours, written, SIZE_MAX, NULL, &err);
+	CHECK(t, back != NULL);
+	if (back != NULL) {
+		const Xba__V1__Deliver *d = back->deliver;
+
+		CHECK(t, back->body_case == XBA__V1__FRAME__BODY_DELIVER);
+		CHECK(t, d->seq == seq && d->emergency == emergency);
+		CHECK(t, strcmp(d->rule, rule != NULL ? rule : "") == 0);
+		CHECK(t, d->envelope->alert.len == (envelope_alert_len > 0 ? (size_t)envelope_alert_len : 0));
+		CHECK(t, d->envelope->alert.len == 0 || memcmp(d->envelope->alert.data, alert, d->envelope->alert.len) == 0);
+		/* The envelope travels verbatim: packing the decoded one gives the stored bytes back. */
+		if ((repacked = malloc(xba__v1__envelope__get_packed_size(d->envelope) + 1)) != NULL) {
+			size_t n = xba__v1__envelope__pack(d->envelope, repacked);
+
+			CHECK(t, n == stored_len && memcmp(repacked, stored, n) == 0);
+		}
+		frame_free(back);
+	}
+	if (t->current_failed != failed_before)
+		fprintf(stderr, "     (case: seq %llu, alert %ld bytes, rule \"%s\", emergency %d)\n",
+		    (unsigned long long)seq, envelope_alert_len, rule != NULL ? rule : "(null)", emergency);
+out:
+	free(alert);
+	free(stored);
+	free(ours);
+	free(theirs);
+	free(repacked);
+}
+
+static void
+test_deliver_hand_encoded(struct check_state *t)
+{
+	/* Varint boundaries: 1, 2, 3, 4, 5 and 10 bytes; 0 is proto3's default and left out. */
+	static const uint64_t seqs[] = { 0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455, 268435456,
+		UINT32_MAX, (uint64_t)INT64_MAX, UINT64_MAX };
+	char long_rule[201];
+
+	memset(long_rule, 'r', sizeof(long_rule) - 1);
+	long_rule[sizeof(long_rule) - 1] = '\0'; /* a length of two varint bytes */
+	for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+		check_deliver(t, seqs[i], 900, "neighbours", false);
+		check_deliver(t, seqs[i], 900, "members", true);
+	}
+	check_deliver(t, 42, 900, "", false);
+	check_deliver(t, 42, 900, NULL, true);
+	check_deliver(t, 42, 900, long_rule, true);
+	check_deliver(t, 42, 0, "neighbours", false);   /* envelope of key id and signature only */
+	check_deliver(t, 42, -1, "neighbours", false);  /* empty envelope: still written, with length 0 */
+	check_deliver(t, 42, 20, "neighbours", true);   /* envelope under 128 bytes: one length byte */
+	check_deliver(t, 7, 17 * 1024, "neighbours", true);     /* > 16 KiB: three length bytes at both levels */
+	check_deliver(t, 7, 3 * 1024 * 1024, "neighbours", false); /* > 2 MiB: four */
+}
+
 static void
 test_error_codes(struct check_state *t)
 {
@@ -104,6 +217,7 @@ main(void)
 
 	RUN(&t, test_round_trip);
 	RUN(&t, test_refusals);
+	RUN(&t, test_deliver_hand_encoded);
 	RUN(&t, test_error_codes);
 	return check_finish(&t);
 }
