@@ -10,6 +10,7 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "frame.h"
 #include "log.h"
 
 #define DELIVER_BATCH 256 /* deliveries read from the journal per node per pass */
@@ -61,49 +62,83 @@ inflight_add(struct session *s, const struct inflight *entry)
 	return 0;
 }
 
-/* Send one pending delivery; 0 on success. */
+/*
+ * The encode buffer of one delivery pass.  A Deliver frame is the stored envelope plus a few bytes, so a typical one
+ * (~1 KiB) is encoded on the stack; a larger envelope grows a heap buffer that the rest of the pass reuses.  Either
+ * way nothing is allocated per delivery, and the buffer lives no longer than deliver_pass (no state outside it).
+ */
+#define ENCODE_STACK_BYTES 4096
+
+struct encode_buf {
+	uint8_t *p;                             /* stack or heap */
+	size_t cap;                             /* bytes at p */
+	uint8_t *heap;                          /* owned; NULL until a frame outgrows the stack */
+	uint8_t stack[ENCODE_STACK_BYTES];
+};
+
 static int
-send_delivery(struct server *server, size_t node_index, const struct journal_pending *p)
+encode_reserve(struct encode_buf *b, size_t len)
 {
-	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
-	Xba__V1__Deliver deliver = XBA__V1__DELIVER__INIT;
+	uint8_t *grown;
+
+	if (len <= b->cap)
+		return 0;
+	if ((grown = realloc(b->heap, len)) == NULL)
+		return XBA_ENOMEM;
+	b->heap = grown;
+	b->p = grown;
+	b->cap = len;
+	return 0;
+}
+
+/* The receipt of an emergency names the alert and its origin: the one case that needs the envelope decoded.
+ * Emergencies are rare; the ordinary delivery sends the stored bytes untouched. */
+static int
+emergency_names(const uint8_t *bytes, size_t len, struct inflight *entry)
+{
+	Xba__V1__Envelope *envelope = xba__v1__envelope__unpack(NULL, len, bytes);
+	Xba__V1__Alert *alert;
+
+	if (envelope == NULL)
+		return XBA_EDECODE;
+	alert = xba__v1__alert__unpack(NULL, envelope->alert.len, envelope->alert.data);
+	if (alert != NULL) {
+		snprintf(entry->alert_id, sizeof(entry->alert_id), "%s", alert->id);
+		snprintf(entry->origin, sizeof(entry->origin), "%s", alert->origin);
+		xba__v1__alert__free_unpacked(alert, NULL);
+	}
+	xba__v1__envelope__free_unpacked(envelope, NULL);
+	return 0;
+}
+
+/* Send one pending delivery; 0 on success.  The envelope is borrowed from the journal (its cache, for anything
+ * recent) and framed by hand, so a delivery costs no SQLite read, no protobuf decode and encode, no allocation. */
+static int
+send_delivery(struct server *server, size_t node_index, const struct journal_pending *p, struct encode_buf *buf)
+{
 	struct inflight entry = { 0 };
 	struct xba_error err = { 0 };
-	Xba__V1__Envelope *envelope;
-	uint8_t *bytes;
-	size_t len;
+	const uint8_t *envelope;
+	size_t envelope_len, len;
 	int rc;
 
-	if (journal_envelope(server->journal, p->seq, &bytes, &len, &err) != 0) {
+	if (journal_envelope_ref(server->journal, p->seq, &envelope, &envelope_len, &err) != 0) {
 		log_warnx("event=journal.error op=read seq=%llu error=\"%s\"", (unsigned long long)p->seq, err.msg);
 		return XBA_EIO;
 	}
-	envelope = xba__v1__envelope__unpack(NULL, len, bytes);
-	free(bytes);
-	if (envelope == NULL) {
+	entry.seq = p->seq;
+	entry.emergency = p->emergency;
+	if (p->emergency && emergency_names(envelope, envelope_len, &entry) != 0) {
 		log_warnx("event=journal.error op=decode seq=%llu", (unsigned long long)p->seq);
 		return XBA_EDECODE;
 	}
-	entry.seq = p->seq;
-	entry.emergency = p->emergency;
-	if (p->emergency) {
-		/* The receipt names the alert; decoded only for emergencies, which are rare. */
-		Xba__V1__Alert *alert = xba__v1__alert__unpack(NULL, envelope->alert.len, envelope->alert.data);
-
-		if (alert != NULL) {
-			snprintf(entry.alert_id, sizeof(entry.alert_id), "%s", alert->id);
-			snprintf(entry.origin, sizeof(entry.origin), "%s", alert->origin);
-			xba__v1__alert__free_unpacked(alert, NULL);
-		}
+	if (encode_reserve(buf, frame_deliver_size(p->seq, envelope_len, p->rule, p->emergency)) != 0) {
+		log_warnx("event=deliver.error node=%s seq=%llu error=\"out of memory\"",
+		    server->dir->nodes[node_index].id, (unsigned long long)p->seq);
+		return XBA_ENOMEM;
 	}
-	deliver.seq = p->seq;
-	deliver.envelope = envelope;
-	deliver.rule = (char *)p->rule;
-	deliver.emergency = p->emergency;
-	frame.body_case = XBA__V1__FRAME__BODY_DELIVER;
-	frame.deliver = &deliver;
-	rc = server_send(server, node_index, &frame);
-	xba__v1__envelope__free_unpacked(envelope, NULL);
+	len = frame_encode_deliver(buf->p, p->seq, envelope, envelope_len, p->rule, p->emergency);
+	rc = server_send_encoded(server, node_index, buf->p, len);
 	if (rc != 0)
 		return rc;
 	if (inflight_add(&server->sessions[node_index], &entry) != 0)
@@ -118,7 +153,11 @@ void
 deliver_pass(struct server *server)
 {
 	struct journal_pending pending[DELIVER_BATCH];
+	struct encode_buf buf;
 
+	buf.p = buf.stack;
+	buf.cap = sizeof(buf.stack);
+	buf.heap = NULL;
 	for (size_t i = 0; i < server->dir->n_nodes; i++) {
 		struct session *s = &server->sessions[i];
 		struct xba_error err = { 0 };
@@ -134,12 +173,13 @@ deliver_pass(struct server *server)
 			continue;
 		}
 		for (int k = 0; k < n; k++)
-			if (send_delivery(server, i, &pending[k]) != 0)
+			if (send_delivery(server, i, &pending[k], &buf) != 0)
 				break;
 		/* Fewer than asked: the queue is empty until something new is routed here. */
 		if ((size_t)n < want)
 			s->wants_delivery = false;
 	}
+	free(buf.heap);
 }
 
 /* Mark one in-flight delivery done; holds a DELIVERED receipt for an emergency's originator. */
