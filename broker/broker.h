@@ -85,6 +85,13 @@ void verify_pool_wait(struct verify_pool *pool);
 /* post + wait. */
 void verify_pool_run(struct verify_pool *pool, const struct directory *dir, struct verify_job *jobs, size_t n_jobs);
 
+/* checkpointer.c ----------------------------------------------------------------------------------------------- */
+
+struct checkpointer;
+/* A thread with its own connection to the journal that runs a PASSIVE WAL checkpoint every interval_ms. */
+struct checkpointer *checkpointer_new(const char *journal_path, int interval_ms, struct xba_error *err);
+void checkpointer_free(struct checkpointer *c);
+
 /* server.c ----------------------------------------------------------------------------------------------------- */
 
 struct server;
@@ -164,6 +171,7 @@ struct server {
 	int signal_fd;                          /* read end of main's self-pipe: 'T' stop, 'H' reload */
 	bool stopping;
 	struct verify_pool *verifiers;          /* owned */
+	struct checkpointer *checkpointer;      /* owned; WAL checkpoints off the loop */
 	struct chunk *chunks;                   /* two: one being handled, one being verified; owned (server.c) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;

@@ -894,6 +894,13 @@ journal_close(struct journal *j)
 }
 
 void
+journal_defer_checkpoints(struct journal *j, int safety_pages)
+{
+	assert(j != NULL && safety_pages > 0);
+	sqlite3_wal_autocheckpoint(j->db, safety_pages);
+}
+
+void
 journal_set_busy_timeout(struct journal *j, int ms)
 {
 	assert(j != NULL);

@@ -86,6 +86,12 @@ void journal_close(struct journal *j);
 void journal_set_busy_timeout(struct journal *j, int ms);
 
 /* Group commit.  journal_commit fsyncs once for everything since journal_begin. */
+/*
+ * Leave WAL checkpoints to another connection (checkpointer.c): this connection then checkpoints by itself only
+ * when a commit leaves the WAL at safety_pages or more, i.e. when that other connection has fallen far behind.
+ */
+void journal_defer_checkpoints(struct journal *j, int safety_pages);
+
 int journal_begin(struct journal *j, struct xba_error *err);
 int journal_commit(struct journal *j, struct xba_error *err);
 void journal_rollback(struct journal *j);

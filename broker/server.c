@@ -29,8 +29,10 @@
 
 #define HARD_FRAME_FACTOR 4 /* frames over max_frame_bytes get FRAME_TOO_LARGE; over 4x the connection is cut */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
-#define PASS_MAX_MS 10 /* work per event-loop pass before commit and delivery */
-#define CHUNK_MAX 64   /* frames read, then verified together, then handled, at a time */
+#define PASS_MAX_MS 5 /* work per event-loop pass before commit and delivery */
+#define CHUNK_MAX 32   /* frames read, then verified together, then handled, at a time */
+#define CHECKPOINT_INTERVAL_MS 20     /* WAL checkpoints by checkpointer.c, off the loop */
+#define CHECKPOINT_SAFETY_PAGES 16384 /* 64 MiB of WAL: the loop checkpoints itself only past this */
 
 /* ---- sending ---------------------------------------------------------------------------------------------- */
 
@@ -731,6 +733,9 @@ server_new(const struct broker_config *config, struct xba_error *err)
 	server->journal = journal_open(config->journal, err);
 	if (server->journal == NULL)
 		goto fail;
+	if ((server->checkpointer = checkpointer_new(config->journal, CHECKPOINT_INTERVAL_MS, err)) == NULL)
+		goto fail;
+	journal_defer_checkpoints(server->journal, CHECKPOINT_SAFETY_PAGES);
 	server->zmq_ctx = zmq_ctx_new();
 	if (server->zmq_ctx == NULL || (server->zap = zap_new(server->zmq_ctx, err)) == NULL)
 		goto fail;
@@ -789,6 +794,7 @@ server_free(struct server *server)
 	zap_free(server->zap);
 	if (server->zmq_ctx != NULL)
 		zmq_ctx_term(server->zmq_ctx);
+	checkpointer_free(server->checkpointer);
 	journal_close(server->journal);
 	if (server->sessions != NULL && server->dir != NULL)
 		for (size_t i = 0; i < server->dir->n_nodes; i++)
