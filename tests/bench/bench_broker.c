@@ -1032,15 +1032,16 @@ fig_memory_recovery(void)
 	printf("recovery.exec_to_first_ack   %8.1f ms  (journal of %zu alerts)\n", rec_ms, n);
 	fflush(stdout);
 
-	/* Memory: 200 connected nodes, some traffic, then VmHWM. */
+	/* Memory: 200 connected nodes, then enough traffic (10 000 alerts of ~1 KiB) to fill the broker's envelope
+	 * cache (8 MiB, 8192 entries), then VmHWM. */
 	connect_range(&b, 1, nn);
 	int64_t tacked;
-	size_t first = make_alerts(&b, 2000, core_pubs, PUBLISHERS, false);
-	publish_flat_out(&b, first, 2000, 2000 * 6, &tacked);
+	size_t first = make_alerts(&b, 10000, core_pubs, PUBLISHERS, false);
+	publish_flat_out(&b, first, 10000, 10000 * 6, &tacked);
 	long hwm = proc_status_kb(b.pid, "VmHWM:"), rss = proc_status_kb(b.pid, "VmRSS:");
 	double mib = (double)hwm / 1024.0;
 	printf("memory.broker_peak_rss       %8.1f MiB (VmHWM; VmRSS %.1f MiB; %zu nodes connected, journal %zu "
-	       "alerts; target 1,000,000 alerts < 64 MiB)%s\n",
+	       "alerts, then 10000 published; target 1,000,000 alerts < 64 MiB)%s\n",
 	    mib, (double)rss / 1024.0, nn, n,
 	    n >= 1000000 ? (mib < 64 ? "  MET" : "  MISSED") : "  (run --journal 1000000 for the target)");
 	fflush(stdout);
