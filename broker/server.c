@@ -31,6 +31,7 @@
 #define PRUNE_INTERVAL_MS (3600 * 1000)
 #define PASS_MAX_MS 5 /* work per event-loop pass before commit and delivery */
 #define CHUNK_MAX 32   /* frames read, then verified together, then handled, at a time */
+#define VERIFY_THREADS_AUTO_MAX 8
 #define CHECKPOINT_INTERVAL_MS 20     /* WAL checkpoints by checkpointer.c, off the loop */
 #define CHECKPOINT_SAFETY_PAGES 16384 /* 64 MiB of WAL: the loop checkpoints itself only past this */
 
@@ -765,6 +766,11 @@ server_new(const struct broker_config *config, struct xba_error *err)
 	{
 		long online = sysconf(_SC_NPROCESSORS_ONLN);
 		int64_t threads = config->verify_threads >= 0 ? config->verify_threads : (online > 1 ? online - 1 : 0);
+
+		/* By default at most VERIFY_THREADS_AUTO_MAX: a chunk holds CHUNK_MAX publishes, and every post wakes
+		 * every thread; more than a few threads per chunk only adds wake-ups. */
+		if (config->verify_threads < 0 && threads > VERIFY_THREADS_AUTO_MAX)
+			threads = VERIFY_THREADS_AUTO_MAX;
 
 		server->chunks = calloc(2, sizeof(*server->chunks));
 		if (server->chunks == NULL) {
