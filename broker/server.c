@@ -37,37 +37,28 @@
 
 /* ---- sending ---------------------------------------------------------------------------------------------- */
 
+/* Routing id, then the frame as one part.  ROUTER_MANDATORY: an unknown peer is EHOSTUNREACH, never a silent drop. */
+static int
+send_bytes(struct server *server, const uint8_t *routing_id, size_t routing_len, const uint8_t *bytes, size_t len)
+{
+	if (zmq_send(server->router, routing_id, routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(server->router, bytes, len, ZMQ_DONTWAIT) < 0)
+		return XBA_EIO;
+	return 0;
+}
+
 static int
 send_to(struct server *server, const uint8_t *routing_id, size_t routing_len, const Xba__V1__Frame *frame)
 {
 	uint8_t *bytes;
 	size_t len;
+	int rc;
 
 	if (frame_encode(frame, &bytes, &len, NULL) != 0)
 		return XBA_ENOMEM;
-	/* ROUTER_MANDATORY: an unknown peer is EHOSTUNREACH, never a silent drop. */
-	if (zmq_send(server->router, routing_id, routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-	    zmq_send(server->router, bytes, len, ZMQ_DONTWAIT) < 0) {
-		free(bytes);
-		return XBA_EIO;
-	}
+	rc = send_bytes(server, routing_id, routing_len, bytes, len);
 	free(bytes);
-	return 0;
-}
-
-int
-server_send(struct server *server, size_t node_index, const Xba__V1__Frame *frame)
-{
-	struct session *s = &server->sessions[node_index];
-
-	if (!s->up)
-		return XBA_ENOTFOUND;
-	if (send_to(server, s->routing_id, s->routing_id_len, frame) != 0) {
-		session_drop(server, node_index, zmq_errno() == EAGAIN ? "send-buffer-full" : "peer-gone");
-		return XBA_EIO;
-	}
-	s->last_sent_mono = clock_mono_ms();
-	return 0;
+	return rc;
 }
 
 int
@@ -77,13 +68,28 @@ server_send_encoded(struct server *server, size_t node_index, const uint8_t *byt
 
 	if (!s->up)
 		return XBA_ENOTFOUND;
-	if (zmq_send(server->router, s->routing_id, s->routing_id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-	    zmq_send(server->router, bytes, len, ZMQ_DONTWAIT) < 0) {
+	if (send_bytes(server, s->routing_id, s->routing_id_len, bytes, len) != 0) {
 		session_drop(server, node_index, zmq_errno() == EAGAIN ? "send-buffer-full" : "peer-gone");
 		return XBA_EIO;
 	}
 	s->last_sent_mono = clock_mono_ms();
 	return 0;
+}
+
+int
+server_send(struct server *server, size_t node_index, const Xba__V1__Frame *frame)
+{
+	uint8_t *bytes;
+	size_t len;
+	int rc;
+
+	if (!server->sessions[node_index].up)
+		return XBA_ENOTFOUND;
+	if (frame_encode(frame, &bytes, &len, NULL) != 0)
+		return XBA_ENOMEM;
+	rc = server_send_encoded(server, node_index, bytes, len);
+	free(bytes);
+	return rc;
 }
 
 int
