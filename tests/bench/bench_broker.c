@@ -7,7 +7,7 @@
  *
  * usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog] [--alerts N]
  *                     [--journal N] [--backlog N] [--broadcasts N] [--fanout-nodes N] [--broker PATH]
- *                     [--perf FILE] [--keep]
+ *                     [--perf FILE] [--keep] [--verify-threads N]
  */
 #define _GNU_SOURCE
 #include <dirent.h>
