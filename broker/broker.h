@@ -82,8 +82,6 @@ unsigned verify_pool_threads(const struct verify_pool *pool);
 void verify_pool_post(struct verify_pool *pool, const struct directory *dir, struct verify_job *jobs, size_t n_jobs);
 /* Run what the threads have not claimed on the caller's thread; return when every job of the batch is done. */
 void verify_pool_wait(struct verify_pool *pool);
-/* post + wait. */
-void verify_pool_run(struct verify_pool *pool, const struct directory *dir, struct verify_job *jobs, size_t n_jobs);
 
 /* checkpointer.c ----------------------------------------------------------------------------------------------- */
 

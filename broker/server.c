@@ -485,8 +485,9 @@ receive_one(struct server *server, struct chunk *chunk, struct incoming *in)
 	in->routing_len = zmq_msg_size(&id) < ROUTING_ID_MAX ? zmq_msg_size(&id) : ROUTING_ID_MAX;
 	memcpy(in->routing_id, zmq_msg_data(&id), in->routing_len);
 	user = zmq_msg_gets(&body, "User-Id");
-	snprintf(in->user, sizeof(in->user), "%s", user ? user : "-");
 	in->node = user != NULL ? directory_node(server->dir, user) : NULL;
+	if (in->node == NULL)
+		snprintf(in->user, sizeof(in->user), "%s", user ? user : "-");
 	if (in->node != NULL && in->extra_parts == 0) {
 		in->frame = frame_decode(zmq_msg_data(&body), zmq_msg_size(&body), (size_t)server->config->max_frame_bytes,
 		    &in->ref, &in->decode_err);

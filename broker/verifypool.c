@@ -162,10 +162,3 @@ verify_pool_wait(struct verify_pool *pool)
 	pool->next = 0;
 	pthread_mutex_unlock(&pool->lock);
 }
-
-void
-verify_pool_run(struct verify_pool *pool, const struct directory *dir, struct verify_job *jobs, size_t n_jobs)
-{
-	verify_pool_post(pool, dir, jobs, n_jobs);
-	verify_pool_wait(pool);
-}

@@ -30,6 +30,8 @@ struct fixture {
 	struct verify_job expected[N_ENVELOPES];     /* opened one by one on this thread */
 };
 
+static struct fixture fixture; /* built once by main; every test reads it */
+
 static int
 signer_random(struct signer *s)
 {
@@ -134,8 +136,9 @@ fixture_free(struct fixture *f)
 
 /* The fixture itself is what the pool is compared with: make sure it holds every kind of result. */
 static void
-test_fixture_mixes_outcomes(struct check_state *t, struct fixture *f)
+test_fixture_mixes_outcomes(struct check_state *t)
 {
+	struct fixture *f = &fixture;
 	int valid = 0, refused = 0;
 
 	for (int i = 0; i < N_ENVELOPES; i++) {
@@ -152,7 +155,7 @@ test_fixture_mixes_outcomes(struct check_state *t, struct fixture *f)
 	CHECK(t, valid == N_ENVELOPES / N_KINDS && refused == N_ENVELOPES - valid);
 }
 
-/* Run jobs[from, from + n) through pool; every slot must match what one thread computed. */
+/* Run jobs[from, from + n) through pool (post, then wait); every slot must match what one thread computed. */
 static void
 check_batch(struct check_state *t, struct fixture *f, struct verify_pool *pool, size_t from, size_t n)
 {
@@ -163,7 +166,8 @@ check_batch(struct check_state *t, struct fixture *f, struct verify_pool *pool, 
 		jobs[i].now_ms = f->expected[from + i].now_ms;
 		jobs[i].rc = 12345; /* must be overwritten */
 	}
-	verify_pool_run(pool, f->dir, jobs, n);
+	verify_pool_post(pool, f->dir, jobs, n);
+	verify_pool_wait(pool);
 	for (size_t i = 0; i < n; i++) {
 		const struct verify_job *want = &f->expected[from + i];
 
@@ -180,8 +184,9 @@ check_batch(struct check_state *t, struct fixture *f, struct verify_pool *pool, 
 }
 
 static void
-test_pool_sizes_and_batches(struct check_state *t, struct fixture *f)
+test_pool_sizes_and_batches(struct check_state *t)
 {
+	struct fixture *f = &fixture;
 	static const unsigned threads[] = { 0, 1, 3 };
 	static const size_t batches[][2] = { { 0, 0 }, { 0, 1 }, { 5, 2 }, { 10, 63 }, { 0, N_ENVELOPES }, { 3, 64 } };
 	struct xba_error err = { 0 };
@@ -204,8 +209,9 @@ test_pool_sizes_and_batches(struct check_state *t, struct fixture *f)
 /* post returns at once and wait completes the batch; without threads, nothing runs before wait (the caller does
  * it all there).  Alternating two batches is what the event loop does. */
 static void
-test_post_then_wait(struct check_state *t, struct fixture *f)
+test_post_then_wait(struct check_state *t)
 {
+	struct fixture *f = &fixture;
 	static const unsigned threads[] = { 0, 1, 2 };
 	struct xba_error err = { 0 };
 
@@ -243,8 +249,9 @@ test_post_then_wait(struct check_state *t, struct fixture *f)
 
 /* A pool that never ran a batch, and one that just finished, both stop cleanly. */
 static void
-test_free_idle(struct check_state *t, struct fixture *f)
+test_free_idle(struct check_state *t)
 {
+	struct fixture *f = &fixture;
 	struct xba_error err = { 0 };
 	struct verify_pool *idle = verify_pool_new(2, &err), *used = verify_pool_new(2, &err);
 
@@ -260,26 +267,15 @@ int
 main(void)
 {
 	struct check_state state = { 0 };
-	struct fixture f;
 
-	if (fixture_init(&f) != 0) {
+	if (fixture_init(&fixture) != 0) {
 		fprintf(stderr, "cannot build the test fixture\n");
 		return 1;
 	}
-#define RUN_F(state, test)                                                                                    \
-	do {                                                                                                  \
-		(state)->current_failed = 0;                                                                  \
-		test(state, &f);                                                                              \
-		fprintf(stderr, "%s %s\n", (state)->current_failed ? "FAIL" : "ok  ", #test);                 \
-		if ((state)->current_failed)                                                                  \
-			(state)->failed++;                                                                    \
-		else                                                                                          \
-			(state)->passed++;                                                                    \
-	} while (0)
-	RUN_F(&state, test_fixture_mixes_outcomes);
-	RUN_F(&state, test_pool_sizes_and_batches);
-	RUN_F(&state, test_post_then_wait);
-	RUN_F(&state, test_free_idle);
-	fixture_free(&f);
+	RUN(&state, test_fixture_mixes_outcomes);
+	RUN(&state, test_pool_sizes_and_batches);
+	RUN(&state, test_post_then_wait);
+	RUN(&state, test_free_idle);
+	fixture_free(&fixture);
 	return check_finish(&state);
 }
