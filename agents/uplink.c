@@ -353,6 +353,7 @@ send_hello(struct agent *agent)
 	hello.resume_after = u->through_seq;
 	hello.credit = (uint32_t)agent->config->credit;
 	hello.software = AGENT_SOFTWARE;
+	hello.deliver_batches = true; /* a DeliverBatch is handled Deliver by Deliver (dispatch below) */
 	frame.body_case = XBA__V1__FRAME__BODY_HELLO;
 	frame.hello = &hello;
 	if (send_frame(u, &frame) != 0)
@@ -1017,6 +1018,11 @@ handle_frame(struct agent *agent, const uint8_t *bytes, size_t len)
 		break;
 	case XBA__V1__FRAME__BODY_DELIVER:
 		handle_deliver(agent, frame->deliver);
+		break;
+	case XBA__V1__FRAME__BODY_DELIVER_BATCH:
+		/* Each element exactly as if it had come alone, in order (frame_decode checked every envelope). */
+		for (size_t i = 0; i < frame->deliver_batch->n_deliveries; i++)
+			handle_deliver(agent, frame->deliver_batch->deliveries[i]);
 		break;
 	case XBA__V1__FRAME__BODY_HEARTBEAT:
 		handle_heartbeat(agent, frame->heartbeat);

@@ -135,6 +135,7 @@ struct session {
 	struct inflight *inflight;              /* sent, unacknowledged; owned */
 	size_t n_inflight, cap_inflight;
 	bool wants_delivery;                    /* new deliveries or credit since the last delivery pass */
+	bool deliver_batches;                   /* Hello.deliver_batches: send a pass's deliveries as one frame */
 	double tokens;                          /* rate limit bucket */
 	int64_t tokens_mono;                    /* when tokens was last refilled */
 };

@@ -64,8 +64,9 @@ inflight_add(struct session *s, const struct inflight *entry)
 
 /*
  * The encode buffer of one delivery pass.  A Deliver frame is the stored envelope plus a few bytes, so a typical one
- * (~1 KiB) is encoded on the stack; a larger envelope grows a heap buffer that the rest of the pass reuses.  Either
- * way nothing is allocated per delivery, and the buffer lives no longer than deliver_pass (no state outside it).
+ * (~1 KiB) is encoded on the stack; a larger envelope, or a DeliverBatch, grows a heap buffer that the rest of the
+ * pass reuses.  Growing keeps what is written (a batch is built element by element) and at least doubles, so
+ * nothing is allocated per delivery; the buffer lives no longer than deliver_pass (no state outside it).
  */
 #define ENCODE_STACK_BYTES 4096
 
@@ -81,13 +82,17 @@ encode_reserve(struct encode_buf *b, size_t len)
 {
 	uint8_t *grown;
 
+	size_t cap = b->cap * 2 > len ? b->cap * 2 : len;
+
 	if (len <= b->cap)
 		return 0;
-	if ((grown = realloc(b->heap, len)) == NULL)
+	if ((grown = realloc(b->heap, cap)) == NULL)
 		return XBA_ENOMEM;
+	if (b->heap == NULL)
+		memcpy(grown, b->stack, b->cap); /* leaving the stack */
 	b->heap = grown;
 	b->p = grown;
-	b->cap = len;
+	b->cap = cap;
 	return 0;
 }
 
@@ -111,42 +116,126 @@ emergency_names(const uint8_t *bytes, size_t len, struct inflight *entry)
 	return 0;
 }
 
-/* Send one pending delivery; 0 on success.  The envelope is borrowed from the journal (its cache, for anything
- * recent) and framed by hand, so a delivery costs no SQLite read, no protobuf decode and encode, no allocation. */
+/* The journal's envelope of p, borrowed (valid until the next journal call), and the in-flight entry it makes. */
 static int
-send_delivery(struct server *server, size_t node_index, const struct journal_pending *p, struct encode_buf *buf)
+prepare_delivery(struct server *server, const struct journal_pending *p, struct inflight *entry,
+    const uint8_t **envelope, size_t *envelope_len)
 {
-	struct inflight entry = { 0 };
 	struct xba_error err = { 0 };
-	const uint8_t *envelope;
-	size_t envelope_len, len;
-	int rc;
 
-	if (journal_envelope_ref(server->journal, p->seq, &envelope, &envelope_len, &err) != 0) {
+	if (journal_envelope_ref(server->journal, p->seq, envelope, envelope_len, &err) != 0) {
 		log_warnx("event=journal.error op=read seq=%llu error=\"%s\"", (unsigned long long)p->seq, err.msg);
 		return XBA_EIO;
 	}
-	entry.seq = p->seq;
-	entry.emergency = p->emergency;
-	if (p->emergency && emergency_names(envelope, envelope_len, &entry) != 0) {
+	memset(entry, 0, sizeof(*entry));
+	entry->seq = p->seq;
+	entry->emergency = p->emergency;
+	if (p->emergency && emergency_names(*envelope, *envelope_len, entry) != 0) {
 		log_warnx("event=journal.error op=decode seq=%llu", (unsigned long long)p->seq);
 		return XBA_EDECODE;
 	}
-	if (encode_reserve(buf, frame_deliver_size(p->seq, envelope_len, p->rule, p->emergency)) != 0) {
-		log_warnx("event=deliver.error node=%s seq=%llu error=\"out of memory\"",
-		    server->dir->nodes[node_index].id, (unsigned long long)p->seq);
+	return 0;
+}
+
+static int
+reserve_or_log(struct server *server, size_t node_index, const struct journal_pending *p, struct encode_buf *buf,
+    size_t len)
+{
+	if (encode_reserve(buf, len) == 0)
+		return 0;
+	log_warnx("event=deliver.error node=%s seq=%llu error=\"out of memory\"", server->dir->nodes[node_index].id,
+	    (unsigned long long)p->seq);
+	return XBA_ENOMEM;
+}
+
+/* The delivery is on its way (or framed in a batch about to be): it is in flight and has used one credit. */
+static int
+record_delivery(struct server *server, size_t node_index, const struct journal_pending *p,
+    const struct inflight *entry)
+{
+	if (inflight_add(&server->sessions[node_index], entry) != 0) {
+		log_warnx("event=deliver.error node=%s seq=%llu error=\"out of memory\"", server->dir->nodes[node_index].id,
+		    (unsigned long long)p->seq);
 		return XBA_ENOMEM;
 	}
-	len = frame_encode_deliver(buf->p, p->seq, envelope, envelope_len, p->rule, p->emergency);
-	rc = server_send_encoded(server, node_index, buf->p, len);
-	if (rc != 0)
-		return rc;
-	if (inflight_add(&server->sessions[node_index], &entry) != 0)
-		return XBA_ENOMEM;
 	server->sessions[node_index].credit--;
 	log_debug("event=alert.delivered node=%s seq=%llu rule=%s emergency=%d", server->dir->nodes[node_index].id,
 	    (unsigned long long)p->seq, p->rule, p->emergency);
 	return 0;
+}
+
+/* Send one pending delivery as a Deliver frame; 0 on success.  The envelope is borrowed from the journal (its cache,
+ * for anything recent) and framed by hand, so a delivery costs no SQLite read, no protobuf decode and encode, no
+ * allocation. */
+static int
+send_delivery(struct server *server, size_t node_index, const struct journal_pending *p, struct encode_buf *buf)
+{
+	struct inflight entry;
+	const uint8_t *envelope;
+	size_t envelope_len, len;
+	int rc;
+
+	if ((rc = prepare_delivery(server, p, &entry, &envelope, &envelope_len)) != 0 ||
+	    (rc = reserve_or_log(server, node_index, p, buf,
+		 frame_deliver_size(p->seq, envelope_len, p->rule, p->emergency))) != 0)
+		return rc;
+	len = frame_encode_deliver(buf->p, p->seq, envelope, envelope_len, p->rule, p->emergency);
+	if ((rc = server_send_encoded(server, node_index, buf->p, len)) != 0)
+		return rc;
+	return record_delivery(server, node_index, p, &entry);
+}
+
+/* Send the elements framed so far (after FRAME_BATCH_HEADER_MAX bytes of room) as one DeliverBatch frame. */
+static int
+flush_batch(struct server *server, size_t node_index, struct encode_buf *buf, size_t *elements_len)
+{
+	uint8_t *frame;
+	size_t len;
+
+	if (*elements_len == 0)
+		return 0;
+	frame = frame_finish_deliver_batch(buf->p + FRAME_BATCH_HEADER_MAX, *elements_len, &len);
+	*elements_len = 0;
+	return server_send_encoded(server, node_index, frame, len);
+}
+
+/*
+ * Send a node's pending deliveries, in order, as DeliverBatch frames of at most max_frame_bytes (the size the node
+ * learnt from Welcome); 0 on success.  Under load this turns one ZeroMQ message per delivery into one per node per
+ * pass: one CURVE encryption, one wake-up of the node, one DeliveryAck back.  Entries go in flight as they are
+ * framed; a send that fails drops the session, which puts everything in flight back in the queue.
+ */
+static int
+send_batches(struct server *server, size_t node_index, const struct journal_pending *pending, int n,
+    struct encode_buf *buf)
+{
+	size_t max = (size_t)server->config->max_frame_bytes, used = 0;
+	int rc = 0;
+
+	for (int k = 0; k < n && rc == 0; k++) {
+		const struct journal_pending *p = &pending[k];
+		struct inflight entry;
+		const uint8_t *envelope;
+		size_t envelope_len, size;
+
+		if ((rc = prepare_delivery(server, p, &entry, &envelope, &envelope_len)) != 0)
+			break;
+		size = frame_deliver_size(p->seq, envelope_len, p->rule, p->emergency);
+		/* Full: send what the batch holds first; the borrowed envelope stays valid (no journal call between).
+		 * An element alone over the limit still goes, alone, as a Deliver frame of that size would. */
+		if (used > 0 && FRAME_BATCH_HEADER_MAX + used + size > max && (rc = flush_batch(server, node_index, buf,
+		    &used)) != 0)
+			break;
+		if ((rc = reserve_or_log(server, node_index, p, buf, FRAME_BATCH_HEADER_MAX + used + size)) != 0)
+			break;
+		used += frame_encode_batch_element(buf->p + FRAME_BATCH_HEADER_MAX + used, p->seq, envelope, envelope_len,
+		    p->rule, p->emergency);
+		rc = record_delivery(server, node_index, p, &entry);
+	}
+	/* What is framed is in flight, so it goes even when something further on failed. */
+	if (flush_batch(server, node_index, buf, &used) != 0)
+		rc = XBA_EIO;
+	return rc;
 }
 
 void
@@ -172,9 +261,12 @@ deliver_pass(struct server *server)
 			log_warnx("event=journal.error op=pending node=%s error=\"%s\"", server->dir->nodes[i].id, err.msg);
 			continue;
 		}
-		for (int k = 0; k < n; k++)
-			if (send_delivery(server, i, &pending[k], &buf) != 0)
-				break;
+		if (s->deliver_batches)
+			(void)send_batches(server, i, pending, n, &buf);
+		else
+			for (int k = 0; k < n; k++)
+				if (send_delivery(server, i, &pending[k], &buf) != 0)
+					break;
 		/* Fewer than asked: the queue is empty until something new is routed here. */
 		if ((size_t)n < want)
 			s->wants_delivery = false;

@@ -180,6 +180,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	s->last_seen_mono = s->last_sent_mono = clock_mono_ms();
 	s->last_seen_wall = clock_now_ms();
 	s->wants_delivery = true;
+	s->deliver_batches = hello->deliver_batches;
 
 	welcome.protocol_version = XBA_PROTOCOL_VERSION;
 	welcome.broker_id = server->config->broker_id;
@@ -194,8 +195,8 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 		server_reply_error(server, XBA__V1__ERROR_CODE__CREDIT_EXCEEDED, "hello.credit", 0,
 		    "a window of %u is past the broker's maximum of %lld; capped", hello->credit,
 		    (long long)server->config->max_credit);
-	log_info("event=node.connected node=%s resume_after=%llu credit=%llu", node->id,
-	    (unsigned long long)hello->resume_after, (unsigned long long)s->credit);
+	log_info("event=node.connected node=%s resume_after=%llu credit=%llu batches=%d", node->id,
+	    (unsigned long long)hello->resume_after, (unsigned long long)s->credit, hello->deliver_batches);
 }
 
 static void
@@ -431,7 +432,7 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 		}
 		break;
 	default:
-		/* welcome, publish_ack, deliver, receipt, status_reply, track_reply: the broker's own frames. */
+		/* welcome, publish_ack, deliver, deliver_batch, receipt, status_reply, track_reply: the broker's own. */
 		log_warnx("event=frame.rejected node=%s code=UNKNOWN_FRAME_TYPE type=%s", node->id,
 		    frame_type_name(frame->body_case));
 		server_reply_error(server, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, NULL, 0,

@@ -36,6 +36,13 @@ frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, uint64_t *ref_o
 		if (frame->deliver->envelope == NULL)
 			missing = "deliver.envelope";
 		break;
+	case XBA__V1__FRAME__BODY_DELIVER_BATCH:
+		if (frame->deliver_batch->n_deliveries == 0)
+			missing = "deliver_batch.deliveries";
+		for (size_t i = 0; missing == NULL && i < frame->deliver_batch->n_deliveries; i++)
+			if (frame->deliver_batch->deliveries[i]->envelope == NULL)
+				missing = "deliver_batch.deliveries[].envelope";
+		break;
 	case XBA__V1__FRAME__BODY_HELLO:
 		if (frame->hello->node_id == NULL || frame->hello->node_id[0] == '\0')
 			missing = "hello.node_id";
@@ -82,6 +89,8 @@ frame_encode(const Xba__V1__Frame *frame, uint8_t **out, size_t *out_len, struct
 
 /* Wire tags: (field number << 3) | wire type (0 varint, 2 length-delimited). */
 #define TAG_FRAME_DELIVER ((5u << 3) | 2)
+#define TAG_FRAME_DELIVER_BATCH ((15u << 3) | 2)
+#define TAG_BATCH_DELIVERY ((1u << 3) | 2)
 #define TAG_DELIVER_SEQ ((1u << 3) | 0)
 #define TAG_DELIVER_ENVELOPE ((2u << 3) | 2)
 #define TAG_DELIVER_RULE ((3u << 3) | 2)
@@ -135,15 +144,16 @@ frame_deliver_size(uint64_t seq, size_t envelope_len, const char *rule, bool eme
 	return 1 + varint_size(body) + body;
 }
 
-size_t
-frame_encode_deliver(uint8_t *out, uint64_t seq, const uint8_t *envelope, size_t envelope_len, const char *rule,
-    bool emergency)
+/* A Deliver under tag: a whole Deliver frame, or one element of a DeliverBatch. */
+static size_t
+encode_deliver_tagged(uint8_t *out, uint8_t tag, uint64_t seq, const uint8_t *envelope, size_t envelope_len,
+    const char *rule, bool emergency)
 {
 	size_t rule_len = rule != NULL ? strlen(rule) : 0, n = 0;
 
 	/* Field order and omissions follow protobuf-c: ascending field numbers, proto3 zero values left out; the
 	 * envelope, a message field, is written even when empty, as protobuf-c writes any non-NULL sub-message. */
-	out[n++] = TAG_FRAME_DELIVER;
+	out[n++] = tag;
 	n += put_varint(out + n, deliver_body_size(seq, envelope_len, rule_len, emergency));
 	if (seq != 0) {
 		out[n++] = TAG_DELIVER_SEQ;
@@ -167,6 +177,32 @@ frame_encode_deliver(uint8_t *out, uint64_t seq, const uint8_t *envelope, size_t
 	return n;
 }
 
+size_t
+frame_encode_deliver(uint8_t *out, uint64_t seq, const uint8_t *envelope, size_t envelope_len, const char *rule,
+    bool emergency)
+{
+	return encode_deliver_tagged(out, TAG_FRAME_DELIVER, seq, envelope, envelope_len, rule, emergency);
+}
+
+size_t
+frame_encode_batch_element(uint8_t *out, uint64_t seq, const uint8_t *envelope, size_t envelope_len,
+    const char *rule, bool emergency)
+{
+	return encode_deliver_tagged(out, TAG_BATCH_DELIVERY, seq, envelope, envelope_len, rule, emergency);
+}
+
+uint8_t *
+frame_finish_deliver_batch(uint8_t *first_element, size_t elements_len, size_t *frame_len)
+{
+	size_t header = 1 + varint_size(elements_len);
+	uint8_t *start = first_element - header;
+
+	start[0] = TAG_FRAME_DELIVER_BATCH;
+	put_varint(start + 1, elements_len);
+	*frame_len = header + elements_len;
+	return start;
+}
+
 const char *
 frame_type_name(Xba__V1__Frame__BodyCase body_case)
 {
@@ -185,6 +221,7 @@ frame_type_name(Xba__V1__Frame__BodyCase body_case)
 	case XBA__V1__FRAME__BODY_STATUS_REPLY: return "status_reply";
 	case XBA__V1__FRAME__BODY_TRACK_REQUEST: return "track_request";
 	case XBA__V1__FRAME__BODY_TRACK_REPLY: return "track_reply";
+	case XBA__V1__FRAME__BODY_DELIVER_BATCH: return "deliver_batch";
 	default: return "unknown";
 	}
 }

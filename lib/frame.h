@@ -42,6 +42,18 @@ size_t frame_deliver_size(uint64_t seq, size_t envelope_len, const char *rule, b
 size_t frame_encode_deliver(uint8_t *out, uint64_t seq, const uint8_t *envelope, size_t envelope_len, const char *rule,
     bool emergency);
 
+/*
+ * A DeliverBatch frame, by hand, the same way: exactly what protobuf-c packs for Frame{deliver_batch: {deliveries:
+ * [...]}}.  One element of a batch is byte for byte a Deliver frame with another tag byte, so a batch is written
+ * element by element (frame_encode_batch_element, frame_deliver_size bytes each) into a buffer that keeps
+ * FRAME_BATCH_HEADER_MAX bytes free before the first element; frame_finish_deliver_batch() then writes the frame's
+ * header immediately before the first element and returns where the frame starts (*frame_len: its length).
+ */
+#define FRAME_BATCH_HEADER_MAX 6 /* the frame's tag and the batch's length, a varint of at most 5 bytes */
+size_t frame_encode_batch_element(uint8_t *out, uint64_t seq, const uint8_t *envelope, size_t envelope_len,
+    const char *rule, bool emergency);
+uint8_t *frame_finish_deliver_batch(uint8_t *first_element, size_t elements_len, size_t *frame_len);
+
 /* "hello", "publish", ... or "unknown". */
 const char *frame_type_name(Xba__V1__Frame__BodyCase body_case);
 

@@ -7,7 +7,7 @@
  *
  * usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog] [--alerts N]
  *                     [--journal N] [--backlog N] [--broadcasts N] [--fanout-nodes N] [--broker PATH]
- *                     [--perf FILE] [--keep] [--verify-threads N]
+ *                     [--perf FILE] [--keep] [--verify-threads N] [--single-delivers]
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -60,7 +60,8 @@ static struct {
 	const char *perf;
 	bool keep;
 	long verify_threads; /* -1: the broker's default */
-} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1 };
+	bool single_delivers; /* nodes do not ask for DeliverBatch: one Deliver frame per delivery */
+} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false };
 
 static double verify_per_s; /* sig_verify, one core, this run */
 
@@ -518,6 +519,7 @@ node_connect(struct bench *b, struct node *nd)
 	h.resume_after = nd->resume;
 	h.credit = CREDIT;
 	h.software = "bench_broker";
+	h.deliver_batches = !opt.single_delivers; /* as xba-agent does */
 	f.body_case = XBA__V1__FRAME__BODY_HELLO;
 	f.hello = &h;
 	send_frame(nd, &f); /* queued until the connection is up (ZMQ_IMMEDIATE=0) */
@@ -554,6 +556,37 @@ alert_index(const ProtobufCBinaryData *alert)
 	return strtol((const char *)alert->data + 2 + 24, NULL, 16) & 0xffffffffffffL;
 }
 
+/* One delivery, alone or from a batch: count it, note what the next ack covers, record its latency. */
+static void
+on_deliver(struct bench *b, struct node *nd, const Xba__V1__Deliver *d, int64_t t)
+{
+	long idx = alert_index(&d->envelope->alert);
+	nd->delivered++;
+	b->delivered++;
+	nd->grant++;
+	if (d->emergency) {
+		if (nd->n_emerg == nd->cap_emerg) {
+			nd->cap_emerg = nd->cap_emerg ? 2 * nd->cap_emerg : 64;
+			nd->emerg = realloc(nd->emerg, nd->cap_emerg * sizeof *nd->emerg);
+		}
+		nd->emerg[nd->n_emerg++] = d->seq;
+	} else if (d->seq > nd->through) {
+		nd->through = d->seq;
+	}
+	if (idx >= 0 && (size_t)idx < b->n_alerts) {
+		struct alert_rec *a = &b->alerts[idx];
+		if (a->emergency && ++a->got == (int)b->emerg_recipients)
+			a->done_ns = t;
+		if (b->record_lat && !a->emergency && a->sent_ns) {
+			if (b->n_lat == b->cap_lat) {
+				b->cap_lat = b->cap_lat ? 2 * b->cap_lat : 65536;
+				b->lat = realloc(b->lat, b->cap_lat * sizeof *b->lat);
+			}
+			b->lat[b->n_lat++] = t - a->sent_ns;
+		}
+	}
+}
+
 static void
 on_frame(struct bench *b, struct node *nd, const uint8_t *bytes, size_t len, int64_t t)
 {
@@ -575,35 +608,13 @@ on_frame(struct bench *b, struct node *nd, const uint8_t *bytes, size_t len, int
 				    f->publish_ack->message ? f->publish_ack->message : "");
 		}
 		break;
-	case XBA__V1__FRAME__BODY_DELIVER: {
-		Xba__V1__Deliver *d = f->deliver;
-		long idx = alert_index(&d->envelope->alert);
-		nd->delivered++;
-		b->delivered++;
-		nd->grant++;
-		if (d->emergency) {
-			if (nd->n_emerg == nd->cap_emerg) {
-				nd->cap_emerg = nd->cap_emerg ? 2 * nd->cap_emerg : 64;
-				nd->emerg = realloc(nd->emerg, nd->cap_emerg * sizeof *nd->emerg);
-			}
-			nd->emerg[nd->n_emerg++] = d->seq;
-		} else if (d->seq > nd->through) {
-			nd->through = d->seq;
-		}
-		if (idx >= 0 && (size_t)idx < b->n_alerts) {
-			struct alert_rec *a = &b->alerts[idx];
-			if (a->emergency && ++a->got == (int)b->emerg_recipients)
-				a->done_ns = t;
-			if (b->record_lat && !a->emergency && a->sent_ns) {
-				if (b->n_lat == b->cap_lat) {
-					b->cap_lat = b->cap_lat ? 2 * b->cap_lat : 65536;
-					b->lat = realloc(b->lat, b->cap_lat * sizeof *b->lat);
-				}
-				b->lat[b->n_lat++] = t - a->sent_ns;
-			}
-		}
+	case XBA__V1__FRAME__BODY_DELIVER:
+		on_deliver(b, nd, f->deliver, t);
 		break;
-	}
+	case XBA__V1__FRAME__BODY_DELIVER_BATCH:
+		for (size_t i = 0; i < f->deliver_batch->n_deliveries; i++)
+			on_deliver(b, nd, f->deliver_batch->deliveries[i], t);
+		break;
 	case XBA__V1__FRAME__BODY_ERROR:
 		fprintf(stderr, "bench_broker: %s: error %s %s\n", nd->id, frame_error_code_name(f->error->code),
 		    f->error->message ? f->error->message : "");
@@ -1091,6 +1102,7 @@ main(int argc, char **argv)
 		{ "perf", required_argument, NULL, 'p' },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "verify-threads", required_argument, NULL, 'v' },
+		{ "single-delivers", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1107,13 +1119,15 @@ main(int argc, char **argv)
 		case 'p': opt.perf = optarg; break;
 		case 'k': opt.keep = true; break;
 		case 'v': opt.verify_threads = atol(optarg); break;
+		case 's': opt.single_delivers = true; break;
 		default:
 			fprintf(stderr,
 			    "usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog]\n"
 			    "  [--alerts N (20000)] [--journal N (100000)] [--backlog N (20000)] [--broadcasts N (60)]\n"
 			    "  [--fanout-nodes N (200)] [--broker PATH] [--perf FILE (perf record the broker during "
 			    "ingest)] [--keep]\n"
-			    "  [--verify-threads N (broker default: one fewer than the online cores)]\n");
+			    "  [--verify-threads N (broker default: one fewer than the online cores)]\n"
+			    "  [--single-delivers (nodes do not ask for DeliverBatch frames)]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -1127,8 +1141,9 @@ main(int argc, char **argv)
 	gethostname(host, sizeof host - 1);
 	time_t now = time(NULL);
 	printf("# bench_broker %s on %s, %ld cores online, broker %s, broker may use %d cores (event loop + %d "
-	       "verification threads)\n", strtok(ctime(&now), "\n"), host, sysconf(_SC_NPROCESSORS_ONLN), opt.broker,
-	    broker_cores(), broker_cores() - 1);
+	       "verification threads); deliveries %s\n", strtok(ctime(&now), "\n"), host, sysconf(_SC_NPROCESSORS_ONLN),
+	    opt.broker, broker_cores(), broker_cores() - 1,
+	    opt.single_delivers ? "one Deliver frame each (--single-delivers)" : "in DeliverBatch frames");
 	calibrate(); /* always: every figure is read against it */
 	if (want("ingest"))
 		fig_ingest();

@@ -1,7 +1,7 @@
 """test_agent_tamper.py — a receiving agent trusts no broker: a fake broker (Python, CURVE server with its own key
 pair, pinned in the agent's agent.yaml, speaking docs/protocol.md) welcomes a real xba-agent (LBY) and delivers one
-valid alert, one with a flipped bit in the alert bytes, one signed by a key that region.yaml does not list, one
-signed by another node than its origin, a second valid one, and the first one again.  The agent stores and shows
+valid alert, one with a flipped bit in the alert bytes, then in one DeliverBatch: one signed by a key that
+region.yaml does not list, one signed by another node than its origin, a second valid one, and the first one again.  The agent stores and shows
 (xba watch --json, xba history --json) only the two valid ones, once each; it quarantines the three others (status
 quarantined = 3, event=alert.quarantined with their codes in its log), reports each in an Error frame naming its
 seq, and still acknowledges every seq and grants the credit back, so the queue moves.
@@ -103,6 +103,11 @@ class FakeBroker:
         self._send(deliver=x.pb.Deliver(seq=seq, envelope=envelope, rule=rule, emergency=emergency))
         self.delivered += 1
 
+    def deliver_batch(self, items, rule="tamper-test"):
+        self._send(deliver_batch=x.pb.DeliverBatch(deliveries=[x.pb.Deliver(seq=seq, envelope=env, rule=rule)
+                                                                for seq, env in items]))
+        self.delivered += len(items)
+
     def through_seq(self):
         return max([a.through_seq for a in self.delivery_acks] or [0])
 
@@ -116,8 +121,9 @@ def main(t):
             "and sends Hello")
     if fake.hellos:
         h = fake.hellos[0]
-        t.check(h.protocol_version == 1 and h.node_id == "LBY" and h.resume_after == 0 and h.credit >= 6,
-                "Hello: protocol_version 1, node_id LBY, resume_after 0, a window of at least 6", str(h))
+        t.check(h.protocol_version == 1 and h.node_id == "LBY" and h.resume_after == 0 and h.credit >= 6 and
+                h.deliver_batches, "Hello: protocol_version 1, node_id LBY, resume_after 0, a window of at least 6, "
+                "DeliverBatch frames welcome", str(h))
     t.check(fake.run_until(lambda: lby.events("link.up"), t.t(10)), "the agent logs event=link.up after Welcome")
     watch = lby.watch()
     fake.run_until(lambda: lby.events("local.subscribed"), t.t(10))
@@ -139,8 +145,11 @@ def main(t):
     env4 = region.seal(wrong, signer="TCD")
     valid2 = x.alert("NER", headline="Valid alert two")
     env5 = region.seal(valid2)
-    for seq, env in ((1, env1), (2, env2), (3, env3), (4, env4), (5, env5), (6, env1)):
+    # 1 and 2 come as Deliver frames; 3 to 6 in one DeliverBatch (the agent asked for batches in its Hello): the
+    # forged elements of a batch are quarantined one by one and the valid ones around them still stored.
+    for seq, env in ((1, env1), (2, env2)):
         fake.deliver(seq, env)
+    fake.deliver_batch([(3, env3), (4, env4), (5, env5), (6, env1)])
     bad = {2: ("BAD_SIGNATURE", flipped.id), 3: ("UNKNOWN_KEY", unknown.id), 4: ("WRONG_SIGNER", wrong.id)}
 
     fake.run_until(lambda: fake.through_seq() >= 6 and len(fake.errors) >= 3, t.t(10))

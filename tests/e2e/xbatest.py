@@ -872,7 +872,7 @@ class Node:
 
     def __init__(self, net, region, node_id, broker, credit=64, auto_ack=True, auto_credit=True,
                  auto_reconnect=True, max_inflight=32, curve_secret=None, retry_transient=False,
-                 hello_node_id=None, auto_hello=True, heartbeats=True):
+                 hello_node_id=None, auto_hello=True, heartbeats=True, deliver_batches=True):
         self.net = net
         self.t = net.t
         self.region = region
@@ -884,6 +884,7 @@ class Node:
         self.hello_node_id = hello_node_id or node_id
         self.auto_hello = auto_hello        # False: stop at state "handshaken"; the test calls hello() itself
         self.heartbeats = heartbeats        # False: a silent peer (no Heartbeat frames), for dead-peer tests
+        self.deliver_batches = deliver_batches  # Hello.deliver_batches, as xba-agent sets it; False: one per frame
         self.initial_credit = credit
         self.auto_ack = auto_ack
         self.auto_credit = auto_credit
@@ -905,6 +906,7 @@ class Node:
         # receiving
         self.inbox = {}                    # alert id -> InboxEntry (each alert once)
         self.arrivals = []                 # every Deliver, in arrival order
+        self.batch_sizes = []              # deliveries in each DeliverBatch frame received
         self.redeliveries = 0              # Deliver of an alert id already in the inbox (allowed on the wire)
         self.seq_conflicts = []            # one alert id delivered under two seqs: journaled twice
         self.quarantine = []               # (seq, code, message)
@@ -1005,7 +1007,8 @@ class Node:
             e.sent = False
         self.send(hello=pb.Hello(protocol_version=protocol_version, node_id=node_id or self.hello_node_id,
                                  resume_after=self.through_seq,
-                                 credit=self.initial_credit, software="xbatest.py 0.1"))
+                                 credit=self.initial_credit, software="xbatest.py 0.1",
+                                 deliver_batches=self.deliver_batches))
         self.state = "hello"
         self.hello_at = time.monotonic()
 
@@ -1073,7 +1076,22 @@ class Node:
         self._flush_outbox()
 
     def _on_deliver(self, f):
-        d = f.deliver
+        self._deliver(f.deliver)
+
+    def _on_deliver_batch(self, f):
+        """Section 2.4: each Deliver of the batch, in order, exactly as if it had come alone."""
+        if not self.deliver_batches:
+            self.bad_frames.append(("deliver_batch to a node that did not ask for batches", len(f.deliver_batch.deliveries)))
+        if len(f.deliver_batch.deliveries) == 0:
+            self.bad_frames.append(("empty deliver_batch", 0))
+        if self.welcome is not None and f.ByteSize() > self.welcome.max_frame_bytes and \
+                len(f.deliver_batch.deliveries) > 1:
+            self.bad_frames.append(("deliver_batch over max_frame_bytes", f.ByteSize()))
+        self.batch_sizes.append(len(f.deliver_batch.deliveries))
+        for d in f.deliver_batch.deliveries:
+            self._deliver(d)
+
+    def _deliver(self, d):
         self.received += 1
         if self.received > self.granted:
             self.credit_violations.append((self.session, d.seq, self.received, self.granted))

@@ -1,7 +1,7 @@
 /*
  * fuzz_frame.c — libFuzzer target for the first boundary every byte from the network crosses: frame_decode() on
  * arbitrary bytes (the broker's and the agent's receive path), with the transport's default size limit.  A frame
- * that decodes to a Publish or a Deliver then has its envelope opened with envelope_open_message() against a
+ * that decodes to a Publish, a Deliver or a DeliverBatch (its first few elements) then has its envelope opened with envelope_open_message() against a
  * directory holding the golden key (tests/vectors), so inputs derived from the golden envelope wrapped in a frame
  * reach the signature check and, when it holds, the alert decoder and validator.  Never a crash, a leak, or
  * undefined behaviour.
@@ -54,12 +54,23 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+static void
+open_envelope(const Xba__V1__Envelope *env)
+{
+	struct envelope_opened opened;
+	struct xba_error err = { 0 };
+
+	memset(&opened, 0, sizeof(opened));
+	/* The golden alert was sent 2026-11-25T16:40:00Z; check as of one minute later. */
+	if (envelope_open_message(fuzz_dir, env, 1795624860000LL, &opened, &err) != 0)
+		(void)frame_error_code_name(frame_error_code_for_alert(err.code));
+	envelope_opened_clear(&opened);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Xba__V1__Frame *frame;
-	const Xba__V1__Envelope *env = NULL;
-	struct envelope_opened opened;
 	struct xba_error err = { 0 };
 	uint64_t ref = 0;
 
@@ -71,16 +82,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)frame_type_name(frame->body_case);
 	if (frame->body_case == XBA__V1__FRAME__BODY_PUBLISH)
-		env = frame->publish->envelope;
+		open_envelope(frame->publish->envelope);
 	else if (frame->body_case == XBA__V1__FRAME__BODY_DELIVER)
-		env = frame->deliver->envelope;
-	if (env != NULL) {
-		memset(&opened, 0, sizeof(opened));
-		/* The golden alert was sent 2026-11-25T16:40:00Z; check as of one minute later. */
-		if (envelope_open_message(fuzz_dir, env, 1795624860000LL, &opened, &err) != 0)
-			(void)frame_error_code_name(frame_error_code_for_alert(err.code));
-		envelope_opened_clear(&opened);
-	}
+		open_envelope(frame->deliver->envelope);
+	/* A DeliverBatch: its first few elements, as the agent opens them one by one (a few: to stay fast). */
+	for (size_t i = 0; frame->body_case == XBA__V1__FRAME__BODY_DELIVER_BATCH && i < 4 &&
+	    i < frame->deliver_batch->n_deliveries; i++)
+		open_envelope(frame->deliver_batch->deliveries[i]->envelope);
 	frame_free(frame);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * test_frame.c — frame decoding (lib/frame.c), the first thing the broker and every agent do with bytes from the
  * network: size limit, decode, body present, required sub-messages present; and the broker's hand-encoded Deliver
- * frame, which must be byte for byte what protobuf-c would send.
+ * and DeliverBatch frames, which must be byte for byte what protobuf-c would send.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -197,6 +197,124 @@ test_deliver_hand_encoded(struct check_state *t)
 	check_deliver(t, 7, 3 * 1024 * 1024, "neighbours", false); /* > 2 MiB: four */
 }
 
+/*
+ * The hand-encoded DeliverBatch against protobuf-c: n elements of envelopes of alert_len bytes (seqs from first_seq,
+ * every third an emergency), built the way deliver.c builds them, must be byte for byte protobuf-c's packing of the
+ * same Frame, and decode to the same deliveries in the same order.
+ */
+static void
+check_batch(struct check_state *t, size_t n, size_t alert_len, uint64_t first_seq)
+{
+	Xba__V1__Frame f = XBA__V1__FRAME__INIT, *back = NULL;
+	Xba__V1__DeliverBatch batch = XBA__V1__DELIVER_BATCH__INIT;
+	Xba__V1__Envelope envelope = XBA__V1__ENVELOPE__INIT;
+	Xba__V1__Deliver *deliveries = calloc(n, sizeof(*deliveries));
+	Xba__V1__Deliver **pointers = calloc(n, sizeof(*pointers));
+	struct xba_error err = { 0 };
+	uint8_t *alert = malloc(alert_len + 1), *stored = NULL, *buf = NULL, *theirs = NULL, *start = NULL, *at;
+	size_t stored_len, total = 0, frame_len = 0, theirs_len = 0;
+	int failed_before = t->current_failed;
+
+	CHECK(t, deliveries != NULL && pointers != NULL && alert != NULL);
+	if (deliveries == NULL || pointers == NULL || alert == NULL)
+		goto out;
+	for (size_t i = 0; i < alert_len; i++)
+		alert[i] = (uint8_t)(i * 7 + 3);
+	envelope.alert.data = alert;
+	envelope.alert.len = alert_len;
+	stored_len = xba__v1__envelope__get_packed_size(&envelope);
+	if ((stored = malloc(stored_len + 1)) == NULL)
+		goto out;
+	xba__v1__envelope__pack(&envelope, stored);
+
+	for (size_t i = 0; i < n; i++) {
+		xba__v1__deliver__init(&deliveries[i]);
+		deliveries[i].seq = first_seq + i;
+		deliveries[i].envelope = &envelope;
+		deliveries[i].rule = i % 2 ? "neighbours" : "";
+		deliveries[i].emergency = i % 3 == 0;
+		pointers[i] = &deliveries[i];
+		total += frame_deliver_size(deliveries[i].seq, stored_len, deliveries[i].rule, deliveries[i].emergency);
+	}
+	if ((buf = malloc(FRAME_BATCH_HEADER_MAX + total)) == NULL)
+		goto out;
+	at = buf + FRAME_BATCH_HEADER_MAX;
+	for (size_t i = 0; i < n; i++)
+		at += frame_encode_batch_element(at, deliveries[i].seq, stored, stored_len, deliveries[i].rule,
+		    deliveries[i].emergency);
+	CHECK(t, (size_t)(at - buf) == FRAME_BATCH_HEADER_MAX + total);
+	start = frame_finish_deliver_batch(buf + FRAME_BATCH_HEADER_MAX, total, &frame_len);
+	CHECK(t, start >= buf && start + frame_len == at);
+
+	batch.n_deliveries = n;
+	batch.deliveries = pointers;
+	f.body_case = XBA__V1__FRAME__BODY_DELIVER_BATCH;
+	f.deliver_batch = &batch;
+	CHECK_CODE(t, frame_encode(&f, &theirs, &theirs_len, &err), 0);
+	CHECK(t, theirs != NULL && theirs_len == frame_len && memcmp(theirs, start, frame_len) == 0);
+
+	back = frame_decode(start, frame_len, SIZE_MAX, NULL, &err);
+	CHECK(t, back != NULL && back->body_case == XBA__V1__FRAME__BODY_DELIVER_BATCH);
+	if (back != NULL && back->body_case == XBA__V1__FRAME__BODY_DELIVER_BATCH) {
+		CHECK(t, back->deliver_batch->n_deliveries == n);
+		for (size_t i = 0; i < n && i < back->deliver_batch->n_deliveries; i++) {
+			const Xba__V1__Deliver *d = back->deliver_batch->deliveries[i];
+
+			CHECK(t, d->seq == first_seq + i && d->emergency == (i % 3 == 0));
+			CHECK(t, strcmp(d->rule, deliveries[i].rule) == 0);
+			CHECK(t, d->envelope->alert.len == alert_len &&
+			    (alert_len == 0 || memcmp(d->envelope->alert.data, alert, alert_len) == 0));
+		}
+	}
+	if (t->current_failed != failed_before)
+		fprintf(stderr, "     (case: %zu deliveries of %zu-byte alerts from seq %llu)\n", n, alert_len,
+		    (unsigned long long)first_seq);
+out:
+	frame_free(back);
+	free(deliveries);
+	free(pointers);
+	free(alert);
+	free(stored);
+	free(buf);
+	free(theirs);
+}
+
+static void
+test_deliver_batch(struct check_state *t)
+{
+	Xba__V1__Frame f = XBA__V1__FRAME__INIT;
+	Xba__V1__DeliverBatch batch = XBA__V1__DELIVER_BATCH__INIT;
+	Xba__V1__Deliver bare = XBA__V1__DELIVER__INIT, *one = &bare;
+	struct xba_error err = { 0 };
+	uint8_t *buf;
+	size_t len;
+
+	/* Batch lengths of one, two and three varint bytes; tiny and large elements. */
+	check_batch(t, 1, 20, 1);
+	check_batch(t, 3, 30, 127);
+	check_batch(t, 5, 900, 16380);
+	check_batch(t, 40, 900, 1u << 20);
+	check_batch(t, 256, 1000, UINT32_MAX);
+	check_batch(t, 2, 70 * 1024, 9);
+
+	/* Refused: an empty batch, and a delivery without its envelope. */
+	f.body_case = XBA__V1__FRAME__BODY_DELIVER_BATCH;
+	f.deliver_batch = &batch;
+	buf = pack(&f, &len);
+	CHECK(t, buf != NULL && frame_decode(buf, len, FRAME_MAX_BYTES_DEFAULT, NULL, &err) == NULL);
+	CHECK_CODE(t, err.code, XBA_EREQUIRED);
+	CHECK_CONTAINS(t, err.msg, "deliver_batch.deliveries");
+	free(buf);
+	batch.n_deliveries = 1;
+	batch.deliveries = &one;
+	buf = pack(&f, &len);
+	CHECK(t, buf != NULL && frame_decode(buf, len, FRAME_MAX_BYTES_DEFAULT, NULL, &err) == NULL);
+	CHECK_CODE(t, err.code, XBA_EREQUIRED);
+	CHECK_CONTAINS(t, err.msg, "envelope");
+	free(buf);
+	CHECK(t, strcmp(frame_type_name(XBA__V1__FRAME__BODY_DELIVER_BATCH), "deliver_batch") == 0);
+}
+
 static void
 test_error_codes(struct check_state *t)
 {
@@ -218,6 +336,7 @@ main(void)
 	RUN(&t, test_round_trip);
 	RUN(&t, test_refusals);
 	RUN(&t, test_deliver_hand_encoded);
+	RUN(&t, test_deliver_batch);
 	RUN(&t, test_error_codes);
 	return check_finish(&t);
 }
