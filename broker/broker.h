@@ -136,6 +136,7 @@ struct session {
 	size_t n_inflight, cap_inflight;
 	bool wants_delivery;                    /* new deliveries or credit since the last delivery pass */
 	bool deliver_batches;                   /* Hello.deliver_batches: send a pass's deliveries as one frame */
+	uint64_t sent_through;                  /* highest ordinary seq put in flight this session (sent in order) */
 	double tokens;                          /* rate limit bucket */
 	int64_t tokens_mono;                    /* when tokens was last refilled */
 };

@@ -159,6 +159,10 @@ record_delivery(struct server *server, size_t node_index, const struct journal_p
 		return XBA_ENOMEM;
 	}
 	server->sessions[node_index].credit--;
+	/* Ordinary deliveries go in seq order, so everything queued up to here is in flight: the next pending read
+	 * starts after it.  (A delivery that could not be recorded leaves the cursor behind, and is sent again.) */
+	if (!p->emergency && p->seq > server->sessions[node_index].sent_through)
+		server->sessions[node_index].sent_through = p->seq;
 	log_debug("event=alert.delivered node=%s seq=%llu rule=%s emergency=%d", server->dir->nodes[node_index].id,
 	    (unsigned long long)p->seq, p->rule, p->emergency);
 	return 0;
@@ -256,7 +260,8 @@ deliver_pass(struct server *server)
 		if (!s->up || !s->wants_delivery || s->credit == 0)
 			continue;
 		want = s->credit < DELIVER_BATCH ? (size_t)s->credit : DELIVER_BATCH;
-		n = journal_pending(server->journal, server->dir->nodes[i].id, pending, want, inflight_contains, s, &err);
+		n = journal_pending(server->journal, server->dir->nodes[i].id, s->sent_through, pending, want,
+		    inflight_contains, s, &err);
 		if (n < 0) {
 			log_warnx("event=journal.error op=pending node=%s error=\"%s\"", server->dir->nodes[i].id, err.msg);
 			continue;

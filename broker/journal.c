@@ -117,6 +117,7 @@ enum stmt_id {
 	ST_INSERT_ALERT,
 	ST_INSERT_DELIVERY,
 	ST_FIND,
+	ST_PENDING_EMERGENCY,
 	ST_PENDING,
 	ST_DEPTH,
 	ST_ENVELOPE,
@@ -151,8 +152,10 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 	[ST_INSERT_DELIVERY] = "INSERT INTO deliveries (seq, node, rule, state, emergency) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_FIND] = "SELECT seq, origin, envelope_sha256, recipients, emergency FROM alerts WHERE alert_id = ?1",
-	[ST_PENDING] = "SELECT seq, emergency, rule FROM deliveries WHERE node = ?1 AND state = 1"
-		       " ORDER BY emergency DESC, seq",
+	[ST_PENDING_EMERGENCY] = "SELECT seq, emergency, rule FROM deliveries WHERE node = ?1 AND state = 1"
+				 " AND emergency = 1 ORDER BY seq",
+	[ST_PENDING] = "SELECT seq, emergency, rule FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
+		       " AND seq > ?2 ORDER BY seq",
 	[ST_DEPTH] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1",
 	[ST_ENVELOPE] = "SELECT envelope FROM alerts WHERE seq = ?1",
 	[ST_MARK_DELIVERED] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
@@ -1236,8 +1239,31 @@ journal_head(const struct journal *j)
 	return j->head;
 }
 
+/* Append the rows of st (seq, emergency, rule) to out[*n..max), skipping what skip() names; 0 or an error. */
+static int
+pending_rows(struct journal *j, sqlite3_stmt *st, struct journal_pending *out, size_t *n, size_t max,
+    bool (*skip)(void *ctx, uint64_t seq), void *ctx, struct xba_error *err)
+{
+	int rc = SQLITE_DONE;
+
+	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+
+		if (skip != NULL && skip(ctx, seq))
+			continue;
+		out[*n].seq = seq;
+		out[*n].emergency = sqlite3_column_int(st, 1) != 0;
+		copy_text(out[*n].rule, sizeof(out[*n].rule), sqlite3_column_text(st, 2));
+		(*n)++;
+	}
+	if (*n < max && rc != SQLITE_DONE)
+		return read_fail(j, st, err, "read pending deliveries");
+	sqlite3_reset(st);
+	return 0;
+}
+
 int
-journal_pending(struct journal *j, const char *node_id, struct journal_pending *out, size_t max,
+journal_pending(struct journal *j, const char *node_id, uint64_t after_seq, struct journal_pending *out, size_t max,
     bool (*skip)(void *ctx, uint64_t seq), void *ctx, struct xba_error *err)
 {
 	sqlite3_stmt *st;
@@ -1249,22 +1275,17 @@ journal_pending(struct journal *j, const char *node_id, struct journal_pending *
 		max = INT_MAX;
 	if (max == 0)
 		return 0;
+	st = j->st[ST_PENDING_EMERGENCY];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	if ((rc = pending_rows(j, st, out, &n, max, skip, ctx, err)) != 0)
+		return rc;
+	/* A range seek past after_seq: what the caller already has in flight is not even read (it used to be read,
+	 * and skipped, on every pass: with a large credit window, most of the queue). */
 	st = j->st[ST_PENDING];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
-
-		if (skip != NULL && skip(ctx, seq))
-			continue;
-		out[n].seq = seq;
-		out[n].emergency = sqlite3_column_int(st, 1) != 0;
-		copy_text(out[n].rule, sizeof(out[n].rule), sqlite3_column_text(st, 2));
-		if (++n == max)
-			break;
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return read_fail(j, st, err, "read pending deliveries");
-	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 2, after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
+	if ((rc = pending_rows(j, st, out, &n, max, skip, ctx, err)) != 0)
+		return rc;
 	return (int)n;
 }
 

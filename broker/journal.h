@@ -106,10 +106,12 @@ int journal_find(struct journal *j, const char *alert_id, struct journal_alert_i
 uint64_t journal_head(const struct journal *j);
 
 /*
- * Up to max pending (QUEUED) deliveries for node, emergencies first, then by sequence; skipping sequences for which
- * skip(ctx, seq) returns true (those already in flight).  Returns the number written to out, or a negative error.
+ * Up to max pending (QUEUED) deliveries for node: every emergency first, by sequence, then the ordinary ones with a
+ * sequence above after_seq (0: all), by sequence; skipping sequences for which skip(ctx, seq) returns true (those
+ * already in flight).  The delivery path passes the highest ordinary sequence it has put in flight on the session,
+ * since it sends them in order.  Returns the number written to out, or a negative error.
  */
-int journal_pending(struct journal *j, const char *node_id, struct journal_pending *out, size_t max,
+int journal_pending(struct journal *j, const char *node_id, uint64_t after_seq, struct journal_pending *out, size_t max,
     bool (*skip)(void *ctx, uint64_t seq), void *ctx, struct xba_error *err);
 
 /* Number of QUEUED deliveries for node. */

@@ -181,6 +181,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	s->last_seen_wall = clock_now_ms();
 	s->wants_delivery = true;
 	s->deliver_batches = hello->deliver_batches;
+	s->sent_through = 0; /* nothing in flight on this connection: the pending read starts at the queue's head */
 
 	welcome.protocol_version = XBA_PROTOCOL_VERSION;
 	welcome.broker_id = server->config->broker_id;
@@ -338,6 +339,7 @@ commit(struct server *server)
 		 * delivery over from the journal's committed state. */
 		for (size_t i = 0; i < server->dir->n_nodes; i++) {
 			server->sessions[i].n_inflight = 0;
+			server->sessions[i].sent_through = 0;
 			server->sessions[i].wants_delivery = true;
 		}
 	}

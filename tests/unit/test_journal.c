@@ -310,7 +310,7 @@ test_pending_order(struct check_state *t)
 	e = entry("p-5", true, 5, lby, 1, dza, 1); /* withheld from DZA: never pending there */
 	CHECK(t, append_one(j, &e) == 5);
 
-	n = journal_pending(j, "DZA", p, COUNT(p), NULL, NULL, &err);
+	n = journal_pending(j, "DZA", 0, p, COUNT(p), NULL, NULL, &err);
 	CHECK(t, n == 4);
 	if (n == 4) {
 		CHECK(t, p[0].seq == 2 && p[0].emergency && strcmp(p[0].rule, "rule-dza") == 0);
@@ -318,22 +318,31 @@ test_pending_order(struct check_state *t)
 		CHECK(t, p[2].seq == 1 && !p[2].emergency);
 		CHECK(t, p[3].seq == 3 && !p[3].emergency);
 	}
-	n = journal_pending(j, "DZA", p, 2, NULL, NULL, &err);
+	n = journal_pending(j, "DZA", 0, p, 2, NULL, NULL, &err);
 	CHECK(t, n == 2 && p[0].seq == 2 && p[1].seq == 4);
-	n = journal_pending(j, "DZA", p, COUNT(p), skip_in_set, &skip, &err);
+	n = journal_pending(j, "DZA", 0, p, COUNT(p), skip_in_set, &skip, &err);
 	CHECK(t, n == 2 && p[0].seq == 2 && p[1].seq == 3);
 	skip.asked = 0;
-	n = journal_pending(j, "DZA", p, 1, skip_in_set, &skip, &err);
+	n = journal_pending(j, "DZA", 0, p, 1, skip_in_set, &skip, &err);
 	CHECK(t, n == 1 && p[0].seq == 2 && skip.asked == 1); /* stops at max: no more rows read */
-	n = journal_pending(j, "LBY", p, COUNT(p), NULL, NULL, &err);
+	n = journal_pending(j, "LBY", 0, p, COUNT(p), NULL, NULL, &err);
 	CHECK(t, n == 1 && p[0].seq == 5 && p[0].emergency && strcmp(p[0].rule, "rule-lby") == 0);
-	CHECK(t, journal_pending(j, "MLI", p, COUNT(p), NULL, NULL, &err) == 0);
-	CHECK(t, journal_pending(j, "DZA", p, 0, NULL, NULL, &err) == 0);
+	CHECK(t, journal_pending(j, "MLI", 0, p, COUNT(p), NULL, NULL, &err) == 0);
+	CHECK(t, journal_pending(j, "DZA", 0, p, 0, NULL, NULL, &err) == 0);
+	/* after_seq bounds the ordinary deliveries only: emergencies at or below it still come, first. */
+	n = journal_pending(j, "DZA", 1, p, COUNT(p), NULL, NULL, &err);
+	CHECK(t, n == 3 && p[0].seq == 2 && p[1].seq == 4 && p[2].seq == 3 && !p[2].emergency);
+	n = journal_pending(j, "DZA", 3, p, COUNT(p), NULL, NULL, &err);
+	CHECK(t, n == 2 && p[0].seq == 2 && p[1].seq == 4);
+	n = journal_pending(j, "DZA", 5, p, COUNT(p), skip_in_set, &skip, &err);
+	CHECK(t, n == 1 && p[0].seq == 2); /* 4 is in flight (skip set) */
+	n = journal_pending(j, "DZA", UINT64_MAX, p, COUNT(p), NULL, NULL, &err);
+	CHECK(t, n == 2);
 
 	CHECK_CODE(t, journal_begin(j, &err), 0);
 	CHECK_CODE(t, journal_mark_delivered(j, "DZA", 2, 100, &changed, &err), 0);
 	CHECK_CODE(t, journal_commit(j, &err), 0);
-	n = journal_pending(j, "DZA", p, COUNT(p), NULL, NULL, &err);
+	n = journal_pending(j, "DZA", 0, p, COUNT(p), NULL, NULL, &err);
 	CHECK(t, n == 3 && p[0].seq == 4 && p[1].seq == 1 && p[2].seq == 3);
 	journal_close(j);
 }
@@ -391,9 +400,9 @@ test_mark_transitions(struct check_state *t)
 	CHECK_CODE(t, journal_mark_delivered_through(j, "SDN", 3, 6000, &err), 0);
 	CHECK_CODE(t, journal_commit(j, &err), 0); /* the ENOTFOUNDs did not fail the transaction */
 
-	n = journal_pending(j, "SDN", p, COUNT(p), NULL, NULL, &err);
+	n = journal_pending(j, "SDN", 0, p, COUNT(p), NULL, NULL, &err);
 	CHECK(t, n == 1 && p[0].seq == 4);
-	CHECK(t, journal_pending(j, "LBY", p, COUNT(p), NULL, NULL, &err) == 0);
+	CHECK(t, journal_pending(j, "LBY", 0, p, COUNT(p), NULL, NULL, &err) == 0);
 	CHECK_CODE(t, track(j, 1, &log), 0);
 	CHECK(t, (r = track_row(&log, "DZA")) != NULL && r->state == DELIVERY_ACKNOWLEDGED && r->time_ms == 3000 &&
 	    strcmp(r->officer, "duty.officer@dza") == 0);
@@ -878,7 +887,7 @@ test_reopen(struct check_state *t)
 	CHECK(t, journal_head(j) == 5);
 	CHECK_CODE(t, journal_find(j, "o-3", &info, &err), 0);
 	CHECK(t, info.seq == 4 && info.emergency);
-	CHECK(t, journal_pending(j, "DZA", p, COUNT(p), NULL, NULL, &err) == 4 && p[0].seq == 4);
+	CHECK(t, journal_pending(j, "DZA", 0, p, COUNT(p), NULL, NULL, &err) == 4 && p[0].seq == 4);
 	CHECK_CODE(t, track(j, 2, &log), 0);
 	CHECK(t, log.n == 4 && track_row(&log, "DZA") != NULL && track_row(&log, "DZA")->state == DELIVERY_ACKNOWLEDGED);
 	CHECK_CODE(t, journal_envelope(j, 5, &env, &len, &err), 0);
@@ -1509,7 +1518,7 @@ bench_publish_path(struct check_state *t)
 
 		do {
 			c0 = cpu_now();
-			n = journal_pending(j, six[node].node_id, p, COUNT(p), NULL, NULL, &err);
+			n = journal_pending(j, six[node].node_id, 0, p, COUNT(p), NULL, NULL, &err);
 			c1 = cpu_now();
 			cpu_pending += c1 - c0;
 			if (n <= 0)
