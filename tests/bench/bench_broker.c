@@ -7,7 +7,7 @@
  *
  * usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog] [--alerts N]
  *                     [--journal N] [--backlog N] [--broadcasts N] [--fanout-nodes N] [--broker PATH]
- *                     [--perf FILE] [--keep] [--verify-threads N] [--single-delivers]
+ *                     [--perf FILE] [--keep] [--verify-threads N] [--single-delivers] [--ceiling ALERTS_PER_S]
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -61,7 +61,8 @@ static struct {
 	bool keep;
 	long verify_threads; /* -1: the broker's default */
 	bool single_delivers; /* nodes do not ask for DeliverBatch: one Deliver frame per delivery */
-} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false };
+	double ceiling;       /* alerts/s that latency and broadcast take as 100% (0: the ingest just measured) */
+} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false, 0 };
 
 static double verify_per_s; /* sig_verify, one core, this run */
 
@@ -780,6 +781,17 @@ publish_flat_out(struct bench *b, size_t first, size_t count, uint64_t deliverie
 
 static double ingest_ceiling; /* alerts/s measured by fig_ingest */
 
+/* What latency and broadcast call 100% load: --ceiling, else the ingest rate just measured, else a guess. A fixed
+ * --ceiling compares two builds at the same absolute rates (a faster build otherwise measures its latency under
+ * more load, and one lucky ingest run raises the load of the whole latency figure). */
+static double
+load_ceiling(void)
+{
+	if (opt.ceiling > 0)
+		return opt.ceiling;
+	return ingest_ceiling > 0 ? ingest_ceiling : 0.8 * verify_per_s / 4;
+}
+
 static void
 fig_ingest(void)
 {
@@ -851,7 +863,7 @@ fig_latency(void)
 {
 	static const double loads[3] = { 0.10, 0.50, 0.90 };
 	struct bench b;
-	double ceiling = ingest_ceiling > 0 ? ingest_ceiling : 0.8 * verify_per_s / 4;
+	double ceiling = load_ceiling();
 	region_make(&b, "latency", CORE, NULL);
 	broker_start(&b);
 	connect_range(&b, 0, CORE);
@@ -895,7 +907,7 @@ fig_broadcast(void)
 {
 	struct bench b;
 	size_t nn = 30, nb = (size_t)opt.broadcasts;
-	double ceiling = ingest_ceiling > 0 ? ingest_ceiling : 0.8 * verify_per_s / 4;
+	double ceiling = load_ceiling();
 	double rate = 0.5 * ceiling;
 	region_make(&b, "broadcast", nn, NULL);
 	b.emerg_recipients = nn - 1;
@@ -1103,6 +1115,7 @@ main(int argc, char **argv)
 		{ "keep", no_argument, NULL, 'k' },
 		{ "verify-threads", required_argument, NULL, 'v' },
 		{ "single-delivers", no_argument, NULL, 's' },
+		{ "ceiling", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1120,6 +1133,7 @@ main(int argc, char **argv)
 		case 'k': opt.keep = true; break;
 		case 'v': opt.verify_threads = atol(optarg); break;
 		case 's': opt.single_delivers = true; break;
+		case 'c': opt.ceiling = atof(optarg); break;
 		default:
 			fprintf(stderr,
 			    "usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog]\n"
@@ -1127,7 +1141,8 @@ main(int argc, char **argv)
 			    "  [--fanout-nodes N (200)] [--broker PATH] [--perf FILE (perf record the broker during "
 			    "ingest)] [--keep]\n"
 			    "  [--verify-threads N (broker default: one fewer than the online cores)]\n"
-			    "  [--single-delivers (nodes do not ask for DeliverBatch frames)]\n");
+			    "  [--single-delivers (nodes do not ask for DeliverBatch frames)]\n"
+			    "  [--ceiling ALERTS_PER_S (100%% load for latency and broadcast; default: the ingest rate)]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
