@@ -1,9 +1,10 @@
 /*
  * deliver.c — the delivery path: from the journal's per-node queue to the node, within the node's credit window,
- * emergencies first; and back: cumulative (plus selective) delivery acknowledgements that mark deliveries done in
- * the journal and send DELIVERED receipts to an emergency's originator.  Nothing is ever sent beyond the credit a
- * node granted, so no socket buffer fills and a slow node only slows itself; what is in flight when a connection
- * drops stays QUEUED in the journal and is sent again after the next Hello (the node deduplicates by alert id).
+ * emergencies first, one DeliverBatch frame per pass to a node that asked for batches (else a Deliver frame each);
+ * and back: cumulative (plus selective) delivery acknowledgements that mark deliveries done in the journal and send
+ * DELIVERED receipts to an emergency's originator.  Nothing is ever sent beyond the credit a node granted, so no
+ * socket buffer fills and a slow node only slows itself; what is in flight when a connection drops stays QUEUED in
+ * the journal and is sent again after the next Hello (the node deduplicates by alert id).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,10 @@
 """test_agent_tamper.py — a receiving agent trusts no broker: a fake broker (Python, CURVE server with its own key
 pair, pinned in the agent's agent.yaml, speaking docs/protocol.md) welcomes a real xba-agent (LBY) and delivers one
 valid alert, one with a flipped bit in the alert bytes, then in one DeliverBatch: one signed by a key that
-region.yaml does not list, one signed by another node than its origin, a second valid one, and the first one again.  The agent stores and shows
-(xba watch --json, xba history --json) only the two valid ones, once each; it quarantines the three others (status
-quarantined = 3, event=alert.quarantined with their codes in its log), reports each in an Error frame naming its
-seq, and still acknowledges every seq and grants the credit back, so the queue moves.
+region.yaml does not list, one signed by another node than its origin, a second valid one, and the first one again.
+The agent stores and shows (xba watch --json, xba history --json) only the two valid ones, once each; it quarantines
+the three others (status quarantined = 3, event=alert.quarantined with their codes in its log), reports each in an
+Error frame naming its seq, and still acknowledges every seq and grants the credit back, so the queue moves.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_tamper.py BUILD_DIR SOURCE_ROOT
 """

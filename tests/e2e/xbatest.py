@@ -1081,7 +1081,8 @@ class Node:
     def _on_deliver_batch(self, f):
         """Section 2.4: each Deliver of the batch, in order, exactly as if it had come alone."""
         if not self.deliver_batches:
-            self.bad_frames.append(("deliver_batch to a node that did not ask for batches", len(f.deliver_batch.deliveries)))
+            self.bad_frames.append(("deliver_batch to a node that did not ask for batches",
+                                    len(f.deliver_batch.deliveries)))
         if len(f.deliver_batch.deliveries) == 0:
             self.bad_frames.append(("empty deliver_batch", 0))
         if self.welcome is not None and f.ByteSize() > self.welcome.max_frame_bytes and \

@@ -1,10 +1,10 @@
 /*
  * fuzz_frame.c — libFuzzer target for the first boundary every byte from the network crosses: frame_decode() on
- * arbitrary bytes (the broker's and the agent's receive path), with the transport's default size limit.  A frame
- * that decodes to a Publish, a Deliver or a DeliverBatch (its first few elements) then has its envelope opened with envelope_open_message() against a
- * directory holding the golden key (tests/vectors), so inputs derived from the golden envelope wrapped in a frame
- * reach the signature check and, when it holds, the alert decoder and validator.  Never a crash, a leak, or
- * undefined behaviour.
+ * arbitrary bytes (the broker's and the agent's receive path), with the transport's default size limit. A frame
+ * that decodes to a Publish, a Deliver or a DeliverBatch (its first few elements) then has its envelope opened with
+ * envelope_open_message() against a directory holding the golden key (tests/vectors), so inputs derived from the
+ * golden envelope wrapped in a frame reach the signature check and, when it holds, the alert decoder and validator.
+ * Never a crash, a leak, or undefined behaviour.
  */
 #include <stdint.h>
 #include <stdio.h>
