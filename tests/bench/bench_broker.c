@@ -8,6 +8,7 @@
  * usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog] [--alerts N]
  *                     [--journal N] [--backlog N] [--broadcasts N] [--fanout-nodes N] [--broker PATH]
  *                     [--perf FILE] [--keep] [--verify-threads N] [--single-delivers] [--ceiling ALERTS_PER_S]
+ *                     [--repeat N]
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -62,7 +63,16 @@ static struct {
 	long verify_threads; /* -1: the broker's default */
 	bool single_delivers; /* nodes do not ask for DeliverBatch: one Deliver frame per delivery */
 	double ceiling;       /* alerts/s that latency and broadcast take as 100% (0: the ingest just measured) */
-} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false, 0 };
+	long repeat;          /* runs of calib, ingest, latency and broadcast, summarised at the end */
+} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false, 0, 1 };
+
+/* The targeted figures of every run, for the summary that --repeat prints (medians: this machine is noisy). */
+#define REPEAT_MAX 20
+static struct {
+	size_t n_ingest, n_latency, n_broadcast;
+	double ingest_ratio[REPEAT_MAX], ingest_verifications[REPEAT_MAX], latency_p99[REPEAT_MAX];
+	double broadcast_p99[REPEAT_MAX];
+} runs;
 
 static double verify_per_s; /* sig_verify, one core, this run */
 
@@ -830,6 +840,10 @@ fig_ingest(void)
 	double secs = (double)(t1 - t0) / 1e9, rate = (double)n / secs;
 	double cpu_per = (cpu1 - cpu0) / (double)n, verify_us = 1e6 / verify_per_s;
 	ingest_ceiling = rate;
+	if (runs.n_ingest < REPEAT_MAX) {
+		runs.ingest_ratio[runs.n_ingest] = rate / verify_per_s;
+		runs.ingest_verifications[runs.n_ingest++] = cpu_per / verify_us;
+	}
 	printf("ingest.accepted_per_s        %8.0f /s  (%zu alerts, 6 publishers x %d in flight, 6 recipients each, "
 	       "acked+delivered in %.2f s; acks alone %.0f /s; refused %llu)\n",
 	    rate, n, WINDOW, secs, (double)n * 1e9 / (double)(t_acked - t0), (unsigned long long)b.refused);
@@ -893,6 +907,8 @@ fig_latency(void)
 		b.record_lat = false;
 		qsort(b.lat, b.n_lat, sizeof *b.lat, cmp_i64);
 		double p99 = pct_ms(b.lat, b.n_lat, 99);
+		if (li == 1 && runs.n_latency < REPEAT_MAX)
+			runs.latency_p99[runs.n_latency++] = p99;
 		printf("latency.load_%02.0f              p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  (%.0f alerts/s paced, %zu "
 		       "deliveries)%s\n",
 		    loads[li] * 100, pct_ms(b.lat, b.n_lat, 50), p99, (double)b.lat[b.n_lat - 1] / 1e6, rate, b.n_lat,
@@ -939,6 +955,8 @@ fig_broadcast(void)
 		v[i] = b.alerts[efirst + i].done_ns - b.alerts[efirst + i].sent_ns;
 	qsort(v, nb, sizeof *v, cmp_i64);
 	double p99 = pct_ms(v, nb, 99);
+	if (runs.n_broadcast < REPEAT_MAX)
+		runs.broadcast_p99[runs.n_broadcast++] = p99;
 	printf("broadcast.to_all_29          p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms  (%zu emergencies, 30 nodes, "
 	       "normal traffic %.0f /s = 50%%)  target p99 < 50 ms %s\n",
 	    pct_ms(v, nb, 50), p99, (double)v[nb - 1] / 1e6, nb, rate, p99 < 50 ? "MET" : "MISSED");
@@ -1100,6 +1118,46 @@ fig_backlog(void)
 	region_free(&b);
 }
 
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+enum bound { AT_LEAST, AT_MOST, BELOW }; /* how a run's value must compare with the target's limit */
+
+/* One summary line: median (min-max) of n values, and in how many runs the target held. */
+static void
+summary_line(const char *name, const double *values, size_t n, const char *unit, const char *target, enum bound bound,
+    double limit)
+{
+	double v[REPEAT_MAX];
+	size_t met = 0;
+	if (n == 0)
+		return;
+	memcpy(v, values, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmp_double);
+	for (size_t i = 0; i < n; i++)
+		met += bound == AT_LEAST ? v[i] >= limit : bound == AT_MOST ? v[i] <= limit : v[i] < limit;
+	printf("%-32s median %7.2f%s (%.2f-%.2f over %zu runs)  target %s: met in %zu of %zu\n", name,
+	    n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, unit, v[0], v[n - 1], n, target, met, n);
+}
+
+static void
+print_summary(void)
+{
+	char target[64];
+	snprintf(target, sizeof target, ">= %.2f", 0.8 * broker_cores());
+	printf("# summary of %ld runs (each against its own calibration)\n", opt.repeat);
+	summary_line("summary.ingest.ratio_to_verify_core", runs.ingest_ratio, runs.n_ingest, "", target, AT_LEAST,
+	    0.8 * broker_cores());
+	summary_line("summary.ingest.cpu_verifications", runs.ingest_verifications, runs.n_ingest, "", "<= 1.50",
+	    AT_MOST, 1.5);
+	summary_line("summary.latency.load_50.p99", runs.latency_p99, runs.n_latency, " ms", "< 20 ms", BELOW, 20.0);
+	summary_line("summary.broadcast.p99", runs.broadcast_p99, runs.n_broadcast, " ms", "< 50 ms", BELOW, 50.0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1116,6 +1174,7 @@ main(int argc, char **argv)
 		{ "verify-threads", required_argument, NULL, 'v' },
 		{ "single-delivers", no_argument, NULL, 's' },
 		{ "ceiling", required_argument, NULL, 'c' },
+		{ "repeat", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1134,6 +1193,7 @@ main(int argc, char **argv)
 		case 'v': opt.verify_threads = atol(optarg); break;
 		case 's': opt.single_delivers = true; break;
 		case 'c': opt.ceiling = atof(optarg); break;
+		case 'r': opt.repeat = atol(optarg); break;
 		default:
 			fprintf(stderr,
 			    "usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog]\n"
@@ -1142,12 +1202,13 @@ main(int argc, char **argv)
 			    "ingest)] [--keep]\n"
 			    "  [--verify-threads N (broker default: one fewer than the online cores)]\n"
 			    "  [--single-delivers (nodes do not ask for DeliverBatch frames)]\n"
-			    "  [--ceiling ALERTS_PER_S (100%% load for latency and broadcast; default: the ingest rate)]\n");
+			    "  [--ceiling ALERTS_PER_S (100%% load for latency and broadcast; default: the ingest rate)]\n"
+			    "  [--repeat N (run calib, ingest, latency, broadcast N times, <= 20; print medians)]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (opt.alerts < 100 || opt.broadcasts < 1 || opt.broadcasts > 100 || opt.fanout_nodes < 31 ||
-	    opt.backlog_n < 1 || opt.journal_n < 1)
+	    opt.backlog_n < 1 || opt.journal_n < 1 || opt.repeat < 1 || opt.repeat > REPEAT_MAX)
 		die("option out of range");
 	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -1159,18 +1220,24 @@ main(int argc, char **argv)
 	       "verification threads); deliveries %s\n", strtok(ctime(&now), "\n"), host, sysconf(_SC_NPROCESSORS_ONLN),
 	    opt.broker, broker_cores(), broker_cores() - 1,
 	    opt.single_delivers ? "one Deliver frame each (--single-delivers)" : "in DeliverBatch frames");
-	calibrate(); /* always: every figure is read against it */
-	if (want("ingest"))
-		fig_ingest();
-	if (want("latency"))
-		fig_latency();
-	if (want("broadcast"))
-		fig_broadcast();
+	for (long r = 0; r < opt.repeat; r++) {
+		if (opt.repeat > 1)
+			printf("# run %ld of %ld\n", r + 1, opt.repeat);
+		calibrate(); /* always, and again every run: every figure is read against it */
+		if (want("ingest"))
+			fig_ingest();
+		if (want("latency"))
+			fig_latency();
+		if (want("broadcast"))
+			fig_broadcast();
+	}
 	if (want("fanout"))
 		fig_fanout();
 	if (want("memory") || want("recovery"))
 		fig_memory_recovery();
 	if (want("backlog"))
 		fig_backlog();
+	if (opt.repeat > 1)
+		print_summary();
 	return 0;
 }
