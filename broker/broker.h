@@ -43,6 +43,7 @@ struct broker_config {
 	int64_t retention_days;   /* prune finished alerts older than this; 0 = keep forever */
 	int64_t group_commit_max; /* publishes per journal transaction at most */
 	int64_t verify_threads;   /* verification threads besides the loop's; -1 = one fewer than the online cores */
+	int64_t stats_interval_s; /* seconds between broker.stats records; 0 = none */
 	char *log_level;          /* debug, info or warn */
 };
 
@@ -155,6 +156,17 @@ struct held_frame {
 	int64_t time_ms;
 };
 
+/* What the loop did since the last broker.stats record (server.c), for operators: load, batching, and whether
+ * the disk's commits (the fsync every acknowledgement waits for) or the passes are getting slow. */
+struct broker_stats {
+	int64_t since_mono;                     /* ms, when the interval began */
+	uint64_t accepted, rejected;            /* publishes answered OK / refused (duplicates are neither) */
+	uint64_t deliveries, delivery_frames;   /* deliveries sent, and the Deliver/DeliverBatch frames they took */
+	uint64_t commits;                       /* journal transactions committed */
+	int64_t commit_us_max, pass_us_max;     /* slowest commit; slowest loop pass (receive, commit, deliver) */
+	uint64_t cache_hits, cache_misses;      /* the journal's envelope-cache totals at interval start */
+};
+
 struct server {
 	const struct broker_config *config;     /* borrowed from main */
 	void *zmq_ctx;
@@ -175,6 +187,7 @@ struct server {
 	struct chunk *chunks;                   /* two: one being handled, one being verified; owned (server.c) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
+	struct broker_stats stats;
 };
 
 /* server.c: sending (used by publish.c and deliver.c). */

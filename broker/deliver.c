@@ -160,6 +160,7 @@ record_delivery(struct server *server, size_t node_index, const struct journal_p
 		return XBA_ENOMEM;
 	}
 	server->sessions[node_index].credit--;
+	server->stats.deliveries++;
 	/* Ordinary deliveries go in seq order, so everything queued up to here is in flight: the next pending read
 	 * starts after it.  (A delivery that could not be recorded leaves the cursor behind, and is sent again.) */
 	if (!p->emergency && p->seq > server->sessions[node_index].sent_through)
@@ -187,6 +188,7 @@ send_delivery(struct server *server, size_t node_index, const struct journal_pen
 	len = frame_encode_deliver(buf->p, p->seq, envelope, envelope_len, p->rule, p->emergency);
 	if ((rc = server_send_encoded(server, node_index, buf->p, len)) != 0)
 		return rc;
+	server->stats.delivery_frames++;
 	return record_delivery(server, node_index, p, &entry);
 }
 
@@ -201,6 +203,7 @@ flush_batch(struct server *server, size_t node_index, struct encode_buf *buf, si
 		return 0;
 	frame = frame_finish_deliver_batch(buf->p + FRAME_BATCH_HEADER_MAX, *elements_len, &len);
 	*elements_len = 0;
+	server->stats.delivery_frames++;
 	return server_send_encoded(server, node_index, frame, len);
 }
 

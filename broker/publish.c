@@ -48,11 +48,13 @@ refuse(struct server *server, size_t node_index, uint64_t ref, const char *alert
 	if (code == XBA__V1__ERROR_CODE__DUPLICATE)
 		log_info("event=alert.duplicate node=%s alert=%s seq=%llu", server->dir->nodes[node_index].id,
 		    alert_id ? alert_id : "-", (unsigned long long)seq);
-	else
+	else {
+		server->stats.rejected++;
 		log_warnx("event=alert.rejected node=%s alert=%s code=%s field=%s reason=%s",
 		    server->dir->nodes[node_index].id, alert_id && alert_id[0] ? alert_id : "-",
 		    frame_error_code_name(code), field && field[0] ? field : "-",
 		    log_quote(quoted, sizeof(quoted), message));
+	}
 	server_send(server, node_index, &frame);
 }
 

@@ -291,12 +291,14 @@ release_held(struct server *server, bool committed)
 				log_info("event=alert.accepted node=%s alert=%s seq=%llu recipients=%u",
 				    server->dir->nodes[h->node_index].id, h->alert_id, (unsigned long long)h->seq,
 				    h->recipients);
+				server->stats.accepted++;
 			} else {
 				ack.result = XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE;
 				ack.message = "the broker could not store the alert durably; it is not accepted, retry later";
 				log_warnx("event=alert.rejected node=%s alert=%s code=JOURNAL_UNAVAILABLE "
 					  "reason=\"journal commit failed\"",
 				    server->dir->nodes[h->node_index].id, h->alert_id);
+				server->stats.rejected++;
 			}
 			frame.body_case = XBA__V1__FRAME__BODY_PUBLISH_ACK;
 			frame.publish_ack = &ack;
@@ -324,15 +326,21 @@ commit(struct server *server)
 {
 	struct xba_error err = { 0 };
 	bool ok = true;
+	int64_t t0;
 
 	if (!server->in_transaction)
 		return;
+	t0 = clock_mono_us();
 	if (server->tx_failed) {
 		journal_rollback(server->journal);
 		ok = false;
 	} else if (journal_commit(server->journal, &err) != 0) {
 		log_warnx("event=journal.commit_failed error=\"%s\"", err.msg);
 		ok = false;
+	} else {
+		server->stats.commits++;
+		if (clock_mono_us() - t0 > server->stats.commit_us_max)
+			server->stats.commit_us_max = clock_mono_us() - t0;
 	}
 	if (!ok) {
 		/* What the failed transaction recorded as sent or routed is not durable: start every session's
@@ -582,6 +590,40 @@ receive_pass(struct server *server)
 }
 
 /* ---- timers ----------------------------------------------------------------------------------------------- */
+
+/* Start an interval: zero the counters, remember the envelope cache's totals. */
+static void
+stats_reset(struct server *server)
+{
+	struct journal_cache_stats cache;
+
+	journal_envelope_cache_stats(server->journal, &cache);
+	memset(&server->stats, 0, sizeof(server->stats));
+	server->stats.since_mono = clock_mono_ms();
+	server->stats.cache_hits = cache.hits;
+	server->stats.cache_misses = cache.misses;
+}
+
+/* One broker.stats record per stats_interval_s (docs/operations.md), then a new interval. */
+static void
+stats_report(struct server *server)
+{
+	const struct broker_stats *st = &server->stats;
+	struct journal_cache_stats cache;
+	int64_t elapsed = clock_mono_ms() - st->since_mono;
+
+	if (server->config->stats_interval_s == 0 || elapsed < server->config->stats_interval_s * 1000)
+		return;
+	journal_envelope_cache_stats(server->journal, &cache);
+	log_info("event=broker.stats interval_ms=%lld accepted=%llu rejected=%llu deliveries=%llu delivery_frames=%llu "
+		 "commits=%llu commit_ms_max=%.1f pass_ms_max=%.1f cache_hits=%llu cache_misses=%llu cache_kib=%zu",
+	    (long long)elapsed, (unsigned long long)st->accepted, (unsigned long long)st->rejected,
+	    (unsigned long long)st->deliveries, (unsigned long long)st->delivery_frames,
+	    (unsigned long long)st->commits, (double)st->commit_us_max / 1e3, (double)st->pass_us_max / 1e3,
+	    (unsigned long long)(cache.hits - st->cache_hits), (unsigned long long)(cache.misses - st->cache_misses),
+	    cache.bytes / 1024);
+	stats_reset(server);
+}
 
 static void
 heartbeats(struct server *server)
@@ -839,7 +881,10 @@ server_run(struct server *server, int signal_fd)
 	    (unsigned long long)journal_head(server->journal), sig_backend_name(),
 	    verify_pool_threads(server->verifiers) + 1);
 	NOTIFY("READY=1");
+	stats_reset(server);
 	while (!server->stopping) {
+		int64_t pass_start;
+
 		log_flush(); /* what this pass logged is written before the poll may wait */
 		items[0] = (zmq_pollitem_t){ server->router, 0, ZMQ_POLLIN, 0 };
 		items[1] = (zmq_pollitem_t){ zap_socket(server->zap), 0, ZMQ_POLLIN, 0 };
@@ -858,6 +903,7 @@ server_run(struct server *server, int signal_fd)
 					server->stopping = true;
 			}
 		}
+		pass_start = clock_mono_us();
 		zap_handle(server->zap, server->dir);
 		receive_pass(server);
 		commit(server);
@@ -871,7 +917,10 @@ server_run(struct server *server, int signal_fd)
 		}
 		deliver_pass(server);
 		commit(server);
+		if (clock_mono_us() - pass_start > server->stats.pass_us_max)
+			server->stats.pass_us_max = clock_mono_us() - pass_start;
 		heartbeats(server);
+		stats_report(server);
 		if (clock_mono_ms() - last_prune >= PRUNE_INTERVAL_MS) {
 			prune(server);
 			last_prune = clock_mono_ms();

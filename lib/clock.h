@@ -15,6 +15,8 @@ int64_t clock_now_ms(void);
 
 /* Monotonic milliseconds, for timeouts and heartbeats. */
 int64_t clock_mono_ms(void);
+/* The same clock in microseconds: for timing the broker's own work (its broker.stats record). */
+int64_t clock_mono_us(void);
 
 /* Parse an RFC 3339 date-time (date alone, "YYYY-MM-DD", means midnight UTC).  0 or XBA_ESYNTAX. */
 int clock_parse_rfc3339(const char *text, int64_t *out_ms);

@@ -9,7 +9,8 @@ exactly what one Deliver at a time would give:
    and batches really carry several deliveries;
 4. an emergency published while the queue is full arrives ahead of the queued alerts, in the next frame;
 5. ordinary deliveries arrive in journal order, each alert once, under the seq its PublishAck named, across a
-   reconnect in the middle of the queue (what was in flight is sent again after the new Hello).
+   reconnect in the middle of the queue (what was in flight is sent again after the new Hello);
+6. the broker's periodic broker.stats records add up to exactly what the nodes received: deliveries, frames.
 
 usage: /usr/bin/python3 tests/e2e/test_broker_batches.py BUILD_DIR SOURCE_ROOT
 """
@@ -35,7 +36,7 @@ WINDOW = 40
 def main(t):
     region = x.sahel_region(t)
     broker = x.Broker(t, region, RULES, max_frame_bytes=MAX_FRAME, rate_per_second=100000,
-                      rate_burst=100000).start()
+                      rate_burst=100000, stats_interval_s=1).start()
     net = x.Net(t)
     mark = broker.log_size()
     pub = net.node(region, "NER", broker)
@@ -123,6 +124,29 @@ def main(t):
     big = max(batching.batch_sizes or [0])
     t.check(1 < big < WINDOW, f"a {MAX_FRAME}-byte frame limit splits a pass into several batches "
             "(none over the limit: checked with every frame received)", str(batching.batch_sizes))
+
+    # 6. The broker.stats records (one a second here) add up to exactly what the nodes saw, once the interval
+    # that saw the last of it has been written.
+    nodes = (pub, batching, legacy)
+    keys = ("accepted", "rejected", "deliveries", "delivery_frames", "cache_hits", "cache_misses")
+
+    def totals():
+        return {k: sum(int(e.get(k, 0)) for e in broker.events("broker.stats")) for k in keys}
+    net.run_until(lambda: totals()["deliveries"] >= sum(len(n.arrivals) for n in nodes), t.t(5))
+    stats = broker.events("broker.stats")
+    total = totals()
+    t.check(len(stats) >= 1, "broker.stats records, one per stats_interval_s", str(len(stats)))
+    t.eq(total["accepted"], COUNT + 1, "broker.stats: accepted adds up to the publishes acknowledged OK")
+    t.eq(total["rejected"], 0, "broker.stats: nothing rejected")
+    t.eq(total["deliveries"], sum(len(n.arrivals) for n in nodes),
+         "broker.stats: deliveries add up to the deliveries the nodes received")
+    t.eq(total["delivery_frames"], sum(n.frames_in["deliver"] + n.frames_in["deliver_batch"] for n in nodes),
+         "broker.stats: delivery_frames add up to the Deliver and DeliverBatch frames the nodes received")
+    t.eq(total["cache_hits"] + total["cache_misses"], total["deliveries"],
+         "broker.stats: one envelope-cache lookup per delivery")
+    t.check(any(float(e.get("commit_ms_max", 0)) > 0 for e in stats) and
+            all(float(e.get("pass_ms_max", -1)) >= float(e.get("commit_ms_max", 0)) for e in stats),
+            "broker.stats: commit_ms_max measured, and within pass_ms_max", str(stats[:2]))
     net.check_protocol()
     net.close()
 

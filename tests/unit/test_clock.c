@@ -53,8 +53,17 @@ test_now(struct check_state *t)
 {
 	int64_t now = clock_now_ms(), mono1 = clock_mono_ms(), mono2 = clock_mono_ms();
 
+	int64_t ms_before, us, ms_after, us2;
+
 	CHECK(t, now > 1735689600000LL); /* after 2025-01-01: the clock is not zero */
 	CHECK(t, mono2 >= mono1);
+	/* The microsecond clock is the same monotonic clock, finer. */
+	ms_before = clock_mono_ms();
+	us = clock_mono_us();
+	ms_after = clock_mono_ms();
+	us2 = clock_mono_us();
+	CHECK(t, us / 1000 >= ms_before && us / 1000 <= ms_after);
+	CHECK(t, us2 >= us);
 }
 
 int
