@@ -81,9 +81,8 @@ struct encode_buf {
 static int
 encode_reserve(struct encode_buf *b, size_t len)
 {
-	uint8_t *grown;
-
 	size_t cap = b->cap * 2 > len ? b->cap * 2 : len;
+	uint8_t *grown;
 
 	if (len <= b->cap)
 		return 0;
