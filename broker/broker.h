@@ -162,7 +162,7 @@ struct broker_stats {
 	int64_t since_mono;                     /* ms, when the interval began */
 	uint64_t accepted, rejected;            /* publishes answered OK / refused (duplicates are neither) */
 	uint64_t deliveries, delivery_frames;   /* deliveries sent, and the Deliver/DeliverBatch frames they took */
-	uint64_t commits;                       /* journal transactions committed */
+	uint64_t commits;                       /* journal transactions that wrote (each waits for an fsync) */
 	int64_t commit_us_max, pass_us_max;     /* slowest commit; slowest loop pass (receive, commit, deliver) */
 	uint64_t cache_hits, cache_misses;      /* the journal's envelope-cache totals at interval start */
 };

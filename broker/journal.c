@@ -242,6 +242,7 @@ struct journal {
 	char *path;                             /* as given to journal_open, for messages */
 	sqlite3_stmt *st[ST_COUNT_];            /* prepared once at open, reset after every use */
 	enum txn_state txn;                     /* see the lifecycle above */
+	sqlite3_int64 changes_at_begin;         /* sqlite3_total_changes64() at journal_begin */
 	struct xba_error failure;               /* TXN_FAILED: the write that failed it */
 	uint64_t head;                          /* highest seq, including this transaction's appends */
 	uint8_t tip[HASH_LEN];                  /* hash of entry head (or base_hash when there is none) */
@@ -958,6 +959,7 @@ journal_begin(struct journal *j, struct xba_error *err)
 		return stmt_fail(j, st, err, "begin transaction");
 	sqlite3_reset(st);
 	j->txn = TXN_OPEN;
+	j->changes_at_begin = sqlite3_total_changes64(j->db);
 	return 0;
 }
 
@@ -986,6 +988,14 @@ journal_commit(struct journal *j, struct xba_error *err)
 	memcpy(j->committed_tip, j->tip, HASH_LEN);
 	j->txn = TXN_IDLE;
 	return 0;
+}
+
+bool
+journal_txn_writes(const struct journal *j)
+{
+	assert(j != NULL);
+	/* Not sqlite3_txn_state(): BEGIN IMMEDIATE holds the write lock from the start, written or not. */
+	return j->txn == TXN_OPEN && sqlite3_total_changes64(j->db) != j->changes_at_begin;
 }
 
 void

@@ -95,6 +95,8 @@ void journal_defer_checkpoints(struct journal *j, int safety_pages);
 int journal_begin(struct journal *j, struct xba_error *err);
 int journal_commit(struct journal *j, struct xba_error *err);
 void journal_rollback(struct journal *j);
+/* Whether the open transaction has written anything: only such a commit writes the WAL and waits for the fsync. */
+bool journal_txn_writes(const struct journal *j);
 
 /* Inside a transaction: store an alert, its deliveries and withheld records; *seq_out = its journal sequence. */
 int journal_append(struct journal *j, const struct journal_entry *entry, uint64_t *seq_out, struct xba_error *err);

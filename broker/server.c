@@ -325,11 +325,12 @@ static void
 commit(struct server *server)
 {
 	struct xba_error err = { 0 };
-	bool ok = true;
+	bool ok = true, writes;
 	int64_t t0;
 
 	if (!server->in_transaction)
 		return;
+	writes = journal_txn_writes(server->journal);
 	t0 = clock_mono_us();
 	if (server->tx_failed) {
 		journal_rollback(server->journal);
@@ -337,10 +338,12 @@ commit(struct server *server)
 	} else if (journal_commit(server->journal, &err) != 0) {
 		log_warnx("event=journal.commit_failed error=\"%s\"", err.msg);
 		ok = false;
-	} else {
+	} else if (writes) {
+		int64_t took = clock_mono_us() - t0;
+
 		server->stats.commits++;
-		if (clock_mono_us() - t0 > server->stats.commit_us_max)
-			server->stats.commit_us_max = clock_mono_us() - t0;
+		if (took > server->stats.commit_us_max)
+			server->stats.commit_us_max = took;
 	}
 	if (!ok) {
 		/* What the failed transaction recorded as sent or routed is not durable: start every session's

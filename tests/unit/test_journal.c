@@ -182,15 +182,19 @@ test_append_find_head(struct check_state *t)
 	if (j == NULL)
 		return;
 	CHECK(t, journal_head(j) == 0);
+	CHECK(t, !journal_txn_writes(j)); /* no transaction */
 	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_find(j, "a-1", &info, &err), XBA_ENOTFOUND);
+	CHECK(t, !journal_txn_writes(j)); /* a read does not make the commit write */
 	CHECK_CODE(t, journal_append(j, &a, &seq, &err), 0);
+	CHECK(t, journal_txn_writes(j));
 	CHECK(t, seq == 1 && journal_head(j) == 1);
 	/* Inside the transaction the entry is already visible to the same connection. */
 	CHECK_CODE(t, journal_find(j, "a-1", &info, &err), 0);
 	CHECK_CODE(t, journal_append(j, &b, &seq, &err), 0);
 	CHECK(t, seq == 2);
 	CHECK_CODE(t, journal_commit(j, &err), 0);
-	CHECK(t, journal_head(j) == 2);
+	CHECK(t, journal_head(j) == 2 && !journal_txn_writes(j));
 
 	CHECK_CODE(t, journal_find(j, "a-1", &info, &err), 0);
 	CHECK(t, info.seq == 1 && strcmp(info.origin, "NER") == 0 && info.recipients == 3 && !info.emergency);
