@@ -9,6 +9,7 @@
 
 #include "broker.h"
 #include "conftable.h"
+#include "frame.h"
 #include "yamltree.h"
 
 #define CONFIG_MAX_BYTES (64 * 1024)
@@ -25,7 +26,7 @@ static const struct conftable_row config_rows[] = {
 	ROW_PATH("region", region),
 	ROW_PATH("rules", rules),
 	ROW_PATH("journal", journal),
-	ROW_INT("max_frame_bytes", max_frame_bytes, 4096, 16 * 1024 * 1024, 256 * 1024),
+	ROW_INT("max_frame_bytes", max_frame_bytes, FRAME_MIN_BYTES, 16 * 1024 * 1024, FRAME_MAX_BYTES_DEFAULT),
 	ROW_INT("heartbeat_ms", heartbeat_ms, 100, 600000, 5000),
 	ROW_INT("clock_skew_ms", clock_skew_ms, 0, 86400000, 300000),
 	ROW_INT("rate_per_second", rate_per_second, 1, 1000000, 20),

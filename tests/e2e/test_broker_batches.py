@@ -10,7 +10,8 @@ exactly what one Deliver at a time would give:
 4. an emergency published while the queue is full arrives ahead of the queued alerts, in the next frame;
 5. ordinary deliveries arrive in journal order, each alert once, under the seq its PublishAck named, across a
    reconnect in the middle of the queue (what was in flight is sent again after the new Hello);
-6. the broker's periodic broker.stats records add up to exactly what the nodes received: deliveries, frames.
+6. the broker's periodic broker.stats records add up to exactly what the nodes received: deliveries, frames;
+7. a frame limit below the largest alert's delivery frame is refused by `xba-broker --check`.
 
 usage: /usr/bin/python3 tests/e2e/test_broker_batches.py BUILD_DIR SOURCE_ROOT
 """
@@ -28,7 +29,7 @@ rules:
     when: { category: [smuggling, health, border-incident] }
     to: [members]
 """
-MAX_FRAME = 16384   # a DeliverBatch of ~1.4 KiB deliveries holds about 11
+MAX_FRAME = 69632   # the smallest frame limit a broker accepts; a DeliverBatch of ~12 KiB deliveries holds 5
 COUNT = 150
 WINDOW = 40
 
@@ -49,7 +50,8 @@ def main(t):
     order = []
     for i in range(COUNT):
         a = x.alert("NER", C.SMUGGLING, C.SEVERE, C.AMBER, headline=f"NER batch {i:03d} " + "x" * 100)
-        a.info[0].description = "d" * 900   # about 1.4 KiB per delivery
+        a.info[0].description = "d" * 8000   # about 12 KiB per delivery
+        a.info[0].instruction = "i" * 4000
         ref = pub.publish(region.seal(a))
         order.append((ref, a.id))
     net.run_until(lambda: all(r in pub.acks for r, _ in order), t.t(30))
@@ -124,6 +126,15 @@ def main(t):
     big = max(batching.batch_sizes or [0])
     t.check(1 < big < WINDOW, f"a {MAX_FRAME}-byte frame limit splits a pass into several batches "
             "(none over the limit: checked with every frame received)", str(batching.batch_sizes))
+
+    # 7. A frame limit too small for the largest alert's delivery is refused at start-up, naming the key.
+    rc, out = broker.check_config()
+    t.check(rc == 0, "--check accepts max_frame_bytes at the minimum", f"exit {rc}: {out}")
+    broker.write_config(max_frame_bytes=16384)
+    rc, out = broker.check_config()
+    t.check(rc != 0 and "max_frame_bytes" in out and "69632" in out,
+            "--check refuses max_frame_bytes 16384, naming the key and the minimum 69632", f"exit {rc}: {out}")
+    broker.write_config(max_frame_bytes=MAX_FRAME)
 
     # 6. The broker.stats records (one a second here) add up to exactly what the nodes saw, once the interval
     # that saw the last of it has been written.

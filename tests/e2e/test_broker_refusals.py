@@ -28,7 +28,7 @@ rules:
     when: { category: health }
     to: [members, WHO-AFRO]
 """
-MAX_FRAME = 16384
+MAX_FRAME = 69632   # the smallest limit a broker accepts (FRAME_MIN_BYTES): the largest alert must be deliverable
 # Publish checks 1-5 of docs/protocol.md 2.3 come before the alert bytes are decoded (6).
 BEFORE_DECODE = ("RATE_LIMITED", "UNKNOWN_KEY", "KEY_REVOKED", "BAD_SIGNATURE")
 RATE, BURST = 5, 10

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "check.h"
 #include "frame.h"
+#include "rules.h"
 
 static uint8_t *
 pack(const Xba__V1__Frame *f, size_t *len)
@@ -315,6 +317,30 @@ test_deliver_batch(struct check_state *t)
 	CHECK(t, strcmp(frame_type_name(XBA__V1__FRAME__BODY_DELIVER_BATCH), "deliver_batch") == 0);
 }
 
+/* FRAME_MIN_BYTES: the largest valid alert, sealed, delivered under the longest seq and rule name, fits. */
+static void
+test_min_frame_fits_largest_delivery(struct check_state *t)
+{
+	Xba__V1__Envelope envelope = XBA__V1__ENVELOPE__INIT;
+	static uint8_t alert[ALERT_MAX_BYTES];
+	uint8_t key_id[32] = { 0 }, signature[64] = { 0 };
+	char rule[RULES_NAME_MAX + 1];
+	size_t envelope_len, deliver_len;
+
+	memset(rule, 'r', RULES_NAME_MAX);
+	rule[RULES_NAME_MAX] = '\0';
+	envelope.alert.data = alert;
+	envelope.alert.len = sizeof(alert);
+	envelope.key_id.data = key_id;
+	envelope.key_id.len = sizeof(key_id);
+	envelope.signature.data = signature;
+	envelope.signature.len = sizeof(signature);
+	envelope_len = xba__v1__envelope__get_packed_size(&envelope);
+	deliver_len = frame_deliver_size(UINT64_MAX, envelope_len, rule, true);
+	CHECK(t, deliver_len == 65727);
+	CHECK(t, deliver_len <= FRAME_MIN_BYTES);
+}
+
 static void
 test_error_codes(struct check_state *t)
 {
@@ -337,6 +363,7 @@ main(void)
 	RUN(&t, test_refusals);
 	RUN(&t, test_deliver_hand_encoded);
 	RUN(&t, test_deliver_batch);
+	RUN(&t, test_min_frame_fits_largest_delivery);
 	RUN(&t, test_error_codes);
 	return check_finish(&t);
 }
