@@ -155,6 +155,16 @@ def main(t):
     env = region.seal(x.alert("DZA", C.SMUGGLING), signer=region.stranger("DZA").signing_keys[0])
     publish_expect("DZA", env, "UNKNOWN_KEY", "signed with a key not in region.yaml")
 
+    # 7b. An envelope padded past 65 792 bytes with a field outside the signature (unknown to Envelope): the
+    # signature still holds, but every recipient would refuse the envelope, so the broker refuses it first.
+    env = region.seal(x.alert("NER", C.SMUGGLING))
+    pad = 66000
+    padded = x.pb.Envelope.FromString(env.SerializeToString() + b"\x7a" + bytes([0x80 | (pad & 0x7f), 0x80 |
+                                      ((pad >> 7) & 0x7f), pad >> 14]) + b"j" * pad)
+    t.check(padded.ByteSize() > 65792, "the padded envelope keeps its unknown field", str(padded.ByteSize()))
+    publish_expect("NER", padded, "INVALID_ALERT", "envelope padded past 65 792 bytes outside the signature",
+                   field="envelope")
+
     # 8. Replay: the same bytes again get DUPLICATE with the original seq and recipients, and no second delivery;
     #    the same id with other bytes is INVALID_ALERT field=id.
     orig = x.alert("NER", C.SMUGGLING, C.SEVERE)
