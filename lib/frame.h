@@ -20,7 +20,7 @@
 #define FRAME_MAX_BYTES_DEFAULT (256 * 1024)
 /* The smallest frame limit a broker may set: the Deliver frame of the largest valid alert (64 KiB, sealed, with the
  * longest seq and rule name) must fit, or a node would refuse the frame and the alert would never reach it.  That
- * frame is 65 727 bytes (test_frame checks it); 68 KiB leaves room. */
+ * frame is 65 727 bytes, 65 879 with an envelope at ENVELOPE_MAX_BYTES (test_frame checks both); 68 KiB fits them. */
 #define FRAME_MIN_BYTES (68 * 1024)
 
 /* NULL on failure: XBA_ETOOBIG (len > max_bytes), XBA_EDECODE (not a Frame), XBA_EPROTO (no body of a known

@@ -9,6 +9,7 @@
 
 #include "alert.h"
 #include "check.h"
+#include "envelope.h"
 #include "frame.h"
 #include "rules.h"
 
@@ -338,6 +339,10 @@ test_min_frame_fits_largest_delivery(struct check_state *t)
 	envelope_len = xba__v1__envelope__get_packed_size(&envelope);
 	deliver_len = frame_deliver_size(UINT64_MAX, envelope_len, rule, true);
 	CHECK(t, deliver_len == 65727);
+	CHECK(t, deliver_len <= FRAME_MIN_BYTES);
+	/* The envelope at the size the broker and every agent accept (fields outside the signature included). */
+	deliver_len = frame_deliver_size(UINT64_MAX, ENVELOPE_MAX_BYTES, rule, true);
+	CHECK(t, deliver_len == 65879);
 	CHECK(t, deliver_len <= FRAME_MIN_BYTES);
 }
 
