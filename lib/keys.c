@@ -323,23 +323,34 @@ pem_of(EVP_PKEY *pkey, bool private_part, char **out, size_t *out_len)
 }
 
 int
+keys_signer_generate(struct signer *out, struct xba_error *err)
+{
+	size_t raw_len = XBA_ED25519_PUBLIC_LEN;
+
+	memset(out, 0, sizeof(*out));
+	out->private_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	if (out->private_key == NULL ||
+	    EVP_PKEY_get_raw_public_key(out->private_key, out->public_raw, &raw_len) != 1) {
+		ERR_clear_error();
+		keys_signer_clear(out);
+		return xba_error_set(err, XBA_ECRYPTO, "cannot generate an Ed25519 key");
+	}
+	keys_key_id(out->public_raw, out->key_id);
+	return 0;
+}
+
+int
 keys_generate(const char *node_id, const char *dir, struct signer *signer_out, struct curve_identity *curve_out,
     struct xba_error *err)
 {
 	char path[4096], *pem = NULL, line[64];
-	size_t pem_len, raw_len = XBA_ED25519_PUBLIC_LEN;
-	struct signer signer = { 0 };
+	size_t pem_len;
+	struct signer signer;
 	struct curve_identity curve = { 0 };
 	int rc;
 
-	signer.private_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	if (signer.private_key == NULL ||
-	    EVP_PKEY_get_raw_public_key(signer.private_key, signer.public_raw, &raw_len) != 1) {
-		ERR_clear_error();
-		keys_signer_clear(&signer);
-		return xba_error_set(err, XBA_ECRYPTO, "cannot generate an Ed25519 key");
-	}
-	keys_key_id(signer.public_raw, signer.key_id);
+	if ((rc = keys_signer_generate(&signer, err)) != 0)
+		return rc;
 	if (zmq_curve_keypair(curve.public_z85, curve.secret_z85) != 0) {
 		keys_signer_clear(&signer);
 		return xba_error_set(err, XBA_ECRYPTO, "cannot generate a CURVE key (libzmq built without CURVE?)");

@@ -62,6 +62,9 @@ int keys_load_curve(const char *path, struct curve_identity *out, struct xba_err
 /* Load a CURVE public key file (one Z85 line). */
 int keys_load_curve_public(const char *path, char public_z85[XBA_Z85_KEY_TEXT_LEN + 1], struct xba_error *err);
 
+/* A new Ed25519 signer in memory only (keys_generate writes one to files); release with keys_signer_clear(). */
+int keys_signer_generate(struct signer *out, struct xba_error *err);
+
 /*
  * Generate both key pairs for node_id into dir (which must exist) with the file names above.  Refuses to overwrite
  * existing files.  Private files are created 0600 from the start (never chmod'ed after being written).

@@ -126,19 +126,6 @@ signer_from_seed_hex(const char *seed_hex, struct signer *s)
 	return 0;
 }
 
-static int
-signer_random(struct signer *s)
-{
-	size_t len = 32;
-
-	memset(s, 0, sizeof(*s));
-	s->private_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	if (s->private_key == NULL || EVP_PKEY_get_raw_public_key(s->private_key, s->public_raw, &len) != 1)
-		return -1;
-	keys_key_id(s->public_raw, s->key_id);
-	return 0;
-}
-
 /* Test keys: NER golden, LBY, DZA (revoked 1 h after the golden sent time), MLI (valid only in 2020). */
 struct fixture {
 	struct signer ner, lby, dza, mli;
@@ -164,8 +151,8 @@ fixture_init(struct fixture *f, struct xba_error *err)
 {
 	char yaml[8192] = "region: test\nnodes:\n";
 
-	if (signer_from_seed_hex(GOLDEN_SEED_HEX, &f->ner) || signer_random(&f->lby) || signer_random(&f->dza) ||
-	    signer_random(&f->mli))
+	if (signer_from_seed_hex(GOLDEN_SEED_HEX, &f->ner) || keys_signer_generate(&f->lby, err) ||
+	    keys_signer_generate(&f->dza, err) || keys_signer_generate(&f->mli, err))
 		return -1;
 	append_node(yaml, sizeof(yaml), "NER", &f->ner, "");
 	append_node(yaml, sizeof(yaml), "LBY", &f->lby, "");
@@ -361,7 +348,7 @@ test_wrong_signer(struct check_state *t)
 	CHECK_CONTAINS(t, err.msg, "LBY");
 	CHECK_CONTAINS(t, err.msg, "alert.origin");
 	/* A key the directory does not know. */
-	CHECK_CODE(t, signer_random(&stranger), 0);
+	CHECK_CODE(t, keys_signer_generate(&stranger, NULL), 0);
 	CHECK_CODE(t, seal_tamper_open(&f, &stranger, &g.alert, PART_NONE, 0, GOLDEN_SENT_MS, &err), XBA_EKEYUNKNOWN);
 	keys_signer_clear(&stranger);
 	fixture_free(&f);

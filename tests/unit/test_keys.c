@@ -165,6 +165,34 @@ test_sign_and_fingerprint(struct check_state *t)
 	keys_signer_clear(&s);
 }
 
+/* An in-memory signer: its key id is the SHA-256 of its public key, it signs what its public key verifies, and two
+ * are never the same key. */
+static void
+test_signer_generate(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	struct signer a, b;
+	struct sig_pubkey pk;
+	uint8_t sig[64], id[32];
+	const uint8_t msg[] = "boat in distress off the coast";
+
+	CHECK_CODE(t, keys_signer_generate(&a, &err), 0);
+	CHECK_CODE(t, keys_signer_generate(&b, &err), 0);
+	SHA256(a.public_raw, sizeof(a.public_raw), id);
+	CHECK(t, memcmp(id, a.key_id, sizeof(id)) == 0);
+	CHECK(t, memcmp(a.public_raw, b.public_raw, sizeof(a.public_raw)) != 0);
+	CHECK_CODE(t, keys_sign(&a, msg, sizeof(msg), sig, &err), 0);
+	CHECK_CODE(t, sig_pubkey_init(&pk, a.public_raw, &err), 0);
+	CHECK_CODE(t, sig_verify(&pk, msg, sizeof(msg), sig), 0);
+	sig_pubkey_clear(&pk);
+	CHECK_CODE(t, sig_pubkey_init(&pk, b.public_raw, &err), 0);
+	CHECK_CODE(t, sig_verify(&pk, msg, sizeof(msg), sig), XBA_ESIG);
+	sig_pubkey_clear(&pk);
+	keys_signer_clear(&a);
+	keys_signer_clear(&b);
+	CHECK(t, a.private_key == NULL);
+}
+
 int
 main(void)
 {
@@ -179,6 +207,7 @@ main(void)
 	RUN(&t, test_bad_key_files);
 	RUN(&t, test_parse_public_base64);
 	RUN(&t, test_sign_and_fingerprint);
+	RUN(&t, test_signer_generate);
 	rc = check_finish(&t);
 	{
 		char cmd[300];

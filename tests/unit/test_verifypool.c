@@ -32,19 +32,6 @@ struct fixture {
 
 static struct fixture fixture; /* built once by main; every test reads it */
 
-static int
-signer_random(struct signer *s)
-{
-	size_t len = 32;
-
-	memset(s, 0, sizeof(*s));
-	s->private_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	if (s->private_key == NULL || EVP_PKEY_get_raw_public_key(s->private_key, s->public_raw, &len) != 1)
-		return -1;
-	keys_key_id(s->public_raw, s->key_id);
-	return 0;
-}
-
 static Xba__V1__Envelope *
 seal(const struct signer *signer, const char *id, enum kind kind)
 {
@@ -93,7 +80,7 @@ fixture_init(struct fixture *f)
 	struct xba_error err = { 0 };
 
 	memset(f, 0, sizeof(*f));
-	if (signer_random(&f->ner) != 0 || signer_random(&f->stranger) != 0)
+	if (keys_signer_generate(&f->ner, NULL) != 0 || keys_signer_generate(&f->stranger, NULL) != 0)
 		return -1;
 	zmq_curve_keypair(pub_z85, sec_z85);
 	encoding_base64(f->ner.public_raw, 32, b64);
