@@ -171,14 +171,6 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 
 	/* The envelope is stored re-packed from its fields: the signed alert bytes inside are exactly as received. */
 	envelope_len = xba__v1__envelope__get_packed_size(publish->envelope);
-	/* Unknown fields (outside the signature) are kept and re-packed; past the size every recipient enforces
-	 * (envelope_open), each would quarantine it, and its Deliver frame might not fit max_frame_bytes. */
-	if (envelope_len > ENVELOPE_MAX_BYTES) {
-		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "envelope", 0, 0,
-		    "envelope: %zu bytes, at most %d (fields outside the signed alert count too)", envelope_len,
-		    ENVELOPE_MAX_BYTES);
-		goto done;
-	}
 	envelope_bytes = malloc(envelope_len);
 	if (envelope_bytes == NULL) {
 		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__INTERNAL, NULL, 0, 0,

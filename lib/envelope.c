@@ -145,7 +145,14 @@ int
 envelope_open_message(const struct directory *dir, const Xba__V1__Envelope *envelope, int64_t now_ms,
     struct envelope_opened *out, struct xba_error *err)
 {
+	size_t len = xba__v1__envelope__get_packed_size(envelope);
+
 	memset(out, 0, sizeof(*out)); /* the envelope stays the caller's: it belongs to their frame */
+	/* The size envelope_open() enforces on bytes, here on what the envelope packs to: fields outside the signed
+	 * alert (unknown to this decoder, kept and re-packed by protobuf-c) count too. */
+	if (len > ENVELOPE_MAX_BYTES)
+		return xba_error_set(err, XBA_ETOOBIG, "envelope: %zu bytes, at most %d (fields outside the signed alert "
+		    "count too)", len, ENVELOPE_MAX_BYTES);
 	return open_checked(dir, envelope, now_ms, out, err);
 }
 

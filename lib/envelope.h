@@ -47,7 +47,8 @@ struct envelope_opened {
 int envelope_open(const struct directory *dir, const uint8_t *bytes, size_t len, int64_t now_ms,
     struct envelope_opened *out, struct xba_error *err);
 
-/* Same checks on an Envelope already unpacked as part of a Frame (its alert bytes are used as received). */
+/* Same checks on an Envelope already unpacked as part of a Frame (its alert bytes are used as received), the size
+ * limit included: what it packs to, unknown fields and all, is at most ENVELOPE_MAX_BYTES. */
 int envelope_open_message(const struct directory *dir, const Xba__V1__Envelope *envelope, int64_t now_ms,
     struct envelope_opened *out, struct xba_error *err);
 

@@ -478,6 +478,56 @@ write_vectors(void)
 	return 0;
 }
 
+/*
+ * An envelope padded with a field outside the signature (unknown to Envelope): the signature still holds, so only
+ * the size limit stands between it and the journal.  Both ways of opening refuse it past ENVELOPE_MAX_BYTES and
+ * accept the same envelope padded below it: the broker and the agents (envelope_open_message, on a Frame's
+ * envelope) judge exactly as `xba verify` (envelope_open, on bytes).
+ */
+static void
+test_padded_envelope(struct check_state *t)
+{
+	static uint8_t padded[ENVELOPE_MAX_BYTES + 4096];
+	struct xba_error err = { 0 };
+	struct envelope_opened opened;
+	struct fixture f;
+	struct golden g;
+	uint8_t *bytes;
+	size_t len;
+
+	if (fixture_init(&f, &err) != 0) {
+		CHECK(t, 0);
+		return;
+	}
+	golden_init(&g);
+	CHECK_CODE(t, envelope_seal(&f.ner, &g.alert, &bytes, &len, &err), 0);
+	for (int over = 0; over <= 1; over++) {
+		/* Field 15, length-delimited, with a three-byte length: the whole envelope ends 1 byte over or at the limit. */
+		size_t total = ENVELOPE_MAX_BYTES + (size_t)over, pad = total - len - 4;
+		Xba__V1__Envelope *env;
+
+		memcpy(padded, bytes, len);
+		padded[len] = (15 << 3) | 2;
+		padded[len + 1] = (uint8_t)(0x80 | (pad & 0x7f));
+		padded[len + 2] = (uint8_t)(0x80 | ((pad >> 7) & 0x7f));
+		padded[len + 3] = (uint8_t)(pad >> 14);
+		memset(padded + len + 4, 'j', pad);
+		env = xba__v1__envelope__unpack(NULL, total, padded);
+		CHECK(t, env != NULL && xba__v1__envelope__get_packed_size(env) == total);
+		if (env == NULL)
+			continue;
+		CHECK_CODE(t, envelope_open_message(f.dir, env, GOLDEN_SENT_MS, &opened, &err), over ? XBA_ETOOBIG : 0);
+		envelope_opened_clear(&opened);
+		CHECK_CODE(t, envelope_open(f.dir, padded, total, GOLDEN_SENT_MS, &opened, &err), over ? XBA_ETOOBIG : 0);
+		if (over)
+			CHECK_CONTAINS(t, err.msg, "at most 65792");
+		envelope_opened_clear(&opened);
+		xba__v1__envelope__free_unpacked(env, NULL);
+	}
+	free(bytes);
+	fixture_free(&f);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -493,5 +543,6 @@ main(int argc, char **argv)
 	RUN(&t, test_wrong_signer);
 	RUN(&t, test_key_revoked_and_validity);
 	RUN(&t, test_malformed_envelopes);
+	RUN(&t, test_padded_envelope);
 	return check_finish(&t);
 }
