@@ -366,23 +366,6 @@ send_hello(struct agent *agent)
 
 /* ---- publishing ------------------------------------------------------------------------------------------- */
 
-static bool
-transient(Xba__V1__ErrorCode code)
-{
-	switch (code) {
-	case XBA__V1__ERROR_CODE__RATE_LIMITED:
-	case XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE:
-	case XBA__V1__ERROR_CODE__INTERNAL:
-	case XBA__V1__ERROR_CODE__UNKNOWN_KEY:
-	case XBA__V1__ERROR_CODE__CLOCK_SKEW:
-	case XBA__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED:
-		return true;
-	default:
-		/* A code newer than this agent is treated as INTERNAL (§8): kept and retried. */
-		return (int)code > (int)XBA__V1__ERROR_CODE__INTERNAL;
-	}
-}
-
 /* A stored envelope that no longer decodes cannot be sent: refused here, in its own transaction, so that it does
  * not block the outbox forever. */
 static void
@@ -552,7 +535,7 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		record_outcome(agent, p.alert_id, true, ack->result, ack->seq, ack->recipients, "", "");
 		return;
 	}
-	if (transient(ack->result)) {
+	if (frame_error_code_transient(ack->result)) {
 		pause_publishing(agent, &p, ack->result, ack->message);
 		return;
 	}
@@ -568,22 +551,6 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 }
 
 /* ---- deliveries ------------------------------------------------------------------------------------------- */
-
-/* The id an unverifiable alert claims, for the operator's eyes only (it is not trusted for anything). */
-static void
-claimed_id(const Xba__V1__Envelope *env, char out[XBA_UUID_LEN + 1])
-{
-	Xba__V1__Alert *a;
-
-	out[0] = '\0';
-	if (env->alert.len == 0 || env->alert.len > ALERT_MAX_BYTES)
-		return;
-	a = xba__v1__alert__unpack(NULL, env->alert.len, env->alert.data);
-	if (a != NULL && a->id != NULL && syntax_uuid_valid(a->id))
-		snprintf(out, XBA_UUID_LEN + 1, "%s", a->id);
-	if (a != NULL)
-		xba__v1__alert__free_unpacked(a, NULL);
-}
 
 static void
 handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
@@ -664,7 +631,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 		if (opened.alert != NULL && opened.alert->id != NULL)
 			snprintf(id, sizeof(id), "%s", opened.alert->id);
 		else
-			claimed_id(d->envelope, id);
+			envelope_claimed_id(d->envelope, id);
 		p->quarantined = true;
 		p->code = frame_error_code_for_alert(rc);
 		agent_error_field(err.msg, p->field, sizeof(p->field));
@@ -911,7 +878,7 @@ handle_error(struct agent *agent, const Xba__V1__Error *e)
 	}
 	if (e->ref != 0 && take_inflight(u, e->ref, &p)) {
 		/* §2.11: an Error answering a Publish means it was not processed. */
-		if (transient(e->code) || e->code == XBA__V1__ERROR_CODE__RATE_LIMITED) {
+		if (frame_error_code_transient(e->code)) {
 			pause_publishing(agent, &p, e->code, e->message);
 		} else if (ensure_transaction(agent) == 0) {
 			struct xba_error err = { 0 };

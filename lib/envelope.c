@@ -5,6 +5,7 @@
  */
 #include "envelope.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,4 +166,20 @@ envelope_opened_clear(struct envelope_opened *opened)
 	if (opened->envelope != NULL)
 		xba__v1__envelope__free_unpacked(opened->envelope, NULL);
 	memset(opened, 0, sizeof(*opened));
+}
+
+void
+envelope_claimed_id(const Xba__V1__Envelope *envelope, char out[XBA_UUID_LEN + 1])
+{
+	Xba__V1__Alert *alert;
+
+	out[0] = '\0';
+	if (envelope == NULL || envelope->alert.len == 0 || envelope->alert.len > ALERT_MAX_BYTES)
+		return;
+	alert = xba__v1__alert__unpack(NULL, envelope->alert.len, envelope->alert.data);
+	if (alert == NULL)
+		return;
+	if (alert->id != NULL && syntax_uuid_valid(alert->id))
+		snprintf(out, XBA_UUID_LEN + 1, "%s", alert->id);
+	xba__v1__alert__free_unpacked(alert, NULL);
 }

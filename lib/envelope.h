@@ -17,6 +17,7 @@
 #include "directory.h"
 #include "error.h"
 #include "keys.h"
+#include "syntax.h"
 #include "xba.pb-c.h"
 
 /* Domain separation: a signature over an alert can never be taken for a signature over anything else. */
@@ -53,6 +54,10 @@ int envelope_open_message(const struct directory *dir, const Xba__V1__Envelope *
     struct envelope_opened *out, struct xba_error *err);
 
 void envelope_opened_clear(struct envelope_opened *opened);
+
+/* The alert id an envelope's alert bytes claim, without verifying anything; "" when they do not decode to an
+ * alert with a well-formed id.  For naming an alert that was not (or could not be) verified, never for trusting it. */
+void envelope_claimed_id(const Xba__V1__Envelope *envelope, char out[XBA_UUID_LEN + 1]);
 
 /* Build the signing input "context || alert" into a malloc'ed buffer. */
 int envelope_signing_input(const uint8_t *alert, size_t len, uint8_t **out, size_t *out_len);

@@ -265,6 +265,22 @@ frame_error_code_for_alert(int xba_err)
 	}
 }
 
+bool
+frame_error_code_transient(Xba__V1__ErrorCode code)
+{
+	switch (code) {
+	case XBA__V1__ERROR_CODE__RATE_LIMITED:
+	case XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE:
+	case XBA__V1__ERROR_CODE__INTERNAL:
+	case XBA__V1__ERROR_CODE__UNKNOWN_KEY:
+	case XBA__V1__ERROR_CODE__CLOCK_SKEW:
+	case XBA__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED:
+		return true;
+	default:
+		return (int)code > (int)XBA__V1__ERROR_CODE__INTERNAL;
+	}
+}
+
 const char *
 frame_error_code_name(Xba__V1__ErrorCode code)
 {

@@ -528,6 +528,45 @@ test_padded_envelope(struct check_state *t)
 	fixture_free(&f);
 }
 
+/* The id an unverified envelope claims: what the broker holds an ordered session behind when it refuses a publish
+ * before decoding it (rate limit, unknown key), and what an agent names a quarantined delivery by. */
+static void
+test_claimed_id(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	Xba__V1__Envelope *env;
+	struct fixture f;
+	struct golden g;
+	char id[XBA_UUID_LEN + 1];
+	uint8_t *bytes;
+	size_t len;
+
+	if (fixture_init(&f, &err) != 0) {
+		CHECK(t, 0);
+		return;
+	}
+	golden_init(&g);
+	CHECK_CODE(t, envelope_seal(&f.ner, &g.alert, &bytes, &len, &err), 0);
+	env = xba__v1__envelope__unpack(NULL, len, bytes);
+	CHECK(t, env != NULL);
+	if (env != NULL) {
+		env->signature.data[0] ^= 1; /* no signature is checked */
+		envelope_claimed_id(env, id);
+		CHECK(t, strcmp(id, g.alert.id) == 0);
+		env->alert.len = 3; /* truncated alert bytes: no id */
+		envelope_claimed_id(env, id);
+		CHECK(t, id[0] == '\0');
+		env->alert.len = 0;
+		envelope_claimed_id(env, id);
+		CHECK(t, id[0] == '\0');
+		xba__v1__envelope__free_unpacked(env, NULL);
+	}
+	envelope_claimed_id(NULL, id);
+	CHECK(t, id[0] == '\0');
+	free(bytes);
+	fixture_free(&f);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -544,5 +583,6 @@ main(int argc, char **argv)
 	RUN(&t, test_key_revoked_and_validity);
 	RUN(&t, test_malformed_envelopes);
 	RUN(&t, test_padded_envelope);
+	RUN(&t, test_claimed_id);
 	return check_finish(&t);
 }

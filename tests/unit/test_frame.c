@@ -357,6 +357,20 @@ test_error_codes(struct check_state *t)
 	CHECK(t, frame_error_code_for_alert(XBA_EUTF8) == XBA__V1__ERROR_CODE__INVALID_ALERT);
 	CHECK(t, frame_error_code_for_alert(XBA_EWRONGSIGNER) == XBA__V1__ERROR_CODE__WRONG_SIGNER);
 	CHECK(t, strcmp(frame_error_code_name(XBA__V1__ERROR_CODE__BAD_SIGNATURE), "BAD_SIGNATURE") == 0);
+
+	/* What keeps an alert in the outbox (and holds an ordered session), per docs/protocol.md §2.3 step 5 and §4. */
+	CHECK(t, frame_error_code_transient(XBA__V1__ERROR_CODE__RATE_LIMITED));
+	CHECK(t, frame_error_code_transient(XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE));
+	CHECK(t, frame_error_code_transient(XBA__V1__ERROR_CODE__INTERNAL));
+	CHECK(t, frame_error_code_transient(XBA__V1__ERROR_CODE__UNKNOWN_KEY));
+	CHECK(t, frame_error_code_transient(XBA__V1__ERROR_CODE__CLOCK_SKEW));
+	CHECK(t, frame_error_code_transient((Xba__V1__ErrorCode)(XBA__V1__ERROR_CODE__INTERNAL + 1)));
+	CHECK(t, !frame_error_code_transient(XBA__V1__ERROR_CODE__OK));
+	CHECK(t, !frame_error_code_transient(XBA__V1__ERROR_CODE__DUPLICATE));
+	CHECK(t, !frame_error_code_transient(XBA__V1__ERROR_CODE__BAD_SIGNATURE));
+	CHECK(t, !frame_error_code_transient(XBA__V1__ERROR_CODE__KEY_REVOKED));
+	CHECK(t, !frame_error_code_transient(XBA__V1__ERROR_CODE__INVALID_ALERT));
+	CHECK(t, !frame_error_code_transient(XBA__V1__ERROR_CODE__ALERT_EXPIRED));
 }
 
 int
