@@ -354,6 +354,7 @@ send_hello(struct agent *agent)
 	hello.credit = (uint32_t)agent->config->credit;
 	hello.software = AGENT_SOFTWARE;
 	hello.deliver_batches = true; /* a DeliverBatch is handled Deliver by Deliver (dispatch below) */
+	hello.ordered_publishes = true; /* per-origin order: resent from the oldest entry after a pause (below) */
 	frame.body_case = XBA__V1__FRAME__BODY_HELLO;
 	frame.hello = &hello;
 	if (send_frame(u, &frame) != 0)

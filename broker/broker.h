@@ -138,6 +138,11 @@ struct session {
 	bool wants_delivery;                    /* new deliveries or credit since the last delivery pass */
 	bool deliver_batches;                   /* Hello.deliver_batches: send a pass's deliveries as one frame */
 	uint64_t sent_through;                  /* highest ordinary seq put in flight this session (sent in order) */
+	bool ordered_publishes;                 /* Hello.ordered_publishes: hold publishes behind a transient refusal */
+	bool held;                              /* holding: only held_alert is handled, the rest refused held_code */
+	char held_alert[XBA_UUID_LEN + 1];      /* the earliest publish refused transiently, to be sent again first */
+	uint64_t held_ref, held_count;          /* its ref (named to the node); publishes refused behind it */
+	Xba__V1__ErrorCode held_code;
 	double tokens;                          /* rate limit bucket */
 	int64_t tokens_mono;                    /* when tokens was last refilled */
 };
@@ -209,6 +214,11 @@ void session_drop(struct server *server, size_t node_index, const char *reason);
 /* In arrival order, before verification: false if the node is over its rate (publish_handle then refuses it
  * unverified, so a flooding node costs no verification). */
 bool publish_rate_allows(struct server *server, size_t node_index);
+/* An ordered session's publish of alert_id was refused with a transient code: hold the session's publishes behind
+ * it (docs/protocol.md §2.3 "Order").  replace: it arrived before the alert held now (a failed commit refuses
+ * publishes that arrived before the refusal that set the hold). */
+void publish_hold(struct server *server, size_t node_index, uint64_t ref, const char *alert_id,
+    Xba__V1__ErrorCode code, bool replace);
 /* verified: the envelope opened by the pool, or NULL when publish_rate_allows() said no. */
 void publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish *publish,
     const struct verify_job *verified);

@@ -5,7 +5,9 @@
  * limit is applied in arrival order before verification, and the signature checks run on the verification pool
  * (verifypool.c) before publish_handle() sees the frame; everything from there on runs on the loop's thread.  An
  * accepted alert is routed and appended to the open group-commit transaction; its PublishAck is held until the
- * commit is durable (server.c).  Also: TrackRequest, which reads what the publish path wrote.
+ * commit is durable (server.c).  A session that asked for ordered publishes is held behind a transient refusal
+ * until the refused alert comes again, so that none of its node's alerts is journaled ahead of it (§2.3 "Order").
+ * Also: TrackRequest, which reads what the publish path wrote.
  */
 #include <openssl/sha.h>
 #include <stdarg.h>
@@ -19,14 +21,16 @@
 #include "frame.h"
 #include "log.h"
 
-/* Answer a refused publish now (nothing was written, so there is nothing to wait for) and log it. */
+/* Answer a refused publish now (nothing was written, so there is nothing to wait for) and log it.  A transient
+ * refusal on an ordered session also holds the session's later publishes (publish_hold). */
 static void
-refuse(struct server *server, size_t node_index, uint64_t ref, const char *alert_id, Xba__V1__ErrorCode code,
-    const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...) XBA_PRINTF(9, 10);
+refuse(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+    Xba__V1__ErrorCode code, const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...)
+    XBA_PRINTF(9, 10);
 
 static void
-refuse(struct server *server, size_t node_index, uint64_t ref, const char *alert_id, Xba__V1__ErrorCode code,
-    const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...)
+refuse(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+    Xba__V1__ErrorCode code, const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...)
 {
 	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
 	Xba__V1__PublishAck ack = XBA__V1__PUBLISH_ACK__INIT;
@@ -36,7 +40,7 @@ refuse(struct server *server, size_t node_index, uint64_t ref, const char *alert
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	ack.ref = ref;
+	ack.ref = publish->ref;
 	ack.result = code;
 	ack.alert_id = (char *)(alert_id ? alert_id : "");
 	ack.seq = seq;
@@ -56,6 +60,73 @@ refuse(struct server *server, size_t node_index, uint64_t ref, const char *alert
 		    log_quote(quoted, sizeof(quoted), message));
 	}
 	server_send(server, node_index, &frame);
+	if (frame_error_code_transient(code) && server->sessions[node_index].ordered_publishes &&
+	    !server->sessions[node_index].held) {
+		char claimed[XBA_UUID_LEN + 1];
+
+		/* Refused before the alert was decoded (rate limit, unknown key): the id its bytes claim names it well
+		 * enough to recognise the same bytes sent again, and a node that lies about it holds up only itself. */
+		if (alert_id == NULL || alert_id[0] == '\0')
+			envelope_claimed_id(publish->envelope, claimed);
+		publish_hold(server, node_index, publish->ref, alert_id && alert_id[0] ? alert_id : claimed, code, false);
+	}
+}
+
+void
+publish_hold(struct server *server, size_t node_index, uint64_t ref, const char *alert_id, Xba__V1__ErrorCode code,
+    bool replace)
+{
+	struct session *s = &server->sessions[node_index];
+
+	if (!s->ordered_publishes || alert_id == NULL || alert_id[0] == '\0')
+		return; /* an alert that names no id is refused for good when it comes again: nothing to wait for */
+	if (s->held && !replace)
+		return;
+	if (!s->held || strcmp(s->held_alert, alert_id) != 0)
+		log_warnx("event=publish.held node=%s alert=%s ref=%llu code=%s reason=\"the node's later publishes wait "
+			  "until this one is sent again\"",
+		    server->dir->nodes[node_index].id, alert_id, (unsigned long long)ref, frame_error_code_name(code));
+	if (!s->held)
+		s->held_count = 0;
+	s->held = true;
+	snprintf(s->held_alert, sizeof(s->held_alert), "%s", alert_id);
+	s->held_ref = ref;
+	s->held_code = code;
+}
+
+/*
+ * An ordered session holding behind a refused alert: that alert, sent again, lifts the hold and is handled as
+ * usual; any other publish is refused with the same code, so that nothing of this node is journaled ahead of it.
+ * Returns true when the publish was refused here.
+ */
+static bool
+refused_by_hold(struct server *server, size_t node_index, const Xba__V1__Publish *publish,
+    const struct verify_job *verified)
+{
+	struct session *s = &server->sessions[node_index];
+	char claimed[XBA_UUID_LEN + 1];
+	const char *id;
+
+	if (!s->held)
+		return false;
+	if (verified != NULL && verified->opened.alert != NULL && verified->opened.alert->id != NULL) {
+		id = verified->opened.alert->id;
+	} else {
+		envelope_claimed_id(publish->envelope, claimed);
+		id = claimed;
+	}
+	if (strcmp(id, s->held_alert) == 0) {
+		log_info("event=publish.resumed node=%s alert=%s held=%llu", server->dir->nodes[node_index].id, id,
+		    (unsigned long long)s->held_count);
+		s->held = false;
+		return false;
+	}
+	s->held_count++;
+	refuse(server, node_index, publish, id, s->held_code, NULL, 0, 0,
+	    "held: this node's publish ref %llu (alert %s) was refused %s; resend it first, so that this node's alerts "
+	    "stay in order",
+	    (unsigned long long)s->held_ref, s->held_alert, frame_error_code_name(s->held_code));
+	return true;
 }
 
 /* The field path an error message starts with ("info[0].headline: ..." -> "info[0].headline"). */
@@ -147,8 +218,10 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 	Xba__V1__ErrorCode code;
 	int rc;
 
+	if (refused_by_hold(server, node_index, publish, verified))
+		return;
 	if (verified == NULL) {
-		refuse(server, node_index, publish->ref, NULL, XBA__V1__ERROR_CODE__RATE_LIMITED, NULL, 0, 0,
+		refuse(server, node_index, publish, NULL, XBA__V1__ERROR_CODE__RATE_LIMITED, NULL, 0, 0,
 		    "over %lld publishes per second (burst %lld); retry later", (long long)server->config->rate_per_second,
 		    (long long)server->config->rate_burst);
 		return;
@@ -156,14 +229,14 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 	/* Opened on the verification pool (verifypool.c): lookups, signature over the received bytes, decoding. */
 	if (verified->rc != 0) {
 		field_of(verified->err.msg, field_buf, sizeof(field_buf));
-		refuse(server, node_index, publish->ref, verified->opened.alert ? verified->opened.alert->id : NULL,
+		refuse(server, node_index, publish, verified->opened.alert ? verified->opened.alert->id : NULL,
 		    frame_error_code_for_alert(verified->rc), field_buf, 0, 0, "%s", verified->err.msg);
 		return;
 	}
 	const Xba__V1__Alert *alert = verified->opened.alert;
 
 	if (strcmp(alert->origin, node->id) != 0) {
-		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__WRONG_SIGNER, "origin", 0, 0,
+		refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__WRONG_SIGNER, "origin", 0, 0,
 		    "alert.origin is %s but this connection is %s: a node publishes only its own alerts", alert->origin,
 		    node->id);
 		goto done;
@@ -173,13 +246,13 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 	envelope_len = xba__v1__envelope__get_packed_size(publish->envelope);
 	envelope_bytes = malloc(envelope_len);
 	if (envelope_bytes == NULL) {
-		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__INTERNAL, NULL, 0, 0,
+		refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INTERNAL, NULL, 0, 0,
 		    "out of memory");
 		goto done;
 	}
 	xba__v1__envelope__pack(publish->envelope, envelope_bytes);
 	if (server_begin(server, &err) != 0) {
-		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL, 0, 0,
+		refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL, 0, 0,
 		    "journal unavailable: %s", err.msg);
 		goto done;
 	}
@@ -189,36 +262,36 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 
 		SHA256(envelope_bytes, envelope_len, digest);
 		if (memcmp(digest, known.envelope_sha256, sizeof(digest)) == 0)
-			refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__DUPLICATE, NULL, known.seq,
+			refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__DUPLICATE, NULL, known.seq,
 			    known.recipients, "already journaled as seq %llu", (unsigned long long)known.seq);
 		else
-			refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "id", 0, 0,
+			refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "id", 0, 0,
 			    "alert id %s was already journaled with different content", alert->id);
 		goto done;
 	} else if (rc != XBA_ENOTFOUND) {
-		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL, 0, 0,
+		refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL, 0, 0,
 		    "journal unavailable: %s", err.msg);
 		goto done;
 	}
 	if (alert->sent_ms > now + server->config->clock_skew_ms) {
-		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__CLOCK_SKEW, "sent_ms", 0, 0,
+		refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__CLOCK_SKEW, "sent_ms", 0, 0,
 		    "sent %lld ms in the future (tolerance %lld ms): check the node's clock (NTP)",
 		    (long long)(alert->sent_ms - now), (long long)server->config->clock_skew_ms);
 		goto done;
 	}
 	if (alert->expires_ms != 0 && alert->expires_ms <= now) {
-		refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__ALERT_EXPIRED, "expires_ms", 0,
+		refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__ALERT_EXPIRED, "expires_ms", 0,
 		    0, "the alert expired %lld s ago", (long long)((now - alert->expires_ms) / 1000));
 		goto done;
 	}
 	if ((code = rules_publish_rights(server->dir, node, alert, &field, message, sizeof(message))) != 0) {
-		refuse(server, node_index, publish->ref, alert->id, code, field, 0, 0, "%s", message);
+		refuse(server, node_index, publish, alert->id, code, field, 0, 0, "%s", message);
 		goto done;
 	}
 	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK) {
 		for (size_t i = 0; i < alert->n_references; i++) {
 			if (journal_find(server->journal, alert->references[i], &known, &err) != 0) {
-				refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__UNKNOWN_ALERT,
+				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__UNKNOWN_ALERT,
 				    "references", 0, 0, "acknowledged alert %s is not in the journal",
 				    alert->references[i]);
 				goto done;
@@ -230,7 +303,7 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		}
 	}
 	if (rules_route(server->rules, server->dir, alert, acked_origin, &route, &err) != 0) {
-		refuse(server, node_index, publish->ref, alert->id,
+		refuse(server, node_index, publish, alert->id,
 		    err.code == XBA_EREQUIRED ? XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES : XBA__V1__ERROR_CODE__INTERNAL,
 		    NULL, 0, 0, "routing failed: %s", err.msg);
 		goto done;
@@ -247,7 +320,7 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		if (recipients == NULL || withheld == NULL) {
 			free(recipients);
 			free(withheld);
-			refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__INTERNAL, NULL, 0, 0,
+			refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INTERNAL, NULL, 0, 0,
 			    "out of memory");
 			goto done;
 		}
@@ -281,7 +354,7 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 			/* The transaction is now suspect: commit() rolls it back and refuses everything it held. */
 			log_warnx("event=journal.error op=append alert=%s error=\"%s\"", alert->id, err.msg);
 			server->tx_failed = true;
-			refuse(server, node_index, publish->ref, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL,
+			refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL,
 			    0, 0, "the broker could not store the alert; retry later");
 			goto done;
 		}

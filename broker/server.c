@@ -182,6 +182,8 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	s->wants_delivery = true;
 	s->deliver_batches = hello->deliver_batches;
 	s->sent_through = 0; /* nothing in flight on this connection: the pending read starts at the queue's head */
+	s->ordered_publishes = hello->ordered_publishes;
+	s->held = false;     /* a new session resends its outbox from the oldest entry */
 
 	welcome.protocol_version = XBA_PROTOCOL_VERSION;
 	welcome.broker_id = server->config->broker_id;
@@ -196,8 +198,9 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 		server_reply_error(server, XBA__V1__ERROR_CODE__CREDIT_EXCEEDED, "hello.credit", 0,
 		    "a window of %u is past the broker's maximum of %lld; capped", hello->credit,
 		    (long long)server->config->max_credit);
-	log_info("event=node.connected node=%s resume_after=%llu credit=%llu batches=%d", node->id,
-	    (unsigned long long)hello->resume_after, (unsigned long long)s->credit, hello->deliver_batches);
+	log_info("event=node.connected node=%s resume_after=%llu credit=%llu batches=%d ordered=%d", node->id,
+	    (unsigned long long)hello->resume_after, (unsigned long long)s->credit, hello->deliver_batches,
+	    hello->ordered_publishes);
 }
 
 static void
@@ -293,6 +296,16 @@ release_held(struct server *server, bool committed)
 				    h->recipients);
 				server->stats.accepted++;
 			} else {
+				bool first_of_node = true;
+
+				for (size_t k = 0; k < i && first_of_node; k++)
+					first_of_node = server->held[k].kind != XBA__V1__FRAME__BODY_PUBLISH_ACK ||
+					    server->held[k].node_index != h->node_index;
+				/* The node's earliest publish in the failed transaction arrived before any refusal that
+				 * set a hold during it (a hold refuses everything after it), so it is the one to wait for. */
+				if (first_of_node)
+					publish_hold(server, h->node_index, h->ref, h->alert_id,
+					    XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, true);
 				ack.result = XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE;
 				ack.message = "the broker could not store the alert durably; it is not accepted, retry later";
 				log_warnx("event=alert.rejected node=%s alert=%s code=JOURNAL_UNAVAILABLE "

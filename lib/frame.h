@@ -69,7 +69,8 @@ Xba__V1__ErrorCode frame_error_code_for_alert(int xba_err);
 
 /* True for a PublishAck result that leaves the alert in the node's outbox, to be resent after backoff
  * (docs/protocol.md §2.3 step 5): RATE_LIMITED, JOURNAL_UNAVAILABLE, INTERNAL, UNKNOWN_KEY, CLOCK_SKEW, and an
- * unspecified or newer code (§8: treated as INTERNAL).  The broker holds an ordered session on these (§2.3 "Order"). */
+ * unspecified or newer code (§8: treated as INTERNAL).  The broker holds an ordered session on these (§2.3
+ * "Order"). */
 bool frame_error_code_transient(Xba__V1__ErrorCode code);
 
 /* "bad-signature" style name of a wire error code, for logs and the CLI. */

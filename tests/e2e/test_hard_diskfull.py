@@ -4,8 +4,10 @@ The journal lives on a small tmpfs the test mounts (root only; without `mount` t
 on the broker via prlimit).  A real xba-agent (NER) publishes; Python nodes DZA and LBY receive.
 1. Disk full: the filler file takes every free byte; officers keep sending.  The broker answers
    JOURNAL_UNAVAILABLE (logged), never OK for what it could not store; the agent keeps the alerts in its outbox.
-   Nothing reaches a receiver while full.  The filler is removed: everything queued is accepted and delivered,
-   once, in order.
+   Nothing reaches a receiver while full.  The broker holds the agent's later publishes behind the first refused
+   one (the agent's Hello asks for ordered publishes), so that none is journaled ahead of it: with free pages
+   coming and going, the agent's 64 publishes in flight could otherwise be accepted out of order.  The filler is
+   removed: everything queued is accepted and delivered, once, in order.
 2. Read-only: the broker is stopped and the filesystem remounted ro (a busy mount cannot be), the broker must
    refuse to start, naming the journal; the agent queues; remounted rw, the broker starts and everything arrives.
 3. kill -9 and restart on the same journal: every acknowledged alert is still there (no redelivery under a new
@@ -130,6 +132,10 @@ def main(t):
             f"disk full: the agent keeps the refused alerts queued (outbox_depth {d})")
     leaked = [a for a in stuck if any(rx[nid].got(a) for nid in rx)]
     t.check(not leaked, "disk full: nothing unacknowledged reached a receiver", str(leaked[:3]))
+    held = broker.events("publish.held", since=mark)
+    t.check(held and all(e.get("node") == "NER" and e.get("code") == "JOURNAL_UNAVAILABLE" for e in held),
+            "disk full: the broker holds NER's later publishes behind the refused one (publish.held), so that "
+            "none is journaled ahead of it", str(held[:2]))
     t.check(broker.alive(), "disk full: broker still running")
     st = rx["DZA"].status()
     t.check(st is not None, "disk full: broker still answers StatusRequest")

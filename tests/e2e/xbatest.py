@@ -872,7 +872,8 @@ class Node:
 
     def __init__(self, net, region, node_id, broker, credit=64, auto_ack=True, auto_credit=True,
                  auto_reconnect=True, max_inflight=32, curve_secret=None, retry_transient=False,
-                 hello_node_id=None, auto_hello=True, heartbeats=True, deliver_batches=True):
+                 hello_node_id=None, auto_hello=True, heartbeats=True, deliver_batches=True,
+                 ordered_publishes=False):
         self.net = net
         self.t = net.t
         self.region = region
@@ -885,6 +886,8 @@ class Node:
         self.auto_hello = auto_hello        # False: stop at state "handshaken"; the test calls hello() itself
         self.heartbeats = heartbeats        # False: a silent peer (no Heartbeat frames), for dead-peer tests
         self.deliver_batches = deliver_batches  # Hello.deliver_batches, as xba-agent sets it; False: one per frame
+        self.ordered_publishes = ordered_publishes  # Hello.ordered_publishes (xba-agent sets it): the broker holds
+                                                    # later publishes behind a transient refusal
         self.initial_credit = credit
         self.auto_ack = auto_ack
         self.auto_credit = auto_credit
@@ -1008,7 +1011,8 @@ class Node:
         self.send(hello=pb.Hello(protocol_version=protocol_version, node_id=node_id or self.hello_node_id,
                                  resume_after=self.through_seq,
                                  credit=self.initial_credit, software="xbatest.py 0.1",
-                                 deliver_batches=self.deliver_batches))
+                                 deliver_batches=self.deliver_batches,
+                                 ordered_publishes=self.ordered_publishes))
         self.state = "hello"
         self.hello_at = time.monotonic()
 
