@@ -91,31 +91,6 @@ struct checkpointer;
 struct checkpointer *checkpointer_new(const char *journal_path, int interval_ms, struct xba_error *err);
 void checkpointer_free(struct checkpointer *c);
 
-/* syncer.c ---------------------------------------------------------------------------------------------------- */
-
-/* A commit's generation (server.c counts them) and the journal head after it. */
-struct syncer_point {
-	uint64_t gen, head;
-};
-
-struct syncer;
-/* A thread that fdatasyncs the journal's WAL file on request, off the event loop. */
-struct syncer *syncer_new(const char *wal_path, struct xba_error *err);
-void syncer_free(struct syncer *s);
-/* Readable (poll) when a sync finished or failed: then call syncer_collect. */
-int syncer_wake_fd(const struct syncer *s);
-/* Whether a sync finished or failed since *seen was last updated (updates it): a check cheap enough to make
- * between two chunks of a receive pass. */
-bool syncer_news(struct syncer *s, uint64_t *seen);
-/* Make everything committed up to point durable, soon; returns at once.  Points must grow. */
-void syncer_request(struct syncer *s, struct syncer_point point);
-/* The latest durable point; negative with err once a sync has failed (nothing after it can be trusted). */
-int syncer_collect(struct syncer *s, struct syncer_point *durable, struct xba_error *err);
-/* Sync now on the caller's thread (start-up and stop): point is durable when it returns 0. */
-int syncer_sync_now(struct syncer *s, struct syncer_point point, struct xba_error *err);
-/* Syncs done and the slowest of them (µs) since the last call, for broker.stats; resets both. */
-void syncer_take_stats(struct syncer *s, uint64_t *syncs, int64_t *sync_us_max);
-
 /* server.c ----------------------------------------------------------------------------------------------------- */
 
 struct server;
@@ -163,7 +138,6 @@ struct session {
 	bool wants_delivery;                    /* new deliveries or credit since the last delivery pass */
 	bool deliver_batches;                   /* Hello.deliver_batches: send a pass's deliveries as one frame */
 	uint64_t sent_through;                  /* highest ordinary seq put in flight this session (sent in order) */
-	bool waits_durable;                     /* queued deliveries past the durable head: a sync will wake it */
 	bool ordered_publishes;                 /* Hello.ordered_publishes: hold publishes behind a transient refusal */
 	bool held;                              /* holding: only held_alert is handled, the rest refused held_code */
 	char held_alert[XBA_UUID_LEN + 1];      /* the earliest publish refused transiently, to be sent again first */
@@ -185,8 +159,6 @@ struct held_frame {
 	char officer[129];
 	char *note;                             /* RECEIPT: the acknowledging officer's note; owned, may be NULL */
 	int64_t time_ms;
-	bool duplicate;                         /* PUBLISH_ACK: DUPLICATE of an alert not yet durable, not OK */
-	uint64_t gen;                           /* the commit it waits for (server.c: awaiting its sync) */
 };
 
 /* What the loop did since the last broker.stats record (server.c), for operators: load, batching, and whether
@@ -195,7 +167,7 @@ struct broker_stats {
 	int64_t since_mono;                     /* ms, when the interval began */
 	uint64_t accepted, rejected;            /* publishes answered OK / refused (duplicates are neither) */
 	uint64_t deliveries, delivery_frames;   /* deliveries sent, and the Deliver/DeliverBatch frames they took */
-	uint64_t commits;                       /* journal transactions that wrote (each waits for a sync) */
+	uint64_t commits;                       /* journal transactions that wrote (each waits for an fsync) */
 	int64_t commit_us_max, pass_us_max;     /* slowest commit; slowest loop pass (receive, commit, deliver) */
 	uint64_t cache_hits, cache_misses;      /* the journal's envelope-cache totals at interval start */
 };
@@ -211,16 +183,8 @@ struct server {
 	struct session *sessions;               /* dir->n_nodes entries; owned */
 	bool in_transaction;                    /* journal_begin done, commit pending */
 	bool tx_failed;                         /* a write in the open transaction failed: roll back, refuse all */
-	struct held_frame *held;                /* moved to awaiting by a commit, refused by a failed one; owned */
+	struct held_frame *held;                /* released after commit; owned */
 	size_t n_held, cap_held;
-	struct held_frame *awaiting;            /* committed, sent once their commit's sync returns; owned */
-	size_t n_awaiting, cap_awaiting;
-	struct syncer *syncer;                  /* owned; the journal's fsync off the loop */
-	uint64_t commit_gen;                    /* commits that wrote or held something, counted */
-	uint64_t durable_head;                  /* highest seq synced: the delivery path sends nothing past it */
-	uint64_t synced_head_requested;         /* journal head named in the latest sync request */
-	bool sync_failed;                       /* a sync failed: the broker stops (server_run returns 1) */
-	uint64_t sync_reports_seen;             /* syncer_news() cursor */
 	int signal_fd;                          /* read end of main's self-pipe: 'T' stop, 'H' reload */
 	bool stopping;
 	struct verify_pool *verifiers;          /* owned */

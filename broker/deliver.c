@@ -4,8 +4,7 @@
  * and back: cumulative (plus selective) delivery acknowledgements that mark deliveries done in the journal and send
  * DELIVERED receipts to an emergency's originator.  Nothing is ever sent beyond the credit a node granted, so no
  * socket buffer fills and a slow node only slows itself; what is in flight when a connection drops stays QUEUED in
- * the journal and is sent again after the next Hello (the node deduplicates by alert id).  Nothing is sent before
- * the commit that journaled it is synced to disk (durable_only).
+ * the journal and is sent again after the next Hello (the node deduplicates by alert id).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -246,27 +245,6 @@ send_batches(struct server *server, size_t node_index, const struct journal_pend
 	return rc;
 }
 
-/*
- * Keep only the deliveries whose seq is synced (server->durable_head; syncer.c), in their order.  A node that
- * stored seq S and acknowledged through it resumes after S; were S lost in a power cut, the journal would give S
- * again to another alert, and the node would never see it.  So nothing leaves before its commit is on disk.  The
- * rest waits for the sync, which wakes this node again (waits_durable).  Emergencies and ordinary deliveries are
- * each in seq order, so what is kept is still in order.
- */
-static int
-durable_only(const struct server *server, struct session *s, struct journal_pending *pending, int n)
-{
-	int kept = 0;
-
-	for (int k = 0; k < n; k++) {
-		if (pending[k].seq <= server->durable_head)
-			pending[kept++] = pending[k];
-		else
-			s->waits_durable = true;
-	}
-	return kept;
-}
-
 void
 deliver_pass(struct server *server)
 {
@@ -291,16 +269,15 @@ deliver_pass(struct server *server)
 			log_warnx("event=journal.error op=pending node=%s error=\"%s\"", server->dir->nodes[i].id, err.msg);
 			continue;
 		}
-		/* Fewer than asked: the queue is empty until something new is routed here. */
-		if ((size_t)n < want)
-			s->wants_delivery = false;
-		n = durable_only(server, s, pending, n);
 		if (s->deliver_batches)
 			(void)send_batches(server, i, pending, n, &buf);
 		else
 			for (int k = 0; k < n; k++)
 				if (send_delivery(server, i, &pending[k], &buf) != 0)
 					break;
+		/* Fewer than asked: the queue is empty until something new is routed here. */
+		if ((size_t)n < want)
+			s->wants_delivery = false;
 	}
 	free(buf.heap);
 }

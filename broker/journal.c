@@ -19,8 +19,7 @@
  * only that statement, nothing of the entry was written, and the batch goes on.
  *
  * Durability: WAL with synchronous=FULL, so COMMIT fsyncs the WAL and a committed batch survives power loss; a
- * crash before COMMIT leaves nothing of the batch, whose publishes were never acknowledged.  The broker moves that
- * fsync to a thread of its own (journal_defer_sync, syncer.c) and acts on a commit only once it is synced.
+ * crash before COMMIT leaves nothing of the batch, whose publishes were never acknowledged.
  *
  * Hash chain.  hash(seq) = SHA-256 of (field = u32 big-endian length, then the bytes; int = field of 8 bytes,
  * big-endian two's complement):
@@ -903,20 +902,6 @@ journal_defer_checkpoints(struct journal *j, int safety_pages)
 {
 	assert(j != NULL && safety_pages > 0);
 	sqlite3_wal_autocheckpoint(j->db, safety_pages);
-}
-
-int
-journal_defer_sync(struct journal *j, struct xba_error *err)
-{
-	assert(j != NULL);
-	return exec_sql(j, "PRAGMA synchronous = NORMAL", "set synchronous", err);
-}
-
-const char *
-journal_wal_path(const struct journal *j)
-{
-	assert(j != NULL);
-	return sqlite3_filename_wal(sqlite3_db_filename(j->db, "main"));
 }
 
 void

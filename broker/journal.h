@@ -85,15 +85,7 @@ void journal_close(struct journal *j);
 /* How long a statement waits for another connection's lock before failing with XBA_EIO (default 5000 ms). */
 void journal_set_busy_timeout(struct journal *j, int ms);
 
-/* Group commit.  journal_commit fsyncs once for everything since journal_begin (unless journal_defer_sync). */
-/*
- * Leave the fsync of each commit to the caller (syncer.c): commits then write the WAL without syncing it
- * (synchronous=NORMAL), and a commit is durable only once the WAL file, journal_wal_path(), has been fdatasync'ed
- * after it.  Checkpoints still sync as they copy.  A process crash loses nothing either way; a power cut can take
- * back what was committed and not yet synced, so the caller must not act on a commit before its sync.
- */
-int journal_defer_sync(struct journal *j, struct xba_error *err);
-const char *journal_wal_path(const struct journal *j);
+/* Group commit.  journal_commit fsyncs once for everything since journal_begin. */
 /*
  * Leave WAL checkpoints to another connection (checkpointer.c): this connection then checkpoints by itself only
  * when a commit leaves the WAL at safety_pages or more, i.e. when that other connection has fallen far behind.

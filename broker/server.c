@@ -2,11 +2,9 @@
  * server.c — the broker's event loop: one ROUTER socket with CURVE, the ZAP handler, the signal pipe, and timers.
  * Each loop turn drains up to group_commit_max frames in chunks (each chunk: read, verify its publishes on the
  * verification pool, dispatch in arrival order with one switch on the frame type), commits the journal
- * transaction they opened, asks the sync thread (syncer.c) to make it durable, runs a delivery pass, then
- * heartbeats.  The acknowledgements and receipts a commit made true wait for its sync, and so do the deliveries of
- * what it journaled: when the syncer reports (polled, and checked between chunks), they go out.  Every frame from
- * the network goes through frame_decode() first; a bad frame is answered with an Error frame and disturbs nothing
- * else.
+ * transaction they opened (one fsync), releases the acknowledgements and receipts the commit made true,
+ * runs a delivery pass, then heartbeats.  Every frame from the network goes through frame_decode() first; a bad
+ * frame is answered with an Error frame and disturbs nothing else.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -277,141 +275,63 @@ server_hold(struct server *server, const struct held_frame *held)
 	return 0;
 }
 
-/* Send one held frame: what its commit made true (committed), or the refusal of a publish whose commit failed. */
 static void
-send_held(struct server *server, size_t index_in_held, const struct held_frame *h, bool committed)
+release_held(struct server *server, bool committed)
 {
-	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
-	Xba__V1__PublishAck ack = XBA__V1__PUBLISH_ACK__INIT;
-	Xba__V1__Receipt receipt = XBA__V1__RECEIPT__INIT;
+	for (size_t i = 0; i < server->n_held; i++) {
+		const struct held_frame *h = &server->held[i];
+		Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+		Xba__V1__PublishAck ack = XBA__V1__PUBLISH_ACK__INIT;
+		Xba__V1__Receipt receipt = XBA__V1__RECEIPT__INIT;
 
-	if (h->kind == XBA__V1__FRAME__BODY_PUBLISH_ACK) {
-		ack.ref = h->ref;
-		ack.alert_id = (char *)h->alert_id;
-		if (committed) {
-			ack.result = h->duplicate ? XBA__V1__ERROR_CODE__DUPLICATE : XBA__V1__ERROR_CODE__OK;
-			ack.seq = h->seq;
-			ack.recipients = h->recipients;
-			if (h->duplicate) {
-				ack.message = "already journaled";
-				log_info("event=alert.duplicate node=%s alert=%s seq=%llu", server->dir->nodes[h->node_index].id,
-				    h->alert_id, (unsigned long long)h->seq);
-			} else {
+		if (h->kind == XBA__V1__FRAME__BODY_PUBLISH_ACK) {
+			ack.ref = h->ref;
+			ack.alert_id = (char *)h->alert_id;
+			if (committed) {
+				ack.result = XBA__V1__ERROR_CODE__OK;
+				ack.seq = h->seq;
+				ack.recipients = h->recipients;
 				log_info("event=alert.accepted node=%s alert=%s seq=%llu recipients=%u",
 				    server->dir->nodes[h->node_index].id, h->alert_id, (unsigned long long)h->seq,
 				    h->recipients);
 				server->stats.accepted++;
+			} else {
+				bool first_of_node = true;
+
+				for (size_t k = 0; k < i && first_of_node; k++)
+					first_of_node = server->held[k].kind != XBA__V1__FRAME__BODY_PUBLISH_ACK ||
+					    server->held[k].node_index != h->node_index;
+				/* The node's earliest publish in the failed transaction arrived before any refusal that
+				 * set a hold during it (a hold refuses everything after it), so it is the one to wait for. */
+				if (first_of_node)
+					publish_hold(server, h->node_index, h->ref, h->alert_id,
+					    XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, true);
+				ack.result = XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE;
+				ack.message = "the broker could not store the alert durably; it is not accepted, retry later";
+				log_warnx("event=alert.rejected node=%s alert=%s code=JOURNAL_UNAVAILABLE "
+					  "reason=\"journal commit failed\"",
+				    server->dir->nodes[h->node_index].id, h->alert_id);
+				server->stats.rejected++;
 			}
+			frame.body_case = XBA__V1__FRAME__BODY_PUBLISH_ACK;
+			frame.publish_ack = &ack;
 		} else {
-			bool first_of_node = true;
-
-			for (size_t k = 0; k < index_in_held && first_of_node; k++)
-				first_of_node = server->held[k].kind != XBA__V1__FRAME__BODY_PUBLISH_ACK ||
-				    server->held[k].node_index != h->node_index;
-			/* The node's earliest publish in the failed transaction arrived before any refusal that set a
-			 * hold during it (a hold refuses everything after it), so it is the one to wait for. */
-			if (first_of_node)
-				publish_hold(server, h->node_index, h->ref, h->alert_id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE,
-				    true);
-			ack.result = XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE;
-			ack.message = "the broker could not store the alert durably; it is not accepted, retry later";
-			log_warnx("event=alert.rejected node=%s alert=%s code=JOURNAL_UNAVAILABLE "
-				  "reason=\"journal commit failed\"",
-			    server->dir->nodes[h->node_index].id, h->alert_id);
-			server->stats.rejected++;
+			if (!committed)
+				continue; /* freed below */
+			receipt.alert_id = (char *)h->alert_id;
+			receipt.node_id = (char *)h->node_id;
+			receipt.kind = h->receipt_kind;
+			receipt.time_ms = h->time_ms;
+			receipt.officer = (char *)h->officer;
+			receipt.note = h->note != NULL ? h->note : "";
+			frame.body_case = XBA__V1__FRAME__BODY_RECEIPT;
+			frame.receipt = &receipt;
 		}
-		frame.body_case = XBA__V1__FRAME__BODY_PUBLISH_ACK;
-		frame.publish_ack = &ack;
-	} else {
-		if (!committed)
-			return; /* a receipt of something the failed transaction did not record */
-		receipt.alert_id = (char *)h->alert_id;
-		receipt.node_id = (char *)h->node_id;
-		receipt.kind = h->receipt_kind;
-		receipt.time_ms = h->time_ms;
-		receipt.officer = (char *)h->officer;
-		receipt.note = h->note != NULL ? h->note : "";
-		frame.body_case = XBA__V1__FRAME__BODY_RECEIPT;
-		frame.receipt = &receipt;
+		server_send(server, h->node_index, &frame);
 	}
-	server_send(server, h->node_index, &frame);
-}
-
-/* A failed commit: refuse every publish it held, drop its receipts. */
-static void
-refuse_held(struct server *server)
-{
-	for (size_t i = 0; i < server->n_held; i++) {
-		send_held(server, i, &server->held[i], false);
+	for (size_t i = 0; i < server->n_held; i++)
 		free(server->held[i].note);
-	}
 	server->n_held = 0;
-}
-
-/* A commit succeeded: its frames wait for the sync that makes it durable (syncer.c). */
-static int
-await_sync(struct server *server, uint64_t gen)
-{
-	if (server->n_awaiting + server->n_held > server->cap_awaiting) {
-		size_t cap = server->cap_awaiting ? server->cap_awaiting : 64;
-		struct held_frame *grown;
-
-		while (cap < server->n_awaiting + server->n_held)
-			cap *= 2;
-		if ((grown = realloc(server->awaiting, cap * sizeof(*grown))) == NULL)
-			return XBA_ENOMEM;
-		server->awaiting = grown;
-		server->cap_awaiting = cap;
-	}
-	for (size_t i = 0; i < server->n_held; i++) {
-		server->held[i].gen = gen;
-		server->awaiting[server->n_awaiting++] = server->held[i];
-	}
-	server->n_held = 0;
-	return 0;
-}
-
-/* Send what every commit up to durable_gen promised, in commit order. */
-static void
-release_awaiting(struct server *server, uint64_t durable_gen)
-{
-	size_t n = 0;
-
-	while (n < server->n_awaiting && server->awaiting[n].gen <= durable_gen) {
-		send_held(server, 0, &server->awaiting[n], true);
-		free(server->awaiting[n].note);
-		n++;
-	}
-	memmove(server->awaiting, server->awaiting + n, (server->n_awaiting - n) * sizeof(*server->awaiting));
-	server->n_awaiting -= n;
-}
-
-/* A sync returned (or failed): release what it made durable, and let the delivery pass send up to the new head. */
-static void
-sync_collect(struct server *server)
-{
-	struct syncer_point durable;
-	struct xba_error err = { 0 };
-
-	if (syncer_collect(server->syncer, &durable, &err) != 0) {
-		if (!server->stopping)
-			log_warnx("event=journal.sync_failed error=\"%s\" action=\"the broker stops: after a failed fsync "
-				  "nothing tells what the disk holds. Fix the disk; on restart the journal is read back from "
-				  "it, and the agents resend whatever was not acknowledged\"", err.msg);
-		server->sync_failed = true;
-		server->stopping = true;
-		return;
-	}
-	release_awaiting(server, durable.gen);
-	if (durable.head > server->durable_head) {
-		server->durable_head = durable.head;
-		for (size_t i = 0; i < server->dir->n_nodes; i++) {
-			if (server->sessions[i].waits_durable) {
-				server->sessions[i].waits_durable = false;
-				server->sessions[i].wants_delivery = true;
-			}
-		}
-	}
 }
 
 static void
@@ -449,28 +369,7 @@ commit(struct server *server)
 	}
 	server->in_transaction = false;
 	server->tx_failed = false;
-	if (!ok) {
-		refuse_held(server);
-		return;
-	}
-	/* Only a commit that journaled alerts or holds answers needs a sync of its own.  Delivery marks alone need
-	 * none: losing one to a power cut means a redelivery, which every node deduplicates; and the next sync makes
-	 * them durable anyway.  Skipping those syncs halves their number under load, and an alert's sync no longer
-	 * queues behind one that nobody waits for. */
-	if (server->n_held > 0 || journal_head(server->journal) > server->synced_head_requested) {
-		uint64_t gen = ++server->commit_gen;
-
-		if (await_sync(server, gen) != 0) {
-			/* Nothing is lost: the publishes are journaled, and answered DUPLICATE when the nodes resend. */
-			log_warnx("event=broker.error reason=\"out of memory holding acknowledgements\" dropped=%zu",
-			    server->n_held);
-			for (size_t i = 0; i < server->n_held; i++)
-				free(server->held[i].note);
-			server->n_held = 0;
-		}
-		server->synced_head_requested = journal_head(server->journal);
-		syncer_request(server->syncer, (struct syncer_point){ gen, server->synced_head_requested });
-	}
+	release_held(server, ok);
 }
 
 /* ---- receiving ---------------------------------------------------------------------------------------------- */
@@ -700,13 +599,6 @@ receive_pass(struct server *server)
 		verify_pool_wait(server->verifiers);
 		got = budget > 0 && clock_mono_ms() < pass_end ? read_chunk(server, next, budget) : 0;
 		handle_chunk(server, current);
-		/* A sync that returned meanwhile: its acknowledgements and deliveries go now, not at the end of a pass
-		 * that may run for milliseconds more.  (The open transaction holds only seqs past the durable head,
-		 * which the delivery pass leaves alone.) */
-		if (syncer_news(server->syncer, &server->sync_reports_seen)) {
-			sync_collect(server);
-			deliver_pass(server);
-		}
 		swap = current;
 		current = next;
 		next = swap;
@@ -734,20 +626,16 @@ stats_report(struct server *server)
 {
 	const struct broker_stats *st = &server->stats;
 	struct journal_cache_stats cache;
-	int64_t elapsed = clock_mono_ms() - st->since_mono, sync_us_max;
-	uint64_t syncs;
+	int64_t elapsed = clock_mono_ms() - st->since_mono;
 
 	if (server->config->stats_interval_s == 0 || elapsed < server->config->stats_interval_s * 1000)
 		return;
 	journal_envelope_cache_stats(server->journal, &cache);
-	syncer_take_stats(server->syncer, &syncs, &sync_us_max);
 	log_info("event=broker.stats interval_ms=%lld accepted=%llu rejected=%llu deliveries=%llu delivery_frames=%llu "
-		 "commits=%llu commit_ms_max=%.1f syncs=%llu sync_ms_max=%.1f pass_ms_max=%.1f cache_hits=%llu "
-		 "cache_misses=%llu cache_kib=%zu",
+		 "commits=%llu commit_ms_max=%.1f pass_ms_max=%.1f cache_hits=%llu cache_misses=%llu cache_kib=%zu",
 	    (long long)elapsed, (unsigned long long)st->accepted, (unsigned long long)st->rejected,
 	    (unsigned long long)st->deliveries, (unsigned long long)st->delivery_frames,
-	    (unsigned long long)st->commits, (double)st->commit_us_max / 1e3, (unsigned long long)syncs,
-	    (double)sync_us_max / 1e3, (double)st->pass_us_max / 1e3,
+	    (unsigned long long)st->commits, (double)st->commit_us_max / 1e3, (double)st->pass_us_max / 1e3,
 	    (unsigned long long)(cache.hits - st->cache_hits), (unsigned long long)(cache.misses - st->cache_misses),
 	    cache.bytes / 1024);
 	stats_reset(server);
@@ -917,13 +805,6 @@ server_new(const struct broker_config *config, struct xba_error *err)
 	if ((server->checkpointer = checkpointer_new(config->journal, CHECKPOINT_INTERVAL_MS, err)) == NULL)
 		goto fail;
 	journal_defer_checkpoints(server->journal, CHECKPOINT_SAFETY_PAGES);
-	/* Commits stop fsyncing; the syncer does it off the loop.  What a previous run committed is synced before
-	 * anything of it is delivered or answered DUPLICATE: it may still be only in the page cache after a crash. */
-	if (journal_defer_sync(server->journal, err) != 0 ||
-	    (server->syncer = syncer_new(journal_wal_path(server->journal), err)) == NULL ||
-	    syncer_sync_now(server->syncer, (struct syncer_point){ 0, journal_head(server->journal) }, err) != 0)
-		goto fail;
-	server->durable_head = server->synced_head_requested = journal_head(server->journal);
 	server->zmq_ctx = zmq_ctx_new();
 	if (server->zmq_ctx == NULL || (server->zap = zap_new(server->zmq_ctx, err)) == NULL)
 		goto fail;
@@ -988,16 +869,12 @@ server_free(struct server *server)
 	if (server->zmq_ctx != NULL)
 		zmq_ctx_term(server->zmq_ctx);
 	checkpointer_free(server->checkpointer);
-	syncer_free(server->syncer);
 	journal_close(server->journal);
 	if (server->sessions != NULL && server->dir != NULL)
 		for (size_t i = 0; i < server->dir->n_nodes; i++)
 			free(server->sessions[i].inflight);
 	free(server->sessions);
 	free(server->held);
-	for (size_t i = 0; i < server->n_awaiting; i++)
-		free(server->awaiting[i].note);
-	free(server->awaiting);
 	verify_pool_free(server->verifiers);
 	free(server->chunks);
 	rules_free(server->rules);
@@ -1005,24 +882,11 @@ server_free(struct server *server)
 	free(server);
 }
 
-/* The delivery pass only reads; one read-write transaction around it takes SQLite's file locks once instead of
- * once per statement (the fcntl calls were a visible share of broker CPU), and commits nothing. */
-static void
-deliver_and_commit(struct server *server)
-{
-	struct xba_error err = { 0 };
-
-	if (server_begin(server, &err) != 0)
-		log_warnx("event=journal.error op=begin error=\"%s\"", err.msg);
-	deliver_pass(server);
-	commit(server);
-}
-
 int
 server_run(struct server *server, int signal_fd)
 {
 	int64_t last_prune = clock_mono_ms(), tick = server->config->heartbeat_ms / 4;
-	zmq_pollitem_t items[4];
+	zmq_pollitem_t items[3];
 
 	server->signal_fd = signal_fd;
 	if (tick < 20)
@@ -1041,8 +905,7 @@ server_run(struct server *server, int signal_fd)
 		items[0] = (zmq_pollitem_t){ server->router, 0, ZMQ_POLLIN, 0 };
 		items[1] = (zmq_pollitem_t){ zap_socket(server->zap), 0, ZMQ_POLLIN, 0 };
 		items[2] = (zmq_pollitem_t){ NULL, signal_fd, ZMQ_POLLIN, 0 };
-		items[3] = (zmq_pollitem_t){ NULL, syncer_wake_fd(server->syncer), ZMQ_POLLIN, 0 };
-		if (zmq_poll(items, 4, (long)tick) < 0 && zmq_errno() != EINTR) {
+		if (zmq_poll(items, 3, (long)tick) < 0 && zmq_errno() != EINTR) {
 			log_warnx("event=broker.poll_failed error=\"%s\"", zmq_strerror(zmq_errno()));
 			break;
 		}
@@ -1057,18 +920,19 @@ server_run(struct server *server, int signal_fd)
 			}
 		}
 		pass_start = clock_mono_us();
-		if ((items[3].revents & ZMQ_POLLIN) || syncer_news(server->syncer, &server->sync_reports_seen)) {
-			/* A sync returned: its acknowledgements are out; its deliveries go now, not after the
-			 * receive pass's few milliseconds. */
-			sync_collect(server);
-			if (server->sync_failed)
-				break;
-			deliver_and_commit(server);
-		}
 		zap_handle(server->zap, server->dir);
 		receive_pass(server);
 		commit(server);
-		deliver_and_commit(server);
+		/* The pass only reads; one read-write transaction around it takes SQLite's file locks once instead of
+		 * once per statement (the fcntl calls were a visible share of broker CPU), and commits nothing. */
+		{
+			struct xba_error err = { 0 };
+
+			if (server_begin(server, &err) != 0)
+				log_warnx("event=journal.error op=begin error=\"%s\"", err.msg);
+		}
+		deliver_pass(server);
+		commit(server);
 		if (clock_mono_us() - pass_start > server->stats.pass_us_max)
 			server->stats.pass_us_max = clock_mono_us() - pass_start;
 		heartbeats(server);
@@ -1080,20 +944,6 @@ server_run(struct server *server, int signal_fd)
 	}
 	NOTIFY("STOPPING=1");
 	commit(server);
-	if (server->sync_failed)
-		return 1;
-	/* What the last commits promised is synced here, on the way out, and answered: nothing for the nodes to
-	 * resend after the restart. */
-	{
-		struct xba_error err = { 0 };
-
-		if (syncer_sync_now(server->syncer, (struct syncer_point){ server->commit_gen,
-			journal_head(server->journal) }, &err) != 0) {
-			log_warnx("event=journal.sync_failed error=\"%s\"", err.msg);
-			return 1;
-		}
-		release_awaiting(server, server->commit_gen);
-	}
 	log_info("event=broker.stopped journal_head=%llu", (unsigned long long)journal_head(server->journal));
 	return 0;
 }
