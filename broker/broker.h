@@ -159,6 +159,7 @@ struct held_frame {
 	char officer[129];
 	char *note;                             /* RECEIPT: the acknowledging officer's note; owned, may be NULL */
 	int64_t time_ms;
+	bool duplicate;                         /* PUBLISH_ACK: DUPLICATE of an alert in the same transaction */
 };
 
 /* What the loop did since the last broker.stats record (server.c), for operators: load, batching, and whether
@@ -183,6 +184,7 @@ struct server {
 	struct session *sessions;               /* dir->n_nodes entries; owned */
 	bool in_transaction;                    /* journal_begin done, commit pending */
 	bool tx_failed;                         /* a write in the open transaction failed: roll back, refuse all */
+	uint64_t committed_head;                /* journal head at the last successful commit: what is durable */
 	struct held_frame *held;                /* released after commit; owned */
 	size_t n_held, cap_held;
 	int signal_fd;                          /* read end of main's self-pipe: 'T' stop, 'H' reload */

@@ -261,7 +261,21 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		uint8_t digest[32];
 
 		SHA256(envelope_bytes, envelope_len, digest);
-		if (memcmp(digest, known.envelope_sha256, sizeof(digest)) == 0)
+		if (memcmp(digest, known.envelope_sha256, sizeof(digest)) == 0 && known.seq > server->committed_head) {
+			/* The original is in this very transaction, which may still fail: DUPLICATE tells the node to
+			 * delete the alert from its outbox, so it waits for the commit like the original's OK. */
+			struct held_frame h = { 0 };
+
+			h.node_index = node_index;
+			h.kind = XBA__V1__FRAME__BODY_PUBLISH_ACK;
+			h.duplicate = true;
+			h.ref = publish->ref;
+			h.seq = known.seq;
+			h.recipients = known.recipients;
+			snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert->id);
+			if (server_hold(server, &h) != 0)
+				log_warnx("event=broker.error reason=\"out of memory holding an ack\" alert=%s", alert->id);
+		} else if (memcmp(digest, known.envelope_sha256, sizeof(digest)) == 0)
 			refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__DUPLICATE, NULL, known.seq,
 			    known.recipients, "already journaled as seq %llu", (unsigned long long)known.seq);
 		else

@@ -287,7 +287,14 @@ release_held(struct server *server, bool committed)
 		if (h->kind == XBA__V1__FRAME__BODY_PUBLISH_ACK) {
 			ack.ref = h->ref;
 			ack.alert_id = (char *)h->alert_id;
-			if (committed) {
+			if (committed && h->duplicate) {
+				ack.result = XBA__V1__ERROR_CODE__DUPLICATE;
+				ack.seq = h->seq;
+				ack.recipients = h->recipients;
+				ack.message = "already journaled";
+				log_info("event=alert.duplicate node=%s alert=%s seq=%llu", server->dir->nodes[h->node_index].id,
+				    h->alert_id, (unsigned long long)h->seq);
+			} else if (committed) {
 				ack.result = XBA__V1__ERROR_CODE__OK;
 				ack.seq = h->seq;
 				ack.recipients = h->recipients;
@@ -369,6 +376,8 @@ commit(struct server *server)
 	}
 	server->in_transaction = false;
 	server->tx_failed = false;
+	if (ok)
+		server->committed_head = journal_head(server->journal);
 	release_held(server, ok);
 }
 
@@ -805,6 +814,7 @@ server_new(const struct broker_config *config, struct xba_error *err)
 	if ((server->checkpointer = checkpointer_new(config->journal, CHECKPOINT_INTERVAL_MS, err)) == NULL)
 		goto fail;
 	journal_defer_checkpoints(server->journal, CHECKPOINT_SAFETY_PAGES);
+	server->committed_head = journal_head(server->journal);
 	server->zmq_ctx = zmq_ctx_new();
 	if (server->zmq_ctx == NULL || (server->zap = zap_new(server->zmq_ctx, err)) == NULL)
 		goto fail;

@@ -13,7 +13,9 @@ node is journaled ahead of it.  Shown here with a real broker and protocol clien
 3. UNKNOWN_KEY (refused before the alert is decoded): the hold names the alert its bytes claim; the refused alert
    sent again is refused for its key, not "held"; a new Hello lifts the hold;
 4. a permanent refusal (BAD_SIGNATURE) holds nothing;
-5. the log: node.connected ordered=1/0, one publish.held line per hold, publish.resumed with the count held.
+5. the log: node.connected ordered=1/0, one publish.held line per hold, publish.resumed with the count held;
+6. the same alert published twice at once is answered OK, then DUPLICATE (never DUPLICATE before the original's
+   commit, which could still fail).
 
 usage: /usr/bin/python3 tests/e2e/test_broker_order.py BUILD_DIR SOURCE_ROOT
 """
@@ -157,6 +159,20 @@ def main(t):
     held = broker.events("publish.held", since=mark)
     t.check([(e.get("node"), e.get("alert")) for e in held] == [("NER", u.id)] * 2,
             "log: publish.held only for NER's unknown-key alert, once per time it was refused", str(held))
+
+    # ---- 6. a DUPLICATE is never answered before the original's OK ------------------------------------------------
+    # DUPLICATE lets the node delete the alert from its outbox, so it must not come before the original is on disk.
+    # The same envelope twice, back to back, usually lands in one transaction: the second was once answered
+    # DUPLICATE at once, while the first's OK still waited for the commit (which could then fail).
+    twice = region.seal(x.alert("SDN", C.SMUGGLING, headline="SDN sent twice"))
+    n_log = len(sdn.ack_log)
+    r1 = sdn.publish(twice)
+    r2 = sdn.publish(x.pb.Envelope.FromString(twice.SerializeToString()))
+    net.run_until(lambda: r1 in sdn.acks and r2 in sdn.acks, t.t(10))
+    answers = [(a.ref, x.code_name(a.result)) for a in sdn.ack_log[n_log:]]
+    t.eq(answers, [(r1, "OK"), (r2, "DUPLICATE")], "the same alert twice at once: OK first, then DUPLICATE")
+    if r1 in sdn.acks and r2 in sdn.acks:
+        t.eq(sdn.acks[r2].seq, sdn.acks[r1].seq, "the DUPLICATE names the original's seq")
 
     t.check(broker.alive(), "broker still running")
     net.check_protocol()
