@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <signal.h>
@@ -64,7 +65,8 @@ static struct {
 	bool single_delivers; /* nodes do not ask for DeliverBatch: one Deliver frame per delivery */
 	double ceiling;       /* alerts/s that latency and broadcast take as 100% (0: the ingest just measured) */
 	long repeat;          /* runs of calib, ingest, latency and broadcast, summarised at the end */
-} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false, 0, 1 };
+	long broker_cpus;     /* >0: the broker on the last this many online cores, this driver on the others */
+} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false, 0, 1, 0 };
 
 /* The targeted figures of every run, for the summary that --repeat prints (medians: this machine is noisy). */
 #define REPEAT_MAX 20
@@ -77,11 +79,35 @@ static struct {
 static double verify_per_s; /* sig_verify, one core, this run */
 
 /* Cores the broker may use: its event loop plus its verification threads (broker.yaml verify_threads; by default
- * one fewer than the online cores, i.e. all of them). */
+ * one fewer than the online cores, i.e. all of them), within the cores it is pinned to (--broker-cpus). */
 static int
 broker_cores(void)
 {
-	return opt.verify_threads >= 0 ? (int)opt.verify_threads + 1 : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	int threads = opt.verify_threads >= 0 ? (int)opt.verify_threads + 1 : (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+	return opt.broker_cpus > 0 && opt.broker_cpus < threads ? (int)opt.broker_cpus : threads;
+}
+
+/* --broker-cpus N: CPUs [online - N, online) for the broker, [0, online - N) for this driver.  The driver stands
+ * for six agents on other machines; on a small machine it otherwise takes CPU the broker's figures count on. */
+static void
+pin_cpus(bool broker)
+{
+	long online = sysconf(_SC_NPROCESSORS_ONLN), first = broker ? online - opt.broker_cpus : 0;
+	long end = broker ? online : online - opt.broker_cpus;
+	cpu_set_t set;
+
+	if (opt.broker_cpus <= 0)
+		return;
+	CPU_ZERO(&set);
+	for (long cpu = first; cpu < end; cpu++)
+		CPU_SET((int)cpu, &set);
+	if (sched_setaffinity(0, sizeof set, &set) != 0) {
+		fprintf(stderr, "bench_broker: sched_setaffinity: %s\n", strerror(errno));
+		if (broker)
+			_exit(127);
+		exit(2);
+	}
 }
 
 static bool
@@ -326,6 +352,8 @@ region_make(struct bench *b, const char *name, size_t n, const char *journal)
 	char threads_line[64] = "";
 	if (opt.verify_threads >= 0)
 		snprintf(threads_line, sizeof threads_line, "verify_threads: %ld\n", opt.verify_threads);
+	else if (opt.broker_cpus > 0) /* as many threads as the cores it is pinned to, not as the machine has */
+		snprintf(threads_line, sizeof threads_line, "verify_threads: %ld\n", opt.broker_cpus - 1);
 	snprintf(cfg, sizeof cfg,
 	    "# broker.yaml written by bench_broker (durable journal: WAL, synchronous=FULL)\n"
 	    "broker_id: bench\nlisten: \"tcp://127.0.0.1:%d\"\ncurve_secret_key: keys/BROKER.curve.key\n"
@@ -354,6 +382,7 @@ broker_start(struct bench *b)
 			_exit(127);
 		dup2(fd, 1);
 		dup2(fd, 2);
+		pin_cpus(true);
 		execl(opt.broker, opt.broker, "-c", "broker.yaml", (char *)NULL);
 		_exit(127);
 	}
@@ -1175,6 +1204,7 @@ main(int argc, char **argv)
 		{ "single-delivers", no_argument, NULL, 's' },
 		{ "ceiling", required_argument, NULL, 'c' },
 		{ "repeat", required_argument, NULL, 'r' },
+		{ "broker-cpus", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1194,6 +1224,7 @@ main(int argc, char **argv)
 		case 's': opt.single_delivers = true; break;
 		case 'c': opt.ceiling = atof(optarg); break;
 		case 'r': opt.repeat = atol(optarg); break;
+		case 'C': opt.broker_cpus = atol(optarg); break;
 		default:
 			fprintf(stderr,
 			    "usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog]\n"
@@ -1203,13 +1234,16 @@ main(int argc, char **argv)
 			    "  [--verify-threads N (broker default: one fewer than the online cores)]\n"
 			    "  [--single-delivers (nodes do not ask for DeliverBatch frames)]\n"
 			    "  [--ceiling ALERTS_PER_S (100%% load for latency and broadcast; default: the ingest rate)]\n"
-			    "  [--repeat N (run calib, ingest, latency, broadcast N times, <= 20; print medians)]\n");
+			    "  [--repeat N (run calib, ingest, latency, broadcast N times, <= 20; print medians)]\n"
+			    "  [--broker-cpus N (pin the broker to the last N cores and this driver to the others)]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (opt.alerts < 100 || opt.broadcasts < 1 || opt.broadcasts > 100 || opt.fanout_nodes < 31 ||
-	    opt.backlog_n < 1 || opt.journal_n < 1 || opt.repeat < 1 || opt.repeat > REPEAT_MAX)
-		die("option out of range");
+	    opt.backlog_n < 1 || opt.journal_n < 1 || opt.repeat < 1 || opt.repeat > REPEAT_MAX ||
+	    opt.broker_cpus < 0 || (opt.broker_cpus > 0 && opt.broker_cpus >= sysconf(_SC_NPROCESSORS_ONLN)))
+		die("option out of range (--broker-cpus must leave the driver at least one core)");
+	pin_cpus(false);
 	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	run_tag = (unsigned)rand();
@@ -1217,9 +1251,11 @@ main(int argc, char **argv)
 	gethostname(host, sizeof host - 1);
 	time_t now = time(NULL);
 	printf("# bench_broker %s on %s, %ld cores online, broker %s, broker may use %d cores (event loop + %d "
-	       "verification threads); deliveries %s\n", strtok(ctime(&now), "\n"), host, sysconf(_SC_NPROCESSORS_ONLN),
-	    opt.broker, broker_cores(), broker_cores() - 1,
-	    opt.single_delivers ? "one Deliver frame each (--single-delivers)" : "in DeliverBatch frames");
+	       "verification threads); deliveries %s; %s\n", strtok(ctime(&now), "\n"), host,
+	    sysconf(_SC_NPROCESSORS_ONLN), opt.broker, broker_cores(), broker_cores() - 1,
+	    opt.single_delivers ? "one Deliver frame each (--single-delivers)" : "in DeliverBatch frames",
+	    opt.broker_cpus > 0 ? "broker and driver pinned to separate cores (--broker-cpus)"
+				: "broker and driver share every core");
 	for (long r = 0; r < opt.repeat; r++) {
 		if (opt.repeat > 1)
 			printf("# run %ld of %ld\n", r + 1, opt.repeat);
