@@ -106,6 +106,7 @@ struct uplink {
 	size_t n_inflight;
 	int64_t last_sent_id;                    /* highest outbox id sent on this session */
 	bool paused;                             /* a transient refusal: send nothing until resume_mono */
+	unsigned held_refusals;                  /* this pause: publishes the broker refused as held behind it */
 	int64_t resume_mono;                     /* paused and drained: when to resume (0 = not yet armed) */
 	int64_t publish_backoff_ms;              /* the next publishing pause */
 	bool publish_backoff_max;                /* the refusal needs an operator (UNKNOWN_KEY): the longest pause */
@@ -494,6 +495,14 @@ pause_publishing(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCo
 	struct uplink *u = agent->uplink;
 	char quoted[600];
 
+	/* Behind the refusal that paused publishing, a broker that holds this session (Hello.ordered_publishes) refuses
+	 * the rest of what was in flight as "held" (protocol §2.3 "Order"): up to UPLINK_MAX_INFLIGHT of them, each
+	 * kept and resent like the first.  They are counted into the publishing.paused line, not warned one by one. */
+	if (u->paused && message != NULL && strncmp(message, "held:", 5) == 0) {
+		u->held_refusals++;
+		log_debug("event=alert.deferred alert=%s code=%s reason=held", p->alert_id, frame_error_code_name(code));
+		return;
+	}
 	log_warnx("event=alert.deferred alert=%s code=%s reason=%s%s", p->alert_id, frame_error_code_name(code),
 	    log_quote(quoted, sizeof(quoted), message),
 	    code == XBA__V1__ERROR_CODE__UNKNOWN_KEY ? " action=\"the secretariat must add this node's signing key "
@@ -918,6 +927,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->last_sent_id = 0;
 	u->paused = false;
 	u->resume_mono = 0;
+	u->held_refusals = 0;
 	if (w->journal_head < u->through_seq) {
 		/* The broker's journal is behind what this agent already stored: it was replaced or restored from a
 		 * backup, and its next seqs will be numbers this agent's cursor already covers.  Acknowledging "through"
@@ -1217,7 +1227,9 @@ uplink_tick(struct agent *agent)
 			u->publish_backoff_ms = u->publish_backoff_ms * 2 > agent->config->reconnect_max_ms
 			    ? agent->config->reconnect_max_ms
 			    : u->publish_backoff_ms * 2;
-			log_info("event=publishing.paused resume_in_ms=%lld", (long long)(u->resume_mono - now));
+			log_info("event=publishing.paused resume_in_ms=%lld held=%u", (long long)(u->resume_mono - now),
+			    u->held_refusals);
+			u->held_refusals = 0;
 		} else if (now >= u->resume_mono) {
 			u->paused = false;
 			u->resume_mono = 0;

@@ -115,6 +115,7 @@ def main(t):
     # ---- 1. disk full --------------------------------------------------------------------------------------
     filler = os.path.join(mnt, "filler")
     mark = broker.log_size()
+    agent_mark = ner.log_size()
     n = fill(filler)
     t.log(f"filler wrote {n} bytes; free now {os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize} bytes")
     full = send("disk-full", 40)
@@ -144,6 +145,18 @@ def main(t):
     t.check(net.run_until(lambda: delivered(full), t.t(20)),
             "space returns: every queued alert accepted and delivered", f"outbox {outbox()}")
     t.check(net.run_until(lambda: outbox() == 0, t.t(10)), "space returns: the agent's outbox drains to 0")
+    # The agent warns once per refusal that pauses it, not once per publish the broker then refused as held.
+    rej = [e for e in broker.events("alert.rejected", since=mark) if e.get("node") == "NER"]
+    held_rej = [e for e in rej if e.get("reason", "").startswith("held:")]
+    warned = ner.events("alert.deferred", since=agent_mark)
+    paused = ner.events("publishing.paused", since=agent_mark)
+    t.log(f"disk full: broker refused NER {len(rej)} times, {len(held_rej)} of them as held; the agent warned "
+          f"{len(warned)} times and paused {len(paused)} times (held= {[p.get('held') for p in paused]})")
+    t.check(len(warned) <= len(rej) - len(held_rej),
+            "the agent's alert.deferred warnings leave out the publishes refused as held",
+            f"{len(warned)} warnings, {len(rej)} refusals of which {len(held_rej)} held")
+    t.check(sum(int(p.get("held", 0)) for p in paused) <= len(held_rej) and all("held" in p for p in paused),
+            "publishing.paused counts the held refusals (held=)", str([p.get("_line") for p in paused][:2]))
 
     # ---- 2. read-only journal ------------------------------------------------------------------------------
     # A mounted filesystem with the journal open for writing cannot be remounted ro (EBUSY), so the broker is
