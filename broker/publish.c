@@ -313,6 +313,14 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 			if (i == 0) {
 				snprintf(acked_origin_buf, sizeof(acked_origin_buf), "%s", known.origin);
 				acked_origin = acked_origin_buf;
+			} else if (strcmp(known.origin, acked_origin) != 0) {
+				/* An ACK is routed to the origin of what it acknowledges; with two origins one of them would
+				 * never hear of it.  Refused loudly rather than delivered to half its audience. */
+				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "references",
+				    0, 0, "references: an ACK acknowledges alerts of one origin; %s is from %s, %s from %s: "
+				    "acknowledge them in separate ACKs", alert->references[0], acked_origin,
+				    alert->references[i], known.origin);
+				goto done;
 			}
 		}
 	}

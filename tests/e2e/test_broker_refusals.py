@@ -209,6 +209,18 @@ def main(t):
     ackx.references[0] = "00000000-0000-4000-8000-000000000000"
     env = region.seal(ackx)
     publish_expect("DZA", env, "UNKNOWN_ALERT", "ACK of an alert the broker does not have")
+    # An ACK goes to the origin of what it acknowledges: alerts of two origins in one ACK would leave one of them
+    # unaware, so it is refused, naming both.
+    lby_alert = x.alert("LBY", C.SMUGGLING, headline="LBY alert acknowledged together with NER's")
+    publish_expect("LBY", region.seal(lby_alert), "OK", "an LBY alert, journaled")
+    ack2 = x.ack_alert("DZA", orig)
+    ack2.references.append(lby_alert.id)
+    ack2.addressees.append("LBY")
+    ack_two = publish_expect("DZA", region.seal(ack2), "INVALID_ALERT", "ACK of alerts from NER and from LBY",
+                             field="references")
+    if ack_two:
+        t.check(orig.id in ack_two.message and lby_alert.id in ack_two.message and "separate" in ack_two.message,
+                "the refusal names both alerts and says to acknowledge them separately", ack_two.message)
 
     # 10. Bad frames from IOM-ROMENA: each answered with an Error, the session stays open.
     iom = nodes["IOM-ROMENA"]
