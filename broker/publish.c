@@ -129,6 +129,25 @@ refused_by_hold(struct server *server, size_t node_index, const Xba__V1__Publish
 	return true;
 }
 
+/* Hold the PublishAck of a journaled alert until the commit (server.c): OK for one journaled now, DUPLICATE for
+ * a resend of one journaled earlier in the same transaction. */
+static void
+hold_ack(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+    uint64_t seq, uint32_t recipients, bool duplicate)
+{
+	struct held_frame h = { 0 };
+
+	h.node_index = node_index;
+	h.kind = XBA__V1__FRAME__BODY_PUBLISH_ACK;
+	h.duplicate = duplicate;
+	h.ref = publish->ref;
+	h.seq = seq;
+	h.recipients = recipients;
+	snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert_id);
+	if (server_hold(server, &h) != 0)
+		log_warnx("event=broker.error reason=\"out of memory holding an ack\" alert=%s", alert_id);
+}
+
 /* The field path an error message starts with ("info[0].headline: ..." -> "info[0].headline"). */
 static void
 field_of(const char *msg, char *out, size_t size)
@@ -264,17 +283,7 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		if (memcmp(digest, known.envelope_sha256, sizeof(digest)) == 0 && known.seq > server->committed_head) {
 			/* The original is in this very transaction, which may still fail: DUPLICATE tells the node to
 			 * delete the alert from its outbox, so it waits for the commit like the original's OK. */
-			struct held_frame h = { 0 };
-
-			h.node_index = node_index;
-			h.kind = XBA__V1__FRAME__BODY_PUBLISH_ACK;
-			h.duplicate = true;
-			h.ref = publish->ref;
-			h.seq = known.seq;
-			h.recipients = known.recipients;
-			snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert->id);
-			if (server_hold(server, &h) != 0)
-				log_warnx("event=broker.error reason=\"out of memory holding an ack\" alert=%s", alert->id);
+			hold_ack(server, node_index, publish, alert->id, known.seq, known.recipients, true);
 		} else if (memcmp(digest, known.envelope_sha256, sizeof(digest)) == 0)
 			refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__DUPLICATE, NULL, known.seq,
 			    known.recipients, "already journaled as seq %llu", (unsigned long long)known.seq);
@@ -336,7 +345,6 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		struct journal_recipient *recipients = calloc(route.n_recipients + 1, sizeof(*recipients));
 		struct journal_recipient *withheld = calloc(route.n_withheld + 1, sizeof(*withheld));
 		struct journal_entry entry = { 0 };
-		struct held_frame h = { 0 };
 		uint64_t seq = 0;
 
 		if (recipients == NULL || withheld == NULL) {
@@ -382,14 +390,7 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		}
 		for (size_t i = 0; i < route.n_recipients; i++)
 			server->sessions[route.recipients[i].node_index].wants_delivery = true;
-		h.node_index = node_index;
-		h.kind = XBA__V1__FRAME__BODY_PUBLISH_ACK;
-		h.ref = publish->ref;
-		h.seq = seq;
-		h.recipients = (uint32_t)route.n_recipients;
-		snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert->id);
-		if (server_hold(server, &h) != 0)
-			log_warnx("event=broker.error reason=\"out of memory holding an ack\" alert=%s", alert->id);
+		hold_ack(server, node_index, publish, alert->id, seq, (uint32_t)route.n_recipients, false);
 	}
 done:
 	route_clear(&route);
