@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "error.h"
 
 bool
@@ -130,18 +131,27 @@ syntax_uuid_valid(const char *s)
 }
 
 int
-syntax_uuid_new(char out[XBA_UUID_LEN + 1])
+syntax_uuid_v7(int64_t unix_ms, char out[XBA_UUID_LEN + 1])
 {
 	unsigned char b[16];
+	uint64_t ms = unix_ms < 0 ? 0 : (uint64_t)unix_ms & 0xffffffffffffu; /* 48 bits: until the year 10889 */
 
-	if (RAND_bytes(b, sizeof(b)) != 1)
+	if (RAND_bytes(b + 6, sizeof(b) - 6) != 1)
 		return XBA_ECRYPTO;
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	for (int i = 0; i < 6; i++)
+		b[i] = (unsigned char)(ms >> (40 - 8 * i));
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x70); /* version 7 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 9562 variant */
 	snprintf(out, XBA_UUID_LEN + 1,
 	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4],
 	    b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 	return 0;
+}
+
+int
+syntax_uuid_new(char out[XBA_UUID_LEN + 1])
+{
+	return syntax_uuid_v7(clock_now_ms(), out);
 }
 
 static bool

@@ -66,7 +66,8 @@ static struct {
 	double ceiling;       /* alerts/s that latency and broadcast take as 100% (0: the ingest just measured) */
 	long repeat;          /* runs of calib, ingest, latency and broadcast, summarised at the end */
 	long broker_cpus;     /* >0: the broker on the last this many online cores, this driver on the others */
-} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false, 0, 1, 0 };
+	const char *ids;      /* how alert ids are made: v7, v4 or seq (bench_alert_id) */
+} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false, 0, 1, 0, "v7" };
 
 /* The targeted figures of every run, for the summary that --repeat prints (medians: this machine is noisy). */
 #define REPEAT_MAX 20
@@ -259,6 +260,28 @@ struct bench {
 
 static unsigned run_tag;
 
+/* The id of bench alert idx.  Its last 12 hex digits are idx (alert_index reads them back); the front is what the
+ * journal's unique alert-id index sees, so it follows --ids: "v7" (the default, as xba-agent makes them: RFC 9562
+ * version 7, the creation time in milliseconds first, so that new ids land at the right edge of the index), "v4"
+ * (random, as older agents and other clients make them: each insert lands on a random page of the index) or "seq"
+ * (one prefix per run: what this bench used before 2026-11-26). space tells the journal built directly for the
+ * memory figure ('9') from the alerts published through the broker ('8'). */
+static void
+bench_alert_id(char out[XBA_UUID_LEN + 1], char space, size_t idx)
+{
+	if (strcmp(opt.ids, "seq") == 0) {
+		snprintf(out, XBA_UUID_LEN + 1, "%08x-0000-4000-%c000-%012zx", run_tag, space, idx);
+	} else if (strcmp(opt.ids, "v4") == 0) {
+		unsigned long long r = ((unsigned long long)rand() << 31) ^ (unsigned long long)rand();
+		snprintf(out, XBA_UUID_LEN + 1, "%08x-%04x-4%03x-%c%03x-%012zx", (unsigned)(r >> 16) & 0xffffffffu,
+		    (unsigned)(r & 0xffff), (unsigned)rand() & 0xfff, space, (unsigned)rand() & 0xfff, idx);
+	} else {
+		uint64_t ms = (uint64_t)clock_now_ms();
+		snprintf(out, XBA_UUID_LEN + 1, "%08x-%04x-7%03x-%c%03x-%012zx", (unsigned)(ms >> 16) & 0xffffffffu,
+		    (unsigned)(ms & 0xffff), (unsigned)rand() & 0xfff, space, (unsigned)rand() & 0xfff, idx);
+	}
+}
+
 static void
 write_file(const char *path, const char *text)
 {
@@ -386,6 +409,38 @@ broker_start(struct bench *b)
 		execl(opt.broker, opt.broker, "-c", "broker.yaml", (char *)NULL);
 		_exit(127);
 	}
+}
+
+/* The xba-broker process whose CPU and memory the figures read: the process started, or, when --broker is a
+ * wrapper (perf record, a script) that runs the broker as a child, that child.  Falls back to the process started,
+ * with a warning, so that a wrapper the bench cannot see through gives figures marked as not the broker's. */
+static pid_t
+broker_process(const struct bench *b)
+{
+	pid_t pid = b->pid;
+	for (int depth = 0; depth < 4; depth++) {
+		char path[96], comm[64] = "", children[256] = "";
+		snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+		FILE *f = fopen(path, "r");
+		if (f != NULL) {
+			if (fgets(comm, sizeof comm, f) == NULL)
+				comm[0] = '\0';
+			fclose(f);
+		}
+		if (strncmp(comm, "xba-broker", 10) == 0)
+			return pid;
+		snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+		if ((f = fopen(path, "r")) == NULL)
+			break;
+		long child = fgets(children, sizeof children, f) != NULL ? atol(children) : 0;
+		fclose(f);
+		if (child <= 0)
+			break;
+		pid = (pid_t)child;
+	}
+	printf("# warning: no xba-broker process under pid %d (--broker %s): CPU and memory figures are that "
+	       "process's\n", (int)b->pid, opt.broker);
+	return b->pid;
 }
 
 static void
@@ -752,7 +807,7 @@ make_alerts(struct bench *b, size_t count, const int *pubs, size_t n_pubs, bool 
 		memset(a, 0, sizeof *a);
 		a->publisher = pubs[k % n_pubs];
 		a->emergency = emergency;
-		snprintf(id, sizeof id, "%08x-0000-4000-8000-%012zx", run_tag, idx);
+		bench_alert_id(id, '8', idx);
 		al.id = id;
 		al.origin = nd->id;
 		al.author = "bench.officer";
@@ -842,10 +897,10 @@ fig_ingest(void)
 	size_t n = (size_t)opt.alerts, warm = n / 10 < 1000 ? n / 10 : 1000;
 	size_t first = make_alerts(&b, warm + n, core_pubs, PUBLISHERS, false);
 	publish_flat_out(&b, first, warm, warm * 6, &t_acked); /* warm-up: page cache, SQLite tables */
-	pid_t perf_pid = 0;
+	pid_t perf_pid = 0, bp = broker_process(&b);
 	if (opt.perf) {
 		char pidtxt[16];
-		snprintf(pidtxt, sizeof pidtxt, "%d", (int)b.pid);
+		snprintf(pidtxt, sizeof pidtxt, "%d", (int)bp);
 		perf_pid = fork();
 		if (perf_pid == 0) {
 			execlp("perf", "perf", "record", "-g", "-q", "-o", opt.perf, "-p", pidtxt, (char *)NULL);
@@ -853,15 +908,15 @@ fig_ingest(void)
 		}
 		usleep(300000);
 	}
-	double cpu0 = proc_cpu_us(b.pid), self0 = proc_cpu_us(getpid()), run0, wait0, run1, wait1;
-	loop_schedstat(b.pid, &run0, &wait0);
-	struct thread_cpu th0 = broker_thread_cpu(b.pid);
+	double cpu0 = proc_cpu_us(bp), self0 = proc_cpu_us(getpid()), run0, wait0, run1, wait1;
+	loop_schedstat(bp, &run0, &wait0);
+	struct thread_cpu th0 = broker_thread_cpu(bp);
 	int64_t t0 = now_ns();
 	publish_flat_out(&b, first + warm, n, n * 6, &t_acked);
 	int64_t t1 = now_ns();
-	double cpu1 = proc_cpu_us(b.pid), self1 = proc_cpu_us(getpid());
-	loop_schedstat(b.pid, &run1, &wait1);
-	struct thread_cpu th1 = broker_thread_cpu(b.pid);
+	double cpu1 = proc_cpu_us(bp), self1 = proc_cpu_us(getpid());
+	loop_schedstat(bp, &run1, &wait1);
+	struct thread_cpu th1 = broker_thread_cpu(bp);
 	if (perf_pid > 0) {
 		kill(perf_pid, SIGINT);
 		waitpid(perf_pid, NULL, 0);
@@ -1059,7 +1114,7 @@ fig_memory_recovery(void)
 		for (size_t k = 0; k < 5000 && i < n; k++, i++) {
 			char id[64];
 			uint64_t seq;
-			snprintf(id, sizeof id, "%08x-0000-4000-9000-%012zx", run_tag, i);
+			bench_alert_id(id, '9', i);
 			struct journal_entry e = { .alert_id = id, .origin = b.nodes[0].id, .sent_ms = clock_now_ms(),
 				.received_ms = clock_now_ms(), .msg_type = 1, .emergency = false, .envelope = env,
 				.envelope_len = env_len, .rules_version = version, .recipients = rcpt, .n_recipients = 6 };
@@ -1107,8 +1162,17 @@ fig_memory_recovery(void)
 	connect_range(&b, 1, nn);
 	int64_t tacked;
 	size_t first = make_alerts(&b, 10000, core_pubs, PUBLISHERS, false);
+	pid_t bp = broker_process(&b);
+	double cpu0 = proc_cpu_us(bp);
+	int64_t tp = now_ns();
 	publish_flat_out(&b, first, 10000, 10000 * 6, &tacked);
-	long hwm = proc_status_kb(b.pid, "VmHWM:"), rss = proc_status_kb(b.pid, "VmRSS:");
+	double secs = (double)(now_ns() - tp) / 1e9, cpu_per = (proc_cpu_us(bp) - cpu0) / 10000.0;
+	/* The ingest figure's journal is new; a broker in service holds a year of alerts (retention_days).  What the
+	 * large journal costs per alert (index pages that no longer fit the cache, deeper B-trees) shows here. */
+	printf("memory.publish_on_journal    %8.0f /s  (10000 alerts onto a journal of %zu, 200 nodes connected, 6 "
+	       "recipients each; broker %.1f us CPU each = %.2f verifications)\n",
+	    10000.0 / secs, n, cpu_per, cpu_per * verify_per_s / 1e6);
+	long hwm = proc_status_kb(bp, "VmHWM:"), rss = proc_status_kb(bp, "VmRSS:");
 	double mib = (double)hwm / 1024.0;
 	printf("memory.broker_peak_rss       %8.1f MiB (VmHWM; VmRSS %.1f MiB; %zu nodes connected, journal %zu "
 	       "alerts, then 10000 published; target 1,000,000 alerts < 64 MiB)%s\n",
@@ -1130,7 +1194,8 @@ fig_backlog(void)
 	size_t first = make_alerts(&b, n, core_pubs, PUBLISHERS, false);
 	publish_flat_out(&b, first, n, n * 5, &tacked);
 	struct node *late = &b.nodes[CORE - 1];
-	double cpu0 = proc_cpu_us(b.pid);
+	pid_t bp = broker_process(&b);
+	double cpu0 = proc_cpu_us(bp);
 	int64_t t0 = now_ns();
 	node_connect(&b, late);
 	while (late->delivered < n) {
@@ -1139,7 +1204,7 @@ fig_backlog(void)
 			die("backlog not drained");
 	}
 	double secs = (double)(now_ns() - t0) / 1e9;
-	double cpu = proc_cpu_us(b.pid) - cpu0;
+	double cpu = proc_cpu_us(bp) - cpu0;
 	printf("backlog.catch_up_per_s       %8.0f /s  (%zu alerts queued for an offline node, drained in %.2f s; "
 	       "broker %.1f us CPU each = %.2f verifications)\n",
 	    (double)n / secs, n, secs, cpu / (double)n, cpu / (double)n * verify_per_s / 1e6);
@@ -1205,6 +1270,7 @@ main(int argc, char **argv)
 		{ "ceiling", required_argument, NULL, 'c' },
 		{ "repeat", required_argument, NULL, 'r' },
 		{ "broker-cpus", required_argument, NULL, 'C' },
+		{ "ids", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1225,6 +1291,7 @@ main(int argc, char **argv)
 		case 'c': opt.ceiling = atof(optarg); break;
 		case 'r': opt.repeat = atol(optarg); break;
 		case 'C': opt.broker_cpus = atol(optarg); break;
+		case 'i': opt.ids = optarg; break;
 		default:
 			fprintf(stderr,
 			    "usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog]\n"
@@ -1235,14 +1302,16 @@ main(int argc, char **argv)
 			    "  [--single-delivers (nodes do not ask for DeliverBatch frames)]\n"
 			    "  [--ceiling ALERTS_PER_S (100%% load for latency and broadcast; default: the ingest rate)]\n"
 			    "  [--repeat N (run calib, ingest, latency, broadcast N times, <= 20; print medians)]\n"
-			    "  [--broker-cpus N (pin the broker to the last N cores and this driver to the others)]\n");
+			    "  [--broker-cpus N (pin the broker to the last N cores and this driver to the others)]\n"
+			    "  [--ids v7|v4|seq (how alert ids are made; v7, time-ordered, as xba-agent does)]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (opt.alerts < 100 || opt.broadcasts < 1 || opt.broadcasts > 100 || opt.fanout_nodes < 31 ||
 	    opt.backlog_n < 1 || opt.journal_n < 1 || opt.repeat < 1 || opt.repeat > REPEAT_MAX ||
-	    opt.broker_cpus < 0 || (opt.broker_cpus > 0 && opt.broker_cpus >= sysconf(_SC_NPROCESSORS_ONLN)))
-		die("option out of range (--broker-cpus must leave the driver at least one core)");
+	    opt.broker_cpus < 0 || (opt.broker_cpus > 0 && opt.broker_cpus >= sysconf(_SC_NPROCESSORS_ONLN)) ||
+	    (strcmp(opt.ids, "v7") != 0 && strcmp(opt.ids, "v4") != 0 && strcmp(opt.ids, "seq") != 0))
+		die("option out of range (--broker-cpus must leave the driver at least one core; --ids is v7, v4 or seq)");
 	pin_cpus(false);
 	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -1251,9 +1320,9 @@ main(int argc, char **argv)
 	gethostname(host, sizeof host - 1);
 	time_t now = time(NULL);
 	printf("# bench_broker %s on %s, %ld cores online, broker %s, broker may use %d cores (event loop + %d "
-	       "verification threads); deliveries %s; %s\n", strtok(ctime(&now), "\n"), host,
+	       "verification threads); deliveries %s; alert ids %s; %s\n", strtok(ctime(&now), "\n"), host,
 	    sysconf(_SC_NPROCESSORS_ONLN), opt.broker, broker_cores(), broker_cores() - 1,
-	    opt.single_delivers ? "one Deliver frame each (--single-delivers)" : "in DeliverBatch frames",
+	    opt.single_delivers ? "one Deliver frame each (--single-delivers)" : "in DeliverBatch frames", opt.ids,
 	    opt.broker_cpus > 0 ? "broker and driver pinned to separate cores (--broker-cpus)"
 				: "broker and driver share every core");
 	for (long r = 0; r < opt.repeat; r++) {

@@ -69,9 +69,22 @@ test_uuid(struct check_state *t)
 	CHECK_CODE(t, syntax_uuid_new(id), 0);
 	CHECK_CODE(t, syntax_uuid_new(other), 0);
 	CHECK(t, syntax_uuid_valid(id));
-	CHECK(t, id[14] == '4');
+	CHECK(t, id[14] == '7');
 	CHECK(t, strchr("89ab", id[19]) != NULL);
 	CHECK(t, strcmp(id, other) != 0);
+
+	/* Version 7: the first 48 bits are the time, so that ids sort by when they were made. */
+	char early[XBA_UUID_LEN + 1], late[XBA_UUID_LEN + 1], same[XBA_UUID_LEN + 1];
+	CHECK_CODE(t, syntax_uuid_v7(1764115200123LL, early), 0); /* 2025-11-26T00:00:00.123Z = 0x19abd75b87b */
+	CHECK(t, strncmp(early, "019abd75-b87b-7", 15) == 0);
+	CHECK(t, strchr("89ab", early[19]) != NULL);
+	CHECK_CODE(t, syntax_uuid_v7(1764115200124LL, late), 0);
+	CHECK(t, strcmp(early, late) < 0);
+	CHECK_CODE(t, syntax_uuid_v7(1764115200123LL, same), 0);
+	CHECK(t, strncmp(early, same, 13) == 0 && strcmp(early, same) != 0); /* same ms: the random bits differ */
+	CHECK_CODE(t, syntax_uuid_v7(-5, early), 0);
+	CHECK(t, strncmp(early, "00000000-0000-7", 15) == 0);
+	CHECK(t, syntax_uuid_valid(early));
 }
 
 static void
