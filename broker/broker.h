@@ -191,6 +191,7 @@ struct server {
 	bool stopping;
 	struct verify_pool *verifiers;          /* owned */
 	struct checkpointer *checkpointer;      /* owned; WAL checkpoints off the loop */
+	bool io_sched_batch;                    /* libzmq's threads run SCHED_BATCH (server.c, io_threads_batch) */
 	struct chunk *chunks;                   /* two: one being handled, one being verified; owned (server.c) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;

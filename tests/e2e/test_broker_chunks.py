@@ -7,7 +7,9 @@ thread handling one frame at a time would give:
 2. bursts far larger than a chunk from three nodes at once, with forged signatures mixed in: each forged publish
    gets BAD_SIGNATURE and its own log line, every other one is accepted, the journal order of each node's alerts
    is the order it sent them, and every recipient gets each accepted alert exactly once, in journal order;
-3. the broker says how many verification threads it runs.
+3. the broker says how many verification threads it runs;
+4. libzmq's I/O thread runs SCHED_BATCH, so that it sends a pass's messages when the loop blocks instead of
+   preempting it at every send (broker/server.c, io_threads_batch), and broker.ready says so.
 
 usage: /usr/bin/python3 tests/e2e/test_broker_chunks.py BUILD_DIR SOURCE_ROOT
 """
@@ -37,11 +39,38 @@ def forged(env):
     return env
 
 
+SCHED_OTHER, SCHED_BATCH = 0, 3
+
+
+def thread_policies(pid, comm_prefix):
+    """{tid: scheduling policy} of pid's threads whose name starts with comm_prefix (/proc/PID/task/TID/stat,
+    field 41)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        if comm.startswith(comm_prefix):
+            out[int(tid)] = int(fields[41 - 3])
+    return out
+
+
 def main(t):
     region = x.sahel_region(t)
     broker = x.Broker(t, region, RULES, verify_threads=2, rate_per_second=100000, rate_burst=100000).start()
     t.check(broker.wait_log(r"event=broker\.ready .*verify_threads=3", t.t(5)),
             "log: broker.ready says verify_threads=3 (the loop and two workers)")
+    t.check(broker.wait_log(r"event=broker\.ready .*io_sched=batch", t.t(5)), "log: broker.ready says io_sched=batch")
+    io_policies = thread_policies(broker.proc.pid, "ZMQbg/IO")
+    t.check(io_policies and all(p == SCHED_BATCH for p in io_policies.values()),
+            "libzmq's I/O thread runs SCHED_BATCH", str(io_policies))
+    loop_policy = thread_policies(broker.proc.pid, "xba-broker")
+    t.check(loop_policy and all(p == SCHED_OTHER for p in loop_policy.values()),
+            "the event loop is back on the default policy after trying SCHED_BATCH", str(loop_policy))
     net = x.Net(t)
 
     # 1. Hello and publishes back to back.
