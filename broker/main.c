@@ -6,6 +6,9 @@
  * Signals reach the event loop as bytes on lib/sigpipe.c's self-pipe ('T' stop, 'H' reload).
  */
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +16,24 @@
 #include "log.h"
 #include "sigpipe.h"
 #include "xba_config.h"
+
+/*
+ * Keep freed heap memory for the next burst instead of handing it back to the kernel.  glibc trims the top of the
+ * heap whenever 128 KiB or more of it is free, and libzmq's I/O thread frees each message once it is sent: under
+ * load the heap shrank and grew again hundreds of times a second, and every regrowth page-faulted fresh pages into
+ * the copy of the next DeliverBatch (docs/performance.md §3: ~15% of the broker's CPU per alert).  Setting the trim
+ * threshold stops glibc adapting the mmap threshold, so that is set too: allocations of 4 MiB and more (the
+ * envelope cache's arena) still get mappings of their own.  The memory target counts peak RSS, which this does not
+ * raise.  A libc that refuses (or a sanitizer's allocator) leaves the default, which is only slower.
+ */
+static void
+malloc_keep_heap(void)
+{
+#ifdef __GLIBC__
+	(void)mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
+	(void)mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+#endif
+}
 
 /* --audit: walk the journal's hash chain; 0 intact, 1 broken or unreadable. */
 static int
@@ -73,6 +94,7 @@ main(int argc, char **argv)
 	struct server *server;
 	int opt, signal_fd = -1, rc;
 
+	malloc_keep_heap();
 	/* Accepted alerts log one info record each: written once per loop pass (server.c), not once per alert. */
 	log_hold_info(64 * 1024);
 	log_init("xba-broker", LOG_LEVEL_INFO);
