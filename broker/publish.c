@@ -21,25 +21,27 @@
 #include "frame.h"
 #include "log.h"
 
-/* Answer a refused publish now (nothing was written, so there is nothing to wait for) and log it.  A transient
- * refusal on an ordered session also holds the session's later publishes (publish_hold). */
+/*
+ * Answer a refused publish now (nothing was written, so there is nothing to wait for) and log it.  A transient
+ * refusal on an ordered session also holds the session's later publishes (publish_hold).  held: this is one of
+ * those later publishes, refused only because of the hold; it is logged at info, since the refusal that caused
+ * it was a warning already (publish.held) and a disk-full minute would otherwise read as dozens of failures.
+ */
 static void
-refuse(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
-    Xba__V1__ErrorCode code, const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...)
-    XBA_PRINTF(9, 10);
+answer_refusal(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+    Xba__V1__ErrorCode code, const char *field, uint64_t seq, uint32_t recipients, bool held, const char *fmt,
+    va_list ap) XBA_PRINTF(10, 0);
 
 static void
-refuse(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
-    Xba__V1__ErrorCode code, const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...)
+answer_refusal(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+    Xba__V1__ErrorCode code, const char *field, uint64_t seq, uint32_t recipients, bool held, const char *fmt,
+    va_list ap)
 {
 	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
 	Xba__V1__PublishAck ack = XBA__V1__PUBLISH_ACK__INIT;
 	char message[512], quoted[600];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
-	va_end(ap);
 	ack.ref = publish->ref;
 	ack.result = code;
 	ack.alert_id = (char *)(alert_id ? alert_id : "");
@@ -54,7 +56,7 @@ refuse(struct server *server, size_t node_index, const Xba__V1__Publish *publish
 		    alert_id ? alert_id : "-", (unsigned long long)seq);
 	else {
 		server->stats.rejected++;
-		log_warnx("event=alert.rejected node=%s alert=%s code=%s field=%s reason=%s",
+		(held ? log_info : log_warnx)("event=alert.rejected node=%s alert=%s code=%s field=%s reason=%s",
 		    server->dir->nodes[node_index].id, alert_id && alert_id[0] ? alert_id : "-",
 		    frame_error_code_name(code), field && field[0] ? field : "-",
 		    log_quote(quoted, sizeof(quoted), message));
@@ -70,6 +72,37 @@ refuse(struct server *server, size_t node_index, const Xba__V1__Publish *publish
 			envelope_claimed_id(publish->envelope, claimed);
 		publish_hold(server, node_index, publish->ref, alert_id && alert_id[0] ? alert_id : claimed, code, false);
 	}
+}
+
+static void
+refuse(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+    Xba__V1__ErrorCode code, const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...)
+    XBA_PRINTF(9, 10);
+
+static void
+refuse(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+    Xba__V1__ErrorCode code, const char *field, uint64_t seq, uint32_t recipients, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	answer_refusal(server, node_index, publish, alert_id, code, field, seq, recipients, false, fmt, ap);
+	va_end(ap);
+}
+
+static void
+refuse_held(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+    Xba__V1__ErrorCode code, const char *fmt, ...) XBA_PRINTF(6, 7);
+
+static void
+refuse_held(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+    Xba__V1__ErrorCode code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	answer_refusal(server, node_index, publish, alert_id, code, NULL, 0, 0, true, fmt, ap);
+	va_end(ap);
 }
 
 void
@@ -122,7 +155,7 @@ refused_by_hold(struct server *server, size_t node_index, const Xba__V1__Publish
 		return false;
 	}
 	s->held_count++;
-	refuse(server, node_index, publish, id, s->held_code, NULL, 0, 0,
+	refuse_held(server, node_index, publish, id, s->held_code,
 	    "held: this node's publish ref %llu (alert %s) was refused %s; resend it first, so that this node's alerts "
 	    "stay in order",
 	    (unsigned long long)s->held_ref, s->held_alert, frame_error_code_name(s->held_code));

@@ -14,6 +14,7 @@ node is journaled ahead of it.  Shown here with a real broker and protocol clien
    sent again is refused for its key, not "held"; a new Hello lifts the hold;
 4. a permanent refusal (BAD_SIGNATURE) holds nothing;
 5. the log: node.connected ordered=1/0, one publish.held line per hold, publish.resumed with the count held;
+   the refusal that holds is an alert.rejected warning, the publishes refused behind it alert.rejected at info;
 6. the same alert published twice at once is answered OK, then DUPLICATE (never DUPLICATE before the original's
    commit, which could still fail).
 
@@ -78,6 +79,10 @@ def main(t):
     t.check(len(held) == 1 and held[0].get("node") == "MLI" and held[0].get("alert") == alerts[BURST].id and
             held[0].get("code") == "RATE_LIMITED", "log: one publish.held line naming MLI's refused alert",
             str(held))
+    # The rate limit refuses before decoding, so its line names no alert ("-").
+    rejected = [(e.get("alert"), e.get("level")) for e in broker.events("alert.rejected", since=mark)]
+    t.check(rejected == [("-", "warn")] + [(a.id, "info") for a in alerts[BURST + 1:]],
+            "log: the refusal itself is a warning, the publishes held behind it are info", str(rejected))
 
     net.sleep(t.t(3.0))   # the bucket refills (2/s): a later alert would pass the rate limit
     late = x.alert("MLI", C.SMUGGLING, headline="MLI ordered late")
