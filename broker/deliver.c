@@ -311,6 +311,47 @@ finish(struct server *server, size_t node_index, const struct inflight *entry, i
 	return 0;
 }
 
+static int
+cmp_seq(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The ordinary deliveries this acknowledgement finishes, as one delivery mark when they are the node's next ones
+ * in order (journal_mark_ordinary_run; nearly always); *marked tells the caller not to mark them one by one.
+ */
+static int
+mark_ordinary_run(struct server *server, size_t node_index, const Xba__V1__DeliveryAck *ack, int64_t now,
+    bool *marked, struct xba_error *err)
+{
+	struct session *s = &server->sessions[node_index];
+	uint64_t *run;
+	size_t n = 0;
+	int rc;
+
+	*marked = false;
+	if (s->n_inflight == 0)
+		return 0;
+	if ((run = malloc(s->n_inflight * sizeof(*run))) == NULL)
+		return 0; /* row by row, as without marks */
+	for (size_t i = 0; i < s->n_inflight; i++) {
+		const struct inflight *e = &s->inflight[i];
+		bool done = e->seq <= ack->through_seq;
+
+		for (size_t k = 0; !done && k < ack->n_seqs; k++)
+			done = ack->seqs[k] == e->seq;
+		if (done && !e->emergency)
+			run[n++] = e->seq;
+	}
+	qsort(run, n, sizeof(*run), cmp_seq);
+	rc = journal_mark_ordinary_run(server->journal, server->dir->nodes[node_index].id, run, n, now, marked, err);
+	free(run);
+	return rc;
+}
+
 void
 deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__DeliveryAck *ack)
 {
@@ -319,8 +360,11 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 	struct xba_error err = { 0 };
 	int64_t now = clock_now_ms();
 	size_t kept = 0;
+	bool ordinary_marked = false;
 	int rc = server_begin(server, &err);
 
+	if (rc == 0)
+		rc = mark_ordinary_run(server, node_index, ack, now, &ordinary_marked, &err);
 	/* Everything in flight at or below through_seq, or named in seqs, is done; the rest stays in flight. */
 	for (size_t i = 0; rc == 0 && i < s->n_inflight; i++) {
 		const struct inflight *e = &s->inflight[i];
@@ -328,9 +372,9 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 
 		for (size_t k = 0; !done && k < ack->n_seqs; k++)
 			done = ack->seqs[k] == e->seq;
-		if (done)
+		if (done && !(ordinary_marked && !e->emergency))
 			rc = finish(server, node_index, e, now, &err);
-		else
+		else if (!done)
 			s->inflight[kept++] = *e;
 	}
 	/*

@@ -52,7 +52,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_SCHEMA_VERSION 2 /* 2: delivery_marks (1 is upgraded in place at open) */
 #define JOURNAL_BUSY_TIMEOUT_MS 5000
 #define JOURNAL_CACHE_KIB 16384     /* keeps the alert-id index and the queue index hot for a long-running broker */
 #define HASH_LEN 32
@@ -79,6 +79,22 @@
  * journal grows, and it carries rule (and state, which SQLite 3.40 does not count as covered by the partial index's
  * WHERE) so that journal_pending and journal_queue_depth never touch the table.
  */
+/*
+ * delivery_marks (schema 2): "node has every ordinary delivery through through_seq, since delivered_ms".  A node
+ * acknowledges its ordinary deliveries in seq order, so one mark row per acknowledgement replaces an UPDATE of each
+ * delivery row (with its queue-index entry): that was the broker's biggest journal cost per alert after the
+ * inserts (docs/performance.md).  A delivery row whose state is still QUEUED (1) but which is ordinary and at or
+ * below its node's highest mark is DELIVERED; every reader of the state goes through that rule (mark_covers).
+ * Emergencies, deliveries acknowledged out of order, and officers' acknowledgements still update their rows.
+ * Marks are state, like the rows' state: outside the hash chain.
+ */
+#define MARKS_SQL                                                                                                   \
+	"CREATE TABLE delivery_marks ("                                                                             \
+	" node TEXT NOT NULL,"                                                                                     \
+	" through_seq INTEGER NOT NULL,"                                                                           \
+	" delivered_ms INTEGER NOT NULL,"                                                                          \
+	" PRIMARY KEY (node, through_seq)) WITHOUT ROWID;"
+
 static const char schema_sql[] =
 	"CREATE TABLE alerts ("
 	" seq INTEGER PRIMARY KEY,"
@@ -107,7 +123,8 @@ static const char schema_sql[] =
 	" PRIMARY KEY (seq, node)) WITHOUT ROWID;"
 	"CREATE INDEX deliveries_queued ON deliveries(node, emergency DESC, seq, rule, state) WHERE state = 1;"
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-	"PRAGMA user_version = 1;";
+	MARKS_SQL
+	"PRAGMA user_version = 2;";
 
 enum stmt_id {
 	ST_BEGIN,
@@ -122,7 +139,6 @@ enum stmt_id {
 	ST_DEPTH,
 	ST_ENVELOPE,
 	ST_MARK_DELIVERED,
-	ST_MARK_THROUGH,
 	ST_MARK_ACK,
 	ST_STATE,
 	ST_TRACK,
@@ -134,9 +150,18 @@ enum stmt_id {
 	ST_AUDIT_ALERTS,
 	ST_AUDIT_DELIVERIES,
 	ST_PRUNE_FIRST_NEW,
-	ST_PRUNE_FIRST_QUEUED,
 	ST_PRUNE_DELIVERIES,
 	ST_PRUNE_ALERTS,
+	ST_MARK_GET,
+	ST_MARK_PUT,
+	ST_MARK_TIME,
+	ST_QUEUED_ORDINARY,
+	ST_DEPTH_ORDINARY,
+	ST_MARK_THROUGH_EMERGENCY,
+	ST_PRUNE_NEXT_NODE,
+	ST_PRUNE_FIRST_EMERGENCY,
+	ST_PRUNE_FIRST_ORDINARY,
+	ST_PRUNE_MARKS,
 	ST_COUNT_
 };
 
@@ -156,18 +181,16 @@ static const char *const stmt_sql[ST_COUNT_] = {
 				 " AND emergency = 1 ORDER BY seq",
 	[ST_PENDING] = "SELECT seq, emergency, rule FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
 		       " AND seq > ?2 ORDER BY seq",
-	[ST_DEPTH] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1",
+	[ST_DEPTH] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 1",
 	[ST_ENVELOPE] = "SELECT envelope FROM alerts WHERE seq = ?1",
 	[ST_MARK_DELIVERED] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
 			      " WHERE seq = ?2 AND node = ?1 AND state = 1",
-	[ST_MARK_THROUGH] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
-			    " WHERE node = ?1 AND state = 1 AND seq <= ?2",
 	[ST_MARK_ACK] = "UPDATE deliveries SET state = 3, acked_ms = ?3, officer = ?4, note = ?5,"
 			" delivered_ms = coalesce(delivered_ms, ?3)"
 			" WHERE seq = ?2 AND node = ?1 AND state IN (1, 2)",
 	[ST_STATE] = "SELECT state FROM deliveries WHERE seq = ?2 AND node = ?1",
-	[ST_TRACK] = "SELECT node, state, rule, delivered_ms, acked_ms, officer FROM deliveries WHERE seq = ?1"
-		     " ORDER BY node",
+	[ST_TRACK] = "SELECT node, state, rule, delivered_ms, acked_ms, officer, emergency FROM deliveries"
+		     " WHERE seq = ?1 ORDER BY node",
 	[ST_ALERT_EXISTS] = "SELECT 1 FROM alerts WHERE seq = ?1",
 	[ST_HEAD] = "SELECT max(seq) FROM alerts",
 	[ST_HASH_AT] = "SELECT hash FROM alerts WHERE seq = ?1",
@@ -177,11 +200,25 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			    " envelope_sha256, rules_version, recipients, prev_hash, hash FROM alerts ORDER BY seq",
 	[ST_AUDIT_DELIVERIES] = "SELECT seq, node, rule, state FROM deliveries ORDER BY seq, node",
 	[ST_PRUNE_FIRST_NEW] = "SELECT seq FROM alerts WHERE received_ms >= ?1 ORDER BY seq LIMIT 1",
-	/* Through the queue's partial index (only queued rows), not a scan of every delivery ever made: at start-up
-	 * and hourly on a journal of millions of deliveries that scan blocked the event loop for seconds. */
-	[ST_PRUNE_FIRST_QUEUED] = "SELECT min(seq) FROM deliveries INDEXED BY deliveries_queued WHERE state = 1",
 	[ST_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE seq <= ?1",
 	[ST_PRUNE_ALERTS] = "DELETE FROM alerts WHERE seq <= ?1",
+	[ST_MARK_GET] = "SELECT max(through_seq) FROM delivery_marks WHERE node = ?1",
+	[ST_MARK_PUT] = "INSERT OR REPLACE INTO delivery_marks (node, through_seq, delivered_ms) VALUES (?1, ?2, ?3)",
+	[ST_MARK_TIME] = "SELECT delivered_ms FROM delivery_marks WHERE node = ?1 AND through_seq >= ?2"
+			 " ORDER BY through_seq LIMIT 1",
+	[ST_QUEUED_ORDINARY] = "SELECT seq FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
+			       " AND seq > ?2 AND seq <= ?3 ORDER BY seq",
+	[ST_DEPTH_ORDINARY] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
+			      " AND seq > ?2",
+	[ST_MARK_THROUGH_EMERGENCY] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
+				      " WHERE node = ?1 AND state = 1 AND emergency = 1 AND seq <= ?2",
+	/* Node by node through the queue index (a seek each), for prune: the rows under a mark are in the index too. */
+	[ST_PRUNE_NEXT_NODE] = "SELECT min(node) FROM deliveries INDEXED BY deliveries_queued WHERE state = 1"
+			       " AND node > ?1",
+	[ST_PRUNE_FIRST_EMERGENCY] = "SELECT min(seq) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 1",
+	[ST_PRUNE_FIRST_ORDINARY] = "SELECT min(seq) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
+				    " AND seq > ?2",
+	[ST_PRUNE_MARKS] = "DELETE FROM delivery_marks WHERE through_seq <= ?1",
 };
 
 enum txn_state {
@@ -257,6 +294,13 @@ struct journal {
 	struct buf wlist;                       /* encoded withheld pairs */
 	struct envelope_cache cache;            /* recent envelopes for the delivery path */
 	struct buf envelope_out;                /* journal_envelope_ref: a cache miss's bytes, valid until the next call */
+	struct node_mark *marks;                /* each node's highest delivery mark, sorted by node; loaded lazily */
+	size_t n_marks, cap_marks;              /* cleared on rollback and prune, when the table changed under it */
+};
+
+struct node_mark {
+	char node[NODE_MAX + 1];
+	uint64_t through;                       /* 0: no mark */
 };
 
 /* ---- envelope cache ---- */
@@ -463,6 +507,7 @@ txn_undo(struct journal *j)
 	memcpy(j->tip, j->committed_tip, HASH_LEN);
 	/* The undone seqs will be reused by the next appends: their cached envelopes must not be served for them. */
 	cache_drop_after(&j->cache, j->committed_head);
+	j->n_marks = 0; /* marks written by the undone transaction are gone: read them again */
 }
 
 /* A write inside the transaction failed (st, may be NULL, is the statement): undo the transaction now and keep the
@@ -670,7 +715,7 @@ check_version(struct journal *j, int64_t version, struct xba_error *err)
 	return 0;
 }
 
-/* Creates the schema on a new file.  BEGIN IMMEDIATE and a second look at the version make two processes opening
+/* Creates the schema on a new file, or upgrades an older one.  BEGIN IMMEDIATE and a second look at the version make two processes opening
  * the same new file at once safe: the second finds the schema the first created. */
 static int
 ensure_schema(struct journal *j, struct xba_error *err)
@@ -684,8 +729,12 @@ ensure_schema(struct journal *j, struct xba_error *err)
 		return 0;
 	if ((rc = exec_sql(j, "BEGIN IMMEDIATE", "create schema", err)) != 0)
 		return rc;
-	if ((rc = user_version(j, &version, err)) == 0 && (rc = check_version(j, version, err)) == 0 && version == 0)
-		rc = exec_sql(j, schema_sql, "create schema (is this file an XBA journal?)", err);
+	if ((rc = user_version(j, &version, err)) == 0 && (rc = check_version(j, version, err)) == 0) {
+		if (version == 0)
+			rc = exec_sql(j, schema_sql, "create schema (is this file an XBA journal?)", err);
+		else if (version == 1) /* before delivery marks: no mark yet, so every row keeps its meaning */
+			rc = exec_sql(j, MARKS_SQL "PRAGMA user_version = 2;", "upgrade schema 1 to 2", err);
+	}
 	if (rc == 0)
 		return exec_sql(j, "COMMIT", "create schema", err);
 	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
@@ -893,6 +942,7 @@ journal_close(struct journal *j)
 	free(j->cache.slots);
 	free(j->cache.arena);
 	free(j->envelope_out.p);
+	free(j->marks);
 	free(j->path);
 	free(j);
 }
@@ -1272,12 +1322,15 @@ pending_rows(struct journal *j, sqlite3_stmt *st, struct journal_pending *out, s
 	return 0;
 }
 
+static int mark_get(struct journal *j, const char *node_id, uint64_t *through, struct xba_error *err);
+
 int
 journal_pending(struct journal *j, const char *node_id, uint64_t after_seq, struct journal_pending *out, size_t max,
     bool (*skip)(void *ctx, uint64_t seq), void *ctx, struct xba_error *err)
 {
 	sqlite3_stmt *st;
 	size_t n = 0;
+	uint64_t mark;
 	int rc;
 
 	assert(j != NULL && node_id != NULL && (out != NULL || max == 0));
@@ -1290,7 +1343,12 @@ journal_pending(struct journal *j, const char *node_id, uint64_t after_seq, stru
 	if ((rc = pending_rows(j, st, out, &n, max, skip, ctx, err)) != 0)
 		return rc;
 	/* A range seek past after_seq: what the caller already has in flight is not even read (it used to be read,
-	 * and skipped, on every pass: with a large credit window, most of the queue). */
+	 * and skipped, on every pass: with a large credit window, most of the queue).  Past the node's delivery mark
+	 * too: the ordinary rows under it are delivered, though their rows still say QUEUED. */
+	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
+		return rc;
+	if (mark > after_seq)
+		after_seq = mark;
 	st = j->st[ST_PENDING];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
@@ -1304,12 +1362,25 @@ journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, str
 {
 	sqlite3_stmt *st;
 
+	uint64_t mark;
+	int rc;
+
 	assert(j != NULL && node_id != NULL && depth != NULL);
+	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
+		return rc;
+	/* Emergencies, then the ordinary deliveries above the mark: two range counts in the queue index. */
 	st = j->st[ST_DEPTH];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW)
 		return read_fail(j, st, err, "read queue depth");
 	*depth = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	st = j->st[ST_DEPTH_ORDINARY];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)mark);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return read_fail(j, st, err, "read queue depth");
+	*depth += (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return 0;
 }
@@ -1387,6 +1458,101 @@ journal_envelope(struct journal *j, uint64_t seq, uint8_t **out, size_t *out_len
 
 /* ---- delivery state ---- */
 
+/* Index in j->marks of node, or where it would go (*found false). */
+static size_t
+mark_slot(const struct journal *j, const char *node_id, bool *found)
+{
+	size_t lo = 0, hi = j->n_marks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(j->marks[mid].node, node_id);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+/* Remember node's highest mark (through) in the sorted array.  Out of memory, the array is only emptied: it is a
+ * cache of delivery_marks, which the next lookup reads again. */
+static void
+mark_remember(struct journal *j, const char *node_id, uint64_t through)
+{
+	bool found;
+	size_t i = mark_slot(j, node_id, &found);
+
+	if (found) {
+		j->marks[i].through = through;
+		return;
+	}
+	if (strlen(node_id) > NODE_MAX)
+		return; /* not a node id the journal stores */
+	if (j->n_marks == j->cap_marks) {
+		size_t cap = j->cap_marks ? j->cap_marks * 2 : 16;
+		struct node_mark *m = realloc(j->marks, cap * sizeof(*m));
+
+		if (m == NULL) {
+			j->n_marks = 0;
+			return;
+		}
+		j->marks = m;
+		j->cap_marks = cap;
+	}
+	memmove(&j->marks[i + 1], &j->marks[i], (j->n_marks - i) * sizeof(*j->marks));
+	snprintf(j->marks[i].node, sizeof(j->marks[i].node), "%s", node_id);
+	j->marks[i].through = through;
+	j->n_marks++;
+}
+
+/* *through = node's highest delivery mark (0: none): every ordinary delivery of node at or below it is delivered. */
+static int
+mark_get(struct journal *j, const char *node_id, uint64_t *through, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	bool found, is_null = false;
+	size_t i = mark_slot(j, node_id, &found);
+	int64_t v = 0;
+
+	if (found) {
+		*through = j->marks[i].through;
+		return 0;
+	}
+	st = j->st[ST_MARK_GET];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return read_fail(j, st, err, "read delivery mark");
+	is_null = sqlite3_column_type(st, 0) == SQLITE_NULL;
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	*through = is_null || v < 0 ? 0 : (uint64_t)v;
+	mark_remember(j, node_id, *through);
+	return 0;
+}
+
+/* Inside a transaction: node has every ordinary delivery through seq, since time_ms. */
+static int
+mark_put(struct journal *j, const char *node_id, uint64_t through, int64_t time_ms, struct xba_error *err)
+{
+	sqlite3_stmt *st = j->st[ST_MARK_PUT];
+
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)through);
+	sqlite3_bind_int64(st, 3, time_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, "record delivery mark");
+	sqlite3_reset(st);
+	mark_remember(j, node_id, through);
+	return 0;
+}
+
 /* After an UPDATE that changed nothing: why.  0 when the row exists in a state the caller's transition leaves
  * alone (already delivered or acknowledged); XBA_ENOTFOUND when the node never had the alert routed to it. */
 static int
@@ -1443,18 +1609,69 @@ journal_mark_delivered_through(struct journal *j, const char *node_id, uint64_t 
     struct xba_error *err)
 {
 	sqlite3_stmt *st;
+	uint64_t mark;
+	int rc;
 
 	assert(j != NULL && node_id != NULL);
 	assert(j->txn != TXN_IDLE);
 	if (j->txn == TXN_FAILED)
 		return txn_failed_already(j, err, "mark delivered through");
-	st = j->st[ST_MARK_THROUGH];
+	/* Emergencies row by row; the ordinary ones with one mark.  Not past the head: a mark there would also cover
+	 * alerts journaled later, which the node has never seen. */
+	if (through > j->head)
+		through = j->head;
+	st = j->st[ST_MARK_THROUGH_EMERGENCY];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, through > INT64_MAX ? INT64_MAX : (int64_t)through);
+	sqlite3_bind_int64(st, 2, (int64_t)through);
 	sqlite3_bind_int64(st, 3, time_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return txn_fail(j, st, err, "mark delivered through");
 	sqlite3_reset(st);
+	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
+		return rc;
+	return through > mark ? mark_put(j, node_id, through, time_ms, err) : 0;
+}
+
+int
+journal_mark_ordinary_run(struct journal *j, const char *node_id, const uint64_t *seqs, size_t n, int64_t time_ms,
+    bool *marked, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	uint64_t mark;
+	size_t matched = 0;
+	int rc;
+
+	assert(j != NULL && node_id != NULL && marked != NULL && (seqs != NULL || n == 0));
+	assert(j->txn != TXN_IDLE);
+	*marked = false;
+	if (j->txn == TXN_FAILED)
+		return txn_failed_already(j, err, "mark delivered");
+	if (n == 0)
+		return 0;
+	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
+		return rc;
+	if (seqs[0] <= mark || seqs[n - 1] > (uint64_t)INT64_MAX)
+		return 0; /* not a run above the mark: row by row */
+	/* The node's QUEUED ordinary deliveries between the mark and the run's end must be exactly the run. */
+	st = j->st[ST_QUEUED_ORDINARY];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)mark);
+	sqlite3_bind_int64(st, 3, (int64_t)seqs[n - 1]);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (matched == n || (uint64_t)sqlite3_column_int64(st, 0) != seqs[matched]) {
+			matched = n + 1; /* a queued delivery the run does not name, or one out of step */
+			break;
+		}
+		matched++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return read_fail(j, st, err, "read queued deliveries");
+	sqlite3_reset(st);
+	if (matched != n)
+		return 0;
+	if ((rc = mark_put(j, node_id, seqs[n - 1], time_ms, err)) != 0)
+		return rc;
+	*marked = true;
 	return 0;
 }
 
@@ -1490,6 +1707,32 @@ journal_mark_acknowledged(struct journal *j, const char *node_id, uint64_t seq, 
 	return did ? 0 : unchanged_reason(j, node_id, seq, "mark acknowledged", err);
 }
 
+/* An ordinary delivery of seq to node whose row says QUEUED: *time_ms = when the first delivery mark covering it was
+ * recorded, or 0 when none does (it is queued). */
+static int
+marked_time(struct journal *j, const char *node_id, uint64_t seq, int64_t *time_ms, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	uint64_t mark;
+	int rc;
+
+	*time_ms = 0;
+	if ((rc = mark_get(j, node_id, &mark, err)) != 0 || seq > mark)
+		return rc;
+	st = j->st[ST_MARK_TIME];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*time_ms = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		return read_fail(j, st, err, "read delivery mark");
+	sqlite3_reset(st);
+	if (*time_ms == 0)
+		*time_ms = 1; /* a mark with no time: still delivered (journal_track reads 0 as "queued") */
+	return 0;
+}
+
 int
 journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struct journal_track_row *r), void *ctx,
     struct xba_error *err)
@@ -1511,6 +1754,13 @@ journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struc
 			r.time_ms = sqlite3_column_int64(st, 4);
 		else if (r.state == DELIVERY_DELIVERED)
 			r.time_ms = sqlite3_column_int64(st, 3);
+		else if (r.state == DELIVERY_QUEUED && sqlite3_column_int(st, 6) == 0 &&
+		    (rc = marked_time(j, r.node_id, seq, &r.time_ms, err)) != 0) {
+			sqlite3_reset(st);
+			return rc;
+		}
+		if (r.state == DELIVERY_QUEUED && r.time_ms != 0)
+			r.state = DELIVERY_DELIVERED; /* under a delivery mark */
 		copy_text(r.officer, sizeof(r.officer), sqlite3_column_text(st, 5));
 		rows++;
 		if ((stop = row(ctx, &r)) != 0)
@@ -1699,6 +1949,48 @@ step_write(struct journal *j, sqlite3_stmt *st, struct xba_error *err, const cha
 }
 
 /*
+ * *out = the lowest seq still QUEUED for some node (j->head + 1 when none is): node by node through the queue index,
+ * the first emergency and the first ordinary delivery above the node's mark.  A seek or two per node that has
+ * anything in the index, not a read of the index, which also holds the ordinary rows under each mark.
+ */
+static int
+first_queued_seq(struct journal *j, uint64_t *out, struct xba_error *err)
+{
+	char node[NODE_MAX + 1] = "";
+	int rc;
+
+	*out = j->head + 1;
+	for (;;) {
+		sqlite3_stmt *st = j->st[ST_PRUNE_NEXT_NODE];
+		uint64_t mark, first;
+
+		sqlite3_bind_text(st, 1, node, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			return read_fail(j, st, err, "prune: next node");
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+			sqlite3_reset(st);
+			return 0;
+		}
+		copy_text(node, sizeof(node), sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		if ((rc = mark_get(j, node, &mark, err)) != 0)
+			return rc;
+		sqlite3_bind_text(j->st[ST_PRUNE_FIRST_EMERGENCY], 1, node, -1, SQLITE_STATIC);
+		if ((rc = first_seq(j, j->st[ST_PRUNE_FIRST_EMERGENCY], *out, &first, err)) != 0)
+			return rc;
+		if (first < *out)
+			*out = first;
+		sqlite3_bind_text(j->st[ST_PRUNE_FIRST_ORDINARY], 1, node, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(j->st[ST_PRUNE_FIRST_ORDINARY], 2, (int64_t)mark);
+		if ((rc = first_seq(j, j->st[ST_PRUNE_FIRST_ORDINARY], *out, &first, err)) != 0)
+			return rc;
+		if (first < *out)
+			*out = first;
+	}
+}
+
+/*
  * Only a prefix of the chain can go: removing an entry from the middle would leave its successor chained to a hash
  * nobody can recompute.  So the cut is just before the first entry that is either too recent or still has a
  * QUEUED delivery, and an alert that a node never collects holds back pruning of everything after it: the
@@ -1723,7 +2015,7 @@ journal_prune(struct journal *j, int64_t cutoff_ms, uint64_t *deleted, struct xb
 		goto fail;
 	sqlite3_bind_int64(j->st[ST_PRUNE_FIRST_NEW], 1, cutoff_ms);
 	if ((rc = first_seq(j, j->st[ST_PRUNE_FIRST_NEW], j->head + 1, &first_new, err)) != 0 ||
-	    (rc = first_seq(j, j->st[ST_PRUNE_FIRST_QUEUED], j->head + 1, &first_queued, err)) != 0)
+	    (rc = first_queued_seq(j, &first_queued, err)) != 0)
 		goto fail;
 	last = (first_new < first_queued ? first_new : first_queued) - 1;
 	if (last <= base_seq) {
@@ -1745,6 +2037,11 @@ journal_prune(struct journal *j, int64_t cutoff_ms, uint64_t *deleted, struct xb
 	if (deleted != NULL)
 		*deleted = (uint64_t)sqlite3_changes64(j->db);
 	sqlite3_reset(st);
+	/* Marks at or below the cut covered only rows that are gone; a node's marks above it stay, the highest too. */
+	sqlite3_bind_int64(j->st[ST_PRUNE_MARKS], 1, (int64_t)last);
+	if ((rc = step_write(j, j->st[ST_PRUNE_MARKS], err, "prune delivery marks")) != 0)
+		goto fail;
+	j->n_marks = 0;
 	st = j->st[ST_META_PUT];
 	sqlite3_bind_text(st, 1, "base_seq", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)last);

@@ -148,10 +148,22 @@ void journal_envelope_cache_stats(const struct journal *j, struct journal_cache_
  * *changed tells whether the state changed (receipts are sent only then). */
 int journal_mark_delivered(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
     struct xba_error *err);
-/* Inside a transaction: every QUEUED delivery of node with seq <= through becomes DELIVERED (resume after a
- * reconnect whose acknowledgement the broker had not recorded). */
+/* Inside a transaction: every QUEUED delivery of node with seq <= through (at most the head) becomes DELIVERED
+ * (resume after a reconnect whose acknowledgement the broker had not recorded): emergencies row by row, the
+ * ordinary ones as one delivery mark. */
 int journal_mark_delivered_through(struct journal *j, const char *node_id, uint64_t through, int64_t time_ms,
     struct xba_error *err);
+/*
+ * Inside a transaction: node acknowledged the ordinary deliveries seqs[0..n), ascending.  When they are exactly its
+ * QUEUED ordinary deliveries from its delivery mark up to seqs[n-1] (the usual case: the node takes them in order),
+ * this records one mark, "node has every ordinary delivery through seqs[n-1]", instead of n row updates, and sets
+ * *marked.  Otherwise it changes nothing and the caller marks them one by one with journal_mark_delivered.  Reads
+ * of the delivery state (pending, queue depth, track, prune) count an ordinary delivery at or below its node's mark
+ * as DELIVERED.
+ */
+int journal_mark_ordinary_run(struct journal *j, const char *node_id, const uint64_t *seqs, size_t n, int64_t time_ms,
+    bool *marked, struct xba_error *err);
+
 /* Inside a transaction: an officer at node acknowledged alert seq (via an ACK-type alert). */
 int journal_mark_acknowledged(struct journal *j, const char *node_id, uint64_t seq, const char *officer,
     const char *note, int64_t time_ms, bool *changed, struct xba_error *err);

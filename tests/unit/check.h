@@ -46,6 +46,17 @@ struct check_state {
 		}                                                                                      \
 	} while (0)
 
+/* Check that two strings are equal; prints both on mismatch. */
+#define CHECK_STR(state, got, want)                                                                    \
+	do {                                                                                           \
+		const char *check_g_ = (got), *check_w_ = (want);                                      \
+		if (check_g_ == NULL || strcmp(check_g_, check_w_) != 0) {                             \
+			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__, __LINE__, #got, \
+			    check_g_ ? check_g_ : "(null)", check_w_);                                 \
+			(state)->current_failed++;                                                     \
+		}                                                                                      \
+	} while (0)
+
 #define RUN(state, test)                                                                               \
 	do {                                                                                           \
 		(state)->current_failed = 0;                                                           \

@@ -112,6 +112,22 @@ raw_exec(const char *path, const char *sql)
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
+/* The first column of the first row of sql on a raw connection; -1 on any failure. */
+static int64_t
+raw_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
 static bool
 verifies(struct journal *j, uint64_t expected_checked)
 {
@@ -456,6 +472,182 @@ test_queue_depth(struct check_state *t)
 	CHECK_CODE(t, journal_queue_depth(j, "NOBODY", &depth, &err), 0);
 	CHECK(t, depth == 0);
 	journal_close(j);
+}
+
+/* The seqs journal_pending returns for node (after_seq 0, no skip), as "e3 4 5" (e: emergency). */
+static void
+pending_text(struct journal *j, const char *node, char *out, size_t size)
+{
+	struct journal_pending p[32];
+	struct xba_error err;
+	int n = journal_pending(j, node, 0, p, COUNT(p), NULL, NULL, &err);
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < n && used < size; i++)
+		used += (size_t)snprintf(out + used, size - used, "%s%s%llu", i ? " " : "", p[i].emergency ? "e" : "",
+		    (unsigned long long)p[i].seq);
+	if (n < 0)
+		snprintf(out, size, "error: %.150s", err.msg);
+}
+
+static uint64_t
+depth_of(struct journal *j, const char *node)
+{
+	struct xba_error err;
+	uint64_t depth = 999;
+
+	return journal_queue_depth(j, node, &depth, &err) == 0 ? depth : 999;
+}
+
+/* One journal_mark_ordinary_run in its own transaction; returns *marked, or false when it failed. */
+static bool
+run_marks(struct journal *j, const char *node, const uint64_t *seqs, size_t n, int64_t time_ms)
+{
+	struct xba_error err;
+	bool marked = false;
+
+	if (journal_begin(j, &err) != 0)
+		return false;
+	if (journal_mark_ordinary_run(j, node, seqs, n, time_ms, &marked, &err) != 0) {
+		fprintf(stderr, "mark run: %s\n", err.msg);
+		journal_rollback(j);
+		return false;
+	}
+	return journal_commit(j, &err) == 0 && marked;
+}
+
+/*
+ * Delivery marks: an in-order acknowledgement of ordinary deliveries becomes one mark, and every reader of the
+ * delivery state (pending, depth, track, acknowledgement, prune, a reopened journal) reads the rows under it as
+ * DELIVERED; what is not an exact in-order run changes nothing; a rollback forgets the mark; a schema-1 journal is
+ * upgraded in place.
+ */
+static void
+test_delivery_marks(struct check_state *t)
+{
+	char path[300], text[200];
+	struct xba_error err;
+	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
+	struct journal_recipient both[] = { { "DZA", "r" }, { "LBY", "r" } };
+	struct journal_entry e;
+	struct track_log log;
+	const struct journal_track_row *row;
+	uint64_t deleted = 0;
+	bool changed = false, marked = true;
+
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	for (int i = 1; i <= 6; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "dm-%d", i);
+		e = entry(id, i == 3, 1000 * i, both, 2, NULL, 0); /* seq 3 is an emergency */
+		CHECK(t, append_one(j, &e) == (uint64_t)i);
+	}
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "e3 1 2 4 5 6");
+
+	/* 1, 2 and 4 in order (3 is the emergency, not an ordinary one): one mark through 4. */
+	CHECK(t, run_marks(j, "DZA", (const uint64_t[]){ 1, 2, 4 }, 3, 5000));
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "e3 5 6");
+	CHECK(t, depth_of(j, "DZA") == 3);
+	CHECK(t, depth_of(j, "LBY") == 6);
+	CHECK(t, track(j, 2, &log) == 0);
+	row = track_row(&log, "DZA");
+	CHECK(t, row != NULL && row->state == DELIVERY_DELIVERED && row->time_ms == 5000);
+	row = track_row(&log, "LBY");
+	CHECK(t, row != NULL && row->state == DELIVERY_QUEUED && row->time_ms == 0);
+	CHECK(t, track(j, 3, &log) == 0);
+	row = track_row(&log, "DZA");
+	CHECK(t, row != NULL && row->state == DELIVERY_QUEUED); /* the emergency under the mark is not covered */
+
+	/* Not a run: a gap (5 not named), a seq under the mark, one never routed. */
+	CHECK(t, !run_marks(j, "DZA", (const uint64_t[]){ 6 }, 1, 6000));
+	CHECK(t, !run_marks(j, "DZA", (const uint64_t[]){ 4, 5 }, 2, 6000));
+	CHECK(t, !run_marks(j, "DZA", (const uint64_t[]){ 5, 6, 7 }, 3, 6000));
+	CHECK(t, !run_marks(j, "DZA", (const uint64_t[]){ 3, 5 }, 2, 6000));
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "e3 5 6");
+
+	/* A rollback forgets a mark it wrote. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_mark_ordinary_run(j, "LBY", (const uint64_t[]){ 1, 2 }, 2, 5000, &marked, &err), 0);
+	CHECK(t, marked);
+	pending_text(j, "LBY", text, sizeof(text));
+	CHECK_STR(t, text, "e3 4 5 6");
+	journal_rollback(j);
+	pending_text(j, "LBY", text, sizeof(text));
+	CHECK_STR(t, text, "e3 1 2 4 5 6");
+
+	/* An officer's acknowledgement of a delivery under the mark. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_mark_acknowledged(j, "DZA", 2, "duty officer", NULL, 5500, &changed, &err), 0);
+	CHECK(t, changed);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+	CHECK(t, track(j, 2, &log) == 0);
+	row = track_row(&log, "DZA");
+	CHECK(t, row != NULL && row->state == DELIVERY_ACKNOWLEDGED && row->time_ms == 5500);
+	CHECK(t, depth_of(j, "DZA") == 3);
+
+	/* Resume after a reconnect: through past the head is clamped to it, so later alerts stay queued. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_mark_delivered_through(j, "DZA", 100, 7000, &err), 0);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+	CHECK(t, depth_of(j, "DZA") == 0);
+	e = entry("dm-7", false, 7000, both, 2, NULL, 0);
+	CHECK(t, append_one(j, &e) == 7);
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "7");
+	CHECK(t, track(j, 3, &log) == 0);
+	row = track_row(&log, "DZA");
+	CHECK(t, row != NULL && row->state == DELIVERY_DELIVERED && row->time_ms == 7000);
+
+	/* Marks are durable: a reopened journal reads the same queue. */
+	journal_close(j);
+	j = journal_open(path, &err);
+	CHECK(t, j != NULL);
+	if (j == NULL)
+		return;
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "7");
+	CHECK(t, depth_of(j, "LBY") == 7);
+
+	/* Prune: LBY's queue holds everything back; once LBY has 1..6, they go (7 is too new), and with them every mark
+	 * at or below the cut, each node's highest included: the queues are then 7 alone. */
+	CHECK_CODE(t, journal_prune(j, 6500, &deleted, &err), 0);
+	CHECK(t, deleted == 0);
+	CHECK(t, run_marks(j, "LBY", (const uint64_t[]){ 1, 2, 4, 5, 6 }, 5, 8000));
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_mark_delivered(j, "LBY", 3, 8000, &changed, &err), 0);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+	CHECK(t, depth_of(j, "LBY") == 1);
+	CHECK_CODE(t, journal_prune(j, 6500, &deleted, &err), 0);
+	CHECK(t, deleted == 6);
+	CHECK(t, verifies(j, 1));
+	pending_text(j, "LBY", text, sizeof(text));
+	CHECK_STR(t, text, "7");
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "7");
+	journal_close(j);
+	CHECK(t, raw_int(path, "SELECT count(*) FROM delivery_marks") == 0); /* DZA's 4 and 6, LBY's 6: all at or below */
+
+	/* A schema-1 journal (no delivery_marks) opens as schema 2, its rows meaning what they meant. */
+	CHECK(t, raw_exec(path, "DROP TABLE delivery_marks; PRAGMA user_version = 1") == 0);
+	j = journal_open(path, &err);
+	CHECK(t, j != NULL);
+	if (j == NULL)
+		return;
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "7");
+	CHECK(t, run_marks(j, "DZA", (const uint64_t[]){ 7 }, 1, 9000));
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "");
+	journal_close(j);
+	CHECK(t, raw_int(path, "PRAGMA user_version") == 2);
 }
 
 static void
@@ -1035,11 +1227,12 @@ test_prune(struct check_state *t)
 	CHECK(t, deleted == 0); /* nothing finished yet */
 	CHECK_CODE(t, journal_begin(j, &err), 0);
 	CHECK_CODE(t, journal_mark_delivered_through(j, "DZA", 6, 7000, &err), 0);
-	CHECK_CODE(t, journal_mark_delivered_through(j, "LBY", 6, 7000, &err), 0);
 	CHECK_CODE(t, journal_mark_delivered(j, "DZA", 4, 7000, &changed, &err), 0);
+	/* LBY has 1..3 (a delivery mark), then 5 and 6 out of order (row by row): 4 still waits. */
+	CHECK_CODE(t, journal_mark_delivered_through(j, "LBY", 3, 7000, &err), 0);
+	CHECK_CODE(t, journal_mark_delivered(j, "LBY", 5, 7000, &changed, &err), 0);
+	CHECK_CODE(t, journal_mark_delivered(j, "LBY", 6, 7000, &changed, &err), 0);
 	CHECK_CODE(t, journal_commit(j, &err), 0);
-	/* Re-queue LBY's seq 4 by hand, as if it had not been delivered. */
-	CHECK(t, raw_exec(path, "UPDATE deliveries SET state = 1 WHERE seq = 4 AND node = 'LBY'") == 0);
 
 	/* Seq 4 still waits for LBY: only 1..3 may go, whatever the cutoff. */
 	CHECK_CODE(t, journal_prune(j, 5500, &deleted, &err), 0);
@@ -1257,14 +1450,14 @@ test_schema_version(struct check_state *t)
 		CHECK(t, err.code == XBA_EIO);
 		CHECK_CONTAINS(t, err.msg, "read-only");
 	}
-	CHECK(t, raw_exec(path, "PRAGMA user_version = 2") == 0);
+	CHECK(t, raw_exec(path, "PRAGMA user_version = 3") == 0);
 	memset(&err, 0, sizeof(err));
 	j = journal_open(path, &err);
 	CHECK(t, j == NULL);
 	journal_close(j);
 	CHECK(t, err.code == XBA_EIO);
 	CHECK_CONTAINS(t, err.msg, path);
-	CHECK_CONTAINS(t, err.msg, "schema version 2 is newer than this program understands (1)");
+	CHECK_CONTAINS(t, err.msg, "schema version 3 is newer than this program understands (2)");
 
 	/* Not a database at all. */
 	new_path(path, sizeof(path));
@@ -1328,9 +1521,23 @@ test_query_plans(struct check_state *t)
 		    "SEARCH deliveries USING COVERING INDEX deliveries_queued (node=?)" },
 		{ "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1",
 		    "SEARCH deliveries USING COVERING INDEX deliveries_queued (node=?)" },
-		{ "UPDATE deliveries SET state = 2, delivered_ms = ?3 WHERE node = ?1 AND state = 1 AND seq <= ?2",
-		    "deliveries_queued (node=?)" },
-		{ "SELECT min(seq) FROM deliveries WHERE state = 1", "deliveries_queued" },
+		{ "UPDATE deliveries SET state = 2, delivered_ms = ?3 WHERE node = ?1 AND state = 1 AND emergency = 1"
+		  " AND seq <= ?2",
+		    "deliveries_queued (node=? AND emergency=? AND seq<?)" },
+		{ "SELECT seq FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0 AND seq > ?2 AND seq <= ?3"
+		  " ORDER BY seq",
+		    "SEARCH deliveries USING COVERING INDEX deliveries_queued (node=? AND emergency=? AND seq>? AND seq<?)" },
+		{ "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0 AND seq > ?2",
+		    "SEARCH deliveries USING COVERING INDEX deliveries_queued (node=? AND emergency=? AND seq>?)" },
+		{ "SELECT min(node) FROM deliveries INDEXED BY deliveries_queued WHERE state = 1 AND node > ?1",
+		    "SEARCH deliveries USING COVERING INDEX deliveries_queued (node>?)" },
+		{ "SELECT min(seq) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0 AND seq > ?2",
+		    "SEARCH deliveries USING COVERING INDEX deliveries_queued (node=? AND emergency=? AND seq>?)" },
+		{ "SELECT max(through_seq) FROM delivery_marks WHERE node = ?1",
+		    "SEARCH delivery_marks USING PRIMARY KEY (node=?)" },
+		{ "SELECT delivered_ms FROM delivery_marks WHERE node = ?1 AND through_seq >= ?2 ORDER BY through_seq"
+		  " LIMIT 1",
+		    "SEARCH delivery_marks USING PRIMARY KEY (node=? AND through_seq>?)" },
 		{ "SELECT node, state, rule, delivered_ms, acked_ms, officer FROM deliveries WHERE seq = ?1 ORDER BY node",
 		    "SEARCH deliveries USING PRIMARY KEY (seq=?)" },
 		{ "SELECT seq, origin, envelope_sha256, recipients, emergency FROM alerts WHERE alert_id = ?1",
@@ -1581,6 +1788,7 @@ main(int argc, char **argv)
 	RUN(&t, test_pending_order);
 	RUN(&t, test_mark_transitions);
 	RUN(&t, test_queue_depth);
+	RUN(&t, test_delivery_marks);
 	RUN(&t, test_envelope_exact);
 	RUN(&t, test_envelope_cache_hit);
 	RUN(&t, test_envelope_cache_miss_reads_sqlite);
