@@ -311,6 +311,18 @@ finish(struct server *server, size_t node_index, const struct inflight *entry, i
 	return 0;
 }
 
+/* Whether ack finishes the delivery of seq: at or below its cumulative through_seq, or named in its seqs. */
+static bool
+ack_covers(const Xba__V1__DeliveryAck *ack, uint64_t seq)
+{
+	if (seq <= ack->through_seq)
+		return true;
+	for (size_t k = 0; k < ack->n_seqs; k++)
+		if (ack->seqs[k] == seq)
+			return true;
+	return false;
+}
+
 static int
 cmp_seq(const void *a, const void *b)
 {
@@ -337,15 +349,9 @@ mark_ordinary_run(struct server *server, size_t node_index, const Xba__V1__Deliv
 		return 0;
 	if ((run = malloc(s->n_inflight * sizeof(*run))) == NULL)
 		return 0; /* row by row, as without marks */
-	for (size_t i = 0; i < s->n_inflight; i++) {
-		const struct inflight *e = &s->inflight[i];
-		bool done = e->seq <= ack->through_seq;
-
-		for (size_t k = 0; !done && k < ack->n_seqs; k++)
-			done = ack->seqs[k] == e->seq;
-		if (done && !e->emergency)
-			run[n++] = e->seq;
-	}
+	for (size_t i = 0; i < s->n_inflight; i++)
+		if (!s->inflight[i].emergency && ack_covers(ack, s->inflight[i].seq))
+			run[n++] = s->inflight[i].seq;
 	qsort(run, n, sizeof(*run), cmp_seq);
 	rc = journal_mark_ordinary_run(server->journal, server->dir->nodes[node_index].id, run, n, now, marked, err);
 	free(run);
@@ -368,14 +374,11 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 	/* Everything in flight at or below through_seq, or named in seqs, is done; the rest stays in flight. */
 	for (size_t i = 0; rc == 0 && i < s->n_inflight; i++) {
 		const struct inflight *e = &s->inflight[i];
-		bool done = e->seq <= ack->through_seq;
 
-		for (size_t k = 0; !done && k < ack->n_seqs; k++)
-			done = ack->seqs[k] == e->seq;
-		if (done && !(ordinary_marked && !e->emergency))
-			rc = finish(server, node_index, e, now, &err);
-		else if (!done)
+		if (!ack_covers(ack, e->seq))
 			s->inflight[kept++] = *e;
+		else if (e->emergency || !ordinary_marked)
+			rc = finish(server, node_index, e, now, &err);
 	}
 	/*
 	 * Only what is in flight on this session is marked.  An acknowledgement of something not in flight (sent on a

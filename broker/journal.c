@@ -84,7 +84,7 @@
  * acknowledges its ordinary deliveries in seq order, so one mark row per acknowledgement replaces an UPDATE of each
  * delivery row (with its queue-index entry): that was the broker's biggest journal cost per alert after the
  * inserts (docs/performance.md).  A delivery row whose state is still QUEUED (1) but which is ordinary and at or
- * below its node's highest mark is DELIVERED; every reader of the state goes through that rule (mark_covers).
+ * below its node's highest mark is DELIVERED, and every reader of the state applies that rule (mark_get).
  * Emergencies, deliveries acknowledged out of order, and officers' acknowledgements still update their rows.
  * Marks are state, like the rows' state: outside the hash chain.
  */
@@ -136,7 +136,7 @@ enum stmt_id {
 	ST_FIND,
 	ST_PENDING_EMERGENCY,
 	ST_PENDING,
-	ST_DEPTH,
+	ST_DEPTH_EMERGENCY,
 	ST_ENVELOPE,
 	ST_MARK_DELIVERED,
 	ST_MARK_ACK,
@@ -181,7 +181,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
 				 " AND emergency = 1 ORDER BY seq",
 	[ST_PENDING] = "SELECT seq, emergency, rule FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
 		       " AND seq > ?2 ORDER BY seq",
-	[ST_DEPTH] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 1",
+	[ST_DEPTH_EMERGENCY] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 1",
 	[ST_ENVELOPE] = "SELECT envelope FROM alerts WHERE seq = ?1",
 	[ST_MARK_DELIVERED] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
 			      " WHERE seq = ?2 AND node = ?1 AND state = 1",
@@ -715,8 +715,8 @@ check_version(struct journal *j, int64_t version, struct xba_error *err)
 	return 0;
 }
 
-/* Creates the schema on a new file, or upgrades an older one.  BEGIN IMMEDIATE and a second look at the version make two processes opening
- * the same new file at once safe: the second finds the schema the first created. */
+/* Creates the schema on a new file, or upgrades an older one.  BEGIN IMMEDIATE and a second look at the version
+ * make two processes opening the same file at once safe: the second finds the schema the first created. */
 static int
 ensure_schema(struct journal *j, struct xba_error *err)
 {
@@ -1369,7 +1369,7 @@ journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, str
 	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
 		return rc;
 	/* Emergencies, then the ordinary deliveries above the mark: two range counts in the queue index. */
-	st = j->st[ST_DEPTH];
+	st = j->st[ST_DEPTH_EMERGENCY];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW)
 		return read_fail(j, st, err, "read queue depth");
