@@ -1361,7 +1361,6 @@ int
 journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, struct xba_error *err)
 {
 	sqlite3_stmt *st;
-
 	uint64_t mark;
 	int rc;
 
@@ -1707,16 +1706,17 @@ journal_mark_acknowledged(struct journal *j, const char *node_id, uint64_t seq, 
 	return did ? 0 : unchanged_reason(j, node_id, seq, "mark acknowledged", err);
 }
 
-/* An ordinary delivery of seq to node whose row says QUEUED: *time_ms = when the first delivery mark covering it was
- * recorded, or 0 when none does (it is queued). */
+/* An ordinary delivery of seq to node whose row says QUEUED: *covered when a delivery mark covers it (it is
+ * delivered), with *time_ms = when the first such mark was recorded. */
 static int
-marked_time(struct journal *j, const char *node_id, uint64_t seq, int64_t *time_ms, struct xba_error *err)
+marked_time(struct journal *j, const char *node_id, uint64_t seq, bool *covered, int64_t *time_ms,
+    struct xba_error *err)
 {
 	sqlite3_stmt *st;
 	uint64_t mark;
 	int rc;
 
-	*time_ms = 0;
+	*covered = false;
 	if ((rc = mark_get(j, node_id, &mark, err)) != 0 || seq > mark)
 		return rc;
 	st = j->st[ST_MARK_TIME];
@@ -1728,8 +1728,7 @@ marked_time(struct journal *j, const char *node_id, uint64_t seq, int64_t *time_
 	else if (rc != SQLITE_DONE)
 		return read_fail(j, st, err, "read delivery mark");
 	sqlite3_reset(st);
-	if (*time_ms == 0)
-		*time_ms = 1; /* a mark with no time: still delivered (journal_track reads 0 as "queued") */
+	*covered = true;
 	return 0;
 }
 
@@ -1754,13 +1753,16 @@ journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struc
 			r.time_ms = sqlite3_column_int64(st, 4);
 		else if (r.state == DELIVERY_DELIVERED)
 			r.time_ms = sqlite3_column_int64(st, 3);
-		else if (r.state == DELIVERY_QUEUED && sqlite3_column_int(st, 6) == 0 &&
-		    (rc = marked_time(j, r.node_id, seq, &r.time_ms, err)) != 0) {
-			sqlite3_reset(st);
-			return rc;
+		else if (r.state == DELIVERY_QUEUED && sqlite3_column_int(st, 6) == 0) {
+			bool covered;
+
+			if ((rc = marked_time(j, r.node_id, seq, &covered, &r.time_ms, err)) != 0) {
+				sqlite3_reset(st);
+				return rc;
+			}
+			if (covered)
+				r.state = DELIVERY_DELIVERED; /* under a delivery mark */
 		}
-		if (r.state == DELIVERY_QUEUED && r.time_ms != 0)
-			r.state = DELIVERY_DELIVERED; /* under a delivery mark */
 		copy_text(r.officer, sizeof(r.officer), sqlite3_column_text(st, 5));
 		rows++;
 		if ((stop = row(ctx, &r)) != 0)

@@ -91,6 +91,25 @@ append_one(struct journal *j, const struct journal_entry *e)
 	return seq;
 }
 
+/* Alerts "<prefix>-1" .. "<prefix>-n", each in its own transaction, received at 1000 * i; emergency_seq (0: none)
+ * is an emergency.  True when they got seqs 1..n, as on a new journal. */
+static bool
+append_numbered(struct journal *j, const char *prefix, int n, int emergency_seq, const struct journal_recipient *r,
+    size_t nr, const struct journal_recipient *w, size_t nw)
+{
+	bool ok = true;
+
+	for (int i = 1; i <= n; i++) {
+		char id[32];
+		struct journal_entry e;
+
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		e = entry(id, i == emergency_seq, 1000 * i, r, nr, w, nw);
+		ok = append_one(j, &e) == (uint64_t)i && ok;
+	}
+	return ok;
+}
+
 /* Runs SQL on a second, raw connection to the journal file (tampering, schema games). */
 static int
 raw_exec(const char *path, const char *sql)
@@ -540,13 +559,7 @@ test_delivery_marks(struct check_state *t)
 		CHECK(t, j != NULL);
 		return;
 	}
-	for (int i = 1; i <= 6; i++) {
-		char id[16];
-
-		snprintf(id, sizeof(id), "dm-%d", i);
-		e = entry(id, i == 3, 1000 * i, both, 2, NULL, 0); /* seq 3 is an emergency */
-		CHECK(t, append_one(j, &e) == (uint64_t)i);
-	}
+	CHECK(t, append_numbered(j, "dm", 6, 3, both, 2, NULL, 0)); /* seq 3 is an emergency */
 	pending_text(j, "DZA", text, sizeof(text));
 	CHECK_STR(t, text, "e3 1 2 4 5 6");
 
@@ -1216,13 +1229,7 @@ test_prune(struct check_state *t)
 		CHECK(t, j != NULL);
 		return;
 	}
-	for (int i = 1; i <= 6; i++) {
-		char id[16];
-
-		snprintf(id, sizeof(id), "pr-%d", i);
-		e = entry(id, false, 1000 * i, two, 2, one_withheld, 1);
-		CHECK(t, append_one(j, &e) == (uint64_t)i);
-	}
+	CHECK(t, append_numbered(j, "pr", 6, 0, two, 2, one_withheld, 1));
 	CHECK_CODE(t, journal_prune(j, 10000, &deleted, &err), 0);
 	CHECK(t, deleted == 0); /* nothing finished yet */
 	CHECK_CODE(t, journal_begin(j, &err), 0);
