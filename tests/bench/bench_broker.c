@@ -5,7 +5,7 @@
  * docs/protocol.md.  It prints one labelled line per figure, as ratios against the Ed25519 verification ceiling
  * measured in the same run (docs/performance.md records the figures and what bounds them).
  *
- * usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog] [--alerts N]
+ * usage: bench_broker [--only calib,journal,ingest,latency,broadcast,fanout,memory,backlog] [--alerts N]
  *                     [--journal N] [--backlog N] [--broadcasts N] [--fanout-nodes N] [--broker PATH]
  *                     [--perf FILE] [--keep] [--verify-threads N] [--single-delivers] [--ceiling ALERTS_PER_S]
  *                     [--repeat N]
@@ -890,6 +890,95 @@ load_ceiling(void)
 	return ingest_ceiling > 0 ? ingest_ceiling : 0.8 * verify_per_s / 4;
 }
 
+/* ---- the journal alone -------------------------------------------------------------------------------------- */
+
+/* What the journal costs the loop per alert, measured apart from everything else in this run: the CPU time of
+ * this thread (user and kernel: the WAL writes, the fdatasync, SQLite's own checkpoints) for `count` alerts of the
+ * ingest's size appended with `n_rcpt` recipients each, `per_commit` to a transaction, on a fresh durable journal
+ * opened with broker/journal.c in `dir`.  Runs on the broker's cores, like the calibration it is read against. */
+static double
+journal_cpu_us(const char *dir, const char *name, const uint8_t *env, size_t env_len,
+    const struct journal_recipient *rcpt, size_t n_rcpt, size_t count, size_t per_commit)
+{
+	struct xba_error err = { 0 };
+	char path[400], version[65];
+	struct timespec c0, c1;
+
+	memset(version, 'a', 64);
+	version[64] = '\0';
+	snprintf(path, sizeof path, "%s/%s.db", dir, name);
+	struct journal *j = journal_open(path, &err);
+	if (j == NULL)
+		die("journal_open %s: %s", path, err.msg);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	for (size_t i = 0; i < count;) {
+		if (journal_begin(j, &err) != 0)
+			die("journal_begin: %s", err.msg);
+		for (size_t k = 0; k < per_commit && i < count; k++, i++) {
+			char id[XBA_UUID_LEN + 1];
+			uint64_t seq;
+			bench_alert_id(id, '7', i);
+			struct journal_entry e = { .alert_id = id, .origin = "BA", .sent_ms = clock_now_ms(),
+				.received_ms = clock_now_ms(), .msg_type = 1, .emergency = false, .envelope = env,
+				.envelope_len = env_len, .rules_version = version, .recipients = rcpt,
+				.n_recipients = n_rcpt };
+			if (journal_append(j, &e, &seq, &err) != 0)
+				die("journal_append: %s", err.msg);
+		}
+		if (journal_commit(j, &err) != 0)
+			die("journal_commit: %s", err.msg);
+	}
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	journal_close(j);
+	return ((double)(c1.tv_sec - c0.tv_sec) * 1e6 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e3) / (double)count;
+}
+
+/* The journal's share of the ingest figure, for the budget fig_ingest prints: 0 until fig_journal ran this run. */
+static struct {
+	double with_rows_us, without_rows_us; /* at JOURNAL_BUDGET_COMMIT alerts per commit */
+} journal_cost;
+
+#define JOURNAL_BUDGET_COMMIT 32 /* about what one 5 ms loop pass commits at the ingest rate on this machine */
+
+static void
+fig_journal(void)
+{
+	static const size_t per_commit[] = { 1, 8, JOURNAL_BUDGET_COMMIT, 128 };
+	struct bench b;
+	struct journal_recipient rcpt[6];
+	char name[32];
+
+	region_make(&b, "journal", CORE, NULL);
+	size_t tmpl = make_alerts(&b, 1, core_pubs, 1, false);
+	Xba__V1__Frame *pf = xba__v1__frame__unpack(NULL, b.alerts[tmpl].len, b.alerts[tmpl].frame);
+	uint8_t *env = xcalloc(1, 70000);
+	size_t env_len = xba__v1__envelope__pack(pf->publish->envelope, env);
+	for (int i = 0; i < 6; i++)
+		rcpt[i] = (struct journal_recipient){ b.nodes[i + 1].id, "bench-core" };
+	pin_cpus(true);
+	printf("journal.cpu_us_per_alert");
+	for (size_t k = 0; k < sizeof per_commit / sizeof per_commit[0]; k++) {
+		size_t count = per_commit[k] == 1 ? 1000 : 4000;
+		snprintf(name, sizeof name, "rows-%zu", per_commit[k]);
+		double us = journal_cpu_us(b.dir, name, env, env_len, rcpt, 6, count, per_commit[k]);
+		if (per_commit[k] == JOURNAL_BUDGET_COMMIT)
+			journal_cost.with_rows_us = us;
+		printf("%s%.1f us (%zu/commit)", k ? ", " : "     ", us, per_commit[k]);
+	}
+	snprintf(name, sizeof name, "norows-%d", JOURNAL_BUDGET_COMMIT);
+	journal_cost.without_rows_us = journal_cpu_us(b.dir, name, env, env_len, rcpt, 0, 4000, JOURNAL_BUDGET_COMMIT);
+	pin_cpus(false);
+	printf("  (append + commit + SQLite's checkpoints, 6 recipients, durable; this thread's CPU)\n");
+	printf("journal.delivery_rows_us     %8.1f us  (the six delivery rows' share at %d/commit: %.1f us with them, "
+	       "%.1f us without = %.2f verifications)\n",
+	    journal_cost.with_rows_us - journal_cost.without_rows_us, JOURNAL_BUDGET_COMMIT, journal_cost.with_rows_us,
+	    journal_cost.without_rows_us, (journal_cost.with_rows_us - journal_cost.without_rows_us) * verify_per_s / 1e6);
+	xba__v1__frame__free_unpacked(pf, NULL);
+	free(env);
+	fflush(stdout);
+	region_free(&b);
+}
+
 static void
 fig_ingest(void)
 {
@@ -952,6 +1041,19 @@ fig_ingest(void)
 	       "%.1f us libzmq I/O (CURVE, sockets); %.1f us other\n",
 	    (th1.loop - th0.loop) / 1e3 / (double)n, (th1.verify - th0.verify) / 1e3 / (double)n,
 	    (th1.zmq_io - th0.zmq_io) / 1e3 / (double)n, (th1.other - th0.other) / 1e3 / (double)n);
+	if (journal_cost.with_rows_us > 0) {
+		/* The floor under the CPU figure: what verification, the journal and CURVE with the sockets cost alone,
+		 * each measured in this run; "the rest" is everything else the loop does (decode, route, the delivery
+		 * pass, acknowledgements, handing frames to libzmq).  The journal figure includes SQLite's checkpoints,
+		 * which the broker runs on its checkpointer thread, so that thread is not counted again. */
+		double io_us = (th1.zmq_io - th0.zmq_io) / 1e3 / (double)n;
+		double floor_us = verify_us + journal_cost.with_rows_us + io_us;
+		printf("ingest.budget                %8.1f us  = verification %.1f + journal %.1f (%d/commit, of which "
+		       "delivery rows %.1f) + libzmq I/O %.1f: %.2f verifications before the rest of the loop (%.1f us)\n",
+		    floor_us, verify_us, journal_cost.with_rows_us, JOURNAL_BUDGET_COMMIT,
+		    journal_cost.with_rows_us - journal_cost.without_rows_us, io_us, floor_us / verify_us,
+		    cpu_per - floor_us);
+	}
 	printf("ingest.loop_thread           %8.2f     on a CPU, %.2f runnable but waiting for a CPU (machine busy), "
 	       "%.2f blocked (poll, fsync)\n",
 	    (run1 - run0) / 1e9 / secs, (wait1 - wait0) / 1e9 / secs,
@@ -1298,7 +1400,7 @@ main(int argc, char **argv)
 		case 'i': opt.ids = optarg; break;
 		default:
 			fprintf(stderr,
-			    "usage: bench_broker [--only calib,ingest,latency,broadcast,fanout,memory,backlog]\n"
+			    "usage: bench_broker [--only calib,journal,ingest,latency,broadcast,fanout,memory,backlog]\n"
 			    "  [--alerts N (20000)] [--journal N (100000)] [--backlog N (20000)] [--broadcasts N (60)]\n"
 			    "  [--fanout-nodes N (200)] [--broker PATH] [--perf FILE (perf record the broker during "
 			    "ingest)] [--keep]\n"
@@ -1333,6 +1435,8 @@ main(int argc, char **argv)
 		if (opt.repeat > 1)
 			printf("# run %ld of %ld\n", r + 1, opt.repeat);
 		calibrate(); /* always, and again every run: every figure is read against it */
+		if (want("journal"))
+			fig_journal();
 		if (want("ingest"))
 			fig_ingest();
 		if (want("latency"))
