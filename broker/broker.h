@@ -193,6 +193,8 @@ struct server {
 	struct checkpointer *checkpointer;      /* owned; WAL checkpoints off the loop */
 	bool io_sched_batch;                    /* libzmq's threads run SCHED_BATCH (server.c, io_threads_batch) */
 	struct chunk *chunks;                   /* two: one being handled, one being verified; owned (server.c) */
+	bool emergency_in_pass;                 /* this pass journaled an emergency: end it, commit, deliver */
+	uint64_t commits_done;                  /* journal commits that wrote, since start: alert.accepted commit= */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
 	struct broker_stats stats;

@@ -423,6 +423,8 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		}
 		for (size_t i = 0; i < route.n_recipients; i++)
 			server->sessions[route.recipients[i].node_index].wants_delivery = true;
+		if (entry.emergency)
+			server->emergency_in_pass = true;
 		hold_ack(server, node_index, publish, alert->id, seq, (uint32_t)route.n_recipients, false);
 	}
 done:

@@ -9,11 +9,15 @@ thread handling one frame at a time would give:
    is the order it sent them, and every recipient gets each accepted alert exactly once, in journal order;
 3. the broker says how many verification threads it runs;
 4. libzmq's I/O thread runs SCHED_BATCH, so that it sends a pass's messages when the loop blocks instead of
-   preempting it at every send (broker/server.c, io_threads_batch), and broker.ready says so.
+   preempting it at every send (broker/server.c, io_threads_batch), and broker.ready says so;
+5. an emergency does not wait for a long pass to end: with hundreds of publishes queued behind it (the broker
+   stopped while they were sent), it is committed (alert.accepted commit=N) together with at most the rest of its
+   chunk and the one chunk already read behind it, and the publishes after those go in later commits.
 
 usage: /usr/bin/python3 tests/e2e/test_broker_chunks.py BUILD_DIR SOURCE_ROOT
 """
 import os
+import signal
 import sys
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -28,7 +32,9 @@ rules:
     to: [members]
 """
 PUBLISHERS = ("NER", "TCD", "SDN")
-BURST = 300          # per publisher; the broker reads at most 64 frames per chunk
+BURST = 300          # per publisher; the broker reads at most CHUNK frames per chunk
+CHUNK = 32           # CHUNK_MAX, broker/server.c
+BEHIND = 300         # 5: publishes queued before and after the emergency
 FORGED_EVERY = 7     # every 7th publish of NER carries a signature with one bit flipped
 
 
@@ -156,6 +162,43 @@ def main(t):
         t.check(seqs == sorted(seqs), f"{nid}: deliveries arrive in journal order", str(seqs[:10]))
         t.check(all(accepted[a.alert_id] == a.seq for a in got), f"{nid}: delivered under the seq its ack named")
     t.check(not any(r.quarantine for r in receivers.values()), "no forged alert reached a recipient")
+
+    # 5. An emergency in the middle of a queue of publishes ends its pass.  Sealed first; sent while the broker is
+    # stopped, so that they are all waiting when it reads them.
+    ner = pubs["NER"]
+    ordinary = [x.alert("NER", C.HEALTH, C.MODERATE, C.AMBER, headline=f"NER queued {i}") for i in range(2 * BEHIND)]
+    emergency = x.alert("NER", C.BORDER_INCIDENT, C.EXTREME, C.AMBER, emergency=True, headline="NER emergency")
+    queue = ordinary[:BEHIND] + [emergency] + ordinary[BEHIND:]
+    envs = [region.seal(a) for a in queue]
+    refs = list(range(1001, 1001 + len(queue)))
+    mark = broker.log_size()
+    os.kill(broker.proc.pid, signal.SIGSTOP)
+    try:
+        for ref, env in zip(refs, envs):
+            ner.send(publish=x.pb.Publish(ref=ref, envelope=env))
+        net.run_until(lambda: False, 0.3)    # let libzmq write them out to the stopped broker's socket
+    finally:
+        os.kill(broker.proc.pid, signal.SIGCONT)
+    net.run_until(lambda: all(r in ner.acks for r in refs), t.t(60))
+    codes = [x.code_name(ner.acks[r].result) if r in ner.acks else "no ack" for r in refs]
+    t.check(codes == ["OK"] * len(refs), "every queued publish and the emergency accepted",
+            str([c for c in codes if c != "OK"][:5]))
+    net.run_until(lambda: len(broker.events("alert.accepted", since=mark)) >= len(refs), t.t(5))
+    commit_of = {e.get("alert"): int(e.get("commit", "-1")) for e in broker.events("alert.accepted", since=mark)}
+    e_commit = commit_of.get(emergency.id)
+    t.check(e_commit is not None and e_commit > 0, "log: alert.accepted names the emergency's commit",
+            str(e_commit))
+    with_it = [a.id for a in ordinary[BEHIND:] if commit_of.get(a.id) == e_commit]
+    t.check(len(with_it) <= 2 * CHUNK - 1,
+            f"the emergency's commit holds at most {2 * CHUNK - 1} of the publishes queued behind it (the rest of "
+            "its chunk and the chunk read behind it), not the rest of a long pass", f"{len(with_it)} of {BEHIND}")
+    before = [a.id for a in ordinary[:BEHIND] if commit_of.get(a.id, 0) > e_commit]
+    t.check(not before, "nothing queued ahead of the emergency is committed after it", str(before[:3]))
+    t.log(f"5: {len(set(commit_of.values()))} commits for {len(refs)} publishes; {len(with_it)} behind the "
+          f"emergency share its commit")
+    for nid, r in receivers.items():
+        net.run_until(lambda r=r: emergency.id in r.inbox, t.t(10))
+        t.check(emergency.id in r.inbox and r.inbox[emergency.id].emergency, f"{nid}: the emergency delivered")
     net.check_protocol()
     net.close()
 
