@@ -42,6 +42,7 @@ struct broker_config {
 	int64_t max_credit;       /* cap on a node's delivery window */
 	int64_t retention_days;   /* prune finished alerts older than this; 0 = keep forever */
 	int64_t group_commit_max; /* publishes per journal transaction at most */
+	int64_t pass_max_ms;      /* event-loop pass: read and handle for this long at most, then commit and deliver */
 	int64_t verify_threads;   /* verification threads besides the loop's; -1 = one fewer than the online cores */
 	int64_t stats_interval_s; /* seconds between broker.stats records; 0 = none */
 	char *log_level;          /* debug, info or warn */

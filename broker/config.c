@@ -34,6 +34,7 @@ static const struct conftable_row config_rows[] = {
 	ROW_INT("max_credit", max_credit, 1, 65536, 1024),
 	ROW_INT("retention_days", retention_days, 0, 36500, 365),
 	ROW_INT("group_commit_max", group_commit_max, 1, 100000, 512),
+	ROW_INT("pass_max_ms", pass_max_ms, 1, 1000, 5),
 	ROW_INT("verify_threads", verify_threads, 0, 64, -1),
 	ROW_INT("stats_interval_s", stats_interval_s, 0, 86400, 60),
 	ROW_STR("log_level", log_level, false, "info"),

@@ -32,12 +32,6 @@
 
 #define HARD_FRAME_FACTOR 4 /* frames over max_frame_bytes get FRAME_TOO_LARGE; over 4x the connection is cut */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
-/* Work per event-loop pass before commit and delivery.  Under a sustained burst a pass runs this long, and one
- * commit (one fsync, one WAL write of each B-tree's right edge) is shared by what it read: 10 ms rather than 5 gives
- * about 90 alerts per commit instead of 40 at this machine's ingest rate, ~10% less broker CPU per alert and ~12%
- * more ingest, with no change in the latency at 50% of it that the noise did not swamp (docs/performance.md §3).
- * Emergencies do not wait for the bound: the pass ends after the chunk that journaled one (emergency_in_pass). */
-#define PASS_MAX_MS 10
 #define CHUNK_MAX 32   /* frames read, then verified together, then handled, at a time */
 #define VERIFY_THREADS_AUTO_MAX 8
 #define CHECKPOINT_INTERVAL_MS 20     /* WAL checkpoints by checkpointer.c, off the loop */
@@ -625,16 +619,19 @@ handle_chunk(struct server *server, struct chunk *chunk)
 }
 
 /*
- * The frames of one pass: at most group_commit_max, or PASS_MAX_MS of work, so deliveries are never held behind a
+ * The frames of one pass: at most group_commit_max, or pass_max_ms of work, so deliveries are never held behind a
  * long burst of publishes; and no more chunks once one has journaled an emergency, so that it is committed and
- * delivered after at most the one chunk already read behind it.  Double-buffered: while this thread handles chunk
+ * delivered after at most the one chunk already read behind it, however long the pass may run.  The bound trades
+ * latency for throughput: a longer pass shares one commit (an fsync, a WAL write of each B-tree's right edge)
+ * among more alerts.  5 ms is the default because 10 ms, measured, saved ~10% of the CPU per alert under a burst
+ * but doubled the p99 latency at half load when the broker shared its cores (docs/performance.md §3).  Double-buffered: while this thread handles chunk
  * k, the pool's threads verify chunk k+1 (read just before), and whatever they have not reached when chunk k is
  * done, this thread verifies itself in verify_pool_wait().
  */
 static void
 receive_pass(struct server *server)
 {
-	int64_t pass_end = clock_mono_ms() + PASS_MAX_MS;
+	int64_t pass_end = clock_mono_ms() + server->config->pass_max_ms;
 	size_t budget = (size_t)server->config->group_commit_max;
 	struct chunk *current = &server->chunks[0], *next = &server->chunks[1], *swap;
 	size_t got;

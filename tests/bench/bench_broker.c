@@ -8,7 +8,7 @@
  * usage: bench_broker [--only calib,journal,ingest,latency,broadcast,fanout,memory,backlog] [--alerts N]
  *                     [--journal N] [--backlog N] [--broadcasts N] [--fanout-nodes N] [--broker PATH]
  *                     [--perf FILE] [--keep] [--verify-threads N] [--single-delivers] [--ceiling ALERTS_PER_S]
- *                     [--repeat N]
+ *                     [--repeat N] [--broker-cpus N] [--ids v7|v4|seq] [--pass-ms N]
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -67,7 +67,8 @@ static struct {
 	long repeat;          /* runs of calib, ingest, latency and broadcast, summarised at the end */
 	long broker_cpus;     /* >0: the broker on the last this many online cores, this driver on the others */
 	const char *ids;      /* how alert ids are made: v7, v4 or seq (bench_alert_id) */
-} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false, 0, 1, 0, "v7" };
+	long pass_ms;         /* >0: broker.yaml pass_max_ms; 0: the broker's default */
+} opt = { NULL, 20000, 100000, 20000, 60, 200, XBA_BROKER_PATH, NULL, false, -1, false, 0, 1, 0, "v7", 0 };
 
 /* The targeted figures of every run, for the summary that --repeat prints (medians: this machine is noisy). */
 #define REPEAT_MAX 20
@@ -376,17 +377,19 @@ region_make(struct bench *b, const char *name, size_t n, const char *journal)
 	                           : "rules:\n  - name: bench-core\n    to: [core]\n");
 	b->port = free_port();
 	char cfg[1024];
-	char threads_line[64] = "";
+	char threads_line[64] = "", pass_line[48] = "";
 	if (opt.verify_threads >= 0)
 		snprintf(threads_line, sizeof threads_line, "verify_threads: %ld\n", opt.verify_threads);
 	else if (opt.broker_cpus > 0) /* as many threads as the cores it is pinned to, not as the machine has */
 		snprintf(threads_line, sizeof threads_line, "verify_threads: %ld\n", opt.broker_cpus - 1);
+	if (opt.pass_ms > 0)
+		snprintf(pass_line, sizeof pass_line, "pass_max_ms: %ld\n", opt.pass_ms);
 	snprintf(cfg, sizeof cfg,
 	    "# broker.yaml written by bench_broker (durable journal: WAL, synchronous=FULL)\n"
 	    "broker_id: bench\nlisten: \"tcp://127.0.0.1:%d\"\ncurve_secret_key: keys/BROKER.curve.key\n"
 	    "region: region.yaml\nrules: rules.yaml\njournal: %s\nrate_per_second: 1000000\n"
-	    "rate_burst: 1000000\nmax_credit: %d\nlog_level: warn\n%s",
-	    b->port, journal ? journal : "journal.db", CREDIT, threads_line);
+	    "rate_burst: 1000000\nmax_credit: %d\nlog_level: warn\n%s%s",
+	    b->port, journal ? journal : "journal.db", CREDIT, threads_line, pass_line);
 	snprintf(path, sizeof path, "%s/broker.yaml", b->dir);
 	write_file(path, cfg);
 	b->ctx = zmq_ctx_new();
@@ -933,17 +936,21 @@ journal_cpu_us(const char *dir, const char *name, const uint8_t *env, size_t env
 	return ((double)(c1.tv_sec - c0.tv_sec) * 1e6 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e3) / (double)count;
 }
 
+/* Commit sizes of the journal figure; the last three are also measured without delivery rows, and the budget
+ * fig_ingest prints takes the one nearest to what the broker commits at once during ingest. */
+static const size_t journal_sizes[] = { 1, 8, 32, 64, 128 };
+#define JOURNAL_SIZES (sizeof journal_sizes / sizeof journal_sizes[0])
+#define JOURNAL_FIRST_BUDGET 2 /* journal_sizes[2..]: the sizes a loop pass under load commits */
+#define BROKER_PASS_MS 5       /* broker.yaml pass_max_ms by default: under a burst, one commit per this much work */
+
 /* The journal's share of the ingest figure, for the budget fig_ingest prints: 0 until fig_journal ran this run. */
 static struct {
-	double with_rows_us, without_rows_us; /* at JOURNAL_BUDGET_COMMIT alerts per commit */
+	double with_rows_us[JOURNAL_SIZES], without_rows_us[JOURNAL_SIZES];
 } journal_cost;
-
-#define JOURNAL_BUDGET_COMMIT 32 /* about what one 5 ms loop pass commits at the ingest rate on this machine */
 
 static void
 fig_journal(void)
 {
-	static const size_t per_commit[] = { 1, 8, JOURNAL_BUDGET_COMMIT, 128 };
 	struct bench b;
 	struct journal_recipient rcpt[6];
 	char name[32];
@@ -956,27 +963,59 @@ fig_journal(void)
 	for (int i = 0; i < 6; i++)
 		rcpt[i] = (struct journal_recipient){ b.nodes[i + 1].id, "bench-core" };
 	pin_cpus(true);
-	printf("journal.cpu_us_per_alert");
-	for (size_t k = 0; k < sizeof per_commit / sizeof per_commit[0]; k++) {
-		size_t count = per_commit[k] == 1 ? 1000 : 4000;
-		snprintf(name, sizeof name, "rows-%zu", per_commit[k]);
-		double us = journal_cpu_us(b.dir, name, env, env_len, rcpt, 6, count, per_commit[k]);
-		if (per_commit[k] == JOURNAL_BUDGET_COMMIT)
-			journal_cost.with_rows_us = us;
-		printf("%s%.1f us (%zu/commit)", k ? ", " : "     ", us, per_commit[k]);
+	for (size_t k = 0; k < JOURNAL_SIZES; k++) {
+		size_t count = journal_sizes[k] == 1 ? 1000 : 4000;
+		snprintf(name, sizeof name, "rows-%zu", journal_sizes[k]);
+		journal_cost.with_rows_us[k] = journal_cpu_us(b.dir, name, env, env_len, rcpt, 6, count, journal_sizes[k]);
+		if (k >= JOURNAL_FIRST_BUDGET) {
+			snprintf(name, sizeof name, "norows-%zu", journal_sizes[k]);
+			journal_cost.without_rows_us[k] =
+			    journal_cpu_us(b.dir, name, env, env_len, rcpt, 0, count, journal_sizes[k]);
+		}
 	}
-	snprintf(name, sizeof name, "norows-%d", JOURNAL_BUDGET_COMMIT);
-	journal_cost.without_rows_us = journal_cpu_us(b.dir, name, env, env_len, rcpt, 0, 4000, JOURNAL_BUDGET_COMMIT);
 	pin_cpus(false);
+	printf("journal.cpu_us_per_alert");
+	for (size_t k = 0; k < JOURNAL_SIZES; k++)
+		printf("%s%.1f us (%zu/commit)", k ? ", " : "     ", journal_cost.with_rows_us[k], journal_sizes[k]);
 	printf("  (append + commit + SQLite's checkpoints, 6 recipients, durable; this thread's CPU)\n");
-	printf("journal.delivery_rows_us     %8.1f us  (the six delivery rows' share at %d/commit: %.1f us with them, "
-	       "%.1f us without = %.2f verifications)\n",
-	    journal_cost.with_rows_us - journal_cost.without_rows_us, JOURNAL_BUDGET_COMMIT, journal_cost.with_rows_us,
-	    journal_cost.without_rows_us, (journal_cost.with_rows_us - journal_cost.without_rows_us) * verify_per_s / 1e6);
+	printf("journal.delivery_rows_us");
+	for (size_t k = JOURNAL_FIRST_BUDGET; k < JOURNAL_SIZES; k++) {
+		double rows = journal_cost.with_rows_us[k] - journal_cost.without_rows_us[k];
+		printf("%s%.1f us (%zu/commit: %.2f verifications)", k > JOURNAL_FIRST_BUDGET ? ", " : "     ", rows,
+		    journal_sizes[k], rows * verify_per_s / 1e6);
+	}
+	printf("  (what the six delivery rows add to an alert's journal cost)\n");
 	xba__v1__frame__free_unpacked(pf, NULL);
 	free(env);
 	fflush(stdout);
 	region_free(&b);
+}
+
+/* The broker's pass_max_ms in this run. */
+static long
+pass_ms(void)
+{
+	return opt.pass_ms > 0 ? opt.pass_ms : BROKER_PASS_MS;
+}
+
+/* How many times larger the larger of a and b is (both > 0). */
+static double
+ratio_apart(double a, double b)
+{
+	return a > b ? a / b : b / a;
+}
+
+/* The journal figure's commit size nearest (by ratio) to what the broker commits at once at this ingest rate. */
+static size_t
+journal_budget_size(double rate)
+{
+	double per_commit = rate * (double)pass_ms() / 1000.0;
+	size_t best = JOURNAL_FIRST_BUDGET;
+
+	for (size_t k = JOURNAL_FIRST_BUDGET + 1; k < JOURNAL_SIZES; k++)
+		if (ratio_apart((double)journal_sizes[k], per_commit) < ratio_apart((double)journal_sizes[best], per_commit))
+			best = k;
+	return best;
 }
 
 static void
@@ -1041,18 +1080,19 @@ fig_ingest(void)
 	       "%.1f us libzmq I/O (CURVE, sockets); %.1f us other\n",
 	    (th1.loop - th0.loop) / 1e3 / (double)n, (th1.verify - th0.verify) / 1e3 / (double)n,
 	    (th1.zmq_io - th0.zmq_io) / 1e3 / (double)n, (th1.other - th0.other) / 1e3 / (double)n);
-	if (journal_cost.with_rows_us > 0) {
+	if (journal_cost.with_rows_us[0] > 0) {
 		/* The floor under the CPU figure: what verification, the journal and CURVE with the sockets cost alone,
 		 * each measured in this run; "the rest" is everything else the loop does (decode, route, the delivery
 		 * pass, acknowledgements, handing frames to libzmq).  The journal figure includes SQLite's checkpoints,
 		 * which the broker runs on its checkpointer thread, so that thread is not counted again. */
-		double io_us = (th1.zmq_io - th0.zmq_io) / 1e3 / (double)n;
-		double floor_us = verify_us + journal_cost.with_rows_us + io_us;
-		printf("ingest.budget                %8.1f us  = verification %.1f + journal %.1f (%d/commit, of which "
-		       "delivery rows %.1f) + libzmq I/O %.1f: %.2f verifications before the rest of the loop (%.1f us)\n",
-		    floor_us, verify_us, journal_cost.with_rows_us, JOURNAL_BUDGET_COMMIT,
-		    journal_cost.with_rows_us - journal_cost.without_rows_us, io_us, floor_us / verify_us,
-		    cpu_per - floor_us);
+		size_t k = journal_budget_size(rate);
+		double io_us = (th1.zmq_io - th0.zmq_io) / 1e3 / (double)n, journal_us = journal_cost.with_rows_us[k];
+		double floor_us = verify_us + journal_us + io_us;
+		printf("ingest.budget                %8.1f us  = verification %.1f + journal %.1f (%zu/commit, nearest to "
+		       "%.0f in a %ld ms pass; of which delivery rows %.1f) + libzmq I/O %.1f: %.2f verifications before "
+		       "the rest of the loop (%.1f us)\n",
+		    floor_us, verify_us, journal_us, journal_sizes[k], rate * (double)pass_ms() / 1000.0, pass_ms(),
+		    journal_us - journal_cost.without_rows_us[k], io_us, floor_us / verify_us, cpu_per - floor_us);
 	}
 	printf("ingest.loop_thread           %8.2f     on a CPU, %.2f runnable but waiting for a CPU (machine busy), "
 	       "%.2f blocked (poll, fsync)\n",
@@ -1377,6 +1417,7 @@ main(int argc, char **argv)
 		{ "repeat", required_argument, NULL, 'r' },
 		{ "broker-cpus", required_argument, NULL, 'C' },
 		{ "ids", required_argument, NULL, 'i' },
+		{ "pass-ms", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1398,6 +1439,7 @@ main(int argc, char **argv)
 		case 'r': opt.repeat = atol(optarg); break;
 		case 'C': opt.broker_cpus = atol(optarg); break;
 		case 'i': opt.ids = optarg; break;
+		case 'P': opt.pass_ms = atol(optarg); break;
 		default:
 			fprintf(stderr,
 			    "usage: bench_broker [--only calib,journal,ingest,latency,broadcast,fanout,memory,backlog]\n"
@@ -1409,13 +1451,14 @@ main(int argc, char **argv)
 			    "  [--ceiling ALERTS_PER_S (100%% load for latency and broadcast; default: the ingest rate)]\n"
 			    "  [--repeat N (run calib, ingest, latency, broadcast N times, <= 20; print medians)]\n"
 			    "  [--broker-cpus N (pin the broker to the last N cores and this driver to the others)]\n"
-			    "  [--ids v7|v4|seq (how alert ids are made; v7, time-ordered, as xba-agent does)]\n");
+			    "  [--ids v7|v4|seq (how alert ids are made; v7, time-ordered, as xba-agent does)]\n"
+			    "  [--pass-ms N (broker.yaml pass_max_ms, 1-1000; default: the broker's, 5)]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (opt.alerts < 100 || opt.broadcasts < 1 || opt.broadcasts > 100 || opt.fanout_nodes < 31 ||
 	    opt.backlog_n < 1 || opt.journal_n < 1 || opt.repeat < 1 || opt.repeat > REPEAT_MAX ||
-	    opt.broker_cpus < 0 || (opt.broker_cpus > 0 && opt.broker_cpus >= sysconf(_SC_NPROCESSORS_ONLN)) ||
+	    opt.broker_cpus < 0 || opt.pass_ms < 0 || opt.pass_ms > 1000 || (opt.broker_cpus > 0 && opt.broker_cpus >= sysconf(_SC_NPROCESSORS_ONLN)) ||
 	    (strcmp(opt.ids, "v7") != 0 && strcmp(opt.ids, "v4") != 0 && strcmp(opt.ids, "seq") != 0))
 		die("option out of range (--broker-cpus must leave the driver at least one core; --ids is v7, v4 or seq)");
 	pin_cpus(false);
@@ -1426,9 +1469,10 @@ main(int argc, char **argv)
 	gethostname(host, sizeof host - 1);
 	time_t now = time(NULL);
 	printf("# bench_broker %s on %s, %ld cores online, broker %s, broker may use %d cores (event loop + %d "
-	       "verification threads); deliveries %s; alert ids %s; %s\n", strtok(ctime(&now), "\n"), host,
-	    sysconf(_SC_NPROCESSORS_ONLN), opt.broker, broker_cores(), broker_cores() - 1,
+	       "verification threads); deliveries %s; alert ids %s; passes of %ld ms; %s\n", strtok(ctime(&now), "\n"),
+	    host, sysconf(_SC_NPROCESSORS_ONLN), opt.broker, broker_cores(), broker_cores() - 1,
 	    opt.single_delivers ? "one Deliver frame each (--single-delivers)" : "in DeliverBatch frames", opt.ids,
+	    pass_ms(),
 	    opt.broker_cpus > 0 ? "broker and driver pinned to separate cores (--broker-cpus)"
 				: "broker and driver share every core");
 	for (long r = 0; r < opt.repeat; r++) {

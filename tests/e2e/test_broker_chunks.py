@@ -10,9 +10,10 @@ thread handling one frame at a time would give:
 3. the broker says how many verification threads it runs;
 4. libzmq's I/O thread runs SCHED_BATCH, so that it sends a pass's messages when the loop blocks instead of
    preempting it at every send (broker/server.c, io_threads_batch), and broker.ready says so;
-5. an emergency does not wait for a long pass to end: with hundreds of publishes queued behind it (the broker
-   stopped while they were sent), it is committed (alert.accepted commit=N) together with at most the rest of its
-   chunk and the one chunk already read behind it, and the publishes after those go in later commits.
+5. an emergency does not wait for a long pass to end: with passes allowed to run a whole second (pass_max_ms)
+   and hundreds of publishes queued behind it (the broker stopped while they were sent), it is committed
+   (alert.accepted commit=N) together with at most the rest of its chunk and the one chunk already read behind
+   it, and the publishes after those go in later commits; pass_max_ms out of range is refused, naming the key.
 
 usage: /usr/bin/python3 tests/e2e/test_broker_chunks.py BUILD_DIR SOURCE_ROOT
 """
@@ -77,7 +78,9 @@ def batch_allowed():
 
 def main(t):
     region = x.sahel_region(t)
-    broker = x.Broker(t, region, RULES, verify_threads=2, rate_per_second=100000, rate_burst=100000).start()
+    # Passes as long as a second and 100 000 frames: only the emergency (5) ends one early while frames wait.
+    broker = x.Broker(t, region, RULES, verify_threads=2, rate_per_second=100000, rate_burst=100000,
+                      pass_max_ms=1000, group_commit_max=100000).start()
     t.check(broker.wait_log(r"event=broker\.ready .*verify_threads=3", t.t(5)),
             "log: broker.ready says verify_threads=3 (the loop and two workers)")
     # Where this machine forbids SCHED_BATCH (a seccomp filter), the broker must say so and keep the default.
@@ -199,6 +202,12 @@ def main(t):
     for nid, r in receivers.items():
         net.run_until(lambda r=r: emergency.id in r.inbox, t.t(10))
         t.check(emergency.id in r.inbox and r.inbox[emergency.id].emergency, f"{nid}: the emergency delivered")
+    for bad in (0, 1001):
+        broker.write_config(pass_max_ms=bad)
+        rc, out = broker.check_config()
+        t.check(rc != 0 and "pass_max_ms" in out, f"--check refuses pass_max_ms {bad}, naming the key",
+                f"exit {rc}: {out}")
+    broker.write_config(pass_max_ms=1000)
     net.check_protocol()
     net.close()
 
