@@ -895,6 +895,25 @@ load_ceiling(void)
 
 /* ---- the journal alone -------------------------------------------------------------------------------------- */
 
+/* One real sealed envelope of the ingest's kind, as the journal stores it, for figures that write a journal
+ * directly; and the six recipients the ingest routes each alert to.  The caller frees the envelope. */
+static uint8_t *
+template_envelope(struct bench *b, size_t *len, struct journal_recipient rcpt[6])
+{
+	size_t tmpl = make_alerts(b, 1, core_pubs, 1, false);
+	Xba__V1__Frame *pf = xba__v1__frame__unpack(NULL, b->alerts[tmpl].len, b->alerts[tmpl].frame);
+	uint8_t *env;
+
+	if (pf == NULL || pf->publish == NULL)
+		die("template alert does not decode");
+	env = xcalloc(1, xba__v1__envelope__get_packed_size(pf->publish->envelope));
+	*len = xba__v1__envelope__pack(pf->publish->envelope, env);
+	xba__v1__frame__free_unpacked(pf, NULL);
+	for (int i = 0; i < 6; i++)
+		rcpt[i] = (struct journal_recipient){ b->nodes[i + 1].id, "bench-core" };
+	return env;
+}
+
 /* What the journal costs the loop per alert, measured apart from everything else in this run: the CPU time of
  * this thread (user and kernel: the WAL writes, the fdatasync, SQLite's own checkpoints) for `count` alerts of the
  * ingest's size appended with `n_rcpt` recipients each, `per_commit` to a transaction, on a fresh durable journal
@@ -955,13 +974,10 @@ fig_journal(void)
 	struct journal_recipient rcpt[6];
 	char name[32];
 
+	size_t env_len;
+
 	region_make(&b, "journal", CORE, NULL);
-	size_t tmpl = make_alerts(&b, 1, core_pubs, 1, false);
-	Xba__V1__Frame *pf = xba__v1__frame__unpack(NULL, b.alerts[tmpl].len, b.alerts[tmpl].frame);
-	uint8_t *env = xcalloc(1, 70000);
-	size_t env_len = xba__v1__envelope__pack(pf->publish->envelope, env);
-	for (int i = 0; i < 6; i++)
-		rcpt[i] = (struct journal_recipient){ b.nodes[i + 1].id, "bench-core" };
+	uint8_t *env = template_envelope(&b, &env_len, rcpt);
 	pin_cpus(true);
 	for (size_t k = 0; k < JOURNAL_SIZES; k++) {
 		size_t count = journal_sizes[k] == 1 ? 1000 : 4000;
@@ -985,7 +1001,6 @@ fig_journal(void)
 		    journal_sizes[k], rows * verify_per_s / 1e6);
 	}
 	printf("  (what the six delivery rows add to an alert's journal cost)\n");
-	xba__v1__frame__free_unpacked(pf, NULL);
 	free(env);
 	fflush(stdout);
 	region_free(&b);
@@ -1239,18 +1254,14 @@ fig_memory_recovery(void)
 	char path[400];
 	region_make(&b, "memory", nn, NULL);
 	/* Build the journal directly: one real sealed envelope reused with distinct ids, 6 recipients, delivered. */
-	size_t tmpl = make_alerts(&b, 1, core_pubs, 1, false);
-	Xba__V1__Frame *pf = xba__v1__frame__unpack(NULL, b.alerts[tmpl].len, b.alerts[tmpl].frame);
-	uint8_t *env = xcalloc(1, 70000);
-	size_t env_len = xba__v1__envelope__pack(pf->publish->envelope, env);
+	struct journal_recipient rcpt[6];
+	size_t env_len;
+	uint8_t *env = template_envelope(&b, &env_len, rcpt);
 	snprintf(path, sizeof path, "%s/journal.db", b.dir);
 	int64_t tb = now_ns();
 	struct journal *j = journal_open(path, &err);
 	if (j == NULL)
 		die("journal_open: %s", err.msg);
-	struct journal_recipient rcpt[6];
-	for (int i = 0; i < 6; i++)
-		rcpt[i] = (struct journal_recipient){ b.nodes[i + 1].id, "bench-core" };
 	char version[65];
 	memset(version, 'a', 64);
 	version[64] = '\0';
@@ -1283,7 +1294,6 @@ fig_memory_recovery(void)
 	stat(path, &st);
 	printf("# memory: journal of %zu alerts (6 recipients each, delivered) built directly in %.1f s, %.0f MiB\n", n,
 	    (double)(now_ns() - tb) / 1e9, (double)st.st_size / 1048576.0);
-	xba__v1__frame__free_unpacked(pf, NULL);
 	free(env);
 
 	/* Recovery: exec -> first PublishAck OK (Hello and Publish are queued before the broker listens). */
