@@ -169,7 +169,7 @@ struct broker_stats {
 	int64_t since_mono;                     /* ms, when the interval began */
 	uint64_t accepted, rejected;            /* publishes answered OK / refused (duplicates are neither) */
 	uint64_t deliveries, delivery_frames;   /* deliveries sent, and the Deliver/DeliverBatch frames they took */
-	uint64_t commits;                       /* journal transactions that wrote (each waits for an fsync) */
+	uint64_t commits_done;                  /* server's commits_done at interval start */
 	int64_t commit_us_max, pass_us_max;     /* slowest commit; slowest loop pass (receive, commit, deliver) */
 	uint64_t cache_hits, cache_misses;      /* the journal's envelope-cache totals at interval start */
 };
@@ -195,7 +195,8 @@ struct server {
 	bool io_sched_batch;                    /* libzmq's threads run SCHED_BATCH (server.c, io_threads_batch) */
 	struct chunk *chunks;                   /* two: one being handled, one being verified; owned (server.c) */
 	bool emergency_in_pass;                 /* this pass journaled an emergency: end it, commit, deliver */
-	uint64_t commits_done;                  /* journal commits that wrote, since start: alert.accepted commit= */
+	uint64_t commits_done;                  /* journal commits that wrote (each waited for an fsync), since start:
+						 * alert.accepted commit=, and broker.stats commits= per interval */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
 	struct broker_stats stats;

@@ -389,7 +389,6 @@ commit(struct server *server)
 	} else if (writes) {
 		int64_t took = clock_mono_us() - t0;
 
-		server->stats.commits++;
 		server->commits_done++;
 		if (took > server->stats.commit_us_max)
 			server->stats.commit_us_max = took;
@@ -623,10 +622,11 @@ handle_chunk(struct server *server, struct chunk *chunk)
  * long burst of publishes; and no more chunks once one has journaled an emergency, so that it is committed and
  * delivered after at most the one chunk already read behind it, however long the pass may run.  The bound trades
  * latency for throughput: a longer pass shares one commit (an fsync, a WAL write of each B-tree's right edge)
- * among more alerts.  5 ms is the default because 10 ms, measured, saved ~10% of the CPU per alert under a burst
- * but doubled the p99 latency at half load when the broker shared its cores (docs/performance.md §3).  Double-buffered: while this thread handles chunk
- * k, the pool's threads verify chunk k+1 (read just before), and whatever they have not reached when chunk k is
- * done, this thread verifies itself in verify_pool_wait().
+ * among more alerts.  5 ms is the default because 10 ms, measured, saved 4-10% of the CPU per alert under a burst
+ * but raised the p99 latency at half load from ~19 ms to 24-47 ms when the broker shared its cores
+ * (docs/performance.md §3).  Double-buffered: while this thread handles chunk k, the pool's threads verify chunk
+ * k+1 (read just before), and whatever they have not reached when chunk k is done, this thread verifies itself in
+ * verify_pool_wait().
  */
 static void
 receive_pass(struct server *server)
@@ -653,7 +653,7 @@ receive_pass(struct server *server)
 
 /* ---- timers ----------------------------------------------------------------------------------------------- */
 
-/* Start an interval: zero the counters, remember the envelope cache's totals. */
+/* Start an interval: zero the counters, remember the running totals (commits, envelope cache). */
 static void
 stats_reset(struct server *server)
 {
@@ -662,6 +662,7 @@ stats_reset(struct server *server)
 	journal_envelope_cache_stats(server->journal, &cache);
 	memset(&server->stats, 0, sizeof(server->stats));
 	server->stats.since_mono = clock_mono_ms();
+	server->stats.commits_done = server->commits_done;
 	server->stats.cache_hits = cache.hits;
 	server->stats.cache_misses = cache.misses;
 }
@@ -681,7 +682,8 @@ stats_report(struct server *server)
 		 "commits=%llu commit_ms_max=%.1f pass_ms_max=%.1f cache_hits=%llu cache_misses=%llu cache_kib=%zu",
 	    (long long)elapsed, (unsigned long long)st->accepted, (unsigned long long)st->rejected,
 	    (unsigned long long)st->deliveries, (unsigned long long)st->delivery_frames,
-	    (unsigned long long)st->commits, (double)st->commit_us_max / 1e3, (double)st->pass_us_max / 1e3,
+	    (unsigned long long)(server->commits_done - st->commits_done), (double)st->commit_us_max / 1e3,
+	    (double)st->pass_us_max / 1e3,
 	    (unsigned long long)(cache.hits - st->cache_hits), (unsigned long long)(cache.misses - st->cache_misses),
 	    cache.bytes / 1024);
 	stats_reset(server);

@@ -1468,9 +1468,11 @@ main(int argc, char **argv)
 	}
 	if (opt.alerts < 100 || opt.broadcasts < 1 || opt.broadcasts > 100 || opt.fanout_nodes < 31 ||
 	    opt.backlog_n < 1 || opt.journal_n < 1 || opt.repeat < 1 || opt.repeat > REPEAT_MAX ||
-	    opt.broker_cpus < 0 || opt.pass_ms < 0 || opt.pass_ms > 1000 || (opt.broker_cpus > 0 && opt.broker_cpus >= sysconf(_SC_NPROCESSORS_ONLN)) ||
+	    opt.broker_cpus < 0 || (opt.broker_cpus > 0 && opt.broker_cpus >= sysconf(_SC_NPROCESSORS_ONLN)) ||
+	    opt.pass_ms < 0 || opt.pass_ms > 1000 ||
 	    (strcmp(opt.ids, "v7") != 0 && strcmp(opt.ids, "v4") != 0 && strcmp(opt.ids, "seq") != 0))
-		die("option out of range (--broker-cpus must leave the driver at least one core; --ids is v7, v4 or seq)");
+		die("option out of range (--broker-cpus must leave the driver at least one core; --ids is v7, v4 or seq; "
+		    "--pass-ms is 1-1000)");
 	pin_cpus(false);
 	signal(SIGPIPE, SIG_IGN);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());

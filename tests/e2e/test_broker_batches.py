@@ -139,7 +139,7 @@ def main(t):
     # 6. The broker.stats records (one a second here) add up to exactly what the nodes saw, once the interval
     # that saw the last of it has been written.
     nodes = (pub, batching, legacy)
-    keys = ("accepted", "rejected", "deliveries", "delivery_frames", "cache_hits", "cache_misses")
+    keys = ("accepted", "rejected", "deliveries", "delivery_frames", "commits", "cache_hits", "cache_misses")
 
     def totals():
         return {k: sum(int(e.get(k, 0)) for e in broker.events("broker.stats")) for k in keys}
@@ -155,6 +155,12 @@ def main(t):
          "broker.stats: delivery_frames add up to the Deliver and DeliverBatch frames the nodes received")
     t.eq(total["cache_hits"] + total["cache_misses"], total["deliveries"],
          "broker.stats: one envelope-cache lookup per delivery")
+    # Every accepted alert names the commit that made it durable; the intervals' commits count those commits (and
+    # the ones that only recorded deliveries), so they are at least the highest commit number any alert names.
+    commit_nos = {int(e.get("commit", 0)) for e in broker.events("alert.accepted")}
+    t.check(commit_nos and min(commit_nos) >= 1 and total["commits"] >= max(commit_nos) >= len(commit_nos),
+            "broker.stats: commits add up to at least the highest alert.accepted commit= number",
+            f"commits {total['commits']}, commit numbers {sorted(commit_nos)[:5]}..{max(commit_nos or {0})}")
     t.check(any(float(e.get("commit_ms_max", 0)) > 0 for e in stats) and
             all(float(e.get("pass_ms_max", -1)) >= float(e.get("commit_ms_max", 0)) for e in stats),
             "broker.stats: commit_ms_max measured, and within pass_ms_max", str(stats[:2]))
