@@ -274,16 +274,19 @@ static unsigned run_tag;
 static void
 bench_alert_id(char out[XBA_UUID_LEN + 1], char space, size_t idx)
 {
+	/* 12 hex digits hold 48 bits; the mask lets the compiler see that the id cannot be truncated. */
+	unsigned long long tail = (unsigned long long)idx & 0xffffffffffffULL;
+
 	if (strcmp(opt.ids, "seq") == 0) {
-		snprintf(out, XBA_UUID_LEN + 1, "%08x-0000-4000-%c000-%012zx", run_tag, space, idx);
+		snprintf(out, XBA_UUID_LEN + 1, "%08x-0000-4000-%c000-%012llx", run_tag, space, tail);
 	} else if (strcmp(opt.ids, "v4") == 0) {
 		unsigned long long r = ((unsigned long long)rand() << 31) ^ (unsigned long long)rand();
-		snprintf(out, XBA_UUID_LEN + 1, "%08x-%04x-4%03x-%c%03x-%012zx", (unsigned)(r >> 16) & 0xffffffffu,
-		    (unsigned)(r & 0xffff), (unsigned)rand() & 0xfff, space, (unsigned)rand() & 0xfff, idx);
+		snprintf(out, XBA_UUID_LEN + 1, "%08x-%04x-4%03x-%c%03x-%012llx", (unsigned)(r >> 16) & 0xffffffffu,
+		    (unsigned)(r & 0xffff), (unsigned)rand() & 0xfff, space, (unsigned)rand() & 0xfff, tail);
 	} else {
 		uint64_t ms = (uint64_t)clock_now_ms();
-		snprintf(out, XBA_UUID_LEN + 1, "%08x-%04x-7%03x-%c%03x-%012zx", (unsigned)(ms >> 16) & 0xffffffffu,
-		    (unsigned)(ms & 0xffff), (unsigned)rand() & 0xfff, space, (unsigned)rand() & 0xfff, idx);
+		snprintf(out, XBA_UUID_LEN + 1, "%08x-%04x-7%03x-%c%03x-%012llx", (unsigned)(ms >> 16) & 0xffffffffu,
+		    (unsigned)(ms & 0xffff), (unsigned)rand() & 0xfff, space, (unsigned)rand() & 0xfff, tail);
 	}
 }
 
