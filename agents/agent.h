@@ -6,6 +6,8 @@
  *        --> uplink.c (Publish, oldest first; PublishAck) --> broker
  *   broker --Deliver--> uplink.c (verify against our own region.yaml) --> store.c (inbox, group commit)
  *        --> uplink.c (DeliveryAck + Credit) --> local.c (push to `xba watch`) --> officer
+ *   a delivery that fails verification --> store.c (quarantine) --region.yaml reloaded, or start-up-->
+ *        quarantine.c (verify again) --> store.c (inbox) --> local.c (push) --> officer
  *
  * agent_main.c owns the process: arguments, agent.yaml (agent_config.c), keys, region.yaml, signals and the one
  * zmq_poll loop over the uplink, the local sockets and the signal pipe.  One thread; nothing is shared across
@@ -136,6 +138,14 @@ void local_push_receipt(struct agent *agent, const Xba__V1__Receipt *receipt);
 void local_send(struct agent *agent, const struct local_peer *peer, const Xba__V1__LocalFrame *frame);
 void local_send_error(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__ErrorCode code,
     const char *field, const char *fmt, ...) XBA_PRINTF(6, 7);
+
+/* quarantine.c ------------------------------------------------------------------------------------------------- */
+
+/* Verify every delivery still held in the quarantine again against agent->dir, at this agent's clock now; release
+ * those that pass to the inbox (committed, logged event=alert.released, pushed to `xba watch`).  trigger ("start",
+ * "reload") is for the logs.  Never inside a store transaction.  On a store failure the unreleased rest stays held
+ * and err says why. */
+int quarantine_recheck(struct agent *agent, const char *trigger, struct xba_error *err);
 
 /* uplink.c ----------------------------------------------------------------------------------------------------- */
 

@@ -166,6 +166,9 @@ reload_region(struct agent *agent)
 	log_info("event=region.reloaded version=%.12s previous=%.12s nodes=%zu keys=%zu", new_version, old_version,
 	    dir->n_nodes, dir->n_keys);
 	warn_key_usability(agent);
+	/* A key this file adds may be the one a quarantined delivery was waiting for; a failure is logged there and
+	 * leaves the rest held for the next reload. */
+	quarantine_recheck(agent, "reload", &err);
 	NOTIFY("READY=1");
 }
 
@@ -201,6 +204,10 @@ agent_start(struct agent *agent, struct xba_error *err)
 	if ((agent->uplink = uplink_new(agent, err)) == NULL || (agent->local = local_new(agent, err)) == NULL)
 		return err->code != 0 ? err->code : XBA_EIO;
 	warn_key_usability(agent);
+	/* region.yaml may have changed while the agent was stopped.  A store that cannot be written now is logged;
+	 * the agent still starts, since deliveries and submissions report their own store failures. */
+	quarantine_recheck(agent, "start", err);
+	xba_error_clear(err);
 	return 0;
 }
 

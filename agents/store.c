@@ -27,7 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 1000  /* only this process writes; a sqlite3 shell reading must not stall the loop */
 #define STORE_WAL_LIMIT (16 * 1024 * 1024)
 #define FILTER_LIST_MAX 4096        /* bytes of the ",a,b," list a filter binds */
@@ -93,7 +93,8 @@ static const char schema_sql[] =
 	" reason TEXT NOT NULL,"
 	" alert_id TEXT,"
 	" rule TEXT,"
-	" envelope BLOB);"
+	" envelope BLOB,"
+	" released_ms INTEGER);"
 	"CREATE TABLE receipts ("
 	" alert_id TEXT NOT NULL,"
 	" node TEXT NOT NULL,"
@@ -103,7 +104,13 @@ static const char schema_sql[] =
 	" note TEXT,"
 	" PRIMARY KEY (alert_id, node, kind)) WITHOUT ROWID;"
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-	"PRAGMA user_version = 1;";
+	"PRAGMA user_version = 2;";
+
+/* Schema 1 -> 2: a quarantined delivery that verifies after a region.yaml update is released to the inbox, and its
+ * quarantine row records when (the row stays: it is the record that the alert was refused once, and why). */
+static const char migrate_1_to_2_sql[] =
+	"ALTER TABLE quarantine ADD COLUMN released_ms INTEGER;"
+	"PRAGMA user_version = 2;";
 
 #define OUTGOING_COLS \
 	"id, alert_id, origin, sent_ms, msg_type, category, severity, tlp, status, emergency, envelope," \
@@ -138,6 +145,8 @@ enum stmt_id {
 	ST_INBOX_OLD,
 	ST_INBOX_ACK,
 	ST_QUARANTINE_ADD,
+	ST_QUARANTINE_NEXT,
+	ST_QUARANTINE_RELEASE,
 	ST_RECEIPT_ADD,
 	ST_META_GET,
 	ST_META_PUT,
@@ -174,6 +183,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			 " ack_alert_id = ?4 WHERE alert_id = ?1 AND acknowledged = 0",
 	[ST_QUARANTINE_ADD] = "INSERT INTO quarantine (seq, received_ms, code, reason, alert_id, rule, envelope)"
 			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_QUARANTINE_NEXT] = "SELECT id, seq, received_ms, code, reason, alert_id, rule, envelope FROM quarantine"
+			       " WHERE released_ms IS NULL AND id > ?1 ORDER BY id LIMIT 1",
+	[ST_QUARANTINE_RELEASE] = "UPDATE quarantine SET released_ms = ?2 WHERE id = ?1 AND released_ms IS NULL",
 	[ST_RECEIPT_ADD] = "INSERT OR REPLACE INTO receipts (alert_id, node, kind, time_ms, officer, note)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -182,7 +194,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
 	[ST_COUNT_INBOX] = "SELECT count(*) FROM inbox",
 	[ST_COUNT_UNACKED] = "SELECT count(*) FROM inbox WHERE acknowledged = 0 AND msg_type != 4",
-	[ST_COUNT_QUARANTINE] = "SELECT count(*) FROM quarantine",
+	[ST_COUNT_QUARANTINE] = "SELECT count(*) FROM quarantine WHERE released_ms IS NULL",
 	[ST_LAST_DELIVERY] = "SELECT coalesce(max(received_ms), 0) FROM inbox",
 };
 
@@ -351,13 +363,18 @@ ensure_schema(struct store *s, struct xba_error *err)
 		return rc;
 	if (version == STORE_SCHEMA_VERSION)
 		return 0;
-	if (version != 0)
+	if (version != 0 && version != 1)
 		return xba_error_set(err, XBA_EIO, "store %s: schema version %lld is not this program's (%d): it was "
 		    "written by another xba-agent version", s->path, (long long)version, STORE_SCHEMA_VERSION);
 	if ((rc = exec_sql(s, "BEGIN IMMEDIATE", "create schema", err)) != 0)
 		return rc;
-	if ((rc = pragma_int(s, "PRAGMA user_version", &version, err)) == 0 && version == 0)
-		rc = exec_sql(s, schema_sql, "create schema (is this file an XBA agent store?)", err);
+	/* Read again inside the write lock: another process may have created or upgraded it meanwhile. */
+	if ((rc = pragma_int(s, "PRAGMA user_version", &version, err)) == 0) {
+		if (version == 0)
+			rc = exec_sql(s, schema_sql, "create schema (is this file an XBA agent store?)", err);
+		else if (version == 1)
+			rc = exec_sql(s, migrate_1_to_2_sql, "upgrade schema 1 to 2", err);
+	}
 	if (rc == 0)
 		return exec_sql(s, "COMMIT", "create schema", err);
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -622,6 +639,27 @@ store_row_clear(struct store_row *row)
 	free(row->envelope);
 	row->envelope = NULL;
 	row->envelope_len = 0;
+}
+
+void
+store_row_from_inbox_add(struct store_row *row, const struct store_alert_fields *f, uint8_t *envelope, size_t len,
+    uint64_t seq, const char *rule, int64_t received_ms)
+{
+	memset(row, 0, sizeof(*row));
+	snprintf(row->alert_id, sizeof(row->alert_id), "%s", f->alert_id);
+	snprintf(row->origin, sizeof(row->origin), "%s", f->origin);
+	row->sent_ms = f->sent_ms;
+	row->msg_type = f->msg_type;
+	row->category = f->category;
+	row->severity = f->severity;
+	row->tlp = f->tlp;
+	row->status = f->status;
+	row->emergency = f->emergency;
+	row->envelope = envelope;
+	row->envelope_len = len;
+	row->received_ms = received_ms;
+	row->seq = seq;
+	snprintf(row->rule, sizeof(row->rule), "%s", rule != NULL ? rule : "");
 }
 
 void
@@ -1024,6 +1062,76 @@ store_quarantine_add(struct store *s, uint64_t seq, int code, const char *reason
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return txn_fail(s, st, err, "quarantine delivery");
 	sqlite3_reset(st);
+	return 0;
+}
+
+void
+store_quarantined_clear(struct store_quarantined *q)
+{
+	if (q == NULL)
+		return;
+	free(q->envelope);
+	q->envelope = NULL;
+	q->envelope_len = 0;
+}
+
+int
+store_quarantine_next(struct store *s, int64_t after_id, struct store_quarantined *out, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_QUARANTINE_NEXT];
+	const void *blob;
+	int rc;
+
+	assert(s != NULL && out != NULL);
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_int64(st, 1, after_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return XBA_ENOTFOUND;
+	}
+	if (rc != SQLITE_ROW)
+		return stmt_fail(s, st, err, "read quarantine");
+	out->id = sqlite3_column_int64(st, 0);
+	out->seq = (uint64_t)sqlite3_column_int64(st, 1);
+	out->received_ms = sqlite3_column_int64(st, 2);
+	out->code = sqlite3_column_int(st, 3);
+	copy_text(out->reason, sizeof(out->reason), sqlite3_column_text(st, 4));
+	copy_text(out->alert_id, sizeof(out->alert_id), sqlite3_column_text(st, 5));
+	copy_text(out->rule, sizeof(out->rule), sqlite3_column_text(st, 6));
+	/* NULL: the delivery had no envelope to keep; there is nothing to verify again. */
+	if ((blob = sqlite3_column_blob(st, 7)) != NULL) {
+		size_t len = (size_t)sqlite3_column_bytes(st, 7);
+
+		if ((out->envelope = malloc(len + 1)) == NULL) {
+			sqlite3_reset(st);
+			return xba_error_set(err, XBA_ENOMEM, "store %s: read quarantine: out of memory", s->path);
+		}
+		memcpy(out->envelope, blob, len);
+		out->envelope_len = len;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_quarantine_release(struct store *s, int64_t id, int64_t released_ms, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_QUARANTINE_RELEASE];
+	bool changed;
+	int rc;
+
+	if ((rc = batch_ready(s, err, "release quarantined delivery")) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, released_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, "release quarantined delivery");
+	changed = sqlite3_changes(s->db) > 0;
+	sqlite3_reset(st);
+	if (!changed)
+		return xba_error_set(err, XBA_ENOTFOUND, "store %s: quarantine row %lld is not held (released already?)",
+		    s->path, (long long)id);
 	return 0;
 }
 

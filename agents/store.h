@@ -101,7 +101,7 @@ struct store_stats {
 	uint64_t refused;                /* REFUSED outgoing rows */
 	uint64_t inbox_count;
 	uint64_t unacknowledged;         /* inbox alerts no officer acknowledged (ACK messages never count) */
-	uint64_t quarantined;
+	uint64_t quarantined;            /* held in the quarantine: not (yet) released by a later verification */
 	int64_t last_delivery_ms;        /* newest inbox received_ms, 0 when empty */
 };
 
@@ -172,6 +172,27 @@ int store_ack(struct store *s, const char *alert_id, const char *officer, int64_
 int store_quarantine_add(struct store *s, uint64_t seq, int code, const char *reason, const char *alert_id,
     const char *rule, const uint8_t *envelope, size_t len, int64_t received_ms, struct xba_error *err);
 
+/* A quarantined delivery not yet released, as store_quarantine_next hands it back (clear with
+ * store_quarantined_clear). */
+struct store_quarantined {
+	int64_t id;                      /* row id, in quarantine order */
+	uint64_t seq;                    /* the broker's journal sequence of the delivery */
+	int64_t received_ms;             /* agent clock when it was quarantined */
+	int code;                        /* Xba__V1__ErrorCode: why it was refused */
+	char reason[520];                /* the verification's message */
+	char alert_id[40];               /* as claimed by the delivery; "" when undecodable */
+	char rule[72];
+	uint8_t *envelope;               /* the serialized Envelope as delivered; NULL when there was none; owned */
+	size_t envelope_len;
+};
+
+/* The oldest quarantined delivery with id > after_id that has not been released: 0 and *out, or XBA_ENOTFOUND. */
+int store_quarantine_next(struct store *s, int64_t after_id, struct store_quarantined *out, struct xba_error *err);
+/* Inside a transaction: quarantine row id was verified again and its alert stored in the inbox; the row is kept
+ * with released_ms.  XBA_ENOTFOUND when it is not held (released already). */
+int store_quarantine_release(struct store *s, int64_t id, int64_t released_ms, struct xba_error *err);
+void store_quarantined_clear(struct store_quarantined *q);
+
 /* Inside a transaction: a broker receipt for one of this node's alerts (kind = ReceiptKind).  A repeat of the
  * same (alert, node, kind) replaces the earlier one. */
 int store_receipt_add(struct store *s, const char *alert_id, const char *node_id, int kind, int64_t time_ms,
@@ -185,5 +206,9 @@ int store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_erro
 int store_stats(struct store *s, struct store_stats *out, struct xba_error *err);
 
 void store_row_clear(struct store_row *row);
+/* The inbox row store_inbox_add just wrote, for the push to `xba watch`: text copied from f and rule, envelope
+ * taken over (row owns it from here). */
+void store_row_from_inbox_add(struct store_row *row, const struct store_alert_fields *f, uint8_t *envelope,
+    size_t len, uint64_t seq, const char *rule, int64_t received_ms);
 
 #endif

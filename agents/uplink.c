@@ -612,23 +612,8 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 			return;
 		}
 		if (inserted) {
-			struct store_row *row = &p->row;
-
 			p->stored_new = true;
-			snprintf(row->alert_id, sizeof(row->alert_id), "%s", f.alert_id);
-			snprintf(row->origin, sizeof(row->origin), "%s", f.origin);
-			row->sent_ms = f.sent_ms;
-			row->msg_type = f.msg_type;
-			row->category = f.category;
-			row->severity = f.severity;
-			row->tlp = f.tlp;
-			row->status = f.status;
-			row->emergency = f.emergency;
-			row->envelope = bytes;
-			row->envelope_len = len;
-			row->received_ms = now;
-			row->seq = d->seq;
-			snprintf(row->rule, sizeof(row->rule), "%s", d->rule != NULL ? d->rule : "");
+			store_row_from_inbox_add(&p->row, &f, bytes, len, d->seq, d->rule, now);
 			p->alert = opened.alert;
 			opened.alert = NULL; /* kept for the push */
 			bytes = NULL;

@@ -5,6 +5,9 @@ region.yaml does not list, one signed by another node than its origin, a second 
 The agent stores and shows (xba watch --json, xba history --json) only the two valid ones, once each; it quarantines
 the three others (status quarantined = 3, event=alert.quarantined with their codes in its log), reports each in an
 Error frame naming its seq, and still acknowledges every seq and grants the credit back, so the queue moves.
+When its region.yaml then lists the unknown key (SIGHUP), the agent verifies its quarantine again and releases that
+one alert to the inbox and to xba watch, the two forgeries staying held; a key added while the agent is stopped
+releases another at start-up, and nothing is released twice.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_tamper.py BUILD_DIR SOURCE_ROOT
 """
@@ -197,6 +200,61 @@ def main(t):
             str([rec.get("level") for rec in q]))
     received = [rec.get("alert") for rec in lby.events("alert.received")]
     t.eq(sorted(received), sorted([valid1.id, valid2.id]), "event=alert.received only for the two valid alerts")
+
+    # The secretariat's region.yaml now lists the key that signed seq 3 (a new NER key this agent had not been
+    # sent).  On reload the agent verifies its quarantine again: seq 3 is released to the inbox and to xba watch;
+    # the flipped bit and the wrong signer stay held.  The broker is told nothing: it counted every seq delivered.
+    mark = lby.log_size()
+    frames_before = (len(fake.errors), len(fake.delivery_acks), len(fake.other))
+    region.nodes["NER"].signing_keys.append(stranger.signing_keys[0])
+    lby.write_region()
+    lby.hup()
+    fake.run_until(lambda: lby.events("quarantine.rechecked", since=mark) and watch.has(unknown.id), t.t(10))
+    released = lby.events("alert.released", since=mark)
+    t.check(len(released) == 1 and released[0].get("seq") == "3" and released[0].get("alert") == unknown.id and
+            released[0].get("was") == "UNKNOWN_KEY" and released[0].get("trigger") == "reload" and
+            released[0].get("new") == "true",
+            "after SIGHUP: event=alert.released for seq 3 only, naming its alert, was=UNKNOWN_KEY, trigger=reload",
+            str(released))
+    summary = lby.events("quarantine.rechecked", since=mark)
+    t.check(len(summary) == 1 and summary[0].get("checked") == "3" and summary[0].get("released") == "1" and
+            summary[0].get("held") == "2", "event=quarantine.rechecked checked=3 released=1 held=2", str(summary))
+    fake.run_until(lambda: False, t.t(0.5))
+    t.eq(watch.ids(), [valid1.id, valid2.id, unknown.id], "xba watch --json shows the released alert, once, after "
+         "the two valid ones")
+    shown = (watch.by_id(unknown.id) or [{}])[0]
+    t.check(shown.get("seq") == 3 and shown.get("rule") == "tamper-test" and shown.get("origin") == "NER",
+            "the released alert as shown: seq 3 and the rule of its delivery, origin NER", str(shown))
+    t.eq(sorted(e.get("id") for e in lby.history()), sorted([valid1.id, valid2.id, unknown.id]),
+         "xba history --json: the released alert joins the two valid ones")
+    s = lby.status() or {}
+    t.check(s.get("quarantined") == 2 and s.get("inbox_count") == 3,
+            "status --json: quarantined 2 (the forged two), inbox_count 3", str(s))
+    t.eq((len(fake.errors), len(fake.delivery_acks), len(fake.other)), frames_before,
+         "no frame to the broker for the release (no Error, no DeliveryAck)")
+
+    # Seq 7 is signed by yet another NER key this agent does not know, and is quarantined.  The key reaches
+    # region.yaml while the agent is stopped: the start-up releases seq 7, and seq 3 is not released twice.
+    stranger2 = region.stranger("NER")
+    late = x.alert("NER", headline="Signed by a key added while the agent was stopped")
+    fake.deliver(7, region.seal(late, signer=stranger2.signing_keys[0]))
+    t.check(fake.run_until(lambda: fake.through_seq() >= 7 and len(lby.events("alert.quarantined")) == 4,
+                           t.t(10)), "seq 7 (unknown key) quarantined and acknowledged")
+    t.eq(lby.stop(), 0, "the agent stops cleanly (SIGTERM)")
+    region.nodes["NER"].signing_keys.append(stranger2.signing_keys[0])
+    lby.write_region()
+    mark = lby.log_size()
+    lby.start()
+    released = lby.events("alert.released", since=mark)
+    t.check(len(released) == 1 and released[0].get("seq") == "7" and released[0].get("alert") == late.id and
+            released[0].get("trigger") == "start",
+            "at start-up: event=alert.released for seq 7 only (trigger=start); seq 3 is not released again",
+            str(released))
+    t.eq(sorted(e.get("id") for e in lby.history()), sorted([valid1.id, valid2.id, unknown.id, late.id]),
+         "xba history --json after the restart: four alerts, each once")
+    s = lby.status() or {}
+    t.check(s.get("quarantined") == 2 and s.get("inbox_count") == 4,
+            "status --json after the restart: quarantined 2, inbox_count 4", str(s))
     t.check(lby.alive(), "the agent is still running")
 
 

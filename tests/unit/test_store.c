@@ -2,13 +2,15 @@
  * test_store.c — the agent's store (agents/store.c): the outbox keeps submission order and survives a reopen,
  * answers from the broker move rows out of it exactly once, the inbox deduplicates by alert id, filters select
  * what `xba watch` and `xba history` ask for, an officer's acknowledgement and its ACK alert commit together,
- * quarantine and receipts are kept, the delivery cursor is persisted only with its transaction, and a write that
+ * quarantine and receipts are kept, a quarantined delivery is released once and the count follows, a schema-1 store
+ * (before releases) is upgraded with its quarantine intact, the delivery cursor is persisted only with its transaction, and a write that
  * fails (disk full) refuses cleanly while the next one succeeds.
  *
  * Tests run as root in CI, so a full disk is made with RLIMIT_FSIZE (writes past the limit fail with EFBIG, which
  * root does not bypass), as tests/unit/test_journal.c does.
  */
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,6 +444,116 @@ test_quarantine_receipts(struct check_state *t)
 	store_close(s);
 }
 
+/* Two held deliveries; the first is verified again and released with its alert stored in the inbox, in one
+ * transaction; it is then no longer offered, no longer counted, and cannot be released twice. */
+static void
+test_quarantine_release(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_quarantined q;
+	struct store_alert_fields f = fields(uuid_of(80, id), "NER", 2, 3);
+	struct store_stats stats;
+	struct store_row row;
+	bool inserted = false;
+	int64_t first_id;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_quarantine_add(s, 2001, 9, "envelope.key_id: no key with this id in region.yaml", id,
+			  "neighbours", envelope_a, sizeof(envelope_a), 500, &err), 0);
+	CHECK_CODE(t, store_quarantine_add(s, 2002, 7, "undecodable", NULL, NULL, NULL, 0, 501, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+
+	CHECK_CODE(t, store_quarantine_next(s, 0, &q, &err), 0);
+	CHECK(t, q.seq == 2001 && q.code == 9 && q.received_ms == 500 && strcmp(q.alert_id, id) == 0 &&
+		     strcmp(q.rule, "neighbours") == 0 && q.envelope_len == sizeof(envelope_a) &&
+		     q.envelope != NULL && memcmp(q.envelope, envelope_a, sizeof(envelope_a)) == 0);
+	CHECK_CONTAINS(t, q.reason, "no key with this id");
+	first_id = q.id;
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_inbox_add(s, &f, q.envelope, q.envelope_len, q.seq, q.rule, 900, &inserted, &err), 0);
+	CHECK(t, inserted);
+	CHECK_CODE(t, store_quarantine_release(s, q.id, 900, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	store_quarantined_clear(&q);
+	CHECK(t, q.envelope == NULL);
+
+	/* Only the undecodable one is still offered (with no envelope), from the start and after the first. */
+	CHECK_CODE(t, store_quarantine_next(s, 0, &q, &err), 0);
+	CHECK(t, q.seq == 2002 && q.envelope == NULL && q.alert_id[0] == '\0' && q.id > first_id);
+	CHECK_CODE(t, store_quarantine_next(s, q.id, &q, &err), XBA_ENOTFOUND);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.quarantined == 1 && stats.inbox_count == 1);
+	CHECK_CODE(t, store_inbox_get(s, id, &row, &err), 0);
+	CHECK(t, row.seq == 2001 && row.received_ms == 900 && strcmp(row.rule, "neighbours") == 0);
+	store_row_clear(&row);
+
+	/* A second release of the same row is refused and the transaction is unharmed. */
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_quarantine_release(s, first_id, 950, &err), XBA_ENOTFOUND);
+	CHECK_CONTAINS(t, err.msg, "released already");
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	store_close(s);
+}
+
+/* A store written by the agent before releases existed (schema 1) opens, keeps its quarantine, and can release. */
+static void
+test_schema_1_upgrade(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_quarantined q;
+	struct store_stats stats;
+	sqlite3 *db = NULL;
+	int version = -1;
+	sqlite3_stmt *st;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_quarantine_add(s, 3001, 9, "unknown key", uuid_of(90, id), "members", envelope_b,
+			  sizeof(envelope_b), 700, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	store_close(s);
+	/* Back to schema 1 as the older agent wrote it: no released_ms column. */
+	CHECK(t, sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(t, sqlite3_exec(db, "ALTER TABLE quarantine DROP COLUMN released_ms; PRAGMA user_version = 1;", NULL,
+			 NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+
+	s = store_open(path, &err);
+	CHECK(t, s != NULL);
+	if (s == NULL) {
+		fprintf(stderr, "     (open: %s)\n", err.msg);
+		return;
+	}
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.quarantined == 1);
+	CHECK_CODE(t, store_quarantine_next(s, 0, &q, &err), 0);
+	CHECK(t, q.seq == 3001 && q.envelope_len == sizeof(envelope_b) && strcmp(q.alert_id, id) == 0);
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_quarantine_release(s, q.id, 800, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	store_quarantined_clear(&q);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.quarantined == 0);
+	store_close(s);
+
+	CHECK(t, sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(t, sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	CHECK(t, version == 2);
+}
+
 static void
 test_through_seq(struct check_state *t)
 {
@@ -671,6 +783,8 @@ main(int argc, char **argv)
 	RUN(&t, test_filters);
 	RUN(&t, test_ack);
 	RUN(&t, test_quarantine_receipts);
+	RUN(&t, test_quarantine_release);
+	RUN(&t, test_schema_1_upgrade);
 	RUN(&t, test_through_seq);
 	RUN(&t, test_disk_full);
 	RUN(&t, test_failed_batch_refuses_rest);

@@ -1,0 +1,189 @@
+/*
+ * quarantine.c — a second look at the deliveries this agent refused.  uplink.c quarantines a delivery that fails
+ * verification against this agent's own region.yaml (docs/protocol.md §2.4), and acknowledges it so that the queue
+ * moves: the broker will not deliver it again.  Most refusals mean the file was out of date (a member's new key not
+ * yet distributed here), so when a region.yaml loads (SIGHUP) and at start-up every delivery still held is verified
+ * again, exactly as uplink.c verifies a Deliver, at this agent's clock now.  One that passes goes to the inbox
+ * (deduplicated by alert id), its quarantine row is kept and marked released, and it is pushed to `xba watch` like
+ * a new delivery: the alert arrives late instead of never.  One that still fails stays held.
+ *
+ * The broker is not told: it counted the delivery delivered when this agent acknowledged it, and an officer's ACK
+ * of the released alert reaches it as any other.  Runs on the agent's loop between turns, never inside one.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "clock.h"
+#include "envelope.h"
+#include "frame.h"
+#include "log.h"
+
+/* Deliveries released per transaction (one fsync each): bounds what a failed commit undoes and what waits in memory
+ * for the push. */
+#define RECHECK_BATCH 256
+
+/* A delivery that verified and was stored, waiting for its batch's commit before anyone is told. */
+struct released {
+	struct store_row row;        /* as stored in the inbox (owns the envelope) */
+	Xba__V1__Alert *alert;       /* verified, for the push; owned */
+	int64_t quarantined_ms;
+	int code_was;
+	bool stored_new;             /* false: the alert was in the inbox already; only the quarantine row changed */
+};
+
+struct recheck {
+	struct agent *agent;
+	const char *trigger;         /* "start" or "reload", for the logs */
+	struct released batch[RECHECK_BATCH];
+	size_t n;
+	uint64_t checked, released, held;
+};
+
+static void
+batch_clear(struct recheck *rc)
+{
+	for (size_t i = 0; i < rc->n; i++) {
+		store_row_clear(&rc->batch[i].row);
+		alert_free(rc->batch[i].alert);
+	}
+	rc->n = 0;
+}
+
+/* Commit the batch, then log and push it; on failure nothing of it happened and it stays held. */
+static int
+batch_finish(struct recheck *rc, struct xba_error *err)
+{
+	struct store *store = rc->agent->store;
+
+	if (rc->n == 0)
+		return 0;
+	if (store_commit(store, err) != 0) {
+		store_rollback(store);
+		batch_clear(rc);
+		return err->code != 0 ? err->code : XBA_EIO;
+	}
+	for (size_t i = 0; i < rc->n; i++) {
+		const struct released *r = &rc->batch[i];
+
+		log_info("event=alert.released alert=%s origin=%s seq=%llu rule=%s was=%s quarantined_ms=%lld "
+			 "trigger=%s new=%s",
+		    r->row.alert_id, r->row.origin, (unsigned long long)r->row.seq, r->row.rule[0] ? r->row.rule : "-",
+		    frame_error_code_name((Xba__V1__ErrorCode)r->code_was), (long long)r->quarantined_ms, rc->trigger,
+		    r->stored_new ? "true" : "false");
+		if (r->stored_new)
+			local_push_alert(rc->agent, &r->row, r->alert);
+	}
+	rc->released += rc->n;
+	batch_clear(rc);
+	return 0;
+}
+
+/* Verify one held delivery again; a pass is stored and joins the batch (the transaction is opened on the first). */
+static int
+recheck_one(struct recheck *rc, struct store_quarantined *q, int64_t now, struct xba_error *err)
+{
+	struct agent *agent = rc->agent;
+	struct envelope_opened opened;
+	struct store_alert_fields f;
+	struct xba_error why = { 0 };
+	Xba__V1__Envelope *envelope;
+	struct released *r;
+	bool inserted = false;
+	int rc_open;
+
+	if (q->envelope == NULL ||
+	    (envelope = xba__v1__envelope__unpack(NULL, q->envelope_len, q->envelope)) == NULL) {
+		rc->held++; /* nothing that could ever verify */
+		return 0;
+	}
+	rc_open = envelope_open_message(agent->dir, envelope, now, &opened, &why);
+	xba__v1__envelope__free_unpacked(envelope, NULL);
+	if (rc_open != 0) {
+		log_debug("event=alert.still_quarantined seq=%llu code=%s reason=\"%s\"", (unsigned long long)q->seq,
+		    frame_error_code_name(frame_error_code_for_alert(rc_open)), why.msg);
+		envelope_opened_clear(&opened);
+		rc->held++;
+		return 0;
+	}
+	if (rc->n == 0 && store_begin(agent->store, err) != 0) {
+		envelope_opened_clear(&opened);
+		return err->code != 0 ? err->code : XBA_EIO;
+	}
+	store_fields_from_alert(opened.alert, &f);
+	if (store_inbox_add(agent->store, &f, q->envelope, q->envelope_len, q->seq, q->rule, now, &inserted, err) != 0 ||
+	    store_quarantine_release(agent->store, q->id, now, err) != 0) {
+		envelope_opened_clear(&opened);
+		store_rollback(agent->store);
+		batch_clear(rc);
+		return err->code != 0 ? err->code : XBA_EIO;
+	}
+	r = &rc->batch[rc->n++];
+	memset(r, 0, sizeof(*r));
+	store_row_from_inbox_add(&r->row, &f, q->envelope, q->envelope_len, q->seq, q->rule, now);
+	q->envelope = NULL; /* the row owns it now */
+	r->alert = opened.alert;
+	opened.alert = NULL;
+	r->quarantined_ms = q->received_ms;
+	r->code_was = q->code;
+	r->stored_new = inserted;
+	envelope_opened_clear(&opened);
+	return rc->n == RECHECK_BATCH ? batch_finish(rc, err) : 0;
+}
+
+int
+quarantine_recheck(struct agent *agent, const char *trigger, struct xba_error *err)
+{
+	struct recheck *rc;
+	int64_t after = 0, now = clock_now_ms();
+	int status = 0;
+
+	assert(agent != NULL && agent->store != NULL);
+	if (store_in_transaction(agent->store)) /* a turn's writes are not this pass's to commit */
+		return xba_error_set(err, XBA_EINVAL, "quarantine re-check: called inside a store transaction");
+	if ((rc = calloc(1, sizeof(*rc))) == NULL)
+		return xba_error_set(err, XBA_ENOMEM, "quarantine re-check: out of memory");
+	rc->agent = agent;
+	rc->trigger = trigger;
+	for (;;) {
+		struct store_quarantined q;
+
+		status = store_quarantine_next(agent->store, after, &q, err);
+		if (status == XBA_ENOTFOUND) {
+			status = 0;
+			break;
+		}
+		if (status != 0)
+			break;
+		after = q.id;
+		rc->checked++;
+		status = recheck_one(rc, &q, now, err);
+		store_quarantined_clear(&q);
+		if (status != 0)
+			break;
+	}
+	if (status == 0)
+		status = batch_finish(rc, err);
+	else if (rc->n > 0) {
+		store_rollback(agent->store);
+		batch_clear(rc);
+	}
+	if (status != 0) {
+		char quoted[600];
+
+		log_warnx("event=quarantine.recheck_failed trigger=%s released=%llu error=%s action=\"the rest stays "
+			  "quarantined until the next reload or start\"",
+		    trigger, (unsigned long long)rc->released, log_quote(quoted, sizeof(quoted), err->msg));
+	} else if (rc->checked > 0) {
+		if (rc->held > 0)
+			log_warnx("event=quarantine.rechecked trigger=%s checked=%llu released=%llu held=%llu",
+			    trigger, (unsigned long long)rc->checked, (unsigned long long)rc->released,
+			    (unsigned long long)rc->held);
+		else
+			log_info("event=quarantine.rechecked trigger=%s checked=%llu released=%llu held=0", trigger,
+			    (unsigned long long)rc->checked, (unsigned long long)rc->released);
+	}
+	free(rc);
+	return status;
+}
