@@ -67,6 +67,7 @@ struct agent_config {
 	int64_t reconnect_min_ms;     /* first reconnect wait */
 	int64_t reconnect_max_ms;     /* longest reconnect wait (also used after configuration errors) */
 	char *log_level;              /* debug, info or warn */
+	int64_t retention_days;       /* finished store rows older than this are pruned; 0 keeps everything */
 	struct agent_config_where where[AGENT_CONFIG_MAX_WHERE]; /* positions of the keys present */
 	size_t n_where;
 };
@@ -97,6 +98,8 @@ struct agent {
 	struct uplink *uplink;                       /* owned */
 	struct local *local;                         /* owned */
 	bool stopping;                               /* SIGTERM/SIGINT seen: finish this turn and stop */
+	int64_t next_prune_mono_ms;                  /* when the store's retention runs next (clock_mono_ms) */
+	struct store_pruned pruned;                  /* what the retention run in progress deleted so far */
 };
 
 /* The field path an error message starts with ("info[1].headline: 171 bytes, ..." -> "info[1].headline"), or ""

@@ -34,6 +34,10 @@
 #endif
 
 #define LOOP_MAX_WAIT_MS 1000 /* the loop wakes at least this often, whatever the timers say */
+#define PRUNE_INTERVAL_MS (3600 * 1000)
+/* Rows per table and per loop pass: a first run over years of rows goes on for a while, but never holds the loop
+ * (deliveries, officers) for longer than one small transaction. */
+#define PRUNE_BATCH_ROWS 2000
 
 void
 agent_error_field(const char *message, char *field, size_t size)
@@ -172,6 +176,44 @@ reload_region(struct agent *agent)
 	NOTIFY("READY=1");
 }
 
+/* The store's retention, from the loop between turns: one batch per pass while there is more, then hourly. */
+static void
+prune_tick(struct agent *agent)
+{
+	struct xba_error err = { 0 };
+	struct store_pruned batch;
+	int64_t now = clock_mono_ms();
+	struct store_pruned *total = &agent->pruned;
+
+	if (agent->config->retention_days == 0 || now < agent->next_prune_mono_ms)
+		return;
+	if (store_prune(agent->store, clock_now_ms() - agent->config->retention_days * 86400000LL,
+		PRUNE_BATCH_ROWS, &batch, &err) != 0) {
+		char quoted[600];
+
+		log_warnx("event=store.prune_failed error=%s retry_in_s=%d", log_quote(quoted, sizeof(quoted), err.msg),
+		    PRUNE_INTERVAL_MS / 1000);
+		memset(total, 0, sizeof(*total));
+		agent->next_prune_mono_ms = now + PRUNE_INTERVAL_MS;
+		return;
+	}
+	total->inbox += batch.inbox;
+	total->outgoing += batch.outgoing;
+	total->receipts += batch.receipts;
+	total->quarantine += batch.quarantine;
+	if (batch.more) {
+		agent->next_prune_mono_ms = now; /* the next pass goes on */
+		return;
+	}
+	if (total->inbox + total->outgoing + total->receipts + total->quarantine > 0)
+		log_info("event=store.pruned inbox=%llu outgoing=%llu receipts=%llu quarantine=%llu retention_days=%lld",
+		    (unsigned long long)total->inbox, (unsigned long long)total->outgoing,
+		    (unsigned long long)total->receipts, (unsigned long long)total->quarantine,
+		    (long long)agent->config->retention_days);
+	memset(total, 0, sizeof(*total));
+	agent->next_prune_mono_ms = now + PRUNE_INTERVAL_MS;
+}
+
 static void
 agent_free(struct agent *agent)
 {
@@ -234,6 +276,8 @@ agent_run(struct agent *agent, int signal_fd)
 
 		if (timeout > LOOP_MAX_WAIT_MS || timeout < 0)
 			timeout = LOOP_MAX_WAIT_MS;
+		if (agent->config->retention_days > 0 && agent->next_prune_mono_ms <= clock_mono_ms())
+			timeout = 0; /* retention is due, or a batch left more */
 		items[n++] = (zmq_pollitem_t){ NULL, signal_fd, ZMQ_POLLIN, 0 };
 		n += uplink_poll_items(agent->uplink, items + n, 8 - n);
 		n += local_poll_items(agent->local, items + n, 8 - n);
@@ -253,6 +297,7 @@ agent_run(struct agent *agent, int signal_fd)
 		}
 		uplink_process(agent);
 		local_process(agent);
+		prune_tick(agent);
 	}
 	NOTIFY("STOPPING=1");
 	uplink_close(agent);

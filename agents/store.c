@@ -156,6 +156,10 @@ enum stmt_id {
 	ST_COUNT_UNACKED,
 	ST_COUNT_QUARANTINE,
 	ST_LAST_DELIVERY,
+	ST_PRUNE_INBOX,
+	ST_PRUNE_OUTGOING,
+	ST_PRUNE_RECEIPTS,
+	ST_PRUNE_QUARANTINE,
 	ST_COUNT_
 };
 
@@ -196,6 +200,16 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_COUNT_UNACKED] = "SELECT count(*) FROM inbox WHERE acknowledged = 0 AND msg_type != 4",
 	[ST_COUNT_QUARANTINE] = "SELECT count(*) FROM quarantine WHERE released_ms IS NULL",
 	[ST_LAST_DELIVERY] = "SELECT coalesce(max(received_ms), 0) FROM inbox",
+	/* Retention (store_prune): ?1 cutoff, ?2 at most this many rows.  An inbox alert no officer acknowledged is
+	 * kept however old (ACKs never wait for one), and so is the outbox: only what is finished goes. */
+	[ST_PRUNE_INBOX] = "DELETE FROM inbox WHERE id IN (SELECT id FROM inbox WHERE received_ms < ?1"
+			   " AND (acknowledged = 1 OR msg_type = 4) ORDER BY received_ms LIMIT ?2)",
+	[ST_PRUNE_OUTGOING] = "DELETE FROM outgoing WHERE id IN (SELECT id FROM outgoing WHERE submitted_ms < ?1"
+			      " AND state != 1 ORDER BY submitted_ms LIMIT ?2)",
+	[ST_PRUNE_RECEIPTS] = "DELETE FROM receipts WHERE (alert_id, node, kind) IN (SELECT alert_id, node, kind"
+			      " FROM receipts WHERE time_ms < ?1 LIMIT ?2)",
+	[ST_PRUNE_QUARANTINE] = "DELETE FROM quarantine WHERE id IN (SELECT id FROM quarantine WHERE received_ms < ?1"
+				" ORDER BY id LIMIT ?2)",
 };
 
 enum txn_state {
@@ -1191,6 +1205,37 @@ store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_error *e
 		return txn_fail(s, st, err, "store delivery cursor");
 	sqlite3_reset(st);
 	return 0;
+}
+
+int
+store_prune(struct store *s, int64_t cutoff_ms, size_t max_rows, struct store_pruned *out, struct xba_error *err)
+{
+	static const enum stmt_id ids[4] = { ST_PRUNE_INBOX, ST_PRUNE_OUTGOING, ST_PRUNE_RECEIPTS,
+		ST_PRUNE_QUARANTINE };
+	uint64_t *counts[4];
+	int rc;
+
+	assert(s != NULL && out != NULL && max_rows > 0);
+	memset(out, 0, sizeof(*out));
+	counts[0] = &out->inbox;
+	counts[1] = &out->outgoing;
+	counts[2] = &out->receipts;
+	counts[3] = &out->quarantine;
+	if ((rc = solo_begin(s, err, "prune")) != 0)
+		return rc;
+	for (int i = 0; i < 4; i++) {
+		sqlite3_stmt *st = s->st[ids[i]];
+
+		sqlite3_bind_int64(st, 1, cutoff_ms);
+		sqlite3_bind_int64(st, 2, max_rows > INT64_MAX ? INT64_MAX : (int64_t)max_rows);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return solo_fail(s, st, err, "prune");
+		*counts[i] = (uint64_t)sqlite3_changes(s->db);
+		sqlite3_reset(st);
+		if (*counts[i] == max_rows)
+			out->more = true;
+	}
+	return solo_commit(s, err, "prune (commit)");
 }
 
 static int

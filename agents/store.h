@@ -205,6 +205,21 @@ int store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_erro
 
 int store_stats(struct store *s, struct store_stats *out, struct xba_error *err);
 
+/* What one store_prune call deleted. */
+struct store_pruned {
+	uint64_t inbox, outgoing, receipts, quarantine;
+	bool more;                       /* a table gave max_rows: call again for the rest */
+};
+
+/*
+ * Retention, in a transaction of its own (never inside store_begin): delete at most max_rows per table of what is
+ * finished and older than cutoff_ms: inbox alerts an officer acknowledged (and ACKs) by received_ms, outgoing
+ * alerts the broker answered by submitted_ms, receipts by time_ms, quarantine entries by received_ms.  An inbox
+ * alert nobody acknowledged and the outbox are never pruned.  Rolled back whole on failure.
+ */
+int store_prune(struct store *s, int64_t cutoff_ms, size_t max_rows, struct store_pruned *out,
+    struct xba_error *err);
+
 void store_row_clear(struct store_row *row);
 /* The inbox row store_inbox_add just wrote, for the push to `xba watch`: text copied from f and rule, envelope
  * taken over (row owns it from here). */

@@ -7,11 +7,14 @@ the three others (status quarantined = 3, event=alert.quarantined with their cod
 Error frame naming its seq, and still acknowledges every seq and grants the credit back, so the queue moves.
 When its region.yaml then lists the unknown key (SIGHUP), the agent verifies its quarantine again and releases that
 one alert to the inbox and to xba watch, the two forgeries staying held; a key added while the agent is stopped
-releases another at start-up, and nothing is released twice.
+releases another at start-up, and nothing is released twice.  Last, retention: with the store aged 400 days, the
+agent started with retention_days 365 prunes the acknowledged alert and the quarantine, never what is unacknowledged
+or still in the outbox.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_tamper.py BUILD_DIR SOURCE_ROOT
 """
 import os
+import sqlite3
 import sys
 import time
 
@@ -255,6 +258,34 @@ def main(t):
     s = lby.status() or {}
     t.check(s.get("quarantined") == 2 and s.get("inbox_count") == 4,
             "status --json after the restart: quarantined 2, inbox_count 4", str(s))
+
+    # Retention (agent.yaml retention_days): an officer acknowledges the first valid alert, then, while the agent
+    # is stopped, every row of its store is made 400 days old.  Started with retention_days 365, it prunes what is
+    # finished: the acknowledged alert and the four quarantine rows.  The three alerts nobody acknowledged stay,
+    # and so does the outbox (the ACK alert, which this fake broker never answers).
+    r = lby.cli("ack", valid1.id, "--officer", "lt-kaddour")
+    t.check(r.rc == 0, "xba ack of the first valid alert", repr(r))
+    t.eq(lby.stop(), 0, "the agent stops cleanly again")
+    aged = x.now_ms() - 400 * 86400 * 1000
+    db = sqlite3.connect(lby.store_path)
+    with db:
+        db.execute("UPDATE inbox SET received_ms = ?", (aged,))
+        db.execute("UPDATE outgoing SET submitted_ms = ?", (aged,))
+        db.execute("UPDATE quarantine SET received_ms = ?", (aged,))
+    db.close()
+    lby.write_config(retention_days=365)
+    mark = lby.log_size()
+    lby.start()
+    pruned = lby.wait_log(r"event=store\.pruned .*", t.t(10), since=mark)
+    rec = x.parse_log_line(pruned.group(0)) if pruned else {}
+    t.check(rec.get("inbox") == "1" and rec.get("outgoing") == "0" and rec.get("quarantine") == "4" and
+            rec.get("retention_days") == "365",
+            "at start: event=store.pruned inbox=1 outgoing=0 quarantine=4 retention_days=365", str(rec))
+    t.eq(sorted(e.get("id") for e in lby.history()), sorted([valid2.id, unknown.id, late.id]),
+         "xba history --json: the three unacknowledged alerts remain, the acknowledged one is gone")
+    s = lby.status() or {}
+    t.check(s.get("quarantined") == 0 and s.get("inbox_count") == 3 and s.get("outbox_depth") == 1,
+            "status --json: quarantined 0, inbox_count 3, outbox_depth 1 (the ACK waits for the broker)", str(s))
     t.check(lby.alive(), "the agent is still running")
 
 

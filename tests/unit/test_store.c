@@ -3,7 +3,8 @@
  * answers from the broker move rows out of it exactly once, the inbox deduplicates by alert id, filters select
  * what `xba watch` and `xba history` ask for, an officer's acknowledgement and its ACK alert commit together,
  * quarantine and receipts are kept, a quarantined delivery is released once and the count follows, a schema-1 store
- * (before releases) is upgraded with its quarantine intact, the delivery cursor is persisted only with its transaction, and a write that
+ * (before releases) is upgraded with its quarantine intact, retention deletes only finished rows older than its
+ * cutoff (never an unacknowledged alert or the outbox) and in bounded batches, the delivery cursor is persisted only with its transaction, and a write that
  * fails (disk full) refuses cleanly while the next one succeeds.
  *
  * Tests run as root in CI, so a full disk is made with RLIMIT_FSIZE (writes past the limit fail with EFBIG, which
@@ -554,6 +555,85 @@ test_schema_1_upgrade(struct check_state *t)
 	CHECK(t, version == 2);
 }
 
+/*
+ * Retention.  Old (time 100) and new (time 5000) rows of every kind, cutoff 1000:
+ *   inbox: old acknowledged, old ACK message, old unacknowledged (kept), new acknowledged (kept);
+ *   outgoing: old accepted, old refused, old still queued (kept: the outbox), new accepted (kept);
+ *   receipts: one old, one new;  quarantine: one old, one new.
+ */
+static void
+test_prune(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[12][40], by[132];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_alert_fields f;
+	struct store_pruned pruned;
+	struct store_stats stats;
+	struct store_row row;
+	int64_t out_id[4], ack_id;
+	bool inserted;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	for (int i = 0; i < 4; i++) {
+		f = fields(uuid_of(100 + i, id[i]), "LBY", 3, 4);
+		if (i == 1)
+			f.msg_type = 4;
+		CHECK_CODE(t, store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), 40 + (uint64_t)i, "r",
+				  i == 3 ? 5000 : 100, &inserted, &err), 0);
+	}
+	CHECK_CODE(t, store_receipt_add(s, id[0], "DZA", 1, 100, NULL, NULL, &err), 0);
+	CHECK_CODE(t, store_receipt_add(s, id[0], "MLI", 1, 5000, NULL, NULL, &err), 0);
+	CHECK_CODE(t, store_quarantine_add(s, 60, 9, "unknown key", NULL, NULL, NULL, 0, 100, &err), 0);
+	CHECK_CODE(t, store_quarantine_add(s, 61, 9, "unknown key", NULL, NULL, NULL, 0, 5000, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	for (int i = 0; i < 4; i++) {
+		f = fields(uuid_of(110 + i, id[4 + i]), "NER", 3, 4);
+		CHECK_CODE(t, store_outbox_add(s, &f, envelope_b, sizeof(envelope_b), i == 3 ? 5000 : 100, &out_id[i],
+				  &err), 0);
+	}
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_outbox_accepted(s, out_id[0], 70, 6, 0, 150, &err), 0);
+	CHECK_CODE(t, store_outbox_refused(s, out_id[1], 11, "refused", "category", 150, &err), 0);
+	CHECK_CODE(t, store_outbox_accepted(s, out_id[3], 71, 6, 0, 5050, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	/* Acknowledge inbox alerts 0 (old) and 3 (new); the ACK alerts join the outbox as new queued rows. */
+	f = fields(uuid_of(120, id[8]), "NER", 3, 4);
+	f.msg_type = 4;
+	CHECK_CODE(t, store_ack(s, id[0], "lt-k", 200, &f, envelope_b, sizeof(envelope_b), &ack_id, by, &err), 0);
+	f = fields(uuid_of(121, id[9]), "NER", 3, 4);
+	f.msg_type = 4;
+	CHECK_CODE(t, store_ack(s, id[3], "lt-k", 5100, &f, envelope_b, sizeof(envelope_b), &ack_id, by, &err), 0);
+
+	/* At most one row per table per call: the first call says there is more. */
+	CHECK_CODE(t, store_prune(s, 1000, 1, &pruned, &err), 0);
+	CHECK(t, pruned.more && pruned.inbox == 1 && pruned.outgoing == 1 && pruned.receipts == 1 &&
+		     pruned.quarantine == 1);
+	CHECK_CODE(t, store_prune(s, 1000, 100, &pruned, &err), 0);
+	CHECK(t, !pruned.more && pruned.inbox == 1 && pruned.outgoing == 1 && pruned.receipts == 0 &&
+		     pruned.quarantine == 0);
+	CHECK_CODE(t, store_prune(s, 1000, 100, &pruned, &err), 0);
+	CHECK(t, !pruned.more && pruned.inbox + pruned.outgoing + pruned.receipts + pruned.quarantine == 0);
+
+	CHECK_CODE(t, store_inbox_get(s, id[0], &row, &err), XBA_ENOTFOUND);
+	CHECK_CODE(t, store_inbox_get(s, id[1], &row, &err), XBA_ENOTFOUND);
+	CHECK_CODE(t, store_inbox_get(s, id[2], &row, &err), 0); /* old, but nobody acknowledged it */
+	CHECK(t, !row.acknowledged);
+	store_row_clear(&row);
+	CHECK_CODE(t, store_inbox_get(s, id[3], &row, &err), 0);
+	store_row_clear(&row);
+	CHECK_CODE(t, store_outbox_next(s, 0, &row, &err), 0); /* the old queued row is still the outbox's first */
+	CHECK(t, row.id == out_id[2] && strcmp(row.alert_id, id[6]) == 0);
+	store_row_clear(&row);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.inbox_count == 2 && stats.unacknowledged == 1 && stats.outbox_depth == 3 &&
+		     stats.quarantined == 1 && stats.refused == 0);
+	store_close(s);
+}
+
 static void
 test_through_seq(struct check_state *t)
 {
@@ -785,6 +865,7 @@ main(int argc, char **argv)
 	RUN(&t, test_quarantine_receipts);
 	RUN(&t, test_quarantine_release);
 	RUN(&t, test_schema_1_upgrade);
+	RUN(&t, test_prune);
 	RUN(&t, test_through_seq);
 	RUN(&t, test_disk_full);
 	RUN(&t, test_failed_batch_refuses_rest);
