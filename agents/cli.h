@@ -46,6 +46,7 @@ int cmd_ack(int argc, char **argv);
 /* cmd_status.c */
 int cmd_status(int argc, char **argv);
 int cmd_track(int argc, char **argv);
+int cmd_quarantine(int argc, char **argv);
 
 /* cmd_rules.c */
 int cmd_rules(int argc, char **argv);

@@ -1,7 +1,9 @@
 /*
  * cmd_status.c — `xba status` (is this country connected, is anything stuck in the outbox, when did the last
  * alert arrive) and `xba track ID` (for an alert this country sent: who has it, who acknowledged, who was withheld
- * and by which rule — the "fail loudly" view of DESIGN.md).
+ * and by which rule — the "fail loudly" view of DESIGN.md) and `xba quarantine` (the deliveries this country's
+ * agent refused after its own verification, and why: the broker counts them as delivered, the inbox does not
+ * have them).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -121,7 +123,7 @@ cmd_status(int argc, char **argv)
 		printf("last delivery   %s\n", s->last_delivery_ms ? display_time(s->last_delivery_ms, t2, sizeof(t2))
 								: "none yet");
 		if (s->quarantined)
-			printf("QUARANTINED     %llu deliveries failed this agent's own verification (see its log)\n",
+			printf("QUARANTINED     %llu deliveries failed this agent's own verification (xba quarantine)\n",
 			    (unsigned long long)s->quarantined);
 	}
 	rc = s->link_up ? CLI_EXIT_OK : CLI_EXIT_FAILED;
@@ -191,4 +193,63 @@ cmd_track(int argc, char **argv)
 		    (unsigned long long)r->seq, routed, delivered, acked);
 	local_frame_free(reply);
 	return delivered == routed ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+}
+
+int
+cmd_quarantine(int argc, char **argv)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__QuarantineRequest quarantine = XBA__V1__QUARANTINE_REQUEST__INIT;
+	struct local_target target;
+	bool json = false;
+	char when[40];
+	int rc;
+
+	local_target_defaults(&target);
+	rc = parse_simple("quarantine", argc, argv, &target, &json,
+	    "usage: xba quarantine [--json]\n\nDeliveries this agent's own verification refused and still holds, newest "
+	    "first (at most 100):\nthe broker counts them as delivered, officers do not see them.  Nearly always this\n"
+	    "agent's region.yaml is older than the sender's key: install the current file and\nreload the agent; it "
+	    "verifies them again and releases what passes.\nExit status 1 while any are held.\n\n");
+	if (rc >= 0)
+		return rc;
+	if (optind < argc)
+		return cli_usage_error("quarantine: unexpected argument '%s'", argv[optind]);
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_QUARANTINE;
+	req.quarantine = &quarantine;
+	if ((rc = ask("quarantine", &target, &req, &reply)) != 0)
+		return rc;
+	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_QUARANTINE_REPLY) {
+		local_frame_free(reply);
+		return cli_usage_error("quarantine: unexpected answer from the agent");
+	}
+	const Xba__V1__QuarantineReply *r = reply->quarantine_reply;
+
+	for (size_t i = 0; i < r->n_entries; i++) {
+		const Xba__V1__QuarantineEntry *e = r->entries[i];
+
+		if (json) {
+			struct jsonw w;
+
+			jsonw_begin(&w, stdout);
+			jsonw_int(&w, "seq", (int64_t)e->seq);
+			jsonw_string(&w, "received", clock_format_rfc3339(e->received_ms, when, sizeof(when)));
+			jsonw_string(&w, "code", frame_error_code_name(e->code));
+			jsonw_string(&w, "reason", e->reason);
+			jsonw_string(&w, "claimed_alert_id", e->alert_id);
+			jsonw_string(&w, "rule", e->rule);
+			jsonw_end(&w);
+		} else {
+			printf("seq %-8llu %-22s %-16s alert %s (claimed, not verified), rule %s\n    %s\n",
+			    (unsigned long long)e->seq, display_time(e->received_ms, when, sizeof(when)),
+			    frame_error_code_name(e->code), e->alert_id[0] ? e->alert_id : "(undecodable)",
+			    e->rule[0] ? e->rule : "-", e->reason);
+		}
+	}
+	if (!json)
+		printf("%llu held%s; verified again at every region.yaml reload and agent start\n",
+		    (unsigned long long)r->held, r->held > r->n_entries ? " (the newest shown)" : "");
+	rc = r->held > 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK; /* for monitoring: something is held */
+	local_frame_free(reply);
+	return rc;
 }

@@ -1024,6 +1024,80 @@ handle_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, c
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__NOT_READY, "", "%s", err.msg);
 }
 
+/* Quarantine listing: the entries copied out of the store walk, newest first. */
+struct quarantine_list {
+	Xba__V1__QuarantineEntry *entries;
+	char (*text)[3][520];        /* reason, alert id, rule of each entry (the reply points into these) */
+	size_t n, cap;
+};
+
+static int
+hold_quarantined(void *ctx, const struct store_quarantined *q)
+{
+	struct quarantine_list *l = ctx;
+	Xba__V1__QuarantineEntry *e;
+
+	if (l->n == l->cap)
+		return 1; /* cannot happen: the store returns at most cap */
+	e = &l->entries[l->n];
+	xba__v1__quarantine_entry__init(e);
+	e->seq = q->seq;
+	e->received_ms = q->received_ms;
+	e->code = (Xba__V1__ErrorCode)q->code;
+	snprintf(l->text[l->n][0], sizeof(l->text[l->n][0]), "%s", q->reason);
+	snprintf(l->text[l->n][1], sizeof(l->text[l->n][1]), "%s", q->alert_id);
+	snprintf(l->text[l->n][2], sizeof(l->text[l->n][2]), "%s", q->rule);
+	e->reason = l->text[l->n][0];
+	e->alert_id = l->text[l->n][1];
+	e->rule = l->text[l->n][2];
+	l->n++;
+	return 0;
+}
+
+/* `xba quarantine`: what this agent refused and still holds, so that an officer can say why an alert the broker
+ * counts as delivered is not in the inbox. */
+static void
+handle_quarantine(struct agent *agent, const struct local_peer *peer, uint64_t ref,
+    const Xba__V1__QuarantineRequest *req)
+{
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__QuarantineReply reply = XBA__V1__QUARANTINE_REPLY__INIT;
+	Xba__V1__QuarantineEntry **list = NULL;
+	struct quarantine_list l = { 0 };
+	struct store_stats stats;
+	struct xba_error err = { 0 };
+	size_t limit = req->limit == 0 ? LOCAL_HISTORY_DEFAULT : req->limit;
+
+	if (limit > LOCAL_HISTORY_MAX)
+		limit = LOCAL_HISTORY_MAX;
+	l.cap = limit;
+	if ((l.entries = calloc(limit, sizeof(*l.entries))) == NULL || (l.text = calloc(limit, sizeof(*l.text))) == NULL ||
+	    (list = calloc(limit, sizeof(*list))) == NULL) {
+		free(l.entries);
+		free(l.text);
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "out of memory");
+		return;
+	}
+	if (store_stats(agent->store, &stats, &err) != 0 ||
+	    store_quarantine_list(agent->store, limit, hold_quarantined, &l, &err) < 0) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "",
+		    "cannot read the store: %s", err.msg);
+	} else {
+		for (size_t i = 0; i < l.n; i++)
+			list[i] = &l.entries[i];
+		reply.entries = list;
+		reply.n_entries = l.n;
+		reply.held = stats.quarantined;
+		frame.ref = ref;
+		frame.body_case = XBA__V1__LOCAL_FRAME__BODY_QUARANTINE_REPLY;
+		frame.quarantine_reply = &reply;
+		local_send(agent, peer, &frame);
+	}
+	free(list);
+	free(l.entries);
+	free(l.text);
+}
+
 static const char *
 local_body_name(Xba__V1__LocalFrame__BodyCase body_case)
 {
@@ -1064,6 +1138,9 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY_TRACK:
 		handle_track(agent, peer, frame->ref, frame->track);
+		break;
+	case XBA__V1__LOCAL_FRAME__BODY_QUARANTINE:
+		handle_quarantine(agent, peer, frame->ref, frame->quarantine);
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY__NOT_SET:
 		log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=none", peer->who);

@@ -146,6 +146,7 @@ enum stmt_id {
 	ST_INBOX_ACK,
 	ST_QUARANTINE_ADD,
 	ST_QUARANTINE_NEXT,
+	ST_QUARANTINE_LIST,
 	ST_QUARANTINE_RELEASE,
 	ST_RECEIPT_ADD,
 	ST_META_GET,
@@ -189,6 +190,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_QUARANTINE_NEXT] = "SELECT id, seq, received_ms, code, reason, alert_id, rule, envelope FROM quarantine"
 			       " WHERE released_ms IS NULL AND id > ?1 ORDER BY id LIMIT 1",
+	[ST_QUARANTINE_LIST] = "SELECT id, seq, received_ms, code, reason, alert_id, rule, NULL FROM quarantine"
+			       " WHERE released_ms IS NULL ORDER BY id DESC LIMIT ?1",
 	[ST_QUARANTINE_RELEASE] = "UPDATE quarantine SET released_ms = ?2 WHERE id = ?1 AND released_ms IS NULL",
 	[ST_RECEIPT_ADD] = "INSERT OR REPLACE INTO receipts (alert_id, node, kind, time_ms, officer, note)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1089,11 +1092,37 @@ store_quarantined_clear(struct store_quarantined *q)
 	q->envelope_len = 0;
 }
 
+/* One row of ST_QUARANTINE_NEXT / ST_QUARANTINE_LIST (whose envelope column is NULL); false: out of memory. */
+static bool
+read_quarantined(sqlite3_stmt *st, struct store_quarantined *out)
+{
+	const void *blob;
+
+	memset(out, 0, sizeof(*out));
+	out->id = sqlite3_column_int64(st, 0);
+	out->seq = (uint64_t)sqlite3_column_int64(st, 1);
+	out->received_ms = sqlite3_column_int64(st, 2);
+	out->code = sqlite3_column_int(st, 3);
+	copy_text(out->reason, sizeof(out->reason), sqlite3_column_text(st, 4));
+	copy_text(out->alert_id, sizeof(out->alert_id), sqlite3_column_text(st, 5));
+	copy_text(out->rule, sizeof(out->rule), sqlite3_column_text(st, 6));
+	/* NULL: the delivery had no envelope to keep (there is nothing to verify again), or a listing. */
+	if ((blob = sqlite3_column_blob(st, 7)) != NULL) {
+		size_t len = (size_t)sqlite3_column_bytes(st, 7);
+
+		if ((out->envelope = malloc(len + 1)) == NULL)
+			return false;
+		memcpy(out->envelope, blob, len);
+		out->envelope_len = len;
+	}
+	return true;
+}
+
 int
 store_quarantine_next(struct store *s, int64_t after_id, struct store_quarantined *out, struct xba_error *err)
 {
 	sqlite3_stmt *st = s->st[ST_QUARANTINE_NEXT];
-	const void *blob;
+	bool read;
 	int rc;
 
 	assert(s != NULL && out != NULL);
@@ -1106,24 +1135,33 @@ store_quarantine_next(struct store *s, int64_t after_id, struct store_quarantine
 	}
 	if (rc != SQLITE_ROW)
 		return stmt_fail(s, st, err, "read quarantine");
-	out->id = sqlite3_column_int64(st, 0);
-	out->seq = (uint64_t)sqlite3_column_int64(st, 1);
-	out->received_ms = sqlite3_column_int64(st, 2);
-	out->code = sqlite3_column_int(st, 3);
-	copy_text(out->reason, sizeof(out->reason), sqlite3_column_text(st, 4));
-	copy_text(out->alert_id, sizeof(out->alert_id), sqlite3_column_text(st, 5));
-	copy_text(out->rule, sizeof(out->rule), sqlite3_column_text(st, 6));
-	/* NULL: the delivery had no envelope to keep; there is nothing to verify again. */
-	if ((blob = sqlite3_column_blob(st, 7)) != NULL) {
-		size_t len = (size_t)sqlite3_column_bytes(st, 7);
+	read = read_quarantined(st, out);
+	sqlite3_reset(st);
+	if (!read)
+		return xba_error_set(err, XBA_ENOMEM, "store %s: read quarantine: out of memory", s->path);
+	return 0;
+}
 
-		if ((out->envelope = malloc(len + 1)) == NULL) {
+int
+store_quarantine_list(struct store *s, size_t limit, store_quarantined_fn fn, void *ctx, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_QUARANTINE_LIST];
+	struct store_quarantined q;
+	int rc;
+
+	assert(s != NULL && fn != NULL);
+	sqlite3_bind_int64(st, 1, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int stop;
+
+		read_quarantined(st, &q); /* no envelope column: nothing to allocate */
+		if ((stop = fn(ctx, &q)) != 0) {
 			sqlite3_reset(st);
-			return xba_error_set(err, XBA_ENOMEM, "store %s: read quarantine: out of memory", s->path);
+			return stop;
 		}
-		memcpy(out->envelope, blob, len);
-		out->envelope_len = len;
 	}
+	if (rc != SQLITE_DONE)
+		return stmt_fail(s, st, err, "list quarantine");
 	sqlite3_reset(st);
 	return 0;
 }

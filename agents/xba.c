@@ -24,6 +24,7 @@ static const struct subcommand subcommands[] = {
 	{ "history", cmd_history, "alerts held by this country's agent" },
 	{ "status", cmd_status, "the agent's link, outbox and inbox" },
 	{ "track", cmd_track, "who has, acknowledged or was withheld an alert this country sent" },
+	{ "quarantine", cmd_quarantine, "deliveries this agent's own verification refused, and why" },
 	{ "rules", cmd_rules, "check a rules file, or explain who would receive an alert (offline)" },
 	{ "keygen", cmd_keygen, "generate a node's signing and CURVE key pairs" },
 	{ "verify", cmd_verify, "check a saved signed alert against a region directory" },

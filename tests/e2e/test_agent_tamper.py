@@ -3,7 +3,8 @@ pair, pinned in the agent's agent.yaml, speaking docs/protocol.md) welcomes a re
 valid alert, one with a flipped bit in the alert bytes, then in one DeliverBatch: one signed by a key that
 region.yaml does not list, one signed by another node than its origin, a second valid one, and the first one again.
 The agent stores and shows (xba watch --json, xba history --json) only the two valid ones, once each; it quarantines
-the three others (status quarantined = 3, event=alert.quarantined with their codes in its log), reports each in an
+the three others (status quarantined = 3, xba quarantine lists them, event=alert.quarantined with their codes in its
+log), reports each in an
 Error frame naming its seq, and still acknowledges every seq and grants the credit back, so the queue moves.
 When its region.yaml then lists the unknown key (SIGHUP), the agent verifies its quarantine again and releases that
 one alert to the inbox and to xba watch, the two forgeries staying held; a key added while the agent is stopped
@@ -13,6 +14,7 @@ or still in the outbox.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_tamper.py BUILD_DIR SOURCE_ROOT
 """
+import json
 import os
 import sqlite3
 import sys
@@ -195,6 +197,21 @@ def main(t):
     r = lby.cli("status")
     t.check("QUARANTINED" in r.out and "3" in r.out, "status (text) shows the 3 quarantined deliveries", repr(r))
 
+    r = lby.cli("quarantine", "--json")
+    listed = [json.loads(line) for line in r.lines()] if r.out.strip() else []
+    t.eq([(e.get("seq"), e.get("code"), e.get("claimed_alert_id"), e.get("rule")) for e in listed],
+         [(4, "WRONG_SIGNER", wrong.id, "tamper-test"), (3, "UNKNOWN_KEY", unknown.id, "tamper-test"),
+          (2, "BAD_SIGNATURE", flipped.id, "tamper-test")],
+         "xba quarantine --json: the three held deliveries, newest first, with code, claimed id and rule")
+    t.check(r.rc == 1 and all(e.get("reason") and e.get("received") for e in listed),
+            "... each with its reason and time; exit status 1 while any are held", repr(r))
+    r = lby.cli("quarantine")
+    t.check(r.rc == 1 and "UNKNOWN_KEY" in r.out and "3 held" in r.out and "not verified" in r.out,
+            "xba quarantine (text) names the codes, says 3 held and that the claimed ids are not verified", repr(r))
+    r = lby.cli("quarantine", "extra")
+    t.check(r.rc == 2 and "unexpected argument" in r.err, "xba quarantine with an extra argument: usage error 2",
+            repr(r))
+
     q = lby.events("alert.quarantined")
     logged = {(rec.get("seq"), rec.get("code")) for rec in q}
     t.eq(sorted(logged), [("2", "BAD_SIGNATURE"), ("3", "UNKNOWN_KEY"), ("4", "WRONG_SIGNER")],
@@ -235,6 +252,9 @@ def main(t):
             "status --json: quarantined 2 (the forged two), inbox_count 3", str(s))
     t.eq((len(fake.errors), len(fake.delivery_acks), len(fake.other)), frames_before,
          "no frame to the broker for the release (no Error, no DeliveryAck)")
+    r = lby.cli("quarantine", "--json")
+    t.eq(sorted(json.loads(line).get("seq") for line in r.lines()), [2, 4],
+         "xba quarantine --json after the release: seq 2 and 4 only")
 
     # Seq 7 is signed by yet another NER key this agent does not know, and is quarantined.  The key reaches
     # region.yaml while the agent is stopped: the start-up releases seq 7, and seq 3 is not released twice.
@@ -286,6 +306,8 @@ def main(t):
     s = lby.status() or {}
     t.check(s.get("quarantined") == 0 and s.get("inbox_count") == 3 and s.get("outbox_depth") == 1,
             "status --json: quarantined 0, inbox_count 3, outbox_depth 1 (the ACK waits for the broker)", str(s))
+    r = lby.cli("quarantine")
+    t.check(r.rc == 0 and "0 held" in r.out, "xba quarantine: 0 held, exit status 0", repr(r))
     t.check(lby.alive(), "the agent is still running")
 
 

@@ -445,6 +445,24 @@ test_quarantine_receipts(struct check_state *t)
 	store_close(s);
 }
 
+/* What store_quarantine_list handed out. */
+struct listed {
+	uint64_t seq[8];
+	size_t n;
+	bool had_envelope;
+};
+
+static int
+list_quarantined(void *ctx, const struct store_quarantined *q)
+{
+	struct listed *l = ctx;
+
+	if (l->n < 8)
+		l->seq[l->n++] = q->seq;
+	l->had_envelope |= q->envelope != NULL;
+	return 0;
+}
+
 /* Two held deliveries; the first is verified again and released with its alert stored in the inbox, in one
  * transaction; it is then no longer offered, no longer counted, and cannot be released twice. */
 static void
@@ -468,6 +486,15 @@ test_quarantine_release(struct check_state *t)
 			  "neighbours", envelope_a, sizeof(envelope_a), 500, &err), 0);
 	CHECK_CODE(t, store_quarantine_add(s, 2002, 7, "undecodable", NULL, NULL, NULL, 0, 501, &err), 0);
 	CHECK_CODE(t, store_commit(s, &err), 0);
+	{
+		struct listed l = { 0 };
+
+		CHECK_CODE(t, store_quarantine_list(s, 10, list_quarantined, &l, &err), 0);
+		CHECK(t, l.n == 2 && l.seq[0] == 2002 && l.seq[1] == 2001 && !l.had_envelope);
+		memset(&l, 0, sizeof(l));
+		CHECK_CODE(t, store_quarantine_list(s, 1, list_quarantined, &l, &err), 0);
+		CHECK(t, l.n == 1 && l.seq[0] == 2002);
+	}
 
 	CHECK_CODE(t, store_quarantine_next(s, 0, &q, &err), 0);
 	CHECK(t, q.seq == 2001 && q.code == 9 && q.received_ms == 500 && strcmp(q.alert_id, id) == 0 &&
@@ -483,6 +510,13 @@ test_quarantine_release(struct check_state *t)
 	store_quarantined_clear(&q);
 	CHECK(t, q.envelope == NULL);
 
+	/* The listing shows what is held, newest first, without envelopes. */
+	{
+		struct listed l = { 0 };
+
+		CHECK_CODE(t, store_quarantine_list(s, 10, list_quarantined, &l, &err), 0);
+		CHECK(t, l.n == 1 && l.seq[0] == 2002 && !l.had_envelope);
+	}
 	/* Only the undecodable one is still offered (with no envelope), from the start and after the first. */
 	CHECK_CODE(t, store_quarantine_next(s, 0, &q, &err), 0);
 	CHECK(t, q.seq == 2002 && q.envelope == NULL && q.alert_id[0] == '\0' && q.id > first_id);
