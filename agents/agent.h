@@ -146,9 +146,10 @@ void local_send_error(struct agent *agent, const struct local_peer *peer, uint64
 
 /* Verify every delivery still held in the quarantine again against agent->dir, at this agent's clock now; release
  * those that pass to the inbox (committed, logged event=alert.released, pushed to `xba watch`).  trigger ("start",
- * "reload") is for the logs.  Never inside a store transaction.  On a store failure the unreleased rest stays held
- * and err says why. */
-int quarantine_recheck(struct agent *agent, const char *trigger, struct xba_error *err);
+ * "reload") is for the logs.  Never inside a store transaction.  A store failure is logged here
+ * (event=quarantine.recheck_failed): the unreleased rest stays held for the next reload or start, and there is
+ * nothing more a caller could do about it. */
+void quarantine_recheck(struct agent *agent, const char *trigger);
 
 /* uplink.c ----------------------------------------------------------------------------------------------------- */
 
@@ -178,6 +179,8 @@ void uplink_process(struct agent *agent);
 long uplink_tick(struct agent *agent);
 /* The outbox has a new entry: send it now if the session allows. */
 void uplink_outbox_changed(struct agent *agent);
+/* The quarantine released deliveries: tell the broker (DeliveryAck.released) as soon as the session allows. */
+void uplink_releases_pending(struct agent *agent);
 /* Forward a TrackRequest; the TrackReply goes to peer with ref.  XBA_EPROTO when the link is down. */
 int uplink_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, const char *alert_id,
     struct xba_error *err);

@@ -1,10 +1,10 @@
 /*
  * agent_config.c — agent.yaml: one table row per key (name, type, bounds, default, field), applied by
- * lib/conftable.c and turned into struct agent_config by agent_config_load() at start-up and by --check.  It is the first thing the
- * agent reads: every other file (keys, region.yaml, the store, the socket) is found through it.  Paths are
- * relative to the file's own directory, so a deployment directory can be moved as a whole.  deploy/agent.yaml
- * shows every key with its default.  Only region.yaml is reloaded on SIGHUP (by agent_main.c); every key here
- * needs a restart.
+ * lib/conftable.c and turned into struct agent_config by agent_config_load() at start-up and by --check.  It is
+ * the first thing the agent reads: every other file (keys, region.yaml, the store, the socket) is found through
+ * it.  Paths are relative to the file's own directory, so a deployment directory can be moved as a whole.
+ * deploy/agent.yaml shows every key with its default.  Only region.yaml is reloaded on SIGHUP (by agent_main.c);
+ * every key here needs a restart.
  */
 #include <errno.h>
 #include <stdarg.h>

@@ -172,7 +172,7 @@ reload_region(struct agent *agent)
 	warn_key_usability(agent);
 	/* A key this file adds may be the one a quarantined delivery was waiting for; a failure is logged there and
 	 * leaves the rest held for the next reload. */
-	quarantine_recheck(agent, "reload", &err);
+	quarantine_recheck(agent, "reload");
 	NOTIFY("READY=1");
 }
 
@@ -248,8 +248,7 @@ agent_start(struct agent *agent, struct xba_error *err)
 	warn_key_usability(agent);
 	/* region.yaml may have changed while the agent was stopped.  A store that cannot be written now is logged;
 	 * the agent still starts, since deliveries and submissions report their own store failures. */
-	quarantine_recheck(agent, "start", err);
-	xba_error_clear(err);
+	quarantine_recheck(agent, "start");
 	return 0;
 }
 

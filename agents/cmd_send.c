@@ -557,6 +557,8 @@ cmd_send(int argc, char **argv)
 struct node_receipt {
 	char node_id[XBA_NODE_ID_MAX + 1];
 	int64_t delivered_ms, acknowledged_ms;
+	int64_t refused_ms;     /* its agent refused it (quarantine); cleared if it is delivered later */
+	char reason[65];        /* refused: the code */
 	char officer[129];
 };
 
@@ -583,7 +585,7 @@ table_row(struct receipt_table *t, const char *node_id)
 static void
 table_draw(struct receipt_table *t)
 {
-	size_t delivered = 0, acked = 0;
+	size_t delivered = 0, acked = 0, refused = 0;
 	char when[32];
 
 	if (t->tty && t->lines_drawn > 0)
@@ -594,6 +596,12 @@ table_draw(struct receipt_table *t)
 
 		delivered += r->delivered_ms != 0;
 		acked += r->acknowledged_ms != 0;
+		refused += r->refused_ms != 0 && r->delivered_ms == 0;
+		if (r->refused_ms != 0 && r->delivered_ms == 0) {
+			printf("%-14s REFUSED by its agent (%s): its officers do not have it\n", r->node_id,
+			    r->reason[0] ? r->reason : "?");
+			continue;
+		}
 		printf("%-14s %-22s ", r->node_id, r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when))
 								: "-");
 		if (r->acknowledged_ms)
@@ -601,7 +609,10 @@ table_draw(struct receipt_table *t)
 		else
 			printf("-\n");
 	}
-	printf("delivered %zu/%zu, acknowledged %zu/%zu\n", delivered, t->n, acked, t->n);
+	printf("delivered %zu/%zu, acknowledged %zu/%zu", delivered, t->n, acked, t->n);
+	if (refused > 0)
+		printf(", REFUSED %zu", refused);
+	printf("\n");
 	t->lines_drawn = (int)t->n + 2;
 	fflush(stdout);
 }
@@ -628,7 +639,13 @@ table_track(struct local_client *c, struct receipt_table *t, const char *alert_i
 			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_WITHHELD ||
 			    (r = table_row(t, rs->node_id)) == NULL)
 				continue;
-			if (rs->state >= XBA__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED && r->delivered_ms == 0)
+			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_REFUSED && r->delivered_ms == 0) {
+				r->refused_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
+				snprintf(r->reason, sizeof(r->reason), "%s", rs->reason ? rs->reason : "");
+			}
+			if ((rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED ||
+				rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED) &&
+			    r->delivered_ms == 0)
 				r->delivered_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
 			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED && r->acknowledged_ms == 0) {
 				r->acknowledged_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
@@ -755,13 +772,16 @@ cmd_broadcast(int argc, char **argv)
 	next_track = clock_mono_ms() + 5000;
 	for (;;) {
 		Xba__V1__LocalFrame *ev = NULL;
-		size_t acked = 0;
+		size_t decided = 0;
 		int64_t now = clock_mono_ms(), wait = next_track - now;
 		bool changed = false;
 
+		/* Done when every node acknowledged it or its agent refused it: a refusal waits for an administrator
+		 * (region.yaml), not for minutes; `xba track` shows a later release. */
 		for (size_t i = 0; i < table.n; i++)
-			acked += table.rows[i].acknowledged_ms != 0;
-		if ((table.n > 0 && acked == table.n) || now >= deadline)
+			decided += table.rows[i].acknowledged_ms != 0 ||
+			    (table.rows[i].refused_ms != 0 && table.rows[i].delivered_ms == 0);
+		if ((table.n > 0 && decided == table.n) || now >= deadline)
 			break;
 		if (wait > deadline - now)
 			wait = deadline - now;
@@ -774,6 +794,11 @@ cmd_broadcast(int argc, char **argv)
 				if (row != NULL && r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED &&
 				    row->delivered_ms == 0) {
 					row->delivered_ms = r->time_ms;
+					changed = true;
+				} else if (row != NULL && r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED &&
+				    row->delivered_ms == 0) {
+					row->refused_ms = r->time_ms;
+					snprintf(row->reason, sizeof(row->reason), "%s", r->note ? r->note : "");
 					changed = true;
 				} else if (row != NULL && r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED) {
 					if (row->delivered_ms == 0)
@@ -795,6 +820,13 @@ cmd_broadcast(int argc, char **argv)
 	}
 	table_draw(&table);
 	local_client_free(c);
+	for (size_t i = 0; i < table.n; i++) {
+		if (table.rows[i].refused_ms != 0 && table.rows[i].delivered_ms == 0) {
+			printf("REFUSED by the agent of at least one node: its region.yaml is probably older than this "
+			       "country's key (ask the secretariat); xba track shows a later release\n");
+			return CLI_EXIT_FAILED;
+		}
+	}
 	for (size_t i = 0; i < table.n; i++) {
 		if (table.rows[i].delivered_ms == 0) {
 			printf("NOT DELIVERED to every node within %d s\n", timeout_s);

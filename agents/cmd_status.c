@@ -134,7 +134,7 @@ cmd_status(int argc, char **argv)
 int
 cmd_track(int argc, char **argv)
 {
-	static const char *const states[] = { "?", "queued", "delivered", "acknowledged", "withheld" };
+	static const char *const states[] = { "?", "queued", "delivered", "acknowledged", "withheld", "refused" };
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
 	Xba__V1__TrackRequest track = XBA__V1__TRACK_REQUEST__INIT;
 	struct local_target target;
@@ -145,7 +145,8 @@ cmd_track(int argc, char **argv)
 	local_target_defaults(&target);
 	rc = parse_simple("track", argc, argv, &target, &json,
 	    "usage: xba track ID [--json]\n\nFor an alert this country sent: every node it was routed to and its "
-	    "state (queued,\ndelivered, acknowledged), and every node it was withheld from, with the rule.\n\n");
+	    "state (queued,\ndelivered, acknowledged, or refused by that node's agent: its officers do not have it),\n"
+	    "and every node it was withheld from, with the rule.\n\n");
 	if (rc >= 0)
 		return rc;
 	if (optind + 1 != argc || !syntax_uuid_valid(argv[optind]))
@@ -162,11 +163,11 @@ cmd_track(int argc, char **argv)
 		return CLI_EXIT_FAILED;
 	}
 	const Xba__V1__TrackReply *r = reply->track_reply;
-	size_t routed = 0, delivered = 0, acked = 0;
+	size_t routed = 0, delivered = 0, acked = 0, refused = 0;
 
 	for (size_t i = 0; i < r->n_recipients; i++) {
 		const Xba__V1__RecipientState *rs = r->recipients[i];
-		unsigned st = rs->state <= 4 ? (unsigned)rs->state : 0;
+		unsigned st = rs->state <= 5 ? (unsigned)rs->state : 0;
 
 		if (json) {
 			struct jsonw w;
@@ -177,7 +178,13 @@ cmd_track(int argc, char **argv)
 			jsonw_string(&w, "state", states[st]);
 			jsonw_string(&w, "rule", rs->rule);
 			jsonw_string(&w, "time", rs->time_ms ? clock_format_rfc3339(rs->time_ms, when, sizeof(when)) : "");
+			if (st == 5)
+				jsonw_string(&w, "reason", rs->reason);
 			jsonw_end(&w);
+		} else if (st == 5) {
+			printf("%-14s %-13s %-22s rule %s: REFUSED by its agent (%s): its officers do not have it\n",
+			    rs->node_id, states[st], rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
+			    rs->rule, rs->reason && rs->reason[0] ? rs->reason : "?");
 		} else {
 			printf("%-14s %-13s %-22s %s %s\n", rs->node_id, states[st],
 			    rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
@@ -187,10 +194,13 @@ cmd_track(int argc, char **argv)
 			routed++;
 		delivered += st == 2 || st == 3;
 		acked += st == 3;
+		refused += st == 5;
 	}
 	if (!json)
-		printf("alert %s (journal seq %llu): routed to %zu, delivered %zu, acknowledged %zu\n", r->alert_id,
-		    (unsigned long long)r->seq, routed, delivered, acked);
+		printf("alert %s (journal seq %llu): routed to %zu, delivered %zu, acknowledged %zu%s", r->alert_id,
+		    (unsigned long long)r->seq, routed, delivered, acked, refused ? ", REFUSED " : "\n");
+	if (!json && refused)
+		printf("%zu (the recipient's region.yaml is probably older than this country's key)\n", refused);
 	local_frame_free(reply);
 	return delivered == routed ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }

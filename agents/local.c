@@ -1025,9 +1025,13 @@ handle_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, c
 }
 
 /* Quarantine listing: the entries copied out of the store walk, newest first. */
+struct quarantine_text {
+	char reason[520], alert_id[40], rule[72]; /* as in struct store_quarantined; the reply points into these */
+};
+
 struct quarantine_list {
 	Xba__V1__QuarantineEntry *entries;
-	char (*text)[3][520];        /* reason, alert id, rule of each entry (the reply points into these) */
+	struct quarantine_text *text;
 	size_t n, cap;
 };
 
@@ -1044,12 +1048,12 @@ hold_quarantined(void *ctx, const struct store_quarantined *q)
 	e->seq = q->seq;
 	e->received_ms = q->received_ms;
 	e->code = (Xba__V1__ErrorCode)q->code;
-	snprintf(l->text[l->n][0], sizeof(l->text[l->n][0]), "%s", q->reason);
-	snprintf(l->text[l->n][1], sizeof(l->text[l->n][1]), "%s", q->alert_id);
-	snprintf(l->text[l->n][2], sizeof(l->text[l->n][2]), "%s", q->rule);
-	e->reason = l->text[l->n][0];
-	e->alert_id = l->text[l->n][1];
-	e->rule = l->text[l->n][2];
+	snprintf(l->text[l->n].reason, sizeof(l->text[l->n].reason), "%s", q->reason);
+	snprintf(l->text[l->n].alert_id, sizeof(l->text[l->n].alert_id), "%s", q->alert_id);
+	snprintf(l->text[l->n].rule, sizeof(l->text[l->n].rule), "%s", q->rule);
+	e->reason = l->text[l->n].reason;
+	e->alert_id = l->text[l->n].alert_id;
+	e->rule = l->text[l->n].rule;
 	l->n++;
 	return 0;
 }
@@ -1071,8 +1075,11 @@ handle_quarantine(struct agent *agent, const struct local_peer *peer, uint64_t r
 	if (limit > LOCAL_HISTORY_MAX)
 		limit = LOCAL_HISTORY_MAX;
 	l.cap = limit;
-	if ((l.entries = calloc(limit, sizeof(*l.entries))) == NULL || (l.text = calloc(limit, sizeof(*l.text))) == NULL ||
-	    (list = calloc(limit, sizeof(*list))) == NULL) {
+	l.entries = calloc(limit, sizeof(*l.entries));
+	l.text = calloc(limit, sizeof(*l.text));
+	list = calloc(limit, sizeof(*list));
+	if (l.entries == NULL || l.text == NULL || list == NULL) {
+		free(list);
 		free(l.entries);
 		free(l.text);
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "out of memory");

@@ -7,8 +7,9 @@
  * (deduplicated by alert id), its quarantine row is kept and marked released, and it is pushed to `xba watch` like
  * a new delivery: the alert arrives late instead of never.  One that still fails stays held.
  *
- * The broker is not told: it counted the delivery delivered when this agent acknowledged it, and an officer's ACK
- * of the released alert reaches it as any other.  Runs on the agent's loop between turns, never inside one.
+ * The broker recorded the delivery REFUSED when this agent acknowledged it (DeliveryAck.refused); a release is
+ * reported to it by uplink.c (DeliveryAck.released, uplink_releases_pending) as soon as the session allows, so that
+ * the sender's `xba track` and receipts follow.  Runs on the agent's loop between turns, never inside one.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -77,6 +78,7 @@ batch_finish(struct recheck *rc, struct xba_error *err)
 	}
 	rc->released += rc->n;
 	batch_clear(rc);
+	uplink_releases_pending(rc->agent);
 	return 0;
 }
 
@@ -132,20 +134,14 @@ recheck_one(struct recheck *rc, struct store_quarantined *q, int64_t now, struct
 	return rc->n == RECHECK_BATCH ? batch_finish(rc, err) : 0;
 }
 
-int
-quarantine_recheck(struct agent *agent, const char *trigger, struct xba_error *err)
+/* The walk itself; 0, or the store failure in err (what was committed before it stays released). */
+static int
+recheck_all(struct recheck *rc, struct xba_error *err)
 {
-	struct recheck *rc;
+	struct agent *agent = rc->agent;
 	int64_t after = 0, now = clock_now_ms();
 	int status = 0;
 
-	assert(agent != NULL && agent->store != NULL);
-	if (store_in_transaction(agent->store)) /* a turn's writes are not this pass's to commit */
-		return xba_error_set(err, XBA_EINVAL, "quarantine re-check: called inside a store transaction");
-	if ((rc = calloc(1, sizeof(*rc))) == NULL)
-		return xba_error_set(err, XBA_ENOMEM, "quarantine re-check: out of memory");
-	rc->agent = agent;
-	rc->trigger = trigger;
 	for (;;) {
 		struct store_quarantined q;
 
@@ -169,12 +165,34 @@ quarantine_recheck(struct agent *agent, const char *trigger, struct xba_error *e
 		store_rollback(agent->store);
 		batch_clear(rc);
 	}
-	if (status != 0) {
-		char quoted[600];
+	return status;
+}
 
+void
+quarantine_recheck(struct agent *agent, const char *trigger)
+{
+	struct xba_error err = { 0 };
+	struct recheck *rc;
+	char quoted[600];
+	int status;
+
+	assert(agent != NULL && agent->store != NULL);
+	if (store_in_transaction(agent->store)) { /* a turn's writes are not this pass's to commit */
+		log_warnx("event=quarantine.recheck_failed trigger=%s error=\"called inside a store transaction\"",
+		    trigger);
+		return;
+	}
+	if ((rc = calloc(1, sizeof(*rc))) == NULL) {
+		log_warnx("event=quarantine.recheck_failed trigger=%s error=\"out of memory\"", trigger);
+		return;
+	}
+	rc->agent = agent;
+	rc->trigger = trigger;
+	status = recheck_all(rc, &err);
+	if (status != 0) {
 		log_warnx("event=quarantine.recheck_failed trigger=%s released=%llu error=%s action=\"the rest stays "
 			  "quarantined until the next reload or start\"",
-		    trigger, (unsigned long long)rc->released, log_quote(quoted, sizeof(quoted), err->msg));
+		    trigger, (unsigned long long)rc->released, log_quote(quoted, sizeof(quoted), err.msg));
 	} else if (rc->checked > 0) {
 		if (rc->held > 0)
 			log_warnx("event=quarantine.rechecked trigger=%s checked=%llu released=%llu held=%llu",
@@ -185,5 +203,4 @@ quarantine_recheck(struct agent *agent, const char *trigger, struct xba_error *e
 			    (unsigned long long)rc->checked, (unsigned long long)rc->released);
 	}
 	free(rc);
-	return status;
 }

@@ -94,7 +94,8 @@ static const char schema_sql[] =
 	" alert_id TEXT,"
 	" rule TEXT,"
 	" envelope BLOB,"
-	" released_ms INTEGER);"
+	" released_ms INTEGER,"
+	" release_reported INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE receipts ("
 	" alert_id TEXT NOT NULL,"
 	" node TEXT NOT NULL,"
@@ -107,9 +108,11 @@ static const char schema_sql[] =
 	"PRAGMA user_version = 2;";
 
 /* Schema 1 -> 2: a quarantined delivery that verifies after a region.yaml update is released to the inbox, and its
- * quarantine row records when (the row stays: it is the record that the alert was refused once, and why). */
+ * quarantine row records when (the row stays: it is the record that the alert was refused once, and why), and
+ * whether the broker has been told (so that the sender's `xba track` stops saying REFUSED). */
 static const char migrate_1_to_2_sql[] =
 	"ALTER TABLE quarantine ADD COLUMN released_ms INTEGER;"
+	"ALTER TABLE quarantine ADD COLUMN release_reported INTEGER NOT NULL DEFAULT 0;"
 	"PRAGMA user_version = 2;";
 
 #define OUTGOING_COLS \
@@ -148,6 +151,8 @@ enum stmt_id {
 	ST_QUARANTINE_NEXT,
 	ST_QUARANTINE_LIST,
 	ST_QUARANTINE_RELEASE,
+	ST_QUARANTINE_UNREPORTED,
+	ST_QUARANTINE_REPORTED,
 	ST_RECEIPT_ADD,
 	ST_META_GET,
 	ST_META_PUT,
@@ -193,6 +198,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_QUARANTINE_LIST] = "SELECT id, seq, received_ms, code, reason, alert_id, rule, NULL FROM quarantine"
 			       " WHERE released_ms IS NULL ORDER BY id DESC LIMIT ?1",
 	[ST_QUARANTINE_RELEASE] = "UPDATE quarantine SET released_ms = ?2 WHERE id = ?1 AND released_ms IS NULL",
+	[ST_QUARANTINE_UNREPORTED] = "SELECT seq FROM quarantine WHERE released_ms IS NOT NULL AND release_reported = 0"
+				     " ORDER BY id LIMIT ?1",
+	[ST_QUARANTINE_REPORTED] = "UPDATE quarantine SET release_reported = 1 WHERE seq = ?1 AND released_ms IS NOT NULL",
 	[ST_RECEIPT_ADD] = "INSERT OR REPLACE INTO receipts (alert_id, node, kind, time_ms, officer, note)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -1185,6 +1193,40 @@ store_quarantine_release(struct store *s, int64_t id, int64_t released_ms, struc
 		return xba_error_set(err, XBA_ENOTFOUND, "store %s: quarantine row %lld is not held (released already?)",
 		    s->path, (long long)id);
 	return 0;
+}
+
+int
+store_quarantine_unreported(struct store *s, uint64_t *seqs, size_t max, size_t *n, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_QUARANTINE_UNREPORTED];
+	int rc;
+
+	assert(s != NULL && n != NULL);
+	*n = 0;
+	sqlite3_bind_int64(st, 1, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+		seqs[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return stmt_fail(s, st, err, "read unreported releases");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_quarantine_reported(struct store *s, const uint64_t *seqs, size_t n, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_QUARANTINE_REPORTED];
+	int rc;
+
+	if ((rc = solo_begin(s, err, "record reported releases")) != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, seqs[i] > INT64_MAX ? INT64_MAX : (int64_t)seqs[i]);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return solo_fail(s, st, err, "record reported releases");
+		sqlite3_reset(st);
+	}
+	return solo_commit(s, err, "record reported releases (commit)");
 }
 
 int

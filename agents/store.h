@@ -196,6 +196,11 @@ void store_quarantined_clear(struct store_quarantined *q);
  * call); a non-zero return of fn stops the walk and is returned. */
 typedef int (*store_quarantined_fn)(void *ctx, const struct store_quarantined *q);
 int store_quarantine_list(struct store *s, size_t limit, store_quarantined_fn fn, void *ctx, struct xba_error *err);
+/* Seqs released from the quarantine that the broker has not been told of yet (DeliveryAck.released), oldest first,
+ * at most max into seqs; *n how many. */
+int store_quarantine_unreported(struct store *s, uint64_t *seqs, size_t max, size_t *n, struct xba_error *err);
+/* The broker has been sent these releases: in a transaction of its own (never inside store_begin). */
+int store_quarantine_reported(struct store *s, const uint64_t *seqs, size_t n, struct xba_error *err);
 
 /* Inside a transaction: a broker receipt for one of this node's alerts (kind = ReceiptKind).  A repeat of the
  * same (alert, node, kind) replaces the earlier one. */

@@ -30,6 +30,7 @@
 #define UPLINK_BATCH 256                /* frames read per loop turn: one group commit (acks within ~100 ms) */
 #define UPLINK_TRACKS 64                /* track requests waiting for the broker */
 #define UPLINK_TRACK_TIMEOUT_MS 30000
+#define UPLINK_RELEASE_BATCH 256        /* releases reported in one DeliveryAck */
 #define UPLINK_CLOCK_WARN_MS 30000      /* broker heartbeat time this far from ours: warn the operator (§2.7) */
 #define UPLINK_MAXMSGSIZE (4 * 1024 * 1024) /* transport guard; never below 256 KiB + 1 KiB (§1.3) */
 
@@ -125,6 +126,7 @@ struct uplink {
 	size_t n_receipts, cap_receipts;
 	uint64_t turn_through;                   /* the cursor this turn's commit will make durable */
 	bool credit_exceeded;                    /* a Deliver arrived with the window at 0 */
+	bool report_releases;                    /* the store may hold releases the broker was not told of */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------------------------- */
@@ -656,8 +658,9 @@ acknowledge_deliveries(struct agent *agent)
 	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
 	Xba__V1__DeliveryAck ack = XBA__V1__DELIVERY_ACK__INIT;
 	Xba__V1__Credit credit = XBA__V1__CREDIT__INIT;
+	Xba__V1__DeliveryRefusal *refusals = NULL, **refused = NULL;
 	uint64_t *seqs = NULL;
-	size_t n_seqs = 0;
+	size_t n_seqs = 0, n_refused = 0;
 
 	if (u->n_turn == 0)
 		return;
@@ -667,10 +670,26 @@ acknowledge_deliveries(struct agent *agent)
 			if (u->turn[i].emergency && u->turn[i].seq > u->through_seq)
 				seqs[n_seqs++] = u->turn[i].seq;
 	}
+	/* §2.5: what went to the quarantine is acknowledged (the queue moves) and named as refused, so that the
+	 * broker records REFUSED, not DELIVERED, and the sender learns that this node's officers do not have it. */
+	if ((refusals = calloc(u->n_turn, sizeof(*refusals))) != NULL &&
+	    (refused = calloc(u->n_turn, sizeof(*refused))) != NULL) {
+		for (size_t i = 0; i < u->n_turn; i++) {
+			if (!u->turn[i].quarantined)
+				continue;
+			xba__v1__delivery_refusal__init(&refusals[n_refused]);
+			refusals[n_refused].seq = u->turn[i].seq;
+			refusals[n_refused].code = u->turn[i].code;
+			refused[n_refused] = &refusals[n_refused];
+			n_refused++;
+		}
+	}
 	if (u->state == UPLINK_UP && u->drop_reason == NULL) {
 		ack.through_seq = u->through_seq;
 		ack.seqs = seqs;
 		ack.n_seqs = n_seqs;
+		ack.refused = refused;
+		ack.n_refused = n_refused;
 		frame.body_case = XBA__V1__FRAME__BODY_DELIVERY_ACK;
 		frame.delivery_ack = &ack;
 		/* Every Deliver used one credit, redeliveries and quarantined ones included: all are grant back. */
@@ -691,6 +710,8 @@ acknowledge_deliveries(struct agent *agent)
 	}
 	u->credit_exceeded = false;
 	free(seqs);
+	free(refused);
+	free(refusals);
 	for (size_t i = 0; i < u->n_turn; i++) {
 		struct delivered *p = &u->turn[i];
 
@@ -712,6 +733,59 @@ acknowledge_deliveries(struct agent *agent)
 			local_push_alert(agent, &p->row, p->alert);
 		}
 	}
+}
+
+/*
+ * Tell the broker of deliveries released from the quarantine since it recorded them REFUSED (DeliveryAck.released,
+ * §2.5), so that the sender's `xba track` says DELIVERED and an emergency's sender gets its DELIVERED receipt.
+ * From uplink_tick, between turns: what was sent is recorded in a transaction of its own.  A report lost with a
+ * dropped connection leaves the broker saying REFUSED, the pessimistic side; an officer's ACK corrects it.
+ */
+static void
+report_releases(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__DeliveryAck ack = XBA__V1__DELIVERY_ACK__INIT;
+	uint64_t seqs[UPLINK_RELEASE_BATCH];
+	struct xba_error err = { 0 };
+	size_t n = 0;
+
+	if (u->state != UPLINK_UP || u->drop_reason != NULL || store_in_transaction(agent->store))
+		return;
+	if (store_quarantine_unreported(agent->store, seqs, UPLINK_RELEASE_BATCH, &n, &err) != 0) {
+		log_warnx("event=store.read_failed op=releases error=\"%s\" action=\"retried at the next session\"",
+		    err.msg);
+		u->report_releases = false;
+		return;
+	}
+	if (n == 0) {
+		u->report_releases = false;
+		return;
+	}
+	ack.through_seq = u->through_seq; /* nothing new: the broker ignores a cursor it has */
+	ack.released = seqs;
+	ack.n_released = n;
+	frame.body_case = XBA__V1__FRAME__BODY_DELIVERY_ACK;
+	frame.delivery_ack = &ack;
+	if (send_frame(u, &frame) != 0) {
+		want_drop(u, "send-failed", false);
+		return;
+	}
+	if (store_quarantine_reported(agent->store, seqs, n, &err) != 0) {
+		/* Sent again at the next session; the broker changes only what is still REFUSED. */
+		log_warnx("event=store.write_failed op=releases_reported error=\"%s\"", err.msg);
+		u->report_releases = false;
+		return;
+	}
+	log_info("event=releases.reported count=%zu first_seq=%llu", n, (unsigned long long)seqs[0]);
+	u->report_releases = n == UPLINK_RELEASE_BATCH;
+}
+
+void
+uplink_releases_pending(struct agent *agent)
+{
+	agent->uplink->report_releases = true;
 }
 
 static void
@@ -795,11 +869,15 @@ handle_receipt(struct agent *agent, Xba__V1__Frame **framep)
 	struct xba_error err = { 0 };
 	char officer[300];
 
-	log_info("event=receipt.received alert=%s node=%s kind=%s officer=%s", r->alert_id, r->node_id,
+	(r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED ? log_warnx : log_info)(
+	    "event=receipt.received alert=%s node=%s kind=%s officer=%s%s%s", r->alert_id, r->node_id,
 	    r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED       ? "delivered"
 	    : r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED ? "acknowledged"
+	    : r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED      ? "refused"
 									  : "unknown",
-	    log_quote(officer, sizeof(officer), r->officer));
+	    log_quote(officer, sizeof(officer), r->officer),
+	    r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED ? " code=" : "",
+	    r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED && r->note ? r->note : "");
 	if (ensure_transaction(agent) != 0)
 		return;
 	if (store_receipt_add(agent->store, r->alert_id, r->node_id, (int)r->kind, r->time_ms, r->officer, r->note,
@@ -908,6 +986,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	snprintf(u->broker_id, sizeof(u->broker_id), "%s", w->broker_id);
 	snprintf(u->rules_version, sizeof(u->rules_version), "%s", w->rules_version);
 	u->clock_warned = false;
+	u->report_releases = true; /* any the last session did not get to */
 	u->n_inflight = 0;
 	u->last_sent_id = 0;
 	u->paused = false;
@@ -1204,6 +1283,14 @@ uplink_tick(struct agent *agent)
 	}
 	if (now - u->up_mono >= UPLINK_STABLE_MS)
 		u->backoff_ms = agent->config->reconnect_min_ms;
+	if (u->report_releases) {
+		report_releases(agent);
+		if (u->drop_reason != NULL) {
+			session_drop(agent, u->drop_reason, u->drop_config_error);
+			u->drop_reason = NULL;
+			return 0;
+		}
+	}
 	if (u->paused && u->n_inflight == 0) {
 		if (u->resume_mono == 0) {
 			int64_t wait = u->publish_backoff_max ? agent->config->reconnect_max_ms : u->publish_backoff_ms;
@@ -1235,6 +1322,8 @@ uplink_tick(struct agent *agent)
 		next = u->resume_mono - now;
 	if (u->paused && u->resume_mono == 0)
 		next = 100; /* waiting for the answers in flight */
+	if (u->report_releases)
+		next = 0; /* more than one batch of releases to report */
 	return (long)(next > 0 ? next : 0);
 }
 

@@ -282,6 +282,31 @@ deliver_pass(struct server *server)
 	free(buf.heap);
 }
 
+/* Hold a receipt about node_id's copy of an emergency for its originator, sent after the commit.  note (a code
+ * name for REFUSED) may be NULL. */
+static int
+hold_receipt(struct server *server, const char *origin_id, const char *alert_id, const char *node_id,
+    Xba__V1__ReceiptKind kind, const char *note, int64_t now)
+{
+	const struct dir_node *origin = directory_node(server->dir, origin_id);
+	struct held_frame h = { 0 };
+	int rc;
+
+	if (origin == NULL)
+		return 0; /* no longer in region.yaml: nobody to tell */
+	h.node_index = directory_node_index(server->dir, origin);
+	h.kind = XBA__V1__FRAME__BODY_RECEIPT;
+	snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert_id);
+	snprintf(h.node_id, sizeof(h.node_id), "%s", node_id);
+	h.receipt_kind = kind;
+	h.time_ms = now;
+	if (note != NULL && (h.note = strdup(note)) == NULL)
+		return XBA_ENOMEM;
+	if ((rc = server_hold(server, &h)) != 0)
+		free(h.note);
+	return rc;
+}
+
 /* Mark one in-flight delivery done; holds a DELIVERED receipt for an emergency's originator. */
 static int
 finish(struct server *server, size_t node_index, const struct inflight *entry, int64_t now, struct xba_error *err)
@@ -294,19 +319,69 @@ finish(struct server *server, size_t node_index, const struct inflight *entry, i
 		return 0; /* pruned meanwhile */
 	if (rc != 0)
 		return rc;
-	if (changed && entry->emergency && entry->origin[0] != '\0') {
-		const struct dir_node *origin = directory_node(server->dir, entry->origin);
-		struct held_frame h = { 0 };
+	if (changed && entry->emergency && entry->origin[0] != '\0')
+		return hold_receipt(server, entry->origin, entry->alert_id, node_id,
+		    XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED, NULL, now);
+	return 0;
+}
 
-		if (origin == NULL)
-			return 0;
-		h.node_index = directory_node_index(server->dir, origin);
-		h.kind = XBA__V1__FRAME__BODY_RECEIPT;
-		snprintf(h.alert_id, sizeof(h.alert_id), "%s", entry->alert_id);
-		snprintf(h.node_id, sizeof(h.node_id), "%s", node_id);
-		h.receipt_kind = XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED;
-		h.time_ms = now;
-		return server_hold(server, &h);
+/* The code with which ack says the node refused seq (its quarantine), or NULL when it stored it. */
+static const char *
+refusal_code(const Xba__V1__DeliveryAck *ack, uint64_t seq)
+{
+	for (size_t k = 0; k < ack->n_refused; k++)
+		if (ack->refused[k] != NULL && ack->refused[k]->seq == seq)
+			return frame_error_code_name(ack->refused[k]->code);
+	return NULL;
+}
+
+/*
+ * An in-flight delivery the node acknowledged but keeps in its quarantine (docs/protocol.md §2.5): REFUSED, not
+ * DELIVERED, so that the sender's `xba track` and, for an emergency, its receipt say that this node's officers do
+ * not have it.
+ */
+static int
+refused(struct server *server, size_t node_index, const struct inflight *entry, const char *code, int64_t now,
+    struct xba_error *err)
+{
+	const char *node_id = server->dir->nodes[node_index].id;
+	bool changed = false;
+	int rc = journal_mark_refused(server->journal, node_id, entry->seq, code, now, &changed, err);
+
+	if (rc == XBA_ENOTFOUND)
+		return 0; /* pruned meanwhile */
+	if (rc != 0 || !changed)
+		return rc;
+	log_warnx("event=delivery.refused node=%s seq=%llu alert=%s code=%s origin=%s", node_id,
+	    (unsigned long long)entry->seq, entry->alert_id, code, entry->origin[0] ? entry->origin : "-");
+	if (entry->emergency && entry->origin[0] != '\0')
+		return hold_receipt(server, entry->origin, entry->alert_id, node_id,
+		    XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED, code, now);
+	return 0;
+}
+
+/* Deliveries the node refused earlier and has verified since: DELIVERED, with the receipt an emergency's
+ * originator did not get then.  Seqs that were not REFUSED for this node change nothing. */
+static int
+released(struct server *server, size_t node_index, const Xba__V1__DeliveryAck *ack, int64_t now,
+    struct xba_error *err)
+{
+	const char *node_id = server->dir->nodes[node_index].id;
+
+	for (size_t k = 0; k < ack->n_released; k++) {
+		struct journal_alert_brief brief;
+		bool changed = false;
+		int rc = journal_mark_released(server->journal, node_id, ack->released[k], now, &changed, &brief, err);
+
+		if (rc != 0)
+			return rc;
+		if (!changed)
+			continue;
+		log_info("event=delivery.released node=%s seq=%llu alert=%s origin=%s", node_id,
+		    (unsigned long long)ack->released[k], brief.alert_id, brief.origin);
+		if (brief.emergency && (rc = hold_receipt(server, brief.origin, brief.alert_id, node_id,
+					    XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED, NULL, now)) != 0)
+			return rc;
 	}
 	return 0;
 }
@@ -371,15 +446,21 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 
 	if (rc == 0)
 		rc = mark_ordinary_run(server, node_index, ack, now, &ordinary_marked, &err);
-	/* Everything in flight at or below through_seq, or named in seqs, is done; the rest stays in flight. */
+	/* Everything in flight at or below through_seq, or named in seqs, is done; the rest stays in flight.  What
+	 * the node refused is done too, as REFUSED (an ordinary one a mark has just covered included). */
 	for (size_t i = 0; rc == 0 && i < s->n_inflight; i++) {
 		const struct inflight *e = &s->inflight[i];
+		const char *code;
 
 		if (!ack_covers(ack, e->seq))
 			s->inflight[kept++] = *e;
+		else if ((code = refusal_code(ack, e->seq)) != NULL)
+			rc = refused(server, node_index, e, code, now, &err);
 		else if (e->emergency || !ordinary_marked)
 			rc = finish(server, node_index, e, now, &err);
 	}
+	if (rc == 0 && ack->n_released > 0)
+		rc = released(server, node_index, ack, now, &err);
 	/*
 	 * Only what is in flight on this session is marked.  An acknowledgement of something not in flight (sent on a
 	 * connection that has since dropped) changes nothing: that delivery is still QUEUED, is sent again, and the

@@ -162,6 +162,9 @@ enum stmt_id {
 	ST_PRUNE_FIRST_EMERGENCY,
 	ST_PRUNE_FIRST_ORDINARY,
 	ST_PRUNE_MARKS,
+	ST_MARK_REFUSED,
+	ST_MARK_RELEASED,
+	ST_ALERT_BRIEF,
 	ST_COUNT_
 };
 
@@ -185,11 +188,12 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_ENVELOPE] = "SELECT envelope FROM alerts WHERE seq = ?1",
 	[ST_MARK_DELIVERED] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
 			      " WHERE seq = ?2 AND node = ?1 AND state = 1",
+	/* An officer's ACK of a REFUSED delivery proves the node has it after all (its release report was lost). */
 	[ST_MARK_ACK] = "UPDATE deliveries SET state = 3, acked_ms = ?3, officer = ?4, note = ?5,"
 			" delivered_ms = coalesce(delivered_ms, ?3)"
-			" WHERE seq = ?2 AND node = ?1 AND state IN (1, 2)",
+			" WHERE seq = ?2 AND node = ?1 AND state IN (1, 2, 5)",
 	[ST_STATE] = "SELECT state FROM deliveries WHERE seq = ?2 AND node = ?1",
-	[ST_TRACK] = "SELECT node, state, rule, delivered_ms, acked_ms, officer, emergency FROM deliveries"
+	[ST_TRACK] = "SELECT node, state, rule, delivered_ms, acked_ms, officer, emergency, note FROM deliveries"
 		     " WHERE seq = ?1 ORDER BY node",
 	[ST_ALERT_EXISTS] = "SELECT 1 FROM alerts WHERE seq = ?1",
 	[ST_HEAD] = "SELECT max(seq) FROM alerts",
@@ -219,6 +223,12 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_PRUNE_FIRST_ORDINARY] = "SELECT min(seq) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
 				    " AND seq > ?2",
 	[ST_PRUNE_MARKS] = "DELETE FROM delivery_marks WHERE through_seq <= ?1",
+	/* A refused delivery keeps when (delivered_ms: when the node's agent refused it) and why (note: the code). */
+	[ST_MARK_REFUSED] = "UPDATE deliveries SET state = 5, delivered_ms = ?3, note = ?4"
+			    " WHERE seq = ?2 AND node = ?1 AND state IN (1, 2)",
+	[ST_MARK_RELEASED] = "UPDATE deliveries SET state = 2, delivered_ms = ?3, note = NULL"
+			     " WHERE seq = ?2 AND node = ?1 AND state = 5",
+	[ST_ALERT_BRIEF] = "SELECT alert_id, origin, emergency FROM alerts WHERE seq = ?1",
 };
 
 enum txn_state {
@@ -1706,6 +1716,68 @@ journal_mark_acknowledged(struct journal *j, const char *node_id, uint64_t seq, 
 	return did ? 0 : unchanged_reason(j, node_id, seq, "mark acknowledged", err);
 }
 
+int
+journal_mark_refused(struct journal *j, const char *node_id, uint64_t seq, const char *code, int64_t time_ms,
+    bool *changed, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	bool did;
+
+	assert(j != NULL && node_id != NULL && code != NULL);
+	assert(j->txn != TXN_IDLE);
+	*changed = false;
+	if (j->txn == TXN_FAILED)
+		return txn_failed_already(j, err, "mark refused");
+	st = j->st[ST_MARK_REFUSED];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)seq);
+	sqlite3_bind_int64(st, 3, time_ms);
+	sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, "mark refused");
+	did = sqlite3_changes(j->db) > 0;
+	sqlite3_reset(st);
+	*changed = did;
+	return did ? 0 : unchanged_reason(j, node_id, seq, "mark refused", err);
+}
+
+int
+journal_mark_released(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
+    struct journal_alert_brief *brief, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	assert(j != NULL && node_id != NULL);
+	assert(j->txn != TXN_IDLE);
+	*changed = false;
+	if (j->txn == TXN_FAILED)
+		return txn_failed_already(j, err, "mark released");
+	st = j->st[ST_MARK_RELEASED];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)seq);
+	sqlite3_bind_int64(st, 3, time_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, "mark released");
+	*changed = sqlite3_changes(j->db) > 0;
+	sqlite3_reset(st);
+	if (!*changed || brief == NULL)
+		return 0;
+	memset(brief, 0, sizeof(*brief));
+	st = j->st[ST_ALERT_BRIEF];
+	sqlite3_bind_int64(st, 1, (int64_t)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		copy_text(brief->alert_id, sizeof(brief->alert_id), sqlite3_column_text(st, 0));
+		copy_text(brief->origin, sizeof(brief->origin), sqlite3_column_text(st, 1));
+		brief->emergency = sqlite3_column_int(st, 2) != 0;
+	} else if (rc != SQLITE_DONE) {
+		return read_fail(j, st, err, "mark released: read alert");
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
 /* An ordinary delivery of seq to node whose row says QUEUED: *covered when a delivery mark covers it (it is
  * delivered), with *time_ms = when the first such mark was recorded. */
 static int
@@ -1753,6 +1825,10 @@ journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struc
 			r.time_ms = sqlite3_column_int64(st, 4);
 		else if (r.state == DELIVERY_DELIVERED)
 			r.time_ms = sqlite3_column_int64(st, 3);
+		else if (r.state == DELIVERY_REFUSED) {
+			r.time_ms = sqlite3_column_int64(st, 3);
+			copy_text(r.reason, sizeof(r.reason), sqlite3_column_text(st, 7));
+		}
 		else if (r.state == DELIVERY_QUEUED && sqlite3_column_int(st, 6) == 0) {
 			bool covered;
 

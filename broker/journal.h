@@ -29,6 +29,7 @@ enum delivery_state {
 	DELIVERY_DELIVERED = 2,     /* the node's agent stored it durably (DeliveryAck) */
 	DELIVERY_ACKNOWLEDGED = 3,  /* an officer at the node acknowledged it (ACK-type alert) */
 	DELIVERY_WITHHELD = 4,      /* a deny or TLP rule kept it from the node; never sent */
+	DELIVERY_REFUSED = 5,       /* the node's agent refused it: its own verification failed (quarantine) */
 };
 
 struct journal_recipient {
@@ -74,8 +75,16 @@ struct journal_track_row {
 	char node_id[33];
 	enum delivery_state state;
 	char rule[65];
-	int64_t time_ms;            /* delivered or acknowledged time; 0 if neither */
+	int64_t time_ms;            /* delivered, acknowledged or refused time; 0 if none */
 	char officer[129];          /* ACKNOWLEDGED: who */
+	char reason[65];            /* REFUSED: the node's error code name */
+};
+
+/* An alert as a receipt names it. */
+struct journal_alert_brief {
+	char alert_id[40];
+	char origin[33];
+	bool emergency;
 };
 
 /* Open or create the journal at path (parent directory must exist).  NULL on failure with err. */
@@ -163,6 +172,17 @@ int journal_mark_delivered_through(struct journal *j, const char *node_id, uint6
  */
 int journal_mark_ordinary_run(struct journal *j, const char *node_id, const uint64_t *seqs, size_t n, int64_t time_ms,
     bool *marked, struct xba_error *err);
+
+/* Inside a transaction: node's agent refused seq after its own verification (code: the name of its ErrorCode) and
+ * keeps it in its quarantine: QUEUED or DELIVERED -> REFUSED.  *changed false when it was neither (acknowledged, or
+ * refused already). */
+int journal_mark_refused(struct journal *j, const char *node_id, uint64_t seq, const char *code, int64_t time_ms,
+    bool *changed, struct xba_error *err);
+/* Inside a transaction: node's agent verified seq since (its region.yaml was updated) and stored it: REFUSED ->
+ * DELIVERED.  *changed false when it was not REFUSED; when changed, *brief (may be NULL) names the alert for the
+ * receipt. */
+int journal_mark_released(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
+    struct journal_alert_brief *brief, struct xba_error *err);
 
 /* Inside a transaction: an officer at node acknowledged alert seq (via an ACK-type alert). */
 int journal_mark_acknowledged(struct journal *j, const char *node_id, uint64_t seq, const char *officer,

@@ -437,6 +437,7 @@ struct track_rows {
 	size_t n, cap;
 	char (*nodes)[XBA_NODE_ID_MAX + 1];
 	char (*rules)[65];
+	char (*reasons)[65];
 };
 
 static int
@@ -446,7 +447,7 @@ track_row(void *ctx, const struct journal_track_row *r)
 
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 16;
-		void *rows = realloc(t->rows, cap * sizeof(*t->rows)), *nodes, *rules;
+		void *rows = realloc(t->rows, cap * sizeof(*t->rows)), *nodes, *rules, *reasons;
 
 		if (rows == NULL)
 			return XBA_ENOMEM;
@@ -457,12 +458,16 @@ track_row(void *ctx, const struct journal_track_row *r)
 		if ((rules = realloc(t->rules, cap * sizeof(*t->rules))) == NULL)
 			return XBA_ENOMEM;
 		t->rules = rules;
+		if ((reasons = realloc(t->reasons, cap * sizeof(*t->reasons))) == NULL)
+			return XBA_ENOMEM;
+		t->reasons = reasons;
 		t->cap = cap;
 	}
 	xba__v1__recipient_state__init(&t->rows[t->n]);
 	snprintf(t->nodes[t->n], sizeof(t->nodes[0]), "%s", r->node_id);
 	snprintf(t->rules[t->n], sizeof(t->rules[0]), "%s", r->rule);
-	t->rows[t->n].state = (Xba__V1__DeliveryState)r->state; /* same numbering: 1 queued .. 4 withheld */
+	snprintf(t->reasons[t->n], sizeof(t->reasons[0]), "%s", r->reason);
+	t->rows[t->n].state = (Xba__V1__DeliveryState)r->state; /* same numbering: 1 queued .. 5 refused */
 	t->rows[t->n].time_ms = r->time_ms;
 	t->n++;
 	return 0;
@@ -489,6 +494,7 @@ track_handle(struct server *server, size_t node_index, const Xba__V1__TrackReque
 		for (size_t i = 0; i < t.n; i++) {
 			t.rows[i].node_id = t.nodes[i];
 			t.rows[i].rule = t.rules[i];
+			t.rows[i].reason = t.reasons[i];
 			list[i] = &t.rows[i];
 		}
 		reply.result = XBA__V1__ERROR_CODE__OK;
@@ -503,4 +509,5 @@ track_handle(struct server *server, size_t node_index, const Xba__V1__TrackReque
 	free(t.rows);
 	free(t.nodes);
 	free(t.rules);
+	free(t.reasons);
 }

@@ -3,13 +3,15 @@ LBY, NER (may_broadcast), TCD and the observer WHO-AFRO, behind a real xba-broke
 shows every node delivered; an officer at each receiving agent runs `xba ack`; the broadcast's table then shows each
 node acknowledged with the officer's name and it exits 0.  `xba watch` at the receivers shows the emergency
 (emergency: true in JSON), and a broadcast from LBY, which may not broadcast, exits 1 naming
-BROADCAST_NOT_ALLOWED with nothing queued.
+BROADCAST_NOT_ALLOWED with nothing queued.  Last, a receiver whose region.yaml lacks NER's new key refuses the next
+broadcast: the sender sees REFUSED (receipt, table, track), then DELIVERED once that receiver reloads the file.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_broadcast.py BUILD_DIR SOURCE_ROOT
 """
 import os
 import re
 import sys
+import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -171,6 +173,104 @@ def main(t):
     r = agents["NER"].cli("broadcast", "--headline", "Exercice de diffusion sans --author", "--status", "exercise")
     t.check(r.rc == 0 and "accepted by the broker: 4 recipients" in r.out,
             "broadcast without --author exits 0 (the author defaults to the login name, as for send)", repr(r))
+
+    refused_then_released(t, region, broker, agents)
+
+
+def refused_then_released(t, region, broker, agents):
+    """NER signs with a new key that every region.yaml lists but TCD's (not yet sent the file).  TCD's agent
+    refuses NER's next broadcast (UNKNOWN_KEY, quarantine): the broker records REFUSED, not delivered, NER gets a
+    REFUSED receipt, and NER's broadcast --wait and xba track say so.  Once TCD has the file and reloads, it
+    releases the broadcast, tells the broker, and NER gets the DELIVERED receipt it was missing."""
+    new_key = region.key("NER", region.add_key("NER")).pem_path
+    old_tcd = open(agents["TCD"].region_path).read()
+    region.write()
+    mark = broker.log_size()
+    broker.write_region()
+    broker.hup()
+    t.check(broker.wait_log(r"event=rules\.reloaded", t.t(10), since=mark) is not None,
+            "the broker reloads region.yaml with NER's second key")
+    for nid, a in agents.items():
+        if nid != "TCD":
+            m = a.log_size()
+            a.write_region()
+            a.hup()
+            t.check(a.wait_log(r"event=region\.reloaded", t.t(10), since=m) is not None,
+                    f"agent {nid} reloads region.yaml with NER's second key")
+    ner = agents["NER"]
+    t.eq(ner.stop(), 0, "NER's agent stops to take its new signing key")
+    ner.signing_key = new_key
+    ner.write_config()
+    ner.start(link=True)
+    tcd_mark = agents["TCD"].log_size()
+    ner_mark = ner.log_size()
+
+    bc = ner.background("broadcast", "--headline", "Deuxième alerte, signée de la nouvelle clé de NER",
+                        "--author", "Chef de quart NER", "--wait", "--timeout", "60")
+    bc.wait(lambda: re.search(r"alert [0-9a-f-]{36} queued", bc.text()) is not None, t.t(15))
+    m = re.search(r"alert ([0-9a-f-]{36}) queued", bc.text())
+    t.check(m is not None, "the second broadcast prints its alert id", bc.text()[-500:] + bc.stderr()[-500:])
+    if m is None:
+        return
+    bid = m.group(1)
+    refused = bc.wait(lambda: "TCD" in bc.text() and "REFUSED by its agent (UNKNOWN_KEY)" in bc.text(), t.t(20))
+    t.check(refused, "broadcast --wait shows TCD REFUSED by its agent (UNKNOWN_KEY)", bc.text()[-1500:])
+    t.check(bc.wait(lambda: "delivered 3/4" in bc.text() and "REFUSED 1" in bc.text(), t.t(10)),
+            "broadcast --wait: delivered 3/4, REFUSED 1", bc.text()[-600:])
+    q = agents["TCD"].events("alert.quarantined", since=tcd_mark)
+    t.check(len(q) == 1 and q[0].get("code") == "UNKNOWN_KEY", "TCD's agent quarantined it: UNKNOWN_KEY", str(q))
+    rec = broker.events("delivery.refused", since=mark)
+    t.check(len(rec) == 1 and rec[0].get("node") == "TCD" and rec[0].get("alert") == bid and
+            rec[0].get("code") == "UNKNOWN_KEY", "the broker logs event=delivery.refused node=TCD code=UNKNOWN_KEY",
+            str(rec))
+    res = ner.cli("track", bid, "--json")
+    rows = {j.get("node_id"): j for j in res.json()}
+    t.check(rows.get("TCD", {}).get("state") == "refused" and rows.get("TCD", {}).get("reason") == "UNKNOWN_KEY"
+            and all(rows.get(n, {}).get("state") == "delivered" for n in ("DZA", "LBY", "WHO-AFRO")),
+            "track --json at NER: TCD refused (UNKNOWN_KEY), the three others delivered", str(rows))
+    t.eq(res.rc, 1, "track exits 1: not every recipient has it")
+    got = ner.events("receipt.received", since=ner_mark)
+    t.check(any(g.get("node") == "TCD" and g.get("kind") == "refused" and g.get("code") == "UNKNOWN_KEY" and
+                g.get("alert") == bid and "warn" in g.get("level", "") for g in got),
+            "NER's agent got a REFUSED receipt from the broker for TCD (logged as a warning)", str(got))
+    t.check(not any(g.get("node") == "TCD" and g.get("kind") == "delivered" and g.get("alert") == bid for g in got),
+            "... and no DELIVERED receipt for TCD", str(got))
+    for nid in ("DZA", "LBY", "WHO-AFRO"):
+        r = agents[nid].cli("ack", bid, "--officer", OFFICERS[nid])
+        t.check(r.rc == 0, f"xba ack of the second broadcast at {nid}", repr(r))
+    rc = bc.wait_exit(t.t(30))
+    t.eq(rc, 1, "broadcast --wait ends once the others acknowledged and TCD refused, and exits 1")
+    t.check("REFUSED by the agent of at least one node" in bc.text(), "... saying it was REFUSED, not that it is "
+            "late", bc.text()[-400:])
+
+    # TCD is sent the current region.yaml: its reload releases the broadcast, and the broker hears of it.
+    t.check(old_tcd != region.yaml(), "(TCD's region.yaml was the old one)")
+    tcd = agents["TCD"]
+    tcd_mark = tcd.log_size()
+    tcd.write_region()
+    tcd.hup()
+    rel = tcd.wait_log(r"event=alert\.released .*", t.t(10), since=tcd_mark)
+    t.check(rel is not None and bid in rel.group(0) and "was=UNKNOWN_KEY" in rel.group(0),
+            "TCD's reload releases the broadcast (event=alert.released was=UNKNOWN_KEY)", rel.group(0) if rel else "")
+    t.check(tcd.wait_log(r"event=releases\.reported count=1", t.t(10), since=tcd_mark) is not None,
+            "TCD tells the broker (event=releases.reported count=1)")
+    t.check(broker.wait_log(r"event=delivery\.released node=TCD .*alert=" + bid, t.t(10), since=mark) is not None,
+            "the broker logs event=delivery.released node=TCD")
+    t.check(ner.wait_log(r"event=receipt\.received alert=" + bid + r" node=TCD kind=delivered", t.t(10),
+                         since=ner_mark) is not None, "NER now gets TCD's DELIVERED receipt")
+    res = ner.cli("track", bid, "--json")
+    t.eq({j.get("node_id"): j.get("state") for j in res.json()}.get("TCD"), "delivered",
+         "track --json at NER: TCD delivered")
+    r = tcd.cli("ack", bid, "--officer", OFFICERS["TCD"])
+    t.check(r.rc == 0, "TCD's officer acknowledges the released broadcast", repr(r))
+    end = time.monotonic() + t.t(10)
+    while True:
+        res = ner.cli("track", bid, "--json")
+        if all(j.get("state") == "acknowledged" for j in res.json()) or time.monotonic() >= end:
+            break
+        time.sleep(0.2)
+    t.check(res.rc == 0 and all(j.get("state") == "acknowledged" for j in res.json()),
+            "track at NER: all four acknowledged, exit 0", str(res.json()))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ The agent stores and shows (xba watch --json, xba history --json) only the two v
 the three others (status quarantined = 3, xba quarantine lists them, event=alert.quarantined with their codes in its
 log), reports each in an
 Error frame naming its seq, and still acknowledges every seq and grants the credit back, so the queue moves.
-When its region.yaml then lists the unknown key (SIGHUP), the agent verifies its quarantine again and releases that
-one alert to the inbox and to xba watch, the two forgeries staying held; a key added while the agent is stopped
+Its DeliveryAcks name the three as refused, with their codes.  When its region.yaml then lists the unknown key
+(SIGHUP), the agent verifies its quarantine again and releases that one alert to the inbox and to xba watch,
+reporting the release in a DeliveryAck, the two forgeries staying held; a key added while the agent is stopped
 releases another at start-up, and nothing is released twice.  Last, retention: with the store aged 400 days, the
 agent started with retention_days 365 prunes the acknowledged alert and the quarantine, never what is unacknowledged
 or still in the outbox.
@@ -166,6 +167,9 @@ def main(t):
     fake.run_until(lambda: False, t.t(1.0))
 
     t.eq(fake.through_seq(), 6, "DeliveryAck through_seq 6: every seq acknowledged, the quarantined ones included")
+    named = sorted((r.seq, x.code_name(r.code)) for a in fake.delivery_acks for r in a.refused)
+    t.eq(named, [(2, "BAD_SIGNATURE"), (3, "UNKNOWN_KEY"), (4, "WRONG_SIGNER")],
+         "the DeliveryAcks name the three quarantined seqs in refused, with their codes (protocol section 2.5)")
     t.eq(fake.credit - fake.delivered, fake.hellos[0].credit if fake.hellos else -1,
          "the agent granted one credit per Deliver (the window is back where it started)")
     codes = {x.code_name(e.code) for e in fake.errors}
@@ -250,8 +254,14 @@ def main(t):
     s = lby.status() or {}
     t.check(s.get("quarantined") == 2 and s.get("inbox_count") == 3,
             "status --json: quarantined 2 (the forged two), inbox_count 3", str(s))
-    t.eq((len(fake.errors), len(fake.delivery_acks), len(fake.other)), frames_before,
-         "no frame to the broker for the release (no Error, no DeliveryAck)")
+    fake.run_until(lambda: len(fake.delivery_acks) > frames_before[1], t.t(10))
+    later = fake.delivery_acks[frames_before[1]:]
+    t.check(len(later) == 1 and list(later[0].released) == [3] and not later[0].refused and not later[0].seqs and
+            later[0].through_seq == 6, "the release is reported to the broker: one DeliveryAck, released [3], "
+            "through_seq unchanged (6)", str(later))
+    t.eq((len(fake.errors), len(fake.other)), (frames_before[0], frames_before[2]),
+         "no Error and nothing else to the broker for the release")
+    t.check(lby.events("releases.reported", since=mark), "the agent logs event=releases.reported")
     r = lby.cli("quarantine", "--json")
     t.eq(sorted(json.loads(line).get("seq") for line in r.lines()), [2, 4],
          "xba quarantine --json after the release: seq 2 and 4 only")
@@ -275,6 +285,9 @@ def main(t):
             str(released))
     t.eq(sorted(e.get("id") for e in lby.history()), sorted([valid1.id, valid2.id, unknown.id, late.id]),
          "xba history --json after the restart: four alerts, each once")
+    t.check(fake.run_until(lambda: any(list(a.released) == [7] for a in fake.delivery_acks), t.t(15)),
+            "after the restart's Welcome, the agent reports the start-up release to the broker (released [7])",
+            str([list(a.released) for a in fake.delivery_acks]))
     s = lby.status() or {}
     t.check(s.get("quarantined") == 2 and s.get("inbox_count") == 4,
             "status --json after the restart: quarantined 2, inbox_count 4", str(s))

@@ -915,6 +915,7 @@ class Node:
         self.quarantine = []               # (seq, code, message)
         self.through_seq = 0               # highest through_seq sent in a DeliveryAck
         self.pending = []                  # (seq, emergency) stored, not yet acknowledged
+        self.pending_refused = {}          # of those, seq -> ErrorCode for the quarantined ones
         self.granted = 0                   # this session: hello credit + grants
         self.received = 0                  # this session: Delivers
         self.credit_violations = []        # (session, seq, received, granted): a Deliver beyond the window
@@ -1006,6 +1007,7 @@ class Node:
         self.granted = self.initial_credit
         self.received = 0
         self.pending = []
+        self.pending_refused = {}
         for e in self.outbox.values():
             e.sent = False
         self.send(hello=pb.Hello(protocol_version=protocol_version, node_id=node_id or self.hello_node_id,
@@ -1108,6 +1110,7 @@ class Node:
             self.send(error=pb.Error(code=getattr(pb, r.code), field=r.field,
                                      message=f"seq {d.seq}: {r.message}"[:512]))
             self.pending.append((d.seq, d.emergency))
+            self.pending_refused[d.seq] = getattr(pb, r.code)   # named in the DeliveryAck (section 2.5)
             return
         self.arrivals.append(Arrival(d.seq, a.id, a.origin, d.rule, d.emergency, self.session, time.monotonic()))
         old = self.inbox.get(a.id)
@@ -1168,9 +1171,11 @@ class Node:
         normal = [q for q, em in self.pending if not em]
         self.through_seq = max([self.through_seq] + normal)
         seqs = sorted(q for q, em in self.pending if em and q > self.through_seq)
-        self.send(delivery_ack=pb.DeliveryAck(through_seq=self.through_seq, seqs=seqs))
+        refused = [pb.DeliveryRefusal(seq=q, code=c) for q, c in sorted(self.pending_refused.items())]
+        self.send(delivery_ack=pb.DeliveryAck(through_seq=self.through_seq, seqs=seqs, refused=refused))
         n = len(self.pending)
         self.pending = []
+        self.pending_refused = {}
         if self.auto_credit:
             self.grant(n if grant is None else grant)
 

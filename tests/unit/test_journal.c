@@ -456,6 +456,76 @@ test_mark_transitions(struct check_state *t)
 	journal_close(j);
 }
 
+/*
+ * A delivery the node's agent refused (quarantine): REFUSED with its code and time, not pending, never taken back
+ * to DELIVERED by a late ack or a delivery mark; released, it is DELIVERED and the brief names the alert for the
+ * receipt; an officer's ACK of a refused one records ACKNOWLEDGED.  None of it touches the hash chain.
+ */
+static void
+test_refused_released(struct check_state *t)
+{
+	char path[300];
+	struct xba_error err;
+	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
+	struct journal_recipient sdn[] = { { "SDN", "members" } };
+	struct journal_entry e = entry("r-1", true, 1000, three, 3, NULL, 0);
+	struct journal_alert_brief brief;
+	struct journal_pending p[10];
+	struct track_log log;
+	const struct journal_track_row *r;
+	uint64_t run[1] = { 2 };
+	bool changed = false, marked = false;
+
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	CHECK(t, append_one(j, &e) == 1);
+	e = entry("r-2", false, 1001, sdn, 1, NULL, 0);
+	CHECK(t, append_one(j, &e) == 2);
+
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_mark_refused(j, "DZA", 1, "UNKNOWN_KEY", 2000, &changed, &err), 0);
+	CHECK(t, changed);
+	CHECK_CODE(t, journal_mark_refused(j, "DZA", 1, "BAD_SIGNATURE", 2001, &changed, &err), 0);
+	CHECK(t, !changed);
+	CHECK_CODE(t, journal_mark_delivered(j, "DZA", 1, 2002, &changed, &err), 0); /* a late ack: still refused */
+	CHECK(t, !changed);
+	CHECK_CODE(t, journal_mark_released(j, "LBY", 1, 2003, &changed, &brief, &err), 0); /* LBY never refused it */
+	CHECK(t, !changed);
+	CHECK_CODE(t, journal_mark_refused(j, "MLI", 1, "UNKNOWN_KEY", 2004, &changed, &err), XBA_ENOTFOUND);
+	/* An ordinary delivery a mark has just covered is refused all the same. */
+	CHECK_CODE(t, journal_mark_ordinary_run(j, "SDN", run, 1, 2005, &marked, &err), 0);
+	CHECK(t, marked);
+	CHECK_CODE(t, journal_mark_refused(j, "SDN", 2, "KEY_REVOKED", 2006, &changed, &err), 0);
+	CHECK(t, changed);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+
+	CHECK(t, journal_pending(j, "DZA", 0, p, COUNT(p), NULL, NULL, &err) == 0);
+	CHECK_CODE(t, track(j, 1, &log), 0);
+	CHECK(t, (r = track_row(&log, "DZA")) != NULL && r->state == DELIVERY_REFUSED && r->time_ms == 2000 &&
+	    strcmp(r->reason, "UNKNOWN_KEY") == 0);
+	CHECK(t, (r = track_row(&log, "LBY")) != NULL && r->state == DELIVERY_QUEUED && r->reason[0] == '\0');
+	CHECK_CODE(t, track(j, 2, &log), 0);
+	CHECK(t, log.n == 1 && log.rows[0].state == DELIVERY_REFUSED && strcmp(log.rows[0].reason, "KEY_REVOKED") == 0);
+
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_mark_released(j, "DZA", 1, 3000, &changed, &brief, &err), 0);
+	CHECK(t, changed && strcmp(brief.alert_id, "r-1") == 0 && strcmp(brief.origin, "NER") == 0 && brief.emergency);
+	CHECK_CODE(t, journal_mark_released(j, "DZA", 1, 3001, &changed, &brief, &err), 0);
+	CHECK(t, !changed);
+	CHECK_CODE(t, journal_mark_acknowledged(j, "SDN", 2, "sdn.officer", NULL, 3002, &changed, &err), 0);
+	CHECK(t, changed);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+	CHECK_CODE(t, track(j, 1, &log), 0);
+	CHECK(t, (r = track_row(&log, "DZA")) != NULL && r->state == DELIVERY_DELIVERED && r->time_ms == 3000 &&
+	    r->reason[0] == '\0');
+	CHECK_CODE(t, track(j, 2, &log), 0);
+	CHECK(t, log.n == 1 && log.rows[0].state == DELIVERY_ACKNOWLEDGED && log.rows[0].time_ms == 3002);
+	CHECK(t, verifies(j, 2));
+	journal_close(j);
+}
+
 static void
 test_queue_depth(struct check_state *t)
 {
@@ -1794,6 +1864,7 @@ main(int argc, char **argv)
 	RUN(&t, test_duplicates);
 	RUN(&t, test_pending_order);
 	RUN(&t, test_mark_transitions);
+	RUN(&t, test_refused_released);
 	RUN(&t, test_queue_depth);
 	RUN(&t, test_delivery_marks);
 	RUN(&t, test_envelope_exact);

@@ -2,10 +2,11 @@
  * test_store.c — the agent's store (agents/store.c): the outbox keeps submission order and survives a reopen,
  * answers from the broker move rows out of it exactly once, the inbox deduplicates by alert id, filters select
  * what `xba watch` and `xba history` ask for, an officer's acknowledgement and its ACK alert commit together,
- * quarantine and receipts are kept, a quarantined delivery is released once and the count follows, a schema-1 store
- * (before releases) is upgraded with its quarantine intact, retention deletes only finished rows older than its
- * cutoff (never an unacknowledged alert or the outbox) and in bounded batches, the delivery cursor is persisted only with its transaction, and a write that
- * fails (disk full) refuses cleanly while the next one succeeds.
+ * quarantine and receipts are kept, a quarantined delivery is listed newest first and released once and the count
+ * follows, a schema-1 store (before releases) is upgraded with its quarantine intact, retention deletes only
+ * finished rows older than its cutoff (never an unacknowledged alert or the outbox) and in bounded batches, the
+ * delivery cursor is persisted only with its transaction, and a write that fails (disk full) refuses cleanly while
+ * the next one succeeds.
  *
  * Tests run as root in CI, so a full disk is made with RLIMIT_FSIZE (writes past the limit fail with EFBIG, which
  * root does not bypass), as tests/unit/test_journal.c does.
@@ -558,7 +559,8 @@ test_schema_1_upgrade(struct check_state *t)
 	store_close(s);
 	/* Back to schema 1 as the older agent wrote it: no released_ms column. */
 	CHECK(t, sqlite3_open(path, &db) == SQLITE_OK);
-	CHECK(t, sqlite3_exec(db, "ALTER TABLE quarantine DROP COLUMN released_ms; PRAGMA user_version = 1;", NULL,
+	CHECK(t, sqlite3_exec(db, "ALTER TABLE quarantine DROP COLUMN release_reported;"
+			 "ALTER TABLE quarantine DROP COLUMN released_ms; PRAGMA user_version = 1;", NULL,
 			 NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 
