@@ -191,8 +191,10 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_INBOX_OLD] = "SELECT " INBOX_COLS " FROM inbox" INBOX_WHERE " ORDER BY id LIMIT ?6",
 	[ST_INBOX_ACK] = "UPDATE inbox SET acknowledged = 1, acknowledged_by = ?2, acknowledged_ms = ?3,"
 			 " ack_alert_id = ?4 WHERE alert_id = ?1 AND acknowledged = 0",
+	/* A redelivery of a seq already held (its acknowledgement was lost) is not held twice. */
 	[ST_QUARANTINE_ADD] = "INSERT INTO quarantine (seq, received_ms, code, reason, alert_id, rule, envelope)"
-			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			      " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS"
+			      " (SELECT 1 FROM quarantine WHERE seq = ?1 AND released_ms IS NULL)",
 	[ST_QUARANTINE_NEXT] = "SELECT id, seq, received_ms, code, reason, alert_id, rule, envelope FROM quarantine"
 			       " WHERE released_ms IS NULL AND id > ?1 ORDER BY id LIMIT 1",
 	[ST_QUARANTINE_LIST] = "SELECT id, seq, received_ms, code, reason, alert_id, rule, NULL FROM quarantine"

@@ -15,6 +15,9 @@
 #include "log.h"
 
 #define DELIVER_BATCH 256 /* deliveries read from the journal per node per pass */
+/* DeliveryAck.released entries handled per ack (an agent sends at most 256): a frame of 256 KiB could list ~50 000,
+ * each a journal UPDATE, and one node's frame must not hold the loop up for everyone. */
+#define RELEASED_PER_ACK_MAX 4096
 
 /* In-flight entries are kept sorted by seq, so membership is a binary search. */
 static size_t
@@ -325,11 +328,12 @@ finish(struct server *server, size_t node_index, const struct inflight *entry, i
 	return 0;
 }
 
-/* The code with which ack says the node refused seq (its quarantine), or NULL when it stored it. */
+/* The code with which ack says the node refused seq (its quarantine), or NULL when it stored it.  Only the first
+ * max entries count: refusals are a subset of what the ack covers, which is at most what is in flight. */
 static const char *
-refusal_code(const Xba__V1__DeliveryAck *ack, uint64_t seq)
+refusal_code(const Xba__V1__DeliveryAck *ack, uint64_t seq, size_t max)
 {
-	for (size_t k = 0; k < ack->n_refused; k++)
+	for (size_t k = 0; k < ack->n_refused && k < max; k++)
 		if (ack->refused[k] != NULL && ack->refused[k]->seq == seq)
 			return frame_error_code_name(ack->refused[k]->code);
 	return NULL;
@@ -368,7 +372,10 @@ released(struct server *server, size_t node_index, const Xba__V1__DeliveryAck *a
 {
 	const char *node_id = server->dir->nodes[node_index].id;
 
-	for (size_t k = 0; k < ack->n_released; k++) {
+	if (ack->n_released > RELEASED_PER_ACK_MAX)
+		log_warnx("event=delivery_ack.truncated node=%s released=%zu handled=%d", node_id, ack->n_released,
+		    RELEASED_PER_ACK_MAX);
+	for (size_t k = 0; k < ack->n_released && k < RELEASED_PER_ACK_MAX; k++) {
 		struct journal_alert_brief brief;
 		bool changed = false;
 		int rc = journal_mark_released(server->journal, node_id, ack->released[k], now, &changed, &brief, err);
@@ -454,7 +461,7 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 
 		if (!ack_covers(ack, e->seq))
 			s->inflight[kept++] = *e;
-		else if ((code = refusal_code(ack, e->seq)) != NULL)
+		else if ((code = refusal_code(ack, e->seq, s->n_inflight)) != NULL)
 			rc = refused(server, node_index, e, code, now, &err);
 		else if (e->emergency || !ordinary_marked)
 			rc = finish(server, node_index, e, now, &err);

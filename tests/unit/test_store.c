@@ -486,6 +486,7 @@ test_quarantine_release(struct check_state *t)
 	CHECK_CODE(t, store_quarantine_add(s, 2001, 9, "envelope.key_id: no key with this id in region.yaml", id,
 			  "neighbours", envelope_a, sizeof(envelope_a), 500, &err), 0);
 	CHECK_CODE(t, store_quarantine_add(s, 2002, 7, "undecodable", NULL, NULL, NULL, 0, 501, &err), 0);
+	CHECK_CODE(t, store_quarantine_add(s, 2002, 7, "undecodable (redelivered)", NULL, NULL, NULL, 0, 502, &err), 0);
 	CHECK_CODE(t, store_commit(s, &err), 0);
 	{
 		struct listed l = { 0 };
