@@ -299,7 +299,7 @@ hold_receipt(struct server *server, const char *origin_id, const char *alert_id,
 		return 0; /* no longer in region.yaml: nobody to tell */
 	h.node_index = directory_node_index(server->dir, origin);
 	h.kind = XBA__V1__FRAME__BODY_RECEIPT;
-	snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert_id);
+	snprintf(h.alert_id, sizeof(h.alert_id), "%.*s", (int)sizeof(h.alert_id) - 1, alert_id); /* a UUID fits */
 	snprintf(h.node_id, sizeof(h.node_id), "%s", node_id);
 	h.receipt_kind = kind;
 	h.time_ms = now;
