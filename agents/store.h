@@ -9,6 +9,8 @@
  * group-committed here (store_begin .. store_inbox_add / store_quarantine_add / store_set_through_seq ..
  * store_commit) before they are acknowledged to the broker; local.c reads the inbox for `xba watch` and
  * `xba history` and records officers' acknowledgements (store_ack, one transaction with the ACK alert's outbox row).
+ * quarantine.c releases held deliveries to the inbox after a region.yaml reload (store_quarantine_next /
+ * store_quarantine_release), and agent_main.c prunes what is finished (store_prune, retention_days).
  *
  * The outbox is the QUEUED rows of the `outgoing` table, in row-id order: a row leaves the outbox by changing
  * state (ACCEPTED or REFUSED) in the same statement that records the broker's answer, so "deleted from the
