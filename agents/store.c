@@ -783,6 +783,24 @@ store_outbox_add(struct store *s, const struct store_alert_fields *f, const uint
 	return solo_commit(s, err, "add to outbox (commit)");
 }
 
+/* The first row of st after after_id (bound to ?1): 0 with the row to read (reset st after reading it),
+ * XBA_ENOTFOUND when there is none, or the read failure. */
+static int
+step_after(struct store *s, sqlite3_stmt *st, int64_t after_id, const char *op, struct xba_error *err)
+{
+	int rc;
+
+	sqlite3_bind_int64(st, 1, after_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return XBA_ENOTFOUND;
+	}
+	return stmt_fail(s, st, err, op);
+}
+
 int
 store_outbox_next(struct store *s, int64_t after_id, struct store_row *out, struct xba_error *err)
 {
@@ -791,14 +809,8 @@ store_outbox_next(struct store *s, int64_t after_id, struct store_row *out, stru
 
 	assert(s != NULL && out != NULL);
 	memset(out, 0, sizeof(*out));
-	sqlite3_bind_int64(st, 1, after_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return XBA_ENOTFOUND;
-	}
-	if (rc != SQLITE_ROW)
-		return stmt_fail(s, st, err, "read outbox");
+	if ((rc = step_after(s, st, after_id, "read outbox", err)) != 0)
+		return rc;
 	rc = read_outgoing(st, out, true);
 	sqlite3_reset(st);
 	if (rc != 0)
@@ -1137,14 +1149,8 @@ store_quarantine_next(struct store *s, int64_t after_id, struct store_quarantine
 
 	assert(s != NULL && out != NULL);
 	memset(out, 0, sizeof(*out));
-	sqlite3_bind_int64(st, 1, after_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return XBA_ENOTFOUND;
-	}
-	if (rc != SQLITE_ROW)
-		return stmt_fail(s, st, err, "read quarantine");
+	if ((rc = step_after(s, st, after_id, "read quarantine", err)) != 0)
+		return rc;
 	read = read_quarantined(st, out);
 	sqlite3_reset(st);
 	if (!read)

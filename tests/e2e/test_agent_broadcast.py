@@ -55,6 +55,14 @@ def table_rows(text):
     return rows
 
 
+def queued_id(t, bc, what):
+    """The alert id a background `xba broadcast` prints once queued (checked as `what`), or None."""
+    bc.wait(lambda: re.search(r"alert [0-9a-f-]{36} queued", bc.text()) is not None, t.t(15))
+    m = re.search(r"alert ([0-9a-f-]{36}) queued", bc.text())
+    t.check(m is not None, what, bc.text()[-500:] + bc.stderr()[-500:])
+    return m.group(1) if m else None
+
+
 def main(t):
     region = region_of_five(t)
     broker = x.Broker(t, region, RULES).start()
@@ -90,12 +98,9 @@ def main(t):
         "--description", "Tirs signalés, trois blessés, fermeture du poste.",
         "--lang", "ar", "--headline", "هجوم مسلح على المركز الحدودي في أساماكا",
         "--area", "Assamaka border post", "--wait", "--timeout", "60")
-    bc.wait(lambda: re.search(r"alert [0-9a-f-]{36} queued", bc.text()) is not None, t.t(15))
-    m = re.search(r"alert ([0-9a-f-]{36}) queued", bc.text())
-    t.check(m is not None, "broadcast prints the alert id", bc.text()[-500:] + bc.stderr()[-500:])
-    if m is None:
+    bid = queued_id(t, bc, "broadcast prints the alert id")
+    if bid is None:
         return
-    bid = m.group(1)
     delivered_all = bc.wait(lambda: "delivered 4/4" in bc.text(), t.t(20))
     t.check(delivered_all, "broadcast --wait shows 'delivered 4/4'", bc.text()[-1500:])
     t.check("accepted by the broker: 4 recipients" in bc.text(), "broadcast: accepted by the broker for 4 recipients",
@@ -207,12 +212,9 @@ def refused_then_released(t, region, broker, agents):
 
     bc = ner.background("broadcast", "--headline", "Deuxième alerte, signée de la nouvelle clé de NER",
                         "--author", "Chef de quart NER", "--wait", "--timeout", "60")
-    bc.wait(lambda: re.search(r"alert [0-9a-f-]{36} queued", bc.text()) is not None, t.t(15))
-    m = re.search(r"alert ([0-9a-f-]{36}) queued", bc.text())
-    t.check(m is not None, "the second broadcast prints its alert id", bc.text()[-500:] + bc.stderr()[-500:])
-    if m is None:
+    bid = queued_id(t, bc, "the second broadcast prints its alert id")
+    if bid is None:
         return
-    bid = m.group(1)
     refused = bc.wait(lambda: "TCD" in bc.text() and "REFUSED by its agent (UNKNOWN_KEY)" in bc.text(), t.t(20))
     t.check(refused, "broadcast --wait shows TCD REFUSED by its agent (UNKNOWN_KEY)", bc.text()[-1500:])
     t.check(bc.wait(lambda: "delivered 3/4" in bc.text() and "REFUSED 1" in bc.text(), t.t(10)),
