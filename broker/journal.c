@@ -1587,29 +1587,38 @@ unchanged_reason(struct journal *j, const char *node_id, uint64_t seq, const cha
 	return 0;
 }
 
-int
-journal_mark_delivered(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
-    struct xba_error *err)
+/* One delivery-state UPDATE of (node ?1, seq ?2) at time ?3 in the open transaction; the caller binds any further
+ * parameters first.  *did: a row changed.  A failed step fails the transaction. */
+static int
+step_mark(struct journal *j, sqlite3_stmt *st, const char *node_id, uint64_t seq, int64_t time_ms, const char *op,
+    bool *did, struct xba_error *err)
 {
-	sqlite3_stmt *st;
-	bool did;
-
 	assert(j != NULL && node_id != NULL);
 	assert(j->txn != TXN_IDLE);
-	if (changed != NULL)
-		*changed = false;
+	*did = false;
 	if (j->txn == TXN_FAILED)
-		return txn_failed_already(j, err, "mark delivered");
-	st = j->st[ST_MARK_DELIVERED];
+		return txn_failed_already(j, err, op);
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)seq);
 	sqlite3_bind_int64(st, 3, time_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		return txn_fail(j, st, err, "mark delivered");
-	did = sqlite3_changes(j->db) > 0;
+		return txn_fail(j, st, err, op);
+	*did = sqlite3_changes(j->db) > 0;
 	sqlite3_reset(st);
+	return 0;
+}
+
+int
+journal_mark_delivered(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
+    struct xba_error *err)
+{
+	bool did;
+	int rc = step_mark(j, j->st[ST_MARK_DELIVERED], node_id, seq, time_ms, "mark delivered", &did, err);
+
 	if (changed != NULL)
 		*changed = did;
+	if (rc != 0)
+		return rc;
 	return did ? 0 : unchanged_reason(j, node_id, seq, "mark delivered", err);
 }
 
@@ -1688,31 +1697,25 @@ int
 journal_mark_acknowledged(struct journal *j, const char *node_id, uint64_t seq, const char *officer,
     const char *note, int64_t time_ms, bool *changed, struct xba_error *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = j->st[ST_MARK_ACK];
 	size_t len;
-	bool did;
+	bool did = false;
 	int rc;
 
-	assert(j != NULL && node_id != NULL);
-	assert(j->txn != TXN_IDLE);
 	if (changed != NULL)
 		*changed = false;
+	/* A failed transaction is reported before the officer's text is looked at. */
 	if (j->txn == TXN_FAILED)
 		return txn_failed_already(j, err, "mark acknowledged");
 	if (officer != NULL && (rc = check_text(j, "officer", officer, OFFICER_MAX, &len, err)) != 0)
 		return rc;
-	st = j->st[ST_MARK_ACK];
-	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)seq);
-	sqlite3_bind_int64(st, 3, time_ms);
 	sqlite3_bind_text(st, 4, officer, -1, SQLITE_STATIC);       /* NULL binds SQL NULL */
 	sqlite3_bind_text(st, 5, note, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return txn_fail(j, st, err, "mark acknowledged");
-	did = sqlite3_changes(j->db) > 0;
-	sqlite3_reset(st);
+	rc = step_mark(j, st, node_id, seq, time_ms, "mark acknowledged", &did, err);
 	if (changed != NULL)
 		*changed = did;
+	if (rc != 0)
+		return rc;
 	return did ? 0 : unchanged_reason(j, node_id, seq, "mark acknowledged", err);
 }
 
@@ -1720,25 +1723,14 @@ int
 journal_mark_refused(struct journal *j, const char *node_id, uint64_t seq, const char *code, int64_t time_ms,
     bool *changed, struct xba_error *err)
 {
-	sqlite3_stmt *st;
-	bool did;
+	sqlite3_stmt *st = j->st[ST_MARK_REFUSED];
+	int rc;
 
-	assert(j != NULL && node_id != NULL && code != NULL);
-	assert(j->txn != TXN_IDLE);
-	*changed = false;
-	if (j->txn == TXN_FAILED)
-		return txn_failed_already(j, err, "mark refused");
-	st = j->st[ST_MARK_REFUSED];
-	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)seq);
-	sqlite3_bind_int64(st, 3, time_ms);
+	assert(code != NULL);
 	sqlite3_bind_text(st, 4, code, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return txn_fail(j, st, err, "mark refused");
-	did = sqlite3_changes(j->db) > 0;
-	sqlite3_reset(st);
-	*changed = did;
-	return did ? 0 : unchanged_reason(j, node_id, seq, "mark refused", err);
+	if ((rc = step_mark(j, st, node_id, seq, time_ms, "mark refused", changed, err)) != 0)
+		return rc;
+	return *changed ? 0 : unchanged_reason(j, node_id, seq, "mark refused", err);
 }
 
 int
@@ -1748,19 +1740,8 @@ journal_mark_released(struct journal *j, const char *node_id, uint64_t seq, int6
 	sqlite3_stmt *st;
 	int rc;
 
-	assert(j != NULL && node_id != NULL);
-	assert(j->txn != TXN_IDLE);
-	*changed = false;
-	if (j->txn == TXN_FAILED)
-		return txn_failed_already(j, err, "mark released");
-	st = j->st[ST_MARK_RELEASED];
-	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)seq);
-	sqlite3_bind_int64(st, 3, time_ms);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return txn_fail(j, st, err, "mark released");
-	*changed = sqlite3_changes(j->db) > 0;
-	sqlite3_reset(st);
+	if ((rc = step_mark(j, j->st[ST_MARK_RELEASED], node_id, seq, time_ms, "mark released", changed, err)) != 0)
+		return rc;
 	if (!*changed || brief == NULL)
 		return 0;
 	memset(brief, 0, sizeof(*brief));
