@@ -20,6 +20,7 @@ usage: /usr/bin/python3 tests/e2e/test_broker_chunks.py BUILD_DIR SOURCE_ROOT
 import os
 import signal
 import sys
+import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,7 +88,13 @@ def main(t):
     want_sched, want_policy = ("batch", SCHED_BATCH) if batch_allowed() else ("default", SCHED_OTHER)
     t.check(broker.wait_log(rf"event=broker\.ready .*io_sched={want_sched}", t.t(5)),
             f"log: broker.ready says io_sched={want_sched}")
-    io_policies = thread_policies(broker.proc.pid, "ZMQbg/IO")
+    # libzmq's I/O thread names itself (and takes its policy) when it first runs, which may be after
+    # broker.ready on a loaded machine: wait for it.
+    io_policies, until = {}, time.monotonic() + t.t(5)
+    while not io_policies and time.monotonic() < until:
+        io_policies = thread_policies(broker.proc.pid, "ZMQbg/IO")
+        if not io_policies:
+            time.sleep(0.05)
     t.check(io_policies and all(p == want_policy for p in io_policies.values()),
             f"libzmq's I/O thread runs {'SCHED_BATCH' if want_policy == SCHED_BATCH else 'the default policy'}",
             str(io_policies))
