@@ -21,15 +21,7 @@
  * Durability: WAL with synchronous=FULL, so COMMIT fsyncs the WAL and a committed batch survives power loss; a
  * crash before COMMIT leaves nothing of the batch, whose publishes were never acknowledged.
  *
- * Hash chain.  hash(seq) = SHA-256 of (field = u32 big-endian length, then the bytes; int = field of 8 bytes,
- * big-endian two's complement):
- *
- *   field("xba-journal-v1") field(prev_hash) int(seq) field(alert_id) field(origin) int(sent_ms)
- *   int(received_ms) int(msg_type) int(emergency) field(envelope_sha256) field(rules_version)
- *   int(n_recipients) { field(node) field(rule) }*  int(n_withheld) { field(node) field(rule) }*
- *
- * with both lists sorted by node (bytewise, as SQLite's BINARY collation orders them).  prev_hash of the first entry
- * is 32 zero bytes, or after journal_prune the hash of the last entry pruned (meta 'base_hash', with 'base_seq').
+ * Hash chain: each entry's hash covers the one before it (lib/chain.c has the formula and the audit walk).
  * Delivery *state* (queued, delivered, acknowledged, times, officer) is deliberately outside the chain: it is
  * state that changes after the fact, not history.  Which nodes an alert went to or was withheld from, and by which
  * rule, is history and is chained.  The chain detects any edit, insertion or deletion of an entry before the tip;
@@ -41,11 +33,12 @@
  */
 #include "journal.h"
 
+#include "chain.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,14 +48,13 @@
 #define JOURNAL_SCHEMA_VERSION 2 /* 2: delivery_marks (1 is upgraded in place at open) */
 #define JOURNAL_BUSY_TIMEOUT_MS 5000
 #define JOURNAL_CACHE_KIB 16384     /* keeps the alert-id index and the queue index hot for a long-running broker */
-#define HASH_LEN 32
+#define HASH_LEN CHAIN_HASH_LEN
 #define NODE_MAX 32                 /* sizeof(journal_track_row.node_id) - 1 */
 #define RULE_MAX 64                 /* sizeof(journal_pending.rule) - 1 */
 #define OFFICER_MAX 128             /* sizeof(journal_track_row.officer) - 1 */
 #define ALERT_ID_MAX 128            /* a UUID is 36; the bound keeps every length an int for SQLite */
 #define RULES_VERSION_MAX 128       /* hex SHA-256 is 64 */
 #define WAL_SIZE_LIMIT (64 * 1024 * 1024) /* a burst's WAL is truncated back to this after a checkpoint */
-#define HASH_DOMAIN "xba-journal-v1"
 /* The envelope cache's default bounds: 8 MiB holds ~8k typical (~1 KiB) envelopes, which covers the deliveries of
  * the turns right after an alert's commit (nearly all of them) and a node lagging up to ~8k alerts behind; a node
  * further behind reads SQLite, as before.  The arena becomes resident as it fills, within the broker's < 64 MiB
@@ -71,6 +63,10 @@
 #define ENVELOPE_CACHE_ENTRIES 8192
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+_Static_assert(JOURNAL_SCHEMA_VERSION == CHAIN_SCHEMA_MAX,
+    "a new journal schema: check that lib/chain.c's audit walk still reads it, then raise CHAIN_SCHEMA_MAX");
+_Static_assert(DELIVERY_WITHHELD == CHAIN_DELIVERY_WITHHELD, "lib/chain.c reads withheld rows by this state");
 
 /*
  * deliveries is keyed (seq, node) rather than (node, seq): appends then always land at the right edge of the
@@ -147,8 +143,6 @@ enum stmt_id {
 	ST_HASH_AT,
 	ST_META_GET,
 	ST_META_PUT,
-	ST_AUDIT_ALERTS,
-	ST_AUDIT_DELIVERIES,
 	ST_PRUNE_FIRST_NEW,
 	ST_PRUNE_DELIVERIES,
 	ST_PRUNE_ALERTS,
@@ -200,9 +194,6 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_HASH_AT] = "SELECT hash FROM alerts WHERE seq = ?1",
 	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-	[ST_AUDIT_ALERTS] = "SELECT seq, alert_id, origin, sent_ms, received_ms, msg_type, emergency, envelope,"
-			    " envelope_sha256, rules_version, recipients, prev_hash, hash FROM alerts ORDER BY seq",
-	[ST_AUDIT_DELIVERIES] = "SELECT seq, node, rule, state FROM deliveries ORDER BY seq, node",
 	[ST_PRUNE_FIRST_NEW] = "SELECT seq FROM alerts WHERE received_ms >= ?1 ORDER BY seq LIMIT 1",
 	[ST_PRUNE_DELIVERIES] = "DELETE FROM deliveries WHERE seq <= ?1",
 	[ST_PRUNE_ALERTS] = "DELETE FROM alerts WHERE seq <= ?1",
@@ -268,22 +259,6 @@ struct envelope_cache {
 	uint64_t hits, misses;          /* journal_envelope_ref lookups, for tests and tuning */
 };
 
-/* The fields of an entry that the chain hash covers, besides the two lists. */
-struct chain_fields {
-	uint64_t seq;
-	const char *alert_id;
-	size_t alert_id_len;
-	const char *origin;
-	size_t origin_len;
-	int64_t sent_ms;
-	int64_t received_ms;
-	int64_t msg_type;
-	int64_t emergency;
-	const uint8_t *envelope_sha256;    /* HASH_LEN bytes */
-	const char *rules_version;
-	size_t rules_version_len;
-};
-
 struct journal {
 	sqlite3 *db;                            /* the one connection */
 	char *path;                             /* as given to journal_open, for messages */
@@ -295,13 +270,9 @@ struct journal {
 	uint8_t tip[HASH_LEN];                  /* hash of entry head (or base_hash when there is none) */
 	uint64_t committed_head;                /* head as of the last commit: restored on rollback */
 	uint8_t committed_tip[HASH_LEN];        /* tip as of the last commit */
-	EVP_MD *sha256;                         /* fetched once: an implicit fetch per digest costs a lock */
-	EVP_MD_CTX *md;                         /* reused for every digest */
+	struct chain *chain;                    /* the hash chain's digest state (lib/chain.c) */
 	const struct journal_recipient **sorted; /* journal_append: recipients then withheld, each sorted */
 	size_t sorted_cap;                      /* entries allocated in sorted */
-	struct buf canon;                       /* canonical encoding of the entry's fields */
-	struct buf rlist;                       /* encoded recipient pairs */
-	struct buf wlist;                       /* encoded withheld pairs */
 	struct envelope_cache cache;            /* recent envelopes for the delivery path */
 	struct buf envelope_out;                /* journal_envelope_ref: a cache miss's bytes, valid until the next call */
 	struct node_mark *marks;                /* each node's highest delivery mark, sorted by node; loaded lazily */
@@ -577,95 +548,6 @@ buf_reserve(struct buf *b, size_t more)
 	return 0;
 }
 
-static void
-put_be(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = n - 1; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-/* Buffers were reserved by the caller (buf_reserve): the encoders cannot fail. */
-static void
-put_field(struct buf *b, const void *bytes, size_t len)
-{
-	put_be(b->p + b->len, (uint64_t)len, 4);
-	if (len > 0)
-		memcpy(b->p + b->len + 4, bytes, len);
-	b->len += 4 + len;
-}
-
-static void
-put_int(struct buf *b, int64_t v)
-{
-	put_be(b->p + b->len, 8, 4);
-	put_be(b->p + b->len + 4, (uint64_t)v, 8);
-	b->len += 12;
-}
-
-/* Field lengths are at most INT_MAX (SQLite's limit), so a u32 prefix holds them. */
-static int
-put_pair(struct buf *b, const char *node, size_t node_len, const char *rule, size_t rule_len)
-{
-	if (buf_reserve(b, 8 + node_len + rule_len) != 0)
-		return -1;
-	put_field(b, node, node_len);
-	put_field(b, rule, rule_len);
-	return 0;
-}
-
-static int
-sha256(struct journal *j, const void *data, size_t len, uint8_t out[HASH_LEN], struct xba_error *err)
-{
-	if (EVP_DigestInit_ex2(j->md, j->sha256, NULL) != 1 || EVP_DigestUpdate(j->md, data, len) != 1 ||
-	    EVP_DigestFinal_ex(j->md, out, NULL) != 1)
-		return xba_error_set(err, XBA_ECRYPTO, "journal %s: cannot compute SHA-256", j->path);
-	return 0;
-}
-
-/* The chain hash of one entry; rlist and wlist hold the already sorted, encoded (node, rule) pairs. */
-static int
-chain_hash(struct journal *j, const uint8_t prev[HASH_LEN], const struct chain_fields *f, uint64_t n_recipients,
-    uint64_t n_withheld, uint8_t out[HASH_LEN], struct xba_error *err)
-{
-	struct buf *c = &j->canon;
-	uint8_t count[12];
-	struct buf cb = { count, 0, sizeof(count) };
-
-	c->len = 0;
-	if (buf_reserve(c, 9 * 4 + sizeof(HASH_DOMAIN) + 2 * HASH_LEN + 5 * 12 + f->alert_id_len + f->origin_len +
-	    f->rules_version_len) != 0)
-		return xba_error_set(err, XBA_ENOMEM, "journal %s: out of memory hashing seq %llu", j->path,
-		    (unsigned long long)f->seq);
-	put_field(c, HASH_DOMAIN, sizeof(HASH_DOMAIN) - 1);
-	put_field(c, prev, HASH_LEN);
-	put_int(c, (int64_t)f->seq);
-	put_field(c, f->alert_id, f->alert_id_len);
-	put_field(c, f->origin, f->origin_len);
-	put_int(c, f->sent_ms);
-	put_int(c, f->received_ms);
-	put_int(c, f->msg_type);
-	put_int(c, f->emergency);
-	put_field(c, f->envelope_sha256, HASH_LEN);
-	put_field(c, f->rules_version, f->rules_version_len);
-	if (EVP_DigestInit_ex2(j->md, j->sha256, NULL) != 1 || EVP_DigestUpdate(j->md, c->p, c->len) != 1)
-		goto fail;
-	put_int(&cb, (int64_t)n_recipients);
-	if (EVP_DigestUpdate(j->md, count, sizeof(count)) != 1 ||
-	    (j->rlist.len > 0 && EVP_DigestUpdate(j->md, j->rlist.p, j->rlist.len) != 1))
-		goto fail;
-	cb.len = 0;
-	put_int(&cb, (int64_t)n_withheld);
-	if (EVP_DigestUpdate(j->md, count, sizeof(count)) != 1 ||
-	    (j->wlist.len > 0 && EVP_DigestUpdate(j->md, j->wlist.p, j->wlist.len) != 1) ||
-	    EVP_DigestFinal_ex(j->md, out, NULL) != 1)
-		goto fail;
-	return 0;
-fail:
-	return xba_error_set(err, XBA_ECRYPTO, "journal %s: cannot compute SHA-256", j->path);
-}
-
 /* ---- open and close ---- */
 
 static int
@@ -921,10 +803,8 @@ journal_open(const char *path, struct xba_error *err)
 			goto fail;
 		}
 	}
-	if ((j->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL || (j->md = EVP_MD_CTX_new()) == NULL) {
-		xba_error_set(err, XBA_ECRYPTO, "journal %s: cannot set up SHA-256", path);
+	if ((j->chain = chain_new(path, err)) == NULL)
 		goto fail;
-	}
 	if (load_head(j, err) != 0)
 		goto fail;
 	xba_error_clear(err);
@@ -943,12 +823,8 @@ journal_close(struct journal *j)
 		sqlite3_finalize(j->st[i]);
 	/* An open transaction is rolled back by sqlite3_close: its publishes were never acknowledged. */
 	sqlite3_close(j->db);
-	EVP_MD_CTX_free(j->md);
-	EVP_MD_free(j->sha256);
+	chain_free(j->chain);
 	free(j->sorted);
-	free(j->canon.p);
-	free(j->rlist.p);
-	free(j->wlist.p);
 	free(j->cache.slots);
 	free(j->cache.arena);
 	free(j->envelope_out.p);
@@ -1149,13 +1025,11 @@ prepare_lists(struct journal *j, const struct journal_entry *e, struct xba_error
 		else
 			b++;
 	}
-	j->rlist.len = 0;
-	j->wlist.len = 0;
+	chain_pairs_clear(j->chain);
 	for (size_t i = 0; i < n; i++) {
-		struct buf *b = i < e->n_recipients ? &j->rlist : &j->wlist;
-
-		if (put_pair(b, all[i]->node_id, strlen(all[i]->node_id), all[i]->rule, strlen(all[i]->rule)) != 0)
-			return xba_error_set(err, XBA_ENOMEM, "journal %s: append: out of memory", j->path);
+		if ((rc = chain_pair_add(j->chain, i >= e->n_recipients, all[i]->node_id, strlen(all[i]->node_id),
+		    all[i]->rule, strlen(all[i]->rule), err)) != 0)
+			return rc;
 	}
 	return 0;
 }
@@ -1163,7 +1037,7 @@ prepare_lists(struct journal *j, const struct journal_entry *e, struct xba_error
 int
 journal_append(struct journal *j, const struct journal_entry *e, uint64_t *seq_out, struct xba_error *err)
 {
-	struct chain_fields f = { 0 };
+	struct chain_entry f = { 0 };
 	uint8_t envelope_sha256[HASH_LEN], hash[HASH_LEN];
 	sqlite3_stmt *st;
 	size_t n;
@@ -1187,8 +1061,7 @@ journal_append(struct journal *j, const struct journal_entry *e, uint64_t *seq_o
 		    j->path, e->alert_id, e->envelope_len);
 	if ((rc = prepare_lists(j, e, err)) != 0)
 		return rc;
-	if ((rc = sha256(j, e->envelope != NULL ? (const void *)e->envelope : "", e->envelope_len, envelope_sha256,
-	    err)) != 0)
+	if ((rc = chain_sha256(j->chain, e->envelope, e->envelope_len, envelope_sha256, err)) != 0)
 		return rc;
 	f.seq = j->head + 1;
 	f.alert_id = e->alert_id;
@@ -1199,7 +1072,7 @@ journal_append(struct journal *j, const struct journal_entry *e, uint64_t *seq_o
 	f.emergency = e->emergency ? 1 : 0;
 	f.envelope_sha256 = envelope_sha256;
 	f.rules_version = e->rules_version;
-	if ((rc = chain_hash(j, j->tip, &f, e->n_recipients, e->n_withheld, hash, err)) != 0)
+	if ((rc = chain_hash(j->chain, j->tip, &f, hash, err)) != 0)
 		return rc;
 
 	st = j->st[ST_INSERT_ALERT];
@@ -1849,129 +1722,24 @@ journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struc
 
 /* ---- audit ---- */
 
-static int
-tampered(struct journal *j, uint64_t seq, struct xba_error *err)
-{
-	return xba_error_set(err, XBA_EDECODE,
-	    "journal %s: journal entry seq %llu: hash does not match (altered, inserted or deleted entry)", j->path,
-	    (unsigned long long)seq);
-}
-
-static const char *
-col_text(sqlite3_stmt *st, int col, size_t *len)
-{
-	const char *t = (const char *)sqlite3_column_text(st, col);
-
-	*len = (size_t)sqlite3_column_bytes(st, col);
-	return t != NULL ? t : "";
-}
-
-/*
- * Walks alerts and deliveries side by side, both in seq order (a merge join: one pass over each table, no lookup
- * per entry), inside one read transaction so the two scans see the same snapshot while the broker goes on writing.
- * Every entry's hash is recomputed from its stored columns (the envelope hashed afresh) and its delivery rows.
- */
 int
 journal_audit_verify(struct journal *j, uint64_t *checked, struct xba_error *err)
 {
-	sqlite3_stmt *sa, *sd;
-	uint64_t base_seq = 0, n = 0;
-	uint8_t prev[HASH_LEN], hash[HASH_LEN], envelope_sha256[HASH_LEN];
-	bool own_txn, have_d;
-	int rc, drc;
+	struct chain_walk_result result;
+	bool own_txn;
+	int rc;
 
 	assert(j != NULL);
 	own_txn = j->txn == TXN_IDLE;
-	if (checked != NULL)
-		*checked = 0;
+	/* One read transaction, so that the walk's two scans see the same snapshot while the broker goes on writing. */
 	if (own_txn) {
 		if (sqlite3_step(j->st[ST_BEGIN_READ]) != SQLITE_DONE)
 			return stmt_fail(j, j->st[ST_BEGIN_READ], err, "audit: begin");
 		sqlite3_reset(j->st[ST_BEGIN_READ]);
 	}
-	sa = j->st[ST_AUDIT_ALERTS];
-	sd = j->st[ST_AUDIT_DELIVERIES];
-	if ((rc = read_base(j, &base_seq, prev, err)) != 0)
-		goto out;
-	drc = sqlite3_step(sd);
-	have_d = drc == SQLITE_ROW;
-	while ((rc = sqlite3_step(sa)) == SQLITE_ROW) {
-		struct chain_fields f;
-		uint64_t nr = 0, nw = 0;
-		size_t len;
-
-		f.seq = (uint64_t)sqlite3_column_int64(sa, 0);
-		/* Delivery rows of a seq with no alert row: the alert row was deleted. */
-		if (have_d && (uint64_t)sqlite3_column_int64(sd, 0) < f.seq) {
-			rc = tampered(j, (uint64_t)sqlite3_column_int64(sd, 0), err);
-			goto out;
-		}
-		j->rlist.len = 0;
-		j->wlist.len = 0;
-		while (have_d && (uint64_t)sqlite3_column_int64(sd, 0) == f.seq) {
-			size_t node_len, rule_len;
-			const char *node = col_text(sd, 1, &node_len), *rule = col_text(sd, 2, &rule_len);
-			bool withheld = sqlite3_column_int(sd, 3) == DELIVERY_WITHHELD;
-
-			if (put_pair(withheld ? &j->wlist : &j->rlist, node, node_len, rule, rule_len) != 0) {
-				rc = xba_error_set(err, XBA_ENOMEM, "journal %s: audit: out of memory", j->path);
-				goto out;
-			}
-			if (withheld)
-				nw++;
-			else
-				nr++;
-			drc = sqlite3_step(sd);
-			have_d = drc == SQLITE_ROW;
-		}
-		if (!have_d && drc != SQLITE_DONE) {
-			rc = db_error(j, err, "audit: read deliveries");
-			goto out;
-		}
-		f.alert_id = col_text(sa, 1, &f.alert_id_len);
-		f.origin = col_text(sa, 2, &f.origin_len);
-		f.sent_ms = sqlite3_column_int64(sa, 3);
-		f.received_ms = sqlite3_column_int64(sa, 4);
-		f.msg_type = sqlite3_column_int64(sa, 5);
-		f.emergency = sqlite3_column_int64(sa, 6);
-		len = (size_t)sqlite3_column_bytes(sa, 7);
-		if ((rc = sha256(j, len > 0 ? sqlite3_column_blob(sa, 7) : "", len, envelope_sha256, err)) != 0)
-			goto out;
-		f.envelope_sha256 = envelope_sha256;
-		f.rules_version = col_text(sa, 9, &f.rules_version_len);
-		if ((rc = chain_hash(j, prev, &f, nr, nw, hash, err)) != 0)
-			goto out;
-		if (sqlite3_column_bytes(sa, 8) != HASH_LEN ||
-		    memcmp(sqlite3_column_blob(sa, 8), envelope_sha256, HASH_LEN) != 0 ||
-		    (uint64_t)sqlite3_column_int64(sa, 10) != nr ||
-		    sqlite3_column_bytes(sa, 11) != HASH_LEN || memcmp(sqlite3_column_blob(sa, 11), prev, HASH_LEN) != 0 ||
-		    sqlite3_column_bytes(sa, 12) != HASH_LEN || memcmp(sqlite3_column_blob(sa, 12), hash, HASH_LEN) != 0) {
-			rc = tampered(j, f.seq, err);
-			goto out;
-		}
-		memcpy(prev, hash, HASH_LEN);
-		n++;
-		if (checked != NULL)
-			*checked = n;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = db_error(j, err, "audit: read alerts");
-		goto out;
-	}
-	/* Delivery rows after the last entry: an entry deleted from the tail, its rows left behind. */
-	if (have_d) {
-		rc = tampered(j, (uint64_t)sqlite3_column_int64(sd, 0), err);
-		goto out;
-	}
-	if (drc != SQLITE_DONE) {
-		rc = db_error(j, err, "audit: read deliveries");
-		goto out;
-	}
-	(void)base_seq;
-	rc = 0;
-out:
-	sqlite3_reset(sa);
-	sqlite3_reset(sd);
+	rc = chain_walk(j->chain, j->db, NULL, NULL, &result, err);
+	if (checked != NULL)
+		*checked = result.checked;
 	if (own_txn) {
 		sqlite3_step(j->st[ST_COMMIT]);
 		sqlite3_reset(j->st[ST_COMMIT]);

@@ -1,0 +1,419 @@
+/*
+ * chain.c — the broker journal's hash chain (see chain.h): the hash of one entry, and the walk that recomputes
+ * every entry's hash from a journal file.  The broker's journal_append hashes with it before an alert is
+ * acknowledged; `xba-broker --audit` and `xba audit verify` walk with it long after.
+ *
+ * hash(seq) = SHA-256 of (field = u32 big-endian length, then the bytes; int = field of 8 bytes, big-endian two's
+ * complement):
+ *
+ *   field("xba-journal-v1") field(prev_hash) int(seq) field(alert_id) field(origin) int(sent_ms)
+ *   int(received_ms) int(msg_type) int(emergency) field(envelope_sha256) field(rules_version)
+ *   int(n_recipients) { field(node) field(rule) }*  int(n_withheld) { field(node) field(rule) }*
+ *
+ * with both lists sorted by node (bytewise, as SQLite's BINARY collation orders them).  prev_hash of the first entry
+ * is 32 zero bytes, or after a prune the hash of the last entry pruned (meta 'base_hash', with 'base_seq').
+ * Delivery *state* is outside the chain: it changes after the fact.  Which nodes an alert went to or was withheld
+ * from, and by which rule, is history and is chained.
+ */
+#include "chain.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HASH_DOMAIN "xba-journal-v1"
+
+struct chain_buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+};
+
+struct chain {
+	char *label;                 /* the journal's path, for messages */
+	EVP_MD *sha256;              /* fetched once: an implicit fetch per digest costs a lock */
+	EVP_MD_CTX *md;              /* reused for every digest */
+	struct chain_buf canon;      /* the entry's fields, encoded */
+	struct chain_buf lists[2];   /* [0] recipients, [1] withheld: encoded (node, rule) pairs */
+	uint64_t counts[2];          /* pairs in each list */
+};
+
+static int
+buf_reserve(struct chain_buf *b, size_t more)
+{
+	size_t cap;
+	uint8_t *p;
+
+	if (b->cap - b->len >= more)
+		return 0;
+	if (more > SIZE_MAX / 2 - b->len)
+		return -1;
+	cap = b->cap ? b->cap : 256;
+	while (cap - b->len < more)
+		cap *= 2;
+	if ((p = realloc(b->p, cap)) == NULL)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static void
+put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/* Room was reserved by the caller (buf_reserve): the encoders cannot fail.  Field lengths are at most INT_MAX
+ * (SQLite's limit, and the callers' checks), so a u32 prefix holds them. */
+static void
+put_field(struct chain_buf *b, const void *bytes, size_t len)
+{
+	put_be(b->p + b->len, (uint64_t)len, 4);
+	if (len > 0)
+		memcpy(b->p + b->len + 4, bytes, len);
+	b->len += 4 + len;
+}
+
+static void
+put_int(struct chain_buf *b, int64_t v)
+{
+	put_be(b->p + b->len, 8, 4);
+	put_be(b->p + b->len + 4, (uint64_t)v, 8);
+	b->len += 12;
+}
+
+struct chain *
+chain_new(const char *label, struct xba_error *err)
+{
+	struct chain *c = calloc(1, sizeof(*c));
+
+	if (c == NULL || (c->label = strdup(label != NULL ? label : "journal")) == NULL) {
+		free(c);
+		xba_error_set(err, XBA_ENOMEM, "journal %s: out of memory", label != NULL ? label : "");
+		return NULL;
+	}
+	if ((c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL || (c->md = EVP_MD_CTX_new()) == NULL) {
+		xba_error_set(err, XBA_ECRYPTO, "journal %s: OpenSSL has no SHA-256", c->label);
+		chain_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+chain_free(struct chain *c)
+{
+	if (c == NULL)
+		return;
+	EVP_MD_CTX_free(c->md);
+	EVP_MD_free(c->sha256);
+	free(c->canon.p);
+	free(c->lists[0].p);
+	free(c->lists[1].p);
+	free(c->label);
+	free(c);
+}
+
+static int
+crypto_failed(struct chain *c, struct xba_error *err)
+{
+	return xba_error_set(err, XBA_ECRYPTO, "journal %s: cannot compute SHA-256", c->label);
+}
+
+int
+chain_sha256(struct chain *c, const void *data, size_t len, uint8_t out[CHAIN_HASH_LEN], struct xba_error *err)
+{
+	if (EVP_DigestInit_ex2(c->md, c->sha256, NULL) != 1 || EVP_DigestUpdate(c->md, len > 0 ? data : "", len) != 1 ||
+	    EVP_DigestFinal_ex(c->md, out, NULL) != 1)
+		return crypto_failed(c, err);
+	return 0;
+}
+
+void
+chain_pairs_clear(struct chain *c)
+{
+	for (int i = 0; i < 2; i++) {
+		c->lists[i].len = 0;
+		c->counts[i] = 0;
+	}
+}
+
+int
+chain_pair_add(struct chain *c, bool withheld, const char *node, size_t node_len, const char *rule, size_t rule_len,
+    struct xba_error *err)
+{
+	struct chain_buf *b = &c->lists[withheld ? 1 : 0];
+
+	if (node_len > INT_MAX || rule_len > INT_MAX || buf_reserve(b, 8 + node_len + rule_len) != 0)
+		return xba_error_set(err, XBA_ENOMEM, "journal %s: out of memory hashing an entry's recipients", c->label);
+	put_field(b, node, node_len);
+	put_field(b, rule, rule_len);
+	c->counts[withheld ? 1 : 0]++;
+	return 0;
+}
+
+int
+chain_hash(struct chain *c, const uint8_t prev[CHAIN_HASH_LEN], const struct chain_entry *e,
+    uint8_t out[CHAIN_HASH_LEN], struct xba_error *err)
+{
+	struct chain_buf *b = &c->canon;
+	uint8_t count[12];
+
+	b->len = 0;
+	if (buf_reserve(b, 9 * 4 + sizeof(HASH_DOMAIN) + 2 * CHAIN_HASH_LEN + 5 * 12 + e->alert_id_len +
+	    e->origin_len + e->rules_version_len) != 0)
+		return xba_error_set(err, XBA_ENOMEM, "journal %s: out of memory hashing seq %llu", c->label,
+		    (unsigned long long)e->seq);
+	put_field(b, HASH_DOMAIN, sizeof(HASH_DOMAIN) - 1);
+	put_field(b, prev, CHAIN_HASH_LEN);
+	put_int(b, (int64_t)e->seq);
+	put_field(b, e->alert_id, e->alert_id_len);
+	put_field(b, e->origin, e->origin_len);
+	put_int(b, e->sent_ms);
+	put_int(b, e->received_ms);
+	put_int(b, e->msg_type);
+	put_int(b, e->emergency);
+	put_field(b, e->envelope_sha256, CHAIN_HASH_LEN);
+	put_field(b, e->rules_version, e->rules_version_len);
+	if (EVP_DigestInit_ex2(c->md, c->sha256, NULL) != 1 || EVP_DigestUpdate(c->md, b->p, b->len) != 1)
+		return crypto_failed(c, err);
+	for (int i = 0; i < 2; i++) {
+		struct chain_buf cb = { count, 0, sizeof(count) };
+
+		put_int(&cb, (int64_t)c->counts[i]);
+		if (EVP_DigestUpdate(c->md, count, sizeof(count)) != 1 ||
+		    (c->lists[i].len > 0 && EVP_DigestUpdate(c->md, c->lists[i].p, c->lists[i].len) != 1))
+			return crypto_failed(c, err);
+	}
+	if (EVP_DigestFinal_ex(c->md, out, NULL) != 1)
+		return crypto_failed(c, err);
+	return 0;
+}
+
+/* ---- the walk ---- */
+
+static int
+db_failed(struct chain *c, sqlite3 *db, const char *op, struct xba_error *err)
+{
+	return xba_error_set(err, sqlite3_errcode(db) == SQLITE_NOMEM ? XBA_ENOMEM : XBA_EIO, "journal %s: %s: %s",
+	    c->label, op, sqlite3_errmsg(db));
+}
+
+static int
+tampered(struct chain *c, struct chain_walk_result *out, uint64_t seq, struct xba_error *err)
+{
+	out->broken_seq = seq;
+	return xba_error_set(err, XBA_EDECODE,
+	    "journal %s: journal entry seq %llu: hash does not match (altered, inserted or deleted entry)", c->label,
+	    (unsigned long long)seq);
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int col, size_t *len)
+{
+	const char *t = (const char *)sqlite3_column_text(st, col);
+
+	*len = (size_t)sqlite3_column_bytes(st, col);
+	return t != NULL ? t : "";
+}
+
+/* meta base_seq and base_hash: 0 and zeros before any prune. */
+static int
+read_base(struct chain *c, sqlite3 *db, uint64_t *base_seq, uint8_t base_hash[CHAIN_HASH_LEN],
+    struct xba_error *err)
+{
+	static const char sql[] = "SELECT key, value FROM meta WHERE key IN ('base_seq', 'base_hash')";
+	sqlite3_stmt *st;
+	int rc;
+
+	*base_seq = 0;
+	memset(base_hash, 0, CHAIN_HASH_LEN);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_failed(c, db, "audit: read meta", err);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+
+		if (key != NULL && strcmp(key, "base_seq") == 0) {
+			if (sqlite3_column_int64(st, 1) < 0) {
+				sqlite3_finalize(st);
+				return xba_error_set(err, XBA_EDECODE, "journal %s: meta base_seq is negative", c->label);
+			}
+			*base_seq = (uint64_t)sqlite3_column_int64(st, 1);
+		} else if (key != NULL) {
+			if (sqlite3_column_bytes(st, 1) != CHAIN_HASH_LEN) {
+				sqlite3_finalize(st);
+				return xba_error_set(err, XBA_EDECODE, "journal %s: meta base_hash is not a %d-byte hash",
+				    c->label, CHAIN_HASH_LEN);
+			}
+			memcpy(base_hash, sqlite3_column_blob(st, 1), CHAIN_HASH_LEN);
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_failed(c, db, "audit: read meta", err);
+		sqlite3_finalize(st);
+		return rc;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/*
+ * Walks alerts and deliveries side by side, both in seq order (a merge join: one pass over each table, no lookup
+ * per entry).  Every entry's hash is recomputed from its stored columns (the envelope hashed afresh) and its
+ * delivery rows.
+ */
+int
+chain_walk(struct chain *c, sqlite3 *db, chain_visit_fn visit, void *ctx, struct chain_walk_result *out,
+    struct xba_error *err)
+{
+	static const char alerts_sql[] = "SELECT seq, alert_id, origin, sent_ms, received_ms, msg_type, emergency,"
+					 " envelope, envelope_sha256, rules_version, recipients, prev_hash, hash"
+					 " FROM alerts ORDER BY seq";
+	static const char deliveries_sql[] = "SELECT seq, node, rule, state FROM deliveries ORDER BY seq, node";
+	sqlite3_stmt *sa = NULL, *sd = NULL;
+	uint8_t prev[CHAIN_HASH_LEN], hash[CHAIN_HASH_LEN], envelope_sha256[CHAIN_HASH_LEN];
+	bool have_d;
+	int rc, drc;
+
+	assert(c != NULL && db != NULL && out != NULL);
+	memset(out, 0, sizeof(*out));
+	if ((rc = read_base(c, db, &out->base_seq, prev, err)) != 0)
+		return rc;
+	memcpy(out->tip, prev, CHAIN_HASH_LEN);
+	if (sqlite3_prepare_v2(db, alerts_sql, -1, &sa, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, deliveries_sql, -1, &sd, NULL) != SQLITE_OK) {
+		rc = db_failed(c, db, "audit: read the journal (is this file an XBA journal?)", err);
+		goto out;
+	}
+	drc = sqlite3_step(sd);
+	have_d = drc == SQLITE_ROW;
+	while ((rc = sqlite3_step(sa)) == SQLITE_ROW) {
+		struct chain_entry e = { 0 };
+		const uint8_t *envelope;
+		size_t envelope_len;
+
+		e.seq = (uint64_t)sqlite3_column_int64(sa, 0);
+		/* Delivery rows of a seq with no alert row: the alert row was deleted. */
+		if (have_d && (uint64_t)sqlite3_column_int64(sd, 0) < e.seq) {
+			rc = tampered(c, out, (uint64_t)sqlite3_column_int64(sd, 0), err);
+			goto out;
+		}
+		chain_pairs_clear(c);
+		while (have_d && (uint64_t)sqlite3_column_int64(sd, 0) == e.seq) {
+			size_t node_len, rule_len;
+			const char *node = col_text(sd, 1, &node_len), *rule = col_text(sd, 2, &rule_len);
+
+			if ((rc = chain_pair_add(c, sqlite3_column_int(sd, 3) == CHAIN_DELIVERY_WITHHELD, node, node_len,
+			    rule, rule_len, err)) != 0)
+				goto out;
+			drc = sqlite3_step(sd);
+			have_d = drc == SQLITE_ROW;
+		}
+		if (!have_d && drc != SQLITE_DONE) {
+			rc = db_failed(c, db, "audit: read deliveries", err);
+			goto out;
+		}
+		e.alert_id = col_text(sa, 1, &e.alert_id_len);
+		e.origin = col_text(sa, 2, &e.origin_len);
+		e.sent_ms = sqlite3_column_int64(sa, 3);
+		e.received_ms = sqlite3_column_int64(sa, 4);
+		e.msg_type = sqlite3_column_int64(sa, 5);
+		e.emergency = sqlite3_column_int64(sa, 6);
+		envelope = sqlite3_column_blob(sa, 7);
+		envelope_len = (size_t)sqlite3_column_bytes(sa, 7);
+		if ((rc = chain_sha256(c, envelope, envelope_len, envelope_sha256, err)) != 0)
+			goto out;
+		e.envelope_sha256 = envelope_sha256;
+		e.rules_version = col_text(sa, 9, &e.rules_version_len);
+		e.n_recipients = c->counts[0];
+		e.n_withheld = c->counts[1];
+		if ((rc = chain_hash(c, prev, &e, hash, err)) != 0)
+			goto out;
+		if (sqlite3_column_bytes(sa, 8) != CHAIN_HASH_LEN ||
+		    memcmp(sqlite3_column_blob(sa, 8), envelope_sha256, CHAIN_HASH_LEN) != 0 ||
+		    (uint64_t)sqlite3_column_int64(sa, 10) != e.n_recipients ||
+		    sqlite3_column_bytes(sa, 11) != CHAIN_HASH_LEN ||
+		    memcmp(sqlite3_column_blob(sa, 11), prev, CHAIN_HASH_LEN) != 0 ||
+		    sqlite3_column_bytes(sa, 12) != CHAIN_HASH_LEN ||
+		    memcmp(sqlite3_column_blob(sa, 12), hash, CHAIN_HASH_LEN) != 0) {
+			rc = tampered(c, out, e.seq, err);
+			goto out;
+		}
+		e.hash = hash;
+		if (visit != NULL && (rc = visit(ctx, &e, envelope != NULL ? envelope : (const uint8_t *)"",
+		    envelope_len, err)) != 0)
+			goto out;
+		memcpy(prev, hash, CHAIN_HASH_LEN);
+		memcpy(out->tip, hash, CHAIN_HASH_LEN);
+		if (out->checked++ == 0)
+			out->first_seq = e.seq;
+		out->last_seq = e.seq;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_failed(c, db, "audit: read alerts", err);
+		goto out;
+	}
+	/* Delivery rows after the last entry: an entry deleted from the tail, its rows left behind. */
+	if (have_d) {
+		rc = tampered(c, out, (uint64_t)sqlite3_column_int64(sd, 0), err);
+		goto out;
+	}
+	if (drc != SQLITE_DONE) {
+		rc = db_failed(c, db, "audit: read deliveries", err);
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(sa);
+	sqlite3_finalize(sd);
+	return rc;
+}
+
+int
+chain_open_readonly(const char *path, sqlite3 **db, struct xba_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t version = -1;
+	int rc;
+
+	*db = NULL;
+	/* READONLY: an audit must not create a file that is not there, nor upgrade or checkpoint one that is. */
+	rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = xba_error_set(err, XBA_EIO, "journal %s: cannot open: %s", path,
+		    *db != NULL ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(*db, 5000);
+	if (sqlite3_prepare_v2(*db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		rc = xba_error_set(err, XBA_EIO, "journal %s: cannot read (is it an XBA journal?): %s", path,
+		    sqlite3_errmsg(*db));
+		goto fail;
+	}
+	version = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (version < 1) {
+		rc = xba_error_set(err, XBA_EDECODE, "journal %s: not an XBA journal (no schema version)", path);
+		goto fail;
+	}
+	if (version > CHAIN_SCHEMA_MAX) {
+		rc = xba_error_set(err, XBA_EDECODE,
+		    "journal %s: schema version %lld is newer than this program reads (%d): audit it with the xba of "
+		    "the broker that wrote it", path, (long long)version, CHAIN_SCHEMA_MAX);
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	sqlite3_close(*db);
+	*db = NULL;
+	return rc;
+}
