@@ -57,4 +57,7 @@ int cmd_keygen(int argc, char **argv);
 /* cmd_verify.c */
 int cmd_verify(int argc, char **argv);
 
+/* cmd_audit.c */
+int cmd_audit(int argc, char **argv);
+
 #endif

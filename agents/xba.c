@@ -28,6 +28,7 @@ static const struct subcommand subcommands[] = {
 	{ "rules", cmd_rules, "check a rules file, or explain who would receive an alert (offline)" },
 	{ "keygen", cmd_keygen, "generate a node's signing and CURVE key pairs" },
 	{ "verify", cmd_verify, "check a saved signed alert against a region directory" },
+	{ "audit", cmd_audit, "verify the broker's journal: hash chain, signatures, a noted tip (offline)" },
 };
 
 static void

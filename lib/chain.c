@@ -285,6 +285,7 @@ chain_walk(struct chain *c, sqlite3 *db, chain_visit_fn visit, void *ctx, struct
 	memset(out, 0, sizeof(*out));
 	if ((rc = read_base(c, db, &out->base_seq, prev, err)) != 0)
 		return rc;
+	memcpy(out->base_hash, prev, CHAIN_HASH_LEN);
 	memcpy(out->tip, prev, CHAIN_HASH_LEN);
 	if (sqlite3_prepare_v2(db, alerts_sql, -1, &sa, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, deliveries_sql, -1, &sd, NULL) != SQLITE_OK) {

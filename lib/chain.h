@@ -43,6 +43,7 @@ struct chain_entry {
 /* What chain_walk found.  On a break, checked counts the good entries before broken_seq. */
 struct chain_walk_result {
 	uint64_t base_seq;                 /* entries up to base_seq were pruned; the first kept one chains from it */
+	uint8_t base_hash[CHAIN_HASH_LEN]; /* the hash of entry base_seq (zeros when nothing was pruned) */
 	uint64_t checked;                  /* entries whose stored hash matched the recomputed one */
 	uint64_t first_seq, last_seq;      /* of the entries checked; 0 when none */
 	uint8_t tip[CHAIN_HASH_LEN];       /* hash of last_seq (the base hash when none was checked) */

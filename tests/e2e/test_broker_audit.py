@@ -1,12 +1,21 @@
-"""test_broker_audit.py — the journal is the audit trail: `xba-broker --audit` walks its hash chain.  An intact
-journal passes, naming how many entries it checked; an alert row edited behind the broker's back (here: its
-origin rewritten with the sqlite3 library, as an insider with file access would) is reported with the sequence
-where the chain breaks, and the command exits 1.
+"""test_broker_audit.py — the journal is the audit trail.  `xba-broker --audit` and `xba audit verify` walk its
+hash chain: an intact journal passes, naming how many entries it checked; an alert row edited behind the broker's
+back (here: its origin rewritten with the sqlite3 library, as an insider with file access would) is reported with
+the sequence where the chain breaks, and the command exits 1.
+
+An insider can do better: rewrite an alert and recompute every hash after it (the formula is public: lib/chain.c,
+reimplemented below in Python), or cut entries off the end.  The chain alone cannot see either.  `xba audit verify
+--region` can see the first (the rewritten alert no longer carries its origin's signature), and `--tip` with the
+tip an earlier audit printed sees both.
 
 usage: /usr/bin/python3 tests/e2e/test_broker_audit.py BUILD_DIR SOURCE_ROOT
 """
+import hashlib
 import os
+import re
+import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
 
@@ -28,6 +37,45 @@ def audit(t, broker):
     return r.returncode, (r.stdout + r.stderr).strip()
 
 
+def xba_audit(t, journal, *args):
+    r = subprocess.run([t.xba, "audit", "verify", journal, *args], capture_output=True, text=True, timeout=t.t(30))
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def field(b):
+    return struct.pack(">I", len(b)) + b
+
+
+def integer(v):
+    return field(struct.pack(">q", v))
+
+
+def rechain(path, from_seq):
+    """Recompute every entry's hash from from_seq on, as an insider who knows the formula would."""
+    db = sqlite3.connect(path)
+    prev = db.execute("SELECT hash FROM alerts WHERE seq = ?", (from_seq - 1,)).fetchone()
+    prev = prev[0] if prev else bytes(32)
+    for (seq, alert_id, origin, sent, received, msg_type, emergency, envelope,
+         rules_version) in db.execute("SELECT seq, alert_id, origin, sent_ms, received_ms, msg_type, emergency,"
+                                      " envelope, rules_version FROM alerts WHERE seq >= ? ORDER BY seq",
+                                      (from_seq,)).fetchall():
+        env_sha = hashlib.sha256(envelope).digest()
+        rows = db.execute("SELECT node, rule, state FROM deliveries WHERE seq = ? ORDER BY node", (seq,)).fetchall()
+        sent_to = [(n, r) for n, r, st in rows if st != 4]
+        withheld = [(n, r) for n, r, st in rows if st == 4]
+        m = (field(b"xba-journal-v1") + field(prev) + integer(seq) + field(alert_id.encode()) + field(origin.encode())
+             + integer(sent) + integer(received) + integer(msg_type) + integer(emergency) + field(env_sha)
+             + field(rules_version.encode()))
+        for pairs in (sent_to, withheld):
+            m += integer(len(pairs)) + b"".join(field(n.encode()) + field(r.encode()) for n, r in pairs)
+        h = hashlib.sha256(m).digest()
+        db.execute("UPDATE alerts SET envelope_sha256 = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                   (env_sha, prev, h, seq))
+        prev = h
+    db.commit()
+    db.close()
+
+
 def main(t):
     region = x.sahel_region(t)
     broker = x.Broker(t, region, RULES).start()
@@ -41,7 +89,74 @@ def main(t):
     rc, out = audit(t, broker)
     t.check(rc == 0 and "5 entries, hash chain intact" in out, "--audit while the broker runs: 5 entries intact",
             f"exit {rc}: {out}")
+    rc, out = xba_audit(t, broker.journal_path, "--region", broker.region_path)
+    t.check(rc == 0 and "entries 1..5 (5), hash chain intact" in out and "signatures: 5 of 5 verified" in out,
+            "xba audit verify --region on the live journal: chain intact, 5 of 5 signatures", f"exit {rc}: {out}")
+    m = re.search(r"^tip: seq (\d+) hash ([0-9a-f]{64})$", out, re.M)
+    t.check(m is not None and m.group(1) == "5", "xba audit verify prints the tip to note: seq 5", out)
+    tip = f"{m.group(1)}:{m.group(2)}" if m else "5:" + "0" * 64
+    tip_line = m.group(0) if m else "tip: seq 5 hash " + "0" * 64     # the whole line works as --tip too
     t.eq(broker.stop(), 0, "SIGTERM: broker exits 0")
+    pristine = os.path.join(t.dir, "pristine.sqlite")
+    shutil.copy(broker.journal_path, pristine)
+    rc, out = xba_audit(t, pristine, "--region", broker.region_path, "--tip", tip, "--json")
+    t.check(rc == 0 and '"ok":true' in out and '"result":"match"' in out,
+            "a copy of the journal, with the noted tip: --json says ok, tip matches", f"exit {rc}: {out}")
+
+    # An alert rewritten and the chain recomputed after it: only the signature (and the noted tip) can tell.
+    forged = os.path.join(t.dir, "forged.sqlite")
+    shutil.copy(pristine, forged)
+    db = sqlite3.connect(forged)
+    envelope = db.execute("SELECT envelope FROM alerts WHERE seq = 2").fetchone()[0]
+    t.check(b"convoy 1" in envelope, "seq 2 is the second convoy alert")
+    db.execute("UPDATE alerts SET envelope = ? WHERE seq = 2", (envelope.replace(b"convoy 1", b"convoy 9"),))
+    db.commit()
+    db.close()
+    rc, out = xba_audit(t, forged)
+    t.check(rc == 1 and "TAMPERED" in out and "seq 2" in out, "rewritten alert, chain not recomputed: broken at seq 2",
+            f"exit {rc}: {out}")
+    rechain(forged, 2)
+    rc, out = xba_audit(t, forged)
+    t.check(rc == 0 and "hash chain intact" in out,
+            "chain recomputed by the insider: the chain alone passes (why --region and --tip exist)",
+            f"exit {rc}: {out}")
+    rc, out = xba_audit(t, forged, "--region", broker.region_path)
+    t.check(rc == 1 and re.search(r"^seq 2 alert \S+ from NER: NOT VALID: .*NER.s key.*\(bad-signature\)", out, re.M)
+            and "signatures: 4 of 5 verified" in out,
+            "--region: seq 2 NOT VALID (bad-signature), 4 of 5 verified, exit 1", f"exit {rc}: {out}")
+    rc, out = xba_audit(t, forged, "--tip", tip)
+    t.check(rc == 1 and "DOES NOT MATCH" in out, "--tip: the noted tip no longer matches, exit 1", f"exit {rc}: {out}")
+
+    # The journal's columns rewritten to match a recomputed chain: the signed alert still says otherwise.
+    relabelled = os.path.join(t.dir, "relabelled.sqlite")
+    shutil.copy(pristine, relabelled)
+    db = sqlite3.connect(relabelled)
+    db.execute("UPDATE alerts SET origin = 'LBY' WHERE seq = 4")
+    db.commit()
+    db.close()
+    rechain(relabelled, 4)
+    rc, out = xba_audit(t, relabelled, "--region", broker.region_path)
+    t.check(rc == 1 and "seq 4" in out and "the journal says origin LBY, the signed alert is from NER" in out,
+            "--region: a recomputed chain over a rewritten origin column is caught at seq 4", f"exit {rc}: {out}")
+
+    # Entries cut off the end: the rest still chains; only the noted tip shows it.
+    cut = os.path.join(t.dir, "cut.sqlite")
+    shutil.copy(pristine, cut)
+    db = sqlite3.connect(cut)
+    db.execute("DELETE FROM deliveries WHERE seq >= 4")
+    db.execute("DELETE FROM alerts WHERE seq >= 4")
+    db.commit()
+    db.close()
+    rc, out = xba_audit(t, cut, "--region", broker.region_path)
+    t.check(rc == 0 and "entries 1..3 (3)" in out, "two entries cut from the end: chain and signatures still pass",
+            f"exit {rc}: {out}")
+    rc, out = xba_audit(t, cut, "--region", broker.region_path, "--tip", tip_line)
+    t.check(rc == 1 and "seq 5 IS MISSING" in out, "--tip: seq 5 is missing, exit 1", f"exit {rc}: {out}")
+    t.check(os.path.getsize(pristine) > 0 and not os.path.exists(os.path.join(t.dir, "no-such.sqlite")),
+            "nothing was created by the audits")
+    rc, out = xba_audit(t, os.path.join(t.dir, "no-such.sqlite"))
+    t.check(rc == 2 and "cannot open" in out and not os.path.exists(os.path.join(t.dir, "no-such.sqlite")),
+            "a journal that does not exist: exit 2, and the audit does not create it", f"exit {rc}: {out}")
 
     db = sqlite3.connect(broker.journal_path)
     db.execute("UPDATE alerts SET origin = 'LBY' WHERE seq = 3")
@@ -50,6 +165,9 @@ def main(t):
     rc, out = audit(t, broker)
     t.check(rc == 1 and "TAMPERED" in out and "seq 3" in out, "--audit after an origin was rewritten: exit 1 naming seq 3",
             f"exit {rc}: {out}")
+    rc2, out2 = xba_audit(t, broker.journal_path)
+    t.check(rc2 == 1 and "TAMPERED" in out2 and "seq 3" in out2, "xba audit verify agrees: exit 1 naming seq 3",
+            f"exit {rc2}: {out2}")
     t.log(out)
 
 
