@@ -3,14 +3,18 @@
  * every alert it accepted and whom it routed each to.  Offline: it reads a journal file (a copy the secretariat
  * hands over, or the live file) and talks to no agent or broker.
  *
- * Three checks, each closing a gap the one before leaves open:
+ * Four checks, each closing a gap the one before leaves open:
  *   1. the hash chain (lib/chain.c): no entry altered, inserted or deleted before the tip;
  *   2. --region: every journaled alert is signed by its origin's key as region.yaml lists it, checked as the broker
  *      checked it on arrival (key valid at the sent time, not revoked at the received time), and the journal's own
  *      columns say what the signed alert says.  Whoever holds the file can rewrite the whole chain; nobody but the
  *      origin can sign, so a rewritten or invented alert fails here even when its chain is recomputed;
  *   3. --tip SEQ:HASH: the hash an earlier audit printed for SEQ is still the hash of SEQ, so that entries removed
- *      from the tail, or a chain recomputed since, are found too.
+ *      from the tail, or a chain recomputed since, are found too;
+ *   4. --rules: every entry routed by that rules file's version is routed again with lib/rules.c, and the result
+ *      must be exactly the journaled routing (recipients, withheld nodes, and the rule for each).  Routing records
+ *      are chained but not signed: this shows the broker sent each alert where the agreed rules said.  The
+ *      comparison is by hash: the entry's chain hash recomputed with the expected routing must equal its own.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,42 +31,63 @@
 #include "encoding.h"
 #include "envelope.h"
 #include "jsonw.h"
+#include "rules.h"
 
-#define FAILURES_LISTED 20 /* signature failures printed one by one; the rest are counted */
+#define FAILURES_LISTED 20 /* failures printed one by one; the rest are counted */
+#define VERSIONS_LISTED 8  /* other rules versions named in the routing summary */
+#define ROUTE_TEXT_MAX 400 /* a routing written out for a message */
 
 static void
 audit_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: xba audit verify JOURNAL [--region REGION.yaml] [--tip SEQ:HASH] [--json]\n"
+	    "usage: xba audit verify JOURNAL [--region REGION.yaml [--rules RULES.yaml]] [--tip SEQ:HASH] [--json]\n"
 	    "\n"
 	    "Check the broker's journal JOURNAL (a copy, or the live file: it is only read):\n"
 	    "  - that every entry's hash chains to the one before (nothing altered, inserted or deleted);\n"
 	    "  - with --region, that every journaled alert carries a valid signature of its origin's key in\n"
 	    "    REGION.yaml and that the journal's columns say what the signed alert says;\n"
 	    "  - with --tip, that entry SEQ still has the HASH an earlier audit printed (entries removed from the end,\n"
-	    "    or a chain recomputed since, are found too).\n"
+	    "    or a chain recomputed since, are found too);\n"
+	    "  - with --rules, that every entry routed by that rules file was routed exactly as it says (recipients,\n"
+	    "    withheld nodes, and the rule for each), given REGION.yaml as it was then.\n"
 	    "It prints the tip to note for the next audit.\n"
 	    "\n"
 	    "  --region FILE   the region directory (region.yaml) whose keys signed the alerts\n"
+	    "  --rules FILE    the rules file (rules.yaml) to check routing against; entries routed by other versions\n"
+	    "                  of the rules are counted, not checked\n"
 	    "  --tip SEQ:HASH  a tip noted from an earlier audit's output (\"tip: seq SEQ hash HASH\")\n"
 	    "  --json          print one JSON object instead of text\n"
 	    "\n"
 	    "exit status: 0 every check passed, 1 a check failed, 2 wrong arguments or unreadable files\n");
 }
 
-struct signature_failure {
+struct failure {
 	uint64_t seq;
 	char alert_id[64];
 	char origin[40];
-	int code;
-	char message[XBA_ERROR_MSG_MAX];
+	const char *verdict;                  /* "NOT VALID" (signature, columns) or "ROUTED OTHERWISE" */
+	int code;                             /* NOT VALID: why, as an XBA_E* code */
+	char message[2 * ROUTE_TEXT_MAX + 200];
+};
+
+struct other_version {
+	char version[RULES_VERSION_LEN + 1];
+	uint64_t entries, first_seq, last_seq;
 };
 
 struct audit {
 	const struct directory *dir;          /* NULL: signatures are not checked */
+	const struct rules *rules;            /* NULL: routing is not checked */
+	struct chain *expect;                 /* --rules: hashes an entry with the routing the rules give */
+	sqlite3_stmt *find_origin;            /* --rules: the origin of an acknowledged alert, by id */
+	sqlite3_stmt *routing_rows;           /* --rules: an entry's journaled routing, for a message */
 	uint64_t signatures_ok, signatures_failed;
-	struct signature_failure failures[FAILURES_LISTED];
+	uint64_t routes_ok, routes_failed, routes_unchecked, routes_other;
+	struct failure failures[FAILURES_LISTED];
+	uint64_t n_failures;
+	struct other_version versions[VERSIONS_LISTED];
+	size_t n_versions;
 	uint64_t tip_seq;                     /* --tip: 0 when not given */
 	uint8_t tip_hash[CHAIN_HASH_LEN];
 	bool tip_seen;                        /* the walk reached tip_seq */
@@ -70,23 +95,42 @@ struct audit {
 };
 
 static void
-note_failure(struct audit *a, const struct chain_entry *e, int code, const char *fmt, ...) XBA_PRINTF(4, 5);
+note_failure(struct audit *a, const struct chain_entry *e, const char *verdict, int code, const char *fmt, ...)
+    XBA_PRINTF(5, 6);
 
 static void
-note_failure(struct audit *a, const struct chain_entry *e, int code, const char *fmt, ...)
+note_failure(struct audit *a, const struct chain_entry *e, const char *verdict, int code, const char *fmt, ...)
 {
-	if (a->signatures_failed < FAILURES_LISTED) {
-		struct signature_failure *f = &a->failures[a->signatures_failed];
+	if (a->n_failures < FAILURES_LISTED) {
+		struct failure *f = &a->failures[a->n_failures];
 		va_list ap;
 
 		f->seq = e->seq;
 		snprintf(f->alert_id, sizeof(f->alert_id), "%.*s", (int)e->alert_id_len, e->alert_id);
 		snprintf(f->origin, sizeof(f->origin), "%.*s", (int)e->origin_len, e->origin);
+		f->verdict = verdict;
 		f->code = code;
 		va_start(ap, fmt);
 		vsnprintf(f->message, sizeof(f->message), fmt, ap);
 		va_end(ap);
 	}
+	a->n_failures++;
+}
+
+static void
+note_signature_failure(struct audit *a, const struct chain_entry *e, int code, const char *fmt, ...)
+    XBA_PRINTF(4, 5);
+
+static void
+note_signature_failure(struct audit *a, const struct chain_entry *e, int code, const char *fmt, ...)
+{
+	char message[XBA_ERROR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	note_failure(a, e, "NOT VALID", code, "%s", message);
 	a->signatures_failed++;
 }
 
@@ -96,35 +140,196 @@ column_is(const char *column, size_t len, const char *value)
 	return value != NULL && strlen(value) == len && memcmp(column, value, len) == 0;
 }
 
-/* The signed alert against the columns the chain covers: a chain recomputed over altered columns is caught here. */
-static void
-check_signature(struct audit *a, const struct chain_entry *e, const uint8_t *envelope, size_t envelope_len)
+/* The signed alert against the columns the chain covers: a chain recomputed over altered columns is caught here.
+ * true when the signature and the columns verify. */
+static bool
+check_signature(struct audit *a, const struct chain_entry *e, const struct envelope_opened *opened, int open_rc,
+    const char *open_msg)
 {
-	struct xba_error err = { 0 };
-	struct envelope_opened opened;
-	const Xba__V1__Alert *alert;
-	int rc;
+	const Xba__V1__Alert *alert = opened->alert;
 
-	rc = envelope_open(a->dir, envelope, envelope_len, e->received_ms, &opened, &err);
-	if (rc != 0) {
-		note_failure(a, e, rc, "%s", err.msg);
-		envelope_opened_clear(&opened);
-		return;
-	}
-	alert = opened.alert;
-	if (!column_is(e->alert_id, e->alert_id_len, alert->id))
-		note_failure(a, e, XBA_EDECODE, "the journal says alert %.*s, the signed alert is %s",
+	if (open_rc != 0)
+		note_signature_failure(a, e, open_rc, "%s", open_msg);
+	else if (!column_is(e->alert_id, e->alert_id_len, alert->id))
+		note_signature_failure(a, e, XBA_EDECODE, "the journal says alert %.*s, the signed alert is %s",
 		    (int)e->alert_id_len, e->alert_id, alert->id);
 	else if (!column_is(e->origin, e->origin_len, alert->origin))
-		note_failure(a, e, XBA_EDECODE, "the journal says origin %.*s, the signed alert is from %s",
+		note_signature_failure(a, e, XBA_EDECODE, "the journal says origin %.*s, the signed alert is from %s",
 		    (int)e->origin_len, e->origin, alert->origin);
 	else if (e->sent_ms != alert->sent_ms || e->msg_type != (int64_t)alert->msg_type ||
 	    e->emergency != (alert->emergency ? 1 : 0))
-		note_failure(a, e, XBA_EDECODE, "the journal's sent time, type or emergency flag differ from the signed "
-		    "alert's");
-	else
+		note_signature_failure(a, e, XBA_EDECODE, "the journal's sent time, type or emergency flag differ from "
+		    "the signed alert's");
+	else {
 		a->signatures_ok++;
-	envelope_opened_clear(&opened);
+		return true;
+	}
+	return false;
+}
+
+/* ---- routing (--rules) ---- */
+
+static void
+count_other_version(struct audit *a, const struct chain_entry *e)
+{
+	struct other_version *v = NULL;
+
+	a->routes_other++;
+	for (size_t i = 0; i < a->n_versions; i++) {
+		if (column_is(e->rules_version, e->rules_version_len, a->versions[i].version))
+			v = &a->versions[i];
+	}
+	if (v == NULL && a->n_versions < VERSIONS_LISTED) {
+		v = &a->versions[a->n_versions++];
+		snprintf(v->version, sizeof(v->version), "%.*s", (int)e->rules_version_len, e->rules_version);
+		v->first_seq = e->seq;
+	}
+	if (v != NULL) {
+		v->entries++;
+		v->last_seq = e->seq;
+	}
+}
+
+static int
+by_node_id(const void *x, const void *y)
+{
+	const struct route_entry *const *a = x, *const *b = y;
+
+	return (*a)->node_index < (*b)->node_index ? -1 : (*a)->node_index > (*b)->node_index;
+}
+
+/* Appends one difference to text: "; journal only: to SDN (crime-to-neighbours)". */
+static void
+append_difference(char *text, size_t size, const char *side, bool withheld, const char *node, const char *rule)
+{
+	size_t len = strlen(text);
+
+	if (len < size - 1)
+		snprintf(text + len, size - len, "%s%s: %s %s (%s)", len > 0 ? "; " : "", side,
+		    withheld ? "withheld from" : "to", node, rule);
+}
+
+/*
+ * What differs between the journal's routing of seq and the rules' (sorted: recipients then withheld, each by node),
+ * written as "journal only: to SDN (r); rules only: withheld from TCD (deny)".  Both sides are in node order
+ * within each list (SQLite's BINARY collation and directory.nodes both sort node ids bytewise), so one merge walk.
+ */
+static void
+routing_difference(struct audit *a, uint64_t seq, const struct route_entry *const *sorted, size_t n_recipients,
+    size_t n, char *text, size_t size)
+{
+	sqlite3_stmt *st = a->routing_rows;
+	size_t k = 0;
+	int rc;
+
+	text[0] = '\0';
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+	rc = sqlite3_step(st);
+	while (rc == SQLITE_ROW || k < n) {
+		bool j_withheld = rc == SQLITE_ROW && sqlite3_column_int(st, 2) == CHAIN_DELIVERY_WITHHELD;
+		const char *j_node = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+		const char *j_rule = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 1) : NULL;
+		bool r_withheld = k >= n_recipients;
+		const char *r_node = k < n ? a->dir->nodes[sorted[k]->node_index].id : NULL;
+		int c;
+
+		if (j_node == NULL)
+			c = 1;
+		else if (r_node == NULL)
+			c = -1;
+		else if (j_withheld != r_withheld)
+			c = j_withheld ? 1 : -1; /* recipients come first on both sides */
+		else
+			c = strcmp(j_node, r_node);
+		if (c < 0) {
+			append_difference(text, size, "journal only", j_withheld, j_node, j_rule ? j_rule : "");
+			rc = sqlite3_step(st);
+		} else if (c > 0) {
+			append_difference(text, size, "rules only", r_withheld, r_node, sorted[k]->rule);
+			k++;
+		} else {
+			if (j_rule == NULL || strcmp(j_rule, sorted[k]->rule) != 0) {
+				append_difference(text, size, "journal only", j_withheld, j_node, j_rule ? j_rule : "");
+				append_difference(text, size, "rules only", r_withheld, r_node, sorted[k]->rule);
+			}
+			rc = sqlite3_step(st);
+			k++;
+		}
+	}
+	sqlite3_reset(st);
+	if (text[0] == '\0')
+		snprintf(text, size, "the same recipients and rules, yet a different hash");
+}
+
+/* Routes the alert again and compares, through the chain hash, with what the journal recorded. */
+static void
+check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert *alert)
+{
+	struct xba_error err = { 0 };
+	struct route route = { 0 };
+	char acked_origin[XBA_NODE_ID_MAX + 1] = "";
+	const struct route_entry **sorted = NULL;
+	uint8_t expected[CHAIN_HASH_LEN];
+	size_t n;
+	int rc;
+
+	if (!column_is(e->rules_version, e->rules_version_len, rules_version(a->rules))) {
+		count_other_version(a, e);
+		return;
+	}
+	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK && alert->n_references > 0) {
+		/* An ACK goes to the origin of what it acknowledges: the broker looked it up in the journal, so do we. */
+		sqlite3_stmt *st = a->find_origin;
+
+		sqlite3_bind_text(st, 1, alert->references[0], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(acked_origin, sizeof(acked_origin), "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		if (acked_origin[0] == '\0') {
+			a->routes_unchecked++; /* what it acknowledges was pruned: its origin is no longer known */
+			return;
+		}
+	}
+	if ((rc = rules_route(a->rules, a->dir, alert, acked_origin[0] ? acked_origin : NULL, &route, &err)) != 0) {
+		note_failure(a, e, "ROUTED OTHERWISE", rc, "the rules refuse to route it (%s), but the journal routed it",
+		    err.msg);
+		a->routes_failed++;
+		return;
+	}
+	n = route.n_recipients + route.n_withheld;
+	if ((sorted = calloc(n + 1, sizeof(*sorted))) == NULL) {
+		route_clear(&route);
+		a->routes_unchecked++;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = i < route.n_recipients ? &route.recipients[i] : &route.withheld[i - route.n_recipients];
+	/* directory.nodes is sorted by id, so node order is node_index order; the journal hashes pairs that way. */
+	qsort(sorted, route.n_recipients, sizeof(*sorted), by_node_id);
+	qsort(sorted + route.n_recipients, route.n_withheld, sizeof(*sorted), by_node_id);
+	chain_pairs_clear(a->expect);
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *node = a->dir->nodes[sorted[i]->node_index].id;
+
+		rc = chain_pair_add(a->expect, i >= route.n_recipients, node, strlen(node), sorted[i]->rule,
+		    strlen(sorted[i]->rule), &err);
+	}
+	if (rc == 0)
+		rc = chain_hash(a->expect, e->prev_hash, e, expected, &err);
+	if (rc != 0) {
+		a->routes_unchecked++;
+	} else if (memcmp(expected, e->hash, CHAIN_HASH_LEN) == 0) {
+		a->routes_ok++;
+	} else {
+		char difference[2 * ROUTE_TEXT_MAX];
+
+		routing_difference(a, e->seq, sorted, route.n_recipients, n, difference, sizeof(difference));
+		note_failure(a, e, "ROUTED OTHERWISE", 0, "%s", difference);
+		a->routes_failed++;
+	}
+	free(sorted);
+	route_clear(&route);
 }
 
 static int
@@ -134,8 +339,19 @@ visit_entry(void *ctx, const struct chain_entry *e, const uint8_t *envelope, siz
 	struct audit *a = ctx;
 
 	(void)err;
-	if (a->dir != NULL)
-		check_signature(a, e, envelope, envelope_len);
+	if (a->dir != NULL) {
+		struct xba_error open_err = { 0 };
+		struct envelope_opened opened;
+		int rc = envelope_open(a->dir, envelope, envelope_len, e->received_ms, &opened, &open_err);
+
+		if (check_signature(a, e, &opened, rc, open_err.msg)) {
+			if (a->rules != NULL)
+				check_routing(a, e, opened.alert);
+		} else if (a->rules != NULL) {
+			a->routes_unchecked++; /* what it says cannot be trusted, so neither can a routing of it */
+		}
+		envelope_opened_clear(&opened);
+	}
 	if (a->tip_seq != 0 && e->seq == a->tip_seq) {
 		a->tip_seen = true;
 		a->tip_matches = memcmp(e->hash, a->tip_hash, CHAIN_HASH_LEN) == 0;
@@ -199,18 +415,35 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 	if (r->base_seq != 0)
 		printf("pruned: entries up to seq %" PRIu64 " (retention); the first kept entry chains from their hash\n",
 		    r->base_seq);
-	if (a->dir != NULL) {
-		for (uint64_t i = 0; i < a->signatures_failed && i < FAILURES_LISTED; i++) {
-			const struct signature_failure *f = &a->failures[i];
+	for (uint64_t i = 0; i < a->n_failures && i < FAILURES_LISTED; i++) {
+		const struct failure *f = &a->failures[i];
 
-			printf("seq %" PRIu64 " alert %s from %s: NOT VALID: %s (%s)\n", f->seq, f->alert_id, f->origin,
-			    f->message, xba_strerror(f->code));
-		}
-		if (a->signatures_failed > FAILURES_LISTED)
-			printf("... and %" PRIu64 " more not valid\n", a->signatures_failed - FAILURES_LISTED);
+		printf("seq %" PRIu64 " alert %s from %s: %s: %s", f->seq, f->alert_id, f->origin, f->verdict, f->message);
+		printf(f->code != 0 ? " (%s)\n" : "\n", xba_strerror(f->code));
+	}
+	if (a->n_failures > FAILURES_LISTED)
+		printf("... and %" PRIu64 " more\n", a->n_failures - FAILURES_LISTED);
+	if (a->dir != NULL)
 		printf("signatures: %" PRIu64 " of %" PRIu64 " verified against the region directory%s\n",
 		    a->signatures_ok, a->signatures_ok + a->signatures_failed,
 		    a->signatures_failed ? "; the others are NOT VALID" : "");
+	if (a->rules != NULL) {
+		printf("routing: %" PRIu64 " of %" PRIu64 " entries routed by rules version %.12s… checked: %" PRIu64
+		    " as the rules say, %" PRIu64 " ROUTED OTHERWISE", a->routes_ok + a->routes_failed,
+		    a->routes_ok + a->routes_failed + a->routes_unchecked, rules_version(a->rules), a->routes_ok,
+		    a->routes_failed);
+		if (a->routes_unchecked > 0)
+			printf(", %" PRIu64 " not checkable (signature not valid, or the alert an ACK acknowledges was "
+			    "pruned)", a->routes_unchecked);
+		printf("\n");
+		if (a->routes_ok + a->routes_failed == 0)
+			printf("routing: NOTHING CHECKED: no entry was routed by this rules file\n");
+		for (size_t i = 0; i < a->n_versions; i++)
+			printf("routing: %" PRIu64 " entries (seq %" PRIu64 "..%" PRIu64 ") routed by rules version %.12s…, "
+			    "not checked\n", a->versions[i].entries, a->versions[i].first_seq, a->versions[i].last_seq,
+			    a->versions[i].version);
+		if (a->routes_other > 0 && a->n_versions == VERSIONS_LISTED)
+			printf("routing: %" PRIu64 " entries in all routed by other rules versions\n", a->routes_other);
 	}
 	if (tip != NULL) {
 		encoding_hex(a->tip_hash, CHAIN_HASH_LEN, hex);
@@ -258,15 +491,26 @@ print_json(const char *path, const struct audit *a, const struct chain_walk_resu
 	if (a->dir != NULL) {
 		jsonw_int(&w, "signatures_verified", (int64_t)a->signatures_ok);
 		jsonw_int(&w, "signatures_not_valid", (int64_t)a->signatures_failed);
-		jsonw_array_begin(&w, "not_valid");
-		for (uint64_t i = 0; i < a->signatures_failed && i < FAILURES_LISTED; i++) {
-			const struct signature_failure *f = &a->failures[i];
+	}
+	if (a->rules != NULL) {
+		jsonw_string(&w, "rules_version", rules_version(a->rules));
+		jsonw_int(&w, "routes_as_rules_say", (int64_t)a->routes_ok);
+		jsonw_int(&w, "routes_otherwise", (int64_t)a->routes_failed);
+		jsonw_int(&w, "routes_not_checkable", (int64_t)a->routes_unchecked);
+		jsonw_int(&w, "routes_other_rules_versions", (int64_t)a->routes_other);
+	}
+	if (a->dir != NULL) {
+		jsonw_array_begin(&w, "failures");
+		for (uint64_t i = 0; i < a->n_failures && i < FAILURES_LISTED; i++) {
+			const struct failure *f = &a->failures[i];
 
 			jsonw_object_begin(&w, NULL);
 			jsonw_int(&w, "seq", (int64_t)f->seq);
 			jsonw_string(&w, "alert_id", f->alert_id);
 			jsonw_string(&w, "origin", f->origin);
-			jsonw_string(&w, "error", xba_strerror(f->code));
+			jsonw_string(&w, "verdict", f->verdict);
+			if (f->code != 0)
+				jsonw_string(&w, "error", xba_strerror(f->code));
 			jsonw_string(&w, "message", f->message);
 			jsonw_object_end(&w);
 		}
@@ -282,25 +526,52 @@ print_json(const char *path, const struct audit *a, const struct chain_walk_resu
 	jsonw_end(&w);
 }
 
+/* --rules: what the routing check needs beside the rules themselves.  0, or a message in err. */
+static int
+routing_check_open(struct audit *a, sqlite3 *db, const char *path, struct xba_error *err)
+{
+	if ((a->expect = chain_new(path, err)) == NULL)
+		return -1;
+	if (sqlite3_prepare_v2(db, "SELECT origin FROM alerts WHERE alert_id = ?1", -1, &a->find_origin, NULL) !=
+	    SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT node, rule, state FROM deliveries WHERE seq = ?1 ORDER BY state = 4, node",
+	    -1, &a->routing_rows, NULL) != SQLITE_OK)
+		return xba_error_set(err, XBA_EIO, "journal %s: cannot read: %s", path, sqlite3_errmsg(db));
+	return 0;
+}
+
+static void
+audit_free(struct audit *a)
+{
+	if (a == NULL)
+		return;
+	sqlite3_finalize(a->find_origin);
+	sqlite3_finalize(a->routing_rows);
+	chain_free(a->expect);
+	free(a);
+}
+
 static int
 audit_verify(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "region", required_argument, NULL, 'r' },
+		{ "rules", required_argument, NULL, 'R' },
 		{ "tip", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *region = NULL, *path, *tip = NULL;
+	const char *region = NULL, *rules_path = NULL, *path, *tip = NULL;
 	struct xba_error err = { 0 }, walk_err = { 0 };
 	struct chain_walk_result result;
 	struct directory *dir = NULL;
+	struct rules *rules = NULL;
 	struct audit *a;
 	struct chain *chain = NULL;
 	sqlite3 *db = NULL;
 	bool json = false, ok;
-	int opt, walk_rc;
+	int opt, rc;
 
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return cli_usage_error("audit: out of memory");
@@ -309,65 +580,76 @@ audit_verify(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
 		case 'r': region = optarg; break;
+		case 'R': rules_path = optarg; break;
 		case 't':
 			if (parse_tip(optarg, a) != 0) {
-				free(a);
+				audit_free(a);
 				return cli_usage_error("audit verify: --tip '%s' is not SEQ:HASH (a seq from 1 and 64 hex "
 				    "digits, as an earlier audit printed them)", optarg);
 			}
 			break;
 		case 'j': json = true; break;
-		case 'h': audit_usage(stdout); free(a); return CLI_EXIT_OK;
+		case 'h': audit_usage(stdout); audit_free(a); return CLI_EXIT_OK;
 		default:
-			free(a);
+			audit_free(a);
 			return cli_usage_error("audit verify: unknown or incomplete option '%s' (xba audit --help)",
 			    argv[optind - 1]);
 		}
 	}
+	rc = CLI_EXIT_USAGE;
 	if (optind + 1 != argc) {
-		free(a);
-		return cli_usage_error("audit verify: expected exactly one JOURNAL file (xba audit --help)");
+		cli_usage_error("audit verify: expected exactly one JOURNAL file (xba audit --help)");
+		goto out;
 	}
 	path = argv[optind];
+	if (rules_path != NULL && region == NULL) {
+		cli_usage_error("audit verify: --rules needs --region (the rules name the region's nodes and groups)");
+		goto out;
+	}
 	if (region != NULL && (dir = directory_load(region, &err)) == NULL) {
-		free(a);
-		return cli_usage_error("audit verify: %s", err.msg);
+		cli_usage_error("audit verify: %s", err.msg);
+		goto out;
+	}
+	if (rules_path != NULL && (rules = rules_load(rules_path, dir, &err)) == NULL) {
+		cli_usage_error("audit verify: %s", err.msg);
+		goto out;
 	}
 	a->dir = dir;
-	if (chain_open_readonly(path, &db, &err) != 0 || (chain = chain_new(path, &err)) == NULL) {
-		sqlite3_close(db);
-		directory_free(dir);
-		free(a);
-		return cli_usage_error("audit verify: %s", err.msg);
+	a->rules = rules;
+	if (chain_open_readonly(path, &db, &err) != 0 || (chain = chain_new(path, &err)) == NULL ||
+	    (rules != NULL && routing_check_open(a, db, path, &err) != 0)) {
+		cli_usage_error("audit verify: %s", err.msg);
+		goto out;
 	}
 	/* One read transaction: both tables from one snapshot while the broker may be writing the live file. */
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		cli_usage_error("audit verify: journal %s: cannot read: %s", path, sqlite3_errmsg(db));
-		walk_rc = CLI_EXIT_USAGE;
 		goto out;
 	}
-	walk_rc = chain_walk(chain, db, visit_entry, a, &result, &walk_err);
+	rc = chain_walk(chain, db, visit_entry, a, &result, &walk_err);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	if (walk_rc != 0 && walk_rc != XBA_EDECODE) {
+	if (rc != 0 && rc != XBA_EDECODE) {
 		/* Not a verdict on the journal: the file could not be read to the end. */
 		cli_usage_error("audit verify: %s", walk_err.msg);
-		walk_rc = CLI_EXIT_USAGE;
+		rc = CLI_EXIT_USAGE;
 		goto out;
 	}
 	if (a->tip_seq != 0)
 		tip = tip_verdict(a, &result);
-	ok = walk_rc == 0 && a->signatures_failed == 0 && (tip == NULL || strcmp(tip, "match") == 0);
+	ok = rc == 0 && a->n_failures == 0 && (tip == NULL || strcmp(tip, "match") == 0) &&
+	    (rules == NULL || a->routes_ok > 0 || result.checked == 0);
 	if (json)
-		print_json(path, a, &result, walk_rc, walk_err.msg, tip, ok);
+		print_json(path, a, &result, rc, walk_err.msg, tip, ok);
 	else
-		print_text(path, a, &result, walk_rc, walk_err.msg, tip);
-	walk_rc = ok ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+		print_text(path, a, &result, rc, walk_err.msg, tip);
+	rc = ok ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 out:
+	audit_free(a);
 	chain_free(chain);
 	sqlite3_close(db);
+	rules_free(rules);
 	directory_free(dir);
-	free(a);
-	return walk_rc;
+	return rc;
 }
 
 int

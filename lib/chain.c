@@ -346,6 +346,7 @@ chain_walk(struct chain *c, sqlite3 *db, chain_visit_fn visit, void *ctx, struct
 			rc = tampered(c, out, e.seq, err);
 			goto out;
 		}
+		e.prev_hash = prev;
 		e.hash = hash;
 		if (visit != NULL && (rc = visit(ctx, &e, envelope != NULL ? envelope : (const uint8_t *)"",
 		    envelope_len, err)) != 0)

@@ -37,6 +37,7 @@ struct chain_entry {
 	size_t rules_version_len;
 	uint64_t n_recipients;             /* chain_walk: the pairs hashed, for its visitor */
 	uint64_t n_withheld;
+	const uint8_t *prev_hash;          /* chain_walk: the hash it chains from, for its visitor */
 	const uint8_t *hash;               /* chain_walk: this entry's verified hash, for its visitor */
 };
 

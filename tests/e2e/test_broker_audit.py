@@ -4,9 +4,10 @@ back (here: its origin rewritten with the sqlite3 library, as an insider with fi
 the sequence where the chain breaks, and the command exits 1.
 
 An insider can do better: rewrite an alert and recompute every hash after it (the formula is public: lib/chain.c,
-reimplemented below in Python), or cut entries off the end.  The chain alone cannot see either.  `xba audit verify
---region` can see the first (the rewritten alert no longer carries its origin's signature), and `--tip` with the
-tip an earlier audit printed sees both.
+reimplemented below in Python), reroute an alert the same way, or cut entries off the end.  The chain alone sees
+none of these.  `xba audit verify --region` sees the first (the rewritten alert no longer carries its origin's
+signature), `--rules` the second (the agreed rules do not route it so), and `--tip` with the tip an earlier audit
+printed sees all three.
 
 usage: /usr/bin/python3 tests/e2e/test_broker_audit.py BUILD_DIR SOURCE_ROOT
 """
@@ -138,6 +139,47 @@ def main(t):
     rc, out = xba_audit(t, relabelled, "--region", broker.region_path)
     t.check(rc == 1 and "seq 4" in out and "the journal says origin LBY, the signed alert is from NER" in out,
             "--region: a recomputed chain over a rewritten origin column is caught at seq 4", f"exit {rc}: {out}")
+
+    # Routing rewritten: the journal now says seq 4 also went to SDN, which the rules never named.  Routing rows are
+    # chained, not signed: only routing the alert again with the agreed rules (--rules) can tell.
+    rc, out = xba_audit(t, pristine, "--region", broker.region_path, "--rules", broker.rules_path)
+    t.check(rc == 0 and "5 as the rules say, 0 ROUTED OTHERWISE" in out,
+            "--rules on the untouched copy: all 5 routed as the rules say", f"exit {rc}: {out}")
+    rerouted = os.path.join(t.dir, "rerouted.sqlite")
+    shutil.copy(pristine, rerouted)
+    db = sqlite3.connect(rerouted)
+    db.execute("INSERT INTO deliveries (seq, node, rule, state, emergency) VALUES (4, 'SDN', 'crime-to-neighbours',"
+               " 2, 0)")
+    db.execute("UPDATE alerts SET recipients = recipients + 1 WHERE seq = 4")
+    db.commit()
+    db.close()
+    rechain(rerouted, 4)
+    rc, out = xba_audit(t, rerouted, "--region", broker.region_path)
+    t.check(rc == 0, "an extra recipient with the chain recomputed: chain and signatures pass", f"exit {rc}: {out}")
+    rc, out = xba_audit(t, rerouted, "--region", broker.region_path, "--rules", broker.rules_path)
+    t.check(rc == 1 and re.search(r"^seq 4 alert \S+ from NER: ROUTED OTHERWISE: journal only: to SDN "
+                                  r"\(crime-to-neighbours\)$", out, re.M)
+            and "4 as the rules say, 1 ROUTED OTHERWISE" in out,
+            "--rules: seq 4 ROUTED OTHERWISE (the journal has SDN, the rules do not), exit 1", f"exit {rc}: {out}")
+    t.log(out)
+    db = sqlite3.connect(rerouted)
+    db.execute("UPDATE deliveries SET rule = 'maghreb-liaison' WHERE seq = 5 AND node = 'DZA'")
+    db.commit()
+    db.close()
+    rechain(rerouted, 5)
+    rc, out = xba_audit(t, rerouted, "--region", broker.region_path, "--rules", broker.rules_path, "--json")
+    t.check(rc == 1 and '"routes_otherwise":2' in out and '"message":"journal only: to DZA (maghreb-liaison); rules '
+            'only: to DZA (crime-to-neighbours)"' in out,
+            "--rules --json: a rule name rewritten at seq 5 is the second ROUTED OTHERWISE", f"exit {rc}: {out}")
+    other_rules = os.path.join(t.dir, "other-rules.yaml")
+    with open(broker.rules_path) as f, open(other_rules, "w") as g:
+        g.write(f.read() + "# another version\n")
+    rc, out = xba_audit(t, pristine, "--region", broker.region_path, "--rules", other_rules)
+    t.check(rc == 1 and "NOTHING CHECKED" in out and "5 entries (seq 1..5) routed by rules version" in out,
+            "--rules with a version that routed nothing: NOTHING CHECKED, the version in use named, exit 1",
+            f"exit {rc}: {out}")
+    rc, out = xba_audit(t, pristine, "--rules", broker.rules_path)
+    t.check(rc == 2 and "--rules needs --region" in out, "--rules without --region: exit 2", f"exit {rc}: {out}")
 
     # Entries cut off the end: the rest still chains; only the noted tip shows it.
     cut = os.path.join(t.dir, "cut.sqlite")
