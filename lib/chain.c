@@ -393,6 +393,15 @@ chain_open_readonly(const char *path, sqlite3 **db, struct xba_error *err)
 		goto fail;
 	}
 	sqlite3_busy_timeout(*db, 5000);
+	/* The file may come from the very insider the audit is looking for: SQLite's settings for a database of
+	 * unknown origin.  No schema-defined view or trigger may call functions with side effects, no writes through
+	 * any back door, and every b-tree cell's size checked as it is read. */
+	if (sqlite3_db_config(*db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) != SQLITE_OK ||
+	    sqlite3_db_config(*db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL) != SQLITE_OK ||
+	    sqlite3_exec(*db, "PRAGMA cell_size_check = ON", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = xba_error_set(err, XBA_EIO, "journal %s: cannot set up a safe reader: %s", path, sqlite3_errmsg(*db));
+		goto fail;
+	}
 	if (sqlite3_prepare_v2(*db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		rc = xba_error_set(err, XBA_EIO, "journal %s: cannot read (is it an XBA journal?): %s", path,
