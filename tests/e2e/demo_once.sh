@@ -76,6 +76,9 @@ D=$work/once
 if [ "$rc" -eq 0 ]; then pass "run --once exits 0 (${took}s)"; else fail "run --once exits 0 (exit $rc)"; tail -n 40 "$work/once.out"; fi
 check "run --once says every node received exactly what the rules say" grep -q "^demo: OK" "$work/once.out"
 check "run --once printed the table" test -s "$D/result.txt"
+check "run --once audited the journal: chain intact" grep -q "^  journal .*hash chain intact" "$work/once.out"
+check "... every routing as rules.yaml says" grep -Eq "^  routing: ([0-9]+) of \1 entries .* 0 ROUTED OTHERWISE" \
+	"$work/once.out"
 check "the table has no MISMATCH" sh -c "! grep -q MISMATCH '$D/result.txt'"
 check "the received view shows Arabic for LBY" grep -q "قافلة تهريب مهاجرين" "$work/once.out"
 check "the received view shows French for NER" grep -q "Foyer de choléra au point de passage d'Adré" "$work/once.out"
@@ -170,6 +173,8 @@ if [ "$rc" = 1 ]; then pass "run --once exits 1 when a node receives what the ru
 fi
 check "... and its table names it: IOM-ROMENA got the drill" \
 	grep -q "IOM-ROMENA  *4-mli-drill .*MISMATCH" "$work/wrong.out"
+check "... and its audit finds no entry routed by the rules.yaml it was given" grep -q "NOTHING CHECKED" \
+	"$work/wrong.out"
 left=$([ -f "$work/wrong/pids.stopped" ] && alive_from "$work/wrong/pids.stopped")
 if [ -z "$left" ] && [ ! -f "$work/wrong/pids" ]; then pass "... and stops everything"; else fail "left running: $left"; fi
 
