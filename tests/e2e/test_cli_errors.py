@@ -172,7 +172,8 @@ def main(t):
     t.check(ner.alive(), "the agent is still running")
 
     # -- --help of every subcommand
-    for sub in ("send", "watch", "ack", "broadcast", "history", "status", "track", "keygen", "verify"):
+    for sub in ("send", "watch", "ack", "broadcast", "history", "status", "track", "quarantine", "rules", "keygen",
+                "verify", "audit"):
         r = x.cli(t, ner.socket, sub, "--help")
         t.check(r.rc == 0 and r.out.startswith("usage: xba") and not r.err.strip(),
                 f"xba {sub} --help exits 0 with its usage on stdout", repr(r))
