@@ -190,14 +190,6 @@ count_other_version(struct audit *a, const struct chain_entry *e)
 	}
 }
 
-static int
-by_node_id(const void *x, const void *y)
-{
-	const struct route_entry *const *a = x, *const *b = y;
-
-	return (*a)->node_index < (*b)->node_index ? -1 : (*a)->node_index > (*b)->node_index;
-}
-
 /* Appends one difference to text: "; journal only: to SDN (crime-to-neighbours)". */
 static void
 append_difference(char *text, size_t size, const char *side, bool withheld, const char *node, const char *rule)
@@ -302,11 +294,10 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 		a->routes_unchecked++;
 		return;
 	}
+	/* rules_route sorts each list by node_index, and directory.nodes is sorted by id bytewise: the order in which
+	 * the journal hashed the pairs. */
 	for (size_t i = 0; i < n; i++)
 		sorted[i] = i < route.n_recipients ? &route.recipients[i] : &route.withheld[i - route.n_recipients];
-	/* directory.nodes is sorted by id, so node order is node_index order; the journal hashes pairs that way. */
-	qsort(sorted, route.n_recipients, sizeof(*sorted), by_node_id);
-	qsort(sorted + route.n_recipients, route.n_withheld, sizeof(*sorted), by_node_id);
 	chain_pairs_clear(a->expect);
 	rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
