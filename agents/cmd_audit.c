@@ -67,7 +67,7 @@ struct failure {
 	char alert_id[64];
 	char origin[40];
 	const char *verdict;                  /* "NOT VALID" (signature, columns) or "ROUTED OTHERWISE" */
-	int code;                             /* NOT VALID: why, as an XBA_E* code */
+	int code;                             /* the signature's XBA_E* code; 0 for a column or routing difference */
 	char message[2 * ROUTE_TEXT_MAX + 200];
 };
 
@@ -151,14 +151,14 @@ check_signature(struct audit *a, const struct chain_entry *e, const struct envel
 	if (open_rc != 0)
 		note_signature_failure(a, e, open_rc, "%s", open_msg);
 	else if (!column_is(e->alert_id, e->alert_id_len, alert->id))
-		note_signature_failure(a, e, XBA_EDECODE, "the journal says alert %.*s, the signed alert is %s",
+		note_signature_failure(a, e, 0, "the journal says alert %.*s, the signed alert is %s",
 		    (int)e->alert_id_len, e->alert_id, alert->id);
 	else if (!column_is(e->origin, e->origin_len, alert->origin))
-		note_signature_failure(a, e, XBA_EDECODE, "the journal says origin %.*s, the signed alert is from %s",
+		note_signature_failure(a, e, 0, "the journal says origin %.*s, the signed alert is from %s",
 		    (int)e->origin_len, e->origin, alert->origin);
 	else if (e->sent_ms != alert->sent_ms || e->msg_type != (int64_t)alert->msg_type ||
 	    e->emergency != (alert->emergency ? 1 : 0))
-		note_signature_failure(a, e, XBA_EDECODE, "the journal's sent time, type or emergency flag differ from "
+		note_signature_failure(a, e, 0, "the journal's sent time, type or emergency flag differ from "
 		    "the signed alert's");
 	else {
 		a->signatures_ok++;
