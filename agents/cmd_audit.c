@@ -14,7 +14,11 @@
  *   4. --rules: every entry routed by that rules file's version is routed again with lib/rules.c, and the result
  *      must be exactly the journaled routing (recipients, withheld nodes, and the rule for each).  Routing records
  *      are chained but not signed: this shows the broker sent each alert where the agreed rules said.  The
- *      comparison is by hash: the entry's chain hash recomputed with the expected routing must equal its own.
+ *      comparison is by hash: the entry's chain hash recomputed with the expected routing must equal its own;
+ *   5. --agent-records: what this country's own agent holds (every alert delivered to it, every alert it sent that
+ *      the broker accepted, each under its journal seq) must be in the journal, at that seq, with the same bytes,
+ *      routed to it or sent by it.  A country's store is beyond the secretariat's reach, so entries deleted from the
+ *      journal with the chain recomputed after them, which no earlier tip covers, are found here.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -31,6 +35,7 @@
 #include "encoding.h"
 #include "envelope.h"
 #include "jsonw.h"
+#include "localclient.h"
 #include "rules.h"
 
 #define FAILURES_LISTED 20 /* failures printed one by one; the rest are counted */
@@ -41,7 +46,8 @@ static void
 audit_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: xba audit verify JOURNAL [--region REGION.yaml [--rules RULES.yaml]] [--tip SEQ:HASH] [--json]\n"
+	    "usage: xba audit verify JOURNAL [--region REGION.yaml [--rules RULES.yaml]] [--tip SEQ:HASH]\n"
+	    "                        [--agent-records] [--json]\n"
 	    "\n"
 	    "Check the broker's journal JOURNAL (a copy, or the live file: it is only read):\n"
 	    "  - that every entry's hash chains to the one before (nothing altered, inserted or deleted);\n"
@@ -50,16 +56,21 @@ audit_usage(FILE *out)
 	    "  - with --tip, that entry SEQ still has the HASH an earlier audit printed (entries removed from the end,\n"
 	    "    or a chain recomputed since, are found too);\n"
 	    "  - with --rules, that every entry routed by that rules file was routed exactly as it says (recipients,\n"
-	    "    withheld nodes, and the rule for each), given REGION.yaml as it was then.\n"
+	    "    withheld nodes, and the rule for each), given REGION.yaml as it was then;\n"
+	    "  - with --agent-records, that every alert this country's agent holds under a journal seq (delivered to\n"
+	    "    it, or sent by it and accepted) is in the journal at that seq, with the same bytes.\n"
 	    "It prints the tip to note for the next audit.\n"
 	    "\n"
 	    "  --region FILE   the region directory (region.yaml) whose keys signed the alerts\n"
 	    "  --rules FILE    the rules file (rules.yaml) to check routing against; entries routed by other versions\n"
 	    "                  of the rules are counted, not checked\n"
 	    "  --tip SEQ:HASH  a tip noted from an earlier audit's output (\"tip: seq SEQ hash HASH\")\n"
+	    "  --agent-records compare with this country's agent (found as every xba command finds it, below)\n"
 	    "  --json          print one JSON object instead of text\n"
+	    "%s"
 	    "\n"
-	    "exit status: 0 every check passed, 1 a check failed, 2 wrong arguments or unreadable files\n");
+	    "exit status: 0 every check passed, 1 a check failed, 2 wrong arguments or unreadable files\n",
+	    local_target_usage);
 }
 
 struct failure {
@@ -69,6 +80,14 @@ struct failure {
 	const char *verdict;                  /* "NOT VALID" (signature, columns) or "ROUTED OTHERWISE" */
 	int code;                             /* the signature's XBA_E* code; 0 for a column or routing difference */
 	char message[2 * ROUTE_TEXT_MAX + 200];
+};
+
+/* What the agent holds under a journal seq (--agent-records). */
+struct agent_record {
+	uint64_t seq;
+	bool sent;                            /* this node sent it; otherwise it was delivered to this node */
+	char alert_id[40];
+	uint8_t envelope_sha256[CHAIN_HASH_LEN];
 };
 
 struct other_version {
@@ -88,11 +107,35 @@ struct audit {
 	uint64_t n_failures;
 	struct other_version versions[VERSIONS_LISTED];
 	size_t n_versions;
+	struct agent_record *records;         /* --agent-records: sorted by (seq, sent); NULL when none */
+	const struct chain_walk_result *walk; /* the walk's result: its base_seq is set before the first visit */
+	uint64_t records_after;               /* --agent-records: records past the journal's last entry */
+	size_t n_records, next_record;        /* next_record: the walk's position in records */
+	char agent_node[XBA_NODE_ID_MAX + 1];
+	sqlite3_stmt *routed_to;              /* --agent-records: was seq routed to (not withheld from) the node? */
+	uint64_t records_ok, records_failed, records_pruned;
 	uint64_t tip_seq;                     /* --tip: 0 when not given */
 	uint8_t tip_hash[CHAIN_HASH_LEN];
 	bool tip_seen;                        /* the walk reached tip_seq */
 	bool tip_matches;
 };
+
+static void
+note_failure_v(struct audit *a, uint64_t seq, const char *alert_id, int alert_id_len, const char *origin,
+    int origin_len, const char *verdict, int code, const char *fmt, va_list ap)
+{
+	if (a->n_failures < FAILURES_LISTED) {
+		struct failure *f = &a->failures[a->n_failures];
+
+		f->seq = seq;
+		snprintf(f->alert_id, sizeof(f->alert_id), "%.*s", alert_id_len, alert_id);
+		snprintf(f->origin, sizeof(f->origin), "%.*s", origin_len, origin);
+		f->verdict = verdict;
+		f->code = code;
+		vsnprintf(f->message, sizeof(f->message), fmt, ap);
+	}
+	a->n_failures++;
+}
 
 static void
 note_failure(struct audit *a, const struct chain_entry *e, const char *verdict, int code, const char *fmt, ...)
@@ -101,20 +144,30 @@ note_failure(struct audit *a, const struct chain_entry *e, const char *verdict, 
 static void
 note_failure(struct audit *a, const struct chain_entry *e, const char *verdict, int code, const char *fmt, ...)
 {
-	if (a->n_failures < FAILURES_LISTED) {
-		struct failure *f = &a->failures[a->n_failures];
-		va_list ap;
+	va_list ap;
 
-		f->seq = e->seq;
-		snprintf(f->alert_id, sizeof(f->alert_id), "%.*s", (int)e->alert_id_len, e->alert_id);
-		snprintf(f->origin, sizeof(f->origin), "%.*s", (int)e->origin_len, e->origin);
-		f->verdict = verdict;
-		f->code = code;
-		va_start(ap, fmt);
-		vsnprintf(f->message, sizeof(f->message), fmt, ap);
-		va_end(ap);
-	}
-	a->n_failures++;
+	va_start(ap, fmt);
+	note_failure_v(a, e->seq, e->alert_id, (int)e->alert_id_len, e->origin, (int)e->origin_len, verdict, code, fmt,
+	    ap);
+	va_end(ap);
+}
+
+/* A record of the agent's that the journal contradicts; origin "" when the journal has no entry for it. */
+static void
+note_record_failure(struct audit *a, const struct agent_record *r, const char *origin, const char *verdict,
+    const char *fmt, ...) XBA_PRINTF(5, 6);
+
+static void
+note_record_failure(struct audit *a, const struct agent_record *r, const char *origin, const char *verdict,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	note_failure_v(a, r->seq, r->alert_id, (int)strlen(r->alert_id), origin[0] ? origin : "?", (int)strlen(origin[0]
+	    ? origin : "?"), verdict, 0, fmt, ap);
+	va_end(ap);
+	a->records_failed++;
 }
 
 static void
@@ -323,6 +376,154 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 	route_clear(&route);
 }
 
+/* ---- the agent's records (--agent-records) ---- */
+
+static int
+by_seq(const void *x, const void *y)
+{
+	const struct agent_record *a = x, *b = y;
+
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	return (int)a->sent - (int)b->sent;
+}
+
+/* Every record of one kind, page by page, appended to a->records.  0, or an exit status (error printed). */
+static int
+fetch_records(struct audit *a, struct local_client *c, bool sent)
+{
+	Xba__V1__RecordsRequest req = XBA__V1__RECORDS_REQUEST__INIT;
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	struct xba_error err = { 0 };
+	bool end = false;
+	size_t cap = a->n_records;
+
+	req.sent = sent;
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_RECORDS;
+	frame.records = &req;
+	while (!end) {
+		Xba__V1__LocalFrame *reply = NULL;
+		const Xba__V1__RecordsReply *r;
+
+		if (local_client_request(c, &frame, &reply, 20000, &err) != 0)
+			return cli_usage_error("audit verify: --agent-records: %s", err.msg);
+		if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
+			cli_usage_error("audit verify: --agent-records: the agent says: %s", reply->error->message);
+			local_frame_free(reply);
+			return CLI_EXIT_USAGE;
+		}
+		if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_RECORDS_REPLY) {
+			/* An agent older than this command answers with an error about an unknown request, or not at all. */
+			local_frame_free(reply);
+			return cli_usage_error("audit verify: --agent-records: unexpected answer from the agent (is it older "
+			    "than this xba?)");
+		}
+		r = reply->records_reply;
+		snprintf(a->agent_node, sizeof(a->agent_node), "%s", r->node_id);
+		if (a->n_records + r->n_records > cap) {
+			size_t want = (a->n_records + r->n_records) * 2;
+			struct agent_record *grown = realloc(a->records, want * sizeof(*grown));
+
+			if (grown == NULL) {
+				local_frame_free(reply);
+				return cli_usage_error("audit verify: out of memory");
+			}
+			a->records = grown;
+			cap = want;
+		}
+		for (size_t i = 0; i < r->n_records; i++) {
+			struct agent_record *rec = &a->records[a->n_records];
+
+			if (r->records[i]->envelope_sha256.len != CHAIN_HASH_LEN)
+				continue; /* not from this protocol: nothing to compare */
+			rec->seq = r->records[i]->seq;
+			rec->sent = sent;
+			snprintf(rec->alert_id, sizeof(rec->alert_id), "%s", r->records[i]->alert_id);
+			memcpy(rec->envelope_sha256, r->records[i]->envelope_sha256.data, CHAIN_HASH_LEN);
+			a->n_records++;
+		}
+		req.after_id = r->last_id;
+		end = r->end || r->n_records == 0;
+		local_frame_free(reply);
+	}
+	return 0;
+}
+
+static int
+load_records(struct audit *a, const struct local_target *target)
+{
+	struct xba_error err = { 0 };
+	struct local_client *c = local_client_new(target, &err);
+	int rc;
+
+	if (c == NULL)
+		return cli_usage_error("audit verify: --agent-records: %s", err.msg);
+	if ((rc = fetch_records(a, c, false)) == 0)
+		rc = fetch_records(a, c, true);
+	local_client_free(c);
+	if (rc == 0 && a->n_records > 0)
+		qsort(a->records, a->n_records, sizeof(*a->records), by_seq);
+	return rc;
+}
+
+/* Records of seqs below the entry the walk is at, which the journal does not have: pruned, or deleted. */
+static void
+records_missing_before(struct audit *a, uint64_t seq, uint64_t base_seq)
+{
+	while (a->next_record < a->n_records && a->records[a->next_record].seq < seq) {
+		const struct agent_record *r = &a->records[a->next_record++];
+
+		if (r->seq <= base_seq)
+			a->records_pruned++;
+		else
+			note_record_failure(a, r, "", "NOT IN THE JOURNAL", "%s %s it under seq %" PRIu64
+			    ", and the journal has no entry seq %" PRIu64, a->agent_node,
+			    r->sent ? "sent it and the broker accepted" : "received", r->seq, r->seq);
+	}
+}
+
+/* The agent's records of entry e's seq against the entry. */
+static void
+check_records(struct audit *a, const struct chain_entry *e, uint64_t base_seq)
+{
+	records_missing_before(a, e->seq, base_seq);
+	while (a->next_record < a->n_records && a->records[a->next_record].seq == e->seq) {
+		const struct agent_record *r = &a->records[a->next_record++];
+		char origin[XBA_NODE_ID_MAX + 1];
+		bool routed = false;
+
+		snprintf(origin, sizeof(origin), "%.*s", (int)e->origin_len, e->origin);
+		if (!column_is(e->alert_id, e->alert_id_len, r->alert_id)) {
+			note_record_failure(a, r, origin, "DIFFERS FROM THE AGENT'S", "the journal has alert %.*s at seq %"
+			    PRIu64, (int)e->alert_id_len, e->alert_id, e->seq);
+			continue;
+		}
+		if (memcmp(e->envelope_sha256, r->envelope_sha256, CHAIN_HASH_LEN) != 0) {
+			note_record_failure(a, r, origin, "DIFFERS FROM THE AGENT'S", "the journal's signed alert is not the "
+			    "bytes %s %s", a->agent_node, r->sent ? "sent" : "received");
+			continue;
+		}
+		if (r->sent) {
+			if (strcmp(origin, a->agent_node) != 0) {
+				note_record_failure(a, r, origin, "DIFFERS FROM THE AGENT'S", "%s sent it, the journal says "
+				    "its origin is %s", a->agent_node, origin);
+				continue;
+			}
+		} else {
+			sqlite3_bind_int64(a->routed_to, 1, (sqlite3_int64)e->seq);
+			sqlite3_bind_text(a->routed_to, 2, a->agent_node, -1, SQLITE_STATIC);
+			routed = sqlite3_step(a->routed_to) == SQLITE_ROW;
+			sqlite3_reset(a->routed_to);
+			if (!routed) {
+				note_record_failure(a, r, origin, "DIFFERS FROM THE AGENT'S", "%s received it, the journal "
+				    "does not route it to %s", a->agent_node, a->agent_node);
+				continue;
+			}
+		}
+		a->records_ok++;
+	}
+}
+
 static int
 visit_entry(void *ctx, const struct chain_entry *e, const uint8_t *envelope, size_t envelope_len,
     struct xba_error *err)
@@ -343,6 +544,8 @@ visit_entry(void *ctx, const struct chain_entry *e, const uint8_t *envelope, siz
 		}
 		envelope_opened_clear(&opened);
 	}
+	if (a->records != NULL)
+		check_records(a, e, a->walk->base_seq);
 	if (a->tip_seq != 0 && e->seq == a->tip_seq) {
 		a->tip_seen = true;
 		a->tip_matches = memcmp(e->hash, a->tip_hash, CHAIN_HASH_LEN) == 0;
@@ -436,6 +639,18 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 		if (a->routes_other > 0 && a->n_versions == VERSIONS_LISTED)
 			printf("routing: %" PRIu64 " entries in all routed by other rules versions\n", a->routes_other);
 	}
+	if (a->agent_node[0] != '\0' || a->n_records > 0) {
+		printf("agent %s: %zu records (alerts it received or sent, under their journal seq): %" PRIu64 " in the "
+		    "journal as the agent holds them, %" PRIu64 " NOT", a->agent_node, a->n_records, a->records_ok,
+		    a->records_failed);
+		if (a->records_pruned > 0)
+			printf(", %" PRIu64 " pruned from the journal (not checkable)", a->records_pruned);
+		printf("\n");
+		if (a->records_after > 0)
+			printf("agent %s: %" PRIu64 " records after seq %" PRIu64 ", the journal's last entry, NOT CHECKED: a "
+			    "copy older than the agent's records, or entries cut from the journal's end (--tip tells)\n",
+			    a->agent_node, a->records_after, r->checked ? r->last_seq : r->base_seq);
+	}
 	if (tip != NULL) {
 		encoding_hex(a->tip_hash, CHAIN_HASH_LEN, hex);
 		if (strcmp(tip, "match") == 0)
@@ -490,7 +705,15 @@ print_json(const char *path, const struct audit *a, const struct chain_walk_resu
 		jsonw_int(&w, "routes_not_checkable", (int64_t)a->routes_unchecked);
 		jsonw_int(&w, "routes_other_rules_versions", (int64_t)a->routes_other);
 	}
-	if (a->dir != NULL) {
+	if (a->agent_node[0] != '\0' || a->n_records > 0) {
+		jsonw_string(&w, "agent_node", a->agent_node);
+		jsonw_int(&w, "agent_records", (int64_t)a->n_records);
+		jsonw_int(&w, "agent_records_in_journal", (int64_t)a->records_ok);
+		jsonw_int(&w, "agent_records_not", (int64_t)a->records_failed);
+		jsonw_int(&w, "agent_records_pruned", (int64_t)a->records_pruned);
+		jsonw_int(&w, "agent_records_after_journal", (int64_t)a->records_after);
+	}
+	if (a->dir != NULL || a->n_records > 0) {
 		jsonw_array_begin(&w, "failures");
 		for (uint64_t i = 0; i < a->n_failures && i < FAILURES_LISTED; i++) {
 			const struct failure *f = &a->failures[i];
@@ -538,6 +761,8 @@ audit_free(struct audit *a)
 		return;
 	sqlite3_finalize(a->find_origin);
 	sqlite3_finalize(a->routing_rows);
+	sqlite3_finalize(a->routed_to);
+	free(a->records);
 	chain_free(a->expect);
 	free(a);
 }
@@ -549,10 +774,13 @@ audit_verify(int argc, char **argv)
 		{ "region", required_argument, NULL, 'r' },
 		{ "rules", required_argument, NULL, 'R' },
 		{ "tip", required_argument, NULL, 't' },
+		{ "agent-records", no_argument, NULL, 'A' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		LOCAL_TARGET_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
+	struct local_target target;
 	const char *region = NULL, *rules_path = NULL, *path, *tip = NULL;
 	struct xba_error err = { 0 }, walk_err = { 0 };
 	struct chain_walk_result result;
@@ -561,15 +789,19 @@ audit_verify(int argc, char **argv)
 	struct audit *a;
 	struct chain *chain = NULL;
 	sqlite3 *db = NULL;
-	bool json = false, ok;
+	bool json = false, agent_records = false, ok;
 	int opt, rc;
 
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return cli_usage_error("audit: out of memory");
+	local_target_defaults(&target);
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		if (local_target_option(&target, opt, optarg))
+			continue;
 		switch (opt) {
+		case 'A': agent_records = true; break;
 		case 'r': region = optarg; break;
 		case 'R': rules_path = optarg; break;
 		case 't':
@@ -612,6 +844,17 @@ audit_verify(int argc, char **argv)
 		cli_usage_error("audit verify: %s", err.msg);
 		goto out;
 	}
+	if (agent_records) {
+		if ((rc = load_records(a, &target)) != 0)
+			goto out;
+		rc = CLI_EXIT_USAGE;
+		if (sqlite3_prepare_v2(db, "SELECT 1 FROM deliveries WHERE seq = ?1 AND node = ?2 AND state != 4", -1,
+		    &a->routed_to, NULL) != SQLITE_OK) {
+			cli_usage_error("audit verify: journal %s: cannot read: %s", path, sqlite3_errmsg(db));
+			goto out;
+		}
+	}
+	a->walk = &result;
 	/* One read transaction: both tables from one snapshot while the broker may be writing the live file. */
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		cli_usage_error("audit verify: journal %s: cannot read: %s", path, sqlite3_errmsg(db));
@@ -624,6 +867,13 @@ audit_verify(int argc, char **argv)
 		cli_usage_error("audit verify: %s", walk_err.msg);
 		rc = CLI_EXIT_USAGE;
 		goto out;
+	}
+	if (rc == 0 && a->next_record < a->n_records) {
+		/* Past the last entry: pruned if nothing is left after the base, else not checkable (see the output). */
+		uint64_t last = result.checked ? result.last_seq : result.base_seq;
+
+		records_missing_before(a, last + 1, result.base_seq);
+		a->records_after = a->n_records - a->next_record;
 	}
 	if (a->tip_seq != 0)
 		tip = tip_verdict(a, &result);

@@ -24,6 +24,7 @@
 
 #include "agent.h"
 #include "alert.h"
+#include "chain.h"
 #include "clock.h"
 #include "envelope.h"
 #include "frame.h"
@@ -41,6 +42,8 @@
 #define LOCAL_REPLAY_BUDGET (16 * 1024 * 1024) /* ... and the memory they may take while being replayed */
 #define LOCAL_HISTORY_DEFAULT 100
 #define LOCAL_HISTORY_MAX 1000
+#define LOCAL_RECORDS_DEFAULT 1000 /* `xba audit verify --agent` pages: ~90 bytes a record */
+#define LOCAL_RECORDS_MAX 5000
 #define LOCAL_FILTER_LIST_MAX 64      /* categories or origins in one filter */
 #define MODE_STICKY 01000             /* S_ISVTX, which _POSIX_C_SOURCE alone does not declare */
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -1105,6 +1108,89 @@ handle_quarantine(struct agent *agent, const struct local_peer *peer, uint64_t r
 	free(l.text);
 }
 
+/* One page of records for `xba audit verify --agent`, held until the reply is sent. */
+struct records_page {
+	Xba__V1__Record *records;
+	Xba__V1__Record **list;
+	char **alert_ids;                   /* copies: the store's text is borrowed for one callback */
+	uint8_t (*sha)[CHAIN_HASH_LEN];
+	size_t n, cap;
+	struct chain *chain;                /* the journal's own digest of an envelope (lib/chain.c) */
+	struct xba_error *err;
+};
+
+static int
+hold_record(void *ctx, uint64_t seq, const char *alert_id, const uint8_t *envelope, size_t envelope_len)
+{
+	struct records_page *p = ctx;
+	Xba__V1__Record *r;
+
+	if (p->n == p->cap)
+		return 1;
+	r = &p->records[p->n];
+	xba__v1__record__init(r);
+	if ((p->alert_ids[p->n] = strdup(alert_id)) == NULL)
+		return xba_error_set(p->err, XBA_ENOMEM, "out of memory");
+	if (chain_sha256(p->chain, envelope, envelope_len, p->sha[p->n], p->err) != 0)
+		return XBA_ECRYPTO;
+	r->seq = seq;
+	r->alert_id = p->alert_ids[p->n];
+	r->envelope_sha256.data = p->sha[p->n];
+	r->envelope_sha256.len = CHAIN_HASH_LEN;
+	p->list[p->n] = r;
+	p->n++;
+	return 0;
+}
+
+static void
+handle_records(struct agent *agent, const struct local_peer *peer, uint64_t ref, const Xba__V1__RecordsRequest *req)
+{
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__RecordsReply reply = XBA__V1__RECORDS_REPLY__INIT;
+	struct xba_error err = { 0 };
+	struct records_page p = { 0 };
+	size_t limit = req->limit == 0 ? LOCAL_RECORDS_DEFAULT : req->limit;
+	int64_t last_id = req->after_id;
+	int rc;
+
+	if (limit > LOCAL_RECORDS_MAX)
+		limit = LOCAL_RECORDS_MAX;
+	p.cap = limit;
+	p.err = &err;
+	p.records = calloc(limit, sizeof(*p.records));
+	p.list = calloc(limit, sizeof(*p.list));
+	p.alert_ids = calloc(limit, sizeof(*p.alert_ids));
+	p.sha = calloc(limit, sizeof(*p.sha));
+	if (p.records == NULL || p.list == NULL || p.alert_ids == NULL || p.sha == NULL ||
+	    (p.chain = chain_new(store_path(agent->store), &err)) == NULL) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "out of memory");
+		goto out;
+	}
+	rc = store_records(agent->store, req->sent, req->after_id, limit, hold_record, &p, &last_id, &err);
+	if (rc < 0) {
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "", "cannot read the store: %s",
+		    err.msg);
+		goto out;
+	}
+	reply.node_id = agent->config->node_id;
+	reply.records = p.list;
+	reply.n_records = p.n;
+	reply.last_id = last_id;
+	reply.end = p.n < limit;
+	frame.ref = ref;
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_RECORDS_REPLY;
+	frame.records_reply = &reply;
+	local_send(agent, peer, &frame);
+out:
+	for (size_t i = 0; i < p.n; i++)
+		free(p.alert_ids[i]);
+	chain_free(p.chain);
+	free(p.records);
+	free(p.list);
+	free(p.alert_ids);
+	free(p.sha);
+}
+
 static const char *
 local_body_name(Xba__V1__LocalFrame__BodyCase body_case)
 {
@@ -1148,6 +1234,9 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY_QUARANTINE:
 		handle_quarantine(agent, peer, frame->ref, frame->quarantine);
+		break;
+	case XBA__V1__LOCAL_FRAME__BODY_RECORDS:
+		handle_records(agent, peer, frame->ref, frame->records);
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY__NOT_SET:
 		log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=none", peer->who);

@@ -153,6 +153,8 @@ enum stmt_id {
 	ST_QUARANTINE_RELEASE,
 	ST_QUARANTINE_UNREPORTED,
 	ST_QUARANTINE_REPORTED,
+	ST_RECORDS_INBOX,
+	ST_RECORDS_SENT,
 	ST_RECEIPT_ADD,
 	ST_META_GET,
 	ST_META_PUT,
@@ -203,6 +205,10 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_QUARANTINE_UNREPORTED] = "SELECT seq FROM quarantine WHERE released_ms IS NOT NULL AND release_reported = 0"
 				     " ORDER BY id LIMIT ?1",
 	[ST_QUARANTINE_REPORTED] = "UPDATE quarantine SET release_reported = 1 WHERE seq = ?1 AND released_ms IS NOT NULL",
+	/* For audits: paged by row id (the primary key), so each page is one range read however large the store. */
+	[ST_RECORDS_INBOX] = "SELECT id, seq, alert_id, envelope FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[ST_RECORDS_SENT] = "SELECT id, seq, alert_id, envelope FROM outgoing WHERE id > ?1 AND state = 2 AND seq > 0"
+			    " ORDER BY id LIMIT ?2",
 	[ST_RECEIPT_ADD] = "INSERT OR REPLACE INTO receipts (alert_id, node, kind, time_ms, officer, note)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -1178,6 +1184,35 @@ store_quarantine_list(struct store *s, size_t limit, store_quarantined_fn fn, vo
 	}
 	if (rc != SQLITE_DONE)
 		return stmt_fail(s, st, err, "list quarantine");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_records(struct store *s, bool sent, int64_t after_id, size_t limit, store_record_fn fn, void *ctx,
+    int64_t *last_id, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[sent ? ST_RECORDS_SENT : ST_RECORDS_INBOX];
+	int rc;
+
+	assert(s != NULL && fn != NULL && last_id != NULL);
+	*last_id = after_id;
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *alert_id = (const char *)sqlite3_column_text(st, 2);
+		int stop;
+
+		*last_id = sqlite3_column_int64(st, 0);
+		stop = fn(ctx, (uint64_t)sqlite3_column_int64(st, 1), alert_id != NULL ? alert_id : "",
+		    sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
+		if (stop != 0) {
+			sqlite3_reset(st);
+			return stop;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		return stmt_fail(s, st, err, sent ? "list sent alerts" : "list inbox");
 	sqlite3_reset(st);
 	return 0;
 }

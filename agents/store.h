@@ -198,6 +198,13 @@ void store_quarantined_clear(struct store_quarantined *q);
  * call); a non-zero return of fn stops the walk and is returned. */
 typedef int (*store_quarantined_fn)(void *ctx, const struct store_quarantined *q);
 int store_quarantine_list(struct store *s, size_t limit, store_quarantined_fn fn, void *ctx, struct xba_error *err);
+/* For audits (`xba audit verify --agent`): the inbox's alerts (sent false) or the accepted alerts this node sent
+ * (sent true), with the journal seq the broker gave each, in row order after after_id, at most limit; fn sees
+ * each (borrowed for the call; a non-zero return stops and is returned); *last_id is the last row's id. */
+typedef int (*store_record_fn)(void *ctx, uint64_t seq, const char *alert_id, const uint8_t *envelope,
+    size_t envelope_len);
+int store_records(struct store *s, bool sent, int64_t after_id, size_t limit, store_record_fn fn, void *ctx,
+    int64_t *last_id, struct xba_error *err);
 /* Seqs released from the quarantine that the broker has not been told of yet (DeliveryAck.released), oldest first,
  * at most max into seqs; *n how many. */
 int store_quarantine_unreported(struct store *s, uint64_t *seqs, size_t max, size_t *n, struct xba_error *err);

@@ -4,19 +4,17 @@ back (here: its origin rewritten with the sqlite3 library, as an insider with fi
 the sequence where the chain breaks, and the command exits 1.
 
 An insider can do better: rewrite an alert and recompute every hash after it (the formula is public: lib/chain.c,
-reimplemented below in Python), reroute an alert the same way, or cut entries off the end.  The chain alone sees
+reimplemented in Python in xbatest.rechain_journal), reroute an alert the same way, or cut entries off the end.  The chain alone sees
 none of these.  `xba audit verify --region` sees the first (the rewritten alert no longer carries its origin's
 signature), `--rules` the second (the agreed rules do not route it so), and `--tip` with the tip an earlier audit
 printed sees all three.
 
 usage: /usr/bin/python3 tests/e2e/test_broker_audit.py BUILD_DIR SOURCE_ROOT
 """
-import hashlib
 import os
 import re
 import shutil
 import sqlite3
-import struct
 import subprocess
 import sys
 
@@ -41,40 +39,6 @@ def audit(t, broker):
 def xba_audit(t, journal, *args):
     r = subprocess.run([t.xba, "audit", "verify", journal, *args], capture_output=True, text=True, timeout=t.t(30))
     return r.returncode, (r.stdout + r.stderr).strip()
-
-
-def field(b):
-    return struct.pack(">I", len(b)) + b
-
-
-def integer(v):
-    return field(struct.pack(">q", v))
-
-
-def rechain(path, from_seq):
-    """Recompute every entry's hash from from_seq on, as an insider who knows the formula would."""
-    db = sqlite3.connect(path)
-    prev = db.execute("SELECT hash FROM alerts WHERE seq = ?", (from_seq - 1,)).fetchone()
-    prev = prev[0] if prev else bytes(32)
-    for (seq, alert_id, origin, sent, received, msg_type, emergency, envelope,
-         rules_version) in db.execute("SELECT seq, alert_id, origin, sent_ms, received_ms, msg_type, emergency,"
-                                      " envelope, rules_version FROM alerts WHERE seq >= ? ORDER BY seq",
-                                      (from_seq,)).fetchall():
-        env_sha = hashlib.sha256(envelope).digest()
-        rows = db.execute("SELECT node, rule, state FROM deliveries WHERE seq = ? ORDER BY node", (seq,)).fetchall()
-        sent_to = [(n, r) for n, r, st in rows if st != 4]
-        withheld = [(n, r) for n, r, st in rows if st == 4]
-        m = (field(b"xba-journal-v1") + field(prev) + integer(seq) + field(alert_id.encode()) + field(origin.encode())
-             + integer(sent) + integer(received) + integer(msg_type) + integer(emergency) + field(env_sha)
-             + field(rules_version.encode()))
-        for pairs in (sent_to, withheld):
-            m += integer(len(pairs)) + b"".join(field(n.encode()) + field(r.encode()) for n, r in pairs)
-        h = hashlib.sha256(m).digest()
-        db.execute("UPDATE alerts SET envelope_sha256 = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                   (env_sha, prev, h, seq))
-        prev = h
-    db.commit()
-    db.close()
 
 
 def main(t):
@@ -116,7 +80,7 @@ def main(t):
     rc, out = xba_audit(t, forged)
     t.check(rc == 1 and "TAMPERED" in out and "seq 2" in out, "rewritten alert, chain not recomputed: broken at seq 2",
             f"exit {rc}: {out}")
-    rechain(forged, 2)
+    x.rechain_journal(forged, 2)
     rc, out = xba_audit(t, forged)
     t.check(rc == 0 and "hash chain intact" in out,
             "chain recomputed by the insider: the chain alone passes (why --region and --tip exist)",
@@ -135,7 +99,7 @@ def main(t):
     db.execute("UPDATE alerts SET origin = 'LBY' WHERE seq = 4")
     db.commit()
     db.close()
-    rechain(relabelled, 4)
+    x.rechain_journal(relabelled, 4)
     rc, out = xba_audit(t, relabelled, "--region", broker.region_path)
     t.check(rc == 1 and "seq 4" in out and "the journal says origin LBY, the signed alert is from NER" in out,
             "--region: a recomputed chain over a rewritten origin column is caught at seq 4", f"exit {rc}: {out}")
@@ -153,7 +117,7 @@ def main(t):
     db.execute("UPDATE alerts SET recipients = recipients + 1 WHERE seq = 4")
     db.commit()
     db.close()
-    rechain(rerouted, 4)
+    x.rechain_journal(rerouted, 4)
     rc, out = xba_audit(t, rerouted, "--region", broker.region_path)
     t.check(rc == 0, "an extra recipient with the chain recomputed: chain and signatures pass", f"exit {rc}: {out}")
     rc, out = xba_audit(t, rerouted, "--region", broker.region_path, "--rules", broker.rules_path)
@@ -166,7 +130,7 @@ def main(t):
     db.execute("UPDATE deliveries SET rule = 'maghreb-liaison' WHERE seq = 5 AND node = 'DZA'")
     db.commit()
     db.close()
-    rechain(rerouted, 5)
+    x.rechain_journal(rerouted, 5)
     rc, out = xba_audit(t, rerouted, "--region", broker.region_path, "--rules", broker.rules_path, "--json")
     t.check(rc == 1 and '"routes_otherwise":2' in out and '"message":"journal only: to DZA (maghreb-liaison); rules '
             'only: to DZA (crime-to-neighbours)"' in out,

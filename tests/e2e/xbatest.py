@@ -51,6 +51,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -581,6 +582,41 @@ def frame(**body):
 # Broker process
 
 LOG_KV = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def rechain_journal(path, from_seq):
+    """Recompute the hash of every journal entry from from_seq on (lib/chain.c's formula, written again here from
+    its comment), as an insider with the file and the public formula would after editing it."""
+    import sqlite3
+
+    def field(b):
+        return struct.pack(">I", len(b)) + b
+
+    def integer(v):
+        return field(struct.pack(">q", v))
+
+    db = sqlite3.connect(path)
+    prev = db.execute("SELECT hash FROM alerts WHERE seq < ? ORDER BY seq DESC LIMIT 1", (from_seq,)).fetchone()
+    prev = prev[0] if prev else bytes(32)
+    for (seq, alert_id, origin, sent, received, msg_type, emergency, envelope,
+         rules_version) in db.execute("SELECT seq, alert_id, origin, sent_ms, received_ms, msg_type, emergency,"
+                                      " envelope, rules_version FROM alerts WHERE seq >= ? ORDER BY seq",
+                                      (from_seq,)).fetchall():
+        env_sha = hashlib.sha256(envelope).digest()
+        rows = db.execute("SELECT node, rule, state FROM deliveries WHERE seq = ? ORDER BY node", (seq,)).fetchall()
+        sent_to = [(n, r) for n, r, st in rows if st != 4]
+        withheld = [(n, r) for n, r, st in rows if st == 4]
+        m = (field(b"xba-journal-v1") + field(prev) + integer(seq) + field(alert_id.encode()) + field(origin.encode())
+             + integer(sent) + integer(received) + integer(msg_type) + integer(emergency) + field(env_sha)
+             + field(rules_version.encode()))
+        for pairs in (sent_to, withheld):
+            m += integer(len(pairs)) + b"".join(field(n.encode()) + field(r.encode()) for n, r in pairs)
+        h = hashlib.sha256(m).digest()
+        db.execute("UPDATE alerts SET envelope_sha256 = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                   (env_sha, prev, h, seq))
+        prev = h
+    db.commit()
+    db.close()
 
 
 def parse_log_line(line):

@@ -252,6 +252,75 @@ test_inbox_dedupe(struct check_state *t)
 	store_close(s);
 }
 
+/* Collects store_records rows. */
+struct records {
+	uint64_t seqs[16];
+	size_t lens[16];
+	size_t n;
+};
+
+static int
+collect_record(void *ctx, uint64_t seq, const char *alert_id, const uint8_t *envelope, size_t envelope_len)
+{
+	struct records *r = ctx;
+
+	(void)alert_id;
+	(void)envelope;
+	if (r->n < 16) {
+		r->seqs[r->n] = seq;
+		r->lens[r->n] = envelope_len;
+		r->n++;
+	}
+	return 0;
+}
+
+/* `xba audit verify --agent-records` pages through what the agent holds under a journal seq: the inbox, and the
+ * sent alerts the broker accepted (not those waiting or refused). */
+static void
+test_records(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_alert_fields f;
+	struct records r = { 0 };
+	int64_t rid[3], last = 0;
+	bool inserted;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		f = fields(uuid_of(70 + i, id), "DZA", 1, 3);
+		CHECK_CODE(t, store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), (uint64_t)(30 - i), "r", 5000 + i,
+		    &inserted, &err), 0);
+	}
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		f = fields(uuid_of(80 + i, id), "NER", 1, 3);
+		CHECK_CODE(t, store_outbox_add(s, &f, envelope_b, sizeof(envelope_b), 500, &rid[i], &err), 0);
+	}
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_outbox_accepted(s, rid[0], 41, 5, 1, 3000, &err), 0);
+	CHECK_CODE(t, store_outbox_refused(s, rid[1], 7, "invalid", "info", 3001, &err), 0);
+	CHECK_CODE(t, store_outbox_accepted(s, rid[2], 43, 5, 15, 3002, &err), 0); /* DUPLICATE: the original seq */
+	CHECK_CODE(t, store_commit(s, &err), 0);
+
+	/* The inbox in two pages of two, in row order (seqs as delivered: an emergency may come first). */
+	CHECK_CODE(t, store_records(s, false, 0, 2, collect_record, &r, &last, &err), 0);
+	CHECK(t, r.n == 2 && r.seqs[0] == 30 && r.seqs[1] == 29 && r.lens[0] == sizeof(envelope_a));
+	CHECK_CODE(t, store_records(s, false, last, 2, collect_record, &r, &last, &err), 0);
+	CHECK(t, r.n == 3 && r.seqs[2] == 28);
+	CHECK_CODE(t, store_records(s, false, last, 2, collect_record, &r, &last, &err), 0);
+	CHECK(t, r.n == 3);
+	/* Sent: only what the broker accepted, with its seq. */
+	memset(&r, 0, sizeof(r));
+	CHECK_CODE(t, store_records(s, true, 0, 100, collect_record, &r, &last, &err), 0);
+	CHECK(t, r.n == 2 && r.seqs[0] == 41 && r.seqs[1] == 43 && r.lens[1] == sizeof(envelope_b));
+	store_close(s);
+}
+
 static void
 test_filters(struct check_state *t)
 {
@@ -897,6 +966,7 @@ main(int argc, char **argv)
 	RUN(&t, test_outbox_order_and_reopen);
 	RUN(&t, test_outgoing_fields);
 	RUN(&t, test_inbox_dedupe);
+	RUN(&t, test_records);
 	RUN(&t, test_filters);
 	RUN(&t, test_ack);
 	RUN(&t, test_quarantine_receipts);
