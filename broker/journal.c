@@ -228,12 +228,6 @@ enum txn_state {
 	TXN_FAILED,     /* a write failed: rolled back already, waiting for journal_commit/rollback */
 };
 
-struct buf {
-	uint8_t *p;     /* bytes */
-	size_t len;     /* used */
-	size_t cap;     /* allocated */
-};
-
 /*
  * Envelopes of the most recent appends, so that the delivery path (one read per recipient: six per alert) does not
  * SELECT from SQLite what journal_append had in hand.  Slots cover consecutive seqs first .. first + count - 1 in a
@@ -274,7 +268,8 @@ struct journal {
 	const struct journal_recipient **sorted; /* journal_append: recipients then withheld, each sorted */
 	size_t sorted_cap;                      /* entries allocated in sorted */
 	struct envelope_cache cache;            /* recent envelopes for the delivery path */
-	struct buf envelope_out;                /* journal_envelope_ref: a cache miss's bytes, valid until the next call */
+	uint8_t *envelope_out;                  /* journal_envelope_ref: a cache miss's bytes, valid until the next call */
+	size_t envelope_out_cap;                /* allocated in envelope_out (envelopes are bounded: grown to fit) */
 	struct node_mark *marks;                /* each node's highest delivery mark, sorted by node; loaded lazily */
 	size_t n_marks, cap_marks;              /* cleared on rollback and prune, when the table changed under it */
 };
@@ -524,28 +519,6 @@ read_fail(struct journal *j, sqlite3_stmt *st, struct xba_error *err, const char
 	if (j->txn == TXN_OPEN && sqlite3_get_autocommit(j->db))
 		return txn_fail(j, st, err, op);
 	return stmt_fail(j, st, err, op);
-}
-
-/* ---- hashing ---- */
-
-static int
-buf_reserve(struct buf *b, size_t more)
-{
-	size_t cap;
-	uint8_t *p;
-
-	if (b->cap - b->len >= more)
-		return 0;
-	if (more > SIZE_MAX / 2 - b->len)
-		return -1;
-	cap = b->cap ? b->cap : 256;
-	while (cap - b->len < more)
-		cap *= 2;
-	if ((p = realloc(b->p, cap)) == NULL)
-		return -1;
-	b->p = p;
-	b->cap = cap;
-	return 0;
 }
 
 /* ---- open and close ---- */
@@ -827,7 +800,7 @@ journal_close(struct journal *j)
 	free(j->sorted);
 	free(j->cache.slots);
 	free(j->cache.arena);
-	free(j->envelope_out.p);
+	free(j->envelope_out);
 	free(j->marks);
 	free(j->path);
 	free(j);
@@ -1280,15 +1253,20 @@ read_envelope(struct journal *j, uint64_t seq, const uint8_t **bytes, size_t *le
 		const void *blob = sqlite3_column_blob(st, 0);
 		size_t n = (size_t)sqlite3_column_bytes(st, 0);
 
-		j->envelope_out.len = 0;
+		uint8_t *grown = NULL;
+
 		/* One spare byte: an empty envelope still gets a non-NULL pointer. */
-		if (buf_reserve(&j->envelope_out, n + 1) != 0) {
+		if (n + 1 > j->envelope_out_cap && (grown = realloc(j->envelope_out, n + 1)) != NULL) {
+			j->envelope_out = grown;
+			j->envelope_out_cap = n + 1;
+		}
+		if (n + 1 > j->envelope_out_cap) {
 			rc = xba_error_set(err, XBA_ENOMEM, "journal %s: envelope of seq %llu: out of memory", j->path,
 			    (unsigned long long)seq);
 		} else {
 			if (n > 0)
-				memcpy(j->envelope_out.p, blob, n);
-			*bytes = j->envelope_out.p;
+				memcpy(j->envelope_out, blob, n);
+			*bytes = j->envelope_out;
 			*len = n;
 			rc = 0;
 		}

@@ -39,6 +39,18 @@ def audit(t, journal, socket, *args):
     return r.returncode, (r.stdout + r.stderr).strip()
 
 
+def copy_without(t, pristine, name, seq):
+    """A copy of the journal with entry seq deleted (its alert row and its routing rows), as an insider would."""
+    path = os.path.join(t.dir, name)
+    shutil.copy(pristine, path)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM deliveries WHERE seq = ?", (seq,))
+    db.execute("DELETE FROM alerts WHERE seq = ?", (seq,))
+    db.commit()
+    db.close()
+    return path
+
+
 def main(t):
     region = x.sahel_region(t)
     broker = x.Broker(t, region, RULES).start()
@@ -82,13 +94,7 @@ def main(t):
     shutil.copy(broker.journal_path, pristine)
 
     # The insider deletes seq 3 (DZA's alert, which NER received) and recomputes the chain after it.
-    hole = os.path.join(t.dir, "hole.sqlite")
-    shutil.copy(pristine, hole)
-    db = sqlite3.connect(hole)
-    db.execute("DELETE FROM deliveries WHERE seq = 3")
-    db.execute("DELETE FROM alerts WHERE seq = 3")
-    db.commit()
-    db.close()
+    hole = copy_without(t, pristine, "hole.sqlite", 3)
     x.rechain_journal(hole, 4)
     rc, out = audit(t, hole, None, "--region", broker.region_path, "--rules", broker.rules_path)
     t.check(rc == 0 and "hash chain intact" in out,
@@ -102,13 +108,7 @@ def main(t):
     t.log(out)
 
     # The entry cut from the end instead: past the last entry, it is not checked (a copy may be older) ...
-    cut = os.path.join(t.dir, "cut.sqlite")
-    shutil.copy(pristine, cut)
-    db = sqlite3.connect(cut)
-    db.execute("DELETE FROM deliveries WHERE seq = 4")
-    db.execute("DELETE FROM alerts WHERE seq = 4")
-    db.commit()
-    db.close()
+    cut = copy_without(t, pristine, "cut.sqlite", 4)
     rc, out = audit(t, cut, ner.socket)
     t.check(rc == 0 and "agent NER: 1 records after seq 3, the journal's last entry, NOT CHECKED" in out,
             "the last entry cut: NER's record past the end is reported, not failed", f"exit {rc}: {out}")

@@ -57,6 +57,15 @@ add(struct chain *c, bool withheld, const char *node, const char *rule)
 	return chain_pair_add(c, withheld, node, strlen(node), rule, strlen(rule), &err);
 }
 
+/* The vector's lists: DZA and LBY by crime-to-neighbours; TCD withheld by deny-tcd, or (tcd_sent) sent by it. */
+static int
+add_vector_pairs(struct chain *c, bool tcd_sent)
+{
+	chain_pairs_clear(c);
+	return add(c, false, "DZA", "crime-to-neighbours") | add(c, false, "LBY", "crime-to-neighbours") |
+	    add(c, !tcd_sent, "TCD", "deny-tcd");
+}
+
 static void
 test_vector(struct check_state *t)
 {
@@ -73,26 +82,17 @@ test_vector(struct check_state *t)
 	CHECK_CODE(t, chain_sha256(c, VECTOR_ENVELOPE, strlen(VECTOR_ENVELOPE), sha, &err), 0);
 	CHECK_STR(t, encoding_hex(sha, CHAIN_HASH_LEN, hex), VECTOR_ENVELOPE_SHA256);
 	vector_entry(&e, sha);
-	chain_pairs_clear(c);
-	CHECK_CODE(t, add(c, false, "DZA", "crime-to-neighbours"), 0);
-	CHECK_CODE(t, add(c, false, "LBY", "crime-to-neighbours"), 0);
-	CHECK_CODE(t, add(c, true, "TCD", "deny-tcd"), 0);
+	CHECK_CODE(t, add_vector_pairs(c, false), 0);
 	CHECK_CODE(t, chain_hash(c, prev, &e, hash, &err), 0);
 	CHECK_STR(t, encoding_hex(hash, CHAIN_HASH_LEN, hex), VECTOR_HASH);
 
 	/* The same again after a clear: nothing of the first entry's lists is left over. */
-	chain_pairs_clear(c);
-	CHECK_CODE(t, add(c, false, "DZA", "crime-to-neighbours"), 0);
-	CHECK_CODE(t, add(c, false, "LBY", "crime-to-neighbours"), 0);
-	CHECK_CODE(t, add(c, true, "TCD", "deny-tcd"), 0);
+	CHECK_CODE(t, add_vector_pairs(c, false), 0);
 	CHECK_CODE(t, chain_hash(c, prev, &e, hash, &err), 0);
 	CHECK_STR(t, encoding_hex(hash, CHAIN_HASH_LEN, hex), VECTOR_HASH);
 
 	/* TCD withheld and TCD a recipient are different history, so different hashes. */
-	chain_pairs_clear(c);
-	CHECK_CODE(t, add(c, false, "DZA", "crime-to-neighbours"), 0);
-	CHECK_CODE(t, add(c, false, "LBY", "crime-to-neighbours"), 0);
-	CHECK_CODE(t, add(c, false, "TCD", "deny-tcd"), 0);
+	CHECK_CODE(t, add_vector_pairs(c, true), 0);
 	CHECK_CODE(t, chain_hash(c, prev, &e, hash, &err), 0);
 	CHECK(t, strcmp(encoding_hex(hash, CHAIN_HASH_LEN, hex), VECTOR_HASH) != 0);
 	chain_free(c);
