@@ -54,13 +54,7 @@ def copy_without(t, pristine, name, seq):
 def main(t):
     region = x.sahel_region(t)
     broker = x.Broker(t, region, RULES).start()
-    agents = {nid: x.Agent(t, region, nid, broker) for nid in AGENTS}
-    for a in agents.values():
-        a.start(wait=False)
-    for nid, a in agents.items():
-        if a.wait_log(r"event=agent\.ready", t.t(15), since=a.mark) is None:
-            raise RuntimeError(f"{nid} did not start: {a.log_text()[-1500:]}")
-        t.check(a.wait_link(t.t(15)), f"agent {nid}: link up")
+    agents = x.start_agents(t, region, broker, AGENTS)
     ner, dza = agents["NER"], agents["DZA"]
 
     # NER sends two, DZA one (to NER among its neighbours), NER one more: seqs 1..4.

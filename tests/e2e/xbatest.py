@@ -1707,6 +1707,19 @@ class Agent:
             time.sleep(0.1)
 
 
+def start_agents(t, region, broker, node_ids):
+    """A real xba-agent for each node id, started together; returns {id: Agent} once each is ready and has its link
+    up (a check per agent)."""
+    agents = {nid: Agent(t, region, nid, broker) for nid in node_ids}
+    for a in agents.values():
+        a.start(wait=False)
+    for nid, a in agents.items():
+        if a.wait_log(r"event=agent\.ready", t.t(15), since=a.mark) is None:
+            raise RuntimeError(f"{nid} did not start: {a.log_text()[-1500:]}")
+        t.check(a.wait_link(t.t(15)), f"agent {nid}: link up")
+    return agents
+
+
 SEND_ID = re.compile(r"alert ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 ACCEPTED = re.compile(r"accepted by the broker: (\d+) recipients?")
 
