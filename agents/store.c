@@ -152,6 +152,7 @@ enum stmt_id {
 	ST_QUARANTINE_LIST,
 	ST_QUARANTINE_RELEASE,
 	ST_QUARANTINE_UNREPORTED,
+	ST_QUARANTINE_REPORTED_SINCE,
 	ST_QUARANTINE_REPORTED,
 	ST_RECORDS_INBOX,
 	ST_RECORDS_SENT,
@@ -204,6 +205,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_QUARANTINE_RELEASE] = "UPDATE quarantine SET released_ms = ?2 WHERE id = ?1 AND released_ms IS NULL",
 	[ST_QUARANTINE_UNREPORTED] = "SELECT seq FROM quarantine WHERE released_ms IS NOT NULL AND release_reported = 0"
 				     " ORDER BY id LIMIT ?1",
+	[ST_QUARANTINE_REPORTED_SINCE] = "SELECT seq FROM quarantine WHERE released_ms IS NOT NULL AND"
+					 " release_reported = 1 AND released_ms >= ?2 ORDER BY id DESC LIMIT ?1",
 	[ST_QUARANTINE_REPORTED] = "UPDATE quarantine SET release_reported = 1 WHERE seq = ?1 AND released_ms IS NOT NULL",
 	/* For audits: paged by row id (the primary key), so each page is one range read however large the store. */
 	[ST_RECORDS_INBOX] = "SELECT id, seq, alert_id, envelope FROM inbox WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -1238,10 +1241,11 @@ store_quarantine_release(struct store *s, int64_t id, int64_t released_ms, struc
 	return 0;
 }
 
-int
-store_quarantine_unreported(struct store *s, uint64_t *seqs, size_t max, size_t *n, struct xba_error *err)
+/* The seqs a release query answers, at most max (bound as ?1 with the query's other parameters already bound). */
+static int
+read_release_seqs(struct store *s, sqlite3_stmt *st, uint64_t *seqs, size_t max, size_t *n, struct xba_error *err,
+    const char *op)
 {
-	sqlite3_stmt *st = s->st[ST_QUARANTINE_UNREPORTED];
 	int rc;
 
 	assert(s != NULL && n != NULL);
@@ -1250,9 +1254,23 @@ store_quarantine_unreported(struct store *s, uint64_t *seqs, size_t max, size_t 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
 		seqs[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return stmt_fail(s, st, err, "read unreported releases");
+		return stmt_fail(s, st, err, op);
 	sqlite3_reset(st);
 	return 0;
+}
+
+int
+store_quarantine_unreported(struct store *s, uint64_t *seqs, size_t max, size_t *n, struct xba_error *err)
+{
+	return read_release_seqs(s, s->st[ST_QUARANTINE_UNREPORTED], seqs, max, n, err, "read unreported releases");
+}
+
+int
+store_quarantine_reported_since(struct store *s, int64_t since_ms, uint64_t *seqs, size_t max, size_t *n,
+    struct xba_error *err)
+{
+	sqlite3_bind_int64(s->st[ST_QUARANTINE_REPORTED_SINCE], 2, since_ms);
+	return read_release_seqs(s, s->st[ST_QUARANTINE_REPORTED_SINCE], seqs, max, n, err, "read reported releases");
 }
 
 int

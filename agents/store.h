@@ -208,6 +208,10 @@ int store_records(struct store *s, bool sent, int64_t after_id, size_t limit, st
 /* Seqs released from the quarantine that the broker has not been told of yet (DeliveryAck.released), oldest first,
  * at most max into seqs; *n how many. */
 int store_quarantine_unreported(struct store *s, uint64_t *seqs, size_t max, size_t *n, struct xba_error *err);
+/* Releases already reported whose release was at or after since_ms, newest first, at most max: reported again at
+ * each new session, in case a report was lost with the connection that carried it. */
+int store_quarantine_reported_since(struct store *s, int64_t since_ms, uint64_t *seqs, size_t max, size_t *n,
+    struct xba_error *err);
 /* The broker has been sent these releases: in a transaction of its own (never inside store_begin). */
 int store_quarantine_reported(struct store *s, const uint64_t *seqs, size_t n, struct xba_error *err);
 

@@ -31,6 +31,7 @@
 #define UPLINK_TRACKS 64                /* track requests waiting for the broker */
 #define UPLINK_TRACK_TIMEOUT_MS 30000
 #define UPLINK_RELEASE_BATCH 256        /* releases reported in one DeliveryAck */
+#define UPLINK_RELEASE_REPEAT_MS (30LL * 86400 * 1000) /* releases of the last 30 days are reported again */
 #define UPLINK_CLOCK_WARN_MS 30000      /* broker heartbeat time this far from ours: warn the operator (§2.7) */
 #define UPLINK_MAXMSGSIZE (4 * 1024 * 1024) /* transport guard; never below 256 KiB + 1 KiB (§1.3) */
 
@@ -127,6 +128,7 @@ struct uplink {
 	uint64_t turn_through;                   /* the cursor this turn's commit will make durable */
 	bool credit_exceeded;                    /* a Deliver arrived with the window at 0 */
 	bool report_releases;                    /* the store may hold releases the broker was not told of */
+	bool repeat_releases;                    /* a new session: tell the broker again of recent releases */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------------------------- */
@@ -782,6 +784,45 @@ report_releases(struct agent *agent)
 	u->report_releases = n == UPLINK_RELEASE_BATCH;
 }
 
+/*
+ * A release report travels in a DeliveryAck, which the broker does not answer: one sent just before the connection
+ * dropped can be lost, and the broker would keep saying REFUSED for a delivery the officers now have.  So at each
+ * new session the releases of the last 30 days (the newest 256) are reported once more.  The broker changes only
+ * what it still records as REFUSED, so a repeat is harmless.
+ */
+static void
+repeat_releases(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__DeliveryAck ack = XBA__V1__DELIVERY_ACK__INIT;
+	uint64_t seqs[UPLINK_RELEASE_BATCH];
+	struct xba_error err = { 0 };
+	size_t n = 0;
+
+	if (u->state != UPLINK_UP || u->drop_reason != NULL || store_in_transaction(agent->store))
+		return;
+	u->repeat_releases = false;
+	if (store_quarantine_reported_since(agent->store, clock_now_ms() - UPLINK_RELEASE_REPEAT_MS, seqs,
+	    UPLINK_RELEASE_BATCH, &n, &err) != 0) {
+		log_warnx("event=store.read_failed op=releases error=\"%s\" action=\"repeated at the next session\"",
+		    err.msg);
+		return;
+	}
+	if (n == 0)
+		return;
+	ack.through_seq = u->through_seq; /* nothing new: the broker ignores a cursor it has */
+	ack.released = seqs;
+	ack.n_released = n;
+	frame.body_case = XBA__V1__FRAME__BODY_DELIVERY_ACK;
+	frame.delivery_ack = &ack;
+	if (send_frame(u, &frame) != 0) {
+		want_drop(u, "send-failed", false);
+		return;
+	}
+	log_info("event=releases.repeated count=%zu newest_seq=%llu", n, (unsigned long long)seqs[0]);
+}
+
 void
 uplink_releases_pending(struct agent *agent)
 {
@@ -987,6 +1028,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	snprintf(u->rules_version, sizeof(u->rules_version), "%s", w->rules_version);
 	u->clock_warned = false;
 	u->report_releases = true; /* any the last session did not get to */
+	u->repeat_releases = true; /* and those it may have lost */
 	u->n_inflight = 0;
 	u->last_sent_id = 0;
 	u->paused = false;
@@ -1283,8 +1325,11 @@ uplink_tick(struct agent *agent)
 	}
 	if (now - u->up_mono >= UPLINK_STABLE_MS)
 		u->backoff_ms = agent->config->reconnect_min_ms;
-	if (u->report_releases) {
-		report_releases(agent);
+	if (u->repeat_releases || u->report_releases) {
+		if (u->repeat_releases)
+			repeat_releases(agent);
+		if (u->report_releases && u->drop_reason == NULL)
+			report_releases(agent);
 		if (u->drop_reason != NULL) {
 			session_drop(agent, u->drop_reason, u->drop_config_error);
 			u->drop_reason = NULL;

@@ -9,7 +9,8 @@ Error frame naming its seq, and still acknowledges every seq and grants the cred
 Its DeliveryAcks name the three as refused, with their codes.  When its region.yaml then lists the unknown key
 (SIGHUP), the agent verifies its quarantine again and releases that one alert to the inbox and to xba watch,
 reporting the release in a DeliveryAck, the two forgeries staying held; a key added while the agent is stopped
-releases another at start-up, and nothing is released twice.  Last, retention: with the store aged 400 days, the
+releases another at start-up (and, at the new session, reports again the release the broker may have missed),
+and nothing is released twice.  Last, retention: with the store aged 400 days, the
 agent started with retention_days 365 prunes the acknowledged alert and the quarantine, never what is unacknowledged
 or still in the outbox.
 
@@ -288,6 +289,15 @@ def main(t):
     t.check(fake.run_until(lambda: any(list(a.released) == [7] for a in fake.delivery_acks), t.t(15)),
             "after the restart's Welcome, the agent reports the start-up release to the broker (released [7])",
             str([list(a.released) for a in fake.delivery_acks]))
+    # A report travels in a DeliveryAck the broker does not answer, so one may be lost with its connection: each new
+    # session repeats the releases of the last 30 days (the broker changes only what it still has as REFUSED).
+    t.check(fake.run_until(lambda: any(list(a.released) == [3] for a in fake.delivery_acks[frames_before[1] + 1:]),
+                           t.t(15)),
+            "... and repeats the release reported in the last session (released [3] again)",
+            str([list(a.released) for a in fake.delivery_acks]))
+    repeated = lby.events("releases.repeated", since=mark)
+    t.check(len(repeated) == 1 and repeated[0].get("count") == "1" and repeated[0].get("newest_seq") == "3",
+            "event=releases.repeated count=1 newest_seq=3", str(repeated))
     s = lby.status() or {}
     t.check(s.get("quarantined") == 2 and s.get("inbox_count") == 4,
             "status --json after the restart: quarantined 2, inbox_count 4", str(s))

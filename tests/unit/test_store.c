@@ -603,6 +603,24 @@ test_quarantine_release(struct check_state *t)
 	CHECK_CODE(t, store_quarantine_release(s, first_id, 950, &err), XBA_ENOTFOUND);
 	CHECK_CONTAINS(t, err.msg, "released already");
 	CHECK_CODE(t, store_commit(s, &err), 0);
+
+	/* Unreported until the broker is sent it; then offered again to each new session while recent (at 900). */
+	{
+		uint64_t seqs[4], released = 2001;
+		size_t n = 9;
+
+		CHECK_CODE(t, store_quarantine_unreported(s, seqs, 4, &n, &err), 0);
+		CHECK(t, n == 1 && seqs[0] == 2001);
+		CHECK_CODE(t, store_quarantine_reported_since(s, 0, seqs, 4, &n, &err), 0);
+		CHECK(t, n == 0);
+		CHECK_CODE(t, store_quarantine_reported(s, &released, 1, &err), 0);
+		CHECK_CODE(t, store_quarantine_unreported(s, seqs, 4, &n, &err), 0);
+		CHECK(t, n == 0);
+		CHECK_CODE(t, store_quarantine_reported_since(s, 900, seqs, 4, &n, &err), 0);
+		CHECK(t, n == 1 && seqs[0] == 2001);
+		CHECK_CODE(t, store_quarantine_reported_since(s, 901, seqs, 4, &n, &err), 0);
+		CHECK(t, n == 0);
+	}
 	store_close(s);
 }
 
