@@ -631,7 +631,8 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 			    "pruned)", a->routes_unchecked);
 		printf("\n");
 		if (a->routes_ok + a->routes_failed == 0)
-			printf("routing: NOTHING CHECKED: no entry was routed by this rules file\n");
+			printf("routing: NOTHING CHECKED: %s\n", a->routes_unchecked > 0 ? "no entry routed by this rules file "
+			    "could be checked" : "no entry was routed by this rules file");
 		for (size_t i = 0; i < a->n_versions; i++)
 			printf("routing: %" PRIu64 " entries (seq %" PRIu64 "..%" PRIu64 ") routed by rules version %.12s…, "
 			    "not checked\n", a->versions[i].entries, a->versions[i].first_seq, a->versions[i].last_seq,
