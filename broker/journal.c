@@ -1155,6 +1155,13 @@ journal_head(const struct journal *j)
 	return j->head;
 }
 
+void
+journal_tip(const struct journal *j, uint8_t out[CHAIN_HASH_LEN])
+{
+	assert(j != NULL);
+	memcpy(out, j->tip, CHAIN_HASH_LEN);
+}
+
 /* Append the rows of st (seq, emergency, rule) to out[*n..max), skipping what skip() names; 0 or an error. */
 static int
 pending_rows(struct journal *j, sqlite3_stmt *st, struct journal_pending *out, size_t *n, size_t max,

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chain.h"
 #include "error.h"
 
 struct journal;
@@ -115,6 +116,9 @@ int journal_find(struct journal *j, const char *alert_id, struct journal_alert_i
 
 /* Highest sequence journaled (0 for an empty journal). */
 uint64_t journal_head(const struct journal *j);
+/* The hash of entry journal_head() (after a prune that left nothing, the base hash; zeros for a new journal):
+ * what an audit prints for the next one to check (`xba audit verify --tip`). */
+void journal_tip(const struct journal *j, uint8_t out[CHAIN_HASH_LEN]);
 
 /*
  * Up to max pending (QUEUED) deliveries for node: every emergency first, by sequence, then the ordinary ones with a

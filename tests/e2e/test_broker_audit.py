@@ -60,6 +60,9 @@ def main(t):
     m = re.search(r"^tip: seq (\d+) hash ([0-9a-f]{64})$", out, re.M)
     t.check(m is not None and m.group(1) == "5", "xba audit verify prints the tip to note: seq 5", out)
     tip = f"{m.group(1)}:{m.group(2)}" if m else "5:" + "0" * 64
+    rc, out = audit(t, broker)
+    t.check(rc == 0 and m is not None and m.group(0) in out.splitlines(),
+            "xba-broker --audit prints the same tip line as xba audit verify", f"exit {rc}: {out}")
     tip_line = m.group(0) if m else "tip: seq 5 hash " + "0" * 64     # the whole line works as --tip too
     t.eq(broker.stop(), 0, "SIGTERM: broker exits 0")
     pristine = os.path.join(t.dir, "pristine.sqlite")
