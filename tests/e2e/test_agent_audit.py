@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -32,11 +31,8 @@ AGENTS = ["NER", "DZA", "LBY"]
 
 
 def audit(t, journal, socket, *args):
-    cmd = [t.xba, "audit", "verify", journal, *args]
-    if socket is not None:
-        cmd += ["--agent-records", "--socket", socket]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=t.t(60))
-    return r.returncode, (r.stdout + r.stderr).strip()
+    """xba audit verify, with --agent-records against the agent at socket unless it is None."""
+    return x.audit_verify(t, journal, *args, *(("--agent-records", "--socket", socket) if socket else ()))
 
 
 def copy_without(t, pristine, name, seq):

@@ -36,11 +36,6 @@ def audit(t, broker):
     return r.returncode, (r.stdout + r.stderr).strip()
 
 
-def xba_audit(t, journal, *args):
-    r = subprocess.run([t.xba, "audit", "verify", journal, *args], capture_output=True, text=True, timeout=t.t(30))
-    return r.returncode, (r.stdout + r.stderr).strip()
-
-
 def main(t):
     region = x.sahel_region(t)
     broker = x.Broker(t, region, RULES).start()
@@ -54,7 +49,7 @@ def main(t):
     rc, out = audit(t, broker)
     t.check(rc == 0 and "5 entries, hash chain intact" in out, "--audit while the broker runs: 5 entries intact",
             f"exit {rc}: {out}")
-    rc, out = xba_audit(t, broker.journal_path, "--region", broker.region_path)
+    rc, out = x.audit_verify(t, broker.journal_path, "--region", broker.region_path)
     t.check(rc == 0 and "entries 1..5 (5), hash chain intact" in out and "signatures: 5 of 5 verified" in out,
             "xba audit verify --region on the live journal: chain intact, 5 of 5 signatures", f"exit {rc}: {out}")
     m = re.search(r"^tip: seq (\d+) hash ([0-9a-f]{64})$", out, re.M)
@@ -67,7 +62,7 @@ def main(t):
     t.eq(broker.stop(), 0, "SIGTERM: broker exits 0")
     pristine = os.path.join(t.dir, "pristine.sqlite")
     shutil.copy(broker.journal_path, pristine)
-    rc, out = xba_audit(t, pristine, "--region", broker.region_path, "--tip", tip, "--json")
+    rc, out = x.audit_verify(t, pristine, "--region", broker.region_path, "--tip", tip, "--json")
     t.check(rc == 0 and '"ok":true' in out and '"result":"match"' in out,
             "a copy of the journal, with the noted tip: --json says ok, tip matches", f"exit {rc}: {out}")
 
@@ -80,19 +75,19 @@ def main(t):
     db.execute("UPDATE alerts SET envelope = ? WHERE seq = 2", (envelope.replace(b"convoy 1", b"convoy 9"),))
     db.commit()
     db.close()
-    rc, out = xba_audit(t, forged)
+    rc, out = x.audit_verify(t, forged)
     t.check(rc == 1 and "TAMPERED" in out and "seq 2" in out, "rewritten alert, chain not recomputed: broken at seq 2",
             f"exit {rc}: {out}")
     x.rechain_journal(forged, 2)
-    rc, out = xba_audit(t, forged)
+    rc, out = x.audit_verify(t, forged)
     t.check(rc == 0 and "hash chain intact" in out,
             "chain recomputed by the insider: the chain alone passes (why --region and --tip exist)",
             f"exit {rc}: {out}")
-    rc, out = xba_audit(t, forged, "--region", broker.region_path)
+    rc, out = x.audit_verify(t, forged, "--region", broker.region_path)
     t.check(rc == 1 and re.search(r"^seq 2 alert \S+ from NER: NOT VALID: .*NER.s key.*\(bad-signature\)", out, re.M)
             and "signatures: 4 of 5 verified" in out,
             "--region: seq 2 NOT VALID (bad-signature), 4 of 5 verified, exit 1", f"exit {rc}: {out}")
-    rc, out = xba_audit(t, forged, "--tip", tip)
+    rc, out = x.audit_verify(t, forged, "--tip", tip)
     t.check(rc == 1 and "DOES NOT MATCH" in out, "--tip: the noted tip no longer matches, exit 1", f"exit {rc}: {out}")
 
     # The journal's columns rewritten to match a recomputed chain: the signed alert still says otherwise.
@@ -103,13 +98,13 @@ def main(t):
     db.commit()
     db.close()
     x.rechain_journal(relabelled, 4)
-    rc, out = xba_audit(t, relabelled, "--region", broker.region_path)
+    rc, out = x.audit_verify(t, relabelled, "--region", broker.region_path)
     t.check(rc == 1 and "seq 4" in out and "the journal says origin LBY, the signed alert is from NER" in out,
             "--region: a recomputed chain over a rewritten origin column is caught at seq 4", f"exit {rc}: {out}")
 
     # Routing rewritten: the journal now says seq 4 also went to SDN, which the rules never named.  Routing rows are
     # chained, not signed: only routing the alert again with the agreed rules (--rules) can tell.
-    rc, out = xba_audit(t, pristine, "--region", broker.region_path, "--rules", broker.rules_path)
+    rc, out = x.audit_verify(t, pristine, "--region", broker.region_path, "--rules", broker.rules_path)
     t.check(rc == 0 and "5 as the rules say, 0 ROUTED OTHERWISE" in out,
             "--rules on the untouched copy: all 5 routed as the rules say", f"exit {rc}: {out}")
     rerouted = os.path.join(t.dir, "rerouted.sqlite")
@@ -121,9 +116,9 @@ def main(t):
     db.commit()
     db.close()
     x.rechain_journal(rerouted, 4)
-    rc, out = xba_audit(t, rerouted, "--region", broker.region_path)
+    rc, out = x.audit_verify(t, rerouted, "--region", broker.region_path)
     t.check(rc == 0, "an extra recipient with the chain recomputed: chain and signatures pass", f"exit {rc}: {out}")
-    rc, out = xba_audit(t, rerouted, "--region", broker.region_path, "--rules", broker.rules_path)
+    rc, out = x.audit_verify(t, rerouted, "--region", broker.region_path, "--rules", broker.rules_path)
     t.check(rc == 1 and re.search(r"^seq 4 alert \S+ from NER: ROUTED OTHERWISE: journal only: to SDN "
                                   r"\(crime-to-neighbours\)$", out, re.M)
             and "4 as the rules say, 1 ROUTED OTHERWISE" in out,
@@ -134,18 +129,18 @@ def main(t):
     db.commit()
     db.close()
     x.rechain_journal(rerouted, 5)
-    rc, out = xba_audit(t, rerouted, "--region", broker.region_path, "--rules", broker.rules_path, "--json")
+    rc, out = x.audit_verify(t, rerouted, "--region", broker.region_path, "--rules", broker.rules_path, "--json")
     t.check(rc == 1 and '"routes_otherwise":2' in out and '"message":"journal only: to DZA (maghreb-liaison); rules '
             'only: to DZA (crime-to-neighbours)"' in out,
             "--rules --json: a rule name rewritten at seq 5 is the second ROUTED OTHERWISE", f"exit {rc}: {out}")
     other_rules = os.path.join(t.dir, "other-rules.yaml")
     with open(broker.rules_path) as f, open(other_rules, "w") as g:
         g.write(f.read() + "# another version\n")
-    rc, out = xba_audit(t, pristine, "--region", broker.region_path, "--rules", other_rules)
+    rc, out = x.audit_verify(t, pristine, "--region", broker.region_path, "--rules", other_rules)
     t.check(rc == 1 and "NOTHING CHECKED" in out and "5 entries (seq 1..5) routed by rules version" in out,
             "--rules with a version that routed nothing: NOTHING CHECKED, the version in use named, exit 1",
             f"exit {rc}: {out}")
-    rc, out = xba_audit(t, pristine, "--rules", broker.rules_path)
+    rc, out = x.audit_verify(t, pristine, "--rules", broker.rules_path)
     t.check(rc == 2 and "--rules needs --region" in out, "--rules without --region: exit 2", f"exit {rc}: {out}")
 
     # Entries cut off the end: the rest still chains; only the noted tip shows it.
@@ -156,14 +151,14 @@ def main(t):
     db.execute("DELETE FROM alerts WHERE seq >= 4")
     db.commit()
     db.close()
-    rc, out = xba_audit(t, cut, "--region", broker.region_path)
+    rc, out = x.audit_verify(t, cut, "--region", broker.region_path)
     t.check(rc == 0 and "entries 1..3 (3)" in out, "two entries cut from the end: chain and signatures still pass",
             f"exit {rc}: {out}")
-    rc, out = xba_audit(t, cut, "--region", broker.region_path, "--tip", tip_line)
+    rc, out = x.audit_verify(t, cut, "--region", broker.region_path, "--tip", tip_line)
     t.check(rc == 1 and "seq 5 IS MISSING" in out, "--tip: seq 5 is missing, exit 1", f"exit {rc}: {out}")
     t.check(os.path.getsize(pristine) > 0 and not os.path.exists(os.path.join(t.dir, "no-such.sqlite")),
             "nothing was created by the audits")
-    rc, out = xba_audit(t, os.path.join(t.dir, "no-such.sqlite"))
+    rc, out = x.audit_verify(t, os.path.join(t.dir, "no-such.sqlite"))
     t.check(rc == 2 and "cannot open" in out and not os.path.exists(os.path.join(t.dir, "no-such.sqlite")),
             "a journal that does not exist: exit 2, and the audit does not create it", f"exit {rc}: {out}")
 
@@ -174,7 +169,7 @@ def main(t):
     rc, out = audit(t, broker)
     t.check(rc == 1 and "TAMPERED" in out and "seq 3" in out, "--audit after an origin was rewritten: exit 1 naming seq 3",
             f"exit {rc}: {out}")
-    rc2, out2 = xba_audit(t, broker.journal_path)
+    rc2, out2 = x.audit_verify(t, broker.journal_path)
     t.check(rc2 == 1 and "TAMPERED" in out2 and "seq 3" in out2, "xba audit verify agrees: exit 1 naming seq 3",
             f"exit {rc2}: {out2}")
     t.log(out)

@@ -584,6 +584,12 @@ def frame(**body):
 LOG_KV = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
+def audit_verify(t, journal, *args):
+    """`xba audit verify JOURNAL ARGS`: (exit status, stdout and stderr as one text)."""
+    r = subprocess.run([t.xba, "audit", "verify", journal, *args], capture_output=True, text=True, timeout=t.t(60))
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
 def rechain_journal(path, from_seq):
     """Recompute the hash of every journal entry from from_seq on (lib/chain.c's formula, written again here from
     its comment), as an insider with the file and the public formula would after editing it."""
