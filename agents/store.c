@@ -17,6 +17,8 @@
  */
 #include "store.h"
 
+#include "sqlitefile.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -372,24 +374,6 @@ pragma_int(struct store *s, const char *sql, int64_t *out, struct xba_error *err
 
 /* WAL is what makes one fsync per group commit possible; a file system that cannot give it is refused. */
 static int
-set_wal(struct store *s, struct xba_error *err)
-{
-	sqlite3_stmt *st;
-	const unsigned char *mode;
-	int rc = 0;
-
-	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
-		return db_error(s, err, "set WAL mode");
-	if (sqlite3_step(st) != SQLITE_ROW)
-		rc = db_error(s, err, "set WAL mode");
-	else if ((mode = sqlite3_column_text(st, 0)) == NULL || sqlite3_stricmp((const char *)mode, "wal") != 0)
-		rc = xba_error_set(err, XBA_EIO, "store %s: the file system does not support WAL mode (got \"%s\")",
-		    s->path, mode != NULL ? (const char *)mode : "?");
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static int
 ensure_schema(struct store *s, struct xba_error *err)
 {
 	int64_t version = 0;
@@ -419,25 +403,15 @@ ensure_schema(struct store *s, struct xba_error *err)
 
 /* The store holds every alert this node received, TLP:RED included: a new file is 0600 before SQLite sees it
  * (SQLite gives the -wal and -shm files the same mode).  An existing file keeps the mode its operator chose. */
-static int
-create_private(const char *path, struct xba_error *err)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-
-	if (fd >= 0) {
-		close(fd);
-		return 0;
-	}
-	if (errno == EEXIST)
-		return 0;
-	return xba_error_set(err, XBA_EIO, "store %s: cannot create: %s", path, strerror(errno));
-}
-
 struct store *
 store_open(const char *path, struct xba_error *err)
 {
+	static const struct sqlitefile_options file_options = {
+		.kind = "store",
+		.busy_timeout_ms = STORE_BUSY_TIMEOUT_MS,
+		.wal_size_limit = STORE_WAL_LIMIT,
+	};
 	struct store *s;
-	char pragma[96];
 
 	assert(path != NULL);
 	if ((s = calloc(1, sizeof(*s))) == NULL || (s->path = strdup(path)) == NULL) {
@@ -445,26 +419,7 @@ store_open(const char *path, struct xba_error *err)
 		xba_error_set(err, XBA_ENOMEM, "store %s: out of memory", path);
 		return NULL;
 	}
-	if (create_private(path, err) != 0)
-		goto fail;
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		if (s->db != NULL)
-			db_error(s, err, "open");
-		else
-			xba_error_set(err, XBA_ENOMEM, "store %s: open: out of memory", path);
-		goto fail;
-	}
-	/* SQLite quietly opens a write-protected file read-only; the agent would learn it at the first delivery. */
-	if (sqlite3_db_readonly(s->db, "main") == 1) {
-		xba_error_set(err, XBA_EIO, "store %s: the file is read-only (check its owner and mode)", path);
-		goto fail;
-	}
-	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-	snprintf(pragma, sizeof(pragma), "PRAGMA journal_size_limit = %d", STORE_WAL_LIMIT);
-	if (set_wal(s, err) != 0 || exec_sql(s, "PRAGMA synchronous = FULL", "set synchronous", err) != 0 ||
-	    exec_sql(s, pragma, "set WAL size limit", err) != 0 || ensure_schema(s, err) != 0)
+	if (sqlitefile_open(path, &file_options, &s->db, err) != 0 || ensure_schema(s, err) != 0)
 		goto fail;
 	for (int i = 0; i < ST_COUNT_; i++) {
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {

@@ -34,6 +34,7 @@
 #include "journal.h"
 
 #include "chain.h"
+#include "sqlitefile.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -685,54 +686,20 @@ load_head(struct journal *j, struct xba_error *err)
 	return 0;
 }
 
-static int
-pragma_text(struct journal *j, const char *sql, const char *want, struct xba_error *err)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return db_error(j, err, sql);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		rc = db_error(j, err, sql);
-		sqlite3_finalize(st);
-		return rc;
-	}
-	if (want != NULL && sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), want) != 0) {
-		xba_error_set(err, XBA_EIO, "journal %s: %s gave \"%s\", not \"%s\"", j->path, sql,
-		    (const char *)sqlite3_column_text(st, 0), want);
-		sqlite3_finalize(st);
-		return XBA_EIO;
-	}
-	sqlite3_finalize(st);
-	return 0;
-}
-
 /*
  * The journal holds every alert, TLP:RED included: a new file is created 0600 before SQLite sees it, and SQLite
  * gives the -wal and -shm files the database file's permissions.  An existing file keeps the mode it has.
  */
-static int
-create_private(const char *path, struct xba_error *err)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-
-	if (fd >= 0) {
-		close(fd);
-		return 0;
-	}
-	if (errno == EEXIST)
-		return 0;
-	return xba_error_set(err, XBA_EIO, "journal %s: create: %s", path, strerror(errno));
-}
-
 struct journal *
 journal_open(const char *path, struct xba_error *err)
 {
+	static const struct sqlitefile_options file_options = {
+		.kind = "journal",
+		.busy_timeout_ms = JOURNAL_BUSY_TIMEOUT_MS,
+		.wal_size_limit = WAL_SIZE_LIMIT,
+		.cache_kib = JOURNAL_CACHE_KIB,
+	};
 	struct journal *j;
-	char pragma[96];
-	int rc;
 
 	assert(path != NULL);
 	if ((j = calloc(1, sizeof(*j))) == NULL || (j->path = strdup(path)) == NULL) {
@@ -743,32 +710,7 @@ journal_open(const char *path, struct xba_error *err)
 	j->cache.max_bytes = ENVELOPE_CACHE_BYTES;
 	j->cache.max_entries = ENVELOPE_CACHE_ENTRIES;
 	/* "file:" names are SQLite URIs (this SQLite is built to read them), not paths to create. */
-	if (strncmp(path, "file:", 5) != 0 && create_private(path, err) != 0)
-		goto fail;
-	rc = sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		if (j->db != NULL)
-			db_error(j, err, "open");
-		else
-			xba_error_set(err, XBA_ENOMEM, "journal %s: open: out of memory", path);
-		goto fail;
-	}
-	/* SQLite quietly opens a write-protected file read-only; the broker would then learn it at the first
-	 * publish.  Refused here, at start-up, where the operator is looking. */
-	if (sqlite3_db_readonly(j->db, "main") == 1) {
-		xba_error_set(err, XBA_EIO, "journal %s: open: the file is read-only (check its permissions and the "
-		    "file system)", path);
-		goto fail;
-	}
-	sqlite3_extended_result_codes(j->db, 1);
-	sqlite3_busy_timeout(j->db, JOURNAL_BUSY_TIMEOUT_MS);
-	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d; PRAGMA journal_size_limit = %d", JOURNAL_CACHE_KIB,
-	    WAL_SIZE_LIMIT);
-	/* journal_mode answers with the mode it got: a file system without shared memory would silently stay in
-	 * rollback mode, which the group-commit cost model does not allow for. */
-	if (pragma_text(j, "PRAGMA journal_mode = WAL", "wal", err) != 0 ||
-	    exec_sql(j, "PRAGMA synchronous = FULL", "set synchronous", err) != 0 ||
-	    exec_sql(j, pragma, "set cache size", err) != 0 || ensure_schema(j, err) != 0)
+	if (sqlitefile_open(path, &file_options, &j->db, err) != 0 || ensure_schema(j, err) != 0)
 		goto fail;
 	for (int i = 0; i < ST_COUNT_; i++) {
 		if (sqlite3_prepare_v3(j->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &j->st[i], NULL) != SQLITE_OK) {
