@@ -737,18 +737,35 @@ acknowledge_deliveries(struct agent *agent)
 	}
 }
 
+/* A DeliveryAck that carries only released seqs; 0, or -1 with the session marked for dropping. */
+static int
+send_releases(struct uplink *u, uint64_t *seqs, size_t n)
+{
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__DeliveryAck ack = XBA__V1__DELIVERY_ACK__INIT;
+
+	ack.through_seq = u->through_seq; /* nothing new: the broker ignores a cursor it has */
+	ack.released = seqs;
+	ack.n_released = n;
+	frame.body_case = XBA__V1__FRAME__BODY_DELIVERY_ACK;
+	frame.delivery_ack = &ack;
+	if (send_frame(u, &frame) != 0) {
+		want_drop(u, "send-failed", false);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Tell the broker of deliveries released from the quarantine since it recorded them REFUSED (DeliveryAck.released,
  * §2.5), so that the sender's `xba track` says DELIVERED and an emergency's sender gets its DELIVERED receipt.
  * From uplink_tick, between turns: what was sent is recorded in a transaction of its own.  A report lost with a
- * dropped connection leaves the broker saying REFUSED, the pessimistic side; an officer's ACK corrects it.
+ * dropped connection is sent again after the next Welcome (repeat_releases).
  */
 static void
 report_releases(struct agent *agent)
 {
 	struct uplink *u = agent->uplink;
-	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
-	Xba__V1__DeliveryAck ack = XBA__V1__DELIVERY_ACK__INIT;
 	uint64_t seqs[UPLINK_RELEASE_BATCH];
 	struct xba_error err = { 0 };
 	size_t n = 0;
@@ -765,15 +782,8 @@ report_releases(struct agent *agent)
 		u->report_releases = false;
 		return;
 	}
-	ack.through_seq = u->through_seq; /* nothing new: the broker ignores a cursor it has */
-	ack.released = seqs;
-	ack.n_released = n;
-	frame.body_case = XBA__V1__FRAME__BODY_DELIVERY_ACK;
-	frame.delivery_ack = &ack;
-	if (send_frame(u, &frame) != 0) {
-		want_drop(u, "send-failed", false);
+	if (send_releases(u, seqs, n) != 0)
 		return;
-	}
 	if (store_quarantine_reported(agent->store, seqs, n, &err) != 0) {
 		/* Sent again at the next session; the broker changes only what is still REFUSED. */
 		log_warnx("event=store.write_failed op=releases_reported error=\"%s\"", err.msg);
@@ -794,8 +804,6 @@ static void
 repeat_releases(struct agent *agent)
 {
 	struct uplink *u = agent->uplink;
-	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
-	Xba__V1__DeliveryAck ack = XBA__V1__DELIVERY_ACK__INIT;
 	uint64_t seqs[UPLINK_RELEASE_BATCH];
 	struct xba_error err = { 0 };
 	size_t n = 0;
@@ -811,15 +819,8 @@ repeat_releases(struct agent *agent)
 	}
 	if (n == 0)
 		return;
-	ack.through_seq = u->through_seq; /* nothing new: the broker ignores a cursor it has */
-	ack.released = seqs;
-	ack.n_released = n;
-	frame.body_case = XBA__V1__FRAME__BODY_DELIVERY_ACK;
-	frame.delivery_ack = &ack;
-	if (send_frame(u, &frame) != 0) {
-		want_drop(u, "send-failed", false);
+	if (send_releases(u, seqs, n) != 0)
 		return;
-	}
 	log_info("event=releases.repeated count=%zu newest_seq=%llu", n, (unsigned long long)seqs[0]);
 }
 
