@@ -759,8 +759,8 @@ send_releases(struct uplink *u, uint64_t *seqs, size_t n)
 /*
  * Tell the broker of deliveries released from the quarantine since it recorded them REFUSED (DeliveryAck.released,
  * §2.5), so that the sender's `xba track` says DELIVERED and an emergency's sender gets its DELIVERED receipt.
- * From uplink_tick, between turns: what was sent is recorded in a transaction of its own.  A report lost with a
- * dropped connection is sent again after the next Welcome (repeat_releases).
+ * Called from uplink_tick, between turns, on an open session.  A report lost with a dropped connection is sent
+ * again after the next Welcome (repeat_releases).
  */
 static void
 report_releases(struct agent *agent)
@@ -770,8 +770,6 @@ report_releases(struct agent *agent)
 	struct xba_error err = { 0 };
 	size_t n = 0;
 
-	if (u->state != UPLINK_UP || u->drop_reason != NULL || store_in_transaction(agent->store))
-		return;
 	if (store_quarantine_unreported(agent->store, seqs, UPLINK_RELEASE_BATCH, &n, &err) != 0) {
 		log_warnx("event=store.read_failed op=releases error=\"%s\" action=\"retried at the next session\"",
 		    err.msg);
@@ -808,8 +806,6 @@ repeat_releases(struct agent *agent)
 	struct xba_error err = { 0 };
 	size_t n = 0;
 
-	if (u->state != UPLINK_UP || u->drop_reason != NULL || store_in_transaction(agent->store))
-		return;
 	u->repeat_releases = false;
 	if (store_quarantine_reported_since(agent->store, clock_now_ms() - UPLINK_RELEASE_REPEAT_MS, seqs,
 	    UPLINK_RELEASE_BATCH, &n, &err) != 0) {
@@ -1326,7 +1322,9 @@ uplink_tick(struct agent *agent)
 	}
 	if (now - u->up_mono >= UPLINK_STABLE_MS)
 		u->backoff_ms = agent->config->reconnect_min_ms;
-	if (u->repeat_releases || u->report_releases) {
+	/* Between turns, on an open session: what was reported is recorded in a transaction of its own. */
+	if ((u->repeat_releases || u->report_releases) && u->state == UPLINK_UP && u->drop_reason == NULL &&
+	    !store_in_transaction(agent->store)) {
 		if (u->repeat_releases)
 			repeat_releases(agent);
 		if (u->report_releases && u->drop_reason == NULL)

@@ -66,13 +66,7 @@ def queued_id(t, bc, what):
 def main(t):
     region = region_of_five(t)
     broker = x.Broker(t, region, RULES).start()
-    agents = {nid: x.Agent(t, region, nid, broker) for nid in ["NER"] + RECEIVERS}
-    for a in agents.values():
-        a.start(wait=False)
-    for nid, a in agents.items():
-        if a.wait_log(r"event=agent\.ready", t.t(15), since=a.mark) is None:
-            raise RuntimeError(f"{a.name} did not start: {a.log_text()[-1500:]}")
-        t.check(a.wait_link(t.t(15)), f"agent {nid}: link up")
+    agents = x.start_agents(t, region, broker, ["NER"] + RECEIVERS)
     watches = {nid: agents[nid].watch() for nid in RECEIVERS}
     text_watch = agents["TCD"].watch(json_output=False)
     for nid in RECEIVERS:
