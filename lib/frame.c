@@ -203,6 +203,181 @@ frame_finish_deliver_batch(uint8_t *first_element, size_t elements_len, size_t *
 	return start;
 }
 
+/* ---- the wire format of a frame that did not decode ---- */
+
+struct wire {
+	const uint8_t *p, *end;
+};
+
+struct wire_field {
+	uint32_t number;
+	unsigned type;          /* 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
+	uint64_t value;         /* type 0 */
+	const uint8_t *bytes;   /* type 2 */
+	size_t len;
+};
+
+static bool
+wire_varint(struct wire *w, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		uint8_t b;
+
+		if (w->p == w->end)
+			return false;
+		b = *w->p++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+wire_skip(struct wire *w, size_t n)
+{
+	if ((size_t)(w->end - w->p) < n)
+		return false;
+	w->p += n;
+	return true;
+}
+
+/* 1: *f read; 0: the end of the bytes; -1: bytes that are not a field (truncated, field 0, a group). */
+static int
+wire_next(struct wire *w, struct wire_field *f)
+{
+	uint64_t key, len;
+
+	if (w->p == w->end)
+		return 0;
+	if (!wire_varint(w, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX)
+		return -1;
+	f->number = (uint32_t)(key >> 3);
+	f->type = (unsigned)(key & 7);
+	switch (f->type) {
+	case 0:
+		return wire_varint(w, &f->value) ? 1 : -1;
+	case 1:
+		return wire_skip(w, 8) ? 1 : -1;
+	case 5:
+		return wire_skip(w, 4) ? 1 : -1;
+	case 2:
+		if (!wire_varint(w, &len) || len > (uint64_t)(w->end - w->p))
+			return -1;
+		f->bytes = w->p;
+		f->len = (size_t)len;
+		w->p += len;
+		return 1;
+	default:
+		return -1; /* groups (3, 4), which proto3 never writes, and the unused types 6, 7 */
+	}
+}
+
+/* One Deliver's fields (xba.proto: seq 1, envelope 2, rule 3, emergency 4; later ones win, as protobuf reads). */
+static int
+scan_deliver(const uint8_t *bytes, size_t len, struct frame_delivery_view *v, struct xba_error *err)
+{
+	struct wire w = { bytes, bytes + len };
+	struct wire_field f;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	v->element = bytes;
+	v->element_len = len;
+	while ((rc = wire_next(&w, &f)) > 0) {
+		if ((f.number == 1 || f.number == 4) && f.type != 0)
+			return xba_error_set(err, XBA_EDECODE, "deliver field %u: wire type %u, not a varint", f.number,
+			    f.type);
+		if ((f.number == 2 || f.number == 3) && f.type != 2)
+			return xba_error_set(err, XBA_EDECODE, "deliver field %u: wire type %u, not length-delimited",
+			    f.number, f.type);
+		if (f.number == 1) {
+			v->seq = f.value;
+		} else if (f.number == 2) {
+			v->envelope = f.bytes;
+			v->envelope_len = f.len;
+		} else if (f.number == 3) {
+			v->rule = f.bytes;
+			v->rule_len = f.len;
+		} else if (f.number == 4) {
+			v->emergency = f.value != 0;
+		}
+	}
+	if (rc < 0)
+		return xba_error_set(err, XBA_EDECODE, "deliver: truncated or not protobuf after byte %zu",
+		    (size_t)(w.p - bytes));
+	if (v->seq == 0)
+		return xba_error_set(err, XBA_EDECODE, "deliver: no seq");
+	return 0;
+}
+
+int
+frame_scan_deliveries(const uint8_t *bytes, size_t len, struct frame_delivery_view *out, size_t max, size_t *n,
+    struct xba_error *err)
+{
+	struct wire w = { bytes, bytes + len };
+	struct wire_field f, carrier = { 0 };
+	unsigned bodies = 0;
+	size_t count = 0;
+	int rc;
+
+	*n = 0;
+	while ((rc = wire_next(&w, &f)) > 0) {
+		if (f.number >= 1 && f.number <= 15)
+			bodies++; /* Frame's oneof body: every field of Frame today */
+		if (f.number == 5 || f.number == 15) {
+			if (carrier.number != 0)
+				return xba_error_set(err, XBA_EDECODE, "frame: more than one deliver or deliver_batch field");
+			carrier = f;
+		}
+	}
+	/* A frame that cannot be walked may have carried deliveries past the point where the walk stopped. */
+	if (rc < 0)
+		return xba_error_set(err, XBA_EDECODE, "frame: truncated or not protobuf after byte %zu",
+		    (size_t)(w.p - bytes));
+	if (carrier.number == 0)
+		return 0;
+	if (bodies > 1)
+		return xba_error_set(err, XBA_EDECODE, "frame: a %s field beside another body",
+		    carrier.number == 5 ? "deliver" : "deliver_batch");
+	if (carrier.type != 2)
+		return xba_error_set(err, XBA_EDECODE, "frame: %s field of wire type %u",
+		    carrier.number == 5 ? "deliver" : "deliver_batch", carrier.type);
+	if (carrier.number == 5) {
+		struct frame_delivery_view v;
+
+		if ((rc = scan_deliver(carrier.bytes, carrier.len, &v, err)) != 0)
+			return rc;
+		if (max > 0)
+			out[0] = v;
+		*n = 1;
+		return 0;
+	}
+	w.p = carrier.bytes;
+	w.end = carrier.bytes + carrier.len;
+	while ((rc = wire_next(&w, &f)) > 0) {
+		struct frame_delivery_view v;
+
+		if (f.number != 1)
+			continue; /* a newer field of DeliverBatch */
+		if (f.type != 2)
+			return xba_error_set(err, XBA_EDECODE, "deliver_batch.deliveries[%zu]: wire type %u", count, f.type);
+		if (scan_deliver(f.bytes, f.len, &v, err) != 0)
+			return xba_error_prefix(err, "deliver_batch.deliveries[%zu]", count);
+		if (count < max)
+			out[count] = v;
+		count++;
+	}
+	if (rc < 0)
+		return xba_error_set(err, XBA_EDECODE, "deliver_batch: truncated or not protobuf");
+	*n = count;
+	return 0;
+}
+
 const char *
 frame_type_name(Xba__V1__Frame__BodyCase body_case)
 {

@@ -58,6 +58,31 @@ size_t frame_encode_batch_element(uint8_t *out, uint64_t seq, const uint8_t *env
     const char *rule, bool emergency);
 uint8_t *frame_finish_deliver_batch(uint8_t *first_element, size_t elements_len, size_t *frame_len);
 
+/*
+ * The deliveries inside a frame that frame_decode() refused, read from the protobuf wire format alone.  A receiver
+ * must still answer for each of them: skipping them would let its next cumulative DeliveryAck tell the broker that
+ * it stored what it never saw (docs/protocol.md §2.4, "A frame that does not decode").  Each view points into the
+ * scanned bytes.
+ */
+struct frame_delivery_view {
+	const uint8_t *element;          /* the Deliver message (without its tag and length): unpack it alone */
+	size_t element_len;
+	uint64_t seq;                    /* never 0: an element without a seq fails the scan */
+	bool emergency;
+	const uint8_t *envelope;         /* the envelope field's bytes, NULL when the element has none */
+	size_t envelope_len;
+	const uint8_t *rule;             /* the rule field's bytes, not terminated, not checked as UTF-8; NULL: none */
+	size_t rule_len;
+};
+
+/* 0 with *n the deliveries the frame carries (0: it carries none, being no Deliver or DeliverBatch), their views in
+ * out[0 .. min(*n, max) - 1] (out may be NULL with max 0, to count).  XBA_EDECODE when the frame has a Deliver or
+ * DeliverBatch field but its wire format cannot be walked to every delivery with a seq: a truncated field, a wire
+ * type its schema does not allow, an element without a seq, a delivery field next to another body.  Then nothing
+ * can be answered for, and the receiver must not acknowledge past it. */
+int frame_scan_deliveries(const uint8_t *bytes, size_t len, struct frame_delivery_view *out, size_t max, size_t *n,
+    struct xba_error *err);
+
 /* "hello", "publish", ... or "unknown". */
 const char *frame_type_name(Xba__V1__Frame__BodyCase body_case);
 

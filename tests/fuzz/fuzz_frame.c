@@ -4,7 +4,8 @@
  * that decodes to a Publish, a Deliver or a DeliverBatch (its first few elements) then has its envelope opened with
  * envelope_open_message() against a directory holding the golden key (tests/vectors), so inputs derived from the
  * golden envelope wrapped in a frame reach the signature check and, when it holds, the alert decoder and validator.
- * Never a crash, a leak, or undefined behaviour.
+ * A frame that does not decode is scanned for deliveries as the agent scans it (frame_scan_deliveries), each
+ * element unpacked alone.  Never a crash, a leak, or undefined behaviour.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -76,8 +77,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	frame = frame_decode(data, size, FRAME_MAX_BYTES_DEFAULT, &ref, &err);
 	if (frame == NULL) {
+		struct frame_delivery_view views[4];
+		size_t n = 0;
+
 		/* A refusal must name a wire code; the lookups must accept whatever error came back. */
 		(void)frame_error_code_name(frame_error_code_for_frame(err.code));
+		/* The agent then looks for deliveries to answer for, and unpacks each element alone. */
+		if (frame_scan_deliveries(data, size, views, 4, &n, &err) == 0) {
+			for (size_t i = 0; i < n && i < 4; i++) {
+				const struct frame_delivery_view *v = &views[i];
+				Xba__V1__Deliver *d = xba__v1__deliver__unpack(NULL, v->element_len, v->element);
+
+				if (v->seq == 0 || v->element < data || v->element + v->element_len > data + size ||
+				    (v->envelope != NULL && v->envelope_len > v->element_len))
+					abort(); /* a view that points outside the frame, or a delivery without a seq */
+				if (d != NULL && d->envelope != NULL)
+					open_envelope(d->envelope);
+				if (d != NULL)
+					xba__v1__deliver__free_unpacked(d, NULL);
+			}
+		}
 		return 0;
 	}
 	(void)frame_type_name(frame->body_case);

@@ -318,6 +318,175 @@ test_deliver_batch(struct check_state *t)
 	CHECK(t, strcmp(frame_type_name(XBA__V1__FRAME__BODY_DELIVER_BATCH), "deliver_batch") == 0);
 }
 
+/* Raw wire bytes for frames protobuf-c would never write. */
+struct raw {
+	uint8_t b[512];
+	size_t n;
+};
+
+static void
+raw_bytes(struct raw *r, const void *bytes, size_t len)
+{
+	if (r->n + len <= sizeof(r->b)) {
+		memcpy(r->b + r->n, bytes, len);
+		r->n += len;
+	}
+}
+
+static void
+raw_varint(struct raw *r, uint64_t v)
+{
+	do {
+		uint8_t byte = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+
+		raw_bytes(r, &byte, 1);
+		v >>= 7;
+	} while (v != 0);
+}
+
+static void
+raw_field(struct raw *r, unsigned number, const struct raw *body)
+{
+	raw_varint(r, (number << 3) | 2);
+	raw_varint(r, body->n);
+	raw_bytes(r, body->b, body->n);
+}
+
+/* A Deliver element: seq (0: none), envelope bytes (NULL: none), rule, emergency. */
+static void
+raw_deliver(struct raw *r, uint64_t seq, const char *envelope, size_t envelope_len, const char *rule, bool emergency)
+{
+	memset(r, 0, sizeof(*r));
+	if (seq != 0) {
+		raw_varint(r, 1 << 3);
+		raw_varint(r, seq);
+	}
+	if (envelope != NULL) {
+		raw_varint(r, (2 << 3) | 2);
+		raw_varint(r, envelope_len);
+		raw_bytes(r, envelope, envelope_len);
+	}
+	if (rule != NULL) {
+		raw_varint(r, (3 << 3) | 2);
+		raw_varint(r, strlen(rule));
+		raw_bytes(r, rule, strlen(rule));
+	}
+	if (emergency) {
+		raw_varint(r, 4 << 3);
+		raw_varint(r, 1);
+	}
+}
+
+static bool
+element_unpacks(const struct frame_delivery_view *v)
+{
+	Xba__V1__Deliver *d = xba__v1__deliver__unpack(NULL, v->element_len, v->element);
+	bool ok = d != NULL && d->envelope != NULL;
+
+	if (d != NULL)
+		xba__v1__deliver__free_unpacked(d, NULL);
+	return ok;
+}
+
+/* frame_scan_deliveries: what an agent can still answer for in a frame that did not decode. */
+static void
+test_scan_deliveries(struct check_state *t)
+{
+	/* Not an Envelope: field 15 as a varint, then a length-delimited field 15 cut short. */
+	static const char garbage[] = "\x78\x79\x7a";
+	Xba__V1__Frame f = XBA__V1__FRAME__INIT;
+	Xba__V1__Hello hello = XBA__V1__HELLO__INIT;
+	struct frame_delivery_view v[4];
+	struct raw el, batch, frame, other;
+	struct xba_error err = { 0 };
+	uint8_t *buf;
+	size_t len, n = 99;
+
+	/* A frame without deliveries, and one of a body type newer than this decoder: nothing to answer for. */
+	hello.node_id = "NER";
+	f.body_case = XBA__V1__FRAME__BODY_HELLO;
+	f.hello = &hello;
+	buf = pack(&f, &len);
+	CHECK_CODE(t, frame_scan_deliveries(buf, len, v, 4, &n, &err), 0);
+	CHECK(t, n == 0);
+	free(buf);
+	raw_deliver(&el, 5, NULL, 0, NULL, false);
+	memset(&frame, 0, sizeof(frame));
+	raw_field(&frame, 99, &el);
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n, v, 4, &n, &err), 0);
+	CHECK(t, n == 0);
+
+	/* A Deliver whose envelope does not decode: the frame is refused, the delivery is still there to answer. */
+	raw_deliver(&el, 300, garbage, 3, "sar-to-neighbours", true);
+	memset(&frame, 0, sizeof(frame));
+	raw_field(&frame, 5, &el);
+	CHECK(t, frame_decode(frame.b, frame.n, FRAME_MAX_BYTES_DEFAULT, NULL, &err) == NULL);
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n, v, 4, &n, &err), 0);
+	CHECK(t, n == 1 && v[0].seq == 300 && v[0].emergency);
+	CHECK(t, v[0].envelope_len == 3 && v[0].envelope != NULL && memcmp(v[0].envelope, garbage, 3) == 0);
+	CHECK(t, v[0].rule_len == 17 && v[0].rule != NULL && memcmp(v[0].rule, "sar-to-neighbours", 17) == 0);
+	CHECK(t, v[0].element == frame.b + 2 && v[0].element_len == el.n && !element_unpacks(&v[0]));
+	/* ... and cut short by one byte, it can no longer be answered for. */
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n - 1, v, 4, &n, &err), XBA_EDECODE);
+	CHECK_CONTAINS(t, err.msg, "truncated");
+
+	/* A batch of three whose second element has no envelope and whose third's is garbage: each element is read
+	 * alone (the first unpacks by itself), counted without views too. */
+	memset(&batch, 0, sizeof(batch));
+	raw_deliver(&el, 1, "", 0, "r1", false);
+	raw_field(&batch, 1, &el);
+	raw_deliver(&el, 2, NULL, 0, "r2", false);
+	raw_field(&batch, 1, &el);
+	raw_deliver(&el, 3, garbage, 3, NULL, false);
+	raw_field(&batch, 1, &el);
+	memset(&frame, 0, sizeof(frame));
+	raw_field(&frame, 15, &batch);
+	CHECK(t, frame_decode(frame.b, frame.n, FRAME_MAX_BYTES_DEFAULT, NULL, &err) == NULL);
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n, NULL, 0, &n, &err), 0);
+	CHECK(t, n == 3);
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n, v, 2, &n, &err), 0);
+	CHECK(t, n == 3 && v[0].seq == 1 && v[1].seq == 2);
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n, v, 4, &n, &err), 0);
+	CHECK(t, n == 3 && v[0].seq == 1 && v[1].seq == 2 && v[2].seq == 3 && !v[2].emergency);
+	CHECK(t, element_unpacks(&v[0]) && !element_unpacks(&v[1]) && !element_unpacks(&v[2]));
+	CHECK(t, v[1].envelope == NULL && v[2].rule == NULL && v[0].envelope_len == 0 && v[0].envelope != NULL);
+
+	/* Unanswerable: an element without a seq (named by its index), a seq that is not a varint, a Deliver beside
+	 * another body, two Deliver fields. */
+	memset(&batch, 0, sizeof(batch));
+	raw_deliver(&el, 1, "", 0, NULL, false);
+	raw_field(&batch, 1, &el);
+	raw_deliver(&el, 0, "", 0, "no-seq", false);
+	raw_field(&batch, 1, &el);
+	memset(&frame, 0, sizeof(frame));
+	raw_field(&frame, 15, &batch);
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n, v, 4, &n, &err), XBA_EDECODE);
+	CHECK_CONTAINS(t, err.msg, "deliveries[1]");
+	CHECK_CONTAINS(t, err.msg, "no seq");
+	memset(&el, 0, sizeof(el));
+	memset(&other, 0, sizeof(other));
+	raw_bytes(&other, "\x01", 1);
+	raw_field(&el, 1, &other);
+	memset(&frame, 0, sizeof(frame));
+	raw_field(&frame, 5, &el);
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n, v, 4, &n, &err), XBA_EDECODE);
+	CHECK_CONTAINS(t, err.msg, "not a varint");
+	raw_deliver(&el, 9, "", 0, NULL, false);
+	memset(&frame, 0, sizeof(frame));
+	raw_field(&frame, 5, &el);
+	memset(&other, 0, sizeof(other));
+	raw_field(&frame, 1, &other);
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n, v, 4, &n, &err), XBA_EDECODE);
+	CHECK_CONTAINS(t, err.msg, "beside another body");
+	memset(&frame, 0, sizeof(frame));
+	raw_field(&frame, 5, &el);
+	raw_field(&frame, 5, &el);
+	CHECK_CODE(t, frame_scan_deliveries(frame.b, frame.n, v, 4, &n, &err), XBA_EDECODE);
+	CHECK_CONTAINS(t, err.msg, "more than one");
+	/* Bytes that are no frame at all might have carried deliveries: unanswerable too. */
+	CHECK_CODE(t, frame_scan_deliveries((const uint8_t *)"\xff\xff", 2, v, 4, &n, &err), XBA_EDECODE);
+}
+
 /* FRAME_MIN_BYTES: the largest valid alert, sealed, delivered under the longest seq and rule name, fits. */
 static void
 test_min_frame_fits_largest_delivery(struct check_state *t)
@@ -382,6 +551,7 @@ main(void)
 	RUN(&t, test_refusals);
 	RUN(&t, test_deliver_hand_encoded);
 	RUN(&t, test_deliver_batch);
+	RUN(&t, test_scan_deliveries);
 	RUN(&t, test_min_frame_fits_largest_delivery);
 	RUN(&t, test_error_codes);
 	return check_finish(&t);
