@@ -566,6 +566,44 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 
 /* ---- deliveries ------------------------------------------------------------------------------------------- */
 
+/* Each delivery uses one credit and one slot of this turn; NULL when the turn cannot hold it (then the turn is
+ * acknowledged not at all, and redelivered). */
+static struct delivered *
+delivery_begin(struct agent *agent, uint64_t seq, bool emergency)
+{
+	struct uplink *u = agent->uplink;
+	struct delivered *p;
+
+	if (u->window <= 0 && !u->credit_exceeded) {
+		/* §4 CREDIT_EXCEEDED, node side: a broker bug; the delivery is processed all the same. */
+		log_warnx("event=broker.credit_exceeded seq=%llu reason=\"a Deliver arrived with the window at 0\"",
+		    (unsigned long long)seq);
+		u->credit_exceeded = true;
+	}
+	u->window--;
+	if (ensure_transaction(agent) != 0)
+		return NULL;
+	if (!grow((void **)&u->turn, &u->cap_turn, u->n_turn, sizeof(*u->turn))) {
+		u->store_failed = true; /* acknowledge nothing of this turn: it is redelivered */
+		return NULL;
+	}
+	p = &u->turn[u->n_turn];
+	memset(p, 0, sizeof(*p));
+	p->seq = seq;
+	p->emergency = emergency;
+	return p;
+}
+
+/* The delivery in p is stored (inbox or quarantine) in this turn's transaction: it joins the turn. */
+static void
+delivery_end(struct uplink *u, const struct delivered *p)
+{
+	/* §2.5: cumulative over non-emergency deliveries, stored in arrival order; emergencies are listed. */
+	if (!p->emergency && p->seq > u->turn_through)
+		u->turn_through = p->seq;
+	u->n_turn++;
+}
+
 static void
 handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 {
@@ -579,29 +617,14 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 	size_t len;
 	int rc;
 
-	if (u->window <= 0 && !u->credit_exceeded) {
-		/* §4 CREDIT_EXCEEDED, node side: a broker bug; the delivery is processed all the same. */
-		log_warnx("event=broker.credit_exceeded seq=%llu reason=\"a Deliver arrived with the window at 0\"",
-		    (unsigned long long)d->seq);
-		u->credit_exceeded = true;
-	}
-	u->window--;
-	if (ensure_transaction(agent) != 0)
+	if ((p = delivery_begin(agent, d->seq, d->emergency)) == NULL)
 		return;
-	if (!grow((void **)&u->turn, &u->cap_turn, u->n_turn, sizeof(*u->turn))) {
-		u->store_failed = true; /* acknowledge nothing of this turn: it is redelivered */
-		return;
-	}
 	len = xba__v1__envelope__get_packed_size(d->envelope);
 	if ((bytes = malloc(len > 0 ? len : 1)) == NULL) {
 		u->store_failed = true;
 		return;
 	}
 	xba__v1__envelope__pack(d->envelope, bytes);
-	p = &u->turn[u->n_turn];
-	memset(p, 0, sizeof(*p));
-	p->seq = d->seq;
-	p->emergency = d->emergency;
 
 	/* §2.4: verify against this agent's own directory, at its own now; never trust the broker. */
 	rc = envelope_open_message(agent->dir, d->envelope, now, &opened, &err);
@@ -646,10 +669,99 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 	}
 	envelope_opened_clear(&opened);
 	free(bytes);
-	/* §2.5: cumulative over non-emergency deliveries, stored in arrival order; emergencies are listed. */
-	if (!d->emergency && d->seq > u->turn_through)
-		u->turn_through = d->seq;
-	u->n_turn++;
+	delivery_end(u, p);
+}
+
+/* A delivery inside a frame that did not decode, whose element does not decode alone either: no envelope could be
+ * verified, so it is held in the quarantine as MALFORMED_FRAME with whatever envelope bytes it had (they can never
+ * be released), acknowledged and named as refused like any delivery this agent refuses (§2.4): the broker records
+ * REFUSED and the sender learns that this country's officers do not have the alert. */
+static void
+quarantine_malformed(struct agent *agent, const struct frame_delivery_view *v)
+{
+	struct uplink *u = agent->uplink;
+	struct xba_error werr = { 0 };
+	struct delivered *p;
+	Xba__V1__Envelope *envelope = NULL;
+	const char *why;
+	char rule[sizeof(p->row.rule)]; /* the store's column for a rule name */
+	size_t n = v->rule_len < sizeof(rule) - 1 ? v->rule_len : sizeof(rule) - 1;
+
+	if ((p = delivery_begin(agent, v->seq, v->emergency)) == NULL)
+		return;
+	/* The rule is as the frame had it: kept only for display, so anything but printable ASCII becomes '?'. */
+	for (size_t i = 0; i < n; i++)
+		rule[i] = v->rule[i] >= 0x20 && v->rule[i] < 0x7f ? (char)v->rule[i] : '?';
+	rule[n] = '\0';
+	if (v->envelope == NULL)
+		why = "the delivery does not decode: it has no envelope";
+	else if ((envelope = xba__v1__envelope__unpack(NULL, v->envelope_len, v->envelope)) == NULL)
+		why = "the delivery does not decode: its envelope is not a protobuf Envelope";
+	else
+		why = "the delivery does not decode (protobuf)";
+	xba__v1__envelope__free_unpacked(envelope, NULL);
+	p->quarantined = true;
+	p->code = XBA__V1__ERROR_CODE__MALFORMED_FRAME;
+	snprintf(p->field, sizeof(p->field), "deliver");
+	snprintf(p->message, sizeof(p->message), "seq %llu quarantined by %s: %s", (unsigned long long)v->seq,
+	    agent->config->node_id, why);
+	if (store_quarantine_add(agent->store, v->seq, (int)p->code, why, NULL, v->rule != NULL ? rule : NULL,
+		v->envelope, v->envelope_len, clock_now_ms(), &werr) != 0) {
+		store_write_failed(u, "quarantine", &werr);
+		return;
+	}
+	delivery_end(u, p);
+}
+
+/*
+ * A frame that did not decode (why) may still carry deliveries, and skipping them would let the next cumulative
+ * DeliveryAck tell the broker that this node stored what it never saw.  Each delivery the wire format still shows
+ * is answered for: one whose element decodes alone is handled as if it had come alone, any other is quarantined.
+ * When the frame cannot be walked to its deliveries, the session is dropped before anything after it is
+ * acknowledged: the broker sends them again from this node's cursor, and the agent says so at every attempt.
+ * False when the frame carries no deliveries at all (the caller reports it as before).
+ */
+static bool
+answer_undecodable(struct agent *agent, const uint8_t *bytes, size_t len, const struct xba_error *why)
+{
+	struct uplink *u = agent->uplink;
+	struct frame_delivery_view *views = NULL;
+	struct xba_error err = { 0 };
+	size_t n = 0, quarantined = 0;
+	char quoted[600];
+
+	if (frame_scan_deliveries(bytes, len, NULL, 0, &n, &err) == 0 && n == 0)
+		return false;
+	if (err.code == 0 && (views = calloc(n, sizeof(*views))) == NULL)
+		xba_error_set(&err, XBA_ENOMEM, "no memory for %zu deliveries", n);
+	if (err.code != 0 || frame_scan_deliveries(bytes, len, views, n, &n, &err) != 0) {
+		log_warnx("event=broker.undecodable_deliveries reason=%s decode=\"%s\" through_seq=%llu action=\"reconnecting "
+			  "without acknowledging past this frame; the broker sends it again (a broker that keeps sending it "
+			  "needs fixing: nothing after it reaches this node)\"",
+		    log_quote(quoted, sizeof(quoted), err.msg), why->msg, (unsigned long long)u->turn_through);
+		if (u->state == UPLINK_UP)
+			send_error(u, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "deliver", 0, err.msg);
+		want_drop(u, "undecodable-deliveries", false);
+		free(views);
+		return true;
+	}
+	for (size_t i = 0; i < n && !u->store_failed; i++) {
+		Xba__V1__Deliver *d = xba__v1__deliver__unpack(NULL, views[i].element_len, views[i].element);
+
+		if (d != NULL && d->envelope != NULL) {
+			handle_deliver(agent, d);
+		} else {
+			quarantine_malformed(agent, &views[i]);
+			quarantined++;
+		}
+		if (d != NULL)
+			xba__v1__deliver__free_unpacked(d, NULL);
+	}
+	log_warnx("event=broker.bad_frame code=%s deliveries=%zu quarantined=%zu reason=%s",
+	    frame_error_code_name(frame_error_code_for_frame(why->code)), n, quarantined,
+	    log_quote(quoted, sizeof(quoted), why->msg));
+	free(views);
+	return true;
 }
 
 /* After the commit: DeliveryAck + Credit, quarantine reports, logs and pushes. */
@@ -1075,6 +1187,8 @@ handle_frame(struct agent *agent, const uint8_t *bytes, size_t len)
 		Xba__V1__ErrorCode code = frame_error_code_for_frame(err.code);
 		char field[64];
 
+		if (u->state == UPLINK_UP && answer_undecodable(agent, bytes, len, &err))
+			return;
 		log_warnx("event=broker.bad_frame code=%s reason=\"%s\"", frame_error_code_name(code), err.msg);
 		agent_error_field(err.msg, field, sizeof(field));
 		if (u->state == UPLINK_UP)

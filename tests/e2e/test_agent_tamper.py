@@ -20,111 +20,16 @@ import json
 import os
 import sqlite3
 import sys
-import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import zmq  # noqa: E402
 
 import xbatest as x  # noqa: E402
 
 
-class FakeBroker:
-    """The broker's side of docs/protocol.md, just enough: ROUTER + CURVE server on a free port, Welcome on Hello,
-    Heartbeats, Deliver on demand; records every frame the node sends."""
-
-    def __init__(self, t, heartbeat_ms=2000):
-        self.t = t
-        self.ctx = zmq.Context()
-        self.public_key, secret = zmq.curve_keypair()
-        s = self.ctx.socket(zmq.ROUTER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.curve_server = True
-        s.curve_secretkey = secret
-        s.curve_publickey = self.public_key
-        port = s.bind_to_random_port("tcp://127.0.0.1")
-        self.endpoint = f"tcp://127.0.0.1:{port}"
-        self.sock = s
-        self.heartbeat_ms = heartbeat_ms
-        self.peer = None
-        self.hellos = []
-        self.errors = []
-        self.delivery_acks = []
-        self.credit = 0          # Hello.credit + grants
-        self.delivered = 0       # Delivers sent
-        self.other = []          # frame kinds a node should not send, or undecodable bytes
-        self.last_sent = 0.0
-        t.defer(self.close)
-
-    def close(self):
-        self.sock.close(0)
-        self.ctx.term()
-
-    def _send(self, **body):
-        self.sock.send_multipart([self.peer, x.frame(**body)])
-        self.last_sent = time.monotonic()
-
-    def pump(self, timeout=0.02):
-        if self.sock.poll(int(timeout * 1000)):
-            while True:
-                try:
-                    rid, data = self.sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                except ValueError:
-                    self.other.append("multi-part message")
-                    continue
-                try:
-                    f = x.pb.Frame.FromString(data)
-                except Exception as e:
-                    self.other.append(f"undecodable: {e!r}")
-                    continue
-                kind = f.WhichOneof("body")
-                if kind == "hello":
-                    self.peer = rid
-                    self.hellos.append(f.hello)
-                    self.credit = f.hello.credit
-                    self.delivered = 0
-                    self._send(welcome=x.pb.Welcome(protocol_version=1, broker_id="fake-broker", journal_head=6,
-                                                    heartbeat_ms=self.heartbeat_ms, max_frame_bytes=262144,
-                                                    rules_version="0" * 64))
-                elif kind == "error":
-                    self.errors.append(f.error)
-                elif kind == "delivery_ack":
-                    self.delivery_acks.append(f.delivery_ack)
-                elif kind == "credit":
-                    self.credit += f.credit.grant
-                elif kind == "heartbeat":
-                    pass
-                else:
-                    self.other.append(kind)
-        if self.peer is not None and (time.monotonic() - self.last_sent) * 1000 >= self.heartbeat_ms / 4:
-            self._send(heartbeat=x.pb.Heartbeat(time_ms=x.now_ms()))
-
-    def run_until(self, cond, timeout):
-        end = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() >= end:
-                return False
-            self.pump(0.02)
-        return True
-
-    def deliver(self, seq, envelope, rule="tamper-test", emergency=False):
-        self._send(deliver=x.pb.Deliver(seq=seq, envelope=envelope, rule=rule, emergency=emergency))
-        self.delivered += 1
-
-    def deliver_batch(self, items, rule="tamper-test"):
-        self._send(deliver_batch=x.pb.DeliverBatch(deliveries=[x.pb.Deliver(seq=seq, envelope=env, rule=rule)
-                                                                for seq, env in items]))
-        self.delivered += len(items)
-
-    def through_seq(self):
-        return max([a.through_seq for a in self.delivery_acks] or [0])
-
-
 def main(t):
     region = x.sahel_region(t)
-    fake = FakeBroker(t)
+    fake = x.FakeBroker(t)
     lby = x.Agent(t, region, "LBY", fake)
     lby.start()
     t.check(fake.run_until(lambda: fake.peer is not None, t.t(15)), "the agent connects to the pinned (fake) broker "

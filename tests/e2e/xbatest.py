@@ -1514,6 +1514,105 @@ class Watch(Background):
                          env=env)
 
 
+class FakeBroker:
+    """The broker's side of docs/protocol.md, just enough to test an agent that must trust no broker: ROUTER +
+    CURVE server with its own key pair (pin .public_key in the Agent) on a free port, Welcome on Hello, Heartbeats,
+    Deliver, DeliverBatch or raw bytes on demand; records every frame the node sends."""
+
+    def __init__(self, t, heartbeat_ms=2000):
+        self.t = t
+        self.ctx = zmq.Context()
+        self.public_key, secret = zmq.curve_keypair()
+        s = self.ctx.socket(zmq.ROUTER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.curve_server = True
+        s.curve_secretkey = secret
+        s.curve_publickey = self.public_key
+        port = s.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.sock = s
+        self.heartbeat_ms = heartbeat_ms
+        self.peer = None
+        self.hellos = []
+        self.errors = []
+        self.delivery_acks = []
+        self.credit = 0          # Hello.credit + grants
+        self.delivered = 0       # Delivers sent
+        self.other = []          # frame kinds a node should not send, or undecodable bytes
+        self.last_sent = 0.0
+        t.defer(self.close)
+
+    def close(self):
+        self.sock.close(0)
+        self.ctx.term()
+
+    def _send(self, **body):
+        self.sock.send_multipart([self.peer, frame(**body)])
+        self.last_sent = time.monotonic()
+
+    def pump(self, timeout=0.02):
+        if self.sock.poll(int(timeout * 1000)):
+            while True:
+                try:
+                    rid, data = self.sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                except ValueError:
+                    self.other.append("multi-part message")
+                    continue
+                try:
+                    f = pb.Frame.FromString(data)
+                except Exception as e:
+                    self.other.append(f"undecodable: {e!r}")
+                    continue
+                kind = f.WhichOneof("body")
+                if kind == "hello":
+                    self.peer = rid
+                    self.hellos.append(f.hello)
+                    self.credit = f.hello.credit
+                    self.delivered = 0
+                    self._send(welcome=pb.Welcome(protocol_version=1, broker_id="fake-broker", journal_head=6,
+                                                    heartbeat_ms=self.heartbeat_ms, max_frame_bytes=262144,
+                                                    rules_version="0" * 64))
+                elif kind == "error":
+                    self.errors.append(f.error)
+                elif kind == "delivery_ack":
+                    self.delivery_acks.append(f.delivery_ack)
+                elif kind == "credit":
+                    self.credit += f.credit.grant
+                elif kind == "heartbeat":
+                    pass
+                else:
+                    self.other.append(kind)
+        if self.peer is not None and (time.monotonic() - self.last_sent) * 1000 >= self.heartbeat_ms / 4:
+            self._send(heartbeat=pb.Heartbeat(time_ms=now_ms()))
+
+    def run_until(self, cond, timeout):
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() >= end:
+                return False
+            self.pump(0.02)
+        return True
+
+    def send_raw(self, data):
+        """Bytes as one message to the node: frames protobuf would not write."""
+        self.sock.send_multipart([self.peer, data])
+        self.last_sent = time.monotonic()
+
+    def deliver(self, seq, envelope, rule="tamper-test", emergency=False):
+        self._send(deliver=pb.Deliver(seq=seq, envelope=envelope, rule=rule, emergency=emergency))
+        self.delivered += 1
+
+    def deliver_batch(self, items, rule="tamper-test"):
+        self._send(deliver_batch=pb.DeliverBatch(deliveries=[pb.Deliver(seq=seq, envelope=env, rule=rule)
+                                                                for seq, env in items]))
+        self.delivered += len(items)
+
+    def through_seq(self):
+        return max([a.through_seq for a in self.delivery_acks] or [0])
+
+
 class Agent:
     """One real xba-agent for node_id: agent.yaml, a copy of region.yaml, the node's keys from Region (made by the
     real `xba keygen`), the broker's CURVE public key pinned in a file, a SQLite store, an IPC socket and a log.
