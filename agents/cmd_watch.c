@@ -19,6 +19,7 @@
 
 #define EMERGENCY_REMINDER_MS 30000
 #define MAX_FILTER_VALUES 16
+#define HISTORY_PAGE 1000 /* entries asked for in one request: what an agent holds in one reply at most */
 
 struct filter_args {
 	Xba__V1__AlertFilter filter;
@@ -361,6 +362,7 @@ cmd_history(int argc, char **argv)
 	uint32_t limit = 100;
 	const char *id = NULL;
 	size_t shown = 0;
+	bool more = false;
 	int rc;
 
 	memset(&f, 0, sizeof(f));
@@ -374,34 +376,54 @@ cmd_history(int argc, char **argv)
 	if ((c = local_client_new(&target, &err)) == NULL)
 		return cli_usage_error("history: %s", err.msg);
 	hist.filter = &f.filter;
-	hist.limit = id != NULL ? 100000 : limit;
+	/* An agent of an earlier release ignores alert_id and the cursors: it answers one page, newest first, and the
+	 * id is then found (or not) among those by the filter below. */
+	hist.alert_id = (char *)(id != NULL ? id : "");
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
 	req.history = &hist;
-	if (local_client_request(c, &req, &reply, 30000, &err) != 0) {
-		local_client_free(c);
-		return cli_usage_error("history: %s", err.msg);
-	}
-	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY) {
-		cli_usage_error("history: the agent refused: %s",
-		    reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR ? reply->error->message : "unexpected answer");
-		local_frame_free(reply);
-		local_client_free(c);
-		return CLI_EXIT_USAGE;
-	}
-	for (size_t i = 0; i < reply->history_reply->n_entries; i++) {
-		const Xba__V1__InboxEntry *e = reply->history_reply->entries[i];
+	/* Page after page until --limit is reached or nothing more matches; printed as they come, newest first. */
+	for (uint32_t asked = 0;;) {
+		const Xba__V1__HistoryReply *h;
+		size_t got;
 
-		if (e->alert == NULL || (id != NULL && strcmp(e->alert->id, id) != 0))
-			continue;
-		if (json)
-			display_entry_json(stdout, e);
-		else
-			display_entry(stdout, &display, e);
-		shown++;
+		hist.limit = id != NULL ? HISTORY_PAGE : limit - asked < HISTORY_PAGE ? limit - asked : HISTORY_PAGE;
+		if (local_client_request(c, &req, &reply, 30000, &err) != 0) {
+			local_client_free(c);
+			return cli_usage_error("history: %s", err.msg);
+		}
+		if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY) {
+			cli_usage_error("history: the agent refused: %s", reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR ?
+			    reply->error->message : "unexpected answer");
+			local_frame_free(reply);
+			local_client_free(c);
+			return CLI_EXIT_USAGE;
+		}
+		h = reply->history_reply;
+		for (size_t i = 0; i < h->n_entries; i++) {
+			const Xba__V1__InboxEntry *e = h->entries[i];
+
+			if (e->alert == NULL || (id != NULL && strcmp(e->alert->id, id) != 0))
+				continue;
+			if (json)
+				display_entry_json(stdout, e);
+			else
+				display_entry(stdout, &display, e);
+			shown++;
+		}
+		got = h->n_entries;
+		asked += (uint32_t)got;
+		more = h->more;
+		hist.inbox_before = h->next_inbox_before;
+		hist.outgoing_before = h->next_outgoing_before;
+		local_frame_free(reply);
+		reply = NULL;
+		if (id != NULL || !more || got == 0 || asked >= limit)
+			break;
 	}
+	if (!json && more && id == NULL)
+		printf("(the newest %zu shown; more match: a larger --limit shows older ones)\n", shown);
 	if (!json && shown == 0)
 		printf(id != NULL ? "no alert %s at this agent\n" : "no alerts match%s\n", id != NULL ? id : "");
-	local_frame_free(reply);
 	local_client_free(c);
 	return id != NULL && shown == 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
 }

@@ -941,26 +941,61 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 }
 
 static int
-held_time_cmp_desc(const void *a, const void *b)
+held_time_cmp_desc(const struct held_row *x, const struct held_row *y)
 {
-	const struct held_row *x = a, *y = b;
-
 	if (x->time_ms != y->time_ms)
 		return x->time_ms < y->time_ms ? 1 : -1;
 	return x->row.id < y->row.id ? 1 : x->row.id > y->row.id ? -1 : 0;
 }
 
+/* One list of the history (the inbox, or what this node sent), newest first from the request's cursor: one row
+ * more than the page, whose presence is what says that more match. */
+static int
+history_page(struct agent *agent, bool outgoing, const struct store_filter *sf, size_t limit, struct held_rows *h,
+    struct xba_error *err)
+{
+	h->budget = LOCAL_REPLY_BUDGET;
+	return outgoing ? store_outgoing_query(agent->store, sf, true, limit + 1, hold_row, h, err)
+			: store_inbox_query(agent->store, sf, true, limit + 1, hold_row, h, err);
+}
+
+/* HistoryRequest.alert_id: that alert from one list, by its index, whatever the other filters say. */
+static int
+history_by_id(struct agent *agent, bool outgoing, const char *alert_id, struct held_rows *h, struct xba_error *err)
+{
+	struct store_row row;
+	int rc = outgoing ? store_outgoing_get(agent->store, alert_id, &row, err)
+			  : store_inbox_get(agent->store, alert_id, &row, err);
+
+	if (rc == XBA_ENOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	rc = hold_row(h, &row);
+	store_row_clear(&row);
+	return rc;
+}
+
+/*
+ * `xba history`: the inbox (and with filter.include_outgoing what this node sent), newest first, a page at a time.
+ * Each list is read from its own cursor and the two are merged by time; a reply holds at most LOCAL_HISTORY_MAX
+ * entries and LOCAL_REPLY_BUDGET bytes, and says when more match, with the cursors to ask for them: a caller that
+ * wants more than one reply holds pages on, so that a long history is never cut without anyone being told.
+ */
 static void
 handle_history(struct agent *agent, const struct local_peer *peer, uint64_t ref, const Xba__V1__HistoryRequest *req)
 {
 	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
 	Xba__V1__HistoryReply reply = XBA__V1__HISTORY_REPLY__INIT;
 	Xba__V1__InboxEntry *entries = NULL, **list = NULL;
-	struct held_rows held = { 0 };
+	struct held_rows in = { 0 }, out = { 0 };
+	struct held_row **order = NULL;
 	struct store_filter sf;
 	struct xba_error err = { 0 };
 	int categories[LOCAL_FILTER_LIST_MAX];
-	size_t limit = req->limit == 0 ? LOCAL_HISTORY_DEFAULT : req->limit, n;
+	size_t limit = req->limit == 0 ? LOCAL_HISTORY_DEFAULT : req->limit, n = 0, i = 0, o = 0, used = 0;
+	bool outgoing = req->filter != NULL && req->filter->include_outgoing;
+	bool by_id = req->alert_id != NULL && req->alert_id[0] != '\0';
 	int rc;
 
 	if (!filter_valid(agent, peer, ref, "history", req->filter))
@@ -968,49 +1003,67 @@ handle_history(struct agent *agent, const struct local_peer *peer, uint64_t ref,
 	if (limit > LOCAL_HISTORY_MAX)
 		limit = LOCAL_HISTORY_MAX;
 	store_filter_from(req->filter, &sf, categories);
-	held.budget = LOCAL_REPLY_BUDGET;
-	rc = store_inbox_query(agent->store, &sf, true, limit, hold_row, &held, &err);
-	if (rc >= 0 && req->filter != NULL && req->filter->include_outgoing) {
-		/* Both lists are newest first and each within the budget; the merge below keeps the newest. */
-		held.budget = LOCAL_REPLY_BUDGET;
-		rc = store_outgoing_query(agent->store, &sf, true, limit, hold_row, &held, &err);
-		if (held.n > 1)
-			qsort(held.v, held.n, sizeof(held.v[0]), held_time_cmp_desc);
+	if (by_id) {
+		rc = history_by_id(agent, false, req->alert_id, &in, &err);
+		if (rc >= 0 && outgoing)
+			rc = history_by_id(agent, true, req->alert_id, &out, &err);
+	} else {
+		sf.before_id = req->inbox_before;
+		rc = history_page(agent, false, &sf, limit, &in, &err);
+		sf.before_id = req->outgoing_before;
+		if (rc >= 0 && outgoing)
+			rc = history_page(agent, true, &sf, limit, &out, &err);
 	}
+	if (rc >= 0 && in.n + out.n > 0 && (order = calloc(in.n + out.n, sizeof(*order))) == NULL)
+		rc = xba_error_set(&err, XBA_ENOMEM, "out of memory");
 	if (rc < 0) {
-		held_rows_free(&held);
+		held_rows_free(&in);
+		held_rows_free(&out);
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "",
 		    "cannot read the store: %s", rc == XBA_ENOMEM ? "out of memory" : err.msg);
 		return;
 	}
-	n = held.n < limit ? held.n : limit;
-	/* Two lists merged may hold twice the budget: keep the newest entries that fit one reply. */
-	{
-		size_t used = 0, k = 0;
+	/* Merged newest first, each list taken in its own order, so that what is left of each is one page on. */
+	while (n < limit && (i < in.n || o < out.n)) {
+		bool from_in = o == out.n || (i < in.n && held_time_cmp_desc(&in.v[i], &out.v[o]) <= 0);
+		struct held_row *r = from_in ? &in.v[i] : &out.v[o];
+		size_t cost = r->row.envelope_len * 2 + 512;
 
-		while (k < n && used + held.v[k].row.envelope_len * 2 + 512 <= LOCAL_REPLY_BUDGET)
-			used += held.v[k++].row.envelope_len * 2 + 512;
-		n = k;
+		if (n > 0 && used + cost > LOCAL_REPLY_BUDGET)
+			break;
+		used += cost;
+		order[n++] = r;
+		if (from_in)
+			i++;
+		else
+			o++;
 	}
 	if (n > 0 && ((entries = calloc(n, sizeof(*entries))) == NULL || (list = calloc(n, sizeof(*list))) == NULL)) {
 		free(entries);
-		held_rows_free(&held);
+		free(order);
+		held_rows_free(&in);
+		held_rows_free(&out);
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		entry_init(&entries[i], &held.v[i].row, held.v[i].alert);
-		list[i] = &entries[i];
+	for (size_t k = 0; k < n; k++) {
+		entry_init(&entries[k], &order[k]->row, order[k]->alert);
+		list[k] = &entries[k];
 	}
 	reply.entries = list;
 	reply.n_entries = n;
+	reply.more = !by_id && (i < in.n || o < out.n || in.truncated || out.truncated);
+	reply.next_inbox_before = i > 0 ? in.v[i - 1].row.id : req->inbox_before;
+	reply.next_outgoing_before = o > 0 ? out.v[o - 1].row.id : req->outgoing_before;
 	frame.ref = ref;
 	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY;
 	frame.history_reply = &reply;
 	local_send(agent, peer, &frame);
 	free(entries);
 	free(list);
-	held_rows_free(&held);
+	free(order);
+	held_rows_free(&in);
+	held_rows_free(&out);
 }
 
 static void

@@ -128,11 +128,11 @@ static const char migrate_1_to_2_sql[] =
 #define INBOX_WHERE \
 	" WHERE received_ms >= ?1 AND severity >= ?2 AND (?3 = 0 OR (acknowledged = 0 AND msg_type != 4))" \
 	" AND (?4 IS NULL OR instr(?4, ',' || category || ',') > 0)" \
-	" AND (?5 IS NULL OR instr(?5, ',' || origin || ',') > 0)"
+	" AND (?5 IS NULL OR instr(?5, ',' || origin || ',') > 0) AND id < ?7"
 #define OUTGOING_WHERE \
 	" WHERE submitted_ms >= ?1 AND severity >= ?2 AND ?3 = 0" \
 	" AND (?4 IS NULL OR instr(?4, ',' || category || ',') > 0)" \
-	" AND (?5 IS NULL OR instr(?5, ',' || origin || ',') > 0)"
+	" AND (?5 IS NULL OR instr(?5, ',' || origin || ',') > 0) AND id < ?7"
 
 enum stmt_id {
 	ST_BEGIN,
@@ -146,6 +146,7 @@ enum stmt_id {
 	ST_OUTGOING_OLD,
 	ST_INBOX_ADD,
 	ST_INBOX_GET,
+	ST_OUTGOING_GET,
 	ST_INBOX_NEW,
 	ST_INBOX_OLD,
 	ST_INBOX_ACK,
@@ -192,6 +193,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			 " severity, tlp, status, emergency, envelope, received_ms)"
 			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	[ST_INBOX_GET] = "SELECT " INBOX_COLS " FROM inbox WHERE alert_id = ?1",
+	[ST_OUTGOING_GET] = "SELECT " OUTGOING_COLS " FROM outgoing WHERE alert_id = ?1",
 	[ST_INBOX_NEW] = "SELECT " INBOX_COLS " FROM inbox" INBOX_WHERE " ORDER BY id DESC LIMIT ?6",
 	[ST_INBOX_OLD] = "SELECT " INBOX_COLS " FROM inbox" INBOX_WHERE " ORDER BY id LIMIT ?6",
 	[ST_INBOX_ACK] = "UPDATE inbox SET acknowledged = 1, acknowledged_by = ?2, acknowledged_ms = ?3,"
@@ -900,6 +902,8 @@ run_query(struct store *s, sqlite3_stmt *st, bool inbox, const struct store_filt
 	sqlite3_bind_text(st, 4, cats, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 5, origins, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 6, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	/* A plain bound (not "0 means none") so that SQLite reads a page from the rowid, not from the newest row. */
+	sqlite3_bind_int64(st, 7, filter->before_id > 0 ? filter->before_id : INT64_MAX);
 	free(cats);
 	free(origins);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -972,10 +976,11 @@ store_inbox_add(struct store *s, const struct store_alert_fields *f, const uint8
 	return 0;
 }
 
-int
-store_inbox_get(struct store *s, const char *alert_id, struct store_row *out, struct xba_error *err)
+static int
+get_by_alert_id(struct store *s, bool inbox, const char *alert_id, struct store_row *out, struct xba_error *err)
 {
-	sqlite3_stmt *st = s->st[ST_INBOX_GET];
+	sqlite3_stmt *st = s->st[inbox ? ST_INBOX_GET : ST_OUTGOING_GET];
+	const char *op = inbox ? "read inbox" : "read outgoing";
 	int rc;
 
 	assert(s != NULL && alert_id != NULL && out != NULL);
@@ -984,15 +989,28 @@ store_inbox_get(struct store *s, const char *alert_id, struct store_row *out, st
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		sqlite3_reset(st);
-		return xba_error_set(err, XBA_ENOTFOUND, "alert %s is not in this agent's inbox", alert_id);
+		return xba_error_set(err, XBA_ENOTFOUND, "alert %s is not in this agent's %s", alert_id,
+		    inbox ? "inbox" : "outgoing alerts");
 	}
 	if (rc != SQLITE_ROW)
-		return stmt_fail(s, st, err, "read inbox");
-	rc = read_inbox(st, out, true);
+		return stmt_fail(s, st, err, op);
+	rc = inbox ? read_inbox(st, out, true) : read_outgoing(st, out, true);
 	sqlite3_reset(st);
 	if (rc != 0)
-		return xba_error_set(err, XBA_ENOMEM, "store %s: read inbox: out of memory", s->path);
+		return xba_error_set(err, XBA_ENOMEM, "store %s: %s: out of memory", s->path, op);
 	return 0;
+}
+
+int
+store_inbox_get(struct store *s, const char *alert_id, struct store_row *out, struct xba_error *err)
+{
+	return get_by_alert_id(s, true, alert_id, out, err);
+}
+
+int
+store_outgoing_get(struct store *s, const char *alert_id, struct store_row *out, struct xba_error *err)
+{
+	return get_by_alert_id(s, false, alert_id, out, err);
 }
 
 int

@@ -95,6 +95,7 @@ struct store_filter {
 	size_t n_origins;
 	int64_t since_ms;                /* inbox: received at or after; outgoing: submitted at or after */
 	bool unacknowledged_only;        /* inbox alerts no officer acknowledged, ACKs excepted (outgoing: none) */
+	int64_t before_id;               /* rows older than this row id (store_row.id), for paging; 0: no bound */
 };
 
 /* Counters for `xba status`. */
@@ -154,6 +155,8 @@ int store_inbox_add(struct store *s, const struct store_alert_fields *f, const u
 
 /* One inbox alert by id: 0 and *out (store_row_clear it), or XBA_ENOTFOUND. */
 int store_inbox_get(struct store *s, const char *alert_id, struct store_row *out, struct xba_error *err);
+/* The same for an alert this node sent. */
+int store_outgoing_get(struct store *s, const char *alert_id, struct store_row *out, struct xba_error *err);
 
 /* Inbox alerts matching filter in arrival order, newest first or oldest first, at most limit rows. */
 int store_inbox_query(struct store *s, const struct store_filter *filter, bool newest_first, size_t limit,

@@ -208,6 +208,18 @@ test_outgoing_fields(struct check_state *t)
 	CHECK_CODE(t, store_commit(s, &err), 0);
 	CHECK_CODE(t, store_outgoing_query(s, NULL, true, 10, check_outgoing_rows, &bad, &err), 0);
 	CHECK(t, bad == 0);
+	/* One sent alert by its id (xba history --id --outgoing); an inbox id is not one of them. */
+	{
+		struct store_row row;
+
+		CHECK_CODE(t, store_outgoing_get(s, id[1], &row, &err), 0);
+		CHECK(t, row.outgoing && row.id == rid[1] && strcmp(row.alert_id, id[1]) == 0 &&
+		    row.envelope_len == sizeof(envelope_a) && memcmp(row.envelope, envelope_a, sizeof(envelope_a)) == 0);
+		store_row_clear(&row);
+		CHECK_CODE(t, store_inbox_get(s, id[1], &row, &err), XBA_ENOTFOUND);
+		CHECK_CODE(t, store_outgoing_get(s, "00000000-0000-4000-8000-000000000000", &row, &err), XBA_ENOTFOUND);
+		CHECK_CONTAINS(t, err.msg, "outgoing");
+	}
 	store_close(s);
 }
 
@@ -414,6 +426,26 @@ test_filters(struct check_state *t)
 
 		CHECK_CODE(t, store_inbox_query(s, NULL, true, 100, stop_after_first, &seen, &err), 7);
 		CHECK(t, seen == 1);
+	}
+	/* Pages (xba history): rows older than a row id, newest first, with the other filters still applied. */
+	{
+		struct store_filter f = { 0 };
+		struct store_row row;
+
+		memset(&c, 0, sizeof(c));
+		CHECK_CODE(t, store_inbox_get(s, id[3], &row, &err), 0);
+		f.before_id = row.id;
+		store_row_clear(&row);
+		CHECK_CODE(t, store_inbox_query(s, &f, true, 100, collect, &c, &err), 0);
+		CHECK(t, c.n == 3 && strcmp(c.ids[0], id[2]) == 0 && strcmp(c.ids[2], id[0]) == 0);
+		f.min_severity = 3;
+		memset(&c, 0, sizeof(c));
+		CHECK_CODE(t, store_inbox_query(s, &f, true, 1, collect, &c, &err), 0);
+		CHECK(t, c.n == 1 && strcmp(c.ids[0], id[2]) == 0);
+		f.before_id = 1; /* nothing is older than the first row */
+		memset(&c, 0, sizeof(c));
+		CHECK_CODE(t, store_inbox_query(s, &f, true, 100, collect, &c, &err), 0);
+		CHECK(t, c.n == 0);
 	}
 	store_close(s);
 }
