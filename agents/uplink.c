@@ -760,6 +760,9 @@ answer_undecodable(struct agent *agent, const uint8_t *bytes, size_t len, const 
 	log_warnx("event=broker.bad_frame code=%s deliveries=%zu quarantined=%zu reason=%s",
 	    frame_error_code_name(frame_error_code_for_frame(why->code)), n, quarantined,
 	    log_quote(quoted, sizeof(quoted), why->msg));
+	/* §2.11: the frame itself is reported too (each quarantined delivery gets its own Error after the commit). */
+	snprintf(quoted, sizeof(quoted), "%.400s; its %zu deliveries were answered for one by one", why->msg, n);
+	send_error(u, frame_error_code_for_frame(why->code), "deliver", 0, quoted);
 	free(views);
 	return true;
 }

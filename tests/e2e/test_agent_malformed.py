@@ -6,7 +6,8 @@ decode"): a DeliverBatch whose middle element's envelope is not protobuf, a Deli
 emergency Deliver with a broken envelope.  The agent stores the valid elements around the broken one as if each had
 come alone, quarantines each broken delivery as MALFORMED_FRAME (xba quarantine, status, an Error naming its seq),
 and names it in DeliveryAck.refused, so that the broker records REFUSED instead of DELIVERED; the window is granted
-back in full and the session stays up.  A frame of a body type newer than the agent is not a delivery: Error
+back in full and the session stays up.  A DeliverBatch larger than the max_frame_bytes the broker announced is
+refused as a frame (Error FRAME_TOO_LARGE) but each of its deliveries is stored.  A frame of a body type newer than the agent is not a delivery: Error
 UNKNOWN_FRAME_TYPE and nothing else.  Last, a DeliverBatch whose second element has no seq cannot be answered for:
 the agent acknowledges nothing of it, logs event=broker.undecodable_deliveries, drops the session and says Hello
 again from the same cursor, so the broker sends it again; the valid delivery then arrives.  At restart the three
@@ -55,7 +56,7 @@ def deliver(seq=None, envelope=None, rule=None, emergency=False):
 
 def main(t):
     region = x.sahel_region(t)
-    fake = x.FakeBroker(t)
+    fake = x.FakeBroker(t, max_frame_bytes=4096)
     lby = x.Agent(t, region, "LBY", fake)
     lby.start()
     t.check(fake.run_until(lambda: lby.events("link.up"), t.t(15)), "the agent connects to the (fake) broker")
@@ -90,6 +91,9 @@ def main(t):
     malformed = [e for e in fake.errors if x.code_name(e.code) == "MALFORMED_FRAME"]
     t.check(sorted(seq for seq in (3, 5, 9) if any(f"seq {seq} " in e.message for e in malformed)) == [3, 5, 9],
             "an Error MALFORMED_FRAME to the broker names each of seq 3, 5 and 9", str([e.message for e in malformed]))
+    framed = [e for e in malformed if "answered for one by one" in e.message]
+    t.eq(len(framed), 3, "and an Error MALFORMED_FRAME for each of the three frames, saying its deliveries were "
+         "answered for one by one")
     t.check(any(x.code_name(e.code) == "UNKNOWN_FRAME_TYPE" for e in fake.errors),
             "the frame of an unknown body type gets Error UNKNOWN_FRAME_TYPE", str(fake.errors))
     t.eq(len(fake.hellos), 1, "one session: no reconnect for frames the agent could answer for")
@@ -122,26 +126,38 @@ def main(t):
             "event=broker.bad_frame for each undecodable frame, with its deliveries and how many were quarantined",
             str(bad))
 
+    # A DeliverBatch larger than the 4 KiB this (fake) broker announced in Welcome: refused as a frame, but its
+    # deliveries are all valid and each is stored.
+    big = [x.alert("NER", headline=f"In an oversized batch {i}") for i in range(8)]
+    errors_before = len(fake.errors)
+    fake.deliver_batch([(10 + i, region.seal(a)) for i, a in enumerate(big)])
+    t.check(fake.run_until(lambda: fake.through_seq() >= 17 and all(watch.has(a.id) for a in big), t.t(10)),
+            "a batch over Welcome.max_frame_bytes: its eight deliveries stored, shown and acknowledged (through 17)",
+            str(fake.through_seq()))
+    t.check(any(x.code_name(e.code) == "FRAME_TOO_LARGE" for e in fake.errors[errors_before:]),
+            "... and the broker told FRAME_TOO_LARGE", str(fake.errors[errors_before:]))
+    valid = valid + big
+
     # Unanswerable: the second element of this batch has no seq.  Nothing of it may be acknowledged.
     acks_before, mark = len(fake.delivery_acks), lby.log_size()
-    fake.send_raw(field(15, field(1, x.pb.Deliver(seq=6, envelope=env[3], rule="r").SerializeToString()) +
+    fake.send_raw(field(15, field(1, x.pb.Deliver(seq=18, envelope=env[3], rule="r").SerializeToString()) +
                         field(1, deliver(None, NOT_PROTOBUF, b"r"))))
     fake.delivered += 2
     t.check(fake.run_until(lambda: len(fake.hellos) >= 2, t.t(15)), "the agent drops the session and says Hello again")
-    t.check(all(a.through_seq <= 5 and 6 not in a.seqs for a in fake.delivery_acks[acks_before:]),
+    t.check(all(a.through_seq <= 17 and 18 not in a.seqs for a in fake.delivery_acks[acks_before:]),
             "nothing of the unanswerable frame was acknowledged", str(fake.delivery_acks[acks_before:]))
     if len(fake.hellos) >= 2:
-        t.eq(fake.hellos[1].resume_after, 5, "the new Hello resumes after seq 5: the broker sends the frame again")
+        t.eq(fake.hellos[1].resume_after, 17, "the new Hello resumes after seq 17: the broker sends the frame again")
     ev = lby.events("broker.undecodable_deliveries", since=mark)
-    t.check(len(ev) == 1 and "no seq" in ev[0].get("reason", "") and ev[0].get("through_seq") == "5",
+    t.check(len(ev) == 1 and "no seq" in ev[0].get("reason", "") and ev[0].get("through_seq") == "17",
             "event=broker.undecodable_deliveries names the reason (an element without a seq) and the cursor", str(ev))
     t.check(lby.events("link.down", since=mark), "event=link.down for the drop")
     t.check(not watch.has(valid[3].id), "the valid element of the unanswerable frame was not shown")
     # The broker (fixed) sends seq 6 again, alone.
     fake.run_until(lambda: lby.events("link.up", since=mark), t.t(10))
-    fake.deliver(6, env[3])
-    t.check(fake.run_until(lambda: fake.through_seq() >= 6 and watch.has(valid[3].id), t.t(10)),
-            "seq 6 arrives in the new session: stored, shown and acknowledged")
+    fake.deliver(18, env[3])
+    t.check(fake.run_until(lambda: fake.through_seq() >= 18 and watch.has(valid[3].id), t.t(10)),
+            "seq 18 arrives in the new session: stored, shown and acknowledged")
 
     mark = lby.log_size()
     t.eq(lby.stop(), 0, "the agent stops cleanly")
@@ -150,7 +166,7 @@ def main(t):
     t.check(len(checked) == 1 and checked[0].get("held") == "3" and checked[0].get("released") == "0",
             "at start-up the three broken deliveries are checked again and stay held", str(checked))
     t.eq(sorted(e.get("id") for e in lby.history()), sorted(a.id for a in valid),
-         "xba history --json: the four valid alerts, each once")
+         "xba history --json: the twelve valid alerts, each once")
 
 
 if __name__ == "__main__":

@@ -1519,8 +1519,9 @@ class FakeBroker:
     CURVE server with its own key pair (pin .public_key in the Agent) on a free port, Welcome on Hello, Heartbeats,
     Deliver, DeliverBatch or raw bytes on demand; records every frame the node sends."""
 
-    def __init__(self, t, heartbeat_ms=2000):
+    def __init__(self, t, heartbeat_ms=2000, max_frame_bytes=262144):
         self.t = t
+        self.max_frame_bytes = max_frame_bytes     # announced in Welcome, not enforced on what this fake sends
         self.ctx = zmq.Context()
         self.public_key, secret = zmq.curve_keypair()
         s = self.ctx.socket(zmq.ROUTER)
@@ -1572,7 +1573,7 @@ class FakeBroker:
                     self.credit = f.hello.credit
                     self.delivered = 0
                     self._send(welcome=pb.Welcome(protocol_version=1, broker_id="fake-broker", journal_head=6,
-                                                    heartbeat_ms=self.heartbeat_ms, max_frame_bytes=262144,
+                                                    heartbeat_ms=self.heartbeat_ms, max_frame_bytes=self.max_frame_bytes,
                                                     rules_version="0" * 64))
                 elif kind == "error":
                     self.errors.append(f.error)
