@@ -252,6 +252,10 @@ wire_next(struct wire *w, struct wire_field *f)
 {
 	uint64_t key, len;
 
+	/* Every member set, whatever the wire type: a caller reads bytes/len only for type 2, which GCC cannot see. */
+	f->value = 0;
+	f->bytes = NULL;
+	f->len = 0;
 	if (w->p == w->end)
 		return 0;
 	if (!wire_varint(w, &key) || (key >> 3) == 0 || (key >> 3) > UINT32_MAX)
