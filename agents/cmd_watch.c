@@ -74,7 +74,7 @@ watch_usage(FILE *out, bool history)
 		      "acknowledged (xba ack ID).  Stop with Ctrl-C.",
 	    history ? "  --limit N             at most N alerts (default 100)\n"
 		      "  --outgoing            also alerts this country sent, with what the broker did with them\n"
-		      "  --id ID               just this alert, all languages shown in turn with --lang\n"
+		      "  --id ID               just this alert, received or sent, however old; other languages with --lang\n"
 		    : "",
 	    local_target_usage);
 }
@@ -379,6 +379,9 @@ cmd_history(int argc, char **argv)
 	/* An agent of an earlier release ignores alert_id and the cursors: it answers one page, newest first, and the
 	 * id is then found (or not) among those by the filter below. */
 	hist.alert_id = (char *)(id != NULL ? id : "");
+	/* An officer holding an id wants that alert, whether this country received it or sent it. */
+	if (id != NULL)
+		f.filter.include_outgoing = 1;
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
 	req.history = &hist;
 	/* Page after page until --limit is reached or nothing more matches; printed as they come, newest first. */

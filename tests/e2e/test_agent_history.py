@@ -11,7 +11,7 @@ at most 1000 entries and 768 KiB (about 260 such alerts), so:
 - a filter holds across pages (`--origin NER`: the 350 from NER);
 - `xba history` (text, default limit 100) says that more match;
 - `xba history --id` finds the oldest alert, far beyond one page (it once answered "no alert" for anything older
-  than the newest few hundred), and with `--outgoing` an alert LBY sent.
+  than the newest few hundred), and an alert LBY sent.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_history.py BUILD_DIR SOURCE_ROOT
 """
@@ -94,11 +94,11 @@ def main(t):
     got = lby.history("--id", oldest.id)
     t.check(len(got) == 1 and got[0].get("id") == oldest.id and got[0].get("seq") == 1,
             "history --id --json: that alert once, with its seq", str(got)[:300])
-    got = lby.history("--id", sent[0], "--outgoing")
-    t.check(len(got) == 1 and got[0].get("id") == sent[0], "history --id --outgoing finds an alert LBY sent",
-            str(got)[:300])
-    r = lby.cli("history", "--id", sent[0])
-    t.check(r.rc == 1 and "no alert" in r.out, "... which is not in the inbox (without --outgoing: exit 1)", repr(r))
+    got = lby.history("--id", sent[0])
+    t.check(len(got) == 1 and got[0].get("id") == sent[0] and got[0].get("outgoing") is True,
+            "history --id finds an alert LBY sent too (as outgoing)", str(got)[:300])
+    r = lby.cli("history", "--id", "00000000-0000-4000-8000-000000000000")
+    t.check(r.rc == 1 and "no alert" in r.out, "history --id of an alert the agent does not hold: exit 1", repr(r))
 
 
 if __name__ == "__main__":
