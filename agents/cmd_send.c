@@ -34,6 +34,11 @@ struct draft {
 	char *owned[ALERT_MAX_ADDRESSEES + ALERT_MAX_PARAMS * 2]; /* strdup'ed pieces, freed at the end */
 	size_t n_owned;
 	const char *expires_text; /* resolved once sent time is known */
+	const char *refers_to;    /* --update ID / --cancel ID: the earlier alert of this country's */
+	int refers_type;          /* XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE or _CANCEL */
+	char *reference[1];       /* alert.references: refers_to */
+	bool status_set;          /* --status given (draft_init sets actual) */
+	Xba__V1__LocalFrame *original; /* the agent's reply holding the earlier alert: what the draft borrows from */
 };
 
 static void
@@ -54,6 +59,7 @@ draft_free(struct draft *d)
 {
 	for (size_t i = 0; i < d->n_owned; i++)
 		free(d->owned[i]);
+	local_frame_free(d->original);
 }
 
 static char *
@@ -137,7 +143,7 @@ add_addressees(const char *cmd, struct draft *d, const char *list)
 static int
 check_draft(const char *cmd, const Xba__V1__Alert *a)
 {
-	if (a->n_info == 0)
+	if (a->n_info == 0 && a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
 		return cli_usage_error("%s: --headline is required (what happened, in one line)", cmd);
 	for (size_t i = 0; i < a->n_info; i++) {
 		const Xba__V1__Info *info = a->info[i];
@@ -302,6 +308,12 @@ send_usage(FILE *out)
 	    "  --incident ID     incident id grouping related alerts\n"
 	    "  --expires WHEN    RFC 3339 time, or a duration from now: 90m, 6h, 2d\n"
 	    "  --author NAME     the officer (default: your login name)\n"
+	    "  --note TEXT       why this message is sent (for a cancel: the reason)\n"
+	    "  --update ID       a new version of an alert this country sent: what the flags leave out\n"
+	    "                    (category, severity, TLP, addressees, areas ...) is taken from it, so that\n"
+	    "                    it reaches the same nodes; --headline is required as for any alert\n"
+	    "  --cancel ID       withdraw an alert this country sent (with --note REASON); it reaches the\n"
+	    "                    same nodes as the alert, and needs no --headline\n"
 	    "  --wait SECONDS    how long to wait for the broker's answer (default 15; 0 = do not wait)\n"
 	    "  --json            print the outcome as one JSON object\n"
 	    "%s"
@@ -314,7 +326,7 @@ send_usage(FILE *out)
 enum send_option {
 	OPT_CATEGORY = 1, OPT_SEVERITY, OPT_URGENCY, OPT_CERTAINTY, OPT_STATUS, OPT_TLP, OPT_TO, OPT_LANG,
 	OPT_HEADLINE, OPT_EVENT, OPT_DESCRIPTION, OPT_INSTRUCTION, OPT_AREA, OPT_PARAM, OPT_INCIDENT, OPT_EXPIRES,
-	OPT_AUTHOR, OPT_WAIT, OPT_JSON, OPT_TIMEOUT, OPT_HELP,
+	OPT_AUTHOR, OPT_WAIT, OPT_JSON, OPT_TIMEOUT, OPT_HELP, OPT_NOTE, OPT_UPDATE, OPT_CANCEL,
 };
 
 static const struct option send_options[] = {
@@ -335,6 +347,9 @@ static const struct option send_options[] = {
 	{ "incident", required_argument, NULL, OPT_INCIDENT },
 	{ "expires", required_argument, NULL, OPT_EXPIRES },
 	{ "author", required_argument, NULL, OPT_AUTHOR },
+	{ "note", required_argument, NULL, OPT_NOTE },
+	{ "update", required_argument, NULL, OPT_UPDATE },
+	{ "cancel", required_argument, NULL, OPT_CANCEL },
 	{ "wait", required_argument, NULL, OPT_WAIT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "json", no_argument, NULL, OPT_JSON },
@@ -385,6 +400,7 @@ parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struc
 			if (parse_enum(cmd, ALERT_ENUM_STATUS, optarg, &value) != 0)
 				return CLI_EXIT_USAGE;
 			d->alert.status = value;
+			d->status_set = true;
 			break;
 		case OPT_TLP:
 			if (parse_enum(cmd, ALERT_ENUM_TLP, optarg, &value) != 0)
@@ -440,6 +456,18 @@ parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struc
 			break;
 		}
 		case OPT_INCIDENT: d->alert.incident = optarg; break;
+		case OPT_NOTE: d->alert.note = optarg; break;
+		case OPT_UPDATE:
+		case OPT_CANCEL:
+			if (d->refers_to != NULL)
+				return cli_usage_error("%s: give one --update or --cancel, not several", cmd);
+			if (!syntax_uuid_valid(optarg))
+				return cli_usage_error("%s: --%s '%s' is not an alert id (a lower-case UUID, as xba history "
+						       "prints it)", cmd, opt == OPT_UPDATE ? "update" : "cancel", optarg);
+			d->refers_to = optarg;
+			d->refers_type = opt == OPT_UPDATE ? XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE
+							   : XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+			break;
 		case OPT_EXPIRES: d->expires_text = optarg; break;
 		case OPT_AUTHOR: d->alert.author = optarg; break;
 		case OPT_WAIT:
@@ -463,6 +491,99 @@ parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struc
 		}
 	}
 	return -1;
+}
+
+/*
+ * --update ID / --cancel ID: the alert this country sent, as its agent holds it.  What the flags leave unset is
+ * taken from it (category, severity, urgency, certainty, TLP, status, addressees, incident, the emergency flag;
+ * for an update also its areas, parameters and a future expiry), so that the routing rules send the update or
+ * cancel to the same nodes as the alert itself.  CAP lets only an alert's sender update or cancel it (the broker
+ * refuses the others), so an alert received from another country is refused here with its origin named.
+ */
+static int
+draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
+	Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
+	const char *flag = d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? "update" : "cancel";
+	const Xba__V1__Alert *o = NULL, *received = NULL;
+	struct xba_error err = { 0 };
+	struct local_client *c;
+
+	if ((c = local_client_new(target, &err)) == NULL)
+		return cli_usage_error("%s: %s (nothing was queued)", cmd, err.msg);
+	filter.include_outgoing = 1;
+	hist.filter = &filter;
+	hist.alert_id = (char *)d->refers_to;
+	hist.limit = 10;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
+	req.history = &hist;
+	if (local_client_request(c, &req, &d->original, REQUEST_TIMEOUT_MS, &err) != 0) {
+		local_client_free(c);
+		return cli_usage_error("%s: %s (nothing was queued)", cmd, err.msg);
+	}
+	local_client_free(c);
+	if (d->original->body_case != XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY)
+		return cli_usage_error("%s: the agent refused to look up %s: %s (nothing was queued)", cmd, d->refers_to,
+		    d->original->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR ? d->original->error->message
+									  : "unexpected answer");
+	for (size_t i = 0; i < d->original->history_reply->n_entries; i++) {
+		const Xba__V1__InboxEntry *e = d->original->history_reply->entries[i];
+
+		if (e->alert == NULL || strcmp(e->alert->id, d->refers_to) != 0)
+			continue;
+		if (e->outgoing)
+			o = e->alert;
+		else
+			received = e->alert;
+	}
+	if (o == NULL && received != NULL)
+		return cli_usage_error("%s: --%s %s: that alert came from %s; only its origin can %s it (nothing was "
+				       "queued)", cmd, flag, d->refers_to, received->origin, flag);
+	if (o == NULL)
+		return cli_usage_error("%s: --%s %s: this country's agent holds no alert it sent with that id (xba "
+				       "history --outgoing lists them; nothing was queued)", cmd, flag, d->refers_to);
+	if (o->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ALERT && o->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE)
+		return cli_usage_error("%s: --%s %s: that is %s %s, not an alert or an update (nothing was queued)", cmd,
+		    flag, d->refers_to, o->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK ? "an" : "a",
+		    alert_enum_name(ALERT_ENUM_MSG_TYPE, o->msg_type));
+	d->alert.msg_type = d->refers_type;
+	d->reference[0] = (char *)d->refers_to;
+	d->alert.references = d->reference;
+	d->alert.n_references = 1;
+	if (d->alert.category == 0)
+		d->alert.category = o->category;
+	if (d->alert.severity == 0)
+		d->alert.severity = o->severity;
+	if (d->alert.urgency == 0)
+		d->alert.urgency = o->urgency;
+	if (d->alert.certainty == 0)
+		d->alert.certainty = o->certainty;
+	if (d->alert.tlp == 0)
+		d->alert.tlp = o->tlp;
+	if (!d->status_set)
+		d->alert.status = o->status;
+	if (d->alert.n_addressees == 0) {
+		d->alert.addressees = o->addressees;
+		d->alert.n_addressees = o->n_addressees;
+	}
+	if (d->alert.incident == NULL || d->alert.incident[0] == '\0') /* protobuf-c's default is "" */
+		d->alert.incident = o->incident;
+	d->alert.emergency = o->emergency;
+	if (d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE) {
+		if (d->alert.n_areas == 0) {
+			d->alert.areas = o->areas;
+			d->alert.n_areas = o->n_areas;
+		}
+		if (d->alert.n_parameters == 0) {
+			d->alert.parameters = o->parameters;
+			d->alert.n_parameters = o->n_parameters;
+		}
+		if (d->expires_text == NULL && o->expires_ms > clock_now_ms())
+			d->alert.expires_ms = o->expires_ms;
+	}
+	return 0;
 }
 
 /* Apply --expires now that the sent time is "now". */
@@ -520,6 +641,10 @@ cmd_send(int argc, char **argv)
 		if (!flags) {
 			draft_free(&d);
 			send_usage(stderr);
+			return CLI_EXIT_USAGE;
+		}
+		if (d.refers_to != NULL && draft_refer("send", &d, &target) != 0) {
+			draft_free(&d);
 			return CLI_EXIT_USAGE;
 		}
 		if (d.alert.tlp == 0)
@@ -670,7 +795,9 @@ broadcast_usage(FILE *out)
 	    "  --headline TEXT   required;  --lang TAG, --description, --instruction, --event as for xba send\n"
 	    "  --category C      default other;  --severity S default extreme;  --urgency default immediate;\n"
 	    "  --certainty       default observed;  --tlp default green;  --status default actual\n"
-	    "  --area TEXT  --param NAME=VALUE  --incident ID  --expires WHEN  --author NAME\n"
+	    "  --area TEXT  --param NAME=VALUE  --incident ID  --expires WHEN  --author NAME  --note TEXT\n"
+	    "  --update ID       a new version of a broadcast this country sent (its fields unless given)\n"
+	    "  --cancel ID       withdraw a broadcast this country sent (with --note REASON; no --headline needed)\n"
 	    "  --wait            follow receipts until every node acknowledged, or --timeout\n"
 	    "  --timeout SECS    how long --wait follows receipts (default 300)\n"
 	    "%s"
@@ -714,6 +841,11 @@ cmd_broadcast(int argc, char **argv)
 		free(args);
 		draft_free(&d);
 		return rc;
+	}
+	if (d.refers_to != NULL && draft_refer("broadcast", &d, &target) != 0) {
+		free(args);
+		draft_free(&d);
+		return CLI_EXIT_USAGE;
 	}
 	d.alert.emergency = 1;
 	if (d.alert.category == 0)

@@ -115,10 +115,18 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 							: "",
 	    off);
 	if (a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ALERT) {
-		fprintf(out, "   %s", name_or(ALERT_ENUM_MSG_TYPE, a->msg_type, "?"));
+		char type[16];
+
+		/* An update or a cancel changes what officers should do about an earlier alert: said first, in capitals. */
+		fprintf(out, "   %s%s", opts->color ? ANSI_BOLD : "",
+		    upper(name_or(ALERT_ENUM_MSG_TYPE, a->msg_type, "?"), type, sizeof(type)));
 		for (size_t i = 0; i < a->n_references; i++)
 			fprintf(out, "%s%s", i ? ", " : " of ", a->references[i]);
-		fputc('\n', out);
+		if (a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE)
+			fputs(" (replaces it)", out);
+		else if (a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+			fputs(" (withdrawn by its sender)", out);
+		fprintf(out, "%s\n", opts->color ? ANSI_RESET : "");
 	}
 	if (info != NULL) {
 		fprintf(out, "   %s%s%s\n", opts->color ? ANSI_BOLD : "", info->headline, opts->color ? ANSI_RESET : "");

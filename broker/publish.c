@@ -366,6 +366,22 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 			}
 		}
 	}
+	/* CAP: an update or a cancel supersedes alerts of its own sender.  One that names another node's alert would
+	 * tell that alert's recipients it was withdrawn by someone who had no say in it.  A reference the journal no
+	 * longer holds (pruned) cannot be checked and is let through. */
+	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
+		for (size_t i = 0; i < alert->n_references; i++) {
+			if (journal_find(server->journal, alert->references[i], &known, &err) != 0)
+				continue;
+			if (strcmp(known.origin, alert->origin) != 0) {
+				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "references",
+				    0, 0, "references: an %s supersedes alerts of its own origin; %s is from %s",
+				    alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? "update" : "cancel",
+				    alert->references[i], known.origin);
+				goto done;
+			}
+		}
+	}
 	if (rules_route(server->rules, server->dir, alert, acked_origin, &route, &err) != 0) {
 		refuse(server, node_index, publish, alert->id,
 		    err.code == XBA_EREQUIRED ? XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES : XBA__V1__ERROR_CODE__INTERNAL,

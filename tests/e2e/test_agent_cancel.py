@@ -1,0 +1,164 @@
+"""test_agent_cancel.py — an officer updates and withdraws an alert their country sent, and it reaches the same
+nodes as the alert; no one else's alert can be updated or withdrawn.
+
+Real xba-broker, real xba-agents NER (may_broadcast), LBY and TCD, and DZA as a Python node (docs/protocol.md).
+NER sends a smuggling alert to its neighbours.  `xba send --update ID` with only a new headline and a parameter
+takes category, severity, TLP, incident and areas from the alert, so it is routed to the same three nodes; the
+receivers see msg_type update, the reference, the copied fields and, in text, "UPDATE of ID (replaces it)".
+`xba send --cancel ID --note REASON` needs no headline and also reaches the same nodes, shown as "CANCEL of ID".
+`xba track` of each lists exactly the alert's recipients.  An emergency broadcast withdrawn with `xba send
+--cancel` stays an emergency, so the cancel reaches every node like the broadcast did.  Refused before anything is
+queued: LBY cancelling NER's alert (its origin named), an id the agent does not hold, both flags together, and an
+update without a headline.  Refused by the broker: a cancel from DZA (a raw client) naming NER's alert
+(INVALID_ALERT, field references), while DZA's update of its own alert is accepted.
+
+usage: /usr/bin/python3 tests/e2e/test_agent_cancel.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import sys
+import uuid
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+
+RULES = """\
+# rules.yaml for test_agent_cancel.py
+rules:
+  - name: crime-to-neighbours
+    when: { category: [border-incident, smuggling, trafficking] }
+    to: [neighbours]
+"""
+
+AGENTS = ["NER", "LBY", "TCD"]
+
+
+def region_of_five(t):
+    r = x.Region(t, "cancel-e2e")
+    r.add("DZA", name="Algerie", role="member", neighbours=["LBY", "NER"])
+    r.add("LBY", name="Libya", role="member", neighbours=["NER", "TCD"])
+    r.add("NER", name="Niger", role="member", neighbours=["TCD"], may_broadcast=True)
+    r.add("TCD", name="Tchad", role="member")
+    r.add("MLI", name="Mali", role="member")
+    r.write()
+    return r
+
+
+def main(t):
+    region = region_of_five(t)
+    broker = x.Broker(t, region, RULES).start()
+    agents = x.start_agents(t, region, broker, AGENTS)
+    net = x.Net(t)
+    dza = net.node(region, "DZA", broker)
+    net.connect_all()
+    watches = {nid: agents[nid].watch() for nid in ("LBY", "TCD")}
+    for nid in watches:
+        agents[nid].wait_log(r"event=local\.subscribed", t.t(10))
+    ner = agents["NER"]
+
+    def track(alert_id):
+        r = ner.cli("track", alert_id, "--json", net=net)
+        return {j["node_id"]: j["state"] for j in r.json() if j.get("state") != "withheld"}
+
+    def reached(alert_id):
+        return net.run_until(lambda: watches["LBY"].has(alert_id) and watches["TCD"].has(alert_id) and
+                             dza.got(alert_id), t.t(10))
+
+    # ---- the alert ----------------------------------------------------------------------------------------------
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--tlp", "amber", "--incident",
+                "NE-AGZ-2026-201", "--lang", "fr", "--headline", "Convoi de passeurs vers Toummo",
+                "--area", "Tummo crossing", "--param", "people_count=60", net=net)
+    alert_id = x.sent_id(r)
+    t.eq((r.rc, x.accepted_recipients(r)), (0, 3), "NER's alert: accepted for its three neighbours")
+    t.check(reached(alert_id), "LBY, TCD and DZA receive it")
+    recipients = track(alert_id)
+    t.eq(sorted(recipients), ["DZA", "LBY", "TCD"], "xba track: routed to DZA, LBY, TCD")
+
+    # ---- the update: only what changed is given -----------------------------------------------------------------
+    r = ner.cli("send", "--update", alert_id, "--lang", "fr", "--headline", "Convoi de passeurs : 80 personnes",
+                "--param", "people_count=80", net=net)
+    update_id = x.sent_id(r)
+    t.eq((r.rc, x.accepted_recipients(r)), (0, 3), "xba send --update: accepted for the same three nodes",
+         )
+    t.check(reached(update_id), "the update reaches LBY, TCD and DZA")
+    t.eq(sorted(track(update_id)), sorted(recipients), "xba track of the update: exactly the alert's recipients")
+    shown = (watches["LBY"].by_id(update_id) or [{}])[0]
+    t.check(shown.get("msg_type") == "update" and shown.get("references") == [alert_id] and
+            shown.get("category") == "smuggling" and shown.get("severity") == "severe" and shown.get("tlp") == "amber"
+            and shown.get("incident") == "NE-AGZ-2026-201" and
+            shown.get("areas") == ["Tummo crossing"],
+            "LBY sees an update referring to the alert, with its category, severity, TLP, incident and area",
+            str(shown)[:600])
+    entry = dza.inbox.get(update_id)
+    got = entry.alert if entry is not None else None
+    t.check(got is not None and got.msg_type == x.C.UPDATE and list(got.references) == [alert_id] and
+            [(p.name, p.value) for p in got.parameters] == [("people_count", "80")],
+            "DZA's copy, verified: msg_type UPDATE, references the alert, the new parameter only", str(got)[:400])
+    r = agents["LBY"].cli("history", "--id", update_id, "--lang", "fr", net=net)
+    t.check(f"UPDATE of {alert_id} (replaces it)" in r.out and "80 personnes" in r.out,
+            "xba history at LBY (text): 'UPDATE of ID (replaces it)' and the new headline", r.out)
+
+    # ---- the cancel: a reason, no headline ----------------------------------------------------------------------
+    r = ner.cli("send", "--cancel", alert_id, "--note", "Fausse alerte : véhicules de l'armée", net=net)
+    cancel_id = x.sent_id(r)
+    t.eq((r.rc, x.accepted_recipients(r)), (0, 3), "xba send --cancel without --headline: accepted for the same "
+         "three nodes")
+    t.check(reached(cancel_id), "the cancel reaches LBY, TCD and DZA")
+    t.eq(sorted(track(cancel_id)), sorted(recipients), "xba track of the cancel: exactly the alert's recipients")
+    shown = (watches["TCD"].by_id(cancel_id) or [{}])[0]
+    t.check(shown.get("msg_type") == "cancel" and shown.get("references") == [alert_id] and
+            shown.get("note") == "Fausse alerte : véhicules de l'armée" and not shown.get("info"),
+            "TCD sees a cancel referring to the alert, with the reason as its note and no text", str(shown)[:500])
+    r = agents["TCD"].cli("history", "--id", cancel_id, net=net)
+    t.check(f"CANCEL of {alert_id} (withdrawn by its sender)" in r.out and "note: Fausse alerte" in r.out,
+            "xba history at TCD (text): 'CANCEL of ID (withdrawn by its sender)' and the note", r.out)
+
+    # ---- an emergency broadcast withdrawn -----------------------------------------------------------------------
+    r = ner.cli("broadcast", "--headline", "Tempête de sable : toutes les patrouilles rentrent", net=net)
+    emergency = x.sent_id(r)
+    t.eq(r.rc, 0, "NER broadcasts an emergency")
+    every = sorted(track(emergency))
+    t.eq(every, ["DZA", "LBY", "MLI", "TCD"], "the broadcast is routed to every other node")
+    r = ner.cli("send", "--cancel", emergency, "--note", "sent by mistake", net=net)
+    withdrawn = x.sent_id(r)
+    t.eq(r.rc, 0, "xba send --cancel of the broadcast: accepted")
+    t.eq(sorted(track(withdrawn)), every, "... and, an emergency like the broadcast, routed to every node too")
+    t.check(net.run_until(lambda: watches["LBY"].has(withdrawn), t.t(10)) and
+            (watches["LBY"].by_id(withdrawn) or [{}])[0].get("emergency") is True,
+            "LBY sees the cancel as an emergency")
+
+    # ---- refused before anything is queued ----------------------------------------------------------------------
+    r = agents["LBY"].cli("send", "--cancel", alert_id, "--note", "not ours", net=net)
+    t.check(r.rc == 2 and "came from NER" in r.err and "nothing was queued" in r.err,
+            "LBY cancelling NER's alert: exit 2, naming its origin", repr(r))
+    unknown = str(uuid.uuid4())
+    r = ner.cli("send", "--cancel", unknown, net=net)
+    t.check(r.rc == 2 and "holds no alert" in r.err, "a cancel of an id the agent does not hold: exit 2", repr(r))
+    r = ner.cli("send", "--cancel", alert_id, "--update", alert_id, "--headline", "x", net=net)
+    t.check(r.rc == 2 and "one --update or --cancel" in r.err, "--update and --cancel together: exit 2", repr(r))
+    r = ner.cli("send", "--update", alert_id, net=net)
+    t.check(r.rc == 2 and "--headline is required" in r.err, "an update without a headline: exit 2", repr(r))
+    r = ner.cli("send", "--cancel", "not-an-id", net=net)
+    t.check(r.rc == 2 and "not an alert id" in r.err, "--cancel with something that is not an id: exit 2", repr(r))
+    r = ner.cli("send", "--cancel", cancel_id, net=net)
+    t.check(r.rc == 2 and "not an alert or an update" in r.err, "a cancel of a cancel: exit 2", repr(r))
+    s = ner.status() or {}
+    t.eq(s.get("outbox_depth"), 0, "nothing was queued at NER by the refused commands")
+
+    # ---- the broker: only an alert's origin supersedes it -------------------------------------------------------
+    forged = x.alert("DZA", msg_type=x.C.CANCEL, references=[alert_id], headline="DZA withdraws NER's alert")
+    ack = dza.publish_wait(region.seal(forged))
+    t.check(ack is not None and x.code_name(ack.result) == "INVALID_ALERT" and ack.field == "references" and
+            "NER" in ack.message, "the broker refuses DZA's cancel of NER's alert: INVALID_ALERT, references, "
+            "naming NER", str(ack))
+    own = x.alert("DZA", headline="Incident at the In Guezzam post")
+    ack = dza.publish_wait(region.seal(own))
+    t.check(ack is not None and x.code_name(ack.result) == "OK", "DZA's own alert: accepted", str(ack))
+    update = x.alert("DZA", msg_type=x.C.UPDATE, references=[own.id], headline="In Guezzam: post reopened")
+    ack = dza.publish_wait(region.seal(update))
+    t.check(ack is not None and x.code_name(ack.result) == "OK", "DZA's update of its own alert: accepted",
+            str(ack))
+
+
+if __name__ == "__main__":
+    x.main(main)
