@@ -25,11 +25,12 @@ struct filter_args {
 	Xba__V1__AlertFilter filter;
 	Xba__V1__Category categories[MAX_FILTER_VALUES];
 	char *origins[MAX_FILTER_VALUES];
+	int64_t remind_ms;               /* watch: how often unacknowledged emergencies are recalled; 0 = never */
 };
 
 enum watch_option {
 	OPT_CATEGORY = 1, OPT_MIN_SEVERITY, OPT_ORIGIN, OPT_SINCE, OPT_UNACKED, OPT_LANG, OPT_JSON, OPT_LIMIT,
-	OPT_OUTGOING, OPT_ID, OPT_NO_COLOR, OPT_HELP,
+	OPT_OUTGOING, OPT_ID, OPT_NO_COLOR, OPT_HELP, OPT_REMIND,
 };
 
 static const struct option watch_options[] = {
@@ -44,6 +45,7 @@ static const struct option watch_options[] = {
 	{ "outgoing", no_argument, NULL, OPT_OUTGOING },
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "no-color", no_argument, NULL, OPT_NO_COLOR },
+	{ "remind", required_argument, NULL, OPT_REMIND },
 	{ "help", no_argument, NULL, OPT_HELP },
 	LOCAL_TARGET_OPTIONS,
 	{ NULL, 0, NULL, 0 },
@@ -71,11 +73,11 @@ watch_usage(FILE *out, bool history)
 	    history ? "Alerts this country's agent holds, newest first."
 		    : "Every alert routed to this country, the second it arrives (after those since --since).\n"
 		      "Emergency broadcasts ring the bell, show in reverse video and are recalled every 30 s until\n"
-		      "acknowledged (xba ack ID).  Stop with Ctrl-C.",
+		      "acknowledged (xba ack ID), or withdrawn or replaced by their sender.  Stop with Ctrl-C.",
 	    history ? "  --limit N             at most N alerts (default 100)\n"
 		      "  --outgoing            also alerts this country sent, with what the broker did with them\n"
 		      "  --id ID               just this alert, received or sent, however old; other languages with --lang\n"
-		    : "",
+		    : "  --remind SECONDS      recall unacknowledged emergencies this often (default 30; 0 = never)\n",
 	    local_target_usage);
 }
 
@@ -109,6 +111,8 @@ parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct f
 		if (!history && (opt == OPT_LIMIT || opt == OPT_OUTGOING || opt == OPT_ID))
 			return cli_usage_error("%s: --%s is an option of xba history, not of xba watch", cmd,
 			    opt == OPT_LIMIT ? "limit" : opt == OPT_OUTGOING ? "outgoing" : "id");
+		if (history && opt == OPT_REMIND)
+			return cli_usage_error("%s: --remind is an option of xba watch, not of xba history", cmd);
 		switch (opt) {
 		case OPT_CATEGORY:
 			n = 0;
@@ -176,6 +180,13 @@ parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct f
 			*id = optarg;
 			break;
 		case OPT_NO_COLOR: display->color = false; break;
+		case OPT_REMIND:
+			value = (int)strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || value < 0 || value > 3600)
+				return cli_usage_error("%s: --remind '%s' is not a number of seconds from 0 to 3600", cmd,
+				    optarg);
+			f->remind_ms = (int64_t)value * 1000;
+			break;
 		case OPT_HELP: watch_usage(stdout, history); return CLI_EXIT_OK;
 		default:
 			return cli_usage_error("%s: unknown or incomplete option '%s' (xba %s --help)", cmd,
@@ -212,6 +223,28 @@ struct pending_emergency {
 	char headline[200];
 };
 
+/* An update or a cancel supersedes the emergencies it names, if it comes from their origin (the agent verified who
+ * signed it; a cancel naming another node's alert is not obeyed, whatever the broker let through): they are no
+ * longer recalled.  An update that is itself an emergency is recalled in their place. */
+static void
+withdraw_pending(struct pending_emergency *pending, size_t *n_pending, const Xba__V1__Alert *a, bool json)
+{
+	if (a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+		return;
+	for (size_t r = 0; r < a->n_references; r++) {
+		for (size_t i = 0; i < *n_pending; i++) {
+			if (strcmp(pending[i].id, a->references[r]) != 0 || strcmp(pending[i].origin, a->origin) != 0)
+				continue;
+			if (!json)
+				printf("%s: %s (%s) is no longer recalled\n\n", a->msg_type ==
+				    XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "withdrawn by its sender" : "replaced by its sender",
+				    pending[i].id, pending[i].origin);
+			pending[i] = pending[--*n_pending];
+			break;
+		}
+	}
+}
+
 int
 cmd_watch(int argc, char **argv)
 {
@@ -229,12 +262,13 @@ cmd_watch(int argc, char **argv)
 	uint32_t limit = 0;
 	const char *id = NULL;
 	int rc;
-	int64_t next_reminder = clock_mono_ms() + EMERGENCY_REMINDER_MS, last_received_ms = 0;
+	int64_t next_reminder, last_received_ms = 0;
 	char (*seen)[40] = calloc(SEEN_MAX, sizeof(*seen)); /* ids shown, to skip replays after a resubscription */
 	size_t n_seen = 0;
 
 	memset(&f, 0, sizeof(f));
 	xba__v1__alert_filter__init(&f.filter);
+	f.remind_ms = EMERGENCY_REMINDER_MS;
 	local_target_defaults(&target);
 	if (seen == NULL)
 		return cli_usage_error("watch: out of memory");
@@ -243,6 +277,8 @@ cmd_watch(int argc, char **argv)
 		free(seen);
 		return rc;
 	}
+	/* --remind 0: never; the loop then wakes only for events (an hour is as good as never between them). */
+	next_reminder = clock_mono_ms() + (f.remind_ms > 0 ? f.remind_ms : 3600 * 1000);
 	if (json)
 		display.color = display.bell = false;
 	if ((c = local_client_new(&target, &err)) == NULL) {
@@ -300,6 +336,7 @@ cmd_watch(int argc, char **argv)
 					display_entry_json(stdout, e);
 				else
 					display_entry(stdout, &display, e);
+				withdraw_pending(pending, &n_pending, e->alert, json);
 				if (e->alert->emergency && !e->acknowledged && at == n_pending &&
 				    n_pending < sizeof(pending) / sizeof(pending[0])) {
 					const Xba__V1__Info *info = alert_info_for_language(e->alert, display.language);
@@ -334,7 +371,7 @@ cmd_watch(int argc, char **argv)
 		}
 		local_frame_free(ev);
 		if (clock_mono_ms() >= next_reminder) {
-			if (!json) {
+			if (!json && f.remind_ms > 0) {
 				for (size_t i = 0; i < n_pending; i++)
 					printf("%s%s!!! UNACKNOWLEDGED EMERGENCY from %s: %s  (xba ack %s)%s%s\n",
 					    display.bell ? "\a" : "", display.color ? "\033[7m\033[1m" : "",
@@ -342,7 +379,7 @@ cmd_watch(int argc, char **argv)
 					    display.color ? "\033[0m" : "", "");
 				fflush(stdout);
 			}
-			next_reminder = clock_mono_ms() + EMERGENCY_REMINDER_MS;
+			next_reminder = clock_mono_ms() + (f.remind_ms > 0 ? f.remind_ms : 3600 * 1000);
 		}
 	}
 }

@@ -7,7 +7,8 @@ takes category, severity, TLP, incident and areas from the alert, so it is route
 receivers see msg_type update, the reference, the copied fields and, in text, "UPDATE of ID (replaces it)".
 `xba send --cancel ID --note REASON` needs no headline and also reaches the same nodes, shown as "CANCEL of ID".
 `xba track` of each lists exactly the alert's recipients.  An emergency broadcast withdrawn with `xba send
---cancel` stays an emergency, so the cancel reaches every node like the broadcast did.  Refused before anything is
+--cancel` stays an emergency, so the cancel reaches every node like the broadcast did, and `xba watch --remind 1`,
+which recalled the unacknowledged broadcast every second, says it was withdrawn and recalls it no more.  Refused before anything is
 queued: LBY cancelling NER's alert (its origin named), an id the agent does not hold, both flags together, and an
 update without a headline.  Refused by the broker: a cancel from DZA (a raw client) naming NER's alert
 (INVALID_ALERT, field references), while DZA's update of its own alert is accepted.
@@ -114,11 +115,18 @@ def main(t):
             "xba history at TCD (text): 'CANCEL of ID (withdrawn by its sender)' and the note", r.out)
 
     # ---- an emergency broadcast withdrawn -----------------------------------------------------------------------
+    # LBY's duty officer watches in text, recalled every second (--remind 1) of what nobody acknowledged.
+    recall = agents["LBY"].watch("--remind", "1", json_output=False)
+    agents["LBY"].wait_log(r"event=local\.subscribed.*subscribers=2", t.t(10))
     r = ner.cli("broadcast", "--headline", "Tempête de sable : toutes les patrouilles rentrent", net=net)
     emergency = x.sent_id(r)
     t.eq(r.rc, 0, "NER broadcasts an emergency")
     every = sorted(track(emergency))
     t.eq(every, ["DZA", "LBY", "MLI", "TCD"], "the broadcast is routed to every other node")
+    reminder = f"UNACKNOWLEDGED EMERGENCY from NER: Tempête de sable : toutes les patrouilles rentrent  (xba ack " \
+               f"{emergency})"
+    t.check(net.run_until(lambda: recall.text().count(reminder) >= 2, t.t(10)),
+            "xba watch --remind 1 at LBY recalls the unacknowledged broadcast, again and again", recall.text()[-400:])
     r = ner.cli("send", "--cancel", emergency, "--note", "sent by mistake", net=net)
     withdrawn = x.sent_id(r)
     t.eq(r.rc, 0, "xba send --cancel of the broadcast: accepted")
@@ -126,6 +134,13 @@ def main(t):
     t.check(net.run_until(lambda: watches["LBY"].has(withdrawn), t.t(10)) and
             (watches["LBY"].by_id(withdrawn) or [{}])[0].get("emergency") is True,
             "LBY sees the cancel as an emergency")
+    gone = f"withdrawn by its sender: {emergency} (NER) is no longer recalled"
+    t.check(net.run_until(lambda: gone in recall.text(), t.t(10)), "the text watch says the broadcast is withdrawn "
+            "and no longer recalled", recall.text()[-600:])
+    after = recall.text().index(gone) if gone in recall.text() else 0
+    net.run_until(lambda: False, t.t(2.5))
+    t.check(reminder not in recall.text()[after:], "... and recalls it no more (2.5 s at --remind 1)",
+            recall.text()[after:][-600:])
 
     # ---- refused before anything is queued ----------------------------------------------------------------------
     r = agents["LBY"].cli("send", "--cancel", alert_id, "--note", "not ours", net=net)
