@@ -337,7 +337,7 @@ cmd_watch(int argc, char **argv)
 				else
 					display_entry(stdout, &display, e);
 				withdraw_pending(pending, &n_pending, e->alert, json);
-				if (e->alert->emergency && !e->acknowledged && at == n_pending &&
+				if (e->alert->emergency && !e->acknowledged && e->superseded_type == 0 && at == n_pending &&
 				    n_pending < sizeof(pending) / sizeof(pending[0])) {
 					const Xba__V1__Info *info = alert_info_for_language(e->alert, display.language);
 

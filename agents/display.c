@@ -162,6 +162,10 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 		if (entry->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED)
 			fprintf(out, ", %u recipient%s", entry->recipients, entry->recipients == 1 ? "" : "s");
 		fputc('\n', out);
+	} else if (entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
+		/* Withdrawn by its own sender: nothing left to acknowledge. */
+		fprintf(out, "   %sWITHDRAWN by its sender%s (xba history --id %s)\n", opts->color ? ANSI_BOLD : "",
+		    opts->color ? ANSI_RESET : "", entry->superseded_by);
 	} else if (entry->acknowledged) {
 		char at[32];
 
@@ -171,6 +175,9 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 		fprintf(out, "   %sNEEDS ACKNOWLEDGEMENT%s: xba ack %s\n", opts->color ? ANSI_BOLD : "",
 		    opts->color ? ANSI_RESET : "", a->id);
 	}
+	if (!entry->outgoing && entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE)
+		fprintf(out, "   %sREPLACED by a newer version from its sender%s (xba history --id %s)\n",
+		    opts->color ? ANSI_BOLD : "", opts->color ? ANSI_RESET : "", entry->superseded_by);
 	fputc('\n', out);
 	fflush(out);
 }
@@ -241,6 +248,10 @@ display_entry_json(FILE *out, const Xba__V1__InboxEntry *entry)
 	} else {
 		jsonw_bool(&w, "acknowledged", entry->acknowledged);
 		jsonw_string(&w, "acknowledged_by", entry->acknowledged_by ? entry->acknowledged_by : "");
+		/* "withdrawn" (its origin cancelled it), "replaced" (updated), or "" */
+		jsonw_string(&w, "superseded", entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "withdrawn"
+		    : entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? "replaced" : "");
+		jsonw_string(&w, "superseded_by", entry->superseded_by ? entry->superseded_by : "");
 	}
 	jsonw_end(&w);
 }

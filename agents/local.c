@@ -210,6 +210,8 @@ entry_init(Xba__V1__InboxEntry *e, const struct store_row *row, Xba__V1__Alert *
 	e->acknowledged_by = (char *)row->acknowledged_by;
 	e->acknowledged_ms = row->acknowledged_ms;
 	e->outgoing = row->outgoing;
+	e->superseded_by = (char *)row->superseded_by;
+	e->superseded_type = (Xba__V1__MsgType)row->superseded_type;
 	if (row->outgoing) {
 		e->publish_state = (Xba__V1__PublishState)row->state;
 		e->recipients = row->recipients;

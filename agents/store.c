@@ -29,10 +29,27 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_BUSY_TIMEOUT_MS 1000  /* only this process writes; a sqlite3 shell reading must not stall the loop */
 #define STORE_WAL_LIMIT (16 * 1024 * 1024)
 #define FILTER_LIST_MAX 4096        /* bytes of the ",a,b," list a filter binds */
+
+/*
+ * superseded (schema 3): "ref_id, an alert of ref_origin, was updated (by_type 2) or cancelled (3) by by_id".  A
+ * row is written when an update or cancel is stored, keyed by the alert it names, so that it holds whichever of
+ * the two arrived first; an inbox alert joins it by id and origin, so that only its own origin supersedes it (the
+ * agent verified who signed what).  The latest update of an alert wins, but a cancel stands against later
+ * updates.  Inbox readers show it, an alert its origin cancelled waits for no acknowledgement, and retention
+ * treats it as finished.
+ */
+#define SUPERSEDED_SQL                                                                                              \
+	"CREATE TABLE superseded ("                                                                                 \
+	" ref_id TEXT NOT NULL,"                                                                                   \
+	" ref_origin TEXT NOT NULL,"                                                                               \
+	" by_id TEXT NOT NULL,"                                                                                    \
+	" by_type INTEGER NOT NULL,"                                                                               \
+	" created_ms INTEGER NOT NULL,"                                                                            \
+	" PRIMARY KEY (ref_id, ref_origin)) WITHOUT ROWID;"
 
 /*
  * outgoing.id is AUTOINCREMENT so that a row id (the Publish.ref) is never reused, even after the newest row
@@ -107,7 +124,8 @@ static const char schema_sql[] =
 	" note TEXT,"
 	" PRIMARY KEY (alert_id, node, kind)) WITHOUT ROWID;"
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-	"PRAGMA user_version = 2;";
+	SUPERSEDED_SQL
+	"PRAGMA user_version = 3;";
 
 /* Schema 1 -> 2: a quarantined delivery that verifies after a region.yaml update is released to the inbox, and its
  * quarantine row records when (the row stays: it is the record that the alert was refused once, and why), and
@@ -117,16 +135,24 @@ static const char migrate_1_to_2_sql[] =
 	"ALTER TABLE quarantine ADD COLUMN release_reported INTEGER NOT NULL DEFAULT 0;"
 	"PRAGMA user_version = 2;";
 
+/* Schema 2 -> 3: updates and cancels (docs/operators.md), recorded against the alerts they supersede. */
+static const char migrate_2_to_3_sql[] =
+	SUPERSEDED_SQL
+	"PRAGMA user_version = 3;";
+
 #define OUTGOING_COLS \
 	"id, alert_id, origin, sent_ms, msg_type, category, severity, tlp, status, emergency, envelope," \
 	" submitted_ms, state, seq, recipients, result, message, field"
 #define INBOX_COLS \
 	"id, alert_id, origin, sent_ms, msg_type, category, severity, tlp, status, emergency, envelope," \
-	" received_ms, seq, rule, acknowledged, acknowledged_by, acknowledged_ms"
+	" received_ms, seq, rule, acknowledged, acknowledged_by, acknowledged_ms, by_id, by_type"
+/* Every inbox read names the update or cancel that superseded the alert, if its origin sent one. */
+#define INBOX_FROM " FROM inbox LEFT JOIN superseded ON ref_id = alert_id AND ref_origin = origin"
 /* An ACK (msg_type 4) is itself an acknowledgement: it never waits for one, so it is never "unacknowledged".
  * ?1 since, ?2 min severity, ?3 unacknowledged only, ?4 ",cat,cat," or NULL, ?5 ",NODE,NODE," or NULL, ?6 limit */
 #define INBOX_WHERE \
-	" WHERE received_ms >= ?1 AND severity >= ?2 AND (?3 = 0 OR (acknowledged = 0 AND msg_type != 4))" \
+	" WHERE received_ms >= ?1 AND severity >= ?2 AND (?3 = 0 OR (acknowledged = 0 AND msg_type != 4" \
+	" AND by_type IS NOT 3))" \
 	" AND (?4 IS NULL OR instr(?4, ',' || category || ',') > 0)" \
 	" AND (?5 IS NULL OR instr(?5, ',' || origin || ',') > 0) AND id < ?7"
 #define OUTGOING_WHERE \
@@ -172,6 +198,8 @@ enum stmt_id {
 	ST_PRUNE_OUTGOING,
 	ST_PRUNE_RECEIPTS,
 	ST_PRUNE_QUARANTINE,
+	ST_PRUNE_SUPERSEDED,
+	ST_SUPERSEDE,
 	ST_COUNT_
 };
 
@@ -192,10 +220,10 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_INBOX_ADD] = "INSERT OR IGNORE INTO inbox (alert_id, seq, rule, origin, author, sent_ms, msg_type, category,"
 			 " severity, tlp, status, emergency, envelope, received_ms)"
 			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-	[ST_INBOX_GET] = "SELECT " INBOX_COLS " FROM inbox WHERE alert_id = ?1",
+	[ST_INBOX_GET] = "SELECT " INBOX_COLS INBOX_FROM " WHERE alert_id = ?1",
 	[ST_OUTGOING_GET] = "SELECT " OUTGOING_COLS " FROM outgoing WHERE alert_id = ?1",
-	[ST_INBOX_NEW] = "SELECT " INBOX_COLS " FROM inbox" INBOX_WHERE " ORDER BY id DESC LIMIT ?6",
-	[ST_INBOX_OLD] = "SELECT " INBOX_COLS " FROM inbox" INBOX_WHERE " ORDER BY id LIMIT ?6",
+	[ST_INBOX_NEW] = "SELECT " INBOX_COLS INBOX_FROM INBOX_WHERE " ORDER BY id DESC LIMIT ?6",
+	[ST_INBOX_OLD] = "SELECT " INBOX_COLS INBOX_FROM INBOX_WHERE " ORDER BY id LIMIT ?6",
 	[ST_INBOX_ACK] = "UPDATE inbox SET acknowledged = 1, acknowledged_by = ?2, acknowledged_ms = ?3,"
 			 " ack_alert_id = ?4 WHERE alert_id = ?1 AND acknowledged = 0",
 	/* A redelivery of a seq already held (its acknowledgement was lost) is not held twice. */
@@ -223,19 +251,28 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_COUNT_OUTBOX] = "SELECT count(*) FROM outgoing WHERE state = 1",
 	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
 	[ST_COUNT_INBOX] = "SELECT count(*) FROM inbox",
-	[ST_COUNT_UNACKED] = "SELECT count(*) FROM inbox WHERE acknowledged = 0 AND msg_type != 4",
+	[ST_COUNT_UNACKED] = "SELECT count(*)" INBOX_FROM " WHERE acknowledged = 0 AND msg_type != 4"
+			     " AND by_type IS NOT 3",
 	[ST_COUNT_QUARANTINE] = "SELECT count(*) FROM quarantine WHERE released_ms IS NULL",
 	[ST_LAST_DELIVERY] = "SELECT coalesce(max(received_ms), 0) FROM inbox",
 	/* Retention (store_prune): ?1 cutoff, ?2 at most this many rows.  An inbox alert no officer acknowledged is
 	 * kept however old (ACKs never wait for one), and so is the outbox: only what is finished goes. */
-	[ST_PRUNE_INBOX] = "DELETE FROM inbox WHERE id IN (SELECT id FROM inbox WHERE received_ms < ?1"
-			   " AND (acknowledged = 1 OR msg_type = 4) ORDER BY received_ms LIMIT ?2)",
+	[ST_PRUNE_INBOX] = "DELETE FROM inbox WHERE id IN (SELECT id" INBOX_FROM " WHERE received_ms < ?1"
+			   " AND (acknowledged = 1 OR msg_type = 4 OR by_type IS 3) ORDER BY received_ms LIMIT ?2)",
 	[ST_PRUNE_OUTGOING] = "DELETE FROM outgoing WHERE id IN (SELECT id FROM outgoing WHERE submitted_ms < ?1"
 			      " AND state != 1 ORDER BY submitted_ms LIMIT ?2)",
 	[ST_PRUNE_RECEIPTS] = "DELETE FROM receipts WHERE (alert_id, node, kind) IN (SELECT alert_id, node, kind"
 			      " FROM receipts WHERE time_ms < ?1 LIMIT ?2)",
 	[ST_PRUNE_QUARANTINE] = "DELETE FROM quarantine WHERE id IN (SELECT id FROM quarantine WHERE received_ms < ?1"
 				" ORDER BY id LIMIT ?2)",
+	/* A supersession lives as long as the alert it names, or the retention period if that never arrived. */
+	[ST_PRUNE_SUPERSEDED] = "DELETE FROM superseded WHERE (ref_id, ref_origin) IN (SELECT ref_id, ref_origin"
+				" FROM superseded WHERE created_ms < ?1 AND NOT EXISTS (SELECT 1 FROM inbox WHERE"
+				" alert_id = ref_id) LIMIT ?2)",
+	/* A cancel stands: a later update does not bring the alert back (send a new alert). */
+	[ST_SUPERSEDE] = "INSERT INTO superseded (ref_id, ref_origin, by_id, by_type, created_ms) VALUES (?1, ?2, ?3, ?4,"
+			 " ?5) ON CONFLICT (ref_id, ref_origin) DO UPDATE SET by_id = excluded.by_id, by_type ="
+			 " excluded.by_type, created_ms = excluded.created_ms WHERE excluded.by_type >= by_type",
 };
 
 enum txn_state {
@@ -385,7 +422,7 @@ ensure_schema(struct store *s, struct xba_error *err)
 		return rc;
 	if (version == STORE_SCHEMA_VERSION)
 		return 0;
-	if (version != 0 && version != 1)
+	if (version != 0 && version != 1 && version != 2)
 		return xba_error_set(err, XBA_EIO, "store %s: schema version %lld is not this program's (%d): it was "
 		    "written by another xba-agent version", s->path, (long long)version, STORE_SCHEMA_VERSION);
 	if ((rc = exec_sql(s, "BEGIN IMMEDIATE", "create schema", err)) != 0)
@@ -394,8 +431,10 @@ ensure_schema(struct store *s, struct xba_error *err)
 	if ((rc = pragma_int(s, "PRAGMA user_version", &version, err)) == 0) {
 		if (version == 0)
 			rc = exec_sql(s, schema_sql, "create schema (is this file an XBA agent store?)", err);
-		else if (version == 1)
+		if (version == 1)
 			rc = exec_sql(s, migrate_1_to_2_sql, "upgrade schema 1 to 2", err);
+		if (rc == 0 && (version == 1 || version == 2))
+			rc = exec_sql(s, migrate_2_to_3_sql, "upgrade schema 2 to 3", err);
 	}
 	if (rc == 0)
 		return exec_sql(s, "COMMIT", "create schema", err);
@@ -621,6 +660,8 @@ read_inbox(sqlite3_stmt *st, struct store_row *row, bool own_envelope)
 	row->acknowledged = sqlite3_column_int(st, 14) != 0;
 	copy_text(row->acknowledged_by, sizeof(row->acknowledged_by), sqlite3_column_text(st, 15));
 	row->acknowledged_ms = sqlite3_column_int64(st, 16);
+	copy_text(row->superseded_by, sizeof(row->superseded_by), sqlite3_column_text(st, 17));
+	row->superseded_type = sqlite3_column_int(st, 18);
 	return 0;
 }
 
@@ -669,6 +710,8 @@ store_fields_from_alert(const Xba__V1__Alert *alert, struct store_alert_fields *
 	out->tlp = (int)alert->tlp;
 	out->status = (int)alert->status;
 	out->emergency = alert->emergency;
+	out->references = (const char *const *)alert->references;
+	out->n_references = alert->n_references;
 }
 
 static int
@@ -940,11 +983,31 @@ store_inbox_query(struct store *s, const struct store_filter *filter, bool newes
 
 /* ---- inbox ---- */
 
+/* An update or cancel just stored: each alert it names, if its origin sent one, is superseded by it. */
+static int
+supersede(struct store *s, const struct store_alert_fields *f, int64_t received_ms, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_SUPERSEDE];
+
+	for (size_t i = 0; i < f->n_references; i++) {
+		sqlite3_bind_text(st, 1, f->references[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, f->origin, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, f->alert_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, f->msg_type);
+		sqlite3_bind_int64(st, 5, received_ms);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return txn_fail(s, st, err, "store delivery (supersede)");
+		sqlite3_reset(st);
+	}
+	return 0;
+}
+
 int
 store_inbox_add(struct store *s, const struct store_alert_fields *f, const uint8_t *envelope, size_t len,
     uint64_t seq, const char *rule, int64_t received_ms, bool *inserted, struct xba_error *err)
 {
 	sqlite3_stmt *st = s->st[ST_INBOX_ADD];
+	bool written;
 	int rc;
 
 	if (inserted != NULL)
@@ -970,9 +1033,13 @@ store_inbox_add(struct store *s, const struct store_alert_fields *f, const uint8
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return txn_fail(s, st, err, "store delivery");
 	/* INSERT OR IGNORE: the alert id is already there, so this is a redelivery and nothing was written. */
+	written = sqlite3_changes(s->db) > 0;
 	if (inserted != NULL)
-		*inserted = sqlite3_changes(s->db) > 0;
+		*inserted = written;
 	sqlite3_reset(st);
+	if (written && (f->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ||
+	    f->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL))
+		return supersede(s, f, received_ms, err);
 	return 0;
 }
 
@@ -1337,16 +1404,19 @@ store_prune(struct store *s, int64_t cutoff_ms, size_t max_rows, struct store_pr
 	counts[3] = &out->quarantine;
 	if ((rc = solo_begin(s, err, "prune")) != 0)
 		return rc;
-	for (int i = 0; i < 4; i++) {
-		sqlite3_stmt *st = s->st[ids[i]];
+	for (int i = 0; i < 5; i++) {
+		sqlite3_stmt *st = s->st[i < 4 ? ids[i] : ST_PRUNE_SUPERSEDED];
+		uint64_t changed;
 
 		sqlite3_bind_int64(st, 1, cutoff_ms);
 		sqlite3_bind_int64(st, 2, max_rows > INT64_MAX ? INT64_MAX : (int64_t)max_rows);
 		if (sqlite3_step(st) != SQLITE_DONE)
 			return solo_fail(s, st, err, "prune");
-		*counts[i] = (uint64_t)sqlite3_changes(s->db);
+		changed = (uint64_t)sqlite3_changes(s->db);
 		sqlite3_reset(st);
-		if (*counts[i] == max_rows)
+		if (i < 4) /* after the inbox: what its pruned alerts no longer need (not counted: bookkeeping) */
+			*counts[i] = changed;
+		if (changed == max_rows)
 			out->more = true;
 	}
 	return solo_commit(s, err, "prune (commit)");

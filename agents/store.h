@@ -53,6 +53,8 @@ struct store_alert_fields {
 	int tlp;                /* Xba__V1__Tlp */
 	int status;             /* Xba__V1__Status */
 	bool emergency;
+	const char *const *references; /* update/cancel: the alerts it supersedes (inbox) */
+	size_t n_references;
 };
 
 /* The indexed fields of a decoded alert (pointers borrowed from alert). */
@@ -77,6 +79,8 @@ struct store_row {
 	bool acknowledged;               /* an officer here acknowledged it */
 	char acknowledged_by[132];
 	int64_t acknowledged_ms;
+	char superseded_by[40];          /* the update or cancel its origin sent about it, "" when none */
+	int superseded_type;             /* its msg_type (update 2, cancel 3), 0 when none */
 	/* outgoing */
 	int64_t submitted_ms;            /* when it entered the outbox */
 	enum store_publish_state state;
@@ -238,7 +242,8 @@ struct store_pruned {
 
 /*
  * Retention, in a transaction of its own (never inside store_begin): delete at most max_rows per table of what is
- * finished and older than cutoff_ms: inbox alerts an officer acknowledged (and ACKs) by received_ms, outgoing
+ * finished and older than cutoff_ms: inbox alerts an officer acknowledged, or that their origin cancelled (and
+ * ACKs) by received_ms, outgoing
  * alerts the broker answered by submitted_ms, receipts by time_ms, quarantine entries by received_ms.  An inbox
  * alert nobody acknowledged and the outbox are never pruned.  Rolled back whole on failure.
  */

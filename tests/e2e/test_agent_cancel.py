@@ -5,7 +5,9 @@ Real xba-broker, real xba-agents NER (may_broadcast), LBY and TCD, and DZA as a 
 NER sends a smuggling alert to its neighbours.  `xba send --update ID` with only a new headline and a parameter
 takes category, severity, TLP, incident and areas from the alert, so it is routed to the same three nodes; the
 receivers see msg_type update, the reference, the copied fields and, in text, "UPDATE of ID (replaces it)".
-`xba send --cancel ID --note REASON` needs no headline and also reaches the same nodes, shown as "CANCEL of ID".
+`xba send --cancel ID --note REASON` needs no headline and also reaches the same nodes, shown as "CANCEL of ID";
+the receivers' agents then show the alert itself as REPLACED, then WITHDRAWN, no longer waiting for an
+acknowledgement.
 `xba track` of each lists exactly the alert's recipients.  An emergency broadcast withdrawn with `xba send
 --cancel` stays an emergency, so the cancel reaches every node like the broadcast did, and `xba watch --remind 1`,
 which recalled the unacknowledged broadcast every second, says it was withdrawn and recalls it no more.  Refused before anything is
@@ -98,6 +100,10 @@ def main(t):
     r = agents["LBY"].cli("history", "--id", update_id, "--lang", "fr", net=net)
     t.check(f"UPDATE of {alert_id} (replaces it)" in r.out and "80 personnes" in r.out,
             "xba history at LBY (text): 'UPDATE of ID (replaces it)' and the new headline", r.out)
+    r = agents["LBY"].cli("history", "--id", alert_id, net=net)
+    t.check(f"REPLACED by a newer version from its sender (xba history --id {update_id})" in r.out and
+            "NEEDS ACKNOWLEDGEMENT" in r.out,
+            "... and the alert itself: REPLACED by the update, still waiting for an acknowledgement", r.out)
 
     # ---- the cancel: a reason, no headline ----------------------------------------------------------------------
     r = ner.cli("send", "--cancel", alert_id, "--note", "Fausse alerte : véhicules de l'armée", net=net)
@@ -113,6 +119,17 @@ def main(t):
     r = agents["TCD"].cli("history", "--id", cancel_id, net=net)
     t.check(f"CANCEL of {alert_id} (withdrawn by its sender)" in r.out and "note: Fausse alerte" in r.out,
             "xba history at TCD (text): 'CANCEL of ID (withdrawn by its sender)' and the note", r.out)
+    r = agents["TCD"].cli("history", "--id", alert_id, net=net)
+    t.check(f"WITHDRAWN by its sender (xba history --id {cancel_id})" in r.out and
+            "NEEDS ACKNOWLEDGEMENT" not in r.out,
+            "... and the alert itself: WITHDRAWN, no longer waiting for an acknowledgement", r.out)
+    got = agents["TCD"].history("--id", alert_id)
+    t.check(len(got) == 1 and got[0].get("superseded") == "withdrawn" and got[0].get("superseded_by") == cancel_id,
+            "history --json: superseded withdrawn, superseded_by the cancel", str(got)[:300])
+    pending = [e.get("id") for e in agents["TCD"].history("--unacknowledged")]
+    t.check(alert_id not in pending and cancel_id in pending and update_id in pending,
+            "history --unacknowledged at TCD: not the withdrawn alert; the update and the cancel, which officers "
+            "acknowledge like any message", str(pending))
 
     # ---- an emergency broadcast withdrawn -----------------------------------------------------------------------
     # LBY's duty officer watches in text, recalled every second (--remind 1) of what nobody acknowledged.

@@ -656,6 +656,94 @@ test_quarantine_release(struct check_state *t)
 	store_close(s);
 }
 
+/* An inbox message of msg_type (1 alert, 2 update, 3 cancel) naming refs, stored at seq and received_ms. */
+static int
+add_message(struct store *s, const char *id, const char *origin, int msg_type, const char **refs, size_t n_refs,
+    uint64_t seq, int64_t received_ms)
+{
+	struct store_alert_fields f = fields(id, origin, 2, 4);
+	struct xba_error err = { 0 };
+	bool inserted = false;
+	int rc;
+
+	f.msg_type = msg_type;
+	f.references = refs;
+	f.n_references = n_refs;
+	rc = store_inbox_add(s, &f, envelope_a, sizeof(envelope_a), seq, "r", received_ms, &inserted, &err);
+	return rc != 0 ? rc : inserted ? 0 : XBA_EDUPLICATE;
+}
+
+/* Updates and cancels in the inbox (schema 3): what each supersedes, whichever arrives first, and only its
+ * origin's alerts; a cancel waits for no acknowledgement and stands against a later update. */
+static void
+test_superseded(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], a[40], b[40], c[40], u[40], d[40], e[40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	struct store_filter unacked = { .unacknowledged_only = true };
+	struct store_stats stats;
+	struct store_row row;
+	struct collected got = { 0 };
+	const char *refs_ab[2], *refs_a[1], *refs_e[1];
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	uuid_of(101, a);
+	uuid_of(102, b);
+	uuid_of(103, c);
+	uuid_of(104, u);
+	uuid_of(105, d);
+	uuid_of(106, e);
+	refs_ab[0] = a;
+	refs_ab[1] = b;
+	refs_a[0] = a;
+	refs_e[0] = e;
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, add_message(s, a, "NER", 1, NULL, 0, 1, 100), 0);
+	CHECK_CODE(t, add_message(s, b, "LBY", 1, NULL, 0, 2, 100), 0);
+	/* NER cancels A, and names LBY's B too: B is not NER's to cancel. */
+	CHECK_CODE(t, add_message(s, c, "NER", 3, refs_ab, 2, 3, 200), 0);
+	/* A later update of A does not bring it back. */
+	CHECK_CODE(t, add_message(s, u, "NER", 2, refs_a, 1, 4, 300), 0);
+	/* An update that arrives before the alert it names (E), then E. */
+	CHECK_CODE(t, add_message(s, d, "NER", 2, refs_e, 1, 6, 400), 0);
+	CHECK_CODE(t, add_message(s, e, "NER", 1, NULL, 0, 5, 500), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+
+	CHECK_CODE(t, store_inbox_get(s, a, &row, &err), 0);
+	CHECK(t, strcmp(row.superseded_by, c) == 0 && row.superseded_type == 3);
+	store_row_clear(&row);
+	CHECK_CODE(t, store_inbox_get(s, b, &row, &err), 0);
+	CHECK(t, row.superseded_by[0] == '\0' && row.superseded_type == 0);
+	store_row_clear(&row);
+	CHECK_CODE(t, store_inbox_get(s, e, &row, &err), 0);
+	CHECK(t, strcmp(row.superseded_by, d) == 0 && row.superseded_type == 2);
+	store_row_clear(&row);
+	/* Unacknowledged: every alert but the cancelled A (an updated alert still waits for its officers). */
+	CHECK_CODE(t, store_inbox_query(s, &unacked, true, 100, collect, &got, &err), 0);
+	CHECK(t, got.n == 5);
+	for (size_t i = 0; i < got.n; i++)
+		CHECK(t, strcmp(got.ids[i], a) != 0);
+	CHECK_CODE(t, store_stats(s, &stats, &err), 0);
+	CHECK(t, stats.inbox_count == 6 && stats.unacknowledged == 5);
+	/* Retention: the cancelled A is finished and goes, unacknowledged; B, as old, waits for its officers. */
+	{
+		struct store_pruned pruned;
+
+		CHECK_CODE(t, store_prune(s, 250, 100, &pruned, &err), 0);
+		CHECK(t, pruned.inbox == 1);
+		CHECK_CODE(t, store_inbox_get(s, a, &row, &err), XBA_ENOTFOUND);
+		CHECK_CODE(t, store_inbox_get(s, b, &row, &err), 0);
+		store_row_clear(&row);
+		CHECK_CODE(t, store_inbox_get(s, e, &row, &err), 0);
+		CHECK(t, strcmp(row.superseded_by, d) == 0);
+		store_row_clear(&row);
+	}
+	store_close(s);
+}
+
 /* A store written by the agent before releases existed (schema 1) opens, keeps its quarantine, and can release. */
 static void
 test_schema_1_upgrade(struct check_state *t)
@@ -677,11 +765,11 @@ test_schema_1_upgrade(struct check_state *t)
 			  sizeof(envelope_b), 700, &err), 0);
 	CHECK_CODE(t, store_commit(s, &err), 0);
 	store_close(s);
-	/* Back to schema 1 as the older agent wrote it: no released_ms column. */
+	/* Back to schema 1 as the older agent wrote it: no released_ms column, no superseded table. */
 	CHECK(t, sqlite3_open(path, &db) == SQLITE_OK);
 	CHECK(t, sqlite3_exec(db, "ALTER TABLE quarantine DROP COLUMN release_reported;"
-			 "ALTER TABLE quarantine DROP COLUMN released_ms; PRAGMA user_version = 1;", NULL,
-			 NULL, NULL) == SQLITE_OK);
+			 "ALTER TABLE quarantine DROP COLUMN released_ms; DROP TABLE superseded;"
+			 "PRAGMA user_version = 1;", NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 
 	s = store_open(path, &err);
@@ -708,7 +796,7 @@ test_schema_1_upgrade(struct check_state *t)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	CHECK(t, version == 2);
+	CHECK(t, version == 3); /* through 2 (releases) to 3 (supersessions) */
 }
 
 /*
@@ -1021,6 +1109,7 @@ main(int argc, char **argv)
 	RUN(&t, test_ack);
 	RUN(&t, test_quarantine_receipts);
 	RUN(&t, test_quarantine_release);
+	RUN(&t, test_superseded);
 	RUN(&t, test_schema_1_upgrade);
 	RUN(&t, test_prune);
 	RUN(&t, test_through_seq);
