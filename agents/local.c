@@ -252,7 +252,15 @@ push_entry(struct agent *agent, const struct store_row *row, Xba__V1__Alert *ale
 void
 local_push_alert(struct agent *agent, const struct store_row *row, const Xba__V1__Alert *alert)
 {
-	push_entry(agent, row, (Xba__V1__Alert *)alert, false);
+	struct store_row shown = *row; /* the envelope stays the caller's */
+	struct xba_error err = { 0 };
+	char quoted[600];
+
+	/* Its origin's update or cancel may have arrived first (the alert was quarantined, say): show it withdrawn
+	 * now, as history will.  A failed read only leaves that out. */
+	if (!row->outgoing && store_superseded_get(agent->store, &shown, &err) != 0)
+		log_warnx("event=store.read_failed op=superseded error=%s", log_quote(quoted, sizeof(quoted), err.msg));
+	push_entry(agent, &shown, (Xba__V1__Alert *)alert, false);
 }
 
 void

@@ -200,6 +200,7 @@ enum stmt_id {
 	ST_PRUNE_QUARANTINE,
 	ST_PRUNE_SUPERSEDED,
 	ST_SUPERSEDE,
+	ST_SUPERSEDED_GET,
 	ST_COUNT_
 };
 
@@ -270,6 +271,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
 				" FROM superseded WHERE created_ms < ?1 AND NOT EXISTS (SELECT 1 FROM inbox WHERE"
 				" alert_id = ref_id) LIMIT ?2)",
 	/* A cancel stands: a later update does not bring the alert back (send a new alert). */
+	[ST_SUPERSEDED_GET] = "SELECT by_id, by_type FROM superseded WHERE ref_id = ?1 AND ref_origin = ?2",
 	[ST_SUPERSEDE] = "INSERT INTO superseded (ref_id, ref_origin, by_id, by_type, created_ms) VALUES (?1, ?2, ?3, ?4,"
 			 " ?5) ON CONFLICT (ref_id, ref_origin) DO UPDATE SET by_id = excluded.by_id, by_type ="
 			 " excluded.by_type, created_ms = excluded.created_ms WHERE excluded.by_type >= by_type",
@@ -1040,6 +1042,26 @@ store_inbox_add(struct store *s, const struct store_alert_fields *f, const uint8
 	if (written && (f->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ||
 	    f->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL))
 		return supersede(s, f, received_ms, err);
+	return 0;
+}
+
+int
+store_superseded_get(struct store *s, struct store_row *row, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_SUPERSEDED_GET];
+	int rc;
+
+	assert(s != NULL && row != NULL);
+	sqlite3_bind_text(st, 1, row->alert_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, row->origin, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		copy_text(row->superseded_by, sizeof(row->superseded_by), sqlite3_column_text(st, 0));
+		row->superseded_type = sqlite3_column_int(st, 1);
+	} else if (rc != SQLITE_DONE) {
+		return stmt_fail(s, st, err, "read inbox (superseded)");
+	}
+	sqlite3_reset(st);
 	return 0;
 }
 

@@ -161,6 +161,9 @@ int store_inbox_add(struct store *s, const struct store_alert_fields *f, const u
 int store_inbox_get(struct store *s, const char *alert_id, struct store_row *out, struct xba_error *err);
 /* The same for an alert this node sent. */
 int store_outgoing_get(struct store *s, const char *alert_id, struct store_row *out, struct xba_error *err);
+/* Fill row->superseded_by/_type for an inbox row built without reading the store (a delivery just stored, whose
+ * update or cancel may have come first); unchanged when none.  0, or a read error. */
+int store_superseded_get(struct store *s, struct store_row *row, struct xba_error *err);
 
 /* Inbox alerts matching filter in arrival order, newest first or oldest first, at most limit rows. */
 int store_inbox_query(struct store *s, const struct store_filter *filter, bool newest_first, size_t limit,

@@ -12,7 +12,8 @@ reporting the release in a DeliveryAck, the two forgeries staying held; a key ad
 releases another at start-up (and, at the new session, reports again the release the broker may have missed),
 and nothing is released twice.  Last, retention: with the store aged 400 days, the
 agent started with retention_days 365 prunes the acknowledged alert and the quarantine, never what is unacknowledged
-or still in the outbox.
+or still in the outbox.  And a cancel counts only from the alert's own origin: TCD's cancel of NER's alert withdraws
+nothing, while NER's cancel that arrives before its alert makes the alert show withdrawn as it arrives.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_tamper.py BUILD_DIR SOURCE_ROOT
 """
@@ -236,6 +237,25 @@ def main(t):
             "status --json: quarantined 0, inbox_count 3, outbox_depth 1 (the ACK waits for the broker)", str(s))
     r = lby.cli("quarantine")
     t.check(r.rc == 0 and "0 held" in r.out, "xba quarantine: 0 held, exit status 0", repr(r))
+
+    # Withdrawals, as this agent checks them: TCD's cancel of NER's alert (a broker should have refused it) does
+    # not withdraw it; NER's cancel that arrives before NER's alert does, and the alert is shown withdrawn as it
+    # arrives.
+    subscribed = lby.log_size()
+    watch = lby.watch()
+    fake.run_until(lambda: lby.events("link.up", since=mark) and lby.events("local.subscribed", since=subscribed),
+                   t.t(10))
+    foreign = x.alert("TCD", msg_type=x.C.CANCEL, references=[valid2.id], headline="TCD withdraws NER's alert")
+    late_alert = x.alert("NER", headline="An alert whose cancel came first")
+    early_cancel = x.alert("NER", msg_type=x.C.CANCEL, references=[late_alert.id], headline="Withdrawn")
+    fake.deliver_batch([(8, region.seal(foreign)), (9, region.seal(early_cancel)), (10, region.seal(late_alert))])
+    t.check(fake.run_until(lambda: watch.has(late_alert.id), t.t(10)), "the three deliveries arrive")
+    got = lby.history("--id", valid2.id)
+    t.check(len(got) == 1 and got[0].get("superseded") == "", "TCD's cancel of NER's alert does not withdraw it",
+            str(got)[:300])
+    shown = (watch.by_id(late_alert.id) or [{}])[0]
+    t.check(shown.get("superseded") == "withdrawn" and shown.get("superseded_by") == early_cancel.id,
+            "the alert whose cancel came first is pushed to xba watch as withdrawn", str(shown)[:300])
     t.check(lby.alive(), "the agent is still running")
 
 

@@ -720,6 +720,15 @@ test_superseded(struct check_state *t)
 	store_row_clear(&row);
 	CHECK_CODE(t, store_inbox_get(s, e, &row, &err), 0);
 	CHECK(t, strcmp(row.superseded_by, d) == 0 && row.superseded_type == 2);
+	/* ... as a row built without the store (a delivery being pushed) learns it. */
+	row.superseded_by[0] = '\0';
+	row.superseded_type = 0;
+	CHECK_CODE(t, store_superseded_get(s, &row, &err), 0);
+	CHECK(t, strcmp(row.superseded_by, d) == 0 && row.superseded_type == 2);
+	store_row_clear(&row);
+	CHECK_CODE(t, store_inbox_get(s, b, &row, &err), 0);
+	CHECK_CODE(t, store_superseded_get(s, &row, &err), 0);
+	CHECK(t, row.superseded_by[0] == '\0' && row.superseded_type == 0);
 	store_row_clear(&row);
 	/* Unacknowledged: every alert but the cancelled A (an updated alert still waits for its officers). */
 	CHECK_CODE(t, store_inbox_query(s, &unacked, true, 100, collect, &got, &err), 0);
