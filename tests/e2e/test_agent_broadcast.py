@@ -17,29 +17,9 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
-RULES = """\
-# rules.yaml for test_agent_broadcast.py: emergencies are routed without rules (docs/rules.md section 2)
-rules:
-  - name: crime-to-neighbours
-    when: { category: [border-incident, smuggling, trafficking] }
-    to: [neighbours]
-"""
-
 RECEIVERS = ["DZA", "LBY", "TCD", "WHO-AFRO"]
 OFFICERS = {"DZA": "Cne. Amine Ziani", "LBY": "Lt. Salem Belkacem", "TCD": "Adj. Mahamat Idriss",
             "WHO-AFRO": "Dr. Aïcha Traoré"}
-
-
-def region_of_five(t):
-    r = x.Region(t, "broadcast-e2e")
-    r.add("DZA", name="Algerie", role="member", neighbours=["LBY", "NER"])
-    r.add("LBY", name="Libya", role="member", neighbours=["NER", "TCD"])
-    r.add("NER", name="Niger", role="member", neighbours=["TCD"], may_broadcast=True)
-    r.add("TCD", name="Tchad", role="member")
-    r.add("WHO-AFRO", name="WHO Regional Office for Africa", role="observer", publish=["health"])
-    r.add("SECRETARIAT", name="Working-group secretariat", role="admin")
-    r.write()
-    return r
 
 
 def table_rows(text):
@@ -64,8 +44,8 @@ def queued_id(t, bc, what):
 
 
 def main(t):
-    region = region_of_five(t)
-    broker = x.Broker(t, region, RULES).start()
+    region = x.region_of_five(t, "broadcast-e2e")
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()
     agents = x.start_agents(t, region, broker, ["NER"] + RECEIVERS)
     watches = {nid: agents[nid].watch() for nid in RECEIVERS}
     text_watch = agents["TCD"].watch(json_output=False)

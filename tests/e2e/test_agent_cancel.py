@@ -25,31 +25,12 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
-RULES = """\
-# rules.yaml for test_agent_cancel.py
-rules:
-  - name: crime-to-neighbours
-    when: { category: [border-incident, smuggling, trafficking] }
-    to: [neighbours]
-"""
-
 AGENTS = ["NER", "LBY", "TCD"]
 
 
-def region_of_five(t):
-    r = x.Region(t, "cancel-e2e")
-    r.add("DZA", name="Algerie", role="member", neighbours=["LBY", "NER"])
-    r.add("LBY", name="Libya", role="member", neighbours=["NER", "TCD"])
-    r.add("NER", name="Niger", role="member", neighbours=["TCD"], may_broadcast=True)
-    r.add("TCD", name="Tchad", role="member")
-    r.add("MLI", name="Mali", role="member")
-    r.write()
-    return r
-
-
 def main(t):
-    region = region_of_five(t)
-    broker = x.Broker(t, region, RULES).start()
+    region = x.region_of_five(t, "cancel-e2e")
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()
     agents = x.start_agents(t, region, broker, AGENTS)
     net = x.Net(t)
     dza = net.node(region, "DZA", broker)
@@ -139,7 +120,7 @@ def main(t):
     emergency = x.sent_id(r)
     t.eq(r.rc, 0, "NER broadcasts an emergency")
     every = sorted(track(emergency))
-    t.eq(every, ["DZA", "LBY", "MLI", "TCD"], "the broadcast is routed to every other node")
+    t.eq(every, ["DZA", "LBY", "TCD", "WHO-AFRO"], "the broadcast is routed to every other node (not the admin)")
     reminder = f"UNACKNOWLEDGED EMERGENCY from NER: Tempête de sable : toutes les patrouilles rentrent  (xba ack " \
                f"{emergency})"
     t.check(net.run_until(lambda: recall.text().count(reminder) >= 2, t.t(10)),

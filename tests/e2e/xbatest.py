@@ -1301,6 +1301,30 @@ SAHEL_NEIGHBOURS = {"DZA": ["LBY", "NER", "MLI"], "LBY": ["NER", "TCD", "SDN"], 
                     "NER": ["MLI"]}
 
 
+NEIGHBOUR_RULES = """\
+# rules.yaml of the e2e tests that need one rule: crime to the origin's neighbours (emergencies are routed
+# without rules, docs/rules.md section 2)
+rules:
+  - name: crime-to-neighbours
+    when: { category: [border-incident, smuggling, trafficking] }
+    to: [neighbours]
+"""
+
+
+def region_of_five(t, name):
+    """Members DZA, LBY, NER (may_broadcast) and TCD, the observer WHO-AFRO (publishes health) and the admin
+    SECRETARIAT, written; NER's neighbours under NEIGHBOUR_RULES are DZA, LBY and TCD."""
+    r = Region(t, name)
+    r.add("DZA", name="Algerie", role="member", neighbours=["LBY", "NER"])
+    r.add("LBY", name="Libya", role="member", neighbours=["NER", "TCD"])
+    r.add("NER", name="Niger", role="member", neighbours=["TCD"], may_broadcast=True)
+    r.add("TCD", name="Tchad", role="member")
+    r.add("WHO-AFRO", name="WHO Regional Office for Africa", role="observer", publish=["health"])
+    r.add("SECRETARIAT", name="Working-group secretariat", role="admin")
+    r.write()
+    return r
+
+
 def sahel_region(t, write=True):
     """Members DZA, LBY, SDN, TCD, MLI, NER; observers IOM-ROMENA (search-and-rescue, population-movement) and
     WHO-AFRO (health); admin SECRETARIAT; neighbours DZA-LBY, DZA-NER, DZA-MLI, LBY-NER, LBY-TCD, LBY-SDN,
