@@ -20,14 +20,6 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
-RULES = """\
-# rules.yaml for test_agent_outage.py
-rules:
-  - name: crime-to-neighbours
-    when: { category: [border-incident, smuggling, trafficking] }
-    to: [neighbours]
-"""
-
 
 def send_args(headline, wait):
     return ["send", "--category", "smuggling", "--severity", "severe", "--author", "officer-ner",
@@ -36,7 +28,7 @@ def send_args(headline, wait):
 
 def main(t):
     region = x.sahel_region(t)
-    broker = x.Broker(t, region, RULES).start()
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()
     ner = x.Agent(t, region, "NER", broker)
     lby = x.Agent(t, region, "LBY", broker)
     tcd = x.Agent(t, region, "TCD", broker)
