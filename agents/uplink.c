@@ -728,17 +728,18 @@ answer_undecodable(struct agent *agent, const uint8_t *bytes, size_t len, const 
 	struct frame_delivery_view *views = NULL;
 	struct xba_error err = { 0 };
 	size_t n = 0, quarantined = 0;
-	char quoted[600];
+	char quoted[600], decode[600];
 
 	if (frame_scan_deliveries(bytes, len, NULL, 0, &n, &err) == 0 && n == 0)
 		return false;
 	if (err.code == 0 && (views = calloc(n, sizeof(*views))) == NULL)
 		xba_error_set(&err, XBA_ENOMEM, "no memory for %zu deliveries", n);
 	if (err.code != 0 || frame_scan_deliveries(bytes, len, views, n, &n, &err) != 0) {
-		log_warnx("event=broker.undecodable_deliveries reason=%s decode=\"%s\" through_seq=%llu action=\"reconnecting "
+		log_warnx("event=broker.undecodable_deliveries reason=%s decode=%s through_seq=%llu action=\"reconnecting "
 			  "without acknowledging past this frame; the broker sends it again (a broker that keeps sending it "
 			  "needs fixing: nothing after it reaches this node)\"",
-		    log_quote(quoted, sizeof(quoted), err.msg), why->msg, (unsigned long long)u->turn_through);
+		    log_quote(quoted, sizeof(quoted), err.msg), log_quote(decode, sizeof(decode), why->msg),
+		    (unsigned long long)u->turn_through);
 		if (u->state == UPLINK_UP)
 			send_error(u, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "deliver", 0, err.msg);
 		want_drop(u, "undecodable-deliveries", false);
