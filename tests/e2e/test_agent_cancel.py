@@ -140,6 +140,16 @@ def main(t):
     t.check(reminder not in recall.text()[after:], "... and recalls it no more (2.5 s at --remind 1)",
             recall.text()[after:][-600:])
 
+    # `xba broadcast --cancel` does the same as a broadcast (no --headline needed).
+    r = ner.cli("broadcast", "--cancel", emergency, "--note", "sent by mistake (repeated)", net=net)
+    again = x.sent_id(r)
+    t.eq(r.rc, 0, "xba broadcast --cancel of the broadcast: accepted")
+    t.check(net.run_until(lambda: watches["TCD"].has(again), t.t(10)), "TCD receives it")
+    shown = (watches["TCD"].by_id(again) or [{}])[0]
+    t.check(shown.get("msg_type") == "cancel" and shown.get("references") == [emergency] and
+            shown.get("emergency") is True and shown.get("note") == "sent by mistake (repeated)",
+            "... an emergency cancel of the broadcast, with its note", str(shown)[:400])
+
     # ---- refused before anything is queued ----------------------------------------------------------------------
     r = agents["LBY"].cli("send", "--cancel", alert_id, "--note", "not ours", net=net)
     t.check(r.rc == 2 and "came from NER" in r.err and "nothing was queued" in r.err,
