@@ -101,6 +101,7 @@ struct audit {
 	struct chain *expect;                 /* --rules: hashes an entry with the routing the rules give */
 	sqlite3_stmt *find_origin;            /* --rules: the origin of an acknowledged alert, by id */
 	sqlite3_stmt *routing_rows;           /* --rules: an entry's journaled routing, for a message */
+	sqlite3_stmt *had_alert;              /* --rules: who an update's or cancel's alert was routed to */
 	uint64_t signatures_ok, signatures_failed;
 	uint64_t routes_ok, routes_failed, routes_unchecked, routes_other;
 	struct failure failures[FAILURES_LISTED];
@@ -306,6 +307,48 @@ routing_difference(struct audit *a, uint64_t seq, const struct route_entry *cons
 		snprintf(text, size, "the same recipients and rules, yet a different hash");
 }
 
+/* An update's or cancel's route_inputs, as the broker built them from its journal: who had each alert it names
+ * (of its own origin, journaled before it).  The ids are copied into nodes.  0; 1 when a named alert is not in a
+ * journal pruned since (what the broker saw then cannot be known); -1 when the list does not fit. */
+static int
+superseded_recipients(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert *alert,
+    char (*nodes)[XBA_NODE_ID_MAX + 1], const char **list, size_t max, size_t *n)
+{
+	sqlite3_stmt *st = a->had_alert;
+
+	*n = 0;
+	for (size_t r = 0; r < alert->n_references; r++) {
+		bool present;
+
+		sqlite3_bind_text(a->find_origin, 1, alert->references[r], -1, SQLITE_STATIC);
+		present = sqlite3_step(a->find_origin) == SQLITE_ROW;
+		sqlite3_reset(a->find_origin);
+		if (!present && a->walk != NULL && a->walk->base_seq > 0)
+			return 1;
+		sqlite3_bind_text(st, 1, alert->references[r], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, alert->origin, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)e->seq);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *node = (const char *)sqlite3_column_text(st, 0);
+			bool seen = false;
+
+			for (size_t i = 0; i < *n && !seen; i++)
+				seen = strcmp(nodes[i], node != NULL ? node : "") == 0;
+			if (seen || node == NULL)
+				continue;
+			if (*n == max) {
+				sqlite3_reset(st);
+				return -1;
+			}
+			snprintf(nodes[*n], sizeof(nodes[0]), "%s", node);
+			list[*n] = nodes[*n];
+			(*n)++;
+		}
+		sqlite3_reset(st);
+	}
+	return 0;
+}
+
 /* Routes the alert again and compares, through the chain hash, with what the journal recorded. */
 static void
 check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert *alert)
@@ -313,6 +356,9 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 	struct xba_error err = { 0 };
 	struct route route = { 0 };
 	char acked_origin[XBA_NODE_ID_MAX + 1] = "";
+	char (*had_nodes)[XBA_NODE_ID_MAX + 1] = NULL;
+	const char **had = NULL;
+	struct route_inputs inputs = { 0 };
 	const struct route_entry **sorted = NULL;
 	uint8_t expected[CHAIN_HASH_LEN];
 	size_t n;
@@ -335,7 +381,24 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 			return;
 		}
 	}
-	if ((rc = rules_route(a->rules, a->dir, alert, acked_origin[0] ? acked_origin : NULL, &route, &err)) != 0) {
+	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
+		size_t max = a->dir->n_nodes;
+
+		if ((had_nodes = calloc(max + 1, sizeof(*had_nodes))) == NULL ||
+		    (had = calloc(max + 1, sizeof(*had))) == NULL ||
+		    superseded_recipients(a, e, alert, had_nodes, had, max, &inputs.n_superseded_recipients) != 0) {
+			free(had_nodes);
+			free(had);
+			a->routes_unchecked++;
+			return;
+		}
+		inputs.superseded_recipients = had;
+	}
+	inputs.acked_origin = acked_origin[0] ? acked_origin : NULL;
+	rc = rules_route_with(a->rules, a->dir, alert, &inputs, &route, &err);
+	free(had_nodes);
+	free(had);
+	if (rc != 0) {
 		note_failure(a, e, "ROUTED OTHERWISE", rc, "the rules refuse to route it (%s), but the journal routed it",
 		    err.msg);
 		a->routes_failed++;
@@ -627,8 +690,8 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 		    a->routes_ok + a->routes_failed + a->routes_unchecked, rules_version(a->rules), a->routes_ok,
 		    a->routes_failed);
 		if (a->routes_unchecked > 0)
-			printf(", %" PRIu64 " not checkable (signature not valid, or the alert an ACK acknowledges was "
-			    "pruned)", a->routes_unchecked);
+			printf(", %" PRIu64 " not checkable (signature not valid, or the alert an ACK acknowledges or "
+			    "an update or cancel supersedes was pruned)", a->routes_unchecked);
 		printf("\n");
 		if (a->routes_ok + a->routes_failed == 0)
 			printf("routing: NOTHING CHECKED: %s\n", a->routes_unchecked > 0 ? "no entry routed by this rules file "
@@ -750,7 +813,10 @@ routing_check_open(struct audit *a, sqlite3 *db, const char *path, struct xba_er
 	if (sqlite3_prepare_v2(db, "SELECT origin FROM alerts WHERE alert_id = ?1", -1, &a->find_origin, NULL) !=
 	    SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT node, rule, state FROM deliveries WHERE seq = ?1 ORDER BY state = 4, node",
-	    -1, &a->routing_rows, NULL) != SQLITE_OK)
+	    -1, &a->routing_rows, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT DISTINCT d.node FROM alerts a JOIN deliveries d ON d.seq = a.seq"
+	    " WHERE a.alert_id = ?1 AND a.origin = ?2 AND a.seq < ?3 AND d.state != 4", -1, &a->had_alert, NULL) !=
+	    SQLITE_OK)
 		return xba_error_set(err, XBA_EIO, "journal %s: cannot read: %s", path, sqlite3_errmsg(db));
 	return 0;
 }
@@ -762,6 +828,7 @@ audit_free(struct audit *a)
 		return;
 	sqlite3_finalize(a->find_origin);
 	sqlite3_finalize(a->routing_rows);
+	sqlite3_finalize(a->had_alert);
 	sqlite3_finalize(a->routed_to);
 	free(a->records);
 	chain_free(a->expect);

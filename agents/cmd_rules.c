@@ -368,6 +368,10 @@ rules_explain(int argc, char **argv)
 		if (a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK && acked_origin == NULL)
 			printf("note: an ack goes only to the origin of the alert it acknowledges; give it with "
 			       "--acked-origin NODE\n");
+		if (a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+			printf("note: the broker also sends %s to every node that had the alert it names (from its "
+			       "journal; not shown here; docs/rules.md section 2, step 5)\n",
+			    a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? "an update" : "a cancel");
 	}
 	rc = CLI_EXIT_OK;
 out:

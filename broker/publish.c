@@ -214,6 +214,36 @@ publish_rate_allows(struct server *server, size_t node_index)
 	return true;
 }
 
+/* The nodes an update or cancel must reach because they had the alert it names (rules.h, route_inputs). */
+struct superseded_nodes {
+	char (*ids)[XBA_NODE_ID_MAX + 1];
+	const char **list;               /* ids[i], for route_inputs */
+	size_t n, cap;
+};
+
+static int
+add_superseded_node(void *ctx, const struct journal_track_row *r)
+{
+	struct superseded_nodes *s = ctx;
+
+	if (r->state == DELIVERY_WITHHELD)
+		return 0;
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->ids[i], r->node_id) == 0)
+			return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		char (*ids)[XBA_NODE_ID_MAX + 1] = realloc(s->ids, cap * sizeof(*ids));
+
+		if (ids == NULL)
+			return XBA_ENOMEM;
+		s->ids = ids;
+		s->cap = cap;
+	}
+	snprintf(s->ids[s->n++], sizeof(s->ids[0]), "%s", r->node_id);
+	return 0;
+}
+
 /* Record officers' acknowledgements carried by an ACK-type alert and hold receipts for emergency originators. */
 static int
 record_acknowledgements(struct server *server, const struct dir_node *acker, const Xba__V1__Alert *alert,
@@ -264,6 +294,8 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 	struct route route = { 0 };
 	const char *field = NULL, *acked_origin = NULL;
 	char field_buf[64], message[512], acked_origin_buf[XBA_NODE_ID_MAX + 1];
+	struct superseded_nodes superseded = { 0 };
+	struct route_inputs inputs = { 0 };
 	int64_t now = clock_now_ms();
 	uint8_t *envelope_bytes = NULL;
 	size_t envelope_len;
@@ -380,9 +412,25 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 				    alert->references[i], known.origin);
 				goto done;
 			}
+			/* Whoever had it must hear that it was replaced or withdrawn, whatever the rules say today. */
+			if (journal_track(server->journal, known.seq, add_superseded_node, &superseded, &err) < 0) {
+				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL,
+				    0, 0, "cannot read the recipients of %s: %s", alert->references[i], err.msg);
+				goto done;
+			}
 		}
+		if (superseded.n > 0 && (superseded.list = calloc(superseded.n, sizeof(*superseded.list))) == NULL) {
+			refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INTERNAL, NULL, 0, 0,
+			    "out of memory");
+			goto done;
+		}
+		for (size_t i = 0; i < superseded.n; i++)
+			superseded.list[i] = superseded.ids[i];
 	}
-	if (rules_route(server->rules, server->dir, alert, acked_origin, &route, &err) != 0) {
+	inputs.acked_origin = acked_origin;
+	inputs.superseded_recipients = superseded.list;
+	inputs.n_superseded_recipients = superseded.n;
+	if (rules_route_with(server->rules, server->dir, alert, &inputs, &route, &err) != 0) {
 		refuse(server, node_index, publish, alert->id,
 		    err.code == XBA_EREQUIRED ? XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES : XBA__V1__ERROR_CODE__INTERNAL,
 		    NULL, 0, 0, "routing failed: %s", err.msg);
@@ -445,6 +493,8 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 	}
 done:
 	route_clear(&route);
+	free(superseded.ids);
+	free(superseded.list);
 	free(envelope_bytes);
 }
 

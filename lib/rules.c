@@ -652,6 +652,17 @@ int
 rules_route(const struct rules *rules, const struct directory *dir, const Xba__V1__Alert *alert,
     const char *acked_origin, struct route *out, struct xba_error *err)
 {
+	struct route_inputs in = { .acked_origin = acked_origin };
+
+	return rules_route_with(rules, dir, alert, &in, out, err);
+}
+
+int
+rules_route_with(const struct rules *rules, const struct directory *dir, const Xba__V1__Alert *alert,
+    const struct route_inputs *in, struct route *out, struct xba_error *err)
+{
+	static const struct route_inputs none = { 0 };
+	const char *acked_origin;
 	uint64_t named[WORDS_MAX], addressed[WORDS_MAX], recv[WORDS_MAX], targets[WORDS_MAX], neigh[WORDS_MAX];
 	const struct dir_node *origin_node;
 	struct route_entry *credit, *reason;
@@ -661,6 +672,9 @@ rules_route(const struct rules *rules, const struct directory *dir, const Xba__V
 
 	assert(rules != NULL && dir != NULL && alert != NULL && out != NULL);
 	memset(out, 0, sizeof(*out));
+	if (in == NULL)
+		in = &none;
+	acked_origin = in->acked_origin;
 	if (dir->n_nodes != rules->n_nodes || memcmp(dir->digest, rules->dir_digest, sizeof(dir->digest)) != 0)
 		return xba_error_set(err, XBA_EINVAL, "rules %.12s were loaded against another directory than %s; "
 		    "reload the rules after the directory", rules->version, dir->path);
@@ -801,6 +815,24 @@ rules_route(const struct rules *rules, const struct directory *dir, const Xba__V
 			for (; out_w != 0; out_w &= out_w - 1)
 				reason[w * 64 + lowest_bit(out_w)].rule = why;
 			recv[w] &= allowed;
+		}
+	}
+
+	/* 5b. An update or cancel also reaches whoever had the alerts it names (the broker's journal says who), so that
+	 * no node goes on acting on an alert its origin replaced or withdrew; only a deny rule keeps it back. */
+	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
+		for (size_t i = 0; i < in->n_superseded_recipients; i++) {
+			const struct dir_node *had = alert_node(dir, in->superseded_recipients[i]);
+			size_t t;
+
+			if (had == NULL)
+				continue; /* no longer a node of the region */
+			t = directory_node_index(dir, had);
+			if (t == origin || bit_get(rules->admins, t) || bit_get(recv, t))
+				continue;
+			bit_set(recv, t);
+			credit[t].rule = RULES_BY_SUPERSEDED;
+			reason[t].rule = NULL;
 		}
 	}
 

@@ -37,6 +37,8 @@
 #define RULES_BY_EMERGENCY "emergency"              /* recipient: emergency broadcast to every member and observer */
 #define RULES_BY_ACK "ack"                          /* recipient: the origin of the acknowledged alert */
 #define RULES_BY_RED_ADDRESSEE "tlp:red-addressee"  /* recipient: a TLP:RED addressee no rule named */
+/* recipient: had the alert this update or cancel supersedes (with ':' so that no existing rule name can clash) */
+#define RULES_BY_SUPERSEDED "superseded:had-alert"
 #define RULES_WITHHELD_ADMIN "admin"                /* withheld: admin nodes never receive alerts */
 #define RULES_WITHHELD_NOT_ADDRESSED "not-addressed" /* withheld: named by a rule, not among the addressees */
 #define RULES_WITHHELD_NO_RULE "no-rule"            /* withheld: an addressee that no matching rule names */
@@ -93,6 +95,20 @@ struct route {
  */
 int rules_route(const struct rules *rules, const struct directory *dir, const Xba__V1__Alert *alert,
     const char *acked_origin, struct route *out, struct xba_error *err);
+
+/* What the broker knows from its journal that an alert does not carry. */
+struct route_inputs {
+	const char *acked_origin;                  /* msg_type ack: as rules_route's acked_origin */
+	/* msg_type update or cancel: the nodes the alerts it names (of its own origin) were routed to.  Each one
+	 * the rules leave out receives it all the same, credited RULES_BY_SUPERSEDED, unless a deny rule matches:
+	 * a node that acts on an alert must learn that it was replaced or withdrawn.  Unknown ids are skipped. */
+	const char *const *superseded_recipients;
+	size_t n_superseded_recipients;
+};
+
+/* rules_route() with every input; in may be NULL (no inputs). */
+int rules_route_with(const struct rules *rules, const struct directory *dir, const Xba__V1__Alert *alert,
+    const struct route_inputs *in, struct route *out, struct xba_error *err);
 
 /* Free the arrays of a route filled by rules_route() and empty it; accepts an already-empty route. */
 void route_clear(struct route *route);

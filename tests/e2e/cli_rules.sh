@@ -186,6 +186,19 @@ expect "explain ack --acked-origin" 0 "NER  *recipient  *ack" "$XBA" rules expla
 expect "explain ack without --acked-origin" 0 "0 recipients" "$XBA" rules explain "$work/ack.yaml" \
 	--region "$work/region.yaml" --rules "$work/rules.yaml"
 
+# A cancel is routed by the rules like any alert, and the broker adds whoever had the alert it names: said.
+cat >"$work/cancel.yaml" <<'EOF'
+origin: NER
+msg_type: cancel
+references: [3f2b8c1e-0d4a-4e8b-9c51-2a7d6e0f9b13]
+category: smuggling
+tlp: amber
+note: fausse alerte
+EOF
+expect "explain cancel: routed by the rules, with a note on who else gets it" 0 \
+	"note: the broker also sends a cancel to every node that had the alert it names" \
+	"$XBA" rules explain "$work/cancel.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
+
 # Refusals: the alert file, the alert itself, the broker's rights.
 sed 's/category: smuggling/category: piracy/' "$work/smuggling.yaml" >"$work/piracy.yaml"
 expect "explain unknown category names key and line" 2 "piracy.yaml:3:11: category: unknown category 'piracy'" \

@@ -26,6 +26,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
 AGENTS = ["NER", "LBY", "TCD"]
+CHAD_ONLY_RULES = """\
+rules:
+  - name: crime-to-chad
+    when: { category: [border-incident, smuggling, trafficking] }
+    to: [TCD]
+"""
 
 
 def main(t):
@@ -111,6 +117,28 @@ def main(t):
     t.check(alert_id not in pending and cancel_id in pending and update_id in pending,
             "history --unacknowledged at TCD: not the withdrawn alert; the update and the cancel, which officers "
             "acknowledge like any message", str(pending))
+
+    # ---- the rules change between an alert and its cancel ---------------------------------------------------------
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                "Convoi signalé près d'Assamaka", net=net)
+    before_change = x.sent_id(r)
+    t.check(r.rc == 0 and reached(before_change), "a second alert from NER reaches DZA, LBY and TCD")
+    mark = broker.log_size()
+    broker.write_rules(CHAD_ONLY_RULES)
+    broker.hup()
+    t.check(broker.wait_log(r"event=rules\.reloaded", t.t(10), since=mark, net=net) is not None,
+            "the secretariat reloads rules that send crime to TCD only")
+    r = ner.cli("send", "--cancel", before_change, "--note", "withdrawn after the rules changed", net=net)
+    after_change = x.sent_id(r)
+    t.eq((r.rc, x.accepted_recipients(r)), (0, 3), "its cancel is still accepted for three nodes")
+    rules_of = {j["node_id"]: j["rule"] for j in ner.cli("track", after_change, "--json", net=net).json()
+                if j.get("state") != "withheld"}
+    t.eq(rules_of, {"TCD": "crime-to-chad", "DZA": "superseded:had-alert", "LBY": "superseded:had-alert"},
+         "xba track: TCD by today's rule, DZA and LBY because they had the alert ('superseded:had-alert')")
+    t.check(reached(after_change), "the cancel reaches DZA, LBY and TCD")
+    rc, out = x.audit_verify(t, broker.journal_path, "--region", region.path, "--rules", broker.rules_path)
+    t.check(rc == 0 and "0 ROUTED OTHERWISE" in out and "NOTHING CHECKED" not in out,
+            "xba audit verify --rules (today's rules) finds the cancel routed as the rules and the journal say", out)
 
     # ---- an emergency broadcast withdrawn -----------------------------------------------------------------------
     # LBY's duty officer watches in text, recalled every second (--remind 1) of what nobody acknowledged.

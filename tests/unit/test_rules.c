@@ -493,6 +493,44 @@ test_ack_to_referenced_origin(struct check_state *st)
 	route_clear(&r);
 }
 
+/* An update or a cancel also goes to whoever had the alert it names (route_inputs), credited
+ * "superseded:had-alert";
+ * not to its origin, an admin or an unknown node, and a deny rule still wins. */
+static void
+test_superseded_recipients(struct check_state *st)
+{
+	static const char *const had[] = { "SDN", "WHO-AFRO", "NER", "SECRETARIAT", "XYZ", "LBY" };
+	struct route_inputs in = { .superseded_recipients = had, .n_superseded_recipients = 6 };
+	Xba__V1__Alert a = make_alert("NER", XBA__V1__CATEGORY__CATEGORY_SMUGGLING, XBA__V1__SEVERITY__SEVERITY_MINOR,
+	    XBA__V1__TLP__TLP_AMBER);
+	struct xba_error err;
+	struct route r;
+	char got[1024];
+
+	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+	CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
+	check_shape(st, __LINE__, g_dir, &a, &r);
+	render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
+	CHECK(st, strcmp(got, "DZA=crime-to-neighbours LBY=crime-to-neighbours MLI=crime-to-neighbours "
+	    "SDN=superseded:had-alert TCD=crime-to-neighbours WHO-AFRO=superseded:had-alert") == 0);
+	route_clear(&r);
+	/* An exercise: the deny rule keeps the observer back even though it had the alert. */
+	a.status = XBA__V1__STATUS__STATUS_EXERCISE;
+	CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
+	render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
+	CHECK(st, strstr(got, "SDN=superseded:had-alert") != NULL && strstr(got, "WHO-AFRO") == NULL);
+	render(g_dir, r.withheld, r.n_withheld, got, sizeof(got));
+	CHECK(st, strstr(got, "WHO-AFRO=exercises-stay-apart") != NULL);
+	route_clear(&r);
+	/* Only updates and cancels: an alert with the same inputs goes where the rules say. */
+	a.status = XBA__V1__STATUS__STATUS_ACTUAL;
+	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_ALERT;
+	CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
+	render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
+	CHECK(st, strstr(got, "superseded") == NULL);
+	route_clear(&r);
+}
+
 static void
 test_origin_never_included(struct check_state *st)
 {
@@ -1159,6 +1197,7 @@ main(int argc, char **argv)
 	RUN(&st, test_green_and_clear);
 	RUN(&st, test_addressees_narrow);
 	RUN(&st, test_ack_to_referenced_origin);
+	RUN(&st, test_superseded_recipients);
 	RUN(&st, test_origin_never_included);
 	RUN(&st, test_admin_never_included);
 	RUN(&st, test_unknown_alert_nodes);
