@@ -20,13 +20,6 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
-RULES = """\
-rules:
-  - name: crime-to-neighbours
-    when: { category: [smuggling, trafficking] }
-    to: [neighbours]
-"""
-
 AGENTS = ["NER", "DZA", "LBY"]
 
 
@@ -49,7 +42,7 @@ def copy_without(t, pristine, name, seq):
 
 def main(t):
     region = x.sahel_region(t)
-    broker = x.Broker(t, region, RULES).start()
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()
     agents = x.start_agents(t, region, broker, AGENTS)
     ner, dza = agents["NER"], agents["DZA"]
 

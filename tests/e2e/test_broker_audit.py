@@ -22,13 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 from xbatest import C  # noqa: E402
 
-RULES = """\
-rules:
-  - name: crime-to-neighbours
-    when: { category: [smuggling, trafficking] }
-    to: [neighbours]
-"""
-
 
 def audit(t, broker):
     r = subprocess.run([t.broker_bin, "--audit", "-c", broker.config_path], capture_output=True, text=True,
@@ -38,7 +31,7 @@ def audit(t, broker):
 
 def main(t):
     region = x.sahel_region(t)
-    broker = x.Broker(t, region, RULES).start()
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()
     net = x.Net(t)
     ner = net.node(region, "NER", broker)
     net.connect_all()
