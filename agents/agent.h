@@ -68,6 +68,7 @@ struct agent_config {
 	int64_t reconnect_max_ms;     /* longest reconnect wait (also used after configuration errors) */
 	char *log_level;              /* debug, info or warn */
 	int64_t retention_days;       /* finished store rows older than this are pruned; 0 keeps everything */
+	int64_t key_warning_days;     /* warn this long before the signing key can no longer sign; 0 = never */
 	struct agent_config_where where[AGENT_CONFIG_MAX_WHERE]; /* positions of the keys present */
 	size_t n_where;
 };
@@ -85,6 +86,13 @@ int agent_config_error(const struct agent_config *config, const char *key, struc
 struct uplink;
 struct local;
 
+/* What this node's signing key allows now (agent_key_health). */
+enum key_health {
+	KEY_HEALTH_OK,         /* signs, and will for longer than key_warning_days */
+	KEY_HEALTH_EXPIRING,   /* signs, but its validity ends or its revocation falls within key_warning_days */
+	KEY_HEALTH_UNUSABLE,   /* an alert submitted now would be refused (revoked, not yet or no longer valid) */
+};
+
 /* The daemon's state: what main loaded, and the two endpoints of the event loop. */
 struct agent {
 	const struct agent_config *config;           /* borrowed from main */
@@ -100,7 +108,16 @@ struct agent {
 	bool stopping;                               /* SIGTERM/SIGINT seen: finish this turn and stop */
 	int64_t next_prune_mono_ms;                  /* when the store's retention runs next (clock_mono_ms) */
 	struct store_pruned pruned;                  /* what the retention run in progress deleted so far */
+	enum key_health key_health;                  /* as last logged */
+	int64_t key_next_warning_ms;                 /* wall clock: a warning that still holds is repeated daily */
 };
+
+/*
+ * The signing key's state at now_ms, for the log, `xba status` and `xba watch`.  *until_ms is the end of its
+ * signing time (XBA_TIME_NEVER when it has none); err says why when UNUSABLE.
+ */
+enum key_health agent_key_health(const struct agent *agent, int64_t now_ms, int64_t *until_ms,
+    struct xba_error *err);
 
 /* The field path an error message starts with ("info[1].headline: 171 bytes, ..." -> "info[1].headline"), or ""
  * when it starts with none; for the field of SubmitReply and of Error frames. */

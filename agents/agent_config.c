@@ -56,6 +56,7 @@ static const struct conftable_row config_rows[] = {
 	ROW_INT("reconnect_max_ms", reconnect_max_ms, 10, 3600000, 60000),
 	ROW_STR("log_level", log_level, false, "info"),
 	ROW_INT("retention_days", retention_days, 0, 36500, 365),
+	ROW_INT("key_warning_days", key_warning_days, 0, 3650, 30),
 };
 
 #define N_ROWS (sizeof(config_rows) / sizeof(config_rows[0]))

@@ -92,18 +92,60 @@ check_identity(const struct agent_config *c, const struct directory *dir, const 
 	return 0;
 }
 
-/* Warn (not refuse: the agent still receives) when the signing key cannot sign alerts today. */
-static void
-warn_key_usability(const struct agent *agent)
+enum key_health
+agent_key_health(const struct agent *agent, int64_t now_ms, int64_t *until_ms, struct xba_error *err)
 {
 	const struct dir_key *key = directory_key(agent->dir, agent->signer.key_id);
-	struct xba_error err = { 0 };
-	int64_t now = clock_now_ms();
-	char quoted[600];
+	int64_t warn_ms = agent->config->key_warning_days * 86400000LL;
 
-	if (key != NULL && directory_key_usable(agent->dir, key, now, now, &err) != 0)
-		log_warnx("event=key.unusable reason=%s action=\"alerts submitted now would be refused; install a current "
-			  "signing key\"", log_quote(quoted, sizeof(quoted), err.msg));
+	*until_ms = XBA_TIME_NEVER;
+	if (key == NULL) {  /* check_identity keeps this from happening; said rather than assumed */
+		xba_error_set(err, XBA_EKEYUNKNOWN, "the signing key is not in region.yaml");
+		return KEY_HEALTH_UNUSABLE;
+	}
+	*until_ms = directory_key_signs_until(key);
+	if (directory_key_usable(agent->dir, key, now_ms, now_ms, err) != 0)
+		return KEY_HEALTH_UNUSABLE;
+	if (warn_ms > 0 && *until_ms != XBA_TIME_NEVER && *until_ms - now_ms <= warn_ms)
+		return KEY_HEALTH_EXPIRING;
+	return KEY_HEALTH_OK;
+}
+
+/*
+ * Warn (not refuse: the agent still receives) while the signing key cannot sign, or soon will not: an alert
+ * refused at the moment it is needed is the failure this prevents.  Logged when the state changes, again daily
+ * while it holds, and after every reload (force), so the operator who installed a file sees where it leaves them.
+ */
+static void
+key_tick(struct agent *agent, bool force)
+{
+	struct xba_error err = { 0 };
+	int64_t now = clock_now_ms(), until;
+	enum key_health health = agent_key_health(agent, now, &until, &err);
+	char quoted[600], fp[64], t[40];
+
+	if (health == agent->key_health && !(health != KEY_HEALTH_OK && (force || now >= agent->key_next_warning_ms)))
+		return;
+	keys_fingerprint(agent->signer.key_id, fp, sizeof(fp));
+	switch (health) {
+	case KEY_HEALTH_UNUSABLE:
+		log_warnx("event=key.unusable key=%s reason=%s action=\"alerts submitted now would be refused; install a "
+			  "current signing key (docs/operations.md section 5)\"", fp,
+		    log_quote(quoted, sizeof(quoted), err.msg));
+		break;
+	case KEY_HEALTH_EXPIRING:
+		log_warnx("event=key.expiring key=%s until=%s days_left=%lld action=\"make a new key (xba keygen), send "
+			  "its public key to the secretariat and switch signing_key once it is in region.yaml "
+			  "(docs/operations.md section 5)\"", fp, clock_format_rfc3339(until, t, sizeof(t)),
+		    (long long)((until - now) / 86400000LL));
+		break;
+	case KEY_HEALTH_OK:
+		log_info("event=key.usable key=%s until=%s", fp,
+		    until == XBA_TIME_NEVER ? "never" : clock_format_rfc3339(until, t, sizeof(t)));
+		break;
+	}
+	agent->key_health = health;
+	agent->key_next_warning_ms = now + 86400000LL;
 }
 
 /* Keys, the broker's pinned key and region.yaml, with the identity checks.  Fills agent; err names the key in
@@ -169,7 +211,7 @@ reload_region(struct agent *agent)
 	encoding_hex(dir->digest, 32, new_version);
 	log_info("event=region.reloaded version=%.12s previous=%.12s nodes=%zu keys=%zu", new_version, old_version,
 	    dir->n_nodes, dir->n_keys);
-	warn_key_usability(agent);
+	key_tick(agent, true);
 	/* A key this file adds may be the one a quarantined delivery was waiting for; a failure is logged there and
 	 * leaves the rest held for the next reload. */
 	quarantine_recheck(agent, "reload");
@@ -245,7 +287,7 @@ agent_start(struct agent *agent, struct xba_error *err)
 		return xba_error_set(err, XBA_EIO, "cannot create a ZeroMQ context: %s", zmq_strerror(zmq_errno()));
 	if ((agent->uplink = uplink_new(agent, err)) == NULL || (agent->local = local_new(agent, err)) == NULL)
 		return err->code != 0 ? err->code : XBA_EIO;
-	warn_key_usability(agent);
+	key_tick(agent, true);
 	/* region.yaml may have changed while the agent was stopped.  A store that cannot be written now is logged;
 	 * the agent still starts, since deliveries and submissions report their own store failures. */
 	quarantine_recheck(agent, "start");
@@ -297,6 +339,7 @@ agent_run(struct agent *agent, int signal_fd)
 		uplink_process(agent);
 		local_process(agent);
 		prune_tick(agent);
+		key_tick(agent, false);
 	}
 	NOTIFY("STOPPING=1");
 	uplink_close(agent);

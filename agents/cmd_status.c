@@ -74,7 +74,7 @@ cmd_status(int argc, char **argv)
 	Xba__V1__AgentStatusRequest status = XBA__V1__AGENT_STATUS_REQUEST__INIT;
 	struct local_target target;
 	bool json = false;
-	char t1[40], t2[40];
+	char t1[40], t2[40], warning[1024];
 	int rc;
 
 	local_target_defaults(&target);
@@ -110,6 +110,11 @@ cmd_status(int argc, char **argv)
 		    s->last_delivery_ms ? clock_format_rfc3339(s->last_delivery_ms, t2, sizeof(t2)) : "");
 		jsonw_int(&w, "through_seq", (int64_t)s->through_seq);
 		jsonw_int(&w, "quarantined", (int64_t)s->quarantined);
+		jsonw_string(&w, "signing_key", s->signing_key);
+		jsonw_string(&w, "signing_key_until", s->signing_key_until_ms ?
+		    clock_format_rfc3339(s->signing_key_until_ms, t1, sizeof(t1)) : "");
+		jsonw_bool(&w, "signing_key_expiring", s->signing_key_expiring);
+		jsonw_string(&w, "signing_key_problem", s->signing_key_problem);
 		jsonw_end(&w);
 	} else {
 		printf("node            %s\n", s->node_id);
@@ -125,8 +130,13 @@ cmd_status(int argc, char **argv)
 		if (s->quarantined)
 			printf("QUARANTINED     %llu deliveries failed this agent's own verification (xba quarantine)\n",
 			    (unsigned long long)s->quarantined);
+		printf("signing key     %s, %s%s\n", s->signing_key, s->signing_key_until_ms ? "signs until " : "no end",
+		    s->signing_key_until_ms ? display_time(s->signing_key_until_ms, t1, sizeof(t1)) : "");
+		if (display_key_warning(s, warning, sizeof(warning)) != NULL)
+			printf("%s\n", warning);
 	}
-	rc = s->link_up ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+	/* Either way this country cannot do its part: receive, or send. */
+	rc = s->link_up && s->signing_key_problem[0] == '\0' ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 	local_frame_free(reply);
 	return rc;
 }

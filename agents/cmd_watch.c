@@ -263,6 +263,7 @@ cmd_watch(int argc, char **argv)
 	const char *id = NULL;
 	int rc;
 	int64_t next_reminder, last_received_ms = 0;
+	char warning[1024];
 	char (*seen)[40] = calloc(SEEN_MAX, sizeof(*seen)); /* ids shown, to skip replays after a resubscription */
 	size_t n_seen = 0;
 
@@ -301,6 +302,10 @@ cmd_watch(int argc, char **argv)
 		free(seen);
 		return CLI_EXIT_USAGE;
 	}
+	/* The subscription is confirmed with the agent's status: a key that cannot sign is the officers' business. */
+	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY &&
+	    display_key_warning(reply->status_reply, warning, sizeof(warning)) != NULL)
+		fprintf(stderr, "xba: %s\n", warning);
 	local_frame_free(reply);
 	if (!json)
 		fprintf(stderr, "xba: watching (language %s); Ctrl-C to stop\n", display.language);

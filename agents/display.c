@@ -53,6 +53,29 @@ display_time(int64_t ms, char *out, size_t size)
 	return out;
 }
 
+const char *
+display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
+{
+	char until[40];
+	int64_t left_ms;
+
+	if (s->signing_key_problem != NULL && s->signing_key_problem[0] != '\0') {
+		snprintf(out, size, "CANNOT SEND: this country's signing key %s cannot sign (%s); every alert submitted "
+		    "here is refused until the focal point installs a current key (docs/operations.md section 5)",
+		    s->signing_key, s->signing_key_problem);
+		return out;
+	}
+	if (!s->signing_key_expiring || s->signing_key_until_ms == 0)
+		return NULL;
+	left_ms = s->signing_key_until_ms - clock_now_ms();
+	snprintf(out, size, "KEY EXPIRES: this country's signing key %s can sign until %s (%lld days, %lld hours "
+	    "from now); after that every alert submitted here is refused. The focal point must rotate it now "
+	    "(docs/operations.md section 5)", s->signing_key,
+	    display_time(s->signing_key_until_ms, until, sizeof(until)), (long long)(left_ms / 86400000),
+	    (long long)(left_ms % 86400000 / 3600000));
+	return out;
+}
+
 static const char *
 severity_color(int severity)
 {

@@ -26,6 +26,13 @@ void display_entry(FILE *out, const struct display_options *opts, const Xba__V1_
 /* One JSON object (one line) for an entry: every field of the alert, all info blocks, and the agent's state. */
 void display_entry_json(FILE *out, const Xba__V1__InboxEntry *entry);
 
+/*
+ * What an officer must be told about the agent's signing key, into out (>= 1024 bytes), or NULL when nothing:
+ * it cannot sign now (alerts submitted here are refused), or it will not be able to within the agent's
+ * key_warning_days.  Shown by `xba status` and at the top of `xba watch`.
+ */
+const char *display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size);
+
 /* "2026-11-25 16:40:12Z" into out (>= 24 bytes). */
 char *display_time(int64_t ms, char *out, size_t size);
 

@@ -811,8 +811,29 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 	uplink_outbox_changed(agent);
 }
 
+/* The strings an AgentStatusReply points at, kept beside it until it is sent. */
+struct status_text {
+	char key_fp[64];
+	char key_problem[XBA_ERROR_MSG_MAX];
+};
+
 static void
-fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, bool *ok, char *message, size_t size)
+fill_key_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct status_text *text)
+{
+	struct xba_error err = { 0 };
+	int64_t until;
+	enum key_health health = agent_key_health(agent, clock_now_ms(), &until, &err);
+
+	reply->signing_key = keys_fingerprint(agent->signer.key_id, text->key_fp, sizeof(text->key_fp));
+	reply->signing_key_until_ms = until == XBA_TIME_NEVER ? 0 : until;
+	reply->signing_key_expiring = health == KEY_HEALTH_EXPIRING;
+	snprintf(text->key_problem, sizeof(text->key_problem), "%s", health == KEY_HEALTH_UNUSABLE ? err.msg : "");
+	reply->signing_key_problem = text->key_problem;
+}
+
+static void
+fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct status_text *text, bool *ok, char *message,
+    size_t size)
 {
 	struct store_stats stats;
 	struct xba_error err = { 0 };
@@ -820,6 +841,7 @@ fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, bool *ok, cha
 	xba__v1__agent_status_reply__init(reply);
 	reply->node_id = (char *)agent->config->node_id;
 	uplink_status(agent->uplink, reply);
+	fill_key_status(agent, reply, text);
 	*ok = store_stats(agent->store, &stats, &err) == 0;
 	if (!*ok) {
 		snprintf(message, size, "cannot read the store: %s", err.msg);
@@ -837,10 +859,11 @@ handle_status(struct agent *agent, const struct local_peer *peer, uint64_t ref)
 {
 	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
 	Xba__V1__AgentStatusReply reply;
+	struct status_text text;
 	char message[600];
 	bool ok;
 
-	fill_status(agent, &reply, &ok, message, sizeof(message));
+	fill_status(agent, &reply, &text, &ok, message, sizeof(message));
 	if (!ok) {
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "%s", message);
 		return;
@@ -866,6 +889,7 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 	struct xba_error err = { 0 };
 	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
 	Xba__V1__AgentStatusReply status;
+	struct status_text text;
 	Xba__V1__AlertFilter *copy = NULL;
 	int categories[LOCAL_FILTER_LIST_MAX];
 	char message[600];
@@ -921,7 +945,7 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 	log_info("event=local.subscribed peer=%s receipts=%s replay=%zu subscribers=%zu", peer->who,
 	    req->receipts ? "true" : "false", held.n, local->n_subs);
 
-	fill_status(agent, &status, &ok, message, sizeof(message));
+	fill_status(agent, &status, &text, &ok, message, sizeof(message));
 	frame.ref = ref;
 	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY;
 	frame.status_reply = &status;

@@ -45,6 +45,7 @@ struct broker_config {
 	int64_t pass_max_ms;      /* event-loop pass: read and handle for this long at most, then commit and deliver */
 	int64_t verify_threads;   /* verification threads besides the loop's; -1 = one fewer than the online cores */
 	int64_t stats_interval_s; /* seconds between broker.stats records; 0 = none */
+	int64_t key_warning_days; /* warn this long before a node has no signing key left; 0 = never */
 	char *log_level;          /* debug, info or warn */
 };
 
@@ -195,6 +196,7 @@ struct server {
 	bool io_sched_batch;                    /* libzmq's threads run SCHED_BATCH (server.c, io_threads_batch) */
 	struct chunk *chunks;                   /* two: one being handled, one being verified; owned (server.c) */
 	bool emergency_in_pass;                 /* this pass journaled an emergency: end it, commit, deliver */
+	int64_t next_key_warning_mono_ms;       /* when key_warnings looks at the nodes' keys again (daily) */
 	uint64_t commits_done;                  /* journal commits that wrote (each waited for an fsync), since start:
 						 * alert.accepted commit=, and broker.stats commits= per interval */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */

@@ -37,6 +37,7 @@ static const struct conftable_row config_rows[] = {
 	ROW_INT("pass_max_ms", pass_max_ms, 1, 1000, 5),
 	ROW_INT("verify_threads", verify_threads, 0, 64, -1),
 	ROW_INT("stats_interval_s", stats_interval_s, 0, 86400, 60),
+	ROW_INT("key_warning_days", key_warning_days, 0, 3650, 30),
 	ROW_STR("log_level", log_level, false, "info"),
 };
 

@@ -32,6 +32,7 @@
 
 #define HARD_FRAME_FACTOR 4 /* frames over max_frame_bytes get FRAME_TOO_LARGE; over 4x the connection is cut */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
+#define KEY_WARNING_INTERVAL_MS (86400 * 1000)
 #define CHUNK_MAX 32   /* frames read, then verified together, then handled, at a time */
 #define VERIFY_THREADS_AUTO_MAX 8
 #define CHECKPOINT_INTERVAL_MS 20     /* WAL checkpoints by checkpointer.c, off the loop */
@@ -667,6 +668,37 @@ stats_reset(struct server *server)
 	server->stats.cache_misses = cache.misses;
 }
 
+/*
+ * The secretariat's early warning: a member or observer whose signing keys all end (valid_until, revoked_at)
+ * within key_warning_days will be refused everything it sends from then on.  Logged at start, after every
+ * reload and daily, per node, so that the node can be asked to rotate before it goes silent.
+ */
+static void
+key_warnings(struct server *server)
+{
+	int64_t now = clock_now_ms(), warn_ms = server->config->key_warning_days * 86400000LL;
+	char t[40];
+
+	server->next_key_warning_mono_ms = clock_mono_ms() + KEY_WARNING_INTERVAL_MS;
+	if (warn_ms == 0)
+		return;
+	for (size_t i = 0; i < server->dir->n_nodes; i++) {
+		const struct dir_node *node = &server->dir->nodes[i];
+		int64_t until;
+
+		if (node->role == NODE_ROLE_ADMIN)
+			continue;
+		until = directory_node_signs_until(server->dir, node, now);
+		if (until == now)
+			log_warnx("event=node.cannot_sign node=%s action=\"every alert it sends is refused: add a current "
+				  "key to its signing_keys in region.yaml (docs/operations.md section 5)\"", node->id);
+		else if (until != XBA_TIME_NEVER && until - now <= warn_ms)
+			log_warnx("event=node.key_expiring node=%s until=%s days_left=%lld action=\"ask it for a new key "
+				  "and add it to region.yaml before then (docs/operations.md section 5)\"", node->id,
+			    clock_format_rfc3339(until, t, sizeof(t)), (long long)((until - now) / 86400000LL));
+	}
+}
+
 /* One broker.stats record per stats_interval_s (docs/operations.md), then a new interval. */
 static void
 stats_report(struct server *server)
@@ -802,6 +834,7 @@ reload(struct server *server)
 	server->rules = rules;
 	log_info("event=rules.reloaded version=%s rules=%zu nodes=%zu", rules_version(rules), rules_count(rules),
 	    dir->n_nodes);
+	key_warnings(server);
 	NOTIFY("READY=1");
 }
 
@@ -947,6 +980,7 @@ server_run(struct server *server, int signal_fd)
 	    server->config->broker_id, server->config->listen, server->dir->n_nodes, rules_version(server->rules),
 	    (unsigned long long)journal_head(server->journal), sig_backend_name(),
 	    verify_pool_threads(server->verifiers) + 1, server->io_sched_batch ? "batch" : "default");
+	key_warnings(server);
 	NOTIFY("READY=1");
 	stats_reset(server);
 	while (!server->stopping) {
@@ -992,6 +1026,8 @@ server_run(struct server *server, int signal_fd)
 			prune(server);
 			last_prune = clock_mono_ms();
 		}
+		if (clock_mono_ms() >= server->next_key_warning_mono_ms)
+			key_warnings(server);
 	}
 	NOTIFY("STOPPING=1");
 	commit(server);

@@ -968,6 +968,34 @@ directory_key_usable(const struct directory *dir, const struct dir_key *key, int
 	return 0;
 }
 
+int64_t
+directory_key_signs_until(const struct dir_key *key)
+{
+	return key->revoked_at_ms < key->valid_until_ms ? key->revoked_at_ms : key->valid_until_ms;
+}
+
+int64_t
+directory_node_signs_until(const struct directory *dir, const struct dir_node *node, int64_t now_ms)
+{
+	int64_t covered = now_ms;
+	bool extended = true;
+
+	/* Chain the keys' windows from now: a node has a handful of keys, so a pass per link is cheap enough. */
+	while (covered != XBA_TIME_NEVER && extended) {
+		extended = false;
+		for (size_t k = node->first_key; k < node->first_key + node->n_keys; k++) {
+			const struct dir_key *key = &dir->keys[k];
+			int64_t until = directory_key_signs_until(key);
+
+			if (key->valid_from_ms <= covered && until > covered) {
+				covered = until;
+				extended = true;
+			}
+		}
+	}
+	return covered;
+}
+
 const char *
 directory_role_name(enum node_role role)
 {

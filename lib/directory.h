@@ -86,6 +86,17 @@ size_t directory_node_index(const struct directory *dir, const struct dir_node *
 int directory_key_usable(const struct directory *dir, const struct dir_key *key, int64_t sent_ms, int64_t now_ms,
     struct xba_error *err);
 
+/* The end of the time in which key can sign a new alert: the earlier of valid_until and revoked_at, or
+ * XBA_TIME_NEVER when neither is set.  From then on, an alert sealed with it is refused everywhere. */
+int64_t directory_key_signs_until(const struct dir_key *key);
+
+/*
+ * The first instant at or after now_ms at which node has no signing key it could seal a new alert with (counting
+ * keys whose validity starts later, as a planned rotation adds them): now_ms when it has none now, XBA_TIME_NEVER
+ * when that never comes.  The secretariat's warning that a country is about to go silent.
+ */
+int64_t directory_node_signs_until(const struct directory *dir, const struct dir_node *node, int64_t now_ms);
+
 const char *directory_role_name(enum node_role role);
 
 #endif

@@ -679,6 +679,41 @@ test_key_usable(struct check_state *st)
 	directory_free(dir);
 }
 
+/* A rotation with a gap between two keys: the node goes silent at the first key's end, not the second's. */
+static void
+test_signs_until(struct check_state *st)
+{
+	const int64_t y2026 = INT64_C(1767225600000), jun2026 = INT64_C(1780272000000), y2027 = INT64_C(1798761600000);
+	const int64_t mar2026 = INT64_C(1772323200000), apr2026 = INT64_C(1775001600000), day = 86400000;
+	struct xba_error err;
+	struct directory *dir = load_tmpl(valid_region, &err);
+
+	CHECK(st, dir != NULL);
+	if (dir == NULL)
+		return;
+	CHECK(st, directory_key_signs_until(key_of(dir, 0)) == y2027);  /* valid_until */
+	CHECK(st, directory_key_signs_until(key_of(dir, 1)) == jun2026); /* revoked_at */
+	CHECK(st, directory_key_signs_until(key_of(dir, 2)) == XBA_TIME_NEVER);
+	/* NER: the revocable key until June, the windowed one from January to 2027, chained. */
+	CHECK(st, directory_node_signs_until(dir, node(dir, "NER"), y2026 - 30 * day) == y2027);
+	CHECK(st, directory_node_signs_until(dir, node(dir, "NER"), jun2026) == y2027);
+	CHECK(st, directory_node_signs_until(dir, node(dir, "NER"), y2027) == y2027);       /* none now: now */
+	CHECK(st, directory_node_signs_until(dir, node(dir, "NER"), y2027 + day) == y2027 + day);
+	CHECK(st, directory_node_signs_until(dir, node(dir, "DZA"), y2026) == XBA_TIME_NEVER);
+	CHECK(st, directory_node_signs_until(dir, node(dir, "SECRETARIAT"), y2026) == y2026); /* no keys */
+	directory_free(dir);
+
+	dir = load_tmpl(KEY_NODE("        valid_until: 2026-03-01T00:00:00Z\n"
+				 "      - public: \"@S1@\"\n        valid_from: 2026-04-01T00:00:00Z\n"), &err);
+	CHECK(st, dir != NULL);
+	if (dir == NULL)
+		return;
+	CHECK(st, directory_node_signs_until(dir, node(dir, "NER"), y2026) == mar2026);
+	CHECK(st, directory_node_signs_until(dir, node(dir, "NER"), mar2026 + day) == mar2026 + day);
+	CHECK(st, directory_node_signs_until(dir, node(dir, "NER"), apr2026) == XBA_TIME_NEVER);
+	directory_free(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -711,5 +746,6 @@ main(int argc, char **argv)
 	RUN(&st, test_key_times);
 	RUN(&st, test_publish_and_broadcast);
 	RUN(&st, test_key_usable);
+	RUN(&st, test_signs_until);
 	return check_finish(&st);
 }
