@@ -158,6 +158,9 @@ enum stmt_id {
 	ST_PRUNE_FIRST_ORDINARY,
 	ST_PRUNE_MARKS,
 	ST_MARK_REFUSED,
+	ST_REWIND_MARKS,
+	ST_REWIND_ROWS,
+	ST_REWIND_UNDER_MARK,
 	ST_MARK_RELEASED,
 	ST_ALERT_BRIEF,
 	ST_COUNT_
@@ -221,6 +224,12 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_MARK_RELEASED] = "UPDATE deliveries SET state = 2, delivered_ms = ?3, note = NULL"
 			     " WHERE seq = ?2 AND node = ?1 AND state = 5",
 	[ST_ALERT_BRIEF] = "SELECT alert_id, origin, emergency FROM alerts WHERE seq = ?1",
+	/* journal_rewind: a node's store went back in time (restored from a backup). */
+	[ST_REWIND_MARKS] = "DELETE FROM delivery_marks WHERE node = ?1 AND through_seq > ?2",
+	[ST_REWIND_ROWS] = "UPDATE deliveries SET state = 1, delivered_ms = NULL, note = NULL"
+			   " WHERE seq > ?2 AND node = ?1 AND state IN (2, 5)",
+	[ST_REWIND_UNDER_MARK] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
+				 " AND seq > ?2 AND seq <= ?3",
 };
 
 enum txn_state {
@@ -1321,6 +1330,19 @@ mark_remember(struct journal *j, const char *node_id, uint64_t through)
 	j->n_marks++;
 }
 
+/* Drop node's cached mark, so that the next mark_get reads delivery_marks. */
+static void
+mark_forget(struct journal *j, const char *node_id)
+{
+	bool found;
+	size_t i = mark_slot(j, node_id, &found);
+
+	if (!found)
+		return;
+	memmove(&j->marks[i], &j->marks[i + 1], (j->n_marks - i - 1) * sizeof(*j->marks));
+	j->n_marks--;
+}
+
 /* *through = node's highest delivery mark (0: none): every ordinary delivery of node at or below it is delivered. */
 static int
 mark_get(struct journal *j, const char *node_id, uint64_t *through, struct xba_error *err)
@@ -1448,6 +1470,51 @@ journal_mark_delivered_through(struct journal *j, const char *node_id, uint64_t 
 	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
 		return rc;
 	return through > mark ? mark_put(j, node_id, through, time_ms, err) : 0;
+}
+
+int
+journal_rewind(struct journal *j, const char *node_id, uint64_t resume_after, uint64_t *rewound_from,
+    uint64_t *redeliveries, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	uint64_t mark;
+	int rc;
+
+	assert(j != NULL && node_id != NULL && rewound_from != NULL && redeliveries != NULL);
+	assert(j->txn != TXN_IDLE);
+	*rewound_from = *redeliveries = 0;
+	if (j->txn == TXN_FAILED)
+		return txn_failed_already(j, err, "rewind deliveries");
+	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
+		return rc;
+	if (resume_after >= mark)
+		return 0;  /* the usual case: the node has at least what it acknowledged */
+	/* The ordinary deliveries the marks being dropped covered are QUEUED rows already: counted, not written. */
+	st = j->st[ST_REWIND_UNDER_MARK];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)resume_after);
+	sqlite3_bind_int64(st, 3, (int64_t)mark);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return read_fail(j, st, err, "count deliveries to rewind");
+	*redeliveries = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	st = j->st[ST_REWIND_MARKS];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)resume_after);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, "rewind delivery marks");
+	sqlite3_reset(st);
+	st = j->st[ST_REWIND_ROWS];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)resume_after);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, "rewind deliveries");
+	*redeliveries += (uint64_t)sqlite3_changes(j->db);
+	sqlite3_reset(st);
+	/* The highest mark left is at most resume_after; read it again rather than guess. */
+	mark_forget(j, node_id);
+	*rewound_from = mark;
+	return 0;
 }
 
 int

@@ -161,6 +161,15 @@ void journal_envelope_cache_stats(const struct journal *j, struct journal_cache_
  * *changed tells whether the state changed (receipts are sent only then). */
 int journal_mark_delivered(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
     struct xba_error *err);
+/*
+ * Inside a transaction, at a node's Hello, before journal_mark_delivered_through: when resume_after is below what
+ * the node acknowledged cumulatively (its store was restored from a backup, or lost), every delivery to it after
+ * resume_after that is recorded DELIVERED or REFUSED becomes QUEUED again, and the marks above resume_after go,
+ * so the delivery pass sends them again (docs/protocol.md section 2.5).  Acknowledged ones stay acknowledged.
+ * *rewound_from = the mark it went back from (0: nothing to do); *redeliveries = how many are queued again.
+ */
+int journal_rewind(struct journal *j, const char *node_id, uint64_t resume_after, uint64_t *rewound_from,
+    uint64_t *redeliveries, struct xba_error *err);
 /* Inside a transaction: every QUEUED delivery of node with seq <= through (at most the head) becomes DELIVERED
  * (resume after a reconnect whose acknowledgement the broker had not recorded): emergencies row by row, the
  * ordinary ones as one delivery mark. */

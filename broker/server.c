@@ -172,6 +172,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
 	Xba__V1__Welcome welcome = XBA__V1__WELCOME__INIT;
 	struct xba_error err = { 0 };
+	uint64_t rewound_from = 0, redeliveries = 0;
 
 	if (hello->protocol_version != XBA_PROTOCOL_VERSION) {
 		server_reply_error(server, XBA__V1__ERROR_CODE__UNSUPPORTED_VERSION, "hello.protocol_version", 0,
@@ -189,12 +190,18 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 		return;
 	}
 	if (server_begin(server, &err) != 0 ||
+	    journal_rewind(server->journal, node->id, hello->resume_after, &rewound_from, &redeliveries, &err) != 0 ||
 	    journal_mark_delivered_through(server->journal, node->id, hello->resume_after, clock_now_ms(), &err) != 0) {
 		log_warnx("event=journal.error node=%s op=resume error=\"%s\"", node->id, err.msg);
 		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0,
 		    "the broker's journal is unavailable; retry later");
 		return;
 	}
+	if (rewound_from > 0)
+		log_warnx("event=node.rewound node=%s resume_after=%llu acknowledged_through=%llu redeliveries=%llu "
+			  "action=\"its agent no longer has what it acknowledged (a store restored from a backup, or lost): "
+			  "sending it again\"", node->id, (unsigned long long)hello->resume_after,
+		    (unsigned long long)rewound_from, (unsigned long long)redeliveries);
 	if (s->up && (s->routing_id_len != server->scratch_len ||
 	    memcmp(s->routing_id, server->scratch, s->routing_id_len) != 0))
 		log_info("event=node.replaced node=%s reason=new-connection", node->id);

@@ -1846,6 +1846,75 @@ bench_publish_path(struct check_state *t)
 	journal_close(j);
 }
 
+/* A node's store restored from a backup: its Hello resumes below what it acknowledged, and the deliveries after that
+ * point are queued again, emergencies and refusals included; an officer's acknowledgement stays. */
+static void
+test_rewind(struct check_state *t)
+{
+	char path[300], text[200];
+	struct xba_error err;
+	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
+	struct journal_recipient both[] = { { "DZA", "r" }, { "LBY", "r" } };
+	struct track_log log;
+	const struct journal_track_row *row;
+	uint64_t from = 0, again = 0;
+	bool changed = false;
+
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	CHECK(t, append_numbered(j, "rw", 6, 3, both, 2, NULL, 0)); /* seq 3 is an emergency */
+	/* DZA: everything through 6, the emergency row by row; 5 acknowledged by an officer; 6 refused. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_mark_delivered_through(j, "DZA", 6, 5000, &err), 0);
+	CHECK_CODE(t, journal_mark_acknowledged(j, "DZA", 5, "duty officer", NULL, 5500, &changed, &err), 0);
+	CHECK_CODE(t, journal_mark_refused(j, "DZA", 6, "UNKNOWN_KEY", 5600, &changed, &err), 0);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+	CHECK(t, depth_of(j, "DZA") == 0);
+
+	/* The usual Hello: at or past the mark, nothing moves. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_rewind(j, "DZA", 6, &from, &again, &err), 0);
+	CHECK(t, from == 0 && again == 0);
+	CHECK_CODE(t, journal_rewind(j, "LBY", 0, &from, &again, &err), 0); /* never acknowledged anything */
+	CHECK(t, from == 0 && again == 0);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+
+	/* Restored to a store that had 1 only: 2, 4 (ordinary, under the mark), 3 (emergency) and 6 (refused) come
+	 * again; 5, acknowledged, does not. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_rewind(j, "DZA", 1, &from, &again, &err), 0);
+	CHECK(t, from == 6 && again == 4);
+	CHECK_CODE(t, journal_mark_delivered_through(j, "DZA", 1, 7000, &err), 0);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "e3 2 4 6");
+	CHECK(t, track(j, 2, &log) == 0);
+	row = track_row(&log, "DZA");
+	CHECK(t, row != NULL && row->state == DELIVERY_QUEUED);
+	CHECK(t, track(j, 1, &log) == 0);
+	row = track_row(&log, "DZA");
+	CHECK(t, row != NULL && row->state == DELIVERY_DELIVERED);
+	CHECK(t, track(j, 5, &log) == 0);
+	row = track_row(&log, "DZA");
+	CHECK(t, row != NULL && row->state == DELIVERY_ACKNOWLEDGED);
+	CHECK(t, track(j, 6, &log) == 0);
+	row = track_row(&log, "DZA");
+	CHECK(t, row != NULL && row->state == DELIVERY_QUEUED && row->reason[0] == '\0');
+
+	/* Durable, and the cached mark went with the rows: a reopened journal reads the same queue. */
+	journal_close(j);
+	j = journal_open(path, &err);
+	CHECK(t, j != NULL);
+	if (j == NULL)
+		return;
+	pending_text(j, "DZA", text, sizeof(text));
+	CHECK_STR(t, text, "e3 2 4 6");
+	CHECK(t, verifies(j, 6));
+	journal_close(j);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1867,6 +1936,7 @@ main(int argc, char **argv)
 	RUN(&t, test_refused_released);
 	RUN(&t, test_queue_depth);
 	RUN(&t, test_delivery_marks);
+	RUN(&t, test_rewind);
 	RUN(&t, test_envelope_exact);
 	RUN(&t, test_envelope_cache_hit);
 	RUN(&t, test_envelope_cache_miss_reads_sqlite);

@@ -1,0 +1,117 @@
+"""test_agent_restore.py — a country whose agent store is restored from a backup gets back every alert delivered
+to it after the backup (docs/protocol.md section 2.5, docs/operations.md section 7).
+
+Real xba-broker and real xba-agents NER (may_broadcast) and TCD.  NER sends alert A; TCD's store is backed up
+(SQLite's online backup, as operations.md section 7 does it); NER then sends B, an emergency broadcast E and C,
+and TCD's officer acknowledges C.  TCD's agent is stopped, its store replaced by the backup, and started again:
+its Hello resumes from before B, below what it had acknowledged.  The broker logs event=node.rewound and sends B
+and E again: TCD's history holds A, B and E, NER's `xba track` shows TCD delivered for B and E.  C, acknowledged
+by an officer, stays acknowledged at the broker and is not sent again (operations.md says so).  Before the fix
+the broker kept its delivery marks over the lower resume_after, and B and E never came back.
+
+usage: /usr/bin/python3 tests/e2e/test_agent_restore.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import sqlite3
+import sys
+import time
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+
+CHAD_ONLY_RULES = """\
+rules:
+  - name: crime-to-chad
+    when: { category: [border-incident, smuggling, trafficking] }
+    to: [TCD]
+"""
+
+
+def main(t):
+    region = x.region_of_five(t, "restore-e2e")
+    broker = x.Broker(t, region, CHAD_ONLY_RULES).start()
+    agents = x.start_agents(t, region, broker, ["NER", "TCD"])
+    ner, tcd = agents["NER"], agents["TCD"]
+
+    def send(headline):
+        r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline", headline)
+        t.eq((r.rc, x.accepted_recipients(r)), (0, 1), f"NER sends '{headline}' to TCD")
+        return x.sent_id(r)
+
+    def tcd_has(*ids):
+        end = time.monotonic() + t.t(15)
+        while not {h.get("id") for h in tcd.history()} >= set(ids):
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.2)
+        return True
+
+    a = send("Convoi A vers Toummo")
+    t.check(tcd_has(a), "TCD has A")
+    backup = os.path.join(t.dir, "tcd-store-backup.sqlite")
+    src, dst = sqlite3.connect(tcd.store_path), sqlite3.connect(backup)
+    src.backup(dst)
+    src.close()
+    dst.close()
+
+    b = send("Convoi B vers Toummo")
+    r = ner.cli("broadcast", "--category", "border-incident", "--lang", "fr", "--headline",
+                "Attaque armée au poste d'Assamaka", "--author", "Chef de quart NER")
+    e = x.sent_id(r)
+    t.check(r.rc == 0 and e is not None, "NER broadcasts E", r.out + r.err)
+    c = send("Convoi C vers Toummo")
+    t.check(tcd_has(a, b, e, c), "TCD has A, B, E and C")
+    r = tcd.cli("ack", c, "--officer", "Capitaine Mahamat", "--note", "vu")
+    t.eq(r.rc, 0, "TCD's officer acknowledges C")
+    t.check(_wait_state(t, ner, c, "TCD", "acknowledged"), "NER's track: TCD acknowledged C")
+    for name, alert_id in (("B", b), ("E", e)):
+        t.check(_wait_state(t, ner, alert_id, "TCD", "delivered"), f"NER's track: TCD delivered {name}")
+
+    # ---- the restore ---------------------------------------------------------------------------------------------
+    tcd.stop()
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(tcd.store_path + suffix)
+        except FileNotFoundError:
+            pass
+    with open(backup, "rb") as f_in, open(tcd.store_path, "wb") as f_out:
+        f_out.write(f_in.read())
+    os.chmod(tcd.store_path, 0o600)
+    mark = broker.log_size()
+    tcd.start()
+    t.check(tcd.wait_link(t.t(15)), "TCD's agent, on the restored store: link up")
+    rec = broker.wait_log(r"event=node\.rewound node=TCD .*redeliveries=(\d+)", t.t(10), since=mark)
+    t.check(rec is not None and int(rec.group(1)) == 2, "broker: node.rewound for TCD, 2 redeliveries (B and E)",
+            broker.log_text(mark)[-1500:])
+    t.check(tcd_has(a, b, e), "TCD has A, B and E again after the restore")
+    ids = {x_.get("id") for x_ in tcd.history()}
+    t.check(c not in ids, "C, acknowledged by TCD's officer before, is not sent again", str(ids))
+    for name, alert_id in (("B", b), ("E", e)):
+        t.check(_wait_state(t, ner, alert_id, "TCD", "delivered"), f"NER's track after the restore: TCD delivered {name}")
+    t.check(_wait_state(t, ner, c, "TCD", "acknowledged"), "NER's track after the restore: TCD acknowledged C")
+
+    # A later restart with the store as it now is rewinds nothing.
+    mark = broker.log_size()
+    tcd.stop()
+    tcd.start()
+    t.check(tcd.wait_link(t.t(15)), "TCD restarted: link up")
+    d = send("Convoi D vers Toummo")
+    t.check(tcd_has(d), "TCD has D")
+    t.eq(broker.events("node.rewound", since=mark), [], "broker: no node.rewound on an ordinary restart")
+
+
+def _wait_state(t, ner, alert_id, node, state):
+    """Poll NER's `xba track ID --json` until node's state is state; whether it got there."""
+    def now():
+        return {j.get("node_id"): j.get("state") for j in ner.cli("track", alert_id, "--json").json()}.get(node)
+    end = time.monotonic() + t.t(10)
+    while now() != state:
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+if __name__ == "__main__":
+    x.main(main)
