@@ -41,6 +41,8 @@ struct draft {
 	Xba__V1__LocalFrame *original; /* the agent's reply holding the earlier alert: what the draft borrows from */
 };
 
+static void print_why_queued(struct local_client *c);
+
 static void
 draft_init(struct draft *d)
 {
@@ -206,7 +208,8 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 		cli_usage_error("%s: not queued: %s: %s%s%s", cmd, frame_error_code_name(r->result),
 		    r->field && r->field[0] ? r->field : "", r->field && r->field[0] ? ": " : "", r->message);
 		status = r->result == XBA__V1__ERROR_CODE__INVALID_ALERT ||
-			r->result == XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES
+			r->result == XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES ||
+			r->result == XBA__V1__ERROR_CODE__CLOCK_SKEW || r->result == XBA__V1__ERROR_CODE__ALERT_EXPIRED
 		    ? CLI_EXIT_USAGE
 		    : CLI_EXIT_FAILED;
 		goto out;
@@ -268,8 +271,7 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 			jsonw_string(&w, "state", "queued");
 			jsonw_end(&w);
 		} else {
-			printf("not yet confirmed by the broker (link down or busy): it stays queued at the agent and goes "
-			       "out when the link returns; check with: xba history --outgoing\n");
+			print_why_queued(c);
 		}
 	}
 out:
@@ -279,6 +281,36 @@ out:
 	else
 		local_client_free(c);
 	return status;
+}
+
+/* After --wait ran out: say why the alert is still queued, as far as the agent knows (link, or a held outbox). */
+static void
+print_why_queued(struct local_client *c)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__AgentStatusRequest status = XBA__V1__AGENT_STATUS_REQUEST__INIT;
+	struct xba_error err = { 0 };
+	char why[1024];
+
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS;
+	req.status = &status;
+	if (local_client_request(c, &req, &reply, REQUEST_TIMEOUT_MS, &err) == 0 &&
+	    reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY) {
+		const Xba__V1__AgentStatusReply *s = reply->status_reply;
+
+		if (display_held_outbox(s, why, sizeof(why)) != NULL)
+			printf("not yet confirmed by the broker: it stays queued at the agent.\n%s\n", why);
+		else if (!s->link_up)
+			printf("not yet confirmed by the broker (the link is down): it stays queued at the agent and goes "
+			       "out when the link returns; check with: xba status, xba history --outgoing\n");
+		else
+			printf("not yet confirmed by the broker (the link is up; the broker has not answered yet): it stays "
+			       "queued at the agent; check with: xba history --outgoing\n");
+	} else {
+		printf("not yet confirmed by the broker: it stays queued at the agent and goes out when it can; check "
+		       "with: xba status, xba history --outgoing\n");
+	}
+	local_frame_free(reply);
 }
 
 static void

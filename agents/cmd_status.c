@@ -115,6 +115,12 @@ cmd_status(int argc, char **argv)
 		    clock_format_rfc3339(s->signing_key_until_ms, t1, sizeof(t1)) : "");
 		jsonw_bool(&w, "signing_key_expiring", s->signing_key_expiring);
 		jsonw_string(&w, "signing_key_problem", s->signing_key_problem);
+		jsonw_string(&w, "outbox_held_alert", s->outbox_held_alert);
+		jsonw_string(&w, "outbox_held_code", s->outbox_held_alert[0] ? frame_error_code_name(s->outbox_held_code)
+									 : "");
+		jsonw_string(&w, "outbox_held_reason", s->outbox_held_reason);
+		jsonw_string(&w, "outbox_held_since", s->outbox_held_since_ms ?
+		    clock_format_rfc3339(s->outbox_held_since_ms, t2, sizeof(t2)) : "");
 		jsonw_end(&w);
 	} else {
 		printf("node            %s\n", s->node_id);
@@ -123,6 +129,8 @@ cmd_status(int argc, char **argv)
 		    s->broker_id && s->broker_id[0] ? ", broker " : "", s->broker_id ? s->broker_id : "");
 		printf("outbox          %llu waiting for the broker%s\n", (unsigned long long)s->outbox_depth,
 		    s->outbox_depth && !s->link_up ? " (they go out when the link returns)" : "");
+		if (display_held_outbox(s, warning, sizeof(warning)) != NULL)
+			printf("%s\n", warning);
 		printf("inbox           %llu alerts, %llu not acknowledged\n", (unsigned long long)s->inbox_count,
 		    (unsigned long long)s->unacknowledged);
 		printf("last delivery   %s\n", s->last_delivery_ms ? display_time(s->last_delivery_ms, t2, sizeof(t2))

@@ -9,6 +9,7 @@
 
 #include "alert.h"
 #include "clock.h"
+#include "frame.h"
 #include "jsonw.h"
 
 #define ANSI_RESET "\033[0m"
@@ -73,6 +74,39 @@ display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
 	    "(docs/operations.md section 5)", s->signing_key,
 	    display_time(s->signing_key_until_ms, until, sizeof(until)), (long long)(left_ms / 86400000),
 	    (long long)(left_ms % 86400000 / 3600000));
+	return out;
+}
+
+const char *
+display_held_outbox(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
+{
+	const char *todo = "";
+	char since[40];
+
+	if (s->outbox_held_alert == NULL || s->outbox_held_alert[0] == '\0')
+		return NULL;
+	switch (s->outbox_held_code) {
+	case XBA__V1__ERROR_CODE__CLOCK_SKEW:
+		todo = "this machine's clock is ahead of the broker's: fix it (NTP); the alert goes once the clocks agree";
+		break;
+	case XBA__V1__ERROR_CODE__UNKNOWN_KEY:
+		todo = "the broker's region.yaml does not list this country's signing key: the secretariat must add it "
+		       "and reload (docs/operations.md section 5)";
+		break;
+	case XBA__V1__ERROR_CODE__RATE_LIMITED:
+		todo = "this country sends faster than the broker's rate limit: it goes on by itself";
+		break;
+	case XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE:
+		todo = "the broker cannot write its journal (disk full?): tell the secretariat; it goes on by itself";
+		break;
+	default:
+		todo = "it is retried with backoff";
+		break;
+	}
+	snprintf(out, size, "HELD: since %s the broker refuses alert %s for now (%s: %s), and every later alert from "
+	    "here waits behind it: %s", display_time(s->outbox_held_since_ms, since, sizeof(since)),
+	    s->outbox_held_alert, frame_error_code_name(s->outbox_held_code),
+	    s->outbox_held_reason != NULL ? s->outbox_held_reason : "", todo);
 	return out;
 }
 

@@ -33,6 +33,13 @@ void display_entry_json(FILE *out, const Xba__V1__InboxEntry *entry);
  */
 const char *display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size);
 
+/*
+ * Why the outbox does not drain, into out (>= 1024 bytes), or NULL when nothing holds it: the broker refuses an
+ * alert for now (a transient code), and every later alert from this node waits behind it.  What to do is named
+ * for the codes an operator can act on.  Shown by `xba status` and by `xba send` when it stops waiting.
+ */
+const char *display_held_outbox(const Xba__V1__AgentStatusReply *s, char *out, size_t size);
+
 /* "2026-11-25 16:40:12Z" into out (>= 24 bytes). */
 char *display_time(int64_t ms, char *out, size_t size);
 

@@ -32,6 +32,8 @@
 #include "zapwire.h"
 #include "syntax.h"
 
+/* How far ahead of this agent's clock an alert's sent time may be: the skew every broker accepts (protocol 2.3). */
+#define SENT_AHEAD_MAX_MS (60 * 1000)
 #define LOCAL_MAX_SUBSCRIBERS 64      /* `xba watch` sessions at once; more are refused */
 #define LOCAL_MAX_SUBMITTERS 1024     /* alerts whose submitter waits for a PublishEvent */
 #define LOCAL_MAX_FRAME (1024 * 1024) /* a request; a SubmitRequest holds one alert of at most 64 KiB */
@@ -539,6 +541,27 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 			snprintf(message, size, "addressee %.40s is not a node of this region", alert->addressees[i]);
 			return XBA__V1__ERROR_CODE__INVALID_ALERT;
 		}
+	}
+	/* The broker refuses a sent time ahead of its clock for now (CLOCK_SKEW), and on an ordered session every later
+	 * alert of this node waits behind it (protocol 2.3, "Order"): one mistyped date would stop the country's
+	 * alerts, emergencies included, until that date. */
+	if (alert->sent_ms > now_ms + SENT_AHEAD_MAX_MS) {
+		char when[40], now_text[40];
+
+		*field = "sent";
+		snprintf(message, size, "%s is %lld minutes ahead of this agent's clock (%s): the broker would hold it, "
+		    "and every later alert from here behind it, until then; leave sent out (it is then the time of "
+		    "submission)", clock_format_rfc3339(alert->sent_ms, when, sizeof(when)),
+		    (long long)((alert->sent_ms - now_ms) / 60000), clock_format_rfc3339(now_ms, now_text, sizeof(now_text)));
+		return XBA__V1__ERROR_CODE__CLOCK_SKEW;
+	}
+	if (alert->expires_ms != 0 && alert->expires_ms <= now_ms) {
+		char when[40];
+
+		*field = "expires";
+		snprintf(message, size, "%s has already passed: the broker would refuse it (ALERT_EXPIRED)",
+		    clock_format_rfc3339(alert->expires_ms, when, sizeof(when)));
+		return XBA__V1__ERROR_CODE__ALERT_EXPIRED;
 	}
 	if (key == NULL) {
 		*field = "origin";

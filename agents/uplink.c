@@ -108,6 +108,12 @@ struct uplink {
 	size_t n_inflight;
 	int64_t last_sent_id;                    /* highest outbox id sent on this session */
 	bool paused;                             /* a transient refusal: send nothing until resume_mono */
+	struct {                                 /* the alert the outbox waits behind, for xba status ("" = none) */
+		char alert_id[40];
+		Xba__V1__ErrorCode code;
+		char message[512];
+		int64_t since_ms;
+	} held_behind;
 	unsigned held_refusals;                  /* this pause: publishes the broker refused as held behind it */
 	int64_t resume_mono;                     /* paused and drained: when to resume (0 = not yet armed) */
 	int64_t publish_backoff_ms;              /* the next publishing pause */
@@ -515,6 +521,12 @@ pause_publishing(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCo
 						  : "");
 	u->paused = true;
 	u->resume_mono = 0;
+	if (strcmp(u->held_behind.alert_id, p->alert_id) != 0 || u->held_behind.code != code) {
+		snprintf(u->held_behind.alert_id, sizeof(u->held_behind.alert_id), "%s", p->alert_id);
+		u->held_behind.code = code;
+		u->held_behind.since_ms = clock_now_ms();
+	}
+	snprintf(u->held_behind.message, sizeof(u->held_behind.message), "%s", message != NULL ? message : "");
 	if (code == XBA__V1__ERROR_CODE__UNKNOWN_KEY)
 		u->publish_backoff_max = true;
 }
@@ -546,6 +558,8 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		}
 		u->publish_backoff_ms = agent->config->reconnect_min_ms;
 		u->publish_backoff_max = false;
+		if (strcmp(u->held_behind.alert_id, p.alert_id) == 0)
+			memset(&u->held_behind, 0, sizeof(u->held_behind));
 		record_outcome(agent, p.alert_id, true, ack->result, ack->seq, ack->recipients, "", "");
 		return;
 	}
@@ -560,6 +574,8 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		store_write_failed(u, "refused", &err);
 		return;
 	}
+	if (strcmp(u->held_behind.alert_id, p.alert_id) == 0)
+		memset(&u->held_behind, 0, sizeof(u->held_behind));
 	if (rc == 0)
 		record_outcome(agent, p.alert_id, false, ack->result, 0, 0, ack->message, ack->field);
 }
@@ -1573,6 +1589,12 @@ uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 	out->broker_id = (char *)u->broker_id;
 	out->rules_version = (char *)u->rules_version;
 	out->through_seq = u->through_seq;
+	if (u->held_behind.alert_id[0] != '\0') {
+		out->outbox_held_alert = (char *)u->held_behind.alert_id;
+		out->outbox_held_code = u->held_behind.code;
+		out->outbox_held_reason = (char *)u->held_behind.message;
+		out->outbox_held_since_ms = u->held_behind.since_ms;
+	}
 }
 
 struct uplink *

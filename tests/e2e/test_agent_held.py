@@ -1,0 +1,84 @@
+"""test_agent_held.py — an alert that would stop a country's outbox is refused before it is queued, and an outbox
+the broker holds says why, in `xba status` and when `xba send` stops waiting.
+
+Real xba-broker and a real xba-agent NER:
+
+- An alert file whose `sent` is a day ahead is refused at submission (CLOCK_SKEW, naming `sent` and the agent's
+  clock, exit 2), and so is one whose `expires` has passed (ALERT_EXPIRED): before, the first was queued, the
+  broker refused it for now, and every later alert of the country waited behind it until that day.  Nothing is
+  queued: the next alert goes out at once.
+- NER's agent signs with a second key that its region.yaml lists and the broker's does not (the secretariat has
+  not reloaded yet, docs/operations.md section 5).  The broker answers UNKNOWN_KEY, a refusal for now.
+  `xba send --wait 3` then ends with exit 3 and a HELD line naming the alert, UNKNOWN_KEY and what the secretariat
+  must do, instead of "link down or busy" while the link is up; `xba status` prints the same line, and
+  `xba status --json` has outbox_held_alert / outbox_held_code.  Once the broker is given the key and reloads, the
+  alert goes out, and the HELD line goes.
+
+usage: /usr/bin/python3 tests/e2e/test_agent_held.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import sys
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+
+ALERT_FILE = """\
+category: smuggling
+severity: severe
+sent: {sent}
+{extra}info:
+  - language: fr
+    headline: "Convoi de passeurs vers Assamaka"
+"""
+
+
+def main(t):
+    region = x.region_of_five(t, "held-e2e")
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()      # the broker's region.yaml: NER's first key only
+    second = region.add_key("NER")
+    ner = x.Agent(t, region, "NER", broker, signing_key=region.nodes["NER"].signing_keys[second].pem_path)
+    ner.start()
+    t.check(ner.wait_link(t.t(15)), "NER's agent (second key): link up")
+
+    # ---- refused before they are queued ---------------------------------------------------------------------------
+    path = os.path.join(t.dir, "ahead.yaml")
+    with open(path, "w") as f:
+        f.write(ALERT_FILE.format(sent=x.rfc3339(x.now_ms() + 86400 * 1000), extra=""))
+    r = ner.cli("send", path)
+    t.check(r.rc == 2 and "CLOCK_SKEW" in r.err and "sent" in r.err and "ahead of this agent's clock" in r.err,
+            "a sent time a day ahead: refused at submission, CLOCK_SKEW, exit 2", repr(r))
+    with open(path, "w") as f:
+        f.write(ALERT_FILE.format(sent=x.rfc3339(x.now_ms() - 7200 * 1000),
+                                  extra=f"expires: {x.rfc3339(x.now_ms() - 3600 * 1000)}\n"))
+    r = ner.cli("send", path)
+    t.check(r.rc == 2 and "ALERT_EXPIRED" in r.err and "already passed" in r.err,
+            "an expiry that has passed: refused at submission, ALERT_EXPIRED, exit 2", repr(r))
+    s = ner.status() or {}
+    t.eq((s.get("outbox_depth"), s.get("outbox_held_alert")), (0, ""), "nothing queued, nothing held")
+
+    # ---- held by the broker ---------------------------------------------------------------------------------------
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                "Convoi de passeurs vers Toummo", "--wait", "3")
+    alert_id = x.sent_id(r)
+    t.check(r.rc == 3 and "HELD" in r.out and "UNKNOWN_KEY" in r.out and alert_id in r.out and
+            "secretariat" in r.out and "link down" not in r.out,
+            "xba send --wait 3: exit 3, HELD behind this alert, UNKNOWN_KEY, what the secretariat must do", repr(r))
+    r = ner.cli("status")
+    t.check("HELD" in r.out and "UNKNOWN_KEY" in r.out and alert_id in r.out, "xba status: the HELD line", r.out)
+    s = ner.status() or {}
+    t.eq((s.get("outbox_held_alert"), s.get("outbox_held_code"), s.get("outbox_depth"), s.get("link_up")),
+         (alert_id, "UNKNOWN_KEY", 1, True), "xba status --json: held behind the alert, UNKNOWN_KEY, link up")
+
+    broker.write_region()   # now with NER's second key
+    broker.hup()
+    s = ner.wait_status(lambda s: s.get("outbox_depth") == 0 and s.get("outbox_held_alert") == "", t.t(20)) or {}
+    t.eq((s.get("outbox_depth"), s.get("outbox_held_alert")), (0, ""),
+         "the broker reloaded with the key: the alert goes out, nothing is held")
+    out = [e for e in ner.history("--outgoing") if e.get("id") == alert_id]
+    t.check(out and out[0].get("publish_state") == "accepted", "history --outgoing: the alert accepted", str(out))
+    t.check("HELD" not in ner.cli("status").out, "xba status: no HELD line any more")
+
+
+if __name__ == "__main__":
+    x.main(main)
