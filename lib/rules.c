@@ -819,10 +819,12 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 	}
 
 	/* 5b. An update or cancel also reaches whoever had the alerts it names (the broker's journal says who), so that
-	 * no node goes on acting on an alert its origin replaced or withdrew; only a deny rule keeps it back. */
+	 * no node goes on acting on an alert its origin replaced or withdrew.  The update's own TLP still bounds who
+	 * may read it (an officer who raises it to RED means it), and a deny rule keeps a node back. */
 	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
 		for (size_t i = 0; i < in->n_superseded_recipients; i++) {
 			const struct dir_node *had = alert_node(dir, in->superseded_recipients[i]);
+			const char *tlp_bars = NULL;
 			size_t t;
 
 			if (had == NULL)
@@ -830,6 +832,18 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 			t = directory_node_index(dir, had);
 			if (t == origin || bit_get(rules->admins, t) || bit_get(recv, t))
 				continue;
+			if (tlp == XBA__V1__TLP__TLP_RED && !bit_get(addressed, t))
+				tlp_bars = RULES_WITHHELD_TLP_RED;
+			else if (tlp == XBA__V1__TLP__TLP_AMBER_STRICT && !bit_get(rules->members, t))
+				tlp_bars = RULES_WITHHELD_TLP_AMBER_STRICT;
+			else if (tlp == XBA__V1__TLP__TLP_GREEN && !bit_get(rules->members, t) &&
+			    !bit_get(rules->observers, t))
+				tlp_bars = RULES_WITHHELD_TLP_GREEN;
+			if (tlp_bars != NULL) {
+				if (reason[t].rule == NULL)
+					reason[t].rule = tlp_bars; /* the sender's track shows it did not get the update */
+				continue;
+			}
 			bit_set(recv, t);
 			credit[t].rule = RULES_BY_SUPERSEDED;
 			reason[t].rule = NULL;

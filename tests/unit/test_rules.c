@@ -522,8 +522,36 @@ test_superseded_recipients(struct check_state *st)
 	render(g_dir, r.withheld, r.n_withheld, got, sizeof(got));
 	CHECK(st, strstr(got, "WHO-AFRO=exercises-stay-apart") != NULL);
 	route_clear(&r);
-	/* Only updates and cancels: an alert with the same inputs goes where the rules say. */
+	/* The update's own TLP bounds who may read it: raised to RED for LBY, it reaches LBY alone, and the nodes that had
+	 * the alert show as withheld by TLP:RED; AMBER+STRICT keeps the observer back. */
 	a.status = XBA__V1__STATUS__STATUS_ACTUAL;
+	{
+		char *to[] = { (char *)"LBY" };
+
+		a.tlp = XBA__V1__TLP__TLP_RED;
+		a.addressees = to;
+		a.n_addressees = 1;
+		CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
+		check_shape(st, __LINE__, g_dir, &a, &r);
+		render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
+		CHECK(st, strcmp(got, "LBY=crime-to-neighbours") == 0);
+		render(g_dir, r.withheld, r.n_withheld, got, sizeof(got));
+		CHECK(st, strstr(got, "SDN=tlp:red") != NULL && strstr(got, "WHO-AFRO=tlp:red") != NULL &&
+		    strstr(got, "DZA=tlp:red") != NULL);
+		route_clear(&r);
+		a.addressees = NULL;
+		a.n_addressees = 0;
+	}
+	a.tlp = XBA__V1__TLP__TLP_AMBER_STRICT;
+	CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
+	check_shape(st, __LINE__, g_dir, &a, &r);
+	render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
+	CHECK(st, strstr(got, "SDN=superseded:had-alert") != NULL && strstr(got, "WHO-AFRO") == NULL);
+	render(g_dir, r.withheld, r.n_withheld, got, sizeof(got));
+	CHECK(st, strstr(got, "WHO-AFRO=tlp:amber+strict") != NULL);
+	route_clear(&r);
+	a.tlp = XBA__V1__TLP__TLP_AMBER;
+	/* Only updates and cancels: an alert with the same inputs goes where the rules say. */
 	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_ALERT;
 	CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
 	render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
