@@ -743,7 +743,7 @@ static void
 table_draw(struct receipt_table *t)
 {
 	size_t delivered = 0, acked = 0, refused = 0;
-	char when[32];
+	char when[32], text[256];
 
 	if (t->tty && t->lines_drawn > 0)
 		printf("\033[%dA\033[J", t->lines_drawn);
@@ -756,13 +756,14 @@ table_draw(struct receipt_table *t)
 		refused += r->refused_ms != 0 && r->delivered_ms == 0;
 		if (r->refused_ms != 0 && r->delivered_ms == 0) {
 			printf("%-14s REFUSED by its agent (%s): its officers do not have it\n", r->node_id,
-			    r->reason[0] ? r->reason : "?");
+			    r->reason[0] ? display_clean(r->reason, text, sizeof(text)) : "?");
 			continue;
 		}
 		printf("%-14s %-22s ", r->node_id, r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when))
 								: "-");
 		if (r->acknowledged_ms)
-			printf("%s by %s\n", display_time(r->acknowledged_ms, when, sizeof(when)), r->officer);
+			printf("%s by %s\n", display_time(r->acknowledged_ms, when, sizeof(when)),
+			    display_clean(r->officer, text, sizeof(text)));
 		else
 			printf("-\n");
 	}

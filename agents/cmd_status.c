@@ -157,7 +157,7 @@ cmd_track(int argc, char **argv)
 	Xba__V1__TrackRequest track = XBA__V1__TRACK_REQUEST__INIT;
 	struct local_target target;
 	bool json = false;
-	char when[32];
+	char when[32], clean[256];
 	int rc;
 
 	local_target_defaults(&target);
@@ -202,7 +202,7 @@ cmd_track(int argc, char **argv)
 		} else if (st == 5) {
 			printf("%-14s %-13s %-22s rule %s: REFUSED by its agent (%s): its officers do not have it\n",
 			    rs->node_id, states[st], rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
-			    rs->rule, rs->reason && rs->reason[0] ? rs->reason : "?");
+			    rs->rule, rs->reason && rs->reason[0] ? display_clean(rs->reason, clean, sizeof(clean)) : "?");
 		} else {
 			printf("%-14s %-13s %-22s %s %s\n", rs->node_id, states[st],
 			    rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",

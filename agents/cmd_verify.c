@@ -12,6 +12,7 @@
 #include "alert.h"
 #include "cli.h"
 #include "clock.h"
+#include "display.h"
 #include "directory.h"
 #include "envelope.h"
 #include "jsonw.h"
@@ -77,6 +78,7 @@ cmd_verify(int argc, char **argv)
 	const char *region = NULL, *file = NULL;
 	int64_t at_ms = clock_now_ms();
 	bool json = false;
+	char clean[512];
 	struct xba_error err = { 0 };
 	struct envelope_opened opened;
 	struct directory *dir;
@@ -157,10 +159,10 @@ cmd_verify(int argc, char **argv)
 		printf("%s: valid\n", file);
 		printf("  alert     %s\n", opened.alert->id);
 		printf("  signed by %s (%s), key %s\n", opened.signer->id, opened.signer->name, fingerprint);
-		printf("  author    %s\n", opened.alert->author);
+		printf("  author    %s\n", display_clean(opened.alert->author, clean, sizeof(clean)));
 		printf("  sent      %s\n", sent);
 		if (info != NULL)
-			printf("  headline  %s\n", info->headline);
+			printf("  headline  %s\n", display_clean(info->headline, clean, sizeof(clean)));
 	}
 	envelope_opened_clear(&opened);
 	directory_free(dir);

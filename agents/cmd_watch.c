@@ -335,7 +335,7 @@ cmd_watch(int argc, char **argv)
 					display_entry_json(stdout, e);
 				else
 					printf("acknowledged: %s (%s) by %s\n\n", e->alert->id, e->alert->origin,
-					    e->acknowledged_by);
+					    display_clean(e->acknowledged_by, warning, sizeof(warning)));
 			} else {
 				if (json)
 					display_entry_json(stdout, e);
@@ -348,8 +348,8 @@ cmd_watch(int argc, char **argv)
 
 					snprintf(pending[n_pending].id, sizeof(pending[0].id), "%s", e->alert->id);
 					snprintf(pending[n_pending].origin, sizeof(pending[0].origin), "%s", e->alert->origin);
-					snprintf(pending[n_pending].headline, sizeof(pending[0].headline), "%s",
-					    info ? info->headline : "");
+					display_clean(info ? info->headline : "", pending[n_pending].headline,
+					    sizeof(pending[0].headline));
 					n_pending++;
 				}
 			}

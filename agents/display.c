@@ -130,6 +130,81 @@ name_or(enum alert_enum_kind kind, int value, const char *fallback)
 	return name != NULL ? name : fallback;
 }
 
+#define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
+#define CONTINUATION "\n     "       /* a line break inside a field: deeper than the block's own lines */
+
+/*
+ * Text from an alert is its sender's, and a receiver trusts no sender: a control character would be acted on by
+ * the officer's terminal (an escape sequence can recolour, move the cursor, retitle the window), and a line break
+ * would start a line that reads as the next alert's header.  Each control character is shown as U+FFFD; in a
+ * multi-line field (lines) a line break continues at a deeper indent than any line of the block, and a tab is a
+ * space.  The agent refuses all of these in what its own officers submit (alert_check_plain_text).
+ */
+static void
+put_text(FILE *out, const char *text, bool lines)
+{
+	const unsigned char *p = (const unsigned char *)(text != NULL ? text : "");
+
+	for (; *p != '\0'; p++) {
+		if (lines && *p == '\r' && p[1] == '\n')
+			continue;
+		if (lines && *p == '\n')
+			fputs(CONTINUATION, out);
+		else if (lines && *p == '\t')
+			fputc(' ', out);
+		else if (*p < 0x20 || *p == 0x7f)
+			fputs(REPLACEMENT, out);
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			fputs(REPLACEMENT, out);
+			p++;
+		} else
+			fputc(*p, out);
+	}
+}
+
+const char *
+display_clean(const char *text, char *out, size_t size)
+{
+	const unsigned char *p = (const unsigned char *)(text != NULL ? text : "");
+	size_t n = 0;
+
+	if (size == 0)
+		return out;
+	for (; *p != '\0'; p++) {
+		bool control = *p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+		size_t len = control ? 3 : 1;
+
+		/* A character's continuation bytes go only with its lead byte: stop before a lead that will not fit. */
+		if (!control && (*p & 0xc0) != 0x80) {
+			len = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc0 ? 2 : 1;
+			if (n + len >= size)
+				break;
+			len = 1;
+		}
+		if (n + len >= size)
+			break;
+		if (control) {
+			memcpy(out + n, REPLACEMENT, 3);
+			if (*p == 0xc2)
+				p++;
+		} else {
+			out[n] = (char)*p;
+		}
+		n += len;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* "   LABEL" + text + "\n": one line of an alert's block. */
+static void
+put_line(FILE *out, const char *label, const char *text, bool lines)
+{
+	fprintf(out, "   %s", label);
+	put_text(out, text, lines);
+	fputc('\n', out);
+}
+
 /* Upper-case copy of an enum name for the header line ("search-and-rescue" -> "SEARCH-AND-RESCUE"). */
 static const char *
 upper(const char *text, char *buf, size_t size)
@@ -186,30 +261,41 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 		fprintf(out, "%s\n", opts->color ? ANSI_RESET : "");
 	}
 	if (info != NULL) {
-		fprintf(out, "   %s%s%s\n", opts->color ? ANSI_BOLD : "", info->headline, opts->color ? ANSI_RESET : "");
+		fprintf(out, "   %s", opts->color ? ANSI_BOLD : "");
+		put_text(out, info->headline, false);
+		fprintf(out, "%s\n", opts->color ? ANSI_RESET : "");
 		if (info->event != NULL && info->event[0] != '\0')
-			fprintf(out, "   event: %s\n", info->event);
+			put_line(out, "event: ", info->event, false);
 		if (info->description != NULL && info->description[0] != '\0')
-			fprintf(out, "   %s\n", info->description);
+			put_line(out, "", info->description, true);
 		if (info->instruction != NULL && info->instruction[0] != '\0')
-			fprintf(out, "   instruction: %s\n", info->instruction);
+			put_line(out, "instruction: ", info->instruction, true);
 		if (a->n_info > 1) {
 			fprintf(out, "   %salso in:", opts->color ? ANSI_DIM : "");
 			for (size_t i = 0; i < a->n_info; i++)
-				if (a->info[i] != info)
-					fprintf(out, " %s", a->info[i]->language);
+				if (a->info[i] != info) {
+					fputc(' ', out);
+					put_text(out, a->info[i]->language, false);
+				}
 			fprintf(out, " (xba history --id %s --lang LANG)%s\n", a->id, opts->color ? ANSI_RESET : "");
 		}
 	}
 	for (size_t i = 0; i < a->n_areas; i++)
-		fprintf(out, "   area: %s\n", a->areas[i]->description);
-	for (size_t i = 0; i < a->n_parameters; i++)
-		fprintf(out, "   %s: %s\n", a->parameters[i]->name, a->parameters[i]->value);
+		put_line(out, "area: ", a->areas[i]->description, false);
+	for (size_t i = 0; i < a->n_parameters; i++) {
+		fputs("   ", out);
+		put_text(out, a->parameters[i]->name, false);
+		fputs(": ", out);
+		put_text(out, a->parameters[i]->value, false);
+		fputc('\n', out);
+	}
 	if (a->note != NULL && a->note[0] != '\0')
-		fprintf(out, "   note: %s\n", a->note);
-	fprintf(out, "   %sid %s  author %s  seq %llu%s%s%s\n", opts->color ? ANSI_DIM : "", a->id, a->author,
-	    (unsigned long long)entry->seq, entry->rule && entry->rule[0] ? "  rule " : "",
-	    entry->rule ? entry->rule : "", opts->color ? ANSI_RESET : "");
+		put_line(out, "note: ", a->note, false);
+	fprintf(out, "   %sid %s  author ", opts->color ? ANSI_DIM : "", a->id);
+	put_text(out, a->author, false);
+	fprintf(out, "  seq %llu%s", (unsigned long long)entry->seq, entry->rule && entry->rule[0] ? "  rule " : "");
+	put_text(out, entry->rule, false);
+	fprintf(out, "%s\n", opts->color ? ANSI_RESET : "");
 	if (entry->outgoing) {
 		static const char *const states[] = { "unknown", "queued for the broker", "accepted by the broker",
 			"REFUSED by the broker" };
@@ -226,8 +312,9 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 	} else if (entry->acknowledged) {
 		char at[32];
 
-		fprintf(out, "   acknowledged by %s at %s\n", entry->acknowledged_by,
-		    display_time(entry->acknowledged_ms, at, sizeof(at)));
+		fputs("   acknowledged by ", out);
+		put_text(out, entry->acknowledged_by, false);
+		fprintf(out, " at %s\n", display_time(entry->acknowledged_ms, at, sizeof(at)));
 	} else if (a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK) {
 		fprintf(out, "   %sNEEDS ACKNOWLEDGEMENT%s: xba ack %s\n", opts->color ? ANSI_BOLD : "",
 		    opts->color ? ANSI_RESET : "", a->id);

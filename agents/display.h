@@ -40,6 +40,12 @@ const char *display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, s
  */
 const char *display_held_outbox(const Xba__V1__AgentStatusReply *s, char *out, size_t size);
 
+/*
+ * One line of another node's text (an officer's name, an acknowledgement's note, a headline) made safe to print
+ * into out: each control character becomes U+FFFD, as in display_entry; cut to fit, never mid-character.
+ */
+const char *display_clean(const char *text, char *out, size_t size);
+
 /* "2026-11-25 16:40:12Z" into out (>= 24 bytes). */
 char *display_time(int64_t ms, char *out, size_t size);
 

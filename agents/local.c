@@ -594,7 +594,8 @@ seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, const char **fi
 
 	if ((code = check_rights(agent, alert, clock_now_ms(), field, message, size)) != 0)
 		return code;
-	if ((rc = envelope_seal(&agent->signer, alert, &envelope, &len, &err)) != 0) {
+	if ((rc = alert_check_plain_text(alert, &err)) != 0 ||
+	    (rc = envelope_seal(&agent->signer, alert, &envelope, &len, &err)) != 0) {
 		size_t skip;
 
 		/* SubmitReply carries the field apart: the message says what is wrong with it, without repeating it

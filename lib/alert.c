@@ -473,6 +473,67 @@ check_infos(const Xba__V1__Alert *a, struct xba_error *err)
 	return 0;
 }
 
+/* The first control character in s (lines: a line break or a tab is text there), as a field error. */
+static int
+check_plain(const char *path, const char *name, const char *s, bool lines, struct xba_error *err)
+{
+	const unsigned char *p = (const unsigned char *)str_or_empty(s);
+
+	for (size_t i = 0; p[i] != '\0'; i++) {
+		unsigned c = p[i];
+
+		if (lines && (c == '\n' || c == '\t'))
+			continue;
+		if (c < 0x20 || c == 0x7f)
+			return field_error(err, XBA_ESYNTAX, path, name, "control character 0x%02X at byte %zu%s", c, i,
+			    c == '\n' || c == '\r' ? " (a line break: this field is one line)" : "");
+		if (c == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+			return field_error(err, XBA_ESYNTAX, path, name, "control character U+%04X at byte %zu", p[i + 1], i);
+	}
+	return 0;
+}
+
+int
+alert_check_plain_text(const Xba__V1__Alert *a, struct xba_error *err)
+{
+	char path[PATH_MAX_LEN];
+	int rc;
+
+	if ((rc = check_plain("", "author", a->author, false, err)) != 0 ||
+	    (rc = check_plain("", "incident", a->incident, false, err)) != 0 ||
+	    (rc = check_plain("", "note", a->note, false, err)) != 0)
+		return rc;
+	for (size_t i = 0; i < a->n_info; i++) {
+		const Xba__V1__Info *info = a->info[i];
+
+		path_fmt(path, "info[%zu]", i);
+		if ((rc = check_plain(path, "language", info->language, false, err)) != 0 ||
+		    (rc = check_plain(path, "event", info->event, false, err)) != 0 ||
+		    (rc = check_plain(path, "headline", info->headline, false, err)) != 0 ||
+		    (rc = check_plain(path, "description", info->description, true, err)) != 0 ||
+		    (rc = check_plain(path, "instruction", info->instruction, true, err)) != 0)
+			return rc;
+	}
+	for (size_t i = 0; i < a->n_areas; i++) {
+		path_fmt(path, "areas[%zu]", i);
+		if ((rc = check_plain(path, "description", a->areas[i]->description, false, err)) != 0)
+			return rc;
+		for (size_t k = 0; k < a->areas[i]->n_geocodes; k++) {
+			path_fmt(path, "areas[%zu].geocodes[%zu]", i, k);
+			if ((rc = check_plain(path, "name", a->areas[i]->geocodes[k]->name, false, err)) != 0 ||
+			    (rc = check_plain(path, "value", a->areas[i]->geocodes[k]->value, false, err)) != 0)
+				return rc;
+		}
+	}
+	for (size_t i = 0; i < a->n_parameters; i++) {
+		path_fmt(path, "parameters[%zu]", i);
+		if ((rc = check_plain(path, "name", a->parameters[i]->name, false, err)) != 0 ||
+		    (rc = check_plain(path, "value", a->parameters[i]->value, false, err)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 int
 alert_validate(const Xba__V1__Alert *alert, struct xba_error *err)
 {

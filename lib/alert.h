@@ -46,6 +46,15 @@
  */
 int alert_validate(const Xba__V1__Alert *alert, struct xba_error *err);
 
+/*
+ * Refuse control characters in the alert's text (C0, DEL and C1; in description and instruction a line break or a
+ * tab is text): a terminal acts on them, and a line break in a headline reads as structure.  The agent applies it
+ * to what its officers submit; it is not part of alert_validate, so what the broker journaled before stays valid,
+ * and receivers must still render text defensively (agents/display.c).  The message names the field, the byte
+ * and its offset.
+ */
+int alert_check_plain_text(const Xba__V1__Alert *alert, struct xba_error *err);
+
 /* Unpack and validate.  Returns NULL on failure (XBA_EDECODE, XBA_ETOOBIG or a validation code in err); the
  * caller frees the result with alert_free(). */
 Xba__V1__Alert *alert_decode(const uint8_t *bytes, size_t len, struct xba_error *err);

@@ -468,6 +468,38 @@ test_headline_limit(struct check_state *t)
 	free(f);
 }
 
+/* Control characters: refused in one-line fields, a line break and a tab allowed in description and instruction;
+ * alert_validate itself does not look (what was journaled before stays valid). */
+static void
+test_plain_text(struct check_state *t)
+{
+	struct fixture *f = fixture_new();
+	struct xba_error err = { 0 };
+
+	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), 0);
+	f->info[0].description = (char *)"Quatre v\xc3\xa9hicules.\n\tDirection nord.";
+	f->info[0].instruction = (char *)"Ligne 1\nLigne 2";
+	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), 0);
+	f->info[0].headline = (char *)"Convoi\nvers Toummo";
+	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CONTAINS(t, err.msg, "info[0].headline: control character 0x0A at byte 6 (a line break");
+	CHECK_CODE(t, alert_validate(&f->alert, &err), 0);
+	f->info[0].headline = (char *)"Convoi";
+	f->info[0].description = (char *)"Rouge \x1b[31m";
+	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CONTAINS(t, err.msg, "info[0].description: control character 0x1B at byte 6");
+	f->info[0].description = NULL;
+	f->alert.author = (char *)"capitaine \xc2\x9b" "2J";
+	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CONTAINS(t, err.msg, "author: control character U+009B at byte 10");
+	f->alert.author = (char *)"capitaine \xc2\xa0Issa"; /* a no-break space is text */
+	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), 0);
+	f->param[0].value = (char *)"45\x7f";
+	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CONTAINS(t, err.msg, "parameters[0].value: control character 0x7F");
+	free(f);
+}
+
 /* Every text field, however deep, goes through the UTF-8 check and is named in the refusal. */
 static void
 test_utf8_every_field(struct check_state *t)
@@ -808,6 +840,7 @@ main(int argc, char **argv)
 	RUN(t, test_round_trip);
 	RUN(t, test_minimal_ack);
 	RUN(t, test_headline_limit);
+	RUN(t, test_plain_text);
 	RUN(t, test_utf8_every_field);
 	RUN(t, test_oversize);
 	RUN(t, test_truncated);
