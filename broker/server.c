@@ -429,7 +429,8 @@ struct incoming {
 	uint8_t routing_id[ROUTING_ID_MAX];
 	size_t routing_len;
 	const struct dir_node *node;            /* NULL: the ZAP User-Id is no longer in the directory */
-	char user[XBA_NODE_ID_MAX + 1];         /* that User-Id, for the log */
+	char user[XBA_NODE_ID_MAX + 1];         /* that User-Id's node id, for the log */
+	bool key_changed;                       /* the node is listed, but no longer with this connection's key */
 	int extra_parts;                        /* beyond the one a frame is */
 	Xba__V1__Frame *frame;                  /* owned; NULL if decoding failed */
 	struct xba_error decode_err;
@@ -557,9 +558,25 @@ receive_one(struct server *server, struct chunk *chunk, struct incoming *in)
 	in->routing_len = zmq_msg_size(&id) < ROUTING_ID_MAX ? zmq_msg_size(&id) : ROUTING_ID_MAX;
 	memcpy(in->routing_id, zmq_msg_data(&id), in->routing_len);
 	user = zmq_msg_gets(&body, "User-Id");
-	in->node = user != NULL ? directory_node(server->dir, user) : NULL;
-	if (in->node == NULL)
-		snprintf(in->user, sizeof(in->user), "%s", user ? user : "-");
+	in->node = NULL;
+	in->key_changed = false;
+	snprintf(in->user, sizeof(in->user), "-");
+	if (user != NULL) {
+		/* "NODE:KEY" (zap.c); a node id has no ':', so the first one ends it. */
+		const char *colon = strchr(user, ':');
+		size_t id_len = colon != NULL ? (size_t)(colon - user) : strlen(user);
+
+		if (id_len <= XBA_NODE_ID_MAX) {
+			memcpy(in->user, user, id_len);
+			in->user[id_len] = '\0';
+			in->node = directory_node(server->dir, in->user);
+		}
+		/* Admitted with a key a reload has since taken from the node: that connection speaks for nobody. */
+		if (in->node != NULL && (colon == NULL || strcmp(colon + 1, in->node->curve_public_z85) != 0)) {
+			in->node = NULL;
+			in->key_changed = true;
+		}
+	}
 	if (in->node != NULL && in->extra_parts == 0) {
 		in->frame = frame_decode(zmq_msg_data(&body), zmq_msg_size(&body), (size_t)server->config->max_frame_bytes,
 		    &in->ref, &in->decode_err);
@@ -587,9 +604,13 @@ handle_incoming(struct server *server, const struct incoming *in)
 	if (in->node == NULL) {
 		if (in->routing_len == 0)
 			return; /* the message vanished between its parts: nothing to answer */
-		/* Admitted under a directory that a reload has since changed: the node is no longer listed. */
-		log_warnx("event=frame.rejected node=%s code=NOT_READY reason=\"node not in the directory\"", in->user);
-		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0, "this node is not in the directory");
+		/* Admitted under a directory that a reload has since changed: the node is no longer listed, or no longer
+		 * with the CURVE key this connection was admitted with. */
+		log_warnx("event=frame.rejected node=%s code=NOT_READY reason=\"%s\"", in->user,
+		    in->key_changed ? "this connection's CURVE key is no longer the node's" : "node not in the directory");
+		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0, "%s", in->key_changed
+		    ? "this connection's CURVE key is no longer this node's curve_key in region.yaml"
+		    : "this node is not in the directory");
 	} else if (in->extra_parts > 0) {
 		log_warnx("event=frame.rejected node=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"",
 		    in->node->id, in->extra_parts);
@@ -825,6 +846,13 @@ reload(struct server *server)
 		const struct dir_node *now = directory_node(dir, server->dir->nodes[i].id);
 
 		if (now != NULL) {
+			/* A new curve_key: the live connection was admitted with the old one, and nothing more goes to it
+			 * (a stolen server's key removed must lock it out now, not at its next reconnect). */
+			if (server->sessions[i].up && strcmp(now->curve_public_z85, server->dir->nodes[i].curve_public_z85) != 0) {
+				log_warnx("event=node.key_changed node=%s action=\"its connection with the old CURVE key is "
+					  "dropped; it reconnects with the new one\"", now->id);
+				session_drop(server, i, "curve-key-changed");
+			}
 			sessions[directory_node_index(dir, now)] = server->sessions[i];
 			sessions[directory_node_index(dir, now)].wants_delivery = true;
 		} else {

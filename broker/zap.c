@@ -1,8 +1,9 @@
 /*
  * zap.c — transport authentication (ZeroMQ ZAP, RFC 27) for the broker's CURVE socket: the first gate every node
  * passes, before it can send a single frame.  libzmq asks here during each CURVE handshake; a client key listed in
- * region.yaml is admitted with User-Id = its node id (which server.c reads from every message it receives), any
- * other key is refused and logged.
+ * region.yaml is admitted with User-Id = "NODE:KEY", its node id and its CURVE key in Z85 (server.c reads it from
+ * every message it receives, and refuses a connection whose key a reload took from the node), any other key is
+ * refused and logged.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +67,11 @@ zap_handle(struct zap *zap, const struct directory *dir)
 		char key_z85[XBA_Z85_KEY_TEXT_LEN + 1] = "-", quoted[80];
 
 		if (node != NULL) {
+			char user[XBA_NODE_ID_MAX + 1 + XBA_Z85_KEY_TEXT_LEN + 1];
+
 			log_debug("event=node.authenticated node=%s address=%s", node->id, req.address);
-			zapwire_reply(zap->socket, &req, "200", "OK", node->id);
+			snprintf(user, sizeof(user), "%s:%s", node->id, node->curve_public_z85);
+			zapwire_reply(zap->socket, &req, "200", "OK", user);
 			continue;
 		}
 		if (req.has_curve_key)
