@@ -36,7 +36,9 @@ struct draft {
 	const char *expires_text; /* resolved once sent time is known */
 	const char *refers_to;    /* --update ID / --cancel ID: the earlier alert of this country's */
 	int refers_type;          /* XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE or _CANCEL */
-	char *reference[1];       /* alert.references: refers_to */
+	char *reference[ALERT_MAX_REFERENCES]; /* alert.references: refers_to, and for a cancel its later versions */
+	char chain[ALERT_MAX_REFERENCES][XBA_UUID_LEN + 1]; /* the versions: refers_to, then its updates in order */
+	size_t n_chain;
 	bool status_set;          /* --status given (draft_init sets actual) */
 	Xba__V1__LocalFrame *original; /* the agent's reply holding the earlier alert: what the draft borrows from */
 };
@@ -532,58 +534,247 @@ parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struc
  * cancel to the same nodes as the alert itself.  CAP lets only an alert's sender update or cancel it (the broker
  * refuses the others), so an alert received from another country is refused here with its origin named.
  */
+/* This agent's copy of alert id: *out points into *frame (replaced), NULL when none; *received the same for an
+ * alert of that id in the inbox (another origin's).  Returns 0 or an exit status (error printed). */
 static int
-draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
+lookup_alert(const char *cmd, struct local_client *c, const char *id, Xba__V1__LocalFrame **frame,
+    const Xba__V1__Alert **out, const Xba__V1__Alert **received)
 {
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT;
 	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
 	Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
+	struct xba_error err = { 0 };
+
+	*out = *received = NULL;
+	local_frame_free(*frame);
+	*frame = NULL;
+	filter.include_outgoing = 1;
+	hist.filter = &filter;
+	hist.alert_id = (char *)id;
+	hist.limit = 10;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
+	req.history = &hist;
+	if (local_client_request(c, &req, frame, REQUEST_TIMEOUT_MS, &err) != 0)
+		return cli_usage_error("%s: %s (nothing was queued)", cmd, err.msg);
+	if ((*frame)->body_case != XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY)
+		return cli_usage_error("%s: the agent refused to look up %s: %s (nothing was queued)", cmd, id,
+		    (*frame)->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR ? (*frame)->error->message
+									 : "unexpected answer");
+	for (size_t i = 0; i < (*frame)->history_reply->n_entries; i++) {
+		const Xba__V1__InboxEntry *e = (*frame)->history_reply->entries[i];
+
+		if (e->alert == NULL || strcmp(e->alert->id, id) != 0)
+			continue;
+		if (e->outgoing)
+			*out = e->alert;
+		else
+			*received = e->alert;
+	}
+	return 0;
+}
+
+/* An update or cancel this country sent after the alert, as the chain walk needs it. */
+struct later {
+	char id[XBA_UUID_LEN + 1];
+	int type;
+	int64_t sent_ms;
+	char refs[ALERT_MAX_REFERENCES][XBA_UUID_LEN + 1];
+	size_t n_refs;
+};
+
+#define CHAIN_SCAN_MAX 4096 /* updates and cancels sent since the alert that the walk reads at most */
+
+static int
+later_cmp(const void *a, const void *b)
+{
+	const struct later *x = a, *y = b;
+
+	return x->sent_ms < y->sent_ms ? -1 : x->sent_ms > y->sent_ms;
+}
+
+/*
+ * The versions of d->refers_to this country has sent since (its updates, and theirs, in order) into d->chain, and
+ * the cancel that withdrew one of them into withdrawn_by ("" when none).  Read from the outgoing history since the
+ * alert, refused ones left out.  Returns 0 or an exit status (error printed).
+ */
+static int
+walk_chain(const char *cmd, struct local_client *c, struct draft *d, const Xba__V1__Alert *o, char *withdrawn_by,
+    size_t withdrawn_size)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
+	Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
+	char *origins[1] = { o->origin };
+	struct later *found = calloc(CHAIN_SCAN_MAX, sizeof(*found));
+	size_t n_found = 0;
+	struct xba_error err = { 0 };
+	bool more = true;
+
+	if (found == NULL)
+		return cli_usage_error("%s: out of memory", cmd);
+	filter.include_outgoing = 1;
+	filter.since_ms = o->sent_ms;
+	filter.origins = origins; /* the inbox holds none of this country's own: only the outgoing list is read */
+	filter.n_origins = 1;
+	hist.filter = &filter;
+	hist.limit = 1000;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
+	req.history = &hist;
+	while (more && n_found < CHAIN_SCAN_MAX) {
+		const Xba__V1__HistoryReply *h;
+
+		if (local_client_request(c, &req, &reply, REQUEST_TIMEOUT_MS, &err) != 0 ||
+		    reply->body_case != XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY) {
+			local_frame_free(reply);
+			free(found);
+			return cli_usage_error("%s: cannot read this country's sent alerts to find the later versions of "
+			    "%s: %s (nothing was queued)", cmd, d->refers_to, err.msg[0] ? err.msg : "unexpected answer");
+		}
+		h = reply->history_reply;
+		for (size_t i = 0; i < h->n_entries && n_found < CHAIN_SCAN_MAX; i++) {
+			const Xba__V1__InboxEntry *e = h->entries[i];
+			struct later *l = &found[n_found];
+
+			if (!e->outgoing || e->alert == NULL ||
+			    e->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED ||
+			    (e->alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE &&
+			    e->alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL))
+				continue;
+			snprintf(l->id, sizeof(l->id), "%s", e->alert->id);
+			l->type = e->alert->msg_type;
+			l->sent_ms = e->alert->sent_ms;
+			for (size_t k = 0; k < e->alert->n_references && k < ALERT_MAX_REFERENCES; k++)
+				snprintf(l->refs[l->n_refs++], sizeof(l->refs[0]), "%s", e->alert->references[k]);
+			n_found++;
+		}
+		more = h->more;
+		hist.inbox_before = h->next_inbox_before;
+		hist.outgoing_before = h->next_outgoing_before;
+		local_frame_free(reply);
+		reply = NULL;
+	}
+	qsort(found, n_found, sizeof(*found), later_cmp);
+	snprintf(d->chain[0], sizeof(d->chain[0]), "%s", d->refers_to);
+	d->n_chain = 1;
+	withdrawn_by[0] = '\0';
+	for (size_t i = 0; i < n_found && withdrawn_by[0] == '\0'; i++) {
+		bool names_chain = false;
+
+		for (size_t r = 0; r < found[i].n_refs && !names_chain; r++)
+			for (size_t k = 0; k < d->n_chain && !names_chain; k++)
+				names_chain = strcmp(found[i].refs[r], d->chain[k]) == 0;
+		if (!names_chain)
+			continue;
+		if (found[i].type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+			snprintf(withdrawn_by, withdrawn_size, "%s", found[i].id);
+		else if (d->n_chain < ALERT_MAX_REFERENCES)
+			snprintf(d->chain[d->n_chain++], sizeof(d->chain[0]), "%s", found[i].id);
+	}
+	free(found);
+	return 0;
+}
+
+/* Add to d->chain the versions o (an update) replaced, and theirs, as far as this agent holds them. */
+static int
+walk_back(const char *cmd, struct local_client *c, struct draft *d, const Xba__V1__Alert *o)
+{
+	Xba__V1__LocalFrame *frame = NULL;
+	const Xba__V1__Alert *cur = o, *received = NULL;
+	char next[XBA_UUID_LEN + 1];
+	int rc = 0;
+
+	while (cur != NULL && cur->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && cur->n_references > 0 &&
+	    d->n_chain < ALERT_MAX_REFERENCES) {
+		bool known = false;
+
+		snprintf(next, sizeof(next), "%s", cur->references[0]);
+		for (size_t k = 0; k < d->n_chain && !known; k++)
+			known = strcmp(d->chain[k], next) == 0;
+		if (known)
+			break;
+		snprintf(d->chain[d->n_chain++], sizeof(d->chain[0]), "%s", next);
+		if ((rc = lookup_alert(cmd, c, next, &frame, &cur, &received)) != 0)
+			break;
+	}
+	local_frame_free(frame);
+	return rc;
+}
+
+/*
+ * --update ID / --cancel ID: the alert as this agent holds it (only this country's own), its later versions, and
+ * the fields the flags leave out taken from the latest, so that the rules route the message as they routed the
+ * alert.  An update must name the latest version, and nothing withdrawn is updated or withdrawn again; a cancel
+ * names every version, so that no receiver keeps one of them live.
+ */
+static int
+draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
+{
 	const char *flag = d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? "update" : "cancel";
 	const Xba__V1__Alert *o = NULL, *received = NULL;
 	struct xba_error err = { 0 };
 	struct local_client *c;
+	char withdrawn_by[XBA_UUID_LEN + 1] = "";
+	size_t n_forward;
+	int rc;
 
 	if ((c = local_client_new(target, &err)) == NULL)
 		return cli_usage_error("%s: %s (nothing was queued)", cmd, err.msg);
-	filter.include_outgoing = 1;
-	hist.filter = &filter;
-	hist.alert_id = (char *)d->refers_to;
-	hist.limit = 10;
-	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
-	req.history = &hist;
-	if (local_client_request(c, &req, &d->original, REQUEST_TIMEOUT_MS, &err) != 0) {
+	if ((rc = lookup_alert(cmd, c, d->refers_to, &d->original, &o, &received)) != 0) {
 		local_client_free(c);
-		return cli_usage_error("%s: %s (nothing was queued)", cmd, err.msg);
+		return rc;
 	}
-	local_client_free(c);
-	if (d->original->body_case != XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY)
-		return cli_usage_error("%s: the agent refused to look up %s: %s (nothing was queued)", cmd, d->refers_to,
-		    d->original->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR ? d->original->error->message
-									  : "unexpected answer");
-	for (size_t i = 0; i < d->original->history_reply->n_entries; i++) {
-		const Xba__V1__InboxEntry *e = d->original->history_reply->entries[i];
-
-		if (e->alert == NULL || strcmp(e->alert->id, d->refers_to) != 0)
-			continue;
-		if (e->outgoing)
-			o = e->alert;
-		else
-			received = e->alert;
-	}
-	if (o == NULL && received != NULL)
+	if (o == NULL && received != NULL) {
+		local_client_free(c);
 		return cli_usage_error("%s: --%s %s: that alert came from %s; only its origin can %s it (nothing was "
 				       "queued)", cmd, flag, d->refers_to, received->origin, flag);
-	if (o == NULL)
+	}
+	if (o == NULL) {
+		local_client_free(c);
 		return cli_usage_error("%s: --%s %s: this country's agent holds no alert it sent with that id (xba "
 				       "history --outgoing lists them; nothing was queued)", cmd, flag, d->refers_to);
-	if (o->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ALERT && o->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE)
+	}
+	if (o->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ALERT && o->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE) {
+		local_client_free(c);
 		return cli_usage_error("%s: --%s %s: that is %s %s, not an alert or an update (nothing was queued)", cmd,
 		    flag, d->refers_to, o->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK ? "an" : "a",
 		    alert_enum_name(ALERT_ENUM_MSG_TYPE, o->msg_type));
+	}
+	if ((rc = walk_chain(cmd, c, d, o, withdrawn_by, sizeof(withdrawn_by))) != 0) {
+		local_client_free(c);
+		return rc;
+	}
+	if (withdrawn_by[0] != '\0') {
+		local_client_free(c);
+		return cli_usage_error("%s: --%s %s: it was withdrawn already, by %s (xba history --id %s); send a new "
+				       "alert instead (nothing was queued)", cmd, flag, d->refers_to, withdrawn_by, withdrawn_by);
+	}
+	if (d->n_chain > 1 && d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE) {
+		local_client_free(c);
+		return cli_usage_error("%s: --update %s: it was replaced by a later version, %s; update that one (xba "
+				       "send --update %s; nothing was queued)", cmd, d->refers_to, d->chain[d->n_chain - 1],
+		    d->chain[d->n_chain - 1]);
+	}
+	/* A cancel of an update also names the versions before it, back to the alert, so that none stays live. */
+	n_forward = d->n_chain;
+	if (d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL && o->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE &&
+	    (rc = walk_back(cmd, c, d, o)) != 0) {
+		local_client_free(c);
+		return rc;
+	}
+	/* A cancel of an alert that was updated: its fields come from the latest version, which the rules saw last. */
+	if (n_forward > 1 && (rc = lookup_alert(cmd, c, d->chain[n_forward - 1], &d->original, &o, &received)) != 0) {
+		local_client_free(c);
+		return rc;
+	}
+	local_client_free(c);
+	if (o == NULL)
+		return cli_usage_error("%s: --cancel %s: its latest version %s is no longer at this agent (nothing was "
+				       "queued)", cmd, d->refers_to, d->chain[n_forward - 1]);
 	d->alert.msg_type = d->refers_type;
-	d->reference[0] = (char *)d->refers_to;
+	for (size_t i = 0; i < d->n_chain; i++)
+		d->reference[i] = d->chain[i];
 	d->alert.references = d->reference;
-	d->alert.n_references = 1;
+	d->alert.n_references = d->n_chain;
 	if (d->alert.category == 0)
 		d->alert.category = o->category;
 	if (d->alert.severity == 0)

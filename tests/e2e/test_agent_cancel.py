@@ -8,7 +8,9 @@ receivers see msg_type update, the reference, the copied fields and, in text, "U
 `xba send --cancel ID --note REASON` needs no headline and also reaches the same nodes, shown as "CANCEL of ID";
 the receivers' agents then show the alert itself as REPLACED, then WITHDRAWN, no longer waiting for an
 acknowledgement.
-`xba track` of each lists exactly the alert's recipients.  An emergency broadcast withdrawn with `xba send
+`xba track` of each lists exactly the alert's recipients.  The cancel of an updated alert names every version, so
+the update is withdrawn with it; a withdrawn alert cannot be updated or withdrawn again, an update must name the
+latest version, and the cancel of an update also names the versions before it.  An emergency broadcast withdrawn with `xba send
 --cancel` stays an emergency, so the cancel reaches every node like the broadcast did, and `xba watch --remind 1`,
 which recalled the unacknowledged broadcast every second, says it was withdrawn and recalls it no more.  Refused before anything is
 queued: LBY cancelling NER's alert (its origin named), an id the agent does not hold, both flags together, and an
@@ -100,11 +102,12 @@ def main(t):
     t.check(reached(cancel_id), "the cancel reaches LBY, TCD and DZA")
     t.eq(sorted(track(cancel_id)), sorted(recipients), "xba track of the cancel: exactly the alert's recipients")
     shown = (watches["TCD"].by_id(cancel_id) or [{}])[0]
-    t.check(shown.get("msg_type") == "cancel" and shown.get("references") == [alert_id] and
+    t.check(shown.get("msg_type") == "cancel" and shown.get("references") == [alert_id, update_id] and
             shown.get("note") == "Fausse alerte : véhicules de l'armée" and not shown.get("info"),
-            "TCD sees a cancel referring to the alert, with the reason as its note and no text", str(shown)[:500])
+            "TCD sees a cancel referring to the alert and to its update (every version), with the reason as its "
+            "note and no text", str(shown)[:500])
     r = agents["TCD"].cli("history", "--id", cancel_id, net=net)
-    t.check(f"CANCEL of {alert_id} (withdrawn by its sender)" in r.out and "note: Fausse alerte" in r.out,
+    t.check(f"CANCEL of {alert_id}, {update_id} (withdrawn by its sender)" in r.out and "note: Fausse alerte" in r.out,
             "xba history at TCD (text): 'CANCEL of ID (withdrawn by its sender)' and the note", r.out)
     r = agents["TCD"].cli("history", "--id", alert_id, net=net)
     t.check(f"WITHDRAWN by its sender (xba history --id {cancel_id})" in r.out and
@@ -113,10 +116,37 @@ def main(t):
     got = agents["TCD"].history("--id", alert_id)
     t.check(len(got) == 1 and got[0].get("superseded") == "withdrawn" and got[0].get("superseded_by") == cancel_id,
             "history --json: superseded withdrawn, superseded_by the cancel", str(got)[:300])
+    got = agents["TCD"].history("--id", update_id)
+    t.check(len(got) == 1 and got[0].get("superseded") == "withdrawn" and got[0].get("superseded_by") == cancel_id,
+            "... and the update is withdrawn with it: no version of the alert stays live", str(got)[:300])
     pending = [e.get("id") for e in agents["TCD"].history("--unacknowledged")]
-    t.check(alert_id not in pending and cancel_id in pending and update_id in pending,
-            "history --unacknowledged at TCD: not the withdrawn alert; the update and the cancel, which officers "
-            "acknowledge like any message", str(pending))
+    t.check(alert_id not in pending and update_id not in pending and cancel_id in pending,
+            "history --unacknowledged at TCD: neither withdrawn version; the cancel, which officers acknowledge "
+            "like any message", str(pending))
+    r = ner.cli("send", "--update", alert_id, "--lang", "fr", "--headline", "Encore un convoi", net=net)
+    t.check(r.rc == 2 and f"withdrawn already, by {cancel_id}" in r.err and "nothing was queued" in r.err,
+            "an update of the withdrawn alert is refused, naming the cancel (it would bring the alert back)", repr(r))
+    r = ner.cli("send", "--cancel", update_id, net=net)
+    t.check(r.rc == 2 and "withdrawn already" in r.err, "a second cancel (of its update) is refused too", repr(r))
+
+    # ---- a cancel of the latest version withdraws the earlier ones --------------------------------------------------
+    r = ner.cli("send", "--category", "trafficking", "--severity", "severe", "--lang", "fr", "--headline",
+                "Réseau de traite vers Agadez", net=net)
+    w1 = x.sent_id(r)
+    r = ner.cli("send", "--update", w1, "--lang", "fr", "--headline", "Réseau de traite : 12 victimes", net=net)
+    w2 = x.sent_id(r)
+    t.check(r.rc == 0 and reached(w2), "an alert and its update reach DZA, LBY and TCD")
+    r = ner.cli("send", "--update", w1, "--lang", "fr", "--headline", "Réseau de traite : 14 victimes", net=net)
+    t.check(r.rc == 2 and f"replaced by a later version, {w2}" in r.err,
+            "an update of a version already replaced is refused, naming the latest", repr(r))
+    r = ner.cli("send", "--cancel", w2, "--note", "erreur d'identification", net=net)
+    w3 = x.sent_id(r)
+    t.check(r.rc == 0 and reached(w3), "the cancel of the update reaches DZA, LBY and TCD")
+    shown = (watches["LBY"].by_id(w3) or [{}])[0]
+    t.eq(shown.get("references"), [w2, w1], "it names the update and the alert it replaced")
+    got = agents["LBY"].history("--id", w1)
+    t.check(len(got) == 1 and got[0].get("superseded") == "withdrawn",
+            "LBY shows the first version withdrawn too, not merely replaced", str(got)[:300])
 
     # ---- the rules change between an alert and its cancel ---------------------------------------------------------
     r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
@@ -168,14 +198,20 @@ def main(t):
     t.check(reminder not in recall.text()[after:], "... and recalls it no more (2.5 s at --remind 1)",
             recall.text()[after:][-600:])
 
-    # `xba broadcast --cancel` does the same as a broadcast (no --headline needed).
     r = ner.cli("broadcast", "--cancel", emergency, "--note", "sent by mistake (repeated)", net=net)
+    t.check(r.rc == 2 and f"withdrawn already, by {withdrawn}" in r.err,
+            "withdrawing it a second time is refused, naming the first cancel", repr(r))
+
+    # `xba broadcast --cancel` does the same as a broadcast (no --headline needed).
+    r = ner.cli("broadcast", "--headline", "Exercice de diffusion envoyé par erreur", net=net)
+    emergency2 = x.sent_id(r)
+    r = ner.cli("broadcast", "--cancel", emergency2, "--note", "sent by mistake (again)", net=net)
     again = x.sent_id(r)
-    t.eq(r.rc, 0, "xba broadcast --cancel of the broadcast: accepted")
+    t.eq(r.rc, 0, "xba broadcast --cancel of another broadcast: accepted")
     t.check(net.run_until(lambda: watches["TCD"].has(again), t.t(10)), "TCD receives it")
     shown = (watches["TCD"].by_id(again) or [{}])[0]
-    t.check(shown.get("msg_type") == "cancel" and shown.get("references") == [emergency] and
-            shown.get("emergency") is True and shown.get("note") == "sent by mistake (repeated)",
+    t.check(shown.get("msg_type") == "cancel" and shown.get("references") == [emergency2] and
+            shown.get("emergency") is True and shown.get("note") == "sent by mistake (again)",
             "... an emergency cancel of the broadcast, with its note", str(shown)[:400])
 
     # ---- refused before anything is queued ----------------------------------------------------------------------
@@ -187,7 +223,10 @@ def main(t):
     t.check(r.rc == 2 and "holds no alert" in r.err, "a cancel of an id the agent does not hold: exit 2", repr(r))
     r = ner.cli("send", "--cancel", alert_id, "--update", alert_id, "--headline", "x", net=net)
     t.check(r.rc == 2 and "one --update or --cancel" in r.err, "--update and --cancel together: exit 2", repr(r))
-    r = ner.cli("send", "--update", alert_id, net=net)
+    r = ner.cli("send", "--category", "smuggling", "--severity", "minor", "--lang", "fr", "--headline",
+                "Véhicule suspect", net=net)
+    live = x.sent_id(r)
+    r = ner.cli("send", "--update", live, net=net)
     t.check(r.rc == 2 and "--headline is required" in r.err, "an update without a headline: exit 2", repr(r))
     r = ner.cli("send", "--cancel", "not-an-id", net=net)
     t.check(r.rc == 2 and "not an alert id" in r.err, "--cancel with something that is not an id: exit 2", repr(r))
