@@ -304,6 +304,13 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 		fprintf(out, "   %s", states[st]);
 		if (entry->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED)
 			fprintf(out, ", %u recipient%s", entry->recipients, entry->recipients == 1 ? "" : "s");
+		if (entry->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED && entry->publish_result != 0) {
+			fprintf(out, ": %s%s", frame_error_code_name(entry->publish_result),
+			    entry->publish_field != NULL && entry->publish_field[0] ? " " : "");
+			put_text(out, entry->publish_field, false);
+			fputs(": ", out);
+			put_text(out, entry->publish_message, false);
+		}
 		fputc('\n', out);
 	} else if (entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
 		/* Withdrawn by its own sender: nothing left to acknowledge. */
@@ -389,6 +396,12 @@ display_entry_json(FILE *out, const Xba__V1__InboxEntry *entry)
 
 		jsonw_string(&w, "publish_state", states[entry->publish_state <= 3 ? entry->publish_state : 0]);
 		jsonw_int(&w, "recipients", entry->recipients);
+		if (entry->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED) {
+			jsonw_string(&w, "refused_code", entry->publish_result ? frame_error_code_name(entry->publish_result)
+									     : "");
+			jsonw_string(&w, "refused_field", entry->publish_field ? entry->publish_field : "");
+			jsonw_string(&w, "refused_message", entry->publish_message ? entry->publish_message : "");
+		}
 	} else {
 		jsonw_bool(&w, "acknowledged", entry->acknowledged);
 		jsonw_string(&w, "acknowledged_by", entry->acknowledged_by ? entry->acknowledged_by : "");

@@ -217,6 +217,11 @@ entry_init(Xba__V1__InboxEntry *e, const struct store_row *row, Xba__V1__Alert *
 	if (row->outgoing) {
 		e->publish_state = (Xba__V1__PublishState)row->state;
 		e->recipients = row->recipients;
+		if (e->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED) {
+			e->publish_result = (Xba__V1__ErrorCode)row->result;
+			e->publish_message = (char *)row->message;
+			e->publish_field = (char *)row->field;
+		}
 	}
 }
 

@@ -13,11 +13,14 @@ Real xba-broker and a real xba-agent NER:
   must do, instead of "link down or busy" while the link is up; `xba status` prints the same line, and
   `xba status --json` has outbox_held_alert / outbox_held_code.  Once the broker is given the key and reloads, the
   alert goes out, and the HELD line goes.
+- With the broker down, an alert whose expiry passes before it comes back is refused by the broker then
+  (ALERT_EXPIRED): `xba history --outgoing` shows the code in text and refused_code / refused_message in JSON.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_held.py BUILD_DIR SOURCE_ROOT
 """
 import os
 import sys
+import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -78,6 +81,24 @@ def main(t):
     out = [e for e in ner.history("--outgoing") if e.get("id") == alert_id]
     t.check(out and out[0].get("publish_state") == "accepted", "history --outgoing: the alert accepted", str(out))
     t.check("HELD" not in ner.cli("status").out, "xba status: no HELD line any more")
+
+    # ---- refused later: the history keeps the broker's code and message ------------------------------------------
+    broker.stop()
+    expires = x.now_ms() + 4000
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                "Convoi : information valable quelques secondes", "--expires", x.rfc3339(expires + 1000), "--wait", "0")
+    late = x.sent_id(r)
+    t.eq(r.rc, 3, "with the broker down, an alert expiring in seconds is queued")
+    time.sleep(max(0, (expires + 2500 - x.now_ms()) / 1000))
+    broker.start()
+    s = ner.wait_status(lambda s: s.get("outbox_depth") == 0, t.t(20)) or {}
+    t.eq(s.get("outbox_depth"), 0, "the broker is back: the outbox drains")
+    out = [e for e in ner.history("--outgoing") if e.get("id") == late]
+    t.check(out and out[0].get("publish_state") == "refused" and out[0].get("refused_code") == "ALERT_EXPIRED" and
+            out[0].get("refused_message"), "history --outgoing --json: refused, ALERT_EXPIRED and the broker's message",
+            str(out)[:400])
+    r = ner.cli("history", "--outgoing", "--id", late)
+    t.check("REFUSED by the broker: ALERT_EXPIRED" in r.out, "history --outgoing (text): the code", r.out)
 
 
 if __name__ == "__main__":
