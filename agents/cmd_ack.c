@@ -88,8 +88,16 @@ cmd_ack(int argc, char **argv)
 		status = CLI_EXIT_OK;
 	} else if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY &&
 	    reply->ack_reply->result == XBA__V1__ERROR_CODE__UNKNOWN_ALERT) {
-		cli_usage_error("ack: no alert %s in this country's inbox (xba history shows what is there)",
-		    argv[optind]);
+		if (strstr(reply->ack_reply->message, "was sent by this country") != NULL)
+			cli_usage_error("ack: %s", reply->ack_reply->message);
+		else
+			cli_usage_error("ack: no alert %s in this country's inbox (xba history shows what is there)",
+			    argv[optind]);
+		status = CLI_EXIT_FAILED;
+	} else if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY &&
+	    reply->ack_reply->result == XBA__V1__ERROR_CODE__DUPLICATE) {
+		/* Not bad input: the thing asked for is already true.  Nothing is sent twice. */
+		cli_usage_error("ack: %s; nothing sent again", reply->ack_reply->message);
 		status = CLI_EXIT_FAILED;
 	} else {
 		cli_usage_error("ack: not acknowledged: %s",

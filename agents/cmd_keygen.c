@@ -34,6 +34,29 @@ keygen_usage(FILE *out)
 	    "  --role ROLE  role for the region.yaml entry (default: member for ISO 3166 codes, else observer)\n");
 }
 
+/* mkdir -p, each new directory 0700 (as --help says); errno set on failure. */
+static int
+make_dirs(const char *path)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf)) {
+		errno = len == 0 ? ENOENT : ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return -1;
+		buf[i] = i < len ? '/' : '\0';
+	}
+	return 0;
+}
+
 int
 cmd_keygen(int argc, char **argv)
 {
@@ -82,7 +105,7 @@ cmd_keygen(int argc, char **argv)
 		return cli_usage_error("keygen: --node '%s': a member's id must be an ISO 3166-1 alpha-3 code", node);
 	if (name != NULL && (!syntax_utf8_valid(name, strlen(name)) || strlen(name) > 128 || strchr(name, '"')))
 		return cli_usage_error("keygen: --name must be UTF-8 text of at most 128 bytes without '\"'");
-	if (mkdir(out, 0700) != 0 && errno != EEXIST)
+	if (make_dirs(out) != 0)
 		return cli_usage_error("keygen: cannot create %s: %s", out, strerror(errno));
 
 	if (keys_generate(node, out, &signer, &curve, &err) != 0)

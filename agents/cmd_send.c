@@ -155,8 +155,8 @@ check_draft(const char *cmd, const Xba__V1__Alert *a)
 		if (!syntax_language_tag_valid(info->language))
 			return cli_usage_error("%s: --lang '%s' is not a language tag (ar, fr, en, fr-NE ...)", cmd,
 			    info->language);
-		if (info->headline == NULL || info->headline[0] == '\0')
-			return cli_usage_error("%s: the '%s' text has no --headline", cmd, info->language);
+		if (info->headline == NULL || info->headline[strspn(info->headline, " \t")] == '\0')
+			return cli_usage_error("%s: the '%s' text has no --headline (or only blanks)", cmd, info->language);
 	}
 	if (a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ALERT || a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE) {
 		if (a->category == 0)
@@ -458,14 +458,18 @@ parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struc
 		case OPT_INSTRUCTION:
 			if ((info = draft_info(d, NULL)) == NULL)
 				return cli_usage_error("%s: at most %d languages", cmd, ALERT_MAX_INFO);
-			if (opt == OPT_HEADLINE)
-				info->headline = optarg;
-			else if (opt == OPT_EVENT)
-				info->event = optarg;
-			else if (opt == OPT_DESCRIPTION)
-				info->description = optarg;
-			else
-				info->instruction = optarg;
+			{
+				char **slot = opt == OPT_HEADLINE ? &info->headline : opt == OPT_EVENT ? &info->event
+					    : opt == OPT_DESCRIPTION ? &info->description : &info->instruction;
+
+				/* The second would silently replace the first: an officer's text is never dropped. */
+				if (*slot != NULL && (*slot)[0] != '\0')
+					return cli_usage_error("%s: %s given twice for the '%s' text (each --lang starts a "
+					    "new text; one of each per language)", cmd, opt == OPT_HEADLINE ? "--headline"
+					    : opt == OPT_EVENT ? "--event" : opt == OPT_DESCRIPTION ? "--description"
+					    : "--instruction", info->language);
+				*slot = optarg;
+			}
 			break;
 		case OPT_AREA:
 			if (d->alert.n_areas == ALERT_MAX_AREAS)
@@ -821,7 +825,10 @@ resolve_expiry(const char *cmd, struct draft *d)
 		return cli_usage_error("%s: --expires '%s' is neither an RFC 3339 time nor a duration like 6h", cmd,
 		    d->expires_text);
 	if (when <= clock_now_ms())
-		return cli_usage_error("%s: --expires '%s' is in the past", cmd, d->expires_text);
+		return cli_usage_error("%s: --expires '%s' is not in the future", cmd, d->expires_text);
+	if (when - clock_now_ms() > ALERTYAML_MAX_DURATION_DAYS * 86400000LL)
+		return cli_usage_error("%s: --expires '%s' is more than %d days ahead (as in an alert file)", cmd,
+		    d->expires_text, ALERTYAML_MAX_DURATION_DAYS);
 	d->alert.expires_ms = when;
 	return 0;
 }
@@ -1178,8 +1185,9 @@ cmd_broadcast(int argc, char **argv)
 	local_client_free(c);
 	for (size_t i = 0; i < table.n; i++) {
 		if (table.rows[i].refused_ms != 0 && table.rows[i].delivered_ms == 0) {
-			printf("REFUSED by the agent of at least one node: its region.yaml is probably older than this "
-			       "country's key (ask the secretariat); xba track shows a later release\n");
+			printf("REFUSED by the agent of at least one node (%s): %s; xba track shows a later release\n",
+			    table.rows[i].reason[0] ? table.rows[i].reason : "?",
+			    display_refusal_advice(table.rows[i].reason));
 			return CLI_EXIT_FAILED;
 		}
 	}

@@ -2,7 +2,7 @@
  * cmd_status.c — `xba status` (is this country connected, is anything stuck in the outbox, when did the last
  * alert arrive) and `xba track ID` (for an alert this country sent: who has it, who acknowledged, who was withheld
  * and by which rule — the "fail loudly" view of DESIGN.md) and `xba quarantine` (the deliveries this country's
- * agent refused after its own verification, and why: the broker counts them as delivered, the inbox does not
+ * agent refused after its own verification, and why: the broker records them as refused, the inbox does not
  * have them).
  */
 #include <getopt.h>
@@ -158,6 +158,7 @@ cmd_track(int argc, char **argv)
 	struct local_target target;
 	bool json = false;
 	char when[32], clean[256];
+	const char *first_refusal = NULL;
 	int rc;
 
 	local_target_defaults(&target);
@@ -213,12 +214,14 @@ cmd_track(int argc, char **argv)
 		delivered += st == 2 || st == 3;
 		acked += st == 3;
 		refused += st == 5;
+		if (st == 5 && first_refusal == NULL)
+			first_refusal = rs->reason;
 	}
 	if (!json)
 		printf("alert %s (journal seq %llu): routed to %zu, delivered %zu, acknowledged %zu%s", r->alert_id,
 		    (unsigned long long)r->seq, routed, delivered, acked, refused ? ", REFUSED " : "\n");
 	if (!json && refused)
-		printf("%zu (the recipient's region.yaml is probably older than this country's key)\n", refused);
+		printf("%zu: %s\n", refused, display_refusal_advice(first_refusal));
 	local_frame_free(reply);
 	return delivered == routed ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }
@@ -236,7 +239,7 @@ cmd_quarantine(int argc, char **argv)
 	local_target_defaults(&target);
 	rc = parse_simple("quarantine", argc, argv, &target, &json,
 	    "usage: xba quarantine [--json]\n\nDeliveries this agent's own verification refused and still holds, newest "
-	    "first (at most 100):\nthe broker counts them as delivered, officers do not see them.  Nearly always this\n"
+	    "first (at most 100):\nofficers do not see them, and the sender's xba track shows them REFUSED.  Nearly always this\n"
 	    "agent's region.yaml is older than the sender's key: install the current file and\nreload the agent; it "
 	    "verifies them again and releases what passes.\nExit status 1 while any are held.\n\n");
 	if (rc >= 0)

@@ -196,6 +196,20 @@ display_clean(const char *text, char *out, size_t size)
 	return out;
 }
 
+const char *
+display_refusal_advice(const char *code)
+{
+	if (code == NULL || code[0] == '\0' || strcmp(code, "UNKNOWN_KEY") == 0 || strcmp(code, "KEY_NOT_VALID") == 0)
+		return "the recipient's region.yaml is probably older than this country's key: ask the secretariat to send "
+		       "it the current file; it releases the alert on its reload";
+	if (strcmp(code, "KEY_REVOKED") == 0)
+		return "the key this alert was signed with is revoked: every recipient refuses it; send it again once this "
+		       "country has a current key";
+	if (strcmp(code, "MALFORMED_FRAME") == 0)
+		return "the recipient could not decode what the broker sent it: tell the secretariat";
+	return "the recipient's agent could not verify the alert: tell the secretariat";
+}
+
 /* "   LABEL" + text + "\n": one line of an alert's block. */
 static void
 put_line(FILE *out, const char *label, const char *text, bool lines)

@@ -46,6 +46,10 @@ const char *display_held_outbox(const Xba__V1__AgentStatusReply *s, char *out, s
  */
 const char *display_clean(const char *text, char *out, size_t size);
 
+/* What a recipient agent's refusal code (DeliveryAck.refused, as track and broadcast --wait show it) most likely
+ * means for the sender, and what to do: one sentence. */
+const char *display_refusal_advice(const char *code);
+
 /* "2026-11-25 16:40:12Z" into out (>= 24 bytes). */
 char *display_time(int64_t ms, char *out, size_t size);
 

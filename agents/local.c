@@ -753,6 +753,12 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 	}
 	rc = store_inbox_get(agent->store, req->alert_id, &row, &err);
 	if (rc == XBA_ENOTFOUND) {
+		/* This country's own alert is in no inbox here: its recipients acknowledge it, not its sender. */
+		if (store_outgoing_get(agent->store, req->alert_id, &row, &err) == 0) {
+			store_row_clear(&row);
+			snprintf(err.msg, sizeof(err.msg), "alert %s was sent by this country: its recipients acknowledge "
+			    "it (xba track %s shows who did)", req->alert_id, req->alert_id);
+		}
 		reply_ack(agent, peer, ref, XBA__V1__ERROR_CODE__UNKNOWN_ALERT, "", err.msg);
 		return;
 	}
@@ -1178,7 +1184,7 @@ hold_quarantined(void *ctx, const struct store_quarantined *q)
 }
 
 /* `xba quarantine`: what this agent refused and still holds, so that an officer can say why an alert the broker
- * counts as delivered is not in the inbox. */
+ * routed here (and records as refused) is not in the inbox. */
 static void
 handle_quarantine(struct agent *agent, const struct local_peer *peer, uint64_t ref,
     const Xba__V1__QuarantineRequest *req)

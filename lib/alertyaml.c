@@ -267,6 +267,13 @@ read_expiry(struct loader *l, const struct ynode *node, const char *path, int64_
 		return ydoc_error(l->doc, node, l->err, path,
 		    "expected an RFC 3339 date-time such as 2026-11-26T06:00:00Z, or a duration such as 90m, 6h or 2d, "
 		    "found '%s'", quote(text, q));
+	/* Said here, at the key, rather than by the validation later as two numbers of milliseconds. */
+	if (ms <= base_ms) {
+		char base[40];
+
+		return ydoc_error(l->doc, node, l->err, path, "%s is not after the alert's %s (%s)", quote(text, q),
+		    l->alert->sent_ms != 0 ? "sent time" : "time of loading", clock_format_rfc3339(base_ms, base, sizeof(base)));
+	}
 	*out = ms;
 	return 0;
 }

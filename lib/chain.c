@@ -411,6 +411,17 @@ chain_open_readonly(const char *path, sqlite3 **db, struct xba_error *err)
 	version = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	st = NULL;
+	/* Backups of both kinds of file sit side by side (docs/operations.md section 7): name the wrong one. */
+	if (sqlite3_prepare_v2(*db, "SELECT count(*) FILTER (WHERE name = 'alerts'), count(*) FILTER (WHERE name IN"
+	    " ('inbox', 'outgoing')) FROM sqlite_master WHERE type = 'table'", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0 && sqlite3_column_int(st, 1) > 0) {
+		rc = xba_error_set(err, XBA_EDECODE, "journal %s: this is an xba-agent's store (it has an inbox and an "
+		    "outbox), not the broker's journal: audit the broker's journal.sqlite, and check a country's agent "
+		    "against it with --agent-records", path);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
 	if (version < 1) {
 		rc = xba_error_set(err, XBA_EDECODE, "journal %s: not an XBA journal (no schema version)", path);
 		goto fail;

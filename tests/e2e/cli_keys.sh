@@ -49,6 +49,9 @@ expect "keygen bad node id" 2 "not a node id" "$XBA" keygen --node ner --out "$w
 expect "keygen member not ISO 3166" 2 "ISO 3166" "$XBA" keygen --node XYZ --role member --out "$work/x"
 expect "keygen unknown option" 2 "unknown or incomplete option" "$XBA" keygen --colour red --node NER --out "$work/x"
 expect "keygen --help" 0 "usage: xba keygen" "$XBA" keygen --help
+expect "keygen --out with missing parents" 0 "keys for TCD written to" "$XBA" keygen --node TCD --out "$work/new/nested/keys"
+[ "$(stat -c %a "$work/new/nested")" = 700 ] && pass "keygen: the parents it made are 0700" ||
+	fail "keygen: parent mode $(stat -c %a "$work/new/nested")"
 expect "unknown command" 2 "unknown command" "$XBA" frobnicate
 
 # A sealed alert verifies, and names its signer.

@@ -46,6 +46,9 @@ FILES = {
     "unknown-node.yaml": ("category: smuggling\nseverity: severe\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
                           "to: [DZA, XYZ]\ninfo:\n  - language: fr\n    headline: Convoi\n", None, "XYZ"),
     "not-utf8.yaml": (None, r"not-utf8\.yaml:\d+:\d+:", ""),
+    "expires-before-sent.yaml": ("category: smuggling\nseverity: severe\nsent: 2026-11-25T10:00:00Z\n"
+                                 "expires: 2026-11-25T09:00:00Z\ninfo:\n  - language: fr\n    headline: Convoi\n",
+                                 r"expires-before-sent\.yaml:4:\d+:", "not after the alert's sent time"),
 }
 
 
@@ -56,7 +59,8 @@ def main(t):
 
     # One good alert first, so that "unchanged" is about a non-empty history.
     r = ner.cli("send", *GOOD)
-    t.check(r.rc == 0 and x.sent_id(r), "a valid send works (the baseline)", repr(r))
+    own_id = x.sent_id(r)
+    t.check(r.rc == 0 and own_id, "a valid send works (the baseline)", repr(r))
 
     def outgoing():
         return len(ner.history("--outgoing", "--limit", "1000"))
@@ -95,6 +99,7 @@ def main(t):
         return r
 
     unknown_id = str(uuid.uuid4())
+    case("ack of this country's own alert", ["ack", own_id], 1, ["sent by this country", "xba track"])
     # -- send: flags
     case("send --category piracy", ["send", "--category", "piracy", "--severity", "severe", "--headline", "h"], 2,
          ["piracy", "category"])
@@ -113,7 +118,13 @@ def main(t):
     case("send --tlp red without --to", ["send", *GOOD, "--tlp", "red"], 2, ["TLP:RED"])
     case("send --colour red (unknown option)", ["send", *GOOD, "--colour", "red"], 2, ["--colour"])
     case("send --expires tomorrow", ["send", *GOOD, "--expires", "tomorrow"], 2, ["tomorrow"])
-    case("send --expires in the past", ["send", *GOOD, "--expires", "2020-01-01T00:00:00Z"], 2, ["past"])
+    case("send --expires in the past", ["send", *GOOD, "--expires", "2020-01-01T00:00:00Z"], 2,
+         ["not in the future"])
+    case("send --expires 3651d", ["send", *GOOD, "--expires", "3651d"], 2, ["3650 days"])
+    case("send --headline twice in one language", ["send", *GOOD, "--headline", "Deuxième titre"], 2,
+         ["--headline given twice"])
+    case("send with a blank headline", ["send", "--category", "smuggling", "--severity", "severe", "--headline", "   "],
+         2, ["headline", "blanks"])
     case("send --param without =", ["send", *GOOD, "--param", "people_count"], 2, ["people_count"])
     case("send --wait abc", ["send", *GOOD, "--wait", "abc"], 2, ["abc"])
     case("send with a headline over 160 bytes", ["send", "--category", "smuggling", "--severity", "severe",

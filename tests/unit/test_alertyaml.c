@@ -238,12 +238,12 @@ test_spellings(struct check_state *st)
 	} else {
 		fprintf(stderr, "%s\n", err.msg);
 	}
-	a = load("tlp: red\nexpires: 2026-12-01\n", &err);
+	a = load("tlp: red\nexpires: 2036-12-01\n", &err);
 	CHECK(st, a != NULL);
 	if (a != NULL) {
 		int64_t t;
 
-		CHECK(st, clock_parse_rfc3339("2026-12-01T00:00:00Z", &t) == 0 && a->expires_ms == t);
+		CHECK(st, clock_parse_rfc3339("2036-12-01T00:00:00Z", &t) == 0 && a->expires_ms == t);
 		alertyaml_free(a);
 	}
 }
@@ -285,6 +285,10 @@ test_bad_times(struct check_state *st)
 	refused(st, "sent: 1969-12-31T00:00:00Z\n", XBA_ECONFIG, "t.yaml:1:7: sent:", "after 1970");
 	refused(st, "expires: 6x\n", XBA_ECONFIG, "t.yaml:1:10: expires:", "or a duration such as 90m, 6h or 2d");
 	refused(st, "expires: tomorrow\n", XBA_ECONFIG, "t.yaml:1:10: expires:", "RFC 3339");
+	refused(st, "sent: 2026-11-25T10:00:00Z\nexpires: 2026-11-25T09:00:00Z\n", XBA_ECONFIG, "t.yaml:2:10: expires: "
+	    "2026-11-25T09:00:00Z is not after the alert's sent time (2026-11-25T10:00:00Z)", NULL);
+	refused(st, "expires: 2020-01-01T00:00:00Z\n", XBA_ECONFIG, "t.yaml:1:10: expires:",
+	    "is not after the alert's time of loading");
 	refused(st, "expires: 0h\n", XBA_ECONFIG, "t.yaml:1:10: expires: duration '0h' must be more than zero", NULL);
 	refused(st, "expires: 3651d\n", XBA_ECONFIG, "t.yaml:1:10: expires:", "at most 3650d");
 	refused(st, "expires: 99999999999999h\n", XBA_ECONFIG, "t.yaml:1:10: expires:", "at most 3650d");

@@ -346,6 +346,11 @@ test_open_readonly(struct check_state *t)
 	CHECK(t, sqlite3_exec(f.db, "PRAGMA user_version = 0", NULL, NULL, NULL) == SQLITE_OK);
 	CHECK_CODE(t, chain_open_readonly(f.path, &db, &err), XBA_EDECODE);
 	CHECK_CONTAINS(t, err.msg, "not an XBA journal");
+	/* An agent's store given by mistake (the backups sit side by side): named as such. */
+	CHECK(t, sqlite3_exec(f.db, "PRAGMA user_version = 3; ALTER TABLE alerts RENAME TO outgoing;"
+	    " CREATE TABLE inbox (id INTEGER)", NULL, NULL, NULL) == SQLITE_OK);
+	CHECK_CODE(t, chain_open_readonly(f.path, &db, &err), XBA_EDECODE);
+	CHECK_CONTAINS(t, err.msg, "is an xba-agent's store");
 	fixture_close(&f);
 
 	/* Not SQLite at all. */
