@@ -41,6 +41,7 @@
 #define FAILURES_LISTED 20 /* failures printed one by one; the rest are counted */
 #define VERSIONS_LISTED 8  /* other rules versions named in the routing summary */
 #define ROUTE_TEXT_MAX 400 /* a routing written out for a message */
+#define AUDIT_FILES_MAX 16 /* --region and --rules files each: every version put in force */
 
 static void
 audit_usage(FILE *out)
@@ -61,16 +62,17 @@ audit_usage(FILE *out)
 	    "    it, or sent by it and accepted) is in the journal at that seq, with the same bytes.\n"
 	    "It prints the tip to note for the next audit.\n"
 	    "\n"
-	    "  --region FILE   the region directory (region.yaml) whose keys signed the alerts\n"
-	    "  --rules FILE    the rules file (rules.yaml) to check routing against; entries routed by other versions\n"
-	    "                  of the rules are counted, not checked\n"
+	    "  --region FILE   the region directory (region.yaml) whose keys signed the alerts; give every version put\n"
+	    "                  in force (up to %d, newest last): an entry passes under the one of its day\n"
+	    "  --rules FILE    the rules file (rules.yaml) to check routing against, also repeatable; entries routed by\n"
+	    "                  other versions of the rules are counted, not checked\n"
 	    "  --tip SEQ:HASH  a tip noted from an earlier audit's output (\"tip: seq SEQ hash HASH\")\n"
 	    "  --agent-records compare with this country's agent (found as every xba command finds it, below)\n"
 	    "  --json          print one JSON object instead of text\n"
 	    "%s"
 	    "\n"
 	    "exit status: 0 every check passed, 1 a check failed, 2 wrong arguments or unreadable files\n",
-	    local_target_usage);
+	    AUDIT_FILES_MAX, local_target_usage);
 }
 
 struct failure {
@@ -95,9 +97,23 @@ struct other_version {
 	uint64_t entries, first_seq, last_seq;
 };
 
+/* A rules file loaded against one of the region files: rules name nodes and groups, so a routing is reproduced
+ * only with the directory it was made with, which the journal does not record. */
+struct routing_pair {
+	const struct directory *dir;
+	const struct rules *rules;
+};
+
 struct audit {
-	const struct directory *dir;          /* NULL: signatures are not checked */
-	const struct rules *rules;            /* NULL: routing is not checked */
+	const struct directory *dirs[AUDIT_FILES_MAX]; /* --region files, in the order given; none: no signatures */
+	size_t n_dirs;
+	struct routing_pair pairs[AUDIT_FILES_MAX * AUDIT_FILES_MAX]; /* every (rules, region) that loads; none: no
+								       * routing checked */
+	size_t n_pairs;
+	const struct rules *rules_files[AUDIT_FILES_MAX]; /* --rules files, one load each, for the summary */
+	size_t n_rules_files;
+	const struct directory *dir;          /* the routing being tried: its directory ... */
+	const struct rules *rules;            /* ... and rules */
 	struct chain *expect;                 /* --rules: hashes an entry with the routing the rules give */
 	sqlite3_stmt *find_origin;            /* --rules: the origin of an acknowledged alert, by id */
 	sqlite3_stmt *routing_rows;           /* --rules: an entry's journaled routing, for a message */
@@ -349,9 +365,16 @@ superseded_recipients(struct audit *a, const struct chain_entry *e, const Xba__V
 	return 0;
 }
 
-/* Routes the alert again and compares, through the chain hash, with what the journal recorded. */
-static void
-check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert *alert)
+enum route_verdict {
+	ROUTE_MATCH,      /* exactly the journaled routing */
+	ROUTE_DIFFERS,    /* why says how */
+	ROUTE_UNCHECKED,  /* what it depends on was pruned, or did not fit */
+};
+
+/* Routes the alert again with a->rules and a->dir and compares, through the chain hash, with what the journal
+ * recorded. */
+static enum route_verdict
+route_once(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert *alert, char *why, size_t why_size)
 {
 	struct xba_error err = { 0 };
 	struct route route = { 0 };
@@ -361,13 +384,10 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 	struct route_inputs inputs = { 0 };
 	const struct route_entry **sorted = NULL;
 	uint8_t expected[CHAIN_HASH_LEN];
+	enum route_verdict verdict;
 	size_t n;
 	int rc;
 
-	if (!column_is(e->rules_version, e->rules_version_len, rules_version(a->rules))) {
-		count_other_version(a, e);
-		return;
-	}
 	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK && alert->n_references > 0) {
 		/* An ACK goes to the origin of what it acknowledges: the broker looked it up in the journal, so do we. */
 		sqlite3_stmt *st = a->find_origin;
@@ -376,10 +396,8 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 		if (sqlite3_step(st) == SQLITE_ROW)
 			snprintf(acked_origin, sizeof(acked_origin), "%s", (const char *)sqlite3_column_text(st, 0));
 		sqlite3_reset(st);
-		if (acked_origin[0] == '\0') {
-			a->routes_unchecked++; /* what it acknowledges was pruned: its origin is no longer known */
-			return;
-		}
+		if (acked_origin[0] == '\0')
+			return ROUTE_UNCHECKED; /* what it acknowledges was pruned: its origin is no longer known */
 	}
 	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
 		size_t max = a->dir->n_nodes;
@@ -389,8 +407,7 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 		    superseded_recipients(a, e, alert, had_nodes, had, max, &inputs.n_superseded_recipients) != 0) {
 			free(had_nodes);
 			free(had);
-			a->routes_unchecked++;
-			return;
+			return ROUTE_UNCHECKED;
 		}
 		inputs.superseded_recipients = had;
 	}
@@ -399,16 +416,13 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 	free(had_nodes);
 	free(had);
 	if (rc != 0) {
-		note_failure(a, e, "ROUTED OTHERWISE", rc, "the rules refuse to route it (%s), but the journal routed it",
-		    err.msg);
-		a->routes_failed++;
-		return;
+		snprintf(why, why_size, "the rules refuse to route it (%s), but the journal routed it", err.msg);
+		return ROUTE_DIFFERS;
 	}
 	n = route.n_recipients + route.n_withheld;
 	if ((sorted = calloc(n + 1, sizeof(*sorted))) == NULL) {
 		route_clear(&route);
-		a->routes_unchecked++;
-		return;
+		return ROUTE_UNCHECKED;
 	}
 	/* rules_route sorts each list by node_index, and directory.nodes is sorted by id bytewise: the order in which
 	 * the journal hashed the pairs. */
@@ -425,18 +439,58 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 	if (rc == 0)
 		rc = chain_hash(a->expect, e->prev_hash, e, expected, &err);
 	if (rc != 0) {
-		a->routes_unchecked++;
+		verdict = ROUTE_UNCHECKED;
 	} else if (memcmp(expected, e->hash, CHAIN_HASH_LEN) == 0) {
-		a->routes_ok++;
+		verdict = ROUTE_MATCH;
 	} else {
-		char difference[2 * ROUTE_TEXT_MAX];
-
-		routing_difference(a, e->seq, sorted, route.n_recipients, n, difference, sizeof(difference));
-		note_failure(a, e, "ROUTED OTHERWISE", 0, "%s", difference);
-		a->routes_failed++;
+		routing_difference(a, e->seq, sorted, route.n_recipients, n, why, why_size);
+		verdict = ROUTE_DIFFERS;
 	}
 	free(sorted);
 	route_clear(&route);
+	return verdict;
+}
+
+/*
+ * The entry's routing against every (rules, region) pair whose rules version routed it: it passes when one of them
+ * gives exactly the journaled routing (the region files are every directory put in force, and the journal does not
+ * say which one was).  A difference is reported against the last pair tried: the newest files, if given last.
+ */
+static void
+check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert *alert)
+{
+	char difference[2 * ROUTE_TEXT_MAX] = "";
+	bool candidate = false, differs = false;
+
+	for (size_t i = 0; i < a->n_pairs; i++) {
+		char why[2 * ROUTE_TEXT_MAX];
+		enum route_verdict v;
+
+		if (!column_is(e->rules_version, e->rules_version_len, rules_version(a->pairs[i].rules)))
+			continue;
+		candidate = true;
+		a->dir = a->pairs[i].dir;
+		a->rules = a->pairs[i].rules;
+		why[0] = '\0';
+		v = route_once(a, e, alert, why, sizeof(why));
+		if (v == ROUTE_MATCH) {
+			a->routes_ok++;
+			return;
+		}
+		if (v == ROUTE_DIFFERS) {
+			differs = true;
+			snprintf(difference, sizeof(difference), "%s%s", why, a->n_dirs > 1 ? " (under each region file "
+			    "given; this with the last)" : "");
+		}
+	}
+	if (!candidate) {
+		count_other_version(a, e);
+	} else if (differs) {
+		note_failure(a, e, "ROUTED OTHERWISE", 0, "%s", difference);
+		a->routes_failed++;
+	} else {
+		a->routes_unchecked++;
+	}
 }
 
 /* ---- the agent's records (--agent-records) ---- */
@@ -594,15 +648,35 @@ visit_entry(void *ctx, const struct chain_entry *e, const uint8_t *envelope, siz
 	struct audit *a = ctx;
 
 	(void)err;
-	if (a->dir != NULL) {
+	if (a->n_dirs > 0) {
 		struct xba_error open_err = { 0 };
 		struct envelope_opened opened;
-		int rc = envelope_open(a->dir, envelope, envelope_len, e->received_ms, &opened, &open_err);
+		int rc = -1;
 
+		/* Signed under one of the directories put in force: the broker checked it against the one of its day. */
+		for (size_t i = 0; i < a->n_dirs && rc != 0; i++) {
+			if (i > 0)
+				envelope_opened_clear(&opened);
+			rc = envelope_open(a->dirs[i], envelope, envelope_len, e->received_ms, &opened, &open_err);
+		}
+		if (rc != 0 && a->n_dirs > 1) {
+			size_t len = strlen(open_err.msg);
+
+			snprintf(open_err.msg + len, sizeof(open_err.msg) - len, " (under each of the %zu region files; "
+			    "this with the last)", a->n_dirs);
+		}
+		/* A revocation in any of the files stands: an older file, written before the key was stolen, must not
+		 * pass what its thief signed. */
+		for (size_t i = 0; rc == 0 && i < a->n_dirs; i++) {
+			const struct dir_key *k = directory_key(a->dirs[i], opened.key->key_id);
+
+			if (k != NULL && k->revoked_at_ms <= e->received_ms)
+				rc = directory_key_usable(a->dirs[i], k, e->sent_ms, e->received_ms, &open_err);
+		}
 		if (check_signature(a, e, &opened, rc, open_err.msg)) {
-			if (a->rules != NULL)
+			if (a->n_pairs > 0)
 				check_routing(a, e, opened.alert);
-		} else if (a->rules != NULL) {
+		} else if (a->n_pairs > 0) {
 			a->routes_unchecked++; /* what it says cannot be trusted, so neither can a routing of it */
 		}
 		envelope_opened_clear(&opened);
@@ -680,14 +754,16 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 	}
 	if (a->n_failures > FAILURES_LISTED)
 		printf("... and %" PRIu64 " more\n", a->n_failures - FAILURES_LISTED);
-	if (a->dir != NULL)
-		printf("signatures: %" PRIu64 " of %" PRIu64 " verified against the region directory%s\n",
-		    a->signatures_ok, a->signatures_ok + a->signatures_failed,
+	if (a->n_dirs > 0)
+		printf("signatures: %" PRIu64 " of %" PRIu64 " verified against the region director%s%s\n",
+		    a->signatures_ok, a->signatures_ok + a->signatures_failed, a->n_dirs > 1 ? "ies given" : "y",
 		    a->signatures_failed ? "; the others are NOT VALID" : "");
-	if (a->rules != NULL) {
-		printf("routing: %" PRIu64 " of %" PRIu64 " entries routed by rules version %.12s… checked: %" PRIu64
-		    " as the rules say, %" PRIu64 " ROUTED OTHERWISE", a->routes_ok + a->routes_failed,
-		    a->routes_ok + a->routes_failed + a->routes_unchecked, rules_version(a->rules), a->routes_ok,
+	if (a->n_pairs > 0) {
+		printf("routing: %" PRIu64 " of %" PRIu64 " entries routed by rules version", a->routes_ok + a->routes_failed,
+		    a->routes_ok + a->routes_failed + a->routes_unchecked);
+		for (size_t i = 0; i < a->n_rules_files; i++)
+			printf("%s %.12s…", i == 0 ? (a->n_rules_files > 1 ? "s" : "") : ",", rules_version(a->rules_files[i]));
+		printf(" checked: %" PRIu64 " as the rules say, %" PRIu64 " ROUTED OTHERWISE", a->routes_ok,
 		    a->routes_failed);
 		if (a->routes_unchecked > 0)
 			printf(", %" PRIu64 " not checkable (signature not valid, or the alert an ACK acknowledges or "
@@ -758,12 +834,16 @@ print_json(const char *path, const struct audit *a, const struct chain_walk_resu
 		jsonw_int(&w, "tip_seq", (int64_t)(r->checked ? r->last_seq : r->base_seq));
 		jsonw_string(&w, "tip_hash", encoding_hex(r->tip, CHAIN_HASH_LEN, hex));
 	}
-	if (a->dir != NULL) {
+	if (a->n_dirs > 0) {
 		jsonw_int(&w, "signatures_verified", (int64_t)a->signatures_ok);
 		jsonw_int(&w, "signatures_not_valid", (int64_t)a->signatures_failed);
 	}
-	if (a->rules != NULL) {
-		jsonw_string(&w, "rules_version", rules_version(a->rules));
+	if (a->n_pairs > 0) {
+		jsonw_string(&w, "rules_version", rules_version(a->rules_files[0]));
+		jsonw_array_begin(&w, "rules_versions");
+		for (size_t i = 0; i < a->n_rules_files; i++)
+			jsonw_string(&w, NULL, rules_version(a->rules_files[i]));
+		jsonw_array_end(&w);
 		jsonw_int(&w, "routes_as_rules_say", (int64_t)a->routes_ok);
 		jsonw_int(&w, "routes_otherwise", (int64_t)a->routes_failed);
 		jsonw_int(&w, "routes_not_checkable", (int64_t)a->routes_unchecked);
@@ -777,7 +857,7 @@ print_json(const char *path, const struct audit *a, const struct chain_walk_resu
 		jsonw_int(&w, "agent_records_pruned", (int64_t)a->records_pruned);
 		jsonw_int(&w, "agent_records_after_journal", (int64_t)a->records_after);
 	}
-	if (a->dir != NULL || a->n_records > 0) {
+	if (a->n_dirs > 0 || a->n_records > 0) {
 		jsonw_array_begin(&w, "failures");
 		for (uint64_t i = 0; i < a->n_failures && i < FAILURES_LISTED; i++) {
 			const struct failure *f = &a->failures[i];
@@ -832,6 +912,10 @@ audit_free(struct audit *a)
 	sqlite3_finalize(a->routed_to);
 	free(a->records);
 	chain_free(a->expect);
+	for (size_t i = 0; i < a->n_pairs; i++)
+		rules_free((struct rules *)a->pairs[i].rules);
+	for (size_t i = 0; i < a->n_dirs; i++)
+		directory_free((struct directory *)a->dirs[i]);
 	free(a);
 }
 
@@ -849,11 +933,10 @@ audit_verify(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct local_target target;
-	const char *region = NULL, *rules_path = NULL, *path, *tip = NULL;
+	const char *regions[AUDIT_FILES_MAX], *rules_paths[AUDIT_FILES_MAX], *path, *tip = NULL;
+	size_t n_regions = 0, n_rules_paths = 0;
 	struct xba_error err = { 0 }, walk_err = { 0 };
 	struct chain_walk_result result;
-	struct directory *dir = NULL;
-	struct rules *rules = NULL;
 	struct audit *a;
 	struct chain *chain = NULL;
 	sqlite3 *db = NULL;
@@ -870,8 +953,18 @@ audit_verify(int argc, char **argv)
 			continue;
 		switch (opt) {
 		case 'A': agent_records = true; break;
-		case 'r': region = optarg; break;
-		case 'R': rules_path = optarg; break;
+		case 'r':
+		case 'R':
+			if ((opt == 'r' ? n_regions : n_rules_paths) == AUDIT_FILES_MAX) {
+				audit_free(a);
+				return cli_usage_error("audit verify: at most %d --%s files", AUDIT_FILES_MAX,
+				    opt == 'r' ? "region" : "rules");
+			}
+			if (opt == 'r')
+				regions[n_regions++] = optarg;
+			else
+				rules_paths[n_rules_paths++] = optarg;
+			break;
 		case 't':
 			if (parse_tip(optarg, a) != 0) {
 				audit_free(a);
@@ -893,22 +986,39 @@ audit_verify(int argc, char **argv)
 		goto out;
 	}
 	path = argv[optind];
-	if (rules_path != NULL && region == NULL) {
+	if (n_rules_paths > 0 && n_regions == 0) {
 		cli_usage_error("audit verify: --rules needs --region (the rules name the region's nodes and groups)");
 		goto out;
 	}
-	if (region != NULL && (dir = directory_load(region, &err)) == NULL) {
-		cli_usage_error("audit verify: %s", err.msg);
-		goto out;
+	for (size_t i = 0; i < n_regions; i++) {
+		struct directory *d = directory_load(regions[i], &err);
+
+		if (d == NULL) {
+			cli_usage_error("audit verify: %s", err.msg);
+			goto out;
+		}
+		a->dirs[a->n_dirs++] = d;
 	}
-	if (rules_path != NULL && (rules = rules_load(rules_path, dir, &err)) == NULL) {
-		cli_usage_error("audit verify: %s", err.msg);
-		goto out;
+	/* Each rules file against each region file it fits: one of them was the pair in force for an entry. */
+	for (size_t k = 0; k < n_rules_paths; k++) {
+		size_t before = a->n_pairs;
+
+		for (size_t i = 0; i < a->n_dirs; i++) {
+			struct rules *r = rules_load(rules_paths[k], a->dirs[i], &err);
+
+			if (r == NULL)
+				continue;
+			a->pairs[a->n_pairs++] = (struct routing_pair){ a->dirs[i], r };
+			if (a->n_pairs == before + 1)
+				a->rules_files[a->n_rules_files++] = r;
+		}
+		if (a->n_pairs == before) {
+			cli_usage_error("audit verify: %s%s", err.msg, a->n_dirs > 1 ? " (with every --region file)" : "");
+			goto out;
+		}
 	}
-	a->dir = dir;
-	a->rules = rules;
 	if (chain_open_readonly(path, &db, &err) != 0 || (chain = chain_new(path, &err)) == NULL ||
-	    (rules != NULL && routing_check_open(a, db, path, &err) != 0)) {
+	    (a->n_pairs > 0 && routing_check_open(a, db, path, &err) != 0)) {
 		cli_usage_error("audit verify: %s", err.msg);
 		goto out;
 	}
@@ -946,7 +1056,7 @@ audit_verify(int argc, char **argv)
 	if (a->tip_seq != 0)
 		tip = tip_verdict(a, &result);
 	ok = rc == 0 && a->n_failures == 0 && (tip == NULL || strcmp(tip, "match") == 0) &&
-	    (rules == NULL || a->routes_ok > 0 || result.checked == 0);
+	    (a->n_pairs == 0 || a->routes_ok > 0 || result.checked == 0);
 	if (json)
 		print_json(path, a, &result, rc, walk_err.msg, tip, ok);
 	else
@@ -956,8 +1066,6 @@ out:
 	audit_free(a);
 	chain_free(chain);
 	sqlite3_close(db);
-	rules_free(rules);
-	directory_free(dir);
 	return rc;
 }
 
