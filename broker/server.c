@@ -19,6 +19,7 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "encoding.h"
 #include "frame.h"
 #include "log.h"
 #include "xba_config.h"
@@ -867,10 +868,30 @@ reload(struct server *server)
 	rules_free(server->rules);
 	server->dir = dir;
 	server->rules = rules;
-	log_info("event=rules.reloaded version=%s rules=%zu nodes=%zu", rules_version(rules), rules_count(rules),
-	    dir->n_nodes);
+	{
+		char region_version[65];
+
+		encoding_hex(dir->digest, 32, region_version);
+		log_info("event=rules.reloaded version=%s rules=%zu nodes=%zu region=%.12s", rules_version(rules),
+		    rules_count(rules), dir->n_nodes, region_version);
+	}
 	key_warnings(server);
 	NOTIFY("READY=1");
+}
+
+/* The broker's CURVE secret key, an error naming the setting it came from (broker.yaml: curve_secret_key: ...). */
+static int
+load_curve_key(const struct broker_config *config, struct curve_identity *curve, struct xba_error *err)
+{
+	int rc = keys_load_curve(config->curve_secret_key, curve, err);
+
+	if (rc != 0) {
+		char msg[XBA_ERROR_MSG_MAX];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		return xba_error_set(err, rc, "%s: curve_secret_key: %s", config->path, msg);
+	}
+	return 0;
 }
 
 int
@@ -881,7 +902,7 @@ server_check(const struct broker_config *config, struct xba_error *err)
 	struct rules *rules;
 	int rc;
 
-	if ((rc = keys_load_curve(config->curve_secret_key, &curve, err)) != 0)
+	if ((rc = load_curve_key(config, &curve, err)) != 0)
 		return rc;
 	memset(&curve, 0, sizeof(curve));
 	if ((rc = load_region_and_rules(config, &dir, &rules, err)) != 0)
@@ -907,7 +928,7 @@ server_new(const struct broker_config *config, struct xba_error *err)
 	}
 	server->config = config;
 	server->signal_fd = -1;
-	if (keys_load_curve(config->curve_secret_key, &curve, err) != 0 ||
+	if (load_curve_key(config, &curve, err) != 0 ||
 	    load_region_and_rules(config, &server->dir, &server->rules, err) != 0)
 		goto fail;
 	server->sessions = calloc(server->dir->n_nodes ? server->dir->n_nodes : 1, sizeof(*server->sessions));
@@ -1006,13 +1027,16 @@ server_run(struct server *server, int signal_fd)
 {
 	int64_t last_prune = clock_mono_ms(), tick = server->config->heartbeat_ms / 4;
 	zmq_pollitem_t items[3];
+	char region_version[65];
 
 	server->signal_fd = signal_fd;
 	if (tick < 20)
 		tick = 20;
-	log_info("event=broker.ready broker=%s listen=%s nodes=%zu rules_version=%s journal_head=%llu verify=%s "
-		 "verify_threads=%u io_sched=%s",
+	encoding_hex(server->dir->digest, 32, region_version);
+	log_info("event=broker.ready broker=%s listen=%s nodes=%zu rules_version=%s region=%.12s journal_head=%llu "
+		 "verify=%s verify_threads=%u io_sched=%s",
 	    server->config->broker_id, server->config->listen, server->dir->n_nodes, rules_version(server->rules),
+	    region_version,
 	    (unsigned long long)journal_head(server->journal), sig_backend_name(),
 	    verify_pool_threads(server->verifiers) + 1, server->io_sched_batch ? "batch" : "default");
 	key_warnings(server);

@@ -102,6 +102,12 @@ def main(t):
     if m:
         rec = x.parse_log_line(m.group(0))
         t.eq(rec.get("version"), v2, "event=rules.reloaded version= the new file's SHA-256")
+        with open(broker.region_path, "rb") as f:
+            region_version = hashlib.sha256(f.read()).hexdigest()[:12]
+        t.eq(rec.get("region"), region_version, "... and region= the first 12 hex digits of sha256sum region.yaml")
+        ready = broker.events("broker.ready")
+        t.check(ready and ready[0].get("region") == region_version, "broker.ready names the same region version",
+                ready)
     second = route("under v2", v2_recips)
     st = nodes["SECRETARIAT"].status()
     t.check(st is not None and st.rules_version == v2, "StatusReply.rules_version is v2")
@@ -121,6 +127,13 @@ def main(t):
             str(m2))
     rc, out = broker.check_config()
     t.check(rc == 0 and "configuration OK" in out, "--check on v2: exit 0, configuration OK", f"exit {rc}: {out}")
+    key = os.path.join(broker.dir, "keys", "BROKER.curve.key")
+    os.chmod(key, 0o644)
+    rc, out = broker.check_config()
+    os.chmod(key, 0o600)
+    t.check(rc == 1 and "broker.yaml: curve_secret_key:" in out and "0644" in out,
+            "--check with the broker's key readable by others: exit 1, naming broker.yaml's curve_secret_key",
+            f"exit {rc}: {out}")
     net.check_protocol()
     t.eq(broker.stop(), 0, "SIGTERM: broker exits 0")
 
