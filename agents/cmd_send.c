@@ -1197,5 +1197,19 @@ cmd_broadcast(int argc, char **argv)
 			return CLI_EXIT_FAILED;
 		}
 	}
+	{
+		size_t unacked = 0;
+
+		for (size_t i = 0; i < table.n; i++)
+			unacked += table.rows[i].acknowledged_ms == 0;
+		/* Delivered everywhere is the success; who has not acknowledged it yet is said, not implied. */
+		if (unacked > 0) {
+			printf("delivered to every node; NOT ACKNOWLEDGED within %d s by:", timeout_s);
+			for (size_t i = 0; i < table.n; i++)
+				if (table.rows[i].acknowledged_ms == 0)
+					printf(" %s", table.rows[i].node_id);
+			printf(" (xba track %s follows it)\n", alert_id);
+		}
+	}
 	return table.n > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }

@@ -248,6 +248,13 @@ def refused_then_released(t, region, broker, agents):
     t.check(res.rc == 0 and all(j.get("state") == "acknowledged" for j in res.json()),
             "track at NER: all four acknowledged, exit 0", str(res.json()))
 
+    # Delivered everywhere, acknowledged by nobody before --timeout: a success, and who has not acknowledged is said.
+    r = ner.cli("broadcast", "--headline", "Tempête de sable sur l'axe Agadez - Arlit", "--author", "Chef de quart NER",
+                "--wait", "--timeout", "3")
+    t.check(r.rc == 0 and "NOT ACKNOWLEDGED within 3 s by: DZA LBY TCD WHO-AFRO" in r.out,
+            "broadcast --wait --timeout 3 with no acknowledgement: exit 0 (every node has it), naming who has not "
+            "acknowledged", r.out[-600:])
+
 
 if __name__ == "__main__":
     x.main(main)
