@@ -356,8 +356,17 @@ refused(struct server *server, size_t node_index, const struct inflight *entry, 
 		return 0; /* pruned meanwhile */
 	if (rc != 0 || !changed)
 		return rc;
-	log_warnx("event=delivery.refused node=%s seq=%llu alert=%s code=%s origin=%s", node_id,
-	    (unsigned long long)entry->seq, entry->alert_id, code, entry->origin[0] ? entry->origin : "-");
+	{
+		/* In flight, only an emergency carries its id and origin; an ordinary one is looked up (a rare path). */
+		struct journal_alert_brief brief = { 0 };
+		struct xba_error ignored = { 0 };
+
+		if (entry->alert_id[0] == '\0')
+			(void)journal_alert_brief_get(server->journal, entry->seq, &brief, &ignored);
+		log_warnx("event=delivery.refused node=%s seq=%llu alert=%s code=%s origin=%s", node_id,
+		    (unsigned long long)entry->seq, entry->alert_id[0] ? entry->alert_id : brief.alert_id[0] ? brief.alert_id
+		    : "-", code, entry->origin[0] ? entry->origin : brief.origin[0] ? brief.origin : "-");
+	}
 	if (entry->emergency && entry->origin[0] != '\0')
 		return hold_receipt(server, entry->origin, entry->alert_id, node_id,
 		    XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED, code, now);

@@ -1604,15 +1604,22 @@ int
 journal_mark_released(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
     struct journal_alert_brief *brief, struct xba_error *err)
 {
-	sqlite3_stmt *st;
 	int rc;
 
 	if ((rc = step_mark(j, j->st[ST_MARK_RELEASED], node_id, seq, time_ms, "mark released", changed, err)) != 0)
 		return rc;
 	if (!*changed || brief == NULL)
 		return 0;
+	return journal_alert_brief_get(j, seq, brief, err);
+}
+
+int
+journal_alert_brief_get(struct journal *j, uint64_t seq, struct journal_alert_brief *brief, struct xba_error *err)
+{
+	sqlite3_stmt *st = j->st[ST_ALERT_BRIEF];
+	int rc;
+
 	memset(brief, 0, sizeof(*brief));
-	st = j->st[ST_ALERT_BRIEF];
 	sqlite3_bind_int64(st, 1, (int64_t)seq);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -1620,7 +1627,7 @@ journal_mark_released(struct journal *j, const char *node_id, uint64_t seq, int6
 		copy_text(brief->origin, sizeof(brief->origin), sqlite3_column_text(st, 1));
 		brief->emergency = sqlite3_column_int(st, 2) != 0;
 	} else if (rc != SQLITE_DONE) {
-		return read_fail(j, st, err, "mark released: read alert");
+		return read_fail(j, st, err, "read alert");
 	}
 	sqlite3_reset(st);
 	return 0;

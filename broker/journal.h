@@ -88,6 +88,10 @@ struct journal_alert_brief {
 	bool emergency;
 };
 
+/* The alert journaled at seq, named for a log line or a receipt (all empty when seq is not in the journal). */
+int journal_alert_brief_get(struct journal *j, uint64_t seq, struct journal_alert_brief *brief,
+    struct xba_error *err);
+
 /* Open or create the journal at path (parent directory must exist).  NULL on failure with err. */
 struct journal *journal_open(const char *path, struct xba_error *err);
 void journal_close(struct journal *j);

@@ -55,11 +55,19 @@ answer_refusal(struct server *server, size_t node_index, const Xba__V1__Publish 
 		log_info("event=alert.duplicate node=%s alert=%s seq=%llu", server->dir->nodes[node_index].id,
 		    alert_id ? alert_id : "-", (unsigned long long)seq);
 	else {
+		char claimed[XBA_UUID_LEN + 1] = "";
+
+		/* Refused before the alert was verified (a key unknown or revoked): the id its bytes claim, so that
+		 * `grep alert=ID` finds the refusal too; unverified, and said so.  Not for the rate limit, whose refusals
+		 * must stay cheap however many a flood sends. */
+		if ((alert_id == NULL || alert_id[0] == '\0') && publish->envelope != NULL &&
+		    code != XBA__V1__ERROR_CODE__RATE_LIMITED)
+			envelope_claimed_id(publish->envelope, claimed);
 		server->stats.rejected++;
-		(held ? log_info : log_warnx)("event=alert.rejected node=%s alert=%s code=%s field=%s reason=%s",
-		    server->dir->nodes[node_index].id, alert_id && alert_id[0] ? alert_id : "-",
-		    frame_error_code_name(code), field && field[0] ? field : "-",
-		    log_quote(quoted, sizeof(quoted), message));
+		(held ? log_info : log_warnx)("event=alert.rejected node=%s alert=%s%s code=%s field=%s reason=%s",
+		    server->dir->nodes[node_index].id, alert_id && alert_id[0] ? alert_id : claimed[0] ? claimed : "-",
+		    claimed[0] ? " alert_claimed=unverified" : "", frame_error_code_name(code), field && field[0] ? field
+		    : "-", log_quote(quoted, sizeof(quoted), message));
 	}
 	server_send(server, node_index, &frame);
 	if (frame_error_code_transient(code) && server->sessions[node_index].ordered_publishes &&

@@ -12,7 +12,8 @@ Real xba-broker and a real xba-agent NER:
   `xba send --wait 3` then ends with exit 3 and a HELD line naming the alert, UNKNOWN_KEY and what the secretariat
   must do, instead of "link down or busy" while the link is up; `xba status` prints the same line, and
   `xba status --json` has outbox_held_alert / outbox_held_code.  Once the broker is given the key and reloads, the
-  alert goes out, and the HELD line goes.
+  alert goes out, and the HELD line goes.  TCD's agent, never given the new key, refuses it, and the broker's
+  delivery.refused line names the alert and its origin.
 - With the broker down, an alert whose expiry passes before it comes back is refused by the broker then
   (ALERT_EXPIRED): `xba history --outgoing` shows the code in text and refused_code / refused_message in JSON.
 
@@ -39,6 +40,8 @@ sent: {sent}
 def main(t):
     region = x.region_of_five(t, "held-e2e")
     broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()      # the broker's region.yaml: NER's first key only
+    tcd = x.Agent(t, region, "TCD", broker)                       # TCD's region.yaml: NER's first key only, for good
+    tcd.start()
     second = region.add_key("NER")
     ner = x.Agent(t, region, "NER", broker, signing_key=region.nodes["NER"].signing_keys[second].pem_path)
     ner.start()
@@ -81,6 +84,10 @@ def main(t):
     out = [e for e in ner.history("--outgoing") if e.get("id") == alert_id]
     t.check(out and out[0].get("publish_state") == "accepted", "history --outgoing: the alert accepted", str(out))
     t.check("HELD" not in ner.cli("status").out, "xba status: no HELD line any more")
+    rec = broker.wait_log(r"event=delivery\.refused node=TCD .*", t.t(10))
+    t.check(rec is not None and f"alert={alert_id}" in rec.group(0) and "origin=NER" in rec.group(0),
+            "TCD's agent, whose region.yaml lacks NER's new key, refuses it: the broker's delivery.refused names the "
+            "alert and its origin (an ordinary delivery, not only an emergency)", rec.group(0) if rec else "")
 
     # ---- refused later: the history keeps the broker's code and message ------------------------------------------
     broker.stop()

@@ -313,6 +313,11 @@ def main(t):
     t.check(not unnamed, "log: event=alert.rejected names alert=ID for every refusal after the alert was decoded",
             "; ".join(r["_line"].split("prog=xba-broker ")[-1] for r in rej
                       if (r.get("node"), norm(r.get("code"))) in {(n, c) for n, _, c in unnamed})[:600])
+    claimed = [(n, aid, c) for n, aid, c, decoded, _ in rejected if not decoded and c in ("UNKNOWN_KEY", "KEY_REVOKED")]
+    named = {(r.get("node"), r.get("alert"), norm(r.get("code"))) for r in rej if r.get("alert_claimed") == "unverified"}
+    t.check(claimed and all(c in named for c in claimed),
+            "log: a refusal before verification (UNKNOWN_KEY, KEY_REVOKED) names the id the bytes claim, "
+            "alert_claimed=unverified", f"{claimed} vs {sorted(named)[:4]}")
     codes = sorted({norm(r.get("code")) for r in rej})
     t.log(f"codes logged as rejected: {codes}")
 
