@@ -149,6 +149,45 @@ cmd_status(int argc, char **argv)
 	return rc;
 }
 
+/* The broker has no alert id of this country's: say what this agent knows of it instead (still queued here,
+ * refused, another country's), so that the officer is not sent looking for a lost alert. */
+static void
+explain_untracked(const struct local_target *target, const char *id)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
+	Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
+	const Xba__V1__InboxEntry *sent = NULL, *received = NULL;
+	char clean[600];
+
+	filter.include_outgoing = 1;
+	hist.filter = &filter;
+	hist.alert_id = (char *)id;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
+	req.history = &hist;
+	if (ask("track", target, &req, &reply) == 0 && reply->body_case == XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY) {
+		for (size_t i = 0; i < reply->history_reply->n_entries; i++) {
+			const Xba__V1__InboxEntry *e = reply->history_reply->entries[i];
+
+			if (e->alert != NULL && strcmp(e->alert->id, id) == 0)
+				*(e->outgoing ? &sent : &received) = e;
+		}
+	}
+	if (sent != NULL && sent->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_QUEUED)
+		cli_usage_error("track: alert %s is still queued at this agent: the broker has not accepted it yet "
+		    "(xba status says why)", id);
+	else if (sent != NULL && sent->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED)
+		cli_usage_error("track: alert %s was refused by the broker (%s: %s): nobody received it", id,
+		    frame_error_code_name(sent->publish_result), display_clean(sent->publish_message, clean,
+		    sizeof(clean)));
+	else if (sent == NULL && received != NULL)
+		cli_usage_error("track: alert %s came from %s: only the country that sent an alert can track it", id,
+		    received->alert->origin);
+	else
+		cli_usage_error("track: the broker has no alert %s sent by this country", id);
+	local_frame_free(reply);
+}
+
 int
 cmd_track(int argc, char **argv)
 {
@@ -177,8 +216,8 @@ cmd_track(int argc, char **argv)
 		return rc;
 	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_TRACK_REPLY ||
 	    reply->track_reply->result != XBA__V1__ERROR_CODE__OK) {
-		cli_usage_error("track: the broker has no alert %s sent by this country", argv[optind]);
 		local_frame_free(reply);
+		explain_untracked(&target, argv[optind]);
 		return CLI_EXIT_FAILED;
 	}
 	const Xba__V1__TrackReply *r = reply->track_reply;

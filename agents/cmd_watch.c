@@ -467,8 +467,11 @@ cmd_history(int argc, char **argv)
 	}
 	if (!json && more && id == NULL)
 		printf("(the newest %zu shown; more match: a larger --limit shows older ones)\n", shown);
-	if (!json && shown == 0)
-		printf(id != NULL ? "no alert %s at this agent\n" : "no alerts match%s\n", id != NULL ? id : "");
+	/* An id that is not here is an answer the caller acts on (exit 1), said where errors go; an empty list is not. */
+	if (shown == 0 && id != NULL)
+		cli_usage_error("history: no alert %s at this agent (neither received nor sent here)", id);
+	else if (!json && shown == 0)
+		printf("no alerts match\n");
 	local_client_free(c);
 	return id != NULL && shown == 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
 }

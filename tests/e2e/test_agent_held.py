@@ -76,6 +76,10 @@ def main(t):
     t.eq((s.get("outbox_held_alert"), s.get("outbox_held_code"), s.get("outbox_depth"), s.get("link_up")),
          (alert_id, "UNKNOWN_KEY", 1, True), "xba status --json: held behind the alert, UNKNOWN_KEY, link up")
 
+    r = ner.cli("track", alert_id)
+    t.check(r.rc == 1 and "still queued at this agent" in r.err, "xba track of the held alert: still queued here, "
+            "not 'the broker has no alert'", repr(r))
+
     broker.write_region()   # now with NER's second key
     broker.hup()
     s = ner.wait_status(lambda s: s.get("outbox_depth") == 0 and s.get("outbox_held_alert") == "", t.t(20)) or {}
@@ -106,6 +110,9 @@ def main(t):
             str(out)[:400])
     r = ner.cli("history", "--outgoing", "--id", late)
     t.check("REFUSED by the broker: ALERT_EXPIRED" in r.out, "history --outgoing (text): the code", r.out)
+    r = ner.cli("track", late)
+    t.check(r.rc == 1 and "refused by the broker (ALERT_EXPIRED" in r.err, "xba track of it: refused, with the code",
+            repr(r))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,8 @@ def main(t):
     t.check(len(got) == 1 and got[0].get("id") == sent[0] and got[0].get("outgoing") is True,
             "history --id finds an alert LBY sent too (as outgoing)", str(got)[:300])
     r = lby.cli("history", "--id", "00000000-0000-4000-8000-000000000000")
-    t.check(r.rc == 1 and "no alert" in r.out, "history --id of an alert the agent does not hold: exit 1", repr(r))
+    t.check(r.rc == 1 and r.err.startswith("xba: history: no alert") and r.out == "",
+            "history --id of an alert the agent does not hold: exit 1, one line on stderr", repr(r))
 
 
 if __name__ == "__main__":
