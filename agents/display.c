@@ -138,7 +138,7 @@ name_or(enum alert_enum_kind kind, int value, const char *fallback)
  * the officer's terminal (an escape sequence can recolour, move the cursor, retitle the window), and a line break
  * would start a line that reads as the next alert's header.  Each control character is shown as U+FFFD; in a
  * multi-line field (lines) a line break continues at a deeper indent than any line of the block, and a tab is a
- * space.  The agent refuses all of these in what its own officers submit (alert_check_plain_text).
+ * space.  The agent refuses all of these in what its own officers submit (alert_check_submission).
  */
 static void
 put_text(FILE *out, const char *text, bool lines)

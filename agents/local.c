@@ -599,7 +599,7 @@ seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, const char **fi
 
 	if ((code = check_rights(agent, alert, clock_now_ms(), field, message, size)) != 0)
 		return code;
-	if ((rc = alert_check_plain_text(alert, &err)) != 0 ||
+	if ((rc = alert_check_submission(alert, &err)) != 0 ||
 	    (rc = envelope_seal(&agent->signer, alert, &envelope, &len, &err)) != 0) {
 		size_t skip;
 

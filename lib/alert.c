@@ -494,7 +494,7 @@ check_plain(const char *path, const char *name, const char *s, bool lines, struc
 }
 
 int
-alert_check_plain_text(const Xba__V1__Alert *a, struct xba_error *err)
+alert_check_submission(const Xba__V1__Alert *a, struct xba_error *err)
 {
 	char path[PATH_MAX_LEN];
 	int rc;
@@ -526,10 +526,15 @@ alert_check_plain_text(const Xba__V1__Alert *a, struct xba_error *err)
 		}
 	}
 	for (size_t i = 0; i < a->n_parameters; i++) {
+		const char *name = str_or_empty(a->parameters[i]->name);
+
 		path_fmt(path, "parameters[%zu]", i);
-		if ((rc = check_plain(path, "name", a->parameters[i]->name, false, err)) != 0 ||
+		if ((rc = check_plain(path, "name", name, false, err)) != 0 ||
 		    (rc = check_plain(path, "value", a->parameters[i]->value, false, err)) != 0)
 			return rc;
+		if (strcasecmp(name, "TLP") == 0 || strncasecmp(name, "XBA-", 4) == 0)
+			return field_error(err, XBA_ESYNTAX, path, "name", "'%s' is kept for the CAP mapping (TLP, XBA-*: "
+			    "docs/protocol.md 5.4); choose another name", name);
 	}
 	return 0;
 }

@@ -47,13 +47,14 @@
 int alert_validate(const Xba__V1__Alert *alert, struct xba_error *err);
 
 /*
- * Refuse control characters in the alert's text (C0, DEL and C1; in description and instruction a line break or a
- * tab is text): a terminal acts on them, and a line break in a headline reads as structure.  The agent applies it
- * to what its officers submit; it is not part of alert_validate, so what the broker journaled before stays valid,
- * and receivers must still render text defensively (agents/display.c).  The message names the field, the byte
- * and its offset.
+ * What senders SHOULD NOT send, refused where an officer submits (the agent), not by alert_validate, so that what
+ * the broker journaled before stays valid:
+ *   - control characters in the alert's text (C0, DEL and C1; in description and instruction a line break or a
+ *     tab is text): a terminal acts on them, and a line break in a headline reads as structure.  Receivers must
+ *     still render text defensively (agents/display.c).  The message names the field, the byte and its offset;
+ *   - parameter names kept for the CAP mapping: TLP, and names starting XBA- (docs/protocol.md 5.4).
  */
-int alert_check_plain_text(const Xba__V1__Alert *alert, struct xba_error *err);
+int alert_check_submission(const Xba__V1__Alert *alert, struct xba_error *err);
 
 /* Unpack and validate.  Returns NULL on failure (XBA_EDECODE, XBA_ETOOBIG or a validation code in err); the
  * caller frees the result with alert_free(). */

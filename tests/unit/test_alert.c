@@ -471,32 +471,41 @@ test_headline_limit(struct check_state *t)
 /* Control characters: refused in one-line fields, a line break and a tab allowed in description and instruction;
  * alert_validate itself does not look (what was journaled before stays valid). */
 static void
-test_plain_text(struct check_state *t)
+test_submission_checks(struct check_state *t)
 {
 	struct fixture *f = fixture_new();
 	struct xba_error err = { 0 };
 
-	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), 0);
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), 0);
 	f->info[0].description = (char *)"Quatre v\xc3\xa9hicules.\n\tDirection nord.";
 	f->info[0].instruction = (char *)"Ligne 1\nLigne 2";
-	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), 0);
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), 0);
 	f->info[0].headline = (char *)"Convoi\nvers Toummo";
-	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
 	CHECK_CONTAINS(t, err.msg, "info[0].headline: control character 0x0A at byte 6 (a line break");
 	CHECK_CODE(t, alert_validate(&f->alert, &err), 0);
 	f->info[0].headline = (char *)"Convoi";
 	f->info[0].description = (char *)"Rouge \x1b[31m";
-	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
 	CHECK_CONTAINS(t, err.msg, "info[0].description: control character 0x1B at byte 6");
 	f->info[0].description = NULL;
 	f->alert.author = (char *)"capitaine \xc2\x9b" "2J";
-	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
 	CHECK_CONTAINS(t, err.msg, "author: control character U+009B at byte 10");
 	f->alert.author = (char *)"capitaine \xc2\xa0Issa"; /* a no-break space is text */
-	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), 0);
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), 0);
 	f->param[0].value = (char *)"45\x7f";
-	CHECK_CODE(t, alert_check_plain_text(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
 	CHECK_CONTAINS(t, err.msg, "parameters[0].value: control character 0x7F");
+	f->param[0].value = (char *)"45";
+	/* Names the CAP mapping keeps (docs/protocol.md 5.4), in any case; others that merely start alike are fine. */
+	f->param[0].name = (char *)"tlp";
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CONTAINS(t, err.msg, "parameters[0].name: 'tlp' is kept for the CAP mapping");
+	f->param[0].name = (char *)"XBA-category";
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
+	f->param[0].name = (char *)"tlp_source";
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), 0);
 	free(f);
 }
 
@@ -840,7 +849,7 @@ main(int argc, char **argv)
 	RUN(t, test_round_trip);
 	RUN(t, test_minimal_ack);
 	RUN(t, test_headline_limit);
-	RUN(t, test_plain_text);
+	RUN(t, test_submission_checks);
 	RUN(t, test_utf8_every_field);
 	RUN(t, test_oversize);
 	RUN(t, test_truncated);
