@@ -4,6 +4,8 @@
  * with emergencies standing out until acknowledged; history reads the agent's store.  Both share the filters and
  * display.c's rendering.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +28,12 @@ struct filter_args {
 	Xba__V1__Category categories[MAX_FILTER_VALUES];
 	char *origins[MAX_FILTER_VALUES];
 	int64_t remind_ms;               /* watch: how often unacknowledged emergencies are recalled; 0 = never */
+	const char *save_path;           /* history --id ID --save FILE: where its signed envelope goes */
 };
 
 enum watch_option {
 	OPT_CATEGORY = 1, OPT_MIN_SEVERITY, OPT_ORIGIN, OPT_SINCE, OPT_UNACKED, OPT_LANG, OPT_JSON, OPT_LIMIT,
-	OPT_OUTGOING, OPT_ID, OPT_NO_COLOR, OPT_HELP, OPT_REMIND,
+	OPT_OUTGOING, OPT_ID, OPT_NO_COLOR, OPT_HELP, OPT_REMIND, OPT_SAVE,
 };
 
 static const struct option watch_options[] = {
@@ -46,6 +49,7 @@ static const struct option watch_options[] = {
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "no-color", no_argument, NULL, OPT_NO_COLOR },
 	{ "remind", required_argument, NULL, OPT_REMIND },
+	{ "save", required_argument, NULL, OPT_SAVE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	LOCAL_TARGET_OPTIONS,
 	{ NULL, 0, NULL, 0 },
@@ -69,7 +73,7 @@ watch_usage(FILE *out, bool history)
 	    "  --no-color            no colours even on a terminal\n"
 	    "%s"
 	    "%s",
-	    history ? "history" : "watch", history ? " [--limit N] [--outgoing] [--id ID]" : "",
+	    history ? "history" : "watch", history ? " [--limit N] [--outgoing] [--id ID [--save FILE]]" : "",
 	    history ? "Alerts this country's agent holds, newest first."
 		    : "Every alert routed to this country, the second it arrives (after those since --since).\n"
 		      "Emergency broadcasts ring the bell, show in reverse video and are recalled every 30 s until\n"
@@ -77,6 +81,7 @@ watch_usage(FILE *out, bool history)
 	    history ? "  --limit N             at most N alerts (default 100)\n"
 		      "  --outgoing            also alerts this country sent, with what the broker did with them\n"
 		      "  --id ID               just this alert, received or sent, however old; other languages with --lang\n"
+		      "  --save FILE           with --id: write its signed envelope to FILE (0600), for xba verify\n"
 		    : "  --remind SECONDS      recall unacknowledged emergencies this often (default 30; 0 = never)\n",
 	    local_target_usage);
 }
@@ -108,9 +113,13 @@ parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct f
 	while ((opt = getopt_long(argc, argv, "", watch_options, NULL)) != -1) {
 		if (local_target_option(target, opt, optarg))
 			continue;
-		if (!history && (opt == OPT_LIMIT || opt == OPT_OUTGOING || opt == OPT_ID))
+		if (!history && (opt == OPT_LIMIT || opt == OPT_OUTGOING || opt == OPT_ID || opt == OPT_SAVE))
 			return cli_usage_error("%s: --%s is an option of xba history, not of xba watch", cmd,
-			    opt == OPT_LIMIT ? "limit" : opt == OPT_OUTGOING ? "outgoing" : "id");
+			    opt == OPT_LIMIT ? "limit" : opt == OPT_OUTGOING ? "outgoing" : opt == OPT_ID ? "id" : "save");
+		if (opt == OPT_SAVE) {
+			f->save_path = optarg;
+			continue;
+		}
 		if (history && opt == OPT_REMIND)
 			return cli_usage_error("%s: --remind is an option of xba watch, not of xba history", cmd);
 		switch (opt) {
@@ -389,6 +398,30 @@ cmd_watch(int argc, char **argv)
 	}
 }
 
+/* history --save: the entry's signed envelope, as delivered or sent, into path (0600: it may be TLP:RED). */
+static int
+save_envelope(const char *path, const Xba__V1__InboxEntry *e)
+{
+	FILE *out;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0)
+		return cli_usage_error("history: --save %s: %s", path, strerror(errno));
+	if ((out = fdopen(fd, "wb")) == NULL) {
+		close(fd);
+		return cli_usage_error("history: --save %s: %s", path, strerror(errno));
+	}
+	{
+		bool written = fwrite(e->envelope.data, 1, e->envelope.len, out) == e->envelope.len;
+
+		if (fclose(out) != 0 || !written)
+			return cli_usage_error("history: --save %s: cannot write: %s", path, strerror(errno));
+	}
+	fprintf(stderr, "xba: history: the signed alert %s is saved to %s (xba verify %s --region region.yaml)\n",
+	    e->alert->id, path, path);
+	return 0;
+}
+
 int
 cmd_history(int argc, char **argv)
 {
@@ -404,7 +437,7 @@ cmd_history(int argc, char **argv)
 	uint32_t limit = 100;
 	const char *id = NULL;
 	size_t shown = 0;
-	bool more = false;
+	bool more = false, saved = false;
 	int rc;
 
 	memset(&f, 0, sizeof(f));
@@ -415,6 +448,8 @@ cmd_history(int argc, char **argv)
 		return rc;
 	if (json)
 		display.color = false;
+	if (f.save_path != NULL && id == NULL)
+		return cli_usage_error("history: --save needs --id ID (the alert whose signed envelope to save)");
 	if ((c = local_client_new(&target, &err)) == NULL)
 		return cli_usage_error("history: %s", err.msg);
 	hist.filter = &f.filter;
@@ -449,6 +484,15 @@ cmd_history(int argc, char **argv)
 
 			if (e->alert == NULL || (id != NULL && strcmp(e->alert->id, id) != 0))
 				continue;
+			/* The copy received here first: it is what the origin signed and this country verified. */
+			if (f.save_path != NULL && (!saved || !e->outgoing)) {
+				if (save_envelope(f.save_path, e) != 0) {
+					local_frame_free(reply);
+					local_client_free(c);
+					return CLI_EXIT_USAGE;
+				}
+				saved = true;
+			}
 			if (json)
 				display_entry_json(stdout, e);
 			else

@@ -9,7 +9,8 @@ stores it, and `xba history` and `xba watch` (text) show it with every control c
 description's next line indented deeper than any line of an alert's block, and no line of the alert starting
 with "==" but its own header.  NER's own officers cannot submit such text: `xba send` refuses a headline with a
 line break and a description with an escape, naming the field and the byte (INVALID_ALERT, exit 2), while a
-description over several lines is accepted.
+description over several lines is accepted.  `xba history --id ID --save FILE` writes the signed envelope (mode
+0600), which `xba verify` checks offline.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_text.py BUILD_DIR SOURCE_ROOT
 """
@@ -64,6 +65,16 @@ def main(t):
     t.check("\x1b" not in w.text() and sum(1 for line in w.text().splitlines() if line.startswith("==")) == 1,
             "xba watch: no escape, one header", repr(w.text()))
     w.stop()
+
+    # The signed alert, saved from the history, verifies offline (operators.md: xba verify FILE).
+    saved = os.path.join(t.dir, "dza-alert.env")
+    r = ner.cli("history", "--id", a.id, "--save", saved, net=net)
+    t.check(r.rc == 0 and os.path.exists(saved) and (os.stat(saved).st_mode & 0o777) == 0o600,
+            "xba history --id ID --save FILE writes the signed envelope, mode 0600", repr(r))
+    r = ner.cli("verify", saved, "--region", ner.region_path, net=net)
+    t.check(r.rc == 0 and "signed by DZA" in r.out and "\x1b" not in r.out,
+            "xba verify of the saved envelope: valid, signed by DZA (its author's control character made safe)",
+            repr(r))
 
     # ---- NER's own officers -------------------------------------------------------------------------------------
     r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
