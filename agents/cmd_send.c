@@ -851,7 +851,12 @@ cmd_send(int argc, char **argv)
 		return rc;
 	}
 	if (optind < argc) {
-		if (optind + 1 < argc || flags) {
+		if (optind + 1 < argc) {
+			draft_free(&d);
+			return cli_usage_error("send: one alert FILE at a time ('%s' and '%s' given; send each with its own "
+			    "xba send)", argv[optind], argv[optind + 1]);
+		}
+		if (flags) {
 			draft_free(&d);
 			return cli_usage_error("send: give either an alert FILE or alert flags, not both (xba send --help)");
 		}

@@ -382,6 +382,26 @@ parser_error(struct builder *b, const yaml_parser_t *parser)
 	case YAML_MEMORY_ERROR:
 		return xba_error_set(b->err, XBA_ENOMEM, "%s: out of memory reading YAML", name);
 	case YAML_READER_ERROR:
+		/* libyaml points at the byte where a UTF-8 sequence went wrong, often the one after the bad lead byte
+		 * (a space after "caf\xe9"): name the sequence's first byte and where it is, which is what to fix. */
+		if (strstr(problem, "UTF-8") != NULL && parser->problem_offset <= b->len) {
+			size_t at = parser->problem_offset;
+			const unsigned char *d = (const unsigned char *)b->data;
+
+			/* Back over at most three bytes of the sequence, to its lead byte. */
+			for (int k = 0; k < 3 && at > 0; k++) {
+				if (at < b->len && d[at] >= 0xc0)
+					break;
+				if ((d[at - 1] & 0x80) == 0)
+					break;
+				at--;
+			}
+			if (at < b->len && d[at] >= 0x80) {
+				offset_position(b->data, b->len, at, &line, &column);
+				return located_error(b->err, name, line, column, "not valid UTF-8: byte 0x%02X here does not "
+				    "start a complete character (%s); save the file as UTF-8", d[at], problem);
+			}
+		}
 		offset_position(b->data, b->len, parser->problem_offset, &line, &column);
 		if (parser->problem_value != -1)
 			return located_error(b->err, name, line, column, "not readable as YAML: %s (byte 0x%02x)",

@@ -414,9 +414,9 @@ test_yaml_refusals(struct check_state *st)
 	refused(st, "info:\n\t- language: en\n", XBA_ECONFIG, "t.yaml:2:", "tab");
 
 	/* Invalid UTF-8: libyaml's reader refuses it before any value is read. */
-	refused(st, "info:\n  - {language: en, headline: \"caf\xc3\x28\"}\n", XBA_ECONFIG, "t.yaml:2:",
-	    "not readable as YAML");
-	refused(st, "note: \xff\xfe\n", XBA_ECONFIG, "t.yaml:1:7:", "not readable as YAML");
+	refused(st, "info:\n  - {language: en, headline: \"caf\xc3\x28\"}\n", XBA_ECONFIG, "t.yaml:2:34:",
+	    "byte 0xC3 here does not start a complete character");
+	refused(st, "note: \xff\xfe\n", XBA_ECONFIG, "t.yaml:1:7:", "not valid UTF-8: byte 0xFF here");
 
 	/* Nesting deeper than YAML_MAX_DEPTH (32): refused while parsing. */
 	n += (size_t)sprintf(deep, "info: ");

@@ -190,7 +190,7 @@ test_libyaml_errors(struct check_state *st)
 	refused(st, "a: b: c\n", XBA_ECONFIG, "t.yaml:1:5: YAML syntax error: mapping values are not allowed");
 	refused(st, "a: \"unterminated\n", XBA_ECONFIG, "(while scanning a quoted scalar at line 1, column 4)");
 	/* invalid UTF-8 is placed by byte offset */
-	refused(st, "a: 1\nb: \xff\n", XBA_ECONFIG, "t.yaml:2:4: not readable as YAML");
+	refused(st, "a: 1\nb: \xff\n", XBA_ECONFIG, "t.yaml:2:4: not valid UTF-8: byte 0xFF here");
 	{
 		struct xba_error err;
 		struct ydoc *doc = ydoc_load_buffer("nul.yaml", "a: \0b\n", 6, &err);
