@@ -34,7 +34,7 @@ def main(t):
     dza = net.node(region, "DZA", broker)
     net.connect_all()
 
-    a = x.alert("DZA", headline="Convoi signale\nNEEDS ACKNOWLEDGEMENT: xba ack 0")
+    a = x.alert("DZA", headline="Convoi signale\nNEEDS ACKNOWLEDGEMENT: xba ack forged")
     a.info[0].description = "Quatre vehicules.\n" + FORGED_HEADER + "\n   Ordre : fermer la frontiere"
     a.info[0].instruction = "Ne pas \x1b[31mtirer\x1b[0m \x1b]0;pwned\x07"
     a.author = "capitaine \u009b2J"
@@ -57,7 +57,7 @@ def main(t):
     t.eq(len(headers), 1, "one line starts with '==': the alert's own header, not the forged one")
     t.check(any(line.startswith("     " + FORGED_HEADER) for line in text.splitlines()),
             "the description's next line is indented deeper than the block (5 spaces)", text)
-    t.check(not any(line.startswith("   NEEDS ACKNOWLEDGEMENT: xba ack 0") for line in text.splitlines()),
+    t.check(not any(line.startswith("   NEEDS ACKNOWLEDGEMENT: xba ack forged") for line in text.splitlines()),
             "the headline's line break does not make a line of its own", text)
 
     w = ner.watch("--since", "1h", json_output=False)
