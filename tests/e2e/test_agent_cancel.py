@@ -28,12 +28,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
 AGENTS = ["NER", "LBY", "TCD"]
-CHAD_ONLY_RULES = """\
-rules:
-  - name: crime-to-chad
-    when: { category: [border-incident, smuggling, trafficking] }
-    to: [TCD]
-"""
 
 
 def main(t):
@@ -154,7 +148,7 @@ def main(t):
     before_change = x.sent_id(r)
     t.check(r.rc == 0 and reached(before_change), "a second alert from NER reaches DZA, LBY and TCD")
     mark = broker.log_size()
-    broker.write_rules(CHAD_ONLY_RULES)
+    broker.write_rules(x.CHAD_ONLY_RULES)
     broker.hup()
     t.check(broker.wait_log(r"event=rules\.reloaded", t.t(10), since=mark, net=net) is not None,
             "the secretariat reloads rules that send crime to TCD only")

@@ -20,17 +20,10 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
-CHAD_ONLY_RULES = """\
-rules:
-  - name: crime-to-chad
-    when: { category: [border-incident, smuggling, trafficking] }
-    to: [TCD]
-"""
-
 
 def main(t):
     region = x.region_of_five(t, "restore-e2e")
-    broker = x.Broker(t, region, CHAD_ONLY_RULES).start()
+    broker = x.Broker(t, region, x.CHAD_ONLY_RULES).start()
     agents = x.start_agents(t, region, broker, ["NER", "TCD"])
     ner, tcd = agents["NER"], agents["TCD"]
 

@@ -1301,6 +1301,15 @@ SAHEL_NEIGHBOURS = {"DZA": ["LBY", "NER", "MLI"], "LBY": ["NER", "TCD", "SDN"], 
                     "NER": ["MLI"]}
 
 
+# rules.yaml of the e2e tests whose crime alerts go to TCD alone, whoever's neighbour it is
+CHAD_ONLY_RULES = """\
+rules:
+  - name: crime-to-chad
+    when: { category: [border-incident, smuggling, trafficking] }
+    to: [TCD]
+"""
+
+
 NEIGHBOUR_RULES = """\
 # rules.yaml of the e2e tests that need one rule: crime to the origin's neighbours (emergencies are routed
 # without rules, docs/rules.md section 2)
