@@ -21,6 +21,10 @@ enum cli_exit {
 	CLI_EXIT_QUEUED = 3, /* send/broadcast: queued at the agent, not yet confirmed by the broker */
 };
 
+/* An alert id as an officer may type or paste it (upper-case hex from another tool): lower-cased in place, as the
+ * protocol writes ids; true when it is then an id.  The text stays the caller's. */
+bool cli_alert_id(char *text);
+
 /* Print "xba: <message>" as one line on stderr; returns CLI_EXIT_USAGE for `return cli_usage_error(...)`. */
 int cli_usage_error(const char *fmt, ...) XBA_PRINTF(1, 2);
 

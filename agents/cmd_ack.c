@@ -63,8 +63,8 @@ cmd_ack(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("ack: expected exactly one alert ID (xba ack --help)");
-	if (!syntax_uuid_valid(argv[optind]))
-		return cli_usage_error("ack: '%s' is not an alert id (a lower-case UUID, as xba watch shows it)",
+	if (!cli_alert_id(argv[optind]))
+		return cli_usage_error("ack: '%s' is not an alert id (a UUID, as xba watch shows it)",
 		    argv[optind]);
 	if (strlen(note) > ALERT_NOTE_MAX || !syntax_utf8_valid(note, strlen(note)))
 		return cli_usage_error("ack: --note must be UTF-8 text of at most %d bytes", ALERT_NOTE_MAX);

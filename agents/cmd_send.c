@@ -499,8 +499,8 @@ parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struc
 		case OPT_CANCEL:
 			if (d->refers_to != NULL)
 				return cli_usage_error("%s: give one --update or --cancel, not several", cmd);
-			if (!syntax_uuid_valid(optarg))
-				return cli_usage_error("%s: --%s '%s' is not an alert id (a lower-case UUID, as xba history "
+			if (!cli_alert_id(optarg))
+				return cli_usage_error("%s: --%s '%s' is not an alert id (a UUID, as xba history "
 						       "prints it)", cmd, opt == OPT_UPDATE ? "update" : "cancel", optarg);
 			d->refers_to = optarg;
 			d->refers_type = opt == OPT_UPDATE ? XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE

@@ -207,8 +207,8 @@ cmd_track(int argc, char **argv)
 	    "and every node it was withheld from, with the rule.\n\n");
 	if (rc >= 0)
 		return rc;
-	if (optind + 1 != argc || !syntax_uuid_valid(argv[optind]))
-		return cli_usage_error("track: expected one alert ID (a lower-case UUID)");
+	if (optind + 1 != argc || !cli_alert_id(argv[optind]))
+		return cli_usage_error("track: expected one alert ID (a UUID, as xba history prints it)");
 	track.alert_id = argv[optind];
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK;
 	req.track = &track;

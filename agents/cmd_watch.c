@@ -184,7 +184,7 @@ parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct f
 			break;
 		case OPT_OUTGOING: f->filter.include_outgoing = 1; break;
 		case OPT_ID:
-			if (!syntax_uuid_valid(optarg))
+			if (!cli_alert_id(optarg))
 				return cli_usage_error("%s: --id '%s' is not an alert id (a UUID)", cmd, optarg);
 			*id = optarg;
 			break;

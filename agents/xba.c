@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "syntax.h"
 #include "xba_config.h"
 
 struct subcommand {
@@ -39,6 +40,15 @@ usage(FILE *out)
 		fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
 	fprintf(out, "\nCommands that talk to the agent find it at $XBA_SOCKET (default /run/xba-agent/agent.sock)\n"
 		     "or --socket PATH.  docs/operators.md explains each command.\n");
+}
+
+bool
+cli_alert_id(char *text)
+{
+	for (char *p = text; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p - 'A' + 'a');
+	return syntax_uuid_valid(text);
 }
 
 int

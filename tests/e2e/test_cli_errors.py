@@ -100,6 +100,7 @@ def main(t):
 
     unknown_id = str(uuid.uuid4())
     case("ack of this country's own alert", ["ack", own_id], 1, ["sent by this country", "xba track"])
+    case("ack of this country's own alert, the id in capitals", ["ack", own_id.upper()], 1, ["sent by this country"])
     # -- send: flags
     case("send --category piracy", ["send", "--category", "piracy", "--severity", "severe", "--headline", "h"], 2,
          ["piracy", "category"])
@@ -142,7 +143,8 @@ def main(t):
     case("broadcast --colour (unknown option)", ["broadcast", "--headline", "h", "--colour", "red"], 2, ["--colour"])
     # -- ack
     case("ack of a non-UUID", ["ack", "1234"], 2, ["1234"])
-    case("ack of an upper-case UUID", ["ack", unknown_id.upper()], 2, [unknown_id.upper()])
+    case("ack of an unknown id in capitals: read as the id it is", ["ack", unknown_id.upper()], 1,
+         [unknown_id, "no alert"])
     case("ack of an unknown id", ["ack", unknown_id, "--note", "reçu"], 1, [unknown_id])
     case("ack without an id", ["ack"], 2, ["ID"])
     case("ack --colour (unknown option)", ["ack", unknown_id, "--colour"], 2, ["--colour"])
