@@ -109,6 +109,8 @@ struct agent {
 	int64_t next_prune_mono_ms;                  /* when the store's retention runs next (clock_mono_ms) */
 	struct store_pruned pruned;                  /* what the retention run in progress deleted so far */
 	enum key_health key_health;                  /* as last logged */
+	bool pushed_link_up;                         /* the link and key states the watches were last told */
+	enum key_health pushed_key_health;
 	int64_t key_next_warning_ms;                 /* wall clock: a warning that still holds is repeated daily */
 };
 
@@ -154,6 +156,8 @@ void local_push_alert(struct agent *agent, const struct store_row *row, const Xb
 void local_push_publish_event(struct agent *agent, const char *alert_id, Xba__V1__PublishState state,
     Xba__V1__ErrorCode result, uint64_t seq, uint32_t recipients, const char *message, const char *field);
 void local_push_receipt(struct agent *agent, const Xba__V1__Receipt *receipt);
+/* The agent's status (AgentStatusReply, ref 0) to every `xba watch`: when the link or the key changed. */
+void local_push_status(struct agent *agent);
 /* Send a reply (frame->ref already set) to one peer; a peer that is gone is forgotten. */
 void local_send(struct agent *agent, const struct local_peer *peer, const Xba__V1__LocalFrame *frame);
 void local_send_error(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__ErrorCode code,

@@ -256,6 +256,21 @@ prune_tick(struct agent *agent)
 	agent->next_prune_mono_ms = now + PRUNE_INTERVAL_MS;
 }
 
+/* Tell the officers' watches when the link to the broker or the signing key changes state: a watch that shows
+ * nothing because the link is down must not look like a quiet day. */
+static void
+status_tick(struct agent *agent)
+{
+	Xba__V1__AgentStatusReply now = XBA__V1__AGENT_STATUS_REPLY__INIT;
+
+	uplink_status(agent->uplink, &now);
+	if (now.link_up == agent->pushed_link_up && agent->key_health == agent->pushed_key_health)
+		return;
+	agent->pushed_link_up = now.link_up;
+	agent->pushed_key_health = agent->key_health;
+	local_push_status(agent);
+}
+
 static void
 agent_free(struct agent *agent)
 {
@@ -341,6 +356,7 @@ agent_run(struct agent *agent, int signal_fd)
 		local_process(agent);
 		prune_tick(agent);
 		key_tick(agent, false);
+		status_tick(agent);
 	}
 	NOTIFY("STOPPING=1");
 	uplink_close(agent);

@@ -20,6 +20,9 @@
 #include "syntax.h"
 
 #define EMERGENCY_REMINDER_MS 30000
+/* A link down this long is said (--link-grace): shorter, it is a reconnect, which a flaky satellite link does all
+ * day. */
+#define LINK_DOWN_SAID_MS 30000
 #define MAX_FILTER_VALUES 16
 #define HISTORY_PAGE 1000 /* entries asked for in one request: what an agent holds in one reply at most */
 
@@ -28,12 +31,13 @@ struct filter_args {
 	Xba__V1__Category categories[MAX_FILTER_VALUES];
 	char *origins[MAX_FILTER_VALUES];
 	int64_t remind_ms;               /* watch: how often unacknowledged emergencies are recalled; 0 = never */
+	int64_t link_grace_ms;           /* watch: how long the link must be down before it is said */
 	const char *save_path;           /* history --id ID --save FILE: where its signed envelope goes */
 };
 
 enum watch_option {
 	OPT_CATEGORY = 1, OPT_MIN_SEVERITY, OPT_ORIGIN, OPT_SINCE, OPT_UNACKED, OPT_LANG, OPT_JSON, OPT_LIMIT,
-	OPT_OUTGOING, OPT_ID, OPT_NO_COLOR, OPT_HELP, OPT_REMIND, OPT_SAVE,
+	OPT_OUTGOING, OPT_ID, OPT_NO_COLOR, OPT_HELP, OPT_REMIND, OPT_SAVE, OPT_LINK_GRACE,
 };
 
 static const struct option watch_options[] = {
@@ -50,6 +54,7 @@ static const struct option watch_options[] = {
 	{ "no-color", no_argument, NULL, OPT_NO_COLOR },
 	{ "remind", required_argument, NULL, OPT_REMIND },
 	{ "save", required_argument, NULL, OPT_SAVE },
+	{ "link-grace", required_argument, NULL, OPT_LINK_GRACE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	LOCAL_TARGET_OPTIONS,
 	{ NULL, 0, NULL, 0 },
@@ -82,7 +87,9 @@ watch_usage(FILE *out, bool history)
 		      "  --outgoing            also alerts this country sent, with what the broker did with them\n"
 		      "  --id ID               just this alert, received or sent, however old; other languages with --lang\n"
 		      "  --save FILE           with --id: write its signed envelope to FILE (0600), for xba verify\n"
-		    : "  --remind SECONDS      recall unacknowledged emergencies this often (default 30; 0 = never)\n",
+		    : "  --remind SECONDS      recall unacknowledged emergencies this often (default 30; 0 = never)\n"
+		      "  --link-grace SECONDS  say that the link to the broker is down once it has been for this long\n"
+		      "                        (default 30: a shorter outage is a reconnect)\n",
 	    local_target_usage);
 }
 
@@ -97,6 +104,53 @@ split_list(const char *cmd, const char *flag, char *list, char **out, size_t *n)
 		out[(*n)++] = tok;
 	}
 	return 0;
+}
+
+/* What this watch has told the officer about the agent's state (stderr), so that each change is said once. */
+struct watch_state {
+	bool link_down;              /* the agent's last status said the link is down */
+	int64_t link_since_ms;       /* ... since then (agent's clock) */
+	int64_t say_down_at;         /* mono time at which a down link is said, 0 = not pending */
+	bool down_said;
+	int64_t grace_ms;            /* --link-grace */
+	char key_said[1024];         /* the key warning last printed ("" = none) */
+};
+
+/* An AgentStatusReply (the subscription's, or one the agent pushes when its link or key changes). */
+static void
+watch_status(struct watch_state *w, const Xba__V1__AgentStatusReply *s)
+{
+	char warning[1024], when[40];
+	const char *key = display_key_warning(s, warning, sizeof(warning));
+
+	if (key != NULL && strcmp(key, w->key_said) != 0)
+		fprintf(stderr, "xba: %s\n", key);
+	snprintf(w->key_said, sizeof(w->key_said), "%s", key != NULL ? key : "");
+	if (!s->link_up && !w->link_down) {
+		w->link_down = true;
+		w->link_since_ms = s->link_since_ms;
+		w->say_down_at = clock_mono_ms() + w->grace_ms;
+	} else if (s->link_up && w->link_down) {
+		if (w->down_said)
+			fprintf(stderr, "xba: the link to the broker is UP again (it was down since %s): alerts arrive again\n",
+			    display_time(w->link_since_ms, when, sizeof(when)));
+		w->link_down = w->down_said = false;
+		w->say_down_at = 0;
+	}
+}
+
+/* The down link, once it has lasted LINK_DOWN_SAID_MS. */
+static void
+watch_status_due(struct watch_state *w)
+{
+	char when[40];
+
+	if (!w->link_down || w->down_said || w->say_down_at == 0 || clock_mono_ms() < w->say_down_at)
+		return;
+	fprintf(stderr, "xba: !!! THE LINK TO THE BROKER IS DOWN since %s: alerts from other countries cannot arrive "
+	    "now, and what this country sends waits in its outbox (xba status; tell the focal point)\n",
+	    w->link_since_ms ? display_time(w->link_since_ms, when, sizeof(when)) : "the agent started");
+	w->down_said = true;
 }
 
 /* Shared option parsing; returns -1 to go on, or an exit status. */
@@ -120,8 +174,9 @@ parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct f
 			f->save_path = optarg;
 			continue;
 		}
-		if (history && opt == OPT_REMIND)
-			return cli_usage_error("%s: --remind is an option of xba watch, not of xba history", cmd);
+		if (history && (opt == OPT_REMIND || opt == OPT_LINK_GRACE))
+			return cli_usage_error("%s: --%s is an option of xba watch, not of xba history", cmd,
+			    opt == OPT_REMIND ? "remind" : "link-grace");
 		switch (opt) {
 		case OPT_CATEGORY:
 			n = 0;
@@ -195,6 +250,13 @@ parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct f
 				return cli_usage_error("%s: --remind '%s' is not a number of seconds from 0 to 3600", cmd,
 				    optarg);
 			f->remind_ms = (int64_t)value * 1000;
+			break;
+		case OPT_LINK_GRACE:
+			value = (int)strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || value < 0 || value > 3600)
+				return cli_usage_error("%s: --link-grace '%s' is not a number of seconds from 0 to 3600", cmd,
+				    optarg);
+			f->link_grace_ms = (int64_t)value * 1000;
 			break;
 		case OPT_HELP: watch_usage(stdout, history); return CLI_EXIT_OK;
 		default:
@@ -273,12 +335,14 @@ cmd_watch(int argc, char **argv)
 	int rc;
 	int64_t next_reminder, last_received_ms = 0;
 	char warning[1024];
+	struct watch_state state = { .grace_ms = 0 };
 	char (*seen)[40] = calloc(SEEN_MAX, sizeof(*seen)); /* ids shown, to skip replays after a resubscription */
 	size_t n_seen = 0;
 
 	memset(&f, 0, sizeof(f));
 	xba__v1__alert_filter__init(&f.filter);
 	f.remind_ms = EMERGENCY_REMINDER_MS;
+	f.link_grace_ms = LINK_DOWN_SAID_MS;
 	local_target_defaults(&target);
 	if (seen == NULL)
 		return cli_usage_error("watch: out of memory");
@@ -287,6 +351,7 @@ cmd_watch(int argc, char **argv)
 		free(seen);
 		return rc;
 	}
+	state.grace_ms = f.link_grace_ms;
 	/* --remind 0: never; the loop then wakes only for events (an hour is as good as never between them). */
 	next_reminder = clock_mono_ms() + (f.remind_ms > 0 ? f.remind_ms : 3600 * 1000);
 	if (json)
@@ -311,18 +376,22 @@ cmd_watch(int argc, char **argv)
 		free(seen);
 		return CLI_EXIT_USAGE;
 	}
-	/* The subscription is confirmed with the agent's status: a key that cannot sign is the officers' business. */
-	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY &&
-	    display_key_warning(reply->status_reply, warning, sizeof(warning)) != NULL)
-		fprintf(stderr, "xba: %s\n", warning);
+	/* The subscription is confirmed with the agent's status: a key that cannot sign, or a link down, is the
+	 * officers' business too. */
+	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
+		watch_status(&state, reply->status_reply);
 	local_frame_free(reply);
 	if (!json)
 		fprintf(stderr, "xba: watching (language %s); Ctrl-C to stop\n", display.language);
 	for (;;) {
 		Xba__V1__LocalFrame *ev = NULL;
-		int64_t wait = next_reminder - clock_mono_ms();
+		int64_t wake = state.say_down_at != 0 && !state.down_said && state.say_down_at < next_reminder
+		    ? state.say_down_at : next_reminder;
+		int64_t wait = wake - clock_mono_ms();
 
 		rc = local_client_next(c, &ev, (int)(wait > 0 ? wait : 0), &err);
+		if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY && ev->ref == 0)
+			watch_status(&state, ev->status_reply);
 		if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT && ev->alert_event->alert) {
 			const Xba__V1__InboxEntry *e = ev->alert_event;
 			size_t at = n_pending;
@@ -376,6 +445,8 @@ cmd_watch(int argc, char **argv)
 				free(seen);
 				return cli_usage_error("watch: %s", err.msg);
 			}
+			if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
+				watch_status(&state, reply->status_reply);
 			local_frame_free(reply);
 			fprintf(stderr, "xba: watch: subscribed again\n");
 		} else if (rc != 0 && rc != XBA_ENOTFOUND) {
@@ -384,6 +455,7 @@ cmd_watch(int argc, char **argv)
 			return cli_usage_error("watch: %s", err.msg);
 		}
 		local_frame_free(ev);
+		watch_status_due(&state);
 		if (clock_mono_ms() >= next_reminder) {
 			if (!json && f.remind_ms > 0) {
 				for (size_t i = 0; i < n_pending; i++)

@@ -889,6 +889,32 @@ fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct status
 	reply->quarantined = stats.quarantined;
 }
 
+void
+local_push_status(struct agent *agent)
+{
+	struct local *local = agent->local;
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__AgentStatusReply status;
+	struct status_text text;
+	char message[600];
+	bool ok;
+
+	if (local == NULL || local->n_subs == 0)
+		return;
+	fill_status(agent, &status, &text, &ok, message, sizeof(message));
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY;
+	frame.status_reply = &status;
+	for (size_t i = local->n_subs; i-- > 0;) {
+		struct local_peer peer;
+
+		if (send_frame(local, &local->subs[i].peer, &frame) == 0)
+			continue;
+		peer = local->subs[i].peer;
+		log_info("event=local.unsubscribed peer=%s reason=send-failed", peer.who);
+		forget_peer(agent, &peer);
+	}
+}
+
 static void
 handle_status(struct agent *agent, const struct local_peer *peer, uint64_t ref)
 {

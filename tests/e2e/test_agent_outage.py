@@ -6,6 +6,8 @@ xba-agent daemons for NER, LBY and TCD, the real `xba` CLI.
 2. NER's agent itself stops (SIGTERM): `xba send` exits 2, and nothing is queued anywhere; the agent starts again
    with its 20 queued alerts.
 3. The broker returns: the 20 go out, LBY's and TCD's `xba watch --json` show each once, in the order submitted.
+   TCD's watch (--link-grace 1) said on stderr that the link was down, then once that it is up again; LBY's
+   (--link-grace 300) said nothing of an outage shorter than that.
 4. LBY's agent is kill -9'ed while 30 alerts are routed to it: when it returns, every one is in its inbox and on a
    new `xba watch`, once, in order; the watch that was running when it died does not stay silently deaf.
 
@@ -34,8 +36,8 @@ def main(t):
     tcd = x.Agent(t, region, "TCD", broker)
     for a in (ner, lby, tcd):
         a.start(link=True)
-    w_lby = lby.watch()
-    w_tcd = tcd.watch()
+    w_lby = lby.watch("--link-grace", "300")
+    w_tcd = tcd.watch("--link-grace", "1")
     for a in (lby, tcd):
         a.wait_log(r"event=local\.subscribed", t.t(10))
 
@@ -44,6 +46,10 @@ def main(t):
     s = ner.wait_status(lambda s: s.get("link_up") is False, t.t(10))
     t.check(s is not None and s.get("link_up") is False, "status --json at NER: link_up false once the broker is gone",
             str(s))
+    down = "THE LINK TO THE BROKER IS DOWN since"
+    t.check(w_tcd.wait(lambda: down in w_tcd.stderr(), t.t(10)),
+            "xba watch --link-grace 1 at TCD says, a second later, that the link to the broker is down",
+            w_tcd.stderr()[-600:])
     headlines = [f"Convoi {i:02d} signalé à Assamaka" for i in range(1, 21)]
     ids, rcs, depths, bad = [], [], [], []
     for i, h in enumerate(headlines):
@@ -87,6 +93,10 @@ def main(t):
     s = ner.wait_status(lambda s: s.get("outbox_depth") == 0 and s.get("link_up"), t.t(20))
     t.check(s is not None and s.get("outbox_depth") == 0 and s.get("link_up") is True,
             "broker back: NER's outbox drains to 0 and the link is up", str(s))
+    t.check(w_tcd.wait(lambda: "link to the broker is UP again" in w_tcd.stderr(), t.t(20)) and
+            w_tcd.stderr().count(down) == 1, "... and, once, that it is up again", w_tcd.stderr()[-600:])
+    t.check(down not in w_lby.stderr(), "LBY's watch (--link-grace 300) said nothing of a shorter outage",
+            w_lby.stderr()[-600:])
     for name, w in (("LBY", w_lby), ("TCD", w_tcd)):
         w.wait_ids(ids, t.t(20))
         got = [i for i in w.ids() if i in set(ids)]
