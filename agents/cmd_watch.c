@@ -245,18 +245,12 @@ parse_watch_flags(const char *cmd, bool history, int argc, char **argv, struct f
 			break;
 		case OPT_NO_COLOR: display->color = false; break;
 		case OPT_REMIND:
-			value = (int)strtol(optarg, &end, 10);
-			if (end == optarg || *end != '\0' || value < 0 || value > 3600)
-				return cli_usage_error("%s: --remind '%s' is not a number of seconds from 0 to 3600", cmd,
-				    optarg);
-			f->remind_ms = (int64_t)value * 1000;
-			break;
 		case OPT_LINK_GRACE:
 			value = (int)strtol(optarg, &end, 10);
 			if (end == optarg || *end != '\0' || value < 0 || value > 3600)
-				return cli_usage_error("%s: --link-grace '%s' is not a number of seconds from 0 to 3600", cmd,
-				    optarg);
-			f->link_grace_ms = (int64_t)value * 1000;
+				return cli_usage_error("%s: --%s '%s' is not a number of seconds from 0 to 3600", cmd,
+				    opt == OPT_REMIND ? "remind" : "link-grace", optarg);
+			*(opt == OPT_REMIND ? &f->remind_ms : &f->link_grace_ms) = (int64_t)value * 1000;
 			break;
 		case OPT_HELP: watch_usage(stdout, history); return CLI_EXIT_OK;
 		default:
