@@ -198,6 +198,13 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 		    "the broker's journal is unavailable; retry later");
 		return;
 	}
+	/* A node that has seen seqs this journal never wrote: the journal is older than the region (restored from a
+	 * backup, or replaced), and the seqs after its head will be used a second time (operations.md section 7). */
+	if (hello->resume_after > journal_head(server->journal))
+		log_warnx("event=journal.behind node=%s resume_after=%llu journal_head=%llu action=\"this journal lacks "
+			  "what the node was delivered: restored from a backup? its seqs after the head are used again; note "
+			  "the restore (docs/operations.md section 7)\"", node->id, (unsigned long long)hello->resume_after,
+		    (unsigned long long)journal_head(server->journal));
 	if (rewound_from > 0)
 		log_warnx("event=node.rewound node=%s resume_after=%llu acknowledged_through=%llu redeliveries=%llu "
 			  "action=\"its agent no longer has what it acknowledged (a store restored from a backup, or lost): "

@@ -6,7 +6,9 @@ Real xba-broker and real xba-agents NER (may_broadcast) and TCD.  NER sends aler
 and TCD's officer acknowledges C.  TCD's agent is stopped, its store replaced by the backup, and started again:
 its Hello resumes from before B, below what it had acknowledged.  The broker logs event=node.rewound and sends B
 and E again: TCD's history holds A, B and E, NER's `xba track` shows TCD delivered for B and E.  C, acknowledged
-by an officer, stays acknowledged at the broker and is not sent again (operations.md says so).  Before the fix
+by an officer, stays acknowledged at the broker and is not sent again (operations.md says so).  Then the
+broker's journal is restored from a backup taken after A: the broker logs event=journal.behind for TCD, whose
+agent resets its cursor, and a new alert still reaches TCD.  Before the fix
 the broker kept its delivery marks over the lower resume_after, and B and E never came back.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_restore.py BUILD_DIR SOURCE_ROOT
@@ -43,10 +45,12 @@ def main(t):
     a = send("Convoi A vers Toummo")
     t.check(tcd_has(a), "TCD has A")
     backup = os.path.join(t.dir, "tcd-store-backup.sqlite")
-    src, dst = sqlite3.connect(tcd.store_path), sqlite3.connect(backup)
-    src.backup(dst)
-    src.close()
-    dst.close()
+    journal_backup = os.path.join(t.dir, "journal-backup.sqlite")
+    for live, copy in ((tcd.store_path, backup), (broker.journal_path, journal_backup)):
+        src, dst = sqlite3.connect(live), sqlite3.connect(copy)
+        src.backup(dst)
+        src.close()
+        dst.close()
 
     b = send("Convoi B vers Toummo")
     r = ner.cli("broadcast", "--category", "border-incident", "--lang", "fr", "--headline",
@@ -92,6 +96,27 @@ def main(t):
     d = send("Convoi D vers Toummo")
     t.check(tcd_has(d), "TCD has D")
     t.eq(broker.events("node.rewound", since=mark), [], "broker: no node.rewound on an ordinary restart")
+
+    # ---- the broker's journal restored from the backup taken after A -----------------------------------------------
+    broker.stop()
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(broker.journal_path + suffix)
+        except FileNotFoundError:
+            pass
+    with open(journal_backup, "rb") as f_in, open(broker.journal_path, "wb") as f_out:
+        f_out.write(f_in.read())
+    mark = broker.log_size()
+    tcd_mark = tcd.log_size()
+    broker.start()
+    rec = broker.wait_log(r"event=journal\.behind node=TCD .*", t.t(15), since=mark)
+    t.check(rec is not None and "journal_head=1" in rec.group(0),
+            "broker, on the journal restored from the backup: journal.behind for TCD (it has seqs the journal lacks)",
+            broker.log_text(mark)[-800:])
+    t.check(tcd.wait_log(r"event=link\.cursor_reset", t.t(15), since=tcd_mark) is not None,
+            "TCD's agent: link.cursor_reset, back to the broker's head")
+    f = send("Convoi F vers Toummo")
+    t.check(tcd_has(f), "a new alert after the journal's restore reaches TCD (its seq used a second time)")
 
 
 def _wait_state(t, ner, alert_id, node, state):
