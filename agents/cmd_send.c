@@ -214,6 +214,18 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 			r->result == XBA__V1__ERROR_CODE__CLOCK_SKEW || r->result == XBA__V1__ERROR_CODE__ALERT_EXPIRED
 		    ? CLI_EXIT_USAGE
 		    : CLI_EXIT_FAILED;
+		if (json) {
+			/* A script reading stdout gets an answer too, not only the exit status. */
+			struct jsonw w;
+
+			jsonw_begin(&w, stdout);
+			jsonw_string(&w, "alert_id", "");
+			jsonw_string(&w, "state", "not_queued");
+			jsonw_string(&w, "code", frame_error_code_name(r->result));
+			jsonw_string(&w, "field", r->field ? r->field : "");
+			jsonw_string(&w, "message", r->message ? r->message : "");
+			jsonw_end(&w);
+		}
 		goto out;
 	}
 	snprintf(alert_id, sizeof(alert_id), "%s", reply->submit_reply->alert_id);

@@ -116,7 +116,12 @@ def main(t):
     case("send --to XYZ (a node id, not in the region: the agent refuses)", ["send", *GOOD, "--to", "DZA,XYZ"], 2,
          ["XYZ"])
     case("send --to ner (not a node id)", ["send", *GOOD, "--to", "ner"], 2, ["'ner'"])
-    case("send --tlp red without --to", ["send", *GOOD, "--tlp", "red"], 2, ["TLP:RED"])
+    r = case("send --tlp red without --to", ["send", *GOOD, "--tlp", "red"], 2, ["TLP:RED"])
+    r = case("send --tlp red without --to, --json", ["send", *GOOD, "--tlp", "red", "--json"], 2, ["TLP:RED"])
+    j = r.json()
+    t.check(len(j) == 1 and j[0].get("state") == "not_queued" and j[0].get("code") == "TLP_RED_NO_ADDRESSEES" and
+            j[0].get("alert_id") == "", "... and with --json, one object on stdout saying not_queued and the code",
+            repr(r))
     case("send --colour red (unknown option)", ["send", *GOOD, "--colour", "red"], 2, ["--colour"])
     case("send --expires tomorrow", ["send", *GOOD, "--expires", "tomorrow"], 2, ["tomorrow"])
     case("send --expires in the past", ["send", *GOOD, "--expires", "2020-01-01T00:00:00Z"], 2,
