@@ -629,7 +629,8 @@ walk_chain(const char *cmd, struct local_client *c, struct draft *d, const Xba__
 	if (found == NULL)
 		return cli_usage_error("%s: out of memory", cmd);
 	filter.include_outgoing = 1;
-	filter.since_ms = o->sent_ms;
+	/* Submitted since the alert: its sent time may be up to a minute ahead of its submission (an alert file). */
+	filter.since_ms = o->sent_ms > 120000 ? o->sent_ms - 120000 : 0;
 	filter.origins = origins; /* the inbox holds none of this country's own: only the outgoing list is read */
 	filter.n_origins = 1;
 	hist.filter = &filter;
