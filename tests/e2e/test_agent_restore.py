@@ -67,14 +67,7 @@ def main(t):
 
     # ---- the restore ---------------------------------------------------------------------------------------------
     tcd.stop()
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.unlink(tcd.store_path + suffix)
-        except FileNotFoundError:
-            pass
-    with open(backup, "rb") as f_in, open(tcd.store_path, "wb") as f_out:
-        f_out.write(f_in.read())
-    os.chmod(tcd.store_path, 0o600)
+    _restore(backup, tcd.store_path)
     mark = broker.log_size()
     tcd.start()
     t.check(tcd.wait_link(t.t(15)), "TCD's agent, on the restored store: link up")
@@ -99,13 +92,7 @@ def main(t):
 
     # ---- the broker's journal restored from the backup taken after A -----------------------------------------------
     broker.stop()
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.unlink(broker.journal_path + suffix)
-        except FileNotFoundError:
-            pass
-    with open(journal_backup, "rb") as f_in, open(broker.journal_path, "wb") as f_out:
-        f_out.write(f_in.read())
+    _restore(journal_backup, broker.journal_path)
     mark = broker.log_size()
     tcd_mark = tcd.log_size()
     broker.start()
@@ -117,6 +104,19 @@ def main(t):
             "TCD's agent: link.cursor_reset, back to the broker's head")
     f = send("Convoi F vers Toummo")
     t.check(tcd_has(f), "a new alert after the journal's restore reaches TCD (its seq used a second time)")
+
+
+def _restore(backup, live):
+    """Put a SQLite backup in place of a stopped daemon's file, as operations.md section 7 says: owner-only, no
+    stale -wal or -shm beside it."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(live + suffix)
+        except FileNotFoundError:
+            pass
+    with open(backup, "rb") as f_in, open(live, "wb") as f_out:
+        f_out.write(f_in.read())
+    os.chmod(live, 0o600)
 
 
 def _wait_state(t, ner, alert_id, node, state):
