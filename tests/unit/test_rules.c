@@ -496,6 +496,22 @@ test_ack_to_referenced_origin(struct check_state *st)
 /* An update or a cancel also goes to whoever had the alert it names (route_inputs), credited
  * "superseded:had-alert";
  * not to its origin, an admin or an unknown node, and a deny rule still wins. */
+/* Route a with in (shape checked) into to and held, the recipients and the withheld nodes as render writes them. */
+static void
+route_with_rendered(struct check_state *st, int line, const Xba__V1__Alert *a, const struct route_inputs *in,
+    char *to, char *held, size_t size)
+{
+	struct xba_error err;
+	struct route r;
+
+	to[0] = held[0] = '\0';
+	CHECK_CODE(st, rules_route_with(g_rules, g_dir, a, in, &r, &err), 0);
+	check_shape(st, line, g_dir, a, &r);
+	render(g_dir, r.recipients, r.n_recipients, to, size);
+	render(g_dir, r.withheld, r.n_withheld, held, size);
+	route_clear(&r);
+}
+
 static void
 test_superseded_recipients(struct check_state *st)
 {
@@ -503,60 +519,39 @@ test_superseded_recipients(struct check_state *st)
 	struct route_inputs in = { .superseded_recipients = had, .n_superseded_recipients = 6 };
 	Xba__V1__Alert a = make_alert("NER", XBA__V1__CATEGORY__CATEGORY_SMUGGLING, XBA__V1__SEVERITY__SEVERITY_MINOR,
 	    XBA__V1__TLP__TLP_AMBER);
-	struct xba_error err;
-	struct route r;
-	char got[1024];
+	char *to_lby[] = { (char *)"LBY" };
+	char to[1024], held[1024];
 
 	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL;
-	CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
-	check_shape(st, __LINE__, g_dir, &a, &r);
-	render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
-	CHECK(st, strcmp(got, "DZA=crime-to-neighbours LBY=crime-to-neighbours MLI=crime-to-neighbours "
+	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
+	CHECK(st, strcmp(to, "DZA=crime-to-neighbours LBY=crime-to-neighbours MLI=crime-to-neighbours "
 	    "SDN=superseded:had-alert TCD=crime-to-neighbours WHO-AFRO=superseded:had-alert") == 0);
-	route_clear(&r);
 	/* An exercise: the deny rule keeps the observer back even though it had the alert. */
 	a.status = XBA__V1__STATUS__STATUS_EXERCISE;
-	CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
-	render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
-	CHECK(st, strstr(got, "SDN=superseded:had-alert") != NULL && strstr(got, "WHO-AFRO") == NULL);
-	render(g_dir, r.withheld, r.n_withheld, got, sizeof(got));
-	CHECK(st, strstr(got, "WHO-AFRO=exercises-stay-apart") != NULL);
-	route_clear(&r);
+	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
+	CHECK(st, strstr(to, "SDN=superseded:had-alert") != NULL && strstr(to, "WHO-AFRO") == NULL);
+	CHECK(st, strstr(held, "WHO-AFRO=exercises-stay-apart") != NULL);
 	/* The update's own TLP bounds who may read it: raised to RED for LBY, it reaches LBY alone, and the nodes that had
 	 * the alert show as withheld by TLP:RED; AMBER+STRICT keeps the observer back. */
 	a.status = XBA__V1__STATUS__STATUS_ACTUAL;
-	{
-		char *to[] = { (char *)"LBY" };
-
-		a.tlp = XBA__V1__TLP__TLP_RED;
-		a.addressees = to;
-		a.n_addressees = 1;
-		CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
-		check_shape(st, __LINE__, g_dir, &a, &r);
-		render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
-		CHECK(st, strcmp(got, "LBY=crime-to-neighbours") == 0);
-		render(g_dir, r.withheld, r.n_withheld, got, sizeof(got));
-		CHECK(st, strstr(got, "SDN=tlp:red") != NULL && strstr(got, "WHO-AFRO=tlp:red") != NULL &&
-		    strstr(got, "DZA=tlp:red") != NULL);
-		route_clear(&r);
-		a.addressees = NULL;
-		a.n_addressees = 0;
-	}
+	a.tlp = XBA__V1__TLP__TLP_RED;
+	a.addressees = to_lby;
+	a.n_addressees = 1;
+	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
+	CHECK(st, strcmp(to, "LBY=crime-to-neighbours") == 0);
+	CHECK(st, strstr(held, "SDN=tlp:red") != NULL && strstr(held, "WHO-AFRO=tlp:red") != NULL &&
+	    strstr(held, "DZA=tlp:red") != NULL);
+	a.addressees = NULL;
+	a.n_addressees = 0;
 	a.tlp = XBA__V1__TLP__TLP_AMBER_STRICT;
-	CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
-	check_shape(st, __LINE__, g_dir, &a, &r);
-	render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
-	CHECK(st, strstr(got, "SDN=superseded:had-alert") != NULL && strstr(got, "WHO-AFRO") == NULL);
-	render(g_dir, r.withheld, r.n_withheld, got, sizeof(got));
-	CHECK(st, strstr(got, "WHO-AFRO=tlp:amber+strict") != NULL);
-	route_clear(&r);
-	a.tlp = XBA__V1__TLP__TLP_AMBER;
+	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
+	CHECK(st, strstr(to, "SDN=superseded:had-alert") != NULL && strstr(to, "WHO-AFRO") == NULL);
+	CHECK(st, strstr(held, "WHO-AFRO=tlp:amber+strict") != NULL);
 	/* Only updates and cancels: an alert with the same inputs goes where the rules say. */
+	a.tlp = XBA__V1__TLP__TLP_AMBER;
 	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_ALERT;
-	CHECK_CODE(st, rules_route_with(g_rules, g_dir, &a, &in, &r, &err), 0);
-	render(g_dir, r.recipients, r.n_recipients, got, sizeof(got));
-	CHECK(st, strstr(got, "superseded") == NULL);
-	route_clear(&r);
+	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
+	CHECK(st, strstr(to, "superseded") == NULL);
 }
 
 static void
