@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "frame.h"
 #include "jsonw.h"
+#include "syntax.h"
 
 #define ANSI_RESET "\033[0m"
 #define ANSI_BOLD "\033[1m"
@@ -146,17 +147,17 @@ put_text(FILE *out, const char *text, bool lines)
 	const unsigned char *p = (const unsigned char *)(text != NULL ? text : "");
 
 	for (; *p != '\0'; p++) {
+		size_t control = syntax_control_len(p);
+
 		if (lines && *p == '\r' && p[1] == '\n')
 			continue;
 		if (lines && *p == '\n')
 			fputs(CONTINUATION, out);
 		else if (lines && *p == '\t')
 			fputc(' ', out);
-		else if (*p < 0x20 || *p == 0x7f)
+		else if (control > 0) {
 			fputs(REPLACEMENT, out);
-		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			fputs(REPLACEMENT, out);
-			p++;
+			p += control - 1;
 		} else
 			fputc(*p, out);
 	}
@@ -171,7 +172,7 @@ display_clean(const char *text, char *out, size_t size)
 	if (size == 0)
 		return out;
 	for (; *p != '\0'; p++) {
-		bool control = *p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+		size_t control = syntax_control_len(p);
 		size_t len = control ? 3 : 1;
 
 		/* A character's continuation bytes go only with its lead byte: stop before a lead that will not fit. */
@@ -185,8 +186,7 @@ display_clean(const char *text, char *out, size_t size)
 			break;
 		if (control) {
 			memcpy(out + n, REPLACEMENT, 3);
-			if (*p == 0xc2)
-				p++;
+			p += control - 1;
 		} else {
 			out[n] = (char)*p;
 		}

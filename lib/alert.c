@@ -481,14 +481,14 @@ check_plain(const char *path, const char *name, const char *s, bool lines, struc
 
 	for (size_t i = 0; p[i] != '\0'; i++) {
 		unsigned c = p[i];
+		size_t len = syntax_control_len(p + i);
 
-		if (lines && (c == '\n' || c == '\t'))
+		if (len == 0 || (lines && (c == '\n' || c == '\t')))
 			continue;
-		if (c < 0x20 || c == 0x7f)
-			return field_error(err, XBA_ESYNTAX, path, name, "control character 0x%02X at byte %zu%s", c, i,
-			    c == '\n' || c == '\r' ? " (a line break: this field is one line)" : "");
-		if (c == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+		if (len == 2)
 			return field_error(err, XBA_ESYNTAX, path, name, "control character U+%04X at byte %zu", p[i + 1], i);
+		return field_error(err, XBA_ESYNTAX, path, name, "control character 0x%02X at byte %zu%s", c, i,
+		    c == '\n' || c == '\r' ? " (a line break: this field is one line)" : "");
 	}
 	return 0;
 }

@@ -55,6 +55,14 @@ syntax_utf8_valid(const char *s, size_t len)
 	return true;
 }
 
+size_t
+syntax_control_len(const unsigned char *p)
+{
+	if (*p < 0x20 || *p == 0x7f)
+		return *p != '\0';
+	return p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2 : 0;
+}
+
 bool
 syntax_node_id_valid(const char *s)
 {

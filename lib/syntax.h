@@ -16,6 +16,11 @@
 /* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF) of exactly len bytes, no NUL. */
 bool syntax_utf8_valid(const char *s, size_t len);
 
+/* The length in bytes of the control character p starts with (C0 or DEL: 1; C1, U+0080-U+009F in UTF-8: 2), or 0
+ * when it starts none.  p points into a NUL-terminated string.  What a terminal acts on and a reader takes for
+ * structure: refused in what officers submit (alert_check_submission), shown as U+FFFD (agents/display.c). */
+size_t syntax_control_len(const unsigned char *p);
+
 /* Node id: 2..32 of [A-Z0-9-], first an upper-case letter, last not '-'.  "DZA", "IOM-ROMENA", "WHO-AFRO". */
 bool syntax_node_id_valid(const char *s);
 

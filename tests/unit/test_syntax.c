@@ -25,6 +25,22 @@ test_utf8(struct check_state *t)
 	CHECK(t, !syntax_utf8_valid("a\0b", 3));                  /* embedded NUL */
 }
 
+/* C0 and DEL are one byte, C1 two (its UTF-8 form); a no-break space (U+00A0) and Arabic letters are text. */
+static void
+test_control_len(struct check_state *t)
+{
+	CHECK(t, syntax_control_len((const unsigned char *)"\x1b[31m") == 1);
+	CHECK(t, syntax_control_len((const unsigned char *)"\n") == 1);
+	CHECK(t, syntax_control_len((const unsigned char *)"\x7f") == 1);
+	CHECK(t, syntax_control_len((const unsigned char *)"\xc2\x9b" "2J") == 2);
+	CHECK(t, syntax_control_len((const unsigned char *)"\xc2\x80") == 2);
+	CHECK(t, syntax_control_len((const unsigned char *)"\xc2\xa0") == 0);
+	CHECK(t, syntax_control_len((const unsigned char *)"\xd8\xaa") == 0);
+	CHECK(t, syntax_control_len((const unsigned char *)"a") == 0);
+	CHECK(t, syntax_control_len((const unsigned char *)"") == 0);
+	CHECK(t, syntax_control_len((const unsigned char *)"\xc2") == 0); /* cut: the NUL is not a C1 byte */
+}
+
 static void
 test_node_ids(struct check_state *t)
 {
@@ -111,6 +127,7 @@ main(void)
 	struct check_state t = { 0 };
 
 	RUN(&t, test_utf8);
+	RUN(&t, test_control_len);
 	RUN(&t, test_node_ids);
 	RUN(&t, test_iso3166);
 	RUN(&t, test_uuid);
