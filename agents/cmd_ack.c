@@ -88,11 +88,8 @@ cmd_ack(int argc, char **argv)
 		status = CLI_EXIT_OK;
 	} else if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY &&
 	    reply->ack_reply->result == XBA__V1__ERROR_CODE__UNKNOWN_ALERT) {
-		if (strstr(reply->ack_reply->message, "was sent by this country") != NULL)
-			cli_usage_error("ack: %s", reply->ack_reply->message);
-		else
-			cli_usage_error("ack: no alert %s in this country's inbox (xba history shows what is there)",
-			    argv[optind]);
+		/* The agent knows why (not here, or this country's own alert) and says so. */
+		cli_usage_error("ack: %s", reply->ack_reply->message);
 		status = CLI_EXIT_FAILED;
 	} else if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY &&
 	    reply->ack_reply->result == XBA__V1__ERROR_CODE__DUPLICATE) {

@@ -754,12 +754,17 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 	rc = store_inbox_get(agent->store, req->alert_id, &row, &err);
 	if (rc == XBA_ENOTFOUND) {
 		/* This country's own alert is in no inbox here: its recipients acknowledge it, not its sender. */
-		if (store_outgoing_get(agent->store, req->alert_id, &row, &err) == 0) {
+		bool own = store_outgoing_get(agent->store, req->alert_id, &row, &err) == 0;
+
+		if (own) {
 			store_row_clear(&row);
-			snprintf(err.msg, sizeof(err.msg), "alert %s was sent by this country: its recipients acknowledge "
-			    "it (xba track %s shows who did)", req->alert_id, req->alert_id);
+			snprintf(message, sizeof(message), "alert %s was sent by this country: its recipients acknowledge it "
+			    "(xba track %s shows who did)", req->alert_id, req->alert_id);
+		} else {
+			snprintf(message, sizeof(message), "no alert %s in this country's inbox (xba history shows what is "
+			    "there)", req->alert_id);
 		}
-		reply_ack(agent, peer, ref, XBA__V1__ERROR_CODE__UNKNOWN_ALERT, "", err.msg);
+		reply_ack(agent, peer, ref, XBA__V1__ERROR_CODE__UNKNOWN_ALERT, "", message);
 		return;
 	}
 	if (rc != 0) {
