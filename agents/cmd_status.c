@@ -307,13 +307,14 @@ cmd_quarantine(int argc, char **argv)
 			jsonw_string(&w, "code", frame_error_code_name(e->code));
 			jsonw_string(&w, "reason", e->reason);
 			jsonw_string(&w, "claimed_alert_id", e->alert_id);
+			jsonw_string(&w, "claimed_origin", e->claimed_origin);
 			jsonw_string(&w, "rule", e->rule);
 			jsonw_end(&w);
 		} else {
-			printf("seq %-8llu %-22s %-16s alert %s (claimed, not verified), rule %s\n    %s\n",
+			printf("seq %-8llu %-22s %-16s alert %s from %s (claimed, not verified), rule %s\n    %s\n",
 			    (unsigned long long)e->seq, display_time(e->received_ms, when, sizeof(when)),
 			    frame_error_code_name(e->code), e->alert_id[0] ? e->alert_id : "(undecodable)",
-			    e->rule[0] ? e->rule : "-", e->reason);
+			    e->claimed_origin[0] ? e->claimed_origin : "(unknown)", e->rule[0] ? e->rule : "-", e->reason);
 		}
 	}
 	if (!json)

@@ -1183,6 +1183,7 @@ handle_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, c
 /* Quarantine listing: the entries copied out of the store walk, newest first. */
 struct quarantine_text {
 	char reason[520], alert_id[40], rule[72]; /* as in struct store_quarantined; the reply points into these */
+	char claimed_origin[XBA_NODE_ID_MAX + 1];
 };
 
 struct quarantine_list {
@@ -1210,6 +1211,16 @@ hold_quarantined(void *ctx, const struct store_quarantined *q)
 	e->reason = l->text[l->n].reason;
 	e->alert_id = l->text[l->n].alert_id;
 	e->rule = l->text[l->n].rule;
+	e->claimed_origin = l->text[l->n].claimed_origin;
+	if (q->envelope != NULL) {
+		Xba__V1__Envelope *envelope = xba__v1__envelope__unpack(NULL, q->envelope_len, q->envelope);
+		char id[XBA_UUID_LEN + 1];
+
+		/* Whose it claims to be, for the officer who must ask that country; the id was kept when it came. */
+		envelope_claimed(envelope, id, l->text[l->n].claimed_origin);
+		if (envelope != NULL)
+			xba__v1__envelope__free_unpacked(envelope, NULL);
+	}
 	l->n++;
 	return 0;
 }

@@ -233,7 +233,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			      " (SELECT 1 FROM quarantine WHERE seq = ?1 AND released_ms IS NULL)",
 	[ST_QUARANTINE_NEXT] = "SELECT id, seq, received_ms, code, reason, alert_id, rule, envelope FROM quarantine"
 			       " WHERE released_ms IS NULL AND id > ?1 ORDER BY id LIMIT 1",
-	[ST_QUARANTINE_LIST] = "SELECT id, seq, received_ms, code, reason, alert_id, rule, NULL FROM quarantine"
+	[ST_QUARANTINE_LIST] = "SELECT id, seq, received_ms, code, reason, alert_id, rule, envelope FROM quarantine"
 			       " WHERE released_ms IS NULL ORDER BY id DESC LIMIT ?1",
 	[ST_QUARANTINE_RELEASE] = "UPDATE quarantine SET released_ms = ?2 WHERE id = ?1 AND released_ms IS NULL",
 	[ST_QUARANTINE_UNREPORTED] = "SELECT seq FROM quarantine WHERE released_ms IS NOT NULL AND release_reported = 0"
@@ -1185,7 +1185,7 @@ store_quarantined_clear(struct store_quarantined *q)
 	q->envelope_len = 0;
 }
 
-/* One row of ST_QUARANTINE_NEXT / ST_QUARANTINE_LIST (whose envelope column is NULL); false: out of memory. */
+/* One row of ST_QUARANTINE_NEXT / ST_QUARANTINE_LIST; false: out of memory. */
 static bool
 read_quarantined(sqlite3_stmt *st, struct store_quarantined *out)
 {
@@ -1199,7 +1199,7 @@ read_quarantined(sqlite3_stmt *st, struct store_quarantined *out)
 	copy_text(out->reason, sizeof(out->reason), sqlite3_column_text(st, 4));
 	copy_text(out->alert_id, sizeof(out->alert_id), sqlite3_column_text(st, 5));
 	copy_text(out->rule, sizeof(out->rule), sqlite3_column_text(st, 6));
-	/* NULL: the delivery had no envelope to keep (there is nothing to verify again), or a listing. */
+	/* NULL: the delivery had no envelope to keep (there is nothing to verify again). */
 	if ((blob = sqlite3_column_blob(st, 7)) != NULL) {
 		size_t len = (size_t)sqlite3_column_bytes(st, 7);
 
@@ -1241,8 +1241,13 @@ store_quarantine_list(struct store *s, size_t limit, store_quarantined_fn fn, vo
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int stop;
 
-		read_quarantined(st, &q); /* no envelope column: nothing to allocate */
-		if ((stop = fn(ctx, &q)) != 0) {
+		if (!read_quarantined(st, &q)) {
+			sqlite3_reset(st);
+			return xba_error_set(err, XBA_ENOMEM, "list quarantine: out of memory");
+		}
+		stop = fn(ctx, &q);
+		store_quarantined_clear(&q);
+		if (stop != 0) {
 			sqlite3_reset(st);
 			return stop;
 		}

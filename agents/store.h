@@ -204,8 +204,8 @@ int store_quarantine_next(struct store *s, int64_t after_id, struct store_quaran
  * with released_ms.  XBA_ENOTFOUND when it is not held (released already). */
 int store_quarantine_release(struct store *s, int64_t id, int64_t released_ms, struct xba_error *err);
 void store_quarantined_clear(struct store_quarantined *q);
-/* The held (not released) entries, newest first, at most limit, without their envelopes (q is borrowed for the
- * call); a non-zero return of fn stops the walk and is returned. */
+/* The held (not released) entries, newest first, at most limit, with their envelopes (q is borrowed for the call,
+ * so that a listing can say what each claims to be); a non-zero return of fn stops the walk and is returned. */
 typedef int (*store_quarantined_fn)(void *ctx, const struct store_quarantined *q);
 int store_quarantine_list(struct store *s, size_t limit, store_quarantined_fn fn, void *ctx, struct xba_error *err);
 /* For audits (`xba audit verify --agent`): the inbox's alerts (sent false) or the accepted alerts this node sent

@@ -169,17 +169,27 @@ envelope_opened_clear(struct envelope_opened *opened)
 }
 
 void
-envelope_claimed_id(const Xba__V1__Envelope *envelope, char out[XBA_UUID_LEN + 1])
+envelope_claimed(const Xba__V1__Envelope *envelope, char id[XBA_UUID_LEN + 1], char origin[XBA_NODE_ID_MAX + 1])
 {
 	Xba__V1__Alert *alert;
 
-	out[0] = '\0';
+	id[0] = '\0';
+	if (origin != NULL)
+		origin[0] = '\0';
 	if (envelope == NULL || envelope->alert.len == 0 || envelope->alert.len > ALERT_MAX_BYTES)
 		return;
 	alert = xba__v1__alert__unpack(NULL, envelope->alert.len, envelope->alert.data);
 	if (alert == NULL)
 		return;
 	if (alert->id != NULL && syntax_uuid_valid(alert->id))
-		snprintf(out, XBA_UUID_LEN + 1, "%s", alert->id);
+		snprintf(id, XBA_UUID_LEN + 1, "%s", alert->id);
+	if (origin != NULL && alert->origin != NULL && syntax_node_id_valid(alert->origin))
+		snprintf(origin, XBA_NODE_ID_MAX + 1, "%s", alert->origin);
 	xba__v1__alert__free_unpacked(alert, NULL);
+}
+
+void
+envelope_claimed_id(const Xba__V1__Envelope *envelope, char out[XBA_UUID_LEN + 1])
+{
+	envelope_claimed(envelope, out, NULL);
 }

@@ -55,8 +55,11 @@ int envelope_open_message(const struct directory *dir, const Xba__V1__Envelope *
 
 void envelope_opened_clear(struct envelope_opened *opened);
 
-/* The alert id an envelope's alert bytes claim, without verifying anything; "" when they do not decode to an
- * alert with a well-formed id.  For naming an alert that was not (or could not be) verified, never for trusting it. */
+/* The alert id and origin an envelope's alert bytes claim, without verifying anything; each "" when they do not
+ * decode to an alert with a well-formed one (origin may be NULL when it is not wanted).  For naming an alert that
+ * was not (or could not be) verified, never for trusting it. */
+void envelope_claimed(const Xba__V1__Envelope *envelope, char id[XBA_UUID_LEN + 1],
+    char origin[XBA_NODE_ID_MAX + 1]);
 void envelope_claimed_id(const Xba__V1__Envelope *envelope, char out[XBA_UUID_LEN + 1]);
 
 /* Build the signing input "context || alert" into a malloc'ed buffer. */

@@ -107,9 +107,10 @@ def main(t):
             "the batch's last element as shown: seq 4 and its own rule", str(shown))
     r = lby.cli("quarantine", "--json")
     listed = [json.loads(line) for line in r.lines()] if r.out.strip() else []
-    t.eq([(e.get("seq"), e.get("code"), e.get("claimed_alert_id"), e.get("rule")) for e in listed],
-         [(9, "MALFORMED_FRAME", "", "sar"), (5, "MALFORMED_FRAME", "", "no-envelope"),
-          (3, "MALFORMED_FRAME", "", "bad?rule")],
+    t.eq([(e.get("seq"), e.get("code"), e.get("claimed_alert_id"), e.get("claimed_origin"), e.get("rule"))
+          for e in listed],
+         [(9, "MALFORMED_FRAME", "", "", "sar"), (5, "MALFORMED_FRAME", "", "", "no-envelope"),
+          (3, "MALFORMED_FRAME", "", "", "bad?rule")],
          "xba quarantine --json: the three broken deliveries, newest first, no claimed id, the rule as printable text")
     t.eq([e.get("reason") for e in listed],
          ["the delivery does not decode: its envelope is not a protobuf Envelope",

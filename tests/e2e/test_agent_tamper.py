@@ -110,15 +110,18 @@ def main(t):
 
     r = lby.cli("quarantine", "--json")
     listed = [json.loads(line) for line in r.lines()] if r.out.strip() else []
-    t.eq([(e.get("seq"), e.get("code"), e.get("claimed_alert_id"), e.get("rule")) for e in listed],
-         [(4, "WRONG_SIGNER", wrong.id, "tamper-test"), (3, "UNKNOWN_KEY", unknown.id, "tamper-test"),
-          (2, "BAD_SIGNATURE", flipped.id, "tamper-test")],
-         "xba quarantine --json: the three held deliveries, newest first, with code, claimed id and rule")
+    t.eq([(e.get("seq"), e.get("code"), e.get("claimed_alert_id"), e.get("claimed_origin"), e.get("rule"))
+          for e in listed],
+         [(4, "WRONG_SIGNER", wrong.id, "NER", "tamper-test"), (3, "UNKNOWN_KEY", unknown.id, "NER", "tamper-test"),
+          (2, "BAD_SIGNATURE", flipped.id, "NER", "tamper-test")],
+         "xba quarantine --json: the three held deliveries, newest first, with code, claimed id and origin, and rule")
     t.check(r.rc == 1 and all(e.get("reason") and e.get("received") for e in listed),
             "... each with its reason and time; exit status 1 while any are held", repr(r))
     r = lby.cli("quarantine")
-    t.check(r.rc == 1 and "UNKNOWN_KEY" in r.out and "3 held" in r.out and "not verified" in r.out,
-            "xba quarantine (text) names the codes, says 3 held and that the claimed ids are not verified", repr(r))
+    t.check(r.rc == 1 and "UNKNOWN_KEY" in r.out and "3 held" in r.out and "not verified" in r.out and
+            ("alert %s from NER (claimed" % unknown.id) in r.out,
+            "xba quarantine (text) names the codes, the claimed id and origin, says 3 held and that the claims are "
+            "not verified", repr(r))
     r = lby.cli("quarantine", "extra")
     t.check(r.rc == 2 and "unexpected argument" in r.err, "xba quarantine with an extra argument: usage error 2",
             repr(r))

@@ -537,7 +537,7 @@ test_claimed_id(struct check_state *t)
 	Xba__V1__Envelope *env;
 	struct fixture f;
 	struct golden g;
-	char id[XBA_UUID_LEN + 1];
+	char id[XBA_UUID_LEN + 1], origin[XBA_NODE_ID_MAX + 1];
 	uint8_t *bytes;
 	size_t len;
 
@@ -553,9 +553,11 @@ test_claimed_id(struct check_state *t)
 		env->signature.data[0] ^= 1; /* no signature is checked */
 		envelope_claimed_id(env, id);
 		CHECK(t, strcmp(id, g.alert.id) == 0);
-		env->alert.len = 3; /* truncated alert bytes: no id */
-		envelope_claimed_id(env, id);
-		CHECK(t, id[0] == '\0');
+		envelope_claimed(env, id, origin);
+		CHECK(t, strcmp(id, g.alert.id) == 0 && strcmp(origin, g.alert.origin) == 0);
+		env->alert.len = 3; /* truncated alert bytes: no id, no origin */
+		envelope_claimed(env, id, origin);
+		CHECK(t, id[0] == '\0' && origin[0] == '\0');
 		env->alert.len = 0;
 		envelope_claimed_id(env, id);
 		CHECK(t, id[0] == '\0');
