@@ -149,6 +149,34 @@ check "run prints how to stop" grep -qF -- "--stop --dir $L" "$work/live.out"
 n=$([ -f "$L/pids" ] && alive_from "$L/pids" | wc -w)
 if [ "${n:-0}" -eq 9 ]; then pass "broker and 8 agents running"; else fail "broker and 8 agents running (got ${n:-0})"; fi
 check "xba status at NER: link up" sh -c "XBA_SOCKET='$L/NER/agent.sock' '$XBA' status >/dev/null"
+
+# One country down and back (--stop/--start NODE): its alert waits at the broker, then arrives.
+check "run --stop --dir L TCD exits 0" sh -c "'$RUN' --stop --dir '$L' TCD >/dev/null"
+n=$([ -f "$L/pids" ] && alive_from "$L/pids" | wc -w)
+if [ "${n:-0}" -eq 8 ] && ! grep -q "^TCD " "$L/pids"; then pass "... TCD stopped, the other 8 running"; else
+	fail "... TCD stopped, the other 8 running (got ${n:-0}: $(cat "$L/pids"))"
+fi
+"$RUN" --stop --dir "$L" TCD >"$work/stop-again.out" 2>&1
+if [ $? -eq 1 ] && grep -q "TCD is not running" "$work/stop-again.out"; then pass "... stopping it again: exit 1, says so";
+else fail "... stopping it again: exit 1, says so: $(cat "$work/stop-again.out")"; fi
+XBA_SOCKET=$L/NER/agent.sock "$XBA" send --category border-incident --severity moderate --lang en \
+	--headline "Sent while Chad is down" --json >"$work/down.json" 2>&1
+down=$(sed -n 's/.*"alert_id":"\([0-9a-f-]*\)".*/\1/p' "$work/down.json" | head -n 1)
+if [ -n "$down" ]; then pass "NER sent an alert for its neighbours"; else fail "NER sent: $(cat "$work/down.json")"; fi
+XBA_SOCKET=$L/NER/agent.sock "$XBA" track "$down" >"$work/track-down.out" 2>&1
+check "... its track says TCD queued" grep -q "^TCD  *queued" "$work/track-down.out"
+check "run --start --dir L TCD exits 0" sh -c "'$RUN' --start --dir '$L' TCD >/dev/null"
+got=0
+for _ in $(seq 1 100); do
+	if XBA_SOCKET=$L/TCD/agent.sock "$XBA" history --id "$down" >/dev/null 2>&1; then got=1; break; fi
+	sleep 0.2
+done
+if [ "$got" -eq 1 ]; then pass "... TCD, started again, received it"; else fail "... TCD, started again, received it"; fi
+"$RUN" --start --dir "$L" TCD >"$work/start-again.out" 2>&1
+if [ $? -eq 1 ] && grep -q "TCD is already running" "$work/start-again.out"; then pass "... starting it again: exit 1, says so"
+else fail "... starting it again: exit 1, says so: $(cat "$work/start-again.out")"; fi
+"$RUN" --start --dir "$L" >/dev/null 2>&1
+if [ $? -eq 2 ]; then pass "run --start without names: exit 2"; else fail "run --start without names: exit 2"; fi
 if [ -f "$L/pids" ]; then cp "$L/pids" "$work/live.pids"; else : >"$work/live.pids"; fi
 check "run --stop exits 0" sh -c "'$RUN' --stop --dir '$L' >/dev/null"
 left=$(alive_from "$work/live.pids")
