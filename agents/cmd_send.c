@@ -550,6 +550,36 @@ parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struc
  * cancel to the same nodes as the alert itself.  CAP lets only an alert's sender update or cancel it (the broker
  * refuses the others), so an alert received from another country is refused here with its origin named.
  */
+/* An update replaces the whole text: a language of the original that the update does not give is gone for the
+ * officers who read it.  Said (not refused: an update in one language may be what is meant), with how to keep it. */
+static void
+note_dropped_languages(const char *cmd, const struct draft *d, const Xba__V1__Alert *original)
+{
+	char dropped[128] = "";
+	const char *first = NULL;
+	size_t len = 0;
+
+	if (d->alert.n_info == 0)
+		return; /* refused later: an update needs a text */
+	for (size_t i = 0; i < original->n_info; i++) {
+		const char *lang = original->info[i]->language;
+		bool kept = false;
+
+		for (size_t j = 0; j < d->alert.n_info && !kept; j++)
+			kept = strcmp(d->alert.info[j]->language, lang) == 0;
+		if (kept)
+			continue;
+		if (first == NULL)
+			first = lang;
+		if (len < sizeof(dropped))
+			len += (size_t)snprintf(dropped + len, sizeof(dropped) - len, "%s%s", len ? ", " : "", lang);
+	}
+	if (first != NULL)
+		fprintf(stderr, "%s: note: the alert was also in %s; this update is not, so those officers will read it in "
+				"%s (give --lang %s --headline ... as well to keep that language)\n", cmd, dropped,
+		    d->alert.info[0]->language, first);
+}
+
 /* This agent's copy of alert id: *out points into *frame (replaced), NULL when none; *received the same for an
  * alert of that id in the inbox (another origin's).  Returns 0 or an exit status (error printed). */
 static int
@@ -822,6 +852,7 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 		}
 		if (d->expires_text == NULL && o->expires_ms > clock_now_ms())
 			d->alert.expires_ms = o->expires_ms;
+		note_dropped_languages(cmd, d, o);
 	}
 	return 0;
 }

@@ -66,6 +66,7 @@ def main(t):
     update_id = x.sent_id(r)
     t.eq((r.rc, x.accepted_recipients(r)), (0, 3), "xba send --update: accepted for the same three nodes",
          )
+    t.check("note:" not in r.err, "no note: the update is in the alert's one language", repr(r.err))
     t.check(reached(update_id), "the update reaches LBY, TCD and DZA")
     t.eq(sorted(track(update_id)), sorted(recipients), "xba track of the update: exactly the alert's recipients")
     shown = (watches["LBY"].by_id(update_id) or [{}])[0]
@@ -125,11 +126,15 @@ def main(t):
 
     # ---- a cancel of the latest version withdraws the earlier ones --------------------------------------------------
     r = ner.cli("send", "--category", "trafficking", "--severity", "severe", "--lang", "fr", "--headline",
-                "Réseau de traite vers Agadez", net=net)
+                "Réseau de traite vers Agadez", "--lang", "ar", "--headline", "شبكة اتجار نحو أغاديس",
+                "--lang", "en", "--headline", "Trafficking network towards Agadez", net=net)
     w1 = x.sent_id(r)
     r = ner.cli("send", "--update", w1, "--lang", "fr", "--headline", "Réseau de traite : 12 victimes", net=net)
     w2 = x.sent_id(r)
     t.check(r.rc == 0 and reached(w2), "an alert and its update reach DZA, LBY and TCD")
+    t.check("note: the alert was also in ar, en; this update is not" in r.err and "--lang ar --headline" in r.err,
+            "an update in French of an alert in French, Arabic and English: a note names the languages it drops",
+            repr(r.err))
     r = ner.cli("send", "--update", w1, "--lang", "fr", "--headline", "Réseau de traite : 14 victimes", net=net)
     t.check(r.rc == 2 and f"replaced by a later version, {w2}" in r.err,
             "an update of a version already replaced is refused, naming the latest", repr(r))
