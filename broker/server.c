@@ -834,10 +834,14 @@ reload(struct server *server)
 	NOTIFY("RELOADING=1");
 	commit(server);
 	if (load_region_and_rules(server->config, &dir, &rules, &err) != 0) {
-		char quoted[600];
+		char quoted[600], region_version[65];
 
-		log_warnx("event=rules.reload_failed error=%s keeping_rules=%s", log_quote(quoted, sizeof(quoted), err.msg),
-		    rules_version(server->rules));
+		/* Both files stay as they were, whichever failed: a revocation in region.yaml is not in force either, and
+		 * the secretariat fixing a rules typo must be told so. */
+		encoding_hex(server->dir->digest, 32, region_version);
+		log_warnx("event=rules.reload_failed error=%s applied=nothing keeping_rules=%s keeping_region=%.12s "
+			  "note=\"neither region.yaml nor rules.yaml changed: fix the file named and reload\"",
+		    log_quote(quoted, sizeof(quoted), err.msg), rules_version(server->rules), region_version);
 		NOTIFY("READY=1");
 		return;
 	}

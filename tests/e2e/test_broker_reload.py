@@ -84,6 +84,11 @@ def main(t):
         if m:
             t.check(pos in m.group(0), f"... the log line names {pos}", m.group(0))
             t.log(m.group(0))
+            ready = (broker.events("broker.ready") or [{}])[0]
+            t.check("applied=nothing" in m.group(0) and ready.get("region") and
+                    f"keeping_region={ready.get('region')}" in m.group(0),
+                    "... and says that nothing was applied, naming the region.yaml kept (a revocation in it is not "
+                    "in force either)", m.group(0))
         t.check(not broker.events("rules.reloaded", since=mark), "... and no event=rules.reloaded")
         t.check(broker.alive(), "... and the broker keeps running")
         route(f"after the refused reload ({label})", v1_recips)
