@@ -84,8 +84,8 @@ kind_name(enum ynode_kind kind)
 }
 
 /* Plain "", "~", "null", "Null", "NULL": YAML's null, which no typed reader accepts as a value. */
-static bool
-is_null(const struct ynode *node)
+bool
+ynode_is_null(const struct ynode *node)
 {
 	static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
 
@@ -410,14 +410,21 @@ parser_error(struct builder *b, const yaml_parser_t *parser)
 	default:
 		line = (int)parser->problem_mark.line + 1;
 		column = (int)parser->problem_mark.column + 1;
-		/* The commonest mistake in a hand-edited file deserves its own words. */
+		/* The commonest mistakes in a hand-edited file deserve words of their own: libyaml's own for a tab
+		 * differ with where it is, and its words for a line indented wrongly do not say "indentation". */
 		if (parser->problem_mark.index < b->len && b->data[parser->problem_mark.index] == '\t')
 			return located_error(b->err, name, line, column,
-			    "YAML syntax error: %s: a tab character (YAML indents with spaces only)", problem);
-		if (parser->context != NULL)
+			    "YAML syntax error: a tab character (YAML indents with spaces only: replace it with spaces)");
+		if (parser->context != NULL) {
+			bool indentation = strstr(problem, "did not find expected key") != NULL ||
+			    strstr(problem, "did not find expected '-' indicator") != NULL;
+
 			return located_error(b->err, name, line, column,
-			    "YAML syntax error: %s (%s at line %d, column %d)", problem, parser->context,
-			    (int)parser->context_mark.line + 1, (int)parser->context_mark.column + 1);
+			    "YAML syntax error: %s (%s at line %d, column %d)%s", problem, parser->context,
+			    (int)parser->context_mark.line + 1, (int)parser->context_mark.column + 1,
+			    indentation ? ": check this line's indentation: the keys of one map, and the '-' items of one "
+					  "list, each start in the same column as the others" : "");
+		}
 		return located_error(b->err, name, line, column, "YAML syntax error: %s", problem);
 	}
 }
@@ -633,7 +640,7 @@ ydoc_expect_map(const struct ydoc *doc, const struct ynode *node, const char *pa
 	if (node == NULL)
 		return missing(doc, err, path, "a map");
 	if (node->kind != YNODE_MAP) {
-		if (is_null(node))
+		if (ynode_is_null(node))
 			return ydoc_error(doc, node, err, path, "expected a map, found nothing");
 		return ydoc_error(doc, node, err, path, "expected a map (key: value lines), found %s",
 		    kind_name(node->kind));
@@ -647,7 +654,7 @@ ydoc_expect_sequence(const struct ydoc *doc, const struct ynode *node, const cha
 	if (node == NULL)
 		return missing(doc, err, path, "a list");
 	if (node->kind != YNODE_SEQUENCE) {
-		if (is_null(node))
+		if (ynode_is_null(node))
 			return ydoc_error(doc, node, err, path, "expected a list, found nothing");
 		return ydoc_error(doc, node, err, path, "expected a list (\"- item\" lines or [a, b]), found %s",
 		    kind_name(node->kind));
@@ -664,7 +671,7 @@ expect_scalar(const struct ydoc *doc, const struct ynode *node, const char *path
 		return missing(doc, err, path, what);
 	if (node->kind != YNODE_SCALAR)
 		return ydoc_error(doc, node, err, path, "expected %s, found %s", what, kind_name(node->kind));
-	if (is_null(node))
+	if (ynode_is_null(node))
 		return ydoc_error(doc, node, err, path, "expected %s, found nothing", what);
 	if (strlen(node->scalar) != node->scalar_len)
 		return ydoc_error(doc, node, err, path, "expected %s, found text with a NUL character", what);

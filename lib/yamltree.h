@@ -48,6 +48,8 @@ void ydoc_free(struct ydoc *doc);
 
 /* Value for key in a map, or NULL (also NULL when map is not a map). */
 const struct ynode *ynode_get(const struct ynode *map, const char *key);
+/* A key written with no value (or ~ / null): YAML's null, which no setting takes. */
+bool ynode_is_null(const struct ynode *node);
 
 /*
  * Fill err with XBA_ECONFIG and "name:line:col: <path>: <message>" located at node; returns XBA_ECONFIG.

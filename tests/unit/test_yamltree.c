@@ -183,8 +183,17 @@ test_libyaml_errors(struct check_state *st)
 {
 	/* a tab where indentation is expected */
 	refused(st, "a:\n\tb: 1\n", XBA_ECONFIG,
-	    "t.yaml:2:1: YAML syntax error: found character that cannot start any token: a tab character (YAML "
-	    "indents with spaces only)");
+	    "t.yaml:2:1: YAML syntax error: a tab character (YAML indents with spaces only: replace it with spaces)");
+	/* ... the same words for a tab that libyaml reports otherwise (after a key at the margin) */
+	refused(st, "a:\n  b: 1\n\tc: 2\n", XBA_ECONFIG,
+	    ": YAML syntax error: a tab character (YAML indents with spaces only: replace it with spaces)");
+	/* a key or a list item one column off: the error says to look at the indentation */
+	refused(st, "a:\n  - b: 1\n   c: 2\n", XBA_ECONFIG,
+	    "t.yaml:3:4: YAML syntax error: did not find expected '-' indicator (while parsing a block collection at "
+	    "line 2, column 3): check this line's indentation: the keys of one map, and the '-' items of one list, "
+	    "each start in the same column as the others");
+	refused(st, "a:\n  - b: 1\n    c: 2\n d: 3\n", XBA_ECONFIG, "t.yaml:4:2: YAML syntax error: did not find "
+	    "expected key (while parsing a block mapping at line 1, column 1): check this line's indentation");
 	refused(st, "a: 1\n%%%\n", XBA_ECONFIG, "t.yaml:2:2: YAML syntax error: could not find expected directive");
 	refused(st, "a: [1, 2\n", XBA_ECONFIG, "YAML syntax error");
 	refused(st, "a: b: c\n", XBA_ECONFIG, "t.yaml:1:5: YAML syntax error: mapping values are not allowed");
