@@ -241,6 +241,11 @@ read_enum_set(struct loader *l, const struct ynode *v, const char *path, enum al
 
 		if ((rc = read_enum(l, item, ipath, kind, &value)) != 0)
 			return rc;
+		/* Routing ends for an acknowledgement before any rule (§2 step 0): a rule on it, even a deny, would be
+		 * checked, deployed and silently never applied. */
+		if (kind == ALERT_ENUM_MSG_TYPE && value == XBA__V1__MSG_TYPE__MSG_TYPE_ACK)
+			return ydoc_error(l->doc, item, l->err, ipath, "no rule applies to 'ack': an acknowledgement goes "
+			    "to the origin of the alert it acknowledges, whatever the rules say; remove it");
 		*out |= 1u << value;
 	}
 	return 0;
@@ -434,6 +439,9 @@ load_tree(struct loader *l)
 	if ((list = ynode_get(doc->root, "rules")) == NULL)
 		return ydoc_error(doc, doc->root, l->err, NULL, "missing required key 'rules' (write 'rules: []' to "
 		    "route nothing but emergencies and acknowledgements)");
+	if (ynode_is_null(list))
+		return ydoc_error(doc, list, l->err, "rules", "expected a list, found nothing (write 'rules: []' to route "
+		    "nothing but emergencies and acknowledgements)");
 	if ((rc = ydoc_expect_sequence(doc, list, "rules", l->err)) != 0)
 		return rc;
 	if (list->count > RULES_MAX_RULES)

@@ -896,7 +896,8 @@ test_error_file_shape(struct check_state *st)
 	REFUSED(st, "{}\n", "rules.yaml:1:1: ", "missing required key 'rules'");
 	REFUSED(st, "- name: a\n  to: [DZA]\n", "rules.yaml:1:1: ", "expected a map");
 	REFUSED(st, "rules: {a: 1}\n", "rules.yaml:1:8: rules: ", "expected a list");
-	REFUSED(st, "rules:\n", "rules.yaml:1:7: rules: ", "expected a list, found nothing");
+	REFUSED(st, "rules:\n", "rules.yaml:1:7: rules: ", "expected a list, found nothing (write 'rules: []' to route "
+	    "nothing but emergencies and acknowledgements)");
 	REFUSED(st, "rules:\n  - just-a-name\n", "rules.yaml:2:5: rules[0]: ", "expected a map");
 }
 
@@ -922,6 +923,14 @@ test_error_unknown_keys(struct check_state *st)
 	    "    when: [health]\n"
 	    "    to: [DZA]\n",
 	    "rules.yaml:3:11: rules[0].when: ", "expected a map");
+	/* Acknowledgements are routed before any rule: a rule on them would never apply. */
+	REFUSED(st,
+	    "rules:\n"
+	    "  - name: a\n"
+	    "    when: { msg_type: [alert, ack] }\n"
+	    "    deny: [DZA]\n",
+	    "rules.yaml:3:31: rules[0].when.msg_type[1]: ", "no rule applies to 'ack': an acknowledgement goes to the "
+	    "origin of the alert it acknowledges, whatever the rules say; remove it");
 }
 
 static void
