@@ -709,6 +709,16 @@ stats_reset(struct server *server)
  * within key_warning_days will be refused everything it sends from then on.  Logged at start, after every
  * reload and daily, per node, so that the node can be asked to rotate before it goes silent.
  */
+/* rules: [] is a valid file that routes nothing but emergencies and acknowledgements: worth a warning at start and
+ * at each reload, in case it was deployed by mistake (each sender is told too, alert by alert). */
+static void
+rules_warnings(const struct server *server)
+{
+	if (rules_count(server->rules) == 0)
+		log_warnx("event=rules.empty version=%s note=\"rules.yaml has no rules: alerts reach nobody, only emergencies "
+			  "and acknowledgements are delivered\"", rules_version(server->rules));
+}
+
 static void
 key_warnings(struct server *server)
 {
@@ -886,6 +896,7 @@ reload(struct server *server)
 		log_info("event=rules.reloaded version=%s rules=%zu nodes=%zu region=%.12s", rules_version(rules),
 		    rules_count(rules), dir->n_nodes, region_version);
 	}
+	rules_warnings(server);
 	key_warnings(server);
 	NOTIFY("READY=1");
 }
@@ -1050,6 +1061,7 @@ server_run(struct server *server, int signal_fd)
 	    region_version,
 	    (unsigned long long)journal_head(server->journal), sig_backend_name(),
 	    verify_pool_threads(server->verifiers) + 1, server->io_sched_batch ? "batch" : "default");
+	rules_warnings(server);
 	key_warnings(server);
 	NOTIFY("READY=1");
 	stats_reset(server);

@@ -130,6 +130,22 @@ def main(t):
             str(m1))
     t.check({n: r for n, (_, r) in m2.items()} == v2_recips, "track of the v2 alert: its recipients by v2-observers",
             str(m2))
+    t.check(not broker.events("rules.empty"), "no event=rules.empty while the rules route something")
+
+    # rules: [] is valid, and routes nothing but emergencies and acks: in force, with a warning.
+    broker.write_rules("rules: []\n")
+    mark = broker.log_size()
+    broker.hup()
+    m = broker.wait_log(r"event=rules\.empty.*", t.t(5), since=mark, net=net)
+    empty = broker.events("rules.empty", since=mark)
+    t.check(m is not None and empty and "warn" in empty[0].get("level", "") and
+            broker.events("rules.reloaded", since=mark),
+            "SIGHUP with 'rules: []': reloaded, and a warning event=rules.empty", str(empty))
+    broker.write_rules(RULES_V2)
+    mark = broker.log_size()
+    broker.hup()
+    broker.wait_log(r"event=rules\.reloaded.*", t.t(5), since=mark, net=net)
+    t.check(not broker.events("rules.empty", since=mark), "... and none once v2 is back")
     rc, out = broker.check_config()
     t.check(rc == 0 and "configuration OK" in out, "--check on v2: exit 0, configuration OK", f"exit {rc}: {out}")
     key = os.path.join(broker.dir, "keys", "BROKER.curve.key")
