@@ -1095,10 +1095,11 @@ handle_error(struct agent *agent, const Xba__V1__Error *e)
 {
 	struct uplink *u = agent->uplink;
 	struct inflight p;
-	char quoted[600];
+	char quoted[600], quoted_field[160];
 
 	log_warnx("event=broker.error code=%s field=%s ref=%llu message=%s", frame_error_code_name(e->code),
-	    e->field[0] ? e->field : "-", (unsigned long long)e->ref, log_quote(quoted, sizeof(quoted), e->message));
+	    log_quote(quoted_field, sizeof(quoted_field), e->field[0] ? e->field : "-"), (unsigned long long)e->ref,
+	    log_quote(quoted, sizeof(quoted), e->message));
 	if (u->state == UPLINK_HELLO_SENT) {
 		/* The broker refused the Hello (§2.2). */
 		if (e->code == XBA__V1__ERROR_CODE__UNSUPPORTED_VERSION || e->code == XBA__V1__ERROR_CODE__WRONG_SIGNER) {

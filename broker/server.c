@@ -504,10 +504,12 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 		break;
 	case XBA__V1__FRAME__BODY_ERROR:
 		if (frame->error != NULL) {
-			char quoted[300];
+			char quoted[300], quoted_field[160];
 
+			/* Both strings are the node's own: quoted, so that neither can end the record and forge another. */
 			log_warnx("event=node.reported_error node=%s code=%s field=%s message=%s", node->id,
-			    frame_error_code_name(frame->error->code), frame->error->field ? frame->error->field : "",
+			    frame_error_code_name(frame->error->code),
+			    log_quote(quoted_field, sizeof(quoted_field), frame->error->field ? frame->error->field : ""),
 			    log_quote(quoted, sizeof(quoted), frame->error->message));
 		}
 		break;

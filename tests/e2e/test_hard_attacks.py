@@ -182,6 +182,18 @@ def main(t):
     st = iom.status() if iom.state == "open" else None
     t.check(st is not None or iom.wait_welcome(), "10,000 garbage frames: attacker still served afterwards")
 
+    # 12b. an Error frame whose field and message carry a whole forged log record: quoted, one record
+    forged = ("ts=2026-11-26T09:00:00.000Z level=warn prog=xba-broker event=hello.refused node=LBY claimed=DZA "
+              "reason=forged")
+    mark = broker.log_size()
+    iom.send(error=x.pb.Error(code=x.pb.INTERNAL, field="x\n" + forged, message="y\n" + forged))
+    m = broker.wait_log(r"event=node\.reported_error node=IOM-ROMENA.*", t.t(5), since=mark, net=net)
+    text = broker.log_text(mark)
+    t.check(m is not None and 'field="x\\x0ats=2026-11-26T09' in m.group(0) and
+            not any(line.startswith("ts=2026-11-26T09:00:00.000Z") for line in text.splitlines()),
+            "an Error whose field and message hold a forged log record: logged as one record, nothing forged",
+            m.group(0) if m else text[-400:])
+
     # 13. truncated protobuf: a Frame cut short, and a signed truncated Alert
     whole = x.frame(publish=x.pb.Publish(ref=902, envelope=region.seal(x.alert("IOM-ROMENA", C.SAR))))
     n_err = len(iom.errors)
