@@ -920,6 +920,16 @@ rules_publish_rights(const struct directory *dir, const struct dir_node *origin,
 		snprintf(message, size, "%s is an admin node and may not publish alerts", origin->id);
 		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
 	}
+	/* An observer's update, cancel or error must name a category of its list too: without one it would match
+	 * every rule with no category condition, and reach nodes its list keeps it from.  Only an acknowledgement
+	 * (which goes back to the alert's origin, whatever the rules) may leave it out. */
+	if (origin->role == NODE_ROLE_OBSERVER && alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK &&
+	    alert->category == 0) {
+		*field = "category";
+		snprintf(message, size, "observer %s must give the category of its %s, one of its region.yaml publish "
+		    "list", origin->id, alert_enum_name(ALERT_ENUM_MSG_TYPE, alert->msg_type));
+		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
+	}
 	if (origin->role == NODE_ROLE_OBSERVER && alert->category != 0 &&
 	    (origin->publish_categories & (1u << alert->category)) == 0) {
 		*field = "category";

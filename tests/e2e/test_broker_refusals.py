@@ -10,6 +10,7 @@ import collections
 import os
 import sys
 import time
+import uuid
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -197,6 +198,12 @@ def main(t):
     publish_expect("DZA", env, "TLP_RED_NO_ADDRESSEES", "TLP:RED without addressees")
     env = region.seal(x.alert("WHO-AFRO", C.SMUGGLING))
     publish_expect("WHO-AFRO", env, "NOT_PERMITTED", "observer WHO-AFRO publishing smuggling (may publish health)")
+    # ... nor around its list by leaving the category out of an error or a cancel (which every rule without a
+    # category condition would match)
+    for mt, label in ((C.ERROR, "an error"), (C.CANCEL, "a cancel")):
+        env = region.seal(x.alert("WHO-AFRO", category=0, msg_type=mt, references=[str(uuid.uuid4())],
+                                  severity=C.EXTREME))
+        publish_expect("WHO-AFRO", env, "NOT_PERMITTED", f"observer WHO-AFRO publishing {label} with no category")
     # Times: NER's key is valid from when keygen ran (a few seconds ago), so an expired alert is sent inside it.
     valid_from = region.key("NER").window_ms()[0]
     env = region.seal(x.alert("NER", C.SMUGGLING, sent_ms=valid_from + 1, expires_ms=valid_from + 2))
