@@ -126,6 +126,23 @@ struct inflight {
  *   UP   --(silent for 3 heartbeats, or a send finds the peer gone) [session_drop]--> DOWN
  * In-flight deliveries of a dropped session stay QUEUED in the journal and are sent again on the next Hello.
  */
+/* A token bucket: at most burst at once, then per_second (server.c, bucket_take). */
+struct bucket {
+	double tokens;
+	int64_t mono;                           /* when tokens was last refilled; 0: never used (full) */
+};
+
+/*
+ * What one node may make the broker do besides its publishes, whatever its frames say: a compromised member's
+ * key must not buy a crash, a full disk or the broker's memory (docs/security.md, "Bad-input isolation").
+ */
+#define HELLO_BURST 20                  /* Hellos a node may send at once (a flapping link reconnects) ... */
+#define HELLO_PER_SECOND 1.0            /* ... and after that; the rest are refused RATE_LIMITED, unhandled */
+#define STRAY_BURST 20                  /* answers to a node's connections that have no session ... */
+#define STRAY_PER_SECOND 2.0            /* ... and after that; the rest get none (frames never read pile up) */
+#define NODE_LOG_BURST 100              /* log records a node's frames may cause at once ... */
+#define NODE_LOG_PER_SECOND 10.0        /* ... and after that; the rest are counted (event=log.suppressed) */
+
 struct session {
 	bool up;                                /* Welcome sent on the current connection */
 	uint8_t routing_id[ROUTING_ID_MAX];     /* ROUTER identity of the current connection */
@@ -145,8 +162,11 @@ struct session {
 	char held_alert[XBA_UUID_LEN + 1];      /* the earliest publish refused transiently, to be sent again first */
 	uint64_t held_ref, held_count;          /* its ref (named to the node); publishes refused behind it */
 	Xba__V1__ErrorCode held_code;
-	double tokens;                          /* rate limit bucket */
-	int64_t tokens_mono;                    /* when tokens was last refilled */
+	struct bucket publishes;                /* rate_per_second, rate_burst */
+	struct bucket hellos;                   /* HELLO_BURST, HELLO_PER_SECOND */
+	struct bucket strays;                   /* STRAY_BURST, STRAY_PER_SECOND */
+	struct bucket logs;                     /* NODE_LOG_BURST, NODE_LOG_PER_SECOND */
+	uint64_t logs_suppressed;               /* records not written since the last event=log.suppressed */
 };
 
 /* A PublishAck or Receipt held until the transaction that made it true is durable. */
@@ -199,10 +219,19 @@ struct server {
 	int64_t next_key_warning_mono_ms;       /* when key_warnings looks at the nodes' keys again (daily) */
 	uint64_t commits_done;                  /* journal commits that wrote (each waited for an fsync), since start:
 						 * alert.accepted commit=, and broker.stats commits= per interval */
+	struct bucket unlisted_logs;            /* the node budgets' counterparts for connections whose node or key */
+	struct bucket unlisted_strays;          /* a reload removed from the directory */
+	uint64_t unlisted_suppressed;
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
 	struct broker_stats stats;
 };
+
+/* server.c: one token from b, refilled at per_second up to burst; false when there is none. */
+bool bucket_take(struct bucket *b, double per_second, double burst);
+/* server.c: may node_index's frames cause one more log record now?  Over NODE_LOG_*, no (counted, and said with
+ * event=log.suppressed once records are allowed again); SIZE_MAX: a connection whose node is no longer listed. */
+bool node_log_allowed(struct server *server, size_t node_index);
 
 /* server.c: sending (used by publish.c and deliver.c). */
 int server_send(struct server *server, size_t node_index, const Xba__V1__Frame *frame);

@@ -381,7 +381,7 @@ released(struct server *server, size_t node_index, const Xba__V1__DeliveryAck *a
 {
 	const char *node_id = server->dir->nodes[node_index].id;
 
-	if (ack->n_released > RELEASED_PER_ACK_MAX)
+	if (ack->n_released > RELEASED_PER_ACK_MAX && node_log_allowed(server, node_index))
 		log_warnx("event=delivery_ack.truncated node=%s released=%zu handled=%d", node_id, ack->n_released,
 		    RELEASED_PER_ACK_MAX);
 	for (size_t k = 0; k < ack->n_released && k < RELEASED_PER_ACK_MAX; k++) {
@@ -511,8 +511,9 @@ deliver_handle_credit(struct server *server, size_t node_index, const Xba__V1__C
 	}
 	if (credit->grant > room) {
 		/* Capped, not refused: the node just receives less at once; the Error tells it why. */
-		log_info("event=credit.capped node=%s grant=%u window_max=%llu", server->dir->nodes[node_index].id,
-		    credit->grant, (unsigned long long)max);
+		if (node_log_allowed(server, node_index))
+			log_info("event=credit.capped node=%s grant=%u window_max=%llu",
+			    server->dir->nodes[node_index].id, credit->grant, (unsigned long long)max);
 		server_reply_error(server, XBA__V1__ERROR_CODE__CREDIT_EXCEEDED, "credit.grant", 0,
 		    "grant of %u would open the window past the broker's maximum of %llu; capped", credit->grant,
 		    (unsigned long long)max);

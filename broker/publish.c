@@ -51,10 +51,14 @@ answer_refusal(struct server *server, size_t node_index, const Xba__V1__Publish 
 	ack.field = (char *)(field ? field : "");
 	frame.body_case = XBA__V1__FRAME__BODY_PUBLISH_ACK;
 	frame.publish_ack = &ack;
-	if (code == XBA__V1__ERROR_CODE__DUPLICATE)
+	if (code != XBA__V1__ERROR_CODE__DUPLICATE)
+		server->stats.rejected++;
+	if (!node_log_allowed(server, node_index)) {
+		/* a flood of refusals: counted, and said once the node's log budget allows */
+	} else if (code == XBA__V1__ERROR_CODE__DUPLICATE) {
 		log_info("event=alert.duplicate node=%s alert=%s seq=%llu", server->dir->nodes[node_index].id,
 		    alert_id ? alert_id : "-", (unsigned long long)seq);
-	else {
+	} else {
 		char claimed[XBA_UUID_LEN + 1] = "";
 
 		/* Refused before the alert was verified (a key unknown or revoked): the id its bytes claim, so that
@@ -63,7 +67,6 @@ answer_refusal(struct server *server, size_t node_index, const Xba__V1__Publish 
 		if ((alert_id == NULL || alert_id[0] == '\0') && publish->envelope != NULL &&
 		    code != XBA__V1__ERROR_CODE__RATE_LIMITED)
 			envelope_claimed_id(publish->envelope, claimed);
-		server->stats.rejected++;
 		(held ? log_info : log_warnx)("event=alert.rejected node=%s alert=%s%s code=%s field=%s reason=%s",
 		    server->dir->nodes[node_index].id, alert_id && alert_id[0] ? alert_id : claimed[0] ? claimed : "-",
 		    claimed[0] ? " alert_claimed=unverified" : "", frame_error_code_name(code), field && field[0] ? field
@@ -205,21 +208,8 @@ field_of(const char *msg, char *out, size_t size)
 bool
 publish_rate_allows(struct server *server, size_t node_index)
 {
-	struct session *s = &server->sessions[node_index];
-	int64_t now = clock_mono_ms();
-	double rate = (double)server->config->rate_per_second, burst = (double)server->config->rate_burst;
-
-	if (s->tokens_mono == 0)
-		s->tokens = burst;
-	else
-		s->tokens += (double)(now - s->tokens_mono) * rate / 1000.0;
-	if (s->tokens > burst)
-		s->tokens = burst;
-	s->tokens_mono = now;
-	if (s->tokens < 1.0)
-		return false;
-	s->tokens -= 1.0;
-	return true;
+	return bucket_take(&server->sessions[node_index].publishes, (double)server->config->rate_per_second,
+	    (double)server->config->rate_burst);
 }
 
 /* The nodes an update or cancel must reach because they had the alert it names (rules.h, route_inputs). */

@@ -128,6 +128,44 @@ server_reply(struct server *server, const Xba__V1__Frame *frame)
 	return send_to(server, server->scratch, server->scratch_len, frame);
 }
 
+bool
+bucket_take(struct bucket *b, double per_second, double burst)
+{
+	int64_t now = clock_mono_ms();
+
+	if (b->mono == 0)
+		b->tokens = burst;
+	else
+		b->tokens += (double)(now - b->mono) * per_second / 1000.0;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->mono = now;
+	if (b->tokens < 1.0)
+		return false;
+	b->tokens -= 1.0;
+	return true;
+}
+
+bool
+node_log_allowed(struct server *server, size_t node_index)
+{
+	bool listed = node_index < server->dir->n_nodes;
+	struct bucket *b = listed ? &server->sessions[node_index].logs : &server->unlisted_logs;
+	uint64_t *suppressed = listed ? &server->sessions[node_index].logs_suppressed : &server->unlisted_suppressed;
+
+	if (!bucket_take(b, NODE_LOG_PER_SECOND, NODE_LOG_BURST)) {
+		(*suppressed)++;
+		return false;
+	}
+	if (*suppressed > 0) {
+		log_warnx("event=log.suppressed node=%s records=%llu note=\"this node's frames caused more log records than "
+			  "%d at once or %.0f a second; those were not written\"", listed ? server->dir->nodes[node_index].id
+		    : "(unlisted)", (unsigned long long)*suppressed, NODE_LOG_BURST, NODE_LOG_PER_SECOND);
+		*suppressed = 0;
+	}
+	return true;
+}
+
 void
 server_reply_error(struct server *server, Xba__V1__ErrorCode code, const char *field, uint64_t ref, const char *fmt,
     ...)
@@ -175,6 +213,16 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	struct xba_error err = { 0 };
 	uint64_t rewound_from = 0, redeliveries = 0;
 
+	/* Each Hello restarts the session and may rewind the node's queue (§2.2, §2.5): a storm of them is work and
+	 * output without end, and with libzmq 4.3.4 a peer that vanishes under it can abort the whole broker. */
+	if (!bucket_take(&s->hellos, HELLO_PER_SECOND, HELLO_BURST)) {
+		if (node_log_allowed(server, node_index))
+			log_warnx("event=hello.refused node=%s reason=too-many-hellos", node->id);
+		server_reply_error(server, XBA__V1__ERROR_CODE__RATE_LIMITED, NULL, 0, "more than %d Hellos at once or "
+		    "%.0f a second from %s: this one was not handled; connect again later", HELLO_BURST, HELLO_PER_SECOND,
+		    node->id);
+		return;
+	}
 	if (hello->protocol_version != XBA_PROTOCOL_VERSION) {
 		server_reply_error(server, XBA__V1__ERROR_CODE__UNSUPPORTED_VERSION, "hello.protocol_version", 0,
 		    "protocol version %u is not supported; this broker speaks %d", hello->protocol_version,
@@ -184,8 +232,9 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	if (strcmp(hello->node_id, node->id) != 0) {
 		char quoted[80];
 
-		log_warnx("event=hello.refused node=%s claimed=%s reason=wrong-node", node->id,
-		    log_quote(quoted, sizeof(quoted), hello->node_id));
+		if (node_log_allowed(server, node_index))
+			log_warnx("event=hello.refused node=%s claimed=%s reason=wrong-node", node->id,
+			    log_quote(quoted, sizeof(quoted), hello->node_id));
 		server_reply_error(server, XBA__V1__ERROR_CODE__WRONG_SIGNER, "hello.node_id", 0,
 		    "this connection's CURVE key belongs to %s, not to the node id in hello", node->id);
 		return;
@@ -200,12 +249,12 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	}
 	/* A node that has seen seqs this journal never wrote: the journal is older than the region (restored from a
 	 * backup, or replaced), and the seqs after its head will be used a second time (operations.md section 7). */
-	if (hello->resume_after > journal_head(server->journal))
+	if (hello->resume_after > journal_head(server->journal) && node_log_allowed(server, node_index))
 		log_warnx("event=journal.behind node=%s resume_after=%llu journal_head=%llu action=\"this journal lacks "
 			  "what the node was delivered: restored from a backup? its seqs after the head are used again; note "
 			  "the restore (docs/operations.md section 7)\"", node->id, (unsigned long long)hello->resume_after,
 		    (unsigned long long)journal_head(server->journal));
-	if (rewound_from > 0)
+	if (rewound_from > 0 && node_log_allowed(server, node_index))
 		log_warnx("event=node.rewound node=%s resume_after=%llu acknowledged_through=%llu redeliveries=%llu "
 			  "action=\"its agent no longer has what it acknowledged (a store restored from a backup, or lost): "
 			  "sending it again\"", node->id, (unsigned long long)hello->resume_after,
@@ -467,8 +516,9 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 
 		if (in->decode_err.code == XBA_EREQUIRED)
 			sscanf(in->decode_err.msg, "%63[^:]", field);
-		log_warnx("event=frame.rejected node=%s code=%s reason=\"%s\"", node->id, frame_error_code_name(code),
-		    in->decode_err.msg);
+		if (node_log_allowed(server, node_index))
+			log_warnx("event=frame.rejected node=%s code=%s reason=\"%s\"", node->id,
+			    frame_error_code_name(code), in->decode_err.msg);
 		server_reply_error(server, code, field, in->ref, "%s", in->decode_err.msg);
 		return;
 	}
@@ -477,8 +527,12 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 		s->last_seen_wall = clock_now_ms();
 	}
 	if (frame->body_case != XBA__V1__FRAME__BODY_HELLO && !same_connection) {
-		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0,
-		    "send hello first (got %s)", frame_type_name(frame->body_case));
+		/* A connection without a session may never read what it is sent: answers to it are rationed per node,
+		 * so that many of them cannot fill the broker's memory; a node that lost its session hears of it from
+		 * the first. */
+		if (bucket_take(&s->strays, STRAY_PER_SECOND, STRAY_BURST))
+			server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0,
+			    "send hello first (got %s)", frame_type_name(frame->body_case));
 		return;
 	}
 	switch (frame->body_case) {
@@ -507,7 +561,8 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 			char quoted[300], quoted_field[160];
 
 			/* Both strings are the node's own: quoted, so that neither can end the record and forge another. */
-			log_warnx("event=node.reported_error node=%s code=%s field=%s message=%s", node->id,
+			if (node_log_allowed(server, node_index))
+				log_warnx("event=node.reported_error node=%s code=%s field=%s message=%s", node->id,
 			    frame_error_code_name(frame->error->code),
 			    log_quote(quoted_field, sizeof(quoted_field), frame->error->field ? frame->error->field : ""),
 			    log_quote(quoted, sizeof(quoted), frame->error->message));
@@ -515,8 +570,9 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 		break;
 	default:
 		/* welcome, publish_ack, deliver, deliver_batch, receipt, status_reply, track_reply: the broker's own. */
-		log_warnx("event=frame.rejected node=%s code=UNKNOWN_FRAME_TYPE type=%s", node->id,
-		    frame_type_name(frame->body_case));
+		if (node_log_allowed(server, node_index))
+			log_warnx("event=frame.rejected node=%s code=UNKNOWN_FRAME_TYPE type=%s", node->id,
+			    frame_type_name(frame->body_case));
 		server_reply_error(server, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, NULL, 0,
 		    "a node does not send %s frames", frame_type_name(frame->body_case));
 		break;
@@ -616,14 +672,17 @@ handle_incoming(struct server *server, const struct incoming *in)
 			return; /* the message vanished between its parts: nothing to answer */
 		/* Admitted under a directory that a reload has since changed: the node is no longer listed, or no longer
 		 * with the CURVE key this connection was admitted with. */
-		log_warnx("event=frame.rejected node=%s code=NOT_READY reason=\"%s\"", in->user,
-		    in->key_changed ? "this connection's CURVE key is no longer the node's" : "node not in the directory");
-		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0, "%s", in->key_changed
-		    ? "this connection's CURVE key is no longer this node's curve_key in region.yaml"
-		    : "this node is not in the directory");
+		if (node_log_allowed(server, SIZE_MAX))
+			log_warnx("event=frame.rejected node=%s code=NOT_READY reason=\"%s\"", in->user, in->key_changed
+			    ? "this connection's CURVE key is no longer the node's" : "node not in the directory");
+		if (bucket_take(&server->unlisted_strays, STRAY_PER_SECOND, STRAY_BURST))
+			server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0, "%s", in->key_changed
+			    ? "this connection's CURVE key is no longer this node's curve_key in region.yaml"
+			    : "this node is not in the directory");
 	} else if (in->extra_parts > 0) {
-		log_warnx("event=frame.rejected node=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"",
-		    in->node->id, in->extra_parts);
+		if (node_log_allowed(server, directory_node_index(server->dir, in->node)))
+			log_warnx("event=frame.rejected node=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"",
+			    in->node->id, in->extra_parts);
 		server_reply_error(server, XBA__V1__ERROR_CODE__MALFORMED_FRAME, NULL, 0,
 		    "one ZeroMQ message part per frame; got %d more", in->extra_parts);
 	} else {

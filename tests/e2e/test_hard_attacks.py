@@ -158,6 +158,18 @@ def main(t):
             f"oversized frame ({len(big)} bytes, limit {MAX_FRAME}): FRAME_TOO_LARGE or connection dropped")
     t.check(iom.wait_welcome(), "oversized frame: the attacker can reconnect; nobody else disturbed")
 
+    # 11b. an Error frame whose field and message carry a whole forged log record: quoted, one record
+    forged = ("ts=2026-11-26T09:00:00.000Z level=warn prog=xba-broker event=hello.refused node=LBY claimed=DZA "
+              "reason=forged")
+    mark = broker.log_size()
+    iom.send(error=x.pb.Error(code=x.pb.INTERNAL, field="x\n" + forged, message="y\n" + forged))
+    m = broker.wait_log(r"event=node\.reported_error node=IOM-ROMENA.*", t.t(5), since=mark, net=net)
+    text = broker.log_text(mark)
+    t.check(m is not None and 'field="x\\x0ats=2026-11-26T09' in m.group(0) and
+            not any(line.startswith("ts=2026-11-26T09:00:00.000Z") for line in text.splitlines()),
+            "an Error whose field and message hold a forged log record: logged as one record, nothing forged",
+            m.group(0) if m else text[-400:])
+
     # 12. 10,000 garbage frames
     n_err, sess = len(iom.errors), iom.session
     pid = broker.proc.pid
@@ -181,18 +193,6 @@ def main(t):
     t.check(broker.alive() and broker.proc.pid == pid, "10,000 garbage frames: broker still running")
     st = iom.status() if iom.state == "open" else None
     t.check(st is not None or iom.wait_welcome(), "10,000 garbage frames: attacker still served afterwards")
-
-    # 12b. an Error frame whose field and message carry a whole forged log record: quoted, one record
-    forged = ("ts=2026-11-26T09:00:00.000Z level=warn prog=xba-broker event=hello.refused node=LBY claimed=DZA "
-              "reason=forged")
-    mark = broker.log_size()
-    iom.send(error=x.pb.Error(code=x.pb.INTERNAL, field="x\n" + forged, message="y\n" + forged))
-    m = broker.wait_log(r"event=node\.reported_error node=IOM-ROMENA.*", t.t(5), since=mark, net=net)
-    text = broker.log_text(mark)
-    t.check(m is not None and 'field="x\\x0ats=2026-11-26T09' in m.group(0) and
-            not any(line.startswith("ts=2026-11-26T09:00:00.000Z") for line in text.splitlines()),
-            "an Error whose field and message hold a forged log record: logged as one record, nothing forged",
-            m.group(0) if m else text[-400:])
 
     # 13. truncated protobuf: a Frame cut short, and a signed truncated Alert
     whole = x.frame(publish=x.pb.Publish(ref=902, envelope=region.seal(x.alert("IOM-ROMENA", C.SAR))))
