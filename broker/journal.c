@@ -1686,10 +1686,11 @@ journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struc
 		}
 		else if (r.state == DELIVERY_QUEUED && sqlite3_column_int(st, 6) == 0) {
 			bool covered;
+			int mrc; /* not rc: a walk stopped after this row must still see SQLITE_ROW there */
 
-			if ((rc = marked_time(j, r.node_id, seq, &covered, &r.time_ms, err)) != 0) {
+			if ((mrc = marked_time(j, r.node_id, seq, &covered, &r.time_ms, err)) != 0) {
 				sqlite3_reset(st);
-				return rc;
+				return mrc;
 			}
 			if (covered)
 				r.state = DELIVERY_DELIVERED; /* under a delivery mark */

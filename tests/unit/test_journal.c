@@ -1087,6 +1087,11 @@ test_track_rows(struct check_state *t)
 	log.stop_after = 2;
 	CHECK_CODE(t, journal_track(j, 1, track_collect, &log, &err), 7);
 	CHECK(t, log.n == 2);
+	/* ... also right after a QUEUED row, whose delivery mark the walk looks up */
+	memset(&log, 0, sizeof(log));
+	log.stop_after = 4;
+	CHECK_CODE(t, journal_track(j, 1, track_collect, &log, &err), 7);
+	CHECK(t, log.n == 4 && log.rows[3].state == DELIVERY_QUEUED);
 	CHECK_CODE(t, track(j, 2, &log), 0);
 	CHECK(t, log.n == 0);
 	CHECK_CODE(t, track(j, 3, &log), XBA_ENOTFOUND);
