@@ -212,6 +212,23 @@ publish_rate_allows(struct server *server, size_t node_index)
 	    (double)server->config->rate_burst);
 }
 
+/* journal_track walker: was the alert routed to node_id (a recipient in any state, not withheld)? */
+struct recipient_probe {
+	const char *node_id;
+	bool found;
+};
+
+static int
+probe_recipient(void *ctx, const struct journal_track_row *r)
+{
+	struct recipient_probe *p = ctx;
+
+	if (strcmp(r->node_id, p->node_id) != 0)
+		return 0;
+	p->found = r->state != DELIVERY_WITHHELD;
+	return 1;
+}
+
 /* The nodes an update or cancel must reach because they had the alert it names (rules.h, route_inputs). */
 struct superseded_nodes {
 	char (*ids)[XBA_NODE_ID_MAX + 1];
@@ -376,10 +393,16 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 	}
 	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK) {
 		for (size_t i = 0; i < alert->n_references; i++) {
-			if (journal_find(server->journal, alert->references[i], &known, &err) != 0) {
+			struct recipient_probe probe = { .node_id = node->id };
+
+			/* Only what was routed to this node can be acknowledged by it, and an alert that was not is
+			 * answered as one that does not exist: an ACK must not tell a node which ids are journaled,
+			 * nor carry its word to an origin that did not send it anything (protocol §2.10). */
+			if (journal_find(server->journal, alert->references[i], &known, &err) != 0 ||
+			    journal_track(server->journal, known.seq, probe_recipient, &probe, &err) < 0 || !probe.found) {
 				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__UNKNOWN_ALERT,
-				    "references", 0, 0, "acknowledged alert %s is not in the journal",
-				    alert->references[i]);
+				    "references", 0, 0, "acknowledged alert %s is not in the journal as one routed to %s",
+				    alert->references[i], node->id);
 				goto done;
 			}
 			if (i == 0) {
@@ -404,10 +427,11 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 			if (journal_find(server->journal, alert->references[i], &known, &err) != 0)
 				continue;
 			if (strcmp(known.origin, alert->origin) != 0) {
+				/* Whose it is stays unsaid: a node learns no other node's alerts from the broker (§2.10). */
 				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "references",
-				    0, 0, "references: an %s supersedes alerts of its own origin; %s is from %s",
+				    0, 0, "references: an %s supersedes alerts of its own origin only; %s is not one of %s's",
 				    alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? "update" : "cancel",
-				    alert->references[i], known.origin);
+				    alert->references[i], alert->origin);
 				goto done;
 			}
 			/* Whoever had it must hear that it was replaced or withdrawn, whatever the rules say today. */
