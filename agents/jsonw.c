@@ -15,10 +15,16 @@ jsonw_quote(FILE *out, const char *text)
 		case '\r': fputs("\\r", out); break;
 		case '\t': fputs("\\t", out); break;
 		default:
-			if (*p < 0x20 || *p == 0x7f)
+			if (*p < 0x20 || *p == 0x7f) {
 				fprintf(out, "\\u%04x", *p);
-			else
+			} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+				/* C1 controls (U+0080-U+009F) escaped too: U+009B is CSI to a terminal that honours them,
+				 * and --json output of another country's text is read on terminals too. */
+				fprintf(out, "\\u%04x", p[1]);
+				p++;
+			} else {
 				fputc(*p, out);
+			}
 		}
 	}
 	fputc('"', out);

@@ -5,12 +5,12 @@ signed, an alert whose description holds a line that imitates the header of anot
 [HEALTH] EXTREME TLP:RED"), whose headline holds a line break, whose instruction holds an ANSI escape sequence and
 a window-title sequence, and whose author holds a C1 control (U+009B, a one-byte CSI).  The broker accepts it
 (the protocol does not forbid control characters, and alerts journaled before must stay valid), NER's agent
-stores it, and `xba history` and `xba watch` (text) show it with every control character as U+FFFD, the
-description's next line indented deeper than any line of an alert's block, and no line of the alert starting
-with "==" but its own header.  NER's own officers cannot submit such text: `xba send` refuses a headline with a
-line break and a description with an escape, naming the field and the byte (INVALID_ALERT, exit 2), while a
-description over several lines is accepted.  `xba history --id ID --save FILE` writes the signed envelope (mode
-0600), which `xba verify` checks offline.
+stores it, and `xba history` and `xba watch` (text) show it with every control character as U+FFFD (`--json`
+writes each as a \\u escape), the description's next line indented deeper than any line of an alert's block,
+and no line of the alert starting with "==" but its own header.  NER's own officers cannot submit such text:
+`xba send` refuses a headline with a line break and a description with an escape, naming the field and the byte
+(INVALID_ALERT, exit 2), while a description over several lines is accepted.  `xba history --id ID --save FILE`
+writes the signed envelope (mode 0600), which `xba verify` checks offline.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_text.py BUILD_DIR SOURCE_ROOT
 """
@@ -53,6 +53,11 @@ def main(t):
     t.check("\x1b" not in text and "\x07" not in text and "\u009b" not in text,
             "no escape, bell or C1 control reaches the terminal", repr(text))
     t.check(text.count("\ufffd") >= 6, "each control character shown as U+FFFD", repr(text))
+    r = ner.cli("history", "--id", a.id, "--json", net=net)
+    t.check(r.rc == 0 and "\u009b" not in r.out and "\x1b" not in r.out and "\\u009b2J" in r.out and
+            (r.json() or [{}])[0].get("author") == "capitaine \u009b2J",
+            "xba history --json: the C1 control escaped as \\u009b like C0 ones, the author intact once parsed",
+            repr(r.out[:300]))
     headers = [line for line in text.splitlines() if line.startswith("==")]
     t.eq(len(headers), 1, "one line starts with '==': the alert's own header, not the forged one")
     t.check(any(line.startswith("     " + FORGED_HEADER) for line in text.splitlines()),
