@@ -222,6 +222,7 @@ struct server {
 	struct bucket unlisted_logs;            /* the node budgets' counterparts for connections whose node or key */
 	struct bucket unlisted_strays;          /* a reload removed from the directory */
 	uint64_t unlisted_suppressed;
+	int64_t next_suppressed_report_mono;    /* when counts of records left out are written (server.c, each second) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
 	struct broker_stats stats;
@@ -230,7 +231,7 @@ struct server {
 /* server.c: one token from b, refilled at per_second up to burst; false when there is none. */
 bool bucket_take(struct bucket *b, double per_second, double burst);
 /* server.c: may node_index's frames cause one more log record now?  Over NODE_LOG_*, no (counted, and said with
- * event=log.suppressed once records are allowed again); SIZE_MAX: a connection whose node is no longer listed. */
+ * event=log.suppressed within a second); SIZE_MAX: a connection whose node is no longer listed. */
 bool node_log_allowed(struct server *server, size_t node_index);
 
 /* server.c: sending (used by publish.c and deliver.c). */

@@ -146,6 +146,31 @@ bucket_take(struct bucket *b, double per_second, double burst)
 	return true;
 }
 
+static void
+report_suppressed(const char *node_id, uint64_t *suppressed)
+{
+	log_warnx("event=log.suppressed node=%s records=%llu note=\"this node's frames caused more log records than %d "
+		  "at once or %.0f a second; those were not written\"", node_id, (unsigned long long)*suppressed,
+	    NODE_LOG_BURST, NODE_LOG_PER_SECOND);
+	*suppressed = 0;
+}
+
+/* Each second, the records left out since the last report: a flood's count is said even if it stops there. */
+static void
+report_suppressed_due(struct server *server)
+{
+	int64_t now = clock_mono_ms();
+
+	if (now < server->next_suppressed_report_mono)
+		return;
+	server->next_suppressed_report_mono = now + 1000;
+	for (size_t i = 0; i < server->dir->n_nodes; i++)
+		if (server->sessions[i].logs_suppressed > 0)
+			report_suppressed(server->dir->nodes[i].id, &server->sessions[i].logs_suppressed);
+	if (server->unlisted_suppressed > 0)
+		report_suppressed("(unlisted)", &server->unlisted_suppressed);
+}
+
 bool
 node_log_allowed(struct server *server, size_t node_index)
 {
@@ -157,12 +182,8 @@ node_log_allowed(struct server *server, size_t node_index)
 		(*suppressed)++;
 		return false;
 	}
-	if (*suppressed > 0) {
-		log_warnx("event=log.suppressed node=%s records=%llu note=\"this node's frames caused more log records than "
-			  "%d at once or %.0f a second; those were not written\"", listed ? server->dir->nodes[node_index].id
-		    : "(unlisted)", (unsigned long long)*suppressed, NODE_LOG_BURST, NODE_LOG_PER_SECOND);
-		*suppressed = 0;
-	}
+	if (*suppressed > 0)
+		report_suppressed(listed ? server->dir->nodes[node_index].id : "(unlisted)", suppressed);
 	return true;
 }
 
@@ -1165,6 +1186,7 @@ server_run(struct server *server, int signal_fd)
 			server->stats.pass_us_max = clock_mono_us() - pass_start;
 		heartbeats(server);
 		stats_report(server);
+		report_suppressed_due(server);
 		if (clock_mono_ms() - last_prune >= PRUNE_INTERVAL_MS) {
 			prune(server);
 			last_prune = clock_mono_ms();
