@@ -288,6 +288,18 @@ struct pending_emergency {
 	char headline[200];
 };
 
+/* Every one is kept, in arrival order (a flood of emergencies must not push a real one out of the list); a
+ * reminder names the newest RECALL_SHOWN and counts the others. */
+#define RECALL_SHOWN 10
+
+/* Remove entry i, keeping the order. */
+static void
+pending_remove(struct pending_emergency *pending, size_t *n_pending, size_t i)
+{
+	memmove(&pending[i], &pending[i + 1], (*n_pending - i - 1) * sizeof(*pending));
+	(*n_pending)--;
+}
+
 /* An update or a cancel supersedes the emergencies it names, if it comes from their origin (the agent verified who
  * signed it; a cancel naming another node's alert is not obeyed, whatever the broker let through): they are no
  * longer recalled.  An update that is itself an emergency is recalled in their place. */
@@ -304,7 +316,7 @@ withdraw_pending(struct pending_emergency *pending, size_t *n_pending, const Xba
 				printf("%s: %s (%s) is no longer recalled\n\n", a->msg_type ==
 				    XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "withdrawn by its sender" : "replaced by its sender",
 				    pending[i].id, pending[i].origin);
-			pending[i] = pending[--*n_pending];
+			pending_remove(pending, n_pending, i);
 			break;
 		}
 	}
@@ -319,8 +331,8 @@ cmd_watch(int argc, char **argv)
 		.language = display_default_language() };
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
 	Xba__V1__SubscribeRequest sub = XBA__V1__SUBSCRIBE_REQUEST__INIT;
-	struct pending_emergency pending[64];
-	size_t n_pending = 0;
+	struct pending_emergency *pending = NULL;
+	size_t n_pending = 0, cap_pending = 0;
 	struct xba_error err = { 0 };
 	struct local_client *c;
 	bool json = false;
@@ -402,7 +414,7 @@ cmd_watch(int argc, char **argv)
 					at = i;
 			if (e->acknowledged && at < n_pending) {
 				/* An officer acknowledged an emergency this watch is recalling. */
-				pending[at] = pending[--n_pending];
+				pending_remove(pending, &n_pending, at);
 				if (json)
 					display_entry_json(stdout, e);
 				else
@@ -414,9 +426,23 @@ cmd_watch(int argc, char **argv)
 				else
 					display_entry(stdout, &display, e);
 				withdraw_pending(pending, &n_pending, e->alert, json);
-				if (e->alert->emergency && !e->acknowledged && e->superseded_type == 0 && at == n_pending &&
-				    n_pending < sizeof(pending) / sizeof(pending[0])) {
+				if (e->alert->emergency && !e->acknowledged && e->superseded_type == 0 && at == n_pending) {
 					const Xba__V1__Info *info = alert_info_for_language(e->alert, display.language);
+
+					if (n_pending == cap_pending) {
+						size_t cap = cap_pending ? 2 * cap_pending : 16;
+						struct pending_emergency *grown = realloc(pending, cap * sizeof(*pending));
+
+						if (grown == NULL) {
+							local_frame_free(ev);
+							local_client_free(c);
+							free(seen);
+							free(pending);
+							return cli_usage_error("watch: out of memory");
+						}
+						pending = grown;
+						cap_pending = cap;
+					}
 
 					snprintf(pending[n_pending].id, sizeof(pending[0].id), "%s", e->alert->id);
 					snprintf(pending[n_pending].origin, sizeof(pending[0].origin), "%s", e->alert->origin);
@@ -437,6 +463,7 @@ cmd_watch(int argc, char **argv)
 			if (local_client_request(c, &req, &reply, 3600 * 1000, &err) != 0) {
 				local_client_free(c);
 				free(seen);
+				free(pending);
 				return cli_usage_error("watch: %s", err.msg);
 			}
 			if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
@@ -446,13 +473,18 @@ cmd_watch(int argc, char **argv)
 		} else if (rc != 0 && rc != XBA_ENOTFOUND) {
 			local_client_free(c);
 			free(seen);
+			free(pending);
 			return cli_usage_error("watch: %s", err.msg);
 		}
 		local_frame_free(ev);
 		watch_status_due(&state);
 		if (clock_mono_ms() >= next_reminder) {
 			if (!json && f.remind_ms > 0) {
-				for (size_t i = 0; i < n_pending; i++)
+				if (n_pending > RECALL_SHOWN)
+					printf("%s%s!!! %zu UNACKNOWLEDGED EMERGENCIES; the %d newest below (all: xba history "
+					    "--unacknowledged)%s\n", display.bell ? "\a" : "", display.color ? "\033[7m\033[1m" :
+					    "", n_pending, RECALL_SHOWN, display.color ? "\033[0m" : "");
+				for (size_t i = n_pending > RECALL_SHOWN ? n_pending - RECALL_SHOWN : 0; i < n_pending; i++)
 					printf("%s%s!!! UNACKNOWLEDGED EMERGENCY from %s: %s  (xba ack %s)%s%s\n",
 					    display.bell ? "\a" : "", display.color ? "\033[7m\033[1m" : "",
 					    pending[i].origin, pending[i].headline, pending[i].id,
