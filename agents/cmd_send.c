@@ -178,21 +178,47 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 	Xba__V1__SubmitRequest submit = XBA__V1__SUBMIT_REQUEST__INIT;
 	struct xba_error err = { 0 };
 	struct local_client *c;
-	char alert_id[40] = "";
+	char alert_id[40] = "", new_id[XBA_UUID_LEN + 1];
+	char *given_id = alert->id;
 	int64_t deadline;
 	int status = CLI_EXIT_OK;
 
 	c = keep_client && *keep_client ? *keep_client : local_client_new(target, &err);
 	if (c == NULL)
 		return cli_usage_error("%s: %s", cmd, err.msg);
+	/* The id is chosen here, not by the agent, so that an answer lost with a dying agent still leaves the officer
+	 * an id to look for before sending the alert a second time (which would make it two alerts). */
+	if ((alert->id == NULL || alert->id[0] == '\0') && syntax_uuid_new(new_id) == 0)
+		alert->id = new_id;
 	submit.alert = alert;
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_SUBMIT;
 	req.submit = &submit;
 	if (local_client_request(c, &req, &reply, REQUEST_TIMEOUT_MS, &err) != 0) {
+		bool unknown = local_client_request_sent(c) && alert->id != NULL && alert->id[0] != '\0';
+
+		if (unknown) {
+			cli_usage_error("%s: %s: NOT CONFIRMED. If the agent received the alert before it stopped, it is queued as "
+					"%s and will be sent: look with `xba history --outgoing --id %s` once the agent answers, "
+					"before you send it again (a second send makes a second alert)", cmd, err.msg, alert->id,
+			    alert->id);
+			if (json) {
+				struct jsonw w;
+
+				jsonw_begin(&w, stdout);
+				jsonw_string(&w, "alert_id", alert->id);
+				jsonw_string(&w, "state", "unknown");
+				jsonw_string(&w, "message", err.msg);
+				jsonw_end(&w);
+			}
+		} else {
+			cli_usage_error("%s: %s (nothing was queued)", cmd, err.msg);
+		}
+		alert->id = given_id;
 		if (!keep_client)
 			local_client_free(c);
-		return cli_usage_error("%s: %s (nothing was queued)", cmd, err.msg);
+		return unknown ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
 	}
+	alert->id = given_id;
 	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
 		cli_usage_error("%s: the agent refused the request: %s", cmd, reply->error->message);
 		status = CLI_EXIT_USAGE;

@@ -25,6 +25,7 @@ struct local_client {
 	Xba__V1__LocalFrame **kept;     /* frames read while waiting for a reply; owned */
 	size_t n_kept, cap_kept;
 	char endpoint[600];             /* for messages */
+	bool request_sent;              /* the last request left this process (local_client_request_sent) */
 };
 
 const char local_target_usage[] =
@@ -229,6 +230,7 @@ local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__
 	int rc;
 
 	request->ref = c->next_ref++;
+	c->request_sent = false;
 	len = xba__v1__local_frame__get_packed_size(request);
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		return xba_error_set(err, XBA_ENOMEM, "out of memory");
@@ -238,6 +240,7 @@ local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__
 	if (rc < 0)
 		return xba_error_set(err, XBA_EIO, "cannot send to the agent at %s: %s", c->endpoint,
 		    zmq_strerror(zmq_errno()));
+	c->request_sent = true;
 	for (;;) {
 		Xba__V1__LocalFrame *frame;
 		int64_t left = deadline - clock_mono_ms();
@@ -286,4 +289,10 @@ local_officer_name(void)
 	if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
 		return pw->pw_name;
 	return user != NULL && user[0] != '\0' ? user : "unknown";
+}
+
+bool
+local_client_request_sent(const struct local_client *c)
+{
+	return c->request_sent;
 }

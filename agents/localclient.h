@@ -48,6 +48,9 @@ void local_client_free(struct local_client *c);
  * arrive meanwhile are kept for local_client_next().  *reply is the caller's (local_frame_free). */
 int local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__V1__LocalFrame **reply,
     int timeout_ms, struct xba_error *err);
+/* After local_client_request failed: had the request left this process?  Then the agent may have acted on it
+ * and stopped before answering (killed, restarted): its outcome is unknown, not "nothing happened". */
+bool local_client_request_sent(const struct local_client *c);
 
 /* The next frame (a kept one first), waiting up to timeout_ms (-1 = forever).  XBA_ENOTFOUND on timeout;
  * XBA_EPROTO when the connection to the agent dropped (the agent stopped or restarted): ZeroMQ reconnects by

@@ -1,18 +1,22 @@
 """test_cli_errors.py — every `xba` subcommand that talks to the agent, given bad input, prints ONE clear line on
 stderr ("xba: ..." naming what is wrong) and exits non-zero, and nothing is queued: NER's outbox_depth and
 `xba history --outgoing` are unchanged after each case.  Real xba-broker, real xba-agent for NER, the real CLI.
-Also: the agent not running (no socket) for every such subcommand, and `--help` of every subcommand exits 0.
+Also: the agent not running (no socket) for every such subcommand; an agent that takes an alert and stops
+before answering (`send` says NOT CONFIRMED with the id, not "nothing was queued"); and `--help` of every
+subcommand exits 0.
 
 usage: /usr/bin/python3 tests/e2e/test_cli_errors.py BUILD_DIR SOURCE_ROOT
 """
 import os
 import re
 import sys
+import threading
 import uuid
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
+import zmq  # noqa: E402
 
 RULES = """\
 rules:
@@ -181,6 +185,37 @@ def main(t):
     case("send --socket PATH with no agent there", ["send", *GOOD, "--socket", missing], 2, [missing])
     r = x.cli(t, None, "status", "--socket", missing, "--json")
     t.check(r.rc == 2 and not r.out.strip(), "status --json with no agent prints no JSON (nothing to parse)", repr(r))
+
+    # -- an agent that takes the alert and dies before answering: not "nothing was queued", but NOT CONFIRMED,
+    # with the id the alert was submitted under (the CLI chooses it), so that the officer looks before sending again
+    dying = os.path.join(t.dir, "dying-agent.sock")
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind("ipc://" + dying)
+    taken = []
+
+    def take_and_die():
+        if router.poll(t.t(20) * 1000):
+            taken.append(router.recv_multipart()[-1])
+        router.close(0)
+    th = threading.Thread(target=take_and_die, daemon=True)
+    th.start()
+    r = x.cli(t, None, "send", *GOOD, "--socket", dying, "--json")
+    th.join(t.t(5))
+    ctx.term()
+    submitted = ""
+    if taken:
+        f = x.pb.LocalFrame()
+        f.ParseFromString(taken[0])
+        submitted = f.submit.alert.id
+    printed = (r.json() or [{}])[0]
+    t.check(r.rc == 1 and "NOT CONFIRMED" in r.err and "nothing was queued" not in r.err and submitted and
+            submitted in r.err and f"xba history --outgoing --id {submitted}" in r.err,
+            "send to an agent that dies before answering: exit 1, NOT CONFIRMED, naming the id it was given and "
+            "how to look for it", repr(r))
+    t.check(printed.get("alert_id") == submitted and printed.get("state") == "unknown",
+            "... and --json prints that id with state unknown", repr(r.out))
 
     t.check(not changed, "nothing was queued by any of the bad commands (history --outgoing unchanged after each)",
             str(changed[:5]))
