@@ -78,8 +78,15 @@ cmd_ack(int argc, char **argv)
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_ACK;
 	req.ack = &ack;
 	if (local_client_request(c, &req, &reply, 10000, &err) != 0) {
+		bool sent = local_client_request_sent(c);
+
 		local_client_free(c);
-		return cli_usage_error("ack: %s (not acknowledged)", err.msg);
+		if (!sent)
+			return cli_usage_error("ack: %s (not acknowledged)", err.msg);
+		/* The agent may have recorded it before it stopped; asking again is safe (a second ack is named). */
+		cli_usage_error("ack: %s: NOT CONFIRMED; run the same xba ack again once the agent answers: it says whether "
+				"this acknowledgement was recorded", err.msg);
+		return CLI_EXIT_FAILED;
 	}
 	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY &&
 	    reply->ack_reply->result == XBA__V1__ERROR_CODE__OK) {

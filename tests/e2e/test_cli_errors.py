@@ -186,29 +186,33 @@ def main(t):
     r = x.cli(t, None, "status", "--socket", missing, "--json")
     t.check(r.rc == 2 and not r.out.strip(), "status --json with no agent prints no JSON (nothing to parse)", repr(r))
 
-    # -- an agent that takes the alert and dies before answering: not "nothing was queued", but NOT CONFIRMED,
-    # with the id the alert was submitted under (the CLI chooses it), so that the officer looks before sending again
-    dying = os.path.join(t.dir, "dying-agent.sock")
-    ctx = zmq.Context()
-    router = ctx.socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.bind("ipc://" + dying)
-    taken = []
+    # -- an agent that takes the request and dies before answering: not "nothing was queued" but NOT CONFIRMED;
+    # for send, with the id the alert was submitted under (the CLI chooses it), so that the officer looks first
+    def dying_agent(name, *args):
+        """`xba ARGS` against a socket whose "agent" reads one request and closes: (CliResult, the LocalFrame)."""
+        path = os.path.join(t.dir, name + ".sock")
+        ctx = zmq.Context()
+        router = ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.bind("ipc://" + path)
+        taken = []
 
-    def take_and_die():
-        if router.poll(t.t(20) * 1000):
-            taken.append(router.recv_multipart()[-1])
-        router.close(0)
-    th = threading.Thread(target=take_and_die, daemon=True)
-    th.start()
-    r = x.cli(t, None, "send", *GOOD, "--socket", dying, "--json")
-    th.join(t.t(5))
-    ctx.term()
-    submitted = ""
-    if taken:
+        def take_and_die():
+            if router.poll(t.t(20) * 1000):
+                taken.append(router.recv_multipart()[-1])
+            router.close(0)
+        th = threading.Thread(target=take_and_die, daemon=True)
+        th.start()
+        r = x.cli(t, None, *args, "--socket", path)
+        th.join(t.t(5))
+        ctx.term()
         f = x.pb.LocalFrame()
-        f.ParseFromString(taken[0])
-        submitted = f.submit.alert.id
+        if taken:
+            f.ParseFromString(taken[0])
+        return r, f
+
+    r, f = dying_agent("dying-send", "send", *GOOD, "--json")
+    submitted = f.submit.alert.id
     printed = (r.json() or [{}])[0]
     t.check(r.rc == 1 and "NOT CONFIRMED" in r.err and "nothing was queued" not in r.err and submitted and
             submitted in r.err and f"xba history --outgoing --id {submitted}" in r.err,
@@ -216,6 +220,11 @@ def main(t):
             "how to look for it", repr(r))
     t.check(printed.get("alert_id") == submitted and printed.get("state") == "unknown",
             "... and --json prints that id with state unknown", repr(r.out))
+    r, f = dying_agent("dying-ack", "ack", unknown_id)
+    t.check(r.rc == 1 and "NOT CONFIRMED" in r.err and "run the same xba ack again" in r.err and
+            "not acknowledged" not in r.err and f.ack.alert_id == unknown_id,
+            "ack to an agent that dies before answering: exit 1, NOT CONFIRMED, ask again (a second ack is named)",
+            repr(r))
 
     t.check(not changed, "nothing was queued by any of the bad commands (history --outgoing unchanged after each)",
             str(changed[:5]))
