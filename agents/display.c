@@ -307,8 +307,13 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 		put_line(out, "note: ", a->note, false);
 	fprintf(out, "   %sid %s  author ", opts->color ? ANSI_DIM : "", a->id);
 	put_text(out, a->author, false);
-	fprintf(out, "  seq %llu%s", (unsigned long long)entry->seq, entry->rule && entry->rule[0] ? "  rule " : "");
-	put_text(out, entry->rule, false);
+	/* An alert still queued here has no journal seq or rule yet (the line below says so): no "seq 0". */
+	if (entry->seq != 0)
+		fprintf(out, "  seq %llu", (unsigned long long)entry->seq);
+	if (entry->rule != NULL && entry->rule[0] != '\0') {
+		fputs("  rule ", out);
+		put_text(out, entry->rule, false);
+	}
 	fprintf(out, "%s\n", opts->color ? ANSI_RESET : "");
 	if (entry->outgoing) {
 		static const char *const states[] = { "unknown", "queued for the broker", "accepted by the broker",

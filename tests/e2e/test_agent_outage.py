@@ -68,6 +68,10 @@ def main(t):
     t.eq(depths, list(range(1, 21)), "broker down: status --json outbox_depth grows 1, 2, ... 20")
     t.eq(len(set(ids)), 20, "20 distinct alert ids")
     out = {e.get("id"): e for e in ner.history("--outgoing", "--limit", "1000")}
+    r = ner.cli("history", "--outgoing", "--limit", "5")
+    t.check(r.rc == 0 and "queued for the broker" in r.out and "seq 0" not in r.out,
+            "history --outgoing (text) at NER: queued for the broker, and no 'seq 0' before the broker gave one",
+            r.out[-400:])
     t.check(all(out.get(a, {}).get("publish_state") == "queued" for a in ids),
             "history --outgoing --json at NER: all 20 queued", str([out.get(a, {}).get("publish_state") for a in ids]))
 
