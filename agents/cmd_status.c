@@ -149,10 +149,11 @@ cmd_status(int argc, char **argv)
 	return rc;
 }
 
-/* The broker has no alert id of this country's: say what this agent knows of it instead (still queued here,
- * refused, another country's), so that the officer is not sent looking for a lost alert. */
+/* The broker has no alert id of this country's, or could not be asked (broker_asked false: the link is down):
+ * say what this agent knows of it instead (still queued here, refused, accepted, another country's), so that the
+ * officer is not sent looking for a lost alert. */
 static void
-explain_untracked(const struct local_target *target, const char *id)
+explain_untracked(const struct local_target *target, const char *id, bool broker_asked)
 {
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
 	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
@@ -173,7 +174,15 @@ explain_untracked(const struct local_target *target, const char *id)
 				*(e->outgoing ? &sent : &received) = e;
 		}
 	}
-	if (sent != NULL && sent->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_QUEUED)
+	if (!broker_asked) {
+		if (sent != NULL && sent->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_QUEUED)
+			cli_usage_error("track: alert %s is still queued at this agent: it goes to the broker when the link "
+			    "is back (xba status)", id);
+		else if (sent != NULL && sent->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED)
+			cli_usage_error("track: alert %s was accepted by the broker (journal seq %llu, %u recipients); who "
+			    "has it now, the broker says once the link is back", id, (unsigned long long)sent->seq,
+			    sent->recipients);
+	} else if (sent != NULL && sent->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_QUEUED)
 		cli_usage_error("track: alert %s is still queued at this agent: the broker has not accepted it yet "
 		    "(xba status says why)", id);
 	else if (sent != NULL && sent->publish_state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED)
@@ -212,12 +221,15 @@ cmd_track(int argc, char **argv)
 	track.alert_id = argv[optind];
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK;
 	req.track = &track;
-	if ((rc = ask("track", &target, &req, &reply)) != 0)
+	if ((rc = ask("track", &target, &req, &reply)) != 0) {
+		if (rc == CLI_EXIT_FAILED) /* the agent answered, but could not ask the broker */
+			explain_untracked(&target, argv[optind], false);
 		return rc;
+	}
 	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_TRACK_REPLY ||
 	    reply->track_reply->result != XBA__V1__ERROR_CODE__OK) {
 		local_frame_free(reply);
-		explain_untracked(&target, argv[optind]);
+		explain_untracked(&target, argv[optind], true);
 		return CLI_EXIT_FAILED;
 	}
 	const Xba__V1__TrackReply *r = reply->track_reply;

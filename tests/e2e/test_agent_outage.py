@@ -72,6 +72,9 @@ def main(t):
     t.check(r.rc == 0 and "queued for the broker" in r.out and "seq 0" not in r.out,
             "history --outgoing (text) at NER: queued for the broker, and no 'seq 0' before the broker gave one",
             r.out[-400:])
+    r = ner.cli("track", ids[0])
+    t.check(r.rc == 1 and "still queued at this agent" in r.err,
+            "track at NER while the link is down: says the alert is still queued here, not only 'try again'", repr(r))
     t.check(all(out.get(a, {}).get("publish_state") == "queued" for a in ids),
             "history --outgoing --json at NER: all 20 queued", str([out.get(a, {}).get("publish_state") for a in ids]))
 
