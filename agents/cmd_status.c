@@ -101,6 +101,8 @@ cmd_status(int argc, char **argv)
 		jsonw_string(&w, "node_id", s->node_id);
 		jsonw_bool(&w, "link_up", s->link_up);
 		jsonw_string(&w, "link_since", s->link_since_ms ? clock_format_rfc3339(s->link_since_ms, t1, sizeof(t1)) : "");
+		jsonw_int(&w, "silent_ms", s->silent_ms);
+		jsonw_int(&w, "next_attempt_in_ms", s->next_attempt_in_ms);
 		jsonw_string(&w, "broker_id", s->broker_id);
 		jsonw_string(&w, "rules_version", s->rules_version);
 		jsonw_int(&w, "outbox_depth", (int64_t)s->outbox_depth);
@@ -124,9 +126,17 @@ cmd_status(int argc, char **argv)
 		jsonw_end(&w);
 	} else {
 		printf("node            %s\n", s->node_id);
-		printf("link            %s since %s%s%s\n", s->link_up ? "UP" : "DOWN",
+		printf("link            %s since %s%s%s", s->link_up ? "UP" : "DOWN",
 		    s->link_since_ms ? display_time(s->link_since_ms, t1, sizeof(t1)) : "start",
 		    s->broker_id && s->broker_id[0] ? ", broker " : "", s->broker_id ? s->broker_id : "");
+		/* A link that died silently still reads UP until three heartbeats pass; a DOWN one waits its backoff. */
+		if (s->link_up && s->silent_ms > 0)
+			printf(" -- nothing heard from the broker for %lld s", (long long)(s->silent_ms / 1000));
+		else if (!s->link_up && s->next_attempt_in_ms > 0)
+			printf(", next attempt in %lld s", (long long)((s->next_attempt_in_ms + 999) / 1000));
+		else if (!s->link_up)
+			fputs(", connecting", stdout);
+		putchar('\n');
 		printf("outbox          %llu waiting for the broker%s\n", (unsigned long long)s->outbox_depth,
 		    s->outbox_depth && !s->link_up ? " (they go out when the link returns)" : "");
 		if (display_held_outbox(s, warning, sizeof(warning)) != NULL)

@@ -1585,8 +1585,14 @@ uplink_forget_peer(struct uplink *u, const struct local_peer *peer)
 void
 uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 {
+	int64_t now = clock_mono_ms();
+
 	out->link_up = u->state == UPLINK_UP;
 	out->link_since_ms = u->link_since_wall;
+	if (u->state == UPLINK_UP && now - u->last_heard_mono > (int64_t)u->heartbeat_ms)
+		out->silent_ms = now - u->last_heard_mono;
+	if (u->state == UPLINK_WAITING && u->next_attempt_mono > now)
+		out->next_attempt_in_ms = u->next_attempt_mono - now;
 	out->broker_id = (char *)u->broker_id;
 	out->rules_version = (char *)u->rules_version;
 	out->through_seq = u->through_seq;

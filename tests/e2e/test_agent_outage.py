@@ -14,6 +14,7 @@ xba-agent daemons for NER, LBY and TCD, the real `xba` CLI.
 usage: /usr/bin/python3 tests/e2e/test_agent_outage.py BUILD_DIR SOURCE_ROOT
 """
 import os
+import re
 import sys
 import threading
 import time
@@ -46,6 +47,12 @@ def main(t):
     s = ner.wait_status(lambda s: s.get("link_up") is False, t.t(10))
     t.check(s is not None and s.get("link_up") is False, "status --json at NER: link_up false once the broker is gone",
             str(s))
+    s = ner.wait_status(lambda s: s.get("next_attempt_in_ms", 0) > 0, t.t(10))
+    r = ner.cli("status")
+    t.check(s is not None and r.rc == 1 and
+            re.search(r"^link +DOWN since .*, (next attempt in \d+ s|connecting)$", r.out, re.M),
+            "status at NER, broker down: DOWN, and when the agent tries again (next_attempt_in_ms in --json)",
+            r.out[:300])
     down = "THE LINK TO THE BROKER IS DOWN since"
     t.check(w_tcd.wait(lambda: down in w_tcd.stderr(), t.t(10)),
             "xba watch --link-grace 1 at TCD says, a second later, that the link to the broker is down",

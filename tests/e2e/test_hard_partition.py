@@ -113,6 +113,11 @@ def main(t):
     for i in range(1, 6):
         lby_send(i)
         net.sleep(0.3)
+    # Before the third missed heartbeat the link still reads UP: status says how long the broker has been silent.
+    s = lby.status() or {}
+    t.check(s.get("link_up") is False or s.get("silent_ms", 0) > 1000,
+            "during the cut, status --json: link down already, or up with silent_ms past one heartbeat",
+            str({k: s.get(k) for k in ("link_up", "silent_ms", "next_attempt_in_ms")}))
     down = lby.wait_log(r"event=link\.down", t.t(8), since=mark)
     t.check(down is not None, "LBY's agent notices the partition (event=link.down)")
     t.log(f"link.down after {time.monotonic() - cut_at:.1f} s")
