@@ -584,9 +584,9 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 			/* Both strings are the node's own: quoted, so that neither can end the record and forge another. */
 			if (node_log_allowed(server, node_index))
 				log_warnx("event=node.reported_error node=%s code=%s field=%s message=%s", node->id,
-			    frame_error_code_name(frame->error->code),
-			    log_quote(quoted_field, sizeof(quoted_field), frame->error->field ? frame->error->field : ""),
-			    log_quote(quoted, sizeof(quoted), frame->error->message));
+				    frame_error_code_name(frame->error->code), log_quote(quoted_field, sizeof(quoted_field),
+				    frame->error->field ? frame->error->field : ""),
+				    log_quote(quoted, sizeof(quoted), frame->error->message));
 		}
 		break;
 	default:
