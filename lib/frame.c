@@ -29,6 +29,8 @@ frame_decode(const uint8_t *bytes, size_t len, size_t max_bytes, uint64_t *ref_o
 	case XBA__V1__FRAME__BODY_PUBLISH:
 		if (frame->publish->envelope == NULL)
 			missing = "publish.envelope";
+		else if (frame->publish->ref == 0) /* its ack would read as an Error about no publish (§2.11) */
+			missing = "publish.ref";
 		if (ref_out != NULL)
 			*ref_out = frame->publish->ref;
 		break;

@@ -80,6 +80,19 @@ test_refusals(struct check_state *t)
 	CHECK(t, ref == 4242);
 	CHECK_CODE(t, err.code, XBA_EREQUIRED);
 	CHECK_CONTAINS(t, err.msg, "publish.envelope");
+	free(buf);
+	{
+		Xba__V1__Envelope envelope = XBA__V1__ENVELOPE__INIT;
+
+		publish.envelope = &envelope; /* an envelope, but ref 0: protocol §2.3 wants >= 1 */
+		publish.ref = 0;
+		buf = pack(&f, &len);
+		CHECK(t, frame_decode(buf, len, FRAME_MAX_BYTES_DEFAULT, &ref, &err) == NULL);
+		CHECK_CODE(t, err.code, XBA_EREQUIRED);
+		CHECK_CONTAINS(t, err.msg, "publish.ref");
+		publish.envelope = NULL;
+		publish.ref = 4242;
+	}
 	/* Truncations of a valid frame: refused or decoded, never a crash. */
 	for (size_t cut = 0; cut < len; cut++) {
 		Xba__V1__Frame *back = frame_decode(buf, cut, FRAME_MAX_BYTES_DEFAULT, NULL, &err);
