@@ -50,7 +50,9 @@ check_usage(FILE *out)
 	    "\n"
 	    "Load RULES.yaml against the region directory exactly as xba-broker does at start-up and on SIGHUP.\n"
 	    "Prints \"RULES.yaml: OK (N rules, version HEX)\", or the first error as\n"
-	    "\"RULES.yaml:LINE:COLUMN: key.path: message\".\n"
+	    "\"RULES.yaml:LINE:COLUMN: key.path: message\".  A valid file may still get warnings on stderr\n"
+	    "(\"RULES.yaml: warning: rule 'NAME': ...\"): a rule that can never send anything.  They do not\n"
+	    "change the exit status: the broker loads the file all the same.\n"
 	    "\n"
 	    "  --region FILE  the region directory (region.yaml) the rules name nodes and groups of\n"
 	    "  --json         print one JSON object instead of text\n"
@@ -79,6 +81,35 @@ explain_usage(FILE *out)
 }
 
 /* ---- check ---- */
+
+/* Lint warnings, held for the JSON array or printed as they come. */
+struct lint_out {
+	const char *file;
+	bool json;
+	char (*held)[400];
+	size_t n, cap;
+};
+
+static void
+lint_warning(void *ctx, const char *rule, const char *message)
+{
+	struct lint_out *o = ctx;
+
+	if (!o->json) {
+		fprintf(stderr, "%s: warning: rule '%s': %s\n", o->file, rule, message);
+		return;
+	}
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? 2 * o->cap : 8;
+		char (*grown)[400] = realloc(o->held, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return; /* a warning lost to memory; the file is valid either way */
+		o->held = grown;
+		o->cap = cap;
+	}
+	snprintf(o->held[o->n++], sizeof(o->held[0]), "rule '%s': %s", rule, message);
+}
 
 static int
 rules_check(int argc, char **argv)
@@ -122,6 +153,7 @@ rules_check(int argc, char **argv)
 	}
 	if (json) {
 		struct jsonw w;
+		struct lint_out lint = { .file = file, .json = true };
 
 		jsonw_begin(&w, stdout);
 		jsonw_string(&w, "file", file);
@@ -129,6 +161,12 @@ rules_check(int argc, char **argv)
 		if (rules != NULL) {
 			jsonw_int(&w, "rules", (int64_t)rules_count(rules));
 			jsonw_string(&w, "version", rules_version(rules));
+			rules_lint(rules, dir, lint_warning, &lint);
+			jsonw_array_begin(&w, "warnings");
+			for (size_t i = 0; i < lint.n; i++)
+				jsonw_string(&w, NULL, lint.held[i]);
+			jsonw_array_end(&w);
+			free(lint.held);
 		} else {
 			jsonw_string(&w, "error", xba_strerror(err.code));
 			jsonw_string(&w, "message", err.msg);
@@ -136,8 +174,10 @@ rules_check(int argc, char **argv)
 		jsonw_end(&w);
 	} else if (rules != NULL) {
 		size_t n = rules_count(rules);
+		struct lint_out lint = { .file = file, .json = false };
 
 		printf("%s: OK (%zu rule%s, version %s)\n", file, n, n == 1 ? "" : "s", rules_version(rules));
+		rules_lint(rules, dir, lint_warning, &lint);
 	} else {
 		/* The loader's message already reads "file:line:col: path: ...", the form editors jump to. */
 		fprintf(stderr, "%s\n", err.msg);

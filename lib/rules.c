@@ -911,6 +911,95 @@ done:
 	return 0;
 }
 
+/* ---- lint ---- */
+
+/* Is every bit of a in b? */
+static bool
+bits_within(const uint64_t *a, const uint64_t *b, size_t words)
+{
+	for (size_t w = 0; w < words; w++)
+		if ((a[w] & ~b[w]) != 0)
+			return false;
+	return true;
+}
+
+static bool
+bits_empty(const uint64_t *a, size_t words)
+{
+	for (size_t w = 0; w < words; w++)
+		if (a[w] != 0)
+			return false;
+	return true;
+}
+
+/* Does deny's `when` hold for every alert that rule's holds?  (A set of 0 means any value.) */
+static bool
+when_covers(const struct rule *deny, const struct rule *rule, size_t words)
+{
+	if ((deny->categories != 0 && (rule->categories == 0 || (rule->categories & ~deny->categories) != 0)) ||
+	    (deny->statuses != 0 && (rule->statuses == 0 || (rule->statuses & ~deny->statuses) != 0)) ||
+	    (deny->tlps != 0 && (rule->tlps == 0 || (rule->tlps & ~deny->tlps) != 0)) ||
+	    (deny->msg_types != 0 && (rule->msg_types == 0 || (rule->msg_types & ~deny->msg_types) != 0)))
+		return false;
+	if (deny->severity_at_least != 0 && (rule->severity_at_least == 0 ||
+	    rule->severity_at_least < deny->severity_at_least))
+		return false;
+	if (deny->emergency != -1 && deny->emergency != rule->emergency)
+		return false;
+	return deny->origins == NULL || (rule->origins != NULL && bits_within(rule->origins, deny->origins, words));
+}
+
+size_t
+rules_lint(const struct rules *r, const struct directory *dir, rules_warn_fn warn, void *ctx)
+{
+	char message[300];
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n_rules; i++) {
+		const struct rule *rule = &r->rules[i];
+
+		if (rule->deny)
+			continue;
+		if (!rule->neighbours && bits_within(rule->targets, r->admins, r->words)) {
+			warn(ctx, rule->name, "it names no node that can receive alerts (admin nodes never do): it sends "
+			    "nothing");
+			n++;
+			continue;
+		}
+		for (size_t d = 0; d < r->n_rules; d++) {
+			const struct rule *deny = &r->rules[d];
+
+			if (!deny->deny || (rule->neighbours && !deny->neighbours) ||
+			    !bits_within(rule->targets, deny->targets, r->words) || !when_covers(deny, rule, r->words))
+				continue;
+			snprintf(message, sizeof(message), "deny rule '%s' removes every node it names whenever it "
+			    "matches: it sends nothing (deny rules win, docs/rules.md section 2)", deny->name);
+			warn(ctx, rule->name, message);
+			n++;
+			break;
+		}
+		/* Origins that are all observers, none of which may publish any of the rule's categories. */
+		if (rule->origins != NULL && rule->categories != 0 && !bits_empty(rule->origins, r->words)) {
+			bool possible = false;
+
+			for (size_t k = 0; k < dir->n_nodes && !possible; k++) {
+				const struct dir_node *node = &dir->nodes[k];
+
+				if (!bit_get(rule->origins, k))
+					continue;
+				possible = node->role == NODE_ROLE_MEMBER ||
+				    (node->role == NODE_ROLE_OBSERVER && (node->publish_categories & rule->categories) != 0);
+			}
+			if (!possible) {
+				warn(ctx, rule->name, "none of its origins may publish any of its categories (region.yaml: "
+				    "observers publish only their publish list, admins nothing): it never matches");
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
 Xba__V1__ErrorCode
 rules_publish_rights(const struct directory *dir, const struct dir_node *origin, const Xba__V1__Alert *alert,
     const char **field, char *message, size_t size)

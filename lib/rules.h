@@ -66,6 +66,15 @@ const char *rules_version(const struct rules *rules);
 /* Number of rules in the file (deliver and deny). */
 size_t rules_count(const struct rules *rules);
 
+/*
+ * What a valid file may still not mean (`xba rules check` prints these; the broker loads the file all the same):
+ * a deliver rule that names only admin nodes, one whose targets a deny rule removes whenever it matches, one whose
+ * origins are observers that may publish none of its categories.  warn(ctx, rule name, message) for each; returns
+ * how many.  dir must be the directory the rules were loaded against.
+ */
+typedef void (*rules_warn_fn)(void *ctx, const char *rule, const char *message);
+size_t rules_lint(const struct rules *rules, const struct directory *dir, rules_warn_fn warn, void *ctx);
+
 struct route_entry {
 	size_t node_index;  /* index into directory.nodes */
 	const char *rule;   /* recipient: the rule that sent it; withheld: the rule or reason that kept it back.

@@ -91,6 +91,17 @@ EOF
 expect "check OK" 0 "rules.yaml: OK (5 rules, version [0-9a-f]\{64\})" \
 	"$XBA" rules check "$work/rules.yaml" --region "$work/region.yaml"
 expect "check --json" 0 '"valid":true' "$XBA" rules check --json "$work/rules.yaml" --region "$work/region.yaml"
+"$XBA" rules check "$work/rules.yaml" --region "$work/region.yaml" 2>"$work/clean.err" >/dev/null
+if [ ! -s "$work/clean.err" ]; then pass "check of a sound file: no warning"; else
+	fail "check of a sound file: no warning: $(cat "$work/clean.err")"; fi
+# A valid file with a rule that can never send anything: OK (the broker loads it), with a warning naming the rule.
+printf 'rules:\n  - name: smuggling-to-iom\n    when: { category: smuggling }\n' >"$work/dead.yaml"
+printf '    to: [IOM-ROMENA]\n  - name: no-iom\n    deny: [IOM-ROMENA]\n' >>"$work/dead.yaml"
+expect "check a rule that sends nothing: OK and a warning naming it" 0 \
+	"dead.yaml: warning: rule 'smuggling-to-iom': deny rule 'no-iom' removes every node it names" \
+	"$XBA" rules check "$work/dead.yaml" --region "$work/region.yaml"
+expect "... and in --json, under warnings" 0 '"warnings":\["rule '"'"'smuggling-to-iom'"'"': deny rule' \
+	"$XBA" rules check --json "$work/dead.yaml" --region "$work/region.yaml"
 
 sed 's/to: \[IOM-ROMENA\]/to: [IOM-ROMENA, XYZ]/' "$work/rules.yaml" >"$work/broken.yaml"
 expect "check broken file names file:line:col" 1 "broken.yaml:8:22: rules\[1\].to\[1\]: unknown node or group 'XYZ'" \

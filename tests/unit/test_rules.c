@@ -270,6 +270,61 @@ load_text(const char *text, struct xba_error *err)
 	return rules_load_buffer("rules.yaml", text, strlen(text), g_dir, err);
 }
 
+/* ---- lint ---- */
+
+struct lint_log {
+	char text[8][300];
+	size_t n;
+};
+
+static void
+lint_collect(void *ctx, const char *rule, const char *message)
+{
+	struct lint_log *log = ctx;
+
+	if (log->n < 8)
+		snprintf(log->text[log->n++], sizeof(log->text[0]), "%s: %s", rule, message);
+}
+
+/* A valid file whose rules can never send anything: each named, and the working group's own rules clean. */
+static void
+test_lint(struct check_state *st)
+{
+	struct xba_error err;
+	struct lint_log log = { 0 };
+	struct rules *r = load_text("rules:\n"
+	    "  - name: to-admins\n"
+	    "    to: [reporting]\n"          /* SECRETARIAT and IOM-ROMENA: not only admins, no warning */
+	    "  - name: only-admins\n"
+	    "    to: [SECRETARIAT]\n"
+	    "  - name: iom-trafficking\n"
+	    "    when: { category: trafficking, severity_at_least: severe }\n"
+	    "    to: [IOM-ROMENA]\n"
+	    "  - name: iom-health\n"             /* not covered: the deny names other categories */
+	    "    when: { category: health }\n"
+	    "    to: [IOM-ROMENA]\n"
+	    "  - name: no-iom-crime\n"
+	    "    when: { category: [trafficking, smuggling] }\n"
+	    "    deny: [IOM-ROMENA, WHO-AFRO]\n"
+	    "  - name: who-reports\n"            /* observers with no publish list: never matches */
+	    "    when: { origin: WHO-AFRO, category: smuggling }\n"
+	    "    to: [members]\n"
+	    "  - name: from-anyone\n"
+	    "    when: { origin: [WHO-AFRO, NER], category: smuggling }\n"
+	    "    to: [members]\n", &err);
+
+	CHECK(st, r != NULL);
+	if (r == NULL)
+		return;
+	CHECK(st, rules_lint(r, g_dir, lint_collect, &log) == 3 && log.n == 3);
+	CHECK_CONTAINS(st, log.text[0], "only-admins: it names no node that can receive alerts");
+	CHECK_CONTAINS(st, log.text[1], "iom-trafficking: deny rule 'no-iom-crime' removes every node it names");
+	CHECK_CONTAINS(st, log.text[2], "who-reports: none of its origins may publish any of its categories");
+	rules_free(r);
+	memset(&log, 0, sizeof(log));
+	CHECK(st, rules_lint(g_rules, g_dir, lint_collect, &log) == 0);
+}
+
 /* ---- routing the working group's alerts ---- */
 
 static void
@@ -1248,6 +1303,7 @@ main(int argc, char **argv)
 	RUN(&st, test_error_unknown_targets);
 	RUN(&st, test_error_yaml);
 	RUN(&st, test_route_cost);
+	RUN(&st, test_lint);
 	rules_free(g_rules);
 	directory_free(g_dir);
 	return check_finish(&st);
