@@ -29,7 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_BUSY_TIMEOUT_MS 1000  /* only this process writes; a sqlite3 shell reading must not stall the loop */
 #define STORE_WAL_LIMIT (16 * 1024 * 1024)
 #define FILTER_LIST_MAX 4096        /* bytes of the ",a,b," list a filter binds */
@@ -56,6 +56,8 @@
  * is gone: a late PublishAck can never be taken for another alert's.  outbox_queued holds only QUEUED rows, so
  * finding the next alert to send stays as cheap as the backlog is small, however long the history grows.
  */
+#define QUARANTINE_SEQ_SQL "CREATE INDEX IF NOT EXISTS quarantine_seq ON quarantine(seq);"
+
 static const char schema_sql[] =
 	"CREATE TABLE outgoing ("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -125,7 +127,8 @@ static const char schema_sql[] =
 	" PRIMARY KEY (alert_id, node, kind)) WITHOUT ROWID;"
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
 	SUPERSEDED_SQL
-	"PRAGMA user_version = 3;";
+	QUARANTINE_SEQ_SQL
+	"PRAGMA user_version = 4;";
 
 /* Schema 1 -> 2: a quarantined delivery that verifies after a region.yaml update is released to the inbox, and its
  * quarantine row records when (the row stays: it is the record that the alert was refused once, and why), and
@@ -139,6 +142,12 @@ static const char migrate_1_to_2_sql[] =
 static const char migrate_2_to_3_sql[] =
 	SUPERSEDED_SQL
 	"PRAGMA user_version = 3;";
+
+/* Schema 3 -> 4: each quarantined delivery looks for an earlier row of its seq; without an index that was a scan
+ * of the whole table per delivery, and a broker sending thousands held the agent for minutes. */
+static const char migrate_3_to_4_sql[] =
+	QUARANTINE_SEQ_SQL
+	"PRAGMA user_version = 4;";
 
 #define OUTGOING_COLS \
 	"id, alert_id, origin, sent_ms, msg_type, category, severity, tlp, status, emergency, envelope," \
@@ -424,7 +433,7 @@ ensure_schema(struct store *s, struct xba_error *err)
 		return rc;
 	if (version == STORE_SCHEMA_VERSION)
 		return 0;
-	if (version != 0 && version != 1 && version != 2)
+	if (version != 0 && version != 1 && version != 2 && version != 3)
 		return xba_error_set(err, XBA_EIO, "store %s: schema version %lld is not this program's (%d): it was "
 		    "written by another xba-agent version", s->path, (long long)version, STORE_SCHEMA_VERSION);
 	if ((rc = exec_sql(s, "BEGIN IMMEDIATE", "create schema", err)) != 0)
@@ -437,6 +446,8 @@ ensure_schema(struct store *s, struct xba_error *err)
 			rc = exec_sql(s, migrate_1_to_2_sql, "upgrade schema 1 to 2", err);
 		if (rc == 0 && (version == 1 || version == 2))
 			rc = exec_sql(s, migrate_2_to_3_sql, "upgrade schema 2 to 3", err);
+		if (rc == 0 && version >= 1 && version <= 3)
+			rc = exec_sql(s, migrate_3_to_4_sql, "upgrade schema 3 to 4", err);
 	}
 	if (rc == 0)
 		return exec_sql(s, "COMMIT", "create schema", err);

@@ -804,8 +804,19 @@ test_schema_1_upgrade(struct check_state *t)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
+	/* Each quarantined delivery looks its seq up: by the index, not a scan of every row held. */
+	CHECK(t, sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT 1 FROM quarantine WHERE seq = 7 AND released_ms IS "
+				 "NULL", -1, &st, NULL) == SQLITE_OK);
+	{
+		bool indexed = false;
+
+		while (sqlite3_step(st) == SQLITE_ROW)
+			indexed |= strstr((const char *)sqlite3_column_text(st, 3), "quarantine_seq") != NULL;
+		CHECK(t, indexed);
+	}
+	sqlite3_finalize(st);
 	sqlite3_close(db);
-	CHECK(t, version == 3); /* through 2 (releases) to 3 (supersessions) */
+	CHECK(t, version == 4); /* through 2 (releases), 3 (supersessions) to 4 (the quarantine's seq index) */
 }
 
 /*
