@@ -196,6 +196,7 @@ enum stmt_id {
 	ST_RECORDS_SENT,
 	ST_RECEIPT_ADD,
 	ST_META_GET,
+	ST_HIGHEST_HELD,
 	ST_META_PUT,
 	ST_COUNT_OUTBOX,
 	ST_COUNT_REFUSED,
@@ -257,6 +258,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_RECEIPT_ADD] = "INSERT OR REPLACE INTO receipts (alert_id, node, kind, time_ms, officer, note)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[ST_HIGHEST_HELD] = "SELECT max(seq) FROM (SELECT max(seq) AS seq FROM inbox WHERE seq <= ?1"
+			    " UNION ALL SELECT max(seq) FROM quarantine WHERE seq <= ?1)",
 	[ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[ST_COUNT_OUTBOX] = "SELECT count(*) FROM outgoing WHERE state = 1",
 	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
@@ -1385,6 +1388,27 @@ store_receipt_add(struct store *s, const char *alert_id, const char *node_id, in
 	sqlite3_bind_text(st, 6, note, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return txn_fail(s, st, err, "store receipt");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_highest_held(struct store *s, uint64_t limit, uint64_t *out, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_HIGHEST_HELD];
+	int rc;
+
+	assert(s != NULL && out != NULL);
+	*out = 0;
+	sqlite3_bind_int64(st, 1, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t v = sqlite3_column_int64(st, 0); /* NULL (nothing held) reads as 0 */
+
+		*out = v > 0 ? (uint64_t)v : 0;
+	} else if (rc != SQLITE_DONE) {
+		return stmt_fail(s, st, err, "read the highest seq held");
+	}
 	sqlite3_reset(st);
 	return 0;
 }

@@ -230,6 +230,8 @@ int store_quarantine_reported(struct store *s, const uint64_t *seqs, size_t n, s
 int store_receipt_add(struct store *s, const char *alert_id, const char *node_id, int kind, int64_t time_ms,
     const char *officer, const char *note, struct xba_error *err);
 
+/* The highest journal seq at or below limit of a delivery this agent holds (inbox or quarantine); 0 when none. */
+int store_highest_held(struct store *s, uint64_t limit, uint64_t *out, struct xba_error *err);
 /* The delivery cursor: the highest through_seq this agent sent in a DeliveryAck (Hello.resume_after). */
 int store_through_seq(struct store *s, uint64_t *out, struct xba_error *err);
 /* Inside a transaction. */

@@ -1165,15 +1165,30 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->resume_mono = 0;
 	u->held_refusals = 0;
 	if (w->journal_head < u->through_seq) {
-		/* The broker's journal is behind what this agent already stored: it was replaced or restored from a
-		 * backup, and its next seqs will be numbers this agent's cursor already covers.  Acknowledging "through"
-		 * the old cursor would mark those new alerts delivered unseen, so the cursor goes back to the broker's
-		 * head (what is redelivered is deduplicated by alert id). */
-		log_warnx("event=link.cursor_reset broker=%s journal_head=%llu cursor=%llu reason=\"the broker's journal is "
-			  "behind this agent's cursor (replaced or restored?)\"",
-		    u->broker_id, (unsigned long long)w->journal_head, (unsigned long long)u->through_seq);
-		u->through_seq = u->turn_through = w->journal_head;
+		/*
+		 * The broker's journal is behind this agent's cursor: it was replaced or restored from a backup, or an
+		 * earlier broker (one with a stolen key) delivered under seqs this journal never wrote.  Either way the
+		 * cursor says nothing true about this journal, and the broker has just marked every delivery to this
+		 * node through its head as delivered on the strength of it.  The cursor goes back to the highest seq
+		 * of this journal's range that this agent holds, and a second Hello from there makes the broker take
+		 * those marks back (protocol §2.5): what this agent does not hold is sent again, and what it does is
+		 * deduplicated by alert id.
+		 */
+		uint64_t held = 0;
+		struct xba_error err = { 0 };
+
+		if (store_highest_held(agent->store, w->journal_head, &held, &err) != 0) {
+			log_warnx("event=store.error op=highest_held error=\"%s\"", err.msg);
+			held = w->journal_head;
+		}
+		log_warnx("event=link.cursor_reset broker=%s journal_head=%llu cursor=%llu resume_after=%llu reason=\"the "
+			  "broker's journal is behind this agent's cursor (replaced or restored, or a broker that was not "
+			  "this one delivered here): resuming from what this agent holds\"", u->broker_id,
+		    (unsigned long long)w->journal_head, (unsigned long long)u->through_seq, (unsigned long long)held);
+		u->through_seq = u->turn_through = held;
 		ensure_transaction(agent); /* finish_turn persists the cursor */
+		send_hello(agent);
+		return;
 	}
 	store_stats(agent->store, &stats, NULL);
 	log_info("event=link.up broker=%s endpoint=%s journal_head=%llu resume_after=%llu outbox=%llu "
