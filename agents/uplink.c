@@ -10,6 +10,7 @@
  * officers told (pushes to `xba watch`, PublishEvents to `xba send`).  A commit that fails acknowledges nothing:
  * the session is dropped, and the broker redelivers on the next one (deduplicated by alert id here).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -1016,8 +1017,11 @@ finish_turn(struct agent *agent)
 				local_push_publish_event(agent, o->alert_id, XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED,
 				    o->result, o->seq, o->recipients, "", "");
 			} else {
+				char quoted_field[160];
+
 				log_warnx("event=alert.refused alert=%s code=%s field=%s reason=%s", o->alert_id,
-				    frame_error_code_name(o->result), o->field[0] ? o->field : "-",
+				    frame_error_code_name(o->result),
+				    log_quote(quoted_field, sizeof(quoted_field), o->field[0] ? o->field : "-"),
 				    log_quote(quoted, sizeof(quoted), o->message));
 				local_push_publish_event(agent, o->alert_id, XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED,
 				    o->result, 0, 0, o->message, o->field);
@@ -1031,23 +1035,73 @@ finish_turn(struct agent *agent)
 
 /* ---- other frames ----------------------------------------------------------------------------------------- */
 
+/*
+ * The broker's own strings (its id, messages, receipts, track answers, the rule it names) are its word, signed by
+ * nobody: their control characters go before anything logs, stores, pushes or shows them, so that a broker with a
+ * stolen key cannot clear an officer's screen, paint a forged alert line on it, or split the agent's log records.
+ * The alerts themselves are signed and shown as untrusted text (display.c).  Replaced in place, byte for byte.
+ */
+static void
+scrub_broker_text(Xba__V1__Frame *f)
+{
+	switch (f->body_case) {
+	case XBA__V1__FRAME__BODY_WELCOME:
+		syntax_scrub_controls(f->welcome->broker_id);
+		syntax_scrub_controls(f->welcome->rules_version);
+		break;
+	case XBA__V1__FRAME__BODY_PUBLISH_ACK:
+		syntax_scrub_controls(f->publish_ack->alert_id);
+		syntax_scrub_controls(f->publish_ack->message);
+		syntax_scrub_controls(f->publish_ack->field);
+		break;
+	case XBA__V1__FRAME__BODY_DELIVER:
+		syntax_scrub_controls(f->deliver->rule);
+		break;
+	case XBA__V1__FRAME__BODY_DELIVER_BATCH:
+		for (size_t i = 0; i < f->deliver_batch->n_deliveries; i++)
+			syntax_scrub_controls(f->deliver_batch->deliveries[i]->rule);
+		break;
+	case XBA__V1__FRAME__BODY_ERROR:
+		syntax_scrub_controls(f->error->message);
+		syntax_scrub_controls(f->error->field);
+		break;
+	case XBA__V1__FRAME__BODY_RECEIPT:
+		syntax_scrub_controls(f->receipt->alert_id);
+		syntax_scrub_controls(f->receipt->node_id);
+		syntax_scrub_controls(f->receipt->officer);
+		syntax_scrub_controls(f->receipt->note);
+		break;
+	case XBA__V1__FRAME__BODY_TRACK_REPLY:
+		syntax_scrub_controls(f->track_reply->alert_id);
+		for (size_t i = 0; i < f->track_reply->n_recipients; i++) {
+			syntax_scrub_controls(f->track_reply->recipients[i]->node_id);
+			syntax_scrub_controls(f->track_reply->recipients[i]->rule);
+			syntax_scrub_controls(f->track_reply->recipients[i]->reason);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
 static void
 handle_receipt(struct agent *agent, Xba__V1__Frame **framep)
 {
 	struct uplink *u = agent->uplink;
 	const Xba__V1__Receipt *r = (*framep)->receipt;
 	struct xba_error err = { 0 };
-	char officer[300];
+	char officer[300], node[80], alert_id[80], note[300];
 
 	(r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED ? log_warnx : log_info)(
-	    "event=receipt.received alert=%s node=%s kind=%s officer=%s%s%s", r->alert_id, r->node_id,
+	    "event=receipt.received alert=%s node=%s kind=%s officer=%s%s%s", log_quote(alert_id, sizeof(alert_id),
+	    r->alert_id), log_quote(node, sizeof(node), r->node_id),
 	    r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED       ? "delivered"
 	    : r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED ? "acknowledged"
 	    : r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED      ? "refused"
 									  : "unknown",
 	    log_quote(officer, sizeof(officer), r->officer),
 	    r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED ? " code=" : "",
-	    r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED && r->note ? r->note : "");
+	    r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED ? log_quote(note, sizeof(note), r->note) : "");
 	if (ensure_transaction(agent) != 0)
 		return;
 	if (store_receipt_add(agent->store, r->alert_id, r->node_id, (int)r->kind, r->time_ms, r->officer, r->note,
@@ -1156,6 +1210,13 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->max_frame_bytes = w->max_frame_bytes >= 4096 ? w->max_frame_bytes : FRAME_MAX_BYTES_DEFAULT;
 	snprintf(u->broker_id, sizeof(u->broker_id), "%s", w->broker_id);
 	snprintf(u->rules_version, sizeof(u->rules_version), "%s", w->rules_version);
+	/* Both go into log records unquoted, and into `xba status`: an id's characters only. */
+	for (char *c = u->broker_id; *c != '\0'; c++)
+		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
+			*c = '?';
+	for (char *c = u->rules_version; *c != '\0'; c++)
+		if (!isxdigit((unsigned char)*c))
+			*c = '?';
 	u->clock_warned = false;
 	u->report_releases = true; /* any the last session did not get to */
 	u->repeat_releases = true; /* and those it may have lost */
@@ -1237,6 +1298,7 @@ handle_frame(struct agent *agent, const uint8_t *bytes, size_t len)
 		frame_free(frame);
 		return;
 	}
+	scrub_broker_text(frame);
 	switch (frame->body_case) {
 	case XBA__V1__FRAME__BODY_WELCOME:
 		if (u->state == UPLINK_HELLO_SENT)

@@ -63,6 +63,23 @@ syntax_control_len(const unsigned char *p)
 	return p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2 : 0;
 }
 
+void
+syntax_scrub_controls(char *s)
+{
+	if (s == NULL)
+		return;
+	for (unsigned char *p = (unsigned char *)s; *p != '\0';) {
+		size_t n = syntax_control_len(p);
+
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		for (size_t i = 0; i < n; i++)
+			*p++ = '?';
+	}
+}
+
 bool
 syntax_node_id_valid(const char *s)
 {

@@ -20,6 +20,9 @@ bool syntax_utf8_valid(const char *s, size_t len);
  * when it starts none.  p points into a NUL-terminated string.  What a terminal acts on and a reader takes for
  * structure: refused in what officers submit (alert_check_submission), shown as U+FFFD (agents/display.c). */
 size_t syntax_control_len(const unsigned char *p);
+/* Replace, in place, each byte of every control character in s (as syntax_control_len counts them) with '?';
+ * NULL and "" are left alone.  For text no one verified, before it is logged, stored or shown. */
+void syntax_scrub_controls(char *s);
 
 /* Node id: 2..32 of [A-Z0-9-], first an upper-case letter, last not '-'.  "DZA", "IOM-ROMENA", "WHO-AFRO". */
 bool syntax_node_id_valid(const char *s);

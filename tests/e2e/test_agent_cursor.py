@@ -77,7 +77,8 @@ def main(t):
             if state == "DELIVERY_STATE_DELIVERED":
                 break
             net.sleep(0.2)
-        t.eq(state, "DELIVERY_STATE_DELIVERED", f"the journal records {a.info[0].headline[:2]} DELIVERED to LBY, which holds it")
+        t.eq(state, "DELIVERY_STATE_DELIVERED",
+             f"the journal records {a.info[0].headline[:2]} DELIVERED to LBY, which holds it")
     s = lby.status() or {}
     t.check(0 < s.get("through_seq", 0) < POISON, "LBY's cursor is back within the real journal",
             str(s.get("through_seq")))

@@ -1573,6 +1573,8 @@ class FakeBroker:
         self.credit = 0          # Hello.credit + grants
         self.delivered = 0       # Delivers sent
         self.other = []          # frame kinds a node should not send, or undecodable bytes
+        self.publishes = []      # Publish frames, for a test to answer as it likes (answer())
+        self.welcome_fields = {}  # overrides of the Welcome it sends
         self.last_sent = 0.0
         t.defer(self.close)
 
@@ -1605,9 +1607,11 @@ class FakeBroker:
                     self.hellos.append(f.hello)
                     self.credit = f.hello.credit
                     self.delivered = 0
-                    self._send(welcome=pb.Welcome(protocol_version=1, broker_id="fake-broker", journal_head=6,
-                                                    heartbeat_ms=self.heartbeat_ms, max_frame_bytes=self.max_frame_bytes,
-                                                    rules_version="0" * 64))
+                    fields = dict(protocol_version=1, broker_id="fake-broker", journal_head=6,
+                                  heartbeat_ms=self.heartbeat_ms, max_frame_bytes=self.max_frame_bytes,
+                                  rules_version="0" * 64)
+                    fields.update(self.welcome_fields)
+                    self._send(welcome=pb.Welcome(**fields))
                 elif kind == "error":
                     self.errors.append(f.error)
                 elif kind == "delivery_ack":
@@ -1616,6 +1620,8 @@ class FakeBroker:
                     self.credit += f.credit.grant
                 elif kind == "heartbeat":
                     pass
+                elif kind == "publish":
+                    self.publishes.append(f.publish)
                 else:
                     self.other.append(kind)
         if self.peer is not None and (time.monotonic() - self.last_sent) * 1000 >= self.heartbeat_ms / 4:
@@ -1645,6 +1651,10 @@ class FakeBroker:
 
     def through_seq(self):
         return max([a.through_seq for a in self.delivery_acks] or [0])
+
+    def answer(self, **body):
+        """Any frame to the node (a PublishAck, a Receipt, an Error ...)."""
+        self._send(**body)
 
 
 class Agent:
