@@ -39,6 +39,14 @@ test_control_len(struct check_state *t)
 	CHECK(t, syntax_control_len((const unsigned char *)"a") == 0);
 	CHECK(t, syntax_control_len((const unsigned char *)"") == 0);
 	CHECK(t, syntax_control_len((const unsigned char *)"\xc2") == 0); /* cut: the NUL is not a C1 byte */
+	{
+		/* Scrubbed in place, byte for byte: text (Arabic, a no-break space) stays. */
+		char s[] = "a\x1b[2J\r\n== \xc2\x9b" "b \xd8\xaa\xc2\xa0";
+
+		syntax_scrub_controls(s);
+		CHECK(t, strcmp(s, "a?[2J?" "?== ?" "?b \xd8\xaa\xc2\xa0") == 0); /* split: no trigraphs */
+		syntax_scrub_controls(NULL);
+	}
 }
 
 static void
