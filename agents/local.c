@@ -1560,10 +1560,18 @@ check_socket_dir(const struct agent_config *config, struct xba_error *err)
 		    "the agent's user, mode 0750)", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
 		return agent_config_error(config, "local_socket", err, XBA_EIO, "%s is not a directory", dir);
-	if ((st.st_mode & S_IWOTH) && !(st.st_mode & MODE_STICKY))
+	/* Sticky does not help: while the agent is down, anyone who can write there can bind the path first and
+	 * receive what officers submit (TLP:RED included). */
+	if (st.st_mode & S_IWOTH)
 		return agent_config_error(config, "local_socket", err, XBA_EIO,
-		    "directory %s is writable by everyone and not sticky: any local user could replace the agent's "
-		    "socket; use a directory such as /run/xba-agent (mode 0750)", dir);
+		    "directory %s is writable by everyone%s: any local user could put their own socket there while the "
+		    "agent is down; use a directory such as /run/xba-agent (mode 0750)", dir,
+		    st.st_mode & MODE_STICKY ? " (sticky or not)" : "");
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return agent_config_error(config, "local_socket", err, XBA_EIO,
+		    "directory %s belongs to uid %lu, neither root nor the agent's user (uid %lu): that user could put "
+		    "their own socket there; use a directory of the agent's own", dir, (unsigned long)st.st_uid,
+		    (unsigned long)geteuid());
 	return 0;
 }
 
@@ -1593,7 +1601,8 @@ clear_stale_socket(const struct agent_config *config, struct xba_error *err)
 	close(fd);
 	if (rc == 0)
 		return agent_config_error(config, "local_socket", err, XBA_EIO,
-		    "%s: another process (another xba-agent?) is listening on it", path);
+		    "%s: another process (another xba-agent?) is listening on it; the socket belongs to uid %lu%s", path,
+		    (unsigned long)st.st_uid, st.st_uid != geteuid() ? ", not this agent's user: find out whose it is" : "");
 	if (errno != ECONNREFUSED)
 		return agent_config_error(config, "local_socket", err, XBA_EIO, "%s: cannot tell whether it is in use: %s",
 		    path, strerror(errno));
@@ -1662,7 +1671,7 @@ bind_lan(struct agent *agent, struct local *local, struct xba_error *err)
 {
 	const struct agent_config *config = agent->config;
 	struct curve_identity lan;
-	int one = 1, zero = 0, rc = 0;
+	int one = 1, zero = 0, rc = 0, lan_handshake_ms = 5000;
 
 	if (config->lan_listen == NULL)
 		return 0;
@@ -1680,7 +1689,10 @@ bind_lan(struct agent *agent, struct local *local, struct xba_error *err)
 	if (local->sockets[LOCAL_LAN] == NULL || set_router_options(local->sockets[LOCAL_LAN]) != 0 ||
 	    zmq_setsockopt(local->sockets[LOCAL_LAN], ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
 	    zmq_setsockopt(local->sockets[LOCAL_LAN], ZMQ_CURVE_SECRETKEY, lan.secret_z85, XBA_Z85_KEY_TEXT_LEN) != 0 ||
-	    zmq_setsockopt(local->sockets[LOCAL_LAN], ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0) {
+	    zmq_setsockopt(local->sockets[LOCAL_LAN], ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0 ||
+	    /* A connection that has not finished its CURVE handshake within 5 s (libzmq's default: 30) is closed:
+	     * every such connection holds a file descriptor, and anyone on the LAN can open them without a key. */
+	    zmq_setsockopt(local->sockets[LOCAL_LAN], ZMQ_HANDSHAKE_IVL, &lan_handshake_ms, sizeof(lan_handshake_ms)) != 0) {
 		rc = xba_error_set(err, XBA_EIO, "cannot set up the LAN socket: %s", zmq_strerror(zmq_errno()));
 		goto out;
 	}

@@ -6,7 +6,10 @@ the refusal; the IPC socket keeps working for local officers throughout.
 usage: /usr/bin/python3 tests/e2e/test_agent_lan.py BUILD_DIR SOURCE_ROOT
 """
 import os
+import re
+import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
@@ -65,6 +68,42 @@ def main(t):
               os.path.join(keys, "AMINA.curve.key"))
     t.check(r.rc == 2 and "--agent-key" in r.err, "--agent without --agent-key: exit 2 naming --agent-key",
             f"rc={r.rc} err={r.err}")
+
+    # A TCP connection that never does its CURVE handshake holds a descriptor: the agent closes it after 5 s (libzmq
+    # would wait 30), so that a keyless flood from the LAN cannot run it out of them.
+    raw = socket.create_connection(("127.0.0.1", port), timeout=t.t(20))
+    opened = time.monotonic()
+    try:
+        closed = raw.recv(4096) is not None
+        while True:                                # the greeting first, then the close (b"")
+            chunk = raw.recv(4096)
+            if chunk == b"":
+                break
+    except (socket.timeout, OSError):
+        closed = False
+    raw.close()
+    t.check(closed and time.monotonic() - opened < 15, "a LAN connection that never completes its handshake is "
+            "closed by the agent (after 5 s, not libzmq's 30)", f"{time.monotonic() - opened:.1f} s")
+
+    # The socket's directory: another local user must not be able to bind the path while the agent is down.
+    with open(ner.config_path) as f:
+        config = f.read()
+    for label, mode, owner in (("writable by everyone, sticky", 0o1777, None),
+                               ("another user's", 0o755, 65534 if os.geteuid() == 0 else None)):
+        d = os.path.join(t.dir, "sockdir-" + label.split()[0].replace("'", ""))
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, mode)
+        if owner is not None:
+            os.chown(d, owner, -1)
+        elif mode == 0o755:
+            continue                                   # not root: cannot give a directory away
+        path = os.path.join(t.dir, f"agent-{len(label)}.yaml")
+        with open(path, "w") as f:
+            f.write(re.sub(r"(?m)^local_socket: .*$", f"local_socket: {d}/agent.sock", config))
+        rc, out = ner.check_config(path)
+        t.check(rc != 0 and "local_socket" in out and (
+                "writable by everyone" in out if mode == 0o1777 else "belongs to uid 65534" in out),
+                f"agent --check with the socket in a directory {label}: refused, saying why", f"rc={rc} {out}")
 
 
 if __name__ == "__main__":
