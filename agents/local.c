@@ -35,6 +35,7 @@
 /* How far ahead of this agent's clock an alert's sent time may be: the skew every broker accepts (protocol 2.3). */
 #define SENT_AHEAD_MAX_MS (60 * 1000)
 #define LOCAL_MAX_SUBSCRIBERS 64      /* `xba watch` sessions at once; more are refused */
+#define LOCAL_MAX_SUBS_PER_OFFICER 8  /* of those, for one LAN officer's key */
 #define LOCAL_MAX_SUBMITTERS 1024     /* alerts whose submitter waits for a PublishEvent */
 #define LOCAL_MAX_FRAME (1024 * 1024) /* a request; a SubmitRequest holds one alert of at most 64 KiB */
 #define LOCAL_REPLY_BUDGET (768 * 1024) /* a HistoryReply stays under the CLI's 1 MiB frame limit */
@@ -967,6 +968,24 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 	for (size_t i = 0; i < local->n_subs; i++)
 		if (peer_equal(&local->subs[i].peer, peer))
 			sub = &local->subs[i];
+	/* A watch killed without a word keeps its place until something is pushed to it: push now, which forgets
+	 * every watch whose connection is gone (ROUTER_MANDATORY), before refusing a live officer for lack of room. */
+	if (sub == NULL && local->n_subs == LOCAL_MAX_SUBSCRIBERS)
+		local_push_status(agent);
+	if (sub == NULL && peer->socket == LOCAL_LAN) {
+		size_t mine = 0;
+
+		for (size_t i = 0; i < local->n_subs; i++)
+			mine += strcmp(local->subs[i].peer.who, peer->who) == 0;
+		if (mine >= LOCAL_MAX_SUBS_PER_OFFICER) {
+			local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__RATE_LIMITED, "",
+			    "%s already has %d watches open at this agent; close one and try again", peer->who,
+			    LOCAL_MAX_SUBS_PER_OFFICER);
+			log_warnx("event=local.subscribe_refused peer=%s reason=too-many-for-officer max=%d", peer->who,
+			    LOCAL_MAX_SUBS_PER_OFFICER);
+			return;
+		}
+	}
 	if (sub == NULL && local->n_subs == LOCAL_MAX_SUBSCRIBERS) {
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__RATE_LIMITED, "",
 		    "this agent already serves %d watches; close one and try again", LOCAL_MAX_SUBSCRIBERS);

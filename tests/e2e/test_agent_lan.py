@@ -85,6 +85,34 @@ def main(t):
     t.check(closed and time.monotonic() - opened < 15, "a LAN connection that never completes its handshake is "
             "closed by the agent (after 5 s, not libzmq's 30)", f"{time.monotonic() - opened:.1f} s")
 
+    # Watches: one officer's key gets at most 8; 64 watches killed without a word do not lock the others out.
+    amina = lan + ["--officer-key", os.path.join(keys, "AMINA.curve.key")]
+    mark = ner.log_size()
+    hers = [x.Watch(t, None, *amina) for _ in range(9)]
+    refused = ner.wait_log(r"event=local\.subscribe_refused peer=lan:amina\.issoufou reason=too-many-for-officer",
+                           t.t(20), since=mark)
+    t.check(refused is not None and len(ner.events("local.subscribed", since=mark)) == 8,
+            "a 9th watch from one officer's key is refused; the first 8 are served", ner.log_text(mark)[-500:])
+    for w in hers:
+        w.stop()
+    mark = ner.log_size()
+    dead = [ner.watch() for _ in range(64)]
+    end = time.monotonic() + t.t(30)
+    while len(ner.events("local.subscribed", since=mark)) < 64 and time.monotonic() < end:
+        time.sleep(0.2)
+    t.eq(len(ner.events("local.subscribed", since=mark)), 64, "64 local watches subscribed")
+    for w in dead:
+        w.proc.kill()
+    for w in dead:
+        w.proc.wait()
+    mark = ner.log_size()
+    live = ner.watch()
+    t.check(ner.wait_log(r"event=local\.subscribed", t.t(15), since=mark) is not None and
+            not ner.events("local.subscribe_refused", since=mark),
+            "after 64 watches were killed without a word, a new watch is served (the dead ones are forgotten)",
+            ner.log_text(mark)[-500:])
+    live.stop()
+
     # The socket's directory: another local user must not be able to bind the path while the agent is down.
     with open(ner.config_path) as f:
         config = f.read()
