@@ -634,11 +634,29 @@ seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, const char **fi
 	return 0;
 }
 
+/*
+ * The name an officer gives (--author, --officer) is their word; over the LAN the agent knows which listed key is
+ * talking, and that name goes into what is signed beside the given one ("Cdt. Garba (key amina.issoufou)"), so that
+ * one officer's key cannot sign as another officer.  The local socket's users are the host's own: as given.
+ */
+static const char *
+officer_name_for(const struct local_peer *peer, const char *given, char *buf, size_t size)
+{
+	const char *key = peer->socket == LOCAL_LAN && strncmp(peer->who, "lan:", 4) == 0 ? peer->who + 4 : NULL;
+
+	if (key == NULL || strcmp(given, key) == 0)
+		return given;
+	if ((size_t)snprintf(buf, size, "%s (key %s)", given, key) < size && strlen(buf) <= ALERT_AUTHOR_MAX)
+		return buf;
+	return key; /* the given name is too long to keep beside it */
+}
+
 static void
 handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__SubmitRequest *req)
 {
 	Xba__V1__Alert *a = req->alert;
-	char *saved_id, *saved_origin, id[XBA_UUID_LEN + 1] = "", message[600], field_buf[128];
+	char *saved_id, *saved_origin, *saved_author, id[XBA_UUID_LEN + 1] = "", message[600], field_buf[128];
+	char author_buf[ALERT_AUTHOR_MAX + 1];
 	const char *field = NULL;
 	int64_t saved_sent;
 	Xba__V1__ErrorCode code;
@@ -678,8 +696,10 @@ handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, 
 	saved_id = a->id;
 	saved_origin = a->origin;
 	saved_sent = a->sent_ms;
+	saved_author = a->author;
 	a->id = id;
 	a->origin = agent->config->node_id;
+	a->author = (char *)officer_name_for(peer, a->author, author_buf, sizeof(author_buf));
 	if (a->sent_ms == 0)
 		a->sent_ms = clock_now_ms();
 	code = seal_and_queue(agent, a, &field, field_buf, sizeof(field_buf), message, sizeof(message));
@@ -695,6 +715,7 @@ handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, 
 	a->id = saved_id;
 	a->origin = saved_origin;
 	a->sent_ms = saved_sent;
+	a->author = saved_author;
 	if (code != 0) {
 		if (code == XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE)
 			local_send_error(agent, peer, ref, code, "", "%s", message);
@@ -732,7 +753,8 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 	struct store_row row = { 0 };
 	struct store_alert_fields f;
 	struct xba_error err = { 0 };
-	char ack_id[XBA_UUID_LEN + 1], message[700], by[132], *refs[1], *addressees[1];
+	char ack_id[XBA_UUID_LEN + 1], message[700], by[132], *refs[1], *addressees[1], officer_buf[ALERT_AUTHOR_MAX + 1];
+	const char *officer;
 	uint8_t *envelope = NULL;
 	size_t len = 0;
 	int rc;
@@ -747,6 +769,7 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 		    "ack.officer: the acknowledging officer's name is required (1..%d bytes)", ALERT_AUTHOR_MAX);
 		return;
 	}
+	officer = officer_name_for(peer, req->officer, officer_buf, sizeof(officer_buf));
 	if (req->note != NULL && strlen(req->note) > ALERT_NOTE_MAX) {
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "ack.note",
 		    "ack.note: %zu bytes, at most %d", strlen(req->note), ALERT_NOTE_MAX);
@@ -790,7 +813,7 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 	addressees[0] = row.origin;
 	ack.id = ack_id;
 	ack.origin = agent->config->node_id;
-	ack.author = req->officer;
+	ack.author = (char *)officer;
 	ack.sent_ms = clock_now_ms();
 	ack.status = (Xba__V1__Status)row.status;
 	ack.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_ACK;
@@ -813,7 +836,7 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 		return;
 	}
 	store_fields_from_alert(&ack, &f);
-	rc = store_ack(agent->store, req->alert_id, req->officer, ack.sent_ms, &f, envelope, len, NULL, by, &err);
+	rc = store_ack(agent->store, req->alert_id, officer, ack.sent_ms, &f, envelope, len, NULL, by, &err);
 	free(envelope);
 	if (rc == XBA_ENOTFOUND || rc == XBA_EDUPLICATE) {
 		snprintf(message, sizeof(message), "%s%s%s", err.msg, by[0] ? " by " : "", by);
@@ -833,17 +856,17 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 		return;
 	}
 	{
-		char officer[300];
+		char quoted_officer[300];
 
 		log_info("event=alert.acknowledged alert=%s origin=%s officer=%s ack_alert=%s peer=%s", req->alert_id,
-		    row.origin, log_quote(officer, sizeof(officer), req->officer), ack_id, peer->who);
+		    row.origin, log_quote(quoted_officer, sizeof(quoted_officer), officer), ack_id, peer->who);
 	}
 	remember_submitter(agent->local, peer, ack_id);
 	reply_ack(agent, peer, ref, XBA__V1__ERROR_CODE__OK, ack_id, "signed and queued to the alert's origin");
 	/* Watches recalling an unacknowledged emergency learn that it is acknowledged here. */
 	if (row.emergency && (original = decode_row(&row)) != NULL) {
 		row.acknowledged = true;
-		snprintf(row.acknowledged_by, sizeof(row.acknowledged_by), "%s", req->officer);
+		snprintf(row.acknowledged_by, sizeof(row.acknowledged_by), "%s", officer);
 		row.acknowledged_ms = ack.sent_ms;
 		push_entry(agent, &row, original, true);
 		alert_free(original);

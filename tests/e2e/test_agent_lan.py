@@ -85,6 +85,32 @@ def main(t):
     t.check(closed and time.monotonic() - opened < 15, "a LAN connection that never completes its handshake is "
             "closed by the agent (after 5 s, not libzmq's 30)", f"{time.monotonic() - opened:.1f} s")
 
+    # One officer's key cannot sign as another officer: the key's name goes in beside the name given.
+    r = x.cli(t, None, "send", *lan, "--officer-key", os.path.join(keys, "AMINA.curve.key"),
+              "--category", "smuggling", "--severity", "severe", "--headline", "Au nom d'un autre",
+              "--author", "bob.diallo", "--json")
+    sent = (r.json() or [{}])[0].get("alert_id")
+    mine = [e for e in ner.history("--outgoing") if e.get("id") == sent]
+    t.check(sent and mine and mine[0].get("author") == "bob.diallo (key amina.issoufou)",
+            "an alert sent with Amina's key as --author bob.diallo is signed as 'bob.diallo (key amina.issoufou)'",
+            str(mine[:1]) + repr(r.err))
+    r = lby.cli("send", "--category", "smuggling", "--severity", "severe", "--headline", "Convoi vers Toummo",
+                "--wait", "10")                 # LBY's neighbour NER receives it
+    end = time.monotonic() + t.t(10)
+    inbox = []
+    while not inbox and time.monotonic() < end:
+        inbox = [e for e in ner.history() if not e.get("outgoing") and e.get("origin") == "LBY"]
+        time.sleep(0.1)
+    if inbox:
+        r = x.cli(t, None, "ack", inbox[0]["id"], *lan, "--officer-key", os.path.join(keys, "AMINA.curve.key"),
+                  "--officer", "bob.diallo")
+        after = [e for e in ner.history() if e.get("id") == inbox[0]["id"]]
+        t.check(r.rc == 0 and after and after[0].get("acknowledged_by") == "bob.diallo (key amina.issoufou)",
+                "... and an ack with her key as --officer bob.diallo is recorded as 'bob.diallo (key amina.issoufou)'",
+                str(after[:1]) + repr(r.err))
+    else:
+        t.check(False, "NER has an alert in its inbox to acknowledge over the LAN", str(ner.history()[:2]))
+
     # Watches: one officer's key gets at most 8; 64 watches killed without a word do not lock the others out.
     amina = lan + ["--officer-key", os.path.join(keys, "AMINA.curve.key")]
     mark = ner.log_size()
