@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "directory.h"
 #include "envelope.h"
 #include "error.h"
@@ -126,12 +127,6 @@ struct inflight {
  *   UP   --(silent for 3 heartbeats, or a send finds the peer gone) [session_drop]--> DOWN
  * In-flight deliveries of a dropped session stay QUEUED in the journal and are sent again on the next Hello.
  */
-/* A token bucket: at most burst at once, then per_second (server.c, bucket_take). */
-struct bucket {
-	double tokens;
-	int64_t mono;                           /* when tokens was last refilled; 0: never used (full) */
-};
-
 /*
  * What one node may make the broker do besides its publishes, whatever its frames say: a compromised member's
  * key must not buy a crash, a full disk or the broker's memory (docs/security.md, "Bad-input isolation").
@@ -162,10 +157,10 @@ struct session {
 	char held_alert[XBA_UUID_LEN + 1];      /* the earliest publish refused transiently, to be sent again first */
 	uint64_t held_ref, held_count;          /* its ref (named to the node); publishes refused behind it */
 	Xba__V1__ErrorCode held_code;
-	struct bucket publishes;                /* rate_per_second, rate_burst */
-	struct bucket hellos;                   /* HELLO_BURST, HELLO_PER_SECOND */
-	struct bucket strays;                   /* STRAY_BURST, STRAY_PER_SECOND */
-	struct bucket logs;                     /* NODE_LOG_BURST, NODE_LOG_PER_SECOND */
+	struct clock_bucket publishes;          /* rate_per_second, rate_burst */
+	struct clock_bucket hellos;             /* HELLO_BURST, HELLO_PER_SECOND */
+	struct clock_bucket strays;             /* STRAY_BURST, STRAY_PER_SECOND */
+	struct clock_bucket logs;               /* NODE_LOG_BURST, NODE_LOG_PER_SECOND */
 	uint64_t logs_suppressed;               /* records not written since the last event=log.suppressed */
 };
 
@@ -219,8 +214,8 @@ struct server {
 	int64_t next_key_warning_mono_ms;       /* when key_warnings looks at the nodes' keys again (daily) */
 	uint64_t commits_done;                  /* journal commits that wrote (each waited for an fsync), since start:
 						 * alert.accepted commit=, and broker.stats commits= per interval */
-	struct bucket unlisted_logs;            /* the node budgets' counterparts for connections whose node or key */
-	struct bucket unlisted_strays;          /* a reload removed from the directory */
+	struct clock_bucket unlisted_logs;      /* the node budgets' counterparts for connections whose node or key */
+	struct clock_bucket unlisted_strays;    /* a reload removed from the directory */
 	uint64_t unlisted_suppressed;
 	int64_t next_suppressed_report_mono;    /* when counts of records left out are written (server.c, each second) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
@@ -228,8 +223,6 @@ struct server {
 	struct broker_stats stats;
 };
 
-/* server.c: one token from b, refilled at per_second up to burst; false when there is none. */
-bool bucket_take(struct bucket *b, double per_second, double burst);
 /* server.c: may node_index's frames cause one more log record now?  Over NODE_LOG_*, no (counted, and said with
  * event=log.suppressed within a second); SIZE_MAX: a connection whose node is no longer listed. */
 bool node_log_allowed(struct server *server, size_t node_index);

@@ -208,7 +208,7 @@ field_of(const char *msg, char *out, size_t size)
 bool
 publish_rate_allows(struct server *server, size_t node_index)
 {
-	return bucket_take(&server->sessions[node_index].publishes, (double)server->config->rate_per_second,
+	return clock_bucket_take(&server->sessions[node_index].publishes, (double)server->config->rate_per_second,
 	    (double)server->config->rate_burst);
 }
 

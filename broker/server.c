@@ -128,24 +128,6 @@ server_reply(struct server *server, const Xba__V1__Frame *frame)
 	return send_to(server, server->scratch, server->scratch_len, frame);
 }
 
-bool
-bucket_take(struct bucket *b, double per_second, double burst)
-{
-	int64_t now = clock_mono_ms();
-
-	if (b->mono == 0)
-		b->tokens = burst;
-	else
-		b->tokens += (double)(now - b->mono) * per_second / 1000.0;
-	if (b->tokens > burst)
-		b->tokens = burst;
-	b->mono = now;
-	if (b->tokens < 1.0)
-		return false;
-	b->tokens -= 1.0;
-	return true;
-}
-
 static void
 report_suppressed(const char *node_id, uint64_t *suppressed)
 {
@@ -175,10 +157,10 @@ bool
 node_log_allowed(struct server *server, size_t node_index)
 {
 	bool listed = node_index < server->dir->n_nodes;
-	struct bucket *b = listed ? &server->sessions[node_index].logs : &server->unlisted_logs;
+	struct clock_bucket *b = listed ? &server->sessions[node_index].logs : &server->unlisted_logs;
 	uint64_t *suppressed = listed ? &server->sessions[node_index].logs_suppressed : &server->unlisted_suppressed;
 
-	if (!bucket_take(b, NODE_LOG_PER_SECOND, NODE_LOG_BURST)) {
+	if (!clock_bucket_take(b, NODE_LOG_PER_SECOND, NODE_LOG_BURST)) {
 		(*suppressed)++;
 		return false;
 	}
@@ -236,7 +218,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 
 	/* Each Hello restarts the session and may rewind the node's queue (§2.2, §2.5): a storm of them is work and
 	 * output without end, and with libzmq 4.3.4 a peer that vanishes under it can abort the whole broker. */
-	if (!bucket_take(&s->hellos, HELLO_PER_SECOND, HELLO_BURST)) {
+	if (!clock_bucket_take(&s->hellos, HELLO_PER_SECOND, HELLO_BURST)) {
 		if (node_log_allowed(server, node_index))
 			log_warnx("event=hello.refused node=%s reason=too-many-hellos", node->id);
 		server_reply_error(server, XBA__V1__ERROR_CODE__RATE_LIMITED, NULL, 0, "more than %d Hellos at once or "
@@ -551,7 +533,7 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 		/* A connection without a session may never read what it is sent: answers to it are rationed per node,
 		 * so that many of them cannot fill the broker's memory; a node that lost its session hears of it from
 		 * the first. */
-		if (bucket_take(&s->strays, STRAY_PER_SECOND, STRAY_BURST))
+		if (clock_bucket_take(&s->strays, STRAY_PER_SECOND, STRAY_BURST))
 			server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0,
 			    "send hello first (got %s)", frame_type_name(frame->body_case));
 		return;
@@ -696,7 +678,7 @@ handle_incoming(struct server *server, const struct incoming *in)
 		if (node_log_allowed(server, SIZE_MAX))
 			log_warnx("event=frame.rejected node=%s code=NOT_READY reason=\"%s\"", in->user, in->key_changed
 			    ? "this connection's CURVE key is no longer the node's" : "node not in the directory");
-		if (bucket_take(&server->unlisted_strays, STRAY_PER_SECOND, STRAY_BURST))
+		if (clock_bucket_take(&server->unlisted_strays, STRAY_PER_SECOND, STRAY_BURST))
 			server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0, "%s", in->key_changed
 			    ? "this connection's CURVE key is no longer this node's curve_key in region.yaml"
 			    : "this node is not in the directory");

@@ -162,3 +162,21 @@ clock_format_rfc3339(int64_t ms, char *out, size_t size)
 		    sod % 60);
 	return out;
 }
+
+bool
+clock_bucket_take(struct clock_bucket *b, double per_second, double burst)
+{
+	int64_t now = clock_mono_ms();
+
+	if (b->mono == 0)
+		b->tokens = burst;
+	else
+		b->tokens += (double)(now - b->mono) * per_second / 1000.0;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->mono = now;
+	if (b->tokens < 1.0)
+		return false;
+	b->tokens -= 1.0;
+	return true;
+}

@@ -5,6 +5,7 @@
 #ifndef XBA_CLOCK_H
 #define XBA_CLOCK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,15 @@ int64_t clock_now_ms(void);
 
 /* Monotonic milliseconds, for timeouts and heartbeats. */
 int64_t clock_mono_ms(void);
+
+/* A token bucket on the monotonic clock, for what a peer may make a daemon do: at most burst at once, then
+ * per_second.  Zero-initialised it is full. */
+struct clock_bucket {
+	double tokens;
+	int64_t mono;                           /* when tokens was last refilled; 0: never used */
+};
+/* One token, if there is one. */
+bool clock_bucket_take(struct clock_bucket *b, double per_second, double burst);
 /* The same clock in microseconds: for timing the broker's own work (its broker.stats record). */
 int64_t clock_mono_us(void);
 

@@ -66,6 +66,23 @@ test_now(struct check_state *t)
 	CHECK(t, us2 >= us);
 }
 
+/* A full bucket gives its burst at once, then nothing until time refills it. */
+static void
+test_bucket(struct check_state *t)
+{
+	struct clock_bucket b = { 0 };
+	int taken = 0;
+
+	for (int i = 0; i < 10; i++)
+		taken += clock_bucket_take(&b, 0.001, 3); /* one token every 1000 s: none come back meanwhile */
+	CHECK(t, taken == 3);
+	b.mono -= 2000000;                            /* 2000 s later: 2 tokens */
+	taken = 0;
+	for (int i = 0; i < 10; i++)
+		taken += clock_bucket_take(&b, 0.001, 3);
+	CHECK(t, taken == 2);
+}
+
 int
 main(void)
 {
@@ -74,5 +91,6 @@ main(void)
 	RUN(&t, test_parse);
 	RUN(&t, test_format_round_trip);
 	RUN(&t, test_now);
+	RUN(&t, test_bucket);
 	return check_finish(&t);
 }
