@@ -36,6 +36,8 @@
 #define SENT_AHEAD_MAX_MS (60 * 1000)
 #define LOCAL_MAX_SUBSCRIBERS 64      /* `xba watch` sessions at once; more are refused */
 #define LOCAL_MAX_SUBS_PER_OFFICER 8  /* of those, for one LAN officer's key */
+#define LOCAL_LOG_BURST 100           /* records clients' bad frames and refused keys may cause at once ... */
+#define LOCAL_LOG_PER_SECOND 10.0     /* ... and after that; the rest are counted (event=local.log_suppressed) */
 #define LOCAL_MAX_SUBMITTERS 1024     /* alerts whose submitter waits for a PublishEvent */
 #define LOCAL_MAX_FRAME (1024 * 1024) /* a request; a SubmitRequest holds one alert of at most 64 KiB */
 #define LOCAL_REPLY_BUDGET (768 * 1024) /* a HistoryReply stays under the CLI's 1 MiB frame limit */
@@ -73,7 +75,28 @@ struct local {
 	size_t n_subs;
 	struct submitter submitters[LOCAL_MAX_SUBMITTERS]; /* ring: the oldest is overwritten when full */
 	size_t next_submitter;
+	struct clock_bucket log_budget;              /* LOCAL_LOG_*: what clients' mistakes may write to the log */
+	uint64_t log_suppressed;
 };
+
+/* May a client's bad frame, or a refused LAN key, be logged now?  A flood of them (one officer's broken or hostile
+ * client, or anyone on the LAN) must not fill the disk the store is on: past the budget they are counted, and the
+ * count is written with the next record allowed. */
+static bool
+local_log_allowed(struct local *local)
+{
+	if (!clock_bucket_take(&local->log_budget, LOCAL_LOG_PER_SECOND, LOCAL_LOG_BURST)) {
+		local->log_suppressed++;
+		return false;
+	}
+	if (local->log_suppressed > 0) {
+		log_warnx("event=local.log_suppressed records=%llu note=\"clients' bad frames or refused keys caused more "
+			  "log records than %d at once or %.0f a second; those were not written\"",
+		    (unsigned long long)local->log_suppressed, LOCAL_LOG_BURST, LOCAL_LOG_PER_SECOND);
+		local->log_suppressed = 0;
+	}
+	return true;
+}
 
 /* ---- sending ---------------------------------------------------------------------------------------------- */
 
@@ -1412,7 +1435,8 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 	Xba__V1__LocalFrame *frame = xba__v1__local_frame__unpack(NULL, len, bytes);
 
 	if (frame == NULL) {
-		log_info("event=local.rejected peer=%s code=MALFORMED_FRAME bytes=%zu", peer->who, len);
+		if (local_log_allowed(agent->local))
+			log_info("event=local.rejected peer=%s code=MALFORMED_FRAME bytes=%zu", peer->who, len);
 		local_send_error(agent, peer, 0, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "",
 		    "not a LocalFrame (protobuf decode failed; %zu bytes)", len);
 		return;
@@ -1445,13 +1469,15 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 		handle_records(agent, peer, frame->ref, frame->records);
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY__NOT_SET:
-		log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=none", peer->who);
+		if (local_log_allowed(agent->local))
+			log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=none", peer->who);
 		local_send_error(agent, peer, frame->ref, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, "",
 		    "no request of a type this agent knows (is the CLI newer than the agent?)");
 		break;
 	default:
-		log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=%s", peer->who,
-		    local_body_name(frame->body_case));
+		if (local_log_allowed(agent->local))
+			log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=%s", peer->who,
+			    local_body_name(frame->body_case));
 		local_send_error(agent, peer, frame->ref, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, "",
 		    "%s is something the agent sends, not a request it accepts", local_body_name(frame->body_case));
 		break;
@@ -1504,8 +1530,9 @@ receive_one(struct agent *agent, int which)
 	snprintf(peer.who, sizeof(peer.who), "%s%s", which == LOCAL_LAN ? "lan:" : "ipc",
 	    which == LOCAL_LAN ? (user != NULL ? user : "?") : "");
 	if (extra > 0) {
-		log_info("event=local.rejected peer=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"", peer.who,
-		    extra);
+		if (local_log_allowed(agent->local))
+			log_info("event=local.rejected peer=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"",
+			    peer.who, extra);
 		local_send_error(agent, &peer, 0, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "",
 		    "one ZeroMQ message part per LocalFrame; got %d more", extra);
 	} else {
@@ -1549,8 +1576,9 @@ zap_handle(struct agent *agent)
 			    req.address);
 			zapwire_reply(socket, &req, "200", "OK", user);
 		} else {
-			log_warnx("event=local.refused reason=unknown-officer-key key=%s address=%s", key_z85,
-			    log_quote(quoted, sizeof(quoted), req.address));
+			if (local_log_allowed(agent->local))
+				log_warnx("event=local.refused reason=unknown-officer-key key=%s address=%s", key_z85,
+				    log_quote(quoted, sizeof(quoted), req.address));
 			zapwire_reply(socket, &req, "400", "not an officer of this agent", "");
 		}
 	}

@@ -13,6 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
+import zmq  # noqa: E402
 
 RULES = """\
 rules:
@@ -138,6 +139,36 @@ def main(t):
             "after 64 watches were killed without a word, a new watch is served (the dead ones are forgotten)",
             ner.log_text(mark)[-500:])
     live.stop()
+
+    # A client's junk frames: each answered, but the log is budgeted (100 at once, then 10 a second) and counted.
+    ctx = zmq.Context()
+    junk = ctx.socket(zmq.DEALER)
+    junk.setsockopt(zmq.LINGER, 0)
+    junk.connect("ipc://" + ner.socket)
+    mark = ner.log_size()
+    started = time.monotonic()
+    for i in range(2000):
+        junk.send(b"\xff\xff\xff" + bytes([i % 251]))
+    answered = 0
+    end = time.monotonic() + t.t(15)
+    while answered < 2000 and time.monotonic() < end:
+        if junk.poll(200):
+            junk.recv()
+            answered += 1
+    time.sleep(1.2)
+    junk.send(b"\xff\xff\xff")                      # after a second: the count of what was left out
+    junk.poll(t.t(5) * 1000)
+    elapsed = time.monotonic() - started
+    end = time.monotonic() + t.t(5)
+    while not ner.events("local.log_suppressed", since=mark) and time.monotonic() < end:
+        time.sleep(0.1)
+    junk.close(0)
+    ctx.term()
+    rejected = ner.events("local.rejected", since=mark)
+    counted = sum(int(e.get("records", 0)) for e in ner.events("local.log_suppressed", since=mark))
+    t.check(answered == 2000 and len(rejected) <= 100 + int(elapsed * 10) + 1 and len(rejected) + counted >= 2001,
+            "2000 junk frames on the local socket: each answered, at most the budget logged, the rest counted "
+            "(event=local.log_suppressed)", f"answered {answered}, {len(rejected)} logged, {counted} counted")
 
     # The socket's directory: another local user must not be able to bind the path while the agent is down.
     with open(ner.config_path) as f:
