@@ -97,6 +97,14 @@ local_client_new(const struct local_target *target, struct xba_error *err)
 		memset(&officer, 0, sizeof(officer));
 		snprintf(c->endpoint, sizeof(c->endpoint), "%s", target->agent_endpoint);
 	} else {
+		if (access(target->socket_path, F_OK) != 0 && errno == EACCES) {
+			/* The directory is closed to this user (mode 0750): the socket may well be there. */
+			xba_error_set(err, XBA_EIO,
+			    "no permission to reach the agent socket %s (its directory is closed to you): ask for membership "
+			    "of the duty officers' group", target->socket_path);
+			local_client_free(c);
+			return NULL;
+		}
 		if (access(target->socket_path, F_OK) != 0) {
 			xba_error_set(err, XBA_EIO,
 			    "no agent socket at %s (%s): is xba-agent running? (--socket PATH or XBA_SOCKET)",

@@ -9,6 +9,7 @@ usage: /usr/bin/python3 tests/e2e/test_cli_errors.py BUILD_DIR SOURCE_ROOT
 """
 import os
 import re
+import subprocess
 import sys
 import threading
 import uuid
@@ -185,6 +186,21 @@ def main(t):
     case("send --socket PATH with no agent there", ["send", *GOOD, "--socket", missing], 2, [missing])
     r = x.cli(t, None, "status", "--socket", missing, "--json")
     t.check(r.rc == 2 and not r.out.strip(), "status --json with no agent prints no JSON (nothing to parse)", repr(r))
+
+    # A user outside the officers' group, whose way to the socket is closed, is told so (not "is it running?").
+    if os.geteuid() == 0:
+        closed = os.path.join(t.dir, "closed")
+        os.makedirs(closed, mode=0o700, exist_ok=True)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", t.xba]
+        probe = subprocess.run(as_nobody + ["--help"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            r = subprocess.run(as_nobody + ["status", "--socket", os.path.join(closed, "agent.sock")],
+                               capture_output=True, text=True, env=x.cli_env(None, None))
+            t.check(r.returncode == 2 and "no permission to reach the agent socket" in r.stderr and
+                    "officers' group" in r.stderr, "a user the socket's directory is closed to: told it is a "
+                    "matter of permission", repr(r.stderr))
+        else:
+            t.log(f"(not checked: xba cannot run as nobody here: {probe.stderr.strip()[:120]})")
 
     # -- an agent that takes the request and dies before answering: not "nothing was queued" but NOT CONFIRMED;
     # for send, with the id the alert was submitted under (the CLI chooses it), so that the officer looks first
