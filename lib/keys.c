@@ -226,9 +226,15 @@ int
 keys_load_curve(const char *path, struct curve_identity *out, struct xba_error *err)
 {
 	uint8_t raw[32];
+	size_t len = strlen(path);
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	/* A public key reads as a valid secret key (any 32 bytes are one): caught by its name, before the permission
+	 * check would advise a chmod that makes it "work" as the wrong key. */
+	if (len >= 4 && strcmp(path + len - 4, ".pub") == 0)
+		return xba_error_set(err, XBA_EKEY, "%s: a public key file (.pub) where the secret key is needed: give the "
+		    ".key file of the same pair", path);
 	if ((rc = read_z85_file(path, true, out->secret_z85, raw, err)) != 0)
 		return rc;
 	OPENSSL_cleanse(raw, sizeof(raw));

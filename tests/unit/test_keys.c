@@ -71,6 +71,9 @@ test_generate_and_load(struct check_state *t)
 	CHECK(t, strcmp(curve_loaded.public_z85, curve.public_z85) == 0);
 	CHECK_CODE(t, keys_load_curve_public(path_of("NER.curve.pub"), pub_z85, &err), 0);
 	CHECK(t, strcmp(pub_z85, curve.public_z85) == 0);
+	/* The public half given as the secret: named as such (any 32 bytes would pass for a secret key). */
+	CHECK_CODE(t, keys_load_curve(path_of("NER.curve.pub"), &curve_loaded, &err), XBA_EKEY);
+	CHECK_CONTAINS(t, err.msg, "a public key file (.pub) where the secret key is needed");
 
 	/* keygen never overwrites a key. */
 	CHECK_CODE(t, keys_generate("NER", workdir, NULL, NULL, &err), XBA_EIO);
