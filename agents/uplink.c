@@ -1090,11 +1090,12 @@ handle_receipt(struct agent *agent, Xba__V1__Frame **framep)
 	struct uplink *u = agent->uplink;
 	const Xba__V1__Receipt *r = (*framep)->receipt;
 	struct xba_error err = { 0 };
-	char officer[300], node[80], alert_id[80], note[300];
+	char officer[300], note[300];
 
+	/* alert and node stay unquoted, as every other record writes them (grep alert=ID); the frame's strings have
+	 * lost their control characters already (scrub_broker_text). */
 	(r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED ? log_warnx : log_info)(
-	    "event=receipt.received alert=%s node=%s kind=%s officer=%s%s%s", log_quote(alert_id, sizeof(alert_id),
-	    r->alert_id), log_quote(node, sizeof(node), r->node_id),
+	    "event=receipt.received alert=%s node=%s kind=%s officer=%s%s%s", r->alert_id, r->node_id,
 	    r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED       ? "delivered"
 	    : r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED ? "acknowledged"
 	    : r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED      ? "refused"
