@@ -260,6 +260,16 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 							      sizeof(status))
 							: "",
 	    off);
+	/* The header shows when it arrived; the signed time says when it was written.  An alert that took more than
+	 * an hour says both, so that one written long ago (held up by an outage, or sent again by a broker after
+	 * this agent pruned it) is not read as news. */
+	if (!entry->outgoing && entry->received_ms - a->sent_ms > 3600 * 1000) {
+		char sent[40];
+		long long hours = (long long)((entry->received_ms - a->sent_ms) / (3600 * 1000));
+
+		fprintf(out, "   WRITTEN %s, received %lld %s later\n", display_time(a->sent_ms, sent, sizeof(sent)),
+		    hours >= 48 ? hours / 24 : hours, hours >= 48 ? "days" : hours == 1 ? "hour" : "hours");
+	}
 	if (a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ALERT) {
 		char type[16];
 

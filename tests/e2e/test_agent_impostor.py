@@ -5,7 +5,8 @@ strings are signed by nobody: its id in Welcome, the message and field of a Publ
 impostor fills each with an escape sequence that clears the screen and a CR/LF followed by a line that reads as
 another country's alert header.  `xba status`, `xba send` and `xba history --outgoing` show none of it raw (no
 ESC byte, no line that starts as the forged header), and every line of the agent's log is a record of its own
-(starts with ts=).
+(starts with ts=).  An alert its origin wrote 400 days ago, which the impostor delivers now, is shown with the time
+it was written.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_impostor.py BUILD_DIR SOURCE_ROOT
 """
@@ -28,6 +29,8 @@ def clean(text):
 
 def main(t):
     region = x.region_of_five(t, "impostor-e2e")
+    old_key = region.add_key("DZA", valid_from="2025-01-01T00:00:00Z")   # a key that signed long ago
+    region.write()
     fake = x.FakeBroker(t)
     fake.welcome_fields = {"broker_id": "bad" + PAYLOAD}
     ner = x.Agent(t, region, "NER", fake)
@@ -52,6 +55,16 @@ def main(t):
     r = x.cli(t, ner.socket, "history", "--outgoing")
     t.check(clean(r.out) and "REFUSED" in r.out, "xba history --outgoing: the stored refusal shown clean",
             repr(r.out[-300:]))
+
+    # An alert DZA really wrote 400 days ago, delivered now (held up, or sent again after NER pruned it): its text
+    # says when it was written, so that it is not read as news.
+    old = x.alert("DZA", headline="Convoi signalé il y a longtemps", sent_ms=x.now_ms() - 400 * 86400 * 1000)
+    fake.deliver(7, region.seal(old, key_index=old_key))
+    fake.run_until(lambda: fake.through_seq() >= 7, t.t(10))
+    r = x.cli(t, ner.socket, "history", "--id", old.id)
+    t.check(r.rc == 0 and "WRITTEN " in r.out and "received 400 days later" in r.out,
+            "an alert written 400 days before it arrived: history says WRITTEN <then>, received 400 days later",
+            r.out[:400])
 
     fake.run_until(lambda: ner.events("broker.error", since=ner.mark), t.t(5))
     log = ner.log_text(ner.mark)
