@@ -353,7 +353,8 @@ session_open(struct agent *agent)
 
 /* [send_hello] CONNECTING -> HELLO_SENT.  With ZMQ_IMMEDIATE the send succeeds only once a connection completed
  * its CURVE handshake, so EAGAIN just means "not yet". */
-static void
+/* false: not sent (no connection yet) */
+static bool
 send_hello(struct agent *agent)
 {
 	struct uplink *u = agent->uplink;
@@ -370,11 +371,12 @@ send_hello(struct agent *agent)
 	frame.body_case = XBA__V1__FRAME__BODY_HELLO;
 	frame.hello = &hello;
 	if (send_frame(u, &frame) != 0)
-		return; /* not connected yet */
+		return false; /* not connected yet */
 	u->state = UPLINK_HELLO_SENT;
 	u->window = agent->config->credit;
 	log_debug("event=link.hello resume_after=%llu credit=%lld", (unsigned long long)u->through_seq,
 	    (long long)agent->config->credit);
+	return true;
 }
 
 /* ---- publishing ------------------------------------------------------------------------------------------- */
@@ -1249,7 +1251,8 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 		    (unsigned long long)w->journal_head, (unsigned long long)u->through_seq, (unsigned long long)held);
 		u->through_seq = u->turn_through = held;
 		ensure_transaction(agent); /* finish_turn persists the cursor */
-		send_hello(agent);
+		if (!send_hello(agent))
+			want_drop(u, "hello-failed", false); /* a new session says Hello from there */
 		return;
 	}
 	store_stats(agent->store, &stats, NULL);
