@@ -569,13 +569,6 @@ parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struc
 	return -1;
 }
 
-/*
- * --update ID / --cancel ID: the alert this country sent, as its agent holds it.  What the flags leave unset is
- * taken from it (category, severity, urgency, certainty, TLP, status, addressees, incident, the emergency flag;
- * for an update also its areas, parameters and a future expiry), so that the routing rules send the update or
- * cancel to the same nodes as the alert itself.  CAP lets only an alert's sender update or cancel it (the broker
- * refuses the others), so an alert received from another country is refused here with its origin named.
- */
 /* An update replaces the whole text: a language of the original that the update does not give is gone for the
  * officers who read it.  Said (not refused: an update in one language may be what is meant), with how to keep it. */
 static void
@@ -606,6 +599,13 @@ note_dropped_languages(const char *cmd, const struct draft *d, const Xba__V1__Al
 		    d->alert.info[0]->language, first);
 }
 
+/*
+ * --update ID / --cancel ID: the alert this country sent, as its agent holds it.  What the flags leave unset is
+ * taken from it (category, severity, urgency, certainty, TLP, status, addressees, incident, the emergency flag;
+ * for an update also its areas, parameters and a future expiry), so that the routing rules send the update or
+ * cancel to the same nodes as the alert itself.  CAP lets only an alert's sender update or cancel it (the broker
+ * refuses the others), so an alert received from another country is refused here with its origin named.
+ */
 /* This agent's copy of alert id: *out points into *frame (replaced), NULL when none; *received the same for an
  * alert of that id in the inbox (another origin's).  Returns 0 or an exit status (error printed). */
 static int

@@ -75,8 +75,7 @@ struct local {
 	size_t n_subs;
 	struct submitter submitters[LOCAL_MAX_SUBMITTERS]; /* ring: the oldest is overwritten when full */
 	size_t next_submitter;
-	struct clock_bucket log_budget;              /* LOCAL_LOG_*: what clients' mistakes may write to the log */
-	uint64_t log_suppressed;
+	struct log_budget log_budget;                /* LOCAL_LOG_*: what clients' mistakes may write to the log */
 };
 
 /* May a client's bad frame, or a refused LAN key, be logged now?  A flood of them (one officer's broken or hostile
@@ -85,15 +84,15 @@ struct local {
 static bool
 local_log_allowed(struct local *local)
 {
-	if (!clock_bucket_take(&local->log_budget, LOCAL_LOG_PER_SECOND, LOCAL_LOG_BURST)) {
-		local->log_suppressed++;
+	struct log_budget *b = &local->log_budget;
+
+	if (!log_budget_take(b, LOCAL_LOG_PER_SECOND, LOCAL_LOG_BURST))
 		return false;
-	}
-	if (local->log_suppressed > 0) {
+	if (b->suppressed > 0) {
 		log_warnx("event=local.log_suppressed records=%llu note=\"clients' bad frames or refused keys caused more "
 			  "log records than %d at once or %.0f a second; those were not written\"",
-		    (unsigned long long)local->log_suppressed, LOCAL_LOG_BURST, LOCAL_LOG_PER_SECOND);
-		local->log_suppressed = 0;
+		    (unsigned long long)b->suppressed, LOCAL_LOG_BURST, LOCAL_LOG_PER_SECOND);
+		b->suppressed = 0;
 	}
 	return true;
 }

@@ -22,6 +22,7 @@
 #include "error.h"
 #include "journal.h"
 #include "keys.h"
+#include "log.h"
 #include "rules.h"
 #include "xba.pb-c.h"
 
@@ -160,8 +161,8 @@ struct session {
 	struct clock_bucket publishes;          /* rate_per_second, rate_burst */
 	struct clock_bucket hellos;             /* HELLO_BURST, HELLO_PER_SECOND */
 	struct clock_bucket strays;             /* STRAY_BURST, STRAY_PER_SECOND */
-	struct clock_bucket logs;               /* NODE_LOG_BURST, NODE_LOG_PER_SECOND */
-	uint64_t logs_suppressed;               /* records not written since the last event=log.suppressed */
+	struct log_budget logs;                 /* NODE_LOG_BURST, NODE_LOG_PER_SECOND; what it left out since the last
+						 * event=log.suppressed */
 };
 
 /* A PublishAck or Receipt held until the transaction that made it true is durable. */
@@ -214,9 +215,8 @@ struct server {
 	int64_t next_key_warning_mono_ms;       /* when key_warnings looks at the nodes' keys again (daily) */
 	uint64_t commits_done;                  /* journal commits that wrote (each waited for an fsync), since start:
 						 * alert.accepted commit=, and broker.stats commits= per interval */
-	struct clock_bucket unlisted_logs;      /* the node budgets' counterparts for connections whose node or key */
+	struct log_budget unlisted_logs;        /* the node budgets' counterparts for connections whose node or key */
 	struct clock_bucket unlisted_strays;    /* a reload removed from the directory */
-	uint64_t unlisted_suppressed;
 	int64_t next_suppressed_report_mono;    /* when counts of records left out are written (server.c, each second) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;

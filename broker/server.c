@@ -147,25 +147,22 @@ report_suppressed_due(struct server *server)
 		return;
 	server->next_suppressed_report_mono = now + 1000;
 	for (size_t i = 0; i < server->dir->n_nodes; i++)
-		if (server->sessions[i].logs_suppressed > 0)
-			report_suppressed(server->dir->nodes[i].id, &server->sessions[i].logs_suppressed);
-	if (server->unlisted_suppressed > 0)
-		report_suppressed("(unlisted)", &server->unlisted_suppressed);
+		if (server->sessions[i].logs.suppressed > 0)
+			report_suppressed(server->dir->nodes[i].id, &server->sessions[i].logs.suppressed);
+	if (server->unlisted_logs.suppressed > 0)
+		report_suppressed("(unlisted)", &server->unlisted_logs.suppressed);
 }
 
 bool
 node_log_allowed(struct server *server, size_t node_index)
 {
 	bool listed = node_index < server->dir->n_nodes;
-	struct clock_bucket *b = listed ? &server->sessions[node_index].logs : &server->unlisted_logs;
-	uint64_t *suppressed = listed ? &server->sessions[node_index].logs_suppressed : &server->unlisted_suppressed;
+	struct log_budget *b = listed ? &server->sessions[node_index].logs : &server->unlisted_logs;
 
-	if (!clock_bucket_take(b, NODE_LOG_PER_SECOND, NODE_LOG_BURST)) {
-		(*suppressed)++;
+	if (!log_budget_take(b, NODE_LOG_PER_SECOND, NODE_LOG_BURST))
 		return false;
-	}
-	if (*suppressed > 0)
-		report_suppressed(listed ? server->dir->nodes[node_index].id : "(unlisted)", suppressed);
+	if (b->suppressed > 0)
+		report_suppressed(listed ? server->dir->nodes[node_index].id : "(unlisted)", &b->suppressed);
 	return true;
 }
 

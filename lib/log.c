@@ -133,3 +133,12 @@ log_quote(char *out, size_t size, const char *text)
 	out[o] = '\0';
 	return out;
 }
+
+bool
+log_budget_take(struct log_budget *b, double per_second, double burst)
+{
+	if (clock_bucket_take(&b->bucket, per_second, burst))
+		return true;
+	b->suppressed++;
+	return false;
+}

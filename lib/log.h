@@ -9,8 +9,11 @@
 #ifndef XBA_LOG_H
 #define XBA_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "clock.h"
 #include "error.h"
 
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN };
@@ -39,5 +42,16 @@ void fatal(const char *fmt, ...) XBA_PRINTF(1, 2) XBA_NORETURN;
  * bytes written as \xNN, truncated to fit out (size >= 4).  Returns out.
  */
 char *log_quote(char *out, size_t size, const char *text);
+
+/*
+ * A budget on the records that something outside the program may cause (a peer's bad frames, refused keys): at most
+ * burst at once, then per_second.  Over it, log_budget_take says no and counts the record in suppressed, which the
+ * caller reports (and zeroes) when it chooses.  Zero-initialised it is full.
+ */
+struct log_budget {
+	struct clock_bucket bucket;
+	uint64_t suppressed;
+};
+bool log_budget_take(struct log_budget *b, double per_second, double burst);
 
 #endif
