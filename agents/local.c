@@ -660,15 +660,16 @@ seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, const char **fi
  * The name an officer gives (--author, --officer) is their word; over the LAN the agent knows which listed key is
  * talking, and that name goes into what is signed beside the given one ("Cdt. Garba (key amina.issoufou)"), so that
  * one officer's key cannot sign as another officer.  The local socket's users are the host's own: as given.
+ * buf holds ALERT_AUTHOR_MAX + 1 bytes.
  */
 static const char *
-officer_name_for(const struct local_peer *peer, const char *given, char *buf, size_t size)
+officer_name_for(const struct local_peer *peer, const char *given, char buf[ALERT_AUTHOR_MAX + 1])
 {
 	const char *key = peer->socket == LOCAL_LAN && strncmp(peer->who, "lan:", 4) == 0 ? peer->who + 4 : NULL;
 
 	if (key == NULL || strcmp(given, key) == 0)
 		return given;
-	if ((size_t)snprintf(buf, size, "%s (key %s)", given, key) < size && strlen(buf) <= ALERT_AUTHOR_MAX)
+	if (snprintf(buf, ALERT_AUTHOR_MAX + 1, "%s (key %s)", given, key) <= ALERT_AUTHOR_MAX)
 		return buf;
 	return key; /* the given name is too long to keep beside it */
 }
@@ -721,7 +722,7 @@ handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, 
 	saved_author = a->author;
 	a->id = id;
 	a->origin = agent->config->node_id;
-	a->author = (char *)officer_name_for(peer, a->author, author_buf, sizeof(author_buf));
+	a->author = (char *)officer_name_for(peer, a->author, author_buf);
 	if (a->sent_ms == 0)
 		a->sent_ms = clock_now_ms();
 	code = seal_and_queue(agent, a, &field, field_buf, sizeof(field_buf), message, sizeof(message));
@@ -791,7 +792,7 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 		    "ack.officer: the acknowledging officer's name is required (1..%d bytes)", ALERT_AUTHOR_MAX);
 		return;
 	}
-	officer = officer_name_for(peer, req->officer, officer_buf, sizeof(officer_buf));
+	officer = officer_name_for(peer, req->officer, officer_buf);
 	if (req->note != NULL && strlen(req->note) > ALERT_NOTE_MAX) {
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "ack.note",
 		    "ack.note: %zu bytes, at most %d", strlen(req->note), ALERT_NOTE_MAX);
