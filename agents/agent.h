@@ -76,6 +76,15 @@ struct agent_config {
 /* Load and check agent.yaml; NULL with err ("agent.yaml:3:9: broker: ...") on failure. */
 struct agent_config *agent_config_load(const char *path, struct xba_error *err);
 void agent_config_free(struct agent_config *config);
+/* The keys other than `officers` whose values differ in loaded, comma-separated into out ("" when none): what a
+ * SIGHUP leaves for a restart. */
+void agent_config_restart_keys(const struct agent_config *running, const struct agent_config *loaded, char *out,
+    size_t size);
+/* SIGHUP: running takes loaded's officers, and loaded the old ones (freed with it). */
+void agent_config_take_officers(struct agent_config *running, struct agent_config *loaded);
+/* The officer config lists with this CURVE public key, or NULL. */
+const struct agent_officer *agent_config_officer(const struct agent_config *config,
+    const uint8_t curve_public[XBA_CURVE_KEY_LEN]);
 /* Fill err with code and "agent.yaml:LINE:COL: KEY: <message>" pointing at key's value (at the file when the key
  * is absent); returns code.  For checks made after loading: key files, region.yaml, the socket's directory. */
 int agent_config_error(const struct agent_config *config, const char *key, struct xba_error *err, int code,
@@ -95,7 +104,7 @@ enum key_health {
 
 /* The daemon's state: what main loaded, and the two endpoints of the event loop. */
 struct agent {
-	const struct agent_config *config;           /* borrowed from main */
+	struct agent_config *config;                 /* borrowed from main; its officers change on SIGHUP */
 	struct directory *dir;                       /* owned; replaced on a successful SIGHUP reload */
 	const struct dir_node *node;                 /* this node in dir */
 	struct signer signer;                        /* owned: signs this node's alerts */
@@ -134,7 +143,9 @@ struct local_peer {
 	int socket;                                  /* LOCAL_IPC or LOCAL_LAN */
 	uint8_t id[LOCAL_PEER_ID_MAX];               /* ROUTER routing id */
 	size_t id_len;
-	char who[72];                                /* "ipc" or the LAN officer's name, for logs */
+	char who[72];                                /* "ipc" or "lan:" and the LAN officer's name, for logs */
+	uint8_t officer_key[XBA_CURVE_KEY_LEN];      /* LAN: the officer's CURVE key, as admitted */
+	bool officer_removed;                        /* LAN: that key is no longer in agent.yaml's officers */
 };
 
 enum { LOCAL_IPC = 0, LOCAL_LAN = 1 };
@@ -146,6 +157,9 @@ struct local *local_new(struct agent *agent, struct xba_error *err);
 int local_check(const struct agent_config *config, struct xba_error *err);
 /* Close the sockets and remove the socket file. */
 void local_free(struct local *local);
+/* After SIGHUP changed agent.yaml's officers: every watch of a LAN key no longer listed is told so and ended
+ * (its later requests are refused one by one, as they come). */
+void local_officers_changed(struct agent *agent);
 /* The sockets to poll for input; returns how many items were written (at most max). */
 size_t local_poll_items(struct local *local, zmq_pollitem_t *items, size_t max);
 /* Answer every pending request and ZAP query.  Never inside a store transaction. */

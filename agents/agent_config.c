@@ -3,8 +3,9 @@
  * lib/conftable.c and turned into struct agent_config by agent_config_load() at start-up and by --check.  It is
  * the first thing the agent reads: every other file (keys, region.yaml, the store, the socket) is found through
  * it.  Paths are relative to the file's own directory, so a deployment directory can be moved as a whole.
- * deploy/agent.yaml shows every key with its default.  Only region.yaml is reloaded on SIGHUP (by agent_main.c);
- * every key here needs a restart.
+ * deploy/agent.yaml shows every key with its default.  On SIGHUP agent_main.c loads the file again and takes
+ * only `officers` from it (agent_config_take_officers: removing an officer's key must not wait for a restart);
+ * every other key needs a restart, and agent_config_restart_keys names those that changed.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -29,7 +30,7 @@ static int read_mode_row(void *config, const struct ydoc *doc, const struct conf
 static int read_officers_row(void *config, const struct ydoc *doc, const struct conftable_row *row,
     const struct ynode *value, struct xba_error *err);
 
-/* No row is reloadable: only region.yaml is re-read on SIGHUP (see the file comment). */
+/* Of these rows only `officers` is applied on SIGHUP (see the file comment). */
 #define OFF(field) offsetof(struct agent_config, field)
 #define ROW_STR(k, field, req, def) { k, CONFTABLE_STRING, req, OFF(field), 0, 0, 0, def, NULL }
 #define ROW_PATH(k, field, req) { k, CONFTABLE_PATH, req, OFF(field), 0, 0, 0, NULL, NULL }
@@ -257,6 +258,40 @@ agent_config_load(const char *path, struct xba_error *err)
 		return NULL;
 	}
 	return config;
+}
+
+void
+agent_config_restart_keys(const struct agent_config *running, const struct agent_config *loaded, char *out,
+    size_t size)
+{
+	size_t used;
+
+	conftable_changed(running, loaded, config_rows, N_ROWS, out, size);
+	used = strlen(out);
+	/* The one custom row besides officers; its value is an int64 like an INT row's. */
+	if (running->local_socket_mode != loaded->local_socket_mode && used + 1 < size)
+		snprintf(out + used, size - used, "%slocal_socket_mode", used > 0 ? "," : "");
+}
+
+void
+agent_config_take_officers(struct agent_config *running, struct agent_config *loaded)
+{
+	struct agent_officer *officers = running->officers;
+	size_t n_officers = running->n_officers;
+
+	running->officers = loaded->officers;
+	running->n_officers = loaded->n_officers;
+	loaded->officers = officers;
+	loaded->n_officers = n_officers;
+}
+
+const struct agent_officer *
+agent_config_officer(const struct agent_config *config, const uint8_t curve_public[XBA_CURVE_KEY_LEN])
+{
+	for (size_t i = 0; i < config->n_officers; i++)
+		if (memcmp(config->officers[i].curve_public, curve_public, XBA_CURVE_KEY_LEN) == 0)
+			return &config->officers[i];
+	return NULL;
 }
 
 void

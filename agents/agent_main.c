@@ -218,6 +218,39 @@ reload_region(struct agent *agent)
 	NOTIFY("READY=1");
 }
 
+/*
+ * SIGHUP, after region.yaml: agent.yaml's officers take effect at once (an officer who left, or whose workstation
+ * was lost, must not keep the LAN endpoint until the next restart); every other key waits for a restart, and the
+ * log says which changed.  A file that does not load changes nothing.
+ */
+static void
+reload_officers(struct agent *agent)
+{
+	struct xba_error err = { 0 };
+	struct agent_config *loaded;
+	char quoted[600], restart_keys[256];
+	size_t kept = 0;
+
+	loaded = agent_config_load(agent->config->path, &err);
+	if (loaded == NULL) {
+		log_warnx("event=config.reload_failed error=%s keeping_officers=%zu note=\"agent.yaml did not load: "
+			  "nothing of it changed; fix it and send SIGHUP again\"",
+		    log_quote(quoted, sizeof(quoted), err.msg), agent->config->n_officers);
+		return;
+	}
+	agent_config_restart_keys(agent->config, loaded, restart_keys, sizeof(restart_keys));
+	for (size_t i = 0; i < loaded->n_officers; i++)
+		kept += agent_config_officer(agent->config, loaded->officers[i].curve_public) != NULL;
+	log_info("event=officers.reloaded officers=%zu added=%zu removed=%zu", loaded->n_officers,
+	    loaded->n_officers - kept, agent->config->n_officers - kept);
+	agent_config_take_officers(agent->config, loaded);
+	agent_config_free(loaded);
+	local_officers_changed(agent);
+	if (restart_keys[0] != '\0')
+		log_warnx("event=config.restart_needed keys=%s note=\"changed in agent.yaml; only officers apply on "
+			  "SIGHUP, these at the next restart\"", restart_keys);
+}
+
 /* The store's retention, from the loop between turns: one batch per pass while there is more, then hourly. */
 static void
 prune_tick(struct agent *agent)
@@ -346,8 +379,10 @@ agent_run(struct agent *agent, int signal_fd)
 			char c;
 
 			while (read(signal_fd, &c, 1) == 1) {
-				if (c == 'H')
+				if (c == 'H') {
 					reload_region(agent);
+					reload_officers(agent);
+				}
 				else
 					agent->stopping = true;
 			}
@@ -368,7 +403,7 @@ agent_run(struct agent *agent, int signal_fd)
 
 /* --check: everything the start-up checks, without binding or writing anything. */
 static int
-check_only(const struct agent_config *config, struct xba_error *err)
+check_only(struct agent_config *config, struct xba_error *err)
 {
 	struct agent agent;
 	int rc;
@@ -398,8 +433,9 @@ usage(FILE *out)
 		     "      --version      the version\n"
 		     "\n"
 		     "Signals: SIGHUP reloads region.yaml (a file that does not load, or no longer lists this node's\n"
-		     "keys, is refused and the running one stays); SIGTERM stops cleanly.  Logs go to stderr as\n"
-		     "key=value lines.\n");
+		     "keys, is refused and the running one stays) and agent.yaml's officers (a removed officer's key\n"
+		     "is refused at once; other agent.yaml keys need a restart); SIGTERM stops cleanly.  Logs go to\n"
+		     "stderr as key=value lines.\n");
 }
 
 int

@@ -452,6 +452,15 @@ cmd_watch(int argc, char **argv)
 				}
 			}
 			fflush(stdout);
+		} else if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR &&
+			   ev->error->code == XBA__V1__ERROR_CODE__NOT_PERMITTED) {
+			/* This officer's key was taken out of agent.yaml: the agent has ended the watch. */
+			cli_usage_error("watch: the agent ended this watch: %s", ev->error->message);
+			local_frame_free(ev);
+			local_client_free(c);
+			free(seen);
+			free(pending);
+			return CLI_EXIT_FAILED;
 		} else if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
 			fprintf(stderr, "xba: watch: the agent reports: %s\n", ev->error->message);
 		} else if (rc == XBA_EPROTO) {

@@ -186,6 +186,26 @@ local_send_error(struct agent *agent, const struct local_peer *peer, uint64_t re
 	local_send(agent, peer, &frame);
 }
 
+void
+local_officers_changed(struct agent *agent)
+{
+	struct local *local = agent->local;
+
+	for (size_t i = local->n_subs; i-- > 0;) {
+		struct local_peer peer;
+
+		if (i >= local->n_subs || local->subs[i].peer.socket != LOCAL_LAN ||
+		    agent_config_officer(agent->config, local->subs[i].peer.officer_key) != NULL)
+			continue;
+		peer = local->subs[i].peer;
+		log_info("event=local.unsubscribed peer=%s reason=officer-removed", peer.who);
+		local_send_error(agent, &peer, 0, XBA__V1__ERROR_CODE__NOT_PERMITTED, "",
+		    "this officer key (%s) was taken out of the agent's officers (agent.yaml): the watch ends here; ask "
+		    "the focal point", peer.who + 4);
+		forget_peer(agent, &peer);
+	}
+}
+
 /* ---- pushes ------------------------------------------------------------------------------------------------ */
 
 static bool
@@ -1022,7 +1042,8 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 		size_t mine = 0;
 
 		for (size_t i = 0; i < local->n_subs; i++)
-			mine += strcmp(local->subs[i].peer.who, peer->who) == 0;
+			mine += local->subs[i].peer.socket == LOCAL_LAN &&
+			    memcmp(local->subs[i].peer.officer_key, peer->officer_key, XBA_CURVE_KEY_LEN) == 0;
 		if (mine >= LOCAL_MAX_SUBS_PER_OFFICER) {
 			local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__RATE_LIMITED, "",
 			    "%s already has %d watches open at this agent; close one and try again", peer->who,
@@ -1443,6 +1464,16 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 	}
 	log_debug("event=local.request peer=%s type=%s ref=%llu", peer->who, local_body_name(frame->body_case),
 	    (unsigned long long)frame->ref);
+	if (peer->officer_removed) {
+		if (local_log_allowed(agent->local))
+			log_warnx("event=local.refused peer=%s reason=officer-removed type=%s", peer->who,
+			    local_body_name(frame->body_case));
+		local_send_error(agent, peer, frame->ref, XBA__V1__ERROR_CODE__NOT_PERMITTED, "",
+		    "this officer key (%s) is no longer listed in the agent's officers (agent.yaml); ask the focal "
+		    "point", peer->who + 4);
+		xba__v1__local_frame__free_unpacked(frame, NULL);
+		return;
+	}
 	switch (frame->body_case) {
 	case XBA__V1__LOCAL_FRAME__BODY_SUBMIT:
 		handle_submit(agent, peer, frame->ref, frame->submit);
@@ -1483,6 +1514,30 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 		break;
 	}
 	xba__v1__local_frame__free_unpacked(frame, NULL);
+}
+
+/*
+ * Who is talking on the LAN socket.  The ZAP handler admitted the connection with User-Id "KEY:name" (KEY the
+ * officer's CURVE key in Z85, 40 characters), but agent.yaml's officers may have changed since (SIGHUP): the key
+ * is looked up again on every request, so that a removed key is refused at once and a renamed officer's requests
+ * carry the new name.
+ */
+static void
+lan_officer(struct agent *agent, const char *user, struct local_peer *peer)
+{
+	const struct agent_officer *officer = NULL;
+
+	if (user != NULL && strlen(user) > XBA_Z85_KEY_TEXT_LEN && user[XBA_Z85_KEY_TEXT_LEN] == ':') {
+		char key_z85[XBA_Z85_KEY_TEXT_LEN + 1];
+
+		memcpy(key_z85, user, XBA_Z85_KEY_TEXT_LEN);
+		key_z85[XBA_Z85_KEY_TEXT_LEN] = '\0';
+		if (zmq_z85_decode(peer->officer_key, key_z85) != NULL)
+			officer = agent_config_officer(agent->config, peer->officer_key);
+	}
+	peer->officer_removed = officer == NULL;
+	snprintf(peer->who, sizeof(peer->who), "lan:%s", officer != NULL ? officer->name
+	    : user != NULL && strlen(user) > XBA_Z85_KEY_TEXT_LEN ? user + XBA_Z85_KEY_TEXT_LEN + 1 : "?");
 }
 
 /* Read one ROUTER message (routing id + one part).  1 if one was handled, 0 if none was pending. */
@@ -1527,8 +1582,10 @@ receive_one(struct agent *agent, int which)
 	if (peer.id_len > 0)
 		memcpy(peer.id, zmq_msg_data(&id), peer.id_len);
 	user = which == LOCAL_LAN ? zmq_msg_gets(&body, "User-Id") : NULL;
-	snprintf(peer.who, sizeof(peer.who), "%s%s", which == LOCAL_LAN ? "lan:" : "ipc",
-	    which == LOCAL_LAN ? (user != NULL ? user : "?") : "");
+	if (which == LOCAL_LAN)
+		lan_officer(agent, user, &peer);
+	else
+		snprintf(peer.who, sizeof(peer.who), "ipc");
 	if (extra > 0) {
 		if (local_log_allowed(agent->local))
 			log_info("event=local.rejected peer=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"",
@@ -1561,20 +1618,24 @@ zap_handle(struct agent *agent)
 		return;
 	while (zapwire_read(socket, &req) == 0) {
 		const char *user = NULL;
-		char key_z85[XBA_Z85_KEY_TEXT_LEN + 1] = "-", quoted[100];
+		char key_z85[XBA_Z85_KEY_TEXT_LEN + 1] = "-", quoted[100], user_id[XBA_Z85_KEY_TEXT_LEN + 2 + 64 + 1] = "";
 
 		if (strcmp(req.mechanism, "NULL") == 0) {
 			user = "ipc";
 		} else if (strcmp(req.domain, ZAP_DOMAIN) == 0 && req.has_curve_key) {
+			const struct agent_officer *officer = agent_config_officer(agent->config, req.curve_key);
+
 			zmq_z85_encode(key_z85, req.curve_key, XBA_CURVE_KEY_LEN);
-			for (size_t i = 0; i < agent->config->n_officers; i++)
-				if (memcmp(agent->config->officers[i].curve_public, req.curve_key, XBA_CURVE_KEY_LEN) == 0)
-					user = agent->config->officers[i].name;
+			if (officer != NULL) {
+				/* "KEY:name": lan_officer() looks the key up again on every request. */
+				snprintf(user_id, sizeof(user_id), "%s:%s", key_z85, officer->name);
+				user = officer->name;
+			}
 		}
 		if (user != NULL) {
 			log_debug("event=local.admitted officer=%s address=%s", log_quote(quoted, sizeof(quoted), user),
 			    req.address);
-			zapwire_reply(socket, &req, "200", "OK", user);
+			zapwire_reply(socket, &req, "200", "OK", user_id[0] != '\0' ? user_id : user);
 		} else {
 			if (local_log_allowed(agent->local))
 				log_warnx("event=local.refused reason=unknown-officer-key key=%s address=%s", key_z85,

@@ -20,12 +20,14 @@
 struct local_client {
 	void *ctx;
 	void *socket;                   /* DEALER to the agent */
-	void *monitor;                  /* PAIR receiving the DEALER's disconnect events */
+	void *monitor;                  /* PAIR receiving the DEALER's handshake and disconnect events */
 	uint64_t next_ref;
 	Xba__V1__LocalFrame **kept;     /* frames read while waiting for a reply; owned */
 	size_t n_kept, cap_kept;
 	char endpoint[600];             /* for messages */
 	bool request_sent;              /* the last request left this process (local_client_request_sent) */
+	bool handshake_done;            /* a connection to the agent completed its handshake */
+	bool key_refused;               /* the agent's ZAP handler refused this officer key */
 };
 
 const char local_target_usage[] =
@@ -126,7 +128,8 @@ local_client_new(const struct local_target *target, struct xba_error *err)
 		char monitor_endpoint[64];
 
 		snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://xba-cli-monitor-%p", (void *)c);
-		if (zmq_socket_monitor(c->socket, monitor_endpoint, ZMQ_EVENT_DISCONNECTED) == 0 &&
+		if (zmq_socket_monitor(c->socket, monitor_endpoint, ZMQ_EVENT_DISCONNECTED |
+			ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) == 0 &&
 		    (c->monitor = zmq_socket(c->ctx, ZMQ_PAIR)) != NULL) {
 			zmq_setsockopt(c->monitor, ZMQ_LINGER, &zero, sizeof(zero));
 			if (zmq_connect(c->monitor, monitor_endpoint) != 0) {
@@ -168,29 +171,58 @@ local_frame_free(Xba__V1__LocalFrame *frame)
 		xba__v1__local_frame__free_unpacked(frame, NULL);
 }
 
-/* Read one frame from the socket, waiting up to timeout_ms.  XBA_ENOTFOUND on timeout. */
+/* One monitor event: its id (the first part's first two bytes, native order); the parts are all read. */
+static uint16_t
+read_monitor_event(struct local_client *c)
+{
+	uint16_t event = 0;
+	int more = 1, part = 0;
+	size_t more_len = sizeof(more);
+	zmq_msg_t msg;
+
+	while (more) {
+		zmq_msg_init(&msg);
+		if (zmq_msg_recv(&msg, c->monitor, 0) < 0) {
+			zmq_msg_close(&msg);
+			break;
+		}
+		if (part++ == 0 && zmq_msg_size(&msg) >= sizeof(event))
+			memcpy(&event, zmq_msg_data(&msg), sizeof(event));
+		zmq_msg_close(&msg);
+		zmq_getsockopt(c->monitor, ZMQ_RCVMORE, &more, &more_len);
+	}
+	return event;
+}
+
+/* Read one frame from the socket, waiting up to timeout_ms.  XBA_ENOTFOUND on timeout; XBA_EPROTO when the
+ * connection dropped or the agent refused this officer key (c->key_refused). */
 static int
 read_frame(struct local_client *c, Xba__V1__LocalFrame **out, int timeout_ms, struct xba_error *err)
 {
 	zmq_pollitem_t items[2] = { { c->socket, 0, ZMQ_POLLIN, 0 }, { c->monitor, 0, ZMQ_POLLIN, 0 } };
+	int64_t deadline = clock_mono_ms() + timeout_ms;
 	zmq_msg_t msg;
 	int rc;
 
-	rc = zmq_poll(items, c->monitor != NULL ? 2 : 1, timeout_ms);
-	if (rc < 0)
-		return xba_error_set(err, XBA_EIO, "waiting for the agent: %s", zmq_strerror(zmq_errno()));
-	if (rc == 0)
-		return xba_error_set(err, XBA_ENOTFOUND, "no answer from the agent at %s", c->endpoint);
-	if (c->monitor != NULL && (items[1].revents & ZMQ_POLLIN) && !(items[0].revents & ZMQ_POLLIN)) {
-		/* A monitor event is two parts: event id + value, then the endpoint. */
-		int more = 1;
-		size_t more_len = sizeof(more);
+	for (;;) {
+		int64_t left = deadline - clock_mono_ms();
+		uint16_t event;
 
-		while (more) {
-			zmq_msg_init(&msg);
-			zmq_msg_recv(&msg, c->monitor, 0);
-			zmq_msg_close(&msg);
-			zmq_getsockopt(c->monitor, ZMQ_RCVMORE, &more, &more_len);
+		rc = zmq_poll(items, c->monitor != NULL ? 2 : 1, left > 0 ? (long)left : 0);
+		if (rc < 0)
+			return xba_error_set(err, XBA_EIO, "waiting for the agent: %s", zmq_strerror(zmq_errno()));
+		if (rc == 0)
+			return xba_error_set(err, XBA_ENOTFOUND, "no answer from the agent at %s", c->endpoint);
+		if (c->monitor == NULL || !(items[1].revents & ZMQ_POLLIN) || (items[0].revents & ZMQ_POLLIN))
+			break;
+		event = read_monitor_event(c);
+		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+			c->handshake_done = true;
+			continue;
+		}
+		if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+			c->key_refused = true;
+			return xba_error_set(err, XBA_EPROTO, "the agent at %s refused this officer key", c->endpoint);
 		}
 		return xba_error_set(err, XBA_EPROTO, "the connection to the agent at %s dropped", c->endpoint);
 	}
@@ -228,6 +260,50 @@ keep(struct local_client *c, Xba__V1__LocalFrame *frame)
 	return 0;
 }
 
+/*
+ * Hand one request to libzmq by the deadline.  A blocking send could wait for ever: once the agent has refused
+ * this officer key at the handshake, the DEALER has no pipe to queue into, and it would reconnect and be refused
+ * again and again.  So wait for room and watch the handshake meanwhile.
+ */
+static int
+key_refused_error(const struct local_client *c, struct xba_error *err)
+{
+	return xba_error_set(err, XBA_EIO, "the agent at %s refused this officer key (it is not, or no longer, listed "
+	    "under officers: in the agent's agent.yaml; ask the focal point)", c->endpoint);
+}
+
+static int
+send_within(struct local_client *c, const uint8_t *buf, size_t len, int timeout_ms, struct xba_error *err)
+{
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+
+	for (;;) {
+		zmq_pollitem_t items[2] = { { c->socket, 0, ZMQ_POLLOUT, 0 }, { c->monitor, 0, ZMQ_POLLIN, 0 } };
+		int64_t left = deadline - clock_mono_ms();
+		uint16_t event;
+		int rc;
+
+		if (zmq_send(c->socket, buf, len, ZMQ_DONTWAIT) >= 0)
+			return 0;
+		if (zmq_errno() != EAGAIN)
+			return xba_error_set(err, XBA_EIO, "cannot send to the agent at %s: %s", c->endpoint,
+			    zmq_strerror(zmq_errno()));
+		if (left <= 0)
+			return xba_error_set(err, XBA_EIO, "no connection to the agent at %s within %d s: is xba-agent "
+			    "running?", c->endpoint, timeout_ms / 1000);
+		rc = zmq_poll(items, c->monitor != NULL ? 2 : 1, (long)left);
+		if (rc < 0 && zmq_errno() != EINTR)
+			return xba_error_set(err, XBA_EIO, "waiting for the agent: %s", zmq_strerror(zmq_errno()));
+		if (rc <= 0 || c->monitor == NULL || !(items[1].revents & ZMQ_POLLIN))
+			continue;
+		event = read_monitor_event(c);
+		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+			c->handshake_done = true;
+		else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+			return key_refused_error(c, err);
+	}
+}
+
 int
 local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__V1__LocalFrame **reply,
     int timeout_ms, struct xba_error *err)
@@ -243,11 +319,10 @@ local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		return xba_error_set(err, XBA_ENOMEM, "out of memory");
 	xba__v1__local_frame__pack(request, buf);
-	rc = zmq_send(c->socket, buf, len, 0);
+	rc = send_within(c, buf, len, timeout_ms, err);
 	free(buf);
-	if (rc < 0)
-		return xba_error_set(err, XBA_EIO, "cannot send to the agent at %s: %s", c->endpoint,
-		    zmq_strerror(zmq_errno()));
+	if (rc != 0)
+		return rc;
 	c->request_sent = true;
 	for (;;) {
 		Xba__V1__LocalFrame *frame;
@@ -256,6 +331,12 @@ local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__
 		if (left < 0)
 			left = 0;
 		if ((rc = read_frame(c, &frame, (int)left, err)) != 0) {
+			/* Refused at the handshake of the first connection: the request never reached the agent. */
+			if (rc == XBA_EPROTO && c->key_refused) {
+				if (!c->handshake_done)
+					c->request_sent = false;
+				return key_refused_error(c, err);
+			}
 			if (rc == XBA_EPROTO)
 				return xba_error_set(err, XBA_EIO,
 				    "the agent at %s closed the connection%s", c->endpoint,

@@ -102,6 +102,36 @@ conftable_load(const char *path, size_t max_bytes, const struct conftable_row *r
 }
 
 void
+conftable_changed(const void *a, const void *b, const struct conftable_row *rows, size_t n_rows, char *out,
+    size_t size)
+{
+	size_t used = 0;
+
+	if (size == 0)
+		return;
+	out[0] = '\0';
+	for (size_t i = 0; i < n_rows; i++) {
+		const char *pa = (const char *)a + rows[i].offset, *pb = (const char *)b + rows[i].offset;
+		bool differ;
+
+		if (rows[i].type == CONFTABLE_STRING || rows[i].type == CONFTABLE_PATH) {
+			const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+
+			differ = (sa == NULL) != (sb == NULL) || (sa != NULL && strcmp(sa, sb) != 0);
+		} else if (rows[i].type == CONFTABLE_INT) {
+			differ = *(const int64_t *)pa != *(const int64_t *)pb;
+		} else {
+			continue;
+		}
+		if (differ && used < size) {
+			int n = snprintf(out + used, size - used, "%s%s", used > 0 ? "," : "", rows[i].key);
+
+			used += n > 0 ? (size_t)n : 0;
+		}
+	}
+}
+
+void
 conftable_free_strings(void *config, const struct conftable_row *rows, size_t n_rows)
 {
 	for (size_t i = 0; i < n_rows; i++)

@@ -46,6 +46,14 @@ struct conftable_row {
 struct ydoc *conftable_load(const char *path, size_t max_bytes, const struct conftable_row *rows, size_t n_rows,
     void *config, const char *what, struct xba_error *err);
 
+/*
+ * The keys whose values differ between two configs loaded with the same rows (STRING, PATH and INT rows; a
+ * CUSTOM row is its program's to compare), comma-separated into out ("" when none; truncated to size).  For a
+ * reload that applies only some keys: the others are named as waiting for a restart.
+ */
+void conftable_changed(const void *a, const void *b, const struct conftable_row *rows, size_t n_rows, char *out,
+    size_t size);
+
 /* Free every STRING and PATH field the rows name. */
 void conftable_free_strings(void *config, const struct conftable_row *rows, size_t n_rows);
 

@@ -1,7 +1,9 @@
 """test_agent_lan.py — the agent's optional LAN endpoint for officers' workstations: a CURVE server whose ZAP
 handler admits only the officers listed in agent.yaml.  A listed officer's `xba --agent tcp://... --agent-key
 --officer-key` works (status, send); an unlisted key is refused (exit 2, one clear line) and the agent logs
-the refusal; the IPC socket keeps working for local officers throughout.
+the refusal; the IPC socket keeps working for local officers throughout.  A SIGHUP applies agent.yaml's officers:
+an added officer is admitted, a removed one's open watch ends and her key is refused (a send says nothing was
+queued), other changed keys are named as waiting for a restart, and a broken agent.yaml changes nothing.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_lan.py BUILD_DIR SOURCE_ROOT
 """
@@ -21,6 +23,10 @@ rules:
     when: { category: [smuggling, trafficking, border-incident] }
     to: [neighbours]
 """
+
+
+def json_text(entry):
+    return repr(entry)
 
 
 def curve_public(path):
@@ -57,8 +63,8 @@ def main(t):
 
     r = x.cli(t, None, "status", *lan, "--officer-key", os.path.join(keys, "STRANGER.curve.key"),
               timeout=t.t(40))
-    t.check(r.rc == 2 and len(r.err_lines()) == 1 and ("officer key listed" in r.err or "no answer" in r.err),
-            "an unlisted officer key: exit 2, one line saying why", f"rc={r.rc} err={r.err}")
+    t.check(r.rc == 2 and len(r.err_lines()) == 1 and "refused this officer key" in r.err,
+            "an unlisted officer key: exit 2, one line saying the agent refused the key", f"rc={r.rc} err={r.err}")
     t.check(ner.wait_log(r"refus|denied|unknown", t.t(5)) is not None,
             "the agent logs the refused LAN key", ner.log_text()[-800:])
 
@@ -169,6 +175,63 @@ def main(t):
     t.check(answered == 2000 and len(rejected) <= 100 + int(elapsed * 10) + 1 and len(rejected) + counted >= 2001,
             "2000 junk frames on the local socket: each answered, at most the budget logged, the rest counted "
             "(event=local.log_suppressed)", f"answered {answered}, {len(rejected)} logged, {counted} counted")
+
+    # An officer leaves: taken out of agent.yaml's officers, SIGHUP.  Her open watch ends with a line saying why,
+    # and her key's next request is refused, without a restart; another officer and the local socket go on.
+    x.keygen(t, "BOB", keys, role="observer")
+    bob = lan + ["--officer-key", os.path.join(keys, "BOB.curve.key")]
+    both = '[{name: amina.issoufou, curve_key: "%s"}, {name: bob.diallo, curve_key: "%s"}]' % (
+        curve_public(os.path.join(keys, "AMINA.curve.pub")), curve_public(os.path.join(keys, "BOB.curve.pub")))
+    mark = ner.log_size()
+    ner.write_config(officers=both)
+    ner.hup()
+    t.check(ner.wait_log(r"event=officers\.reloaded officers=2 added=1 removed=0", t.t(10), since=mark) is not None,
+            "SIGHUP with an officer added: event=officers.reloaded added=1", ner.log_text(mark)[-600:])
+    r = x.cli(t, None, "status", "--json", *bob, timeout=t.t(40))
+    t.check(r.rc == 0 and r.json() and r.json()[0].get("node_id") == "NER",
+            "the officer added by SIGHUP is admitted without a restart", f"rc={r.rc} out={r.out} err={r.err}")
+    mark = ner.log_size()
+    her_watch = x.Watch(t, None, *amina)
+    t.check(ner.wait_log(r"event=local\.subscribed peer=lan:amina\.issoufou", t.t(15), since=mark) is not None,
+            "Amina watches over the LAN", ner.log_text(mark)[-400:])
+    mark = ner.log_size()
+    ner.write_config(officers='[{name: bob.diallo, curve_key: "%s"}]' % curve_public(
+        os.path.join(keys, "BOB.curve.pub")), credit=32)
+    ner.hup()
+    t.check(ner.wait_log(r"event=officers\.reloaded officers=1 added=0 removed=1", t.t(10), since=mark) is not None,
+            "SIGHUP with Amina taken out: event=officers.reloaded removed=1", ner.log_text(mark)[-600:])
+    t.check(ner.wait_log(r"event=config\.restart_needed keys=credit ", t.t(5), since=mark) is not None,
+            "... and the other key changed (credit) is named as waiting for a restart", ner.log_text(mark)[-600:])
+    rc = her_watch.wait_exit(t.t(15))
+    t.check(rc == 1 and "no longer" not in her_watch.stderr() and "taken out of the agent's officers" in
+            her_watch.stderr(), "her open watch ends (exit 1) saying her key was taken out of the officers",
+            f"rc={rc} err={her_watch.stderr()[-300:]}")
+    her_watch.stop()
+    r = x.cli(t, None, "status", *amina, timeout=t.t(40))
+    t.check(r.rc == 2 and "refused this officer key" in r.err,
+            "her key's next connection (status) is refused, saying so", f"rc={r.rc} out={r.out} err={r.err}")
+    r = x.cli(t, None, "send", *amina, "--category", "smuggling", "--severity", "severe", "--headline",
+              "Après son départ", timeout=t.t(40))
+    t.check(r.rc == 2 and "refused this officer key" in r.err and "NOT CONFIRMED" not in r.err,
+            "... and so is a send: exit 2, nothing queued (not 'NOT CONFIRMED': it never reached the agent)",
+            f"rc={r.rc} out={r.out} err={r.err}")
+    t.check(not [e for e in ner.history("--outgoing") if "Après son départ" in json_text(e)],
+            "... the refused send is not in NER's outbox", "")
+    r = x.cli(t, None, "status", "--json", *bob, timeout=t.t(40))
+    t.check(r.rc == 0 and r.json() and r.json()[0].get("node_id") == "NER",
+            "the officer who stays is still served", f"rc={r.rc} out={r.out} err={r.err}")
+    mark = ner.log_size()
+    with open(ner.config_path, "a") as f:
+        f.write("officers: [ {name: broken\n")
+    ner.hup()
+    t.check(ner.wait_log(r"event=config\.reload_failed error=.*agent\.yaml.* keeping_officers=1", t.t(10),
+                         since=mark) is not None,
+            "SIGHUP with an agent.yaml that does not load: event=config.reload_failed, officers kept",
+            ner.log_text(mark)[-600:])
+    r = x.cli(t, None, "status", "--json", *bob, timeout=t.t(40))
+    t.check(r.rc == 0 and r.json() and ner.alive(), "... and the officer listed before is still served",
+            f"rc={r.rc} err={r.err}")
+    ner.write_config(officers=officers)
 
     # The socket's directory: another local user must not be able to bind the path while the agent is down.
     with open(ner.config_path) as f:
