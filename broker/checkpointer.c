@@ -44,7 +44,9 @@ run(void *arg)
 		struct timespec until;
 		int rc, wal_pages = 0, copied = 0;
 
-		clock_gettime(CLOCK_REALTIME, &until);
+		/* Monotonic, as the condition variable's clock: a wall-clock step back would otherwise put this deadline
+		 * the size of the step away, and the WAL would grow until the writer checkpointed on the event loop. */
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += (long)c->interval_ms * 1000000L;
 		until.tv_sec += until.tv_nsec / 1000000000L;
 		until.tv_nsec %= 1000000000L;
@@ -74,6 +76,7 @@ struct checkpointer *
 checkpointer_new(const char *journal_path, int interval_ms, struct xba_error *err)
 {
 	struct checkpointer *c = calloc(1, sizeof(*c));
+	pthread_condattr_t attr;
 
 	if (c == NULL || (c->path = strdup(journal_path)) == NULL) {
 		free(c);
@@ -81,12 +84,15 @@ checkpointer_new(const char *journal_path, int interval_ms, struct xba_error *er
 		return NULL;
 	}
 	c->interval_ms = interval_ms;
-	if (pthread_mutex_init(&c->lock, NULL) != 0 || pthread_cond_init(&c->wake, NULL) != 0) {
+	if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_mutex_init(&c->lock, NULL) != 0 || pthread_cond_init(&c->wake, &attr) != 0) {
+		pthread_condattr_destroy(&attr);
 		free(c->path);
 		free(c);
 		xba_error_set(err, XBA_EIO, "cannot create the checkpointer's locks");
 		return NULL;
 	}
+	pthread_condattr_destroy(&attr);
 	/* The journal exists and is in WAL mode: journal_open() made it so before this is called. */
 	if (sqlite3_open_v2(journal_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL) !=
 	    SQLITE_OK) {
