@@ -103,6 +103,8 @@ cmd_status(int argc, char **argv)
 		jsonw_string(&w, "link_since", s->link_since_ms ? clock_format_rfc3339(s->link_since_ms, t1, sizeof(t1)) : "");
 		jsonw_int(&w, "silent_ms", s->silent_ms);
 		jsonw_int(&w, "next_attempt_in_ms", s->next_attempt_in_ms);
+		if (s->clock_offset_known)
+			jsonw_int(&w, "clock_offset_ms", s->clock_offset_ms);
 		jsonw_string(&w, "broker_id", s->broker_id);
 		jsonw_string(&w, "rules_version", s->rules_version);
 		jsonw_int(&w, "outbox_depth", (int64_t)s->outbox_depth);
@@ -137,6 +139,8 @@ cmd_status(int argc, char **argv)
 		else if (!s->link_up)
 			fputs(", connecting", stdout);
 		putchar('\n');
+		if (display_clock_warning(s, warning, sizeof(warning)) != NULL)
+			printf("%s\n", warning);
 		printf("outbox          %llu waiting for the broker%s\n", (unsigned long long)s->outbox_depth,
 		    s->outbox_depth && !s->link_up ? " (they go out when the link returns)" : "");
 		if (display_held_outbox(s, warning, sizeof(warning)) != NULL)

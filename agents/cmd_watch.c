@@ -114,6 +114,7 @@ struct watch_state {
 	bool down_said;
 	int64_t grace_ms;            /* --link-grace */
 	char key_said[1024];         /* the key warning last printed ("" = none) */
+	bool clock_said;             /* a clock warning was printed and still holds */
 };
 
 /* An AgentStatusReply (the subscription's, or one the agent pushes when its link or key changes). */
@@ -126,6 +127,13 @@ watch_status(struct watch_state *w, const Xba__V1__AgentStatusReply *s)
 	if (key != NULL && strcmp(key, w->key_said) != 0)
 		fprintf(stderr, "xba: %s\n", key);
 	snprintf(w->key_said, sizeof(w->key_said), "%s", key != NULL ? key : "");
+	if (display_clock_warning(s, warning, sizeof(warning)) != NULL) {
+		if (!w->clock_said)
+			fprintf(stderr, "xba: %s\n", warning);
+		w->clock_said = true;
+	} else {
+		w->clock_said = false;
+	}
 	if (!s->link_up && !w->link_down) {
 		w->link_down = true;
 		w->link_since_ms = s->link_since_ms;

@@ -62,9 +62,13 @@ display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
 	int64_t left_ms;
 
 	if (s->signing_key_problem != NULL && s->signing_key_problem[0] != '\0') {
+		bool clock_off = s->clock_offset_known && (s->clock_offset_ms > 300000 || s->clock_offset_ms < -300000);
+
+		/* A key judged by a clock that is wrong: the fix is the clock, not a new key. */
 		snprintf(out, size, "CANNOT SEND: this country's signing key %s cannot sign (%s); every alert submitted "
-		    "here is refused until the focal point installs a current key (docs/operations.md section 5)",
-		    s->signing_key, s->signing_key_problem);
+		    "here is refused until %s", s->signing_key, s->signing_key_problem, clock_off
+		    ? "this machine's clock is fixed: it is far from the broker's (CLOCK line)"
+		    : "the focal point installs a current key (docs/operations.md section 5)");
 		return out;
 	}
 	if (!s->signing_key_expiring || s->signing_key_until_ms == 0)
@@ -79,6 +83,25 @@ display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
 }
 
 const char *
+display_clock_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
+{
+	char span[40];
+
+	if (!s->clock_offset_known || (s->clock_offset_ms <= 30000 && s->clock_offset_ms >= -30000))
+		return NULL;
+	clock_format_span(s->clock_offset_ms, span, sizeof(span));
+	if (s->clock_offset_ms > 0)
+		snprintf(out, size, "CLOCK: this machine's clock is %s behind the broker's: fix it (NTP). Meanwhile the "
+		    "alerts sent here read as that much older to every recipient, and one whose expiry the broker's "
+		    "clock has passed is refused here", span);
+	else
+		snprintf(out, size, "CLOCK: this machine's clock is %s ahead of the broker's: fix it (NTP), or, if it is "
+		    "right (timedatectl), the broker's clock is behind: tell the secretariat. Meanwhile alerts sent "
+		    "here are refused: the broker would hold them", span);
+	return out;
+}
+
+const char *
 display_held_outbox(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
 {
 	const char *todo = "";
@@ -88,7 +111,9 @@ display_held_outbox(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
 		return NULL;
 	switch (s->outbox_held_code) {
 	case XBA__V1__ERROR_CODE__CLOCK_SKEW:
-		todo = "this machine's clock is ahead of the broker's: fix it (NTP); the alert goes once the clocks agree";
+		todo = "it was signed with a time ahead of the broker's clock: fix this machine's clock (NTP), or the "
+		       "broker's if it is the one behind; once the two agree, the agent signs the held alerts again with "
+		       "the corrected time and they go";
 		break;
 	case XBA__V1__ERROR_CODE__UNKNOWN_KEY:
 		todo = "the broker's region.yaml does not list this country's signing key: the secretariat must add it "
@@ -269,6 +294,16 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 
 		fprintf(out, "   WRITTEN %s, received %lld %s later\n", display_time(a->sent_ms, sent, sizeof(sent)),
 		    hours >= 48 ? hours / 24 : hours, hours >= 48 ? "days" : hours == 1 ? "hour" : "hours");
+	}
+	/* Protocol §5.3: an expired alert is stored, and shown as expired (by this machine's clock). */
+	if (a->expires_ms != 0) {
+		char until[40];
+
+		if (a->expires_ms <= clock_now_ms())
+			fprintf(out, "   %sEXPIRED %s%s: its origin said it no longer applies after then\n",
+			    opts->color ? ANSI_BOLD : "", display_time(a->expires_ms, until, sizeof(until)), off);
+		else
+			fprintf(out, "   valid until %s\n", display_time(a->expires_ms, until, sizeof(until)));
 	}
 	if (a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ALERT) {
 		char type[16];

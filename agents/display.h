@@ -34,6 +34,13 @@ void display_entry_json(FILE *out, const Xba__V1__InboxEntry *entry);
 const char *display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size);
 
 /*
+ * This machine's clock against the broker's, into out (>= 512 bytes), or NULL when they agree within 30 s or the
+ * agent has not heard the broker's: which way it is off, by how much, and what that does.  Shown by `xba status`
+ * and `xba watch`.
+ */
+const char *display_clock_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size);
+
+/*
  * Why the outbox does not drain, into out (>= 1024 bytes), or NULL when nothing holds it: the broker refuses an
  * alert for now (a transient code), and every later alert from this node waits behind it.  What to do is named
  * for the codes an operator can act on.  Shown by `xba status` and by `xba send` when it stops waiting.

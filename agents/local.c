@@ -34,6 +34,8 @@
 
 /* How far ahead of this agent's clock an alert's sent time may be: the skew every broker accepts (protocol 2.3). */
 #define SENT_AHEAD_MAX_MS (60 * 1000)
+/* The broker's default clock_skew_ms: a sent time further ahead of its clock is refused for now (CLOCK_SKEW). */
+#define BROKER_SKEW_MS (300 * 1000)
 #define LOCAL_MAX_SUBSCRIBERS 64      /* `xba watch` sessions at once; more are refused */
 #define LOCAL_MAX_SUBS_PER_OFFICER 8  /* of those, for one LAN officer's key */
 #define LOCAL_LOG_BURST 100           /* records clients' bad frames and refused keys may cause at once ... */
@@ -550,6 +552,61 @@ reply_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, X
 	local_send(agent, peer, &frame);
 }
 
+/*
+ * "; this machine's clock is 13 h 0 min behind the broker's: ..." when the two are further apart than the broker
+ * tolerates, else "": a key judged "not valid yet" or "expired" by a wrong clock must not send the focal point to
+ * rotate a good key.
+ */
+static const char *
+clock_hint(struct agent *agent, int64_t now_ms, char *out, size_t size)
+{
+	int64_t broker_now;
+	char span[40];
+
+	if (!uplink_broker_now(agent->uplink, &broker_now) ||
+	    (broker_now - now_ms <= BROKER_SKEW_MS && now_ms - broker_now <= BROKER_SKEW_MS))
+		return "";
+	snprintf(out, size, "; this machine's clock is %s %s the broker's: fix the clock (NTP) before anything else",
+	    clock_format_span(broker_now - now_ms, span, sizeof(span)), broker_now > now_ms ? "behind" : "ahead of");
+	return out;
+}
+
+/*
+ * The broker judges sent and expires by its own clock.  When this machine's clock is far from it, an alert would
+ * be held (sent ahead: CLOCK_SKEW, and every later alert from here behind it) or refused for good (an expiry the
+ * broker's clock has passed, as `--expires 12h` on a clock 13 h behind): refuse it here, naming the clock, while
+ * the officer is still there to read it.  Nothing is checked before the broker has said what its clock reads.
+ */
+static Xba__V1__ErrorCode
+check_broker_clock(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, const char **field,
+    char *message, size_t size)
+{
+	int64_t broker_now;
+	char span[40], when[40], broker_text[40];
+
+	if (!uplink_broker_now(agent->uplink, &broker_now))
+		return 0;
+	clock_format_rfc3339(broker_now / 1000 * 1000, broker_text, sizeof(broker_text));
+	if (alert->sent_ms > broker_now + BROKER_SKEW_MS) {
+		*field = "sent";
+		snprintf(message, size, "this machine's clock is %s ahead of the broker's (the broker's reads %s): the "
+		    "broker would hold this alert, and every later one from here, until its clock reached %s. Fix this "
+		    "machine's clock (NTP) and send again; if it is right (timedatectl), the broker's clock is behind: "
+		    "tell the secretariat", clock_format_span(now_ms - broker_now, span, sizeof(span)), broker_text,
+		    clock_format_rfc3339(alert->sent_ms, when, sizeof(when)));
+		return XBA__V1__ERROR_CODE__CLOCK_SKEW;
+	}
+	if (alert->expires_ms != 0 && alert->expires_ms <= broker_now) {
+		*field = "expires";
+		snprintf(message, size, "%s has already passed by the broker's clock (%s), which is %s %s this "
+		    "machine's: the broker would refuse it for good (ALERT_EXPIRED). Fix this machine's clock (NTP) and "
+		    "send again", clock_format_rfc3339(alert->expires_ms, when, sizeof(when)), broker_text,
+		    clock_format_span(broker_now - now_ms, span, sizeof(span)), broker_now >= now_ms ? "ahead of" : "behind");
+		return XBA__V1__ERROR_CODE__ALERT_EXPIRED;
+	}
+	return 0;
+}
+
 /* What the broker would refuse for good, told to the officer at once, before anything is queued: the same checks
  * as broker/publish.c, against this agent's copy of region.yaml.  During an outage this is the difference between
  * "you may not broadcast" now and a refusal hours later.  0 when none applies. */
@@ -560,6 +617,7 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 	const struct dir_node *node = agent->node;
 	const struct dir_key *key = directory_key(agent->dir, agent->signer.key_id);
 	struct xba_error err = { 0 };
+	Xba__V1__ErrorCode code;
 
 	if (node->role == NODE_ROLE_ADMIN) {
 		*field = "origin";
@@ -611,14 +669,20 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 		    clock_format_rfc3339(alert->expires_ms, when, sizeof(when)));
 		return XBA__V1__ERROR_CODE__ALERT_EXPIRED;
 	}
+	if ((code = check_broker_clock(agent, alert, now_ms, field, message, size)) != 0)
+		return code;
 	if (key == NULL) {
 		*field = "origin";
 		snprintf(message, size, "this agent's signing key is no longer in its region.yaml");
 		return XBA__V1__ERROR_CODE__UNKNOWN_KEY;
 	}
 	if (directory_key_usable(agent->dir, key, alert->sent_ms, now_ms, &err) != 0) {
+		char hint[200];
+
 		*field = "sent_ms";
-		snprintf(message, size, "%s", err.msg);
+		/* The hint, when there is one, must survive: the key's message gives way. */
+		if (snprintf(message, size, "%.300s%s", err.msg, clock_hint(agent, now_ms, hint, sizeof(hint))) >= (int)size)
+			message[size - 1] = '\0';
 		return err.code == XBA_EKEYREVOKED ? XBA__V1__ERROR_CODE__KEY_REVOKED : XBA__V1__ERROR_CODE__KEY_NOT_VALID;
 	}
 	return 0;

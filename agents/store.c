@@ -177,6 +177,7 @@ enum stmt_id {
 	ST_OUTBOX_NEXT,
 	ST_OUTBOX_ACCEPTED,
 	ST_OUTBOX_REFUSED,
+	ST_OUTBOX_RESEAL,
 	ST_OUTGOING_NEW,
 	ST_OUTGOING_OLD,
 	ST_INBOX_ADD,
@@ -226,6 +227,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			       " WHERE id = ?1 AND state = 1",
 	[ST_OUTBOX_REFUSED] = "UPDATE outgoing SET state = 3, result = ?2, message = ?3, field = ?4, done_ms = ?5"
 			      " WHERE id = ?1 AND state = 1",
+	[ST_OUTBOX_RESEAL] = "UPDATE outgoing SET envelope = ?2, sent_ms = ?3 WHERE id = ?1 AND state = 1",
 	[ST_OUTGOING_NEW] = "SELECT " OUTGOING_COLS " FROM outgoing" OUTGOING_WHERE " ORDER BY id DESC LIMIT ?6",
 	[ST_OUTGOING_OLD] = "SELECT " OUTGOING_COLS " FROM outgoing" OUTGOING_WHERE " ORDER BY id LIMIT ?6",
 	[ST_INBOX_ADD] = "INSERT OR IGNORE INTO inbox (alert_id, seq, rule, origin, author, sent_ms, msg_type, category,"
@@ -890,6 +892,21 @@ store_outbox_refused(struct store *s, int64_t id, int result, const char *messag
 	sqlite3_bind_text(st, 4, field != NULL ? field : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, now_ms);
 	return outbox_update(s, st, id, "record refusal", err);
+}
+
+int
+store_outbox_reseal(struct store *s, int64_t id, const uint8_t *envelope, size_t len, int64_t sent_ms,
+    struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_RESEAL];
+	int rc;
+
+	if ((rc = batch_ready(s, err, "seal again")) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_blob(st, 2, envelope, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, sent_ms);
+	return outbox_update(s, st, id, "seal again", err);
 }
 
 /* ---- queries ---- */

@@ -146,6 +146,11 @@ int store_outbox_accepted(struct store *s, int64_t id, uint64_t seq, uint32_t re
 int store_outbox_refused(struct store *s, int64_t id, int result, const char *message, const char *field,
     int64_t now_ms, struct xba_error *err);
 
+/* Inside a transaction: a QUEUED row's envelope replaced by one sealed again with sent_ms (the broker refused the
+ * first for a sent time ahead of its clock, so it journaled nothing of it).  XBA_ENOTFOUND when not QUEUED. */
+int store_outbox_reseal(struct store *s, int64_t id, const uint8_t *envelope, size_t len, int64_t sent_ms,
+    struct xba_error *err);
+
 /* Outgoing history matching filter, newest first (newest_first) or oldest first, at most limit rows. */
 int store_outgoing_query(struct store *s, const struct store_filter *filter, bool newest_first, size_t limit,
     store_row_fn fn, void *ctx, struct xba_error *err);

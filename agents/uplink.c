@@ -101,6 +101,10 @@ struct uplink {
 	char broker_id[65];
 	char rules_version[65];
 	bool clock_warned;                       /* this session already warned about clock offset */
+	/* The broker's clock as last heard (Welcome.time_ms, Heartbeat.time_ms), tied to this machine's monotonic
+	 * clock so that the estimate survives a step of this machine's wall clock (an NTP fix): see uplink_broker_now. */
+	bool broker_clock_known;
+	int64_t broker_clock_ms, broker_clock_mono;
 	/* deliveries */
 	uint64_t through_seq;                    /* the cursor: durable, and what the last DeliveryAck said */
 	int64_t window;                          /* deliveries the broker may still send */
@@ -368,6 +372,7 @@ send_hello(struct agent *agent)
 	hello.software = AGENT_SOFTWARE;
 	hello.deliver_batches = true; /* a DeliverBatch is handled Deliver by Deliver (dispatch below) */
 	hello.ordered_publishes = true; /* per-origin order: resent from the oldest entry after a pause (below) */
+	hello.time_ms = clock_now_ms(); /* the broker checks its own clock against its nodes' */
 	frame.body_case = XBA__V1__FRAME__BODY_HELLO;
 	frame.hello = &hello;
 	if (send_frame(u, &frame) != 0)
@@ -534,6 +539,73 @@ pause_publishing(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCo
 		u->publish_backoff_max = true;
 }
 
+/*
+ * One queued alert sealed again with sent = now; false when it could not be (logged, and it stays as it was).
+ */
+static bool
+reseal_row(struct agent *agent, const struct store_row *row, int64_t now_ms)
+{
+	struct xba_error err = { 0 };
+	Xba__V1__Envelope *env = xba__v1__envelope__unpack(NULL, row->envelope_len, row->envelope);
+	Xba__V1__Alert *alert = env != NULL ? alert_decode(env->alert.data, env->alert.len, &err) : NULL;
+	uint8_t *sealed = NULL;
+	size_t len = 0;
+	char was[40], quoted[600];
+	bool ok = false;
+
+	if (alert != NULL) {
+		alert->sent_ms = now_ms;
+		if (envelope_seal(&agent->signer, alert, &sealed, &len, &err) == 0 &&
+		    store_outbox_reseal(agent->store, row->id, sealed, len, now_ms, &err) == 0)
+			ok = true;
+	} else if (env == NULL) {
+		xba_error_set(&err, XBA_EDECODE, "the stored envelope does not decode");
+	}
+	if (ok)
+		log_warnx("event=alert.resealed alert=%s was_sent=%s reason=\"signed with this machine's clock ahead of the "
+			  "broker's, which refused it for now (CLOCK_SKEW); the clocks agree now, so it is signed again "
+			  "with the corrected time\"", row->alert_id,
+		    clock_format_rfc3339(row->sent_ms, was, sizeof(was)));
+	else
+		log_warnx("event=alert.reseal_failed alert=%s error=%s", row->alert_id,
+		    log_quote(quoted, sizeof(quoted), err.msg));
+	free(sealed);
+	if (alert != NULL)
+		alert_free(alert);
+	if (env != NULL)
+		xba__v1__envelope__free_unpacked(env, NULL);
+	return ok;
+}
+
+/*
+ * CLOCK_SKEW: the broker refused an alert whose sent time is ahead of its clock, and on this ordered session every
+ * later alert waits behind it.  If this machine's clock was ahead when the alerts were sealed and has been fixed
+ * since (it agrees with the broker's now), waiting would hold the country until the broker's clock reached the
+ * wrong times, hours maybe: every queued alert sealed ahead of the broker's clock is sealed again with the time
+ * now.  The broker checks duplicates before the clock, so a CLOCK_SKEW refusal means it journaled nothing of the
+ * alert.  While the clocks still disagree nothing is changed: the fix is the clock's (xba status says so).
+ */
+static void
+reseal_ahead(struct agent *agent)
+{
+	struct xba_error err = { 0 };
+	struct store_row row;
+	int64_t broker_now, now = clock_now_ms(), after = 0;
+	unsigned resealed = 0;
+
+	if (!uplink_broker_now(agent->uplink, &broker_now) || now > broker_now + UPLINK_CLOCK_WARN_MS ||
+	    now < broker_now - UPLINK_CLOCK_WARN_MS || ensure_transaction(agent) != 0)
+		return;
+	while (store_outbox_next(agent->store, after, &row, &err) == 0) {
+		after = row.id;
+		if (row.sent_ms > broker_now + UPLINK_CLOCK_WARN_MS)
+			resealed += reseal_row(agent, &row, now);
+		store_row_clear(&row);
+	}
+	if (resealed > 0)
+		log_info("event=outbox.resealed alerts=%u", resealed);
+}
+
 static void
 handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 {
@@ -567,6 +639,8 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		return;
 	}
 	if (frame_error_code_transient(ack->result)) {
+		if (ack->result == XBA__V1__ERROR_CODE__CLOCK_SKEW && strncmp(ack->message, "held:", 5) != 0)
+			reseal_ahead(agent);
 		pause_publishing(agent, &p, ack->result, ack->message);
 		return;
 	}
@@ -1194,6 +1268,37 @@ handle_error(struct agent *agent, const Xba__V1__Error *e)
 	}
 }
 
+/* The broker said its wall clock reads time_ms (0: a broker that does not say).  Warned once a session. */
+static void
+broker_clock_heard(struct uplink *u, int64_t time_ms)
+{
+	int64_t offset;
+
+	if (time_ms <= 0)
+		return;
+	u->broker_clock_known = true;
+	u->broker_clock_ms = time_ms;
+	u->broker_clock_mono = clock_mono_ms();
+	offset = time_ms - clock_now_ms();
+	if ((offset > UPLINK_CLOCK_WARN_MS || offset < -UPLINK_CLOCK_WARN_MS) && !u->clock_warned) {
+		log_warnx("event=clock.offset offset_ms=%lld action=\"%s\"", (long long)offset, offset > 0
+		    ? "this machine's clock is behind the broker's: fix it (NTP); its alerts read as old news, and an "
+		      "expiry may already have passed by the broker's clock"
+		    : "this machine's clock is ahead of the broker's: fix it (NTP), or, if it is right (timedatectl), the "
+		      "broker's is behind: tell the secretariat; alerts are refused with CLOCK_SKEW meanwhile");
+		u->clock_warned = true;
+	}
+}
+
+bool
+uplink_broker_now(const struct uplink *u, int64_t *broker_now_ms)
+{
+	if (u == NULL || !u->broker_clock_known)
+		return false;
+	*broker_now_ms = u->broker_clock_ms + (clock_mono_ms() - u->broker_clock_mono);
+	return true;
+}
+
 static void
 handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 {
@@ -1221,6 +1326,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 		if (!isxdigit((unsigned char)*c))
 			*c = '?';
 	u->clock_warned = false;
+	broker_clock_heard(u, w->time_ms);
 	u->report_releases = true; /* any the last session did not get to */
 	u->repeat_releases = true; /* and those it may have lost */
 	u->n_inflight = 0;
@@ -1266,14 +1372,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 static void
 handle_heartbeat(struct agent *agent, const Xba__V1__Heartbeat *hb)
 {
-	struct uplink *u = agent->uplink;
-	int64_t offset = hb->time_ms - clock_now_ms();
-
-	if ((offset > UPLINK_CLOCK_WARN_MS || offset < -UPLINK_CLOCK_WARN_MS) && !u->clock_warned) {
-		log_warnx("event=clock.offset offset_ms=%lld action=\"this machine's clock is more than 30 s from the "
-			  "broker's: run NTP (alerts may be refused with CLOCK_SKEW)\"", (long long)offset);
-		u->clock_warned = true;
-	}
+	broker_clock_heard(agent->uplink, hb->time_ms);
 }
 
 static void
@@ -1677,6 +1776,10 @@ uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 	out->broker_id = (char *)u->broker_id;
 	out->rules_version = (char *)u->rules_version;
 	out->through_seq = u->through_seq;
+	if (uplink_broker_now(u, &out->clock_offset_ms)) {
+		out->clock_offset_ms -= clock_now_ms();
+		out->clock_offset_known = true;
+	}
 	if (u->held_behind.alert_id[0] != '\0') {
 		out->outbox_held_alert = (char *)u->held_behind.alert_id;
 		out->outbox_held_code = u->held_behind.code;

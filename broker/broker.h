@@ -136,6 +136,7 @@ struct inflight {
 #define HELLO_PER_SECOND 1.0            /* ... and after that; the rest are refused RATE_LIMITED, unhandled */
 #define STRAY_BURST 20                  /* answers to a node's connections that have no session ... */
 #define STRAY_PER_SECOND 2.0            /* ... and after that; the rest get none (frames never read pile up) */
+#define NODE_CLOCK_WARN_MS 30000        /* a node's clock this far from the broker's is logged (node.clock_offset) */
 #define NODE_LOG_BURST 100              /* log records a node's frames may cause at once ... */
 #define NODE_LOG_PER_SECOND 10.0        /* ... and after that; the rest are counted (event=log.suppressed) */
 
@@ -163,6 +164,9 @@ struct session {
 	struct clock_bucket strays;             /* STRAY_BURST, STRAY_PER_SECOND */
 	struct log_budget logs;                 /* NODE_LOG_BURST, NODE_LOG_PER_SECOND; what it left out since the last
 						 * event=log.suppressed */
+	bool clock_known;                       /* the node said its wall clock (Hello.time_ms, Heartbeat) */
+	int64_t clock_offset_ms;                /* ... minus the broker's, when it last said it */
+	bool clock_warned;                      /* event=node.clock_offset written this session */
 };
 
 /* A PublishAck or Receipt held until the transaction that made it true is durable. */
@@ -221,7 +225,19 @@ struct server {
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
 	struct broker_stats stats;
+	/* The nodes' clocks against the broker's: the median offset over the sessions up that said theirs, when at
+	 * least three did (nodes_clock_update).  A broker whose clock is wrong must not prune a day-old alert as a
+	 * year old, refuse a valid alert as expired, or hold every country's alerts as sent in the future: the
+	 * checks that lose or hold something take whichever of the two clocks keeps it (server_now_*). */
+	bool nodes_clock_known;
+	int64_t nodes_clock_offset_ms;
+	bool clock_suspect_said;                /* event=broker.clock_suspect written, not yet event=broker.clock_agrees */
 };
+
+/* server.c: the earliest and the latest of the broker's clock and the nodes' (the broker's alone when the nodes
+ * have not said theirs).  The earliest judges what has expired or aged out; the latest, what is in the future. */
+int64_t server_now_earliest(const struct server *server, int64_t broker_now);
+int64_t server_now_latest(const struct server *server, int64_t broker_now);
 
 /* server.c: may node_index's frames cause one more log record now?  Over NODE_LOG_*, no (counted, and said with
  * event=log.suppressed within a second); SIZE_MAX: a connection whose node is no longer listed. */

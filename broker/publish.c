@@ -376,13 +376,15 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		    "journal unavailable: %s", err.msg);
 		goto done;
 	}
-	if (alert->sent_ms > now + server->config->clock_skew_ms) {
+	/* Judged by whichever of the broker's clock and its nodes' keeps the alert (server_now_*): when the broker's
+	 * is the wrong one, refusing would hold every country, or lose an alert for good. */
+	if (alert->sent_ms > server_now_latest(server, now) + server->config->clock_skew_ms) {
 		refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__CLOCK_SKEW, "sent_ms", 0, 0,
 		    "sent %lld ms in the future (tolerance %lld ms): check the node's clock (NTP)",
 		    (long long)(alert->sent_ms - now), (long long)server->config->clock_skew_ms);
 		goto done;
 	}
-	if (alert->expires_ms != 0 && alert->expires_ms <= now) {
+	if (alert->expires_ms != 0 && alert->expires_ms <= server_now_earliest(server, now)) {
 		refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__ALERT_EXPIRED, "expires_ms", 0,
 		    0, "the alert expired %lld s ago", (long long)((now - alert->expires_ms) / 1000));
 		goto done;

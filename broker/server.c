@@ -33,6 +33,9 @@
 
 #define HARD_FRAME_FACTOR 4 /* frames over max_frame_bytes get FRAME_TOO_LARGE; over 4x the connection is cut */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
+/* Not at start: a broker restarted with its clock a year ahead would prune what it delivered a minute ago before
+ * any node could say what time it is (server_now_earliest).  Ten minutes give the nodes time to connect. */
+#define PRUNE_FIRST_DELAY_MS (600 * 1000)
 #define KEY_WARNING_INTERVAL_MS (86400 * 1000)
 #define CHUNK_MAX 32   /* frames read, then verified together, then handled, at a time */
 #define VERIFY_THREADS_AUTO_MAX 8
@@ -203,6 +206,109 @@ session_drop(struct server *server, size_t node_index, const char *reason)
 	s->credit = 0;
 }
 
+/* What the broker tells its nodes its clock reads (Welcome, Heartbeat), for their own checks before they queue an
+ * alert: its clock, or, while its nodes' clocks disagree with it (broker.clock_suspect), the median of theirs.  A
+ * node whose clock agrees with the others is then never told to fix it because the broker's is wrong. */
+static int64_t
+server_region_now(const struct server *server, int64_t broker_now)
+{
+	return server->nodes_clock_known ? broker_now + server->nodes_clock_offset_ms : broker_now;
+}
+
+int64_t
+server_now_earliest(const struct server *server, int64_t broker_now)
+{
+	return server->nodes_clock_known && server->nodes_clock_offset_ms < 0 ? broker_now + server->nodes_clock_offset_ms
+									  : broker_now;
+}
+
+int64_t
+server_now_latest(const struct server *server, int64_t broker_now)
+{
+	return server->nodes_clock_known && server->nodes_clock_offset_ms > 0 ? broker_now + server->nodes_clock_offset_ms
+									  : broker_now;
+}
+
+static int
+offset_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The median of the offsets the sessions up have said, when at least three have (one node's wrong clock must
+ * never move the broker's judgement: of two, which is right?); of the two middle values of an even count, the one
+ * nearer the broker's clock.  Within the broker's skew tolerance it counts as 0, so that NTP jitter changes
+ * nothing. */
+static void
+nodes_clock_update(struct server *server)
+{
+	int64_t *offsets = malloc(server->dir->n_nodes * sizeof(*offsets)), median;
+	int64_t was = server->nodes_clock_known ? server->nodes_clock_offset_ms : 0;
+	size_t n = 0;
+	char span[40];
+
+	if (offsets == NULL)
+		return;
+	for (size_t i = 0; i < server->dir->n_nodes; i++)
+		if (server->sessions[i].up && server->sessions[i].clock_known)
+			offsets[n++] = server->sessions[i].clock_offset_ms;
+	median = 0;
+	if (n >= 3) {
+		qsort(offsets, n, sizeof(*offsets), offset_cmp);
+		median = offsets[n / 2];
+		if (n % 2 == 0 && llabs(offsets[n / 2 - 1]) < llabs(median))
+			median = offsets[n / 2 - 1];
+		if (median <= server->config->clock_skew_ms && median >= -server->config->clock_skew_ms)
+			median = 0;
+	}
+	free(offsets);
+	/* The nodes check their alerts against the clock the broker says it reads (Welcome, Heartbeat): when that
+	 * changes, every session gets a Heartbeat at the end of this pass rather than when it falls idle. */
+	if (llabs(median - was) > 1000)
+		for (size_t i = 0; i < server->dir->n_nodes; i++)
+			server->sessions[i].last_sent_mono = 0;
+	server->nodes_clock_known = median != 0;
+	server->nodes_clock_offset_ms = median;
+	if (median != 0 && !server->clock_suspect_said) {
+		log_warnx("event=broker.clock_suspect offset_ms=%lld nodes=%zu action=\"the broker's clock is %s %s the "
+			  "median of %zu nodes' clocks: check it (timedatectl). Meanwhile it prunes and judges expiry by "
+			  "the earlier of the two clocks, and sent times by the later\"", (long long)median, n,
+		    clock_format_span(median, span, sizeof(span)), median > 0 ? "behind" : "ahead of", n);
+		server->clock_suspect_said = true;
+	} else if (median == 0 && server->clock_suspect_said) {
+		log_info("event=broker.clock_agrees nodes=%zu", n);
+		server->clock_suspect_said = false;
+	}
+}
+
+/* A node said its wall clock reads time_ms (0: a node that does not say). */
+static void
+session_clock_heard(struct server *server, size_t node_index, int64_t time_ms)
+{
+	struct session *s = &server->sessions[node_index];
+	int64_t offset;
+
+	if (time_ms <= 0)
+		return;
+	offset = time_ms - clock_now_ms();
+	s->clock_known = true;
+	s->clock_offset_ms = offset;
+	if ((offset > NODE_CLOCK_WARN_MS || offset < -NODE_CLOCK_WARN_MS) && !s->clock_warned &&
+	    node_log_allowed(server, node_index)) {
+		char span[40];
+
+		log_warnx("event=node.clock_offset node=%s offset_ms=%lld action=\"%s's clock is %s %s the broker's: "
+			  "%s\"", server->dir->nodes[node_index].id, (long long)offset, server->dir->nodes[node_index].id,
+		    clock_format_span(offset, span, sizeof(span)), offset > 0 ? "ahead of" : "behind",
+		    offset > 0 ? "its alerts are refused CLOCK_SKEW past the tolerance; ask the country to fix it (NTP)"
+			       : "its alerts read as that much older to their recipients; ask the country to fix it (NTP)");
+		s->clock_warned = true;
+	}
+	nodes_clock_update(server);
+}
+
 static void
 session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *hello)
 {
@@ -277,6 +383,8 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	s->sent_through = 0; /* nothing in flight on this connection: the pending read starts at the queue's head */
 	s->ordered_publishes = hello->ordered_publishes;
 	s->held = false;     /* a new session resends its outbox from the oldest entry */
+	s->clock_known = s->clock_warned = false;
+	session_clock_heard(server, node_index, hello->time_ms);
 
 	welcome.protocol_version = XBA_PROTOCOL_VERSION;
 	welcome.broker_id = server->config->broker_id;
@@ -284,6 +392,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	welcome.heartbeat_ms = (uint32_t)server->config->heartbeat_ms;
 	welcome.max_frame_bytes = (uint32_t)server->config->max_frame_bytes;
 	welcome.rules_version = (char *)rules_version(server->rules);
+	welcome.time_ms = server_region_now(server, clock_now_ms());
 	frame.body_case = XBA__V1__FRAME__BODY_WELCOME;
 	frame.welcome = &welcome;
 	server_send(server, node_index, &frame);
@@ -549,7 +658,8 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 		deliver_handle_credit(server, node_index, frame->credit);
 		break;
 	case XBA__V1__FRAME__BODY_HEARTBEAT:
-		break; /* last_seen already updated */
+		session_clock_heard(server, node_index, frame->heartbeat->time_ms); /* last_seen already updated */
+		break;
 	case XBA__V1__FRAME__BODY_STATUS_REQUEST:
 		status_handle(server, node_index);
 		break;
@@ -848,7 +958,7 @@ heartbeats(struct server *server)
 			Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
 			Xba__V1__Heartbeat hb = XBA__V1__HEARTBEAT__INIT;
 
-			hb.time_ms = clock_now_ms();
+			hb.time_ms = server_region_now(server, clock_now_ms());
 			frame.body_case = XBA__V1__FRAME__BODY_HEARTBEAT;
 			frame.heartbeat = &hb;
 			server_send(server, i, &frame);
@@ -864,8 +974,9 @@ prune(struct server *server)
 
 	if (server->config->retention_days == 0)
 		return;
-	if (journal_prune(server->journal, clock_now_ms() - server->config->retention_days * 86400000LL, &deleted,
-	    &err) != 0)
+	/* By the earlier clock: a broker clock stepped a year ahead must not prune what was delivered a minute ago. */
+	if (journal_prune(server->journal, server_now_earliest(server, clock_now_ms()) -
+	    server->config->retention_days * 86400000LL, &deleted, &err) != 0)
 		log_warnx("event=journal.prune_failed error=\"%s\"", err.msg);
 	else if (deleted > 0)
 		log_info("event=journal.pruned deleted=%llu retention_days=%lld", (unsigned long long)deleted,
@@ -1071,7 +1182,6 @@ server_new(const struct broker_config *config, struct xba_error *err)
 		if ((server->verifiers = verify_pool_new((unsigned)threads, err)) == NULL)
 			goto fail;
 	}
-	prune(server);
 	return server;
 fail:
 	memset(&curve, 0, sizeof(curve));
@@ -1108,7 +1218,7 @@ server_free(struct server *server)
 int
 server_run(struct server *server, int signal_fd)
 {
-	int64_t last_prune = clock_mono_ms(), tick = server->config->heartbeat_ms / 4;
+	int64_t last_prune = clock_mono_ms() - PRUNE_INTERVAL_MS + PRUNE_FIRST_DELAY_MS, tick = server->config->heartbeat_ms / 4;
 	zmq_pollitem_t items[3];
 	char region_version[65];
 

@@ -163,6 +163,23 @@ clock_format_rfc3339(int64_t ms, char *out, size_t size)
 	return out;
 }
 
+char *
+clock_format_span(int64_t ms, char *out, size_t size)
+{
+	uint64_t s = (ms < 0 ? (uint64_t)-(ms + 1) + 1 : (uint64_t)ms) / 1000;
+
+	if (s < 60)
+		snprintf(out, size, "%llu s", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(out, size, "%llu min", (unsigned long long)(s / 60));
+	else if (s < 86400)
+		snprintf(out, size, "%llu h %llu min", (unsigned long long)(s / 3600), (unsigned long long)(s % 3600 / 60));
+	else
+		snprintf(out, size, "%llu days %llu h", (unsigned long long)(s / 86400),
+		    (unsigned long long)(s % 86400 / 3600));
+	return out;
+}
+
 bool
 clock_bucket_take(struct clock_bucket *b, double per_second, double burst)
 {

@@ -83,6 +83,19 @@ test_bucket(struct check_state *t)
 	CHECK(t, taken == 2);
 }
 
+static void
+test_span(struct check_state *t)
+{
+	char buf[40];
+
+	CHECK(t, strcmp(clock_format_span(45999, buf, sizeof(buf)), "45 s") == 0);
+	CHECK(t, strcmp(clock_format_span(-720000, buf, sizeof(buf)), "12 min") == 0);
+	CHECK(t, strcmp(clock_format_span(7500000, buf, sizeof(buf)), "2 h 5 min") == 0);
+	CHECK(t, strcmp(clock_format_span(-46800000, buf, sizeof(buf)), "13 h 0 min") == 0);
+	CHECK(t, strcmp(clock_format_span(34560000000LL, buf, sizeof(buf)), "400 days 0 h") == 0);
+	CHECK(t, strcmp(clock_format_span(INT64_MIN, buf, sizeof(buf)), "106751991167 days 7 h") == 0);
+}
+
 int
 main(void)
 {
@@ -92,5 +105,6 @@ main(void)
 	RUN(&t, test_format_round_trip);
 	RUN(&t, test_now);
 	RUN(&t, test_bucket);
+	RUN(&t, test_span);
 	return check_finish(&t);
 }

@@ -1,0 +1,246 @@
+"""test_clocks.py — wrong and stepping wall clocks, on the broker and on a country's agent.  Each process that is
+given a wrong clock runs with tests/e2e/clockshim.c preloaded: its CLOCK_REALTIME moved by the seconds in a file
+the test rewrites (the monotonic clocks, and the kernel's judgement of absolute deadlines, untouched, as after a
+real `date -s` or NTP step).  Real xba-broker, real xba-agent NER, TCD and DZA, real xba CLI.
+
+1. The broker's clock steps back: its WAL checkpointer waited on a wall-clock deadline, so checkpoints stopped for
+   as long as the step and the WAL grew by ~34 KiB an alert.  It now waits on the monotonic clock.
+2. The broker restarted with its clock 400 days ahead (retention_days 365): it pruned at start, before any node
+   could say what time it is, an alert delivered a minute earlier (TCD's ACK of it was then refused, NER's
+   `xba track` lost it), and refused an alert expiring in 12 h as expired for good.  Now: no prune at start,
+   `event=broker.clock_suspect` once the nodes' Hellos say otherwise, the ACK and the track work, and the 12 h
+   alert is accepted.
+3. The broker's clock 2 h behind every node's: each country was held (CLOCK_SKEW) and told to fix its own,
+   correct, clock.  Now the broker judges sent times by the later of its clock and its nodes', and says
+   `broker.clock_suspect`.
+4. NER's machine 2 h ahead: `xba send` is refused at submission, naming the clock (nothing queued, the outbox not
+   held), and `xba status` says CLOCK.  An alert queued while the broker was unreachable (the agent had no
+   measure of the broker's clock) is held CLOCK_SKEW; once NER's clock is fixed it is sealed again with the
+   corrected time (`event=alert.resealed`) and reaches TCD, instead of holding the country until the broker's
+   clock reaches the wrong time.
+5. NER's machine 13 h behind: `xba send --expires 12h` is refused at submission (ALERT_EXPIRED by the broker's
+   clock, naming it) instead of queued and refused for good; on a machine whose clock reads 2000-01-01, a key
+   "valid only from" is said to be the clock's fault, in `xba send` and in `xba status`'s CANNOT SEND.
+
+usage: /usr/bin/python3 tests/e2e/test_clocks.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import sys
+import time
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+
+DAY = 86400
+
+
+class Clock:
+    """A wall-clock offset in seconds for the processes run with wrapper()/env()."""
+
+    def __init__(self, t, name, offset=0):
+        self.t = t
+        self.path = os.path.join(t.dir, f"clock-{name}")
+        self.set(offset)
+
+    def set(self, offset):
+        with open(self.path + ".tmp", "w") as f:
+            f.write(f"{int(offset)}\n")
+        os.replace(self.path + ".tmp", self.path)
+        time.sleep(0.25)                                  # the shim reads the file at most every 100 ms
+
+    def env(self):
+        shim = os.path.join(self.t.build, "tests", "e2e", "libxba_clockshim.so")
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        return {"LD_PRELOAD": shim, "XBA_TEST_CLOCK_FILE": self.path,
+                # A sanitizer build wants its runtime first in the library list; the shim only wraps one call.
+                "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+
+    def wrapper(self):
+        return ["env"] + [f"{k}={v}" for k, v in self.env().items()]
+
+
+def send(agent, clock, headline, *extra):
+    env = clock.env() if clock is not None else None
+    return agent.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                     headline, "--description", "x" * 400, *extra, env=env)
+
+
+def sent_ms(entry):
+    text = str(entry.get("sent", ""))
+    return x.parse_rfc3339(text[:19] + "Z") if len(text) >= 19 else 0
+
+
+def inbox_has(agent, headline, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for e in agent.history() or []:
+            if headline in repr(e):
+                return e
+        time.sleep(0.2)
+    return None
+
+
+def broker_step_back(t, region):
+    clock = Clock(t, "broker-wal")
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-wal", wrapper=clock.wrapper()).start()
+    tcd = x.Agent(t, region, "TCD", broker, name="TCD-wal").start(link=True)
+    ner = x.Agent(t, region, "NER", broker, name="NER-wal").start(link=True)
+    wal = broker.journal_path + "-wal"
+    for i in range(20):
+        send(ner, None, f"avant {i}", "--wait", "0")
+    ner.wait_status(lambda s: s.get("outbox_depth") == 0, t.t(60))
+    clock.set(7200)                                       # two hours ahead for a moment, then corrected
+    time.sleep(0.5)
+    clock.set(0)
+    for i in range(100):
+        send(ner, None, f"après {i}", "--wait", "0")
+    ner.wait_status(lambda s: s.get("outbox_depth") == 0, t.t(60))
+    time.sleep(1.0)
+    size = os.path.getsize(wal)
+    t.check(size < 1024 * 1024, "the broker's clock stepped back 2 h: WAL checkpoints go on (WAL under 1 MiB after "
+            "100 alerts; it grew ~34 KiB an alert while the checkpointer waited on the wall clock)", f"{size} bytes")
+    t.check(inbox_has(tcd, "après 99", t.t(20)) is not None, "... and the alerts reach TCD", "")
+
+    # Protocol §5.3: an expired alert is stored and shown as expired; one that has not expired says until when.
+    send(ner, None, "Valable trois secondes", "--expires", "3s", "--wait", "10")
+    send(ner, None, "Valable une heure", "--expires", "1h", "--wait", "10")
+    inbox_has(tcd, "Valable une heure", t.t(20))
+    time.sleep(3.5)
+    text = tcd.cli("history", "--limit", "2").out
+    short = text[:text.find("Valable trois secondes")]
+    t.check("EXPIRED" in short.split("== ")[-1] and "valid until" in text,
+            "`xba history`: the alert past its expiry says EXPIRED, the other 'valid until'", text[-1200:])
+    for p in (ner, tcd, broker):
+        p.stop()
+
+
+def broker_ahead(t, region):
+    clock = Clock(t, "broker-ahead")
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-ahead", wrapper=clock.wrapper(),
+                      retention_days=365).start()
+    tcd = x.Agent(t, region, "TCD", broker, name="TCD-ahead").start(link=True)
+    ner = x.Agent(t, region, "NER", broker, name="NER-ahead").start(link=True)
+    dza = x.Agent(t, region, "DZA", broker, name="DZA-ahead").start(link=True)
+    r = send(ner, None, "Convoi vers Agadez", "--json")
+    alert_id = (r.json() or [{}])[0].get("alert_id")
+    got = inbox_has(tcd, "Convoi vers Agadez", t.t(20))
+    t.check(alert_id and got is not None, "NER's alert reaches TCD", repr(r))
+
+    broker.stop()
+    clock.set(400 * DAY)                                  # an RTC set a year and more wrong
+    mark = broker.log_size()
+    marks = {a: a.log_size() for a in (tcd, ner, dza)}
+    broker.start()
+    for a in (tcd, ner, dza):
+        a.wait_link(t.t(30), since=marks[a])
+    suspect = broker.wait_log(r"event=broker\.clock_suspect offset_ms=-\d+ nodes=[23] ", t.t(30), since=mark)
+    t.check(suspect is not None, "broker 400 days ahead: event=broker.clock_suspect once the nodes say their clocks",
+            broker.log_text(mark)[-1500:])
+    t.check(not broker.events("journal.pruned", since=mark),
+            "... and it prunes nothing at start (before, the alert delivered a minute ago went)",
+            broker.log_text(mark)[-800:])
+    r = tcd.cli("ack", alert_id, "--officer", "oumar")
+    time.sleep(1.0)
+    out = [e for e in (tcd.history("--outgoing") or []) if e.get("state") == "refused"]
+    t.check(r.rc == 0 and not out, "TCD acknowledges it: the ACK is not refused (UNKNOWN_ALERT)",
+            repr(r) + repr(out[:1]))
+    r = ner.cli("track", alert_id)
+    t.check(r.rc in (0, 1) and "acknowledged 1" in r.out and "TCD" in r.out,
+            "NER's `xba track` still finds it, with TCD's acknowledgement (LBY is offline: exit 1)", repr(r))
+    r = send(ner, None, "Valable douze heures", "--expires", "12h", "--wait", "10")
+    t.check(r.rc == 0 and "accepted by the broker" in r.out and "EXPIRED" not in r.out + r.err,
+            "an alert expiring in 12 h is accepted, not refused ALERT_EXPIRED by the broker's wrong clock", repr(r))
+    for p in (ner, tcd, dza, broker):
+        p.stop()
+
+
+def broker_behind(t, region):
+    clock = Clock(t, "broker-behind", -7200)
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-behind", wrapper=clock.wrapper()).start()
+    mark = broker.log_size()
+    tcd = x.Agent(t, region, "TCD", broker, name="TCD-behind").start(link=True)
+    ner = x.Agent(t, region, "NER", broker, name="NER-behind").start(link=True)
+    dza = x.Agent(t, region, "DZA", broker, name="DZA-behind").start(link=True)
+    suspect = broker.wait_log(r"event=broker\.clock_suspect offset_ms=\d+ nodes=[23] .*behind", t.t(30), since=mark)
+    t.check(suspect is not None, "broker 2 h behind its nodes: event=broker.clock_suspect says the broker's clock is "
+            "behind", broker.log_text(mark)[-1500:])
+    r = send(ner, None, "Passeurs signalés", "--wait", "10")
+    t.check(r.rc == 0 and "accepted by the broker" in r.out,
+            "NER (right clock) sends: accepted, not held CLOCK_SKEW behind the broker's wrong clock", repr(r))
+    t.check(inbox_has(tcd, "Passeurs signalés", t.t(20)) is not None, "... and TCD has it", "")
+    for p in (ner, tcd, dza, broker):
+        p.stop()
+
+
+def agent_ahead(t, region):
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-agent-ahead").start()
+    tcd = x.Agent(t, region, "TCD", broker, name="TCD-agent-ahead").start(link=True)
+    clock = Clock(t, "ner", 7200)
+    ner = x.Agent(t, region, "NER", broker, name="NER-agent-ahead", wrapper=clock.wrapper()).start(link=True)
+
+    r = send(ner, clock, "Deux heures d'avance")
+    t.check(r.rc == 2 and "CLOCK_SKEW" in r.err and "2 h 0 min ahead of the broker's" in r.err,
+            "NER's clock 2 h ahead: `xba send` refused at submission, naming the clock (exit 2)", repr(r))
+    st = ner.status() or {}
+    t.check(st.get("outbox_depth") == 0 and abs(st.get("clock_offset_ms", 0) + 7200000) < 60000,
+            "... nothing queued; `xba status --json` has clock_offset_ms -7200000", str(st))
+    r = ner.cli("status", env=clock.env())
+    t.check("CLOCK: this machine's clock is 2 h 0 min ahead of the broker's" in r.out,
+            "... and `xba status` prints the CLOCK line", r.out)
+
+    # Queued while the broker is unreachable and the agent has never measured its clock: held CLOCK_SKEW.
+    ner.stop()
+    broker.stop()
+    ner.start()
+    r = send(ner, clock, "Signé en avance", "--wait", "0")
+    t.check(r.rc == 3, "with the broker down, the alert is queued (exit 3)", repr(r))
+    mark = ner.log_size()
+    broker.start()
+    held = ner.wait_log(r"event=alert\.deferred .*code=CLOCK_SKEW", t.t(30), since=mark)
+    t.check(held is not None, "the broker back: it holds the alert (CLOCK_SKEW)", ner.log_text(mark)[-1000:])
+    clock.set(0)                                          # NTP fixes NER's clock
+    resealed = ner.wait_log(r"event=alert\.resealed ", t.t(40), since=mark)
+    t.check(resealed is not None, "NER's clock fixed: the held alert is sealed again (event=alert.resealed)",
+            ner.log_text(mark)[-1500:])
+    got = inbox_has(tcd, "Signé en avance", t.t(30))
+    t.check(got is not None and abs(sent_ms(got) - x.now_ms()) < 120000,
+            "... and TCD has it, sent at the corrected time (not 2 h ahead)", str(got))
+    for p in (ner, tcd, broker):
+        p.stop()
+
+
+def agent_behind(t, region):
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-agent-behind").start()
+    clock = Clock(t, "ner-behind", -13 * 3600)
+    ner = x.Agent(t, region, "NER", broker, name="NER-agent-behind", wrapper=clock.wrapper()).start(link=True)
+    r = send(ner, clock, "Valable douze heures", "--expires", "12h")
+    t.check(r.rc == 2 and "ALERT_EXPIRED" in r.err and "by the broker's clock" in r.err and
+            "ahead of this machine's" in r.err,
+            "NER's clock 13 h behind: `--expires 12h` refused at submission, naming the clock", repr(r))
+    t.check((ner.status() or {}).get("outbox_depth") == 0, "... nothing queued", "")
+    ner.stop()
+    years = int((x.now_ms() / 1000) - 946684800)          # to 2000-01-01: a dead CMOS battery
+    clock.set(-years)
+    ner.start(link=True)
+    r = send(ner, clock, "Pile morte")
+    t.check(r.rc != 0 and "KEY_NOT_VALID" in r.err and "fix the clock" in r.err,
+            "clock at 2000-01-01: the key refusal says to fix the clock", repr(r))
+    r = ner.cli("status", env=clock.env())
+    t.check("CANNOT SEND" in r.out and "this machine's clock is fixed" in r.out and "CLOCK:" in r.out,
+            "... and `xba status` says CANNOT SEND until the clock is fixed, with the CLOCK line", r.out)
+    for p in (ner, broker):
+        p.stop()
+
+
+def main(t):
+    region = x.region_of_five(t, "clocks-e2e")
+    broker_step_back(t, region)
+    broker_ahead(t, region)
+    broker_behind(t, region)
+    agent_ahead(t, region)
+    agent_behind(t, region)
+
+
+if __name__ == "__main__":
+    x.main(main, deadline_s=200)
