@@ -23,6 +23,9 @@
 /* A link down this long is said (--link-grace): shorter, it is a reconnect, which a flaky satellite link does all
  * day. */
 #define LINK_DOWN_SAID_MS 30000
+/* After this long without a frame, a watch asks the agent whether it still serves it (AgentStatusReply.watching):
+ * an agent drops a watch that falls 20 000 messages behind, and one that restarted knows it no longer. */
+#define WATCH_CHECK_IDLE_MS 15000
 #define MAX_FILTER_VALUES 16
 #define HISTORY_PAGE 1000 /* entries asked for in one request: what an agent holds in one reply at most */
 
@@ -145,6 +148,47 @@ watch_status(struct watch_state *w, const Xba__V1__AgentStatusReply *s)
 		w->link_down = w->down_said = false;
 		w->say_down_at = 0;
 	}
+}
+
+/* Subscribe again, from the last alert shown (the replay's repeats are skipped by id).  0, or an error in err. */
+static int
+resubscribe(struct local_client *c, Xba__V1__LocalFrame *req, Xba__V1__AlertFilter *filter, int64_t last_received_ms,
+    struct watch_state *state, struct xba_error *err)
+{
+	Xba__V1__LocalFrame *reply = NULL;
+
+	if (last_received_ms > 0)
+		filter->since_ms = last_received_ms;
+	if (local_client_request(c, req, &reply, 3600 * 1000, err) != 0)
+		return -1;
+	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
+		watch_status(state, reply->status_reply);
+	local_frame_free(reply);
+	fprintf(stderr, "xba: watch: subscribed again\n");
+	return 0;
+}
+
+/* Is this watch still served?  Asked only when no frame came for WATCH_CHECK_IDLE_MS, so that the answer is not
+ * waited for behind a backlog.  false when the agent says it has no watch for this connection (it dropped it);
+ * true otherwise, including when it did not answer (asked again later). */
+static bool
+still_served(struct local_client *c, struct watch_state *state)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__AgentStatusRequest status = XBA__V1__AGENT_STATUS_REQUEST__INIT;
+	struct xba_error err = { 0 };
+	bool served = true;
+
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS;
+	req.status = &status;
+	if (local_client_request(c, &req, &reply, 10000, &err) != 0)
+		return true;
+	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY) {
+		watch_status(state, reply->status_reply);
+		served = reply->status_reply->watching != 2;
+	}
+	local_frame_free(reply);
+	return served;
 }
 
 /* The down link, once it has lasted LINK_DOWN_SAID_MS. */
@@ -347,7 +391,7 @@ cmd_watch(int argc, char **argv)
 	uint32_t limit = 0;
 	const char *id = NULL;
 	int rc;
-	int64_t next_reminder, last_received_ms = 0;
+	int64_t next_reminder, last_received_ms = 0, last_frame_mono = clock_mono_ms();
 	char warning[1024];
 	struct watch_state state = { .grace_ms = 0 };
 	char (*seen)[40] = calloc(SEEN_MAX, sizeof(*seen)); /* ids shown, to skip replays after a resubscription */
@@ -401,9 +445,14 @@ cmd_watch(int argc, char **argv)
 		Xba__V1__LocalFrame *ev = NULL;
 		int64_t wake = state.say_down_at != 0 && !state.down_said && state.say_down_at < next_reminder
 		    ? state.say_down_at : next_reminder;
-		int64_t wait = wake - clock_mono_ms();
+		int64_t wait;
 
+		if (last_frame_mono + WATCH_CHECK_IDLE_MS < wake)
+			wake = last_frame_mono + WATCH_CHECK_IDLE_MS;
+		wait = wake - clock_mono_ms();
 		rc = local_client_next(c, &ev, (int)(wait > 0 ? wait : 0), &err);
+		if (rc == 0)
+			last_frame_mono = clock_mono_ms();
 		if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY && ev->ref == 0)
 			watch_status(&state, ev->status_reply);
 		if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT && ev->alert_event->alert) {
@@ -474,19 +523,13 @@ cmd_watch(int argc, char **argv)
 		} else if (rc == XBA_EPROTO) {
 			/* The agent restarted: subscribe again from the last alert shown, skipping what was shown. */
 			fprintf(stderr, "xba: watch: %s; subscribing again when it is back\n", err.msg);
-			if (last_received_ms > 0)
-				f.filter.since_ms = last_received_ms;
-			reply = NULL;
-			if (local_client_request(c, &req, &reply, 3600 * 1000, &err) != 0) {
+			if (resubscribe(c, &req, &f.filter, last_received_ms, &state, &err) != 0) {
 				local_client_free(c);
 				free(seen);
 				free(pending);
 				return cli_usage_error("watch: %s", err.msg);
 			}
-			if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
-				watch_status(&state, reply->status_reply);
-			local_frame_free(reply);
-			fprintf(stderr, "xba: watch: subscribed again\n");
+			last_frame_mono = clock_mono_ms();
 		} else if (rc != 0 && rc != XBA_ENOTFOUND) {
 			local_client_free(c);
 			free(seen);
@@ -494,6 +537,20 @@ cmd_watch(int argc, char **argv)
 			return cli_usage_error("watch: %s", err.msg);
 		}
 		local_frame_free(ev);
+		if (clock_mono_ms() - last_frame_mono >= WATCH_CHECK_IDLE_MS) {
+			/* A quiet watch must mean a quiet region, not one the agent stopped serving. */
+			if (!still_served(c, &state)) {
+				fprintf(stderr, "xba: watch: the agent had stopped sending to this watch (it fell too far "
+				    "behind, or the agent restarted); subscribing again from the last alert shown\n");
+				if (resubscribe(c, &req, &f.filter, last_received_ms, &state, &err) != 0) {
+					local_client_free(c);
+					free(seen);
+					free(pending);
+					return cli_usage_error("watch: %s", err.msg);
+				}
+			}
+			last_frame_mono = clock_mono_ms();
+		}
 		watch_status_due(&state);
 		if (clock_mono_ms() >= next_reminder) {
 			if (!json && f.remind_ms > 0) {

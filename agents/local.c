@@ -47,6 +47,7 @@
 #define LOCAL_SNDHWM 20000            /* messages queued per CLI connection before it counts as stuck */
 #define LOCAL_REPLAY_MAX 1000         /* stored alerts replayed to a new subscriber */
 #define LOCAL_REPLAY_BUDGET (16 * 1024 * 1024) /* ... and the memory they may take while being replayed */
+#define LOCAL_RECALL_MAX 1000         /* ... and unacknowledged emergencies older than those, replayed first */
 #define LOCAL_HISTORY_DEFAULT 100
 #define LOCAL_HISTORY_MAX 1000
 #define LOCAL_RECORDS_DEFAULT 1000 /* `xba audit verify --agent` pages: ~90 bytes a record */
@@ -1065,6 +1066,10 @@ handle_status(struct agent *agent, const struct local_peer *peer, uint64_t ref)
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "%s", message);
 		return;
 	}
+	reply.watching = 2;
+	for (size_t i = 0; i < agent->local->n_subs; i++)
+		if (peer_equal(&agent->local->subs[i].peer, peer))
+			reply.watching = 1;
 	frame.ref = ref;
 	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY;
 	frame.status_reply = &reply;
@@ -1076,12 +1081,29 @@ handle_status(struct agent *agent, const struct local_peer *peer, uint64_t ref)
  * alert since filter.since_ms, oldest first (at most the newest LOCAL_REPLAY_MAX), then live alerts as they are
  * stored, all as alert_event frames with ref 0.  A connection subscribing again replaces its filter.
  */
+/* Send rows held newest first as alert events, oldest first; false when the peer cannot take them. */
+static bool
+replay_rows(struct agent *agent, const struct local_peer *peer, const struct held_rows *rows)
+{
+	for (size_t i = rows->n; i-- > 0;) {
+		Xba__V1__LocalFrame ev = XBA__V1__LOCAL_FRAME__INIT;
+		Xba__V1__InboxEntry entry;
+
+		entry_init(&entry, &rows->v[i].row, rows->v[i].alert);
+		ev.body_case = XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT;
+		ev.alert_event = &entry;
+		if (send_frame(agent->local, peer, &ev) != 0)
+			return false;
+	}
+	return true;
+}
+
 static void
 handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t ref, const Xba__V1__SubscribeRequest *req)
 {
 	struct local *local = agent->local;
 	struct subscriber *sub = NULL;
-	struct held_rows held = { 0 };
+	struct held_rows held = { 0 }, recall = { 0 };
 	struct store_filter sf;
 	struct xba_error err = { 0 };
 	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
@@ -1170,23 +1192,33 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 		forget_peer(agent, peer);
 		return;
 	}
-	/* Oldest first: the query read newest first so that the cap keeps the most recent. */
-	for (size_t i = held.n; i-- > 0;) {
-		Xba__V1__LocalFrame ev = XBA__V1__LOCAL_FRAME__INIT;
-		Xba__V1__InboxEntry entry;
+	/*
+	 * The replay keeps the newest alerts, but an unacknowledged emergency older than all of them must still reach
+	 * the new watch, which recalls it until someone acknowledges it: after an outage the broker delivers
+	 * emergencies first, so they are the oldest rows of the backlog, and the next shift's watch would otherwise
+	 * never name them.  They go first, oldest first.
+	 */
+	if ((held.n == LOCAL_REPLAY_MAX || held.truncated) && held.n > 0) {
+		struct store_filter older = sf;
 
-		entry_init(&entry, &held.v[i].row, held.v[i].alert);
-		ev.body_case = XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT;
-		ev.alert_event = &entry;
-		if (send_frame(local, peer, &ev) != 0) {
-			log_warnx("event=local.unsubscribed peer=%s reason=replay-failed", peer->who);
-			forget_peer(agent, peer);
-			break;
-		}
+		older.unacknowledged_only = older.emergencies_only = true;
+		older.before_id = held.v[held.n - 1].row.id;
+		recall.budget = LOCAL_REPLAY_BUDGET;
+		if (store_inbox_query(agent->store, &older, true, LOCAL_RECALL_MAX, hold_row, &recall, &err) < 0)
+			log_warnx("event=local.recall_failed peer=%s error=\"%s\"", peer->who, err.msg);
 	}
-	if (held.n == LOCAL_REPLAY_MAX || held.truncated)
+	if (!replay_rows(agent, peer, &recall) || !replay_rows(agent, peer, &held)) {
+		log_warnx("event=local.unsubscribed peer=%s reason=replay-failed", peer->who);
+		forget_peer(agent, peer);
+	} else if (recall.n > 0) {
+		local_send_error(agent, peer, 0, XBA__V1__ERROR_CODE__OK, "",
+		    "only the newest %zu matching alerts were replayed, after the %zu older unacknowledged emergencies; "
+		    "`xba history` shows the rest", held.n, recall.n);
+	} else if (held.n == LOCAL_REPLAY_MAX || held.truncated) {
 		local_send_error(agent, peer, 0, XBA__V1__ERROR_CODE__OK, "",
 		    "only the newest %zu matching alerts were replayed; `xba history` shows older ones", held.n);
+	}
+	held_rows_free(&recall);
 	held_rows_free(&held);
 }
 

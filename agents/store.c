@@ -158,10 +158,11 @@ static const char migrate_3_to_4_sql[] =
 /* Every inbox read names the update or cancel that superseded the alert, if its origin sent one. */
 #define INBOX_FROM " FROM inbox LEFT JOIN superseded ON ref_id = alert_id AND ref_origin = origin"
 /* An ACK (msg_type 4) is itself an acknowledgement: it never waits for one, so it is never "unacknowledged".
- * ?1 since, ?2 min severity, ?3 unacknowledged only, ?4 ",cat,cat," or NULL, ?5 ",NODE,NODE," or NULL, ?6 limit */
+ * ?1 since, ?2 min severity, ?3 0 all / 1 unacknowledged only / 2 unacknowledged emergencies only,
+ * ?4 ",cat,cat," or NULL, ?5 ",NODE,NODE," or NULL, ?6 limit */
 #define INBOX_WHERE \
 	" WHERE received_ms >= ?1 AND severity >= ?2 AND (?3 = 0 OR (acknowledged = 0 AND msg_type != 4" \
-	" AND by_type IS NOT 3))" \
+	" AND by_type IS NOT 3 AND (?3 = 1 OR emergency = 1)))" \
 	" AND (?4 IS NULL OR instr(?4, ',' || category || ',') > 0)" \
 	" AND (?5 IS NULL OR instr(?5, ',' || origin || ',') > 0) AND id < ?7"
 #define OUTGOING_WHERE \
@@ -974,7 +975,7 @@ run_query(struct store *s, sqlite3_stmt *st, bool inbox, const struct store_filt
 		return rc;
 	sqlite3_bind_int64(st, 1, filter->since_ms);
 	sqlite3_bind_int(st, 2, filter->min_severity);
-	sqlite3_bind_int(st, 3, filter->unacknowledged_only ? 1 : 0);
+	sqlite3_bind_int(st, 3, filter->unacknowledged_only ? (filter->emergencies_only ? 2 : 1) : 0);
 	sqlite3_bind_text(st, 4, cats, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 5, origins, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 6, limit > INT64_MAX ? INT64_MAX : (int64_t)limit);

@@ -99,6 +99,7 @@ struct store_filter {
 	size_t n_origins;
 	int64_t since_ms;                /* inbox: received at or after; outgoing: submitted at or after */
 	bool unacknowledged_only;        /* inbox alerts no officer acknowledged, ACKs excepted (outgoing: none) */
+	bool emergencies_only;           /* with unacknowledged_only: of those, the emergencies */
 	int64_t before_id;               /* rows older than this row id (store_row.id), for paging; 0: no bound */
 };
 

@@ -1,0 +1,80 @@
+"""test_agent_watch.py — `xba watch` over a long shift: a watch the agent dropped for falling behind finds out and
+subscribes again, and a new watch recalls every unacknowledged emergency, however far back in the backlog.
+
+Real xba-broker, a real xba-agent NER, `xba watch --json` processes; LBY is a protocol node of xbatest.py.
+
+1. Two emergencies from LBY, not acknowledged; then a watch is paused (SIGSTOP, a frozen terminal) while 21 000
+   alerts arrive.  The agent drops it (`local.unsubscribed reason=too-slow`: 20 000 messages queued).  Before, the
+   watch, once resumed, printed what was queued and then nothing more, for good, not even a later emergency; it
+   now asks the agent whether it is still served when it falls quiet (AgentStatusReply.watching), says it was
+   dropped, subscribes again from the last alert it showed, and shows the emergency sent after it woke.
+2. A watch started after that backlog: its replay is the newest 1 000 alerts, and the two emergencies are 21 000
+   alerts older.  They are replayed first all the same, so that the next shift's watch names them until someone
+   acknowledges them.
+
+usage: /usr/bin/python3 tests/e2e/test_agent_watch.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+
+FLOOD = 21000
+
+
+def main(t):
+    region = x.Region(t, "watch-e2e")
+    region.add("LBY", name="Libya", role="member", neighbours=["NER"], may_broadcast=True)
+    region.add("NER", name="Niger", role="member")
+    region.write()
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, rate_per_second=100000, rate_burst=100000).start()
+    ner = x.Agent(t, region, "NER", broker, credit=1024).start(link=True)
+    net = x.Net(t)
+    lby = net.node(region, "LBY", broker, max_inflight=256)
+    net.connect_all()
+
+    old = []
+    for i in range(2):
+        em = x.alert("LBY", severity=x.C.EXTREME, emergency=True, headline=f"Naufrage au large, groupe {i}")
+        lby.publish_wait(region.seal(em))
+        old.append(em.id)
+
+    paused = ner.watch("--remind", "0")
+    t.check(paused.wait_ids(old, t.t(15)), "a watch shows the two emergencies", str(paused.ids()[:4]))
+    paused.proc.send_signal(signal.SIGSTOP)
+    mark = ner.log_size()
+    for i in range(FLOOD):
+        lby.publish(region.seal(x.alert("LBY", headline=f"rapport {i}")))
+        if i % 256 == 255:
+            net.run_until(lambda: len(lby.outbox) < 128, t.t(60))
+    net.run_until(lambda: not lby.outbox, t.t(120))
+    ner.wait_status(lambda s: s.get("inbox_count", 0) >= FLOOD + 2, t.t(120))
+    dropped = ner.wait_log(r"event=local\.unsubscribed peer=ipc reason=too-slow", t.t(30), since=mark)
+    t.check(dropped is not None, f"the paused watch is dropped by the agent once {FLOOD} alerts queue up for it",
+            ner.log_text(mark)[-600:])
+    paused.proc.send_signal(signal.SIGCONT)
+    time.sleep(1.0)
+    later = x.alert("LBY", severity=x.C.EXTREME, emergency=True, headline="Second naufrage, après le réveil")
+    lby.publish_wait(region.seal(later))
+    shown = paused.wait_ids([later.id], t.t(90))
+    t.check(shown and "subscribing again" in paused.stderr(),
+            "the resumed watch finds it was dropped, subscribes again, and shows the emergency sent after it woke",
+            f"shown={shown} stderr={paused.stderr()[-400:]}")
+
+    fresh = ner.watch("--remind", "0")
+    t.check(fresh.wait_ids(old + [later.id], t.t(30)),
+            "a new watch replays the unacknowledged emergencies 21 000 alerts back, not only the newest 1 000",
+            f"{len(fresh.ids())} entries, first {fresh.ids()[:3]}")
+    ids = fresh.ids()
+    t.check(ids[:2] == old, "... first, oldest first", str(ids[:3]))
+    t.check("older unacknowledged emergencies" in fresh.stderr(),
+            "... and it says it replayed them before the newest 1 000", fresh.stderr()[-300:])
+    net.close()
+
+
+if __name__ == "__main__":
+    x.main(main, deadline_s=280)
