@@ -176,6 +176,7 @@ enum stmt_id {
 	ST_ROLLBACK,
 	ST_OUTBOX_ADD,
 	ST_OUTBOX_NEXT,
+	ST_OUTBOX_NEXT_EMERGENCY,
 	ST_OUTBOX_ACCEPTED,
 	ST_OUTBOX_REFUSED,
 	ST_OUTBOX_RESEAL,
@@ -224,6 +225,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			  " status, emergency, envelope, submitted_ms, state)"
 			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
 	[ST_OUTBOX_NEXT] = "SELECT " OUTGOING_COLS " FROM outgoing WHERE state = 1 AND id > ?1 ORDER BY id LIMIT 1",
+	[ST_OUTBOX_NEXT_EMERGENCY] = "SELECT " OUTGOING_COLS " FROM outgoing WHERE state = 1 AND id > ?1 AND emergency = 1"
+				     " ORDER BY id LIMIT 1",
 	[ST_OUTBOX_ACCEPTED] = "UPDATE outgoing SET state = 2, seq = ?2, recipients = ?3, result = ?4, done_ms = ?5"
 			       " WHERE id = ?1 AND state = 1",
 	[ST_OUTBOX_REFUSED] = "UPDATE outgoing SET state = 3, result = ?2, message = ?3, field = ?4, done_ms = ?5"
@@ -829,10 +832,9 @@ step_after(struct store *s, sqlite3_stmt *st, int64_t after_id, const char *op, 
 	return stmt_fail(s, st, err, op);
 }
 
-int
-store_outbox_next(struct store *s, int64_t after_id, struct store_row *out, struct xba_error *err)
+static int
+outbox_next(struct store *s, sqlite3_stmt *st, int64_t after_id, struct store_row *out, struct xba_error *err)
 {
-	sqlite3_stmt *st = s->st[ST_OUTBOX_NEXT];
 	int rc;
 
 	assert(s != NULL && out != NULL);
@@ -844,6 +846,18 @@ store_outbox_next(struct store *s, int64_t after_id, struct store_row *out, stru
 	if (rc != 0)
 		return xba_error_set(err, XBA_ENOMEM, "store %s: read outbox: out of memory", s->path);
 	return 0;
+}
+
+int
+store_outbox_next(struct store *s, int64_t after_id, struct store_row *out, struct xba_error *err)
+{
+	return outbox_next(s, s->st[ST_OUTBOX_NEXT], after_id, out, err);
+}
+
+int
+store_outbox_next_emergency(struct store *s, int64_t after_id, struct store_row *out, struct xba_error *err)
+{
+	return outbox_next(s, s->st[ST_OUTBOX_NEXT_EMERGENCY], after_id, out, err);
 }
 
 static int

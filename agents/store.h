@@ -138,6 +138,8 @@ int store_outbox_add(struct store *s, const struct store_alert_fields *f, const 
 /* The oldest QUEUED row with id > after_id (0 = from the start): 0 and *out (store_row_clear it), or
  * XBA_ENOTFOUND when there is none. */
 int store_outbox_next(struct store *s, int64_t after_id, struct store_row *out, struct xba_error *err);
+/* The same, of the QUEUED emergencies only: they are sent ahead of the rest of the outbox. */
+int store_outbox_next_emergency(struct store *s, int64_t after_id, struct store_row *out, struct xba_error *err);
 
 /* Inside a transaction: QUEUED -> ACCEPTED with the broker's seq and recipient count (result OK or DUPLICATE).
  * XBA_ENOTFOUND when the row is not QUEUED (already answered). */

@@ -112,6 +112,7 @@ struct uplink {
 	struct inflight inflight[UPLINK_MAX_INFLIGHT];
 	size_t n_inflight;
 	int64_t last_sent_id;                    /* highest outbox id sent on this session */
+	int64_t last_early_id;                   /* highest emergency sent ahead of the queue since then */
 	bool paused;                             /* a transient refusal: send nothing until resume_mono */
 	struct {                                 /* the alert the outbox waits behind, for xba status ("" = none) */
 		char alert_id[40];
@@ -408,20 +409,83 @@ refuse_damaged(struct agent *agent, const struct store_row *row)
 	    XBA__V1__ERROR_CODE__INTERNAL, 0, 0, msg, "");
 }
 
-/* Send outbox entries, oldest first, up to UPLINK_MAX_INFLIGHT, unless paused. */
+/* Frame and send one outbox row, and count it in flight; false when the session must stop sending (dropped). */
+static bool
+send_row(struct agent *agent, const struct store_row *row)
+{
+	struct uplink *u = agent->uplink;
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__Publish publish = XBA__V1__PUBLISH__INIT;
+	Xba__V1__Envelope *env;
+	size_t size;
+	int rc;
+
+	/* The same bytes as sealed: the Envelope is decoded only to be framed; its alert bytes pass through
+	 * unchanged (§2.3, §6.1). */
+	env = xba__v1__envelope__unpack(NULL, row->envelope_len, row->envelope);
+	if (env == NULL) {
+		refuse_damaged(agent, row);
+		return true;
+	}
+	publish.ref = (uint64_t)row->id;
+	publish.envelope = env;
+	frame.body_case = XBA__V1__FRAME__BODY_PUBLISH;
+	frame.publish = &publish;
+	size = xba__v1__frame__get_packed_size(&frame);
+	if (size > u->max_frame_bytes) {
+		/* A sealed alert is at most ~66 KiB; a broker limit below that is a broker misconfiguration.
+		 * Sending it would only get the connection cut, over and over (§1.3). */
+		log_warnx("event=alert.deferred alert=%s code=FRAME_TOO_LARGE reason=\"%zu bytes, broker limit %u\"",
+		    row->alert_id, size, u->max_frame_bytes);
+		xba__v1__envelope__free_unpacked(env, NULL);
+		return true;
+	}
+	rc = send_frame(u, &frame);
+	xba__v1__envelope__free_unpacked(env, NULL);
+	if (rc != 0) {
+		want_drop(u, "send-failed", false);
+		return false;
+	}
+	u->inflight[u->n_inflight].id = row->id;
+	snprintf(u->inflight[u->n_inflight].alert_id, sizeof(u->inflight[0].alert_id), "%.36s", row->alert_id);
+	u->n_inflight++;
+	log_debug("event=alert.sent alert=%s ref=%lld", row->alert_id, (long long)row->id);
+	return true;
+}
+
+/*
+ * Send outbox entries up to UPLINK_MAX_INFLIGHT: first every queued emergency not sent yet (an emergency must not
+ * wait behind this country's own backlog, hundreds of routine alerts after an outage at the broker's rate limit;
+ * the broker lets an emergency past a session it holds, and past the rate limit within a budget of its own), even
+ * while publishing is paused; then, unless paused, the rest oldest first.  Order is kept among emergencies and
+ * among the rest.
+ */
 static void
 pump_outbox(struct agent *agent)
 {
 	struct uplink *u = agent->uplink;
 	struct xba_error err = { 0 };
+	struct store_row row;
+	int rc;
 
+	while (u->state == UPLINK_UP && u->n_inflight < UPLINK_MAX_INFLIGHT && u->drop_reason == NULL) {
+		int64_t after = u->last_early_id > u->last_sent_id ? u->last_early_id : u->last_sent_id;
+		bool ok;
+
+		rc = store_outbox_next_emergency(agent->store, after, &row, &err);
+		if (rc != 0) {
+			if (rc != XBA_ENOTFOUND)
+				log_warnx("event=store.read_failed op=outbox error=\"%s\"", err.msg);
+			break;
+		}
+		u->last_early_id = row.id;
+		ok = send_row(agent, &row);
+		store_row_clear(&row);
+		if (!ok)
+			return;
+	}
 	while (u->state == UPLINK_UP && !u->paused && u->n_inflight < UPLINK_MAX_INFLIGHT && u->drop_reason == NULL) {
-		Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
-		Xba__V1__Publish publish = XBA__V1__PUBLISH__INIT;
-		Xba__V1__Envelope *env;
-		struct store_row row;
-		size_t size;
-		int rc;
+		bool ok = true;
 
 		rc = store_outbox_next(agent->store, u->last_sent_id, &row, &err);
 		if (rc == XBA_ENOTFOUND)
@@ -431,40 +495,11 @@ pump_outbox(struct agent *agent)
 			break;
 		}
 		u->last_sent_id = row.id;
-		/* The same bytes as sealed: the Envelope is decoded only to be framed; its alert bytes pass through
-		 * unchanged (§2.3, §6.1). */
-		env = xba__v1__envelope__unpack(NULL, row.envelope_len, row.envelope);
-		if (env == NULL) {
-			refuse_damaged(agent, &row);
-			store_row_clear(&row);
-			continue;
-		}
-		publish.ref = (uint64_t)row.id;
-		publish.envelope = env;
-		frame.body_case = XBA__V1__FRAME__BODY_PUBLISH;
-		frame.publish = &publish;
-		size = xba__v1__frame__get_packed_size(&frame);
-		if (size > u->max_frame_bytes) {
-			/* A sealed alert is at most ~66 KiB; a broker limit below that is a broker misconfiguration.
-			 * Sending it would only get the connection cut, over and over (§1.3). */
-			log_warnx("event=alert.deferred alert=%s code=FRAME_TOO_LARGE reason=\"%zu bytes, broker limit %u\"",
-			    row.alert_id, size, u->max_frame_bytes);
-			xba__v1__envelope__free_unpacked(env, NULL);
-			store_row_clear(&row);
-			continue;
-		}
-		rc = send_frame(u, &frame);
-		xba__v1__envelope__free_unpacked(env, NULL);
-		if (rc != 0) {
-			store_row_clear(&row);
-			want_drop(u, "send-failed", false);
-			break;
-		}
-		u->inflight[u->n_inflight].id = row.id;
-		snprintf(u->inflight[u->n_inflight].alert_id, sizeof(u->inflight[0].alert_id), "%.36s", row.alert_id);
-		u->n_inflight++;
-		log_debug("event=alert.sent alert=%s ref=%lld", row.alert_id, (long long)row.id);
+		if (!row.emergency || row.id > u->last_early_id) /* else: sent ahead of the queue already */
+			ok = send_row(agent, &row);
 		store_row_clear(&row);
+		if (!ok)
+			break;
 	}
 }
 
@@ -1330,7 +1365,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->report_releases = true; /* any the last session did not get to */
 	u->repeat_releases = true; /* and those it may have lost */
 	u->n_inflight = 0;
-	u->last_sent_id = 0;
+	u->last_sent_id = u->last_early_id = 0;
 	u->paused = false;
 	u->resume_mono = 0;
 	u->held_refusals = 0;
@@ -1664,7 +1699,7 @@ uplink_tick(struct agent *agent)
 		} else if (now >= u->resume_mono) {
 			u->paused = false;
 			u->resume_mono = 0;
-			u->last_sent_id = 0; /* from the oldest unacknowledged entry */
+			u->last_sent_id = u->last_early_id = 0; /* from the oldest unacknowledged entry */
 			log_info("event=publishing.resumed");
 			pump_outbox(agent);
 			if (u->drop_reason != NULL) {

@@ -136,6 +136,8 @@ struct inflight {
 #define HELLO_PER_SECOND 1.0            /* ... and after that; the rest are refused RATE_LIMITED, unhandled */
 #define STRAY_BURST 20                  /* answers to a node's connections that have no session ... */
 #define STRAY_PER_SECOND 2.0            /* ... and after that; the rest get none (frames never read pile up) */
+#define EMERGENCY_BURST 50              /* emergencies a may_broadcast node may publish past its rate limit ... */
+#define EMERGENCY_PER_SECOND 5.0        /* ... and after that: a backlog of routine alerts must not hold them */
 #define NODE_CLOCK_WARN_MS 30000        /* a node's clock this far from the broker's is logged (node.clock_offset) */
 #define NODE_LOG_BURST 100              /* log records a node's frames may cause at once ... */
 #define NODE_LOG_PER_SECOND 10.0        /* ... and after that; the rest are counted (event=log.suppressed) */
@@ -160,6 +162,7 @@ struct session {
 	uint64_t held_ref, held_count;          /* its ref (named to the node); publishes refused behind it */
 	Xba__V1__ErrorCode held_code;
 	struct clock_bucket publishes;          /* rate_per_second, rate_burst */
+	struct clock_bucket emergencies;        /* EMERGENCY_*: a may_broadcast node's emergencies past that limit */
 	struct clock_bucket hellos;             /* HELLO_BURST, HELLO_PER_SECOND */
 	struct clock_bucket strays;             /* STRAY_BURST, STRAY_PER_SECOND */
 	struct log_budget logs;                 /* NODE_LOG_BURST, NODE_LOG_PER_SECOND; what it left out since the last
@@ -261,7 +264,7 @@ void session_drop(struct server *server, size_t node_index, const char *reason);
 /* publish.c */
 /* In arrival order, before verification: false if the node is over its rate (publish_handle then refuses it
  * unverified, so a flooding node costs no verification). */
-bool publish_rate_allows(struct server *server, size_t node_index);
+bool publish_rate_allows(struct server *server, size_t node_index, const Xba__V1__Publish *publish);
 /* An ordered session's publish of alert_id was refused with a transient code: hold the session's publishes behind
  * it (docs/protocol.md §2.3 "Order").  replace: it arrived before the alert held now (a failed commit refuses
  * publishes that arrived before the refusal that set the hold). */

@@ -153,6 +153,9 @@ refused_by_hold(struct server *server, size_t node_index, const Xba__V1__Publish
 
 	if (!s->held)
 		return false;
+	/* An emergency is not held behind a routine alert refused for now: it goes ahead of queued traffic. */
+	if (verified != NULL && verified->opened.alert != NULL && verified->opened.alert->emergency)
+		return false;
 	if (verified != NULL && verified->opened.alert != NULL && verified->opened.alert->id != NULL) {
 		id = verified->opened.alert->id;
 	} else {
@@ -204,12 +207,28 @@ field_of(const char *msg, char *out, size_t size)
 	out[len] = '\0';
 }
 
-/* Token bucket: rate_per_second sustained, rate_burst at once. */
+/*
+ * Token bucket: rate_per_second sustained, rate_burst at once.  Past it, an emergency from a node that may
+ * broadcast has a bucket of its own (EMERGENCY_*): a country sending its backlog after an outage would otherwise
+ * hold its own emergency behind hundreds of routine alerts at the rate limit.  The flag is read from the alert
+ * bytes only on this refusal path; what the alert really is is checked after verification as always.
+ */
 bool
-publish_rate_allows(struct server *server, size_t node_index)
+publish_rate_allows(struct server *server, size_t node_index, const Xba__V1__Publish *publish)
 {
-	return clock_bucket_take(&server->sessions[node_index].publishes, (double)server->config->rate_per_second,
-	    (double)server->config->rate_burst);
+	struct session *s = &server->sessions[node_index];
+	Xba__V1__Alert *alert;
+	bool emergency;
+
+	if (clock_bucket_take(&s->publishes, (double)server->config->rate_per_second, (double)server->config->rate_burst))
+		return true;
+	if (!server->dir->nodes[node_index].may_broadcast || publish->envelope == NULL)
+		return false;
+	alert = xba__v1__alert__unpack(NULL, publish->envelope->alert.len, publish->envelope->alert.data);
+	emergency = alert != NULL && alert->emergency;
+	if (alert != NULL)
+		xba__v1__alert__free_unpacked(alert, NULL);
+	return emergency && clock_bucket_take(&s->emergencies, EMERGENCY_PER_SECOND, EMERGENCY_BURST);
 }
 
 /* journal_track walker: was the alert routed to node_id (a recipient in any state, not withheld)? */

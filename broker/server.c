@@ -757,7 +757,7 @@ receive_one(struct server *server, struct chunk *chunk, struct incoming *in)
 		in->frame = frame_decode(zmq_msg_data(&body), zmq_msg_size(&body), (size_t)server->config->max_frame_bytes,
 		    &in->ref, &in->decode_err);
 		if (in->frame != NULL && in->frame->body_case == XBA__V1__FRAME__BODY_PUBLISH &&
-		    publish_rate_allows(server, directory_node_index(server->dir, in->node))) {
+		    publish_rate_allows(server, directory_node_index(server->dir, in->node), in->frame->publish)) {
 			struct verify_job *job = &chunk->jobs[chunk->n_jobs++];
 
 			memset(job, 0, sizeof(*job));
