@@ -990,6 +990,7 @@ struct node_receipt {
 	int64_t refused_ms;     /* its agent refused it (quarantine); cleared if it is delivered later */
 	char reason[65];        /* refused: the code */
 	char officer[129];
+	bool withheld;          /* the rules do not send it this broadcast (an exercise to members only, say) */
 };
 
 struct receipt_table {
@@ -1015,7 +1016,7 @@ table_row(struct receipt_table *t, const char *node_id)
 static void
 table_draw(struct receipt_table *t)
 {
-	size_t delivered = 0, acked = 0, refused = 0;
+	size_t delivered = 0, acked = 0, refused = 0, withheld = 0;
 	char when[32], text[256];
 
 	if (t->tty && t->lines_drawn > 0)
@@ -1024,6 +1025,11 @@ table_draw(struct receipt_table *t)
 	for (size_t i = 0; i < t->n; i++) {
 		const struct node_receipt *r = &t->rows[i];
 
+		if (r->withheld) {
+			withheld++;
+			printf("%-14s WITHHELD by the region's rules: it is not sent this broadcast\n", r->node_id);
+			continue;
+		}
 		delivered += r->delivered_ms != 0;
 		acked += r->acknowledged_ms != 0;
 		refused += r->refused_ms != 0 && r->delivered_ms == 0;
@@ -1040,9 +1046,11 @@ table_draw(struct receipt_table *t)
 		else
 			printf("-\n");
 	}
-	printf("delivered %zu/%zu, acknowledged %zu/%zu", delivered, t->n, acked, t->n);
+	printf("delivered %zu/%zu, acknowledged %zu/%zu", delivered, t->n - withheld, acked, t->n - withheld);
 	if (refused > 0)
 		printf(", REFUSED %zu", refused);
+	if (withheld > 0)
+		printf(", WITHHELD from %zu by the rules", withheld);
 	printf("\n");
 	t->lines_drawn = (int)t->n + 2;
 	fflush(stdout);
@@ -1067,8 +1075,10 @@ table_track(struct local_client *c, struct receipt_table *t, const char *alert_i
 			const Xba__V1__RecipientState *rs = reply->track_reply->recipients[i];
 			struct node_receipt *r;
 
-			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_WITHHELD ||
-			    (r = table_row(t, rs->node_id)) == NULL)
+			if ((r = table_row(t, rs->node_id)) == NULL)
+				continue;
+			r->withheld = rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_WITHHELD;
+			if (r->withheld)
 				continue;
 			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_REFUSED && r->delivered_ms == 0) {
 				r->refused_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
@@ -1126,7 +1136,7 @@ cmd_broadcast(int argc, char **argv)
 	char **args = calloc((size_t)argc + 1, sizeof(*args));
 	int nargs = 0, timeout_s = 300, wait_s = 15, rc;
 	bool json = false, flags = false, follow = false;
-	int64_t deadline, next_track;
+	int64_t deadline, next_track, started;
 
 	/* --wait is a flag here (follow receipts), not send's --wait SECONDS. */
 	if (args == NULL)
@@ -1195,7 +1205,10 @@ cmd_broadcast(int argc, char **argv)
 		}
 		local_frame_free(reply);
 	}
-	rc = cli_submit("broadcast", &target, &d.alert, (follow ? 30 : wait_s) * 1000, json, follow ? &c : NULL,
+	/* With --wait, --timeout covers the wait for the broker too: a link down for a minute must not end the
+	 * command at 30 s with nobody following the broadcast. */
+	started = clock_mono_ms();
+	rc = cli_submit("broadcast", &target, &d.alert, (follow ? timeout_s : wait_s) * 1000, json, follow ? &c : NULL,
 	    alert_id, sizeof(alert_id));
 	draft_free(&d);
 	free(args);
@@ -1206,7 +1219,7 @@ cmd_broadcast(int argc, char **argv)
 
 	table_track(c, &table, alert_id);
 	table_draw(&table);
-	deadline = clock_mono_ms() + (int64_t)timeout_s * 1000;
+	deadline = started + (int64_t)timeout_s * 1000;
 	next_track = clock_mono_ms() + 5000;
 	for (;;) {
 		Xba__V1__LocalFrame *ev = NULL;
@@ -1217,7 +1230,7 @@ cmd_broadcast(int argc, char **argv)
 		/* Done when every node acknowledged it or its agent refused it: a refusal waits for an administrator
 		 * (region.yaml), not for minutes; `xba track` shows a later release. */
 		for (size_t i = 0; i < table.n; i++)
-			decided += table.rows[i].acknowledged_ms != 0 ||
+			decided += table.rows[i].acknowledged_ms != 0 || table.rows[i].withheld ||
 			    (table.rows[i].refused_ms != 0 && table.rows[i].delivered_ms == 0);
 		if ((table.n > 0 && decided == table.n) || now >= deadline)
 			break;
@@ -1249,9 +1262,16 @@ cmd_broadcast(int argc, char **argv)
 			local_frame_free(ev);
 		}
 		if (clock_mono_ms() >= next_track) {
+			struct receipt_table *before = malloc(sizeof(*before));
+
+			/* Redrawn only when the broker's record changed something: in a log file, one table per change. */
+			if (before != NULL)
+				memcpy(before, &table, sizeof(table));
 			table_track(c, &table, alert_id);
+			changed = changed || before == NULL || memcmp(before->rows, table.rows, sizeof(table.rows)) != 0 ||
+			    before->n != table.n;
+			free(before);
 			next_track = clock_mono_ms() + 5000;
-			changed = true;
 		}
 		if (changed)
 			table_draw(&table);
@@ -1267,21 +1287,32 @@ cmd_broadcast(int argc, char **argv)
 		}
 	}
 	for (size_t i = 0; i < table.n; i++) {
-		if (table.rows[i].delivered_ms == 0) {
+		if (table.rows[i].delivered_ms == 0 && !table.rows[i].withheld) {
 			printf("NOT DELIVERED to every node within %d s\n", timeout_s);
 			return CLI_EXIT_FAILED;
 		}
 	}
 	{
-		size_t unacked = 0;
+		size_t unacked = 0, withheld = 0;
 
-		for (size_t i = 0; i < table.n; i++)
-			unacked += table.rows[i].acknowledged_ms == 0;
-		/* Delivered everywhere is the success; who has not acknowledged it yet is said, not implied. */
-		if (unacked > 0) {
-			printf("delivered to every node; NOT ACKNOWLEDGED within %d s by:", timeout_s);
+		for (size_t i = 0; i < table.n; i++) {
+			unacked += table.rows[i].acknowledged_ms == 0 && !table.rows[i].withheld;
+			withheld += table.rows[i].withheld;
+		}
+		/* Delivered everywhere is the success; who has not acknowledged it yet, and whom the rules left out,
+		 * is said, not implied. */
+		if (withheld > 0) {
+			printf("NOT SENT to");
 			for (size_t i = 0; i < table.n; i++)
-				if (table.rows[i].acknowledged_ms == 0)
+				if (table.rows[i].withheld)
+					printf(" %s", table.rows[i].node_id);
+			printf(": the region's rules withhold it from them (xba rules explain)\n");
+		}
+		if (unacked > 0) {
+			printf("delivered to every node %s; NOT ACKNOWLEDGED within %d s by:", withheld > 0 ? "it was sent to"
+			    : "", timeout_s);
+			for (size_t i = 0; i < table.n; i++)
+				if (table.rows[i].acknowledged_ms == 0 && !table.rows[i].withheld)
 					printf(" %s", table.rows[i].node_id);
 			printf(" (xba track %s follows it)\n", alert_id);
 		}

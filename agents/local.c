@@ -634,7 +634,9 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 	}
 	if (alert->emergency && !node->may_broadcast) {
 		*field = "emergency";
-		snprintf(message, size, "%s may not issue emergency broadcasts (region.yaml may_broadcast)", node->id);
+		snprintf(message, size, "%s may not issue emergency broadcasts (may_broadcast in this agent's copy of "
+		    "region.yaml; if the secretariat has just granted it, this agent needs the new file and a reload)",
+		    node->id);
 		return XBA__V1__ERROR_CODE__BROADCAST_NOT_ALLOWED;
 	}
 	if (alert->tlp == XBA__V1__TLP__TLP_RED && alert->n_addressees == 0) {

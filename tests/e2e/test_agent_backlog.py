@@ -65,6 +65,18 @@ def main(t):
     t.check(order == list(range(BACKLOG)), f"... and all {BACKLOG} routine alerts arrive, in order",
             str(order[:10]) + "..." + str(order[-5:]))
 
+    # `broadcast --wait --timeout 45` with the broker down for 33 s: before, it gave up on the broker after 30 s
+    # (exit 3, no table) and nobody followed the broadcast when it went out; --timeout now covers that wait too.
+    broker.stop()
+    bc = ner.background("broadcast", "--headline", "Deuxième embarcation en détresse", "--wait", "--timeout", "45")
+    time.sleep(33)
+    t.check(bc.alive(), "broadcast --wait --timeout 45 is still waiting for the broker after 33 s", bc.text()[-300:])
+    broker.start()
+    rc = bc.wait_exit(t.t(80))
+    t.check(rc is not None and rc != 3 and "NODE" in bc.text() and "TCD" in bc.text(),
+            "... and once the broker is back it follows the receipts (the table), not exit 3",
+            f"rc={rc} {bc.text()[-600:]} {bc.stderr()[-300:]}")
+
 
 if __name__ == "__main__":
-    x.main(main, deadline_s=150)
+    x.main(main, deadline_s=240)

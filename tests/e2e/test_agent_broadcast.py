@@ -153,7 +153,28 @@ def main(t):
     t.check(r.rc == 0 and "accepted by the broker: 4 recipients" in r.out,
             "broadcast without --author exits 0 (the author defaults to the login name, as for send)", repr(r))
 
+    withheld_by_rules(t, broker, agents)
     refused_then_released(t, region, broker, agents)
+
+
+def withheld_by_rules(t, broker, agents):
+    """The rules keep exercises from the observers: `broadcast --wait` of an exercise shows WHO-AFRO as WITHHELD
+    (before, it had no row and the table read "delivered 3/3 ... every node") and says whom it was not sent to."""
+    mark = broker.log_size()
+    broker.write_rules(x.NEIGHBOUR_RULES + "  - name: exercises-among-members\n    when: { status: exercise }\n"
+                       "    deny: [observers]\n")
+    broker.hup()
+    t.check(broker.wait_log(r"event=rules\.reloaded", t.t(10), since=mark) is not None,
+            "the broker reloads rules that keep exercises from observers")
+    r = agents["NER"].cli("broadcast", "--headline", "Exercice : alerte d'inondation", "--status", "exercise",
+                          "--wait", "--timeout", "8", timeout=t.t(40))
+    rows = table_rows(r.out)
+    t.check("WHO-AFRO" in r.out and "WITHHELD by the region's rules" in r.out and "NOT SENT to WHO-AFRO" in r.out
+            and "delivered 3/3" in r.out and "WITHHELD from 1" in r.out,
+            "broadcast --wait of an exercise: WHO-AFRO shown WITHHELD by the rules, 'NOT SENT to WHO-AFRO'",
+            r.out[-900:])
+    t.check(r.rc == 0 and "delivered to every node it was sent to" in r.out and set(rows) >= {"DZA", "LBY", "TCD"},
+            "... delivered to every node it was sent to (exit 0)", repr(r))
 
 
 def refused_then_released(t, region, broker, agents):
