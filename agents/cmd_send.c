@@ -340,6 +340,10 @@ print_why_queued(struct local_client *c)
 
 		if (display_held_outbox(s, why, sizeof(why)) != NULL)
 			printf("not yet confirmed by the broker: it stays queued at the agent.\n%s\n", why);
+		else if (!s->link_up && s->link_problem != NULL && s->link_problem[0] != '\0')
+			printf("not yet confirmed by the broker: it stays queued at the agent, but the link will not come "
+			       "back by itself: %s. It goes out once that is fixed; tell the focal point\n",
+			    display_clean(s->link_problem, why, sizeof(why)));
 		else if (!s->link_up)
 			printf("not yet confirmed by the broker (the link is down): it stays queued at the agent and goes "
 			       "out when the link returns; check with: xba status, xba history --outgoing\n");

@@ -105,6 +105,7 @@ cmd_status(int argc, char **argv)
 		jsonw_int(&w, "next_attempt_in_ms", s->next_attempt_in_ms);
 		if (s->clock_offset_known)
 			jsonw_int(&w, "clock_offset_ms", s->clock_offset_ms);
+		jsonw_string(&w, "link_problem", s->link_problem != NULL ? s->link_problem : "");
 		jsonw_string(&w, "broker_id", s->broker_id);
 		jsonw_string(&w, "rules_version", s->rules_version);
 		jsonw_int(&w, "outbox_depth", (int64_t)s->outbox_depth);
@@ -139,6 +140,8 @@ cmd_status(int argc, char **argv)
 		else if (!s->link_up)
 			fputs(", connecting", stdout);
 		putchar('\n');
+		if (!s->link_up && s->link_problem != NULL && s->link_problem[0] != '\0')
+			printf("REFUSED: %s\n", display_clean(s->link_problem, warning, sizeof(warning)));
 		if (display_clock_warning(s, warning, sizeof(warning)) != NULL)
 			printf("%s\n", warning);
 		printf("outbox          %llu waiting for the broker%s\n", (unsigned long long)s->outbox_depth,

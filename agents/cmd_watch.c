@@ -117,6 +117,7 @@ struct watch_state {
 	bool down_said;
 	int64_t grace_ms;            /* --link-grace */
 	char key_said[1024];         /* the key warning last printed ("" = none) */
+	char link_problem[256];      /* why the link cannot come up, as the agent last said */
 	bool clock_said;             /* a clock warning was printed and still holds */
 };
 
@@ -130,6 +131,7 @@ watch_status(struct watch_state *w, const Xba__V1__AgentStatusReply *s)
 	if (key != NULL && strcmp(key, w->key_said) != 0)
 		fprintf(stderr, "xba: %s\n", key);
 	snprintf(w->key_said, sizeof(w->key_said), "%s", key != NULL ? key : "");
+	display_clean(s->link_problem != NULL ? s->link_problem : "", w->link_problem, sizeof(w->link_problem));
 	if (display_clock_warning(s, warning, sizeof(warning)) != NULL) {
 		if (!w->clock_said)
 			fprintf(stderr, "xba: %s\n", warning);
@@ -200,8 +202,9 @@ watch_status_due(struct watch_state *w)
 	if (!w->link_down || w->down_said || w->say_down_at == 0 || clock_mono_ms() < w->say_down_at)
 		return;
 	fprintf(stderr, "xba: !!! THE LINK TO THE BROKER IS DOWN since %s: alerts from other countries cannot arrive "
-	    "now, and what this country sends waits in its outbox (xba status; tell the focal point)\n",
-	    w->link_since_ms ? display_time(w->link_since_ms, when, sizeof(when)) : "the agent started");
+	    "now, and what this country sends waits in its outbox (xba status; tell the focal point)%s%s\n",
+	    w->link_since_ms ? display_time(w->link_since_ms, when, sizeof(when)) : "the agent started",
+	    w->link_problem[0] ? ". It will not come back by itself: " : "", w->link_problem);
 	w->down_said = true;
 }
 

@@ -131,6 +131,7 @@ struct uplink {
 	bool store_failed;                       /* a write of this turn failed: commit will fail */
 	const char *drop_reason;                 /* end the session after this turn */
 	bool drop_config_error;                  /* ... at the longest backoff */
+	char link_problem[256];                  /* why the link cannot come up, for xba status ("" = none known) */
 	struct delivered *turn;                  /* deliveries of this turn; owned */
 	size_t n_turn, cap_turn;
 	struct outcome *outcomes;                /* publish answers of this turn; owned */
@@ -1274,6 +1275,11 @@ handle_error(struct agent *agent, const Xba__V1__Error *e)
 				? "this CURVE key belongs to another node in the broker's region.yaml: check node_id and "
 				  "curve_secret_key in agent.yaml"
 				: "the broker does not speak this agent's protocol version: upgrade");
+			snprintf(u->link_problem, sizeof(u->link_problem), "the broker refuses this agent's Hello (%s): %s",
+			    frame_error_code_name(e->code), e->code == XBA__V1__ERROR_CODE__WRONG_SIGNER
+				? "its CURVE key is another node's in the broker's region.yaml; check node_id and "
+				  "curve_secret_key in agent.yaml"
+				: "the broker does not speak this agent's protocol version: upgrade");
 			want_drop(u, "hello-refused", true);
 		} else {
 			want_drop(u, "hello-refused", false);
@@ -1348,6 +1354,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	}
 	u->state = UPLINK_UP;
 	u->up_mono = clock_mono_ms();
+	u->link_problem[0] = '\0';
 	u->link_since_wall = clock_now_ms();
 	u->heartbeat_ms = w->heartbeat_ms > 0 ? w->heartbeat_ms : (uint32_t)agent->config->heartbeat_ms;
 	u->max_frame_bytes = w->max_frame_bytes >= 4096 ? w->max_frame_bytes : FRAME_MAX_BYTES_DEFAULT;
@@ -1530,6 +1537,8 @@ handle_monitor(struct agent *agent)
 				  "does not list this node's CURVE key (%s) in its region.yaml: send the key to the "
 				  "secretariat\"",
 			    value, agent->config->broker, agent->curve.public_z85);
+			snprintf(u->link_problem, sizeof(u->link_problem), "the broker refuses this agent's CURVE key (%s): "
+			    "its region.yaml does not list it; send the key to the secretariat", agent->curve.public_z85);
 			want_drop(u, "handshake-refused", true);
 			break;
 		case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
@@ -1537,6 +1546,8 @@ handle_monitor(struct agent *agent)
 			log_warnx("event=link.refused reason=handshake-failed endpoint=%s action=\"check broker_public_key in "
 				  "agent.yaml (the pinned broker key) and the broker endpoint\"",
 			    agent->config->broker);
+			snprintf(u->link_problem, sizeof(u->link_problem), "the CURVE handshake with the broker fails: "
+			    "check broker_public_key in agent.yaml (has the broker's key changed?) and the endpoint");
 			want_drop(u, "handshake-failed", true);
 			break;
 		case ZMQ_EVENT_DISCONNECTED:
@@ -1547,6 +1558,9 @@ handle_monitor(struct agent *agent)
 				log_warnx("event=link.refused reason=closed-during-handshake endpoint=%s action=\"if this "
 					  "repeats, check broker_public_key in agent.yaml (the pinned broker key)\"",
 				    agent->config->broker);
+				snprintf(u->link_problem, sizeof(u->link_problem), "the broker closes the connection during "
+				    "the CURVE handshake: if this repeats, the pinned broker key (broker_public_key in agent.yaml) "
+				    "is not the broker's: has it changed?");
 				want_drop(u, "closed-during-handshake", true);
 			} else {
 				want_drop(u, "disconnected", false);
@@ -1811,6 +1825,8 @@ uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 	out->broker_id = (char *)u->broker_id;
 	out->rules_version = (char *)u->rules_version;
 	out->through_seq = u->through_seq;
+	if (u->state != UPLINK_UP)
+		out->link_problem = (char *)u->link_problem;
 	if (uplink_broker_now(u, &out->clock_offset_ms)) {
 		out->clock_offset_ms -= clock_now_ms();
 		out->clock_offset_known = true;

@@ -26,6 +26,7 @@ import time
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
+import zmq  # noqa: E402
 
 ALERT_FILE = """\
 category: smuggling
@@ -113,6 +114,25 @@ def main(t):
     r = ner.cli("track", late)
     t.check(r.rc == 1 and "refused by the broker (ALERT_EXPIRED" in r.err, "xba track of it: refused, with the code",
             repr(r))
+
+    # ---- a link that will not come back by itself: the broker's CURVE key changed, the agent pins the old one ----
+    ner.stop()
+    ner.write_broker_key(zmq.curve_keypair()[0])
+    ner.start()
+    ner.wait_log(r"event=link\.refused reason=(handshake-failed|closed-during-handshake)", t.t(20), since=ner.mark)
+    r = ner.cli("status")
+    t.check(r.rc == 1 and "REFUSED:" in r.out and "broker_public_key" in r.out,
+            "xba status with a pinned broker key that is not the broker's: a REFUSED line naming broker_public_key",
+            r.out)
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--headline", "Clé du courtier changée",
+                "--wait", "3")
+    t.check(r.rc == 3 and "will not come back by itself" in r.out and "broker_public_key" in r.out,
+            "... and xba send says the link will not come back by itself, not 'when the link returns'", repr(r))
+    ner.stop()
+    ner.write_broker_key()
+    ner.start(link=True)
+    r = ner.cli("status")
+    t.check(r.rc == 0 and "REFUSED:" not in r.out, "the right key back: link up, no REFUSED line", r.out)
 
 
 if __name__ == "__main__":
