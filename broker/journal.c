@@ -1783,7 +1783,8 @@ step_write(struct journal *j, sqlite3_stmt *st, struct xba_error *err, const cha
  * anything in the index, not a read of the index, which also holds the ordinary rows under each mark.
  */
 static int
-first_queued_seq(struct journal *j, uint64_t *out, struct xba_error *err)
+first_queued_seq(struct journal *j, bool (*listed)(void *ctx, const char *node_id), void *ctx, uint64_t *out,
+    char *held_by, size_t held_by_size, struct xba_error *err)
 {
 	char node[NODE_MAX + 1] = "";
 	int rc;
@@ -1803,19 +1804,25 @@ first_queued_seq(struct journal *j, uint64_t *out, struct xba_error *err)
 		}
 		copy_text(node, sizeof(node), sqlite3_column_text(st, 0));
 		sqlite3_reset(st);
+		if (listed != NULL && !listed(ctx, node))
+			continue;
 		if ((rc = mark_get(j, node, &mark, err)) != 0)
 			return rc;
 		sqlite3_bind_text(j->st[ST_PRUNE_FIRST_EMERGENCY], 1, node, -1, SQLITE_STATIC);
 		if ((rc = first_seq(j, j->st[ST_PRUNE_FIRST_EMERGENCY], *out, &first, err)) != 0)
 			return rc;
-		if (first < *out)
+		if (first < *out) {
 			*out = first;
+			snprintf(held_by, held_by_size, "%s", node);
+		}
 		sqlite3_bind_text(j->st[ST_PRUNE_FIRST_ORDINARY], 1, node, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(j->st[ST_PRUNE_FIRST_ORDINARY], 2, (int64_t)mark);
 		if ((rc = first_seq(j, j->st[ST_PRUNE_FIRST_ORDINARY], *out, &first, err)) != 0)
 			return rc;
-		if (first < *out)
+		if (first < *out) {
 			*out = first;
+			snprintf(held_by, held_by_size, "%s", node);
+		}
 	}
 }
 
@@ -1829,24 +1836,44 @@ first_queued_seq(struct journal *j, uint64_t *out, struct xba_error *err)
 int
 journal_prune(struct journal *j, int64_t cutoff_ms, uint64_t *deleted, struct xba_error *err)
 {
+	struct journal_pruned out;
+	int rc = journal_prune_some(j, cutoff_ms, UINT64_MAX, NULL, NULL, &out, err);
+
+	if (deleted != NULL)
+		*deleted = out.deleted;
+	return rc;
+}
+
+int
+journal_prune_some(struct journal *j, int64_t cutoff_ms, uint64_t max_alerts,
+    bool (*listed)(void *ctx, const char *node_id), void *ctx, struct journal_pruned *out, struct xba_error *err)
+{
 	uint64_t base_seq = 0, first_new = 0, first_queued = 0, last;
+	uint64_t *deleted = &out->deleted;
 	uint8_t base_hash[HASH_LEN];
 	sqlite3_stmt *st;
 	int rc;
 
 	assert(j != NULL);
 	assert(j->txn == TXN_IDLE); /* prune runs its own transaction */
-	if (deleted != NULL)
-		*deleted = 0;
+	memset(out, 0, sizeof(*out));
 	if ((rc = journal_begin(j, err)) != 0)
 		return rc;
 	if ((rc = read_base(j, &base_seq, base_hash, err)) != 0)
 		goto fail;
 	sqlite3_bind_int64(j->st[ST_PRUNE_FIRST_NEW], 1, cutoff_ms);
 	if ((rc = first_seq(j, j->st[ST_PRUNE_FIRST_NEW], j->head + 1, &first_new, err)) != 0 ||
-	    (rc = first_queued_seq(j, &first_queued, err)) != 0)
+	    (rc = first_queued_seq(j, listed, ctx, &first_queued, out->held_by, sizeof(out->held_by), err)) != 0)
 		goto fail;
+	if (first_queued < first_new)
+		out->held_seq = first_queued;
+	else
+		out->held_by[0] = '\0';
 	last = (first_new < first_queued ? first_new : first_queued) - 1;
+	if (last > base_seq && last - base_seq > max_alerts) {
+		last = base_seq + max_alerts;
+		out->more = true;
+	}
 	if (last <= base_seq) {
 		journal_rollback(j);
 		return 0;

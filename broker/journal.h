@@ -22,6 +22,7 @@
 
 #include "chain.h"
 #include "error.h"
+#include "syntax.h"
 
 struct journal;
 
@@ -216,5 +217,23 @@ int journal_audit_verify(struct journal *j, uint64_t *checked, struct xba_error 
 /* Delete alerts received before cutoff_ms whose deliveries are all finished (delivered, acknowledged or
  * withheld), keeping the chain verifiable from the oldest kept entry.  *deleted = rows removed. */
 int journal_prune(struct journal *j, int64_t cutoff_ms, uint64_t *deleted, struct xba_error *err);
+
+/* What one journal_prune_some() did, and what stopped it. */
+struct journal_pruned {
+	uint64_t deleted;                       /* alerts removed */
+	bool more;                              /* max_alerts stopped it: call again soon */
+	uint64_t held_seq;                      /* > 0: the oldest alert past the cutoff still queued for ... */
+	char held_by[XBA_NODE_ID_MAX + 1];      /* ... this listed node, which keeps it and every later alert */
+};
+
+/*
+ * journal_prune, at most max_alerts in one transaction (the loop must not stall behind a year of them), and
+ * counting only the queued deliveries of nodes listed(ctx, node) says are still in the region (NULL: every node):
+ * a node taken out of region.yaml can never collect what was queued for it, and must not keep the journal from
+ * being pruned for ever.  The journal is a hash chain, so it is pruned from its oldest end only: out->held_by
+ * names the node whose queued delivery stops it.
+ */
+int journal_prune_some(struct journal *j, int64_t cutoff_ms, uint64_t max_alerts,
+    bool (*listed)(void *ctx, const char *node_id), void *ctx, struct journal_pruned *out, struct xba_error *err);
 
 #endif

@@ -36,6 +36,8 @@
 /* Not at start: a broker restarted with its clock a year ahead would prune what it delivered a minute ago before
  * any node could say what time it is (server_now_earliest).  Ten minutes give the nodes time to connect. */
 #define PRUNE_FIRST_DELAY_MS (600 * 1000)
+/* Alerts one prune transaction may delete: a prune held back for months (a node away) is released in batches. */
+#define PRUNE_BATCH_ALERTS 20000
 #define KEY_WARNING_INTERVAL_MS (86400 * 1000)
 #define CHUNK_MAX 32   /* frames read, then verified together, then handled, at a time */
 #define VERIFY_THREADS_AUTO_MAX 8
@@ -966,21 +968,39 @@ heartbeats(struct server *server)
 	}
 }
 
-static void
+/* journal_prune_some: is this node still in the region?  A removed node's queued deliveries keep nothing. */
+static bool
+node_listed(void *ctx, const char *node_id)
+{
+	const struct server *server = ctx;
+
+	return directory_node(server->dir, node_id) != NULL;
+}
+
+/* One batch of the journal's retention; true when more is due at once (the batch was full). */
+static bool
 prune(struct server *server)
 {
 	struct xba_error err = { 0 };
-	uint64_t deleted = 0;
+	struct journal_pruned out;
 
 	if (server->config->retention_days == 0)
-		return;
+		return false;
 	/* By the earlier clock: a broker clock stepped a year ahead must not prune what was delivered a minute ago. */
-	if (journal_prune(server->journal, server_now_earliest(server, clock_now_ms()) -
-	    server->config->retention_days * 86400000LL, &deleted, &err) != 0)
+	if (journal_prune_some(server->journal, server_now_earliest(server, clock_now_ms()) -
+	    server->config->retention_days * 86400000LL, PRUNE_BATCH_ALERTS, node_listed, server, &out, &err) != 0) {
 		log_warnx("event=journal.prune_failed error=\"%s\"", err.msg);
-	else if (deleted > 0)
-		log_info("event=journal.pruned deleted=%llu retention_days=%lld", (unsigned long long)deleted,
-		    (long long)server->config->retention_days);
+		return false;
+	}
+	if (out.deleted > 0)
+		log_info("event=journal.pruned deleted=%llu retention_days=%lld more=%s", (unsigned long long)out.deleted,
+		    (long long)server->config->retention_days, out.more ? "true" : "false");
+	if (!out.more && out.held_seq > 0)
+		log_warnx("event=journal.prune_held node=%s seq=%llu note=\"an alert past retention_days is still queued "
+			  "for %s: it and every later alert are kept until %s collects it, or is taken out of region.yaml "
+			  "(the journal is a chain, pruned from its oldest end)\"", out.held_by,
+		    (unsigned long long)out.held_seq, out.held_by, out.held_by);
+	return out.more;
 }
 
 /* ---- configuration, reload ---------------------------------------------------------------------------------- */
@@ -1218,7 +1238,8 @@ server_free(struct server *server)
 int
 server_run(struct server *server, int signal_fd)
 {
-	int64_t last_prune = clock_mono_ms() - PRUNE_INTERVAL_MS + PRUNE_FIRST_DELAY_MS, tick = server->config->heartbeat_ms / 4;
+	int64_t last_prune = clock_mono_ms() - PRUNE_INTERVAL_MS + PRUNE_FIRST_DELAY_MS;
+	int64_t tick = server->config->heartbeat_ms / 4;
 	zmq_pollitem_t items[3];
 	char region_version[65];
 
@@ -1277,8 +1298,8 @@ server_run(struct server *server, int signal_fd)
 		stats_report(server);
 		report_suppressed_due(server);
 		if (clock_mono_ms() - last_prune >= PRUNE_INTERVAL_MS) {
-			prune(server);
-			last_prune = clock_mono_ms();
+			/* A full batch: the next one in a second, between passes, rather than one long stall. */
+			last_prune = clock_mono_ms() - (prune(server) ? PRUNE_INTERVAL_MS - 1000 : 0);
 		}
 		if (clock_mono_ms() >= server->next_key_warning_mono_ms)
 			key_warnings(server);

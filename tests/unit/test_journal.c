@@ -1286,6 +1286,46 @@ test_audit_detects_tampering(struct check_state *t)
 	}
 }
 
+static bool
+not_gone(void *ctx, const char *node_id)
+{
+	(void)ctx;
+	return strcmp(node_id, "GONE") != 0;
+}
+
+/* A node that never collects its delivery (it left the region) held every later alert for ever; taken out of the
+ * region it no longer does, and the cut is made in batches. */
+static void
+test_prune_held(struct check_state *t)
+{
+	char path[300];
+	struct xba_error err;
+	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
+	struct journal_recipient two[] = { { "DZA", "r" }, { "GONE", "r" } };
+	struct journal_pruned out;
+
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	CHECK(t, append_numbered(j, "ph", 6, 0, two, 2, NULL, 0));
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_mark_delivered_through(j, "DZA", 6, 7000, &err), 0);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+
+	/* GONE still listed: nothing goes, and the result says who holds it and from where. */
+	CHECK_CODE(t, journal_prune_some(j, INT64_MAX, UINT64_MAX, NULL, NULL, &out, &err), 0);
+	CHECK(t, out.deleted == 0 && out.held_seq == 1 && strcmp(out.held_by, "GONE") == 0 && !out.more);
+	/* GONE taken out of the region: its queued deliveries hold nothing; at most 4 in one batch. */
+	CHECK_CODE(t, journal_prune_some(j, INT64_MAX, 4, not_gone, NULL, &out, &err), 0);
+	CHECK(t, out.deleted == 4 && out.more && out.held_seq == 0);
+	CHECK(t, verifies(j, 2));
+	CHECK_CODE(t, journal_prune_some(j, INT64_MAX, 4, not_gone, NULL, &out, &err), 0);
+	CHECK(t, out.deleted == 2 && !out.more);
+	CHECK(t, verifies(j, 0));
+	journal_close(j);
+}
+
 static void
 test_prune(struct check_state *t)
 {
@@ -1952,6 +1992,7 @@ main(int argc, char **argv)
 	RUN(&t, test_reopen);
 	RUN(&t, test_audit_detects_tampering);
 	RUN(&t, test_prune);
+	RUN(&t, test_prune_held);
 	RUN(&t, test_commit_fails_when_disk_full);
 	RUN(&t, test_busy_lock);
 	RUN(&t, test_schema_version);
