@@ -121,6 +121,7 @@ struct agent {
 	bool pushed_link_up;                         /* the link and key states the watches were last told */
 	enum key_health pushed_key_health;
 	int64_t key_next_warning_ms;                 /* wall clock: a warning that still holds is repeated daily */
+	struct recheck *recheck;                     /* the quarantine's second look in progress (quarantine.c) */
 };
 
 /*
@@ -179,12 +180,18 @@ void local_send_error(struct agent *agent, const struct local_peer *peer, uint64
 
 /* quarantine.c ------------------------------------------------------------------------------------------------- */
 
-/* Verify every delivery still held in the quarantine again against agent->dir, at this agent's clock now; release
- * those that pass to the inbox (committed, logged event=alert.released, pushed to `xba watch`).  trigger ("start",
- * "reload") is for the logs.  Never inside a store transaction.  A store failure is logged here
+/* Start verifying every delivery still held in the quarantine again against agent->dir, at this agent's clock now
+ * (quarantine_tick does it, a batch at a time); release those that pass to the inbox (committed, logged
+ * event=alert.released, pushed to `xba watch`).  trigger ("start", "reload") is for the logs.  A store failure is
+ * logged
  * (event=quarantine.recheck_failed): the unreleased rest stays held for the next reload or start, and there is
  * nothing more a caller could do about it. */
 void quarantine_recheck(struct agent *agent, const char *trigger);
+/* The recheck, one batch of RECHECK_BATCH entries (one commit) per call, from the loop between turns; true while
+ * more remain (the loop then does not sleep).  A recheck started again (another reload) walks from the start. */
+bool quarantine_tick(struct agent *agent);
+/* Drop a recheck in progress (at exit; what it committed stays released). */
+void quarantine_free(struct agent *agent);
 
 /* uplink.c ----------------------------------------------------------------------------------------------------- */
 

@@ -307,6 +307,7 @@ status_tick(struct agent *agent)
 static void
 agent_free(struct agent *agent)
 {
+	quarantine_free(agent);
 	local_free(agent->local);
 	agent->local = NULL;
 	uplink_free(agent->uplink);
@@ -368,6 +369,8 @@ agent_run(struct agent *agent, int signal_fd)
 			timeout = LOOP_MAX_WAIT_MS;
 		if (agent->config->retention_days > 0 && agent->next_prune_mono_ms <= clock_mono_ms())
 			timeout = 0; /* retention is due, or a batch left more */
+		if (agent->recheck != NULL)
+			timeout = 0; /* the quarantine's second look goes on, a batch a turn */
 		items[n++] = (zmq_pollitem_t){ NULL, signal_fd, ZMQ_POLLIN, 0 };
 		n += uplink_poll_items(agent->uplink, items + n, 8 - n);
 		n += local_poll_items(agent->local, items + n, 8 - n);
@@ -390,6 +393,7 @@ agent_run(struct agent *agent, int signal_fd)
 		uplink_process(agent);
 		local_process(agent);
 		prune_tick(agent);
+		quarantine_tick(agent);
 		key_tick(agent, false);
 		status_tick(agent);
 	}
