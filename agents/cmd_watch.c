@@ -181,6 +181,7 @@ still_served(struct local_client *c, struct watch_state *state)
 	struct xba_error err = { 0 };
 	bool served = true;
 
+	status.brief = true; /* no counts: asked every 15 quiet seconds */
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS;
 	req.status = &status;
 	if (local_client_request(c, &req, &reply, 10000, &err) != 0)

@@ -1055,7 +1055,8 @@ local_push_status(struct agent *agent)
 }
 
 static void
-handle_status(struct agent *agent, const struct local_peer *peer, uint64_t ref)
+handle_status(struct agent *agent, const struct local_peer *peer, uint64_t ref,
+    const Xba__V1__AgentStatusRequest *req)
 {
 	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
 	Xba__V1__AgentStatusReply reply;
@@ -1063,7 +1064,15 @@ handle_status(struct agent *agent, const struct local_peer *peer, uint64_t ref)
 	char message[600];
 	bool ok;
 
-	fill_status(agent, &reply, &text, &ok, message, sizeof(message));
+	if (req != NULL && req->brief) {
+		xba__v1__agent_status_reply__init(&reply);
+		reply.node_id = (char *)agent->config->node_id;
+		uplink_status(agent->uplink, &reply);
+		fill_key_status(agent, &reply, &text);
+		ok = true;
+	} else {
+		fill_status(agent, &reply, &text, &ok, message, sizeof(message));
+	}
 	if (!ok) {
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "%s", message);
 		return;
@@ -1586,7 +1595,7 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 		handle_history(agent, peer, frame->ref, frame->history);
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY_STATUS:
-		handle_status(agent, peer, frame->ref);
+		handle_status(agent, peer, frame->ref, frame->status);
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY_TRACK:
 		handle_track(agent, peer, frame->ref, frame->track);
