@@ -1095,7 +1095,8 @@ table_track(struct local_client *c, struct receipt_table *t, const char *alert_i
 			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED && r->acknowledged_ms == 0) {
 				r->acknowledged_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
 				if (r->officer[0] == '\0')
-					snprintf(r->officer, sizeof(r->officer), "an officer");
+					snprintf(r->officer, sizeof(r->officer), "%s", rs->officer != NULL &&
+					    rs->officer[0] != '\0' ? rs->officer : "an officer");
 			}
 		}
 	}

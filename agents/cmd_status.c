@@ -267,15 +267,20 @@ cmd_track(int argc, char **argv)
 			jsonw_string(&w, "time", rs->time_ms ? clock_format_rfc3339(rs->time_ms, when, sizeof(when)) : "");
 			if (st == 5)
 				jsonw_string(&w, "reason", rs->reason);
+			if (st == 3)
+				jsonw_string(&w, "officer", rs->officer != NULL ? rs->officer : "");
 			jsonw_end(&w);
 		} else if (st == 5) {
 			printf("%-14s %-13s %-22s rule %s: REFUSED by its agent (%s): its officers do not have it\n",
 			    rs->node_id, states[st], rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
 			    rs->rule, rs->reason && rs->reason[0] ? display_clean(rs->reason, clean, sizeof(clean)) : "?");
 		} else {
-			printf("%-14s %-13s %-22s %s %s\n", rs->node_id, states[st],
+			printf("%-14s %-13s %-22s %s %s", rs->node_id, states[st],
 			    rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
 			    st == 4 ? "withheld by" : "rule", rs->rule);
+			if (st == 3 && rs->officer != NULL && rs->officer[0] != '\0')
+				printf(", by %s", display_clean(rs->officer, clean, sizeof(clean)));
+			putchar('\n');
 		}
 		if (st != 4)
 			routed++;

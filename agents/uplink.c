@@ -1189,6 +1189,7 @@ scrub_broker_text(Xba__V1__Frame *f)
 			syntax_scrub_controls(f->track_reply->recipients[i]->node_id);
 			syntax_scrub_controls(f->track_reply->recipients[i]->rule);
 			syntax_scrub_controls(f->track_reply->recipients[i]->reason);
+			syntax_scrub_controls(f->track_reply->recipients[i]->officer);
 		}
 		break;
 	default:

@@ -547,6 +547,7 @@ struct track_rows {
 	char (*nodes)[XBA_NODE_ID_MAX + 1];
 	char (*rules)[65];
 	char (*reasons)[65];
+	char (*officers)[129];
 };
 
 static int
@@ -556,7 +557,7 @@ track_row(void *ctx, const struct journal_track_row *r)
 
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 16;
-		void *rows = realloc(t->rows, cap * sizeof(*t->rows)), *nodes, *rules, *reasons;
+		void *rows = realloc(t->rows, cap * sizeof(*t->rows)), *nodes, *rules, *reasons, *officers;
 
 		if (rows == NULL)
 			return XBA_ENOMEM;
@@ -570,12 +571,16 @@ track_row(void *ctx, const struct journal_track_row *r)
 		if ((reasons = realloc(t->reasons, cap * sizeof(*t->reasons))) == NULL)
 			return XBA_ENOMEM;
 		t->reasons = reasons;
+		if ((officers = realloc(t->officers, cap * sizeof(*t->officers))) == NULL)
+			return XBA_ENOMEM;
+		t->officers = officers;
 		t->cap = cap;
 	}
 	xba__v1__recipient_state__init(&t->rows[t->n]);
 	snprintf(t->nodes[t->n], sizeof(t->nodes[0]), "%s", r->node_id);
 	snprintf(t->rules[t->n], sizeof(t->rules[0]), "%s", r->rule);
 	snprintf(t->reasons[t->n], sizeof(t->reasons[0]), "%s", r->reason);
+	snprintf(t->officers[t->n], sizeof(t->officers[0]), "%s", r->officer);
 	t->rows[t->n].state = (Xba__V1__DeliveryState)r->state; /* same numbering: 1 queued .. 5 refused */
 	t->rows[t->n].time_ms = r->time_ms;
 	t->n++;
@@ -604,6 +609,7 @@ track_handle(struct server *server, size_t node_index, const Xba__V1__TrackReque
 			t.rows[i].node_id = t.nodes[i];
 			t.rows[i].rule = t.rules[i];
 			t.rows[i].reason = t.reasons[i];
+			t.rows[i].officer = t.officers[i];
 			list[i] = &t.rows[i];
 		}
 		reply.result = XBA__V1__ERROR_CODE__OK;
@@ -619,4 +625,5 @@ track_handle(struct server *server, size_t node_index, const Xba__V1__TrackReque
 	free(t.nodes);
 	free(t.rules);
 	free(t.reasons);
+	free(t.officers);
 }

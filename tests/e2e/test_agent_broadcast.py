@@ -132,7 +132,11 @@ def main(t):
     res = agents["NER"].cli("track", bid, "--json")
     states = {j.get("node_id"): j.get("state") for j in res.json()}
     t.eq(states, {n: "acknowledged" for n in RECEIVERS}, "track --json at NER: every receiver acknowledged")
+    t.eq({j.get("node_id"): j.get("officer") for j in res.json()}, OFFICERS,
+         "... each with the officer who acknowledged it (before, track named nobody)")
     t.eq(res.rc, 0, "track exits 0")
+    res = agents["NER"].cli("track", bid)
+    t.check(f"by {OFFICERS['TCD']}" in res.out, "track (text): '..., by OFFICER'", res.out)
     s = agents["NER"].status() or {}
     t.check(s.get("outbox_depth") == 0 and s.get("link_up") is True, "status --json at NER: link up, outbox 0", str(s))
     acks_in = [e for e in agents["NER"].history("--limit", "100") if e.get("msg_type") == "ack"]
