@@ -447,6 +447,7 @@ cmd_watch(int argc, char **argv)
 		fprintf(stderr, "xba: watching (language %s); Ctrl-C to stop\n", display.language);
 	for (;;) {
 		Xba__V1__LocalFrame *ev = NULL;
+		bool again = false;          /* subscribe again: the agent restarted, or no longer serves this watch */
 		int64_t wake = state.say_down_at != 0 && !state.down_said && state.say_down_at < next_reminder
 		    ? state.say_down_at : next_reminder;
 		int64_t wait;
@@ -527,13 +528,7 @@ cmd_watch(int argc, char **argv)
 		} else if (rc == XBA_EPROTO) {
 			/* The agent restarted: subscribe again from the last alert shown, skipping what was shown. */
 			fprintf(stderr, "xba: watch: %s; subscribing again when it is back\n", err.msg);
-			if (resubscribe(c, &req, &f.filter, last_received_ms, &state, &err) != 0) {
-				local_client_free(c);
-				free(seen);
-				free(pending);
-				return cli_usage_error("watch: %s", err.msg);
-			}
-			last_frame_mono = clock_mono_ms();
+			again = true;
 		} else if (rc != 0 && rc != XBA_ENOTFOUND) {
 			local_client_free(c);
 			free(seen);
@@ -541,17 +536,21 @@ cmd_watch(int argc, char **argv)
 			return cli_usage_error("watch: %s", err.msg);
 		}
 		local_frame_free(ev);
-		if (clock_mono_ms() - last_frame_mono >= WATCH_CHECK_IDLE_MS) {
-			/* A quiet watch must mean a quiet region, not one the agent stopped serving. */
+		/* A quiet watch must mean a quiet region, not one the agent stopped serving. */
+		if (!again && clock_mono_ms() - last_frame_mono >= WATCH_CHECK_IDLE_MS) {
 			if (!still_served(c, &state)) {
 				fprintf(stderr, "xba: watch: the agent had stopped sending to this watch (it fell too far "
 				    "behind, or the agent restarted); subscribing again from the last alert shown\n");
-				if (resubscribe(c, &req, &f.filter, last_received_ms, &state, &err) != 0) {
-					local_client_free(c);
-					free(seen);
-					free(pending);
-					return cli_usage_error("watch: %s", err.msg);
-				}
+				again = true;
+			}
+			last_frame_mono = clock_mono_ms();
+		}
+		if (again) {
+			if (resubscribe(c, &req, &f.filter, last_received_ms, &state, &err) != 0) {
+				local_client_free(c);
+				free(seen);
+				free(pending);
+				return cli_usage_error("watch: %s", err.msg);
 			}
 			last_frame_mono = clock_mono_ms();
 		}
