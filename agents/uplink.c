@@ -1316,7 +1316,8 @@ broker_clock_heard(struct uplink *u, int64_t time_ms)
 {
 	int64_t offset;
 
-	if (time_ms <= 0)
+	/* The broker's word, bounded (before 2100) so that no sum with this machine's clock can overflow. */
+	if (time_ms <= 0 || time_ms > 4102444800000LL)
 		return;
 	u->broker_clock_known = true;
 	u->broker_clock_ms = time_ms;

@@ -139,6 +139,7 @@ struct inflight {
 #define EMERGENCY_BURST 50              /* emergencies a may_broadcast node may publish past its rate limit ... */
 #define EMERGENCY_PER_SECOND 5.0        /* ... and after that: a backlog of routine alerts must not hold them */
 #define NODE_CLOCK_WARN_MS 30000        /* a node's clock this far from the broker's is logged (node.clock_offset) */
+#define NODE_CLOCK_MAX_MS 4102444800000LL /* 2100-01-01: a node's clock said later than this is taken as this */
 #define NODE_LOG_BURST 100              /* log records a node's frames may cause at once ... */
 #define NODE_LOG_PER_SECOND 10.0        /* ... and after that; the rest are counted (event=log.suppressed) */
 

@@ -294,6 +294,9 @@ session_clock_heard(struct server *server, size_t node_index, int64_t time_ms)
 
 	if (time_ms <= 0)
 		return;
+	/* A node's word, bounded so that no sum of offsets and clocks can overflow (a century either way). */
+	if (time_ms > NODE_CLOCK_MAX_MS)
+		time_ms = NODE_CLOCK_MAX_MS;
 	offset = time_ms - clock_now_ms();
 	s->clock_known = true;
 	s->clock_offset_ms = offset;
