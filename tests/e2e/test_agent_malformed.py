@@ -167,6 +167,7 @@ def main(t):
     mark = lby.log_size()
     t.eq(lby.stop(), 0, "the agent stops cleanly")
     lby.start()
+    lby.wait_log(r"event=quarantine\.rechecked", t.t(10), since=mark)   # on the loop, once the agent is ready
     checked = lby.events("quarantine.rechecked", since=mark)
     t.check(len(checked) == 1 and checked[0].get("held") == "3" and checked[0].get("released") == "0",
             "at start-up the three broken deliveries are checked again and stay held", str(checked))

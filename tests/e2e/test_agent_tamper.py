@@ -188,6 +188,8 @@ def main(t):
     lby.write_region()
     mark = lby.log_size()
     lby.start()
+    # The start-up recheck runs on the loop, a batch a turn, once the agent is ready.
+    lby.wait_log(r"event=quarantine\.rechecked", t.t(10), since=mark)
     released = lby.events("alert.released", since=mark)
     t.check(len(released) == 1 and released[0].get("seq") == "7" and released[0].get("alert") == late.id and
             released[0].get("trigger") == "start",
