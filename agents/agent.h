@@ -231,9 +231,14 @@ void uplink_forget_peer(struct uplink *uplink, const struct local_peer *peer);
 /* Link fields of AgentStatusReply: link_up, link_since_ms, broker_id, rules_version, through_seq (strings are
  * borrowed from the uplink). */
 void uplink_status(const struct uplink *uplink, Xba__V1__AgentStatusReply *out);
-/* The broker's wall clock now, as estimated from what it last said (Welcome, Heartbeat) and this machine's
- * monotonic clock since; false when it never said (no session yet, or a broker that does not send it). */
+/* The region's wall clock now (the broker's, or its nodes' median while the broker doubts its own), as estimated
+ * from what the broker last said (Welcome, Heartbeat) and this machine's monotonic clock since; false when it
+ * never said (no session yet, or a broker that does not send it). */
 bool uplink_broker_now(const struct uplink *uplink, int64_t *broker_now_ms);
+/* The two clocks the broker judges by while it doubts its own (protocol §2.7): an expiry has passed only if it is
+ * before the earliest, a sent time is in the future only if it is after the latest.  Both the broker's clock when
+ * it does not doubt it; false as uplink_broker_now. */
+bool uplink_broker_window(const struct uplink *uplink, int64_t *earliest_ms, int64_t *latest_ms);
 /* Close the session (SIGTERM): nothing is in flight that the outbox and the cursor do not already cover. */
 void uplink_close(struct agent *agent);
 

@@ -163,10 +163,16 @@ resubscribe(struct local_client *c, Xba__V1__LocalFrame *req, Xba__V1__AlertFilt
 		filter->since_ms = last_received_ms;
 	if (local_client_request(c, req, &reply, 3600 * 1000, err) != 0)
 		return -1;
-	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
-		watch_status(state, reply->status_reply);
+	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
+		/* The agent's watches are all taken, say: asked again after the next quiet 15 s. */
+		fprintf(stderr, "xba: watch: could not subscribe again: %s; trying again shortly\n",
+		    reply->error->message);
+	} else {
+		if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
+			watch_status(state, reply->status_reply);
+		fprintf(stderr, "xba: watch: subscribed again\n");
+	}
 	local_frame_free(reply);
-	fprintf(stderr, "xba: watch: subscribed again\n");
 	return 0;
 }
 

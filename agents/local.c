@@ -582,13 +582,14 @@ static Xba__V1__ErrorCode
 check_broker_clock(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, const char **field,
     char *message, size_t size)
 {
-	int64_t broker_now;
+	int64_t broker_now, earliest, latest;
 	char span[40], when[40], broker_text[40];
 
-	if (!uplink_broker_now(agent->uplink, &broker_now))
+	if (!uplink_broker_now(agent->uplink, &broker_now) || !uplink_broker_window(agent->uplink, &earliest, &latest))
 		return 0;
 	clock_format_rfc3339(broker_now / 1000 * 1000, broker_text, sizeof(broker_text));
-	if (alert->sent_ms > broker_now + BROKER_SKEW_MS) {
+	/* Judged as the broker judges (protocol §2.7): by the later clock for sent, the earlier for expires. */
+	if (alert->sent_ms > latest + BROKER_SKEW_MS) {
 		*field = "sent";
 		snprintf(message, size, "this machine's clock is %s ahead of the broker's (the broker's reads %s): the "
 		    "broker would hold this alert, and every later one from here, until its clock reached %s. Fix this "
@@ -597,7 +598,7 @@ check_broker_clock(struct agent *agent, const Xba__V1__Alert *alert, int64_t now
 		    clock_format_rfc3339(alert->sent_ms, when, sizeof(when)));
 		return XBA__V1__ERROR_CODE__CLOCK_SKEW;
 	}
-	if (alert->expires_ms != 0 && alert->expires_ms <= broker_now) {
+	if (alert->expires_ms != 0 && alert->expires_ms <= earliest) {
 		*field = "expires";
 		snprintf(message, size, "%s has already passed by the broker's clock (%s), which is %s %s this "
 		    "machine's: the broker would refuse it for good (ALERT_EXPIRED). Fix this machine's clock (NTP) and "

@@ -34,6 +34,7 @@
 #define UPLINK_RELEASE_BATCH 256        /* releases reported in one DeliveryAck */
 #define UPLINK_RELEASE_REPEAT_MS (30LL * 86400 * 1000) /* releases of the last 30 days are reported again */
 #define UPLINK_CLOCK_WARN_MS 30000      /* broker heartbeat time this far from ours: warn the operator (§2.7) */
+#define UPLINK_CLOCK_MAX_MS 4102444800000LL /* 2100-01-01: a broker clock said later than this is ignored */
 #define UPLINK_MAXMSGSIZE (4 * 1024 * 1024) /* transport guard; never below 256 KiB + 1 KiB (§1.3) */
 
 enum uplink_state {
@@ -49,6 +50,7 @@ static const char *const state_names[] = { "waiting", "connecting", "hello-sent"
 struct inflight {
 	int64_t id;                              /* outbox row id = Publish.ref */
 	char alert_id[XBA_UUID_LEN + 1];
+	bool emergency;
 };
 
 /* A TrackRequest forwarded for a CLI. */
@@ -105,6 +107,7 @@ struct uplink {
 	 * clock so that the estimate survives a step of this machine's wall clock (an NTP fix): see uplink_broker_now. */
 	bool broker_clock_known;
 	int64_t broker_clock_ms, broker_clock_mono;
+	int64_t nodes_offset_ms;                 /* while the broker suspects its clock: its nodes' median minus it */
 	/* deliveries */
 	uint64_t through_seq;                    /* the cursor: durable, and what the last DeliveryAck said */
 	int64_t window;                          /* deliveries the broker may still send */
@@ -114,6 +117,7 @@ struct uplink {
 	int64_t last_sent_id;                    /* highest outbox id sent on this session */
 	int64_t last_early_id;                   /* highest emergency sent ahead of the queue since then */
 	bool paused;                             /* a transient refusal: send nothing until resume_mono */
+	bool paused_by_emergency;                /* ... of an emergency: later emergencies wait behind it too */
 	struct {                                 /* the alert the outbox waits behind, for xba status ("" = none) */
 		char alert_id[40];
 		Xba__V1__ErrorCode code;
@@ -448,6 +452,7 @@ send_row(struct agent *agent, const struct store_row *row)
 		return false;
 	}
 	u->inflight[u->n_inflight].id = row->id;
+	u->inflight[u->n_inflight].emergency = row->emergency;
 	snprintf(u->inflight[u->n_inflight].alert_id, sizeof(u->inflight[0].alert_id), "%.36s", row->alert_id);
 	u->n_inflight++;
 	log_debug("event=alert.sent alert=%s ref=%lld", row->alert_id, (long long)row->id);
@@ -469,7 +474,9 @@ pump_outbox(struct agent *agent)
 	struct store_row row;
 	int rc;
 
-	while (u->state == UPLINK_UP && u->n_inflight < UPLINK_MAX_INFLIGHT && u->drop_reason == NULL) {
+	/* Behind a refused emergency, the others wait too: one country's emergencies keep their order. */
+	while (u->state == UPLINK_UP && u->n_inflight < UPLINK_MAX_INFLIGHT && u->drop_reason == NULL &&
+	    !(u->paused && u->paused_by_emergency)) {
 		int64_t after = u->last_early_id > u->last_sent_id ? u->last_early_id : u->last_sent_id;
 		bool ok;
 
@@ -563,6 +570,10 @@ pause_publishing(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCo
 						     "to the broker's region.yaml\""
 	    : code == XBA__V1__ERROR_CODE__CLOCK_SKEW ? " action=\"fix this machine's clock (NTP)\""
 						  : "");
+	if (!u->paused)
+		u->paused_by_emergency = false;
+	if (p->emergency)
+		u->paused_by_emergency = true;
 	u->paused = true;
 	u->resume_mono = 0;
 	if (strcmp(u->held_behind.alert_id, p->alert_id) != 0 || u->held_behind.code != code) {
@@ -626,15 +637,16 @@ reseal_ahead(struct agent *agent)
 {
 	struct xba_error err = { 0 };
 	struct store_row row;
-	int64_t broker_now, now = clock_now_ms(), after = 0;
+	int64_t broker_now, earliest, latest, now = clock_now_ms(), after = 0;
 	unsigned resealed = 0;
 
-	if (!uplink_broker_now(agent->uplink, &broker_now) || now > broker_now + UPLINK_CLOCK_WARN_MS ||
-	    now < broker_now - UPLINK_CLOCK_WARN_MS || ensure_transaction(agent) != 0)
+	if (!uplink_broker_now(agent->uplink, &broker_now) || !uplink_broker_window(agent->uplink, &earliest, &latest) ||
+	    now > broker_now + UPLINK_CLOCK_WARN_MS || now < broker_now - UPLINK_CLOCK_WARN_MS ||
+	    ensure_transaction(agent) != 0)
 		return;
 	while (store_outbox_next(agent->store, after, &row, &err) == 0) {
 		after = row.id;
-		if (row.sent_ms > broker_now + UPLINK_CLOCK_WARN_MS)
+		if (row.sent_ms > latest + UPLINK_CLOCK_WARN_MS)
 			resealed += reseal_row(agent, &row, now);
 		store_row_clear(&row);
 	}
@@ -1310,19 +1322,22 @@ handle_error(struct agent *agent, const Xba__V1__Error *e)
 	}
 }
 
-/* The broker said its wall clock reads time_ms (0: a broker that does not say).  Warned once a session. */
+/* The broker said its wall clock reads time_ms (0: a broker that does not say), and how far its nodes' median is
+ * from it.  Warned once a session, against the region's clock (the broker's, or its nodes' when it doubts its own). */
 static void
-broker_clock_heard(struct uplink *u, int64_t time_ms)
+broker_clock_heard(struct uplink *u, int64_t time_ms, int64_t nodes_offset_ms)
 {
 	int64_t offset;
 
-	/* The broker's word, bounded (before 2100) so that no sum with this machine's clock can overflow. */
-	if (time_ms <= 0 || time_ms > 4102444800000LL)
+	/* The broker's word, bounded (before 2100, a century either way) so that no sum can overflow. */
+	if (time_ms <= 0 || time_ms > UPLINK_CLOCK_MAX_MS || nodes_offset_ms > UPLINK_CLOCK_MAX_MS ||
+	    nodes_offset_ms < -UPLINK_CLOCK_MAX_MS)
 		return;
 	u->broker_clock_known = true;
 	u->broker_clock_ms = time_ms;
 	u->broker_clock_mono = clock_mono_ms();
-	offset = time_ms - clock_now_ms();
+	u->nodes_offset_ms = nodes_offset_ms;
+	offset = time_ms + nodes_offset_ms - clock_now_ms();
 	if ((offset > UPLINK_CLOCK_WARN_MS || offset < -UPLINK_CLOCK_WARN_MS) && !u->clock_warned) {
 		log_warnx("event=clock.offset offset_ms=%lld action=\"%s\"", (long long)offset, offset > 0
 		    ? "this machine's clock is behind the broker's: fix it (NTP); its alerts read as old news, and an "
@@ -1338,7 +1353,20 @@ uplink_broker_now(const struct uplink *u, int64_t *broker_now_ms)
 {
 	if (u == NULL || !u->broker_clock_known)
 		return false;
-	*broker_now_ms = u->broker_clock_ms + (clock_mono_ms() - u->broker_clock_mono);
+	*broker_now_ms = u->broker_clock_ms + u->nodes_offset_ms + (clock_mono_ms() - u->broker_clock_mono);
+	return true;
+}
+
+bool
+uplink_broker_window(const struct uplink *u, int64_t *earliest_ms, int64_t *latest_ms)
+{
+	int64_t raw;
+
+	if (u == NULL || !u->broker_clock_known)
+		return false;
+	raw = u->broker_clock_ms + (clock_mono_ms() - u->broker_clock_mono);
+	*earliest_ms = u->nodes_offset_ms < 0 ? raw + u->nodes_offset_ms : raw;
+	*latest_ms = u->nodes_offset_ms > 0 ? raw + u->nodes_offset_ms : raw;
 	return true;
 }
 
@@ -1370,7 +1398,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 		if (!isxdigit((unsigned char)*c))
 			*c = '?';
 	u->clock_warned = false;
-	broker_clock_heard(u, w->time_ms);
+	broker_clock_heard(u, w->time_ms, w->nodes_offset_ms);
 	u->report_releases = true; /* any the last session did not get to */
 	u->repeat_releases = true; /* and those it may have lost */
 	u->n_inflight = 0;
@@ -1416,7 +1444,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 static void
 handle_heartbeat(struct agent *agent, const Xba__V1__Heartbeat *hb)
 {
-	broker_clock_heard(agent->uplink, hb->time_ms);
+	broker_clock_heard(agent->uplink, hb->time_ms, hb->nodes_offset_ms);
 }
 
 static void

@@ -143,6 +143,14 @@ struct inflight {
 #define NODE_LOG_BURST 100              /* log records a node's frames may cause at once ... */
 #define NODE_LOG_PER_SECOND 10.0        /* ... and after that; the rest are counted (event=log.suppressed) */
 
+/* An ordered session holding its publishes of one class behind the earliest one refused for now. */
+struct order_hold {
+	bool on;                                /* holding: only alert is handled, the rest of its class refused code */
+	char alert[XBA_UUID_LEN + 1];           /* the earliest publish refused transiently, to be sent again first */
+	uint64_t ref, count;                    /* its ref (named to the node); publishes refused behind it */
+	Xba__V1__ErrorCode code;
+};
+
 struct session {
 	bool up;                                /* Welcome sent on the current connection */
 	uint8_t routing_id[ROUTING_ID_MAX];     /* ROUTER identity of the current connection */
@@ -158,10 +166,9 @@ struct session {
 	bool deliver_batches;                   /* Hello.deliver_batches: send a pass's deliveries as one frame */
 	uint64_t sent_through;                  /* highest ordinary seq put in flight this session (sent in order) */
 	bool ordered_publishes;                 /* Hello.ordered_publishes: hold publishes behind a transient refusal */
-	bool held;                              /* holding: only held_alert is handled, the rest refused held_code */
-	char held_alert[XBA_UUID_LEN + 1];      /* the earliest publish refused transiently, to be sent again first */
-	uint64_t held_ref, held_count;          /* its ref (named to the node); publishes refused behind it */
-	Xba__V1__ErrorCode held_code;
+	/* Ordered publishes (docs/protocol.md §2.3 "Order"), in two classes: routine alerts wait behind a routine alert
+	 * refused for now, emergencies behind an emergency; an emergency never waits behind routine traffic. */
+	struct order_hold hold, emergency_hold;
 	struct clock_bucket publishes;          /* rate_per_second, rate_burst */
 	struct clock_bucket emergencies;        /* EMERGENCY_*: a may_broadcast node's emergencies past that limit */
 	struct clock_bucket hellos;             /* HELLO_BURST, HELLO_PER_SECOND */
@@ -186,6 +193,7 @@ struct held_frame {
 	char *note;                             /* RECEIPT: the acknowledging officer's note; owned, may be NULL */
 	int64_t time_ms;
 	bool duplicate;                         /* PUBLISH_ACK: DUPLICATE of an alert in the same transaction */
+	bool emergency;                         /* PUBLISH_ACK: of an emergency (its class of ordered publishes) */
 };
 
 /* What the loop did since the last broker.stats record (server.c), for operators: load, batching, and whether
@@ -270,7 +278,7 @@ bool publish_rate_allows(struct server *server, size_t node_index, const Xba__V1
  * it (docs/protocol.md §2.3 "Order").  replace: it arrived before the alert held now (a failed commit refuses
  * publishes that arrived before the refusal that set the hold). */
 void publish_hold(struct server *server, size_t node_index, uint64_t ref, const char *alert_id,
-    Xba__V1__ErrorCode code, bool replace);
+    Xba__V1__ErrorCode code, bool replace, bool emergency);
 /* verified: the envelope opened by the pool, or NULL when publish_rate_allows() said no. */
 void publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish *publish,
     const struct verify_job *verified);

@@ -27,6 +27,23 @@
  * those later publishes, refused only because of the hold; it is logged at info, since the refusal that caused
  * it was a warning already (publish.held) and a disk-full minute would otherwise read as dozens of failures.
  */
+/* Does the alert inside claim to be an emergency?  Unverified: read only where a wrong answer costs its sender
+ * alone (which budget refuses it, what a hold behind it lets pass). */
+static bool
+publish_claims_emergency(const Xba__V1__Publish *publish)
+{
+	Xba__V1__Alert *alert;
+	bool emergency;
+
+	if (publish->envelope == NULL)
+		return false;
+	alert = xba__v1__alert__unpack(NULL, publish->envelope->alert.len, publish->envelope->alert.data);
+	emergency = alert != NULL && alert->emergency;
+	if (alert != NULL)
+		xba__v1__alert__free_unpacked(alert, NULL);
+	return emergency;
+}
+
 static void
 answer_refusal(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
     Xba__V1__ErrorCode code, const char *field, uint64_t seq, uint32_t recipients, bool held, const char *fmt,
@@ -73,15 +90,15 @@ answer_refusal(struct server *server, size_t node_index, const Xba__V1__Publish 
 		    : "-", log_quote(quoted, sizeof(quoted), message));
 	}
 	server_send(server, node_index, &frame);
-	if (frame_error_code_transient(code) && server->sessions[node_index].ordered_publishes &&
-	    !server->sessions[node_index].held) {
+	if (frame_error_code_transient(code) && server->sessions[node_index].ordered_publishes && !held) {
 		char claimed[XBA_UUID_LEN + 1];
 
 		/* Refused before the alert was decoded (rate limit, unknown key): the id its bytes claim names it well
 		 * enough to recognise the same bytes sent again, and a node that lies about it holds up only itself. */
 		if (alert_id == NULL || alert_id[0] == '\0')
 			envelope_claimed_id(publish->envelope, claimed);
-		publish_hold(server, node_index, publish->ref, alert_id && alert_id[0] ? alert_id : claimed, code, false);
+		publish_hold(server, node_index, publish->ref, alert_id && alert_id[0] ? alert_id : claimed, code, false,
+		    publish_claims_emergency(publish));
 	}
 }
 
@@ -118,24 +135,26 @@ refuse_held(struct server *server, size_t node_index, const Xba__V1__Publish *pu
 
 void
 publish_hold(struct server *server, size_t node_index, uint64_t ref, const char *alert_id, Xba__V1__ErrorCode code,
-    bool replace)
+    bool replace, bool emergency)
 {
 	struct session *s = &server->sessions[node_index];
+	struct order_hold *h = emergency ? &s->emergency_hold : &s->hold;
 
 	if (!s->ordered_publishes || alert_id == NULL || alert_id[0] == '\0')
 		return; /* an alert that names no id is refused for good when it comes again: nothing to wait for */
-	if (s->held && !replace)
+	if (h->on && !replace)
 		return;
-	if (!s->held || strcmp(s->held_alert, alert_id) != 0)
-		log_warnx("event=publish.held node=%s alert=%s ref=%llu code=%s reason=\"the node's later publishes wait "
+	if (!h->on || strcmp(h->alert, alert_id) != 0)
+		log_warnx("event=publish.held node=%s alert=%s ref=%llu code=%s class=%s reason=\"the node's later %s wait "
 			  "until this one is sent again\"",
-		    server->dir->nodes[node_index].id, alert_id, (unsigned long long)ref, frame_error_code_name(code));
-	if (!s->held)
-		s->held_count = 0;
-	s->held = true;
-	snprintf(s->held_alert, sizeof(s->held_alert), "%s", alert_id);
-	s->held_ref = ref;
-	s->held_code = code;
+		    server->dir->nodes[node_index].id, alert_id, (unsigned long long)ref, frame_error_code_name(code),
+		    emergency ? "emergency" : "routine", emergency ? "emergencies" : "routine publishes");
+	if (!h->on)
+		h->count = 0;
+	h->on = true;
+	snprintf(h->alert, sizeof(h->alert), "%s", alert_id);
+	h->ref = ref;
+	h->code = code;
 }
 
 /*
@@ -148,41 +167,43 @@ refused_by_hold(struct server *server, size_t node_index, const Xba__V1__Publish
     const struct verify_job *verified)
 {
 	struct session *s = &server->sessions[node_index];
+	const Xba__V1__Alert *alert = verified != NULL ? verified->opened.alert : NULL;
+	/* An emergency waits only behind an emergency: it goes ahead of queued traffic, and one country's
+	 * emergencies (an update after the alert it changes) keep their order.  Unverified, it is taken as routine. */
+	struct order_hold *h = alert != NULL && alert->emergency ? &s->emergency_hold : &s->hold;
 	char claimed[XBA_UUID_LEN + 1];
 	const char *id;
 
-	if (!s->held)
+	if (!h->on)
 		return false;
-	/* An emergency is not held behind a routine alert refused for now: it goes ahead of queued traffic. */
-	if (verified != NULL && verified->opened.alert != NULL && verified->opened.alert->emergency)
-		return false;
-	if (verified != NULL && verified->opened.alert != NULL && verified->opened.alert->id != NULL) {
-		id = verified->opened.alert->id;
+	if (alert != NULL && alert->id != NULL) {
+		id = alert->id;
 	} else {
 		envelope_claimed_id(publish->envelope, claimed);
 		id = claimed;
 	}
-	if (strcmp(id, s->held_alert) == 0) {
+	if (strcmp(id, h->alert) == 0) {
 		log_info("event=publish.resumed node=%s alert=%s held=%llu", server->dir->nodes[node_index].id, id,
-		    (unsigned long long)s->held_count);
-		s->held = false;
+		    (unsigned long long)h->count);
+		h->on = false;
 		return false;
 	}
-	s->held_count++;
-	refuse_held(server, node_index, publish, id, s->held_code,
+	h->count++;
+	refuse_held(server, node_index, publish, id, h->code,
 	    "held: this node's publish ref %llu (alert %s) was refused %s; resend it first, so that this node's alerts "
 	    "stay in order",
-	    (unsigned long long)s->held_ref, s->held_alert, frame_error_code_name(s->held_code));
+	    (unsigned long long)h->ref, h->alert, frame_error_code_name(h->code));
 	return true;
 }
 
 /* Hold the PublishAck of a journaled alert until the commit (server.c): OK for one journaled now, DUPLICATE for
  * a resend of one journaled earlier in the same transaction. */
 static void
-hold_ack(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const char *alert_id,
+hold_ack(struct server *server, size_t node_index, const Xba__V1__Publish *publish, const Xba__V1__Alert *alert,
     uint64_t seq, uint32_t recipients, bool duplicate)
 {
 	struct held_frame h = { 0 };
+	const char *alert_id = alert->id;
 
 	h.node_index = node_index;
 	h.kind = XBA__V1__FRAME__BODY_PUBLISH_ACK;
@@ -190,6 +211,7 @@ hold_ack(struct server *server, size_t node_index, const Xba__V1__Publish *publi
 	h.ref = publish->ref;
 	h.seq = seq;
 	h.recipients = recipients;
+	h.emergency = alert->emergency;
 	snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert_id);
 	if (server_hold(server, &h) != 0)
 		log_warnx("event=broker.error reason=\"out of memory holding an ack\" alert=%s", alert_id);
@@ -217,18 +239,11 @@ bool
 publish_rate_allows(struct server *server, size_t node_index, const Xba__V1__Publish *publish)
 {
 	struct session *s = &server->sessions[node_index];
-	Xba__V1__Alert *alert;
-	bool emergency;
 
 	if (clock_bucket_take(&s->publishes, (double)server->config->rate_per_second, (double)server->config->rate_burst))
 		return true;
-	if (!server->dir->nodes[node_index].may_broadcast || publish->envelope == NULL)
-		return false;
-	alert = xba__v1__alert__unpack(NULL, publish->envelope->alert.len, publish->envelope->alert.data);
-	emergency = alert != NULL && alert->emergency;
-	if (alert != NULL)
-		xba__v1__alert__free_unpacked(alert, NULL);
-	return emergency && clock_bucket_take(&s->emergencies, EMERGENCY_PER_SECOND, EMERGENCY_BURST);
+	return server->dir->nodes[node_index].may_broadcast && publish_claims_emergency(publish) &&
+	    clock_bucket_take(&s->emergencies, EMERGENCY_PER_SECOND, EMERGENCY_BURST);
 }
 
 /* journal_track walker: was the alert routed to node_id (a recipient in any state, not withheld)? */
@@ -382,7 +397,7 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		if (memcmp(digest, known.envelope_sha256, sizeof(digest)) == 0 && known.seq > server->committed_head) {
 			/* The original is in this very transaction, which may still fail: DUPLICATE tells the node to
 			 * delete the alert from its outbox, so it waits for the commit like the original's OK. */
-			hold_ack(server, node_index, publish, alert->id, known.seq, known.recipients, true);
+			hold_ack(server, node_index, publish, alert, known.seq, known.recipients, true);
 		} else if (memcmp(digest, known.envelope_sha256, sizeof(digest)) == 0)
 			refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__DUPLICATE, NULL, known.seq,
 			    known.recipients, "already journaled as seq %llu", (unsigned long long)known.seq);
@@ -532,7 +547,7 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 			server->sessions[route.recipients[i].node_index].wants_delivery = true;
 		if (entry.emergency)
 			server->emergency_in_pass = true;
-		hold_ack(server, node_index, publish, alert->id, seq, (uint32_t)route.n_recipients, false);
+		hold_ack(server, node_index, publish, alert, seq, (uint32_t)route.n_recipients, false);
 	}
 done:
 	route_clear(&route);

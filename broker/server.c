@@ -208,14 +208,6 @@ session_drop(struct server *server, size_t node_index, const char *reason)
 	s->credit = 0;
 }
 
-/* What the broker tells its nodes its clock reads (Welcome, Heartbeat), for their own checks before they queue an
- * alert: its clock, or, while its nodes' clocks disagree with it (broker.clock_suspect), the median of theirs.  A
- * node whose clock agrees with the others is then never told to fix it because the broker's is wrong. */
-static int64_t
-server_region_now(const struct server *server, int64_t broker_now)
-{
-	return server->nodes_clock_known ? broker_now + server->nodes_clock_offset_ms : broker_now;
-}
 
 int64_t
 server_now_earliest(const struct server *server, int64_t broker_now)
@@ -387,7 +379,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	s->deliver_batches = hello->deliver_batches;
 	s->sent_through = 0; /* nothing in flight on this connection: the pending read starts at the queue's head */
 	s->ordered_publishes = hello->ordered_publishes;
-	s->held = false;     /* a new session resends its outbox from the oldest entry */
+	s->hold.on = s->emergency_hold.on = false; /* a new session resends its outbox from the oldest entry */
 	s->clock_known = s->clock_warned = false;
 	session_clock_heard(server, node_index, hello->time_ms);
 
@@ -397,7 +389,8 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	welcome.heartbeat_ms = (uint32_t)server->config->heartbeat_ms;
 	welcome.max_frame_bytes = (uint32_t)server->config->max_frame_bytes;
 	welcome.rules_version = (char *)rules_version(server->rules);
-	welcome.time_ms = server_region_now(server, clock_now_ms());
+	welcome.time_ms = clock_now_ms();
+	welcome.nodes_offset_ms = server->nodes_clock_known ? server->nodes_clock_offset_ms : 0;
 	frame.body_case = XBA__V1__FRAME__BODY_WELCOME;
 	frame.welcome = &welcome;
 	server_send(server, node_index, &frame);
@@ -514,12 +507,14 @@ release_held(struct server *server, bool committed)
 
 				for (size_t k = 0; k < i && first_of_node; k++)
 					first_of_node = server->held[k].kind != XBA__V1__FRAME__BODY_PUBLISH_ACK ||
-					    server->held[k].node_index != h->node_index;
-				/* The node's earliest publish in the failed transaction arrived before any refusal that
-				 * set a hold during it (a hold refuses everything after it), so it is the one to wait for. */
+					    server->held[k].node_index != h->node_index ||
+					    server->held[k].emergency != h->emergency;
+				/* The node's earliest publish of its class in the failed transaction arrived before any
+				 * refusal that set that class's hold during it (a hold refuses everything after it), so it
+				 * is the one to wait for. */
 				if (first_of_node)
 					publish_hold(server, h->node_index, h->ref, h->alert_id,
-					    XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, true);
+					    XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, true, h->emergency);
 				ack.result = XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE;
 				ack.message = "the broker could not store the alert durably; it is not accepted, retry later";
 				log_warnx("event=alert.rejected node=%s alert=%s code=JOURNAL_UNAVAILABLE "
@@ -963,7 +958,8 @@ heartbeats(struct server *server)
 			Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
 			Xba__V1__Heartbeat hb = XBA__V1__HEARTBEAT__INIT;
 
-			hb.time_ms = server_region_now(server, clock_now_ms());
+			hb.time_ms = clock_now_ms();
+			hb.nodes_offset_ms = server->nodes_clock_known ? server->nodes_clock_offset_ms : 0;
 			frame.body_case = XBA__V1__FRAME__BODY_HEARTBEAT;
 			frame.heartbeat = &hb;
 			server_send(server, i, &frame);

@@ -65,6 +65,36 @@ def main(t):
     t.check(order == list(range(BACKLOG)), f"... and all {BACKLOG} routine alerts arrive, in order",
             str(order[:10]) + "..." + str(order[-5:]))
 
+    # Emergencies keep their order among themselves: 70 queued while the broker is down go past both budgets (the
+    # rate limit's 10 and the emergency budget's 50), the rest are refused RATE_LIMITED, and one more broadcast
+    # then must not overtake them (it did: the agent sent it at once, the broker let it past the hold).  The agent's
+    # publishing backoff as deployed (deploy/agent.yaml): the pause behind the refusal is long enough to overtake.
+    ner.stop()
+    ner.write_config(reconnect_min_ms=1000, reconnect_max_ms=15000)
+    ner.start(link=True)
+    broker.stop()
+    for i in range(70):
+        ner.cli("broadcast", "--category", "search-and-rescue", "--headline", f"Urgence {i}", timeout=0.3)
+    mark = ner.log_size()
+    broker.start()
+    ner.wait_link(t.t(30), since=mark)
+    t.check(ner.wait_log(r"event=alert\.deferred .*code=RATE_LIMITED", t.t(20), since=mark) is not None,
+            "70 queued emergencies: those past both budgets are refused RATE_LIMITED", "")
+    time.sleep(1.0)                                   # the emergency budget refills a few
+    ner.cli("broadcast", "--category", "search-and-rescue", "--headline", "Urgence 70", timeout=1)
+    end = time.monotonic() + t.t(60)
+    got = []
+    while time.monotonic() < end and len(got) < 71:
+        got = sorted((e.get("seq", 0), int(repr(e).split("Urgence ")[1].split("'")[0].split('"')[0]))
+                     for e in tcd.history("--limit", "500") or [] if "Urgence " in repr(e))
+        time.sleep(0.5)
+    order = [n for _, n in got]
+    t.check(order == list(range(71)), "... and all 71 reach TCD in the order NER's officers sent them",
+            f"first out of order at {next((i for i, v in enumerate(order) if v != i), None)}: {order[55:]}")
+    ner.stop()
+    ner.write_config(reconnect_min_ms=100, reconnect_max_ms=1000)
+    ner.start(link=True)
+
     # `broadcast --wait --timeout 45` with the broker down for 33 s: before, it gave up on the broker after 30 s
     # (exit 3, no table) and nobody followed the broadcast when it went out; --timeout now covers that wait too.
     broker.stop()

@@ -173,6 +173,34 @@ def broker_behind(t, region):
         p.stop()
 
 
+def lying_majority(t, region):
+    """Two of the three nodes that say their clock say 2000-01-01 (a hostile member and a dead clock battery): the
+    broker doubts its own clock, but judges sent times by the later clock, so an alert from DZA (right clock) is
+    accepted; DZA's agent, told both clocks, must judge the same way rather than refuse its officers' alerts.
+    Then they say the largest int64: nothing overflows (the sanitizer builds run this too), nobody is refused."""
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-liars").start()
+    dza = x.Agent(t, region, "DZA", broker, name="DZA-liars").start(link=True)
+    for fake in (946684800000, 2 ** 63 - 1):
+        net = x.Net(t)
+        mark, dmark = broker.log_size(), dza.log_size()
+        liars = [net.node(region, n, broker, clock=lambda f=fake: f) for n in ("LBY", "TCD")]
+        net.connect_all(liars)
+        if fake < 2 ** 62:
+            t.check(broker.wait_log(r"event=broker\.clock_suspect", t.t(15), since=mark) is not None,
+                    "two of three nodes say 2000-01-01: broker.clock_suspect", broker.log_text(mark)[-800:])
+        net.sleep(1.5)                                # the Heartbeat that tells DZA's agent
+        r = dza.cli("send", "--category", "smuggling", "--severity", "minor", "--headline",
+                    f"Horloge juste, voisins faux ({fake})", "--wait", "10")
+        t.check(r.rc == 0 and "accepted by the broker" in r.out,
+                f"DZA (right clock) still sends while two nodes say {fake}: accepted, not refused by its own agent",
+                repr(r))
+        t.check(broker.alive() and dza.alive(), "... broker and agent alive", "")
+        net.close()
+        broker.wait_log(r"event=broker\.clock_agrees|event=node\.disconnected", t.t(10), since=mark)
+    for p in (dza, broker):
+        p.stop()
+
+
 def agent_ahead(t, region):
     broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-agent-ahead").start()
     tcd = x.Agent(t, region, "TCD", broker, name="TCD-agent-ahead").start(link=True)
@@ -238,6 +266,7 @@ def main(t):
     broker_step_back(t, region)
     broker_ahead(t, region)
     broker_behind(t, region)
+    lying_majority(t, region)
     agent_ahead(t, region)
     agent_behind(t, region)
 

@@ -915,8 +915,9 @@ class Node:
     def __init__(self, net, region, node_id, broker, credit=64, auto_ack=True, auto_credit=True,
                  auto_reconnect=True, max_inflight=32, curve_secret=None, retry_transient=False,
                  hello_node_id=None, auto_hello=True, heartbeats=True, deliver_batches=True,
-                 ordered_publishes=False):
+                 ordered_publishes=False, clock=None):
         self.net = net
+        self.clock = clock or now_ms        # the wall clock it says it has (Hello.time_ms, Heartbeat.time_ms)
         self.t = net.t
         self.region = region
         self.id = node_id
@@ -1056,7 +1057,7 @@ class Node:
                                  resume_after=self.through_seq,
                                  credit=self.initial_credit, software="xbatest.py 0.1",
                                  deliver_batches=self.deliver_batches,
-                                 ordered_publishes=self.ordered_publishes))
+                                 ordered_publishes=self.ordered_publishes, time_ms=self.clock()))
         self.state = "hello"
         self.hello_at = time.monotonic()
 
@@ -1202,7 +1203,7 @@ class Node:
             self._lost(f"broker silent for 3 x {self.hb_ms} ms")
             return
         if self.heartbeats and (now - self.last_sent) * 1000 >= self.hb_ms * 0.5:
-            self.send(heartbeat=pb.Heartbeat(time_ms=now_ms()))
+            self.send(heartbeat=pb.Heartbeat(time_ms=self.clock()))
         self._flush_outbox()
 
     # -- receiving API --
