@@ -208,19 +208,20 @@ session_drop(struct server *server, size_t node_index, const char *reason)
 	s->credit = 0;
 }
 
-
 int64_t
 server_now_earliest(const struct server *server, int64_t broker_now)
 {
-	return server->nodes_clock_known && server->nodes_clock_offset_ms < 0 ? broker_now + server->nodes_clock_offset_ms
-									  : broker_now;
+	int64_t offset = server->nodes_clock_known ? server->nodes_clock_offset_ms : 0;
+
+	return offset < 0 ? broker_now + offset : broker_now;
 }
 
 int64_t
 server_now_latest(const struct server *server, int64_t broker_now)
 {
-	return server->nodes_clock_known && server->nodes_clock_offset_ms > 0 ? broker_now + server->nodes_clock_offset_ms
-									  : broker_now;
+	int64_t offset = server->nodes_clock_known ? server->nodes_clock_offset_ms : 0;
+
+	return offset > 0 ? broker_now + offset : broker_now;
 }
 
 static int
