@@ -1060,47 +1060,58 @@ table_draw(struct receipt_table *t)
 	fflush(stdout);
 }
 
-/* Refresh the table from the broker's record (covers receipts sent before we listened). */
-static void
+/* Refresh the table from the broker's record (covers receipts sent before we listened); true when that changed
+ * something in it. */
+static bool
 table_track(struct local_client *c, struct receipt_table *t, const char *alert_id)
 {
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
 	Xba__V1__TrackRequest track = XBA__V1__TRACK_REQUEST__INIT;
 	struct xba_error err = { 0 };
+	bool changed = false;
 
 	track.alert_id = (char *)alert_id;
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK;
 	req.track = &track;
 	if (local_client_request(c, &req, &reply, REQUEST_TIMEOUT_MS, &err) != 0)
-		return;
+		return false;
 	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_TRACK_REPLY &&
 	    reply->track_reply->result == XBA__V1__ERROR_CODE__OK) {
 		for (size_t i = 0; i < reply->track_reply->n_recipients; i++) {
 			const Xba__V1__RecipientState *rs = reply->track_reply->recipients[i];
+			bool withheld = rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_WITHHELD;
+			size_t rows = t->n;
 			struct node_receipt *r;
 
 			if ((r = table_row(t, rs->node_id)) == NULL)
 				continue;
-			r->withheld = rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_WITHHELD;
+			changed = changed || t->n != rows || r->withheld != withheld;
+			r->withheld = withheld;
 			if (r->withheld)
 				continue;
-			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_REFUSED && r->delivered_ms == 0) {
+			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_REFUSED && r->delivered_ms == 0 &&
+			    r->refused_ms == 0) {
 				r->refused_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
 				snprintf(r->reason, sizeof(r->reason), "%s", rs->reason ? rs->reason : "");
+				changed = true;
 			}
 			if ((rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED ||
 				rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED) &&
-			    r->delivered_ms == 0)
+			    r->delivered_ms == 0) {
 				r->delivered_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
+				changed = true;
+			}
 			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED && r->acknowledged_ms == 0) {
 				r->acknowledged_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
 				if (r->officer[0] == '\0')
 					snprintf(r->officer, sizeof(r->officer), "%s", rs->officer != NULL &&
 					    rs->officer[0] != '\0' ? rs->officer : "an officer");
+				changed = true;
 			}
 		}
 	}
 	local_frame_free(reply);
+	return changed;
 }
 
 static void
@@ -1267,15 +1278,8 @@ cmd_broadcast(int argc, char **argv)
 			local_frame_free(ev);
 		}
 		if (clock_mono_ms() >= next_track) {
-			struct receipt_table *before = malloc(sizeof(*before));
-
 			/* Redrawn only when the broker's record changed something: in a log file, one table per change. */
-			if (before != NULL)
-				memcpy(before, &table, sizeof(table));
-			table_track(c, &table, alert_id);
-			changed = changed || before == NULL || memcmp(before->rows, table.rows, sizeof(table.rows)) != 0 ||
-			    before->n != table.n;
-			free(before);
+			changed = table_track(c, &table, alert_id) || changed;
 			next_track = clock_mono_ms() + 5000;
 		}
 		if (changed)

@@ -163,8 +163,8 @@ recheck_some(struct recheck *rc, struct xba_error *err)
 		if (status != 0)
 			break;
 	}
-	if (status == 0)
-		return batch_finish(rc, err) != 0 ? err->code != 0 ? err->code : XBA_EIO : 1;
+	if (status == 0 && (status = batch_finish(rc, err)) == 0)
+		return 1;
 	if (rc->n > 0) {
 		store_rollback(agent->store);
 		batch_clear(rc);
