@@ -235,6 +235,14 @@ void uplink_status(const struct uplink *uplink, Xba__V1__AgentStatusReply *out);
  * from what the broker last said (Welcome, Heartbeat) and this machine's monotonic clock since; false when it
  * never said (no session yet, or a broker that does not send it). */
 bool uplink_broker_now(const struct uplink *uplink, int64_t *broker_now_ms);
+/*
+ * The time an alert or acknowledgement sealed here now says it was written: this machine's clock, unless the
+ * broker has said the region's and this machine's is more than 30 s from it (from both the broker's and the nodes'
+ * median, while the broker doubts its own); then the region's.  A country whose
+ * server clock is wrong (no NTP, a dead CMOS battery) must still be able to send, and its neighbours must not read
+ * a fresh emergency as hours old, or have its expiry refused as passed (protocol §2.7).
+ */
+int64_t uplink_signing_now(const struct uplink *uplink);
 /* The two clocks the broker judges by while it doubts its own (protocol §2.7): an expiry has passed only if it is
  * before the earliest, a sent time is in the future only if it is after the latest.  Both the broker's clock when
  * it does not doubt it; false as uplink_broker_now. */

@@ -35,10 +35,11 @@ int cmd_broadcast(int argc, char **argv);
 int cli_parse_when(const char *text, int64_t base_ms, int64_t *out);
 struct local_target;
 struct local_client;
-/* Submit alert to the agent; print its id and, within wait_ms, the broker's verdict.  With keep_client, the
- * connection is reused (a subscription made on it stays) and handed back.  Exit 3 = queued, not confirmed. */
-int cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *alert, int wait_ms, bool json,
-    struct local_client **keep_client, char *alert_id_out, size_t alert_id_size);
+/* Submit alert to the agent; print its id and, within wait_ms, the broker's verdict.  expires_in_ms > 0: --expires
+ * was that duration (SubmitRequest.expires_in_ms).  With keep_client, the connection is reused (a subscription
+ * made on it stays) and handed back.  Exit 3 = queued, not confirmed. */
+int cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *alert, int64_t expires_in_ms,
+    int wait_ms, bool json, struct local_client **keep_client, char *alert_id_out, size_t alert_id_size);
 
 /* cmd_watch.c */
 int cmd_watch(int argc, char **argv);

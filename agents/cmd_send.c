@@ -34,6 +34,7 @@ struct draft {
 	char *owned[ALERT_MAX_ADDRESSEES + ALERT_MAX_PARAMS * 2]; /* strdup'ed pieces, freed at the end */
 	size_t n_owned;
 	const char *expires_text; /* resolved once sent time is known */
+	int64_t expires_in_ms;    /* --expires was a duration: this long after the sent time the agent gives it */
 	const char *refers_to;    /* --update ID / --cancel ID: the earlier alert of this country's */
 	int refers_type;          /* XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE or _CANCEL */
 	char *reference[ALERT_MAX_REFERENCES]; /* alert.references: refers_to, and for a cancel its later versions */
@@ -171,8 +172,8 @@ check_draft(const char *cmd, const Xba__V1__Alert *a)
 
 /* Submit and report: prints the alert id, then what the broker did within wait_ms.  Exit status per cli.h. */
 int
-cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *alert, int wait_ms, bool json,
-    struct local_client **keep_client, char *alert_id_out, size_t alert_id_size)
+cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *alert, int64_t expires_in_ms,
+    int wait_ms, bool json, struct local_client **keep_client, char *alert_id_out, size_t alert_id_size)
 {
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL, *ev = NULL;
 	Xba__V1__SubmitRequest submit = XBA__V1__SUBMIT_REQUEST__INIT;
@@ -191,6 +192,7 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 	if ((alert->id == NULL || alert->id[0] == '\0') && syntax_uuid_new(new_id) == 0)
 		alert->id = new_id;
 	submit.alert = alert;
+	submit.expires_in_ms = expires_in_ms;
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_SUBMIT;
 	req.submit = &submit;
 	if (local_client_request(c, &req, &reply, REQUEST_TIMEOUT_MS, &err) != 0) {
@@ -891,11 +893,11 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 static int
 resolve_expiry(const char *cmd, struct draft *d)
 {
-	int64_t when;
+	int64_t when, now = clock_now_ms(), absolute;
 
 	if (d->expires_text == NULL)
 		return 0;
-	if (cli_parse_when(d->expires_text, clock_now_ms(), &when) != 0)
+	if (cli_parse_when(d->expires_text, now, &when) != 0)
 		return cli_usage_error("%s: --expires '%s' is neither an RFC 3339 time nor a duration like 6h", cmd,
 		    d->expires_text);
 	if (when <= clock_now_ms())
@@ -904,6 +906,9 @@ resolve_expiry(const char *cmd, struct draft *d)
 		return cli_usage_error("%s: --expires '%s' is more than %d days ahead (as in an alert file)", cmd,
 		    d->expires_text, ALERTYAML_MAX_DURATION_DAYS);
 	d->alert.expires_ms = when;
+	/* A duration is sent as one too: the agent counts it from the sent time it gives the alert, which is the
+	 * region's when this machine's clock (or the agent's) is known to be wrong (protocol §2.7). */
+	d->expires_in_ms = clock_parse_rfc3339(d->expires_text, &absolute) != 0 ? when - now : 0;
 	return 0;
 }
 
@@ -980,7 +985,8 @@ cmd_send(int argc, char **argv)
 	}
 	rc = check_draft("send", alert);
 	if (rc == 0)
-		rc = cli_submit("send", &target, alert, wait_s * 1000, json, NULL, NULL, 0);
+		rc = cli_submit("send", &target, alert, alert == &d.alert ? d.expires_in_ms : 0, wait_s * 1000, json,
+		    NULL, NULL, 0);
 	alertyaml_free(from_file);
 	draft_free(&d);
 	return rc;
@@ -1224,8 +1230,8 @@ cmd_broadcast(int argc, char **argv)
 	/* With --wait, --timeout covers the wait for the broker too: a link down for a minute must not end the
 	 * command at 30 s with nobody following the broadcast. */
 	started = clock_mono_ms();
-	rc = cli_submit("broadcast", &target, &d.alert, (follow ? timeout_s : wait_s) * 1000, json, follow ? &c : NULL,
-	    alert_id, sizeof(alert_id));
+	rc = cli_submit("broadcast", &target, &d.alert, d.expires_in_ms, (follow ? timeout_s : wait_s) * 1000, json,
+	    follow ? &c : NULL, alert_id, sizeof(alert_id));
 	draft_free(&d);
 	free(args);
 	if (!follow || rc != CLI_EXIT_OK) {

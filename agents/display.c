@@ -61,14 +61,14 @@ display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
 	char until[40];
 	int64_t left_ms;
 
+	/* The agent judges its key by the region's clock when it knows this machine's is wrong (uplink_signing_now):
+	 * a key refused then is the key's problem, not the clock's. */
 	if (s->signing_key_problem != NULL && s->signing_key_problem[0] != '\0') {
-		bool clock_off = s->clock_offset_known && (s->clock_offset_ms > 300000 || s->clock_offset_ms < -300000);
-
-		/* A key judged by a clock that is wrong: the fix is the clock, not a new key. */
 		snprintf(out, size, "CANNOT SEND: this country's signing key %s cannot sign (%s); every alert submitted "
-		    "here is refused until %s", s->signing_key, s->signing_key_problem, clock_off
-		    ? "this machine's clock is fixed: it is far from the broker's (CLOCK line)"
-		    : "the focal point installs a current key (docs/operations.md section 5)");
+		    "here is refused until the focal point installs a current key (docs/operations.md section 5)%s",
+		    s->signing_key, s->signing_key_problem, s->clock_offset_known ? ""
+		    : ". This agent has not yet heard the broker's clock: if this machine's clock is wrong (timedatectl), "
+		      "fix it first");
 		return out;
 	}
 	if (!s->signing_key_expiring || s->signing_key_until_ms == 0)
@@ -91,13 +91,12 @@ display_clock_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size
 		return NULL;
 	clock_format_span(s->clock_offset_ms, span, sizeof(span));
 	if (s->clock_offset_ms > 0)
-		snprintf(out, size, "CLOCK: this machine's clock is %s behind the broker's: fix it (NTP). Meanwhile the "
-		    "alerts sent here read as that much older to every recipient, and one whose expiry the broker's "
-		    "clock has passed is refused here", span);
+		snprintf(out, size, "CLOCK: this machine's clock is %s behind the broker's: fix it (NTP). Meanwhile "
+		    "alerts and acknowledgements sent here are signed with the region's time, not this machine's", span);
 	else
 		snprintf(out, size, "CLOCK: this machine's clock is %s ahead of the broker's: fix it (NTP), or, if it is "
-		    "right (timedatectl), the broker's clock is behind: tell the secretariat. Meanwhile alerts sent "
-		    "here are refused: the broker would hold them", span);
+		    "right (timedatectl), the broker's clock is behind: tell the secretariat. Meanwhile alerts and "
+		    "acknowledgements sent here are signed with the region's time, not this machine's", span);
 	return out;
 }
 

@@ -24,6 +24,7 @@
 
 #include "agent.h"
 #include "alert.h"
+#include "alertyaml.h"
 #include "chain.h"
 #include "clock.h"
 #include "envelope.h"
@@ -554,25 +555,6 @@ reply_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, X
 }
 
 /*
- * "; this machine's clock is 13 h 0 min behind the broker's: ..." when the two are further apart than the broker
- * tolerates, else "": a key judged "not valid yet" or "expired" by a wrong clock must not send the focal point to
- * rotate a good key.
- */
-static const char *
-clock_hint(struct agent *agent, int64_t now_ms, char *out, size_t size)
-{
-	int64_t broker_now;
-	char span[40];
-
-	if (!uplink_broker_now(agent->uplink, &broker_now) ||
-	    (broker_now - now_ms <= BROKER_SKEW_MS && now_ms - broker_now <= BROKER_SKEW_MS))
-		return "";
-	snprintf(out, size, "; this machine's clock is %s %s the broker's: fix the clock (NTP) before anything else",
-	    clock_format_span(broker_now - now_ms, span, sizeof(span)), broker_now > now_ms ? "behind" : "ahead of");
-	return out;
-}
-
-/*
  * The broker judges sent and expires by its own clock.  When this machine's clock is far from it, an alert would
  * be held (sent ahead: CLOCK_SKEW, and every later alert from here behind it) or refused for good (an expiry the
  * broker's clock has passed, as `--expires 12h` on a clock 13 h behind): refuse it here, naming the clock, while
@@ -659,7 +641,7 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 		char when[40], now_text[40];
 
 		*field = "sent";
-		snprintf(message, size, "%s is %lld minutes ahead of this agent's clock (%s): the broker would hold it, "
+		snprintf(message, size, "%s is %lld minutes ahead of the time now (%s): the broker would hold it, "
 		    "and every later alert from here behind it, until then; leave sent out (it is then the time of "
 		    "submission)", clock_format_rfc3339(alert->sent_ms, when, sizeof(when)),
 		    (long long)((alert->sent_ms - now_ms) / 60000), clock_format_rfc3339(now_ms, now_text, sizeof(now_text)));
@@ -673,20 +655,17 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 		    clock_format_rfc3339(alert->expires_ms, when, sizeof(when)));
 		return XBA__V1__ERROR_CODE__ALERT_EXPIRED;
 	}
-	if ((code = check_broker_clock(agent, alert, now_ms, field, message, size)) != 0)
+	if ((code = check_broker_clock(agent, alert, clock_now_ms(), field, message, size)) != 0)
 		return code;
 	if (key == NULL) {
 		*field = "origin";
 		snprintf(message, size, "this agent's signing key is no longer in its region.yaml");
 		return XBA__V1__ERROR_CODE__UNKNOWN_KEY;
 	}
+	/* now_ms is the signing time (uplink_signing_now): a key is never judged by a clock the agent knows is wrong. */
 	if (directory_key_usable(agent->dir, key, alert->sent_ms, now_ms, &err) != 0) {
-		char hint[200];
-
 		*field = "sent_ms";
-		/* The hint, when there is one, must survive: the key's message gives way. */
-		if (snprintf(message, size, "%.300s%s", err.msg, clock_hint(agent, now_ms, hint, sizeof(hint))) >= (int)size)
-			message[size - 1] = '\0';
+		snprintf(message, size, "%s", err.msg);
 		return err.code == XBA_EKEYREVOKED ? XBA__V1__ERROR_CODE__KEY_REVOKED : XBA__V1__ERROR_CODE__KEY_NOT_VALID;
 	}
 	return 0;
@@ -698,8 +677,8 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
  * queued or kept.
  */
 static Xba__V1__ErrorCode
-seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, const char **field, char *field_buf,
-    size_t field_size, char *message, size_t size)
+seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, const char **field,
+    char *field_buf, size_t field_size, char *message, size_t size)
 {
 	struct store_alert_fields f;
 	struct xba_error err = { 0 };
@@ -708,7 +687,7 @@ seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, const char **fi
 	Xba__V1__ErrorCode code;
 	int rc;
 
-	if ((code = check_rights(agent, alert, clock_now_ms(), field, message, size)) != 0)
+	if ((code = check_rights(agent, alert, now_ms, field, message, size)) != 0)
 		return code;
 	if ((rc = alert_check_submission(alert, &err)) != 0 ||
 	    (rc = envelope_seal(&agent->signer, alert, &envelope, &len, &err)) != 0) {
@@ -769,7 +748,7 @@ handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, 
 	char *saved_id, *saved_origin, *saved_author, id[XBA_UUID_LEN + 1] = "", message[600], field_buf[128];
 	char author_buf[ALERT_AUTHOR_MAX + 1];
 	const char *field = NULL;
-	int64_t saved_sent;
+	int64_t saved_sent, saved_expires, now_ms = uplink_signing_now(agent->uplink);
 	Xba__V1__ErrorCode code;
 
 	if (a == NULL) {
@@ -803,6 +782,11 @@ handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, 
 	} else {
 		snprintf(id, sizeof(id), "%s", a->id);
 	}
+	if (req->expires_in_ms < 0 || req->expires_in_ms > (int64_t)ALERTYAML_MAX_DURATION_DAYS * 86400000) {
+		reply_submit(agent, peer, ref, XBA__V1__ERROR_CODE__INVALID_ALERT, id, "expires",
+		    "a duration of %lld ms: at most %d days", (long long)req->expires_in_ms, ALERTYAML_MAX_DURATION_DAYS);
+		return;
+	}
 	/* Complete the officer's alert in place; the frame's own strings go back before protobuf-c frees them. */
 	saved_id = a->id;
 	saved_origin = a->origin;
@@ -812,8 +796,11 @@ handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, 
 	a->origin = agent->config->node_id;
 	a->author = (char *)officer_name_for(peer, a->author, author_buf);
 	if (a->sent_ms == 0)
-		a->sent_ms = clock_now_ms();
-	code = seal_and_queue(agent, a, &field, field_buf, sizeof(field_buf), message, sizeof(message));
+		a->sent_ms = now_ms;
+	saved_expires = a->expires_ms;
+	if (req->expires_in_ms > 0 && a->sent_ms <= INT64_MAX - req->expires_in_ms)
+		a->expires_ms = a->sent_ms + req->expires_in_ms;
+	code = seal_and_queue(agent, a, now_ms, &field, field_buf, sizeof(field_buf), message, sizeof(message));
 	if (code == 0) {
 		char author[300];
 
@@ -826,6 +813,7 @@ handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, 
 	a->id = saved_id;
 	a->origin = saved_origin;
 	a->sent_ms = saved_sent;
+	a->expires_ms = saved_expires;
 	a->author = saved_author;
 	if (code != 0) {
 		if (code == XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE)
@@ -925,7 +913,7 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 	ack.id = ack_id;
 	ack.origin = agent->config->node_id;
 	ack.author = (char *)officer;
-	ack.sent_ms = clock_now_ms();
+	ack.sent_ms = uplink_signing_now(agent->uplink);
 	ack.status = (Xba__V1__Status)row.status;
 	ack.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_ACK;
 	ack.references = refs;
@@ -997,7 +985,7 @@ fill_key_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct st
 {
 	struct xba_error err = { 0 };
 	int64_t until;
-	enum key_health health = agent_key_health(agent, clock_now_ms(), &until, &err);
+	enum key_health health = agent_key_health(agent, uplink_signing_now(agent->uplink), &until, &err);
 
 	reply->signing_key = keys_fingerprint(agent->signer.key_id, text->key_fp, sizeof(text->key_fp));
 	reply->signing_key_until_ms = until == XBA_TIME_NEVER ? 0 : until;

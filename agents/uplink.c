@@ -610,8 +610,8 @@ reseal_row(struct agent *agent, const struct store_row *row, int64_t now_ms)
 	}
 	if (ok)
 		log_warnx("event=alert.resealed alert=%s was_sent=%s reason=\"signed with this machine's clock ahead of the "
-			  "broker's, which refused it for now (CLOCK_SKEW); the clocks agree now, so it is signed again "
-			  "with the corrected time\"", row->alert_id,
+			  "broker's, which refused it for now (CLOCK_SKEW); signed again with the region's time\"",
+		    row->alert_id,
 		    clock_format_rfc3339(row->sent_ms, was, sizeof(was)));
 	else
 		log_warnx("event=alert.reseal_failed alert=%s error=%s", row->alert_id,
@@ -626,22 +626,21 @@ reseal_row(struct agent *agent, const struct store_row *row, int64_t now_ms)
 
 /*
  * CLOCK_SKEW: the broker refused an alert whose sent time is ahead of its clock, and on this ordered session every
- * later alert waits behind it.  If this machine's clock was ahead when the alerts were sealed and has been fixed
- * since (it agrees with the broker's now), waiting would hold the country until the broker's clock reached the
- * wrong times, hours maybe: every queued alert sealed ahead of the broker's clock is sealed again with the time
- * now.  The broker checks duplicates before the clock, so a CLOCK_SKEW refusal means it journaled nothing of the
- * alert.  While the clocks still disagree nothing is changed: the fix is the clock's (xba status says so).
+ * later alert waits behind it.  Alerts sealed with this machine's clock ahead while the agent had no measure of the
+ * region's (queued before the first session) would hold the country until the broker's clock reached the wrong
+ * times, hours maybe: every queued alert sealed ahead of the broker's clock is sealed again with the signing time
+ * now (the region's, while this machine's clock is off: uplink_signing_now).  The broker checks duplicates before
+ * the clock, so a CLOCK_SKEW refusal means it journaled nothing of the alert.
  */
 static void
 reseal_ahead(struct agent *agent)
 {
 	struct xba_error err = { 0 };
 	struct store_row row;
-	int64_t broker_now, earliest, latest, now = clock_now_ms(), after = 0;
+	int64_t earliest, latest, now = uplink_signing_now(agent->uplink), after = 0;
 	unsigned resealed = 0;
 
-	if (!uplink_broker_now(agent->uplink, &broker_now) || !uplink_broker_window(agent->uplink, &earliest, &latest) ||
-	    now > broker_now + UPLINK_CLOCK_WARN_MS || now < broker_now - UPLINK_CLOCK_WARN_MS ||
+	if (!uplink_broker_window(agent->uplink, &earliest, &latest) || now > latest + UPLINK_CLOCK_WARN_MS ||
 	    ensure_transaction(agent) != 0)
 		return;
 	while (store_outbox_next(agent->store, after, &row, &err) == 0) {
@@ -1340,10 +1339,11 @@ broker_clock_heard(struct uplink *u, int64_t time_ms, int64_t nodes_offset_ms)
 	offset = time_ms + nodes_offset_ms - clock_now_ms();
 	if ((offset > UPLINK_CLOCK_WARN_MS || offset < -UPLINK_CLOCK_WARN_MS) && !u->clock_warned) {
 		log_warnx("event=clock.offset offset_ms=%lld action=\"%s\"", (long long)offset, offset > 0
-		    ? "this machine's clock is behind the broker's: fix it (NTP); its alerts read as old news, and an "
-		      "expiry may already have passed by the broker's clock"
+		    ? "this machine's clock is behind the broker's: fix it (NTP); meanwhile alerts from here are signed "
+		      "with the region's time"
 		    : "this machine's clock is ahead of the broker's: fix it (NTP), or, if it is right (timedatectl), the "
-		      "broker's is behind: tell the secretariat; alerts are refused with CLOCK_SKEW meanwhile");
+		      "broker's is behind: tell the secretariat; meanwhile alerts from here are signed with the region's "
+		      "time");
 		u->clock_warned = true;
 	}
 }
@@ -1355,6 +1355,19 @@ uplink_broker_now(const struct uplink *u, int64_t *broker_now_ms)
 		return false;
 	*broker_now_ms = u->broker_clock_ms + u->nodes_offset_ms + (clock_mono_ms() - u->broker_clock_mono);
 	return true;
+}
+
+int64_t
+uplink_signing_now(const struct uplink *u)
+{
+	int64_t now = clock_now_ms(), region, earliest, latest;
+
+	/* While the broker doubts its clock, this machine's may agree with either the broker's or the nodes' median:
+	 * two nodes lying about theirs must not make a right clock sign wrong times (protocol §2.7). */
+	if (!uplink_broker_now(u, &region) || !uplink_broker_window(u, &earliest, &latest) ||
+	    (now >= earliest - UPLINK_CLOCK_WARN_MS && now <= latest + UPLINK_CLOCK_WARN_MS))
+		return now;
+	return region;
 }
 
 bool

@@ -53,7 +53,7 @@ def main(t):
     with open(path, "w") as f:
         f.write(ALERT_FILE.format(sent=x.rfc3339(x.now_ms() + 86400 * 1000), extra=""))
     r = ner.cli("send", path)
-    t.check(r.rc == 2 and "CLOCK_SKEW" in r.err and "sent" in r.err and "ahead of this agent's clock" in r.err,
+    t.check(r.rc == 2 and "CLOCK_SKEW" in r.err and "sent" in r.err and "ahead of the time now" in r.err,
             "a sent time a day ahead: refused at submission, CLOCK_SKEW, exit 2", repr(r))
     with open(path, "w") as f:
         f.write(ALERT_FILE.format(sent=x.rfc3339(x.now_ms() - 7200 * 1000),

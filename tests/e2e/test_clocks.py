@@ -13,14 +13,16 @@ real `date -s` or NTP step).  Real xba-broker, real xba-agent NER, TCD and DZA, 
 3. The broker's clock 2 h behind every node's: each country was held (CLOCK_SKEW) and told to fix its own,
    correct, clock.  Now the broker judges sent times by the later of its clock and its nodes', and says
    `broker.clock_suspect`.
-4. NER's machine 2 h ahead: `xba send` is refused at submission, naming the clock (nothing queued, the outbox not
-   held), and `xba status` says CLOCK.  An alert queued while the broker was unreachable (the agent had no
-   measure of the broker's clock) is held CLOCK_SKEW; once NER's clock is fixed it is sealed again with the
-   corrected time (`event=alert.resealed`) and reaches TCD, instead of holding the country until the broker's
-   clock reaches the wrong time.
-5. NER's machine 13 h behind: `xba send --expires 12h` is refused at submission (ALERT_EXPIRED by the broker's
-   clock, naming it) instead of queued and refused for good; on a machine whose clock reads 2000-01-01, a key
-   "valid only from" is said to be the clock's fault, in `xba send` and in `xba status`'s CANNOT SEND.
+4. NER's machine 2 h ahead: `xba send` was refused at submission (CLOCK_SKEW), and the country could not send
+   until its clock was fixed.  Now the agent signs with the region's clock once the broker has said it (protocol
+   §2.7): accepted, and TCD has it written at the right time, valid for the duration asked; `xba status` says
+   CLOCK.  An alert queued while the broker was unreachable (no measure of its clock yet) is held CLOCK_SKEW, then
+   sealed again with the region's time (`event=alert.resealed`), the clock still wrong.
+5. NER's machine 13 h behind: `--expires 12h` was refused at submission (ALERT_EXPIRED by the broker's clock),
+   and every alert from NER read as 13 hours old at its neighbours.  Now accepted, written and expiring by the
+   region's clock, shown as news.  A clock at 2000-01-01 (dead CMOS battery): the key is judged by the region's
+   clock, so the country still sends; before the agent has heard the broker, the key is refused and `xba status`
+   says to check the clock.
 
 usage: /usr/bin/python3 tests/e2e/test_clocks.py BUILD_DIR SOURCE_ROOT
 """
@@ -201,23 +203,34 @@ def lying_majority(t, region):
         p.stop()
 
 
+def expires_ms(entry):
+    text = str(entry.get("expires", ""))
+    return x.parse_rfc3339(text[:19] + "Z") if len(text) >= 19 else 0
+
+
 def agent_ahead(t, region):
     broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-agent-ahead").start()
     tcd = x.Agent(t, region, "TCD", broker, name="TCD-agent-ahead").start(link=True)
     clock = Clock(t, "ner", 7200)
     ner = x.Agent(t, region, "NER", broker, name="NER-agent-ahead", wrapper=clock.wrapper()).start(link=True)
 
-    r = send(ner, clock, "Deux heures d'avance")
-    t.check(r.rc == 2 and "CLOCK_SKEW" in r.err and "2 h 0 min ahead of the broker's" in r.err,
-            "NER's clock 2 h ahead: `xba send` refused at submission, naming the clock (exit 2)", repr(r))
+    # The agent knows the region's clock: it signs with it, so the alert goes at once, written at the right time.
+    r = send(ner, clock, "Deux heures d'avance", "--expires", "1h", "--wait", "10")
+    t.check(r.rc == 0, "NER's clock 2 h ahead: `xba send --expires 1h` is accepted (it was refused CLOCK_SKEW at "
+            "submission, and the country could not send until its clock was fixed)", repr(r))
+    got = inbox_has(tcd, "Deux heures d'avance", t.t(30))
+    t.check(got is not None and abs(sent_ms(got) - x.now_ms()) < 120000 and
+            abs(expires_ms(got) - sent_ms(got) - 3600000) < 2000,
+            "... TCD has it signed with the region's time (not 2 h ahead), valid for 1 h from then", str(got))
     st = ner.status() or {}
     t.check(st.get("outbox_depth") == 0 and abs(st.get("clock_offset_ms", 0) + 7200000) < 60000,
-            "... nothing queued; `xba status --json` has clock_offset_ms -7200000", str(st))
+            "... nothing left queued; `xba status --json` has clock_offset_ms -7200000", str(st))
     r = ner.cli("status", env=clock.env())
-    t.check("CLOCK: this machine's clock is 2 h 0 min ahead of the broker's" in r.out,
-            "... and `xba status` prints the CLOCK line", r.out)
+    t.check("CLOCK: this machine's clock is 2 h 0 min ahead of the broker's" in r.out and
+            "signed with the region's time" in r.out, "... and `xba status` prints the CLOCK line", r.out)
 
-    # Queued while the broker is unreachable and the agent has never measured its clock: held CLOCK_SKEW.
+    # Queued while the broker is unreachable and the agent has never measured its clock: held CLOCK_SKEW, then
+    # sealed again with the region's time as soon as the broker has said it, the clock still wrong.
     ner.stop()
     broker.stop()
     ner.start()
@@ -227,37 +240,57 @@ def agent_ahead(t, region):
     broker.start()
     held = ner.wait_log(r"event=alert\.deferred .*code=CLOCK_SKEW", t.t(30), since=mark)
     t.check(held is not None, "the broker back: it holds the alert (CLOCK_SKEW)", ner.log_text(mark)[-1000:])
-    clock.set(0)                                          # NTP fixes NER's clock
     resealed = ner.wait_log(r"event=alert\.resealed ", t.t(40), since=mark)
-    t.check(resealed is not None, "NER's clock fixed: the held alert is sealed again (event=alert.resealed)",
-            ner.log_text(mark)[-1500:])
+    t.check(resealed is not None, "... sealed again with the region's time, NER's clock still 2 h ahead "
+            "(event=alert.resealed)", ner.log_text(mark)[-1500:])
     got = inbox_has(tcd, "Signé en avance", t.t(30))
     t.check(got is not None and abs(sent_ms(got) - x.now_ms()) < 120000,
-            "... and TCD has it, sent at the corrected time (not 2 h ahead)", str(got))
+            "... and TCD has it, sent at the region's time (not 2 h ahead)", str(got))
     for p in (ner, tcd, broker):
         p.stop()
 
 
 def agent_behind(t, region):
     broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-agent-behind").start()
+    tcd = x.Agent(t, region, "TCD", broker, name="TCD-agent-behind").start(link=True)
     clock = Clock(t, "ner-behind", -13 * 3600)
     ner = x.Agent(t, region, "NER", broker, name="NER-agent-behind", wrapper=clock.wrapper()).start(link=True)
-    r = send(ner, clock, "Valable douze heures", "--expires", "12h")
-    t.check(r.rc == 2 and "ALERT_EXPIRED" in r.err and "by the broker's clock" in r.err and
-            "ahead of this machine's" in r.err,
-            "NER's clock 13 h behind: `--expires 12h` refused at submission, naming the clock", repr(r))
-    t.check((ner.status() or {}).get("outbox_depth") == 0, "... nothing queued", "")
+    r = send(ner, clock, "Valable douze heures", "--expires", "12h", "--wait", "10")
+    t.check(r.rc == 0, "NER's clock 13 h behind: `--expires 12h` is accepted (it was refused ALERT_EXPIRED at "
+            "submission: by the broker's clock 12 h from NER's had passed)", repr(r))
+    got = inbox_has(tcd, "Valable douze heures", t.t(30))
+    t.check(got is not None and abs(sent_ms(got) - x.now_ms()) < 120000 and
+            abs(expires_ms(got) - sent_ms(got) - 12 * 3600000) < 2000,
+            "... TCD has it written now by the region's clock (not 13 h ago), valid 12 h from then", str(got))
+    text = tcd.cli("history", "--limit", "1").out
+    t.check("Valable douze heures" in text and "WRITTEN" not in text and "EXPIRED" not in text,
+            "... and TCD's officers do not read it as old news (no 'WRITTEN ..., received 13 hours later')", text)
+
+    # A dead CMOS battery: the clock reads 2000-01-01.  With the region's clock known the key is judged by it.
     ner.stop()
-    years = int((x.now_ms() / 1000) - 946684800)          # to 2000-01-01: a dead CMOS battery
+    years = int((x.now_ms() / 1000) - 946684800)          # to 2000-01-01
     clock.set(-years)
     ner.start(link=True)
-    r = send(ner, clock, "Pile morte")
-    t.check(r.rc != 0 and "KEY_NOT_VALID" in r.err and "fix the clock" in r.err,
-            "clock at 2000-01-01: the key refusal says to fix the clock", repr(r))
+    r = send(ner, clock, "Pile morte", "--wait", "10")
+    t.check(r.rc == 0, "clock at 2000-01-01, the broker's clock known: the alert is signed and accepted (the key "
+            "is judged by the region's clock)", repr(r))
+    got = inbox_has(tcd, "Pile morte", t.t(30))
+    t.check(got is not None and abs(sent_ms(got) - x.now_ms()) < 120000, "... TCD has it, written now", str(got))
     r = ner.cli("status", env=clock.env())
-    t.check("CANNOT SEND" in r.out and "this machine's clock is fixed" in r.out and "CLOCK:" in r.out,
-            "... and `xba status` says CANNOT SEND until the clock is fixed, with the CLOCK line", r.out)
-    for p in (ner, broker):
+    t.check("CANNOT SEND" not in r.out and "CLOCK:" in r.out and "behind the broker's" in r.out,
+            "... `xba status` has the CLOCK line and no CANNOT SEND", r.out)
+    # Before the agent has heard the broker, its own clock is all it has: the key is refused, and status says to
+    # check the clock.
+    ner.stop()
+    broker.stop()
+    ner.start()
+    r = send(ner, clock, "Pile morte, seul")
+    t.check(r.rc != 0 and "KEY_NOT_VALID" in r.err, "... the broker unreachable since the agent started: the key "
+            "is refused by this machine's clock", repr(r))
+    r = ner.cli("status", env=clock.env())
+    t.check("CANNOT SEND" in r.out and "not yet heard the broker's clock" in r.out,
+            "... and `xba status` says CANNOT SEND, and to check this machine's clock", r.out)
+    for p in (ner, tcd):
         p.stop()
 
 
