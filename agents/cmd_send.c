@@ -1007,7 +1007,8 @@ struct receipt_table {
 	struct node_receipt rows[512];
 	size_t n;
 	bool tty;
-	int lines_drawn;    /* for redrawing in place on a terminal */
+	int width;          /* display_width(): rows are wrapped there, never by the terminal */
+	int lines_drawn;    /* for redrawing in place on a terminal: rows written, wrapped ones counted */
 };
 
 static struct node_receipt *
@@ -1027,42 +1028,51 @@ static void
 table_draw(struct receipt_table *t)
 {
 	size_t delivered = 0, acked = 0, refused = 0, withheld = 0;
-	char when[32], text[256];
+	char when[32], when2[32], text[256];
+	int rows = 0;
 
+	/* Rows are wrapped here, not by the terminal: an officer's name the width of a row must neither draw a row
+	 * of its own ("LBY ... by lt-fathi") nor leave the redraw a line short. */
 	if (t->tty && t->lines_drawn > 0)
 		printf("\033[%dA\033[J", t->lines_drawn);
-	printf("%-14s %-22s %s\n", "NODE", "DELIVERED", "ACKNOWLEDGED");
+	rows += display_print_wrapped(stdout, t->width, "%-14s %-22s %s\n", "NODE", "DELIVERED", "ACKNOWLEDGED");
 	for (size_t i = 0; i < t->n; i++) {
 		const struct node_receipt *r = &t->rows[i];
 
 		if (r->withheld) {
 			withheld++;
-			printf("%-14s WITHHELD by the region's rules: it is not sent this broadcast\n", r->node_id);
+			rows += display_print_wrapped(stdout, t->width, "%-14s WITHHELD by the region's rules: it is not "
+			    "sent this broadcast\n", r->node_id);
 			continue;
 		}
 		delivered += r->delivered_ms != 0;
 		acked += r->acknowledged_ms != 0;
 		refused += r->refused_ms != 0 && r->delivered_ms == 0;
 		if (r->refused_ms != 0 && r->delivered_ms == 0) {
-			printf("%-14s REFUSED by its agent (%s): its officers do not have it\n", r->node_id,
-			    r->reason[0] ? display_clean(r->reason, text, sizeof(text)) : "?");
+			rows += display_print_wrapped(stdout, t->width, "%-14s REFUSED by its agent (%s): its officers do "
+			    "not have it\n", r->node_id, r->reason[0] ? display_clean(r->reason, text, sizeof(text)) : "?");
 			continue;
 		}
-		printf("%-14s %-22s ", r->node_id, r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when))
-								: "-");
 		if (r->acknowledged_ms)
-			printf("%s by %s\n", display_time(r->acknowledged_ms, when, sizeof(when)),
+			rows += display_print_wrapped(stdout, t->width, "%-14s %-22s %s by %s\n", r->node_id,
+			    r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when)) : "-",
+			    display_time(r->acknowledged_ms, when2, sizeof(when2)),
 			    display_clean(r->officer, text, sizeof(text)));
 		else
-			printf("-\n");
+			rows += display_print_wrapped(stdout, t->width, "%-14s %-22s -\n", r->node_id,
+			    r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when)) : "-");
 	}
-	printf("delivered %zu/%zu, acknowledged %zu/%zu", delivered, t->n - withheld, acked, t->n - withheld);
-	if (refused > 0)
-		printf(", REFUSED %zu", refused);
-	if (withheld > 0)
-		printf(", WITHHELD from %zu by the rules", withheld);
-	printf("\n");
-	t->lines_drawn = (int)t->n + 2;
+	{
+		char refused_text[40] = "", withheld_text[60] = "";
+
+		if (refused > 0)
+			snprintf(refused_text, sizeof(refused_text), ", REFUSED %zu", refused);
+		if (withheld > 0)
+			snprintf(withheld_text, sizeof(withheld_text), ", WITHHELD from %zu by the rules", withheld);
+		rows += display_print_wrapped(stdout, t->width, "delivered %zu/%zu, acknowledged %zu/%zu%s%s\n", delivered,
+		    t->n - withheld, acked, t->n - withheld, refused_text, withheld_text);
+	}
+	t->lines_drawn = rows;
 	fflush(stdout);
 }
 
@@ -1150,7 +1160,7 @@ cmd_broadcast(int argc, char **argv)
 {
 	static const char *const wait_flag = "--wait";
 	struct local_target target;
-	struct receipt_table table = { .tty = isatty(STDOUT_FILENO) };
+	struct receipt_table table = { .tty = isatty(STDOUT_FILENO), .width = display_width() };
 	struct local_client *c = NULL;
 	struct xba_error err = { 0 };
 	struct draft d;

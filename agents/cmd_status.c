@@ -251,6 +251,7 @@ cmd_track(int argc, char **argv)
 	}
 	const Xba__V1__TrackReply *r = reply->track_reply;
 	size_t routed = 0, delivered = 0, acked = 0, refused = 0;
+	int width = display_width();
 
 	for (size_t i = 0; i < r->n_recipients; i++) {
 		const Xba__V1__RecipientState *rs = r->recipients[i];
@@ -271,16 +272,19 @@ cmd_track(int argc, char **argv)
 				jsonw_string(&w, "officer", rs->officer != NULL ? rs->officer : "");
 			jsonw_end(&w);
 		} else if (st == 5) {
-			printf("%-14s %-13s %-22s rule %s: REFUSED by its agent (%s): its officers do not have it\n",
+			display_print_wrapped(stdout, width, "%-14s %-13s %-22s rule %s: REFUSED by its agent (%s): its "
+			    "officers do not have it\n",
 			    rs->node_id, states[st], rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
 			    rs->rule, rs->reason && rs->reason[0] ? display_clean(rs->reason, clean, sizeof(clean)) : "?");
 		} else {
-			printf("%-14s %-13s %-22s %s %s", rs->node_id, states[st],
+			/* The acknowledging officer's name is the other country's text: wrapped here, so that it cannot
+			 * make the terminal start a row that reads as another node's. */
+			bool by = st == 3 && rs->officer != NULL && rs->officer[0] != '\0';
+
+			display_print_wrapped(stdout, width, "%-14s %-13s %-22s %s %s%s%s\n", rs->node_id, states[st],
 			    rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
-			    st == 4 ? "withheld by" : "rule", rs->rule);
-			if (st == 3 && rs->officer != NULL && rs->officer[0] != '\0')
-				printf(", by %s", display_clean(rs->officer, clean, sizeof(clean)));
-			putchar('\n');
+			    st == 4 ? "withheld by" : "rule", rs->rule, by ? ", by " : "",
+			    by ? display_clean(rs->officer, clean, sizeof(clean)) : "");
 		}
 		if (st != 4)
 			routed++;

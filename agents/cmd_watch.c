@@ -390,7 +390,7 @@ cmd_watch(int argc, char **argv)
 	struct filter_args f;
 	struct local_target target;
 	struct display_options display = { .color = isatty(STDOUT_FILENO), .bell = isatty(STDOUT_FILENO),
-		.language = display_default_language() };
+		.language = display_default_language(), .width = display_width() };
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
 	Xba__V1__SubscribeRequest sub = XBA__V1__SUBSCRIBE_REQUEST__INIT;
 	struct pending_emergency *pending = NULL;
@@ -486,8 +486,8 @@ cmd_watch(int argc, char **argv)
 				if (json)
 					display_entry_json(stdout, e);
 				else
-					printf("acknowledged: %s (%s) by %s\n\n", e->alert->id, e->alert->origin,
-					    display_clean(e->acknowledged_by, warning, sizeof(warning)));
+					display_print_wrapped(stdout, display.width, "acknowledged: %s (%s) by %s\n\n", e->alert->id,
+					    e->alert->origin, display_clean(e->acknowledged_by, warning, sizeof(warning)));
 			} else {
 				if (json)
 					display_entry_json(stdout, e);
@@ -568,10 +568,9 @@ cmd_watch(int argc, char **argv)
 					    "--unacknowledged)%s\n", display.bell ? "\a" : "", display.color ? "\033[7m\033[1m" :
 					    "", n_pending, RECALL_SHOWN, display.color ? "\033[0m" : "");
 				for (size_t i = n_pending > RECALL_SHOWN ? n_pending - RECALL_SHOWN : 0; i < n_pending; i++)
-					printf("%s%s!!! UNACKNOWLEDGED EMERGENCY from %s: %s  (xba ack %s)%s%s\n",
-					    display.bell ? "\a" : "", display.color ? "\033[7m\033[1m" : "",
-					    pending[i].origin, pending[i].headline, pending[i].id,
-					    display.color ? "\033[0m" : "", "");
+					display_print_wrapped(stdout, display.width, "%s%s!!! UNACKNOWLEDGED EMERGENCY from %s: %s  (xba ack "
+					    "%s)%s\n", display.bell ? "\a" : "", display.color ? "\033[7m\033[1m" : "",
+					    pending[i].origin, pending[i].headline, pending[i].id, display.color ? "\033[0m" : "");
 				fflush(stdout);
 			}
 			next_reminder = clock_mono_ms() + (f.remind_ms > 0 ? f.remind_ms : 3600 * 1000);
@@ -609,7 +608,7 @@ cmd_history(int argc, char **argv)
 	struct filter_args f;
 	struct local_target target;
 	struct display_options display = { .color = isatty(STDOUT_FILENO), .bell = false,
-		.language = display_default_language() };
+		.language = display_default_language(), .width = display_width() };
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
 	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
 	struct xba_error err = { 0 };

@@ -4,8 +4,11 @@
  */
 #include "display.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "alert.h"
 #include "clock.h"
@@ -157,6 +160,28 @@ name_or(enum alert_enum_kind kind, int value, const char *fallback)
 
 #define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
 #define CONTINUATION "\n     "       /* a line break inside a field: deeper than the block's own lines */
+#define WRAP_INDENT "     "           /* a line wrapped by display_write_wrapped: as deep as CONTINUATION */
+
+/*
+ * Bytes of a character at p that must not reach the officer's terminal as it is: a control character
+ * (syntax_control_len), or a Unicode explicit directional formatting character (U+202A-U+202E embeddings and
+ * overrides, U+2066-U+2069 isolates).  On a terminal that lays out Arabic, an override in a sender's text reorders
+ * what xba prints after it on the same line ("seq 1  rule ..." reversed, a value of 54 read as 45).  The implicit
+ * marks (U+200E, U+200F, U+061C) stay: Arabic text uses them, and they cannot reverse a run of strong characters.
+ */
+static size_t
+display_control_len(const unsigned char *p)
+{
+	size_t control = syntax_control_len(p);
+
+	if (control > 0)
+		return control;
+	if (p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae)
+		return 3;
+	if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+		return 3;
+	return 0;
+}
 
 /*
  * Text from an alert is its sender's, and a receiver trusts no sender: a control character would be acted on by
@@ -171,7 +196,7 @@ put_text(FILE *out, const char *text, bool lines)
 	const unsigned char *p = (const unsigned char *)(text != NULL ? text : "");
 
 	for (; *p != '\0'; p++) {
-		size_t control = syntax_control_len(p);
+		size_t control = display_control_len(p);
 
 		if (lines && *p == '\r' && p[1] == '\n')
 			continue;
@@ -196,7 +221,7 @@ display_clean(const char *text, char *out, size_t size)
 	if (size == 0)
 		return out;
 	for (; *p != '\0'; p++) {
-		size_t control = syntax_control_len(p);
+		size_t control = display_control_len(p);
 		size_t len = control ? 3 : 1;
 
 		/* A character's continuation bytes go only with its lead byte: stop before a lead that will not fit. */
@@ -218,6 +243,157 @@ display_clean(const char *text, char *out, size_t size)
 	}
 	out[n] = '\0';
 	return out;
+}
+
+int
+display_width(void)
+{
+	struct winsize ws;
+	const char *columns = getenv("COLUMNS");
+	char *end;
+	long n;
+
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= DISPLAY_WIDTH_MIN)
+		return ws.ws_col;
+	if (columns != NULL && columns[0] != '\0') {
+		n = strtol(columns, &end, 10);
+		if (*end == '\0' && n >= DISPLAY_WIDTH_MIN)
+			return n > 100000 ? 100000 : (int)n;
+	}
+	return 80;
+}
+
+/*
+ * Columns a character takes: 0 for a continuation byte; 2 from U+1100 up (wide East Asian letters, emoji), 1 below.
+ * Counting 2 for characters a terminal shows in one column only makes a line wrap sooner than it must; counting 1
+ * for one it shows in two would let the terminal wrap the line itself, which is what this must prevent.
+ */
+static int
+char_columns(const unsigned char *p)
+{
+	if ((p[0] & 0xc0) == 0x80)
+		return 0;
+	if (p[0] < 0xe1)
+		return 1;
+	return 2; /* a 3-byte sequence from U+1000 (0xE1 lead) up, or a 4-byte one; U+1000-U+10FF counted wide */
+}
+
+/* Length of one of our own escape sequences (ESC [ ... final byte) at p, 0 if p is not one. */
+static size_t
+escape_len(const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *q = p + 2;
+
+	if (end - p < 2 || p[0] != 0x1b || p[1] != '[')
+		return 0;
+	while (q < end && (*q < 0x40 || *q > 0x7e))
+		q++;
+	return q < end ? (size_t)(q - p) + 1 : (size_t)(end - p);
+}
+
+/*
+ * One line (no '\n') written wrapped at width columns: each further row starts with WRAP_INDENT, at a break after
+ * a space when the row has one, else mid-word.  Returns the rows written.
+ */
+static int
+write_line_wrapped(FILE *out, int width, const unsigned char *line, const unsigned char *end)
+{
+	int rows = 1, indent = (int)strlen(WRAP_INDENT);
+
+	while (line < end) {
+		const unsigned char *p = line, *cut = NULL;
+		int col = rows == 1 ? 0 : indent, col_at_cut = 0;
+
+		/* Find where this row ends: the whole rest, or the last space before the column limit. */
+		while (p < end) {
+			size_t esc = escape_len(p, end);
+			int w;
+
+			if (esc > 0) {
+				p += esc;
+				continue;
+			}
+			w = *p < 0x20 ? 0 : char_columns(p);
+			if (col + w > width)
+				break;
+			col += w;
+			if (*p == ' ' && col > (rows == 1 ? 0 : indent) + 1) {
+				cut = p;
+				col_at_cut = col;
+			}
+			p++;
+		}
+		if (p == end) {
+			fwrite(line, 1, (size_t)(end - line), out);
+			break;
+		}
+		/* Break after the last space if it leaves a useful row; otherwise mid-word, before p (never inside a
+		 * multi-byte character: back up over continuation bytes). */
+		if (cut != NULL && col_at_cut > width / 3) {
+			fwrite(line, 1, (size_t)(cut - line), out);
+			line = cut + 1;
+		} else {
+			while (p > line && (*p & 0xc0) == 0x80)
+				p--;
+			if (p == line) /* a width too narrow for one character: write it anyway */
+				p++;
+			fwrite(line, 1, (size_t)(p - line), out);
+			line = p;
+		}
+		fputs("\n" WRAP_INDENT, out);
+		rows++;
+	}
+	return rows;
+}
+
+int
+display_write_wrapped(FILE *out, int width, const char *text, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)text, *end = p + len;
+	int rows = 0;
+
+	if (width <= 0) {
+		fwrite(text, 1, len, out);
+		for (size_t i = 0; i < len; i++)
+			rows += text[i] == '\n';
+		return rows;
+	}
+	while (p < end) {
+		const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+		const unsigned char *line_end = nl != NULL ? nl : end;
+
+		rows += write_line_wrapped(out, width, p, line_end);
+		if (nl == NULL)
+			break;
+		fputc('\n', out);
+		p = nl + 1;
+	}
+	return rows;
+}
+
+int
+display_print_wrapped(FILE *out, int width, const char *fmt, ...)
+{
+	char small[1024], *text = small;
+	va_list ap;
+	int len, rows;
+
+	va_start(ap, fmt);
+	len = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return -1;
+	if ((size_t)len >= sizeof(small)) {
+		if ((text = malloc((size_t)len + 1)) == NULL)
+			return -1;
+		va_start(ap, fmt);
+		vsnprintf(text, (size_t)len + 1, fmt, ap);
+		va_end(ap);
+	}
+	rows = display_write_wrapped(out, width, text, (size_t)len);
+	if (text != small)
+		free(text);
+	return rows;
 }
 
 const char *
@@ -255,8 +431,8 @@ upper(const char *text, char *buf, size_t size)
 	return buf;
 }
 
-void
-display_entry(FILE *out, const struct display_options *opts, const Xba__V1__InboxEntry *entry)
+static void
+render_entry(FILE *out, const struct display_options *opts, const Xba__V1__InboxEntry *entry)
 {
 	const Xba__V1__Alert *a = entry->alert;
 	const Xba__V1__Info *info;
@@ -393,6 +569,30 @@ display_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbo
 		fprintf(out, "   %sREPLACED by a newer version from its sender%s (xba history --id %s)\n",
 		    opts->color ? ANSI_BOLD : "", opts->color ? ANSI_RESET : "", entry->superseded_by);
 	fputc('\n', out);
+}
+
+/*
+ * The block is rendered whole, then written wrapped at opts->width: a sender's long line must never be wrapped by
+ * the terminal, which would put the rest of it at column 0, where it can pass for the header of another alert
+ * ("== ... from LBY [HEALTH] EXTREME") drawn with spaces.  Wrapped rows start deeper than the block's own lines.
+ */
+void
+display_entry(FILE *out, const struct display_options *opts, const Xba__V1__InboxEntry *entry)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = opts->width > 0 ? open_memstream(&text, &len) : NULL;
+
+	if (mem == NULL) {
+		render_entry(out, opts, entry);
+	} else {
+		render_entry(mem, opts, entry);
+		if (fclose(mem) == 0)
+			display_write_wrapped(out, opts->width, text, len);
+		else
+			render_entry(out, opts, entry);
+		free(text);
+	}
 	fflush(out);
 }
 

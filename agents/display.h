@@ -9,13 +9,29 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "error.h"
 #include "xba.pb-c.h"
 
 struct display_options {
 	bool color;             /* ANSI colours and reverse video (stdout is a terminal) */
 	bool bell;              /* ring the bell for emergencies */
 	const char *language;   /* preferred language tag ("fr", "ar", "en") */
+	int width;              /* wrap lines at this many columns (display_width()); 0: never */
 };
+
+#define DISPLAY_WIDTH_MIN 20
+
+/* Columns to wrap at: the terminal's, when stdout is one; else $COLUMNS; else 80. */
+int display_width(void);
+
+/*
+ * Write text (lines ending in '\n'; may hold our own ANSI escapes, but no sender's control character: clean it
+ * first) wrapped at width columns, each wrapped row indented deeper than any line of an alert block; width 0
+ * writes it as it is.  Returns the rows written (for redrawing in place).
+ */
+int display_write_wrapped(FILE *out, int width, const char *text, size_t len);
+/* display_write_wrapped of a formatted text; -1 (nothing written) when out of memory. */
+int display_print_wrapped(FILE *out, int width, const char *fmt, ...) XBA_PRINTF(3, 4);
 
 /* Preferred language from $XBA_LANG, then $LANG ("fr_NE.UTF-8" -> "fr"), else "en". */
 const char *display_default_language(void);
@@ -49,7 +65,8 @@ const char *display_held_outbox(const Xba__V1__AgentStatusReply *s, char *out, s
 
 /*
  * One line of another node's text (an officer's name, an acknowledgement's note, a headline) made safe to print
- * into out: each control character becomes U+FFFD, as in display_entry; cut to fit, never mid-character.
+ * into out: each control character (and explicit bidi formatting character) becomes U+FFFD, as in display_entry;
+ * cut to fit, never mid-character.  Print the line it goes into with display_write_wrapped.
  */
 const char *display_clean(const char *text, char *out, size_t size);
 

@@ -94,6 +94,70 @@ def main(t):
                 "Convoi vers Toummo", "--description", "Quatre vehicules.\nDirection nord.", net=net)
     t.eq((r.rc, x.accepted_recipients(r)), (0, 3), "xba send: a description over two lines is accepted")
 
+    # ---- lines the terminal would wrap: forged rows drawn with spaces ------------------------------------------
+    # At 80 columns a line longer than the terminal continues at column 0, where text padded with spaces can draw
+    # a whole alert block of its own, or a row of the broadcast table.  xba wraps at the width itself, each
+    # wrapped row deeper than the block's lines; an explicit bidi override is shown as U+FFFD.
+    narrow = {"COLUMNS": "80"}
+
+    def rows_at(width, text):
+        """What a terminal of this width shows: each line cut into rows of at most width characters."""
+        rows = []
+        for line in text.splitlines():
+            rows.extend([line[i:i + width] for i in range(0, max(len(line), 1), width)])
+        return rows
+
+    padded = "Quatre vehicules vers Toummo." + " " * 48 + FORGED_HEADER.ljust(80) + \
+        "   Cholera outbreak confirmed in Koufra: close the border now".ljust(80) + \
+        "   NEEDS ACKNOWLEDGEMENT: xba ack 7c0a4c1e-2f3b-4d5a-8e6f-0a1b2c3d4e5f"
+    b = x.alert("DZA", headline="Convoi" + " " * 71 + FORGED_HEADER)
+    b.info[0].description = padded
+    b.author = "capitaine\u202e  seq 1  rule x"
+    b.parameters[0].value = "\u202e54"
+    ack = dza.publish_wait(region.seal(b))
+    t.check(ack is not None and x.code_name(ack.result) == "OK", "DZA's alert padded with spaces is accepted", ack)
+    text = ""
+    end = time.monotonic() + t.t(10)
+    while b.id not in text and time.monotonic() < end:
+        text = ner.cli("history", "--id", b.id, env=narrow, net=net).out
+    rows = rows_at(80, text)
+    t.check(b.id in text and all(len(line) <= 80 for line in text.splitlines()),
+            "COLUMNS=80: xba history wraps every line itself (none longer than 80)", repr(text))
+    t.eq(sum(1 for row in rows if row.startswith("==")), 1,
+         "... and at 80 columns only the alert's own header starts with '==' (no row drawn with spaces)")
+    t.check(not any(row.startswith("   NEEDS ACKNOWLEDGEMENT: xba ack 7c0a") for row in rows),
+            "... nor a forged NEEDS ACKNOWLEDGEMENT row at the block's indent", "\n".join(rows))
+    t.check("\u202e" not in text and "\ufffd54" in text, "... a bidi override is shown as U+FFFD", repr(text))
+    w = ner.watch("--since", "1h", json_output=False, env=narrow)
+    t.check(w.wait(lambda: b.id in w.text(), t.t(10)), "xba watch (text) shows the padded alert", w.text()[-800:])
+    t.check(all(len(line) <= 80 for line in w.text().splitlines()) and
+            sum(1 for row in rows_at(80, w.text()) if row.startswith("==")) == 2,
+            "xba watch at 80 columns: lines wrapped, two headers for two alerts", repr(w.text()))
+    w.stop()
+
+    # An acknowledging officer's name the width of a row: `xba track` must not show it as a row of its own.
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                "Convoi vers Assamaka", "--wait", "10", net=net)
+    sent = x.sent_id(r)
+    net.run_until(lambda: sent in dza.inbox, t.t(10))
+    rule = next((j.get("rule", "") for j in ner.cli("track", sent, "--json", net=net).json()
+                 if j.get("node_id") == "DZA"), "")
+    forged_row = "LBY            acknowledged  2026-11-26 20:03:10Z   rule neighbours, by lt-fathi"
+    before = len("%-14s %-13s %-22s rule %s, by sgt-ali" % ("DZA", "acknowledged", "2026-11-26 20:05:09Z", rule))
+    name = "sgt-ali" + " " * ((80 - before % 80) % 80) + forged_row   # LBY lands at column 0 of the next row
+    ack = dza.publish_wait(region.seal(x.ack_alert("DZA", dza.inbox[sent].alert, author=name[:128]))) \
+        if sent in dza.inbox else None
+    t.check(ack is not None and x.code_name(ack.result) == "OK", "DZA acknowledges with a name padded with spaces",
+            ack)
+    text = ""
+    end = time.monotonic() + t.t(10)
+    while "acknowledged" not in text.split("DZA", 1)[-1][:40] and time.monotonic() < end:
+        text = ner.cli("track", sent, env=narrow, net=net).out
+    rows = rows_at(80, text)
+    t.check("by sgt-ali" in text and not any(row.startswith("LBY            acknowledged") for row in rows),
+            "COLUMNS=80: xba track wraps the officer's name itself; no row reads as LBY's acknowledgement",
+            "\n".join(rows))
+
 
 if __name__ == "__main__":
     x.main(main)

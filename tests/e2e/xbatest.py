@@ -1398,6 +1398,9 @@ def cli_env(socket_path=None, extra=None):
         env["XBA_SOCKET"] = socket_path
     env["XBA_LANG"] = "en"
     env.setdefault("LANG", "C.UTF-8")
+    # xba wraps text output at $COLUMNS (80 when unset and not a terminal): the tests read whole lines, and
+    # test_agent_text checks the wrapping at 80.
+    env["COLUMNS"] = "1000"
     if extra:
         env.update(extra)
     return env
