@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -323,11 +324,35 @@ agent_free(struct agent *agent)
 	memset(&agent->curve, 0, sizeof(agent->curve));
 }
 
+/*
+ * Every officer's connection holds a file descriptor, and libzmq aborts the process when its ipc:// listener finds
+ * none left (local.c): take the hard limit the system allows (the unit sets 65536; a shell's soft limit is often
+ * 1024), and say so when even that is low.
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+		return;
+	if (lim.rlim_cur < lim.rlim_max) {
+		struct rlimit raised = { .rlim_cur = lim.rlim_max, .rlim_max = lim.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			lim = raised;
+	}
+	if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < 4096)
+		log_warnx("event=agent.fd_limit_low limit=%llu action=\"raise LimitNOFILE (the unit sets 65536): each "
+			  "officer's connection takes a descriptor\"", (unsigned long long)lim.rlim_cur);
+}
+
 static int
 agent_start(struct agent *agent, struct xba_error *err)
 {
 	int rc;
 
+	raise_fd_limit();
 	if ((rc = load_identity(agent->config, agent, err)) != 0 || (rc = check_store_dir(agent->config, err)) != 0)
 		return rc;
 	if ((agent->store = store_open(agent->config->store, err)) == NULL)

@@ -24,7 +24,7 @@
  * day. */
 #define LINK_DOWN_SAID_MS 30000
 /* After this long without a frame, a watch asks the agent whether it still serves it (AgentStatusReply.watching):
- * an agent drops a watch that falls 20 000 messages behind, and one that restarted knows it no longer. */
+ * an agent drops a watch that falls 5 000 messages behind, and one that restarted knows it no longer. */
 #define WATCH_CHECK_IDLE_MS 15000
 #define MAX_FILTER_VALUES 16
 #define HISTORY_PAGE 1000 /* entries asked for in one request: what an agent holds in one reply at most */

@@ -44,8 +44,13 @@
 #define LOCAL_MAX_SUBMITTERS 1024     /* alerts whose submitter waits for a PublishEvent */
 #define LOCAL_MAX_FRAME (1024 * 1024) /* a request; a SubmitRequest holds one alert of at most 64 KiB */
 #define LOCAL_REPLY_BUDGET (768 * 1024) /* a HistoryReply stays under the CLI's 1 MiB frame limit */
-#define LOCAL_BATCH 64                /* requests per socket per loop turn, so the uplink is never starved */
-#define LOCAL_SNDHWM 20000            /* messages queued per CLI connection before it counts as stuck */
+#define LOCAL_BATCH 64                /* requests per socket per loop turn, so the uplink is never starved ... */
+#define LOCAL_TURN_MS 20              /* ... nor held longer than this (after the first request) by a burst */
+/* Messages queued per CLI connection before it counts as stuck and loses its watch: above a watch's replay (1 000
+ * alerts and 1 000 older emergencies) and a full DeliverBatch arriving meanwhile; each can be an alert of up to 64
+ * KiB, held by libzmq until the client reads or goes, so this bounds what one frozen terminal costs. */
+#define LOCAL_SNDHWM 5000
+#define LOCAL_IPC_HANDSHAKE_MS 2000   /* a local connection that has not said hello by then is closed */
 #define LOCAL_REPLAY_MAX 1000         /* stored alerts replayed to a new subscriber */
 #define LOCAL_REPLAY_BUDGET (16 * 1024 * 1024) /* ... and the memory they may take while being replayed */
 #define LOCAL_RECALL_MAX 1000         /* ... and unacknowledged emergencies older than those, replayed first */
@@ -1748,7 +1753,11 @@ local_process(struct agent *agent)
 	for (int which = LOCAL_IPC; which <= LOCAL_LAN; which++) {
 		if (agent->local->sockets[which] == NULL)
 			continue;
-		for (int n = 0; n < LOCAL_BATCH && receive_one(agent, which); n++)
+		int64_t until = clock_mono_ms() + LOCAL_TURN_MS;
+
+		/* A burst of requests that each read much of the store (a history filter no index serves) must not hold
+		 * the broker's deliveries: at least one request a turn, then only while the turn lasts. */
+		for (int n = 0; n < LOCAL_BATCH && (n == 0 || clock_mono_ms() < until) && receive_one(agent, which); n++)
 			;
 	}
 }
@@ -1858,12 +1867,16 @@ bind_ipc(struct agent *agent, struct local *local, struct xba_error *err)
 	const struct agent_config *config = agent->config;
 	char endpoint[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 	mode_t old_umask;
-	int rc;
+	int rc, handshake_ms = LOCAL_IPC_HANDSHAKE_MS;
 
 	if ((rc = check_socket_dir(config, err)) != 0 || (rc = clear_stale_socket(config, err)) != 0)
 		return rc;
 	local->sockets[LOCAL_IPC] = zmq_socket(agent->zmq_ctx, ZMQ_ROUTER);
-	if (local->sockets[LOCAL_IPC] == NULL || set_router_options(local->sockets[LOCAL_IPC]) != 0)
+	/* libzmq (4.3.4) aborts the whole process when accepting on an ipc:// socket finds no file descriptor left, and
+	 * a connection that never greets holds one for its handshake interval (default 30 s): a client opening idle
+	 * connections fast could stop the agent, and its restarts.  A real CLI greets at once. */
+	if (local->sockets[LOCAL_IPC] == NULL || set_router_options(local->sockets[LOCAL_IPC]) != 0 ||
+	    zmq_setsockopt(local->sockets[LOCAL_IPC], ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof(handshake_ms)) != 0)
 		return xba_error_set(err, XBA_EIO, "cannot set up the local socket: %s", zmq_strerror(zmq_errno()));
 	snprintf(endpoint, sizeof(endpoint), "ipc://%s", config->local_socket);
 	/* The file is created 0600 by the bind itself (libzmq binds in this thread), so there is no moment when it
