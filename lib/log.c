@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "syntax.h"
+
 static struct {
 	const char *progname;     /* prog= value */
 	enum log_level min_level; /* lower levels are dropped */
@@ -101,10 +103,25 @@ fatal(const char *fmt, ...)
 	exit(1);
 }
 
+/* The length of the well-formed UTF-8 character p starts with, or 0 when it starts none.  p is NUL-terminated:
+ * a NUL fails the continuation test, so nothing past it is read. */
+static size_t
+utf8_char_len(const unsigned char *p)
+{
+	size_t n = *p < 0x80 ? 1 : *p >= 0xc2 && *p <= 0xdf ? 2 : *p >= 0xe0 && *p <= 0xef ? 3
+	    : *p >= 0xf0 && *p <= 0xf4 ? 4 : 0;
+
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n != 0 && syntax_utf8_valid((const char *)p, n) ? n : 0;
+}
+
 char *
 log_quote(char *out, size_t size, const char *text)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)(text ? text : "");
 	size_t o = 0;
 
 	if (size < 4) {
@@ -113,21 +130,35 @@ log_quote(char *out, size_t size, const char *text)
 		return out;
 	}
 	out[o++] = '"';
-	for (const unsigned char *p = (const unsigned char *)(text ? text : ""); *p != '\0'; p++) {
-		/* Leave room for the longest escape (4), the closing quote and the NUL. */
-		if (o + 6 > size)
-			break;
-		if (*p == '"' || *p == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)*p;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[*p >> 4];
-			out[o++] = hex[*p & 0xf];
+	while (*p != '\0') {
+		char piece[16];
+		size_t n = 0, len = syntax_control_len(p);
+
+		if (len == 0 && (*p == '"' || *p == '\\')) {
+			piece[n++] = '\\';
+			piece[n++] = (char)*p;
+			len = 1;
+		} else if (len == 0 && (len = utf8_char_len(p)) != 0) {
+			memcpy(piece, p, len);
+			n = len;
 		} else {
-			out[o++] = (char)*p;
+			/* A control character (C1 is two bytes, both escaped) or a byte that is not UTF-8: written as
+			 * \xNN so that the record stays one line of valid UTF-8 and shows what was there. */
+			if (len == 0)
+				len = 1;
+			for (size_t i = 0; i < len; i++) {
+				piece[n++] = '\\';
+				piece[n++] = 'x';
+				piece[n++] = hex[p[i] >> 4];
+				piece[n++] = hex[p[i] & 0xf];
+			}
 		}
+		/* Truncate between characters only, leaving room for the closing quote and the NUL. */
+		if (o + n + 2 > size)
+			break;
+		memcpy(out + o, piece, n);
+		o += n;
+		p += len;
 	}
 	out[o++] = '"';
 	out[o] = '\0';

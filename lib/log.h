@@ -38,8 +38,10 @@ void log_warnx(const char *fmt, ...) XBA_PRINTF(1, 2);
 void fatal(const char *fmt, ...) XBA_PRINTF(1, 2) XBA_NORETURN;
 
 /*
- * Render untrusted text as one key=value value: wrapped in double quotes, with '"' and '\\' escaped and control
- * bytes written as \xNN, truncated to fit out (size >= 4).  Returns out.
+ * Render untrusted text as one key=value value: wrapped in double quotes, with '"' and '\\' escaped, and each byte
+ * of a control character (C0, DEL, C1: U+009B is \xc2\x9b) or of anything that is not UTF-8 written as \xNN;
+ * truncated to fit out (size >= 4), never inside a character or an escape.  The result is one line of valid UTF-8.
+ * Returns out.
  */
 char *log_quote(char *out, size_t size, const char *text);
 
