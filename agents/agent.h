@@ -144,7 +144,9 @@ struct local_peer {
 	int socket;                                  /* LOCAL_IPC or LOCAL_LAN */
 	uint8_t id[LOCAL_PEER_ID_MAX];               /* ROUTER routing id */
 	size_t id_len;
-	char who[72];                                /* "ipc" or "lan:" and the LAN officer's name, for logs */
+	char who[72];                                /* "ipc" or "lan:" and the LAN officer's name */
+	char who_log[4 * 72 + 2];                    /* who as a log value: "ipc", or log_quote()d, since an
+	                                              * officer's name may hold spaces, '=' or quotes */
 	uint8_t officer_key[XBA_CURVE_KEY_LEN];      /* LAN: the officer's CURVE key, as admitted */
 	bool officer_removed;                        /* LAN: that key is no longer in agent.yaml's officers */
 };

@@ -125,12 +125,24 @@ read_officers(struct agent_config *config, const struct ydoc *doc, const struct 
 		snprintf(path, sizeof(path), "officers[%zu].name", i);
 		if ((rc = ydoc_read_string(doc, name_node, path, OFFICER_NAME_MAX, &name, err)) != 0)
 			return rc;
-		if (name[0] == '\0' || !syntax_utf8_valid(name, strlen(name)))
+		if (name[0] == '\0')
 			return ydoc_error(doc, name_node, err, path, "expected the officer's name (1..%d bytes of text)",
 			    OFFICER_NAME_MAX);
-		for (const char *p = name; *p != '\0'; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				return ydoc_error(doc, name_node, err, path, "control characters are not allowed");
+		if (!syntax_utf8_valid(name, strlen(name)))
+			return ydoc_error(doc, name_node, err, path, "not valid UTF-8 (save agent.yaml as UTF-8)");
+		/* The name goes into logs, into `xba` output and into the author of every alert the officer sends,
+		 * where alert_check_submission refuses C1 as well as C0: refused here, the mistake shows at load. */
+		for (size_t b = 0; name[b] != '\0'; b++) {
+			const unsigned char *p = (const unsigned char *)name + b;
+			size_t n = syntax_control_len(p);
+
+			if (n == 1)
+				return ydoc_error(doc, name_node, err, path, "control character 0x%02X at byte %zu: not "
+				    "allowed in a name", *p, b);
+			if (n == 2)
+				return ydoc_error(doc, name_node, err, path, "control character U+%04X at byte %zu: not "
+				    "allowed in a name", p[1], b);
+		}
 		snprintf(path, sizeof(path), "officers[%zu].curve_key", i);
 		if ((rc = ydoc_read_string(doc, key_node, path, 64, &key, err)) != 0)
 			return rc;

@@ -374,14 +374,16 @@ static int
 agent_run(struct agent *agent, int signal_fd)
 {
 	struct store_stats stats = { 0 };
-	char fp[64], region_version[65];
+	char fp[64], region_version[65], broker[300], local_socket[300], lan[300];
 
 	store_stats(agent->store, &stats, NULL);
 	encoding_hex(agent->dir->digest, 32, region_version);
+	/* Endpoints and paths are whatever agent.yaml says, spaces included. */
 	log_info("event=agent.ready node=%s broker=%s local_socket=%s lan=%s key=%s outbox=%llu inbox=%llu "
 		 "region=%s region_version=%.12s",
-	    agent->config->node_id, agent->config->broker, agent->config->local_socket,
-	    agent->config->lan_listen != NULL ? agent->config->lan_listen : "-",
+	    agent->config->node_id, log_quote(broker, sizeof(broker), agent->config->broker),
+	    log_quote(local_socket, sizeof(local_socket), agent->config->local_socket),
+	    agent->config->lan_listen != NULL ? log_quote(lan, sizeof(lan), agent->config->lan_listen) : "-",
 	    keys_fingerprint(agent->signer.key_id, fp, sizeof(fp)), (unsigned long long)stats.outbox_depth,
 	    (unsigned long long)stats.inbox_count, agent->dir->region, region_version);
 	NOTIFY("READY=1");

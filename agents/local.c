@@ -167,9 +167,9 @@ local_send(struct agent *agent, const struct local_peer *peer, const Xba__V1__Lo
 	if (rc == 0)
 		return;
 	if (rc == EHOSTUNREACH) {
-		log_debug("event=local.peer_gone peer=%s", peer->who);
+		log_debug("event=local.peer_gone peer=%s", peer->who_log);
 	} else {
-		log_warnx("event=local.send_failed peer=%s reason=\"%s\"", peer->who, zmq_strerror(rc));
+		log_warnx("event=local.send_failed peer=%s reason=\"%s\"", peer->who_log, zmq_strerror(rc));
 	}
 	forget_peer(agent, peer);
 }
@@ -207,7 +207,7 @@ local_officers_changed(struct agent *agent)
 		    agent_config_officer(agent->config, local->subs[i].peer.officer_key) != NULL)
 			continue;
 		peer = local->subs[i].peer;
-		log_info("event=local.unsubscribed peer=%s reason=officer-removed", peer.who);
+		log_info("event=local.unsubscribed peer=%s reason=officer-removed", peer.who_log);
 		local_send_error(agent, &peer, 0, XBA__V1__ERROR_CODE__NOT_PERMITTED, "",
 		    "this officer key (%s) was taken out of the agent's officers (agent.yaml): the watch ends here; ask "
 		    "the focal point", peer.who + 4);
@@ -299,11 +299,11 @@ push_entry(struct agent *agent, const struct store_row *row, Xba__V1__Alert *ale
 			continue;
 		peer = local->subs[i].peer;
 		if (rc == EHOSTUNREACH)
-			log_info("event=local.unsubscribed peer=%s reason=disconnected", peer.who);
+			log_info("event=local.unsubscribed peer=%s reason=disconnected", peer.who_log);
 		else
 			log_warnx("event=local.unsubscribed peer=%s reason=too-slow alert=%s detail=\"%s\" "
 				  "hint=\"the watch must subscribe again (with --since) to catch up\"",
-			    peer.who, row->alert_id, zmq_strerror(rc));
+			    peer.who_log, row->alert_id, zmq_strerror(rc));
 		forget_peer(agent, &peer);
 	}
 }
@@ -336,7 +336,7 @@ local_push_receipt(struct agent *agent, const Xba__V1__Receipt *receipt)
 		if (!local->subs[i].receipts || send_frame(local, &local->subs[i].peer, &frame) == 0)
 			continue;
 		peer = local->subs[i].peer;
-		log_info("event=local.unsubscribed peer=%s reason=send-failed", peer.who);
+		log_info("event=local.unsubscribed peer=%s reason=send-failed", peer.who_log);
 		forget_peer(agent, &peer);
 	}
 }
@@ -375,7 +375,7 @@ local_push_publish_event(struct agent *agent, const char *alert_id, Xba__V1__Pub
 			continue;
 		s->alert_id[0] = '\0'; /* the broker's answer is final */
 		if (send_frame(local, &s->peer, &frame) != 0)
-			log_debug("event=local.peer_gone peer=%s alert=%s", s->peer.who, alert_id);
+			log_debug("event=local.peer_gone peer=%s alert=%s", s->peer.who_log, alert_id);
 	}
 }
 
@@ -550,10 +550,12 @@ reply_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, X
 	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_SUBMIT_REPLY;
 	frame.submit_reply = &reply;
 	if (result != XBA__V1__ERROR_CODE__OK) {
-		char quoted[600];
+		char quoted[600], quoted_id[160];
 
-		log_info("event=alert.not_queued peer=%s alert=%s code=%s field=%s reason=%s", peer->who,
-		    alert_id != NULL && alert_id[0] ? alert_id : "-", frame_error_code_name(result),
+		/* Some refusals come before the officer's id is checked: an id that is not one is quoted. */
+		log_info("event=alert.not_queued peer=%s alert=%s code=%s field=%s reason=%s", peer->who_log,
+		    alert_id == NULL || alert_id[0] == '\0' ? "-" : syntax_uuid_valid(alert_id) ? alert_id
+		    : log_quote(quoted_id, sizeof(quoted_id), alert_id), frame_error_code_name(result),
 		    field != NULL && field[0] ? field : "-", log_quote(quoted, sizeof(quoted), message));
 	}
 	local_send(agent, peer, &frame);
@@ -813,7 +815,7 @@ handle_submit(struct agent *agent, const struct local_peer *peer, uint64_t ref, 
 		    log_quote(author, sizeof(author), a->author),
 		    a->category ? alert_enum_name(ALERT_ENUM_CATEGORY, a->category) : "-",
 		    a->severity ? alert_enum_name(ALERT_ENUM_SEVERITY, a->severity) : "-",
-		    alert_enum_name(ALERT_ENUM_TLP, a->tlp), a->emergency ? "true" : "false", peer->who);
+		    alert_enum_name(ALERT_ENUM_TLP, a->tlp), a->emergency ? "true" : "false", peer->who_log);
 	}
 	a->id = saved_id;
 	a->origin = saved_origin;
@@ -963,7 +965,7 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 		char quoted_officer[300];
 
 		log_info("event=alert.acknowledged alert=%s origin=%s officer=%s ack_alert=%s peer=%s", req->alert_id,
-		    row.origin, log_quote(quoted_officer, sizeof(quoted_officer), officer), ack_id, peer->who);
+		    row.origin, log_quote(quoted_officer, sizeof(quoted_officer), officer), ack_id, peer->who_log);
 	}
 	remember_submitter(agent->local, peer, ack_id);
 	reply_ack(agent, peer, ref, XBA__V1__ERROR_CODE__OK, ack_id, "signed and queued to the alert's origin");
@@ -1043,7 +1045,7 @@ local_push_status(struct agent *agent)
 		if (send_frame(local, &local->subs[i].peer, &frame) == 0)
 			continue;
 		peer = local->subs[i].peer;
-		log_info("event=local.unsubscribed peer=%s reason=send-failed", peer.who);
+		log_info("event=local.unsubscribed peer=%s reason=send-failed", peer.who_log);
 		forget_peer(agent, &peer);
 	}
 }
@@ -1139,7 +1141,7 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 			local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__RATE_LIMITED, "",
 			    "%s already has %d watches open at this agent; close one and try again", peer->who,
 			    LOCAL_MAX_SUBS_PER_OFFICER);
-			log_warnx("event=local.subscribe_refused peer=%s reason=too-many-for-officer max=%d", peer->who,
+			log_warnx("event=local.subscribe_refused peer=%s reason=too-many-for-officer max=%d", peer->who_log,
 			    LOCAL_MAX_SUBS_PER_OFFICER);
 			return;
 		}
@@ -1147,7 +1149,7 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 	if (sub == NULL && local->n_subs == LOCAL_MAX_SUBSCRIBERS) {
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__RATE_LIMITED, "",
 		    "this agent already serves %d watches; close one and try again", LOCAL_MAX_SUBSCRIBERS);
-		log_warnx("event=local.subscribe_refused peer=%s reason=too-many-subscribers max=%d", peer->who,
+		log_warnx("event=local.subscribe_refused peer=%s reason=too-many-subscribers max=%d", peer->who_log,
 		    LOCAL_MAX_SUBSCRIBERS);
 		return;
 	}
@@ -1185,7 +1187,7 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 	}
 	sub->filter = copy;
 	sub->receipts = req->receipts;
-	log_info("event=local.subscribed peer=%s receipts=%s replay=%zu subscribers=%zu", peer->who,
+	log_info("event=local.subscribed peer=%s receipts=%s replay=%zu subscribers=%zu", peer->who_log,
 	    req->receipts ? "true" : "false", held.n, local->n_subs);
 
 	fill_status(agent, &status, &text, &ok, message, sizeof(message));
@@ -1209,11 +1211,15 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 		older.unacknowledged_only = older.emergencies_only = true;
 		older.before_id = held.v[held.n - 1].row.id;
 		recall.budget = LOCAL_REPLAY_BUDGET;
-		if (store_inbox_query(agent->store, &older, true, LOCAL_RECALL_MAX, hold_row, &recall, &err) < 0)
-			log_warnx("event=local.recall_failed peer=%s error=\"%s\"", peer->who, err.msg);
+		if (store_inbox_query(agent->store, &older, true, LOCAL_RECALL_MAX, hold_row, &recall, &err) < 0) {
+			char quoted[600];
+
+			log_warnx("event=local.recall_failed peer=%s error=%s", peer->who_log,
+			    log_quote(quoted, sizeof(quoted), err.msg));
+		}
 	}
 	if (!replay_rows(agent, peer, &recall) || !replay_rows(agent, peer, &held)) {
-		log_warnx("event=local.unsubscribed peer=%s reason=replay-failed", peer->who);
+		log_warnx("event=local.unsubscribed peer=%s reason=replay-failed", peer->who_log);
 		forget_peer(agent, peer);
 	} else if (recall.n > 0) {
 		local_send_error(agent, peer, 0, XBA__V1__ERROR_CODE__OK, "",
@@ -1558,16 +1564,16 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 
 	if (frame == NULL) {
 		if (local_log_allowed(agent->local))
-			log_info("event=local.rejected peer=%s code=MALFORMED_FRAME bytes=%zu", peer->who, len);
+			log_info("event=local.rejected peer=%s code=MALFORMED_FRAME bytes=%zu", peer->who_log, len);
 		local_send_error(agent, peer, 0, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "",
 		    "not a LocalFrame (protobuf decode failed; %zu bytes)", len);
 		return;
 	}
-	log_debug("event=local.request peer=%s type=%s ref=%llu", peer->who, local_body_name(frame->body_case),
+	log_debug("event=local.request peer=%s type=%s ref=%llu", peer->who_log, local_body_name(frame->body_case),
 	    (unsigned long long)frame->ref);
 	if (peer->officer_removed) {
 		if (local_log_allowed(agent->local))
-			log_warnx("event=local.refused peer=%s reason=officer-removed type=%s", peer->who,
+			log_warnx("event=local.refused peer=%s reason=officer-removed type=%s", peer->who_log,
 			    local_body_name(frame->body_case));
 		local_send_error(agent, peer, frame->ref, XBA__V1__ERROR_CODE__NOT_PERMITTED, "",
 		    "this officer key (%s) is no longer listed in the agent's officers (agent.yaml); ask the focal "
@@ -1602,13 +1608,13 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY__NOT_SET:
 		if (local_log_allowed(agent->local))
-			log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=none", peer->who);
+			log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=none", peer->who_log);
 		local_send_error(agent, peer, frame->ref, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, "",
 		    "no request of a type this agent knows (is the CLI newer than the agent?)");
 		break;
 	default:
 		if (local_log_allowed(agent->local))
-			log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=%s", peer->who,
+			log_info("event=local.rejected peer=%s code=UNKNOWN_FRAME_TYPE type=%s", peer->who_log,
 			    local_body_name(frame->body_case));
 		local_send_error(agent, peer, frame->ref, XBA__V1__ERROR_CODE__UNKNOWN_FRAME_TYPE, "",
 		    "%s is something the agent sends, not a request it accepts", local_body_name(frame->body_case));
@@ -1683,14 +1689,17 @@ receive_one(struct agent *agent, int which)
 	if (peer.id_len > 0)
 		memcpy(peer.id, zmq_msg_data(&id), peer.id_len);
 	user = which == LOCAL_LAN ? zmq_msg_gets(&body, "User-Id") : NULL;
-	if (which == LOCAL_LAN)
+	if (which == LOCAL_LAN) {
 		lan_officer(agent, user, &peer);
-	else
+		log_quote(peer.who_log, sizeof(peer.who_log), peer.who);
+	} else {
 		snprintf(peer.who, sizeof(peer.who), "ipc");
+		snprintf(peer.who_log, sizeof(peer.who_log), "ipc");
+	}
 	if (extra > 0) {
 		if (local_log_allowed(agent->local))
 			log_info("event=local.rejected peer=%s code=MALFORMED_FRAME reason=\"%d extra message parts\"",
-			    peer.who, extra);
+			    peer.who_log, extra);
 		local_send_error(agent, &peer, 0, XBA__V1__ERROR_CODE__MALFORMED_FRAME, "",
 		    "one ZeroMQ message part per LocalFrame; got %d more", extra);
 	} else {
@@ -1719,7 +1728,7 @@ zap_handle(struct agent *agent)
 		return;
 	while (zapwire_read(socket, &req) == 0) {
 		const char *user = NULL;
-		char key_z85[XBA_Z85_KEY_TEXT_LEN + 1] = "-", quoted[100], user_id[XBA_Z85_KEY_TEXT_LEN + 2 + 64 + 1] = "";
+		char key_z85[XBA_Z85_KEY_TEXT_LEN + 1] = "-", quoted[4 * 64 + 2], user_id[XBA_Z85_KEY_TEXT_LEN + 2 + 64 + 1] = "";
 
 		if (strcmp(req.mechanism, "NULL") == 0) {
 			user = "ipc";
@@ -1734,8 +1743,10 @@ zap_handle(struct agent *agent)
 			}
 		}
 		if (user != NULL) {
+			char quoted_address[100];
+
 			log_debug("event=local.admitted officer=%s address=%s", log_quote(quoted, sizeof(quoted), user),
-			    req.address);
+			    log_quote(quoted_address, sizeof(quoted_address), req.address));
 			zapwire_reply(socket, &req, "200", "OK", user_id[0] != '\0' ? user_id : user);
 		} else {
 			if (local_log_allowed(agent->local))
@@ -1819,6 +1830,7 @@ clear_stale_socket(const struct agent_config *config, struct xba_error *err)
 	const char *path = config->local_socket;
 	struct sockaddr_un sa;
 	struct stat st;
+	char quoted[300];
 	int fd, rc;
 
 	if (lstat(path, &st) != 0)
@@ -1845,7 +1857,7 @@ clear_stale_socket(const struct agent_config *config, struct xba_error *err)
 	if (unlink(path) != 0)
 		return agent_config_error(config, "local_socket", err, XBA_EIO, "cannot remove the stale socket %s: %s",
 		    path, strerror(errno));
-	log_info("event=local.stale_socket_removed path=%s", path);
+	log_info("event=local.stale_socket_removed path=%s", log_quote(quoted, sizeof(quoted), path));
 	return 0;
 }
 
@@ -1911,6 +1923,7 @@ bind_lan(struct agent *agent, struct local *local, struct xba_error *err)
 {
 	const struct agent_config *config = agent->config;
 	struct curve_identity lan;
+	char quoted_endpoint[300];
 	int one = 1, zero = 0, rc = 0, lan_handshake_ms = 5000;
 
 	if (config->lan_listen == NULL)
@@ -1940,8 +1953,9 @@ bind_lan(struct agent *agent, struct local *local, struct xba_error *err)
 		rc = agent_config_error(config, "lan_listen", err, XBA_EIO, "cannot listen on %s: %s", config->lan_listen,
 		    zmq_strerror(zmq_errno()));
 	else
-		log_info("event=local.lan_listening endpoint=%s officers=%zu public_key=%s", config->lan_listen,
-		    config->n_officers, lan.public_z85);
+		log_info("event=local.lan_listening endpoint=%s officers=%zu public_key=%s",
+		    log_quote(quoted_endpoint, sizeof(quoted_endpoint), config->lan_listen), config->n_officers,
+		    lan.public_z85);
 out:
 	memset(&lan, 0, sizeof(lan));
 	return rc;

@@ -102,6 +102,7 @@ struct uplink {
 	uint32_t max_frame_bytes;                /* from Welcome */
 	char broker_id[65];
 	char rules_version[65];
+	char endpoint_log[300];                  /* agent.yaml's broker endpoint, log_quote()d once for every record */
 	bool clock_warned;                       /* this session already warned about clock offset */
 	/* The broker's clock as last heard (Welcome.time_ms, Heartbeat.time_ms), tied to this machine's monotonic
 	 * clock so that the estimate survives a step of this machine's wall clock (an NTP fix): see uplink_broker_now. */
@@ -301,7 +302,8 @@ session_drop(struct agent *agent, const char *reason, bool config_error)
 		if (now - u->up_mono >= UPLINK_STABLE_MS)
 			u->backoff_ms = c->reconnect_min_ms;
 	} else {
-		log_warnx("event=link.failed reason=%s state=%s endpoint=%s", reason, state_names[u->state], c->broker);
+		log_warnx("event=link.failed reason=%s state=%s endpoint=%s", reason, state_names[u->state],
+		    u->endpoint_log);
 	}
 	close_socket(u);
 	fail_tracks(agent, "the link to the broker went down before it answered");
@@ -313,7 +315,7 @@ session_drop(struct agent *agent, const char *reason, bool config_error)
 	u->backoff_ms = u->backoff_ms * 2 > c->reconnect_max_ms ? c->reconnect_max_ms : u->backoff_ms * 2;
 	wait = jitter(wait);
 	u->next_attempt_mono = now + wait;
-	log_info("event=link.retry in_ms=%lld endpoint=%s", (long long)wait, c->broker);
+	log_info("event=link.retry in_ms=%lld endpoint=%s", (long long)wait, u->endpoint_log);
 }
 
 /* [session_open] WAITING -> CONNECTING: a fresh socket for every session (§1.3), so that nothing queued for an
@@ -350,7 +352,7 @@ session_open(struct agent *agent)
 	    zmq_setsockopt(u->monitor, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
 	    zmq_connect(u->monitor, monitor_endpoint) != 0 || zmq_connect(u->socket, c->broker) != 0) {
 		log_warnx("event=link.failed reason=socket-setup error=\"%s\" endpoint=%s", zmq_strerror(zmq_errno()),
-		    c->broker);
+		    u->endpoint_log);
 		close_socket(u);
 		u->next_attempt_mono = clock_mono_ms() + jitter(c->reconnect_max_ms);
 		return;
@@ -358,7 +360,7 @@ session_open(struct agent *agent)
 	u->state = UPLINK_CONNECTING;
 	u->opened_mono = u->last_heard_mono = u->last_sent_mono = clock_mono_ms();
 	u->handshake_ok = false;
-	log_debug("event=link.connecting endpoint=%s", c->broker);
+	log_debug("event=link.connecting endpoint=%s", u->endpoint_log);
 }
 
 /* [send_hello] CONNECTING -> HELLO_SENT.  With ZMQ_IMMEDIATE the send succeeds only once a connection completed
@@ -1449,7 +1451,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	store_stats(agent->store, &stats, NULL);
 	log_info("event=link.up broker=%s endpoint=%s journal_head=%llu resume_after=%llu outbox=%llu "
 		 "heartbeat_ms=%u rules_version=%.12s",
-	    u->broker_id[0] ? u->broker_id : "-", agent->config->broker, (unsigned long long)w->journal_head,
+	    u->broker_id[0] ? u->broker_id : "-", u->endpoint_log, (unsigned long long)w->journal_head,
 	    (unsigned long long)u->through_seq, (unsigned long long)stats.outbox_depth, u->heartbeat_ms,
 	    u->rules_version);
 }
@@ -1568,18 +1570,18 @@ handle_monitor(struct agent *agent)
 		zmq_msg_close(&addr);
 		switch (event) {
 		case ZMQ_EVENT_CONNECTED:
-			log_debug("event=link.tcp_connected endpoint=%s", agent->config->broker);
+			log_debug("event=link.tcp_connected endpoint=%s", u->endpoint_log);
 			break;
 		case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
 			u->handshake_ok = true;
-			log_debug("event=link.handshake_ok endpoint=%s", agent->config->broker);
+			log_debug("event=link.handshake_ok endpoint=%s", u->endpoint_log);
 			break;
 		case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
 			/* §1.2: a configuration error an operator must fix; retried at the longest backoff. */
 			log_warnx("event=link.refused reason=curve-key-not-admitted status=%u endpoint=%s action=\"the broker "
 				  "does not list this node's CURVE key (%s) in its region.yaml: send the key to the "
 				  "secretariat\"",
-			    value, agent->config->broker, agent->curve.public_z85);
+			    value, u->endpoint_log, agent->curve.public_z85);
 			snprintf(u->link_problem, sizeof(u->link_problem), "the broker refuses this agent's CURVE key (%s): "
 			    "its region.yaml does not list it; send the key to the secretariat", agent->curve.public_z85);
 			want_drop(u, "handshake-refused", true);
@@ -1588,7 +1590,7 @@ handle_monitor(struct agent *agent)
 		case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
 			log_warnx("event=link.refused reason=handshake-failed endpoint=%s action=\"check broker_public_key in "
 				  "agent.yaml (the pinned broker key) and the broker endpoint\"",
-			    agent->config->broker);
+			    u->endpoint_log);
 			snprintf(u->link_problem, sizeof(u->link_problem), "the CURVE handshake with the broker fails: "
 			    "check broker_public_key in agent.yaml (has the broker's key changed?) and the endpoint");
 			want_drop(u, "handshake-failed", true);
@@ -1600,7 +1602,7 @@ handle_monitor(struct agent *agent)
 				/* A CURVE server that cannot decrypt our HELLO (wrong pinned key) just closes. */
 				log_warnx("event=link.refused reason=closed-during-handshake endpoint=%s action=\"if this "
 					  "repeats, check broker_public_key in agent.yaml (the pinned broker key)\"",
-				    agent->config->broker);
+				    u->endpoint_log);
 				snprintf(u->link_problem, sizeof(u->link_problem), "the broker closes the connection during "
 				    "the CURVE handshake: if this repeats, the pinned broker key (broker_public_key in agent.yaml) "
 				    "is not the broker's: has it changed?");
@@ -1895,6 +1897,7 @@ uplink_new(struct agent *agent, struct xba_error *err)
 		free(u);
 		return NULL;
 	}
+	log_quote(u->endpoint_log, sizeof(u->endpoint_log), agent->config->broker);
 	u->state = UPLINK_WAITING;
 	u->turn_through = u->through_seq;
 	u->backoff_ms = agent->config->reconnect_min_ms;

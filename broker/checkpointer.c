@@ -29,7 +29,7 @@ struct checkpointer {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;         /* stop */
 	bool stop;
-	char *path;                  /* for log lines */
+	char *path;                  /* the journal's path, log_quote()d: broker.yaml may give it spaces */
 };
 
 static void *
@@ -78,11 +78,12 @@ checkpointer_new(const char *journal_path, int interval_ms, struct xba_error *er
 	struct checkpointer *c = calloc(1, sizeof(*c));
 	pthread_condattr_t attr;
 
-	if (c == NULL || (c->path = strdup(journal_path)) == NULL) {
+	if (c == NULL || (c->path = malloc(4 * strlen(journal_path) + 3)) == NULL) {
 		free(c);
 		xba_error_set(err, XBA_ENOMEM, "out of memory");
 		return NULL;
 	}
+	log_quote(c->path, 4 * strlen(journal_path) + 3, journal_path);
 	c->interval_ms = interval_ms;
 	if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
 	    pthread_mutex_init(&c->lock, NULL) != 0 || pthread_cond_init(&c->wake, &attr) != 0) {

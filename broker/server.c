@@ -1241,15 +1241,18 @@ server_run(struct server *server, int signal_fd)
 	int64_t last_prune = clock_mono_ms() - PRUNE_INTERVAL_MS + PRUNE_FIRST_DELAY_MS;
 	int64_t tick = server->config->heartbeat_ms / 4;
 	zmq_pollitem_t items[3];
-	char region_version[65];
+	char region_version[65], quoted_id[300], quoted_listen[300];
 
 	server->signal_fd = signal_fd;
 	if (tick < 20)
 		tick = 20;
 	encoding_hex(server->dir->digest, 32, region_version);
+	/* broker_id and listen are whatever broker.yaml says, spaces included. */
 	log_info("event=broker.ready broker=%s listen=%s nodes=%zu rules_version=%s region=%.12s journal_head=%llu "
 		 "verify=%s verify_threads=%u io_sched=%s",
-	    server->config->broker_id, server->config->listen, server->dir->n_nodes, rules_version(server->rules),
+	    log_quote(quoted_id, sizeof(quoted_id), server->config->broker_id),
+	    log_quote(quoted_listen, sizeof(quoted_listen), server->config->listen), server->dir->n_nodes,
+	    rules_version(server->rules),
 	    region_version,
 	    (unsigned long long)journal_head(server->journal), sig_backend_name(),
 	    verify_pool_threads(server->verifiers) + 1, server->io_sched_batch ? "batch" : "default");

@@ -122,7 +122,7 @@ def main(t):
     amina = lan + ["--officer-key", os.path.join(keys, "AMINA.curve.key")]
     mark = ner.log_size()
     hers = [x.Watch(t, None, *amina) for _ in range(9)]
-    refused = ner.wait_log(r"event=local\.subscribe_refused peer=lan:amina\.issoufou reason=too-many-for-officer",
+    refused = ner.wait_log(r'event=local\.subscribe_refused peer="lan:amina\.issoufou" reason=too-many-for-officer',
                            t.t(20), since=mark)
     t.check(refused is not None and len(ner.events("local.subscribed", since=mark)) == 8,
             "a 9th watch from one officer's key is refused; the first 8 are served", ner.log_text(mark)[-500:])
@@ -192,7 +192,7 @@ def main(t):
             "the officer added by SIGHUP is admitted without a restart", f"rc={r.rc} out={r.out} err={r.err}")
     mark = ner.log_size()
     her_watch = x.Watch(t, None, *amina)
-    t.check(ner.wait_log(r"event=local\.subscribed peer=lan:amina\.issoufou", t.t(15), since=mark) is not None,
+    t.check(ner.wait_log(r'event=local\.subscribed peer="lan:amina\.issoufou"', t.t(15), since=mark) is not None,
             "Amina watches over the LAN", ner.log_text(mark)[-400:])
     mark = ner.log_size()
     ner.write_config(officers='[{name: bob.diallo, curve_key: "%s"}]' % curve_public(
@@ -232,6 +232,47 @@ def main(t):
     t.check(r.rc == 0 and r.json() and ner.alive(), "... and the officer listed before is still served",
             f"rc={r.rc} err={r.err}")
     ner.write_config(officers=officers)
+
+    # Officers' names are the focal point's to choose: a space, or text that reads as key=value, stays inside the
+    # peer value of the agent's log records (quoted), so each record still parses as the agent wrote it.
+    x.keygen(t, "OMAR", keys, role="observer")
+    forged = "Omar level=warn event=node.removed"
+    named = '[{name: "Amina Haddad", curve_key: "%s"}, {name: "%s", curve_key: "%s"}]' % (
+        curve_public(os.path.join(keys, "AMINA.curve.pub")), forged, curve_public(os.path.join(keys, "OMAR.curve.pub")))
+    mark = ner.log_size()
+    ner.write_config(officers=named)
+    ner.hup()
+    t.check(ner.wait_log(r"event=officers\.reloaded officers=2", t.t(10), since=mark) is not None,
+            "SIGHUP with officers named 'Amina Haddad' and '%s'" % forged, ner.log_text(mark)[-600:])
+    for who, headline in (("AMINA", "Convoi près d'Arlit"), ("OMAR", "Convoi près de Dirkou")):
+        r = x.cli(t, None, "send", *lan, "--officer-key", os.path.join(keys, f"{who}.curve.key"), "--category",
+                  "smuggling", "--severity", "severe", "--headline", headline, timeout=t.t(40))
+        t.check(r.rc == 0, f"{who} sends over the LAN", f"rc={r.rc} out={r.out} err={r.err}")
+    queued = ner.events("alert.queued", since=mark)
+    peers = sorted(e.get("peer", "") for e in queued)
+    t.check(peers == ["lan:Amina Haddad", "lan:" + forged] and all(e.get("level") == "info" for e in queued),
+            "alert.queued records: each officer's whole name in peer=, the level and event the agent wrote",
+            "\n".join(e["_line"] for e in queued) or ner.log_text(mark)[-800:])
+    t.check(not ner.events("node.removed", since=mark), "... and no record reads as event=node.removed",
+            ner.log_text(mark)[-800:])
+    ner.write_config(officers=officers)
+    ner.hup()
+
+    # A control character in a name would reach logs, terminals and the author of every alert the officer sends
+    # (where it is refused): agent.yaml is refused at load, naming the officer and the byte, C1 as C0.
+    for label, name, says in (("C1 U+009B", "Omar \\u009b[2J", "officers[1].name: control character U+009B at byte 5"),
+                              ("C1 U+0085", "Omar\\u0085", "officers[1].name: control character U+0085 at byte 4"),
+                              ("C0 ESC", "Omar \\e[2J", "officers[1].name: control character 0x1B at byte 5")):
+        path = os.path.join(t.dir, "agent-named.yaml")
+        ner.write_config(officers='[{name: "Amina Haddad", curve_key: "%s"}, {name: "%s", curve_key: "%s"}]' % (
+            curve_public(os.path.join(keys, "AMINA.curve.pub")), name,
+            curve_public(os.path.join(keys, "OMAR.curve.pub"))))
+        with open(ner.config_path) as f, open(path, "w") as g:
+            g.write(f.read())
+        ner.write_config(officers=officers)
+        rc, out = ner.check_config(path)
+        t.check(rc != 0 and says in out, f"agent --check with an officer's name holding {label}: refused, naming "
+                "the entry and the byte", f"rc={rc} {out}")
 
     # The socket's directory: another local user must not be able to bind the path while the agent is down.
     with open(ner.config_path) as f:
