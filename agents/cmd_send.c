@@ -436,6 +436,19 @@ static const struct option send_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* Text pasted from Windows or a phone ends its lines with CR LF.  The signed text's line break is LF alone (the
+ * agent refuses a CR: a bare one redraws a terminal line), so a CR right before a LF is dropped, in place. */
+static void
+crlf_to_lf(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r != '\0'; r++)
+		if (r[0] != '\r' || r[1] != '\n')
+			*w++ = *r;
+	*w = '\0';
+}
+
 /* Parse send/broadcast flags into d.  Returns -1 to go on, or an exit status. */
 static int
 parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struct local_target *target, int *wait_s,
@@ -512,6 +525,8 @@ parse_alert_flags(const char *cmd, int argc, char **argv, struct draft *d, struc
 					    "new text; one of each per language)", cmd, opt == OPT_HEADLINE ? "--headline"
 					    : opt == OPT_EVENT ? "--event" : opt == OPT_DESCRIPTION ? "--description"
 					    : "--instruction", info->language);
+				if (opt == OPT_DESCRIPTION || opt == OPT_INSTRUCTION)
+					crlf_to_lf(optarg);
 				*slot = optarg;
 			}
 			break;

@@ -487,8 +487,10 @@ check_plain(const char *path, const char *name, const char *s, bool lines, struc
 			continue;
 		if (len == 2)
 			return field_error(err, XBA_ESYNTAX, path, name, "control character U+%04X at byte %zu", p[i + 1], i);
+		/* In a multi-line field a CR is not the line break (LF is): a bare one can redraw a terminal line. */
 		return field_error(err, XBA_ESYNTAX, path, name, "control character 0x%02X at byte %zu%s", c, i,
-		    c == '\n' || c == '\r' ? " (a line break: this field is one line)" : "");
+		    lines ? (c == '\r' ? " (a carriage return: end each line with a line break alone)" : "")
+		    : c == '\n' || c == '\r' ? " (a line break: this field is one line)" : "");
 	}
 	return 0;
 }

@@ -9,7 +9,8 @@ stores it, and `xba history` and `xba watch` (text) show it with every control c
 writes each as a \\u escape), the description's next line indented deeper than any line of an alert's block,
 and no line of the alert starting with "==" but its own header.  NER's own officers cannot submit such text:
 `xba send` refuses a headline with a line break and a description with an escape, naming the field and the byte
-(INVALID_ALERT, exit 2), while a description over several lines is accepted.  `xba history --id ID --save FILE`
+(INVALID_ALERT, exit 2), while a description over several lines is accepted, its CR LF line ends (pasted from
+Windows or WhatsApp) sent as LF; a bare CR is refused as a carriage return.  `xba history --id ID --save FILE`
 writes the signed envelope (mode 0600), which `xba verify` checks offline.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_text.py BUILD_DIR SOURCE_ROOT
@@ -93,6 +94,35 @@ def main(t):
     r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
                 "Convoi vers Toummo", "--description", "Quatre vehicules.\nDirection nord.", net=net)
     t.eq((r.rc, x.accepted_recipients(r)), (0, 3), "xba send: a description over two lines is accepted")
+    # Text pasted from Windows or WhatsApp ends its lines CR LF: the CLI signs LF alone, as a text typed here would.
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                "Convoi vers Toummo", "--description", "ligne 1\r\nligne 2", "--instruction", "fermer\r\nsignaler",
+                "--json", net=net)
+    sent = x.sent_id(r)
+    mine = [e for e in ner.history("--outgoing") if e.get("id") == sent]
+    texts = list(strings(mine))
+    t.check(r.rc == 0 and sent and "ligne 1\nligne 2" in texts and "fermer\nsignaler" in texts and
+            not any("\r" in s for s in texts),
+            "xba send: a description and an instruction pasted with CR LF line ends are sent with LF", repr(r) +
+            repr(mine[:1]))
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                "Convoi vers Toummo", "--description", "ligne 1\rligne 2", net=net)
+    t.check(r.rc == 2 and "info[0].description" in r.err and "0x0D" in r.err and "carriage return" in r.err and
+            "one line" not in r.err,
+            "xba send: a bare CR in a description is refused as a carriage return (the field is not called one line)",
+            repr(r))
+
+
+def strings(value):
+    """Every string inside a decoded JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
 
     # ---- lines the terminal would wrap: forged rows drawn with spaces ------------------------------------------
     # At 80 columns a line longer than the terminal continues at column 0, where text padded with spaces can draw

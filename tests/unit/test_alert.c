@@ -488,7 +488,22 @@ test_submission_checks(struct check_state *t)
 	f->info[0].description = (char *)"Rouge \x1b[31m";
 	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
 	CHECK_CONTAINS(t, err.msg, "info[0].description: control character 0x1B at byte 6");
+	/* A CR is no line break in a multi-line field either, and the refusal must not call the field one line. */
+	f->info[0].description = (char *)"ligne 1\rligne 2";
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CONTAINS(t, err.msg, "info[0].description: control character 0x0D at byte 7 (a carriage return");
+	CHECK(t, strstr(err.msg, "one line") == NULL);
 	f->info[0].description = NULL;
+	f->info[0].instruction = (char *)"ligne 1\r\nligne 2";
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CONTAINS(t, err.msg, "info[0].instruction: control character 0x0D at byte 7 (a carriage return");
+	CHECK(t, strstr(err.msg, "one line") == NULL);
+	f->info[0].instruction = (char *)"Ligne 1\nLigne 2";
+	f->info[0].headline = (char *)"Convoi\r";
+	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
+	CHECK_CONTAINS(t, err.msg,
+	    "info[0].headline: control character 0x0D at byte 6 (a line break: this field is one line)");
+	f->info[0].headline = (char *)"Convoi";
 	f->alert.author = (char *)"capitaine \xc2\x9b" "2J";
 	CHECK_CODE(t, alert_check_submission(&f->alert, &err), XBA_ESYNTAX);
 	CHECK_CONTAINS(t, err.msg, "author: control character U+009B at byte 10");
