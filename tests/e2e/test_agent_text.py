@@ -26,6 +26,18 @@ import xbatest as x  # noqa: E402
 FORGED_HEADER = "== 2026-11-26 09:00:00Z  from LBY  [HEALTH] EXTREME  TLP:RED"
 
 
+def strings(value):
+    """Every string inside a decoded JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+
+
 def main(t):
     region = x.region_of_five(t, "text-e2e")
     broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()
@@ -111,18 +123,6 @@ def main(t):
             "one line" not in r.err,
             "xba send: a bare CR in a description is refused as a carriage return (the field is not called one line)",
             repr(r))
-
-
-def strings(value):
-    """Every string inside a decoded JSON value."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from strings(v)
 
     # ---- lines the terminal would wrap: forged rows drawn with spaces ------------------------------------------
     # At 80 columns a line longer than the terminal continues at column 0, where text padded with spaces can draw
