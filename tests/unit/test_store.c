@@ -815,8 +815,23 @@ test_schema_1_upgrade(struct check_state *t)
 		CHECK(t, indexed);
 	}
 	sqlite3_finalize(st);
+	/* A history filter reads the scan index, not every row's envelope (schema 5): the shape of the agent's query,
+	 * with an origin that matches nothing. */
+	CHECK(t, sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM inbox LEFT JOIN superseded ON ref_id = "
+				 "alert_id AND ref_origin = origin WHERE received_ms >= 0 AND severity >= 0 AND (0 = 0 OR "
+				 "(acknowledged = 0 AND msg_type != 4 AND by_type IS NOT 3)) AND instr(',TCD,', ',' || "
+				 "origin || ',') > 0 AND id < 1000000 ORDER BY id DESC LIMIT 100", -1, &st, NULL) == SQLITE_OK);
+	{
+		bool covering = false;
+
+		while (sqlite3_step(st) == SQLITE_ROW)
+			covering |= strstr((const char *)sqlite3_column_text(st, 3), "COVERING INDEX inbox_scan") != NULL;
+		CHECK(t, covering);
+	}
+	sqlite3_finalize(st);
 	sqlite3_close(db);
-	CHECK(t, version == 4); /* through 2 (releases), 3 (supersessions) to 4 (the quarantine's seq index) */
+	/* through 2 (releases), 3 (supersessions), 4 (the quarantine's seq index) to 5 (the history's scan indexes) */
+	CHECK(t, version == 5);
 }
 
 /*
