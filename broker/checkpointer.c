@@ -59,9 +59,12 @@ run(void *arg)
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
 			/* Logged once per run of failures: the pages stay in the WAL, and the writer's own automatic
 			 * checkpoint takes over if this keeps failing. */
-			if (failures++ == 0)
-				log_warnx("event=journal.checkpoint_failed journal=%s error=\"%s\"", c->path,
-				    sqlite3_errmsg(c->db));
+			if (failures++ == 0) {
+				char quoted[600];
+
+				log_warnx("event=journal.checkpoint_failed journal=%s error=%s", c->path,
+				    log_quote(quoted, sizeof(quoted), sqlite3_errmsg(c->db)));
+			}
 		} else if (rc == SQLITE_OK && failures > 0) {
 			log_warnx("event=journal.checkpoint_recovered journal=%s failures=%d", c->path, failures);
 			failures = 0;

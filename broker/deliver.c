@@ -127,7 +127,10 @@ prepare_delivery(struct server *server, const struct journal_pending *p, struct 
 	struct xba_error err = { 0 };
 
 	if (journal_envelope_ref(server->journal, p->seq, envelope, envelope_len, &err) != 0) {
-		log_warnx("event=journal.error op=read seq=%llu error=\"%s\"", (unsigned long long)p->seq, err.msg);
+		char quoted[600];
+
+		log_warnx("event=journal.error op=read seq=%llu error=%s", (unsigned long long)p->seq,
+		    log_quote(quoted, sizeof(quoted), err.msg));
 		return XBA_EIO;
 	}
 	memset(entry, 0, sizeof(*entry));
@@ -269,7 +272,10 @@ deliver_pass(struct server *server)
 		n = journal_pending(server->journal, server->dir->nodes[i].id, s->sent_through, pending, want,
 		    inflight_contains, s, &err);
 		if (n < 0) {
-			log_warnx("event=journal.error op=pending node=%s error=\"%s\"", server->dir->nodes[i].id, err.msg);
+			char quoted[600];
+
+			log_warnx("event=journal.error op=pending node=%s error=%s", server->dir->nodes[i].id,
+			    log_quote(quoted, sizeof(quoted), err.msg));
 			continue;
 		}
 		if (s->deliver_batches)
@@ -487,7 +493,10 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 	if (rc == 0)
 		s->n_inflight = kept;
 	if (rc != 0) {
-		log_warnx("event=journal.error op=delivery_ack node=%s error=\"%s\"", node_id, err.msg);
+		char quoted[600];
+
+		log_warnx("event=journal.error op=delivery_ack node=%s error=%s", node_id,
+		    log_quote(quoted, sizeof(quoted), err.msg));
 		server->tx_failed = server->in_transaction;
 		return;
 	}

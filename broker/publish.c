@@ -537,7 +537,10 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		free(withheld);
 		if (rc != 0) {
 			/* The transaction is now suspect: commit() rolls it back and refuses everything it held. */
-			log_warnx("event=journal.error op=append alert=%s error=\"%s\"", alert->id, err.msg);
+			char quoted[600];
+
+			log_warnx("event=journal.error op=append alert=%s error=%s", alert->id,
+			    log_quote(quoted, sizeof(quoted), err.msg));
 			server->tx_failed = true;
 			refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL,
 			    0, 0, "the broker could not store the alert; retry later");

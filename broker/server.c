@@ -346,7 +346,10 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	if (server_begin(server, &err) != 0 ||
 	    journal_rewind(server->journal, node->id, hello->resume_after, &rewound_from, &redeliveries, &err) != 0 ||
 	    journal_mark_delivered_through(server->journal, node->id, hello->resume_after, clock_now_ms(), &err) != 0) {
-		log_warnx("event=journal.error node=%s op=resume error=\"%s\"", node->id, err.msg);
+		char quoted[600];
+
+		log_warnx("event=journal.error node=%s op=resume error=%s", node->id,
+		    log_quote(quoted, sizeof(quoted), err.msg));
 		server_reply_error(server, XBA__V1__ERROR_CODE__NOT_READY, NULL, 0,
 		    "the broker's journal is unavailable; retry later");
 		return;
@@ -559,7 +562,9 @@ commit(struct server *server)
 		journal_rollback(server->journal);
 		ok = false;
 	} else if (journal_commit(server->journal, &err) != 0) {
-		log_warnx("event=journal.commit_failed error=\"%s\"", err.msg);
+		char quoted[600];
+
+		log_warnx("event=journal.commit_failed error=%s", log_quote(quoted, sizeof(quoted), err.msg));
 		ok = false;
 	} else if (writes) {
 		int64_t took = clock_mono_us() - t0;
@@ -622,13 +627,13 @@ dispatch(struct server *server, size_t node_index, const struct incoming *in)
 
 	if (frame == NULL) {
 		Xba__V1__ErrorCode code = frame_error_code_for_frame(in->decode_err.code);
-		char field[64] = "";
+		char field[64] = "", quoted[600];
 
 		if (in->decode_err.code == XBA_EREQUIRED)
 			sscanf(in->decode_err.msg, "%63[^:]", field);
 		if (node_log_allowed(server, node_index))
-			log_warnx("event=frame.rejected node=%s code=%s reason=\"%s\"", node->id,
-			    frame_error_code_name(code), in->decode_err.msg);
+			log_warnx("event=frame.rejected node=%s code=%s reason=%s", node->id,
+			    frame_error_code_name(code), log_quote(quoted, sizeof(quoted), in->decode_err.msg));
 		server_reply_error(server, code, field, in->ref, "%s", in->decode_err.msg);
 		return;
 	}
@@ -989,7 +994,9 @@ prune(struct server *server)
 	/* By the earlier clock: a broker clock stepped a year ahead must not prune what was delivered a minute ago. */
 	if (journal_prune_some(server->journal, server_now_earliest(server, clock_now_ms()) -
 	    server->config->retention_days * 86400000LL, PRUNE_BATCH_ALERTS, node_listed, server, &out, &err) != 0) {
-		log_warnx("event=journal.prune_failed error=\"%s\"", err.msg);
+		char quoted[600];
+
+		log_warnx("event=journal.prune_failed error=%s", log_quote(quoted, sizeof(quoted), err.msg));
 		return false;
 	}
 	if (out.deleted > 0)
@@ -1268,7 +1275,10 @@ server_run(struct server *server, int signal_fd)
 		items[1] = (zmq_pollitem_t){ zap_socket(server->zap), 0, ZMQ_POLLIN, 0 };
 		items[2] = (zmq_pollitem_t){ NULL, signal_fd, ZMQ_POLLIN, 0 };
 		if (zmq_poll(items, 3, (long)tick) < 0 && zmq_errno() != EINTR) {
-			log_warnx("event=broker.poll_failed error=\"%s\"", zmq_strerror(zmq_errno()));
+			char quoted[300];
+
+			log_warnx("event=broker.poll_failed error=%s",
+			    log_quote(quoted, sizeof(quoted), zmq_strerror(zmq_errno())));
 			break;
 		}
 		if (items[2].revents & ZMQ_POLLIN) {
@@ -1289,9 +1299,11 @@ server_run(struct server *server, int signal_fd)
 		 * once per statement (the fcntl calls were a visible share of broker CPU), and commits nothing. */
 		{
 			struct xba_error err = { 0 };
+			char quoted[600];
 
 			if (server_begin(server, &err) != 0)
-				log_warnx("event=journal.error op=begin error=\"%s\"", err.msg);
+				log_warnx("event=journal.error op=begin error=%s",
+				    log_quote(quoted, sizeof(quoted), err.msg));
 		}
 		deliver_pass(server);
 		commit(server);

@@ -69,7 +69,8 @@ zap_handle(struct zap *zap, const struct directory *dir)
 		if (node != NULL) {
 			char user[XBA_NODE_ID_MAX + 1 + XBA_Z85_KEY_TEXT_LEN + 1];
 
-			log_debug("event=node.authenticated node=%s address=%s", node->id, req.address);
+			log_debug("event=node.authenticated node=%s address=%s", node->id,
+			    log_quote(quoted, sizeof(quoted), req.address));
 			snprintf(user, sizeof(user), "%s:%s", node->id, node->curve_public_z85);
 			zapwire_reply(zap->socket, &req, "200", "OK", user);
 			continue;
