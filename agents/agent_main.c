@@ -402,7 +402,10 @@ agent_run(struct agent *agent, int signal_fd)
 		n += uplink_poll_items(agent->uplink, items + n, 8 - n);
 		n += local_poll_items(agent->local, items + n, 8 - n);
 		if (zmq_poll(items, (int)n, timeout) < 0 && zmq_errno() != EINTR) {
-			log_warnx("event=agent.poll_failed error=\"%s\"", zmq_strerror(zmq_errno()));
+			char quoted[300];
+
+			log_warnx("event=agent.poll_failed error=%s",
+			    log_quote(quoted, sizeof(quoted), zmq_strerror(zmq_errno())));
 			break;
 		}
 		if (items[0].revents & ZMQ_POLLIN) {

@@ -169,7 +169,10 @@ local_send(struct agent *agent, const struct local_peer *peer, const Xba__V1__Lo
 	if (rc == EHOSTUNREACH) {
 		log_debug("event=local.peer_gone peer=%s", peer->who_log);
 	} else {
-		log_warnx("event=local.send_failed peer=%s reason=\"%s\"", peer->who_log, zmq_strerror(rc));
+		char quoted[300];
+
+		log_warnx("event=local.send_failed peer=%s reason=%s", peer->who_log,
+		    log_quote(quoted, sizeof(quoted), zmq_strerror(rc)));
 	}
 	forget_peer(agent, peer);
 }
@@ -300,10 +303,13 @@ push_entry(struct agent *agent, const struct store_row *row, Xba__V1__Alert *ale
 		peer = local->subs[i].peer;
 		if (rc == EHOSTUNREACH)
 			log_info("event=local.unsubscribed peer=%s reason=disconnected", peer.who_log);
-		else
-			log_warnx("event=local.unsubscribed peer=%s reason=too-slow alert=%s detail=\"%s\" "
+		else {
+			char quoted[300];
+
+			log_warnx("event=local.unsubscribed peer=%s reason=too-slow alert=%s detail=%s "
 				  "hint=\"the watch must subscribe again (with --since) to catch up\"",
-			    peer.who_log, row->alert_id, zmq_strerror(rc));
+			    peer.who_log, row->alert_id, log_quote(quoted, sizeof(quoted), zmq_strerror(rc)));
+		}
 		forget_peer(agent, &peer);
 	}
 }

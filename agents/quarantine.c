@@ -107,8 +107,11 @@ recheck_one(struct recheck *rc, struct store_quarantined *q, int64_t now, struct
 	rc_open = envelope_open_message(agent->dir, envelope, now, &opened, &why);
 	xba__v1__envelope__free_unpacked(envelope, NULL);
 	if (rc_open != 0) {
-		log_debug("event=alert.still_quarantined seq=%llu code=%s reason=\"%s\"", (unsigned long long)q->seq,
-		    frame_error_code_name(frame_error_code_for_alert(rc_open)), why.msg);
+		char quoted[600];
+
+		log_debug("event=alert.still_quarantined seq=%llu code=%s reason=%s", (unsigned long long)q->seq,
+		    frame_error_code_name(frame_error_code_for_alert(rc_open)),
+		    log_quote(quoted, sizeof(quoted), why.msg));
 		envelope_opened_clear(&opened);
 		rc->held++;
 		return 0;

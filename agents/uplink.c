@@ -351,8 +351,10 @@ session_open(struct agent *agent)
 	    (u->monitor = zmq_socket(agent->zmq_ctx, ZMQ_PAIR)) == NULL ||
 	    zmq_setsockopt(u->monitor, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
 	    zmq_connect(u->monitor, monitor_endpoint) != 0 || zmq_connect(u->socket, c->broker) != 0) {
-		log_warnx("event=link.failed reason=socket-setup error=\"%s\" endpoint=%s", zmq_strerror(zmq_errno()),
-		    u->endpoint_log);
+		char quoted[300];
+
+		log_warnx("event=link.failed reason=socket-setup error=%s endpoint=%s",
+		    log_quote(quoted, sizeof(quoted), zmq_strerror(zmq_errno())), u->endpoint_log);
 		close_socket(u);
 		u->next_attempt_mono = clock_mono_ms() + jitter(c->reconnect_max_ms);
 		return;
@@ -408,8 +410,10 @@ refuse_damaged(struct agent *agent, const struct store_row *row)
 	    store_outbox_refused(agent->store, row->id, XBA__V1__ERROR_CODE__INTERNAL, msg, "", clock_now_ms(),
 		&err) != 0 ||
 	    store_commit(agent->store, &err) != 0) {
+		char quoted[600];
+
 		store_rollback(agent->store);
-		log_warnx("event=store.write_failed op=refuse error=\"%s\"", err.msg);
+		log_warnx("event=store.write_failed op=refuse error=%s", log_quote(quoted, sizeof(quoted), err.msg));
 		return;
 	}
 	local_push_publish_event(agent, row->alert_id, XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED,
@@ -484,8 +488,11 @@ pump_outbox(struct agent *agent)
 
 		rc = store_outbox_next_emergency(agent->store, after, &row, &err);
 		if (rc != 0) {
+			char quoted[600];
+
 			if (rc != XBA_ENOTFOUND)
-				log_warnx("event=store.read_failed op=outbox error=\"%s\"", err.msg);
+				log_warnx("event=store.read_failed op=outbox error=%s",
+				    log_quote(quoted, sizeof(quoted), err.msg));
 			break;
 		}
 		u->last_early_id = row.id;
@@ -501,7 +508,10 @@ pump_outbox(struct agent *agent)
 		if (rc == XBA_ENOTFOUND)
 			break;
 		if (rc != 0) {
-			log_warnx("event=store.read_failed op=outbox error=\"%s\"", err.msg);
+			char quoted[600];
+
+			log_warnx("event=store.read_failed op=outbox error=%s",
+			    log_quote(quoted, sizeof(quoted), err.msg));
 			break;
 		}
 		u->last_sent_id = row.id;
@@ -1029,8 +1039,10 @@ report_releases(struct agent *agent)
 	size_t n = 0;
 
 	if (store_quarantine_unreported(agent->store, seqs, UPLINK_RELEASE_BATCH, &n, &err) != 0) {
-		log_warnx("event=store.read_failed op=releases error=\"%s\" action=\"retried at the next session\"",
-		    err.msg);
+		char quoted[600];
+
+		log_warnx("event=store.read_failed op=releases error=%s action=\"retried at the next session\"",
+		    log_quote(quoted, sizeof(quoted), err.msg));
 		u->report_releases = false;
 		return;
 	}
@@ -1042,7 +1054,10 @@ report_releases(struct agent *agent)
 		return;
 	if (store_quarantine_reported(agent->store, seqs, n, &err) != 0) {
 		/* Sent again at the next session; the broker changes only what is still REFUSED. */
-		log_warnx("event=store.write_failed op=releases_reported error=\"%s\"", err.msg);
+		char quoted[600];
+
+		log_warnx("event=store.write_failed op=releases_reported error=%s",
+		    log_quote(quoted, sizeof(quoted), err.msg));
 		u->report_releases = false;
 		return;
 	}
@@ -1067,8 +1082,10 @@ repeat_releases(struct agent *agent)
 	u->repeat_releases = false;
 	if (store_quarantine_reported_since(agent->store, clock_now_ms() - UPLINK_RELEASE_REPEAT_MS, seqs,
 	    UPLINK_RELEASE_BATCH, &n, &err) != 0) {
-		log_warnx("event=store.read_failed op=releases error=\"%s\" action=\"repeated at the next session\"",
-		    err.msg);
+		char quoted[600];
+
+		log_warnx("event=store.read_failed op=releases error=%s action=\"repeated at the next session\"",
+		    log_quote(quoted, sizeof(quoted), err.msg));
 		return;
 	}
 	if (n == 0)
@@ -1435,7 +1452,10 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 		struct xba_error err = { 0 };
 
 		if (store_highest_held(agent->store, w->journal_head, &held, &err) != 0) {
-			log_warnx("event=store.error op=highest_held error=\"%s\"", err.msg);
+			char quoted[600];
+
+			log_warnx("event=store.error op=highest_held error=%s",
+			    log_quote(quoted, sizeof(quoted), err.msg));
 			held = w->journal_head;
 		}
 		log_warnx("event=link.cursor_reset broker=%s journal_head=%llu cursor=%llu resume_after=%llu reason=\"the "
@@ -1472,11 +1492,12 @@ handle_frame(struct agent *agent, const uint8_t *bytes, size_t len)
 	frame = frame_decode(bytes, len, u->max_frame_bytes ? u->max_frame_bytes : FRAME_MAX_BYTES_DEFAULT, NULL, &err);
 	if (frame == NULL) {
 		Xba__V1__ErrorCode code = frame_error_code_for_frame(err.code);
-		char field[64];
+		char field[64], quoted[600];
 
 		if (u->state == UPLINK_UP && answer_undecodable(agent, bytes, len, &err))
 			return;
-		log_warnx("event=broker.bad_frame code=%s reason=\"%s\"", frame_error_code_name(code), err.msg);
+		log_warnx("event=broker.bad_frame code=%s reason=%s", frame_error_code_name(code),
+		    log_quote(quoted, sizeof(quoted), err.msg));
 		agent_error_field(err.msg, field, sizeof(field));
 		if (u->state == UPLINK_UP)
 			send_error(u, code, field, 0, err.msg);
