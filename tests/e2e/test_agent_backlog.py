@@ -74,7 +74,14 @@ def main(t):
     ner.start(link=True)
     broker.stop()
     for i in range(70):
-        ner.cli("broadcast", "--category", "search-and-rescue", "--headline", f"Urgence {i}", timeout=0.3)
+        # Each is queued before the next is typed; the CLI then waits for the broker (down), so it is stopped
+        # once it says the alert is queued (a fixed timeout killed slow sanitizer CLIs before they had queued).
+        bc = ner.background("broadcast", "--category", "search-and-rescue", "--headline", f"Urgence {i}")
+        queued = bc.wait(lambda: "queued at the agent" in bc.text(), t.t(10))
+        bc.stop()
+        if not queued:
+            t.check(False, f"broadcast {i} queued at the agent while the broker is down", bc.text() + bc.stderr())
+            return
     mark = ner.log_size()
     broker.start()
     ner.wait_link(t.t(30), since=mark)
@@ -109,4 +116,4 @@ def main(t):
 
 
 if __name__ == "__main__":
-    x.main(main, deadline_s=240)
+    x.main(main, deadline_s=300)
