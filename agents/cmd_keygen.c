@@ -73,7 +73,7 @@ cmd_keygen(int argc, char **argv)
 	struct curve_identity curve;
 	struct xba_error err = { 0 };
 	char fingerprint[64], public_b64[64], now_text[40];
-	int opt;
+	int opt, out_len;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -110,14 +110,17 @@ cmd_keygen(int argc, char **argv)
 
 	if (keys_generate(node, out, &signer, &curve, &err) != 0)
 		return cli_usage_error("keygen: %s", err.msg);
+	out_len = (int)strlen(out);
 
 	keys_fingerprint(signer.key_id, fingerprint, sizeof(fingerprint));
 	encoding_base64(signer.public_raw, XBA_ED25519_PUBLIC_LEN, public_b64);
 	clock_format_rfc3339(clock_now_ms() / 1000 * 1000, now_text, sizeof(now_text));
-	printf("keys for %s written to %s\n", node, out);
-	printf("  signing key  %s/%s.sign.key  (private, mode 0600)\n", out, node);
+	while (out_len > 1 && out[out_len - 1] == '/') /* "--out keys/": keys/NER.sign.key, not keys//NER.sign.key */
+		out_len--;
+	printf("keys for %s written to %.*s\n", node, out_len, out);
+	printf("  signing key  %.*s/%s.sign.key  (private, mode 0600)\n", out_len, out, node);
 	printf("               fingerprint %s\n", fingerprint);
-	printf("  CURVE key    %s/%s.curve.key  (private, mode 0600)\n", out, node);
+	printf("  CURVE key    %.*s/%s.curve.key  (private, mode 0600)\n", out_len, out, node);
 	printf("               public %s\n", curve.public_z85);
 	printf("\nadd this entry under `nodes:` in region.yaml (send it to the secretariat; it holds no secret):\n\n");
 	printf("  - id: %s\n", node);
