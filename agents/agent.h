@@ -125,11 +125,17 @@ struct agent {
 };
 
 /*
- * The signing key's state at now_ms, for the log, `xba status` and `xba watch`.  *until_ms is the end of its
- * signing time (XBA_TIME_NEVER when it has none); err says why when UNUSABLE.
+ * The signing key's state now, for the log, `xba status` and `xba watch`: its validity at the signing time
+ * (uplink_signing_now), and its revocation at the later of that and this machine's clock (agent_revocation_now).
+ * *until_ms is the end of its signing time (XBA_TIME_NEVER when it has none); err says why when UNUSABLE.
  */
-enum key_health agent_key_health(const struct agent *agent, int64_t now_ms, int64_t *until_ms,
-    struct xba_error *err);
+enum key_health agent_key_health(const struct agent *agent, int64_t *until_ms, struct xba_error *err);
+/*
+ * The time a revocation is judged at: the later of this machine's clock and the signing time.  A broker whose clock
+ * is behind (and that has too few nodes to doubt it) must not make a key revoked by this machine's clock sign again:
+ * every recipient judges a revocation by its own clock, and would refuse what was signed.
+ */
+int64_t agent_revocation_now(const struct agent *agent);
 
 /* The field path an error message starts with ("info[1].headline: 171 bytes, ..." -> "info[1].headline"), or ""
  * when it starts with none; for the field of SubmitReply and of Error frames. */

@@ -94,10 +94,10 @@ check_identity(const struct agent_config *c, const struct directory *dir, const 
 }
 
 enum key_health
-agent_key_health(const struct agent *agent, int64_t now_ms, int64_t *until_ms, struct xba_error *err)
+agent_key_health(const struct agent *agent, int64_t *until_ms, struct xba_error *err)
 {
 	const struct dir_key *key = directory_key(agent->dir, agent->signer.key_id);
-	int64_t warn_ms = agent->config->key_warning_days * 86400000LL;
+	int64_t warn_ms = agent->config->key_warning_days * 86400000LL, now_ms = uplink_signing_now(agent->uplink);
 
 	*until_ms = XBA_TIME_NEVER;
 	if (key == NULL) {  /* check_identity keeps this from happening; said rather than assumed */
@@ -105,11 +105,19 @@ agent_key_health(const struct agent *agent, int64_t now_ms, int64_t *until_ms, s
 		return KEY_HEALTH_UNUSABLE;
 	}
 	*until_ms = directory_key_signs_until(key);
-	if (directory_key_usable(agent->dir, key, now_ms, now_ms, err) != 0)
+	if (directory_key_usable(agent->dir, key, now_ms, agent_revocation_now(agent), err) != 0)
 		return KEY_HEALTH_UNUSABLE;
 	if (warn_ms > 0 && *until_ms != XBA_TIME_NEVER && *until_ms - now_ms <= warn_ms)
 		return KEY_HEALTH_EXPIRING;
 	return KEY_HEALTH_OK;
+}
+
+int64_t
+agent_revocation_now(const struct agent *agent)
+{
+	int64_t local = clock_now_ms(), signing = uplink_signing_now(agent->uplink);
+
+	return local > signing ? local : signing;
 }
 
 /*
@@ -122,7 +130,7 @@ key_tick(struct agent *agent, bool force)
 {
 	struct xba_error err = { 0 };
 	int64_t now = clock_now_ms(), until;
-	enum key_health health = agent_key_health(agent, now, &until, &err);
+	enum key_health health = agent_key_health(agent, &until, &err);
 	char quoted[600], fp[64], t[40];
 
 	if (health == agent->key_health && !(health != KEY_HEALTH_OK && (force || now >= agent->key_next_warning_ms)))

@@ -935,6 +935,7 @@ cmd_send(int argc, char **argv)
 	int wait_s = 15, rc;
 	bool json = false, flags = false;
 	Xba__V1__Alert *from_file = NULL, *alert;
+	int64_t file_expires_in_ms = 0;
 	struct xba_error err = { 0 };
 
 	local_target_defaults(&target);
@@ -954,7 +955,7 @@ cmd_send(int argc, char **argv)
 			draft_free(&d);
 			return cli_usage_error("send: give either an alert FILE or alert flags, not both (xba send --help)");
 		}
-		from_file = alertyaml_load(argv[optind], &err);
+		from_file = alertyaml_load_for_submit(argv[optind], &file_expires_in_ms, &err);
 		if (from_file == NULL) {
 			draft_free(&d);
 			return cli_usage_error("send: %s (nothing was queued)", err.msg);
@@ -1000,8 +1001,8 @@ cmd_send(int argc, char **argv)
 	}
 	rc = check_draft("send", alert);
 	if (rc == 0)
-		rc = cli_submit("send", &target, alert, alert == &d.alert ? d.expires_in_ms : 0, wait_s * 1000, json,
-		    NULL, NULL, 0);
+		rc = cli_submit("send", &target, alert, alert == &d.alert ? d.expires_in_ms : file_expires_in_ms,
+		    wait_s * 1000, json, NULL, NULL, 0);
 	alertyaml_free(from_file);
 	draft_free(&d);
 	return rc;
@@ -1048,6 +1049,12 @@ table_draw(struct receipt_table *t)
 
 	/* Rows are wrapped here, not by the terminal: an officer's name the width of a row must neither draw a row
 	 * of its own ("LBY ... by lt-fathi") nor leave the redraw a line short. */
+	/* A terminal resized since the last draw may have rewrapped those rows: draw the table again below them
+	 * rather than move up by a count that no longer holds. */
+	if (t->tty && display_width() != t->width) {
+		t->width = display_width();
+		t->lines_drawn = 0;
+	}
 	if (t->tty && t->lines_drawn > 0)
 		printf("\033[%dA\033[J", t->lines_drawn);
 	rows += display_print_wrapped(stdout, t->width, "%-14s %-22s %s\n", "NODE", "DELIVERED", "ACKNOWLEDGED");

@@ -476,6 +476,7 @@ cmd_watch(int argc, char **argv)
 			}
 			if (e->received_ms > last_received_ms)
 				last_received_ms = e->received_ms;
+			display.width = display_width(); /* the terminal may have been resized since the last alert */
 
 			for (size_t i = 0; i < n_pending; i++)
 				if (strcmp(pending[i].id, e->alert->id) == 0)
@@ -562,6 +563,7 @@ cmd_watch(int argc, char **argv)
 		}
 		watch_status_due(&state);
 		if (clock_mono_ms() >= next_reminder) {
+			display.width = display_width();
 			if (!json && f.remind_ms > 0) {
 				if (n_pending > RECALL_SHOWN)
 					printf("%s%s!!! %zu UNACKNOWLEDGED EMERGENCIES; the %d newest below (all: xba history "

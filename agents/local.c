@@ -675,8 +675,9 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 		snprintf(message, size, "this agent's signing key is no longer in its region.yaml");
 		return XBA__V1__ERROR_CODE__UNKNOWN_KEY;
 	}
-	/* now_ms is the signing time (uplink_signing_now): a key is never judged by a clock the agent knows is wrong. */
-	if (directory_key_usable(agent->dir, key, alert->sent_ms, now_ms, &err) != 0) {
+	/* now_ms is the signing time (uplink_signing_now): a key's validity is never judged by a clock the agent knows
+	 * is wrong, and its revocation never later than this machine's clock says (agent_revocation_now). */
+	if (directory_key_usable(agent->dir, key, alert->sent_ms, agent_revocation_now(agent), &err) != 0) {
 		*field = "sent_ms";
 		snprintf(message, size, "%s", err.msg);
 		return err.code == XBA_EKEYREVOKED ? XBA__V1__ERROR_CODE__KEY_REVOKED : XBA__V1__ERROR_CODE__KEY_NOT_VALID;
@@ -998,7 +999,7 @@ fill_key_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct st
 {
 	struct xba_error err = { 0 };
 	int64_t until;
-	enum key_health health = agent_key_health(agent, uplink_signing_now(agent->uplink), &until, &err);
+	enum key_health health = agent_key_health(agent, &until, &err);
 
 	reply->signing_key = keys_fingerprint(agent->signer.key_id, text->key_fp, sizeof(text->key_fp));
 	reply->signing_key_until_ms = until == XBA_TIME_NEVER ? 0 : until;

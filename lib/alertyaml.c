@@ -46,6 +46,7 @@ struct loader {
 	const struct ydoc *doc;     /* the file being read */
 	Xba__V1__Alert *alert;      /* what is being built; owned by load_doc() until returned */
 	struct xba_error *err;      /* the caller's, filled on the first refusal */
+	int64_t expires_in_ms;      /* `expires` was a duration and the file gave no `sent`: that duration; else 0 */
 };
 
 /* Operator text made safe for a one-line message: control bytes as '?', cut at 64 bytes with "...". */
@@ -255,6 +256,8 @@ read_expiry(struct loader *l, const struct ynode *node, const char *path, int64_
 	switch (parse_duration(text, &ms)) {
 	case 1:
 		*out = base_ms + ms;
+		if (l->alert->sent_ms == 0)
+			l->expires_in_ms = ms;
 		return 0;
 	case -1:
 		return ydoc_error(l->doc, node, l->err, path,
@@ -766,7 +769,7 @@ load_alert(struct loader *l)
 
 /* The alert in doc, which this frees.  NULL with err filled on failure. */
 static Xba__V1__Alert *
-load_doc(struct ydoc *doc, struct xba_error *err)
+load_doc(struct ydoc *doc, int64_t *expires_in_ms, struct xba_error *err)
 {
 	struct loader l = { .doc = doc, .err = err };
 
@@ -781,6 +784,8 @@ load_doc(struct ydoc *doc, struct xba_error *err)
 		l.alert = NULL;
 	} else {
 		xba_error_clear(err);
+		if (expires_in_ms != NULL)
+			*expires_in_ms = l.expires_in_ms;
 	}
 	ydoc_free(doc);
 	return l.alert;
@@ -800,19 +805,27 @@ alertyaml_load_buffer(const char *name, const char *data, size_t len, struct xba
 	}
 	if ((doc = ydoc_load_buffer(name, data, len, err)) == NULL)
 		return NULL;
-	return load_doc(doc, err);
+	return load_doc(doc, NULL, err);
+}
+
+Xba__V1__Alert *
+alertyaml_load_for_submit(const char *path, int64_t *expires_in_ms, struct xba_error *err)
+{
+	struct ydoc *doc;
+
+	assert(path != NULL);
+	if (expires_in_ms != NULL)
+		*expires_in_ms = 0;
+	/* yamltree reads the file once, refusing it past the limit before parsing. */
+	if ((doc = ydoc_load_file(path, ALERTYAML_MAX_BYTES, err)) == NULL)
+		return NULL;
+	return load_doc(doc, expires_in_ms, err);
 }
 
 Xba__V1__Alert *
 alertyaml_load(const char *path, struct xba_error *err)
 {
-	struct ydoc *doc;
-
-	assert(path != NULL);
-	/* yamltree reads the file once, refusing it past the limit before parsing. */
-	if ((doc = ydoc_load_file(path, ALERTYAML_MAX_BYTES, err)) == NULL)
-		return NULL;
-	return load_doc(doc, err);
+	return alertyaml_load_for_submit(path, NULL, err);
 }
 
 void

@@ -16,6 +16,7 @@
 #define XBA_ALERTYAML_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "xba.pb-c.h"
@@ -36,6 +37,12 @@
  * protobuf_c_empty_string or malloc'ed; replace one with alertyaml_set_text().
  */
 Xba__V1__Alert *alertyaml_load(const char *path, struct xba_error *err);
+/*
+ * alertyaml_load for `xba send FILE`: *expires_in_ms is the file's `expires` when that is a duration and the file
+ * gives no `sent` (else 0), so that the agent counts it from the sent time it gives the alert
+ * (SubmitRequest.expires_in_ms): this machine's clock may be wrong.
+ */
+Xba__V1__Alert *alertyaml_load_for_submit(const char *path, int64_t *expires_in_ms, struct xba_error *err);
 /* The same from memory; name is what messages call the file. */
 Xba__V1__Alert *alertyaml_load_buffer(const char *name, const char *data, size_t len, struct xba_error *err);
 /* Accepts NULL. */

@@ -265,6 +265,17 @@ def agent_behind(t, region):
     text = tcd.cli("history", "--limit", "1").out
     t.check("Valable douze heures" in text and "WRITTEN" not in text and "EXPIRED" not in text,
             "... and TCD's officers do not read it as old news (no 'WRITTEN ..., received 13 hours later')", text)
+    # The same from an alert file: its `expires: 6h` also counts from the sent time the agent gives it.
+    path = os.path.join(t.dir, "six-heures.yaml")
+    with open(path, "w") as f:
+        f.write("category: smuggling\nseverity: severe\ntlp: amber\nurgency: immediate\ncertainty: likely\n"
+                "expires: 6h\ninfo:\n  - language: fr\n    headline: Fichier six heures\n")
+    r = ner.cli("send", path, "--wait", "10", env=clock.env())
+    got = inbox_has(tcd, "Fichier six heures", t.t(30)) if r.rc == 0 else None
+    t.check(got is not None and abs(expires_ms(got) - sent_ms(got) - 6 * 3600000) < 2000 and
+            abs(sent_ms(got) - x.now_ms()) < 120000,
+            "... an alert file's `expires: 6h` too: accepted, valid 6 h from the region's time (it was refused as "
+            "already passed)", repr(r) + str(got))
 
     # A dead CMOS battery: the clock reads 2000-01-01.  With the region's clock known the key is judged by it.
     ner.stop()
@@ -294,6 +305,29 @@ def agent_behind(t, region):
         p.stop()
 
 
+def revoked_broker_behind(t, region):
+    """A key revoked 30 min ago by NER's (right) clock, a broker 1 h behind with only two nodes (too few to doubt
+    its clock): NER signs with the broker's time, but a revocation is judged by the later of the two clocks, so
+    the key does not sign again (every recipient would refuse it: they judge revocations by their own clocks).
+    Last: it revokes NER's key in the region."""
+    key = region.nodes["NER"].signing_keys[0]
+    key.valid_from = x.rfc3339(x.now_ms() - 10 * DAY * 1000)
+    key.revoked_at = x.rfc3339(x.now_ms() - 30 * 60000)
+    region.write()
+    clock = Clock(t, "broker-revoked", -3600)
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-revoked", wrapper=clock.wrapper()).start()
+    tcd = x.Agent(t, region, "TCD", broker, name="TCD-revoked").start(link=True)
+    ner = x.Agent(t, region, "NER", broker, name="NER-revoked").start(link=True)
+    ner.wait_status(lambda s: s.get("clock_offset_known"), t.t(20))
+    r = send(ner, None, "Clé révoquée", "--wait", "10")
+    t.check(r.rc != 0 and "KEY_REVOKED" in r.err, "NER's key revoked 30 min ago, the broker's clock 1 h behind: "
+            "refused at submission (the broker's time does not un-revoke it)", repr(r))
+    r = ner.cli("status")
+    t.check("CANNOT SEND" in r.out, "... and `xba status` says CANNOT SEND", r.out)
+    for p in (ner, tcd, broker):
+        p.stop()
+
+
 def main(t):
     region = x.region_of_five(t, "clocks-e2e")
     broker_step_back(t, region)
@@ -302,7 +336,8 @@ def main(t):
     lying_majority(t, region)
     agent_ahead(t, region)
     agent_behind(t, region)
+    revoked_broker_behind(t, region)
 
 
 if __name__ == "__main__":
-    x.main(main, deadline_s=200)
+    x.main(main, deadline_s=260)

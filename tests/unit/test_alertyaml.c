@@ -580,6 +580,43 @@ test_doc_example(struct check_state *st)
 	free(page);
 }
 
+/* `xba send FILE`: a duration without `sent` is passed on as one (the agent counts it from the sent time it gives
+ * the alert: this machine's clock may be wrong); with `sent`, or as a date, it is not. */
+static void
+test_expires_in_for_submit(struct check_state *st)
+{
+	static const char *const cases[][2] = {
+		{ "tlp: green\nexpires: 6h\n", "21600000" },
+		{ "tlp: green\nsent: 2026-11-26T06:00:00Z\nexpires: 6h\n", "0" },
+		{ "tlp: green\nexpires: 2099-01-01T00:00:00Z\n", "0" },
+		{ "tlp: green\n", "0" },
+	};
+	char path[] = "/tmp/xba-test-alertyaml-XXXXXX";
+	int fd = mkstemp(path);
+
+	CHECK(st, fd >= 0);
+	if (fd < 0)
+		return;
+	close(fd);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct xba_error err = { 0 };
+		FILE *f = fopen(path, "w");
+		int64_t in_ms = -1;
+		Xba__V1__Alert *a;
+
+		CHECK(st, f != NULL);
+		if (f == NULL)
+			break;
+		fputs(cases[i][0], f);
+		fclose(f);
+		a = alertyaml_load_for_submit(path, &in_ms, &err);
+		CHECK(st, a != NULL);
+		CHECK(st, in_ms == strtoll(cases[i][1], NULL, 10));
+		alertyaml_free(a);
+	}
+	unlink(path);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -603,5 +640,6 @@ main(int argc, char **argv)
 	RUN(&st, test_load_file);
 	RUN(&st, test_partial_failures_free);
 	RUN(&st, test_non_scalar_list_items);
+	RUN(&st, test_expires_in_for_submit);
 	return check_finish(&st);
 }
