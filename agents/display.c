@@ -335,8 +335,11 @@ write_line_wrapped(FILE *out, int width, const unsigned char *line, const unsign
 		} else {
 			while (p > line && (*p & 0xc0) == 0x80)
 				p--;
-			if (p == line) /* a width too narrow for one character: write it anyway */
+			if (p == line) { /* a width too narrow for one character: write it anyway, whole */
 				p++;
+				while (p < end && (*p & 0xc0) == 0x80)
+					p++;
+			}
 			fwrite(line, 1, (size_t)(p - line), out);
 			line = p;
 		}

@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "display.h"
+#include "syntax.h"
 
 /* display_write_wrapped of text into a string the caller frees; *rows the rows written. */
 static char *
@@ -85,6 +86,9 @@ test_wrap_columns(struct check_state *t)
 	free(out);
 	out = wrapped(80, emoji, &rows);
 	CHECK(t, out != NULL && strncmp(out + 160, "\n     ", 6) == 0); /* 40 emoji of 2 columns: 80 */
+	free(out);
+	out = wrapped(5, arabic, &rows); /* no wider than the indent: still never half a character */
+	CHECK(t, out != NULL && syntax_utf8_valid(out, strlen(out)));
 	free(out);
 	snprintf(text, sizeof(text), "\033[1m%s\033[0m", "0123456789012345678901234567890123456789");
 	out = wrapped(40, text, &rows);
