@@ -470,17 +470,18 @@ cmd_watch(int argc, char **argv)
 			const Xba__V1__InboxEntry *e = ev->alert_event;
 			size_t at = n_pending;
 
-			if (!e->acknowledged && seen_before(seen, &n_seen, e->alert->id)) {
+			for (size_t i = 0; i < n_pending; i++)
+				if (strcmp(pending[i].id, e->alert->id) == 0)
+					at = i;
+			/* Shown already: replayed after a resubscription (the agent restarted), acknowledged or not.  Only the
+			 * news that an emergency this watch recalls was acknowledged gets through. */
+			if (seen_before(seen, &n_seen, e->alert->id) && !(e->acknowledged && at < n_pending)) {
 				local_frame_free(ev);
-				continue; /* replayed after a resubscription */
+				continue;
 			}
 			if (e->received_ms > last_received_ms)
 				last_received_ms = e->received_ms;
 			display.width = display_width(); /* the terminal may have been resized since the last alert */
-
-			for (size_t i = 0; i < n_pending; i++)
-				if (strcmp(pending[i].id, e->alert->id) == 0)
-					at = i;
 			if (e->acknowledged && at < n_pending) {
 				/* An officer acknowledged an emergency this watch is recalling. */
 				pending_remove(pending, &n_pending, at);

@@ -449,20 +449,34 @@ render_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbox
 	emergency = a->emergency;
 	info = alert_info_for_language(a, opts->language);
 	if (emergency) {
-		if (opts->bell)
+		/* A new watch replays the shift's broadcasts: only one that still needs someone here rings and stands
+		 * out; one already acknowledged, or withdrawn by its sender, says so. */
+		bool needs_someone = !entry->outgoing && !entry->acknowledged &&
+		    entry->superseded_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+
+		if (opts->bell && needs_someone)
 			fputc('\a', out);
-		fprintf(out, "%s%s!!! EMERGENCY BROADCAST from %s !!!%s\n", opts->color ? ANSI_REVERSE : "",
-		    opts->color ? ANSI_BOLD : "", a->origin, off);
+		fprintf(out, "%s%s!!! EMERGENCY BROADCAST from %s%s !!!%s\n",
+		    opts->color && needs_someone ? ANSI_REVERSE : "", opts->color ? ANSI_BOLD : "", a->origin,
+		    needs_someone ? "" : entry->outgoing ? " (sent from here)"
+		    : entry->acknowledged ? " (acknowledged here)" : " (withdrawn by its sender)", off);
 	}
 	display_time(entry->received_ms ? entry->received_ms : a->sent_ms, when, sizeof(when));
-	fprintf(out, "%s== %s  %s%s  [%s] %s  TLP:%s  %s%s\n", on, when, entry->outgoing ? "sent by " : "from ",
-	    a->origin, upper(name_or(ALERT_ENUM_CATEGORY, a->category, "-"), cat, sizeof(cat)),
-	    upper(name_or(ALERT_ENUM_SEVERITY, a->severity, "-"), sev, sizeof(sev)),
-	    upper(name_or(ALERT_ENUM_TLP, a->tlp, "-"), tlp, sizeof(tlp)),
-	    a->status != XBA__V1__STATUS__STATUS_ACTUAL ? upper(name_or(ALERT_ENUM_STATUS, a->status, ""), status,
-							      sizeof(status))
-							: "",
-	    off);
+	if (a->status != XBA__V1__STATUS__STATUS_ACTUAL)
+		upper(name_or(ALERT_ENUM_STATUS, a->status, ""), status, sizeof(status));
+	else
+		status[0] = '\0';
+	/* An acknowledgement carries the category and severity of the alert it acknowledges (protocol §2.6): shown with
+	 * them, in that alert's colour, it read as a new extreme alert.  It says what it is instead. */
+	if (a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK) {
+		fprintf(out, "== %s  %s%s  acknowledgement  %s\n", when, entry->outgoing ? "sent by " : "from ",
+		    a->origin, status);
+	} else {
+		fprintf(out, "%s== %s  %s%s  [%s] %s  TLP:%s  %s%s\n", on, when, entry->outgoing ? "sent by " : "from ",
+		    a->origin, upper(name_or(ALERT_ENUM_CATEGORY, a->category, "-"), cat, sizeof(cat)),
+		    upper(name_or(ALERT_ENUM_SEVERITY, a->severity, "-"), sev, sizeof(sev)),
+		    upper(name_or(ALERT_ENUM_TLP, a->tlp, "-"), tlp, sizeof(tlp)), status, off);
+	}
 	/* The header shows when it arrived; the signed time says when it was written.  An alert that took more than
 	 * an hour says both, so that one written long ago (held up by an outage, or sent again by a broker after
 	 * this agent pruned it) is not read as news. */

@@ -142,6 +142,12 @@ def main(t):
     acks_in = [e for e in agents["NER"].history("--limit", "100") if e.get("msg_type") == "ack"]
     t.eq(sorted(e.get("origin") for e in acks_in), sorted(RECEIVERS),
          "history --json at NER: one ACK alert from each receiver")
+    # An ACK carries the category and severity of what it acknowledges: shown with them it read as a new alert.
+    text = agents["NER"].cli("history", "--limit", "100").out
+    headers = [line for line in text.splitlines() if line.startswith("== ") and " from TCD" in line]
+    t.check(any(h.rstrip().endswith("acknowledgement") for h in headers) and not any("[" in h for h in headers),
+            "history (text) at NER: TCD's ACK is headed 'from TCD  acknowledgement', with no category or severity",
+            "\n".join(headers))
 
     # A second ack of the same alert is refused, and nothing more is queued.
     r = agents["DZA"].cli("ack", bid, "--officer", "someone else")

@@ -4,13 +4,15 @@ subscribes again, and a new watch recalls every unacknowledged emergency, howeve
 Real xba-broker, a real xba-agent NER, `xba watch --json` processes; LBY is a protocol node of xbatest.py.
 
 1. Two emergencies from LBY, not acknowledged; then a watch is paused (SIGSTOP, a frozen terminal) while 21 000
-   alerts arrive.  The agent drops it (`local.unsubscribed reason=too-slow`: 20 000 messages queued).  Before, the
+   alerts arrive.  The agent drops it (`local.unsubscribed reason=too-slow`: 5 000 messages queued).  Before, the
    watch, once resumed, printed what was queued and then nothing more, for good, not even a later emergency; it
    now asks the agent whether it is still served when it falls quiet (AgentStatusReply.watching), says it was
    dropped, subscribes again from the last alert it showed, and shows the emergency sent after it woke.
 2. A watch started after that backlog: its replay is the newest 1 000 alerts, and the two emergencies are 21 000
    alerts older.  They are replayed first all the same, so that the next shift's watch names them until someone
    acknowledges them.
+3. An emergency acknowledged here, then the agent restarts: the watch does not show it again, and the next
+   shift's watch shows it as acknowledged here (no bell, no reverse video).
 
 usage: /usr/bin/python3 tests/e2e/test_agent_watch.py BUILD_DIR SOURCE_ROOT
 """
@@ -73,8 +75,39 @@ def main(t):
     t.check(ids[:2] == old, "... first, oldest first", str(ids[:3]))
     t.check("older unacknowledged emergencies" in fresh.stderr(),
             "... and it says it replayed them before the newest 1 000", fresh.stderr()[-300:])
+    fresh.stop()
+    paused.stop()
+
+    # 3. An emergency acknowledged here, then the agent restarts: the watch subscribes again from the last alert it
+    #    showed, and must not show that one again (it did: an acknowledged alert skipped the check, so the banner
+    #    came back).  A new watch then shows it as acknowledged here, not as one that needs someone.
+    since = x.rfc3339(x.now_ms() - 1000)
+    text = ner.watch("--remind", "0", "--since", since, json_output=False)
+    last = x.alert("LBY", severity=x.C.EXTREME, emergency=True, headline="Troisième naufrage, acquitté")
+    lby.publish_wait(region.seal(last))
+    t.check(text.wait(lambda: "Troisième naufrage" in text.text(), t.t(30)), "a text watch shows the emergency",
+            text.text()[-400:])
+    r = ner.cli("ack", last.id, "--officer", "Moussa", "--note", "reçu")
+    t.check(r.rc == 0, "an officer here acknowledges it", repr(r))
+    text.wait(lambda: "acknowledged: " + last.id in text.text(), t.t(10))
+    ner.stop()
+    ner.start(link=True)
+    net.run_until(lambda: False, 1.0)
+    text.wait(lambda: "subscribing again" in text.stderr(), t.t(40))
+    time.sleep(2.0)
+    t.check("subscribing again" in text.stderr() and text.text().count("Troisième naufrage") == 1 and
+            text.text().count("EMERGENCY BROADCAST") == 1,
+            "after the agent restarts, the watch subscribes again and does not show the acknowledged emergency twice",
+            text.text()[-1500:] + text.stderr()[-300:])
+    text.stop()
+    handover = ner.watch("--remind", "0", "--since", since, json_output=False)
+    t.check(handover.wait(lambda: "Troisième naufrage" in handover.text(), t.t(30)) and
+            "EMERGENCY BROADCAST from LBY (acknowledged here)" in handover.text(),
+            "the next shift's watch shows it as acknowledged here, not as one that needs someone",
+            handover.text()[-800:])
+    handover.stop()
     net.close()
 
 
 if __name__ == "__main__":
-    x.main(main, deadline_s=280)
+    x.main(main, deadline_s=300)
