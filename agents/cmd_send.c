@@ -1348,21 +1348,32 @@ cmd_broadcast(int argc, char **argv)
 		}
 		/* Delivered everywhere is the success; who has not acknowledged it yet, and whom the rules left out,
 		 * is said, not implied. */
+		char *text = NULL;
+		size_t len = 0;
+		FILE *out = open_memstream(&text, &len);
+
+		/* Composed whole, then wrapped at the terminal's width: a list of 30 node ids must not be broken by the
+		 * terminal in the middle of one. */
+		if (out == NULL)
+			out = stdout;
 		if (withheld > 0) {
-			printf("NOT SENT to");
+			fprintf(out, "NOT SENT to");
 			for (size_t i = 0; i < table.n; i++)
 				if (table.rows[i].withheld)
-					printf(" %s", table.rows[i].node_id);
-			printf(": the region's rules withhold it from them (xba rules explain)\n");
+					fprintf(out, " %s", table.rows[i].node_id);
+			fprintf(out, ": the region's rules withhold it from them (xba rules explain)\n");
 		}
 		if (unacked > 0) {
-			printf("delivered to every node %s; NOT ACKNOWLEDGED within %d s by:", withheld > 0 ? "it was sent to"
-			    : "", timeout_s);
+			fprintf(out, "delivered to every node%s; NOT ACKNOWLEDGED within %d s by:",
+			    withheld > 0 ? " it was sent to" : "", timeout_s);
 			for (size_t i = 0; i < table.n; i++)
 				if (table.rows[i].acknowledged_ms == 0 && !table.rows[i].withheld)
-					printf(" %s", table.rows[i].node_id);
-			printf(" (xba track %s follows it)\n", alert_id);
+					fprintf(out, " %s", table.rows[i].node_id);
+			fprintf(out, " (xba track %s follows it)\n", alert_id);
 		}
+		if (out != stdout && fclose(out) == 0)
+			display_write_wrapped(stdout, table.width, text, len);
+		free(text);
 	}
 	return table.n > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }
