@@ -365,6 +365,13 @@ agent_start(struct agent *agent, struct xba_error *err)
 		return rc;
 	if ((agent->store = store_open(agent->config->store, err)) == NULL)
 		return agent_config_error(agent->config, "store", err, err->code ? err->code : XBA_EIO, "%s", err->msg);
+	if (store_upgraded_from(agent->store) > 0) {
+		char quoted[600];
+
+		log_warnx("event=store.upgraded path=%s from=%d action=\"an older xba-agent no longer opens this store: to "
+			  "go back, see docs/operations.md (Going back)\"", log_quote(quoted, sizeof(quoted),
+			      agent->config->store), store_upgraded_from(agent->store));
+	}
 	if ((agent->zmq_ctx = zmq_ctx_new()) == NULL)
 		return xba_error_set(err, XBA_EIO, "cannot create a ZeroMQ context: %s", zmq_strerror(zmq_errno()));
 	if ((agent->uplink = uplink_new(agent, err)) == NULL || (agent->local = local_new(agent, err)) == NULL)
@@ -455,6 +462,8 @@ check_only(struct agent_config *config, struct xba_error *err)
 	rc = load_identity(config, &agent, err);
 	if (rc == 0)
 		rc = check_store_dir(config, err);
+	if (rc == 0 && (rc = store_check_version(config->store, err)) != 0)
+		rc = agent_config_error(config, "store", err, err->code, "%s", err->msg);
 	if (rc == 0)
 		rc = local_check(config, err);
 	agent_free(&agent);

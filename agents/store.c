@@ -328,6 +328,7 @@ struct store {
 	sqlite3_stmt *st[ST_COUNT_];    /* prepared once at open, reset after every use */
 	enum txn_state txn;             /* see the lifecycle above */
 	struct xba_error failure;       /* TXN_FAILED: the write that failed it */
+	int upgraded_from;              /* the schema this open upgraded (0: none, or a new file) */
 };
 
 /* ---- errors ---- */
@@ -463,9 +464,13 @@ ensure_schema(struct store *s, struct xba_error *err)
 		return rc;
 	if (version == STORE_SCHEMA_VERSION)
 		return 0;
-	if (version < 0 || version > 4)
-		return xba_error_set(err, XBA_EIO, "store %s: schema version %lld is not this program's (%d): it was "
-		    "written by another xba-agent version", s->path, (long long)version, STORE_SCHEMA_VERSION);
+	if (version > STORE_SCHEMA_VERSION)
+		return xba_error_set(err, XBA_EIO, "store %s: written by a newer xba-agent (store schema %lld; this one "
+		    "knows up to %d): run that version, or go back as docs/operations.md says (\"Going back\")", s->path,
+		    (long long)version, STORE_SCHEMA_VERSION);
+	if (version < 0)
+		return xba_error_set(err, XBA_EIO, "store %s: schema version %lld is not an XBA agent store's", s->path,
+		    (long long)version);
 	if ((rc = exec_sql(s, "BEGIN IMMEDIATE", "create schema", err)) != 0)
 		return rc;
 	/* Read again inside the write lock: another process may have created or upgraded it meanwhile. */
@@ -481,9 +486,43 @@ ensure_schema(struct store *s, struct xba_error *err)
 		if (rc == 0 && version >= 1 && version <= 4)
 			rc = exec_sql(s, migrate_4_to_5_sql, "upgrade schema 4 to 5", err);
 	}
-	if (rc == 0)
-		return exec_sql(s, "COMMIT", "create schema", err);
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc == 0 && (rc = exec_sql(s, "COMMIT", "create schema", err)) == 0) {
+		s->upgraded_from = (int)version;
+		return 0;
+	}
+	if (rc != 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int
+store_upgraded_from(const struct store *s)
+{
+	return s->upgraded_from;
+}
+
+int
+store_check_version(const char *path, struct xba_error *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t version = 0;
+	int rc = 0;
+
+	if (access(path, F_OK) != 0)
+		return 0; /* a new store is made at start */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+		rc = xba_error_set(err, XBA_EIO, "store %s: cannot read it: %s", path, db ? sqlite3_errmsg(db) : "?");
+	} else if (sqlite3_step(st) == SQLITE_ROW) {
+		version = sqlite3_column_int64(st, 0);
+		if (version > STORE_SCHEMA_VERSION)
+			rc = xba_error_set(err, XBA_EIO, "store %s: written by a newer xba-agent (store schema %lld; this "
+			    "one knows up to %d): run that version, or go back as docs/operations.md says (\"Going back\")",
+			    path, (long long)version, STORE_SCHEMA_VERSION);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
 	return rc;
 }
 

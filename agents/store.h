@@ -119,6 +119,10 @@ typedef int (*store_row_fn)(void *ctx, const struct store_row *row);
 /* Open or create the store at path (created 0600: it holds TLP:RED alerts).  NULL with err on failure. */
 struct store *store_open(const char *path, struct xba_error *err);
 void store_close(struct store *s);
+/* The schema store_open upgraded this file from (for the log), 0 when it upgraded nothing. */
+int store_upgraded_from(const struct store *s);
+/* --check: 0 when path does not exist yet or holds a schema this agent can open (or upgrade); else why not. */
+int store_check_version(const char *path, struct xba_error *err);
 const char *store_path(const struct store *s);
 
 /* ---- group commit (the uplink's loop turn) ---- */

@@ -783,6 +783,7 @@ test_schema_1_upgrade(struct check_state *t)
 
 	s = store_open(path, &err);
 	CHECK(t, s != NULL);
+	CHECK(t, s != NULL && store_upgraded_from(s) == 1); /* the agent logs event=store.upgraded from=1 */
 	if (s == NULL) {
 		fprintf(stderr, "     (open: %s)\n", err.msg);
 		return;
@@ -832,6 +833,30 @@ test_schema_1_upgrade(struct check_state *t)
 	sqlite3_close(db);
 	/* through 2 (releases), 3 (supersessions), 4 (the quarantine's seq index) to 5 (the history's scan indexes) */
 	CHECK(t, version == 5);
+}
+
+/* A store a newer agent upgraded: refused at open and by --check (store_check_version), saying so and what to do,
+ * and left as it was; a store that does not exist yet passes the check. */
+static void
+test_newer_schema_refused(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	sqlite3 *db = NULL;
+
+	CHECK(t, s != NULL && store_upgraded_from(s) == 0);
+	store_close(s);
+	CHECK_CODE(t, store_check_version(path, &err), 0);
+	CHECK(t, sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(t, sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK(t, store_open(path, &err) == NULL);
+	CHECK_CONTAINS(t, err.msg, "newer xba-agent");
+	CHECK_CONTAINS(t, err.msg, "Going back");
+	CHECK(t, store_check_version(path, &err) != 0);
+	CHECK_CONTAINS(t, err.msg, "newer xba-agent");
+	CHECK_CODE(t, store_check_version("/nonexistent/xba-store.db", &err), 0);
 }
 
 /*
@@ -1146,6 +1171,7 @@ main(int argc, char **argv)
 	RUN(&t, test_quarantine_release);
 	RUN(&t, test_superseded);
 	RUN(&t, test_schema_1_upgrade);
+	RUN(&t, test_newer_schema_refused);
 	RUN(&t, test_prune);
 	RUN(&t, test_through_seq);
 	RUN(&t, test_disk_full);
