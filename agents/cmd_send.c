@@ -1371,8 +1371,9 @@ cmd_broadcast(int argc, char **argv)
 					fprintf(out, " %s", table.rows[i].node_id);
 			fprintf(out, " (xba track %s follows it)\n", alert_id);
 		}
+		/* Our own text: wrapped on a terminal only, so that a script reading a file or pipe finds it on one line. */
 		if (out != stdout && fclose(out) == 0)
-			display_write_wrapped(stdout, table.width, text, len);
+			display_write_wrapped(stdout, table.tty ? table.width : 0, text, len);
 		free(text);
 	}
 	return table.n > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;

@@ -496,7 +496,16 @@ cmd_watch(int argc, char **argv)
 				else
 					display_entry(stdout, &display, e);
 				withdraw_pending(pending, &n_pending, e->alert, json);
-				if (e->alert->emergency && !e->acknowledged && e->superseded_type == 0 && at == n_pending) {
+				/* Recalled from now on: an emergency nobody here acknowledged and its sender has not replaced or
+				 * withdrawn, unless recalled already.  An update that replaced a recalled one is recalled in its
+				 * place (the list is searched again: withdraw_pending has just shortened it); a cancel of one is
+				 * not itself recalled. */
+				at = n_pending;
+				for (size_t i = 0; i < n_pending; i++)
+					if (strcmp(pending[i].id, e->alert->id) == 0)
+						at = i;
+				if (e->alert->emergency && !e->acknowledged && e->superseded_type == 0 && at == n_pending &&
+				    e->alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
 					const Xba__V1__Info *info = alert_info_for_language(e->alert, display.language);
 
 					if (n_pending == cap_pending) {

@@ -451,15 +451,16 @@ render_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbox
 	if (emergency) {
 		/* A new watch replays the shift's broadcasts: only one that still needs someone here rings and stands
 		 * out; one already acknowledged, or withdrawn by its sender, says so. */
-		bool needs_someone = !entry->outgoing && !entry->acknowledged &&
-		    entry->superseded_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+		const char *why_not = entry->outgoing ? " (sent from here)"
+		    : entry->acknowledged ? " (acknowledged here)"
+		    : a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL ? " (its sender withdraws one)"
+		    : entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL ? " (withdrawn by its sender)"
+		    : entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? " (replaced by its sender)" : NULL;
 
-		if (opts->bell && needs_someone)
+		if (opts->bell && why_not == NULL)
 			fputc('\a', out);
-		fprintf(out, "%s%s!!! EMERGENCY BROADCAST from %s%s !!!%s\n",
-		    opts->color && needs_someone ? ANSI_REVERSE : "", opts->color ? ANSI_BOLD : "", a->origin,
-		    needs_someone ? "" : entry->outgoing ? " (sent from here)"
-		    : entry->acknowledged ? " (acknowledged here)" : " (withdrawn by its sender)", off);
+		fprintf(out, "%s%s!!! EMERGENCY BROADCAST from %s%s !!!%s\n", opts->color && why_not == NULL ? ANSI_REVERSE : "",
+		    opts->color ? ANSI_BOLD : "", a->origin, why_not != NULL ? why_not : "", off);
 	}
 	display_time(entry->received_ms ? entry->received_ms : a->sent_ms, when, sizeof(when));
 	if (a->status != XBA__V1__STATUS__STATUS_ACTUAL)
@@ -469,8 +470,8 @@ render_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbox
 	/* An acknowledgement carries the category and severity of the alert it acknowledges (protocol §2.6): shown with
 	 * them, in that alert's colour, it read as a new extreme alert.  It says what it is instead. */
 	if (a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK) {
-		fprintf(out, "== %s  %s%s  acknowledgement  %s\n", when, entry->outgoing ? "sent by " : "from ",
-		    a->origin, status);
+		fprintf(out, "== %s  %s%s  acknowledgement  TLP:%s  %s\n", when, entry->outgoing ? "sent by " : "from ",
+		    a->origin, upper(name_or(ALERT_ENUM_TLP, a->tlp, "-"), tlp, sizeof(tlp)), status);
 	} else {
 		fprintf(out, "%s== %s  %s%s  [%s] %s  TLP:%s  %s%s\n", on, when, entry->outgoing ? "sent by " : "from ",
 		    a->origin, upper(name_or(ALERT_ENUM_CATEGORY, a->category, "-"), cat, sizeof(cat)),

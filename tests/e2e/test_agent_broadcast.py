@@ -145,9 +145,9 @@ def main(t):
     # An ACK carries the category and severity of what it acknowledges: shown with them it read as a new alert.
     text = agents["NER"].cli("history", "--limit", "100").out
     headers = [line for line in text.splitlines() if line.startswith("== ") and " from TCD" in line]
-    t.check(any(h.rstrip().endswith("acknowledgement") for h in headers) and not any("[" in h for h in headers),
-            "history (text) at NER: TCD's ACK is headed 'from TCD  acknowledgement', with no category or severity",
-            "\n".join(headers))
+    t.check(any("from TCD  acknowledgement  TLP:" in h for h in headers) and not any("[" in h for h in headers),
+            "history (text) at NER: TCD's ACK is headed 'from TCD  acknowledgement  TLP:…', with no category or "
+            "severity", "\n".join(headers))
 
     # A second ack of the same alert is refused, and nothing more is queued.
     r = agents["DZA"].cli("ack", bid, "--officer", "someone else")

@@ -13,6 +13,7 @@ Real xba-broker, a real xba-agent NER, `xba watch --json` processes; LBY is a pr
    acknowledges them.
 3. An emergency acknowledged here, then the agent restarts: the watch does not show it again, and the next
    shift's watch shows it as acknowledged here (no bell, no reverse video).
+4. An emergency replaced by its sender is recalled as the update; once withdrawn, nothing is recalled.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_watch.py BUILD_DIR SOURCE_ROOT
 """
@@ -106,6 +107,32 @@ def main(t):
             "the next shift's watch shows it as acknowledged here, not as one that needs someone",
             handover.text()[-800:])
     handover.stop()
+
+    # 4. An emergency replaced by its sender: the watch recalls the update in its place (it recalled nothing: the
+    #    list was searched before the replaced one left it).  Then the sender withdraws it: the cancel is not
+    #    itself recalled as an emergency (it was, with an empty headline, every few seconds).
+    since = x.rfc3339(x.now_ms() - 1000)
+    w = ner.watch("--remind", "2", "--since", since, json_output=False)
+    first = x.alert("LBY", severity=x.C.EXTREME, emergency=True, headline="Quatrième naufrage")
+    lby.publish_wait(region.seal(first))
+    t.check(w.wait(lambda: "UNACKNOWLEDGED EMERGENCY from LBY: Quatrième naufrage" in w.text(), t.t(20)),
+            "a watch recalls an unacknowledged emergency", w.text()[-600:])
+    update = x.alert("LBY", severity=x.C.EXTREME, emergency=True, msg_type=x.C.UPDATE, references=[first.id],
+                     headline="Quatrième naufrage : 40 personnes")
+    lby.publish_wait(region.seal(update))
+    t.check(w.wait(lambda: "UNACKNOWLEDGED EMERGENCY from LBY: Quatrième naufrage : 40 personnes" in w.text(),
+                   t.t(20)), "... its sender replaces it: the watch recalls the update in its place", w.text()[-800:])
+    cancel = x.alert("LBY", severity=x.C.EXTREME, emergency=True, msg_type=x.C.CANCEL,
+                     references=[first.id, update.id], headline="Fausse alerte")
+    lby.publish_wait(region.seal(cancel))
+    w.wait(lambda: cancel.id in w.text(), t.t(20))
+    mark = len(w.text())
+    time.sleep(5.0)
+    later = w.text()[mark:]
+    t.check(cancel.id in w.text() and "UNACKNOWLEDGED EMERGENCY" not in later,
+            "... then withdraws it: nothing is recalled any more (the cancel is not an emergency to recall)",
+            later[-600:])
+    w.stop()
     net.close()
 
 
