@@ -434,6 +434,26 @@ upper(const char *text, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * Why an emergency no longer needs anyone here (" (acknowledged here)", ...), or NULL when it does.  A new watch
+ * replays the shift's broadcasts: only one that still needs someone rings and stands out; the others say why not.
+ */
+static const char *
+emergency_settled(const Xba__V1__InboxEntry *entry)
+{
+	if (entry->outgoing)
+		return " (sent from here)";
+	if (entry->acknowledged)
+		return " (acknowledged here)";
+	if (entry->alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+		return " (its sender withdraws one)";
+	if (entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+		return " (withdrawn by its sender)";
+	if (entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE)
+		return " (replaced by its sender)";
+	return NULL;
+}
+
 static void
 render_entry(FILE *out, const struct display_options *opts, const Xba__V1__InboxEntry *entry)
 {
@@ -449,13 +469,7 @@ render_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbox
 	emergency = a->emergency;
 	info = alert_info_for_language(a, opts->language);
 	if (emergency) {
-		/* A new watch replays the shift's broadcasts: only one that still needs someone here rings and stands
-		 * out; one already acknowledged, or withdrawn by its sender, says so. */
-		const char *why_not = entry->outgoing ? " (sent from here)"
-		    : entry->acknowledged ? " (acknowledged here)"
-		    : a->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL ? " (its sender withdraws one)"
-		    : entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL ? " (withdrawn by its sender)"
-		    : entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? " (replaced by its sender)" : NULL;
+		const char *why_not = emergency_settled(entry);
 
 		if (opts->bell && why_not == NULL)
 			fputc('\a', out);

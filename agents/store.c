@@ -453,6 +453,15 @@ pragma_int(struct store *s, const char *sql, int64_t *out, struct xba_error *err
 	return 0;
 }
 
+/* A store a newer agent upgraded: said the same way at start and by --check (store_check_version). */
+static int
+newer_schema(struct xba_error *err, const char *path, int64_t version)
+{
+	return xba_error_set(err, XBA_EIO, "store %s: written by a newer xba-agent (store schema %lld; this one knows up "
+	    "to %d): run that version, or go back as docs/operations.md says (\"Going back\")", path, (long long)version,
+	    STORE_SCHEMA_VERSION);
+}
+
 /* WAL is what makes one fsync per group commit possible; a file system that cannot give it is refused. */
 static int
 ensure_schema(struct store *s, struct xba_error *err)
@@ -465,9 +474,7 @@ ensure_schema(struct store *s, struct xba_error *err)
 	if (version == STORE_SCHEMA_VERSION)
 		return 0;
 	if (version > STORE_SCHEMA_VERSION)
-		return xba_error_set(err, XBA_EIO, "store %s: written by a newer xba-agent (store schema %lld; this one "
-		    "knows up to %d): run that version, or go back as docs/operations.md says (\"Going back\")", s->path,
-		    (long long)version, STORE_SCHEMA_VERSION);
+		return newer_schema(err, s->path, version);
 	if (version < 0)
 		return xba_error_set(err, XBA_EIO, "store %s: schema version %lld is not an XBA agent store's", s->path,
 		    (long long)version);
@@ -517,9 +524,7 @@ store_check_version(const char *path, struct xba_error *err)
 	} else if (sqlite3_step(st) == SQLITE_ROW) {
 		version = sqlite3_column_int64(st, 0);
 		if (version > STORE_SCHEMA_VERSION)
-			rc = xba_error_set(err, XBA_EIO, "store %s: written by a newer xba-agent (store schema %lld; this "
-			    "one knows up to %d): run that version, or go back as docs/operations.md says (\"Going back\")",
-			    path, (long long)version, STORE_SCHEMA_VERSION);
+			rc = newer_schema(err, path, version);
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);

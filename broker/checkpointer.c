@@ -79,14 +79,15 @@ struct checkpointer *
 checkpointer_new(const char *journal_path, int interval_ms, struct xba_error *err)
 {
 	struct checkpointer *c = calloc(1, sizeof(*c));
+	size_t quoted_size = 4 * strlen(journal_path) + 3; /* each byte at most \xNN, the two quotes, the NUL */
 	pthread_condattr_t attr;
 
-	if (c == NULL || (c->path = malloc(4 * strlen(journal_path) + 3)) == NULL) {
+	if (c == NULL || (c->path = malloc(quoted_size)) == NULL) {
 		free(c);
 		xba_error_set(err, XBA_ENOMEM, "out of memory");
 		return NULL;
 	}
-	log_quote(c->path, 4 * strlen(journal_path) + 3, journal_path);
+	log_quote(c->path, quoted_size, journal_path);
 	c->interval_ms = interval_ms;
 	if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
 	    pthread_mutex_init(&c->lock, NULL) != 0 || pthread_cond_init(&c->wake, &attr) != 0) {

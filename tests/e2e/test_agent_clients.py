@@ -69,26 +69,22 @@ def main(t):
     broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()
     tcd = x.Agent(t, region, "TCD", broker).start(link=True)
 
-    ner = x.Agent(t, region, "NER", broker, name="NER-low", wrapper=["prlimit", "--nofile=1024:1024"]).start(link=True)
-    socks = idle_connections(ner.socket, 2400, 400)
-    t.check(len(socks) == 2400, "2 400 idle connections opened at 400 a second (a hard limit of 1 024 at the agent)",
-            f"{len(socks)} opened")
-    time.sleep(1.0)
-    for s in socks:
-        s.close()
-    still_serving(t, ner, tcd, "idle connections under a hard limit of 1 024")
-    ner.stop()
+    def flood(name, nofile, count, per_second, what):
+        """NER under `prlimit --nofile=NOFILE`, count idle connections opened at per_second (0: at once), held
+        a second and closed; then NER must still serve its officers and the broker."""
+        ner = x.Agent(t, region, "NER", broker, name=name, wrapper=["prlimit", f"--nofile={nofile}"]).start(
+            link=True)
+        socks = idle_connections(ner.socket, count, per_second)
+        t.check(len(socks) == count, f"{what}: {count} idle connections opened", f"{len(socks)} opened")
+        time.sleep(1.0)
+        for s in socks:
+            s.close()
+        still_serving(t, ner, tcd, what)
+        ner.stop()
 
-    ner = x.Agent(t, region, "NER", broker, name="NER-soft", wrapper=["prlimit", "--nofile=1024:20000"]).start(
-        link=True)
-    socks = idle_connections(ner.socket, 4000, 0)
-    t.check(len(socks) == 4000, "4 000 idle connections opened at once (soft limit 1 024, hard 20 000)",
-            f"{len(socks)} opened")
-    time.sleep(1.0)
-    for s in socks:
-        s.close()
-    still_serving(t, ner, tcd, "4 000 idle connections at once")
-    for p in (ner, tcd, broker):
+    flood("NER-low", "1024:1024", 2400, 400, "400 a second under a hard limit of 1 024")
+    flood("NER-soft", "1024:20000", 4000, 0, "4 000 at once (soft limit 1 024, hard 20 000)")
+    for p in (tcd, broker):
         p.stop()
 
 
