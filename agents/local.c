@@ -1021,7 +1021,7 @@ fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct status
 	fill_key_status(agent, reply, text);
 	*ok = store_stats(agent->store, &stats, &err) == 0;
 	if (!*ok) {
-		snprintf(message, size, "cannot read the store: %s", err.msg);
+		snprintf(message, size, "cannot read %s", err.msg);
 		return;
 	}
 	reply->outbox_depth = stats.outbox_depth;
@@ -1315,12 +1315,12 @@ handle_history(struct agent *agent, const struct local_peer *peer, uint64_t ref,
 			rc = history_page(agent, true, &sf, limit, &out, &err);
 	}
 	if (rc >= 0 && in.n + out.n > 0 && (order = calloc(in.n + out.n, sizeof(*order))) == NULL)
-		rc = xba_error_set(&err, XBA_ENOMEM, "out of memory");
+		rc = xba_error_set(&err, XBA_ENOMEM, "store %s: history: out of memory", store_path(agent->store));
 	if (rc < 0) {
 		held_rows_free(&in);
 		held_rows_free(&out);
-		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "",
-		    "cannot read the store: %s", rc == XBA_ENOMEM ? "out of memory" : err.msg);
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "", "cannot read %s",
+		    err.msg);
 		return;
 	}
 	/* Merged newest first, each list taken in its own order, so that what is left of each is one page on. */
@@ -1455,7 +1455,7 @@ handle_quarantine(struct agent *agent, const struct local_peer *peer, uint64_t r
 	if (store_stats(agent->store, &stats, &err) != 0 ||
 	    store_quarantine_list(agent->store, limit, hold_quarantined, &l, &err) < 0) {
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "",
-		    "cannot read the store: %s", err.msg);
+		    "cannot read %s", err.msg);
 	} else {
 		for (size_t i = 0; i < l.n; i++)
 			list[i] = &l.entries[i];
@@ -1532,7 +1532,7 @@ handle_records(struct agent *agent, const struct local_peer *peer, uint64_t ref,
 	}
 	rc = store_records(agent->store, req->sent, req->after_id, limit, hold_record, &p, &last_id, &err);
 	if (rc < 0) {
-		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "", "cannot read the store: %s",
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, "", "cannot read %s",
 		    err.msg);
 		goto out;
 	}

@@ -71,10 +71,12 @@ batch_finish(struct recheck *rc, struct xba_error *err)
 	}
 	for (size_t i = 0; i < rc->n; i++) {
 		const struct released *r = &rc->batch[i];
+		char rule[2 * sizeof(r->row.rule) + 2]; /* the broker's word: quoted like any text from the network */
 
 		log_info("event=alert.released alert=%s origin=%s seq=%llu rule=%s was=%s quarantined_ms=%lld "
 			 "trigger=%s new=%s",
-		    r->row.alert_id, r->row.origin, (unsigned long long)r->row.seq, r->row.rule[0] ? r->row.rule : "-",
+		    r->row.alert_id, r->row.origin, (unsigned long long)r->row.seq,
+		    r->row.rule[0] ? log_quote(rule, sizeof(rule), r->row.rule) : "-",
 		    frame_error_code_name((Xba__V1__ErrorCode)r->code_was), (long long)r->quarantined_ms, rc->trigger,
 		    r->stored_new ? "true" : "false");
 		if (r->stored_new)

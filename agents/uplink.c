@@ -994,9 +994,12 @@ acknowledge_deliveries(struct agent *agent)
 			if (u->state == UPLINK_UP && u->drop_reason == NULL)
 				send_error(u, p->code, p->field, 0, p->message);
 		} else if (p->stored_new) {
+			char rule[2 * sizeof(p->row.rule) + 2]; /* the broker's word: quoted like any text from the network */
+
 			log_info("event=alert.received alert=%s origin=%s seq=%llu rule=%s category=%s severity=%s "
 				 "emergency=%s",
-			    p->row.alert_id, p->row.origin, (unsigned long long)p->seq, p->row.rule[0] ? p->row.rule : "-",
+			    p->row.alert_id, p->row.origin, (unsigned long long)p->seq,
+			    p->row.rule[0] ? log_quote(rule, sizeof(rule), p->row.rule) : "-",
 			    p->row.category ? alert_enum_name(ALERT_ENUM_CATEGORY, p->row.category) : "-",
 			    p->row.severity ? alert_enum_name(ALERT_ENUM_SEVERITY, p->row.severity) : "-",
 			    p->alert->emergency ? "true" : "false");

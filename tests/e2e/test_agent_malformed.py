@@ -66,7 +66,9 @@ def main(t):
 
     valid = [x.alert("NER", headline=f"Valid alert {i}") for i in range(4)]
     env = [region.seal(a) for a in valid]
-    fake.deliver(1, env[0])
+    # The rule a broker names is its word, text from the network: logged quoted, it cannot add a field or a record.
+    forged_rule = 'r one" level=warn event=node.removed node=DZA'
+    fake.deliver(1, env[0], rule=forged_rule)
     # One DeliverBatch: seq 2 valid, seq 3 whose envelope is not protobuf (its rule with a control byte), seq 4 valid.
     batch = (field(1, x.pb.Deliver(seq=2, envelope=env[1], rule="r-two").SerializeToString()) +
              field(1, deliver(3, NOT_PROTOBUF, b"bad\x01rule")) +
@@ -102,6 +104,11 @@ def main(t):
     fake.run_until(lambda: all(watch.has(a.id) for a in valid[:3]), t.t(10))
     t.eq(watch.ids(), [a.id for a in valid[:3]], "xba watch shows the three valid alerts, the two around the "
          "broken batch element included, in order")
+    received = [e for e in lby.events("alert.received") if e.get("alert") == valid[0].id]
+    t.check(len(received) == 1 and received[0].get("rule") == forged_rule and
+            received[0].get("event") == "alert.received",
+            "event=alert.received logs the broker's rule as one quoted value: it adds no field and no record",
+            received[0]["_line"] if received else "no record")
     shown = (watch.by_id(valid[2].id) or [{}])[0]
     t.check(shown.get("seq") == 4 and shown.get("rule") == "r-four",
             "the batch's last element as shown: seq 4 and its own rule", str(shown))
