@@ -593,11 +593,15 @@ render_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbox
 		fputs("   acknowledged by ", out);
 		put_text(out, entry->acknowledged_by, false);
 		fprintf(out, " at %s\n", display_time(entry->acknowledged_ms, at, sizeof(at)));
+	} else if (entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE) {
+		/* The update is what needs acknowledging now; this version waits for nothing. */
+		fprintf(out, "   %sREPLACED by a newer version from its sender%s: acknowledge that one (xba history --id "
+			     "%s)\n", opts->color ? ANSI_BOLD : "", opts->color ? ANSI_RESET : "", entry->superseded_by);
 	} else if (a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK) {
 		fprintf(out, "   %sNEEDS ACKNOWLEDGEMENT%s: xba ack %s\n", opts->color ? ANSI_BOLD : "",
 		    opts->color ? ANSI_RESET : "", a->id);
 	}
-	if (!entry->outgoing && entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE)
+	if (!entry->outgoing && entry->acknowledged && entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE)
 		fprintf(out, "   %sREPLACED by a newer version from its sender%s (xba history --id %s)\n",
 		    opts->color ? ANSI_BOLD : "", opts->color ? ANSI_RESET : "", entry->superseded_by);
 	fputc('\n', out);

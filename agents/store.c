@@ -39,8 +39,9 @@
  * row is written when an update or cancel is stored, keyed by the alert it names, so that it holds whichever of
  * the two arrived first; an inbox alert joins it by id and origin, so that only its own origin supersedes it (the
  * agent verified who signed what).  The latest update of an alert wins, but a cancel stands against later
- * updates.  Inbox readers show it, an alert its origin cancelled waits for no acknowledgement, and retention
- * treats it as finished.
+ * updates.  Inbox readers show it, an alert its origin updated or cancelled waits for no acknowledgement (the
+ * update waits instead: it is what officers act on, and acknowledging both was double work that inflated the
+ * count), and retention treats it as finished.
  */
 #define SUPERSEDED_SQL                                                                                              \
 	"CREATE TABLE superseded ("                                                                                 \
@@ -173,12 +174,13 @@ static const char migrate_4_to_5_sql[] =
 	" received_ms, seq, rule, acknowledged, acknowledged_by, acknowledged_ms, by_id, by_type"
 /* Every inbox read names the update or cancel that superseded the alert, if its origin sent one. */
 #define INBOX_FROM " FROM inbox LEFT JOIN superseded ON ref_id = alert_id AND ref_origin = origin"
-/* An ACK (msg_type 4) is itself an acknowledgement: it never waits for one, so it is never "unacknowledged".
+/* An ACK (msg_type 4) is itself an acknowledgement: it never waits for one, so it is never "unacknowledged"; nor
+ * does an alert its origin has replaced or withdrawn (by_type not NULL).
  * ?1 since, ?2 min severity, ?3 0 all / 1 unacknowledged only / 2 unacknowledged emergencies only,
  * ?4 ",cat,cat," or NULL, ?5 ",NODE,NODE," or NULL, ?6 limit */
 #define INBOX_WHERE \
 	" WHERE received_ms >= ?1 AND severity >= ?2 AND (?3 = 0 OR (acknowledged = 0 AND msg_type != 4" \
-	" AND by_type IS NOT 3 AND (?3 = 1 OR emergency = 1)))" \
+	" AND by_type IS NULL AND (?3 = 1 OR emergency = 1)))" \
 	" AND (?4 IS NULL OR instr(?4, ',' || category || ',') > 0)" \
 	" AND (?5 IS NULL OR instr(?5, ',' || origin || ',') > 0) AND id < ?7"
 #define OUTGOING_WHERE \
@@ -292,13 +294,13 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
 	[ST_COUNT_INBOX] = "SELECT count(*) FROM inbox",
 	[ST_COUNT_UNACKED] = "SELECT count(*)" INBOX_FROM " WHERE acknowledged = 0 AND msg_type != 4"
-			     " AND by_type IS NOT 3",
+			     " AND by_type IS NULL",
 	[ST_COUNT_QUARANTINE] = "SELECT count(*) FROM quarantine WHERE released_ms IS NULL",
 	[ST_LAST_DELIVERY] = "SELECT coalesce(max(received_ms), 0) FROM inbox",
 	/* Retention (store_prune): ?1 cutoff, ?2 at most this many rows.  An inbox alert no officer acknowledged is
 	 * kept however old (ACKs never wait for one), and so is the outbox: only what is finished goes. */
 	[ST_PRUNE_INBOX] = "DELETE FROM inbox WHERE id IN (SELECT id" INBOX_FROM " WHERE received_ms < ?1"
-			   " AND (acknowledged = 1 OR msg_type = 4 OR by_type IS 3) ORDER BY received_ms LIMIT ?2)",
+			   " AND (acknowledged = 1 OR msg_type = 4 OR by_type IS NOT NULL) ORDER BY received_ms LIMIT ?2)",
 	[ST_PRUNE_OUTGOING] = "DELETE FROM outgoing WHERE id IN (SELECT id FROM outgoing WHERE submitted_ms < ?1"
 			      " AND state != 1 ORDER BY submitted_ms LIMIT ?2)",
 	[ST_PRUNE_RECEIPTS] = "DELETE FROM receipts WHERE (alert_id, node, kind) IN (SELECT alert_id, node, kind"

@@ -19,6 +19,7 @@ update without a headline.  Refused by the broker: a cancel from DZA (a raw clie
 
 usage: /usr/bin/python3 tests/e2e/test_agent_cancel.py BUILD_DIR SOURCE_ROOT
 """
+import json
 import os
 import sys
 import uuid
@@ -85,9 +86,16 @@ def main(t):
     t.check(f"UPDATE of {alert_id} (replaces it)" in r.out and "80 personnes" in r.out,
             "xba history at LBY (text): 'UPDATE of ID (replaces it)' and the new headline", r.out)
     r = agents["LBY"].cli("history", "--id", alert_id, net=net)
-    t.check(f"REPLACED by a newer version from its sender (xba history --id {update_id})" in r.out and
-            "NEEDS ACKNOWLEDGEMENT" in r.out,
-            "... and the alert itself: REPLACED by the update, still waiting for an acknowledgement", r.out)
+    t.check(f"REPLACED by a newer version from its sender: acknowledge that one (xba history --id {update_id})"
+            in r.out and "NEEDS ACKNOWLEDGEMENT" not in r.out,
+            "... and the alert itself: REPLACED by the update, which is what waits for an acknowledgement now", r.out)
+    pending = [e.get("id") for e in agents["LBY"].history("--unacknowledged")]
+    t.check(update_id in pending and alert_id not in pending,
+            "history --unacknowledged at LBY: the update, not the version it replaced (one message, one "
+            "acknowledgement)", str(pending))
+    status = agents["LBY"].cli("status", "--json", net=net)
+    t.eq(json.loads(status.out or "{}").get("unacknowledged"), len(pending),
+         "xba status counts the same: the replaced version is not waiting")
 
     # ---- the cancel: a reason, no headline ----------------------------------------------------------------------
     r = ner.cli("send", "--cancel", alert_id, "--note", "Fausse alerte : véhicules de l'armée", net=net)
