@@ -1,10 +1,12 @@
 /*
  * cmd_keygen.c — `xba keygen --node ID --out DIR`: the first thing a national focal point runs.  Writes the node's
  * Ed25519 (message) and CURVE (transport) key pairs, then prints their fingerprints and the region.yaml entry the
- * secretariat needs; the private halves never leave DIR.
+ * secretariat needs; the private halves never leave DIR.  `--officer NAME` and `--lan` make the CURVE pairs of an
+ * agent's LAN endpoint (an officer's, the endpoint's own), which sign nothing.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +22,8 @@ keygen_usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: xba keygen --node ID --out DIR [--name NAME] [--role member|observer|admin]\n"
+	    "       xba keygen --officer NAME --out DIR\n"
+	    "       xba keygen --lan --out DIR\n"
 	    "\n"
 	    "Generate node ID's key pairs into DIR (created 0700 if missing; existing keys are never overwritten):\n"
 	    "  DIR/ID.sign.key   Ed25519 private key (PEM, mode 0600)   signs the node's alerts\n"
@@ -31,7 +35,13 @@ keygen_usage(FILE *out)
 	    "  --node ID    node id: ISO 3166-1 alpha-3 for members (NER), else 2-32 of A-Z 0-9 - (WHO-AFRO)\n"
 	    "  --out DIR    where to write the key files\n"
 	    "  --name NAME  human name for the region.yaml entry (default: the id)\n"
-	    "  --role ROLE  role for the region.yaml entry (default: member for ISO 3166 codes, else observer)\n");
+	    "  --role ROLE  role for the region.yaml entry (default: member for ISO 3166 codes, else observer)\n"
+	    "\n"
+	    "For an agent's LAN endpoint, CURVE pairs only (nothing there signs alerts: the agent signs for officers):\n"
+	    "  --officer NAME  on the officer's workstation: DIR/officer.curve.key (use with xba --officer-key) and\n"
+	    "                  .pub, and the entry for `officers:` in the agent's agent.yaml (NAME: 1-64 bytes)\n"
+	    "  --lan           on the agent's machine: DIR/lan.curve.key for agent.yaml's lan_curve_secret_key, and\n"
+	    "                  DIR/lan.curve.pub for the officers (xba --agent-key)\n");
 }
 
 /* mkdir -p, each new directory 0700 (as --help says); errno set on failure. */
@@ -57,6 +67,60 @@ make_dirs(const char *path)
 	return 0;
 }
 
+/* An officer's name as agent.yaml takes it (agent_config.c), and printable in a YAML double-quoted scalar. */
+static bool
+officer_name_usable(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > 64 || !syntax_utf8_valid(name, len) || strchr(name, '"') || strchr(name, '\\'))
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+		if (syntax_control_len(p) != 0)
+			return false;
+	return true;
+}
+
+/* --officer NAME (officer != NULL) or --lan: a CURVE pair, and where each half goes. */
+static int
+keygen_curve_only(const char *officer, const char *out)
+{
+	const char *base = officer != NULL ? "officer" : "lan";
+	struct curve_identity curve;
+	struct xba_error err = { 0 };
+	int out_len;
+
+	if (officer != NULL && !officer_name_usable(officer))
+		return cli_usage_error("keygen: --officer NAME must be 1-64 bytes of UTF-8 text without control "
+				       "characters, '\"' or '\\' (the name agent.yaml will list)");
+	if (make_dirs(out) != 0)
+		return cli_usage_error("keygen: cannot create %s: %s", out, strerror(errno));
+	if (keys_generate_curve(base, out, &curve, &err) != 0)
+		return cli_usage_error("keygen: %s", err.msg);
+	out_len = (int)strlen(out);
+	while (out_len > 1 && out[out_len - 1] == '/')
+		out_len--;
+	if (officer != NULL) {
+		printf("officer key for %s written to %.*s\n", officer, out_len, out);
+		printf("  CURVE key  %.*s/officer.curve.key  (private, mode 0600: xba --officer-key this file)\n", out_len,
+		    out);
+		printf("             public %s\n", curve.public_z85);
+		printf("\nadd this entry under `officers:` in the agent's agent.yaml and reload the agent (SIGHUP);\n"
+		       "send it to your focal point: it holds no secret.\n\n");
+		printf("  - name: \"%s\"\n", officer);
+		printf("    curve_key: \"%s\"\n", curve.public_z85);
+	} else {
+		printf("LAN endpoint key written to %.*s\n", out_len, out);
+		printf("  CURVE key  %.*s/lan.curve.key  (private, mode 0600)\n", out_len, out);
+		printf("             public %s  (%.*s/lan.curve.pub: give it to the officers, for xba --agent-key)\n",
+		    curve.public_z85, out_len, out);
+		printf("\nin agent.yaml (with lan_listen and officers:):\n\n");
+		printf("  lan_curve_secret_key: %.*s/lan.curve.key\n", out_len, out);
+	}
+	memset(&curve, 0, sizeof(curve));
+	return CLI_EXIT_OK;
+}
+
 int
 cmd_keygen(int argc, char **argv)
 {
@@ -65,10 +129,13 @@ cmd_keygen(int argc, char **argv)
 		{ "out", required_argument, NULL, 'o' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "role", required_argument, NULL, 'r' },
+		{ "officer", required_argument, NULL, 'O' },
+		{ "lan", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *node = NULL, *out = NULL, *name = NULL, *role = NULL;
+	const char *node = NULL, *out = NULL, *name = NULL, *role = NULL, *officer = NULL;
+	bool lan = false;
 	struct signer signer;
 	struct curve_identity curve;
 	struct xba_error err = { 0 };
@@ -82,6 +149,8 @@ cmd_keygen(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'N': name = optarg; break;
 		case 'r': role = optarg; break;
+		case 'O': officer = optarg; break;
+		case 'L': lan = true; break;
 		case 'h': keygen_usage(stdout); return CLI_EXIT_OK;
 		default:
 			return cli_usage_error("keygen: unknown or incomplete option '%s' (xba keygen --help)",
@@ -90,10 +159,18 @@ cmd_keygen(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("keygen: unexpected argument '%s' (xba keygen --help)", argv[optind]);
-	if (node == NULL)
-		return cli_usage_error("keygen: --node ID is required (xba keygen --help)");
+	if ((node != NULL) + (officer != NULL) + lan > 1)
+		return cli_usage_error("keygen: give one of --node, --officer, --lan (xba keygen --help)");
 	if (out == NULL)
 		return cli_usage_error("keygen: --out DIR is required (xba keygen --help)");
+	if (officer != NULL || lan) {
+		if (name != NULL || role != NULL)
+			return cli_usage_error("keygen: --name and --role are for a node's keys (--node), not %s",
+			    lan ? "--lan" : "--officer");
+		return keygen_curve_only(officer, out);
+	}
+	if (node == NULL)
+		return cli_usage_error("keygen: --node ID is required (xba keygen --help)");
 	if (!syntax_node_id_valid(node))
 		return cli_usage_error("keygen: --node '%s' is not a node id (2-32 of A-Z 0-9 -, starting with a letter)",
 		    node);

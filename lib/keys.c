@@ -345,46 +345,36 @@ keys_signer_generate(struct signer *out, struct xba_error *err)
 	return 0;
 }
 
-int
-keys_generate(const char *node_id, const char *dir, struct signer *signer_out, struct curve_identity *curve_out,
+/*
+ * Write base's key files into dir: the signing pair when signer is not NULL, and the CURVE pair.  Each file is
+ * created new (never overwritten); private ones 0600 from the start.
+ */
+static int
+write_key_files(const char *dir, const char *base, const struct signer *signer, const struct curve_identity *curve,
     struct xba_error *err)
 {
 	char path[4096], *pem = NULL, line[64];
 	size_t pem_len;
-	struct signer signer;
-	struct curve_identity curve = { 0 };
-	int rc;
-
-	if ((rc = keys_signer_generate(&signer, err)) != 0)
-		return rc;
-	if (zmq_curve_keypair(curve.public_z85, curve.secret_z85) != 0) {
-		keys_signer_clear(&signer);
-		return xba_error_set(err, XBA_ECRYPTO, "cannot generate a CURVE key (libzmq built without CURVE?)");
-	}
-
+	int rc = 0;
 	struct {
-		const char *suffix;  /* file name after NODE */
+		const char *suffix;  /* file name after base */
 		int kind;            /* 0 signing private, 1 signing public, 2 curve secret, 3 curve public */
 	} files[] = { { "sign.key", 0 }, { "sign.pub", 1 }, { "curve.key", 2 }, { "curve.pub", 3 } };
 
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+	for (size_t i = signer != NULL ? 0 : 2; i < sizeof(files) / sizeof(files[0]); i++) {
 		bool secret = files[i].kind == 0 || files[i].kind == 2;
 		const char *data;
 		size_t len;
 
-		if (snprintf(path, sizeof(path), "%s/%s.%s", dir, node_id, files[i].suffix) >= (int)sizeof(path)) {
-			rc = xba_error_set(err, XBA_EINVAL, "%s: output directory path too long", dir);
-			goto fail;
-		}
+		if (snprintf(path, sizeof(path), "%s/%s.%s", dir, base, files[i].suffix) >= (int)sizeof(path))
+			return xba_error_set(err, XBA_EINVAL, "%s: output directory path too long", dir);
 		if (files[i].kind <= 1) {
-			if (pem_of(signer.private_key, files[i].kind == 0, &pem, &pem_len) != 0) {
-				rc = xba_error_set(err, XBA_ECRYPTO, "cannot encode the Ed25519 key as PEM");
-				goto fail;
-			}
+			if (pem_of(signer->private_key, files[i].kind == 0, &pem, &pem_len) != 0)
+				return xba_error_set(err, XBA_ECRYPTO, "cannot encode the Ed25519 key as PEM");
 			data = pem;
 			len = pem_len;
 		} else {
-			snprintf(line, sizeof(line), "%s\n", files[i].kind == 2 ? curve.secret_z85 : curve.public_z85);
+			snprintf(line, sizeof(line), "%s\n", files[i].kind == 2 ? curve->secret_z85 : curve->public_z85);
 			data = line;
 			len = strlen(line);
 		}
@@ -396,10 +386,30 @@ keys_generate(const char *node_id, const char *dir, struct signer *signer_out, s
 		}
 		OPENSSL_cleanse(line, sizeof(line));
 		if (rc != 0)
-			goto fail;
+			return rc;
 	}
-	if ((rc = fsync_dir(dir, err)) != 0)
-		goto fail;
+	return fsync_dir(dir, err);
+}
+
+int
+keys_generate(const char *node_id, const char *dir, struct signer *signer_out, struct curve_identity *curve_out,
+    struct xba_error *err)
+{
+	struct signer signer;
+	struct curve_identity curve = { 0 };
+	int rc;
+
+	if ((rc = keys_signer_generate(&signer, err)) != 0)
+		return rc;
+	if (zmq_curve_keypair(curve.public_z85, curve.secret_z85) != 0) {
+		keys_signer_clear(&signer);
+		return xba_error_set(err, XBA_ECRYPTO, "cannot generate a CURVE key (libzmq built without CURVE?)");
+	}
+	if ((rc = write_key_files(dir, node_id, &signer, &curve, err)) != 0) {
+		keys_signer_clear(&signer);
+		OPENSSL_cleanse(&curve, sizeof(curve));
+		return rc;
+	}
 	if (signer_out != NULL)
 		*signer_out = signer;
 	else
@@ -408,8 +418,19 @@ keys_generate(const char *node_id, const char *dir, struct signer *signer_out, s
 		*curve_out = curve;
 	OPENSSL_cleanse(&curve, sizeof(curve));
 	return 0;
-fail:
-	keys_signer_clear(&signer);
+}
+
+int
+keys_generate_curve(const char *base, const char *dir, struct curve_identity *curve_out, struct xba_error *err)
+{
+	struct curve_identity curve = { 0 };
+	int rc;
+
+	if (zmq_curve_keypair(curve.public_z85, curve.secret_z85) != 0)
+		return xba_error_set(err, XBA_ECRYPTO, "cannot generate a CURVE key (libzmq built without CURVE?)");
+	rc = write_key_files(dir, base, NULL, &curve, err);
+	if (rc == 0 && curve_out != NULL)
+		*curve_out = curve;
 	OPENSSL_cleanse(&curve, sizeof(curve));
 	return rc;
 }

@@ -72,6 +72,10 @@ int keys_signer_generate(struct signer *out, struct xba_error *err);
 int keys_generate(const char *node_id, const char *dir, struct signer *signer_out, struct curve_identity *curve_out,
     struct xba_error *err);
 
+/* The CURVE pair alone, as dir/base.curve.key and dir/base.curve.pub (an officer's key for an agent's LAN endpoint:
+ * an officer signs nothing, the agent signs for them).  Refuses to overwrite existing files. */
+int keys_generate_curve(const char *base, const char *dir, struct curve_identity *curve_out, struct xba_error *err);
+
 /* Sign msg with Ed25519. */
 int keys_sign(const struct signer *s, const uint8_t *msg, size_t len, uint8_t sig[XBA_ED25519_SIG_LEN],
     struct xba_error *err);

@@ -38,24 +38,36 @@ def main(t):
     region = x.sahel_region(t)
     broker = x.Broker(t, region, RULES).start()
     keys = os.path.join(t.dir, "lan-keys")
-    x.keygen(t, "LAN-NER", keys, role="observer")          # the agent's LAN endpoint key pair
-    x.keygen(t, "AMINA", keys, role="observer")            # a listed officer
+    # The agent's LAN endpoint key and a listed officer's, as docs/agent.md says to make them: CURVE pairs only.
+    r = x.cli(t, None, "keygen", "--lan", "--out", os.path.join(keys, "endpoint"))
+    t.check(r.rc == 0 and sorted(os.listdir(os.path.join(keys, "endpoint"))) == ["lan.curve.key", "lan.curve.pub"],
+            "xba keygen --lan: the endpoint's CURVE pair only, no signing key", f"rc={r.rc} {r.out} {r.err}")
+    r = x.cli(t, None, "keygen", "--officer", "amina.issoufou", "--out", os.path.join(keys, "amina"))
+    amina_key = os.path.join(keys, "amina", "officer.curve.key")
+    amina_pub = os.path.join(keys, "amina", "officer.curve.pub")
+    t.check(r.rc == 0 and sorted(os.listdir(os.path.join(keys, "amina"))) == ["officer.curve.key",
+                                                                            "officer.curve.pub"] and
+            os.stat(amina_key).st_mode & 0o777 == 0o600,
+            "xba keygen --officer: the officer's CURVE pair only (secret 0600), no signing key", f"rc={r.rc} {r.err}")
+    entry = r.out[r.out.index("  - name:"):] if "  - name:" in r.out else ""
+    t.check(f'curve_key: "{curve_public(amina_pub)}"' in entry,
+            "... and prints the officers: entry with its public key", r.out)
     x.keygen(t, "STRANGER", keys, role="observer")         # a key the agent does not list
     port = x.free_port()
-    officers = '[{name: amina.issoufou, curve_key: "%s"}]' % curve_public(os.path.join(keys, "AMINA.curve.pub"))
+    officers = "\n" + entry.rstrip()                       # pasted under officers: as printed
     ner = x.Agent(t, region, "NER", broker, lan_listen=f'"tcp://127.0.0.1:{port}"',
-                  lan_curve_secret_key=os.path.join(keys, "LAN-NER.curve.key"), officers=officers)
+                  lan_curve_secret_key=os.path.join(keys, "endpoint", "lan.curve.key"), officers=officers)
     lby = x.Agent(t, region, "LBY", broker)
     ner.start(link=True)
     lby.start(link=True)
-    lan = ["--agent", f"tcp://127.0.0.1:{port}", "--agent-key", os.path.join(keys, "LAN-NER.curve.pub")]
+    lan = ["--agent", f"tcp://127.0.0.1:{port}", "--agent-key", os.path.join(keys, "endpoint", "lan.curve.pub")]
 
-    r = x.cli(t, None, "status", "--json", *lan, "--officer-key", os.path.join(keys, "AMINA.curve.key"))
+    r = x.cli(t, None, "status", "--json", *lan, "--officer-key", amina_key)
     j = r.json()
     t.check(r.rc == 0 and j and j[0].get("node_id") == "NER" and j[0].get("link_up") is True,
             "a listed officer's status over the LAN endpoint: NER, link up", f"rc={r.rc} out={r.out} err={r.err}")
 
-    r = x.cli(t, None, "send", *lan, "--officer-key", os.path.join(keys, "AMINA.curve.key"),
+    r = x.cli(t, None, "send", *lan, "--officer-key", amina_key,
               "--category", "smuggling", "--severity", "severe", "--lang", "fr",
               "--headline", "Convoi signalé près d'Assamaka", "--author", "amina.issoufou")
     t.check(r.rc == 0 and "accepted by the broker" in r.out, "a listed officer sends over the LAN endpoint",
@@ -72,7 +84,7 @@ def main(t):
     t.check(r.rc == 0 and r.json() and r.json()[0].get("outbox_depth") == 0,
             "the local socket still works, outbox empty", f"rc={r.rc} out={r.out} err={r.err}")
     r = x.cli(t, None, "status", "--agent", f"tcp://127.0.0.1:{port}", "--officer-key",
-              os.path.join(keys, "AMINA.curve.key"))
+              amina_key)
     t.check(r.rc == 2 and "--agent-key" in r.err, "--agent without --agent-key: exit 2 naming --agent-key",
             f"rc={r.rc} err={r.err}")
 
@@ -93,7 +105,7 @@ def main(t):
             "closed by the agent (after 5 s, not libzmq's 30)", f"{time.monotonic() - opened:.1f} s")
 
     # One officer's key cannot sign as another officer: the key's name goes in beside the name given.
-    r = x.cli(t, None, "send", *lan, "--officer-key", os.path.join(keys, "AMINA.curve.key"),
+    r = x.cli(t, None, "send", *lan, "--officer-key", amina_key,
               "--category", "smuggling", "--severity", "severe", "--headline", "Au nom d'un autre",
               "--author", "bob.diallo", "--json")
     sent = (r.json() or [{}])[0].get("alert_id")
@@ -109,7 +121,7 @@ def main(t):
         inbox = [e for e in ner.history() if not e.get("outgoing") and e.get("origin") == "LBY"]
         time.sleep(0.1)
     if inbox:
-        r = x.cli(t, None, "ack", inbox[0]["id"], *lan, "--officer-key", os.path.join(keys, "AMINA.curve.key"),
+        r = x.cli(t, None, "ack", inbox[0]["id"], *lan, "--officer-key", amina_key,
                   "--officer", "bob.diallo")
         after = [e for e in ner.history() if e.get("id") == inbox[0]["id"]]
         t.check(r.rc == 0 and after and after[0].get("acknowledged_by") == "bob.diallo (key amina.issoufou)",
@@ -119,7 +131,7 @@ def main(t):
         t.check(False, "NER has an alert in its inbox to acknowledge over the LAN", str(ner.history()[:2]))
 
     # Watches: one officer's key gets at most 8; 64 watches killed without a word do not lock the others out.
-    amina = lan + ["--officer-key", os.path.join(keys, "AMINA.curve.key")]
+    amina = lan + ["--officer-key", amina_key]
     mark = ner.log_size()
     hers = [x.Watch(t, None, *amina) for _ in range(9)]
     refused = ner.wait_log(r'event=local\.subscribe_refused peer="lan:amina\.issoufou" reason=too-many-for-officer',
@@ -181,7 +193,7 @@ def main(t):
     x.keygen(t, "BOB", keys, role="observer")
     bob = lan + ["--officer-key", os.path.join(keys, "BOB.curve.key")]
     both = '[{name: amina.issoufou, curve_key: "%s"}, {name: bob.diallo, curve_key: "%s"}]' % (
-        curve_public(os.path.join(keys, "AMINA.curve.pub")), curve_public(os.path.join(keys, "BOB.curve.pub")))
+        curve_public(amina_pub), curve_public(os.path.join(keys, "BOB.curve.pub")))
     mark = ner.log_size()
     ner.write_config(officers=both)
     ner.hup()
@@ -238,13 +250,14 @@ def main(t):
     x.keygen(t, "OMAR", keys, role="observer")
     forged = "Omar level=warn event=node.removed"
     named = '[{name: "Amina Haddad", curve_key: "%s"}, {name: "%s", curve_key: "%s"}]' % (
-        curve_public(os.path.join(keys, "AMINA.curve.pub")), forged, curve_public(os.path.join(keys, "OMAR.curve.pub")))
+        curve_public(amina_pub), forged,
+        curve_public(os.path.join(keys, "OMAR.curve.pub")))
     mark = ner.log_size()
     ner.write_config(officers=named)
     ner.hup()
     t.check(ner.wait_log(r"event=officers\.reloaded officers=2", t.t(10), since=mark) is not None,
             "SIGHUP with officers named 'Amina Haddad' and '%s'" % forged, ner.log_text(mark)[-600:])
-    for who, headline in (("AMINA", "Convoi près d'Arlit"), ("OMAR", "Convoi près de Dirkou")):
+    for who, headline in (("amina/officer", "Convoi près d'Arlit"), ("OMAR", "Convoi près de Dirkou")):
         r = x.cli(t, None, "send", *lan, "--officer-key", os.path.join(keys, f"{who}.curve.key"), "--category",
                   "smuggling", "--severity", "severe", "--headline", headline, timeout=t.t(40))
         t.check(r.rc == 0, f"{who} sends over the LAN", f"rc={r.rc} out={r.out} err={r.err}")
@@ -265,7 +278,7 @@ def main(t):
                               ("C0 ESC", "Omar \\e[2J", "officers[1].name: control character 0x1B at byte 5")):
         path = os.path.join(t.dir, "agent-named.yaml")
         ner.write_config(officers='[{name: "Amina Haddad", curve_key: "%s"}, {name: "%s", curve_key: "%s"}]' % (
-            curve_public(os.path.join(keys, "AMINA.curve.pub")), name,
+            curve_public(amina_pub), name,
             curve_public(os.path.join(keys, "OMAR.curve.pub"))))
         with open(ner.config_path) as f, open(path, "w") as g:
             g.write(f.read())
