@@ -25,7 +25,7 @@ check() { # check NAME COMMAND...: pass if COMMAND succeeds
 
 # Whatever happens, nothing of ours keeps running: stop any region still recorded in a pids file.
 cleanup() {
-	for d in "$work/once" "$work/live" "$work/wrong"; do
+	for d in "$work/once" "$work/live" "$work/wrong" "$work/clash"; do
 		[ -f "$d/pids" ] && "$RUN" --stop --dir "$d" >/dev/null 2>&1
 	done
 	if [ "$failed" -eq 0 ] && [ -z "${XBA_E2E_KEEP:-}" ]; then
@@ -138,7 +138,8 @@ done
 
 # ---- 2. the region left running, then --stop -------------------------------------------------------------------
 L=$work/live
-timeout 100 "$RUN" --no-setup --build "$BUILD" --dir "$L" >"$work/live.out" 2>&1
+port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+timeout 100 "$RUN" --no-setup --build "$BUILD" --dir "$L" --port "$port" >"$work/live.out" 2>&1
 rc=$?
 if [ "$rc" -eq 0 ]; then pass "run (without --once) exits 0 and leaves the region running"; else
 	fail "run (without --once) exits 0 (exit $rc)"
@@ -149,6 +150,14 @@ check "run prints how to stop" grep -qF -- "--stop --dir $L" "$work/live.out"
 n=$([ -f "$L/pids" ] && alive_from "$L/pids" | wc -w)
 if [ "${n:-0}" -eq 9 ]; then pass "broker and 8 agents running"; else fail "broker and 8 agents running (got ${n:-0})"; fi
 check "xba status at NER: link up" sh -c "XBA_SOCKET='$L/NER/agent.sock' '$XBA' status >/dev/null"
+check "--port: the broker listens on the port given" grep -q "^listen: tcp://127.0.0.1:$port$" "$L/broker.yaml"
+timeout 100 "$RUN" --no-setup --build "$BUILD" --dir "$work/clash" --port "$port" >"$work/clash.out" 2>&1
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "port $port on 127.0.0.1 is in use" "$work/clash.out" && [ ! -f "$work/clash/pids" ]; then
+	pass "a second region on the same --port: exit 1, says the port is in use, leaves nothing running"
+else
+	fail "a second region on the same --port: exit 1 and says so (exit $rc): $(tail -n 3 "$work/clash.out")"
+fi
 
 # One country down and back (--stop/--start NODE): its alert waits at the broker, then arrives.
 check "run --stop --dir L TCD exits 0" sh -c "'$RUN' --stop --dir '$L' TCD >/dev/null"
@@ -191,6 +200,9 @@ if [ $? -eq 1 ] && grep -q "not empty" "$work/refuse.out"; then pass "run refuse
 fi
 "$RUN" --frobnicate >/dev/null 2>&1
 if [ $? -eq 2 ]; then pass "run: unknown argument exits 2"; else fail "run: unknown argument exits 2"; fi
+"$RUN" --port 70000 >"$work/badport.out" 2>&1
+if [ $? -eq 2 ] && grep -q "is not a port number" "$work/badport.out"; then pass "run --port 70000: exit 2, says why"
+else fail "run --port 70000: exit 2, says why: $(head -n 1 "$work/badport.out")"; fi
 
 # ---- 4. (end) the check can fail: run --once with that broker --------------------------------------------------
 wait $wrong_job
