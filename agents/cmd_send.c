@@ -795,6 +795,50 @@ walk_back(const char *cmd, struct local_client *c, struct draft *d, const Xba__V
 }
 
 /*
+ * A cancel's TLP, when --tlp is not given: the widest of its versions' (the lowest), not the latest's.  Every node
+ * that had one of the versions must learn that it is withdrawn, and the broker adds those nodes to a cancel only
+ * within the cancel's own TLP (docs/rules.md §2 step 5): a GREEN alert updated to AMBER+STRICT and cancelled at
+ * AMBER+STRICT stayed live for ever at the observers that had it.  When every version is TLP:RED, the cancel's
+ * addressees are all of theirs (an earlier version may have named a node the latest does not), appended to
+ * d->addressees.  *tlp_out is the TLP to use.  Returns 0 or an exit status (error printed).
+ */
+static int
+cancel_audience(const char *cmd, struct local_client *c, struct draft *d, const Xba__V1__Alert *latest,
+    Xba__V1__Tlp *tlp_out)
+{
+	Xba__V1__LocalFrame *frame = NULL;
+	Xba__V1__Tlp tlp = latest->tlp;
+	int rc = 0;
+
+	/* The latest version's addressees first, then any other version's not already named. */
+	for (size_t i = 0; i < latest->n_addressees && d->alert.n_addressees < ALERT_MAX_ADDRESSEES; i++)
+		d->addressees[d->alert.n_addressees++] = latest->addressees[i];
+	for (size_t k = 0; k < d->n_chain; k++) {
+		const Xba__V1__Alert *v = NULL, *received = NULL;
+
+		if (strcmp(d->chain[k], latest->id) == 0)
+			continue;
+		if ((rc = lookup_alert(cmd, c, d->chain[k], &frame, &v, &received)) != 0)
+			break;
+		if (v == NULL)  /* pruned from this agent's history: the latest and the others still decide */
+			continue;
+		if (v->tlp != 0 && v->tlp < tlp)
+			tlp = v->tlp;
+		for (size_t i = 0; i < v->n_addressees && d->alert.n_addressees < ALERT_MAX_ADDRESSEES; i++) {
+			bool named = false;
+
+			for (size_t j = 0; j < d->alert.n_addressees && !named; j++)
+				named = strcmp(d->addressees[j], v->addressees[i]) == 0;
+			if (!named && draft_own(d, strdup(v->addressees[i])) != NULL)
+				d->addressees[d->alert.n_addressees++] = d->owned[d->n_owned - 1];
+		}
+	}
+	local_frame_free(frame);
+	*tlp_out = tlp;
+	return rc;
+}
+
+/*
  * --update ID / --cancel ID: the alert as this agent holds it (only this country's own), its later versions, and
  * the fields the flags leave out taken from the latest, so that the rules route the message as they routed the
  * alert.  An update must name the latest version, and nothing withdrawn is updated or withdrawn again; a cancel
@@ -860,10 +904,30 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 		local_client_free(c);
 		return rc;
 	}
-	local_client_free(c);
-	if (o == NULL)
+	if (o == NULL) {
+		local_client_free(c);
 		return cli_usage_error("%s: --cancel %s: its latest version %s is no longer at this agent (nothing was "
 				       "queued)", cmd, d->refers_to, d->chain[n_forward - 1]);
+	}
+	if (d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL && d->alert.tlp == 0) {
+		Xba__V1__Tlp tlp;
+		size_t given = d->alert.n_addressees;
+
+		if ((rc = cancel_audience(cmd, c, d, o, &tlp)) != 0) {
+			local_client_free(c);
+			return rc;
+		}
+		if (given > 0 || tlp != XBA__V1__TLP__TLP_RED)
+			d->alert.n_addressees = given;  /* --to, or the latest's below: only RED needs the union */
+		d->alert.tlp = tlp;
+		if (tlp != o->tlp)
+			fprintf(stderr, "note: the cancel goes at TLP %s, the widest of the alert's versions (the latest is "
+					"%s), so that every node that had one of them learns it is withdrawn; its note is read "
+					"at that TLP (--tlp %s would leave those nodes with the alert live)\n",
+			    alert_enum_name(ALERT_ENUM_TLP, tlp), alert_enum_name(ALERT_ENUM_TLP, o->tlp),
+			    alert_enum_name(ALERT_ENUM_TLP, o->tlp));
+	}
+	local_client_free(c);
 	d->alert.msg_type = d->refers_type;
 	for (size_t i = 0; i < d->n_chain; i++)
 		d->reference[i] = d->chain[i];

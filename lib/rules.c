@@ -672,6 +672,7 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 	static const struct route_inputs none = { 0 };
 	const char *acked_origin;
 	uint64_t named[WORDS_MAX], addressed[WORDS_MAX], recv[WORDS_MAX], targets[WORDS_MAX], neigh[WORDS_MAX];
+	uint64_t held[WORDS_MAX]; /* a cancel's nodes that had what it withdraws: no deny rule keeps it from them */
 	const struct dir_node *origin_node;
 	struct route_entry *credit, *reason;
 	bool have_neigh = false;
@@ -828,7 +829,11 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 
 	/* 5b. An update or cancel also reaches whoever had the alerts it names (the broker's journal says who), so that
 	 * no node goes on acting on an alert its origin replaced or withdrew.  The update's own TLP still bounds who
-	 * may read it (an officer who raises it to RED means it), and a deny rule keeps a node back. */
+	 * may read it (an officer who raises it to RED means it).  A deny rule keeps a node from an update, which is
+	 * new information, but not from a cancel of what it holds: a rule added since (or matching the cancel's
+	 * fields, not the version the node had) would leave it acting on a withdrawn alert for good, and a cancel
+	 * tells it nothing but that, and why. */
+	memset(held, 0, words * sizeof(*held));
 	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
 		for (size_t i = 0; i < in->n_superseded_recipients; i++) {
 			const struct dir_node *had = alert_node(dir, in->superseded_recipients[i]);
@@ -838,8 +843,13 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 			if (had == NULL)
 				continue; /* no longer a node of the region */
 			t = directory_node_index(dir, had);
-			if (t == origin || bit_get(rules->admins, t) || bit_get(recv, t))
+			if (t == origin || bit_get(rules->admins, t))
 				continue;
+			if (bit_get(recv, t)) {
+				if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+					bit_set(held, t);
+				continue;
+			}
 			if (tlp == XBA__V1__TLP__TLP_RED && !bit_get(addressed, t))
 				tlp_bars = RULES_WITHHELD_TLP_RED;
 			else if (tlp == XBA__V1__TLP__TLP_AMBER_STRICT && !bit_get(rules->members, t))
@@ -853,12 +863,14 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 				continue;
 			}
 			bit_set(recv, t);
+			if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+				bit_set(held, t);
 			credit[t].rule = RULES_BY_SUPERSEDED;
 			reason[t].rule = NULL;
 		}
 	}
 
-	/* 6. Deny rules, in file order, win over everything before them. */
+	/* 6. Deny rules, in file order, win over everything before them but a cancel's holders (5b). */
 	for (size_t i = 0; i < rules->n_rules; i++) {
 		const struct rule *rule = &rules->rules[i];
 
@@ -866,11 +878,11 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 			continue;
 		rule_targets(rule, dir, origin, words, targets, neigh, &have_neigh);
 		for (size_t w = 0; w < words; w++) {
-			uint64_t out_w = recv[w] & targets[w];
+			uint64_t out_w = recv[w] & targets[w] & ~held[w];
 
 			for (; out_w != 0; out_w &= out_w - 1)
 				reason[w * 64 + lowest_bit(out_w)].rule = rule->name;
-			recv[w] &= ~targets[w];
+			recv[w] &= ~(targets[w] & ~held[w]);
 		}
 	}
 

@@ -29,6 +29,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
 AGENTS = ["NER", "LBY", "TCD"]
+HEALTH_TO_WHO_RULES = x.NEIGHBOUR_RULES + """\
+  - name: health-to-who
+    when: { category: [health] }
+    to: [neighbours, WHO-AFRO]
+"""
+DENY_WHO_AMBER_HEALTH = """\
+  - name: who-no-amber-health
+    when: { category: [health], tlp: [amber, amber+strict, red] }
+    deny: [WHO-AFRO]
+"""
 
 
 def main(t):
@@ -220,6 +230,60 @@ def main(t):
     t.check(shown.get("msg_type") == "cancel" and shown.get("references") == [emergency2] and
             shown.get("emergency") is True and shown.get("note") == "sent by mistake (again)",
             "... an emergency cancel of the broadcast, with its note", str(shown)[:400])
+
+    # ---- an observer that had the alert hears it withdrawn -------------------------------------------------------
+    # A GREEN health alert reaches WHO-AFRO; its update raised to AMBER+STRICT does not (members only, as the TLP
+    # says).  The cancel must still reach WHO-AFRO, or it keeps the alert live for good: without --tlp it goes at
+    # the widest TLP of the versions, and says so.  Then a deny rule added after WHO-AFRO had an alert does not
+    # keep its cancel away (it still keeps an update away: that is new information).
+    who = net.node(region, "WHO-AFRO", broker)
+    net.connect_all([who])
+    mark = broker.log_size()
+    broker.write_rules(HEALTH_TO_WHO_RULES)
+    broker.hup()
+    broker.wait_log(r"event=rules\.reloaded", t.t(10), since=mark, net=net)
+    r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "green", "--lang", "fr",
+                "--headline", "Cas de choléra à Agadez", net=net)
+    green = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: who.got(green), t.t(10)), "a GREEN health alert reaches WHO-AFRO")
+    r = ner.cli("send", "--update", green, "--tlp", "amber+strict", "--lang", "fr", "--headline",
+                "Cas de choléra à Agadez : 3 décès", net=net)
+    strict = x.sent_id(r)
+    withheld = {j["node_id"]: j.get("reason") or j.get("rule") for j in ner.cli("track", strict, "--json",
+                                                                            net=net).json()
+                if j.get("state") == "withheld"}
+    t.check(r.rc == 0 and "WHO-AFRO" in withheld, "its update at AMBER+STRICT is withheld from the observer",
+            str(withheld))
+    r = ner.cli("send", "--cancel", strict, "--note", "erreur de laboratoire", net=net)
+    withdrawn_green = x.sent_id(r)
+    t.check(r.rc == 0 and "the cancel goes at TLP green, the widest of the alert's versions (the latest is "
+            "amber+strict)" in r.err, "xba send --cancel says the cancel goes at the widest TLP of the versions",
+            repr(r.err))
+    t.check(net.run_until(lambda: who.got(withdrawn_green), t.t(10)),
+            "... and WHO-AFRO, which had the GREEN version, receives the cancel")
+    got = who.inbox.get(withdrawn_green)
+    t.check(got is not None and got.alert.tlp == x.C.GREEN and list(got.alert.references) == [strict, green],
+            "a GREEN cancel naming both versions", str(got.alert if got else None)[:300])
+
+    r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber", "--lang", "fr",
+                "--headline", "Rougeole à Diffa", net=net)
+    amber = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: who.got(amber), t.t(10)), "an AMBER health alert reaches WHO-AFRO")
+    mark = broker.log_size()
+    broker.write_rules(HEALTH_TO_WHO_RULES + DENY_WHO_AMBER_HEALTH)
+    broker.hup()
+    broker.wait_log(r"event=rules\.reloaded", t.t(10), since=mark, net=net)
+    r = ner.cli("send", "--update", amber, "--lang", "fr", "--headline", "Rougeole à Diffa : 12 cas", net=net)
+    amber2 = x.sent_id(r)
+    denied = {j["node_id"]: j.get("reason") or j.get("rule") for j in ner.cli("track", amber2, "--json",
+                                                                          net=net).json()
+              if j.get("state") == "withheld"}
+    t.check(r.rc == 0 and denied.get("WHO-AFRO") == "who-no-amber-health",
+            "after a deny rule for WHO-AFRO, the alert's update is withheld from it by that rule", str(denied))
+    r = ner.cli("send", "--cancel", amber2, "--note", "doublon", net=net)
+    withdrawn_amber = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: who.got(withdrawn_amber), t.t(10)),
+            "... but its cancel reaches WHO-AFRO, which had the alert: a deny rule does not keep a withdrawal away")
 
     # ---- refused before anything is queued ----------------------------------------------------------------------
     r = agents["LBY"].cli("send", "--cancel", alert_id, "--note", "not ours", net=net)

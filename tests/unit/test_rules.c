@@ -550,7 +550,7 @@ test_ack_to_referenced_origin(struct check_state *st)
 
 /* An update or a cancel also goes to whoever had the alert it names (route_inputs), credited
  * "superseded:had-alert";
- * not to its origin, an admin or an unknown node, and a deny rule still wins. */
+ * not to its origin, an admin or an unknown node; a deny rule still wins over an update, not over a cancel. */
 /* Route a with in (shape checked) into to and held, the recipients and the withheld nodes as render writes them. */
 static void
 route_with_rendered(struct check_state *st, int line, const Xba__V1__Alert *a, const struct route_inputs *in,
@@ -581,11 +581,22 @@ test_superseded_recipients(struct check_state *st)
 	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
 	CHECK(st, strcmp(to, "DZA=crime-to-neighbours LBY=crime-to-neighbours MLI=crime-to-neighbours "
 	    "SDN=superseded:had-alert TCD=crime-to-neighbours WHO-AFRO=superseded:had-alert") == 0);
-	/* An exercise: the deny rule keeps the observer back even though it had the alert. */
+	/* An exercise: the deny rule keeps the observer from an update even though it had the alert ... */
 	a.status = XBA__V1__STATUS__STATUS_EXERCISE;
+	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE;
 	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
 	CHECK(st, strstr(to, "SDN=superseded:had-alert") != NULL && strstr(to, "WHO-AFRO") == NULL);
 	CHECK(st, strstr(held, "WHO-AFRO=exercises-stay-apart") != NULL);
+	/* ... but not from a cancel: what it holds is withdrawn, whatever a deny rule says of the cancel's fields. */
+	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
+	CHECK(st, strstr(to, "SDN=superseded:had-alert") != NULL && strstr(to, "WHO-AFRO=superseded:had-alert") != NULL);
+	CHECK(st, strstr(held, "WHO-AFRO") == NULL);
+	/* ... nor when a rule names that holder too (a health cancel: health-to-all names WHO-AFRO). */
+	a.category = XBA__V1__CATEGORY__CATEGORY_HEALTH;
+	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
+	CHECK(st, strstr(to, "WHO-AFRO=health-to-all") != NULL && strstr(held, "WHO-AFRO") == NULL);
+	a.category = XBA__V1__CATEGORY__CATEGORY_SMUGGLING;
 	/* The update's own TLP bounds who may read it: raised to RED for LBY, it reaches LBY alone, and the nodes that had
 	 * the alert show as withheld by TLP:RED; AMBER+STRICT keeps the observer back. */
 	a.status = XBA__V1__STATUS__STATUS_ACTUAL;
