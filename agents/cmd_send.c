@@ -170,6 +170,49 @@ check_draft(const char *cmd, const Xba__V1__Alert *a)
 	return 0;
 }
 
+/*
+ * Whom an accepted alert was withheld from, when the officer will want to know: an addressee they named (a TLP or
+ * a deny rule can keep it out, and "accepted: 1 recipient" did not say which), or any node for an update or a
+ * cancel (a node kept from it goes on with the version it had).  The broker's track answer, or NULL when none of
+ * that applies or it could not be had (the send itself stands; `xba track` says it later).
+ */
+static Xba__V1__LocalFrame *
+withheld_worth_saying(struct local_client *c, const Xba__V1__Alert *alert, const char *alert_id)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__TrackRequest track = XBA__V1__TRACK_REQUEST__INIT;
+	struct xba_error err = { 0 };
+
+	if (alert->emergency || (alert->n_addressees == 0 && alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE &&
+	    alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL))
+		return NULL;
+	track.alert_id = (char *)alert_id;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK;
+	req.track = &track;
+	if (local_client_request(c, &req, &reply, REQUEST_TIMEOUT_MS, &err) != 0)
+		return NULL;
+	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_TRACK_REPLY ||
+	    reply->track_reply->result != XBA__V1__ERROR_CODE__OK) {
+		local_frame_free(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+/* Is this withheld node one the officer should hear about (withheld_worth_saying)? */
+static bool
+withheld_matters(const Xba__V1__Alert *alert, const Xba__V1__RecipientState *rs)
+{
+	if (rs->state != XBA__V1__DELIVERY_STATE__DELIVERY_STATE_WITHHELD)
+		return false;
+	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+		return true;
+	for (size_t i = 0; i < alert->n_addressees; i++)
+		if (strcmp(alert->addressees[i], rs->node_id) == 0)
+			return true;
+	return false;
+}
+
 /* Submit and report: prints the alert id, then what the broker did within wait_ms.  Exit status per cli.h. */
 int
 cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *alert, int64_t expires_in_ms,
@@ -275,6 +318,8 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 		    ev->publish_event->state != XBA__V1__PUBLISH_STATE__PUBLISH_STATE_QUEUED) {
 			const Xba__V1__PublishEvent *pe = ev->publish_event;
 			bool accepted = pe->state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED;
+			Xba__V1__LocalFrame *tracked = accepted ? withheld_worth_saying(c, alert, alert_id) : NULL;
+			const Xba__V1__TrackReply *tr = tracked != NULL ? tracked->track_reply : NULL;
 
 			if (json) {
 				struct jsonw w;
@@ -286,17 +331,42 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 				jsonw_int(&w, "seq", (int64_t)pe->seq);
 				jsonw_int(&w, "recipients", pe->recipients);
 				jsonw_string(&w, "message", pe->message ? pe->message : "");
+				if (tr != NULL) {
+					jsonw_array_begin(&w, "withheld");
+					for (size_t i = 0; i < tr->n_recipients; i++) {
+						if (!withheld_matters(alert, tr->recipients[i]))
+							continue;
+						jsonw_object_begin(&w, NULL);
+						jsonw_string(&w, "node_id", tr->recipients[i]->node_id);
+						jsonw_string(&w, "rule", tr->recipients[i]->rule);
+						jsonw_object_end(&w);
+					}
+					jsonw_array_end(&w);
+				}
 				jsonw_end(&w);
 			} else if (accepted) {
 				printf("accepted by the broker: %u recipient%s (journal seq %llu)%s\n", pe->recipients,
 				    pe->recipients == 1 ? "" : "s", (unsigned long long)pe->seq,
 				    pe->recipients == 0 ? " -- WARNING: the rules chose nobody; no one will receive it" : "");
+				for (size_t i = 0; tr != NULL && i < tr->n_recipients; i++) {
+					const Xba__V1__RecipientState *rs = tr->recipients[i];
+
+					if (!withheld_matters(alert, rs))
+						continue;
+					if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ALERT)
+						printf("WARNING: %s, an addressee, will not receive it: withheld by %s\n",
+						    rs->node_id, rs->rule);
+					else
+						printf("WARNING: not sent to %s (withheld by %s): if it had the alert, it keeps "
+						       "the version it had\n", rs->node_id, rs->rule);
+				}
 			} else {
 				printf("REFUSED by the broker: %s%s%s: %s\n", frame_error_code_name(pe->result),
 				    pe->field && pe->field[0] ? " " : "", pe->field ? pe->field : "",
 				    pe->message ? pe->message : "");
 			}
 			status = accepted ? (pe->recipients > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED) : CLI_EXIT_FAILED;
+			local_frame_free(tracked);
 			local_frame_free(ev);
 			ev = NULL;
 			break;

@@ -254,6 +254,8 @@ def main(t):
                 if j.get("state") == "withheld"}
     t.check(r.rc == 0 and "WHO-AFRO" in withheld, "its update at AMBER+STRICT is withheld from the observer",
             str(withheld))
+    t.check("WARNING: not sent to WHO-AFRO (withheld by tlp:amber+strict)" in r.out,
+            "... and xba send --update says so at once, not only xba track", r.out)
     r = ner.cli("send", "--cancel", strict, "--note", "erreur de laboratoire", net=net)
     withdrawn_green = x.sent_id(r)
     t.check(r.rc == 0 and "the cancel goes at TLP green, the widest of the alert's versions (the latest is "
@@ -265,6 +267,16 @@ def main(t):
     t.check(got is not None and got.alert.tlp == x.C.GREEN and list(got.alert.references) == [strict, green],
             "a GREEN cancel naming both versions", str(got.alert if got else None)[:300])
 
+    # An addressee the officer named but the TLP keeps out: said at once, in text and in JSON.
+    r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber+strict", "--to",
+                "TCD,WHO-AFRO", "--lang", "fr", "--headline", "Choléra : cas suspect à N'Guigmi", net=net)
+    t.check(r.rc == 0 and "WARNING: WHO-AFRO, an addressee, will not receive it: withheld by tlp:amber+strict"
+            in r.out, "xba send --to TCD,WHO-AFRO at AMBER+STRICT: accepted, with a warning naming WHO-AFRO", r.out)
+    r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber+strict", "--to",
+                "TCD,WHO-AFRO", "--lang", "fr", "--headline", "Choléra : second cas à N'Guigmi", "--json", net=net)
+    accepted = [j for j in r.json() if j.get("state") == "accepted"]
+    t.check(accepted and accepted[0].get("withheld") == [{"node_id": "WHO-AFRO", "rule": "tlp:amber+strict"}],
+            "... and --json lists it under withheld", r.out)
     r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber", "--lang", "fr",
                 "--headline", "Rougeole à Diffa", net=net)
     amber = x.sent_id(r)
