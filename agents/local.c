@@ -621,19 +621,20 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 		snprintf(message, size, "%s is an admin node and may not publish alerts", node->id);
 		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
 	}
-	if (node->role == NODE_ROLE_OBSERVER && alert->category != 0 &&
-	    (node->publish_categories & (1u << alert->category)) == 0) {
-		*field = "category";
-		snprintf(message, size, "observer %s may not publish %s alerts (region.yaml publish list)", node->id,
-		    alert_enum_name(ALERT_ENUM_CATEGORY, alert->category));
-		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
-	}
+	/* Before an observer's category list: a broadcast from a node that may not broadcast is refused for that. */
 	if (alert->emergency && !node->may_broadcast) {
 		*field = "emergency";
 		snprintf(message, size, "%s may not issue emergency broadcasts (may_broadcast in this agent's copy of "
 		    "region.yaml; if the secretariat has just granted it, this agent needs the new file and a reload)",
 		    node->id);
 		return XBA__V1__ERROR_CODE__BROADCAST_NOT_ALLOWED;
+	}
+	if (node->role == NODE_ROLE_OBSERVER && alert->category != 0 &&
+	    (node->publish_categories & (1u << alert->category)) == 0) {
+		*field = "category";
+		snprintf(message, size, "observer %s may not publish %s alerts (region.yaml publish list)", node->id,
+		    alert_enum_name(ALERT_ENUM_CATEGORY, alert->category));
+		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
 	}
 	if (alert->tlp == XBA__V1__TLP__TLP_RED && alert->n_addressees == 0) {
 		*field = "addressees";

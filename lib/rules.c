@@ -1021,6 +1021,12 @@ rules_publish_rights(const struct directory *dir, const struct dir_node *origin,
 		snprintf(message, size, "%s is an admin node and may not publish alerts", origin->id);
 		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
 	}
+	/* Before an observer's category list: a broadcast from a node that may not broadcast is refused for that. */
+	if (alert->emergency && !origin->may_broadcast) {
+		*field = "emergency";
+		snprintf(message, size, "%s may not issue emergency broadcasts (region.yaml may_broadcast)", origin->id);
+		return XBA__V1__ERROR_CODE__BROADCAST_NOT_ALLOWED;
+	}
 	/* An observer's update, cancel or error must name a category of its list too: without one it would match
 	 * every rule with no category condition, and reach nodes its list keeps it from.  Only an acknowledgement
 	 * (which goes back to the alert's origin, whatever the rules) may leave it out. */
@@ -1037,11 +1043,6 @@ rules_publish_rights(const struct directory *dir, const struct dir_node *origin,
 		snprintf(message, size, "observer %s may not publish %s alerts (region.yaml publish list)", origin->id,
 		    alert_enum_name(ALERT_ENUM_CATEGORY, alert->category));
 		return XBA__V1__ERROR_CODE__NOT_PERMITTED;
-	}
-	if (alert->emergency && !origin->may_broadcast) {
-		*field = "emergency";
-		snprintf(message, size, "%s may not issue emergency broadcasts (region.yaml may_broadcast)", origin->id);
-		return XBA__V1__ERROR_CODE__BROADCAST_NOT_ALLOWED;
 	}
 	if (alert->tlp == XBA__V1__TLP__TLP_RED && alert->n_addressees == 0) {
 		*field = "addressees";

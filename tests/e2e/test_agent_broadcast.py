@@ -59,6 +59,11 @@ def main(t):
     t.eq(r.rc, 1, "broadcast from LBY (not may_broadcast) exits 1 (refused)")
     t.check("BROADCAST_NOT_ALLOWED" in r.out + r.err, "broadcast from LBY names BROADCAST_NOT_ALLOWED", repr(r))
     t.check(len(r.err_lines()) <= 1, "broadcast from LBY: at most one line on stderr", repr(r))
+    # An observer's broadcast: refused as a broadcast, not for its category (WHO-AFRO publishes health only, and
+    # a broadcast is category other unless told).
+    r = agents["WHO-AFRO"].cli("broadcast", "--headline", "Alerte d'urgence de l'OMS", "--wait", "--timeout", "5")
+    t.check(r.rc == 1 and "BROADCAST_NOT_ALLOWED" in r.err and "NOT_PERMITTED" not in r.err,
+            "broadcast from the observer WHO-AFRO: BROADCAST_NOT_ALLOWED, not its category list", repr(r))
     s = agents["LBY"].wait_status(lambda s: s.get("outbox_depth") == 0, t.t(5)) or {}
     t.eq(s.get("outbox_depth"), 0, "LBY: nothing left queued (outbox_depth 0)")
     # Refused by the agent (never queued) or by the broker (kept in the history as refused): never sent on.

@@ -198,6 +198,9 @@ def main(t):
     publish_expect("DZA", env, "TLP_RED_NO_ADDRESSEES", "TLP:RED without addressees")
     env = region.seal(x.alert("WHO-AFRO", C.SMUGGLING))
     publish_expect("WHO-AFRO", env, "NOT_PERMITTED", "observer WHO-AFRO publishing smuggling (may publish health)")
+    env = region.seal(x.alert("WHO-AFRO", C.SMUGGLING, emergency=True))
+    publish_expect("WHO-AFRO", env, "BROADCAST_NOT_ALLOWED", "an emergency from WHO-AFRO of a category it may not "
+                   "publish: refused as a broadcast first (protocol §2.3 check 12)")
     # ... nor around its list by leaving the category out of an error or a cancel (which every rule without a
     # category condition would match)
     for mt, label in ((C.ERROR, "an error"), (C.CANCEL, "a cancel")):
