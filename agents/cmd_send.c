@@ -1216,7 +1216,7 @@ table_draw(struct receipt_table *t)
 			    display_clean(r->officer, text, sizeof(text)));
 		else
 			rows += display_print_wrapped(stdout, t->width, "%-14s %-22s -\n", r->node_id,
-			    r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when)) : "-");
+			    r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when)) : "queued");
 	}
 	{
 		char refused_text[40] = "", withheld_text[60] = "";
@@ -1467,11 +1467,31 @@ cmd_broadcast(int argc, char **argv)
 			return CLI_EXIT_FAILED;
 		}
 	}
-	for (size_t i = 0; i < table.n; i++) {
-		if (table.rows[i].delivered_ms == 0 && !table.rows[i].withheld) {
-			printf("NOT DELIVERED to every node within %d s\n", timeout_s);
-			return CLI_EXIT_FAILED;
+	{
+		/* Name them, as the acknowledgement line does: in a table of 30 the officer should not have to look
+		 * for the rows left empty. */
+		size_t undelivered = 0;
+		char *text = NULL;
+		size_t len = 0;
+		FILE *out = open_memstream(&text, &len);
+
+		if (out == NULL)
+			out = stdout;
+		for (size_t i = 0; i < table.n; i++) {
+			if (table.rows[i].delivered_ms != 0 || table.rows[i].withheld)
+				continue;
+			if (undelivered++ == 0)
+				fprintf(out, "NOT DELIVERED within %d s to:", timeout_s);
+			fprintf(out, " %s", table.rows[i].node_id);
 		}
+		if (undelivered > 0)
+			fprintf(out, " (queued at the broker: delivered when that node's agent is connected; xba track %s "
+				     "follows it)\n", alert_id);
+		if (out != stdout && fclose(out) == 0 && undelivered > 0)
+			display_write_wrapped(stdout, table.tty ? table.width : 0, text, len);
+		free(text);
+		if (undelivered > 0)
+			return CLI_EXIT_FAILED;
 	}
 	{
 		size_t unacked = 0, withheld = 0;

@@ -291,6 +291,17 @@ def refused_then_released(t, region, broker, agents):
             "broadcast --wait --timeout 3 with no acknowledgement: exit 0 (every node has it), naming who has not "
             "acknowledged", r.out[-600:])
 
+    # A node down: the table says queued on its row, and the last line names it.
+    who = agents["WHO-AFRO"]
+    t.eq(who.stop(), 0, "WHO-AFRO's agent stops")
+    r = ner.cli("broadcast", "--headline", "Crue de la Komadougou : évacuation", "--author", "Chef de quart NER",
+                "--wait", "--timeout", "3")
+    t.check(r.rc == 1 and "NOT DELIVERED within 3 s to: WHO-AFRO (queued at the broker" in r.out and
+            any(line.split()[:2] == ["WHO-AFRO", "queued"] for line in r.out.splitlines()),
+            "broadcast --wait with WHO-AFRO down: exit 1, its row says queued and the last line names it",
+            r.out[-700:])
+    who.start(link=True)
+
 
 if __name__ == "__main__":
     x.main(main)
