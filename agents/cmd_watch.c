@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alert.h"
@@ -23,9 +24,14 @@
 /* A link down this long is said (--link-grace): shorter, it is a reconnect, which a flaky satellite link does all
  * day. */
 #define LINK_DOWN_SAID_MS 30000
-/* After this long without a frame, a watch asks the agent whether it still serves it (AgentStatusReply.watching):
- * an agent drops a watch that falls 5 000 messages behind, and one that restarted knows it no longer. */
-#define WATCH_CHECK_IDLE_MS 15000
+/* This often a watch asks the agent whether it still serves it (AgentStatusReply.watching), without waiting for
+ * the answer: an agent drops a watch that falls 5 000 messages behind, and one that restarted knows it no longer.
+ * The question also tells the agent this watch is alive (it may give the place of a silent one to a new watch). */
+#define WATCH_PROBE_MS 15000
+/* An answer this late is said: the agent is stuck, or the network between here and it holds everything. */
+#define WATCH_PROBE_LATE_MS 20000
+#define WATCH_SUBSCRIBE_TIMEOUT_MS 30000 /* the subscription's answer comes before its replay */
+#define WATCH_RETRY_MAX_MS 15000         /* subscribing again while the agent cannot be reached: 1 s, doubling */
 #define MAX_FILTER_VALUES 16
 #define HISTORY_PAGE 1000 /* entries asked for in one request: what an agent holds in one reply at most */
 
@@ -119,6 +125,11 @@ struct watch_state {
 	char key_said[1024];         /* the key warning last printed ("" = none) */
 	char link_problem[256];      /* why the link cannot come up, as the agent last said */
 	bool clock_said;             /* a clock warning was printed and still holds */
+	uint64_t probe_ref;          /* the status question in flight (WATCH_PROBE_MS), 0 = none */
+	int64_t probe_sent_mono;     /* ... asked then; the next is asked WATCH_PROBE_MS after */
+	bool probe_late_said;        /* "no answer from the agent" was printed */
+	bool lost_said;              /* "no connection to the agent" was printed, and not yet its end */
+	int64_t lost_since_ms;       /* ... since then (this machine's clock) */
 };
 
 /* An AgentStatusReply (the subscription's, or one the agent pushes when its link or key changes). */
@@ -155,49 +166,122 @@ watch_status(struct watch_state *w, const Xba__V1__AgentStatusReply *s)
 /* Subscribe again, from the last alert shown (the replay's repeats are skipped by id).  0, or an error in err. */
 static int
 resubscribe(struct local_client *c, Xba__V1__LocalFrame *req, Xba__V1__AlertFilter *filter, int64_t last_received_ms,
-    struct watch_state *state, struct xba_error *err)
+    struct watch_state *state, bool quiet, struct xba_error *err)
 {
 	Xba__V1__LocalFrame *reply = NULL;
 
 	if (last_received_ms > 0)
 		filter->since_ms = last_received_ms;
-	if (local_client_request(c, req, &reply, 3600 * 1000, err) != 0)
+	if (local_client_request(c, req, &reply, WATCH_SUBSCRIBE_TIMEOUT_MS, err) != 0)
 		return -1;
 	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
-		/* The agent's watches are all taken, say: asked again after the next quiet 15 s. */
+		/* The agent's watches are all taken, say: asked again at the next probe. */
 		fprintf(stderr, "xba: watch: could not subscribe again: %s; trying again shortly\n",
 		    reply->error->message);
 	} else {
 		if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
 			watch_status(state, reply->status_reply);
-		fprintf(stderr, "xba: watch: subscribed again\n");
+		if (!quiet)
+			fprintf(stderr, "xba: watch: subscribed again\n");
 	}
 	local_frame_free(reply);
 	return 0;
 }
 
-/* Is this watch still served?  Asked only when no frame came for WATCH_CHECK_IDLE_MS, so that the answer is not
- * waited for behind a backlog.  false when the agent says it has no watch for this connection (it dropped it);
- * true otherwise, including when it did not answer (asked again later). */
-static bool
-still_served(struct local_client *c, struct watch_state *state)
+/*
+ * Subscribe again until it works: a flapping link or an agent being restarted must not end a watch, which would
+ * leave a duty officer looking at a quiet screen.  The first failure is said loudly, and so is the end of it.
+ * Returns 0, or an exit status (the agent refused this officer key: nothing to wait for).
+ */
+static int
+resubscribe_until(struct local_client *c, Xba__V1__LocalFrame *req, Xba__V1__AlertFilter *filter,
+    int64_t last_received_ms, struct watch_state *state)
 {
-	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	struct xba_error err = { 0 };
+	int64_t backoff = 1000, lost_since = state->lost_since_ms != 0 ? state->lost_since_ms : clock_now_ms();
+	bool said = state->lost_said;
+	char when[40];
+
+	state->lost_said = false;
+	state->lost_since_ms = 0;
+
+	for (;;) {
+		if (resubscribe(c, req, filter, last_received_ms, state, said, &err) == 0) {
+			if (said)
+				fprintf(stderr, "xba: watch: connected to the agent again (no connection since %s); subscribed "
+				    "again: what it stored meanwhile follows\n", display_time(lost_since, when, sizeof(when)));
+			return 0;
+		}
+		if (local_client_key_refused(c))
+			return cli_usage_error("watch: %s", err.msg);
+		if (!said)
+			fprintf(stderr, "xba: !!! NO CONNECTION TO THE AGENT since %s: %s. This watch cannot show alerts until "
+			    "it is back, and keeps trying (Ctrl-C to stop)\n", display_time(lost_since, when, sizeof(when)),
+			    err.msg);
+		said = true;
+		{
+			struct timespec pause = { .tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000L };
+
+			nanosleep(&pause, NULL);
+		}
+		backoff = backoff * 2 > WATCH_RETRY_MAX_MS ? WATCH_RETRY_MAX_MS : backoff * 2;
+	}
+}
+
+/*
+ * Ask, without waiting, whether the agent still serves this watch: every WATCH_PROBE_MS, busy or quiet.  The
+ * answer is read by the loop like any frame (watch_probe_answer).  An answer that does not come is said.
+ */
+static void
+watch_probe(struct local_client *c, struct watch_state *state, const char *endpoint)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT;
 	Xba__V1__AgentStatusRequest status = XBA__V1__AGENT_STATUS_REQUEST__INIT;
 	struct xba_error err = { 0 };
-	bool served = true;
+	int64_t now = clock_mono_ms();
 
-	status.brief = true; /* no counts: asked every 15 quiet seconds */
+	if (state->probe_ref != 0) {
+		if (!state->probe_late_said && now - state->probe_sent_mono >= WATCH_PROBE_LATE_MS) {
+			fprintf(stderr, "xba: !!! NO ANSWER FROM THE AGENT at %s for %d s: this watch may be missing alerts "
+			    "(the network between here and the agent holds everything, or the agent is stuck); it keeps "
+			    "waiting\n", endpoint, WATCH_PROBE_LATE_MS / 1000);
+			state->probe_late_said = true;
+		}
+		return;
+	}
+	if (now - state->probe_sent_mono < WATCH_PROBE_MS)
+		return;
+	status.brief = true; /* no counts: asked every 15 s */
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS;
 	req.status = &status;
-	if (local_client_request(c, &req, &reply, 10000, &err) != 0)
-		return true;
-	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY) {
-		watch_status(state, reply->status_reply);
-		served = reply->status_reply->watching != 2;
-	}
-	local_frame_free(reply);
-	return served;
+	state->probe_sent_mono = now;
+	if (local_client_send(c, &req, 1000, &err) == 0)
+		state->probe_ref = req.ref;
+}
+
+/* A frame that answers the probe: true when the agent no longer serves this watch (subscribe again). */
+static bool
+watch_probe_answer(struct watch_state *state, const Xba__V1__LocalFrame *ev)
+{
+	if (state->probe_ref == 0 || ev->ref != state->probe_ref)
+		return false;
+	state->probe_ref = 0;
+	if (state->probe_late_said)
+		fprintf(stderr, "xba: watch: the agent answers again\n");
+	state->probe_late_said = false;
+	if (ev->body_case != XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
+		return false;
+	watch_status(state, ev->status_reply);
+	return ev->status_reply->watching == 2;
+}
+
+/* A new connection: the probe in flight went with the old one. */
+static void
+watch_probe_reset(struct watch_state *state)
+{
+	state->probe_ref = 0;
+	state->probe_late_said = false;
+	state->probe_sent_mono = clock_mono_ms();
 }
 
 /* The down link, once it has lasted LINK_DOWN_SAID_MS. */
@@ -401,7 +485,7 @@ cmd_watch(int argc, char **argv)
 	uint32_t limit = 0;
 	const char *id = NULL;
 	int rc;
-	int64_t next_reminder, last_received_ms = 0, last_frame_mono = clock_mono_ms();
+	int64_t next_reminder, last_received_ms = 0;
 	char warning[1024];
 	struct watch_state state = { .grace_ms = 0 };
 	char (*seen)[40] = calloc(SEEN_MAX, sizeof(*seen)); /* ids shown, to skip replays after a resubscription */
@@ -449,6 +533,7 @@ cmd_watch(int argc, char **argv)
 	if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY)
 		watch_status(&state, reply->status_reply);
 	local_frame_free(reply);
+	watch_probe_reset(&state);
 	if (!json)
 		fprintf(stderr, "xba: watching (language %s); Ctrl-C to stop\n", display.language);
 	for (;;) {
@@ -458,12 +543,18 @@ cmd_watch(int argc, char **argv)
 		    ? state.say_down_at : next_reminder;
 		int64_t wait;
 
-		if (last_frame_mono + WATCH_CHECK_IDLE_MS < wake)
-			wake = last_frame_mono + WATCH_CHECK_IDLE_MS;
+		int64_t probe_due = state.probe_ref != 0 ? state.probe_sent_mono + WATCH_PROBE_LATE_MS
+							 : state.probe_sent_mono + WATCH_PROBE_MS;
+
+		if (!state.probe_late_said && probe_due < wake)
+			wake = probe_due;
 		wait = wake - clock_mono_ms();
 		rc = local_client_next(c, &ev, (int)(wait > 0 ? wait : 0), &err);
-		if (rc == 0)
-			last_frame_mono = clock_mono_ms();
+		if (rc == 0 && ev->ref != 0 && watch_probe_answer(&state, ev)) {
+			fprintf(stderr, "xba: watch: the agent had stopped sending to this watch (it fell too far behind, or "
+			    "the agent restarted); subscribing again from the last alert shown\n");
+			again = true;
+		}
 		if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_STATUS_REPLY && ev->ref == 0)
 			watch_status(&state, ev->status_reply);
 		if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT && ev->alert_event->alert) {
@@ -543,8 +634,15 @@ cmd_watch(int argc, char **argv)
 		} else if (rc == 0 && ev->body_case == XBA__V1__LOCAL_FRAME__BODY_ERROR) {
 			fprintf(stderr, "xba: watch: the agent reports: %s\n", ev->error->message);
 		} else if (rc == XBA_EPROTO) {
-			/* The agent restarted: subscribe again from the last alert shown, skipping what was shown. */
-			fprintf(stderr, "xba: watch: %s; subscribing again when it is back\n", err.msg);
+			/* The agent restarted, or the network dropped the connection (or held it past the pings): subscribe
+			 * again from the last alert shown, skipping what was shown.  Said loudly: until then, nothing shows. */
+			char when[40];
+
+			state.lost_since_ms = clock_now_ms();
+			state.lost_said = true;
+			fprintf(stderr, "xba: !!! NO CONNECTION TO THE AGENT since %s: %s. This watch cannot show alerts until "
+			    "it is back, and subscribes again as soon as it is (Ctrl-C to stop)\n",
+			    display_time(state.lost_since_ms, when, sizeof(when)), err.msg);
 			again = true;
 		} else if (rc != 0 && rc != XBA_ENOTFOUND) {
 			local_client_free(c);
@@ -553,23 +651,18 @@ cmd_watch(int argc, char **argv)
 			return cli_usage_error("watch: %s", err.msg);
 		}
 		local_frame_free(ev);
-		/* A quiet watch must mean a quiet region, not one the agent stopped serving. */
-		if (!again && clock_mono_ms() - last_frame_mono >= WATCH_CHECK_IDLE_MS) {
-			if (!still_served(c, &state)) {
-				fprintf(stderr, "xba: watch: the agent had stopped sending to this watch (it fell too far "
-				    "behind, or the agent restarted); subscribing again from the last alert shown\n");
-				again = true;
-			}
-			last_frame_mono = clock_mono_ms();
-		}
+		/* A quiet watch must mean a quiet region, not one the agent stopped serving or a link that holds
+		 * everything. */
+		if (!again)
+			watch_probe(c, &state, local_client_endpoint(c));
 		if (again) {
-			if (resubscribe(c, &req, &f.filter, last_received_ms, &state, &err) != 0) {
+			watch_probe_reset(&state);
+			if ((rc = resubscribe_until(c, &req, &f.filter, last_received_ms, &state)) != 0) {
 				local_client_free(c);
 				free(seen);
 				free(pending);
-				return cli_usage_error("watch: %s", err.msg);
+				return rc;
 			}
-			last_frame_mono = clock_mono_ms();
 		}
 		watch_status_due(&state);
 		if (clock_mono_ms() >= next_reminder) {

@@ -39,6 +39,12 @@
 #define BROKER_SKEW_MS (300 * 1000)
 #define LOCAL_MAX_SUBSCRIBERS 64      /* `xba watch` sessions at once; more are refused */
 #define LOCAL_MAX_SUBS_PER_OFFICER 8  /* of those, for one LAN officer's key */
+#define LOCAL_SUBS_KEPT_FOR_IPC 8     /* places the LAN may not take: the agent's own console can always watch */
+/* A watch whose client has said nothing for this long (an `xba watch` asks every 15 s) is frozen or gone: when
+ * the places are all taken, the longest silent one gives its place to a new watch. */
+#define LOCAL_WATCH_SILENT_MS 60000
+#define LOCAL_PING_IVL_MS 10000       /* clients are pinged this often ... */
+#define LOCAL_PEER_TIMEOUT_MS 30000   /* ... and one that has not answered by then is disconnected */
 #define LOCAL_LOG_BURST 100           /* records clients' bad frames and refused keys may cause at once ... */
 #define LOCAL_LOG_PER_SECOND 10.0     /* ... and after that; the rest are counted (event=local.log_suppressed) */
 #define LOCAL_MAX_SUBMITTERS 1024     /* alerts whose submitter waits for a PublishEvent */
@@ -68,6 +74,7 @@ struct subscriber {
 	struct local_peer peer;
 	Xba__V1__AlertFilter *filter;  /* owned copy (protobuf-c unpacked); NULL = everything */
 	bool receipts;                 /* also push receipts for this node's alerts */
+	int64_t heard_mono;            /* when its client last sent anything (clock_mono_ms) */
 };
 
 /* A submission whose PublishEvent goes back to the connection that submitted it. */
@@ -1113,6 +1120,47 @@ replay_rows(struct agent *agent, const struct local_peer *peer, const struct hel
 	return true;
 }
 
+/*
+ * Make room for a new watch from peer when the places it may take are all taken: the watch whose client has been
+ * silent longest gives its place, if that is longer than LOCAL_WATCH_SILENT_MS (a frozen terminal, a laptop closed
+ * on a watch).  A LAN watch may take only a LAN watch's place.  Returns true when a place is free.
+ */
+static bool
+make_room_for_watch(struct agent *agent, const struct local_peer *peer)
+{
+	struct local *local = agent->local;
+	size_t lan = 0, oldest;
+	int64_t now = clock_mono_ms();
+	bool lan_full = false;
+
+	/* A watch killed without a word keeps its place until something is pushed to it: push now, which forgets every
+	 * watch whose connection is gone (ROUTER_MANDATORY), before anyone's place is taken or refused. */
+	for (int pass = 0; pass < 2; pass++) {
+		lan = 0;
+		for (size_t i = 0; i < local->n_subs; i++)
+			lan += local->subs[i].peer.socket == LOCAL_LAN;
+		lan_full = peer->socket == LOCAL_LAN && lan >= LOCAL_MAX_SUBSCRIBERS - LOCAL_SUBS_KEPT_FOR_IPC;
+		if (local->n_subs < LOCAL_MAX_SUBSCRIBERS && !lan_full)
+			return true;
+		if (pass == 0)
+			local_push_status(agent);
+	}
+	oldest = local->n_subs; /* none yet (after the push above, which may have shortened the list) */
+	for (size_t i = 0; i < local->n_subs; i++) {
+		if (lan_full && local->subs[i].peer.socket != LOCAL_LAN)
+			continue;
+		if (oldest == local->n_subs || local->subs[i].heard_mono < local->subs[oldest].heard_mono)
+			oldest = i;
+	}
+	if (oldest == local->n_subs || now - local->subs[oldest].heard_mono < LOCAL_WATCH_SILENT_MS)
+		return false;
+	log_warnx("event=local.unsubscribed peer=%s reason=silent silent_s=%lld note=\"its client said nothing for that "
+		  "long (frozen or gone): its place goes to a new watch; if it wakes, it subscribes again\"",
+	    local->subs[oldest].peer.who_log, (long long)((now - local->subs[oldest].heard_mono) / 1000));
+	remove_subscriber(local, oldest);
+	return true;
+}
+
 static void
 handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t ref, const Xba__V1__SubscribeRequest *req)
 {
@@ -1135,16 +1183,18 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 	for (size_t i = 0; i < local->n_subs; i++)
 		if (peer_equal(&local->subs[i].peer, peer))
 			sub = &local->subs[i];
-	/* A watch killed without a word keeps its place until something is pushed to it: push now, which forgets
-	 * every watch whose connection is gone (ROUTER_MANDATORY), before refusing a live officer for lack of room. */
-	if (sub == NULL && local->n_subs == LOCAL_MAX_SUBSCRIBERS)
-		local_push_status(agent);
 	if (sub == NULL && peer->socket == LOCAL_LAN) {
 		size_t mine = 0;
 
-		for (size_t i = 0; i < local->n_subs; i++)
-			mine += local->subs[i].peer.socket == LOCAL_LAN &&
-			    memcmp(local->subs[i].peer.officer_key, peer->officer_key, XBA_CURVE_KEY_LEN) == 0;
+		for (int pass = 0; pass < 2; pass++) {
+			mine = 0;
+			for (size_t i = 0; i < local->n_subs; i++)
+				mine += local->subs[i].peer.socket == LOCAL_LAN &&
+				    memcmp(local->subs[i].peer.officer_key, peer->officer_key, XBA_CURVE_KEY_LEN) == 0;
+			/* Connections a flaky LAN dropped keep their watches until a push finds them gone. */
+			if (pass == 0 && mine >= LOCAL_MAX_SUBS_PER_OFFICER)
+				local_push_status(agent);
+		}
 		if (mine >= LOCAL_MAX_SUBS_PER_OFFICER) {
 			local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__RATE_LIMITED, "",
 			    "%s already has %d watches open at this agent; close one and try again", peer->who,
@@ -1154,11 +1204,13 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 			return;
 		}
 	}
-	if (sub == NULL && local->n_subs == LOCAL_MAX_SUBSCRIBERS) {
+	if (sub == NULL && !make_room_for_watch(agent, peer)) {
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__RATE_LIMITED, "",
-		    "this agent already serves %d watches; close one and try again", LOCAL_MAX_SUBSCRIBERS);
+		    "this agent already serves %d watches%s; close one and try again", peer->socket == LOCAL_LAN
+			? LOCAL_MAX_SUBSCRIBERS - LOCAL_SUBS_KEPT_FOR_IPC : LOCAL_MAX_SUBSCRIBERS,
+		    peer->socket == LOCAL_LAN ? " over the LAN (the rest are kept for its own machine)" : "");
 		log_warnx("event=local.subscribe_refused peer=%s reason=too-many-subscribers max=%d", peer->who_log,
-		    LOCAL_MAX_SUBSCRIBERS);
+		    peer->socket == LOCAL_LAN ? LOCAL_MAX_SUBSCRIBERS - LOCAL_SUBS_KEPT_FOR_IPC : LOCAL_MAX_SUBSCRIBERS);
 		return;
 	}
 	if (req->filter != NULL) {
@@ -1190,6 +1242,7 @@ handle_subscribe(struct agent *agent, const struct local_peer *peer, uint64_t re
 	if (sub == NULL) {
 		sub = &local->subs[local->n_subs++];
 		sub->peer = *peer;
+		sub->heard_mono = clock_mono_ms();
 	} else if (sub->filter != NULL) {
 		xba__v1__alert_filter__free_unpacked(sub->filter, NULL);
 	}
@@ -1579,6 +1632,9 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 	}
 	log_debug("event=local.request peer=%s type=%s ref=%llu", peer->who_log, local_body_name(frame->body_case),
 	    (unsigned long long)frame->ref);
+	for (size_t i = 0; i < agent->local->n_subs; i++)
+		if (peer_equal(&agent->local->subs[i].peer, peer))
+			agent->local->subs[i].heard_mono = clock_mono_ms();
 	if (peer->officer_removed) {
 		if (local_log_allowed(agent->local))
 			log_warnx("event=local.refused peer=%s reason=officer-removed type=%s", peer->who_log,
@@ -1872,13 +1928,18 @@ clear_stale_socket(const struct agent_config *config, struct xba_error *err)
 static int
 set_router_options(void *socket)
 {
-	int one = 1, zero = 0, hwm = LOCAL_SNDHWM;
+	int one = 1, zero = 0, hwm = LOCAL_SNDHWM, ivl = LOCAL_PING_IVL_MS, timeout = LOCAL_PEER_TIMEOUT_MS;
 	int64_t max = LOCAL_MAX_FRAME;
 
+	/* A client that stops answering pings (a process stopped with Ctrl-Z or SIGSTOP, a workstation switched off or
+	 * cut off) is disconnected: what was queued for it is freed, its watch's place with it (the next push finds
+	 * it gone), and a client that wakes sees the drop and subscribes again. */
 	return zmq_setsockopt(socket, ZMQ_ROUTER_MANDATORY, &one, sizeof(one)) != 0 ||
 	    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
 	    zmq_setsockopt(socket, ZMQ_SNDHWM, &hwm, sizeof(hwm)) != 0 ||
-	    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ? -1 : 0;
+	    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ||
+	    zmq_setsockopt(socket, ZMQ_HEARTBEAT_IVL, &ivl, sizeof(ivl)) != 0 ||
+	    zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof(timeout)) != 0 ? -1 : 0;
 }
 
 static int

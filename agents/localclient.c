@@ -61,7 +61,7 @@ struct local_client *
 local_client_new(const struct local_target *target, struct xba_error *err)
 {
 	struct local_client *c = calloc(1, sizeof(*c));
-	int zero = 0, immediate = 0;
+	int zero = 0, immediate = 0, heartbeat_ivl = LOCAL_HEARTBEAT_IVL_MS, heartbeat_timeout = LOCAL_HEARTBEAT_TIMEOUT_MS;
 	int64_t max = LOCAL_MAX_FRAME;
 
 	if (c == NULL) {
@@ -79,6 +79,11 @@ local_client_new(const struct local_target *target, struct xba_error *err)
 	zmq_setsockopt(c->socket, ZMQ_LINGER, &zero, sizeof(zero));
 	zmq_setsockopt(c->socket, ZMQ_IMMEDIATE, &immediate, sizeof(immediate));
 	zmq_setsockopt(c->socket, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+	/* A link that stops forwarding without closing (a LAN switch, a laptop's Wi-Fi) would otherwise look like a quiet
+	 * region for as long as it lasts: libzmq pings, and drops a connection that has not answered in time, which a
+	 * watch sees (XBA_EPROTO) and says. */
+	zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_IVL, &heartbeat_ivl, sizeof(heartbeat_ivl));
+	zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout, sizeof(heartbeat_timeout));
 	if (target->agent_endpoint != NULL) {
 		struct curve_identity officer;
 		char agent_public[XBA_Z85_KEY_TEXT_LEN + 1];
@@ -299,19 +304,47 @@ send_within(struct local_client *c, const uint8_t *buf, size_t len, int timeout_
 		event = read_monitor_event(c);
 		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
 			c->handshake_done = true;
-		else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+		else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+			c->key_refused = true;
 			return key_refused_error(c, err);
+		}
 	}
 }
 
-int
-local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__V1__LocalFrame **reply,
-    int timeout_ms, struct xba_error *err)
+/*
+ * Read the connection events that came while nothing was asked (a drop, and the reconnections and refusals of a
+ * flapping link since): they say nothing of a request sent now, which waits in libzmq's queue for the next
+ * connection (ZMQ_IMMEDIATE off).  Left queued, each would fail one later request as "dropped".  A refusal of this
+ * key stands unless a handshake succeeded after it.
+ */
+static void
+drain_stale_events(struct local_client *c)
 {
-	int64_t deadline = clock_mono_ms() + timeout_ms;
+	while (c->monitor != NULL) {
+		zmq_pollitem_t item = { c->monitor, 0, ZMQ_POLLIN, 0 };
+		uint16_t event;
+
+		if (zmq_poll(&item, 1, 0) <= 0)
+			return;
+		event = read_monitor_event(c);
+		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+			c->handshake_done = true;
+			c->key_refused = false;
+		} else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+			c->key_refused = true;
+		}
+	}
+}
+
+/* Pack request (its ref set here) and hand it to libzmq within timeout_ms. */
+static int
+send_request(struct local_client *c, Xba__V1__LocalFrame *request, int timeout_ms, struct xba_error *err)
+{
 	size_t len;
 	uint8_t *buf;
 	int rc;
+
+	drain_stale_events(c);
 
 	request->ref = c->next_ref++;
 	c->request_sent = false;
@@ -321,9 +354,38 @@ local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__
 	xba__v1__local_frame__pack(request, buf);
 	rc = send_within(c, buf, len, timeout_ms, err);
 	free(buf);
-	if (rc != 0)
+	if (rc == 0)
+		c->request_sent = true;
+	return rc;
+}
+
+int
+local_client_send(struct local_client *c, Xba__V1__LocalFrame *request, int timeout_ms, struct xba_error *err)
+{
+	return send_request(c, request, timeout_ms, err);
+}
+
+const char *
+local_client_endpoint(const struct local_client *c)
+{
+	return c->endpoint;
+}
+
+bool
+local_client_key_refused(const struct local_client *c)
+{
+	return c->key_refused;
+}
+
+int
+local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__V1__LocalFrame **reply,
+    int timeout_ms, struct xba_error *err)
+{
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+	int rc;
+
+	if ((rc = send_request(c, request, timeout_ms, err)) != 0)
 		return rc;
-	c->request_sent = true;
 	for (;;) {
 		Xba__V1__LocalFrame *frame;
 		int64_t left = deadline - clock_mono_ms();
@@ -337,12 +399,12 @@ local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__
 					c->request_sent = false;
 				return key_refused_error(c, err);
 			}
+			/* A refused key is said above (the handshake says so); a drop is the network or a restart. */
 			if (rc == XBA_EPROTO)
-				return xba_error_set(err, XBA_EIO,
-				    "the agent at %s closed the connection%s", c->endpoint,
-				    strncmp(c->endpoint, "tcp://", 6) == 0
-					? " (is your officer key listed under officers: in the agent's agent.yaml?)"
-					: "");
+				return xba_error_set(err, XBA_EIO, "the connection to the agent at %s dropped before it "
+				    "answered%s", c->endpoint, strncmp(c->endpoint, "tcp://", 6) == 0
+					? " (the network between here and the agent, or the agent restarted)"
+					: " (the agent stopped or restarted)");
 			if (rc == XBA_ENOTFOUND)
 				xba_error_set(err, XBA_EIO, "no answer from the agent at %s within %d s: is xba-agent running?",
 				    c->endpoint, timeout_ms / 1000);

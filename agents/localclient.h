@@ -17,6 +17,9 @@
 #include "xba.pb-c.h"
 
 #define LOCAL_DEFAULT_SOCKET "/run/xba-agent/agent.sock"
+/* ZMTP heartbeats to the agent: a connection silent this long after a ping is dropped (and then seen dropped). */
+#define LOCAL_HEARTBEAT_IVL_MS 5000
+#define LOCAL_HEARTBEAT_TIMEOUT_MS 15000
 
 struct local_target {
 	const char *socket_path;   /* IPC socket; used when agent_endpoint is NULL */
@@ -48,6 +51,13 @@ void local_client_free(struct local_client *c);
  * arrive meanwhile are kept for local_client_next().  *reply is the caller's (local_frame_free). */
 int local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__V1__LocalFrame **reply,
     int timeout_ms, struct xba_error *err);
+/* Send a request (its ref set here, in request->ref) without waiting for the reply, which comes later through
+ * local_client_next() with that ref. */
+int local_client_send(struct local_client *c, Xba__V1__LocalFrame *request, int timeout_ms, struct xba_error *err);
+/* "ipc://PATH" or "tcp://HOST:PORT": where the agent is, for messages. */
+const char *local_client_endpoint(const struct local_client *c);
+/* Has the agent refused this officer key at a handshake (for good, until agent.yaml lists it)? */
+bool local_client_key_refused(const struct local_client *c);
 /* After local_client_request failed: had the request left this process?  Then the agent may have acted on it
  * and stopped before answering (killed, restarted): its outcome is unknown, not "nothing happened". */
 bool local_client_request_sent(const struct local_client *c);

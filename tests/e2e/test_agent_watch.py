@@ -94,9 +94,10 @@ def main(t):
     ner.stop()
     ner.start(link=True)
     net.run_until(lambda: False, 1.0)
-    text.wait(lambda: "subscribing again" in text.stderr(), t.t(40))
+    text.wait(lambda: "connected to the agent again" in text.stderr(), t.t(40))
     time.sleep(2.0)
-    t.check("subscribing again" in text.stderr() and text.text().count("Troisième naufrage") == 1 and
+    t.check("NO CONNECTION TO THE AGENT" in text.stderr() and "connected to the agent again" in text.stderr() and
+            text.text().count("Troisième naufrage") == 1 and
             text.text().count("EMERGENCY BROADCAST") == 1,
             "after the agent restarts, the watch subscribes again and does not show the acknowledged emergency twice",
             text.text()[-1500:] + text.stderr()[-300:])
