@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alert.h"
@@ -213,6 +214,68 @@ withheld_matters(const Xba__V1__Alert *alert, const Xba__V1__RecipientState *rs)
 	return false;
 }
 
+/*
+ * The broker's answer for alert_id as this agent's outgoing history holds it, as a frame like the PublishEvent the
+ * agent pushes (*out, the caller's).  0 when the broker has answered (accepted or refused); -1 while it is queued,
+ * or when the agent did not answer in timeout_ms.
+ */
+static int
+ask_publish_state(struct local_client *c, const char *alert_id, int timeout_ms, Xba__V1__LocalFrame **out)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL, *ev;
+	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
+	Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
+	Xba__V1__PublishEvent pe = XBA__V1__PUBLISH_EVENT__INIT;
+	const Xba__V1__InboxEntry *e = NULL;
+	struct xba_error err = { 0 };
+	size_t len;
+	uint8_t *buf;
+
+	filter.include_outgoing = 1;
+	hist.filter = &filter;
+	hist.alert_id = (char *)alert_id;
+	hist.limit = 10;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
+	req.history = &hist;
+	if (local_client_request(c, &req, &reply, timeout_ms, &err) != 0)
+		return -1;
+	for (size_t i = 0; reply->body_case == XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY &&
+	    i < reply->history_reply->n_entries; i++) {
+		const Xba__V1__InboxEntry *x = reply->history_reply->entries[i];
+
+		if (x->outgoing && x->alert != NULL && strcmp(x->alert->id, alert_id) == 0)
+			e = x;
+	}
+	if (e == NULL || (e->publish_state != XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED &&
+	    e->publish_state != XBA__V1__PUBLISH_STATE__PUBLISH_STATE_REFUSED)) {
+		local_frame_free(reply);
+		return -1;
+	}
+	/* Packed and unpacked again: one frame the caller frees like any the agent sent. */
+	pe.alert_id = (char *)alert_id;
+	pe.state = e->publish_state;
+	pe.result = e->publish_result;
+	pe.seq = e->seq;
+	pe.recipients = e->recipients;
+	pe.message = e->publish_message;
+	pe.field = e->publish_field;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_PUBLISH_EVENT;
+	req.publish_event = &pe;
+	len = xba__v1__local_frame__get_packed_size(&req);
+	buf = malloc(len ? len : 1);
+	ev = NULL;
+	if (buf != NULL) {
+		xba__v1__local_frame__pack(&req, buf);
+		ev = xba__v1__local_frame__unpack(NULL, len, buf);
+		free(buf);
+	}
+	local_frame_free(reply);
+	if (ev == NULL)
+		return -1;
+	*out = ev;
+	return 0;
+}
+
 /* Submit and report: prints the alert id, then what the broker did within wait_ms.  Exit status per cli.h. */
 int
 cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *alert, int64_t expires_in_ms,
@@ -225,7 +288,8 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 	char alert_id[40] = "", new_id[XBA_UUID_LEN + 1];
 	char *given_id = alert->id;
 	int64_t deadline;
-	int status = CLI_EXIT_OK;
+	int status = CLI_EXIT_OK, rc;
+	bool lost = false; /* the connection dropped after the alert was queued: the answer is asked for */
 
 	c = keep_client && *keep_client ? *keep_client : local_client_new(target, &err);
 	if (c == NULL)
@@ -311,8 +375,27 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 	while (wait_ms > 0) {
 		int64_t left = deadline - clock_mono_ms();
 
-		if (left <= 0 || local_client_next(c, &ev, (int)left, &err) != 0)
+		if (left <= 0)
 			break;
+		if (lost) {
+			/* The agent sends the broker's answer to the connection that submitted, which is gone: ask its
+			 * history instead, once a second, until the answer is there or the wait ends. */
+			if (ask_publish_state(c, alert_id, left < 5000 ? (int)left : 5000, &ev) != 0) {
+				struct timespec second = { .tv_sec = 1, .tv_nsec = 0 };
+
+				if (clock_mono_ms() + 1000 < deadline)
+					nanosleep(&second, NULL);
+				continue;
+			}
+		} else if ((rc = local_client_next(c, &ev, (int)left, &err)) == XBA_EPROTO) {
+			if (!json)
+				fprintf(stderr, "xba: %s: %s; the alert is queued at the agent: asking it again for the "
+				    "broker's answer\n", cmd, err.msg);
+			lost = true;
+			continue;
+		} else if (rc != 0) {
+			break;
+		}
 		if (ev->body_case == XBA__V1__LOCAL_FRAME__BODY_PUBLISH_EVENT &&
 		    strcmp(ev->publish_event->alert_id, alert_id) == 0 &&
 		    ev->publish_event->state != XBA__V1__PUBLISH_STATE__PUBLISH_STATE_QUEUED) {
@@ -1424,7 +1507,23 @@ cmd_broadcast(int argc, char **argv)
 			break;
 		if (wait > deadline - now)
 			wait = deadline - now;
-		if (local_client_next(c, &ev, (int)(wait > 0 ? wait : 0), &err) == 0) {
+		rc = local_client_next(c, &ev, (int)(wait > 0 ? wait : 0), &err);
+		if (rc == XBA_EPROTO) {
+			/* The connection dropped (a LAN, an agent restart): its receipt subscription went with it.  Asked
+			 * again, without waiting; the broker's record is read meanwhile, as every 5 s. */
+			Xba__V1__LocalFrame again = XBA__V1__LOCAL_FRAME__INIT;
+			Xba__V1__SubscribeRequest resub = XBA__V1__SUBSCRIBE_REQUEST__INIT;
+			Xba__V1__AlertFilter none = XBA__V1__ALERT_FILTER__INIT;
+
+			none.since_ms = INT64_MAX;
+			resub.filter = &none;
+			resub.receipts = 1;
+			again.body_case = XBA__V1__LOCAL_FRAME__BODY_SUBSCRIBE;
+			again.subscribe = &resub;
+			local_client_send(c, &again, 1000, &err);
+			next_track = clock_mono_ms();
+		}
+		if (rc == 0) {
 			if (ev->body_case == XBA__V1__LOCAL_FRAME__BODY_RECEIPT_EVENT &&
 			    strcmp(ev->receipt_event->alert_id, alert_id) == 0) {
 				const Xba__V1__Receipt *r = ev->receipt_event;

@@ -220,9 +220,9 @@ resubscribe_until(struct local_client *c, Xba__V1__LocalFrame *req, Xba__V1__Ale
 			    err.msg);
 		said = true;
 		{
-			struct timespec pause = { .tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000L };
+			struct timespec wait = { .tv_sec = backoff / 1000, .tv_nsec = (backoff % 1000) * 1000000L };
 
-			nanosleep(&pause, NULL);
+			nanosleep(&wait, NULL);
 		}
 		backoff = backoff * 2 > WATCH_RETRY_MAX_MS ? WATCH_RETRY_MAX_MS : backoff * 2;
 	}

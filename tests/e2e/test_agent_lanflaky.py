@@ -9,7 +9,8 @@ and refuse new ones for a while (a flapping link).  LBY is a protocol node of xb
    came back.  Now the watch says within seconds that it has no answer or no connection, says when it is connected
    again, and then shows the emergency, once.
 2. A drop, then connections refused for 4 s: before, the watch's one attempt to subscribe again failed and the
-   watch ended (exit 2, blaming the officer's key).  Now it keeps trying, says so, and shows the next alert.
+   watch ended (exit 2, blaming the officer's key).  Now it keeps trying, says so, and shows the next alert.  And
+   `xba send --wait` whose connection drops before the broker's answer asks the agent for it (it exited 3).
 3. A watch stopped with SIGSTOP: the agent's pings go unanswered and it disconnects it (what was queued for it is
    freed, `local.unsubscribed reason=disconnected` at the next push); resumed, the watch subscribes again and shows what
    arrived meanwhile, once.
@@ -208,6 +209,23 @@ def main(t):
     ids = watch.ids()
     t.eq(len(ids), len(set(ids)), "no alert shown twice over the whole bad spell")
     watch.stop()
+
+    # ---- 2b. `xba send --wait` whose connection drops between "queued" and the broker's answer -----------------
+    # The broker is held (SIGSTOP) so that the answer cannot come before the drop.  Before, send exited 3 ("not
+    # yet confirmed") at the drop though the broker accepted it a moment later; now it asks the agent again.
+    os.kill(broker.proc.pid, signal.SIGSTOP)
+    sender = x.Background(t, None, "send", "--category", "smuggling", "--severity", "severe", "--headline",
+                          "Convoi signalé vers Dirkou", "--wait", "60", *lan)
+    queued = sender.wait(lambda: "queued at the agent" in sender.text(), t.t(20))
+    relay.drop()
+    net.run_until(lambda: False, 1.0)
+    os.kill(broker.proc.pid, signal.SIGCONT)
+    rc = sender.wait_exit(t.t(70))
+    t.check(queued and rc == 0 and "accepted by the broker" in sender.text() and
+            "asking it again for the broker's answer" in sender.stderr(),
+            "xba send --wait over the LAN: the connection drops while the broker has not answered; it asks the agent "
+            "again and reports the acceptance (exit 0)", f"rc={rc} out={sender.text()[-300:]} "
+            f"err={sender.stderr()[-300:]}")
 
     # ---- 3. a watch stopped with SIGSTOP is disconnected, and resumes -------------------------------------------
     frozen = ner.watch("--remind", "0")
