@@ -277,6 +277,13 @@ key_refused_error(const struct local_client *c, struct xba_error *err)
 	    "under officers: in the agent's agent.yaml; ask the focal point)", c->endpoint);
 }
 
+/* Over the LAN, silence is as likely the network as the agent. */
+static const char *
+unreachable_hint(const struct local_client *c)
+{
+	return strncmp(c->endpoint, "tcp://", 6) == 0 ? ", and does the network between here and it carry anything" : "";
+}
+
 static int
 send_within(struct local_client *c, const uint8_t *buf, size_t len, int timeout_ms, struct xba_error *err)
 {
@@ -295,7 +302,7 @@ send_within(struct local_client *c, const uint8_t *buf, size_t len, int timeout_
 			    zmq_strerror(zmq_errno()));
 		if (left <= 0)
 			return xba_error_set(err, XBA_EIO, "no connection to the agent at %s within %d s: is xba-agent "
-			    "running?", c->endpoint, timeout_ms / 1000);
+			    "running%s?", c->endpoint, timeout_ms / 1000, unreachable_hint(c));
 		rc = zmq_poll(items, c->monitor != NULL ? 2 : 1, (long)left);
 		if (rc < 0 && zmq_errno() != EINTR)
 			return xba_error_set(err, XBA_EIO, "waiting for the agent: %s", zmq_strerror(zmq_errno()));
@@ -406,8 +413,8 @@ local_client_request(struct local_client *c, Xba__V1__LocalFrame *request, Xba__
 					? " (the network between here and the agent, or the agent restarted)"
 					: " (the agent stopped or restarted)");
 			if (rc == XBA_ENOTFOUND)
-				xba_error_set(err, XBA_EIO, "no answer from the agent at %s within %d s: is xba-agent running?",
-				    c->endpoint, timeout_ms / 1000);
+				xba_error_set(err, XBA_EIO, "no answer from the agent at %s within %d s: is xba-agent running%s?",
+				    c->endpoint, timeout_ms / 1000, unreachable_hint(c));
 			return rc == XBA_ENOTFOUND ? XBA_EIO : rc;
 		}
 		if (frame->ref == request->ref) {
