@@ -17,13 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "clock.h"
 #include "encoding.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "sigpipe.h"
 
@@ -332,27 +332,15 @@ agent_free(struct agent *agent)
 	memset(&agent->curve, 0, sizeof(agent->curve));
 }
 
-/*
- * Every officer's connection holds a file descriptor, and libzmq aborts the process when its ipc:// listener finds
- * none left (local.c): take the hard limit the system allows (the unit sets 65536; a shell's soft limit is often
- * 1024), and say so when even that is low.
- */
+/* Every officer's connection holds a file descriptor (fdlimit.h); say so when even the hard limit is low. */
 static void
 raise_fd_limit(void)
 {
-	struct rlimit lim;
+	uint64_t limit = fdlimit_raise();
 
-	if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
-		return;
-	if (lim.rlim_cur < lim.rlim_max) {
-		struct rlimit raised = { .rlim_cur = lim.rlim_max, .rlim_max = lim.rlim_max };
-
-		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
-			lim = raised;
-	}
-	if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < 4096)
+	if (limit != 0 && limit < 4096)
 		log_warnx("event=agent.fd_limit_low limit=%llu action=\"raise LimitNOFILE (the unit sets 65536): each "
-			  "officer's connection takes a descriptor\"", (unsigned long long)lim.rlim_cur);
+			  "officer's connection takes a descriptor\"", (unsigned long long)limit);
 }
 
 static int

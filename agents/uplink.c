@@ -26,7 +26,10 @@
 #include "syntax.h"
 
 #define UPLINK_MAX_INFLIGHT 64          /* publishes sent and not yet answered (docs/protocol.md §2.3) */
-#define UPLINK_WELCOME_TIMEOUT_MS 10000 /* from opening the socket to Welcome (§2.2) */
+/* From opening the socket to Welcome (§2.2).  A satellite link at 700 ms each way and 32 kbit/s takes 7-9 s to
+ * get there; at 10 s a stall of a few seconds or 3% loss failed most attempts (`no-welcome`), each costing a
+ * backoff. */
+#define UPLINK_WELCOME_TIMEOUT_MS 30000
 #define UPLINK_STABLE_MS 60000          /* a session up this long resets the reconnect backoff (§2.9) */
 #define UPLINK_BATCH 256                /* frames read per loop turn: one group commit (acks within ~100 ms) */
 #define UPLINK_TRACKS 64                /* track requests waiting for the broker */

@@ -14,6 +14,7 @@
 
 #include "broker.h"
 #include "encoding.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "sigpipe.h"
 #include "xba_config.h"
@@ -148,6 +149,15 @@ main(int argc, char **argv)
 
 	if (sigpipe_open(&signal_fd) != 0)
 		fatal("event=broker.failed reason=\"cannot create the signal pipe\"");
+	{
+		/* Keyless connections hold a descriptor each while their handshake lasts (fdlimit.h): about 1 100 of
+		 * them under a shell's 1024 kept every agent out of a broker started by hand. */
+		uint64_t limit = fdlimit_raise();
+
+		if (limit != 0 && limit < 4096)
+			log_warnx("event=broker.fd_limit_low limit=%llu action=\"raise LimitNOFILE (the unit sets 65536): "
+				  "each connection, keyless ones included, takes a descriptor\"", (unsigned long long)limit);
+	}
 
 	server = server_new(config, &err);
 	if (server == NULL) {

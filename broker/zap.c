@@ -17,8 +17,12 @@
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 
 struct zap {
-	void *socket; /* REP bound to ZAP_ENDPOINT */
+	void *socket;              /* REP bound to ZAP_ENDPOINT */
+	struct log_budget refused; /* records of refused keys: anyone can cause them, with fresh keys at will */
 };
+
+#define ZAP_LOG_BURST 100
+#define ZAP_LOG_PER_SECOND 10.0
 
 struct zap *
 zap_new(void *zmq_ctx, struct xba_error *err)
@@ -77,9 +81,17 @@ zap_handle(struct zap *zap, const struct directory *dir)
 		}
 		if (req.has_curve_key)
 			zmq_z85_encode(key_z85, req.curve_key, XBA_CURVE_KEY_LEN);
-		log_warnx("event=node.refused reason=%s key=%s address=%s",
-		    req.has_curve_key ? "unknown-curve-key" : "not-curve", key_z85,
-		    log_quote(quoted, sizeof(quoted), req.address));
+		if (log_budget_take(&zap->refused, ZAP_LOG_PER_SECOND, ZAP_LOG_BURST)) {
+			if (zap->refused.suppressed > 0) {
+				log_warnx("event=node.refused_suppressed records=%llu note=\"more refused keys than %d at once or "
+					  "%.0f a second; those were not logged\"", (unsigned long long)zap->refused.suppressed,
+				    ZAP_LOG_BURST, ZAP_LOG_PER_SECOND);
+				zap->refused.suppressed = 0;
+			}
+			log_warnx("event=node.refused reason=%s key=%s address=%s",
+			    req.has_curve_key ? "unknown-curve-key" : "not-curve", key_z85,
+			    log_quote(quoted, sizeof(quoted), req.address));
+		}
 		zapwire_reply(zap->socket, &req, "400", req.has_curve_key ? "unknown CURVE key" : "only CURVE is accepted",
 		    "");
 	}

@@ -181,6 +181,20 @@ def main(t):
     t.eq(sorted(e.get("id") for e in lby.history()), sorted(a.id for a in valid),
          "xba history --json: the 20 valid alerts, each once")
 
+    # A Welcome 15 s after Hello (a satellite link takes 7-9 s at 700 ms each way; a stall adds to it): the agent
+    # waits for it (30 s) rather than dropping the session at 10 s as `no-welcome` and starting over.
+    fake.run_until(lambda: lby.events("link.up", since=mark), t.t(10))
+    mark = lby.log_size()
+    hellos = len(fake.hellos)
+    fake.welcome_delay = 15.0
+    t.eq(lby.stop(), 0, "the agent stops")
+    lby.start()
+    t.check(fake.run_until(lambda: lby.events("link.up", since=mark), t.t(40)),
+            "with the Welcome 15 s after its Hello, the agent's session comes up", lby.log_text(mark)[-600:])
+    t.check(len(fake.hellos) == hellos + 1 and not [e for e in lby.events("link.down", since=mark)
+                                                    if e.get("reason") == "no-welcome"],
+            "... at its first Hello, without a no-welcome drop", f"hellos {len(fake.hellos) - hellos}")
+
 
 if __name__ == "__main__":
     x.main(main)

@@ -6,6 +6,7 @@ its session.  After the attacks a normal alert still routes.
 usage: /usr/bin/python3 tests/e2e/test_hard_attacks.py BUILD_DIR SOURCE_ROOT
 """
 import os
+import socket
 import sys
 import time
 
@@ -13,6 +14,7 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 from xbatest import C  # noqa: E402
+import zmq  # noqa: E402
 
 RULES = """\
 rules:
@@ -122,6 +124,51 @@ def main(t):
     t.check(rogue.auth_failures > 0 and rogue.welcome is None and not rogue.frames_in,
             "unknown CURVE key: handshake refused (ZAP), no frame", f"state={rogue.state}")
     rogue.close()
+
+    # 5b. a connection that never greets is closed after the broker's handshake interval (10 s; libzmq's default,
+    #     30 s, let about 1 100 keyless connections under a 1024-descriptor limit keep every agent out)
+    raw = socket.create_connection(("127.0.0.1", broker.port))
+    raw.settimeout(1.0)
+    opened, closed = time.monotonic(), None
+    while closed is None and time.monotonic() - opened < t.t(25):
+        net.run_until(lambda: False, 0.2)
+        try:
+            if raw.recv(4096) == b"":
+                closed = time.monotonic() - opened
+        except socket.timeout:
+            pass
+        except OSError:
+            closed = time.monotonic() - opened
+    raw.close()
+    t.check(closed is not None and closed < t.t(25),
+            f"a keyless connection that never greets is closed by the broker ({closed and round(closed, 1)} s; "
+            "its handshake interval is 10 s, libzmq's default 30 s)")
+
+    # 5c. refused keys are logged within a budget: anyone can cause them, with a fresh key per connection
+    mark = broker.log_size()
+    ctx = zmq.Context()
+    strangers = []
+    for _ in range(300):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.curve_serverkey = broker.public_key
+        s.curve_publickey, s.curve_secretkey = zmq.curve_keypair()
+        s.connect(broker.endpoint)
+        strangers.append(s)
+    net.run_until(lambda: broker.log_text(mark).count("event=node.refused ") >= 100, t.t(15))
+    net.run_until(lambda: False, 2.0)
+    for s in strangers:
+        s.close()
+    ctx.term()
+    logged = broker.log_text(mark).count("event=node.refused ")
+    t.check(100 <= logged < 300, f"300 connections with fresh unknown keys: {logged} node.refused records (a burst "
+            "of 100, then 10 a second), not one each", broker.log_text(mark)[-300:])
+    rogue2 = net.node(region, "ROGUE", broker, curve_secret=stranger.curve_secret(), auto_reconnect=False)
+    rogue2.connect()
+    net.run_until(lambda: rogue2.auth_failures > 0, t.t(5))
+    rogue2.close()
+    t.check(broker.wait_log(r"event=node\.refused_suppressed records=\d+", t.t(5), since=mark, net=net) is not None,
+            "... and the next record allowed says how many were not written", broker.log_text(mark)[-300:])
 
     # 6. a member's CURVE key used with another member's signing key: on NER's connection, an alert of LBY signed
     #    by LBY, and an alert of NER signed by LBY

@@ -1579,6 +1579,8 @@ class FakeBroker:
         self.other = []          # frame kinds a node should not send, or undecodable bytes
         self.publishes = []      # Publish frames, for a test to answer as it likes (answer())
         self.welcome_fields = {}  # overrides of the Welcome it sends
+        self.welcome_delay = 0.0  # seconds between a Hello and its Welcome (a slow link, a busy broker)
+        self._welcome_due = None  # (monotonic time, Welcome fields) of a delayed Welcome
         self.last_sent = 0.0
         t.defer(self.close)
 
@@ -1591,6 +1593,9 @@ class FakeBroker:
         self.last_sent = time.monotonic()
 
     def pump(self, timeout=0.02):
+        if self._welcome_due is not None and time.monotonic() >= self._welcome_due[0]:
+            self._send(welcome=pb.Welcome(**self._welcome_due[1]))
+            self._welcome_due = None
         if self.sock.poll(int(timeout * 1000)):
             while True:
                 try:
@@ -1615,7 +1620,10 @@ class FakeBroker:
                                   heartbeat_ms=self.heartbeat_ms, max_frame_bytes=self.max_frame_bytes,
                                   rules_version="0" * 64)
                     fields.update(self.welcome_fields)
-                    self._send(welcome=pb.Welcome(**fields))
+                    if self.welcome_delay > 0:
+                        self._welcome_due = (time.monotonic() + self.welcome_delay, fields)
+                    else:
+                        self._send(welcome=pb.Welcome(**fields))
                 elif kind == "error":
                     self.errors.append(f.error)
                 elif kind == "delivery_ack":
