@@ -23,6 +23,7 @@
 #define ANSI_YELLOW "\033[33m"
 #define ANSI_GREEN "\033[32m"
 #define ANSI_DIM "\033[2m"
+#define AREA_POINTS_SHOWN 12 /* of a polygon, in text; --json has them all */
 
 const char *
 display_default_language(void)
@@ -422,6 +423,40 @@ put_line(FILE *out, const char *label, const char *text, bool lines)
 	fputc('\n', out);
 }
 
+/*
+ * An area as its sender drew it: the description, then each circle, polygon and geocode (for search and rescue the
+ * position is the alert).  A long polygon is cut at AREA_POINTS_SHOWN points, saying how many more --json has.
+ */
+static void
+put_area(FILE *out, const Xba__V1__Area *area)
+{
+	put_line(out, "area: ", area->description, false);
+	for (size_t k = 0; k < area->n_circles; k++) {
+		const Xba__V1__Circle *c = area->circles[k];
+
+		if (c->center != NULL)
+			fprintf(out, "      circle: centre %.5f,%.5f (lat,lon), radius %g km\n", c->center->lat, c->center->lon,
+			    c->radius_km);
+	}
+	for (size_t k = 0; k < area->n_polygons; k++) {
+		const Xba__V1__Polygon *p = area->polygons[k];
+
+		fprintf(out, "      polygon of %zu points (lat,lon):", p->n_points);
+		for (size_t j = 0; j < p->n_points && j < AREA_POINTS_SHOWN; j++)
+			fprintf(out, " %.5f,%.5f", p->points[j]->lat, p->points[j]->lon);
+		if (p->n_points > AREA_POINTS_SHOWN)
+			fprintf(out, " ... and %zu more (--json has every point)", p->n_points - AREA_POINTS_SHOWN);
+		fputc('\n', out);
+	}
+	for (size_t k = 0; k < area->n_geocodes; k++) {
+		fputs("      geocode: ", out);
+		put_text(out, area->geocodes[k]->name, false);
+		fputs(" = ", out);
+		put_text(out, area->geocodes[k]->value, false);
+		fputc('\n', out);
+	}
+}
+
 /* Upper-case copy of an enum name for the header line ("search-and-rescue" -> "SEARCH-AND-RESCUE"). */
 static const char *
 upper(const char *text, char *buf, size_t size)
@@ -547,7 +582,7 @@ render_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbox
 		}
 	}
 	for (size_t i = 0; i < a->n_areas; i++)
-		put_line(out, "area: ", a->areas[i]->description, false);
+		put_area(out, a->areas[i]);
 	for (size_t i = 0; i < a->n_parameters; i++) {
 		fputs("   ", out);
 		put_text(out, a->parameters[i]->name, false);
@@ -681,6 +716,47 @@ display_entry_json(FILE *out, const Xba__V1__InboxEntry *entry)
 	jsonw_array_begin(&w, "areas");
 	for (size_t i = 0; i < a->n_areas; i++)
 		jsonw_string(&w, NULL, a->areas[i]->description);
+	jsonw_array_end(&w);
+	/* The same areas whole, as alert files write them (docs/alert-yaml.md): "areas" stays the descriptions. */
+	jsonw_array_begin(&w, "area_shapes");
+	for (size_t i = 0; i < a->n_areas; i++) {
+		const Xba__V1__Area *area = a->areas[i];
+
+		jsonw_object_begin(&w, NULL);
+		jsonw_string(&w, "description", area->description);
+		jsonw_array_begin(&w, "polygons");
+		for (size_t k = 0; k < area->n_polygons; k++) {
+			jsonw_array_begin(&w, NULL);
+			for (size_t j = 0; j < area->polygons[k]->n_points; j++) {
+				jsonw_array_begin(&w, NULL);
+				jsonw_number(&w, NULL, area->polygons[k]->points[j]->lat);
+				jsonw_number(&w, NULL, area->polygons[k]->points[j]->lon);
+				jsonw_array_end(&w);
+			}
+			jsonw_array_end(&w);
+		}
+		jsonw_array_end(&w);
+		jsonw_array_begin(&w, "circles");
+		for (size_t k = 0; k < area->n_circles; k++) {
+			const Xba__V1__Circle *c = area->circles[k];
+
+			jsonw_object_begin(&w, NULL);
+			jsonw_number(&w, "lat", c->center != NULL ? c->center->lat : 0);
+			jsonw_number(&w, "lon", c->center != NULL ? c->center->lon : 0);
+			jsonw_number(&w, "radius_km", c->radius_km);
+			jsonw_object_end(&w);
+		}
+		jsonw_array_end(&w);
+		jsonw_array_begin(&w, "geocodes");
+		for (size_t k = 0; k < area->n_geocodes; k++) {
+			jsonw_object_begin(&w, NULL);
+			jsonw_string(&w, "name", area->geocodes[k]->name);
+			jsonw_string(&w, "value", area->geocodes[k]->value);
+			jsonw_object_end(&w);
+		}
+		jsonw_array_end(&w);
+		jsonw_object_end(&w);
+	}
 	jsonw_array_end(&w);
 	jsonw_object_begin(&w, "parameters");
 	for (size_t i = 0; i < a->n_parameters; i++)

@@ -1,6 +1,8 @@
 /*
  * jsonw.c — minimal JSON writer for the CLI's --json output (see jsonw.h).
  */
+#include <math.h>
+
 #include "jsonw.h"
 
 void
@@ -64,6 +66,16 @@ jsonw_int(struct jsonw *w, const char *key, int64_t value)
 {
 	value_prefix(w, key);
 	fprintf(w->out, "%lld", (long long)value);
+}
+
+void
+jsonw_number(struct jsonw *w, const char *key, double value)
+{
+	value_prefix(w, key);
+	if (isfinite(value))
+		fprintf(w->out, "%.10g", value);
+	else
+		fputs("null", w->out); /* JSON has no NaN or infinity */
 }
 
 void

@@ -23,6 +23,7 @@ void jsonw_begin(struct jsonw *w, FILE *out);
 /* Members of the current object (key != NULL) or elements of the current array (key == NULL). */
 void jsonw_string(struct jsonw *w, const char *key, const char *value);
 void jsonw_int(struct jsonw *w, const char *key, int64_t value);
+void jsonw_number(struct jsonw *w, const char *key, double value);
 void jsonw_bool(struct jsonw *w, const char *key, bool value);
 void jsonw_object_begin(struct jsonw *w, const char *key);
 void jsonw_object_end(struct jsonw *w);

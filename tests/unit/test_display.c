@@ -3,6 +3,7 @@
  * the terminal's width, never by the terminal (a row the terminal wraps starts at column 0, where a sender's text
  * padded with spaces can pass for another alert's header), and with bidi overrides made visible.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,94 @@ test_clean_bidi(struct check_state *t)
 	CHECK_STR(t, display_clean("a\x1b[31m", out, sizeof(out)), "a\xef\xbf\xbd[31m");
 }
 
+/* An entry (display_entry, display_entry_json) rendered into a string the caller frees. */
+static char *
+rendered(const Xba__V1__InboxEntry *e, bool json)
+{
+	struct display_options opts = { .color = false, .bell = false, .language = "fr", .width = 0 };
+	char *out = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&out, &len);
+
+	if (mem == NULL)
+		return NULL;
+	if (json)
+		display_entry_json(mem, e);
+	else
+		display_entry(mem, &opts, e);
+	fclose(mem);
+	return out;
+}
+
+/* An area reaches the officer as its sender drew it: circles, polygons (a long one cut in text, whole in --json)
+ * and geocodes; they were signed, delivered, and shown as the description alone. */
+static void
+test_areas_shown(struct check_state *t)
+{
+	Xba__V1__Point centre = XBA__V1__POINT__INIT, pts[20], *pt_list[20];
+	Xba__V1__Circle circle = XBA__V1__CIRCLE__INIT, *circles[1] = { &circle };
+	Xba__V1__Polygon polygon = XBA__V1__POLYGON__INIT, *polygons[1] = { &polygon };
+	Xba__V1__Geocode geocode = XBA__V1__GEOCODE__INIT, *geocodes[1] = { &geocode };
+	Xba__V1__Area area = XBA__V1__AREA__INIT, *areas[1] = { &area };
+	Xba__V1__Info info = XBA__V1__INFO__INIT, *infos[1] = { &info };
+	Xba__V1__Alert alert = XBA__V1__ALERT__INIT;
+	Xba__V1__InboxEntry entry = XBA__V1__INBOX_ENTRY__INIT;
+	char *text, *json;
+
+	centre.lat = 20.4133;
+	centre.lon = 9.0411;
+	circle.center = &centre;
+	circle.radius_km = 5;
+	for (int i = 0; i < 20; i++) {
+		xba__v1__point__init(&pts[i]);
+		pts[i].lat = 20.0 + i / 100.0;
+		pts[i].lon = i == 19 ? 9.0 : 9.0 + i / 100.0;
+		pt_list[i] = &pts[i];
+	}
+	polygon.points = pt_list;
+	polygon.n_points = 20;
+	geocode.name = (char *)"border-post";
+	geocode.value = (char *)"NE-ASSAMAKA";
+	area.description = (char *)"Désert à l'ouest de Toummo";
+	area.circles = circles;
+	area.n_circles = 1;
+	area.polygons = polygons;
+	area.n_polygons = 1;
+	area.geocodes = geocodes;
+	area.n_geocodes = 1;
+	info.language = (char *)"fr";
+	info.headline = (char *)"Migrants en détresse";
+	alert.id = (char *)"01a21a0a-0000-7000-8000-000000000001";
+	alert.origin = (char *)"NER";
+	alert.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_ALERT;
+	alert.info = infos;
+	alert.n_info = 1;
+	alert.areas = areas;
+	alert.n_areas = 1;
+	entry.alert = &alert;
+	entry.acknowledged = true;
+
+	text = rendered(&entry, false);
+	json = rendered(&entry, true);
+	CHECK(t, text != NULL && json != NULL);
+	if (text == NULL || json == NULL) {
+		free(text);
+		free(json);
+		return;
+	}
+	CHECK(t, strstr(text, "area: Désert à l'ouest de Toummo") != NULL);
+	CHECK(t, strstr(text, "circle: centre 20.41330,9.04110 (lat,lon), radius 5 km") != NULL);
+	CHECK(t, strstr(text, "polygon of 20 points (lat,lon): 20.00000,9.00000 20.01000,9.01000") != NULL);
+	CHECK(t, strstr(text, "... and 8 more (--json has every point)") != NULL);
+	CHECK(t, strstr(text, "geocode: border-post = NE-ASSAMAKA") != NULL);
+	CHECK(t, strstr(json, "\"areas\":[\"Désert à l'ouest de Toummo\"]") != NULL);
+	CHECK(t, strstr(json, "\"circles\":[{\"lat\":20.4133,\"lon\":9.0411,\"radius_km\":5}]") != NULL);
+	CHECK(t, strstr(json, "[20.19,9]]]") != NULL); /* the polygon's twentieth point, in --json */
+	CHECK(t, strstr(json, "\"geocodes\":[{\"name\":\"border-post\",\"value\":\"NE-ASSAMAKA\"}]") != NULL);
+	free(text);
+	free(json);
+}
+
 int
 main(void)
 {
@@ -137,5 +226,6 @@ main(void)
 	RUN(&t, test_wrap_columns);
 	RUN(&t, test_wrap_off);
 	RUN(&t, test_clean_bidi);
+	RUN(&t, test_areas_shown);
 	return check_finish(&t);
 }
