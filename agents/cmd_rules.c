@@ -308,6 +308,8 @@ rules_explain(int argc, char **argv)
 	struct rules *rules = NULL;
 	Xba__V1__Alert *a = NULL;
 	struct route route = { 0 };
+	uint8_t *encoded = NULL;
+	size_t encoded_len = 0;
 	const struct dir_node *origin;
 	char why[XBA_ERROR_MSG_MAX];
 	const char *refused_field = NULL;
@@ -371,7 +373,9 @@ rules_explain(int argc, char **argv)
 
 	/* From here on the files are read; what remains is the answer, and a refusal is "no" (exit 1). */
 	rc = CLI_EXIT_FAILED;
-	if (alert_validate(a, &err) != 0) {
+	/* The agent's checks at submission too (control characters in text, reserved parameter names, the encoded
+	 * size): explain must not call "routed" a file that xba send refuses. */
+	if (alert_encode(a, &encoded, &encoded_len, &err) != 0 || alert_check_submission(a, &err) != 0) {
 		fprintf(stderr, "xba: rules explain: %s: not a valid alert: %s (%s)\n", file, err.msg,
 		    xba_strerror(err.code));
 		goto out;
@@ -415,6 +419,7 @@ rules_explain(int argc, char **argv)
 	}
 	rc = CLI_EXIT_OK;
 out:
+	free(encoded);
 	route_clear(&route);
 	alertyaml_free(a);
 	rules_free(rules);

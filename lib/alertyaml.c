@@ -127,6 +127,29 @@ read_text(struct loader *l, const struct ynode *node, const char *path, size_t m
 	return 0;
 }
 
+/*
+ * Free text written plain with " #" after it on its line: YAML took the rest for a comment, and "Convoi #3 repéré à
+ * Assamaka" was sent, accepted and read as "Convoi".  Refused rather than guessed: in quotes the text is whole,
+ * whichever was meant.
+ */
+static int
+check_whole_text(struct loader *l, const struct ynode *node, const char *path)
+{
+	if (node == NULL || node->kind != YNODE_SCALAR || !node->comment_follows)
+		return 0;
+	return ydoc_error(l->doc, node, l->err, path, "the text stops before ' #': YAML reads the rest of the line as a "
+	    "comment. Put the whole text in quotes (\"...\"); a comment, if one was meant, goes after the closing quote");
+}
+
+/* read_text of free text (what officers read): whole, or refused (check_whole_text). */
+static int
+read_free_text(struct loader *l, const struct ynode *node, const char *path, size_t max, char **field)
+{
+	int rc = read_text(l, node, path, max, field);
+
+	return rc != 0 ? rc : check_whole_text(l, node, path);
+}
+
 /* As read_text, refusing an empty value: for what an item needs (headline, area description, geocode name). */
 static int
 read_required_text(struct loader *l, const struct ynode *node, const char *path, size_t max, char **field)
@@ -136,6 +159,14 @@ read_required_text(struct loader *l, const struct ynode *node, const char *path,
 	if (rc == 0 && (*field)[0] == '\0')
 		return ydoc_error(l->doc, node, l->err, path, "must not be empty");
 	return rc;
+}
+
+static int
+read_required_free_text(struct loader *l, const struct ynode *node, const char *path, size_t max, char **field)
+{
+	int rc = read_required_text(l, node, path, max, field);
+
+	return rc != 0 ? rc : check_whole_text(l, node, path);
 }
 
 /* "a, b, c": the names of kind, for "expected one of" messages. */
@@ -394,18 +425,18 @@ read_info(struct loader *l, const struct ynode *v)
 				    quote(info->language, q), index_path(first, "info", j));
 		if ((f = ynode_get(m, "headline")) == NULL)
 			return ydoc_error(l->doc, m, l->err, path, "missing required key 'headline'");
-		if ((rc = read_required_text(l, f, join_path(fpath, path, "headline"), ALERT_HEADLINE_MAX,
+		if ((rc = read_required_free_text(l, f, join_path(fpath, path, "headline"), ALERT_HEADLINE_MAX,
 		    &info->headline)) != 0)
 			return rc;
 		if ((f = ynode_get(m, "event")) != NULL &&
-		    (rc = read_text(l, f, join_path(fpath, path, "event"), ALERT_EVENT_MAX, &info->event)) != 0)
+		    (rc = read_free_text(l, f, join_path(fpath, path, "event"), ALERT_EVENT_MAX, &info->event)) != 0)
 			return rc;
 		if ((f = ynode_get(m, "description")) != NULL &&
-		    (rc = read_text(l, f, join_path(fpath, path, "description"), ALERT_DESCRIPTION_MAX,
+		    (rc = read_free_text(l, f, join_path(fpath, path, "description"), ALERT_DESCRIPTION_MAX,
 		    &info->description)) != 0)
 			return rc;
 		if ((f = ynode_get(m, "instruction")) != NULL &&
-		    (rc = read_text(l, f, join_path(fpath, path, "instruction"), ALERT_INSTRUCTION_MAX,
+		    (rc = read_free_text(l, f, join_path(fpath, path, "instruction"), ALERT_INSTRUCTION_MAX,
 		    &info->instruction)) != 0)
 			return rc;
 	}
@@ -553,7 +584,7 @@ read_geocodes(struct loader *l, const struct ynode *v, const char *apath, Xba__V
 		area->n_geocodes = i + 1;
 		if ((rc = read_required_text(l, ynode_get(m, "name"), join_path(fpath, gpath, "name"),
 		    ALERT_GEOCODE_MAX, &g->name)) != 0 ||
-		    (rc = read_required_text(l, ynode_get(m, "value"), join_path(fpath, gpath, "value"),
+		    (rc = read_required_free_text(l, ynode_get(m, "value"), join_path(fpath, gpath, "value"),
 		    ALERT_GEOCODE_MAX, &g->value)) != 0)
 			return rc;
 	}
@@ -585,7 +616,7 @@ read_areas(struct loader *l, const struct ynode *v)
 		if ((f = ynode_get(m, "description")) == NULL)
 			return ydoc_error(l->doc, m, l->err, path,
 			    "missing required key 'description' (name the area)");
-		if ((rc = read_required_text(l, f, join_path(fpath, path, "description"), ALERT_AREA_DESC_MAX,
+		if ((rc = read_required_free_text(l, f, join_path(fpath, path, "description"), ALERT_AREA_DESC_MAX,
 		    &area->description)) != 0)
 			return rc;
 		if ((f = ynode_get(m, "polygons")) != NULL && (rc = read_polygons(l, f, path, area)) != 0)
@@ -614,7 +645,7 @@ read_parameter(struct loader *l, size_t i, const struct ynode *name, const char 
 	a->parameters[i] = p;
 	a->n_parameters = i + 1;
 	if ((rc = read_required_text(l, name, name_path, ALERT_PARAM_NAME_MAX, &p->name)) != 0 ||
-	    (rc = read_text(l, value, value_path, ALERT_PARAM_VALUE_MAX, &p->value)) != 0)
+	    (rc = read_free_text(l, value, value_path, ALERT_PARAM_VALUE_MAX, &p->value)) != 0)
 		return rc;
 	for (size_t j = 0; j < i; j++)
 		if (strcmp(a->parameters[j]->name, p->name) == 0)
@@ -713,7 +744,7 @@ load_alert(struct loader *l)
 	if ((v = ynode_get(root, "origin")) != NULL && (rc = read_node_id(l, v, "origin", &a->origin)) != 0)
 		return rc;
 	if ((v = ynode_get(root, "author")) != NULL &&
-	    (rc = read_required_text(l, v, "author", ALERT_AUTHOR_MAX, &a->author)) != 0)
+	    (rc = read_required_free_text(l, v, "author", ALERT_AUTHOR_MAX, &a->author)) != 0)
 		return rc;
 	if ((v = ynode_get(root, "sent")) != NULL) {
 		if ((rc = ydoc_read_time(doc, v, "sent", &a->sent_ms, l->err)) != 0)
@@ -756,7 +787,7 @@ load_alert(struct loader *l)
 			return rc;
 		a->emergency = b;
 	}
-	if ((v = ynode_get(root, "note")) != NULL && (rc = read_text(l, v, "note", ALERT_NOTE_MAX, &a->note)) != 0)
+	if ((v = ynode_get(root, "note")) != NULL && (rc = read_free_text(l, v, "note", ALERT_NOTE_MAX, &a->note)) != 0)
 		return rc;
 	if ((v = ynode_get(root, "info")) != NULL && (rc = read_info(l, v)) != 0)
 		return rc;

@@ -47,7 +47,48 @@ struct builder {
 	int depth;                    /* open collections */
 	int documents;                /* documents started so far */
 	struct xba_error *err;
+	size_t cursor;                /* a byte of data, at cursor_line:cursor_column as libyaml counts (0-based, in */
+	size_t cursor_line;           /* characters): moved forward to each plain scalar's end (comment_follows) */
+	size_t cursor_column;
 };
+
+/* The byte of b->data at mark, found by moving the cursor forward (marks only grow; the walk is linear). */
+static size_t
+byte_at_mark(struct builder *b, const yaml_mark_t *mark)
+{
+	const unsigned char *d = (const unsigned char *)b->data;
+
+	while (b->cursor < b->len && b->cursor_line < mark->line) {
+		unsigned char c = d[b->cursor++];
+
+		if (c == '\n' || c == '\r') {
+			if (c == '\r' && b->cursor < b->len && d[b->cursor] == '\n')
+				b->cursor++;
+			b->cursor_line++;
+			b->cursor_column = 0;
+		} else if ((c & 0xC0) != 0x80) {
+			b->cursor_column++;
+		}
+	}
+	while (b->cursor < b->len && b->cursor_column < mark->column && d[b->cursor] != '\n' && d[b->cursor] != '\r') {
+		b->cursor++;
+		while (b->cursor < b->len && (d[b->cursor] & 0xC0) == 0x80)
+			b->cursor++;
+		b->cursor_column++;
+	}
+	return b->cursor;
+}
+
+/* Does a comment follow, on the same line, the plain scalar that ends at mark? */
+static bool
+comment_follows(struct builder *b, const yaml_mark_t *end)
+{
+	size_t at = byte_at_mark(b, end);
+
+	while (at < b->len && (b->data[at] == ' ' || b->data[at] == '\t'))
+		at++;
+	return at < b->len && b->data[at] == '#';
+}
 
 /* Text of a scalar made safe for a one-line message: control bytes shown as '?', cut at 64 bytes with "...". */
 static const char *
@@ -329,6 +370,7 @@ handle_event(struct builder *b, const yaml_event_t *ev)
 		node->scalar[ev->data.scalar.length] = '\0';
 		node->scalar_len = ev->data.scalar.length;
 		node->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		node->comment_follows = node->plain && comment_follows(b, &ev->end_mark);
 		return attach(b, node);
 	}
 	case YAML_SEQUENCE_START_EVENT: {
@@ -451,6 +493,8 @@ ydoc_load_buffer(const char *name, const char *data, size_t len, struct xba_erro
 	b.data = data;
 	b.len = len;
 	b.err = err;
+	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
+		b.cursor = 3; /* libyaml skips a byte-order mark, and counts no column for it */
 	if (!yaml_parser_initialize(&parser)) {
 		xba_error_set(err, XBA_ENOMEM, "%s: out of memory reading YAML", doc->pub.name);
 		ydoc_free(&doc->pub);
@@ -494,9 +538,27 @@ read_file(const char *path, size_t max_bytes, char **out, size_t *out_len, struc
 
 	if (max_bytes > SIZE_MAX / 4)
 		max_bytes = SIZE_MAX / 4;  /* so max_bytes + 1 and the doubling below cannot wrap */
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO with no writer would wait for ever (an officer's `xba send FILE` hung silently);
+	 * only a regular file is read, and a non-blocking read of one is an ordinary read. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return xba_error_set(err, XBA_EIO, "%s: cannot open: %s", path, strerror(errno));
+	{
+		struct stat st;
+		const char *what = NULL;
+
+		if (fstat(fd, &st) != 0)
+			what = strerror(errno);
+		else if (S_ISDIR(st.st_mode))
+			what = "cannot read: Is a directory";
+		else if (!S_ISREG(st.st_mode))
+			what = "cannot read: not a regular file (a pipe or a device?)";
+		if (what != NULL) {
+			xba_error_set(err, XBA_EIO, "%s: %s", path, what);
+			close(fd);
+			return XBA_EIO;
+		}
+	}
 	cap = max_bytes < 65536 ? max_bytes + 1 : 65536;
 	buf = malloc(cap);
 	if (buf == NULL) {

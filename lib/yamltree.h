@@ -29,6 +29,8 @@ struct ynode {
 	char *scalar;             /* YNODE_SCALAR: NUL-terminated UTF-8 text (libyaml rejects invalid UTF-8) */
 	size_t scalar_len;        /* bytes, without the NUL */
 	bool plain;               /* scalar written without quotes (so "null", "~" and "" mean null only then) */
+	bool comment_follows;     /* plain, and " #..." follows it on its line: YAML cut the text there (a reader of
+	                           * free text may want to say so: "Convoi #3" was read as "Convoi") */
 	struct ynode **items;     /* YNODE_SEQUENCE: items; YNODE_MAP: values */
 	struct ynode **keys;      /* YNODE_MAP: key scalars, parallel to items */
 	size_t count;             /* number of items (or key/value pairs) */

@@ -162,6 +162,23 @@ sed 's/category: smuggling/category: health/; s/tlp: amber/tlp: amber+strict/' "
 expect "explain: TLP:AMBER+STRICT withholds WHO-AFRO" 0 "WHO-AFRO  *withheld  *tlp:amber+strict" \
 	"$XBA" rules explain "$work/health.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
 
+# What xba send refuses, explain refuses too (it called these routed): a parameter that a '>' block ends with a
+# line break, and a parameter named TLP (kept for the CAP mapping).
+cp "$work/smuggling.yaml" "$work/folded.yaml"
+printf 'parameters:\n  - name: vehicle\n    value: >\n      Toyota Land Cruiser, blanc\n' >>"$work/folded.yaml"
+expect "explain refuses what send refuses: a control character in a parameter" 1 \
+	"not a valid alert: parameters\[0\].value: control character 0x0A" \
+	"$XBA" rules explain "$work/folded.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
+cp "$work/smuggling.yaml" "$work/tlpparam.yaml"
+printf 'parameters:\n  - name: TLP\n    value: green\n' >>"$work/tlpparam.yaml"
+expect "explain refuses what send refuses: a reserved parameter name" 1 "not a valid alert: parameters\[0\].name" \
+	"$XBA" rules explain "$work/tlpparam.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
+
+# A named pipe given as the alert file (nobody writing to it): refused at once, not waited on for ever.
+mkfifo "$work/pipe.yaml"
+expect "explain of a named pipe: refused at once, not a regular file" 2 "pipe.yaml: cannot read: not a regular file" \
+	timeout 20 "$XBA" rules explain "$work/pipe.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
+
 # Search and rescue addressed to TCD and SDN: the addressees narrow the rule's targets.
 sed 's/category: smuggling/category: search-and-rescue\nto: [TCD, SDN]/' "$work/smuggling.yaml" >"$work/sar.yaml"
 "$XBA" rules explain "$work/sar.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml" >"$work/sar.out" 2>&1

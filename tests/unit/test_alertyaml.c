@@ -373,6 +373,33 @@ test_item_checks(struct check_state *st)
 	    "t.yaml:2:5: parameters[0]: missing required key 'value'", NULL);
 }
 
+/* Free text written plain and followed by " #" on its line: YAML cut it there ("Convoi #3 repéré" was sent as
+ * "Convoi"), so it is refused; quoted it is whole, a comment after the quotes is a comment, and ids and enums keep
+ * their comments. */
+static void
+test_text_cut_by_comment(struct check_state *st)
+{
+	struct xba_error err;
+	Xba__V1__Alert *a;
+
+	refused(st, "info:\n  - language: fr\n    headline: Convoi #3 repéré à Assamaka #urgent\n", XBA_ECONFIG,
+	    "t.yaml:3:15: info[0].headline:", "the text stops before ' #'");
+	refused(st, "parameters:\n  plate: NE-AG #4471\n", XBA_ECONFIG, "t.yaml:2:10: parameters.plate:", "in quotes");
+	refused(st, "note: Évacuation à Agadès #2\n", XBA_ECONFIG, "t.yaml:1:7: note:", "' #'");
+	/* Saved by Notepad: a byte-order mark and CR LF line ends. */
+	refused(st, "\xef\xbb\xbfinfo:\r\n  - language: fr\r\n    headline: Convoi   #x\r\n", XBA_ECONFIG,
+	    "info[0].headline:", "' #'");
+	a = load("origin: NER   # Niger\ncategory: smuggling  # R1\ninfo:\n  - language: fr\n"
+		 "    headline: \"Convoi #3 repéré\"  # a comment after the quotes\n    description: Sans dièse\n", &err);
+	CHECK(st, a != NULL);
+	if (a != NULL) {
+		CHECK_STR(st, a->origin, "NER");
+		CHECK_STR(st, a->info[0]->headline, "Convoi #3 repéré");
+		CHECK_STR(st, a->info[0]->description, "Sans dièse");
+	}
+	alertyaml_free(a);
+}
+
 /* Lengths and counts from alert.h are refused at the value, with its position. */
 static void
 test_limits(struct check_state *st)
@@ -641,5 +668,6 @@ main(int argc, char **argv)
 	RUN(&st, test_partial_failures_free);
 	RUN(&st, test_non_scalar_list_items);
 	RUN(&st, test_expires_in_for_submit);
+	RUN(&st, test_text_cut_by_comment);
 	return check_finish(&st);
 }
