@@ -493,8 +493,6 @@ ydoc_load_buffer(const char *name, const char *data, size_t len, struct xba_erro
 	b.data = data;
 	b.len = len;
 	b.err = err;
-	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0)
-		b.cursor = 3; /* libyaml skips a byte-order mark, and counts no column for it */
 	if (!yaml_parser_initialize(&parser)) {
 		xba_error_set(err, XBA_ENOMEM, "%s: out of memory reading YAML", doc->pub.name);
 		ydoc_free(&doc->pub);
@@ -505,6 +503,15 @@ ydoc_load_buffer(const char *name, const char *data, size_t len, struct xba_erro
 		yaml_parser_delete(&parser);
 		ydoc_free(&doc->pub);
 		return NULL;
+	}
+	/* A file saved by Notepad starts with a UTF-8 byte-order mark, which libyaml, told the encoding, would read as
+	 * text (the first key became U+FEFF "category", and the file was refused at line 2).  It is no content: the
+	 * parser starts after it, so that columns on line 1 are the officer's too.  The digest above keeps it. */
+	if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0) {
+		data += 3;
+		len -= 3;
+		b.data = data;
+		b.len = len;
 	}
 	yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
 	yaml_parser_set_input_string(&parser, (const unsigned char *)(data != NULL ? data : ""), len);

@@ -389,6 +389,11 @@ test_text_cut_by_comment(struct check_state *st)
 	/* Saved by Notepad: a byte-order mark and CR LF line ends. */
 	refused(st, "\xef\xbb\xbfinfo:\r\n  - language: fr\r\n    headline: Convoi   #x\r\n", XBA_ECONFIG,
 	    "info[0].headline:", "' #'");
+	/* The byte-order mark is no content: line 1's keys are read, and its columns are the officer's. */
+	refused(st, "\xef\xbb\xbf" "category: smugling\n", XBA_ECONFIG, "t.yaml:1:11: category: unknown category", NULL);
+	a = load("\xef\xbb\xbf" "category: smuggling\r\n", &err);
+	CHECK(st, a != NULL && a->category == XBA__V1__CATEGORY__CATEGORY_SMUGGLING);
+	alertyaml_free(a);
 	a = load("origin: NER   # Niger\ncategory: smuggling  # R1\ninfo:\n  - language: fr\n"
 		 "    headline: \"Convoi #3 repéré\"  # a comment after the quotes\n    description: Sans dièse\n", &err);
 	CHECK(st, a != NULL);
