@@ -42,6 +42,7 @@ struct draft {
 	char chain[ALERT_MAX_REFERENCES][XBA_UUID_LEN + 1]; /* the versions: refers_to, then its updates in order */
 	size_t n_chain;
 	bool status_set;          /* --status given (draft_init sets actual) */
+	bool addressees_decided;  /* a cancel's addressees were chosen (cancel_audience), even if none */
 	Xba__V1__LocalFrame *original; /* the agent's reply holding the earlier alert: what the draft borrows from */
 };
 
@@ -184,8 +185,9 @@ withheld_worth_saying(struct local_client *c, const Xba__V1__Alert *alert, const
 	Xba__V1__TrackRequest track = XBA__V1__TRACK_REQUEST__INIT;
 	struct xba_error err = { 0 };
 
-	if (alert->emergency || (alert->n_addressees == 0 && alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE &&
-	    alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL))
+	/* A broadcast has its own table (--wait); its updates and cancels are said here like any. */
+	if (alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL &&
+	    (alert->emergency || alert->n_addressees == 0))
 		return NULL;
 	track.alert_id = (char *)alert_id;
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK;
@@ -951,9 +953,9 @@ walk_back(const char *cmd, struct local_client *c, struct draft *d, const Xba__V
  * A cancel's TLP, when --tlp is not given: the widest of its versions' (the lowest), not the latest's.  Every node
  * that had one of the versions must learn that it is withdrawn, and the broker adds those nodes to a cancel only
  * within the cancel's own TLP (docs/rules.md §2 step 5): a GREEN alert updated to AMBER+STRICT and cancelled at
- * AMBER+STRICT stayed live for ever at the observers that had it.  When every version is TLP:RED, the cancel's
- * addressees are all of theirs (an earlier version may have named a node the latest does not), appended to
- * d->addressees.  *tlp_out is the TLP to use.  Returns 0 or an exit status (error printed).
+ * AMBER+STRICT stayed live for ever at the observers that had it.  Its addressees are those of the versions sent at
+ * that TLP (all of theirs), never those of a narrower version: a RED update's addressees must not travel in a
+ * GREEN cancel.  Appended to d->addressees; *tlp_out is the TLP.  Returns 0 or an exit status (error printed).
  */
 static int
 cancel_audience(const char *cmd, struct local_client *c, struct draft *d, const Xba__V1__Alert *latest,
@@ -963,27 +965,33 @@ cancel_audience(const char *cmd, struct local_client *c, struct draft *d, const 
 	Xba__V1__Tlp tlp = latest->tlp;
 	int rc = 0;
 
-	/* The latest version's addressees first, then any other version's not already named. */
-	for (size_t i = 0; i < latest->n_addressees && d->alert.n_addressees < ALERT_MAX_ADDRESSEES; i++)
-		d->addressees[d->alert.n_addressees++] = latest->addressees[i];
-	for (size_t k = 0; k < d->n_chain; k++) {
-		const Xba__V1__Alert *v = NULL, *received = NULL;
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		for (size_t k = 0; k < d->n_chain; k++) {
+			const Xba__V1__Alert *v = NULL, *received = NULL;
 
-		if (strcmp(d->chain[k], latest->id) == 0)
-			continue;
-		if ((rc = lookup_alert(cmd, c, d->chain[k], &frame, &v, &received)) != 0)
-			break;
-		if (v == NULL)  /* pruned from this agent's history: the latest and the others still decide */
-			continue;
-		if (v->tlp != 0 && v->tlp < tlp)
-			tlp = v->tlp;
-		for (size_t i = 0; i < v->n_addressees && d->alert.n_addressees < ALERT_MAX_ADDRESSEES; i++) {
-			bool named = false;
+			if (strcmp(d->chain[k], latest->id) == 0) {
+				v = latest;
+			} else {
+				if ((rc = lookup_alert(cmd, c, d->chain[k], &frame, &v, &received)) != 0)
+					break;
+				if (v == NULL) /* pruned from this agent's history: the others still decide */
+					continue;
+			}
+			if (pass == 0) {
+				if (v->tlp != 0 && v->tlp < tlp)
+					tlp = v->tlp;
+				continue;
+			}
+			if (v->tlp != tlp)
+				continue;
+			for (size_t i = 0; i < v->n_addressees && d->alert.n_addressees < ALERT_MAX_ADDRESSEES; i++) {
+				bool named = false;
 
-			for (size_t j = 0; j < d->alert.n_addressees && !named; j++)
-				named = strcmp(d->addressees[j], v->addressees[i]) == 0;
-			if (!named && draft_own(d, strdup(v->addressees[i])) != NULL)
-				d->addressees[d->alert.n_addressees++] = d->owned[d->n_owned - 1];
+				for (size_t j = 0; j < d->alert.n_addressees && !named; j++)
+					named = strcmp(d->addressees[j], v->addressees[i]) == 0;
+				if (!named && draft_own(d, strdup(v->addressees[i])) != NULL)
+					d->addressees[d->alert.n_addressees++] = d->owned[d->n_owned - 1];
+			}
 		}
 	}
 	local_frame_free(frame);
@@ -1070,8 +1078,9 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 			local_client_free(c);
 			return rc;
 		}
-		if (given > 0 || tlp != XBA__V1__TLP__TLP_RED)
-			d->alert.n_addressees = given;  /* --to, or the latest's below: only RED needs the union */
+		if (given > 0)
+			d->alert.n_addressees = given;  /* --to: the officer's own */
+		d->addressees_decided = true;       /* none is none: not the latest's, copied below */
 		d->alert.tlp = tlp;
 		if (tlp != o->tlp)
 			fprintf(stderr, "note: the cancel goes at TLP %s, the widest of the alert's versions (the latest is "
@@ -1098,7 +1107,7 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 		d->alert.tlp = o->tlp;
 	if (!d->status_set)
 		d->alert.status = o->status;
-	if (d->alert.n_addressees == 0) {
+	if (d->alert.n_addressees == 0 && !d->addressees_decided) {
 		d->alert.addressees = o->addressees;
 		d->alert.n_addressees = o->n_addressees;
 	}
@@ -1458,6 +1467,7 @@ cmd_broadcast(int argc, char **argv)
 		Xba__V1__SubscribeRequest sub = XBA__V1__SUBSCRIBE_REQUEST__INIT;
 		Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
 
+		target.keepalive = true; /* follows small receipts for minutes, as a watch does */
 		if ((c = local_client_new(&target, &err)) == NULL) {
 			free(args);
 			draft_free(&d);

@@ -508,6 +508,7 @@ cmd_watch(int argc, char **argv)
 	next_reminder = clock_mono_ms() + (f.remind_ms > 0 ? f.remind_ms : 3600 * 1000);
 	if (json)
 		display.color = display.bell = false;
+	target.keepalive = true; /* a watch waits on small frames for hours: a held link must show */
 	if ((c = local_client_new(&target, &err)) == NULL) {
 		free(seen);
 		return cli_usage_error("watch: %s", err.msg);

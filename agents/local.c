@@ -44,7 +44,8 @@
  * the places are all taken, the longest silent one gives its place to a new watch. */
 #define LOCAL_WATCH_SILENT_MS 60000
 #define LOCAL_PING_IVL_MS 10000       /* clients are pinged this often ... */
-#define LOCAL_PEER_TIMEOUT_MS 30000   /* ... and one that has not answered by then is disconnected */
+#define LOCAL_PEER_TIMEOUT_MS 45000   /* ... and one that has not answered by then is disconnected (a ping queues
+                                       * behind what is being sent: 768 KiB of history takes 45 s at 140 kbit/s) */
 #define LOCAL_LOG_BURST 100           /* records clients' bad frames and refused keys may cause at once ... */
 #define LOCAL_LOG_PER_SECOND 10.0     /* ... and after that; the rest are counted (event=local.log_suppressed) */
 #define LOCAL_MAX_SUBMITTERS 1024     /* alerts whose submitter waits for a PublishEvent */

@@ -82,8 +82,10 @@ local_client_new(const struct local_target *target, struct xba_error *err)
 	/* A link that stops forwarding without closing (a LAN switch, a laptop's Wi-Fi) would otherwise look like a quiet
 	 * region for as long as it lasts: libzmq pings, and drops a connection that has not answered in time, which a
 	 * watch sees (XBA_EPROTO) and says. */
-	zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_IVL, &heartbeat_ivl, sizeof(heartbeat_ivl));
-	zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout, sizeof(heartbeat_timeout));
+	if (target->keepalive) {
+		zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_IVL, &heartbeat_ivl, sizeof(heartbeat_ivl));
+		zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout, sizeof(heartbeat_timeout));
+	}
 	if (target->agent_endpoint != NULL) {
 		struct curve_identity officer;
 		char agent_public[XBA_Z85_KEY_TEXT_LEN + 1];

@@ -26,6 +26,9 @@ struct local_target {
 	const char *agent_endpoint; /* tcp://host:port of the agent's LAN endpoint, or NULL */
 	const char *agent_key;     /* LAN: file with the agent's Z85 CURVE public key */
 	const char *officer_key;   /* LAN: file with the officer's Z85 CURVE secret key (0600) */
+	bool keepalive;            /* ping the agent (LOCAL_HEARTBEAT_*): for commands that wait on small frames for
+	                            * long (watch, broadcast --wait); not for one big answer, which a slow LAN takes
+	                            * longer than the timeout to carry (a ping's answer queues behind it) */
 };
 
 struct local_client;

@@ -846,7 +846,7 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 			if (t == origin || bit_get(rules->admins, t))
 				continue;
 			if (bit_get(recv, t)) {
-				if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+				if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL && !in->deny_cancel_holders)
 					bit_set(held, t);
 				continue;
 			}
@@ -863,7 +863,7 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 				continue;
 			}
 			bit_set(recv, t);
-			if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+			if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL && !in->deny_cancel_holders)
 				bit_set(held, t);
 			credit[t].rule = RULES_BY_SUPERSEDED;
 			reason[t].rule = NULL;

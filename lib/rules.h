@@ -113,6 +113,9 @@ struct route_inputs {
 	 * a node that acts on an alert must learn that it was replaced or withdrawn.  Unknown ids are skipped. */
 	const char *const *superseded_recipients;
 	size_t n_superseded_recipients;
+	/* Route as releases before 2026-11-26 did: a deny rule removed a cancel's holders too.  Only for auditing
+	 * journals those releases wrote (`xba audit verify`); the broker never sets it. */
+	bool deny_cancel_holders;
 };
 
 /* rules_route() with every input; in may be NULL (no inputs). */

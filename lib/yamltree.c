@@ -52,6 +52,21 @@ struct builder {
 	size_t cursor_column;
 };
 
+/* Bytes of the line break at p (0 when none), as libyaml ends lines: CR LF, LF, CR, and U+0085, U+2028, U+2029. */
+static size_t
+line_break_len(const unsigned char *p, size_t left)
+{
+	if (p[0] == '\r')
+		return left >= 2 && p[1] == '\n' ? 2 : 1;
+	if (p[0] == '\n')
+		return 1;
+	if (left >= 2 && p[0] == 0xC2 && p[1] == 0x85)
+		return 2;
+	if (left >= 3 && p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9))
+		return 3;
+	return 0;
+}
+
 /* The byte of b->data at mark, found by moving the cursor forward (marks only grow; the walk is linear). */
 static size_t
 byte_at_mark(struct builder *b, const yaml_mark_t *mark)
@@ -59,18 +74,20 @@ byte_at_mark(struct builder *b, const yaml_mark_t *mark)
 	const unsigned char *d = (const unsigned char *)b->data;
 
 	while (b->cursor < b->len && b->cursor_line < mark->line) {
-		unsigned char c = d[b->cursor++];
+		size_t brk = line_break_len(d + b->cursor, b->len - b->cursor);
 
-		if (c == '\n' || c == '\r') {
-			if (c == '\r' && b->cursor < b->len && d[b->cursor] == '\n')
-				b->cursor++;
+		if (brk > 0) {
+			b->cursor += brk;
 			b->cursor_line++;
 			b->cursor_column = 0;
-		} else if ((c & 0xC0) != 0x80) {
-			b->cursor_column++;
+		} else {
+			if ((d[b->cursor] & 0xC0) != 0x80)
+				b->cursor_column++;
+			b->cursor++;
 		}
 	}
-	while (b->cursor < b->len && b->cursor_column < mark->column && d[b->cursor] != '\n' && d[b->cursor] != '\r') {
+	while (b->cursor < b->len && b->cursor_column < mark->column &&
+	    line_break_len(d + b->cursor, b->len - b->cursor) == 0) {
 		b->cursor++;
 		while (b->cursor < b->len && (d[b->cursor] & 0xC0) == 0x80)
 			b->cursor++;
@@ -545,21 +562,22 @@ read_file(const char *path, size_t max_bytes, char **out, size_t *out_len, struc
 
 	if (max_bytes > SIZE_MAX / 4)
 		max_bytes = SIZE_MAX / 4;  /* so max_bytes + 1 and the doubling below cannot wrap */
-	/* O_NONBLOCK: opening a FIFO with no writer would wait for ever (an officer's `xba send FILE` hung silently);
-	 * only a regular file is read, and a non-blocking read of one is an ordinary read. */
+	/* O_NONBLOCK: opening a FIFO with no writer would wait for ever (an officer's `xba send FILE` hung silently). */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return xba_error_set(err, XBA_EIO, "%s: cannot open: %s", path, strerror(errno));
 	{
 		struct stat st;
 		const char *what = NULL;
+		int flags;
 
 		if (fstat(fd, &st) != 0)
 			what = strerror(errno);
 		else if (S_ISDIR(st.st_mode))
 			what = "cannot read: Is a directory";
-		else if (!S_ISREG(st.st_mode))
-			what = "cannot read: not a regular file (a pipe or a device?)";
+		else if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+			what = strerror(errno);
+		/* Blocking again: a pipe someone writes (`<(...)`) is read whole, and one nobody writes reads as empty. */
 		if (what != NULL) {
 			xba_error_set(err, XBA_EIO, "%s: %s", path, what);
 			close(fd);

@@ -176,7 +176,7 @@ expect "explain refuses what send refuses: a reserved parameter name" 1 "not a v
 
 # A named pipe given as the alert file (nobody writing to it): refused at once, not waited on for ever.
 mkfifo "$work/pipe.yaml"
-expect "explain of a named pipe: refused at once, not a regular file" 2 "pipe.yaml: cannot read: not a regular file" \
+expect "explain of a named pipe nobody writes: answered at once (empty), not waited on" 2 "pipe.yaml:1:1: the file is empty" \
 	timeout 20 "$XBA" rules explain "$work/pipe.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
 
 # Search and rescue addressed to TCD and SDN: the addressees narrow the rule's targets.

@@ -277,6 +277,24 @@ def main(t):
     accepted = [j for j in r.json() if j.get("state") == "accepted"]
     t.check(accepted and accepted[0].get("withheld") == [{"node_id": "WHO-AFRO", "rule": "tlp:amber+strict"}],
             "... and --json lists it under withheld", r.out)
+    # A RED update of a GREEN alert, then the cancel: at GREEN (every node that had the alert learns it), and
+    # without the RED update's addressees, which would tell the others whom the RED version went to.
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--tlp", "green", "--lang", "fr",
+                "--headline", "Convoi vers In Guezzam", net=net)
+    base = x.sent_id(r)
+    t.check(r.rc == 0 and reached(base), "a GREEN smuggling alert reaches DZA, LBY and TCD")
+    r = ner.cli("send", "--update", base, "--tlp", "red", "--to", "LBY", "--lang", "fr", "--headline",
+                "Convoi vers In Guezzam : source protégée", net=net)
+    red = x.sent_id(r)
+    t.check(r.rc == 0, "its update at TLP:RED to LBY alone", repr(r.err))
+    r = ner.cli("send", "--cancel", red, "--note", "convoi intercepté", net=net)
+    after_red = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: dza.got(after_red), t.t(10)),
+            "the cancel reaches DZA, which had the GREEN version", repr(r.err))
+    got = dza.inbox.get(after_red)
+    t.check(got is not None and got.alert.tlp == x.C.GREEN and list(got.alert.addressees) == [],
+            "... at TLP:GREEN, and without the RED update's addressee (LBY)", str(got.alert if got else None)[:300])
+
     r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber", "--lang", "fr",
                 "--headline", "Rougeole à Diffa", net=net)
     amber = x.sent_id(r)

@@ -231,7 +231,7 @@ def main(t):
     frozen = ner.watch("--remind", "0")
     ner.wait_log(r"event=local\.subscribed peer=ipc", t.t(15))
     frozen.proc.send_signal(signal.SIGSTOP)
-    net.run_until(lambda: False, 40.0)          # > the agent's 30 s without an answer to its pings
+    net.run_until(lambda: False, 58.0)          # > the agent's 10 s pings and 45 s without an answer
     mark = ner.log_size()
     meanwhile = publish("Convoi intercepté à Toummo")
     gone = ner.wait_log(r"event=local\.unsubscribed peer=ipc reason=disconnected", t.t(15), since=mark)

@@ -389,6 +389,16 @@ test_text_cut_by_comment(struct check_state *st)
 	/* Saved by Notepad: a byte-order mark and CR LF line ends. */
 	refused(st, "\xef\xbb\xbfinfo:\r\n  - language: fr\r\n    headline: Convoi   #x\r\n", XBA_ECONFIG,
 	    "info[0].headline:", "' #'");
+	/* Lines that libyaml ends with U+2028, U+2029 or U+0085 inside plain text: the check keeps its place after
+	 * them (a comment on the next line is a comment; the cut headline below them is still seen). */
+	a = load("note: un\xe2\x80\xa8" "  deux\xc2\x85" "  trois\xe2\x80\xa9" "  quatre\n# un commentaire\n"
+		 "category: smuggling  # R1\n",
+	    &err);
+	CHECK(st, a != NULL);
+	alertyaml_free(a);
+	refused(st, "info:\n  - language: fr\n    description: un\xe2\x80\xa8" "      deux\xc2\x85" "      trois\n"
+	    "    headline: Convoi #3\n",
+	    XBA_ECONFIG, "info[0].headline:", "' #'");
 	/* The byte-order mark is no content: line 1's keys are read, and its columns are the officer's. */
 	refused(st, "\xef\xbb\xbf" "category: smugling\n", XBA_ECONFIG, "t.yaml:1:11: category: unknown category", NULL);
 	a = load("\xef\xbb\xbf" "category: smuggling\r\n", &err);
