@@ -221,25 +221,35 @@ withheld_matters(const Xba__V1__Alert *alert, const Xba__V1__RecipientState *rs)
  * agent pushes (*out, the caller's).  0 when the broker has answered (accepted or refused); -1 while it is queued,
  * or when the agent did not answer in timeout_ms.
  */
+/* The agent's history entries for one alert id, its own and received (an agent holds both for at most two). */
+static int
+history_of_id(struct local_client *c, const char *id, int timeout_ms, Xba__V1__LocalFrame **reply,
+    struct xba_error *err)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT;
+	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
+	Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
+
+	filter.include_outgoing = 1;
+	hist.filter = &filter;
+	hist.alert_id = (char *)id;
+	hist.limit = 10;
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
+	req.history = &hist;
+	return local_client_request(c, &req, reply, timeout_ms, err);
+}
+
 static int
 ask_publish_state(struct local_client *c, const char *alert_id, int timeout_ms, Xba__V1__LocalFrame **out)
 {
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL, *ev;
-	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
-	Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
 	Xba__V1__PublishEvent pe = XBA__V1__PUBLISH_EVENT__INIT;
 	const Xba__V1__InboxEntry *e = NULL;
 	struct xba_error err = { 0 };
 	size_t len;
 	uint8_t *buf;
 
-	filter.include_outgoing = 1;
-	hist.filter = &filter;
-	hist.alert_id = (char *)alert_id;
-	hist.limit = 10;
-	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
-	req.history = &hist;
-	if (local_client_request(c, &req, &reply, timeout_ms, &err) != 0)
+	if (history_of_id(c, alert_id, timeout_ms, &reply, &err) != 0)
 		return -1;
 	for (size_t i = 0; reply->body_case == XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY &&
 	    i < reply->history_reply->n_entries; i++) {
@@ -788,21 +798,12 @@ static int
 lookup_alert(const char *cmd, struct local_client *c, const char *id, Xba__V1__LocalFrame **frame,
     const Xba__V1__Alert **out, const Xba__V1__Alert **received)
 {
-	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT;
-	Xba__V1__HistoryRequest hist = XBA__V1__HISTORY_REQUEST__INIT;
-	Xba__V1__AlertFilter filter = XBA__V1__ALERT_FILTER__INIT;
 	struct xba_error err = { 0 };
 
 	*out = *received = NULL;
 	local_frame_free(*frame);
 	*frame = NULL;
-	filter.include_outgoing = 1;
-	hist.filter = &filter;
-	hist.alert_id = (char *)id;
-	hist.limit = 10;
-	req.body_case = XBA__V1__LOCAL_FRAME__BODY_HISTORY;
-	req.history = &hist;
-	if (local_client_request(c, &req, frame, REQUEST_TIMEOUT_MS, &err) != 0)
+	if (history_of_id(c, id, REQUEST_TIMEOUT_MS, frame, &err) != 0)
 		return cli_usage_error("%s: %s (nothing was queued)", cmd, err.msg);
 	if ((*frame)->body_case != XBA__V1__LOCAL_FRAME__BODY_HISTORY_REPLY)
 		return cli_usage_error("%s: the agent refused to look up %s: %s (nothing was queued)", cmd, id,
