@@ -241,16 +241,18 @@ watch_probe(struct local_client *c, struct watch_state *state, const char *endpo
 	int64_t now = clock_mono_ms();
 
 	if (state->probe_ref != 0) {
-		if (!state->probe_late_said && now - state->probe_sent_mono >= WATCH_PROBE_LATE_MS) {
+		if (now - state->probe_sent_mono < WATCH_PROBE_LATE_MS)
+			return;
+		if (!state->probe_late_said)
 			fprintf(stderr, "xba: !!! NO ANSWER FROM THE AGENT at %s for %d s: this watch may be missing alerts "
 			    "(the network between here and the agent holds everything, or the agent is stuck); it keeps "
 			    "waiting\n", endpoint, WATCH_PROBE_LATE_MS / 1000);
-			state->probe_late_said = true;
-		}
+		state->probe_late_said = true;
+		/* Asked again: an answer can be lost for good (an agent that dropped this watch for falling 5 000
+		 * messages behind could not queue its answer either), and only an answer ends the wait. */
+	} else if (now - state->probe_sent_mono < WATCH_PROBE_MS) {
 		return;
 	}
-	if (now - state->probe_sent_mono < WATCH_PROBE_MS)
-		return;
 	status.brief = true; /* no counts: asked every 15 s */
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS;
 	req.status = &status;
@@ -547,7 +549,7 @@ cmd_watch(int argc, char **argv)
 		int64_t probe_due = state.probe_ref != 0 ? state.probe_sent_mono + WATCH_PROBE_LATE_MS
 							 : state.probe_sent_mono + WATCH_PROBE_MS;
 
-		if (!state.probe_late_said && probe_due < wake)
+		if (probe_due < wake)
 			wake = probe_due;
 		wait = wake - clock_mono_ms();
 		rc = local_client_next(c, &ev, (int)(wait > 0 ? wait : 0), &err);

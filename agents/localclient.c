@@ -354,6 +354,10 @@ send_request(struct local_client *c, Xba__V1__LocalFrame *request, int timeout_m
 	int rc;
 
 	drain_stale_events(c);
+	if (c->key_refused) {
+		c->request_sent = false;
+		return key_refused_error(c, err); /* refused at a handshake already: the request would wait for nothing */
+	}
 
 	request->ref = c->next_ref++;
 	c->request_sent = false;
