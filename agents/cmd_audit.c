@@ -120,6 +120,8 @@ struct audit {
 	sqlite3_stmt *had_alert;              /* --rules: who an update's or cancel's alert was routed to */
 	uint64_t signatures_ok, signatures_failed;
 	uint64_t routes_ok, routes_failed, routes_unchecked, routes_other;
+	uint64_t routes_earlier;                /* of routes_ok: cancels routed as releases before 2026-11-26 did */
+	uint64_t earlier_first_seq, earlier_last_seq;
 	struct failure failures[FAILURES_LISTED];
 	uint64_t n_failures;
 	struct other_version versions[VERSIONS_LISTED];
@@ -480,8 +482,14 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 		if (v == ROUTE_DIFFERS && alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
 			char earlier[2 * ROUTE_TEXT_MAX];
 
-			if (route_once(a, e, alert, true, earlier, sizeof(earlier)) == ROUTE_MATCH)
+			/* Counted apart and said: expected of entries an earlier broker journaled, and of none after the
+			 * upgrade, where it would be a broker that kept a withdrawal from a node that holds the alert. */
+			if (route_once(a, e, alert, true, earlier, sizeof(earlier)) == ROUTE_MATCH) {
+				if (a->routes_earlier++ == 0)
+					a->earlier_first_seq = e->seq;
+				a->earlier_last_seq = e->seq;
 				v = ROUTE_MATCH;
+			}
 		}
 		if (v == ROUTE_MATCH) {
 			a->routes_ok++;
@@ -788,6 +796,11 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 			    a->versions[i].version);
 		if (a->routes_other > 0 && a->n_versions == VERSIONS_LISTED)
 			printf("routing: %" PRIu64 " entries in all routed by other rules versions\n", a->routes_other);
+		if (a->routes_earlier > 0)
+			printf("routing: %" PRIu64 " of them (seq %" PRIu64 "..%" PRIu64 ") cancels routed as brokers before "
+			    "2026-11-26 did, a deny rule keeping them from nodes that had the alert: expected only of "
+			    "entries journaled before the broker was upgraded (docs/rules.md §2 step 6)\n", a->routes_earlier,
+			    a->earlier_first_seq, a->earlier_last_seq);
 	}
 	if (a->agent_node[0] != '\0' || a->n_records > 0) {
 		printf("agent %s: %zu records (alerts it received or sent, under their journal seq): %" PRIu64 " in the "
@@ -858,6 +871,7 @@ print_json(const char *path, const struct audit *a, const struct chain_walk_resu
 		jsonw_int(&w, "routes_otherwise", (int64_t)a->routes_failed);
 		jsonw_int(&w, "routes_not_checkable", (int64_t)a->routes_unchecked);
 		jsonw_int(&w, "routes_other_rules_versions", (int64_t)a->routes_other);
+		jsonw_int(&w, "routes_cancels_as_before_2026_11_26", (int64_t)a->routes_earlier);
 	}
 	if (a->agent_node[0] != '\0' || a->n_records > 0) {
 		jsonw_string(&w, "agent_node", a->agent_node);

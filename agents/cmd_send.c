@@ -951,22 +951,26 @@ walk_back(const char *cmd, struct local_client *c, struct draft *d, const Xba__V
 }
 
 /*
- * A cancel's TLP, when --tlp is not given: the widest of its versions' (the lowest), not the latest's.  Every node
- * that had one of the versions must learn that it is withdrawn, and the broker adds those nodes to a cancel only
- * within the cancel's own TLP (docs/rules.md §2 step 5): a GREEN alert updated to AMBER+STRICT and cancelled at
- * AMBER+STRICT stayed live for ever at the observers that had it.  Its addressees are those of the versions sent at
- * that TLP (all of theirs), never those of a narrower version: a RED update's addressees must not travel in a
- * GREEN cancel.  Appended to d->addressees; *tlp_out is the TLP.  Returns 0 or an exit status (error printed).
+ * A cancel's TLP and addressees.  The TLP, unless the officer gave one (*tlp != 0), is the widest of its versions'
+ * (the lowest), not the latest's: every node that had one of the versions must learn that it is withdrawn, and the
+ * broker adds those nodes to a cancel only within the cancel's own TLP (docs/rules.md §2 step 5): a GREEN alert
+ * updated to AMBER+STRICT and cancelled at AMBER+STRICT stayed live for ever at the observers that had it.  The
+ * addressees, appended to d->addressees, are those of the versions sent at that TLP or a wider one (all of them
+ * when the cancel is the narrowest), never those of a narrower version: a RED update's addressees must not travel
+ * in a GREEN cancel.  Returns 0 or an exit status (error printed).
  */
 static int
 cancel_audience(const char *cmd, struct local_client *c, struct draft *d, const Xba__V1__Alert *latest,
-    Xba__V1__Tlp *tlp_out)
+    Xba__V1__Tlp *tlp)
 {
 	Xba__V1__LocalFrame *frame = NULL;
-	Xba__V1__Tlp tlp = latest->tlp;
+	Xba__V1__Tlp widest = latest->tlp;
 	int rc = 0;
 
+	/* Pass 0 finds the widest TLP; pass 1 takes the addressees of the versions at the cancel's TLP or wider. */
 	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		if (pass == 1 && *tlp == 0)
+			*tlp = widest;
 		for (size_t k = 0; k < d->n_chain; k++) {
 			const Xba__V1__Alert *v = NULL, *received = NULL;
 
@@ -979,11 +983,11 @@ cancel_audience(const char *cmd, struct local_client *c, struct draft *d, const 
 					continue;
 			}
 			if (pass == 0) {
-				if (v->tlp != 0 && v->tlp < tlp)
-					tlp = v->tlp;
+				if (v->tlp != 0 && v->tlp < widest)
+					widest = v->tlp;
 				continue;
 			}
-			if (v->tlp != tlp)
+			if (v->tlp == 0 || v->tlp > *tlp)
 				continue;
 			for (size_t i = 0; i < v->n_addressees && d->alert.n_addressees < ALERT_MAX_ADDRESSEES; i++) {
 				bool named = false;
@@ -996,7 +1000,6 @@ cancel_audience(const char *cmd, struct local_client *c, struct draft *d, const 
 		}
 	}
 	local_frame_free(frame);
-	*tlp_out = tlp;
 	return rc;
 }
 
@@ -1071,8 +1074,8 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 		return cli_usage_error("%s: --cancel %s: its latest version %s is no longer at this agent (nothing was "
 				       "queued)", cmd, d->refers_to, d->chain[n_forward - 1]);
 	}
-	if (d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL && d->alert.tlp == 0) {
-		Xba__V1__Tlp tlp;
+	if (d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
+		Xba__V1__Tlp tlp = d->alert.tlp; /* --tlp, or 0: chosen here */
 		size_t given = d->alert.n_addressees;
 
 		if ((rc = cancel_audience(cmd, c, d, o, &tlp)) != 0) {
@@ -1082,13 +1085,13 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 		if (given > 0)
 			d->alert.n_addressees = given;  /* --to: the officer's own */
 		d->addressees_decided = true;       /* none is none: not the latest's, copied below */
-		d->alert.tlp = tlp;
-		if (tlp != o->tlp)
+		if (d->alert.tlp == 0 && tlp != o->tlp)
 			fprintf(stderr, "note: the cancel goes at TLP %s, the widest of the alert's versions (the latest is "
 					"%s), so that every node that had one of them learns it is withdrawn; its note is read "
 					"at that TLP (--tlp %s would leave those nodes with the alert live)\n",
 			    alert_enum_name(ALERT_ENUM_TLP, tlp), alert_enum_name(ALERT_ENUM_TLP, o->tlp),
 			    alert_enum_name(ALERT_ENUM_TLP, o->tlp));
+		d->alert.tlp = tlp;
 	}
 	local_client_free(c);
 	d->alert.msg_type = d->refers_type;
@@ -1519,6 +1522,12 @@ cmd_broadcast(int argc, char **argv)
 		if (wait > deadline - now)
 			wait = deadline - now;
 		rc = local_client_next(c, &ev, (int)(wait > 0 ? wait : 0), &err);
+		if (rc == XBA_EPROTO && local_client_key_refused(c)) {
+			/* libzmq does not try a refused key again: nothing more will come on this connection. */
+			fprintf(stderr, "xba: broadcast: %s; the table stops here (xba track %s follows the broadcast)\n",
+			    err.msg, alert_id);
+			break;
+		}
 		if (rc == XBA_EPROTO) {
 			/* The connection dropped (a LAN, an agent restart): its receipt subscription went with it.  Asked
 			 * again, without waiting; the broker's record is read meanwhile, as every 5 s. */

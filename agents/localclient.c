@@ -225,6 +225,7 @@ read_frame(struct local_client *c, Xba__V1__LocalFrame **out, int timeout_ms, st
 		event = read_monitor_event(c);
 		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
 			c->handshake_done = true;
+			c->key_refused = false;
 			continue;
 		}
 		if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
@@ -311,9 +312,10 @@ send_within(struct local_client *c, const uint8_t *buf, size_t len, int timeout_
 		if (rc <= 0 || c->monitor == NULL || !(items[1].revents & ZMQ_POLLIN))
 			continue;
 		event = read_monitor_event(c);
-		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
 			c->handshake_done = true;
-		else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+			c->key_refused = false;
+		} else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
 			c->key_refused = true;
 			return key_refused_error(c, err);
 		}

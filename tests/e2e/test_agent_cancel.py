@@ -294,6 +294,20 @@ def main(t):
     got = dza.inbox.get(after_red)
     t.check(got is not None and got.alert.tlp == x.C.GREEN and list(got.alert.addressees) == [],
             "... at TLP:GREEN, and without the RED update's addressee (LBY)", str(got.alert if got else None)[:300])
+    # The same with --tlp green given by the officer: still not the RED update's addressees.
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--tlp", "green", "--lang", "fr",
+                "--headline", "Second convoi vers In Guezzam", net=net)
+    base2 = x.sent_id(r)
+    net.run_until(lambda: dza.got(base2), t.t(10))
+    r = ner.cli("send", "--update", base2, "--tlp", "red", "--to", "LBY", "--lang", "fr", "--headline",
+                "Second convoi : source protégée", net=net)
+    red2 = x.sent_id(r)
+    r = ner.cli("send", "--cancel", red2, "--tlp", "green", "--note", "intercepté aussi", net=net)
+    after_red2 = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: dza.got(after_red2), t.t(10)) and
+            list(dza.inbox[after_red2].alert.addressees) == [],
+            "... and with --tlp green given: the cancel carries no addressee of the RED update either",
+            str(dza.inbox.get(after_red2).alert if dza.inbox.get(after_red2) else None)[:300])
 
     r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber", "--lang", "fr",
                 "--headline", "Rougeole à Diffa", net=net)
