@@ -201,6 +201,21 @@ read_monitor_event(struct local_client *c)
 	return event;
 }
 
+/* One monitor event, read and noted: a handshake that succeeded clears an earlier refusal of this key. */
+static uint16_t
+note_monitor_event(struct local_client *c)
+{
+	uint16_t event = read_monitor_event(c);
+
+	if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+		c->handshake_done = true;
+		c->key_refused = false;
+	} else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+		c->key_refused = true;
+	}
+	return event;
+}
+
 /* Read one frame from the socket, waiting up to timeout_ms.  XBA_ENOTFOUND on timeout; XBA_EPROTO when the
  * connection dropped or the agent refused this officer key (c->key_refused). */
 static int
@@ -222,16 +237,11 @@ read_frame(struct local_client *c, Xba__V1__LocalFrame **out, int timeout_ms, st
 			return xba_error_set(err, XBA_ENOTFOUND, "no answer from the agent at %s", c->endpoint);
 		if (c->monitor == NULL || !(items[1].revents & ZMQ_POLLIN) || (items[0].revents & ZMQ_POLLIN))
 			break;
-		event = read_monitor_event(c);
-		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-			c->handshake_done = true;
-			c->key_refused = false;
+		event = note_monitor_event(c);
+		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
 			continue;
-		}
-		if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-			c->key_refused = true;
+		if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 			return xba_error_set(err, XBA_EPROTO, "the agent at %s refused this officer key", c->endpoint);
-		}
 		return xba_error_set(err, XBA_EPROTO, "the connection to the agent at %s dropped", c->endpoint);
 	}
 	zmq_msg_init(&msg);
@@ -295,7 +305,6 @@ send_within(struct local_client *c, const uint8_t *buf, size_t len, int timeout_
 	for (;;) {
 		zmq_pollitem_t items[2] = { { c->socket, 0, ZMQ_POLLOUT, 0 }, { c->monitor, 0, ZMQ_POLLIN, 0 } };
 		int64_t left = deadline - clock_mono_ms();
-		uint16_t event;
 		int rc;
 
 		if (zmq_send(c->socket, buf, len, ZMQ_DONTWAIT) >= 0)
@@ -311,14 +320,8 @@ send_within(struct local_client *c, const uint8_t *buf, size_t len, int timeout_
 			return xba_error_set(err, XBA_EIO, "waiting for the agent: %s", zmq_strerror(zmq_errno()));
 		if (rc <= 0 || c->monitor == NULL || !(items[1].revents & ZMQ_POLLIN))
 			continue;
-		event = read_monitor_event(c);
-		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-			c->handshake_done = true;
-			c->key_refused = false;
-		} else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-			c->key_refused = true;
+		if (note_monitor_event(c) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 			return key_refused_error(c, err);
-		}
 	}
 }
 
@@ -333,17 +336,10 @@ drain_stale_events(struct local_client *c)
 {
 	while (c->monitor != NULL) {
 		zmq_pollitem_t item = { c->monitor, 0, ZMQ_POLLIN, 0 };
-		uint16_t event;
 
 		if (zmq_poll(&item, 1, 0) <= 0)
 			return;
-		event = read_monitor_event(c);
-		if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-			c->handshake_done = true;
-			c->key_refused = false;
-		} else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-			c->key_refused = true;
-		}
+		note_monitor_event(c);
 	}
 }
 
