@@ -166,17 +166,23 @@ clock_format_rfc3339(int64_t ms, char *out, size_t size)
 char *
 clock_format_span(int64_t ms, char *out, size_t size)
 {
-	uint64_t s = (ms < 0 ? (uint64_t)-(ms + 1) + 1 : (uint64_t)ms) / 1000;
+	/* Every span shown is a measured clock offset, a round trip's worth off either way: a clock set 2 h ahead
+	 * measures 7 199 800 ms, and truncating said "1 h 59 min".  Rounded to the last unit shown, it says 2 h. */
+	uint64_t abs_ms = ms < 0 ? (uint64_t)-(ms + 1) + 1 : (uint64_t)ms;
+	uint64_t n;
 
-	if (s < 60)
-		snprintf(out, size, "%llu s", (unsigned long long)s);
-	else if (s < 3600)
-		snprintf(out, size, "%llu min", (unsigned long long)(s / 60));
-	else if (s < 86400)
-		snprintf(out, size, "%llu h %llu min", (unsigned long long)(s / 3600), (unsigned long long)(s % 3600 / 60));
-	else
-		snprintf(out, size, "%llu days %llu h", (unsigned long long)(s / 86400),
-		    (unsigned long long)(s % 86400 / 3600));
+	if (abs_ms < 59500) {
+		snprintf(out, size, "%llu s", (unsigned long long)((abs_ms + 500) / 1000));
+	} else if (abs_ms < 3570000) {
+		snprintf(out, size, "%llu min", (unsigned long long)((abs_ms + 30000) / 60000));
+	} else if (abs_ms < 86370000) {
+		n = (abs_ms + 30000) / 60000;
+		snprintf(out, size, "%llu h %llu min", (unsigned long long)(n / 60), (unsigned long long)(n % 60));
+	} else {
+		n = (abs_ms + 1800000) / 3600000;
+		snprintf(out, size, "%llu %s %llu h", (unsigned long long)(n / 24), n / 24 == 1 ? "day" : "days",
+		    (unsigned long long)(n % 24));
+	}
 	return out;
 }
 

@@ -34,7 +34,8 @@ int clock_parse_rfc3339(const char *text, int64_t *out_ms);
 /* Format as "YYYY-MM-DDTHH:MM:SS[.mmm]Z" into out (>= 32 bytes); milliseconds only when not zero.  Returns out. */
 char *clock_format_rfc3339(int64_t ms, char *out, size_t size);
 
-/* A length of time for people, its sign dropped: "45 s", "12 min", "2 h 5 min", "3 days 4 h".  Returns out. */
+/* A length of time for people, its sign dropped and rounded to the last unit shown: "45 s", "12 min", "2 h 5 min",
+ * "3 days 4 h".  Returns out. */
 char *clock_format_span(int64_t ms, char *out, size_t size);
 
 #endif

@@ -88,7 +88,12 @@ test_span(struct check_state *t)
 {
 	char buf[40];
 
-	CHECK(t, strcmp(clock_format_span(45999, buf, sizeof(buf)), "45 s") == 0);
+	CHECK(t, strcmp(clock_format_span(45999, buf, sizeof(buf)), "46 s") == 0);
+	CHECK(t, strcmp(clock_format_span(45499, buf, sizeof(buf)), "45 s") == 0);
+	CHECK(t, strcmp(clock_format_span(59600, buf, sizeof(buf)), "1 min") == 0);
+	CHECK(t, strcmp(clock_format_span(-7199800, buf, sizeof(buf)), "2 h 0 min") == 0);
+	CHECK(t, strcmp(clock_format_span(86380000, buf, sizeof(buf)), "1 day 0 h") == 0);
+	CHECK(t, strcmp(clock_format_span(86360000, buf, sizeof(buf)), "23 h 59 min") == 0);
 	CHECK(t, strcmp(clock_format_span(-720000, buf, sizeof(buf)), "12 min") == 0);
 	CHECK(t, strcmp(clock_format_span(7500000, buf, sizeof(buf)), "2 h 5 min") == 0);
 	CHECK(t, strcmp(clock_format_span(-46800000, buf, sizeof(buf)), "13 h 0 min") == 0);
