@@ -485,6 +485,12 @@ read_polygons(struct loader *l, const struct ynode *v, const char *apath, Xba__V
 		index_path(ppath, path, i);
 		if ((rc = expect_list(l, pv, ppath, ALERT_MAX_POLYGON_POINTS, "points")) != 0)
 			return rc;
+		/* `polygons: [[lat, lon], ...]` is the commonest slip: one polygon written without its own brackets. */
+		if (pv->count > 0 && pv->items[0]->kind == YNODE_SCALAR)
+			return ydoc_error(l->doc, pv, l->err, ppath,
+			    "expected a polygon (a list of [lat, lon] points), found a list of %zu values: polygons is a "
+			    "list of polygons, so one polygon is written `polygons: [[[lat, lon], [lat, lon], ...]]` or, "
+			    "one polygon per line, `- [[lat, lon], [lat, lon], ...]`", pv->count);
 		if (pv->count < 4)
 			return ydoc_error(l->doc, pv, l->err, ppath,
 			    "a polygon needs at least 4 [lat, lon] points, the last repeating the first (found %zu)",

@@ -309,6 +309,11 @@ test_bad_geometry(struct check_state *st)
 	    XBA_ECONFIG, "t.yaml:4:18: areas[0].polygons[0][1]: expected a [lat, lon] pair, found a map", NULL);
 	refused(st, "areas:\n  - description: x\n    polygons:\n      - [[1, 2], [3, 4], [5, 6], [1, 3]]\n",
 	    XBA_ECONFIG, "t.yaml:4:34: areas[0].polygons[0][3]: polygon not closed", "[1, 2]");
+	refused(st, "areas:\n  - description: x\n    polygons: [[1, 2], [3, 4], [5, 6], [1, 2]]\n", XBA_ECONFIG,
+	    "t.yaml:3:16: areas[0].polygons[0]: expected a polygon (a list of [lat, lon] points), found a list of 2 "
+	    "values: polygons is a list of polygons", "- [[lat, lon], [lat, lon], ...]");
+	refused(st, "areas:\n  - description: x\n    polygons:\n      - [1, 2]\n      - [3, 4]\n", XBA_ECONFIG,
+	    "t.yaml:4:9: areas[0].polygons[0]: expected a polygon", NULL);
 	refused(st, "areas:\n  - description: x\n    polygons:\n      - [[1, 2], [3, 4], [1, 2]]\n", XBA_ECONFIG,
 	    "t.yaml:4:9: areas[0].polygons[0]: a polygon needs at least 4", NULL);
 	refused(st, "areas:\n  - description: x\n    polygons:\n      - [[91, 2], [3, 4], [5, 6], [91, 2]]\n",
