@@ -172,23 +172,14 @@ check_draft(const char *cmd, const Xba__V1__Alert *a)
 	return 0;
 }
 
-/*
- * Whom an accepted alert was withheld from, when the officer will want to know: an addressee they named (a TLP or
- * a deny rule can keep it out, and "accepted: 1 recipient" did not say which), or any node for an update or a
- * cancel (a node kept from it goes on with the version it had).  The broker's track answer, or NULL when none of
- * that applies or it could not be had (the send itself stands; `xba track` says it later).
- */
+/* The broker's track answer for alert_id, or NULL when it could not be had. */
 static Xba__V1__LocalFrame *
-withheld_worth_saying(struct local_client *c, const Xba__V1__Alert *alert, const char *alert_id)
+track_of(struct local_client *c, const char *alert_id)
 {
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
 	Xba__V1__TrackRequest track = XBA__V1__TRACK_REQUEST__INIT;
 	struct xba_error err = { 0 };
 
-	/* A broadcast has its own table (--wait); its updates and cancels are said here like any. */
-	if (alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL &&
-	    (alert->emergency || alert->n_addressees == 0))
-		return NULL;
 	track.alert_id = (char *)alert_id;
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK;
 	req.track = &track;
@@ -202,18 +193,83 @@ withheld_worth_saying(struct local_client *c, const Xba__V1__Alert *alert, const
 	return reply;
 }
 
-/* Is this withheld node one the officer should hear about (withheld_worth_saying)? */
-static bool
-withheld_matters(const Xba__V1__Alert *alert, const Xba__V1__RecipientState *rs)
+/*
+ * Whom an accepted alert was withheld from, when the officer will want to know: an addressee they named (a TLP or
+ * a deny rule can keep it out, and "accepted: 1 recipient" did not say which), or, for an update or a cancel, a
+ * node that has (or, queued, will have) a version it replaces: that node goes on with the version it had.  Which
+ * nodes hold the earlier versions comes from the broker's track answers for the alert's references; when one of
+ * them cannot be had, every withheld node is named with "if it had the alert".
+ */
+struct withheld_report {
+	Xba__V1__LocalFrame *tracked;  /* the broker's track answer for the new alert; NULL: nothing to say */
+	Xba__V1__LocalFrame *earlier[ALERT_MAX_REFERENCES]; /* track answers for alert->references, in order */
+	size_t n_earlier;
+	bool earlier_known;            /* every reference was tracked */
+};
+
+enum withheld_kind {
+	WITHHELD_NOT_WORTH_SAYING,
+	WITHHELD_ADDRESSEE,            /* an addressee of the alert */
+	WITHHELD_HOLDER,               /* has or will have an earlier version */
+	WITHHELD_MAYBE_HOLDER,         /* update/cancel, and who holds the earlier versions is not known */
+};
+
+static void
+withheld_report_build(struct local_client *c, const Xba__V1__Alert *alert, const char *alert_id,
+    struct withheld_report *r)
+{
+	bool replaces = alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ||
+	    alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+
+	memset(r, 0, sizeof(*r));
+	/* A broadcast has its own table (--wait); its updates and cancels are said here like any. */
+	if (!replaces && (alert->emergency || alert->n_addressees == 0))
+		return;
+	if ((r->tracked = track_of(c, alert_id)) == NULL || !replaces)
+		return;
+	r->earlier_known = true;
+	for (size_t i = 0; i < alert->n_references && i < ALERT_MAX_REFERENCES; i++) {
+		if ((r->earlier[i] = track_of(c, alert->references[i])) == NULL)
+			r->earlier_known = false;
+		r->n_earlier = i + 1;
+	}
+}
+
+static void
+withheld_report_free(struct withheld_report *r)
+{
+	local_frame_free(r->tracked);
+	for (size_t i = 0; i < r->n_earlier; i++)
+		local_frame_free(r->earlier[i]);
+	memset(r, 0, sizeof(*r));
+}
+
+static enum withheld_kind
+withheld_kind(const Xba__V1__Alert *alert, const struct withheld_report *r, const Xba__V1__RecipientState *rs)
 {
 	if (rs->state != XBA__V1__DELIVERY_STATE__DELIVERY_STATE_WITHHELD)
-		return false;
-	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
-		return true;
+		return WITHHELD_NOT_WORTH_SAYING;
 	for (size_t i = 0; i < alert->n_addressees; i++)
 		if (strcmp(alert->addressees[i], rs->node_id) == 0)
-			return true;
-	return false;
+			return WITHHELD_ADDRESSEE;
+	if (alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+		return WITHHELD_NOT_WORTH_SAYING;
+	if (!r->earlier_known)
+		return WITHHELD_MAYBE_HOLDER;
+	for (size_t i = 0; i < r->n_earlier; i++) {
+		const Xba__V1__TrackReply *tr = r->earlier[i]->track_reply;
+
+		for (size_t k = 0; k < tr->n_recipients; k++) {
+			Xba__V1__DeliveryState st = tr->recipients[k]->state;
+
+			if (strcmp(tr->recipients[k]->node_id, rs->node_id) == 0 &&
+			    (st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_QUEUED ||
+			     st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED ||
+			     st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED))
+				return WITHHELD_HOLDER;
+		}
+	}
+	return WITHHELD_NOT_WORTH_SAYING;
 }
 
 /*
@@ -413,8 +469,12 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 		    ev->publish_event->state != XBA__V1__PUBLISH_STATE__PUBLISH_STATE_QUEUED) {
 			const Xba__V1__PublishEvent *pe = ev->publish_event;
 			bool accepted = pe->state == XBA__V1__PUBLISH_STATE__PUBLISH_STATE_ACCEPTED;
-			Xba__V1__LocalFrame *tracked = accepted ? withheld_worth_saying(c, alert, alert_id) : NULL;
-			const Xba__V1__TrackReply *tr = tracked != NULL ? tracked->track_reply : NULL;
+			struct withheld_report report = { 0 };
+			const Xba__V1__TrackReply *tr;
+
+			if (accepted)
+				withheld_report_build(c, alert, alert_id, &report);
+			tr = report.tracked != NULL ? report.tracked->track_reply : NULL;
 
 			if (json) {
 				struct jsonw w;
@@ -429,11 +489,15 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 				if (tr != NULL) {
 					jsonw_array_begin(&w, "withheld");
 					for (size_t i = 0; i < tr->n_recipients; i++) {
-						if (!withheld_matters(alert, tr->recipients[i]))
+						enum withheld_kind kind = withheld_kind(alert, &report, tr->recipients[i]);
+
+						if (kind == WITHHELD_NOT_WORTH_SAYING)
 							continue;
 						jsonw_object_begin(&w, NULL);
 						jsonw_string(&w, "node_id", tr->recipients[i]->node_id);
 						jsonw_string(&w, "rule", tr->recipients[i]->rule);
+						jsonw_string(&w, "why", kind == WITHHELD_ADDRESSEE ? "addressee"
+						    : kind == WITHHELD_HOLDER ? "has_earlier_version" : "may_have_earlier_version");
 						jsonw_object_end(&w);
 					}
 					jsonw_array_end(&w);
@@ -445,13 +509,15 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 				    pe->recipients == 0 ? " -- WARNING: the rules chose nobody; no one will receive it" : "");
 				for (size_t i = 0; tr != NULL && i < tr->n_recipients; i++) {
 					const Xba__V1__RecipientState *rs = tr->recipients[i];
+					enum withheld_kind kind = withheld_kind(alert, &report, rs);
 
-					if (!withheld_matters(alert, rs))
-						continue;
-					if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ALERT)
+					if (kind == WITHHELD_ADDRESSEE)
 						printf("WARNING: %s, an addressee, will not receive it: withheld by %s\n",
 						    rs->node_id, rs->rule);
-					else
+					else if (kind == WITHHELD_HOLDER)
+						printf("WARNING: not sent to %s (withheld by %s): it has an earlier version and "
+						       "keeps it\n", rs->node_id, rs->rule);
+					else if (kind == WITHHELD_MAYBE_HOLDER)
 						printf("WARNING: not sent to %s (withheld by %s): if it had the alert, it keeps "
 						       "the version it had\n", rs->node_id, rs->rule);
 				}
@@ -461,7 +527,7 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 				    pe->message ? pe->message : "");
 			}
 			status = accepted ? (pe->recipients > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED) : CLI_EXIT_FAILED;
-			local_frame_free(tracked);
+			withheld_report_free(&report);
 			local_frame_free(ev);
 			ev = NULL;
 			break;

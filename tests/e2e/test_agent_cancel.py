@@ -254,8 +254,18 @@ def main(t):
                 if j.get("state") == "withheld"}
     t.check(r.rc == 0 and "WHO-AFRO" in withheld, "its update at AMBER+STRICT is withheld from the observer",
             str(withheld))
-    t.check("WARNING: not sent to WHO-AFRO (withheld by tlp:amber+strict)" in r.out,
-            "... and xba send --update says so at once, not only xba track", r.out)
+    t.check("WARNING: not sent to WHO-AFRO (withheld by tlp:amber+strict): it has an earlier version and keeps it"
+            in r.out, "... and xba send --update says so at once, not only xba track", r.out)
+    # A node withheld every version never had the alert: nothing to warn about (before, every withheld node was
+    # named "if it had the alert", the ones that never had it included).
+    r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber+strict", "--lang", "fr",
+                "--headline", "Rougeole à Diffa", net=net)
+    never = x.sent_id(r)
+    r = ner.cli("send", "--update", never, "--lang", "fr", "--headline", "Rougeole à Diffa : 12 cas", "--json",
+                net=net)
+    accepted = [j for j in r.json() if j.get("state") == "accepted"]
+    t.check(accepted and accepted[0].get("withheld") == [],
+            "an update of an AMBER+STRICT alert: WHO-AFRO, withheld from both versions, is not named", r.out)
     r = ner.cli("send", "--cancel", strict, "--note", "erreur de laboratoire", net=net)
     withdrawn_green = x.sent_id(r)
     t.check(r.rc == 0 and "the cancel goes at TLP green, the widest of the alert's versions (the latest is "
@@ -275,7 +285,8 @@ def main(t):
     r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber+strict", "--to",
                 "TCD,WHO-AFRO", "--lang", "fr", "--headline", "Choléra : second cas à N'Guigmi", "--json", net=net)
     accepted = [j for j in r.json() if j.get("state") == "accepted"]
-    t.check(accepted and accepted[0].get("withheld") == [{"node_id": "WHO-AFRO", "rule": "tlp:amber+strict"}],
+    t.check(accepted and accepted[0].get("withheld") == [{"node_id": "WHO-AFRO", "rule": "tlp:amber+strict",
+                                                          "why": "addressee"}],
             "... and --json lists it under withheld", r.out)
     # A RED update of a GREEN alert, then the cancel: at GREEN (every node that had the alert learns it), and
     # without the RED update's addressees, which would tell the others whom the RED version went to.
