@@ -1552,6 +1552,43 @@ store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_error *e
 }
 
 int
+store_through_alert_id(struct store *s, char *out, size_t size, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_META_GET];
+	int rc;
+
+	assert(s != NULL && out != NULL && size > 0);
+	out[0] = '\0';
+	sqlite3_bind_text(st, 1, "through_alert_id", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *v = sqlite3_column_text(st, 0);
+
+		snprintf(out, size, "%s", v != NULL ? (const char *)v : "");
+	} else if (rc != SQLITE_DONE) {
+		return stmt_fail(s, st, err, "read the delivery cursor's alert id");
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_set_through_alert_id(struct store *s, const char *alert_id, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_META_PUT];
+	int rc;
+
+	if ((rc = batch_ready(s, err, "store the delivery cursor's alert id")) != 0)
+		return rc;
+	sqlite3_bind_text(st, 1, "through_alert_id", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, alert_id != NULL ? alert_id : "", -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, "store the delivery cursor's alert id");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
 store_prune(struct store *s, int64_t cutoff_ms, size_t max_rows, struct store_pruned *out, struct xba_error *err)
 {
 	static const enum stmt_id ids[4] = { ST_PRUNE_INBOX, ST_PRUNE_OUTGOING, ST_PRUNE_RECEIPTS,

@@ -248,6 +248,14 @@ int store_highest_held(struct store *s, uint64_t limit, uint64_t *out, struct xb
 int store_through_seq(struct store *s, uint64_t *out, struct xba_error *err);
 /* Inside a transaction. */
 int store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_error *err);
+/*
+ * The alert id journaled at the cursor's seq, as this agent received it ("" when not known: stores before it, a
+ * delivery without a readable id, a cursor reset).  Hello carries it so that a broker whose journal holds another
+ * alert under that seq (restored from a backup, its seqs since used again) can tell the cursor is not its own.
+ */
+int store_through_alert_id(struct store *s, char *out, size_t size, struct xba_error *err);
+/* Inside a transaction. */
+int store_set_through_alert_id(struct store *s, const char *alert_id, struct xba_error *err);
 
 int store_stats(struct store *s, struct store_stats *out, struct xba_error *err);
 

@@ -114,6 +114,7 @@ struct uplink {
 	int64_t nodes_offset_ms;                 /* while the broker suspects its clock: its nodes' median minus it */
 	/* deliveries */
 	uint64_t through_seq;                    /* the cursor: durable, and what the last DeliveryAck said */
+	char through_id[XBA_UUID_LEN + 1];       /* the alert journaled at through_seq, as received ("" unknown) */
 	int64_t window;                          /* deliveries the broker may still send */
 	/* publishing */
 	struct inflight inflight[UPLINK_MAX_INFLIGHT];
@@ -147,6 +148,7 @@ struct uplink {
 	Xba__V1__Frame **receipts;               /* receipt frames of this turn, pushed after commit; owned */
 	size_t n_receipts, cap_receipts;
 	uint64_t turn_through;                   /* the cursor this turn's commit will make durable */
+	char turn_through_id[XBA_UUID_LEN + 1];  /* and the alert journaled at that seq */
 	bool credit_exceeded;                    /* a Deliver arrived with the window at 0 */
 	bool report_releases;                    /* the store may hold releases the broker was not told of */
 	bool repeat_releases;                    /* a new session: tell the broker again of recent releases */
@@ -381,6 +383,7 @@ send_hello(struct agent *agent)
 	hello.protocol_version = XBA_PROTOCOL_VERSION;
 	hello.node_id = agent->config->node_id;
 	hello.resume_after = u->through_seq;
+	hello.resume_after_alert_id = u->through_id;
 	hello.credit = (uint32_t)agent->config->credit;
 	hello.software = AGENT_SOFTWARE;
 	hello.deliver_batches = true; /* a DeliverBatch is handled Deliver by Deliver (dispatch below) */
@@ -751,11 +754,13 @@ delivery_begin(struct agent *agent, uint64_t seq, bool emergency)
 
 /* The delivery in p is stored (inbox or quarantine) in this turn's transaction: it joins the turn. */
 static void
-delivery_end(struct uplink *u, const struct delivered *p)
+delivery_end(struct uplink *u, const struct delivered *p, const char *alert_id)
 {
 	/* §2.5: cumulative over non-emergency deliveries, stored in arrival order; emergencies are listed. */
-	if (!p->emergency && p->seq > u->turn_through)
+	if (!p->emergency && p->seq > u->turn_through) {
 		u->turn_through = p->seq;
+		snprintf(u->turn_through_id, sizeof(u->turn_through_id), "%s", alert_id != NULL ? alert_id : "");
+	}
 	u->n_turn++;
 }
 
@@ -768,6 +773,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 	struct xba_error err = { 0 }, werr = { 0 };
 	struct delivered *p;
 	int64_t now = clock_now_ms();
+	char delivered_id[XBA_UUID_LEN + 1] = "";
 	uint8_t *bytes;
 	size_t len;
 	int rc;
@@ -787,6 +793,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 		bool inserted = false;
 
 		store_fields_from_alert(opened.alert, &f);
+		snprintf(delivered_id, sizeof(delivered_id), "%s", f.alert_id);
 		if (store_inbox_add(agent->store, &f, bytes, len, d->seq, d->rule, now, &inserted, &werr) != 0) {
 			store_write_failed(u, "inbox", &werr);
 			envelope_opened_clear(&opened);
@@ -809,6 +816,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 			snprintf(id, sizeof(id), "%s", opened.alert->id);
 		else
 			envelope_claimed_id(d->envelope, id);
+		snprintf(delivered_id, sizeof(delivered_id), "%s", id);
 		p->quarantined = true;
 		p->code = frame_error_code_for_alert(rc);
 		agent_error_field(err.msg, p->field, sizeof(p->field));
@@ -824,7 +832,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 	}
 	envelope_opened_clear(&opened);
 	free(bytes);
-	delivery_end(u, p);
+	delivery_end(u, p, delivered_id);
 }
 
 /* A delivery inside a frame that did not decode, whose element does not decode alone either: no envelope could be
@@ -865,7 +873,7 @@ quarantine_malformed(struct agent *agent, const struct frame_delivery_view *v)
 		store_write_failed(u, "quarantine", &werr);
 		return;
 	}
-	delivery_end(u, p);
+	delivery_end(u, p, NULL);
 }
 
 /*
@@ -938,6 +946,7 @@ acknowledge_deliveries(struct agent *agent)
 	if (u->n_turn == 0)
 		return;
 	u->through_seq = u->turn_through;
+	memcpy(u->through_id, u->turn_through_id, sizeof(u->through_id));
 	if ((seqs = calloc(u->n_turn, sizeof(*seqs))) != NULL) {
 		for (size_t i = 0; i < u->n_turn; i++)
 			if (u->turn[i].emergency && u->turn[i].seq > u->through_seq)
@@ -1122,6 +1131,7 @@ clear_turn(struct uplink *u)
 	u->in_transaction = false;
 	u->store_failed = false;
 	u->turn_through = u->through_seq;
+	memcpy(u->turn_through_id, u->through_id, sizeof(u->turn_through_id));
 }
 
 /* Commit this turn's writes, then make them known: to the broker, to the log, to the officers. */
@@ -1136,6 +1146,7 @@ finish_turn(struct agent *agent)
 		if (u->store_failed) {
 			store_rollback(agent->store);
 		} else if (store_set_through_seq(agent->store, u->turn_through, &err) != 0 ||
+		    store_set_through_alert_id(agent->store, u->turn_through_id, &err) != 0 ||
 		    store_commit(agent->store, &err) != 0) {
 			store_write_failed(u, "commit", &err);
 			store_rollback(agent->store);
@@ -1444,6 +1455,27 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->paused = false;
 	u->resume_mono = 0;
 	u->held_refusals = 0;
+	if (w->cursor_unknown && w->acknowledged_through < u->through_seq) {
+		/*
+		 * The broker's journal holds another alert at this agent's cursor seq: it was restored from a backup and
+		 * has since journaled new alerts under the seqs it had lost.  Resuming from the cursor would take those
+		 * new alerts as delivered here.  The broker did not mark anything delivered on the strength of it; the
+		 * cursor goes back to what that journal records this agent acknowledged (before the backup, so the same
+		 * history), and a second Hello from there has everything after it sent; what this agent already holds is
+		 * deduplicated by alert id.
+		 */
+		log_warnx("event=link.cursor_reset broker=%s journal_head=%llu cursor=%llu resume_after=%llu reason=\"the "
+			  "broker's journal holds another alert at this agent's cursor (restored from a backup, its seqs "
+			  "since used again): resuming from what that journal records this agent acknowledged\"",
+		    u->broker_id, (unsigned long long)w->journal_head, (unsigned long long)u->through_seq,
+		    (unsigned long long)w->acknowledged_through);
+		u->through_seq = u->turn_through = w->acknowledged_through;
+		u->through_id[0] = u->turn_through_id[0] = '\0';
+		ensure_transaction(agent); /* finish_turn persists the cursor */
+		if (!send_hello(agent))
+			want_drop(u, "hello-failed", false); /* a new session says Hello from there */
+		return;
+	}
 	if (w->journal_head < u->through_seq) {
 		/*
 		 * The broker's journal is behind this agent's cursor: it was replaced or restored from a backup, or an
@@ -1469,6 +1501,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 			  "this one delivered here): resuming from what this agent holds\"", u->broker_id,
 		    (unsigned long long)w->journal_head, (unsigned long long)u->through_seq, (unsigned long long)held);
 		u->through_seq = u->turn_through = held;
+		u->through_id[0] = u->turn_through_id[0] = '\0';
 		ensure_transaction(agent); /* finish_turn persists the cursor */
 		if (!send_hello(agent))
 			want_drop(u, "hello-failed", false); /* a new session says Hello from there */
@@ -1920,13 +1953,15 @@ uplink_new(struct agent *agent, struct xba_error *err)
 		xba_error_set(err, XBA_ENOMEM, "out of memory");
 		return NULL;
 	}
-	if (store_through_seq(agent->store, &u->through_seq, err) != 0) {
+	if (store_through_seq(agent->store, &u->through_seq, err) != 0 ||
+	    store_through_alert_id(agent->store, u->through_id, sizeof(u->through_id), err) != 0) {
 		free(u);
 		return NULL;
 	}
 	log_quote(u->endpoint_log, sizeof(u->endpoint_log), agent->config->broker);
 	u->state = UPLINK_WAITING;
 	u->turn_through = u->through_seq;
+	memcpy(u->turn_through_id, u->through_id, sizeof(u->turn_through_id));
 	u->backoff_ms = agent->config->reconnect_min_ms;
 	u->publish_backoff_ms = agent->config->reconnect_min_ms;
 	u->max_frame_bytes = FRAME_MAX_BYTES_DEFAULT;

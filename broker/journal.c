@@ -1614,6 +1614,13 @@ journal_mark_released(struct journal *j, const char *node_id, uint64_t seq, int6
 }
 
 int
+journal_delivery_mark(struct journal *j, const char *node_id, uint64_t *through, struct xba_error *err)
+{
+	assert(j != NULL && node_id != NULL && through != NULL);
+	return mark_get(j, node_id, through, err);
+}
+
+int
 journal_alert_brief_get(struct journal *j, uint64_t seq, struct journal_alert_brief *brief, struct xba_error *err)
 {
 	sqlite3_stmt *st = j->st[ST_ALERT_BRIEF];

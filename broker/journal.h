@@ -89,6 +89,10 @@ struct journal_alert_brief {
 	bool emergency;
 };
 
+/* *through = the node's highest delivery mark in this journal (0: none): it acknowledged every ordinary delivery at
+ * or below it. */
+int journal_delivery_mark(struct journal *j, const char *node_id, uint64_t *through, struct xba_error *err);
+
 /* The alert journaled at seq, named for a log line or a receipt (all empty when seq is not in the journal). */
 int journal_alert_brief_get(struct journal *j, uint64_t seq, struct journal_alert_brief *brief,
     struct xba_error *err);

@@ -312,6 +312,38 @@ session_clock_heard(struct server *server, size_t node_index, int64_t time_ms)
 	nodes_clock_update(server);
 }
 
+/*
+ * Is the node's cursor this journal's?  The node names the alert it holds at seq resume_after; a journal that holds
+ * another one there was restored from a backup and has since journaled new alerts under the seqs it had lost, which
+ * the cursor would otherwise mark delivered unseen (operations.md section 7).  Then *unknown, and *acknowledged is
+ * what this journal records the node acknowledged: the node resumes from there.  Nodes before the check send no
+ * alert id, and an entry pruned since cannot be compared: both are taken at their word, as before.
+ */
+static int
+cursor_check(struct server *server, const char *node_id, const Xba__V1__Hello *hello, bool *unknown,
+    uint64_t *acknowledged, struct xba_error *err)
+{
+	struct journal_alert_brief brief;
+	int rc;
+
+	*unknown = false;
+	*acknowledged = 0;
+	if (hello->resume_after_alert_id == NULL || hello->resume_after_alert_id[0] == '\0' ||
+	    hello->resume_after == 0 || hello->resume_after > journal_head(server->journal))
+		return 0;
+	if ((rc = journal_alert_brief_get(server->journal, hello->resume_after, &brief, err)) != 0)
+		return rc;
+	if (brief.alert_id[0] == '\0' || strcmp(brief.alert_id, hello->resume_after_alert_id) == 0)
+		return 0;
+	if ((rc = journal_delivery_mark(server->journal, node_id, acknowledged, err)) != 0)
+		return rc;
+	/* A mark at or past the cursor was not made by this node's history either: resume from the start. */
+	if (*acknowledged >= hello->resume_after)
+		*acknowledged = 0;
+	*unknown = true;
+	return 0;
+}
+
 static void
 session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *hello)
 {
@@ -320,7 +352,9 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
 	Xba__V1__Welcome welcome = XBA__V1__WELCOME__INIT;
 	struct xba_error err = { 0 };
-	uint64_t rewound_from = 0, redeliveries = 0;
+	uint64_t rewound_from = 0, redeliveries = 0, acknowledged = 0;
+	bool cursor_unknown = false;
+	char quoted_id[120];
 
 	/* Each Hello restarts the session and may rewind the node's queue (§2.2, §2.5): a storm of them is work and
 	 * output without end, and with libzmq 4.3.4 a peer that vanishes under it can abort the whole broker. */
@@ -349,8 +383,10 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 		return;
 	}
 	if (server_begin(server, &err) != 0 ||
-	    journal_rewind(server->journal, node->id, hello->resume_after, &rewound_from, &redeliveries, &err) != 0 ||
-	    journal_mark_delivered_through(server->journal, node->id, hello->resume_after, clock_now_ms(), &err) != 0) {
+	    cursor_check(server, node->id, hello, &cursor_unknown, &acknowledged, &err) != 0 ||
+	    (!cursor_unknown &&
+	     (journal_rewind(server->journal, node->id, hello->resume_after, &rewound_from, &redeliveries, &err) != 0 ||
+	      journal_mark_delivered_through(server->journal, node->id, hello->resume_after, clock_now_ms(), &err) != 0))) {
 		char quoted[600];
 
 		log_warnx("event=journal.error node=%s op=resume error=%s", node->id,
@@ -366,6 +402,13 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 			  "what the node was delivered: restored from a backup? its seqs after the head are used again; note "
 			  "the restore (docs/operations.md section 7)\"", node->id, (unsigned long long)hello->resume_after,
 		    (unsigned long long)journal_head(server->journal));
+	if (cursor_unknown && node_log_allowed(server, node_index))
+		log_warnx("event=journal.cursor_mismatch node=%s resume_after=%llu acknowledged_through=%llu "
+			  "node_alert=%s action=\"this journal holds another alert at the node's cursor: restored from a "
+			  "backup and its seqs since used again; the node resumes from what this journal records it "
+			  "acknowledged, and nothing is marked delivered on the strength of its cursor\"", node->id,
+		    (unsigned long long)hello->resume_after, (unsigned long long)acknowledged,
+		    log_quote(quoted_id, sizeof(quoted_id), hello->resume_after_alert_id));
 	if (rewound_from > 0 && node_log_allowed(server, node_index))
 		log_warnx("event=node.rewound node=%s resume_after=%llu acknowledged_through=%llu redeliveries=%llu "
 			  "action=\"its agent no longer has what it acknowledged (a store restored from a backup, or lost): "
@@ -381,7 +424,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	s->credit = hello->credit < (uint64_t)server->config->max_credit ? hello->credit
 									  : (uint64_t)server->config->max_credit;
 
-	s->through_seq = hello->resume_after;
+	s->through_seq = cursor_unknown ? acknowledged : hello->resume_after;
 	s->last_seen_mono = s->last_sent_mono = clock_mono_ms();
 	s->last_seen_wall = clock_now_ms();
 	s->wants_delivery = true;
@@ -400,6 +443,8 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	welcome.rules_version = (char *)rules_version(server->rules);
 	welcome.time_ms = clock_now_ms();
 	welcome.nodes_offset_ms = server->nodes_clock_known ? server->nodes_clock_offset_ms : 0;
+	welcome.cursor_unknown = cursor_unknown;
+	welcome.acknowledged_through = acknowledged;
 	frame.body_case = XBA__V1__FRAME__BODY_WELCOME;
 	frame.welcome = &welcome;
 	server_send(server, node_index, &frame);

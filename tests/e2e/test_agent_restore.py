@@ -9,7 +9,11 @@ and E again: TCD's history holds A, B and E, NER's `xba track` shows TCD deliver
 by an officer, stays acknowledged at the broker and is not sent again (operations.md says so).  Then the
 broker's journal is restored from a backup taken after A: the broker logs event=journal.behind for TCD, whose
 agent resets its cursor, and a new alert still reaches TCD.  Before the fix
-the broker kept its delivery marks over the lower resume_after, and B and E never came back.
+the broker kept its delivery marks over the lower resume_after, and B and E never came back.  Last, the journal is
+restored again while TCD's agent is offline, and NER sends more alerts than the backup lacked before TCD returns:
+the broker sees that TCD's cursor names another alert than its journal holds at that seq (journal.cursor_mismatch)
+and TCD resumes from what the journal records it acknowledged (before, the new alerts were marked delivered and
+never sent).
 
 usage: /usr/bin/python3 tests/e2e/test_agent_restore.py BUILD_DIR SOURCE_ROOT
 """
@@ -104,6 +108,42 @@ def main(t):
             "TCD's agent: link.cursor_reset, back to the broker's head")
     f = send("Convoi F vers Toummo")
     t.check(tcd_has(f), "a new alert after the journal's restore reaches TCD (its seq used a second time)")
+
+    # ---- the journal restored again, TCD's agent offline meanwhile, and back only after the new alerts have
+    # passed its cursor: the journal's head is no longer behind it, and before, the broker took the cursor's word
+    # for the new alerts under the reused seqs (marked delivered, never sent; NER's track said delivered).
+    journal_backup2 = os.path.join(t.dir, "journal-backup-2.sqlite")
+    src, dst = sqlite3.connect(broker.journal_path), sqlite3.connect(journal_backup2)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    gone = [send(f"Convoi G{i} vers Toummo") for i in range(3)]
+    t.check(tcd_has(*gone), "TCD has G0..G2, journaled after the second backup")
+    tcd.stop()
+    broker.stop()
+    _restore(journal_backup2, broker.journal_path)
+    mark = broker.log_size()
+    broker.start()
+    new = [send(f"Convoi H{i} vers Toummo") for i in range(5)]
+    tcd_mark = tcd.log_size()
+    tcd.start()
+    t.check(tcd.wait_link(t.t(15)), "TCD's agent back after the restore: link up")
+    t.check(tcd_has(*new), "TCD has H0..H4, journaled after the restore under seqs its cursor had passed")
+    rec = broker.wait_log(r"event=journal\.cursor_mismatch node=TCD .*", t.t(10), since=mark)
+    t.check(rec is not None, "broker: journal.cursor_mismatch for TCD", broker.log_text(mark)[-800:])
+    t.check(tcd.wait_log(r"event=link\.cursor_reset .*holds another alert", t.t(10), since=tcd_mark) is not None,
+            "TCD's agent: link.cursor_reset, back to what the journal records it acknowledged")
+    t.check(_wait_state(t, ner, new[0], "TCD", "delivered"), "NER's track: TCD delivered H0, and it has it")
+    ids = [x_.get("id") for x_ in tcd.history("--limit", "1000")]
+    t.eq(len(ids), len(set(ids)), "no alert twice in TCD's history")
+    # An ordinary restart after that: the cursor is the journal's own again.
+    mark = broker.log_size()
+    tcd.stop()
+    tcd.start()
+    t.check(tcd.wait_link(t.t(15)), "TCD restarted: link up")
+    last = send("Convoi I vers Toummo")
+    t.check(tcd_has(last), "TCD has I")
+    t.eq(broker.events("journal.cursor_mismatch", since=mark), [], "broker: no cursor mismatch on an ordinary restart")
 
 
 def _restore(backup, live):
