@@ -588,18 +588,24 @@ pause_publishing(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCo
 						     "to the broker's region.yaml\""
 	    : code == XBA__V1__ERROR_CODE__CLOCK_SKEW ? " action=\"fix this machine's clock (NTP)\""
 						  : "");
-	if (!u->paused)
+	/*
+	 * The alert xba status names is the one this pause began with: the oldest in flight, which every later one
+	 * waits behind (the later refusals of the same pause, the newest last, would name the last in line).  Its
+	 * "since" is when the outbox first stopped for this reason: each retry that is refused again keeps it, or a
+	 * broker whose disk has been full for hours would look minutes old.
+	 */
+	if (!u->paused) {
+		if (u->held_behind.alert_id[0] == '\0' || u->held_behind.code != code)
+			u->held_behind.since_ms = clock_now_ms();
+		snprintf(u->held_behind.alert_id, sizeof(u->held_behind.alert_id), "%s", p->alert_id);
+		u->held_behind.code = code;
+		snprintf(u->held_behind.message, sizeof(u->held_behind.message), "%s", message != NULL ? message : "");
 		u->paused_by_emergency = false;
+	}
 	if (p->emergency)
 		u->paused_by_emergency = true;
 	u->paused = true;
 	u->resume_mono = 0;
-	if (strcmp(u->held_behind.alert_id, p->alert_id) != 0 || u->held_behind.code != code) {
-		snprintf(u->held_behind.alert_id, sizeof(u->held_behind.alert_id), "%s", p->alert_id);
-		u->held_behind.code = code;
-		u->held_behind.since_ms = clock_now_ms();
-	}
-	snprintf(u->held_behind.message, sizeof(u->held_behind.message), "%s", message != NULL ? message : "");
 	if (code == XBA__V1__ERROR_CODE__UNKNOWN_KEY)
 		u->publish_backoff_max = true;
 }

@@ -81,6 +81,26 @@ def main(t):
     t.check(r.rc == 1 and "still queued at this agent" in r.err, "xba track of the held alert: still queued here, "
             "not 'the broker has no alert'", repr(r))
 
+    # Two more alerts queue behind it, and the agent retries: the HELD line still names the first (every later one
+    # waits behind it) and says since when the outbox first stopped.  Before, each refusal of a retry named the
+    # newest alert refused and started "since" again, so an outage of hours looked minutes old.
+    since = s.get("outbox_held_since")
+    later = []
+    for i in range(2):
+        r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                    f"Convoi {i} derrière le premier", "--wait", "0")
+        later.append(x.sent_id(r))
+    mark = broker.log_size()
+    t.check(broker.wait_log(rf"event=alert\.rejected node=NER alert={alert_id} .*code=UNKNOWN_KEY", t.t(15),
+                            since=mark) is not None and
+            broker.wait_log(rf"event=alert\.rejected node=NER alert={later[-1]} .*code=UNKNOWN_KEY", t.t(15),
+                            since=mark) is not None,
+            "the agent retries: the broker refuses the first alert and the later ones again", broker.log_text(mark)[-800:])
+    time.sleep(1.5)
+    s = ner.status() or {}
+    t.eq((s.get("outbox_held_alert"), s.get("outbox_held_since"), s.get("outbox_depth")), (alert_id, since, 3),
+         "after the retries, xba status --json still names the first alert, held since the first refusal")
+
     broker.write_region()   # now with NER's second key
     broker.hup()
     s = ner.wait_status(lambda s: s.get("outbox_depth") == 0 and s.get("outbox_held_alert") == "", t.t(20)) or {}
@@ -133,6 +153,39 @@ def main(t):
     ner.start(link=True)
     r = ner.cli("status")
     t.check(r.rc == 0 and "REFUSED:" not in r.out, "the right key back: link up, no REFUSED line", r.out)
+    ner.stop()
+    journal_full(t, region)
+
+
+def journal_full(t, region):
+    """A broker whose journal disk is full answers every publish in flight JOURNAL_UNAVAILABLE (not "held:"), and
+    again at each retry.  Before, the HELD line named the last refused (the newest alert, last in line) and its
+    "since" started again at each retry: an outage of hours looked minutes old."""
+    fake = x.FakeBroker(t)
+    ner = x.Agent(t, region, "NER", fake, name="agent-NER-journal-full")
+    ner.start()
+    t.check(fake.run_until(lambda: ner.events("link.up", since=ner.mark), t.t(15)), "NER behind a fake broker: up")
+    ids = []
+    for i in range(3):
+        r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                    f"Convoi {i} (journal plein)", "--wait", "0")
+        ids.append(x.sent_id(r))
+    answered = 0
+    status = []
+    for _ in range(3):                     # the first sending, then two retries, each refused in full
+        fake.run_until(lambda: len(fake.publishes) >= answered + 3, t.t(15))
+        for p in fake.publishes[answered:]:
+            fake.answer(publish_ack=x.pb.PublishAck(ref=p.ref, result=x.pb.JOURNAL_UNAVAILABLE,
+                                                    message="journal unavailable: database or disk is full"))
+        answered = len(fake.publishes)
+        fake.run_until(lambda: False, 1.2)
+        status.append(ner.status() or {})
+    t.check(answered >= 9, f"the agent sent its 3 alerts, then again after each refusal ({answered} publishes)")
+    t.eq([(s.get("outbox_held_alert"), s.get("outbox_held_code")) for s in status],
+         [(ids[0], "JOURNAL_UNAVAILABLE")] * 3, "xba status names the oldest alert, which the others wait behind")
+    since = [s.get("outbox_held_since") for s in status]
+    t.check(len(set(since)) == 1, "... held since the first refusal, through the retries", str(since))
+    ner.stop()
 
 
 if __name__ == "__main__":
