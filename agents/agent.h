@@ -122,7 +122,19 @@ struct agent {
 	enum key_health pushed_key_health;
 	int64_t key_next_warning_ms;                 /* wall clock: a warning that still holds is repeated daily */
 	struct recheck *recheck;                     /* the quarantine's second look in progress (quarantine.c) */
+	struct {                                     /* the store cannot be written (a full or read-only disk) */
+		char message[400];                   /* the last failure ("" = the last write went through) */
+		int64_t since_ms;                    /* wall clock of the first failure since the last success */
+	} store_problem;
 };
+
+/*
+ * A write to the store failed (op: what it was for) or went through.  While it fails, deliveries are not acknowledged
+ * and the broker's answers not recorded: `xba status` says so, or the officers read a full disk as a flapping link
+ * and delivered alerts as still waiting.
+ */
+void agent_store_failed(struct agent *agent, const char *op, const struct xba_error *err);
+void agent_store_ok(struct agent *agent);
 
 /*
  * The signing key's state now, for the log, `xba status` and `xba watch`: its validity at the signing time

@@ -62,6 +62,22 @@ agent_error_field(const char *message, char *field, size_t size)
 	field[n] = '\0';
 }
 
+void
+agent_store_failed(struct agent *agent, const char *op, const struct xba_error *err)
+{
+	if (agent->store_problem.message[0] == '\0')
+		agent->store_problem.since_ms = clock_now_ms();
+	snprintf(agent->store_problem.message, sizeof(agent->store_problem.message), "%s: %.360s", op,
+	    err != NULL && err->msg[0] != '\0' ? err->msg : "write failed");
+}
+
+void
+agent_store_ok(struct agent *agent)
+{
+	agent->store_problem.message[0] = '\0';
+	agent->store_problem.since_ms = 0;
+}
+
 /* The checks described at the top of this file; *node_out is this node in dir. */
 static int
 check_identity(const struct agent_config *c, const struct directory *dir, const struct signer *signer,

@@ -106,6 +106,9 @@ cmd_status(int argc, char **argv)
 		if (s->clock_offset_known)
 			jsonw_int(&w, "clock_offset_ms", s->clock_offset_ms);
 		jsonw_string(&w, "link_problem", s->link_problem != NULL ? s->link_problem : "");
+		jsonw_string(&w, "store_problem", s->store_problem != NULL ? s->store_problem : "");
+		jsonw_string(&w, "store_problem_since", s->store_problem_since_ms ?
+		    clock_format_rfc3339(s->store_problem_since_ms, t2, sizeof(t2)) : "");
 		jsonw_string(&w, "broker_id", s->broker_id);
 		jsonw_string(&w, "rules_version", s->rules_version);
 		jsonw_int(&w, "outbox_depth", (int64_t)s->outbox_depth);
@@ -142,6 +145,13 @@ cmd_status(int argc, char **argv)
 		putchar('\n');
 		if (!s->link_up && s->link_problem != NULL && s->link_problem[0] != '\0')
 			printf("REFUSED: %s\n", display_clean(s->link_problem, warning, sizeof(warning)));
+		if (s->store_problem != NULL && s->store_problem[0] != '\0')
+			printf("STORE: this agent cannot write its store since %s (%s). Meanwhile deliveries are not "
+			       "acknowledged (the broker sends them again) and the broker's answers to this country's alerts "
+			       "are not recorded (they show as waiting: do not send them again), and the link drops and "
+			       "comes back. Check the disk: full, or read-only (docs/operations.md, \"A full disk\")\n",
+			    s->store_problem_since_ms ? display_time(s->store_problem_since_ms, t2, sizeof(t2)) : "start",
+			    display_clean(s->store_problem, warning, sizeof(warning)));
 		if (display_clock_warning(s, warning, sizeof(warning)) != NULL)
 			printf("%s\n", warning);
 		printf("outbox          %llu waiting for the broker%s\n", (unsigned long long)s->outbox_depth,
@@ -160,8 +170,9 @@ cmd_status(int argc, char **argv)
 		if (display_key_warning(s, warning, sizeof(warning)) != NULL)
 			printf("%s\n", warning);
 	}
-	/* Either way this country cannot do its part: receive, or send. */
-	rc = s->link_up && s->signing_key_problem[0] == '\0' ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+	/* Any of these and this country cannot do its part: receive, or send. */
+	rc = s->link_up && s->signing_key_problem[0] == '\0' && (s->store_problem == NULL || s->store_problem[0] == '\0')
+	    ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 	local_frame_free(reply);
 	return rc;
 }

@@ -729,6 +729,8 @@ seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms,
 	store_fields_from_alert(alert, &f);
 	rc = store_outbox_add(agent->store, &f, envelope, len, clock_now_ms(), NULL, &err);
 	free(envelope);
+	if (rc == 0)
+		agent_store_ok(agent);
 	if (rc == XBA_EDUPLICATE) {
 		*field = "id";
 		snprintf(message, size, "%s; give the new alert a new id", err.msg);
@@ -738,6 +740,7 @@ seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms,
 		char quoted[600];
 
 		log_warnx("event=store.write_failed op=outbox error=%s", log_quote(quoted, sizeof(quoted), err.msg));
+		agent_store_failed(agent, "outbox", &err);
 		*field = "";
 		snprintf(message, size, "the agent could not store the alert durably, so it was NOT queued (%.400s); "
 		    "retry later and tell the focal point", err.msg);
@@ -1017,6 +1020,16 @@ fill_key_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct st
 	reply->signing_key_problem = text->key_problem;
 }
 
+/* The store's last write failure, for `xba status` (agent.h). */
+static void
+fill_store_status(struct agent *agent, Xba__V1__AgentStatusReply *reply)
+{
+	if (agent->store_problem.message[0] == '\0')
+		return;
+	reply->store_problem = agent->store_problem.message;
+	reply->store_problem_since_ms = agent->store_problem.since_ms;
+}
+
 static void
 fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct status_text *text, bool *ok, char *message,
     size_t size)
@@ -1028,6 +1041,7 @@ fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct status
 	reply->node_id = (char *)agent->config->node_id;
 	uplink_status(agent->uplink, reply);
 	fill_key_status(agent, reply, text);
+	fill_store_status(agent, reply);
 	*ok = store_stats(agent->store, &stats, &err) == 0;
 	if (!*ok) {
 		snprintf(message, size, "cannot read %s", err.msg);
@@ -1081,6 +1095,7 @@ handle_status(struct agent *agent, const struct local_peer *peer, uint64_t ref,
 		reply.node_id = (char *)agent->config->node_id;
 		uplink_status(agent->uplink, &reply);
 		fill_key_status(agent, &reply, &text);
+		fill_store_status(agent, &reply);
 		ok = true;
 	} else {
 		fill_status(agent, &reply, &text, &ok, message, sizeof(message));

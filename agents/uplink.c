@@ -248,13 +248,15 @@ ensure_transaction(struct agent *agent)
 }
 
 static void
-store_write_failed(struct uplink *u, const char *op, const struct xba_error *err)
+store_write_failed(struct agent *agent, const char *op, const struct xba_error *err)
 {
+	struct uplink *u = agent->uplink;
 	char quoted[600];
 
 	if (!u->store_failed)
 		log_warnx("event=store.write_failed op=%s error=%s", op, log_quote(quoted, sizeof(quoted), err->msg));
 	u->store_failed = true;
+	agent_store_failed(agent, op, err);
 }
 
 /* ---- session lifecycle ------------------------------------------------------------------------------------ */
@@ -699,7 +701,7 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 			return;
 		}
 		if (rc != 0) {
-			store_write_failed(u, "accepted", &err);
+			store_write_failed(agent, "accepted", &err);
 			return;
 		}
 		u->publish_backoff_ms = agent->config->reconnect_min_ms;
@@ -719,7 +721,7 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		return;
 	rc = store_outbox_refused(agent->store, p.id, ack->result, ack->message, ack->field, clock_now_ms(), &err);
 	if (rc != 0 && rc != XBA_ENOTFOUND) {
-		store_write_failed(u, "refused", &err);
+		store_write_failed(agent, "refused", &err);
 		return;
 	}
 	if (strcmp(u->held_behind.alert_id, p.alert_id) == 0)
@@ -801,7 +803,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 		store_fields_from_alert(opened.alert, &f);
 		snprintf(delivered_id, sizeof(delivered_id), "%s", f.alert_id);
 		if (store_inbox_add(agent->store, &f, bytes, len, d->seq, d->rule, now, &inserted, &werr) != 0) {
-			store_write_failed(u, "inbox", &werr);
+			store_write_failed(agent, "inbox", &werr);
 			envelope_opened_clear(&opened);
 			free(bytes);
 			return;
@@ -830,7 +832,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 		    (unsigned long long)d->seq, id[0] ? id : "(undecodable)", agent->config->node_id, err.msg);
 		if (store_quarantine_add(agent->store, d->seq, (int)p->code, err.msg, id[0] ? id : NULL, d->rule, bytes,
 			len, now, &werr) != 0) {
-			store_write_failed(u, "quarantine", &werr);
+			store_write_failed(agent, "quarantine", &werr);
 			envelope_opened_clear(&opened);
 			free(bytes);
 			return;
@@ -876,7 +878,7 @@ quarantine_malformed(struct agent *agent, const struct frame_delivery_view *v)
 	    agent->config->node_id, why);
 	if (store_quarantine_add(agent->store, v->seq, (int)p->code, why, NULL, v->rule != NULL ? rule : NULL,
 		v->envelope, v->envelope_len, clock_now_ms(), &werr) != 0) {
-		store_write_failed(u, "quarantine", &werr);
+		store_write_failed(agent, "quarantine", &werr);
 		return;
 	}
 	delivery_end(u, p, NULL);
@@ -1154,10 +1156,11 @@ finish_turn(struct agent *agent)
 		} else if (store_set_through_seq(agent->store, u->turn_through, &err) != 0 ||
 		    store_set_through_alert_id(agent->store, u->turn_through_id, &err) != 0 ||
 		    store_commit(agent->store, &err) != 0) {
-			store_write_failed(u, "commit", &err);
+			store_write_failed(agent, "commit", &err);
 			store_rollback(agent->store);
 		} else {
 			committed = true;
+			agent_store_ok(agent);
 		}
 	}
 	if (u->in_transaction && !committed) {
@@ -1273,7 +1276,7 @@ handle_receipt(struct agent *agent, Xba__V1__Frame **framep)
 		return;
 	if (store_receipt_add(agent->store, r->alert_id, r->node_id, (int)r->kind, r->time_ms, r->officer, r->note,
 		&err) != 0) {
-		store_write_failed(u, "receipt", &err);
+		store_write_failed(agent, "receipt", &err);
 		return;
 	}
 	if (!grow((void **)&u->receipts, &u->cap_receipts, u->n_receipts, sizeof(*u->receipts)))
@@ -1358,7 +1361,7 @@ handle_error(struct agent *agent, const Xba__V1__Error *e)
 			if (rc == 0)
 				record_outcome(agent, p.alert_id, false, e->code, 0, 0, e->message, e->field);
 			else if (rc != XBA_ENOTFOUND)
-				store_write_failed(u, "refused", &err);
+				store_write_failed(agent, "refused", &err);
 		}
 	}
 }

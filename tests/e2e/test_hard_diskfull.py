@@ -14,6 +14,8 @@ on the broker via prlimit).  A real xba-agent (NER) publishes; Python nodes DZA 
    seq, journal_head >= every acknowledged seq).
 4. RLIMIT_FSIZE (prlimit --fsize on the broker): past the limit the broker must answer JOURNAL_UNAVAILABLE and
    keep running, not die of SIGXFSZ; every acknowledged alert is delivered.
+5. A receiving agent's store on a full tmpfs: `xba status` says STORE (exit 1), not only a flapping link; space
+   back, every alert arrives and the line goes.
 
 usage: /usr/bin/python3 tests/e2e/test_hard_diskfull.py BUILD_DIR SOURCE_ROOT
 """
@@ -268,6 +270,53 @@ def fsize_limit(t, region):
     t.check(not lost, f"RLIMIT_FSIZE: all {len(ok_ids)} acknowledged alerts delivered (nothing acked was lost)",
             f"{len(lost)} lost")
     broker.stop()
+    agent_store_full(t, region)
+
+
+def agent_store_full(t, region):
+    """5. A receiving agent's store on a full filesystem: it cannot store deliveries, so it acknowledges none and
+    reconnects.  Before, `xba status` showed only a link DOWN (or UP, exit 0) since a few seconds, and the focal
+    point looked at the network; now a STORE line names the store's error since the first failure, exit 1, and
+    `--json` has store_problem.  Space back: every alert arrives, and the line goes."""
+    mnt = os.path.join(t.dir, "tcd-store")
+    os.makedirs(mnt)
+    r = run("mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", mnt)
+    if not t.check(r.returncode == 0, "a 1 MiB tmpfs for DZA's store", r.stderr.strip()):
+        return
+    t.defer(lambda: run("umount", "-l", mnt))
+    broker = x.Broker(t, region, RULES, name="broker-storefull").start()
+    ner = x.Agent(t, region, "NER", broker, name="agent-NER-storefull").start(link=True)
+    tcd = x.Agent(t, region, "DZA", broker, name="agent-DZA-storefull", reconnect_min_ms=200, reconnect_max_ms=1000)
+    tcd.store_path = os.path.join(mnt, "store.db")
+    tcd.write_config()
+    tcd.start(link=True)
+    filler = os.path.join(mnt, "filler")
+    fill(filler)
+    mark = tcd.log_size()
+    ids = []
+    for i in range(2):
+        r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                    f"Convoi {i} (disque plein à Alger)", "--description", "D" * 3000)
+        ids.append(x.sent_id(r))
+    t.check(tcd.wait_log(r"event=store\.(write_failed|batch_failed)", t.t(15), since=mark) is not None,
+            "DZA's agent cannot store the deliveries (store.write_failed)", tcd.log_text(mark)[-600:])
+    r = tcd.cli("status")
+    t.check(r.rc == 1 and "STORE: this agent cannot write its store since" in r.out and "full" in r.out,
+            "xba status at DZA: a STORE line naming the store's error, exit 1", repr(r))
+    s = tcd.status() or {}
+    t.check(s.get("store_problem", "") != "" and s.get("store_problem_since", "") != "",
+            "xba status --json: store_problem and store_problem_since", str(s))
+    os.unlink(filler)
+    end = time.monotonic() + t.t(30)
+    while time.monotonic() < end and not {h.get("id") for h in tcd.history()} >= set(ids):
+        time.sleep(0.3)
+    t.check({h.get("id") for h in tcd.history()} >= set(ids), "space back: both alerts reach DZA by themselves")
+    s = tcd.wait_status(lambda s: s.get("store_problem") == "", t.t(10)) or {}
+    r = tcd.cli("status")
+    t.check(s.get("store_problem") == "" and "STORE:" not in r.out, "... and the STORE line goes", r.out)
+    tcd.stop()
+    ner.stop()
+    broker.stop()
 
 
 def signal_name(rc):
@@ -283,4 +332,4 @@ if __name__ == "__main__":
         # Mounting a tmpfs and creating network namespaces need root (CI runs as root); 77 is meson's "skipped".
         print("skipped: needs root")
         sys.exit(77)
-    x.main(main, deadline_s=88)
+    x.main(main, deadline_s=150)
