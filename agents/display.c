@@ -126,7 +126,14 @@ display_held_outbox(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
 		todo = "this country sends faster than the broker's rate limit: it goes on by itself";
 		break;
 	case XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE:
-		todo = "the broker cannot write its journal (disk full?): tell the secretariat; it goes on by itself";
+		/* One code for a full disk, which clears by itself, and a damaged file, which does not: the broker's
+		 * reason says which (broker/journal.c db_error). */
+		if (s->outbox_held_reason != NULL && strstr(s->outbox_held_reason, "journal file is damaged") != NULL)
+			todo = "the broker's journal file is damaged: tell the secretariat, who must restore it from a "
+			       "checked backup (docs/operations.md section 7); alerts from here wait until then";
+		else
+			todo = "the broker cannot write its journal (disk full?): tell the secretariat; it goes on by "
+			       "itself";
 		break;
 	default:
 		todo = "it is retried with backoff";

@@ -459,6 +459,11 @@ db_error(struct journal *j, struct xba_error *err, const char *op)
 	int ext = sqlite3_extended_errcode(j->db), primary = ext & 0xff, code, sys = 0;
 
 	code = primary == SQLITE_NOMEM ? XBA_ENOMEM : XBA_EIO;
+	/* A damaged file does not mend by itself as a full disk does once space is freed: say so, and what to do,
+	 * in the message every refused publish and its log line carry. */
+	if (primary == SQLITE_CORRUPT)
+		return xba_error_set(err, XBA_EDAMAGED, "journal %s: %s: %s: the journal file is damaged: restore it "
+		    "from a checked backup (docs/operations.md section 7)", j->path, op, sqlite3_errmsg(j->db));
 	if (primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN)
 		sys = sqlite3_system_errno(j->db);
 	if (primary == SQLITE_IOERR)

@@ -37,6 +37,7 @@ xba_strerror(int code)
 	case XBA_ENOTFOUND: return "not-found";
 	case XBA_ECRYPTO: return "crypto-failure";
 	case XBA_EPROTO: return "protocol-error";
+	case XBA_EDAMAGED: return "damaged-file";
 	}
 	return "unknown-error";
 }

@@ -46,6 +46,7 @@ enum xba_err {
 	XBA_ENOTFOUND = -22,      /* a lookup found nothing */
 	XBA_ECRYPTO = -23,        /* the crypto library failed in a way that is not the input's fault */
 	XBA_EPROTO = -24,         /* a frame that is well-formed but wrong here (type, order, version) */
+	XBA_EDAMAGED = -25,       /* a file whose own structure is broken: SQLite says "malformed", or a cut header */
 };
 
 #define XBA_ERROR_MSG_MAX 512

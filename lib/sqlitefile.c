@@ -29,8 +29,15 @@ create_private(const char *kind, const char *path, struct xba_error *err)
 static int
 failed(const struct sqlitefile_options *o, const char *path, sqlite3 *db, const char *op, struct xba_error *err)
 {
-	return xba_error_set(err, sqlite3_errcode(db) == SQLITE_NOMEM ? XBA_ENOMEM : XBA_EIO, "%s %s: %s: %s",
-	    o->kind, path, op, sqlite3_errmsg(db));
+	int primary = sqlite3_errcode(db) & 0xff;
+
+	/* Damage found at start-up: the file must be replaced, which no restart does.  (SQLITE_NOTADB, no SQLite
+	 * header at all, is the wrong file named, not a damaged one.) */
+	if (primary == SQLITE_CORRUPT)
+		return xba_error_set(err, XBA_EDAMAGED, "%s %s: %s: %s: the %s file is damaged: restore it from a "
+		    "checked backup (docs/operations.md section 7)", o->kind, path, op, sqlite3_errmsg(db), o->kind);
+	return xba_error_set(err, primary == SQLITE_NOMEM ? XBA_ENOMEM : XBA_EIO, "%s %s: %s: %s", o->kind, path, op,
+	    sqlite3_errmsg(db));
 }
 
 /* journal_mode answers with the mode it got: a file system without shared memory silently stays in rollback
