@@ -51,6 +51,7 @@ audit_usage(FILE *out)
 	    "                        [--agent-records] [--json]\n"
 	    "\n"
 	    "Check the broker's journal JOURNAL (a copy, or the live file: it is only read):\n"
+	    "  - that SQLite finds the file undamaged (its integrity_check: every page, table and index);\n"
 	    "  - that every entry's hash chains to the one before (nothing altered, inserted or deleted);\n"
 	    "  - with --region, that every journaled alert carries a valid signature of its origin's key in\n"
 	    "    REGION.yaml and that the journal's columns say what the signed alert says;\n"
@@ -71,7 +72,8 @@ audit_usage(FILE *out)
 	    "  --json          print one JSON object instead of text\n"
 	    "%s"
 	    "\n"
-	    "exit status: 0 every check passed, 1 a check failed, 2 wrong arguments or unreadable files\n",
+	    "exit status: 0 every check passed, 1 a check failed or the journal is damaged (TAMPERED OR DAMAGED),\n"
+	    "2 wrong arguments, or a file that cannot be read or is not an XBA journal\n",
 	    AUDIT_FILES_MAX, local_target_usage);
 }
 
@@ -746,20 +748,41 @@ tip_verdict(const struct audit *a, const struct chain_walk_result *r)
 	return a->tip_seq < r->base_seq ? "pruned" : "missing";
 }
 
+/* Where a walk that did not reach the end stopped, for the lines that count what it checked before. */
+static const char *
+walk_stop(const struct chain_walk_result *r, char *out, size_t size)
+{
+	if (r->broken_seq != 0)
+		snprintf(out, size, "the walk stopped at the break at seq %" PRIu64, r->broken_seq);
+	else if (r->checked > 0)
+		snprintf(out, size, "the walk stopped where the file is damaged, after seq %" PRIu64, r->last_seq);
+	else
+		snprintf(out, size, "the walk stopped where the file is damaged, before any entry");
+	return out;
+}
+
+/* damage: SQLite's integrity_check finding, or NULL. */
 static void
 print_text(const char *path, const struct audit *a, const struct chain_walk_result *r, int walk_rc,
-    const char *walk_msg, const char *tip)
+    const char *walk_msg, const char *damage, const char *tip)
 {
-	char hex[2 * CHAIN_HASH_LEN + 1];
+	char hex[2 * CHAIN_HASH_LEN + 1], stop[120];
 
-	if (walk_rc == 0) {
+	if (walk_rc == 0 && damage == NULL) {
 		if (r->checked == 0)
 			printf("journal %s: no entries%s, hash chain intact\n", path, r->base_seq ? " after the prune base" : "");
 		else
 			printf("journal %s: entries %" PRIu64 "..%" PRIu64 " (%" PRIu64 "), hash chain intact\n", path,
 			    r->first_seq, r->last_seq, r->checked);
+	} else if (walk_rc == 0) {
+		/* Every entry chains, and the file is still not one a broker can use: name both. */
+		printf("journal %s: TAMPERED OR DAMAGED: entries %" PRIu64 "..%" PRIu64 " (%" PRIu64 ") chain intact, but "
+		    "%s\n", path, r->first_seq, r->last_seq, r->checked, chain_reason(path, damage));
 	} else {
-		printf("journal %s: TAMPERED OR DAMAGED after %" PRIu64 " good entries: %s\n", path, r->checked, walk_msg);
+		printf("journal %s: TAMPERED OR DAMAGED after %" PRIu64 " good entries: %s\n", path, r->checked,
+		    chain_reason(path, walk_msg));
+		if (damage != NULL)
+			printf("damage: %s\n", chain_reason(path, damage));
 	}
 	if (r->base_seq != 0)
 		printf("pruned: entries up to seq %" PRIu64 " (retention); the first kept entry chains from their hash\n",
@@ -773,9 +796,10 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 	if (a->n_failures > FAILURES_LISTED)
 		printf("... and %" PRIu64 " more\n", a->n_failures - FAILURES_LISTED);
 	if (a->n_dirs > 0)
-		printf("signatures: %" PRIu64 " of %" PRIu64 " verified against the region director%s%s\n",
+		printf("signatures: %" PRIu64 " of %" PRIu64 " verified against the region director%s%s%s%s\n",
 		    a->signatures_ok, a->signatures_ok + a->signatures_failed, a->n_dirs > 1 ? "ies given" : "y",
-		    a->signatures_failed ? "; the others are NOT VALID" : "");
+		    a->signatures_failed ? "; the others are NOT VALID" : "", walk_rc != 0 ? "; " : "",
+		    walk_rc != 0 ? walk_stop(r, stop, sizeof(stop)) : "");
 	if (a->n_pairs > 0) {
 		printf("routing: %" PRIu64 " of %" PRIu64 " entries routed by rules version", a->routes_ok + a->routes_failed,
 		    a->routes_ok + a->routes_failed + a->routes_unchecked);
@@ -787,7 +811,11 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 			printf(", %" PRIu64 " not checkable (signature not valid, or the alert an ACK acknowledges or "
 			    "an update or cancel supersedes was pruned)", a->routes_unchecked);
 		printf("\n");
-		if (a->routes_ok + a->routes_failed == 0)
+		/* After a break, what was not routed is what the walk never reached, not what these rules never
+		 * routed. */
+		if (walk_rc != 0)
+			printf("routing: %s: the entries from there on are NOT CHECKED\n", walk_stop(r, stop, sizeof(stop)));
+		else if (a->routes_ok + a->routes_failed == 0)
 			printf("routing: NOTHING CHECKED: %s\n", a->routes_unchecked > 0 ? "no entry routed by this rules file "
 			    "could be checked" : "no entry was routed by this rules file");
 		for (size_t i = 0; i < a->n_versions; i++)
@@ -836,7 +864,7 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 
 static void
 print_json(const char *path, const struct audit *a, const struct chain_walk_result *r, int walk_rc,
-    const char *walk_msg, const char *tip, bool ok)
+    const char *walk_msg, const char *damage, const char *tip, bool ok)
 {
 	struct jsonw w;
 	char hex[2 * CHAIN_HASH_LEN + 1];
@@ -845,6 +873,9 @@ print_json(const char *path, const struct audit *a, const struct chain_walk_resu
 	jsonw_string(&w, "journal", path);
 	jsonw_bool(&w, "ok", ok);
 	jsonw_bool(&w, "chain_intact", walk_rc == 0);
+	jsonw_bool(&w, "damaged", walk_rc == XBA_EDAMAGED || damage != NULL);
+	if (damage != NULL)
+		jsonw_string(&w, "damage", chain_reason(path, damage));
 	jsonw_int(&w, "entries", (int64_t)r->checked);
 	jsonw_int(&w, "first_seq", (int64_t)r->first_seq);
 	jsonw_int(&w, "last_seq", (int64_t)r->last_seq);
@@ -852,7 +883,7 @@ print_json(const char *path, const struct audit *a, const struct chain_walk_resu
 	if (walk_rc != 0) {
 		jsonw_int(&w, "broken_seq", (int64_t)r->broken_seq);
 		jsonw_string(&w, "error", xba_strerror(walk_rc));
-		jsonw_string(&w, "message", walk_msg);
+		jsonw_string(&w, "message", chain_reason(path, walk_msg));
 	} else {
 		jsonw_int(&w, "tip_seq", (int64_t)(r->checked ? r->last_seq : r->base_seq));
 		jsonw_string(&w, "tip_hash", encoding_hex(r->tip, CHAIN_HASH_LEN, hex));
@@ -959,13 +990,13 @@ audit_verify(int argc, char **argv)
 	struct local_target target;
 	const char *regions[AUDIT_FILES_MAX], *rules_paths[AUDIT_FILES_MAX], *path, *tip = NULL;
 	size_t n_regions = 0, n_rules_paths = 0;
-	struct xba_error err = { 0 }, walk_err = { 0 };
+	struct xba_error err = { 0 }, walk_err = { 0 }, check_err = { 0 };
 	struct chain_walk_result result;
 	struct audit *a;
 	struct chain *chain = NULL;
 	sqlite3 *db = NULL;
-	bool json = false, agent_records = false, ok;
-	int opt, rc;
+	bool json = false, agent_records = false, immutable = false, ok;
+	int opt, rc, check_rc = 0;
 
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return cli_usage_error("audit: out of memory");
@@ -1041,11 +1072,25 @@ audit_verify(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (chain_open_readonly(path, &db, &err) != 0 || (chain = chain_new(path, &err)) == NULL ||
+	memset(&result, 0, sizeof(result));
+	a->walk = &result;
+	rc = chain_open_readonly(path, &db, &immutable, &err);
+	if (rc == XBA_EDAMAGED) {
+		/* SQLite's header on a body that does not parse: a verdict on the file, not the wrong file given. */
+		walk_err = err;
+		goto verdict;
+	}
+	rc = CLI_EXIT_USAGE;
+	if (db == NULL || (chain = chain_new(path, &err)) == NULL ||
 	    (a->n_pairs > 0 && routing_check_open(a, db, path, &err) != 0)) {
 		cli_usage_error("audit verify: %s", err.msg);
 		goto out;
 	}
+	if (immutable)
+		fprintf(stderr, "xba: audit verify: note: journal %s: read as immutable, without locks, because SQLite "
+		    "cannot create %s-shm beside it (a directory this account may not write): right for a copy, which "
+		    "nothing writes; audit a journal a broker is writing as an account that may write its directory\n",
+		    path, path);
 	if (agent_records) {
 		if ((rc = load_records(a, &target)) != 0)
 			goto out;
@@ -1056,15 +1101,22 @@ audit_verify(int argc, char **argv)
 			goto out;
 		}
 	}
-	a->walk = &result;
 	/* One read transaction: both tables from one snapshot while the broker may be writing the live file. */
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
 		cli_usage_error("audit verify: journal %s: cannot read: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
 	rc = chain_walk(chain, db, visit_entry, a, &result, &walk_err);
+	/* In the same snapshot: also after a break, where damage is what may have broken the chain. */
+	if (rc == 0 || rc == XBA_EDECODE || rc == XBA_EDAMAGED)
+		check_rc = chain_check_file(chain, db, &check_err);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	if (rc != 0 && rc != XBA_EDECODE) {
+	if (check_rc != 0 && check_rc != XBA_EDAMAGED && rc == 0) {
+		cli_usage_error("audit verify: %s", check_err.msg);
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (rc != 0 && rc != XBA_EDECODE && rc != XBA_EDAMAGED) {
 		/* Not a verdict on the journal: the file could not be read to the end. */
 		cli_usage_error("audit verify: %s", walk_err.msg);
 		rc = CLI_EXIT_USAGE;
@@ -1077,14 +1129,15 @@ audit_verify(int argc, char **argv)
 		records_missing_before(a, last + 1, result.base_seq);
 		a->records_after = a->n_records - a->next_record;
 	}
+verdict:
 	if (a->tip_seq != 0)
 		tip = tip_verdict(a, &result);
-	ok = rc == 0 && a->n_failures == 0 && (tip == NULL || strcmp(tip, "match") == 0) &&
+	ok = rc == 0 && check_rc == 0 && a->n_failures == 0 && (tip == NULL || strcmp(tip, "match") == 0) &&
 	    (a->n_pairs == 0 || a->routes_ok > 0 || result.checked == 0);
 	if (json)
-		print_json(path, a, &result, rc, walk_err.msg, tip, ok);
+		print_json(path, a, &result, rc, walk_err.msg, check_rc == XBA_EDAMAGED ? check_err.msg : NULL, tip, ok);
 	else
-		print_text(path, a, &result, rc, walk_err.msg, tip);
+		print_text(path, a, &result, rc, walk_err.msg, check_rc == XBA_EDAMAGED ? check_err.msg : NULL, tip);
 	rc = ok ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 out:
 	audit_free(a);

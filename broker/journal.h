@@ -215,7 +215,8 @@ int journal_mark_acknowledged(struct journal *j, const char *node_id, uint64_t s
 int journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struct journal_track_row *r),
     void *ctx, struct xba_error *err);
 
-/* Recompute the hash chain; XBA_OK, or XBA_EDECODE naming the first sequence whose hash does not match. */
+/* Recompute the hash chain, then run SQLite's integrity_check (chain_check_file); XBA_OK, XBA_EDECODE naming the
+ * first sequence whose hash does not match, or XBA_EDAMAGED naming what SQLite found damaged. */
 int journal_audit_verify(struct journal *j, uint64_t *checked, struct xba_error *err);
 
 /* Delete alerts received before cutoff_ms whose deliveries are all finished (delivered, acknowledged or

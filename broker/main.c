@@ -37,7 +37,8 @@ malloc_keep_heap(void)
 #endif
 }
 
-/* --audit: walk the journal's hash chain; 0 intact, 1 broken or unreadable. */
+/* --audit: walk the journal's hash chain and check the file with SQLite; 0 intact, 1 broken, damaged or
+ * unreadable. */
 static int
 audit_journal(const char *path)
 {
@@ -46,6 +47,11 @@ audit_journal(const char *path)
 	uint64_t checked = 0;
 	int rc;
 
+	if (j == NULL && err.code == XBA_EDAMAGED) {
+		printf("journal %s: TAMPERED OR DAMAGED before any entry was checked: %s\n", path,
+		    chain_reason(path, err.msg));
+		return 1;
+	}
 	if (j == NULL) {
 		fprintf(stderr, "xba-broker: %s\n", err.msg);
 		return 1;
@@ -56,13 +62,13 @@ audit_journal(const char *path)
 		char hex[2 * CHAIN_HASH_LEN + 1];
 
 		journal_tip(j, tip);
-		printf("journal %s: %llu entries, hash chain intact (head %llu)\n", path, (unsigned long long)checked,
-		    (unsigned long long)journal_head(j));
+		printf("journal %s: %llu entries, hash chain intact, file undamaged (head %llu)\n", path,
+		    (unsigned long long)checked, (unsigned long long)journal_head(j));
 		/* The line `xba audit verify --tip` takes as it is, for whoever keeps it out of the secretariat's reach. */
 		printf("tip: seq %llu hash %s\n", (unsigned long long)journal_head(j), encoding_hex(tip, CHAIN_HASH_LEN, hex));
 	} else
 		printf("journal %s: TAMPERED OR DAMAGED after %llu good entries: %s\n", path,
-		    (unsigned long long)checked, err.msg);
+		    (unsigned long long)checked, chain_reason(path, err.msg));
 	journal_close(j);
 	return rc == 0 ? 0 : 1;
 }

@@ -75,13 +75,25 @@ int chain_hash(struct chain *c, const uint8_t prev[CHAIN_HASH_LEN], const struct
 /* Recomputes every entry's hash from a journal's stored columns and delivery rows, in seq order, and compares it
  * with the stored one; also the stored envelope digest, recipient count and previous hash.  The caller holds a
  * read transaction on db so that both tables are read from one snapshot.  0: intact (visit, when not NULL, was
- * called for every entry); XBA_EDECODE with out->broken_seq set: altered, inserted or deleted entry; other
- * negative codes: the file could not be read. */
+ * called for every entry); XBA_EDECODE with out->broken_seq set: altered, inserted or deleted entry; XBA_EDAMAGED:
+ * SQLite found a damaged page after out->checked good entries; other negative codes: the file could not be read. */
 int chain_walk(struct chain *c, sqlite3 *db, chain_visit_fn visit, void *ctx, struct chain_walk_result *out,
     struct xba_error *err);
 
-/* Opens a journal file read-only for an audit (no schema created or upgraded, nothing written), after checking
- * that its schema is one chain_walk reads.  The caller closes *db with sqlite3_close. */
-int chain_open_readonly(const char *path, sqlite3 **db, struct xba_error *err);
+/* SQLite's integrity_check of the whole file, which the walk does not make (it reads no index and no free page);
+ * run by both audits in the walk's read transaction.  0: no damage; XBA_EDAMAGED naming SQLite's first problem
+ * and their count; other negative codes: the check could not run. */
+int chain_check_file(struct chain *c, sqlite3 *db, struct xba_error *err);
+
+/* msg without its leading "journal PATH: ", for a line that names the journal already. */
+const char *chain_reason(const char *path, const char *msg);
+
+/* Opens a journal file read-only for an audit (no schema created or upgraded), after checking that its schema is
+ * one chain_walk reads.  On a WAL-mode file SQLite creates a -shm and an empty -wal beside it if they are absent;
+ * where it cannot (a directory the auditor may not write), the file is read as immutable instead (*immutable set,
+ * when not NULL): right for a copy, wrong for a file a broker is writing.  XBA_EDAMAGED: SQLite's header with a
+ * schema that does not parse, or cut short; XBA_EDECODE: not a journal (an agent's store, no schema version, a
+ * newer schema); XBA_EIO: cannot open or read, not SQLite at all.  The caller closes *db with sqlite3_close. */
+int chain_open_readonly(const char *path, sqlite3 **db, bool *immutable, struct xba_error *err);
 
 #endif

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
@@ -155,6 +156,10 @@ def main(t):
     t.check(rc == 2 and "cannot open" in out and not os.path.exists(os.path.join(t.dir, "no-such.sqlite")),
             "a journal that does not exist: exit 2, and the audit does not create it", f"exit {rc}: {out}")
 
+    damaged_files(t, broker, pristine)
+    read_only_copy(t, broker, pristine)
+    breaks(t, broker, pristine)
+
     db = sqlite3.connect(broker.journal_path)
     db.execute("UPDATE alerts SET origin = 'LBY' WHERE seq = 3")
     db.commit()
@@ -166,6 +171,153 @@ def main(t):
     t.check(rc2 == 1 and "TAMPERED" in out2 and "seq 3" in out2, "xba audit verify agrees: exit 1 naming seq 3",
             f"exit {rc2}: {out2}")
     t.log(out)
+    damaged_journal_refusals(t, region, broker, ner, net, pristine)
+
+
+def spoil_page(path, name):
+    """Overwrite the page of table or index `name` with garbage: one bad sector in a backup."""
+    db = sqlite3.connect(path)
+    page = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    with open(path, "r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(bytes(range(256)) * (size // 256))
+
+
+def broker_audit_of(t, broker, journal):
+    """`xba-broker --audit` on a copy of broker.yaml naming journal (docs/operations.md section 7)."""
+    cfg = os.path.join(broker.dir, "audit.yaml")
+    with open(broker.config_path) as f:
+        text = re.sub(r"(?m)^journal:.*$", f"journal: {journal}", f.read())
+    with open(cfg, "w") as f:
+        f.write(text)
+    r = subprocess.run([t.broker_bin, "--audit", "-c", cfg], capture_output=True, text=True, timeout=t.t(30),
+                       cwd=broker.dir)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def damaged_files(t, broker, pristine):
+    """A damaged file is a verdict (exit 1, TAMPERED OR DAMAGED), not the wrong file (exit 2)."""
+    # One bad sector in the alert-id index: the chain walk reads no index, the broker restored from it could not
+    # look an alert up.  SQLite's integrity_check sees it.
+    bad_index = os.path.join(t.dir, "bad-index.sqlite")
+    shutil.copy(pristine, bad_index)
+    spoil_page(bad_index, "sqlite_autoindex_alerts_1")
+    rc, out = x.audit_verify(t, bad_index, "--region", broker.region_path, "--rules", broker.rules_path)
+    t.check(rc == 1 and "TAMPERED OR DAMAGED" in out and "integrity_check says" in out,
+            "a backup with a damaged index: xba audit verify says TAMPERED OR DAMAGED, naming SQLite's finding, exit 1",
+            f"exit {rc}: {out}")
+    rc, out = broker_audit_of(t, broker, bad_index)
+    t.check(rc == 1 and "TAMPERED OR DAMAGED" in out and "integrity_check says" in out,
+            "the same backup: xba-broker --audit says TAMPERED OR DAMAGED too, exit 1", f"exit {rc}: {out}")
+    rc, out = broker_audit_of(t, broker, pristine)
+    t.check(rc == 0 and "5 entries, hash chain intact, file undamaged" in out,
+            "xba-broker --audit on the intact copy: exit 0", f"exit {rc}: {out}")
+
+    size = os.path.getsize(pristine)
+    for label, cut in (("cut in half", size // 2), ("cut to its first page", 4096), ("cut to 50 bytes", 50)):
+        path = os.path.join(t.dir, "cut-%d.sqlite" % cut)
+        shutil.copy(pristine, path)
+        os.truncate(path, cut)
+        rc, out = x.audit_verify(t, path, "--region", broker.region_path)
+        t.check(rc == 1 and "TAMPERED OR DAMAGED" in out and "damaged" in out and "is it an XBA journal" not in out,
+                f"a journal {label}: TAMPERED OR DAMAGED, exit 1", f"exit {rc}: {out}")
+    garbage = os.path.join(t.dir, "bad-deliveries.sqlite")
+    shutil.copy(pristine, garbage)
+    spoil_page(garbage, "deliveries")
+    rc, out = x.audit_verify(t, garbage, "--json")
+    t.check(rc == 1 and '"damaged":true' in out and '"ok":false' in out,
+            "a garbage page in the deliveries table: --json says damaged, exit 1", f"exit {rc}: {out}")
+    # Still the wrong file, exit 2: not SQLite at all, or an empty file.
+    text = os.path.join(t.dir, "not-sqlite.sqlite")
+    with open(text, "w") as f:
+        f.write("region:\n  id: sahel\n" * 300)
+    rc, out = x.audit_verify(t, text)
+    t.check(rc == 2 and "is it an XBA journal?" in out, "a text file: exit 2, is it an XBA journal?",
+            f"exit {rc}: {out}")
+    empty = os.path.join(t.dir, "empty.sqlite")
+    open(empty, "w").close()
+    rc, out = x.audit_verify(t, empty)
+    t.check(rc == 2 and "not an XBA journal" in out, "an empty file: exit 2, not an XBA journal", f"exit {rc}: {out}")
+
+
+def read_only_copy(t, broker, pristine):
+    """An auditor's account may read the copy and not write beside it: the audit still runs (immutable)."""
+    d = tempfile.mkdtemp(prefix="xba-e2e-audit-ro-")
+    try:
+        copy = os.path.join(d, "journal-copy.sqlite")
+        shutil.copy(pristine, copy)
+        for n in ("-wal", "-shm"):
+            if os.path.exists(copy + n):
+                os.remove(copy + n)
+        os.chmod(copy, 0o444)
+        os.chmod(d, 0o555)
+        cmd = [t.xba, "audit", "verify", copy, "--region", broker.region_path]
+        if os.geteuid() == 0:       # root writes anywhere: be an account that may not
+            region = os.path.join(d + "-region.yaml")
+            shutil.copy(broker.region_path, region)
+            os.chmod(region, 0o444)
+            cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", t.xba, "audit", "verify", copy,
+                   "--region", region]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=t.t(60))
+        out = (r.stdout + r.stderr).strip()
+        t.check(r.returncode == 0 and "entries 1..5 (5), hash chain intact" in out and "immutable" in out,
+                "a copy in a directory the auditor may not write: audited (read as immutable, and it says so), exit 0",
+                f"exit {r.returncode}: {out}")
+        t.check(not os.path.exists(copy + "-shm") and not os.path.exists(copy + "-wal"),
+                "nothing was written beside it")
+    finally:
+        os.chmod(d, 0o755)
+        shutil.rmtree(d, ignore_errors=True)
+        if os.path.exists(d + "-region.yaml"):
+            os.remove(d + "-region.yaml")
+
+
+def breaks(t, broker, pristine):
+    """What is printed after a break: the path once, the missing seq, and no 'no entry was routed'."""
+    first = os.path.join(t.dir, "first-altered.sqlite")
+    shutil.copy(pristine, first)
+    db = sqlite3.connect(first)
+    db.execute("UPDATE deliveries SET rule = 'x' WHERE seq = 1")
+    db.commit()
+    db.close()
+    rc, out = x.audit_verify(t, first, "--region", broker.region_path, "--rules", broker.rules_path)
+    t.check(rc == 1 and "TAMPERED OR DAMAGED after 0 good entries" in out and
+            "no entry was routed by this rules file" not in out and "walk stopped at the break at seq 1" in out,
+            "a break at seq 1 with --rules: the walk stopped there, not 'no entry was routed'", f"exit {rc}: {out}")
+    line = next((ln for ln in out.splitlines() if "TAMPERED" in ln), "")
+    t.check(line.count(first) == 1, "the break line names the journal once", line)
+    gap = os.path.join(t.dir, "gap.sqlite")
+    shutil.copy(pristine, gap)
+    db = sqlite3.connect(gap)
+    db.execute("DELETE FROM deliveries WHERE seq = 3")
+    db.execute("DELETE FROM alerts WHERE seq = 3")
+    db.commit()
+    db.close()
+    rc, out = x.audit_verify(t, gap)
+    t.check(rc == 1 and "seq 4" in out and "seq 3 is missing" in out, "a deleted middle entry: the missing seq named",
+            f"exit {rc}: {out}")
+
+
+def damaged_journal_refusals(t, region, broker, ner, net, pristine):
+    """The broker restored from a backup whose alert-id index is damaged: its refusals say that the journal file is
+    damaged and must be restored from a checked backup, not that the disk may be full."""
+    for n in ("", "-wal", "-shm"):
+        if os.path.exists(broker.journal_path + n):
+            os.remove(broker.journal_path + n)
+    shutil.copy(pristine, broker.journal_path)
+    spoil_page(broker.journal_path, "sqlite_autoindex_alerts_1")
+    session = ner.session
+    broker.start()
+    t.check(net.run_until(lambda: ner.session != session and ner.state == "open", t.t(10)),
+            "NER has a new session with the restored broker")
+    a = x.alert("NER", C.SMUGGLING, C.SEVERE, C.AMBER, headline="after a bad restore")
+    ack = ner.publish_wait(region.seal(a))
+    t.check(ack is not None and ack.result == x.pb.JOURNAL_UNAVAILABLE and "journal file is damaged" in ack.message
+            and "operations.md section 7" in ack.message,
+            "the publish is refused JOURNAL_UNAVAILABLE saying the journal file is damaged (restore it)",
+            str(ack))
 
 
 if __name__ == "__main__":

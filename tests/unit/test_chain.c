@@ -1,8 +1,9 @@
 /*
  * test_chain.c — the journal's hash chain (lib/chain.c): the hash of one entry against a vector computed
  * independently from the formula (Python's hashlib, below), and the audit walk over small journal files built here
- * with SQLite itself: intact, pruned, altered, a row deleted; and chain_open_readonly on files that are not
- * journals.  broker/journal.c's own tests (test_journal) cover the walk over journals the broker wrote.
+ * with SQLite itself: intact, pruned, altered, a row deleted, a page damaged (chain_check_file); and
+ * chain_open_readonly on files that are not journals, or are damaged ones.  broker/journal.c's own tests
+ * (test_journal) cover the walk over journals the broker wrote.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -298,6 +299,7 @@ test_walk_tampered(struct check_state *t)
 		{ "DELETE FROM alerts WHERE seq = 2", 2 },                               /* its rows are still there */
 		{ "DELETE FROM alerts WHERE seq = 3", 3 },                               /* the tail: rows left behind */
 		{ "UPDATE alerts SET recipients = 3 WHERE seq = 1", 1 },
+		{ "DELETE FROM deliveries WHERE seq = 2; DELETE FROM alerts WHERE seq = 2", 3 }, /* gone, rows too */
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -316,8 +318,150 @@ test_walk_tampered(struct check_state *t)
 			    (unsigned long long)r.broken_seq, (unsigned long long)cases[i].broken);
 		CHECK(t, r.broken_seq == cases[i].broken);
 		CHECK_CONTAINS(t, err.msg, "hash does not match");
+		/* The broker numbers entries without gaps: a gap before the break is the deleted entry, named. */
+		if (i == sizeof(cases) / sizeof(cases[0]) - 1)
+			CHECK_CONTAINS(t, err.msg, "seq 2 is missing before it");
 		fixture_close(&f);
 	}
+}
+
+/* Overwrites the page of table or index `name` in the fixture's file with garbage (the fixture's connection is
+ * closed first): one bad sector. */
+static int
+spoil_page(struct fixture *f, const char *name)
+{
+	sqlite3_stmt *st;
+	int64_t page = 0, size = 0;
+	char garbage[65536];
+	FILE *file;
+
+	if (sqlite3_prepare_v2(f->db, "SELECT rootpage, (SELECT page_size FROM pragma_page_size) FROM sqlite_master"
+	    " WHERE name = ?1", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		page = sqlite3_column_int64(st, 0);
+		size = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(f->db);
+	f->db = NULL;
+	if (page < 1 || size < 512 || size > (int64_t)sizeof(garbage) || (file = fopen(f->path, "r+b")) == NULL)
+		return -1;
+	for (int64_t i = 0; i < size; i++)
+		garbage[i] = (char)(i * 7 + 3);
+	if (fseek(file, (long)((page - 1) * size), SEEK_SET) != 0 || fwrite(garbage, 1, (size_t)size, file) !=
+	    (size_t)size) {
+		fclose(file);
+		return -1;
+	}
+	return fclose(file) == 0 ? 0 : -1;
+}
+
+/* Walk and integrity_check as both audits run them: one read transaction. */
+static void
+audit_file(const char *path, struct chain *c, int *walk_rc, int *check_rc, struct chain_walk_result *r,
+    struct xba_error *walk_err, struct xba_error *check_err)
+{
+	sqlite3 *db = NULL;
+
+	*walk_rc = *check_rc = -999;
+	if (chain_open_readonly(path, &db, NULL, walk_err) != 0)
+		return;
+	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	*walk_rc = chain_walk(c, db, NULL, NULL, r, walk_err);
+	*check_rc = chain_check_file(c, db, check_err);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+}
+
+static void
+test_damaged(struct check_state *t)
+{
+	struct xba_error walk_err = { 0 }, check_err = { 0 };
+	struct chain_walk_result r;
+	int walk_rc, check_rc;
+	struct fixture f;
+
+	/* Intact: integrity_check finds nothing. */
+	CHECK_CODE(t, fixture_open(&f, 0), 0);
+	CHECK(t, sqlite3_exec(f.db, "CREATE UNIQUE INDEX alerts_id ON alerts (alert_id)", NULL, NULL, NULL) ==
+	    SQLITE_OK);
+	for (uint64_t seq = 1; seq <= 3; seq++)
+		CHECK_CODE(t, fixture_append(&f, seq, "envelope"), 0);
+	audit_file(f.path, f.chain, &walk_rc, &check_rc, &r, &walk_err, &check_err);
+	CHECK_CODE(t, walk_rc, 0);
+	CHECK_CODE(t, check_rc, 0);
+
+	/* A bad sector in an index the walk never reads: the chain is intact, the file is not. */
+	CHECK_CODE(t, spoil_page(&f, "alerts_id"), 0);
+	audit_file(f.path, f.chain, &walk_rc, &check_rc, &r, &walk_err, &check_err);
+	CHECK_CODE(t, walk_rc, 0);
+	CHECK(t, r.checked == 3);
+	CHECK_CODE(t, check_rc, XBA_EDAMAGED);
+	CHECK_CONTAINS(t, check_err.msg, "the file is damaged: SQLite's integrity_check says: ");
+	CHECK_CONTAINS(t, check_err.msg, f.path);
+	fixture_close(&f);
+
+	/* A bad sector in the alerts table: the walk stops there, damaged, not "cannot read". */
+	CHECK_CODE(t, fixture_open(&f, 0), 0);
+	for (uint64_t seq = 1; seq <= 3; seq++)
+		CHECK_CODE(t, fixture_append(&f, seq, "envelope"), 0);
+	CHECK_CODE(t, spoil_page(&f, "alerts"), 0);
+	audit_file(f.path, f.chain, &walk_rc, &check_rc, &r, &walk_err, &check_err);
+	CHECK_CODE(t, walk_rc, XBA_EDAMAGED);
+	CHECK_CONTAINS(t, walk_err.msg, "the file is damaged");
+	CHECK_CODE(t, check_rc, XBA_EDAMAGED);
+	fixture_close(&f);
+}
+
+static void
+test_open_damaged(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	sqlite3 *db = NULL;
+	struct fixture f;
+	char big[3000];
+
+	/* Enough rows for a file of several pages, then cut: SQLite's header on a body that is not all there. */
+	CHECK_CODE(t, fixture_open(&f, 0), 0);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (uint64_t seq = 1; seq <= 8; seq++)
+		CHECK_CODE(t, fixture_append(&f, seq, big), 0);
+	sqlite3_close(f.db);
+	f.db = NULL;
+	CHECK(t, truncate(f.path, 4096) == 0);
+	{
+		int rc = chain_open_readonly(f.path, &db, NULL, &err);
+
+		/* Page 1 may still parse (the schema is on it): then the walk finds the damage. */
+		if (rc == 0) {
+			struct chain_walk_result r;
+
+			CHECK_CODE(t, chain_walk(f.chain, db, NULL, NULL, &r, &err), XBA_EDAMAGED);
+			sqlite3_close(db);
+		} else {
+			CHECK_CODE(t, rc, XBA_EDAMAGED);
+		}
+	}
+	/* Cut inside the header: SQLite would read it as an empty database, "not a journal". */
+	CHECK(t, truncate(f.path, 50) == 0);
+	CHECK_CODE(t, chain_open_readonly(f.path, &db, NULL, &err), XBA_EDAMAGED);
+	CHECK_CONTAINS(t, err.msg, "cut short (50 bytes)");
+	/* Empty: no SQLite header at all, the wrong file (exit 2 in xba audit verify). */
+	CHECK(t, truncate(f.path, 0) == 0);
+	CHECK_CODE(t, chain_open_readonly(f.path, &db, NULL, &err), XBA_EDECODE);
+	CHECK_CONTAINS(t, err.msg, "not an XBA journal");
+	fixture_close(&f);
+}
+
+static void
+test_reason(struct check_state *t)
+{
+	CHECK_STR(t, chain_reason("/a/j.db", "journal /a/j.db: journal entry seq 2: x"), "journal entry seq 2: x");
+	CHECK_STR(t, chain_reason("/a/j.db", "journal /a/k.db: y"), "journal /a/k.db: y");
+	CHECK_STR(t, chain_reason("/a/j.db", "journal /a/j.dbx: y"), "journal /a/j.dbx: y");
 }
 
 static void
@@ -329,27 +473,27 @@ test_open_readonly(struct check_state *t)
 	const char *missing = "/tmp/xba-test-chain-no-such-journal.db";
 
 	unlink(missing);
-	CHECK(t, chain_open_readonly(missing, &db, &err) < 0 && db == NULL);
+	CHECK(t, chain_open_readonly(missing, &db, NULL, &err) < 0 && db == NULL);
 	CHECK_CONTAINS(t, err.msg, missing);
 	CHECK(t, access(missing, F_OK) != 0); /* not created */
 
 	CHECK_CODE(t, fixture_open(&f, 0), 0);
-	CHECK_CODE(t, chain_open_readonly(f.path, &db, &err), 0);
+	CHECK_CODE(t, chain_open_readonly(f.path, &db, NULL, &err), 0);
 	CHECK(t, db != NULL);
 	/* Read-only: nothing can be written through it. */
 	CHECK(t, sqlite3_exec(db, "DELETE FROM alerts", NULL, NULL, NULL) == SQLITE_READONLY);
 	sqlite3_close(db);
 
 	CHECK(t, sqlite3_exec(f.db, "PRAGMA user_version = 3", NULL, NULL, NULL) == SQLITE_OK);
-	CHECK_CODE(t, chain_open_readonly(f.path, &db, &err), XBA_EDECODE);
+	CHECK_CODE(t, chain_open_readonly(f.path, &db, NULL, &err), XBA_EDECODE);
 	CHECK_CONTAINS(t, err.msg, "schema version 3 is newer");
 	CHECK(t, sqlite3_exec(f.db, "PRAGMA user_version = 0", NULL, NULL, NULL) == SQLITE_OK);
-	CHECK_CODE(t, chain_open_readonly(f.path, &db, &err), XBA_EDECODE);
+	CHECK_CODE(t, chain_open_readonly(f.path, &db, NULL, &err), XBA_EDECODE);
 	CHECK_CONTAINS(t, err.msg, "not an XBA journal");
 	/* An agent's store given by mistake (the backups sit side by side): named as such. */
 	CHECK(t, sqlite3_exec(f.db, "PRAGMA user_version = 3; ALTER TABLE alerts RENAME TO outgoing;"
 	    " CREATE TABLE inbox (id INTEGER)", NULL, NULL, NULL) == SQLITE_OK);
-	CHECK_CODE(t, chain_open_readonly(f.path, &db, &err), XBA_EDECODE);
+	CHECK_CODE(t, chain_open_readonly(f.path, &db, NULL, &err), XBA_EDECODE);
 	CHECK_CONTAINS(t, err.msg, "is an xba-agent's store");
 	fixture_close(&f);
 
@@ -360,7 +504,7 @@ test_open_readonly(struct check_state *t)
 
 		CHECK(t, fd >= 0 && write(fd, "region:\n  id: x\n", 16) == 16);
 		close(fd);
-		CHECK(t, chain_open_readonly(path, &db, &err) < 0 && db == NULL);
+		CHECK(t, chain_open_readonly(path, &db, NULL, &err) < 0 && db == NULL);
 		CHECK_CONTAINS(t, err.msg, path);
 		unlink(path);
 	}
@@ -376,5 +520,8 @@ main(void)
 	RUN(&t, test_walk_pruned);
 	RUN(&t, test_walk_tampered);
 	RUN(&t, test_open_readonly);
+	RUN(&t, test_damaged);
+	RUN(&t, test_open_damaged);
+	RUN(&t, test_reason);
 	return check_finish(&t);
 }
