@@ -25,7 +25,8 @@ ack_usage(FILE *out)
 	    "  --officer NAME  who acknowledges (default: your login name)\n"
 	    "%s"
 	    "\n"
-	    "exit status: 0 acknowledged; 1 no such alert in this country's inbox; 2 bad input or agent unreachable\n",
+	    "exit status: 0 acknowledged; 1 not acknowledged: no such alert in this country's inbox, acknowledged\n"
+	    "already, or its origin is no longer a node of this region; 2 bad input or agent unreachable\n",
 	    ALERT_NOTE_MAX, local_target_usage);
 }
 
@@ -97,6 +98,11 @@ cmd_ack(int argc, char **argv)
 	    reply->ack_reply->result == XBA__V1__ERROR_CODE__UNKNOWN_ALERT) {
 		/* The agent knows why (not here, or this country's own alert) and says so. */
 		cli_usage_error("ack: %s", reply->ack_reply->message);
+		status = CLI_EXIT_FAILED;
+	} else if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY &&
+	    reply->ack_reply->result == XBA__V1__ERROR_CODE__NOT_PERMITTED) {
+		/* Not bad input either: the alert is there, but its origin has left the region, and the agent says so. */
+		cli_usage_error("ack: NOT ACKNOWLEDGED: %s", reply->ack_reply->message);
 		status = CLI_EXIT_FAILED;
 	} else if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY &&
 	    reply->ack_reply->result == XBA__V1__ERROR_CODE__DUPLICATE) {

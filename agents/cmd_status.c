@@ -118,6 +118,7 @@ cmd_status(int argc, char **argv)
 		    s->last_delivery_ms ? clock_format_rfc3339(s->last_delivery_ms, t2, sizeof(t2)) : "");
 		jsonw_int(&w, "through_seq", (int64_t)s->through_seq);
 		jsonw_int(&w, "quarantined", (int64_t)s->quarantined);
+		jsonw_int(&w, "acks_refused", (int64_t)s->acks_refused);
 		jsonw_string(&w, "signing_key", s->signing_key);
 		jsonw_string(&w, "signing_key_until", s->signing_key_until_ms ?
 		    clock_format_rfc3339(s->signing_key_until_ms, t1, sizeof(t1)) : "");
@@ -165,6 +166,12 @@ cmd_status(int argc, char **argv)
 		if (s->quarantined)
 			printf("QUARANTINED     %llu deliveries failed this agent's own verification (xba quarantine)\n",
 			    (unsigned long long)s->quarantined);
+		/* An officer who ran xba ack has gone by the time the broker refuses it: this is where it is seen. */
+		if (s->acks_refused)
+			printf("ACKS REFUSED    %llu acknowledgement%s sent from here %s refused by the broker: %s origin%s "
+			       "NOT told (xba history --outgoing shows which)\n", (unsigned long long)s->acks_refused,
+			    s->acks_refused == 1 ? "" : "s", s->acks_refused == 1 ? "was" : "were",
+			    s->acks_refused == 1 ? "its" : "their", s->acks_refused == 1 ? " was" : "s were");
 		printf("signing key     %s, %s%s\n", s->signing_key, s->signing_key_until_ms ? "signs until " : "no end",
 		    s->signing_key_until_ms ? display_time(s->signing_key_until_ms, t1, sizeof(t1)) : "");
 		if (display_key_warning(s, warning, sizeof(warning)) != NULL)
@@ -281,6 +288,7 @@ cmd_track(int argc, char **argv)
 				jsonw_string(&w, "reason", rs->reason);
 			if (st == 3)
 				jsonw_string(&w, "officer", rs->officer != NULL ? rs->officer : "");
+			jsonw_bool(&w, "not_in_region", rs->not_in_region);
 			jsonw_end(&w);
 		} else if (st == 5) {
 			display_print_wrapped(stdout, width, "%-14s %-13s %-22s rule %s: REFUSED by its agent (%s): its "
@@ -292,10 +300,16 @@ cmd_track(int argc, char **argv)
 			 * make the terminal start a row that reads as another node's. */
 			bool by = st == 3 && rs->officer != NULL && rs->officer[0] != '\0';
 
-			display_print_wrapped(stdout, width, "%-14s %-13s %-22s %s %s%s%s\n", rs->node_id, states[st],
+			/* Still queued for a node this agent's region.yaml no longer lists: it waits for the working
+			 * group, not for that node's agent. */
+			bool gone = st == 1 && rs->not_in_region;
+
+			display_print_wrapped(stdout, width, "%-14s %-13s %-22s %s %s%s%s%s\n", rs->node_id, states[st],
 			    rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
 			    st == 4 ? "withheld by" : "rule", rs->rule, by ? ", by " : "",
-			    by ? display_clean(rs->officer, clean, sizeof(clean)) : "");
+			    by ? display_clean(rs->officer, clean, sizeof(clean)) : "",
+			    gone ? ": no longer a node of this region (removed or suspended): delivered only if the "
+				   "working group puts it back" : "");
 		}
 		if (st != 4)
 			routed++;

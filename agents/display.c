@@ -629,12 +629,31 @@ render_entry(FILE *out, const struct display_options *opts, const Xba__V1__Inbox
 		/* Withdrawn by its own sender: nothing left to acknowledge. */
 		fprintf(out, "   %sWITHDRAWN by its sender%s (xba history --id %s)\n", opts->color ? ANSI_BOLD : "",
 		    opts->color ? ANSI_RESET : "", entry->superseded_by);
+	} else if (entry->acknowledged && entry->ack_refused_code != 0) {
+		char at[32];
+
+		/* Acknowledged here, but the origin was never told: not to be read as an acknowledgement delivered. */
+		fputs("   acknowledged here by ", out);
+		put_text(out, entry->acknowledged_by, false);
+		fprintf(out, " at %s, but the acknowledgement was %sREFUSED by the broker%s (%s: ",
+		    display_time(entry->acknowledged_ms, at, sizeof(at)), opts->color ? ANSI_BOLD : "",
+		    opts->color ? ANSI_RESET : "", frame_error_code_name(entry->ack_refused_code));
+		put_text(out, entry->ack_refused_message, false);
+		fputs("): ", out);
+		put_text(out, a->origin, false);
+		fputs(" was NOT told\n", out);
 	} else if (entry->acknowledged) {
 		char at[32];
 
 		fputs("   acknowledged by ", out);
 		put_text(out, entry->acknowledged_by, false);
 		fprintf(out, " at %s\n", display_time(entry->acknowledged_ms, at, sizeof(at)));
+	} else if (entry->origin_not_in_region && a->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK) {
+		/* xba ack would be refused: asking for it would send the officer round in a circle. */
+		fprintf(out, "   %sNOT ACKNOWLEDGED%s: its origin ", opts->color ? ANSI_BOLD : "", opts->color ? ANSI_RESET : "");
+		put_text(out, a->origin, false);
+		fputs(" is no longer a node of this region (removed or suspended by the working group): no acknowledgement "
+		      "can be sent to it\n", out);
 	} else if (entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE) {
 		/* The update is what needs acknowledging now; this version waits for nothing. */
 		fprintf(out, "   %sREPLACED by a newer version from its sender%s: acknowledge that one (xba history --id "
@@ -791,6 +810,11 @@ display_entry_json(FILE *out, const Xba__V1__InboxEntry *entry)
 		jsonw_string(&w, "superseded", entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "withdrawn"
 		    : entry->superseded_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? "replaced" : "");
 		jsonw_string(&w, "superseded_by", entry->superseded_by ? entry->superseded_by : "");
+		jsonw_bool(&w, "origin_not_in_region", entry->origin_not_in_region);
+		/* acknowledged here, and the broker refused the ACK: the origin was not told */
+		jsonw_string(&w, "ack_refused_code", entry->ack_refused_code ? frame_error_code_name(entry->ack_refused_code)
+									     : "");
+		jsonw_string(&w, "ack_refused_message", entry->ack_refused_message ? entry->ack_refused_message : "");
 	}
 	jsonw_end(&w);
 }

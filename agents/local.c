@@ -260,9 +260,10 @@ filter_matches(const Xba__V1__AlertFilter *f, const struct store_row *row, bool 
 	return true;
 }
 
-/* An InboxEntry over a row and its decoded alert (both borrowed). */
+/* An InboxEntry over a row and its decoded alert (all borrowed); dir is this agent's region.yaml, which says
+ * whether the alert's origin can still be sent an acknowledgement. */
 static void
-entry_init(Xba__V1__InboxEntry *e, const struct store_row *row, Xba__V1__Alert *alert)
+entry_init(Xba__V1__InboxEntry *e, const struct store_row *row, Xba__V1__Alert *alert, const struct directory *dir)
 {
 	xba__v1__inbox_entry__init(e);
 	e->envelope.data = row->envelope;
@@ -277,6 +278,11 @@ entry_init(Xba__V1__InboxEntry *e, const struct store_row *row, Xba__V1__Alert *
 	e->outgoing = row->outgoing;
 	e->superseded_by = (char *)row->superseded_by;
 	e->superseded_type = (Xba__V1__MsgType)row->superseded_type;
+	if (!row->outgoing) {
+		e->origin_not_in_region = directory_node(dir, row->origin) == NULL;
+		e->ack_refused_code = (Xba__V1__ErrorCode)row->ack_refused_code;
+		e->ack_refused_message = (char *)row->ack_refused_message;
+	}
 	if (row->outgoing) {
 		e->publish_state = (Xba__V1__PublishState)row->state;
 		e->recipients = row->recipients;
@@ -297,7 +303,7 @@ push_entry(struct agent *agent, const struct store_row *row, Xba__V1__Alert *ale
 	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
 	Xba__V1__InboxEntry entry;
 
-	entry_init(&entry, row, alert);
+	entry_init(&entry, row, alert, agent->dir);
 	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT;
 	frame.alert_event = &entry;
 	for (size_t i = local->n_subs; i-- > 0;) {
@@ -928,6 +934,21 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 		store_row_clear(&row);
 		return;
 	}
+	/* The broker refuses an ACK to a node its region.yaml no longer lists, for good, long after the officer has
+	 * gone (INVALID_ALERT addressees).  Nothing is recorded: "acknowledged" here means the origin is being told,
+	 * and it cannot be; the inbox says why instead of asking for an acknowledgement (entry_init). */
+	if (directory_node(agent->dir, row.origin) == NULL) {
+		log_info("event=ack.refused alert=%s origin=%s reason=origin-not-in-region peer=%s", req->alert_id,
+		    row.origin, peer->who_log);
+		snprintf(message, sizeof(message), "alert %s came from %s, which is no longer a node of this region "
+		    "(removed or suspended by the working group: this agent's region.yaml does not list it). The broker "
+		    "would refuse an acknowledgement to it, so nothing was sent, and the alert stays unacknowledged here; "
+		    "act on it as its text says, and ask the secretariat if %s must be told", req->alert_id, row.origin,
+		    row.origin);
+		reply_ack(agent, peer, ref, XBA__V1__ERROR_CODE__NOT_PERMITTED, "", message);
+		store_row_clear(&row);
+		return;
+	}
 	if (syntax_uuid_new(ack_id) != 0) {
 		store_row_clear(&row);
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__INTERNAL, "", "no randomness for an alert id");
@@ -1052,6 +1073,7 @@ fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct status
 	reply->unacknowledged = stats.unacknowledged;
 	reply->last_delivery_ms = stats.last_delivery_ms;
 	reply->quarantined = stats.quarantined;
+	reply->acks_refused = stats.acks_refused;
 }
 
 void
@@ -1127,7 +1149,7 @@ replay_rows(struct agent *agent, const struct local_peer *peer, const struct hel
 		Xba__V1__LocalFrame ev = XBA__V1__LOCAL_FRAME__INIT;
 		Xba__V1__InboxEntry entry;
 
-		entry_init(&entry, &rows->v[i].row, rows->v[i].alert);
+		entry_init(&entry, &rows->v[i].row, rows->v[i].alert, agent->dir);
 		ev.body_case = XBA__V1__LOCAL_FRAME__BODY_ALERT_EVENT;
 		ev.alert_event = &entry;
 		if (send_frame(agent->local, peer, &ev) != 0)
@@ -1417,7 +1439,7 @@ handle_history(struct agent *agent, const struct local_peer *peer, uint64_t ref,
 		return;
 	}
 	for (size_t k = 0; k < n; k++) {
-		entry_init(&entries[k], &order[k]->row, order[k]->alert);
+		entry_init(&entries[k], &order[k]->row, order[k]->alert, agent->dir);
 		list[k] = &entries[k];
 	}
 	reply.entries = list;

@@ -169,9 +169,14 @@ static const char migrate_4_to_5_sql[] =
 #define OUTGOING_COLS \
 	"id, alert_id, origin, sent_ms, msg_type, category, severity, tlp, status, emergency, envelope," \
 	" submitted_ms, state, seq, recipients, result, message, field"
+/* The last two: the broker's refusal of the ACK this agent sent for the alert, if it refused it (NULL otherwise),
+ * read per row returned (one lookup in outgoing's alert_id index), so that an acknowledgement nobody received
+ * never reads as one that was. */
 #define INBOX_COLS \
 	"id, alert_id, origin, sent_ms, msg_type, category, severity, tlp, status, emergency, envelope," \
-	" received_ms, seq, rule, acknowledged, acknowledged_by, acknowledged_ms, by_id, by_type"
+	" received_ms, seq, rule, acknowledged, acknowledged_by, acknowledged_ms, by_id, by_type," \
+	" (SELECT o.result FROM outgoing AS o WHERE o.alert_id = inbox.ack_alert_id AND o.state = 3)," \
+	" (SELECT o.message FROM outgoing AS o WHERE o.alert_id = inbox.ack_alert_id AND o.state = 3)"
 /* Every inbox read names the update or cancel that superseded the alert, if its origin sent one. */
 #define INBOX_FROM " FROM inbox LEFT JOIN superseded ON ref_id = alert_id AND ref_origin = origin"
 /* An ACK (msg_type 4) is itself an acknowledgement: it never waits for one, so it is never "unacknowledged"; nor
@@ -221,6 +226,7 @@ enum stmt_id {
 	ST_META_PUT,
 	ST_COUNT_OUTBOX,
 	ST_COUNT_REFUSED,
+	ST_COUNT_ACKS_REFUSED,
 	ST_COUNT_INBOX,
 	ST_COUNT_UNACKED,
 	ST_COUNT_QUARANTINE,
@@ -292,6 +298,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[ST_COUNT_OUTBOX] = "SELECT count(*) FROM outgoing WHERE state = 1",
 	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
+	[ST_COUNT_ACKS_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3 AND msg_type = 4",
 	[ST_COUNT_INBOX] = "SELECT count(*) FROM inbox",
 	[ST_COUNT_UNACKED] = "SELECT count(*)" INBOX_FROM " WHERE acknowledged = 0 AND msg_type != 4"
 			     " AND by_type IS NULL",
@@ -753,6 +760,8 @@ read_inbox(sqlite3_stmt *st, struct store_row *row, bool own_envelope)
 	row->acknowledged_ms = sqlite3_column_int64(st, 16);
 	copy_text(row->superseded_by, sizeof(row->superseded_by), sqlite3_column_text(st, 17));
 	row->superseded_type = sqlite3_column_int(st, 18);
+	row->ack_refused_code = sqlite3_column_int(st, 19);
+	copy_text(row->ack_refused_message, sizeof(row->ack_refused_message), sqlite3_column_text(st, 20));
 	return 0;
 }
 
@@ -1637,14 +1646,14 @@ count(struct store *s, enum stmt_id id, int64_t *out, struct xba_error *err)
 int
 store_stats(struct store *s, struct store_stats *out, struct xba_error *err)
 {
-	int64_t v[6] = { 0 };
-	static const enum stmt_id ids[6] = { ST_COUNT_OUTBOX, ST_COUNT_REFUSED, ST_COUNT_INBOX, ST_COUNT_UNACKED,
-		ST_COUNT_QUARANTINE, ST_LAST_DELIVERY };
+	int64_t v[7] = { 0 };
+	static const enum stmt_id ids[7] = { ST_COUNT_OUTBOX, ST_COUNT_REFUSED, ST_COUNT_INBOX, ST_COUNT_UNACKED,
+		ST_COUNT_QUARANTINE, ST_LAST_DELIVERY, ST_COUNT_ACKS_REFUSED };
 	int rc;
 
 	assert(s != NULL && out != NULL);
 	memset(out, 0, sizeof(*out));
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		if ((rc = count(s, ids[i], &v[i], err)) != 0)
 			return rc;
 	out->outbox_depth = (uint64_t)v[0];
@@ -1653,5 +1662,6 @@ store_stats(struct store *s, struct store_stats *out, struct xba_error *err)
 	out->unacknowledged = (uint64_t)v[3];
 	out->quarantined = (uint64_t)v[4];
 	out->last_delivery_ms = v[5];
+	out->acks_refused = (uint64_t)v[6];
 	return 0;
 }

@@ -81,6 +81,8 @@ struct store_row {
 	int64_t acknowledged_ms;
 	char superseded_by[40];          /* the update or cancel its origin sent about it, "" when none */
 	int superseded_type;             /* its msg_type (update 2, cancel 3), 0 when none */
+	int ack_refused_code;            /* acknowledged: the broker's refusal of the ACK sent for it, 0 when none */
+	char ack_refused_message[520];   /* ... and its message */
 	/* outgoing */
 	int64_t submitted_ms;            /* when it entered the outbox */
 	enum store_publish_state state;
@@ -107,6 +109,7 @@ struct store_filter {
 struct store_stats {
 	uint64_t outbox_depth;           /* QUEUED outgoing rows */
 	uint64_t refused;                /* REFUSED outgoing rows */
+	uint64_t acks_refused;           /* ... of them, acknowledgements (their origins were not told) */
 	uint64_t inbox_count;
 	uint64_t unacknowledged;         /* inbox alerts no officer acknowledged (ACK messages never count) */
 	uint64_t quarantined;            /* held in the quarantine: not (yet) released by a later verification */
