@@ -1313,6 +1313,7 @@ struct node_receipt {
 	char reason[65];        /* refused: the code */
 	char officer[129];
 	bool withheld;          /* the rules do not send it this broadcast (an exercise to members only, say) */
+	bool not_in_region;     /* the agent's region.yaml no longer lists it (removed or suspended) */
 };
 
 struct receipt_table {
@@ -1421,6 +1422,7 @@ table_track(struct local_client *c, struct receipt_table *t, const char *alert_i
 				continue;
 			changed = changed || t->n != rows || r->withheld != withheld;
 			r->withheld = withheld;
+			r->not_in_region = rs->not_in_region;
 			if (r->withheld)
 				continue;
 			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_REFUSED && r->delivered_ms == 0 &&
@@ -1654,7 +1656,9 @@ cmd_broadcast(int argc, char **argv)
 	}
 	{
 		/* Name them, as the acknowledgement line does: in a table of 30 the officer should not have to look
-		 * for the rows left empty. */
+		 * for the rows left empty.  A node the agent's region.yaml no longer lists is named apart: its agent
+		 * connecting will not deliver it (the broker refuses that agent); only the working group putting it
+		 * back will. */
 		size_t undelivered = 0;
 		char *text = NULL;
 		size_t len = 0;
@@ -1662,16 +1666,29 @@ cmd_broadcast(int argc, char **argv)
 
 		if (out == NULL)
 			out = stdout;
-		for (size_t i = 0; i < table.n; i++) {
-			if (table.rows[i].delivered_ms != 0 || table.rows[i].withheld)
-				continue;
-			if (undelivered++ == 0)
-				fprintf(out, "NOT DELIVERED within %d s to:", timeout_s);
-			fprintf(out, " %s", table.rows[i].node_id);
+		for (int pass = 0; pass < 2; pass++) {
+			size_t named = 0;
+
+			for (size_t i = 0; i < table.n; i++) {
+				if (table.rows[i].delivered_ms != 0 || table.rows[i].withheld ||
+				    table.rows[i].not_in_region != (pass == 1))
+					continue;
+				if (named++ == 0 && undelivered == 0)
+					fprintf(out, "NOT DELIVERED within %d s to:", timeout_s);
+				else if (named == 1)
+					fputs("; nor to:", out);
+				fprintf(out, " %s", table.rows[i].node_id);
+			}
+			if (named > 0 && pass == 0)
+				fprintf(out, " (queued at the broker: delivered when that node's agent is connected; xba "
+					     "track %s follows it)", alert_id);
+			if (named > 0 && pass == 1)
+				fprintf(out, " (no longer a node of this region: removed or suspended by the working group; "
+					     "delivered only if the working group puts it back)");
+			undelivered += named;
 		}
 		if (undelivered > 0)
-			fprintf(out, " (queued at the broker: delivered when that node's agent is connected; xba track %s "
-				     "follows it)\n", alert_id);
+			fputc('\n', out);
 		if (out != stdout && fclose(out) == 0 && undelivered > 0)
 			display_write_wrapped(stdout, table.tty ? table.width : 0, text, len);
 		free(text);

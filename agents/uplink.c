@@ -1306,6 +1306,11 @@ handle_track_reply(struct agent *agent, Xba__V1__TrackReply *reply)
 	{
 		Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
 
+		/* What the broker cannot say: a recipient still "queued" that this agent's region.yaml no longer lists
+		 * will not be delivered when its agent connects, but only if the working group puts it back. */
+		for (size_t i = 0; i < reply->n_recipients; i++)
+			reply->recipients[i]->not_in_region = reply->recipients[i]->node_id != NULL &&
+			    directory_node(agent->dir, reply->recipients[i]->node_id) == NULL;
 		frame.ref = best->ref;
 		frame.body_case = XBA__V1__LOCAL_FRAME__BODY_TRACK_REPLY;
 		frame.track_reply = reply;
@@ -1648,11 +1653,15 @@ handle_monitor(struct agent *agent)
 		case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
 			/* §1.2: a configuration error an operator must fix; retried at the longest backoff. */
 			log_warnx("event=link.refused reason=curve-key-not-admitted status=%u endpoint=%s action=\"the broker "
-				  "does not list this node's CURVE key (%s) in its region.yaml: send the key to the "
-				  "secretariat\"",
+				  "does not list this node's CURVE key (%s) in its region.yaml: a new key is sent to the "
+				  "secretariat; a removed or suspended node asks it\"",
 			    value, u->endpoint_log, agent->curve.public_z85);
+			/* The handshake says only "not admitted": a new key not registered yet and a node the working
+			 * group removed or suspended look the same from here, so the line names both. */
 			snprintf(u->link_problem, sizeof(u->link_problem), "the broker refuses this agent's CURVE key (%s): "
-			    "its region.yaml does not list it; send the key to the secretariat", agent->curve.public_z85);
+			    "its region.yaml does not list it (a new key not registered yet: send it to the secretariat; or "
+			    "this node removed or suspended by the working group: ask the secretariat)",
+			    agent->curve.public_z85);
 			want_drop(u, "handshake-refused", true);
 			break;
 		case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
