@@ -65,11 +65,14 @@ display_key_warning(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
 	char until[40];
 	int64_t left_ms;
 
-	/* The agent judges its key by the region's clock when it knows this machine's is wrong (uplink_signing_now):
+	/* A suspension ends the country's keys too (operations.md section 4), and the agent cannot tell it from an
+	 * expiry: the line names both, so a suspended country's focal point does not rotate keys in vain.
+	 * The agent judges its key by the region's clock when it knows this machine's is wrong (uplink_signing_now):
 	 * a key refused then is the key's problem, not the clock's. */
 	if (s->signing_key_problem != NULL && s->signing_key_problem[0] != '\0') {
 		snprintf(out, size, "CANNOT SEND: this country's signing key %s cannot sign (%s); every alert submitted "
-		    "here is refused until the focal point installs a current key (docs/operations.md section 5)%s",
+		    "here is refused until the focal point installs a current key (docs/operations.md section 5), or, "
+		    "if the working group suspended this country, until it is reinstated (section 4)%s",
 		    s->signing_key, s->signing_key_problem, s->clock_offset_known ? ""
 		    : ". This agent has not yet heard the broker's clock: if this machine's clock is wrong (timedatectl), "
 		      "fix it first");
