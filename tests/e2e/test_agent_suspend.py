@@ -1,6 +1,6 @@
 """test_agent_suspend.py — the working group suspends two members and reinstates one, by the procedure of
 docs/operations.md section 4 ("Suspending a member"): the node stays in region.yaml, its signing keys get a
-`valid_until` of now, and a deny rule naming it goes first in rules.yaml.  Taking it out of region.yaml instead
+`valid_until` of now, and two deny rules naming it go first in rules.yaml.  Taking it out of region.yaml instead
 loses a cancel (the cancel's routing cannot name a node outside the directory) and quarantines for good what it
 signed before (its key leaves with it); this test shows the procedure keeps both.
 
@@ -15,6 +15,9 @@ Real xba-broker, real xba-agents NER, LBY, SDN and TCD (the sahel region, crime 
   history, nothing in quarantine), neither the broadcast nor LBY's next alert; its own `xba send` is refused.
 - SDN is reinstated (deny rule narrowed to TCD, a new signing key from now on): LBY's next alert reaches SDN, and
   SDN sends again; TCD, still suspended, does not get it.
+- Whoever holds TCD's key backdates an alert to before the key's end: the broker accepts it (the window is judged
+  by the sent time the signer writes) and routes it to TCD's neighbours without the suspended-origins rule, to
+  nobody with it.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_suspend.py BUILD_DIR SOURCE_ROOT
 """
