@@ -67,6 +67,9 @@ audit_usage(FILE *out)
 	    "                  in force (up to %d, newest last): an entry passes under the one of its day\n"
 	    "  --rules FILE    the rules file (rules.yaml) to check routing against, also repeatable; entries routed by\n"
 	    "                  other versions of the rules are counted, not checked\n"
+	    "  --all-rules     the --rules files given are every version the broker loaded: an entry routed by any\n"
+	    "                  other version fails (a rules version nobody can show a file for is a forgery or a file\n"
+	    "                  lost; without this option such entries are listed NOT CHECKED and pass)\n"
 	    "  --tip SEQ:HASH  a tip noted from an earlier audit's output (\"tip: seq SEQ hash HASH\")\n"
 	    "  --agent-records compare with this country's agent (found as every xba command finds it, below)\n"
 	    "  --json          print one JSON object instead of text\n"
@@ -123,6 +126,7 @@ struct audit {
 	uint64_t signatures_ok, signatures_failed;
 	uint64_t routes_ok, routes_failed, routes_unchecked, routes_other;
 	uint64_t routes_earlier;                /* of routes_ok: cancels routed as releases before 2026-11-26 did */
+	bool all_rules;                       /* --all-rules: routes_other > 0 fails the audit */
 	uint64_t earlier_first_seq, earlier_last_seq;
 	struct failure failures[FAILURES_LISTED];
 	uint64_t n_failures;
@@ -820,8 +824,12 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 			    "could be checked" : "no entry was routed by this rules file");
 		for (size_t i = 0; i < a->n_versions; i++)
 			printf("routing: %" PRIu64 " entries (seq %" PRIu64 "..%" PRIu64 ") routed by rules version %.12s…, "
-			    "not checked\n", a->versions[i].entries, a->versions[i].first_seq, a->versions[i].last_seq,
-			    a->versions[i].version);
+			    "%s\n", a->versions[i].entries, a->versions[i].first_seq, a->versions[i].last_seq,
+			    a->versions[i].version, a->all_rules
+				? "NO RULES FILE GIVEN FOR IT (--all-rules: a version nobody can show a file for is a forgery "
+				  "or a file lost)"
+				: "NOT CHECKED: no rules file given has that version; ask the secretariat for it (the broker "
+				  "logs each version it loads: event=rules.reloaded), or give --all-rules if you have them all");
 		if (a->routes_other > 0 && a->n_versions == VERSIONS_LISTED)
 			printf("routing: %" PRIu64 " entries in all routed by other rules versions\n", a->routes_other);
 		if (a->routes_earlier > 0)
@@ -982,6 +990,7 @@ audit_verify(int argc, char **argv)
 		{ "rules", required_argument, NULL, 'R' },
 		{ "tip", required_argument, NULL, 't' },
 		{ "agent-records", no_argument, NULL, 'A' },
+		{ "all-rules", no_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		LOCAL_TARGET_OPTIONS,
@@ -1008,6 +1017,7 @@ audit_verify(int argc, char **argv)
 			continue;
 		switch (opt) {
 		case 'A': agent_records = true; break;
+		case 'a': a->all_rules = true; break;
 		case 'r':
 		case 'R':
 			if ((opt == 'r' ? n_regions : n_rules_paths) == AUDIT_FILES_MAX) {
@@ -1133,7 +1143,7 @@ verdict:
 	if (a->tip_seq != 0)
 		tip = tip_verdict(a, &result);
 	ok = rc == 0 && check_rc == 0 && a->n_failures == 0 && (tip == NULL || strcmp(tip, "match") == 0) &&
-	    (a->n_pairs == 0 || a->routes_ok > 0 || result.checked == 0);
+	    (a->n_pairs == 0 || a->routes_ok > 0 || result.checked == 0) && !(a->all_rules && a->routes_other > 0);
 	if (json)
 		print_json(path, a, &result, rc, walk_err.msg, check_rc == XBA_EDAMAGED ? check_err.msg : NULL, tip, ok);
 	else

@@ -136,6 +136,26 @@ def main(t):
             f"exit {rc}: {out}")
     rc, out = x.audit_verify(t, pristine, "--rules", broker.rules_path)
     t.check(rc == 2 and "--rules needs --region" in out, "--rules without --region: exit 2", f"exit {rc}: {out}")
+    # A rewritten routing stamped with a rules version nobody has a file for, the chain recomputed: it is not
+    # checked, and said so loudly; with --all-rules (the auditor holds every version the broker loaded) it fails.
+    stamped = os.path.join(t.dir, "stamped.sqlite")
+    shutil.copy(pristine, stamped)
+    db = sqlite3.connect(stamped)
+    db.execute("DELETE FROM deliveries WHERE seq = 5 AND node = 'DZA'")
+    db.execute("UPDATE alerts SET recipients = recipients - 1, rules_version = ? WHERE seq = 5", ("f" * 64,))
+    db.commit()
+    db.close()
+    x.rechain_journal(stamped, 5)
+    rc, out = x.audit_verify(t, stamped, "--region", broker.region_path, "--rules", broker.rules_path)
+    t.check(rc == 0 and "1 entries (seq 5..5) routed by rules version ffffffffffff…, NOT CHECKED: no rules file "
+            "given has that version" in out,
+            "a routing rewritten under a made-up rules version: NOT CHECKED, said so (exit 0 without --all-rules)",
+            f"exit {rc}: {out}")
+    rc, out = x.audit_verify(t, stamped, "--region", broker.region_path, "--rules", broker.rules_path, "--all-rules")
+    t.check(rc == 1 and "NO RULES FILE GIVEN FOR IT" in out,
+            "... and with --all-rules it fails: a version nobody can show a file for", f"exit {rc}: {out}")
+    rc, out = x.audit_verify(t, pristine, "--region", broker.region_path, "--rules", broker.rules_path, "--all-rules")
+    t.check(rc == 0, "--all-rules on the untouched copy with its one rules file: exit 0", f"exit {rc}: {out}")
 
     # Entries cut off the end: the rest still chains; only the noted tip shows it.
     cut = os.path.join(t.dir, "cut.sqlite")
