@@ -125,14 +125,18 @@ struct agent {
 	struct {                                     /* the store cannot be written (a full or read-only disk) */
 		char message[400];                   /* the last failure ("" = the last write went through) */
 		int64_t since_ms;                    /* wall clock of the first failure since the last success */
+		int64_t last_mono_ms;                /* clock_mono_ms of the last failure */
 	} store_problem;
 };
 
 /*
  * A write to the store failed (op: what it was for) or went through.  While it fails, deliveries are not acknowledged
  * and the broker's answers not recorded: `xba status` says so, or the officers read a full disk as a flapping link
- * and delivered alerts as still waiting.
+ * and delivered alerts as still waiting.  A lock held by another process (XBA_EBUSY) is not a disk problem and is
+ * not kept; and a failure not repeated for STORE_PROBLEM_SHOWN_MS is no longer shown (nothing may write on a quiet
+ * node to clear it).
  */
+#define STORE_PROBLEM_SHOWN_MS (10 * 60 * 1000)
 void agent_store_failed(struct agent *agent, const char *op, const struct xba_error *err);
 void agent_store_ok(struct agent *agent);
 

@@ -262,10 +262,12 @@ withheld_kind(const Xba__V1__Alert *alert, const struct withheld_report *r, cons
 		for (size_t k = 0; k < tr->n_recipients; k++) {
 			Xba__V1__DeliveryState st = tr->recipients[k]->state;
 
+			/* REFUSED: held in that node's quarantine, and released to its officers by a region.yaml reload */
 			if (strcmp(tr->recipients[k]->node_id, rs->node_id) == 0 &&
 			    (st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_QUEUED ||
 			     st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED ||
-			     st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED))
+			     st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED ||
+			     st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_REFUSED))
 				return WITHHELD_HOLDER;
 		}
 	}

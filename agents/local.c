@@ -1045,7 +1045,8 @@ fill_key_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct st
 static void
 fill_store_status(struct agent *agent, Xba__V1__AgentStatusReply *reply)
 {
-	if (agent->store_problem.message[0] == '\0')
+	if (agent->store_problem.message[0] == '\0' ||
+	    clock_mono_ms() - agent->store_problem.last_mono_ms > STORE_PROBLEM_SHOWN_MS)
 		return;
 	reply->store_problem = agent->store_problem.message;
 	reply->store_problem_since_ms = agent->store_problem.since_ms;

@@ -223,6 +223,8 @@ enum stmt_id {
 	ST_RECEIPT_ADD,
 	ST_META_GET,
 	ST_HIGHEST_HELD,
+	ST_OUTGOING_REQUEUE,
+	ST_OUTGOING_MAX_SEQ,
 	ST_META_PUT,
 	ST_COUNT_OUTBOX,
 	ST_COUNT_REFUSED,
@@ -296,6 +298,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_HIGHEST_HELD] = "SELECT max(seq) FROM (SELECT max(seq) AS seq FROM inbox WHERE seq <= ?1"
 			    " UNION ALL SELECT max(seq) FROM quarantine WHERE seq <= ?1)",
 	[ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+	[ST_OUTGOING_REQUEUE] = "UPDATE outgoing SET state = 1, seq = NULL, recipients = NULL, result = NULL,"
+				" done_ms = NULL WHERE state = 2 AND seq > ?1 AND done_ms >= ?2",
+	[ST_OUTGOING_MAX_SEQ] = "SELECT seq, alert_id FROM outgoing WHERE state = 2 ORDER BY seq DESC LIMIT 1",
 	[ST_COUNT_OUTBOX] = "SELECT count(*) FROM outgoing WHERE state = 1",
 	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
 	[ST_COUNT_ACKS_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3 AND msg_type = 4",
@@ -366,7 +371,8 @@ static int
 db_error(struct store *s, struct xba_error *err, const char *op)
 {
 	int ext = sqlite3_extended_errcode(s->db), primary = ext & 0xff, sys = 0;
-	int code = primary == SQLITE_NOMEM ? XBA_ENOMEM : XBA_EIO;
+	int code = primary == SQLITE_NOMEM ? XBA_ENOMEM : primary == SQLITE_BUSY || primary == SQLITE_LOCKED ? XBA_EBUSY
+		 : XBA_EIO;
 
 	if (primary == SQLITE_IOERR || primary == SQLITE_FULL || primary == SQLITE_CANTOPEN)
 		sys = sqlite3_system_errno(s->db);
@@ -1561,19 +1567,64 @@ store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_error *e
 }
 
 int
-store_through_alert_id(struct store *s, char *out, size_t size, struct xba_error *err)
+store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t since_ms, uint64_t *count,
+    struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_OUTGOING_REQUEUE];
+	int rc;
+
+	*count = 0;
+	if ((rc = batch_ready(s, err, "queue again what a restored journal lost")) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
+	sqlite3_bind_int64(st, 2, since_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, "queue again what a restored journal lost");
+	*count = (uint64_t)sqlite3_changes(s->db);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_outgoing_last_accepted(struct store *s, uint64_t *seq, char *alert_id, size_t size, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_OUTGOING_MAX_SEQ];
+	int rc;
+
+	*seq = 0;
+	alert_id[0] = '\0';
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t v = sqlite3_column_int64(st, 0);
+		const unsigned char *id = sqlite3_column_text(st, 1);
+
+		*seq = v > 0 ? (uint64_t)v : 0;
+		snprintf(alert_id, size, "%s", id != NULL ? (const char *)id : "");
+	} else if (rc != SQLITE_DONE) {
+		return stmt_fail(s, st, err, "read the highest seq of an accepted alert");
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_through_alert_id(struct store *s, uint64_t through_seq, char *out, size_t size, struct xba_error *err)
 {
 	sqlite3_stmt *st = s->st[ST_META_GET];
 	int rc;
 
 	assert(s != NULL && out != NULL && size > 0);
 	out[0] = '\0';
-	sqlite3_bind_text(st, 1, "through_alert_id", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, "through_alert", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		const unsigned char *v = sqlite3_column_text(st, 0);
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		char *end = NULL;
+		unsigned long long seq = v != NULL ? strtoull(v, &end, 10) : 0;
 
-		snprintf(out, size, "%s", v != NULL ? (const char *)v : "");
+		/* "SEQ ID": the id only when it is the cursor's */
+		if (v != NULL && end != v && *end == ' ' && seq == through_seq)
+			snprintf(out, size, "%s", end + 1);
 	} else if (rc != SQLITE_DONE) {
 		return stmt_fail(s, st, err, "read the delivery cursor's alert id");
 	}
@@ -1582,15 +1633,17 @@ store_through_alert_id(struct store *s, char *out, size_t size, struct xba_error
 }
 
 int
-store_set_through_alert_id(struct store *s, const char *alert_id, struct xba_error *err)
+store_set_through_alert_id(struct store *s, uint64_t through_seq, const char *alert_id, struct xba_error *err)
 {
 	sqlite3_stmt *st = s->st[ST_META_PUT];
+	char value[64];
 	int rc;
 
 	if ((rc = batch_ready(s, err, "store the delivery cursor's alert id")) != 0)
 		return rc;
-	sqlite3_bind_text(st, 1, "through_alert_id", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, alert_id != NULL ? alert_id : "", -1, SQLITE_TRANSIENT);
+	snprintf(value, sizeof(value), "%llu %.40s", (unsigned long long)through_seq, alert_id != NULL ? alert_id : "");
+	sqlite3_bind_text(st, 1, "through_alert", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return txn_fail(s, st, err, "store the delivery cursor's alert id");
 	sqlite3_reset(st);

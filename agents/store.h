@@ -152,6 +152,16 @@ int store_outbox_next_emergency(struct store *s, int64_t after_id, struct store_
  * XBA_ENOTFOUND when the row is not QUEUED (already answered). */
 int store_outbox_accepted(struct store *s, int64_t id, uint64_t seq, uint32_t recipients, int result,
     int64_t now_ms, struct xba_error *err);
+/*
+ * The broker's journal was restored from a backup older than what it accepted of this node's: every row it
+ * accepted at a seq above after_seq, since since_ms, goes back to QUEUED, to be published again with the same
+ * envelope (the broker journals it anew, or answers DUPLICATE for what the backup had; recipients that have it
+ * deduplicate by id).  Inside a transaction; *count = rows requeued.
+ */
+int store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t since_ms, uint64_t *count,
+    struct xba_error *err);
+/* The highest journal seq the broker accepted one of this node's alerts at (0: none), and that alert's id. */
+int store_outgoing_last_accepted(struct store *s, uint64_t *seq, char *alert_id, size_t size, struct xba_error *err);
 /* Inside a transaction: QUEUED -> REFUSED with the broker's code, message and field. */
 int store_outbox_refused(struct store *s, int64_t id, int result, const char *message, const char *field,
     int64_t now_ms, struct xba_error *err);
@@ -256,9 +266,10 @@ int store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_erro
  * delivery without a readable id, a cursor reset).  Hello carries it so that a broker whose journal holds another
  * alert under that seq (restored from a backup, its seqs since used again) can tell the cursor is not its own.
  */
-int store_through_alert_id(struct store *s, char *out, size_t size, struct xba_error *err);
-/* Inside a transaction. */
-int store_set_through_alert_id(struct store *s, const char *alert_id, struct xba_error *err);
+int store_through_alert_id(struct store *s, uint64_t through_seq, char *out, size_t size, struct xba_error *err);
+/* Inside a transaction.  Stored with its seq: an agent before 2026-11-27 (a downgrade, then back) moves the cursor
+ * without it, and an id read for another seq would make the broker take a cursor for another journal's. */
+int store_set_through_alert_id(struct store *s, uint64_t through_seq, const char *alert_id, struct xba_error *err);
 
 int store_stats(struct store *s, struct store_stats *out, struct xba_error *err);
 

@@ -149,6 +149,8 @@ struct uplink {
 	size_t n_receipts, cap_receipts;
 	uint64_t turn_through;                   /* the cursor this turn's commit will make durable */
 	char turn_through_id[XBA_UUID_LEN + 1];  /* and the alert journaled at that seq */
+	uint64_t last_accepted_seq;              /* the highest seq the broker accepted one of this node's alerts at */
+	char last_accepted_id[XBA_UUID_LEN + 1]; /* ... and that alert's id (Hello: a restored journal lacks it) */
 	bool credit_exceeded;                    /* a Deliver arrived with the window at 0 */
 	bool report_releases;                    /* the store may hold releases the broker was not told of */
 	bool repeat_releases;                    /* a new session: tell the broker again of recent releases */
@@ -386,6 +388,8 @@ send_hello(struct agent *agent)
 	hello.node_id = agent->config->node_id;
 	hello.resume_after = u->through_seq;
 	hello.resume_after_alert_id = u->through_id;
+	hello.last_accepted_seq = u->last_accepted_seq;
+	hello.last_accepted_alert_id = u->last_accepted_id;
 	hello.credit = (uint32_t)agent->config->credit;
 	hello.software = AGENT_SOFTWARE;
 	hello.deliver_batches = true; /* a DeliverBatch is handled Deliver by Deliver (dispatch below) */
@@ -696,6 +700,10 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		if (ensure_transaction(agent) != 0)
 			return;
 		rc = store_outbox_accepted(agent->store, p.id, ack->seq, ack->recipients, ack->result, clock_now_ms(), &err);
+		if (rc == 0 && ack->seq > u->last_accepted_seq) {
+			u->last_accepted_seq = ack->seq;
+			snprintf(u->last_accepted_id, sizeof(u->last_accepted_id), "%s", p.alert_id);
+		}
 		if (rc == XBA_ENOTFOUND) {
 			log_debug("event=alert.already_answered alert=%s", p.alert_id);
 			return;
@@ -1154,7 +1162,7 @@ finish_turn(struct agent *agent)
 		if (u->store_failed) {
 			store_rollback(agent->store);
 		} else if (store_set_through_seq(agent->store, u->turn_through, &err) != 0 ||
-		    store_set_through_alert_id(agent->store, u->turn_through_id, &err) != 0 ||
+		    store_set_through_alert_id(agent->store, u->turn_through, u->turn_through_id, &err) != 0 ||
 		    store_commit(agent->store, &err) != 0) {
 			store_write_failed(agent, "commit", &err);
 			store_rollback(agent->store);
@@ -1363,6 +1371,8 @@ handle_error(struct agent *agent, const Xba__V1__Error *e)
 			int rc = store_outbox_refused(agent->store, p.id, e->code, e->message, e->field, clock_now_ms(),
 			    &err);
 
+			if (strcmp(u->held_behind.alert_id, p.alert_id) == 0)
+				memset(&u->held_behind, 0, sizeof(u->held_behind));
 			if (rc == 0)
 				record_outcome(agent, p.alert_id, false, e->code, 0, 0, e->message, e->field);
 			else if (rc != XBA_ENOTFOUND)
@@ -1433,6 +1443,41 @@ uplink_broker_window(const struct uplink *u, int64_t *earliest_ms, int64_t *late
 	return true;
 }
 
+/*
+ * The broker's journal lacks the last alert it accepted of this node's (Welcome.publishes_unknown): it was restored
+ * from a backup, and what it had accepted since the backup is lost with it, acknowledgements included.  The node
+ * cannot know where the backup ends, so every row accepted in the last RESTORE_REQUEUE_DAYS goes back to the outbox
+ * and is published again, the same signed envelopes: the broker journals what it lost and answers DUPLICATE for
+ * the rest, and recipients that have an alert ignore it by id.  Not older: a journal replaced on purpose must not
+ * get a year of alerts back, and a backup a week old is a restore the working group follows by hand.
+ */
+#define RESTORE_REQUEUE_DAYS 7
+
+static void
+requeue_after_restore(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	struct xba_error err = { 0 };
+	uint64_t count = 0;
+	char quoted[600];
+
+	if (ensure_transaction(agent) != 0)
+		return;
+	if (store_outgoing_requeue_after(agent->store, 0,
+	    clock_now_ms() - (int64_t)RESTORE_REQUEUE_DAYS * 86400 * 1000, &count, &err) != 0) {
+		log_warnx("event=store.error op=requeue_after_restore error=%s", log_quote(quoted, sizeof(quoted), err.msg));
+		u->store_failed = true;
+		return;
+	}
+	log_warnx("event=outbox.requeued count=%llu last_accepted_seq=%llu reason=\"the broker's journal lacks the last "
+		  "alert it accepted from here (restored from a backup): what it accepted in the last %d days is published "
+		  "again, the same alerts and acknowledgements; what it still has is answered DUPLICATE, and recipients "
+		  "that have them ignore them\"", (unsigned long long)count, (unsigned long long)u->last_accepted_seq,
+	    RESTORE_REQUEUE_DAYS);
+	u->last_accepted_seq = 0;
+	u->last_accepted_id[0] = '\0';
+}
+
 static void
 handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 {
@@ -1469,6 +1514,8 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->paused = false;
 	u->resume_mono = 0;
 	u->held_refusals = 0;
+	if (w->publishes_unknown && u->last_accepted_seq > 0)
+		requeue_after_restore(agent);
 	if (w->cursor_unknown && w->acknowledged_through < u->through_seq) {
 		/*
 		 * The broker's journal holds another alert at this agent's cursor seq: it was restored from a backup and
@@ -1972,7 +2019,9 @@ uplink_new(struct agent *agent, struct xba_error *err)
 		return NULL;
 	}
 	if (store_through_seq(agent->store, &u->through_seq, err) != 0 ||
-	    store_through_alert_id(agent->store, u->through_id, sizeof(u->through_id), err) != 0) {
+	    store_through_alert_id(agent->store, u->through_seq, u->through_id, sizeof(u->through_id), err) != 0 ||
+	    store_outgoing_last_accepted(agent->store, &u->last_accepted_seq, u->last_accepted_id,
+		sizeof(u->last_accepted_id), err) != 0) {
 		free(u);
 		return NULL;
 	}

@@ -328,19 +328,50 @@ cursor_check(struct server *server, const char *node_id, const Xba__V1__Hello *h
 
 	*unknown = false;
 	*acknowledged = 0;
-	if (hello->resume_after_alert_id == NULL || hello->resume_after_alert_id[0] == '\0' ||
-	    hello->resume_after == 0 || hello->resume_after > journal_head(server->journal))
+	if (hello->resume_after == 0)
 		return 0;
-	if ((rc = journal_alert_brief_get(server->journal, hello->resume_after, &brief, err)) != 0)
-		return rc;
-	if (brief.alert_id[0] == '\0' || strcmp(brief.alert_id, hello->resume_after_alert_id) == 0)
-		return 0;
+	/* A cursor past the head is another journal's too (agents before 2026-11-27 find that out by themselves from
+	 * Welcome.journal_head, and ignore cursor_unknown). */
+	if (hello->resume_after <= journal_head(server->journal)) {
+		if (hello->resume_after_alert_id == NULL || hello->resume_after_alert_id[0] == '\0')
+			return 0;
+		if ((rc = journal_alert_brief_get(server->journal, hello->resume_after, &brief, err)) != 0)
+			return rc;
+		if (brief.alert_id[0] == '\0' || strcmp(brief.alert_id, hello->resume_after_alert_id) == 0)
+			return 0;
+	}
 	if ((rc = journal_delivery_mark(server->journal, node_id, acknowledged, err)) != 0)
 		return rc;
 	/* A mark at or past the cursor was not made by this node's history either: resume from the start. */
 	if (*acknowledged >= hello->resume_after)
 		*acknowledged = 0;
 	*unknown = true;
+	return 0;
+}
+
+/*
+ * Does this journal hold the last alert it accepted of the node's, at the seq it was accepted at?  Not when it
+ * was restored from a backup taken before: then what the node published since the backup is lost here, its
+ * acknowledgements included, and the node is told to publish it again (Welcome.publishes_unknown; it keeps the
+ * signed envelopes).  An entry pruned since cannot be compared: taken as held.
+ */
+static int
+publishes_check(struct server *server, const Xba__V1__Hello *hello, bool *unknown, struct xba_error *err)
+{
+	struct journal_alert_brief brief;
+	int rc;
+
+	*unknown = false;
+	if (hello->last_accepted_seq == 0 || hello->last_accepted_alert_id == NULL ||
+	    hello->last_accepted_alert_id[0] == '\0')
+		return 0;
+	if (hello->last_accepted_seq > journal_head(server->journal)) {
+		*unknown = true;
+		return 0;
+	}
+	if ((rc = journal_alert_brief_get(server->journal, hello->last_accepted_seq, &brief, err)) != 0)
+		return rc;
+	*unknown = brief.alert_id[0] != '\0' && strcmp(brief.alert_id, hello->last_accepted_alert_id) != 0;
 	return 0;
 }
 
@@ -353,7 +384,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	Xba__V1__Welcome welcome = XBA__V1__WELCOME__INIT;
 	struct xba_error err = { 0 };
 	uint64_t rewound_from = 0, redeliveries = 0, acknowledged = 0;
-	bool cursor_unknown = false;
+	bool cursor_unknown = false, publishes_unknown = false;
 	char quoted_id[120];
 
 	/* Each Hello restarts the session and may rewind the node's queue (§2.2, §2.5): a storm of them is work and
@@ -384,6 +415,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	}
 	if (server_begin(server, &err) != 0 ||
 	    cursor_check(server, node->id, hello, &cursor_unknown, &acknowledged, &err) != 0 ||
+	    publishes_check(server, hello, &publishes_unknown, &err) != 0 ||
 	    (!cursor_unknown &&
 	     (journal_rewind(server->journal, node->id, hello->resume_after, &rewound_from, &redeliveries, &err) != 0 ||
 	      journal_mark_delivered_through(server->journal, node->id, hello->resume_after, clock_now_ms(), &err) != 0))) {
@@ -400,15 +432,22 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	if (hello->resume_after > journal_head(server->journal) && node_log_allowed(server, node_index))
 		log_warnx("event=journal.behind node=%s resume_after=%llu journal_head=%llu action=\"this journal lacks "
 			  "what the node was delivered: restored from a backup? its seqs after the head are used again; note "
-			  "the restore (docs/operations.md section 7)\"", node->id, (unsigned long long)hello->resume_after,
-		    (unsigned long long)journal_head(server->journal));
-	if (cursor_unknown && node_log_allowed(server, node_index))
+			  "the restore (docs/operations.md section 7)\" acknowledged_through=%llu", node->id,
+		    (unsigned long long)hello->resume_after, (unsigned long long)journal_head(server->journal),
+		    (unsigned long long)acknowledged);
+	if (cursor_unknown && hello->resume_after <= journal_head(server->journal) &&
+	    node_log_allowed(server, node_index))
 		log_warnx("event=journal.cursor_mismatch node=%s resume_after=%llu acknowledged_through=%llu "
 			  "node_alert=%s action=\"this journal holds another alert at the node's cursor: restored from a "
 			  "backup and its seqs since used again; the node resumes from what this journal records it "
 			  "acknowledged, and nothing is marked delivered on the strength of its cursor\"", node->id,
 		    (unsigned long long)hello->resume_after, (unsigned long long)acknowledged,
 		    log_quote(quoted_id, sizeof(quoted_id), hello->resume_after_alert_id));
+	if (publishes_unknown && node_log_allowed(server, node_index))
+		log_warnx("event=journal.publishes_lost node=%s last_accepted_seq=%llu journal_head=%llu action=\"this "
+			  "journal lacks the last alert it accepted from the node (restored from a backup): the node publishes "
+			  "again what it sent lately; what is here already is answered DUPLICATE\"", node->id,
+		    (unsigned long long)hello->last_accepted_seq, (unsigned long long)journal_head(server->journal));
 	if (rewound_from > 0 && node_log_allowed(server, node_index))
 		log_warnx("event=node.rewound node=%s resume_after=%llu acknowledged_through=%llu redeliveries=%llu "
 			  "action=\"its agent no longer has what it acknowledged (a store restored from a backup, or lost): "
@@ -445,6 +484,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	welcome.nodes_offset_ms = server->nodes_clock_known ? server->nodes_clock_offset_ms : 0;
 	welcome.cursor_unknown = cursor_unknown;
 	welcome.acknowledged_through = acknowledged;
+	welcome.publishes_unknown = publishes_unknown;
 	frame.body_case = XBA__V1__FRAME__BODY_WELCOME;
 	frame.welcome = &welcome;
 	server_send(server, node_index, &frame);

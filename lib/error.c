@@ -38,6 +38,7 @@ xba_strerror(int code)
 	case XBA_ECRYPTO: return "crypto-failure";
 	case XBA_EPROTO: return "protocol-error";
 	case XBA_EDAMAGED: return "damaged-file";
+	case XBA_EBUSY: return "busy";
 	}
 	return "unknown-error";
 }

@@ -47,6 +47,7 @@ enum xba_err {
 	XBA_ECRYPTO = -23,        /* the crypto library failed in a way that is not the input's fault */
 	XBA_EPROTO = -24,         /* a frame that is well-formed but wrong here (type, order, version) */
 	XBA_EDAMAGED = -25,       /* a file whose own structure is broken: SQLite says "malformed", or a cut header */
+	XBA_EBUSY = -26,          /* a file locked by another process for longer than the wait allowed */
 };
 
 #define XBA_ERROR_MSG_MAX 512

@@ -290,6 +290,18 @@ def agent_store_full(t, region):
     tcd.store_path = os.path.join(mnt, "store.db")
     tcd.write_config()
     tcd.start(link=True)
+    # A store locked by another process for 2 s (a sqlite3 shell) while an officer sends is not a disk problem:
+    # the send is refused, and no STORE line follows (it stuck, exit 1, until the next write went through).
+    import sqlite3
+    lock = sqlite3.connect(tcd.store_path, timeout=5)
+    lock.execute("BEGIN IMMEDIATE")
+    r = tcd.cli("send", "--category", "smuggling", "--severity", "minor", "--lang", "fr", "--headline",
+                "Pendant un verrou", "--wait", "0")
+    lock.rollback()
+    lock.close()
+    t.check(r.rc != 0, "DZA's officer sends while the store is locked: refused (nothing stored)", repr(r))
+    r = tcd.cli("status")
+    t.check(r.rc == 0 and "STORE:" not in r.out, "... and xba status says no STORE after a lock (exit 0)", r.out)
     filler = os.path.join(mnt, "filler")
     fill(filler)
     mark = tcd.log_size()

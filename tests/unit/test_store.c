@@ -972,6 +972,25 @@ test_through_seq(struct check_state *t)
 		return;
 	CHECK_CODE(t, store_through_seq(s, &v, &err), 0);
 	CHECK(t, v == 1041);
+	/* The cursor's alert id is read only for the seq it was stored with: an older agent (a downgrade) moves the
+	 * cursor without it, and the id of seq 1041 sent for seq 1050 made the broker take the cursor for another
+	 * journal's and send the node its whole queue again. */
+	{
+		char id[64] = "x";
+
+		CHECK_CODE(t, store_through_alert_id(s, 1041, id, sizeof(id), &err), 0);
+		CHECK(t, strcmp(id, "") == 0);
+		CHECK_CODE(t, store_begin(s, &err), 0);
+		CHECK_CODE(t, store_set_through_alert_id(s, 1041, "01a21ad1-3203-7bad-9b5e-c80178ea7f66", &err), 0);
+		CHECK_CODE(t, store_commit(s, &err), 0);
+		CHECK_CODE(t, store_through_alert_id(s, 1041, id, sizeof(id), &err), 0);
+		CHECK(t, strcmp(id, "01a21ad1-3203-7bad-9b5e-c80178ea7f66") == 0);
+		CHECK_CODE(t, store_begin(s, &err), 0);
+		CHECK_CODE(t, store_set_through_seq(s, 1050, &err), 0);   /* as an agent before the id does */
+		CHECK_CODE(t, store_commit(s, &err), 0);
+		CHECK_CODE(t, store_through_alert_id(s, 1050, id, sizeof(id), &err), 0);
+		CHECK(t, strcmp(id, "") == 0);
+	}
 	store_close(s);
 }
 
