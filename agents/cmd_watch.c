@@ -598,8 +598,10 @@ cmd_watch(int argc, char **argv)
 				for (size_t i = 0; i < n_pending; i++)
 					if (strcmp(pending[i].id, e->alert->id) == 0)
 						at = i;
+				/* Nor an emergency whose origin left the region: no acknowledgement can reach it (the entry says
+				 * so), and a bell every 30 s for good would teach the room to ignore the bell. */
 				if (e->alert->emergency && !e->acknowledged && e->superseded_type == 0 && at == n_pending &&
-				    e->alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
+				    e->alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL && !e->origin_not_in_region) {
 					const Xba__V1__Info *info = alert_info_for_language(e->alert, display.language);
 
 					if (n_pending == cap_pending) {

@@ -9,6 +9,8 @@ it (audit F3, F4).  Real xba-broker, real xba-agent daemons for TCD, LBY and NER
 - NER's agent has not reloaded yet: its `xba ack` is queued and the broker refuses it.  `xba history --id` then
   says the acknowledgement was REFUSED by the broker and TCD was not told (not "acknowledged by ..." as if it had
   gone), and `xba status` has an ACKS REFUSED line (JSON acks_refused).
+- TCD's emergency, which LBY had before the removal, cannot be acknowledged either: LBY's watch shows it and says
+  why, and does not recall it every --remind seconds (the bell rang for good).
 - A broadcast NER sent before the removal, waiting (--wait) for DZA, ends once NER's agent has reloaded by naming
   DZA as no longer a node of this region, apart from the nodes still queued for their agents.
 
@@ -33,6 +35,8 @@ def reload_agent(t, a, what):
 
 def main(t):
     region = x.region_of_five(t, "removed-e2e")
+    region.nodes["TCD"].may_broadcast = True
+    region.write()
     broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()
     agents = x.start_agents(t, region, broker, ["TCD", "LBY", "NER"])
     tcd, lby, ner = agents["TCD"], agents["LBY"], agents["NER"]
@@ -46,6 +50,13 @@ def main(t):
         while aid is not None and not a.history("--id", aid) and time.monotonic() < end:
             time.sleep(0.2)
         t.check(aid is not None and bool(a.history("--id", aid)), f"{a.id} has TCD's alert")
+
+    r = tcd.cli("broadcast", "--headline", "Attaque armée au poste de Bahaï", "--author", "Chef de quart TCD")
+    emergency = x.sent_id(r)
+    end = time.monotonic() + t.t(15)
+    while emergency is not None and not lby.history("--id", emergency) and time.monotonic() < end:
+        time.sleep(0.2)
+    t.check(emergency is not None and bool(lby.history("--id", emergency)), "LBY has TCD's emergency", repr(r))
 
     bc = ner.background("broadcast", "--headline", "Tempête de sable : patrouilles au camp", "--author",
                         "Chef de quart NER", "--wait", "--timeout", "25")
@@ -81,6 +92,16 @@ def main(t):
     t.check("NOT ACKNOWLEDGED" in txt and "no longer a node of this region" in txt and "NEEDS ACKNOWLEDGEMENT"
             not in txt, "history --id says why it cannot be acknowledged", txt[-600:])
     t.check(not lby.events("alert.refused", since=lby_mark), "nothing was queued for the broker to refuse")
+    # TCD's emergency cannot be acknowledged either: a watch shows it, says why, and does not recall it every
+    # --remind seconds for good (before, the bell rang every 30 s for as long as the watch ran).
+    w = x.Background(t, lby.socket, "watch", "--remind", "1", "--since", "1h")
+    w.wait(lambda: "Bahaï" in w.text(), t.t(15))
+    time.sleep(3)
+    out = w.text()
+    w.stop()
+    t.check("Bahaï" in out and "no longer a node of this region" in out, "LBY's watch shows TCD's emergency and why "
+            "it cannot be acknowledged", out[-600:])
+    t.check("UNACKNOWLEDGED EMERGENCY from TCD" not in out, "... and does not recall it (--remind 1, 3 s)", out[-600:])
 
     # ---- F3: refused later by the broker (NER's agent has not reloaded yet) --------------------------------------
     ner_mark = ner.log_size()
