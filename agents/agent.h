@@ -125,18 +125,22 @@ struct agent {
 	struct {                                     /* the store cannot be written (a full or read-only disk) */
 		char message[400];                   /* the last failure ("" = the last write went through) */
 		int64_t since_ms;                    /* wall clock of the first failure since the last success */
-		int64_t last_mono_ms;                /* clock_mono_ms of the last failure */
+		int64_t since_mono_ms;               /* clock_mono_ms of the first, and of the last failure */
+		int64_t last_mono_ms;
+		bool busy;                           /* the last failure was a lock held by another program */
 	} store_problem;
 };
 
 /*
  * A write to the store failed (op: what it was for) or went through.  While it fails, deliveries are not acknowledged
  * and the broker's answers not recorded: `xba status` says so, or the officers read a full disk as a flapping link
- * and delivered alerts as still waiting.  A lock held by another process (XBA_EBUSY) is not a disk problem and is
- * not kept; and a failure not repeated for STORE_PROBLEM_SHOWN_MS is no longer shown (nothing may write on a quiet
- * node to clear it).
+ * and delivered alerts as still waiting.  A lock held by another program (XBA_EBUSY) is shown only once it has
+ * lasted STORE_BUSY_SHOWN_MS (a sqlite3 shell reading for a moment is not a problem; one left in a transaction is),
+ * and a failure not repeated for STORE_PROBLEM_SHOWN_MS is no longer shown (nothing may write on a quiet node to
+ * clear it).
  */
 #define STORE_PROBLEM_SHOWN_MS (10 * 60 * 1000)
+#define STORE_BUSY_SHOWN_MS (5 * 1000)
 void agent_store_failed(struct agent *agent, const char *op, const struct xba_error *err);
 void agent_store_ok(struct agent *agent);
 

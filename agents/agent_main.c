@@ -65,12 +65,13 @@ agent_error_field(const char *message, char *field, size_t size)
 void
 agent_store_failed(struct agent *agent, const char *op, const struct xba_error *err)
 {
-	if (err != NULL && err->code == XBA_EBUSY)
-		return;
 	if (agent->store_problem.message[0] == '\0' ||
-	    clock_mono_ms() - agent->store_problem.last_mono_ms > STORE_PROBLEM_SHOWN_MS)
+	    clock_mono_ms() - agent->store_problem.last_mono_ms > STORE_PROBLEM_SHOWN_MS) {
 		agent->store_problem.since_ms = clock_now_ms();
+		agent->store_problem.since_mono_ms = clock_mono_ms();
+	}
 	agent->store_problem.last_mono_ms = clock_mono_ms();
+	agent->store_problem.busy = err != NULL && err->code == XBA_EBUSY;
 	snprintf(agent->store_problem.message, sizeof(agent->store_problem.message), "%s: %.360s", op,
 	    err != NULL && err->msg[0] != '\0' ? err->msg : "write failed");
 }

@@ -1046,7 +1046,9 @@ static void
 fill_store_status(struct agent *agent, Xba__V1__AgentStatusReply *reply)
 {
 	if (agent->store_problem.message[0] == '\0' ||
-	    clock_mono_ms() - agent->store_problem.last_mono_ms > STORE_PROBLEM_SHOWN_MS)
+	    clock_mono_ms() - agent->store_problem.last_mono_ms > STORE_PROBLEM_SHOWN_MS ||
+	    (agent->store_problem.busy &&
+	     agent->store_problem.last_mono_ms - agent->store_problem.since_mono_ms < STORE_BUSY_SHOWN_MS))
 		return;
 	reply->store_problem = agent->store_problem.message;
 	reply->store_problem_since_ms = agent->store_problem.since_ms;

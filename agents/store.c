@@ -255,7 +255,14 @@ static const char *const stmt_sql[ST_COUNT_] = {
 				     " ORDER BY id LIMIT 1",
 	[ST_OUTBOX_ACCEPTED] = "UPDATE outgoing SET state = 2, seq = ?2, recipients = ?3, result = ?4, done_ms = ?5"
 			       " WHERE id = ?1 AND state = 1",
-	[ST_OUTBOX_REFUSED] = "UPDATE outgoing SET state = 3, result = ?2, message = ?3, field = ?4, done_ms = ?5"
+	/* A row published again after a restore (it keeps its seq) that has expired meanwhile stays as it was: accepted
+	 * and delivered before the restore, it is not "refused, nobody received it" (ALERT_EXPIRED is ?6). */
+	[ST_OUTBOX_REFUSED] = "UPDATE outgoing SET"
+			      " state = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN 2 ELSE 3 END,"
+			      " result = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN result ELSE ?2 END,"
+			      " message = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN message ELSE ?3 END,"
+			      " field = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN field ELSE ?4 END,"
+			      " done_ms = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN done_ms ELSE ?5 END"
 			      " WHERE id = ?1 AND state = 1",
 	[ST_OUTBOX_RESEAL] = "UPDATE outgoing SET envelope = ?2, sent_ms = ?3 WHERE id = ?1 AND state = 1",
 	/* The filter runs on the scan index alone; only the page it selects is read from the table (SCAN_INDEXES_SQL). */
@@ -298,9 +305,11 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_HIGHEST_HELD] = "SELECT max(seq) FROM (SELECT max(seq) AS seq FROM inbox WHERE seq <= ?1"
 			    " UNION ALL SELECT max(seq) FROM quarantine WHERE seq <= ?1)",
 	[ST_META_PUT] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-	[ST_OUTGOING_REQUEUE] = "UPDATE outgoing SET state = 1, seq = NULL, recipients = NULL, result = NULL,"
-				" done_ms = NULL WHERE state = 2 AND seq > ?1 AND done_ms >= ?2",
-	[ST_OUTGOING_MAX_SEQ] = "SELECT seq, alert_id FROM outgoing WHERE state = 2 ORDER BY seq DESC LIMIT 1",
+	/* Requeued rows keep seq, recipients, result and done_ms until the broker answers again (see ST_OUTBOX_REFUSED). */
+	[ST_OUTGOING_REQUEUE] = "UPDATE outgoing SET state = 1 WHERE state = 2 AND seq > ?1 AND done_ms >= ?2",
+	/* Only what was accepted since the last restore was noticed: older rows keep the old journal's seqs. */
+	[ST_OUTGOING_MAX_SEQ] = "SELECT seq, alert_id FROM outgoing WHERE state = 2 AND done_ms >= ?1"
+				" ORDER BY seq DESC LIMIT 1",
 	[ST_COUNT_OUTBOX] = "SELECT count(*) FROM outgoing WHERE state = 1",
 	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
 	[ST_COUNT_ACKS_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3 AND msg_type = 4",
@@ -990,6 +999,7 @@ store_outbox_refused(struct store *s, int64_t id, int result, const char *messag
 	sqlite3_bind_text(st, 3, message != NULL ? message : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, field != NULL ? field : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, now_ms);
+	sqlite3_bind_int(st, 6, XBA__V1__ERROR_CODE__ALERT_EXPIRED);
 	return outbox_update(s, st, id, "record refusal", err);
 }
 
@@ -1567,7 +1577,7 @@ store_set_through_seq(struct store *s, uint64_t through_seq, struct xba_error *e
 }
 
 int
-store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t since_ms, uint64_t *count,
+store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t since_ms, int64_t now_ms, uint64_t *count,
     struct xba_error *err)
 {
 	sqlite3_stmt *st = s->st[ST_OUTGOING_REQUEUE];
@@ -1582,17 +1592,36 @@ store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t since_
 		return txn_fail(s, st, err, "queue again what a restored journal lost");
 	*count = (uint64_t)sqlite3_changes(s->db);
 	sqlite3_reset(st);
+	/* From now on the last accepted alert is looked for among rows accepted after this (store_outgoing_last_accepted):
+	 * rows too old to be requeued keep the old journal's seqs, and named in every Hello they would make each
+	 * restart look like another restore. */
+	st = s->st[ST_META_PUT];
+	sqlite3_bind_text(st, 1, "journal_restored_ms", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, "note the journal's restore");
+	sqlite3_reset(st);
 	return 0;
 }
 
 int
 store_outgoing_last_accepted(struct store *s, uint64_t *seq, char *alert_id, size_t size, struct xba_error *err)
 {
-	sqlite3_stmt *st = s->st[ST_OUTGOING_MAX_SEQ];
+	sqlite3_stmt *st = s->st[ST_META_GET];
+	int64_t restored_ms = 0;
 	int rc;
 
 	*seq = 0;
 	alert_id[0] = '\0';
+	sqlite3_bind_text(st, 1, "journal_restored_ms", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		restored_ms = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		return stmt_fail(s, st, err, "read when the journal was last restored");
+	sqlite3_reset(st);
+	st = s->st[ST_OUTGOING_MAX_SEQ];
+	sqlite3_bind_int64(st, 1, restored_ms);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		int64_t v = sqlite3_column_int64(st, 0);

@@ -158,9 +158,10 @@ int store_outbox_accepted(struct store *s, int64_t id, uint64_t seq, uint32_t re
  * envelope (the broker journals it anew, or answers DUPLICATE for what the backup had; recipients that have it
  * deduplicate by id).  Inside a transaction; *count = rows requeued.
  */
-int store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t since_ms, uint64_t *count,
-    struct xba_error *err);
-/* The highest journal seq the broker accepted one of this node's alerts at (0: none), and that alert's id. */
+int store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t since_ms, int64_t now_ms,
+    uint64_t *count, struct xba_error *err);
+/* The highest journal seq the broker accepted one of this node's alerts at (0: none), and that alert's id; since
+ * the last requeue after a restore only (rows accepted before it carry the old journal's seqs). */
 int store_outgoing_last_accepted(struct store *s, uint64_t *seq, char *alert_id, size_t size, struct xba_error *err);
 /* Inside a transaction: QUEUED -> REFUSED with the broker's code, message and field. */
 int store_outbox_refused(struct store *s, int64_t id, int result, const char *message, const char *field,

@@ -243,6 +243,7 @@ ensure_transaction(struct agent *agent)
 
 		log_warnx("event=store.write_failed op=begin error=%s", log_quote(quoted, sizeof(quoted), err.msg));
 		u->store_failed = true;
+		agent_store_failed(agent, "begin", &err);
 		return -1;
 	}
 	u->in_transaction = true;
@@ -1171,7 +1172,10 @@ finish_turn(struct agent *agent)
 			agent_store_ok(agent);
 		}
 	}
-	if (u->in_transaction && !committed) {
+	/* A turn whose transaction could not even begin (a store locked by another program, a full disk) dropped its
+	 * deliveries unstored: without a new session, the next delivery's cursor would pass them, and the broker mark
+	 * them delivered. */
+	if ((u->in_transaction && !committed) || (!u->in_transaction && u->store_failed)) {
 		/* Nothing of this turn is durable: acknowledge none of it; the broker redelivers on the next session
 		 * and the outbox rows stay queued (a resend gets DUPLICATE). */
 		log_warnx("event=store.batch_failed deliveries=%zu answers=%zu action=\"reconnecting; nothing was "
@@ -1464,7 +1468,7 @@ requeue_after_restore(struct agent *agent)
 	if (ensure_transaction(agent) != 0)
 		return;
 	if (store_outgoing_requeue_after(agent->store, 0,
-	    clock_now_ms() - (int64_t)RESTORE_REQUEUE_DAYS * 86400 * 1000, &count, &err) != 0) {
+	    clock_now_ms() - (int64_t)RESTORE_REQUEUE_DAYS * 86400 * 1000, clock_now_ms(), &count, &err) != 0) {
 		log_warnx("event=store.error op=requeue_after_restore error=%s", log_quote(quoted, sizeof(quoted), err.msg));
 		u->store_failed = true;
 		return;

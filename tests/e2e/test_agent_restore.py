@@ -96,6 +96,11 @@ def main(t):
     r = tcd.cli("ack", a, "--officer", "Lieutenant Abakar", "--note", "patrouille envoyée")
     t.eq(r.rc, 0, "TCD's officer acknowledges A")
     t.check(_wait_state(t, ner, a, "TCD", "acknowledged"), "NER's track: TCD acknowledged A")
+    short = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                    "Convoi X : valable trois secondes", "--expires", x.rfc3339(x.now_ms() + 3000), "--wait", "5")
+    x_id = x.sent_id(short)
+    t.check(short.rc == 0 and tcd_has(x_id), "NER's alert X, valid 3 s, accepted and delivered", repr(short))
+    time.sleep(3.5)
 
     # ---- the broker's journal restored from the backup taken after A -----------------------------------------------
     broker.stop()
@@ -125,6 +130,10 @@ def main(t):
     t.check(tcd_has(f), "a new alert after the journal's restore reaches TCD (its seq used a second time)")
     ids = [x_.get("id") for x_ in tcd.history("--limit", "1000")]
     t.eq(len(ids), len(set(ids)), "no alert twice in TCD's history after the republishing")
+    out = [e for e in ner.history("--outgoing", "--id", x_id) if e.get("id") == x_id]
+    t.check(out and out[0].get("publish_state") == "accepted",
+            "X, published again after the restore but expired since, stays accepted in NER's history (it was "
+            "delivered; before, it became 'refused ALERT_EXPIRED')", str(out)[:400])
 
     # ---- the journal restored again, TCD's agent offline meanwhile, and back only after the new alerts have
     # passed its cursor: the journal's head is no longer behind it, and before, the broker took the cursor's word

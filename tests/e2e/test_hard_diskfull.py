@@ -302,6 +302,31 @@ def agent_store_full(t, region):
     t.check(r.rc != 0, "DZA's officer sends while the store is locked: refused (nothing stored)", repr(r))
     r = tcd.cli("status")
     t.check(r.rc == 0 and "STORE:" not in r.out, "... and xba status says no STORE after a lock (exit 0)", r.out)
+    # A lock held longer (a sqlite3 shell left in a transaction) while an alert arrives: before, the turn whose
+    # transaction could not begin dropped the delivery unstored, the next alert's cursor passed it, and the broker
+    # marked it delivered (lost, and NER's track said delivered).  Now nothing is acknowledged, the session drops,
+    # the broker sends it again; after 5 s the STORE line says so; the lock gone, it arrives and the line goes.
+    lock = sqlite3.connect(tcd.store_path, timeout=5)
+    lock.execute("BEGIN IMMEDIATE")
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                "Convoi pendant le verrou", "--wait", "5")
+    locked_alert = x.sent_id(r)
+    time.sleep(7)
+    during = tcd.cli("status")
+    lock.rollback()
+    lock.close()
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                "Convoi après le verrou", "--wait", "5")
+    after_lock = x.sent_id(r)
+    end = time.monotonic() + t.t(20)
+    while time.monotonic() < end and not {h.get("id") for h in tcd.history()} >= {locked_alert, after_lock}:
+        time.sleep(0.3)
+    t.check({h.get("id") for h in tcd.history()} >= {locked_alert, after_lock},
+            "an alert that arrived while DZA's store was locked 7 s reaches DZA once it is free (not lost)")
+    t.check(during.rc == 1 and "STORE:" in during.out and "locked" in during.out,
+            "... and xba status said STORE (locked) while it lasted", during.out)
+    r = tcd.cli("status")
+    t.check(r.rc == 0 and "STORE:" not in r.out, "... and no longer once it is stored", r.out)
     filler = os.path.join(mnt, "filler")
     fill(filler)
     mark = tcd.log_size()

@@ -185,6 +185,59 @@ check_outgoing_rows(void *ctx, const struct store_row *row)
 	return 0;
 }
 
+/*
+ * After a restore: what was accepted goes back to the outbox with its old seq kept; an expired one refused on its
+ * second publish stays accepted; the last accepted alert named in Hello is looked for only among rows accepted
+ * after the restore (a row too old to be requeued named its old journal's seq at every restart).
+ */
+static void
+test_requeue_after_restore(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[3][40], last[40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	int64_t rid[3];
+	uint64_t count = 0, seq = 0;
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	for (int i = 0; i < 3; i++) {
+		struct store_alert_fields f = fields(uuid_of(i + 1, id[i]), "NER", 2, 4);
+
+		CHECK_CODE(t, store_outbox_add(s, &f, envelope_a, sizeof(envelope_a), 1000 + i, &rid[i], &err), 0);
+	}
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	for (int i = 0; i < 3; i++) /* row 0 accepted long ago (too old to requeue), rows 1 and 2 lately */
+		CHECK_CODE(t, store_outbox_accepted(s, rid[i], (uint64_t)(50 + i), 3, 1, i == 0 ? 100 : 5000, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_outgoing_last_accepted(s, &seq, last, sizeof(last), &err), 0);
+	CHECK(t, seq == 52 && strcmp(last, id[2]) == 0);
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_outgoing_requeue_after(s, 0, 1000, 6000, &count, &err), 0);
+	CHECK(t, count == 2);
+	/* Row 1 expired meanwhile: the broker refuses it ALERT_EXPIRED; it stays accepted, with its seq. */
+	CHECK_CODE(t, store_outbox_refused(s, rid[1], XBA__V1__ERROR_CODE__ALERT_EXPIRED, "expired", "expires", 6100,
+			  &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	{
+		struct store_row row;
+
+		CHECK_CODE(t, store_outgoing_get(s, id[1], &row, &err), 0);
+		CHECK(t, row.state == STORE_ACCEPTED && row.seq == 51);
+		store_row_clear(&row);
+	}
+	/* Nothing accepted since the restore: no last accepted alert (row 0's old seq is not named). */
+	CHECK_CODE(t, store_outgoing_last_accepted(s, &seq, last, sizeof(last), &err), 0);
+	CHECK(t, seq == 0 && strcmp(last, "") == 0);
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_outbox_accepted(s, rid[2], 7, 3, 15, 6200, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_outgoing_last_accepted(s, &seq, last, sizeof(last), &err), 0);
+	CHECK(t, seq == 7 && strcmp(last, id[2]) == 0);
+	store_close(s);
+}
+
 static void
 test_outgoing_fields(struct check_state *t)
 {
@@ -1188,6 +1241,7 @@ main(int argc, char **argv)
 	}
 	RUN(&t, test_outbox_order_and_reopen);
 	RUN(&t, test_outgoing_fields);
+	RUN(&t, test_requeue_after_restore);
 	RUN(&t, test_inbox_dedupe);
 	RUN(&t, test_records);
 	RUN(&t, test_filters);
