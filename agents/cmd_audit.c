@@ -32,6 +32,7 @@
 #include "chain.h"
 #include "cli.h"
 #include "directory.h"
+#include "display.h"
 #include "encoding.h"
 #include "envelope.h"
 #include "jsonw.h"
@@ -143,6 +144,14 @@ struct audit {
 	uint8_t tip_hash[CHAIN_HASH_LEN];
 	bool tip_seen;                        /* the walk reached tip_seq */
 	bool tip_matches;
+	struct ack_seen *acks;                /* --region: every (alert, node) a validly signed ACK entry acknowledges */
+	size_t n_acks, cap_acks;
+	uint64_t acks_checked;                /* delivery rows whose acknowledged state was compared with the ACKs */
+};
+
+struct ack_seen {
+	char alert_id[XBA_UUID_LEN + 1];
+	char node[XBA_NODE_ID_MAX + 1];
 };
 
 static void
@@ -665,13 +674,129 @@ check_records(struct audit *a, const struct chain_entry *e, uint64_t base_seq)
 	}
 }
 
+/* ---- acknowledgements (--region) ---- */
+
+static int
+ack_cmp(const void *x, const void *y)
+{
+	const struct ack_seen *p = x, *q = y;
+	int c = strcmp(p->alert_id, q->alert_id);
+
+	return c != 0 ? c : strcmp(p->node, q->node);
+}
+
+/* A validly signed ACK entry: the alerts it acknowledges, for its origin. */
+static int
+note_acks(struct audit *a, const Xba__V1__Alert *ack)
+{
+	for (size_t i = 0; i < ack->n_references; i++) {
+		if (a->n_acks == a->cap_acks) {
+			size_t cap = a->cap_acks ? 2 * a->cap_acks : 256;
+			struct ack_seen *grown = realloc(a->acks, cap * sizeof(*grown));
+
+			if (grown == NULL)
+				return XBA_ENOMEM;
+			a->acks = grown;
+			a->cap_acks = cap;
+		}
+		snprintf(a->acks[a->n_acks].alert_id, sizeof(a->acks[0].alert_id), "%s", ack->references[i]);
+		snprintf(a->acks[a->n_acks].node, sizeof(a->acks[0].node), "%s", ack->origin);
+		a->n_acks++;
+	}
+	return 0;
+}
+
+static void
+note_failure_at(struct audit *a, uint64_t seq, const char *alert_id, const char *origin, const char *verdict,
+    const char *fmt, ...) XBA_PRINTF(6, 7);
+
+static void
+note_failure_at(struct audit *a, uint64_t seq, const char *alert_id, const char *origin, const char *verdict,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	note_failure_v(a, seq, alert_id, (int)strlen(alert_id), origin, (int)strlen(origin), verdict, 0, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The journal's acknowledged states against its signed ACK entries.  The states live beside the chain, not in it
+ * (they change after an entry is written), so an insider could mark an alert acknowledged by a made-up officer, or
+ * erase a real acknowledgement, and the chain would not show it.  The broker marks a delivery acknowledged exactly
+ * when it journals an ACK of that alert from that node, so: every ACKNOWLEDGED delivery needs such an ACK entry,
+ * and every such ACK entry leaves its delivery (when the node had one to acknowledge) ACKNOWLEDGED.
+ */
+static int
+check_acknowledgements(struct audit *a, sqlite3 *db, struct xba_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct ack_seen key;
+	int rc = 0;
+
+	qsort(a->acks, a->n_acks, sizeof(*a->acks), ack_cmp);
+	if (sqlite3_prepare_v2(db, "SELECT d.seq, d.node, coalesce(d.officer, ''), al.alert_id, al.origin FROM deliveries "
+	    "AS d JOIN alerts AS al ON al.seq = d.seq WHERE d.state = 3 ORDER BY d.seq, d.node", -1, &st, NULL)
+	    != SQLITE_OK)
+		return xba_error_set(err, XBA_EIO, "read acknowledged deliveries: %s", sqlite3_errmsg(db));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *node = (const char *)sqlite3_column_text(st, 1);
+		const char *officer = (const char *)sqlite3_column_text(st, 2);
+		const char *alert_id = (const char *)sqlite3_column_text(st, 3);
+		const char *origin = (const char *)sqlite3_column_text(st, 4);
+		char quoted[120];
+
+		a->acks_checked++;
+		snprintf(key.alert_id, sizeof(key.alert_id), "%s", alert_id != NULL ? alert_id : "");
+		snprintf(key.node, sizeof(key.node), "%s", node != NULL ? node : "");
+		if (a->n_acks > 0 && bsearch(&key, a->acks, a->n_acks, sizeof(*a->acks), ack_cmp) != NULL)
+			continue;
+		display_clean(officer != NULL ? officer : "", quoted, sizeof(quoted));
+		note_failure_at(a, (uint64_t)sqlite3_column_int64(st, 0), key.alert_id, origin != NULL ? origin : "",
+		    "ACKNOWLEDGED WITHOUT AN ACKNOWLEDGEMENT", "the journal says %s acknowledged it (officer \"%s\"), "
+		    "and holds no signed acknowledgement of it from %s", key.node, quoted, key.node);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return xba_error_set(err, XBA_EIO, "read acknowledged deliveries: %s", sqlite3_errmsg(db));
+	/* A row the ACK should have marked (queued, delivered or refused: a withheld node had nothing to acknowledge) */
+	if (sqlite3_prepare_v2(db, "SELECT al.seq, al.origin, d.state FROM alerts AS al JOIN deliveries AS d ON d.seq = "
+	    "al.seq AND d.node = ?2 WHERE al.alert_id = ?1", -1, &st, NULL) != SQLITE_OK)
+		return xba_error_set(err, XBA_EIO, "read deliveries: %s", sqlite3_errmsg(db));
+	for (size_t i = 0; i < a->n_acks; i++) {
+		if (i > 0 && ack_cmp(&a->acks[i - 1], &a->acks[i]) == 0)
+			continue;
+		sqlite3_bind_text(st, 1, a->acks[i].alert_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, a->acks[i].node, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			int state = sqlite3_column_int(st, 2);
+
+			if (state == 1 || state == 2 || state == 5) {
+				const char *origin = (const char *)sqlite3_column_text(st, 1);
+
+				note_failure_at(a, (uint64_t)sqlite3_column_int64(st, 0), a->acks[i].alert_id,
+				    origin != NULL ? origin : "", "ACKNOWLEDGEMENT NOT RECORDED", "%s's signed "
+				    "acknowledgement of it is in the journal, but its delivery to %s says %s", a->acks[i].node,
+				    a->acks[i].node, state == 5 ? "refused" : state == 2 ? "delivered" : "queued");
+			}
+		} else if (rc != SQLITE_DONE) {
+			sqlite3_finalize(st);
+			return xba_error_set(err, XBA_EIO, "read deliveries: %s", sqlite3_errmsg(db));
+		}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
 static int
 visit_entry(void *ctx, const struct chain_entry *e, const uint8_t *envelope, size_t envelope_len,
     struct xba_error *err)
 {
 	struct audit *a = ctx;
 
-	(void)err;
 	if (a->n_dirs > 0) {
 		struct xba_error open_err = { 0 };
 		struct envelope_opened opened;
@@ -700,6 +825,8 @@ visit_entry(void *ctx, const struct chain_entry *e, const uint8_t *envelope, siz
 		if (check_signature(a, e, &opened, rc, open_err.msg)) {
 			if (a->n_pairs > 0)
 				check_routing(a, e, opened.alert);
+			if (opened.alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK && note_acks(a, opened.alert) != 0)
+				return xba_error_set(err, XBA_ENOMEM, "out of memory");
 		} else if (a->n_pairs > 0) {
 			a->routes_unchecked++; /* what it says cannot be trusted, so neither can a routing of it */
 		}
@@ -804,6 +931,9 @@ print_text(const char *path, const struct audit *a, const struct chain_walk_resu
 		    a->signatures_ok, a->signatures_ok + a->signatures_failed, a->n_dirs > 1 ? "ies given" : "y",
 		    a->signatures_failed ? "; the others are NOT VALID" : "", walk_rc != 0 ? "; " : "",
 		    walk_rc != 0 ? walk_stop(r, stop, sizeof(stop)) : "");
+	if (a->n_dirs > 0 && walk_rc == 0)
+		printf("acknowledgements: %" PRIu64 " acknowledged deliveries and %zu signed acknowledgements compared\n",
+		    a->acks_checked, a->n_acks);
 	if (a->n_pairs > 0) {
 		printf("routing: %" PRIu64 " of %" PRIu64 " entries routed by rules version", a->routes_ok + a->routes_failed,
 		    a->routes_ok + a->routes_failed + a->routes_unchecked);
@@ -974,6 +1104,7 @@ audit_free(struct audit *a)
 	sqlite3_finalize(a->had_alert);
 	sqlite3_finalize(a->routed_to);
 	free(a->records);
+	free(a->acks);
 	chain_free(a->expect);
 	for (size_t i = 0; i < a->n_pairs; i++)
 		rules_free((struct rules *)a->pairs[i].rules);
@@ -1120,6 +1251,12 @@ audit_verify(int argc, char **argv)
 	/* In the same snapshot: also after a break, where damage is what may have broken the chain. */
 	if (rc == 0 || rc == XBA_EDECODE || rc == XBA_EDAMAGED)
 		check_rc = chain_check_file(chain, db, &check_err);
+	if (rc == 0 && check_rc == 0 && a->n_dirs > 0 && check_acknowledgements(a, db, &walk_err) != 0) {
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		cli_usage_error("audit verify: journal %s: %s", path, walk_err.msg);
+		rc = CLI_EXIT_USAGE;
+		goto out;
+	}
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	if (check_rc != 0 && check_rc != XBA_EDAMAGED && rc == 0) {
 		cli_usage_error("audit verify: %s", check_err.msg);

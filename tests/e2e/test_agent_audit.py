@@ -6,6 +6,8 @@ them must be in the journal at that seq, with the same bytes, routed to NER or s
 Then an insider deletes an entry NER received and recomputes the chain after it (xbatest.rechain_journal): the
 chain, the signatures and the routing all still pass, and only NER's records show the hole.  An entry cut from the
 end is past the journal's last entry: reported as not checked (a copy may simply be older), and --tip catches it.
+Last, acknowledged states (beside the chain, not in it) are compared with the signed ACK entries: a made-up
+acknowledgement and an erased one are both caught.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_audit.py BUILD_DIR SOURCE_ROOT
 """
@@ -15,6 +17,7 @@ import re
 import shutil
 import sqlite3
 import sys
+import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -103,6 +106,50 @@ def main(t):
     rc, out = audit(t, pristine, os.path.join(t.dir, "no-agent.sock"))
     t.check(rc == 2 and "--agent-records" in out, "--agent-records with no agent at the socket: exit 2",
             f"exit {rc}: {out}")
+    for a in agents.values():
+        a.stop()
+    acknowledgements(t, region)
+
+
+def acknowledgements(t, region):
+    """Acknowledged states live beside the chain, not in it.  Before, an insider who marked an alert acknowledged
+    by a made-up officer, or erased a real acknowledgement, passed the audit (and `xba track` showed it); now each
+    acknowledged delivery is compared with the signed ACK entries, both ways."""
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-acks").start()
+    ner = x.Agent(t, region, "NER", broker, name="agent-NER-acks").start(link=True)
+    dza = x.Agent(t, region, "DZA", broker, name="agent-DZA-acks").start(link=True)
+    ids = []
+    for headline in ("convoi un", "convoi deux"):
+        r = dza.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline", headline)
+        ids.append(x.sent_id(r))
+    s = ner.wait_status(lambda st: st.get("inbox_count") == 2, t.t(15))
+    t.check(s is not None and s.get("inbox_count") == 2, "NER has DZA's two alerts", repr(s))
+    r = ner.cli("ack", ids[1], "--officer", "Cdt. Garba", "--note", "vu")
+    t.eq(r.rc, 0, "NER's officer acknowledges the second")
+    ner.wait_status(lambda st: st.get("outbox_depth") == 0, t.t(10))
+    time.sleep(1)
+    t.eq(broker.stop(), 0, "broker stops")
+    clean = os.path.join(t.dir, "acks.sqlite")
+    shutil.copy(broker.journal_path, clean)
+    rc, out = x.audit_verify(t, clean, "--region", broker.region_path)
+    t.check(rc == 0 and "acknowledgements: 1 acknowledged deliveries and 1 signed acknowledgements compared" in out,
+            "the untouched journal: its one acknowledged delivery matches its signed ACK", f"exit {rc}: {out}")
+    forged = os.path.join(t.dir, "acks-forged.sqlite")
+    shutil.copy(clean, forged)
+    db = sqlite3.connect(forged)
+    db.execute("UPDATE deliveries SET state = 3, officer = 'Cdt Faux', note = 'équipe sur place' WHERE node = 'NER' "
+               "AND seq = (SELECT seq FROM alerts WHERE alert_id = ?)", (ids[0],))
+    db.execute("UPDATE deliveries SET state = 2, officer = NULL, note = NULL WHERE node = 'NER' "
+               "AND seq = (SELECT seq FROM alerts WHERE alert_id = ?)", (ids[1],))
+    db.commit()
+    db.close()
+    rc, out = x.audit_verify(t, forged, "--region", broker.region_path)
+    t.check(rc == 1 and re.search(rf"^seq \d+ alert {ids[0]} from DZA: ACKNOWLEDGED WITHOUT AN ACKNOWLEDGEMENT: the "
+                                  r'journal says NER acknowledged it \(officer "Cdt Faux"\)', out, re.M) is not None,
+            "a made-up acknowledgement: ACKNOWLEDGED WITHOUT AN ACKNOWLEDGEMENT, exit 1", f"exit {rc}: {out}")
+    t.check(re.search(rf"^seq \d+ alert {ids[1]} from DZA: ACKNOWLEDGEMENT NOT RECORDED: NER's signed "
+                      r"acknowledgement of it is in the journal, but its delivery to NER says delivered", out, re.M)
+            is not None, "an erased acknowledgement: ACKNOWLEDGEMENT NOT RECORDED", f"exit {rc}: {out}")
 
 
 if __name__ == "__main__":
