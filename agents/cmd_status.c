@@ -150,9 +150,14 @@ cmd_status(int argc, char **argv)
 			printf("STORE: this agent cannot write its store since %s (%s). Meanwhile deliveries are not "
 			       "acknowledged (the broker sends them again) and the broker's answers to this country's alerts "
 			       "are not recorded (they show as waiting: do not send them again), and the link drops and "
-			       "comes back. Check the disk: full, or read-only (docs/operations.md, \"A full disk\")\n",
+			       "comes back. %s\n",
 			    s->store_problem_since_ms ? display_time(s->store_problem_since_ms, t2, sizeof(t2)) : "start",
-			    display_clean(s->store_problem, warning, sizeof(warning)));
+			    display_clean(s->store_problem, warning, sizeof(warning)),
+			    /* SQLite's words for a lock held by another program: not the disk */
+			    strstr(s->store_problem, "locked") != NULL
+				? "Another program holds the store locked (a sqlite3 shell or a backup tool left open?): "
+				  "close it"
+				: "Check the disk: full, or read-only (docs/operations.md, \"A full disk\")");
 		if (display_clock_warning(s, warning, sizeof(warning)) != NULL)
 			printf("%s\n", warning);
 		printf("outbox          %llu waiting for the broker%s\n", (unsigned long long)s->outbox_depth,

@@ -259,6 +259,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	 * and delivered before the restore, it is not "refused, nobody received it" (ALERT_EXPIRED is ?6). */
 	[ST_OUTBOX_REFUSED] = "UPDATE outgoing SET"
 			      " state = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN 2 ELSE 3 END,"
+			      /* its seq is now another alert's in the restored journal */
+			      " seq = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN NULL ELSE seq END,"
 			      " result = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN result ELSE ?2 END,"
 			      " message = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN message ELSE ?3 END,"
 			      " field = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN field ELSE ?4 END,"

@@ -238,6 +238,10 @@ ensure_transaction(struct agent *agent)
 
 	if (u->in_transaction)
 		return u->store_failed ? -1 : 0;
+	/* BEGIN failed already this turn: each try waits out the store's busy timeout, and a turn of 64 deliveries on a
+	 * locked store would hold the agent (and its officers' requests) for a minute. */
+	if (u->store_failed)
+		return -1;
 	if (store_begin(agent->store, &err) != 0) {
 		char quoted[600];
 
