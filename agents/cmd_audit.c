@@ -735,7 +735,8 @@ check_acknowledgements(struct audit *a, sqlite3 *db, struct xba_error *err)
 	struct ack_seen key;
 	int rc = 0;
 
-	qsort(a->acks, a->n_acks, sizeof(*a->acks), ack_cmp);
+	if (a->n_acks > 1) /* qsort's array may not be NULL, even empty */
+		qsort(a->acks, a->n_acks, sizeof(*a->acks), ack_cmp);
 	if (sqlite3_prepare_v2(db, "SELECT d.seq, d.node, coalesce(d.officer, ''), al.alert_id, al.origin FROM deliveries "
 	    "AS d JOIN alerts AS al ON al.seq = d.seq WHERE d.state = 3 ORDER BY d.seq, d.node", -1, &st, NULL)
 	    != SQLITE_OK)
