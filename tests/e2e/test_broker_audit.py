@@ -11,6 +11,7 @@ printed sees all three.
 
 usage: /usr/bin/python3 tests/e2e/test_broker_audit.py BUILD_DIR SOURCE_ROOT
 """
+import hashlib
 import os
 import re
 import shutil
@@ -53,6 +54,7 @@ def main(t):
     t.check(rc == 0 and m is not None and m.group(0) in out.splitlines(),
             "xba-broker --audit prints the same tip line as xba audit verify", f"exit {rc}: {out}")
     tip_line = m.group(0) if m else "tip: seq 5 hash " + "0" * 64     # the whole line works as --tip too
+    broker_audit_reads_only(t, broker)
     t.eq(broker.stop(), 0, "SIGTERM: broker exits 0")
     pristine = os.path.join(t.dir, "pristine.sqlite")
     shutil.copy(broker.journal_path, pristine)
@@ -215,6 +217,32 @@ def broker_audit_of(t, broker, journal):
     r = subprocess.run([t.broker_bin, "--audit", "-c", cfg], capture_output=True, text=True, timeout=t.t(30),
                        cwd=broker.dir)
     return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def broker_audit_reads_only(t, broker):
+    """`xba-broker --audit` changes nothing it is given: a copy taken with its -wal (committed changes not yet
+    copied into the file) stays byte for byte, and a journal that is not there is not created and called intact."""
+    d = tempfile.mkdtemp(prefix="xba-e2e-audit-wal-", dir=t.dir)
+    copy = os.path.join(d, "journal.sqlite")
+    shutil.copy(broker.journal_path, copy)
+    if os.path.exists(broker.journal_path + "-wal"):
+        shutil.copy(broker.journal_path + "-wal", copy + "-wal")
+    wal_before = os.path.getsize(copy + "-wal") if os.path.exists(copy + "-wal") else 0
+    with open(copy, "rb") as f:
+        main_before = hashlib.sha256(f.read()).hexdigest()
+    rc, out = broker_audit_of(t, broker, copy)
+    with open(copy, "rb") as f:
+        main_after = hashlib.sha256(f.read()).hexdigest()
+    wal_after = os.path.getsize(copy + "-wal") if os.path.exists(copy + "-wal") else 0
+    t.check(rc == 0 and "5 entries, hash chain intact" in out, "--audit of a copy taken with its -wal: 5 entries intact",
+            f"exit {rc}: {out}")
+    t.check(main_after == main_before and wal_after == wal_before,
+            "... and the copy is left as it was: its -wal not checkpointed into the file nor removed",
+            f"-wal {wal_before} -> {wal_after} bytes, file {'unchanged' if main_after == main_before else 'CHANGED'}")
+    missing = os.path.join(d, "no-such.sqlite")
+    rc, out = broker_audit_of(t, broker, missing)
+    t.check(rc == 1 and "cannot open" in out and "intact" not in out and not os.path.exists(missing),
+            "--audit of a journal that is not there: exit 1, 'cannot open', and it is not created", f"exit {rc}: {out}")
 
 
 def damaged_files(t, broker, pristine):
