@@ -109,6 +109,7 @@ cmd_status(int argc, char **argv)
 		jsonw_string(&w, "store_problem", s->store_problem != NULL ? s->store_problem : "");
 		jsonw_string(&w, "store_problem_since", s->store_problem_since_ms ?
 		    clock_format_rfc3339(s->store_problem_since_ms, t2, sizeof(t2)) : "");
+		jsonw_bool(&w, "store_problem_locked", s->store_problem_locked);
 		jsonw_string(&w, "broker_id", s->broker_id);
 		jsonw_string(&w, "rules_version", s->rules_version);
 		jsonw_int(&w, "outbox_depth", (int64_t)s->outbox_depth);
@@ -153,8 +154,8 @@ cmd_status(int argc, char **argv)
 			       "comes back. %s\n",
 			    s->store_problem_since_ms ? display_time(s->store_problem_since_ms, t2, sizeof(t2)) : "start",
 			    display_clean(s->store_problem, warning, sizeof(warning)),
-			    /* SQLite's words for a lock held by another program: not the disk */
-			    strstr(s->store_problem, "locked") != NULL
+			    /* Agents before field 29 say a lock only in SQLite's words ("database is locked"). */
+			    s->store_problem_locked || strstr(s->store_problem, "database is locked") != NULL
 				? "Another program holds the store locked (a sqlite3 shell or a backup tool left open?): "
 				  "close it"
 				: "Check the disk: full, or read-only (docs/operations.md, \"A full disk\")");

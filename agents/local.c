@@ -1052,6 +1052,7 @@ fill_store_status(struct agent *agent, Xba__V1__AgentStatusReply *reply)
 		return;
 	reply->store_problem = agent->store_problem.message;
 	reply->store_problem_since_ms = agent->store_problem.since_ms;
+	reply->store_problem_locked = agent->store_problem.busy;
 }
 
 static void

@@ -319,6 +319,7 @@ def agent_store_full(t, region):
                 f"Rapport {i} pendant le verrou", "--wait", "0")
     time.sleep(max(0.0, 7 - (time.monotonic() - started)))
     during = tcd.cli("status")
+    during_json = tcd.status() or {}
     lock.rollback()
     lock.close()
     r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
@@ -332,6 +333,8 @@ def agent_store_full(t, region):
     t.check(during.rc == 1 and "STORE:" in during.out and "Another program holds the store locked" in during.out,
             "... and xba status answered while it lasted, STORE: another program holds the store locked",
             during.out + during.err)
+    t.check(during_json.get("store_problem_locked") is True,
+            "... and --json says store_problem_locked: true (the agent knows it is a lock)", str(during_json))
     r = tcd.cli("status")
     t.check(r.rc == 0 and "STORE:" not in r.out, "... and no longer once it is stored", r.out)
     filler = os.path.join(mnt, "filler")
@@ -350,6 +353,7 @@ def agent_store_full(t, region):
     s = tcd.status() or {}
     t.check(s.get("store_problem", "") != "" and s.get("store_problem_since", "") != "",
             "xba status --json: store_problem and store_problem_since", str(s))
+    t.check(s.get("store_problem_locked") is False, "... and store_problem_locked: false (the disk, not a lock)", str(s))
     os.unlink(filler)
     end = time.monotonic() + t.t(30)
     while time.monotonic() < end and not {h.get("id") for h in tcd.history()} >= set(ids):
