@@ -120,6 +120,9 @@ cmd_status(int argc, char **argv)
 		jsonw_int(&w, "through_seq", (int64_t)s->through_seq);
 		jsonw_int(&w, "quarantined", (int64_t)s->quarantined);
 		jsonw_int(&w, "acks_refused", (int64_t)s->acks_refused);
+		jsonw_int(&w, "acks_waiting", (int64_t)s->acks_waiting);
+		jsonw_string(&w, "acks_waiting_until", s->acks_waiting_until_ms ?
+		    clock_format_rfc3339(s->acks_waiting_until_ms, t1, sizeof(t1)) : "");
 		jsonw_string(&w, "signing_key", s->signing_key);
 		jsonw_string(&w, "signing_key_until", s->signing_key_until_ms ?
 		    clock_format_rfc3339(s->signing_key_until_ms, t1, sizeof(t1)) : "");
@@ -178,6 +181,15 @@ cmd_status(int argc, char **argv)
 			       "NOT told (xba history --outgoing shows which)\n", (unsigned long long)s->acks_refused,
 			    s->acks_refused == 1 ? "" : "s", s->acks_refused == 1 ? "was" : "were",
 			    s->acks_refused == 1 ? "its" : "their", s->acks_refused == 1 ? " was" : "s were");
+		if (s->acks_waiting)
+			printf("ACKS WAITING    %u acknowledgement%s sent from here %s for %s alert%s: the broker's journal "
+			       "was restored from a backup that lacks %s, and %s origin%s not published %s again yet. "
+			       "Tried again by itself until %s; nothing to do\n", s->acks_waiting,
+			    s->acks_waiting == 1 ? "" : "s", s->acks_waiting == 1 ? "waits" : "wait",
+			    s->acks_waiting == 1 ? "its" : "their", s->acks_waiting == 1 ? "" : "s",
+			    s->acks_waiting == 1 ? "it" : "them", s->acks_waiting == 1 ? "its" : "their",
+			    s->acks_waiting == 1 ? " has" : "s have", s->acks_waiting == 1 ? "it" : "them",
+			    display_time(s->acks_waiting_until_ms, t1, sizeof(t1)));
 		printf("signing key     %s, %s%s\n", s->signing_key, s->signing_key_until_ms ? "signs until " : "no end",
 		    s->signing_key_until_ms ? display_time(s->signing_key_until_ms, t1, sizeof(t1)) : "");
 		if (display_key_warning(s, warning, sizeof(warning)) != NULL)

@@ -1541,25 +1541,34 @@ store_highest_held(struct store *s, uint64_t limit, uint64_t *out, struct xba_er
 	return 0;
 }
 
-int
-store_through_seq(struct store *s, uint64_t *out, struct xba_error *err)
+/* The integer stored under key in the meta table; *out = 0 when there is none.  what names it in an error. */
+static int
+meta_get_int64(struct store *s, const char *key, int64_t *out, const char *what, struct xba_error *err)
 {
 	sqlite3_stmt *st = s->st[ST_META_GET];
 	int rc;
 
-	assert(s != NULL && out != NULL);
 	*out = 0;
-	sqlite3_bind_text(st, 1, "through_seq", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		int64_t v = sqlite3_column_int64(st, 0);
-
-		*out = v > 0 ? (uint64_t)v : 0;
-	} else if (rc != SQLITE_DONE) {
-		return stmt_fail(s, st, err, "read delivery cursor");
-	}
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		return stmt_fail(s, st, err, what);
 	sqlite3_reset(st);
 	return 0;
+}
+
+int
+store_through_seq(struct store *s, uint64_t *out, struct xba_error *err)
+{
+	int64_t v;
+	int rc;
+
+	assert(s != NULL && out != NULL);
+	rc = meta_get_int64(s, "through_seq", &v, "read delivery cursor", err);
+	*out = rc == 0 && v > 0 ? (uint64_t)v : 0;
+	return rc;
 }
 
 int
@@ -1607,21 +1616,23 @@ store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t since_
 }
 
 int
+store_journal_restored_ms(struct store *s, int64_t *out, struct xba_error *err)
+{
+	assert(s != NULL && out != NULL);
+	return meta_get_int64(s, "journal_restored_ms", out, "read when the journal was last restored", err);
+}
+
+int
 store_outgoing_last_accepted(struct store *s, uint64_t *seq, char *alert_id, size_t size, struct xba_error *err)
 {
-	sqlite3_stmt *st = s->st[ST_META_GET];
+	sqlite3_stmt *st;
 	int64_t restored_ms = 0;
 	int rc;
 
 	*seq = 0;
 	alert_id[0] = '\0';
-	sqlite3_bind_text(st, 1, "journal_restored_ms", -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		restored_ms = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_DONE)
-		return stmt_fail(s, st, err, "read when the journal was last restored");
-	sqlite3_reset(st);
+	if ((rc = store_journal_restored_ms(s, &restored_ms, err)) != 0)
+		return rc;
 	st = s->st[ST_OUTGOING_MAX_SEQ];
 	sqlite3_bind_int64(st, 1, restored_ms);
 	rc = sqlite3_step(st);

@@ -163,6 +163,9 @@ int store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t si
 /* The highest journal seq the broker accepted one of this node's alerts at (0: none), and that alert's id; since
  * the last requeue after a restore only (rows accepted before it carry the old journal's seqs). */
 int store_outgoing_last_accepted(struct store *s, uint64_t *seq, char *alert_id, size_t size, struct xba_error *err);
+/* When the agent last found the broker's journal restored from a backup (and published again what it had lost),
+ * wall clock ms; 0 never. */
+int store_journal_restored_ms(struct store *s, int64_t *out, struct xba_error *err);
 /* Inside a transaction: QUEUED -> REFUSED with the broker's code, message and field. */
 int store_outbox_refused(struct store *s, int64_t id, int result, const char *message, const char *field,
     int64_t now_ms, struct xba_error *err);

@@ -38,6 +38,20 @@
 #define UPLINK_RELEASE_REPEAT_MS (30LL * 86400 * 1000) /* releases of the last 30 days are reported again */
 #define UPLINK_CLOCK_WARN_MS 30000      /* broker heartbeat time this far from ours: warn the operator (§2.7) */
 #define UPLINK_CLOCK_MAX_MS 4102444800000LL /* 2100-01-01: a broker clock said later than this is ignored */
+/*
+ * The broker's journal lacks the last alert it accepted of this node's (Welcome.publishes_unknown): it was restored
+ * from a backup, and what it had accepted since the backup is lost with it, acknowledgements included.  The node
+ * cannot know where the backup ends, so every row accepted in the last RESTORE_REQUEUE_DAYS goes back to the outbox
+ * and is published again, the same signed envelopes: the broker journals what it lost and answers DUPLICATE for
+ * the rest, and recipients that have an alert ignore it by id.  Not older: a journal replaced on purpose must not
+ * get a year of alerts back, and a backup a week old is a restore the working group follows by hand.
+ */
+#define RESTORE_REQUEUE_DAYS 7
+
+/* An acknowledgement published again after a restore of the broker's journal, refused UNKNOWN_ALERT because its
+ * alert's origin has not published that alert again yet, is tried again this often (doubling to the maximum). */
+#define UPLINK_ACK_RETRY_MIN_MS 15000
+#define UPLINK_ACK_RETRY_MAX_MS (10 * 60 * 1000)
 #define UPLINK_MAXMSGSIZE (4 * 1024 * 1024) /* transport guard; never below 256 KiB + 1 KiB (§1.3) */
 
 enum uplink_state {
@@ -54,6 +68,8 @@ struct inflight {
 	int64_t id;                              /* outbox row id = Publish.ref */
 	char alert_id[XBA_UUID_LEN + 1];
 	bool emergency;
+	bool republished;                        /* accepted before, published again after a restore (it has a seq) */
+	int msg_type;
 };
 
 /* A TrackRequest forwarded for a CLI. */
@@ -130,6 +146,11 @@ struct uplink {
 		int64_t since_ms;
 	} held_behind;
 	unsigned held_refusals;                  /* this pause: publishes the broker refused as held behind it */
+	/* Acknowledgements published again after a restore that wait for their alerts (handle_publish_ack): left
+	 * queued, behind last_sent_id, and the whole outbox walked again at acks_retry_mono (0 = none waiting). */
+	unsigned acks_waiting;
+	int64_t acks_retry_mono, acks_retry_ms;
+	int64_t acks_wait_until_ms;              /* wall clock: then they are refused for good */
 	int64_t resume_mono;                     /* paused and drained: when to resume (0 = not yet armed) */
 	int64_t publish_backoff_ms;              /* the next publishing pause */
 	bool publish_backoff_max;                /* the refusal needs an operator (UNKNOWN_KEY): the longest pause */
@@ -476,6 +497,8 @@ send_row(struct agent *agent, const struct store_row *row)
 	}
 	u->inflight[u->n_inflight].id = row->id;
 	u->inflight[u->n_inflight].emergency = row->emergency;
+	u->inflight[u->n_inflight].republished = row->seq != 0;
+	u->inflight[u->n_inflight].msg_type = row->msg_type;
 	snprintf(u->inflight[u->n_inflight].alert_id, sizeof(u->inflight[0].alert_id), "%.36s", row->alert_id);
 	u->n_inflight++;
 	log_debug("event=alert.sent alert=%s ref=%lld", row->alert_id, (long long)row->id);
@@ -688,6 +711,44 @@ reseal_ahead(struct agent *agent)
 		log_info("event=outbox.resealed alerts=%u", resealed);
 }
 
+/*
+ * After a restore of the broker's journal every agent publishes again what the backup lacked (requeue_after_restore),
+ * but not at the same moment: an acknowledgement can reach the broker before the alert it acknowledges, whose
+ * origin's agent is slower, or offline.  The broker refuses it UNKNOWN_ALERT, which is final for an acknowledgement
+ * of an alert that is gone for good.  One published again, within the days its origin may still publish the alert
+ * again (RESTORE_REQUEUE_DAYS), stays queued instead, and is tried again later (uplink_tick).  True when p does.
+ */
+static bool
+ack_waits_for_alert(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCode result)
+{
+	struct uplink *u = agent->uplink;
+	struct xba_error err = { 0 };
+	int64_t restored_ms = 0, now_ms = clock_now_ms();
+
+	if (result != XBA__V1__ERROR_CODE__UNKNOWN_ALERT || p->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK ||
+	    !p->republished)
+		return false;
+	if (store_journal_restored_ms(agent->store, &restored_ms, &err) != 0) {
+		char quoted[600];
+
+		log_warnx("event=store.read_failed op=journal_restored error=%s", log_quote(quoted, sizeof(quoted), err.msg));
+		return false;
+	}
+	if (restored_ms == 0 || now_ms >= restored_ms + RESTORE_REQUEUE_DAYS * 86400LL * 1000)
+		return false;
+	u->acks_waiting++;
+	u->acks_wait_until_ms = restored_ms + RESTORE_REQUEUE_DAYS * 86400LL * 1000;
+	if (u->acks_retry_mono == 0) {
+		u->acks_retry_mono = clock_mono_ms() + jitter(u->acks_retry_ms);
+		u->acks_retry_ms = u->acks_retry_ms * 2 > UPLINK_ACK_RETRY_MAX_MS ? UPLINK_ACK_RETRY_MAX_MS
+										   : u->acks_retry_ms * 2;
+	}
+	log_warnx("event=ack.waiting_for_alert alert=%s reason=\"published again after a restore of the broker's "
+		  "journal, before the alert it acknowledges: its origin has not published that alert again yet; tried "
+		  "again in %lld s\"", p->alert_id, (long long)((u->acks_retry_mono - clock_mono_ms()) / 1000));
+	return true;
+}
+
 static void
 handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 {
@@ -730,6 +791,8 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		pause_publishing(agent, &p, ack->result, ack->message);
 		return;
 	}
+	if (ack_waits_for_alert(agent, &p, ack->result))
+		return;
 	if (ensure_transaction(agent) != 0)
 		return;
 	rc = store_outbox_refused(agent->store, p.id, ack->result, ack->message, ack->field, clock_now_ms(), &err);
@@ -1451,15 +1514,6 @@ uplink_broker_window(const struct uplink *u, int64_t *earliest_ms, int64_t *late
 	return true;
 }
 
-/*
- * The broker's journal lacks the last alert it accepted of this node's (Welcome.publishes_unknown): it was restored
- * from a backup, and what it had accepted since the backup is lost with it, acknowledgements included.  The node
- * cannot know where the backup ends, so every row accepted in the last RESTORE_REQUEUE_DAYS goes back to the outbox
- * and is published again, the same signed envelopes: the broker journals what it lost and answers DUPLICATE for
- * the rest, and recipients that have an alert ignore it by id.  Not older: a journal replaced on purpose must not
- * get a year of alerts back, and a backup a week old is a restore the working group follows by hand.
- */
-#define RESTORE_REQUEUE_DAYS 7
 
 static void
 requeue_after_restore(struct agent *agent)
@@ -1522,6 +1576,8 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->paused = false;
 	u->resume_mono = 0;
 	u->held_refusals = 0;
+	u->acks_waiting = 0;      /* the outbox is walked from its oldest row: they go out again with the rest */
+	u->acks_retry_mono = 0;
 	if (w->publishes_unknown && u->last_accepted_seq > 0)
 		requeue_after_restore(agent);
 	if (w->cursor_unknown && w->acknowledged_through < u->through_seq) {
@@ -1901,9 +1957,25 @@ uplink_tick(struct agent *agent)
 			}
 		}
 	}
+	/* Acknowledgements waiting for their alerts (ack_waits_for_alert) are behind last_sent_id: once nothing is in
+	 * flight, the outbox is walked again from its oldest row, which then is one of them. */
+	if (u->acks_retry_mono != 0 && now >= u->acks_retry_mono && !u->paused && u->n_inflight == 0) {
+		log_info("event=acks.retry waiting=%u", u->acks_waiting);
+		u->acks_waiting = 0;
+		u->acks_retry_mono = 0;
+		u->last_sent_id = u->last_early_id = 0;
+		pump_outbox(agent);
+		if (u->drop_reason != NULL) {
+			session_drop(agent, u->drop_reason, u->drop_config_error);
+			u->drop_reason = NULL;
+			return 0;
+		}
+	}
 	next = u->last_sent_mono + hb - now;
 	if (u->last_heard_mono + 3 * hb - now < next)
 		next = u->last_heard_mono + 3 * hb - now;
+	if (u->acks_retry_mono != 0 && u->acks_retry_mono - now < next)
+		next = u->acks_retry_mono - now > 100 ? u->acks_retry_mono - now : 100;
 	if (u->paused && u->resume_mono != 0 && u->resume_mono - now < next)
 		next = u->resume_mono - now;
 	if (u->paused && u->resume_mono == 0)
@@ -2009,6 +2081,10 @@ uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 		out->clock_offset_ms -= clock_now_ms();
 		out->clock_offset_known = true;
 	}
+	if (u->acks_waiting > 0) {
+		out->acks_waiting = u->acks_waiting;
+		out->acks_waiting_until_ms = u->acks_wait_until_ms;
+	}
 	if (u->held_behind.alert_id[0] != '\0') {
 		out->outbox_held_alert = (char *)u->held_behind.alert_id;
 		out->outbox_held_code = u->held_behind.code;
@@ -2039,6 +2115,7 @@ uplink_new(struct agent *agent, struct xba_error *err)
 	memcpy(u->turn_through_id, u->through_id, sizeof(u->turn_through_id));
 	u->backoff_ms = agent->config->reconnect_min_ms;
 	u->publish_backoff_ms = agent->config->reconnect_min_ms;
+	u->acks_retry_ms = UPLINK_ACK_RETRY_MIN_MS;
 	u->max_frame_bytes = FRAME_MAX_BYTES_DEFAULT;
 	u->next_attempt_mono = clock_mono_ms(); /* connect at once */
 	u->link_since_wall = clock_now_ms();

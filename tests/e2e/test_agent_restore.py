@@ -96,6 +96,9 @@ def main(t):
     r = tcd.cli("ack", a, "--officer", "Lieutenant Abakar", "--note", "patrouille envoyée")
     t.eq(r.rc, 0, "TCD's officer acknowledges A")
     t.check(_wait_state(t, ner, a, "TCD", "acknowledged"), "NER's track: TCD acknowledged A")
+    r = tcd.cli("ack", d, "--officer", "Lieutenant Abakar", "--note", "reçu")
+    t.eq(r.rc, 0, "TCD's officer acknowledges D")
+    t.check(_wait_state(t, ner, d, "TCD", "acknowledged"), "NER's track: TCD acknowledged D")
     short = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
                     "Convoi X : valable trois secondes", "--expires", x.rfc3339(x.now_ms() + 3000), "--wait", "5")
     x_id = x.sent_id(short)
@@ -103,11 +106,24 @@ def main(t):
     time.sleep(3.5)
 
     # ---- the broker's journal restored from the backup taken after A -----------------------------------------------
+    # NER's agent is down meanwhile and comes back last: TCD publishes again its acknowledgement of D before NER
+    # publishes D again.  Before, the broker's UNKNOWN_ALERT was final (ACKS REFUSED, NER never told); now the
+    # acknowledgement waits, queued, and goes through once D is back.
     broker.stop()
+    ner.stop()
     _restore(journal_backup, broker.journal_path)
     mark = broker.log_size()
     tcd_mark = tcd.log_size()
     broker.start()
+    t.check(tcd.wait_log(r"event=ack\.waiting_for_alert ", t.t(20), since=tcd_mark) is not None,
+            "TCD's agent: its acknowledgement of D, published again before NER's D, waits for it (ack.waiting_for_alert)",
+            tcd.log_text(tcd_mark)[-1200:])
+    s = tcd.status() or {}
+    st = tcd.cli("status")
+    t.check(s.get("acks_waiting") == 1 and s.get("acks_refused") == 0 and "ACKS WAITING" in st.out
+            and "ACKS REFUSED" not in st.out,
+            "TCD's xba status: ACKS WAITING 1 (not refused)", st.out + str(s)[:300])
+    ner.start()
     rec = broker.wait_log(r"event=journal\.behind node=TCD .*", t.t(15), since=mark)
     t.check(rec is not None,
             "broker, on the journal restored from the backup: journal.behind for TCD (it has seqs the journal lacks)",
@@ -126,6 +142,11 @@ def main(t):
     t.check(_wait_state(t, ner, b, "TCD", "delivered"), "NER's track of B works again: the broker has B, TCD has it")
     t.check(_wait_state(t, ner, a, "TCD", "acknowledged"),
             "NER's track of A: TCD acknowledged it (its acknowledgement, lost with the backup, was published again)")
+    t.check(_wait_state(t, ner, d, "TCD", "acknowledged", 45),
+            "NER's track of D: TCD acknowledged it (its acknowledgement waited for NER to publish D again)")
+    s = tcd.status() or {}
+    t.check(s.get("acks_waiting") == 0 and s.get("acks_refused") == 0, "TCD's status: no acknowledgement waiting or "
+            "refused any more", str(s)[:300])
     f = send("Convoi F vers Toummo")
     t.check(tcd_has(f), "a new alert after the journal's restore reaches TCD (its seq used a second time)")
     ids = [x_.get("id") for x_ in tcd.history("--limit", "1000")]
@@ -196,11 +217,11 @@ def _restore(backup, live):
     os.chmod(live, 0o600)
 
 
-def _wait_state(t, ner, alert_id, node, state):
+def _wait_state(t, ner, alert_id, node, state, seconds=10):
     """Poll NER's `xba track ID --json` until node's state is state; whether it got there."""
     def now():
         return {j.get("node_id"): j.get("state") for j in ner.cli("track", alert_id, "--json").json()}.get(node)
-    end = time.monotonic() + t.t(10)
+    end = time.monotonic() + t.t(seconds)
     while now() != state:
         if time.monotonic() >= end:
             return False
