@@ -1590,10 +1590,13 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 		 * deduplicated by alert id.
 		 */
 		log_warnx("event=link.cursor_reset broker=%s journal_head=%llu cursor=%llu resume_after=%llu reason=\"the "
-			  "broker's journal holds another alert at this agent's cursor (restored from a backup, its seqs "
-			  "since used again): resuming from what that journal records this agent acknowledged\"",
+			  "broker's journal %s (restored from a backup%s): resuming from what that journal records this agent "
+			  "acknowledged\"",
 		    u->broker_id, (unsigned long long)w->journal_head, (unsigned long long)u->through_seq,
-		    (unsigned long long)w->acknowledged_through);
+		    (unsigned long long)w->acknowledged_through,
+		    w->journal_head < u->through_seq ? "ends before this agent's cursor"
+						     : "holds another alert at this agent's cursor",
+		    w->journal_head < u->through_seq ? "" : ", its seqs since used again");
 		u->through_seq = u->turn_through = w->acknowledged_through;
 		u->through_id[0] = u->turn_through_id[0] = '\0';
 		ensure_transaction(agent); /* finish_turn persists the cursor */

@@ -128,8 +128,9 @@ def main(t):
     t.check(rec is not None,
             "broker, on the journal restored from the backup: journal.behind for TCD (it has seqs the journal lacks)",
             broker.log_text(mark)[-800:])
-    t.check(tcd.wait_log(r"event=link\.cursor_reset", t.t(15), since=tcd_mark) is not None,
-            "TCD's agent: link.cursor_reset, back to what the restored journal records it acknowledged")
+    t.check(tcd.wait_log(r"event=link\.cursor_reset .*ends before this agent.s cursor", t.t(15), since=tcd_mark)
+            is not None, "TCD's agent: link.cursor_reset (the journal ends before its cursor), back to what the "
+            "restored journal records it acknowledged")
     # What the backup lacked of NER's and TCD's own is published again by their agents, the same signed alerts:
     # before, NER's B..D were gone from the broker (its officers had to send them again, under new ids), and TCD's
     # acknowledgement of A too (NER's track said delivered again, and TCD's officer could not acknowledge again).
