@@ -92,6 +92,21 @@ _Static_assert(DELIVERY_WITHHELD == CHAIN_DELIVERY_WITHHELD, "lib/chain.c reads 
 	" delivered_ms INTEGER NOT NULL,"                                                                          \
 	" PRIMARY KEY (node, through_seq)) WITHOUT ROWID;"
 
+/*
+ * supersessions: which UPDATE or CANCEL named an alert, so that the broker refuses an update of an alert already
+ * replaced or withdrawn, and anything that names a withdrawn one (its origin's store restored from a backup would
+ * otherwise let an officer bring a withdrawn emergency back to every recipient).  Derived from the journaled
+ * envelopes, like the marks outside the hash chain, and created at open where absent, without a schema version
+ * of its own: a journal of an older broker gains it (updates journaled before are not known: let through, as ones
+ * whose reference was pruned), and an older broker still opens a journal that has it.
+ */
+#define SUPERSESSIONS_SQL                                                                                           \
+	"CREATE TABLE IF NOT EXISTS supersessions ("                                                                \
+	" alert_id TEXT PRIMARY KEY,"                                                                              \
+	" by_alert_id TEXT NOT NULL,"                                                                              \
+	" by_type INTEGER NOT NULL,"                                                                               \
+	" by_seq INTEGER NOT NULL) WITHOUT ROWID;"
+
 static const char schema_sql[] =
 	"CREATE TABLE alerts ("
 	" seq INTEGER PRIMARY KEY,"
@@ -163,6 +178,9 @@ enum stmt_id {
 	ST_REWIND_UNDER_MARK,
 	ST_MARK_RELEASED,
 	ST_ALERT_BRIEF,
+	ST_SUPERSEDE,
+	ST_SUPERSEDED,
+	ST_PRUNE_SUPERSESSIONS,
 	ST_COUNT_
 };
 
@@ -224,6 +242,13 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_MARK_RELEASED] = "UPDATE deliveries SET state = 2, delivered_ms = ?3, note = NULL"
 			     " WHERE seq = ?2 AND node = ?1 AND state = 5",
 	[ST_ALERT_BRIEF] = "SELECT alert_id, origin, emergency FROM alerts WHERE seq = ?1",
+	/* The first update that replaced an alert stays its record, and a cancel replaces that (withdrawn is final). */
+	[ST_SUPERSEDE] = "INSERT INTO supersessions (alert_id, by_alert_id, by_type, by_seq) VALUES (?1, ?2, ?3, ?4)"
+			 " ON CONFLICT (alert_id) DO UPDATE SET by_alert_id = excluded.by_alert_id,"
+			 " by_type = excluded.by_type, by_seq = excluded.by_seq"
+			 " WHERE excluded.by_type = 3 AND supersessions.by_type != 3",
+	[ST_SUPERSEDED] = "SELECT by_type, by_alert_id FROM supersessions WHERE alert_id = ?1",
+	[ST_PRUNE_SUPERSESSIONS] = "DELETE FROM supersessions WHERE by_seq <= ?1",
 	/* journal_rewind: a node's store went back in time (restored from a backup). */
 	[ST_REWIND_MARKS] = "DELETE FROM delivery_marks WHERE node = ?1 AND through_seq > ?2",
 	[ST_REWIND_ROWS] = "UPDATE deliveries SET state = 1, delivered_ms = NULL, note = NULL"
@@ -606,7 +631,7 @@ ensure_schema(struct journal *j, struct xba_error *err)
 	if ((rc = user_version(j, &version, err)) != 0 || (rc = check_version(j, version, err)) != 0)
 		return rc;
 	if (version == JOURNAL_SCHEMA_VERSION)
-		return 0;
+		return exec_sql(j, SUPERSESSIONS_SQL, "create the supersessions table", err);
 	if ((rc = exec_sql(j, "BEGIN IMMEDIATE", "create schema", err)) != 0)
 		return rc;
 	if ((rc = user_version(j, &version, err)) == 0 && (rc = check_version(j, version, err)) == 0) {
@@ -615,6 +640,8 @@ ensure_schema(struct journal *j, struct xba_error *err)
 		else if (version == 1) /* before delivery marks: no mark yet, so every row keeps its meaning */
 			rc = exec_sql(j, MARKS_SQL "PRAGMA user_version = 2;", "upgrade schema 1 to 2", err);
 	}
+	if (rc == 0)
+		rc = exec_sql(j, SUPERSESSIONS_SQL, "create the supersessions table", err);
 	if (rc == 0)
 		return exec_sql(j, "COMMIT", "create schema", err);
 	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1060,6 +1087,16 @@ journal_append(struct journal *j, const struct journal_entry *e, uint64_t *seq_o
 		}
 		sqlite3_reset(st);
 	}
+	st = j->st[ST_SUPERSEDE];
+	for (size_t i = 0; i < e->n_supersedes; i++) {
+		sqlite3_bind_text(st, 1, e->supersedes[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, e->alert_id, (int)f.alert_id_len, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, e->msg_type);
+		sqlite3_bind_int64(st, 4, (int64_t)f.seq);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return txn_fail(j, st, err, "append supersession");
+		sqlite3_reset(st);
+	}
 	j->head = f.seq;
 	memcpy(j->tip, hash, HASH_LEN);
 	cache_put(&j->cache, f.seq, e->envelope, e->envelope_len);
@@ -1069,6 +1106,32 @@ journal_append(struct journal *j, const struct journal_entry *e, uint64_t *seq_o
 }
 
 /* ---- reads ---- */
+
+int
+journal_superseded(struct journal *j, const char *alert_id, int *by_type, char *by_alert_id, size_t size,
+    struct xba_error *err)
+{
+	sqlite3_stmt *st = j->st[ST_SUPERSEDED];
+	int rc;
+
+	assert(j != NULL && alert_id != NULL && by_type != NULL && by_alert_id != NULL && size > 0);
+	*by_type = 0;
+	by_alert_id[0] = '\0';
+	sqlite3_bind_text(st, 1, alert_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *by = sqlite3_column_text(st, 1);
+
+		*by_type = sqlite3_column_int(st, 0);
+		snprintf(by_alert_id, size, "%s", by != NULL ? (const char *)by : "");
+		sqlite3_reset(st);
+		return 0;
+	}
+	if (rc != SQLITE_DONE)
+		return read_fail(j, st, err, "read supersessions");
+	sqlite3_reset(st);
+	return XBA_ENOTFOUND;
+}
 
 static void
 copy_text(char *dst, size_t size, const unsigned char *src)
@@ -1910,6 +1973,9 @@ journal_prune_some(struct journal *j, int64_t cutoff_ms, uint64_t max_alerts,
 		*deleted = (uint64_t)sqlite3_changes64(j->db);
 	sqlite3_reset(st);
 	/* Marks at or below the cut covered only rows that are gone; a node's marks above it stay, the highest too. */
+	sqlite3_bind_int64(j->st[ST_PRUNE_SUPERSESSIONS], 1, (int64_t)last);
+	if ((rc = step_write(j, j->st[ST_PRUNE_SUPERSESSIONS], err, "prune supersessions")) != 0)
+		goto fail;
 	sqlite3_bind_int64(j->st[ST_PRUNE_MARKS], 1, (int64_t)last);
 	if ((rc = step_write(j, j->st[ST_PRUNE_MARKS], err, "prune delivery marks")) != 0)
 		goto fail;

@@ -54,6 +54,9 @@ struct journal_entry {
 	size_t n_recipients;
 	const struct journal_recipient *withheld;
 	size_t n_withheld;
+	/* An UPDATE's or CANCEL's references: recorded as replaced or withdrawn by this entry (journal_superseded). */
+	char *const *supersedes;
+	size_t n_supersedes;
 };
 
 /* A pending delivery, as the delivery path reads it. */
@@ -122,6 +125,11 @@ int journal_append(struct journal *j, const struct journal_entry *entry, uint64_
 
 /* 0 and *info if alert_id is journaled, XBA_ENOTFOUND if not. */
 int journal_find(struct journal *j, const char *alert_id, struct journal_alert_info *info, struct xba_error *err);
+
+/* 0 if an UPDATE or a CANCEL journaled since the broker kept the record (2026-11-27) named alert_id: *by_type its
+ * msg_type (a cancel wins over an update) and by_alert_id its id; XBA_ENOTFOUND if none did. */
+int journal_superseded(struct journal *j, const char *alert_id, int *by_type, char *by_alert_id, size_t size,
+    struct xba_error *err);
 
 /* Highest sequence journaled (0 for an empty journal). */
 uint64_t journal_head(const struct journal *j);

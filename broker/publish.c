@@ -342,8 +342,9 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 	struct xba_error err = { 0 };
 	struct route route = { 0 };
 	const char *field = NULL, *acked_origin = NULL;
-	char field_buf[64], message[512], acked_origin_buf[XBA_NODE_ID_MAX + 1];
+	char field_buf[64], message[512], acked_origin_buf[XBA_NODE_ID_MAX + 1], by_id[XBA_UUID_LEN + 1];
 	struct superseded_nodes superseded = { 0 };
+	int by_type;
 	struct route_inputs inputs = { 0 };
 	int64_t now = clock_now_ms();
 	uint8_t *envelope_bytes = NULL;
@@ -470,6 +471,27 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 				    alert->references[i], alert->origin);
 				goto done;
 			}
+			/* A withdrawn alert stays withdrawn, and an update names the latest version (docs/operators.md,
+			 * "xba send"): the sender's agent checks both against its own store, which a restore from a backup
+			 * can put behind the journal, and other clients need not check at all. */
+			rc = journal_superseded(server->journal, alert->references[i], &by_type, by_id, sizeof(by_id), &err);
+			if (rc == 0 && by_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
+				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "references",
+				    0, 0, "references: %s was withdrawn already, by %s: send a new alert instead",
+				    alert->references[i], by_id);
+				goto done;
+			}
+			if (rc == 0 && alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE) {
+				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "references",
+				    0, 0, "references: %s was replaced already, by %s: update that one", alert->references[i],
+				    by_id);
+				goto done;
+			}
+			if (rc != 0 && rc != XBA_ENOTFOUND) {
+				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL,
+				    0, 0, "cannot read what replaced %s: %s", alert->references[i], err.msg);
+				goto done;
+			}
 			/* Whoever had it must hear that it was replaced or withdrawn, whatever the rules say today. */
 			if (journal_track(server->journal, known.seq, add_superseded_node, &superseded, &err) < 0) {
 				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__JOURNAL_UNAVAILABLE, NULL,
@@ -530,6 +552,11 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 		entry.n_recipients = route.n_recipients;
 		entry.withheld = withheld;
 		entry.n_withheld = route.n_withheld;
+		if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ||
+		    alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
+			entry.supersedes = alert->references;
+			entry.n_supersedes = alert->n_references;
+		}
 		rc = journal_append(server->journal, &entry, &seq, &err);
 		if (rc == 0 && alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ACK)
 			rc = record_acknowledgements(server, node, alert, now, &err);

@@ -240,6 +240,32 @@ def main(t):
         t.check(orig.id in ack_two.message and lby_alert.id in ack_two.message and "separate" in ack_two.message,
                 "the refusal names both alerts and says to acknowledge them separately", ack_two.message)
 
+    # A withdrawn alert stays withdrawn and an update names the latest version, whatever the client: before, only
+    # the sender's agent checked, against its own store (restored from a backup, it let an officer update a
+    # withdrawn emergency, and every recipient took it as live again).
+    time.sleep(2.2)     # NER's rate bucket (5 a second, burst 10) full again: the seven publishes below fit
+    s0 = x.alert("NER", C.SMUGGLING, headline="S: convoy towards Assamaka")
+    publish_expect("NER", region.seal(s0), "OK", "NER's alert S")
+    u1 = x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[s0.id], headline="S, update 1")
+    publish_expect("NER", region.seal(u1), "OK", "an update U1 of S")
+    again = publish_expect("NER", region.seal(x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[s0.id],
+                                                      headline="S, updated again from an older version")),
+                           "INVALID_ALERT", "a second update of S, already replaced by U1", field="references")
+    t.check(again is not None and "replaced already, by " + u1.id in again.message and "update that one" in again.message,
+            "... the refusal names U1, the version to update", again and again.message)
+    u2 = x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[u1.id], headline="S, update 2")
+    publish_expect("NER", region.seal(u2), "OK", "an update U2 of U1 (the latest version)")
+    cancel = x.alert("NER", C.SMUGGLING, msg_type=C.CANCEL, references=[s0.id, u1.id, u2.id], headline="S withdrawn")
+    publish_expect("NER", region.seal(cancel), "OK", "a cancel of S naming every version (replaced ones included)")
+    late = publish_expect("NER", region.seal(x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[u2.id],
+                                                     headline="S brought back")),
+                          "INVALID_ALERT", "an update of U2 after the cancel", field="references")
+    t.check(late is not None and "withdrawn already, by " + cancel.id in late.message,
+            "... the refusal names the cancel", late and late.message)
+    publish_expect("NER", region.seal(x.alert("NER", C.SMUGGLING, msg_type=C.CANCEL, references=[s0.id],
+                                              headline="S withdrawn twice")),
+                   "INVALID_ALERT", "a second cancel of S", field="references")
+
     # 10. Bad frames from IOM-ROMENA: each answered with an Error, the session stays open.
     iom = nodes["IOM-ROMENA"]
     garbage = b"\x0a\x40this is not a Frame: field 1 claims 64 bytes"

@@ -1326,6 +1326,88 @@ test_prune_held(struct check_state *t)
 	journal_close(j);
 }
 
+/* Updates and cancels record what they replaced or withdrew: a cancel wins over an update, the record goes with a
+ * rolled-back transaction and with prune, and a journal of an older broker gains the table at open. */
+static void
+test_supersessions(struct check_state *t)
+{
+	char path[300], by[64];
+	struct xba_error err;
+	struct journal *j = journal_open(new_path(path, sizeof(path)), &err);
+	char *a_only[] = { "ss-a" }, *a_u1[] = { "ss-a", "ss-u1" }, *x_only[] = { "ss-x" };
+	struct journal_entry e;
+	uint64_t seq, deleted = 0;
+	int type = -1;
+
+	if (j == NULL) {
+		CHECK(t, j != NULL);
+		return;
+	}
+	e = entry("ss-a", false, 1000, three, 3, NULL, 0);
+	CHECK(t, append_one(j, &e) == 1);
+	CHECK_CODE(t, journal_superseded(j, "ss-a", &type, by, sizeof(by), &err), XBA_ENOTFOUND);
+	e = entry("ss-u1", false, 2000, three, 3, NULL, 0);
+	e.msg_type = 2;
+	e.supersedes = a_only;
+	e.n_supersedes = 1;
+	CHECK(t, append_one(j, &e) == 2);
+	CHECK_CODE(t, journal_superseded(j, "ss-a", &type, by, sizeof(by), &err), 0);
+	CHECK(t, type == 2 && strcmp(by, "ss-u1") == 0);
+	/* A rolled-back update leaves no record. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	e = entry("ss-gone", false, 2500, three, 3, NULL, 0);
+	e.msg_type = 2;
+	e.supersedes = x_only;
+	e.n_supersedes = 1;
+	CHECK_CODE(t, journal_append(j, &e, &seq, &err), 0);
+	CHECK_CODE(t, journal_superseded(j, "ss-x", &type, by, sizeof(by), &err), 0);
+	journal_rollback(j);
+	CHECK_CODE(t, journal_superseded(j, "ss-x", &type, by, sizeof(by), &err), XBA_ENOTFOUND);
+	/* The cancel names both versions; for ss-a it replaces the update's record, withdrawn being final. */
+	e = entry("ss-c", false, 3000, three, 3, NULL, 0);
+	e.msg_type = 3;
+	e.supersedes = a_u1;
+	e.n_supersedes = 2;
+	CHECK(t, append_one(j, &e) == 3);
+	CHECK_CODE(t, journal_superseded(j, "ss-a", &type, by, sizeof(by), &err), 0);
+	CHECK(t, type == 3 && strcmp(by, "ss-c") == 0);
+	CHECK_CODE(t, journal_superseded(j, "ss-u1", &type, by, sizeof(by), &err), 0);
+	CHECK(t, type == 3 && strcmp(by, "ss-c") == 0);
+	/* ... and a later update does not take it back. */
+	e = entry("ss-u2", false, 4000, three, 3, NULL, 0);
+	e.msg_type = 2;
+	e.supersedes = a_only;
+	e.n_supersedes = 1;
+	CHECK(t, append_one(j, &e) == 4);
+	CHECK_CODE(t, journal_superseded(j, "ss-a", &type, by, sizeof(by), &err), 0);
+	CHECK(t, type == 3 && strcmp(by, "ss-c") == 0);
+	journal_close(j);
+
+	/* A journal of a broker before the table: it is created at open, empty (those updates are not known). */
+	CHECK(t, raw_exec(path, "DROP TABLE supersessions") == 0);
+	j = journal_open(path, &err);
+	CHECK(t, j != NULL);
+	if (j == NULL)
+		return;
+	CHECK_CODE(t, journal_superseded(j, "ss-a", &type, by, sizeof(by), &err), XBA_ENOTFOUND);
+	e = entry("ss-u3", false, 5000, three, 3, NULL, 0);
+	e.msg_type = 2;
+	e.supersedes = x_only;
+	e.n_supersedes = 1;
+	CHECK(t, append_one(j, &e) == 5);
+	CHECK_CODE(t, journal_superseded(j, "ss-x", &type, by, sizeof(by), &err), 0);
+	/* Prune drops the records of the updates and cancels it deletes. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	for (uint64_t s = 1; s <= 5; s++)
+		for (size_t i = 0; i < 3; i++)
+			CHECK_CODE(t, journal_mark_delivered(j, three[i].node_id, s, 9000, NULL, &err), 0);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+	CHECK_CODE(t, journal_prune(j, INT64_MAX, &deleted, &err), 0);
+	CHECK(t, deleted == 5);
+	CHECK_CODE(t, journal_superseded(j, "ss-x", &type, by, sizeof(by), &err), XBA_ENOTFOUND);
+	journal_close(j);
+}
+
 static void
 test_prune(struct check_state *t)
 {
@@ -1992,6 +2074,7 @@ main(int argc, char **argv)
 	RUN(&t, test_reopen);
 	RUN(&t, test_audit_detects_tampering);
 	RUN(&t, test_prune);
+	RUN(&t, test_supersessions);
 	RUN(&t, test_prune_held);
 	RUN(&t, test_commit_fails_when_disk_full);
 	RUN(&t, test_busy_lock);
