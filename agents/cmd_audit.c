@@ -391,8 +391,8 @@ enum route_verdict {
 /* Routes the alert again with a->rules and a->dir and compares, through the chain hash, with what the journal
  * recorded. */
 static enum route_verdict
-route_once(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert *alert, bool deny_cancel_holders,
-    char *why, size_t why_size)
+route_once(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert *alert,
+    enum route_cancel_holders cancel_holders, char *why, size_t why_size)
 {
 	struct xba_error err = { 0 };
 	struct route route = { 0 };
@@ -430,7 +430,7 @@ route_once(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert *a
 		inputs.superseded_recipients = had;
 	}
 	inputs.acked_origin = acked_origin[0] ? acked_origin : NULL;
-	inputs.deny_cancel_holders = deny_cancel_holders;
+	inputs.cancel_holders = cancel_holders;
 	rc = rules_route_with(a->rules, a->dir, alert, &inputs, &route, &err);
 	free(had_nodes);
 	free(had);
@@ -491,15 +491,16 @@ check_routing(struct audit *a, const struct chain_entry *e, const Xba__V1__Alert
 		a->dir = a->pairs[i].dir;
 		a->rules = a->pairs[i].rules;
 		why[0] = '\0';
-		v = route_once(a, e, alert, false, why, sizeof(why));
-		/* A cancel that a deny rule kept from a node that had the alert: how releases before 2026-11-26
-		 * routed it (journals they wrote must not read as rewritten). */
+		v = route_once(a, e, alert, ROUTE_CANCEL_REACHES_HOLDERS, why, sizeof(why));
+		/* A cancel that its TLP (releases before 2026-11-27) or a deny rule (before 2026-11-26) kept from a node
+		 * that had the alert: journals those releases wrote must not read as rewritten. */
 		if (v == ROUTE_DIFFERS && alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
 			char earlier[2 * ROUTE_TEXT_MAX];
 
 			/* Counted apart and said: expected of entries an earlier broker journaled, and of none after the
 			 * upgrade, where it would be a broker that kept a withdrawal from a node that holds the alert. */
-			if (route_once(a, e, alert, true, earlier, sizeof(earlier)) == ROUTE_MATCH) {
+			if (route_once(a, e, alert, ROUTE_CANCEL_TLP_BARS_HOLDERS, earlier, sizeof(earlier)) == ROUTE_MATCH ||
+			    route_once(a, e, alert, ROUTE_CANCEL_DENY_BARS_HOLDERS, earlier, sizeof(earlier)) == ROUTE_MATCH) {
 				if (a->routes_earlier++ == 0)
 					a->earlier_first_seq = e->seq;
 				a->earlier_last_seq = e->seq;

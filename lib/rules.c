@@ -829,10 +829,11 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 
 	/* 5b. An update or cancel also reaches whoever had the alerts it names (the broker's journal says who), so that
 	 * no node goes on acting on an alert its origin replaced or withdrew.  The update's own TLP still bounds who
-	 * may read it (an officer who raises it to RED means it).  A deny rule keeps a node from an update, which is
-	 * new information, but not from a cancel of what it holds: a rule added since (or matching the cancel's
-	 * fields, not the version the node had) would leave it acting on a withdrawn alert for good, and a cancel
-	 * tells it nothing but that, and why. */
+	 * may read it (an officer who raises it to RED means it).  Neither its TLP nor a deny rule keeps a node from a
+	 * cancel of what it holds, which tells it nothing but that, and why: a rule added since (or matching the
+	 * cancel's fields, not the version the node had), or a RED cancel whose addressees could not name every
+	 * holder (at most 64 addressees; the versions may have named more), would leave it acting on a withdrawn
+	 * alert for good. */
 	memset(held, 0, words * sizeof(*held));
 	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE || alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
 		for (size_t i = 0; i < in->n_superseded_recipients; i++) {
@@ -846,11 +847,15 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 			if (t == origin || bit_get(rules->admins, t))
 				continue;
 			if (bit_get(recv, t)) {
-				if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL && !in->deny_cancel_holders)
+				if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL &&
+				    in->cancel_holders != ROUTE_CANCEL_DENY_BARS_HOLDERS)
 					bit_set(held, t);
 				continue;
 			}
-			if (tlp == XBA__V1__TLP__TLP_RED && !bit_get(addressed, t))
+			if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL &&
+			    in->cancel_holders == ROUTE_CANCEL_REACHES_HOLDERS)
+				tlp_bars = NULL;
+			else if (tlp == XBA__V1__TLP__TLP_RED && !bit_get(addressed, t))
 				tlp_bars = RULES_WITHHELD_TLP_RED;
 			else if (tlp == XBA__V1__TLP__TLP_AMBER_STRICT && !bit_get(rules->members, t))
 				tlp_bars = RULES_WITHHELD_TLP_AMBER_STRICT;
@@ -863,7 +868,8 @@ rules_route_with(const struct rules *rules, const struct directory *dir, const X
 				continue;
 			}
 			bit_set(recv, t);
-			if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL && !in->deny_cancel_holders)
+			if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL &&
+			    in->cancel_holders != ROUTE_CANCEL_DENY_BARS_HOLDERS)
 				bit_set(held, t);
 			credit[t].rule = RULES_BY_SUPERSEDED;
 			reason[t].rule = NULL;

@@ -113,9 +113,14 @@ struct route_inputs {
 	 * a node that acts on an alert must learn that it was replaced or withdrawn.  Unknown ids are skipped. */
 	const char *const *superseded_recipients;
 	size_t n_superseded_recipients;
-	/* Route as releases before 2026-11-26 did: a deny rule removed a cancel's holders too.  Only for auditing
-	 * journals those releases wrote (`xba audit verify`); the broker never sets it. */
-	bool deny_cancel_holders;
+	/* Route a cancel as earlier releases did, only for auditing the journals they wrote (`xba audit verify`;
+	 * the broker never sets it): ROUTE_CANCEL_TLP_BARS_HOLDERS, before 2026-11-27, kept a cancel's holders out by
+	 * its TLP like an update's; ROUTE_CANCEL_DENY_BARS_HOLDERS, before 2026-11-26, by deny rules too. */
+	enum route_cancel_holders {
+		ROUTE_CANCEL_REACHES_HOLDERS = 0,
+		ROUTE_CANCEL_TLP_BARS_HOLDERS,
+		ROUTE_CANCEL_DENY_BARS_HOLDERS,
+	} cancel_holders;
 };
 
 /* rules_route() with every input; in may be NULL (no inputs). */

@@ -114,6 +114,13 @@ def main(t):
     route("smuggling SDN minor", "SDN", x.alert("SDN", C.SMUGGLING, C.MINOR, C.CLEAR),
           {"LBY": "crime-to-neighbours", "TCD": "crime-to-neighbours"})
 
+    # 12. a RED cancel of case 6 addressed to DZA alone: SDN, which had the alert, gets its withdrawal all the same
+    # (a cancel's addressees cannot always name every holder: 64 at most), and no node that never had it does.
+    route("RED cancel of case 6 addressed to DZA only", "NER",
+          x.alert("NER", C.SMUGGLING, C.SEVERE, C.RED, msg_type=C.CANCEL, references=[red.id], addressees=["DZA"]),
+          {"DZA": "crime-to-neighbours", "SDN": "superseded:had-alert"},
+          {"IOM-ROMENA": "tlp:red", "LBY": "tlp:red", "MLI": "tlp:red", "TCD": "tlp:red"})
+
     # Settle: anything extra would arrive now.
     net.sleep(t.t(1.0))
 

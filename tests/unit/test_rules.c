@@ -593,10 +593,10 @@ test_superseded_recipients(struct check_state *st)
 	CHECK(st, strstr(to, "SDN=superseded:had-alert") != NULL && strstr(to, "WHO-AFRO=superseded:had-alert") != NULL);
 	CHECK(st, strstr(held, "WHO-AFRO") == NULL);
 	/* Releases before this one let the deny rule win here too; `xba audit verify` routes their cancels so. */
-	in.deny_cancel_holders = true;
+	in.cancel_holders = ROUTE_CANCEL_DENY_BARS_HOLDERS;
 	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
 	CHECK(st, strstr(to, "WHO-AFRO") == NULL && strstr(held, "WHO-AFRO=exercises-stay-apart") != NULL);
-	in.deny_cancel_holders = false;
+	in.cancel_holders = ROUTE_CANCEL_REACHES_HOLDERS;
 	/* ... nor when a rule names that holder too (a health cancel: health-to-all names WHO-AFRO). */
 	a.category = XBA__V1__CATEGORY__CATEGORY_HEALTH;
 	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
@@ -605,6 +605,7 @@ test_superseded_recipients(struct check_state *st)
 	/* The update's own TLP bounds who may read it: raised to RED for LBY, it reaches LBY alone, and the nodes that had
 	 * the alert show as withheld by TLP:RED; AMBER+STRICT keeps the observer back. */
 	a.status = XBA__V1__STATUS__STATUS_ACTUAL;
+	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE;
 	a.tlp = XBA__V1__TLP__TLP_RED;
 	a.addressees = to_lby;
 	a.n_addressees = 1;
@@ -612,6 +613,18 @@ test_superseded_recipients(struct check_state *st)
 	CHECK(st, strcmp(to, "LBY=crime-to-neighbours") == 0);
 	CHECK(st, strstr(held, "SDN=tlp:red") != NULL && strstr(held, "WHO-AFRO=tlp:red") != NULL &&
 	    strstr(held, "DZA=tlp:red") != NULL);
+	/* A RED cancel reaches every node that had a version, addressee or not (its addressees may not name them all:
+	 * 64 at most), and nobody else: DZA, named by the rules but no holder, stays withheld. */
+	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
+	CHECK(st, strcmp(to, "LBY=crime-to-neighbours SDN=superseded:had-alert WHO-AFRO=superseded:had-alert") == 0);
+	CHECK(st, strstr(held, "DZA=tlp:red") != NULL && strstr(held, "SDN") == NULL && strstr(held, "WHO-AFRO") == NULL);
+	/* Releases before 2026-11-27 kept them out by the TLP; `xba audit verify` routes their cancels so. */
+	in.cancel_holders = ROUTE_CANCEL_TLP_BARS_HOLDERS;
+	route_with_rendered(st, __LINE__, &a, &in, to, held, sizeof(to));
+	CHECK(st, strcmp(to, "LBY=crime-to-neighbours") == 0 && strstr(held, "SDN=tlp:red") != NULL);
+	in.cancel_holders = ROUTE_CANCEL_REACHES_HOLDERS;
+	a.msg_type = XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE;
 	a.addressees = NULL;
 	a.n_addressees = 0;
 	a.tlp = XBA__V1__TLP__TLP_AMBER_STRICT;
