@@ -1318,25 +1318,79 @@ struct node_receipt {
 	bool not_in_region;     /* the agent's region.yaml no longer lists it (removed or suspended) */
 };
 
+/* Rows past which the table is not drawn again at each change in a file or pipe (one line per change instead). */
+#define RECEIPT_TABLE_REDRAWN_MAX 40
+
 struct receipt_table {
-	struct node_receipt rows[512];
-	size_t n;
+	struct node_receipt *rows; /* one per node the broker routed it to or withheld it from; owned */
+	size_t n, cap;
 	bool tty;
 	int width;          /* display_width(): rows are wrapped there, never by the terminal */
 	int lines_drawn;    /* for redrawing in place on a terminal: rows written, wrapped ones counted */
+	bool by_line;       /* too tall to redraw (the screen, or a log file): a line per change, the table at the end */
 };
 
+/* node_id's row, added if new; NULL when out of memory (the caller skips that receipt). */
 static struct node_receipt *
 table_row(struct receipt_table *t, const char *node_id)
 {
 	for (size_t i = 0; i < t->n; i++)
 		if (strcmp(t->rows[i].node_id, node_id) == 0)
 			return &t->rows[i];
-	if (t->n == sizeof(t->rows) / sizeof(t->rows[0]))
-		return NULL;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 32;
+		struct node_receipt *rows = realloc(t->rows, cap * sizeof(*rows));
+
+		if (rows == NULL)
+			return NULL;
+		t->rows = rows;
+		t->cap = cap;
+	}
 	memset(&t->rows[t->n], 0, sizeof(t->rows[0]));
 	snprintf(t->rows[t->n].node_id, sizeof(t->rows[0].node_id), "%s", node_id);
 	return &t->rows[t->n++];
+}
+
+/*
+ * A table taller than the terminal cannot be redrawn in place (the cursor does not go above the screen: each draw
+ * left a partial copy behind), and one of 200 rows drawn again at each of 400 receipts fills a log file with
+ * 80 000 lines.  Such a table is followed a line per change, and drawn once at the end.
+ */
+static void
+table_choose_mode(struct receipt_table *t)
+{
+	int height = t->tty ? display_height() : 0;
+
+	if (t->by_line)
+		return;
+	if (t->tty ? (height > 0 && (int)t->n + 3 > height) : t->n > RECEIPT_TABLE_REDRAWN_MAX)
+		t->by_line = true;
+}
+
+/* In by-line mode: what changed for row r, and the counts. */
+static void
+table_line(struct receipt_table *t, const struct node_receipt *r)
+{
+	size_t delivered = 0, acked = 0, sent = 0;
+	char when[32], text[256];
+
+	for (size_t i = 0; i < t->n; i++) {
+		sent += !t->rows[i].withheld;
+		delivered += !t->rows[i].withheld && t->rows[i].delivered_ms != 0;
+		acked += !t->rows[i].withheld && t->rows[i].acknowledged_ms != 0;
+	}
+	if (r->acknowledged_ms)
+		display_print_wrapped(stdout, t->tty ? t->width : 0, "%-14s acknowledged %s by %s (delivered %zu/%zu, "
+		    "acknowledged %zu/%zu)\n", r->node_id, display_time(r->acknowledged_ms, when, sizeof(when)),
+		    display_clean(r->officer, text, sizeof(text)), delivered, sent, acked, sent);
+	else if (r->delivered_ms)
+		display_print_wrapped(stdout, t->tty ? t->width : 0, "%-14s delivered %s (delivered %zu/%zu, "
+		    "acknowledged %zu/%zu)\n", r->node_id, display_time(r->delivered_ms, when, sizeof(when)), delivered,
+		    sent, acked, sent);
+	else if (r->refused_ms)
+		display_print_wrapped(stdout, t->tty ? t->width : 0, "%-14s REFUSED by its agent (%s): its officers do "
+		    "not have it\n", r->node_id, r->reason[0] ? display_clean(r->reason, text, sizeof(text)) : "?");
+	fflush(stdout);
 }
 
 static void
@@ -1573,7 +1627,11 @@ cmd_broadcast(int argc, char **argv)
 	}
 
 	table_track(c, &table, alert_id);
-	table_draw(&table);
+	table_choose_mode(&table);
+	if (table.by_line)
+		printf("following %zu nodes: a line per change, the whole table at the end\n", table.n);
+	else
+		table_draw(&table);
 	deadline = started + (int64_t)timeout_s * 1000;
 	next_track = clock_mono_ms() + 5000;
 	for (;;) {
@@ -1619,33 +1677,54 @@ cmd_broadcast(int argc, char **argv)
 				const Xba__V1__Receipt *r = ev->receipt_event;
 				struct node_receipt *row = table_row(&table, r->node_id);
 
+				bool row_changed = false;
+
 				if (row != NULL && r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED &&
 				    row->delivered_ms == 0) {
 					row->delivered_ms = r->time_ms;
-					changed = true;
+					row_changed = true;
 				} else if (row != NULL && r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_REFUSED &&
 				    row->delivered_ms == 0) {
 					row->refused_ms = r->time_ms;
 					snprintf(row->reason, sizeof(row->reason), "%s", r->note ? r->note : "");
-					changed = true;
+					row_changed = true;
 				} else if (row != NULL && r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED) {
 					if (row->delivered_ms == 0)
 						row->delivered_ms = r->time_ms;
 					row->acknowledged_ms = r->time_ms;
 					snprintf(row->officer, sizeof(row->officer), "%s", r->officer);
-					changed = true;
+					row_changed = true;
 				}
+				table_choose_mode(&table);
+				if (row_changed && table.by_line)
+					table_line(&table, row);
+				else
+					changed = changed || row_changed;
 			}
 			local_frame_free(ev);
 		}
 		if (clock_mono_ms() >= next_track) {
 			/* Redrawn only when the broker's record changed something: in a log file, one table per change. */
+			struct node_receipt *before = NULL;
+			size_t n_before = table.n;
+
+			if (table.by_line && (before = malloc((n_before + 1) * sizeof(*before))) != NULL)
+				memcpy(before, table.rows, n_before * sizeof(*before));
 			changed = table_track(c, &table, alert_id) || changed;
+			for (size_t i = 0; before != NULL && i < n_before; i++)
+				if (before[i].delivered_ms != table.rows[i].delivered_ms ||
+				    before[i].acknowledged_ms != table.rows[i].acknowledged_ms ||
+				    before[i].refused_ms != table.rows[i].refused_ms)
+					table_line(&table, &table.rows[i]);
+			free(before);
 			next_track = clock_mono_ms() + 5000;
 		}
-		if (changed)
+		table_choose_mode(&table);
+		if (changed && !table.by_line)
 			table_draw(&table);
 	}
+	if (table.by_line)
+		table.lines_drawn = 0; /* the whole table once, below the lines */
 	table_draw(&table);
 	local_client_free(c);
 	for (size_t i = 0; i < table.n; i++) {
@@ -1653,6 +1732,7 @@ cmd_broadcast(int argc, char **argv)
 			printf("REFUSED by the agent of at least one node (%s): %s; xba track shows a later release\n",
 			    table.rows[i].reason[0] ? table.rows[i].reason : "?",
 			    display_refusal_advice(table.rows[i].reason));
+			free(table.rows);
 			return CLI_EXIT_FAILED;
 		}
 	}
@@ -1694,8 +1774,10 @@ cmd_broadcast(int argc, char **argv)
 		if (out != stdout && fclose(out) == 0 && undelivered > 0)
 			display_write_wrapped(stdout, table.tty ? table.width : 0, text, len);
 		free(text);
-		if (undelivered > 0)
+		if (undelivered > 0) {
+			free(table.rows);
 			return CLI_EXIT_FAILED;
+		}
 	}
 	{
 		size_t unacked = 0, withheld = 0;
@@ -1734,5 +1816,7 @@ cmd_broadcast(int argc, char **argv)
 			display_write_wrapped(stdout, table.tty ? table.width : 0, text, len);
 		free(text);
 	}
-	return table.n > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+	rc = table.n > 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
+	free(table.rows);
+	return rc;
 }

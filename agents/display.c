@@ -274,6 +274,16 @@ display_width(void)
 	return 80;
 }
 
+int
+display_height(void)
+{
+	struct winsize ws;
+
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+		return ws.ws_row;
+	return 0;
+}
+
 /*
  * Columns a character takes: 0 for a continuation byte; 2 from U+1100 up (wide East Asian letters, emoji), 1 below.
  * Counting 2 for characters a terminal shows in one column only makes a line wrap sooner than it must; counting 1

@@ -23,6 +23,8 @@ struct display_options {
 
 /* Columns to wrap at: the terminal's, when stdout is one; else $COLUMNS; else 80. */
 int display_width(void);
+/* Rows of the terminal on stdout; 0 when stdout is not a terminal or it does not say. */
+int display_height(void);
 
 /*
  * Write text (lines ending in '\n'; may hold our own ANSI escapes, but no sender's control character: clean it

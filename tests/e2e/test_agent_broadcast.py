@@ -8,9 +8,15 @@ broadcast: the sender sees REFUSED (receipt, table, track), then DELIVERED once 
 
 usage: /usr/bin/python3 tests/e2e/test_agent_broadcast.py BUILD_DIR SOURCE_ROOT
 """
+import fcntl
 import os
+import pty
 import re
+import select
+import struct
+import subprocess
 import sys
+import termios
 import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -168,8 +174,60 @@ def main(t):
     t.check(r.rc == 0 and "accepted by the broker: 4 recipients" in r.out,
             "broadcast without --author exits 0 (the author defaults to the login name, as for send)", repr(r))
 
+    tall_table(t, agents)
     withheld_by_rules(t, broker, agents)
     refused_then_released(t, region, broker, agents)
+
+
+def tall_table(t, agents):
+    """On a terminal too short for the table (a region of 200 nodes on a 40-line screen, here 4 rows on 6 lines),
+    it cannot be redrawn in place (the cursor does not go above the screen; each draw left a partial copy in the
+    scrollback): one line per change instead, with the counts, and the whole table once at the end."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 6, 160, 0, 0))
+    proc = subprocess.Popen([t.xba, "broadcast", "--headline", "Exercice : écran trop court", "--status", "exercise",
+                             "--wait", "--timeout", "60"], stdin=slave, stdout=slave, stderr=slave,
+                            env=x.cli_env(agents["NER"].socket, None), close_fds=True)
+    os.close(slave)
+    t.defer(lambda: proc.poll() is None and proc.kill())
+    chunks = []
+
+    def read_for(seconds, until=None):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                chunks.append(data)
+            if until is not None and until(b"".join(chunks).decode("utf-8", "replace")):
+                return
+
+    read_for(t.t(15), lambda out: "following 4 nodes" in out)
+    m = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", b"".join(chunks).decode())
+    t.check(m is not None, "broadcast on a 6-line terminal: prints the alert id", b"".join(chunks).decode()[-600:])
+    if m is None:
+        return
+    for nid in RECEIVERS:
+        agents[nid].cli("ack", m.group(0), "--officer", OFFICERS[nid])
+    read_for(t.t(20), lambda out: "delivered 4/4, acknowledged 4/4" in out.split("following 4 nodes")[-1]
+             and proc.poll() is not None)
+    read_for(0.5)
+    proc.wait(timeout=t.t(10))
+    os.close(master)
+    out = b"".join(chunks).decode("utf-8", "replace")
+    t.check("following 4 nodes: a line per change, the whole table at the end" in out,
+            "a table taller than the terminal: followed a line per change", out[-1500:])
+    t.check(all(re.search(rf"{re.escape(n)} +acknowledged .* by {re.escape(OFFICERS[n])} \(delivered 4/4, "
+                          r"acknowledged [1-4]/4\)", out) for n in RECEIVERS),
+            "... each acknowledgement a line, naming the officer, with the counts", out[-1500:])
+    t.check(out.count("NODE") == 1 and "\x1b[" not in out.replace("\x1b[0m", ""),
+            "... the table drawn once, at the end, and no cursor movement", repr(out[-800:]))
+    t.eq(proc.returncode, 0, "... and it exits 0 once every node acknowledged")
 
 
 def withheld_by_rules(t, broker, agents):
