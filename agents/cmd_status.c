@@ -7,6 +7,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -342,6 +343,23 @@ cmd_track(int argc, char **argv)
 		    (unsigned long long)r->seq, routed, delivered, acked, refused ? ", REFUSED " : "\n");
 	if (!json && refused)
 		printf("%zu: %s\n", refused, display_refusal_advice(first_refusal));
+	if (!json && delivered + refused < routed) {
+		/* Named, as broadcast --wait names them: in 200 rows the officer should not have to look for them. */
+		char *text = NULL;
+		size_t len = 0;
+		FILE *out = open_memstream(&text, &len);
+
+		if (out != NULL) {
+			fputs("NOT DELIVERED yet to (queued at the broker):", out);
+			for (size_t i = 0; i < r->n_recipients; i++)
+				if (r->recipients[i]->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_QUEUED)
+					fprintf(out, " %s", r->recipients[i]->node_id);
+			fputc('\n', out);
+			if (fclose(out) == 0)
+				display_write_wrapped(stdout, width, text, len);
+			free(text);
+		}
+	}
 	local_frame_free(reply);
 	return delivered == routed ? CLI_EXIT_OK : CLI_EXIT_FAILED;
 }

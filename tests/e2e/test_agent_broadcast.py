@@ -358,6 +358,10 @@ def refused_then_released(t, region, broker, agents):
             any(line.split()[:2] == ["WHO-AFRO", "queued"] for line in r.out.splitlines()),
             "broadcast --wait with WHO-AFRO down: exit 1, its row says queued and the last line names it",
             r.out[-700:])
+    res = ner.cli("track", x.sent_id(r))
+    t.check(res.rc == 1 and "NOT DELIVERED yet to (queued at the broker): WHO-AFRO\n" in res.out,
+            "xba track of it: exit 1, and its last line names WHO-AFRO (not to be looked for among the rows)",
+            res.out[-600:])
     who.start(link=True)
 
 
