@@ -122,6 +122,7 @@ cmd_status(int argc, char **argv)
 		jsonw_int(&w, "quarantined", (int64_t)s->quarantined);
 		jsonw_int(&w, "acks_refused", (int64_t)s->acks_refused);
 		jsonw_int(&w, "acks_waiting", (int64_t)s->acks_waiting);
+		jsonw_int(&w, "alerts_refused_recent", (int64_t)s->alerts_refused_recent);
 		jsonw_string(&w, "acks_waiting_until", s->acks_waiting_until_ms ?
 		    clock_format_rfc3339(s->acks_waiting_until_ms, t1, sizeof(t1)) : "");
 		jsonw_string(&w, "signing_key", s->signing_key);
@@ -182,6 +183,11 @@ cmd_status(int argc, char **argv)
 			       "NOT told (xba history --outgoing shows which)\n", (unsigned long long)s->acks_refused,
 			    s->acks_refused == 1 ? "" : "s", s->acks_refused == 1 ? "was" : "were",
 			    s->acks_refused == 1 ? "its" : "their", s->acks_refused == 1 ? " was" : "s were");
+		if (s->alerts_refused_recent)
+			printf("REFUSED         %llu alert%s sent from here in the last 7 days %s refused by the broker: "
+			       "nobody received %s (xba history --outgoing shows which, and why)\n",
+			    (unsigned long long)s->alerts_refused_recent, s->alerts_refused_recent == 1 ? "" : "s",
+			    s->alerts_refused_recent == 1 ? "was" : "were", s->alerts_refused_recent == 1 ? "it" : "them");
 		if (s->acks_waiting)
 			printf("ACKS WAITING    %u acknowledgement%s sent from here %s for %s alert%s: the broker's journal "
 			       "was restored from a backup that lacks %s, and %s origin%s not published %s again yet. "

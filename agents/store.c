@@ -229,6 +229,7 @@ enum stmt_id {
 	ST_COUNT_OUTBOX,
 	ST_COUNT_REFUSED,
 	ST_COUNT_ACKS_REFUSED,
+	ST_COUNT_ALERTS_REFUSED_SINCE,
 	ST_COUNT_INBOX,
 	ST_COUNT_UNACKED,
 	ST_COUNT_QUARANTINE,
@@ -315,6 +316,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_COUNT_OUTBOX] = "SELECT count(*) FROM outgoing WHERE state = 1",
 	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
 	[ST_COUNT_ACKS_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3 AND msg_type = 4",
+	/* A range of outgoing_submitted: what was submitted since ?1, however long the history. */
+	[ST_COUNT_ALERTS_REFUSED_SINCE] = "SELECT count(*) FROM outgoing WHERE submitted_ms >= ?1 AND state = 3"
+					  " AND msg_type != 4",
 	[ST_COUNT_INBOX] = "SELECT count(*) FROM inbox",
 	[ST_COUNT_UNACKED] = "SELECT count(*)" INBOX_FROM " WHERE acknowledged = 0 AND msg_type != 4"
 			     " AND by_type IS NULL",
@@ -1611,6 +1615,21 @@ store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t since_
 	sqlite3_bind_int64(st, 2, now_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return txn_fail(s, st, err, "note the journal's restore");
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_count_alerts_refused_since(struct store *s, int64_t since_ms, uint64_t *out, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_COUNT_ALERTS_REFUSED_SINCE];
+
+	assert(s != NULL && out != NULL);
+	*out = 0;
+	sqlite3_bind_int64(st, 1, since_ms);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return stmt_fail(s, st, err, "count refused alerts");
+	*out = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return 0;
 }

@@ -161,7 +161,7 @@ struct uplink {
 	bool store_failed;                       /* a write of this turn failed: commit will fail */
 	const char *drop_reason;                 /* end the session after this turn */
 	bool drop_config_error;                  /* ... at the longest backoff */
-	char link_problem[256];                  /* why the link cannot come up, for xba status ("" = none known) */
+	char link_problem[512];                  /* why the link cannot come up, for xba status ("" = none known) */
 	struct delivered *turn;                  /* deliveries of this turn; owned */
 	size_t n_turn, cap_turn;
 	struct outcome *outcomes;                /* publish answers of this turn; owned */
@@ -1773,8 +1773,10 @@ handle_monitor(struct agent *agent)
 			/* The handshake says only "not admitted": a new key not registered yet and a node the working
 			 * group removed or suspended look the same from here, so the line names both. */
 			snprintf(u->link_problem, sizeof(u->link_problem), "the broker refuses this agent's CURVE key (%s): "
-			    "its region.yaml does not list it (a new key not registered yet: send it to the secretariat; or "
-			    "this node removed or suspended by the working group: ask the secretariat)",
+			    "its region.yaml does not list it (a new key not registered yet: send it to the secretariat; key "
+			    "files restored from a backup older than a key rotation: put the current ones back, never "
+			    "register the old key again; or this node removed or suspended by the working group: ask the "
+			    "secretariat)",
 			    agent->curve.public_z85);
 			want_drop(u, "handshake-refused", true);
 			break;

@@ -131,6 +131,12 @@ def main(t):
             str(out)[:400])
     r = ner.cli("history", "--outgoing", "--id", late)
     t.check("REFUSED by the broker: ALERT_EXPIRED" in r.out, "history --outgoing (text): the code", r.out)
+    # The officer who queued it was told it would go out, and may have gone home: xba status says it, for the next.
+    st = ner.cli("status")
+    s = ner.status() or {}
+    t.check(s.get("alerts_refused_recent") == 1 and "REFUSED         1 alert sent from here in the last 7 days was "
+            "refused by the broker: nobody received it" in st.out,
+            "xba status: a REFUSED line (1 alert in the last 7 days; JSON alerts_refused_recent)", st.out + str(s)[:200])
     r = ner.cli("track", late)
     t.check(r.rc == 1 and "refused by the broker (ALERT_EXPIRED" in r.err, "xba track of it: refused, with the code",
             repr(r))

@@ -23,6 +23,7 @@ import time
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
+import zmq  # noqa: E402
 
 DAY_MS = 86400 * 1000
 TCD_SECONDS = 20     # TCD's key ends this long after the region is written: after the agents start, early in the test
@@ -128,6 +129,27 @@ def main(t):
         time.sleep(0.3)
     t.check(r is not None and r.rc == 0 and tcd.cli("status").rc == 0,
             "TCD sends again, and xba status exits 0", (r.out + r.err) if r else "")
+
+    # TCD's key files and region.yaml put back from a backup older than a CURVE key rotation: the agent starts (its
+    # files agree with each other), and the broker refuses its key.  The advice names that case: put the current
+    # files back, never register the old key again (the rotation may have followed a compromise).
+    tcd.stop()
+    public, secret = zmq.curve_keypair()
+    fd = os.open(tcd.curve_secret_key, os.O_WRONLY | os.O_TRUNC, 0o600)
+    os.write(fd, secret + b"\n")
+    os.close(fd)
+    current = region.nodes["TCD"].curve_key
+    region.nodes["TCD"].curve_key = public.decode()
+    tcd.write_region()
+    region.nodes["TCD"].curve_key = current
+    tcd.start()
+    s = tcd.wait_status(lambda s: "refuses this agent's CURVE key" in s.get("link_problem", ""), t.t(20)) or {}
+    st = tcd.cli("status")
+    t.check(st.rc == 1 and "REFUSED: the broker refuses this agent's CURVE key" in st.out
+            and "restored from a backup older than a key rotation: put the current ones back, never register the "
+                "old key again" in st.out,
+            "TCD with key files older than a rotation: xba status exits 1, REFUSED, and says to put the current key "
+            "files back", st.out + str(s)[:300])
 
 
 if __name__ == "__main__":
