@@ -439,9 +439,9 @@ agent_run(struct agent *agent, int signal_fd)
 				if (c == 'H') {
 					reload_region(agent);
 					reload_officers(agent);
-				}
-				else
+				} else if (c == 'T') {
 					agent->stopping = true;
+				} /* 'U' (SIGUSR1): the broker's status report; `xba status` is the agent's */
 			}
 		}
 		uplink_process(agent);

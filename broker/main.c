@@ -3,7 +3,7 @@
  *
  *   xba-broker -c broker.yaml [--check | --audit]
  *
- * Signals reach the event loop as bytes on lib/sigpipe.c's self-pipe ('T' stop, 'H' reload).
+ * Signals reach the event loop as bytes on lib/sigpipe.c's self-pipe ('T' stop, 'H' reload, 'U' status report).
  */
 #include <getopt.h>
 #ifdef __GLIBC__
@@ -129,7 +129,8 @@ usage(FILE *out)
 		     "  -h, --help         this text\n"
 		     "\n"
 		     "Signals: SIGHUP reloads region.yaml and rules.yaml (an invalid file is refused and the running\n"
-		     "ones stay); SIGTERM stops cleanly.  Logs go to stderr as key=value lines.\n");
+		     "ones stay); SIGUSR1 logs every node's state (event=node.status) and the nodes not connected\n"
+		     "(event=region.status); SIGTERM stops cleanly.  Logs go to stderr as key=value lines.\n");
 }
 
 int

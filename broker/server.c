@@ -497,6 +497,40 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	    hello->ordered_publishes);
 }
 
+/*
+ * SIGUSR1: one record per node (connected or not, last seen, queue depth, cursor), then one naming the nodes not
+ * connected.  Counting node.connected records against 200 nodes was the secretariat's only way to tell who is
+ * missing (after a broker key switch, a restart, a bad night on the links).
+ */
+static void
+log_region_status(struct server *server)
+{
+	size_t connected = 0, missing_len = 0;
+	char missing[4096] = "", when[40];
+	bool cut = false;
+
+	for (size_t i = 0; i < server->dir->n_nodes; i++) {
+		const struct session *s = &server->sessions[i];
+		const char *id = server->dir->nodes[i].id;
+		uint64_t depth = 0;
+
+		journal_queue_depth(server->journal, id, &depth, NULL);
+		log_info("event=node.status node=%s connected=%d last_seen=%s queue_depth=%llu cursor=%llu", id, s->up ? 1 : 0,
+		    s->last_seen_wall ? clock_format_rfc3339(s->last_seen_wall, when, sizeof(when)) : "never",
+		    (unsigned long long)depth, (unsigned long long)s->through_seq);
+		if (s->up) {
+			connected++;
+		} else if (missing_len + strlen(id) + 2 < sizeof(missing) - 8) {
+			missing_len += (size_t)snprintf(missing + missing_len, sizeof(missing) - missing_len, "%s%s",
+			    missing_len ? " " : "", id);
+		} else {
+			cut = true;
+		}
+	}
+	log_info("event=region.status nodes=%zu connected=%zu not_connected=\"%s%s\" journal_head=%llu", server->dir->n_nodes,
+	    connected, missing, cut ? " ..." : "", (unsigned long long)journal_head(server->journal));
+}
+
 static void
 status_handle(struct server *server, size_t node_index)
 {
@@ -1378,6 +1412,8 @@ server_run(struct server *server, int signal_fd)
 			while (read(signal_fd, &c, 1) == 1) {
 				if (c == 'H')
 					reload(server);
+				else if (c == 'U')
+					log_region_status(server);
 				else
 					server->stopping = true;
 			}

@@ -18,7 +18,7 @@ static void
 on_signal(int signo)
 {
 	int saved = errno;
-	char c = signo == SIGHUP ? 'H' : 'T';
+	char c = signo == SIGHUP ? 'H' : signo == SIGUSR1 ? 'U' : 'T';
 
 	if (write(sigpipe_fds[1], &c, 1) < 0) {
 		/* The pipe is full: a stop or reload is already pending. */
@@ -43,6 +43,7 @@ sigpipe_open(int *read_fd)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
 	*read_fd = sigpipe_fds[0];

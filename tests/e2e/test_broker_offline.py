@@ -15,6 +15,7 @@ In the end MLI holds every alert once, in per-origin order.
 usage: /usr/bin/python3 tests/e2e/test_broker_offline.py BUILD_DIR SOURCE_ROOT
 """
 import os
+import signal
 import sys
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -68,6 +69,19 @@ def main(t):
     mli_st = next((n for n in st.nodes if n.node_id == "MLI"), None) if st else None
     t.check(mli_st is not None and not mli_st.connected and mli_st.queue_depth == 201,
             "admin StatusReply: MLI not connected, queue_depth 201", str(mli_st))
+    # The secretariat's view without an agent: SIGUSR1 makes the broker log every node's state, then who is missing.
+    mark = broker.log_size()
+    broker.proc.send_signal(signal.SIGUSR1)
+    rec = broker.wait_log(r"event=region\.status nodes=(\d+) connected=(\d+) not_connected=\"([^\"]*)\"", t.t(10),
+                          since=mark)
+    missing = rec.group(3).split() if rec else []
+    t.check(rec is not None and int(rec.group(1)) == len(region.nodes) and int(rec.group(2)) == 3
+            and "MLI" in missing and "NER" not in missing and "SECRETARIAT" not in missing,
+            "SIGUSR1: event=region.status, 3 connected, MLI among the nodes not connected", rec.group(0) if rec else "")
+    t.check(broker.wait_log(r"event=node\.status node=MLI connected=0 last_seen=never queue_depth=201 ", t.t(5),
+                            since=mark) is not None,
+            "... and event=node.status for MLI: not connected, never seen, 201 queued", broker.log_text(mark)[-800:])
+    t.check(broker.alive(), "... and the broker goes on (SIGUSR1 is not a stop)")
 
     # Session 1: resume_after=0, window 0.
     mli.connect(resume_after=0, credit=0)
