@@ -1020,10 +1020,10 @@ walk_back(const char *cmd, struct local_client *c, struct draft *d, const Xba__V
 
 /*
  * A cancel's TLP and addressees.  The TLP, unless the officer gave one (*tlp != 0), is the widest of its versions'
- * (the lowest), not the latest's: every node that had one of the versions must learn that it is withdrawn, and the
- * broker adds those nodes to a cancel only within the cancel's own TLP (docs/rules.md §2 step 5): a GREEN alert
- * updated to AMBER+STRICT and cancelled at AMBER+STRICT stayed live for ever at the observers that had it.  The
- * addressees, appended to d->addressees, are those of the versions sent at that TLP or a wider one (all of them
+ * (the lowest), not the latest's: the routing rules send it where the alert went at that TLP.  (Before 2026-11-27
+ * the broker added the nodes that had a version only within the cancel's own TLP, so this was what kept a GREEN
+ * alert updated to AMBER+STRICT from staying live at the observers that had it; it now adds them whatever the TLP,
+ * docs/rules.md §2 step 5, and a broker of an older release still needs this.)  The addressees, appended to d->addressees, are those of the versions sent at that TLP or a wider one (all of them
  * when the cancel is the narrowest), never those of a narrower version: a RED update's addressees must not travel
  * in a GREEN cancel.  Returns 0 or an exit status (error printed).
  */
@@ -1155,8 +1155,8 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 		d->addressees_decided = true;       /* none is none: not the latest's, copied below */
 		if (d->alert.tlp == 0 && tlp != o->tlp)
 			fprintf(stderr, "note: the cancel goes at TLP %s, the widest of the alert's versions (the latest is "
-					"%s), so that every node that had one of them learns it is withdrawn; its note is read "
-					"at that TLP (--tlp %s would leave those nodes with the alert live)\n",
+					"%s), and its note is read at that TLP; every node that had one of them gets it either "
+					"way (--tlp %s keeps the note narrower)\n",
 			    alert_enum_name(ALERT_ENUM_TLP, tlp), alert_enum_name(ALERT_ENUM_TLP, o->tlp),
 			    alert_enum_name(ALERT_ENUM_TLP, o->tlp));
 		d->alert.tlp = tlp;

@@ -184,7 +184,7 @@ cmd_status(int argc, char **argv)
 			    s->acks_refused == 1 ? "" : "s", s->acks_refused == 1 ? "was" : "were",
 			    s->acks_refused == 1 ? "its" : "their", s->acks_refused == 1 ? " was" : "s were");
 		if (s->alerts_refused_recent)
-			printf("REFUSED         %llu alert%s sent from here in the last 7 days %s refused by the broker: "
+			printf("REFUSED         %llu alert%s sent from here %s refused by the broker in the last 7 days: "
 			       "nobody received %s (xba history --outgoing shows which, and why)\n",
 			    (unsigned long long)s->alerts_refused_recent, s->alerts_refused_recent == 1 ? "" : "s",
 			    s->alerts_refused_recent == 1 ? "was" : "were", s->alerts_refused_recent == 1 ? "it" : "them");

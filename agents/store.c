@@ -69,6 +69,14 @@
 	" category, origin, alert_id);"                                                                            \
 	"CREATE INDEX IF NOT EXISTS outgoing_scan ON outgoing(id, submitted_ms, severity, category, origin);"
 
+/*
+ * `xba status` counts the alerts the broker refused lately, by when it refused them (an alert that waited a week in
+ * the outbox and then expired is the case that matters).  Created at open where absent, without a schema version:
+ * an older agent still opens the store, and where it cannot be created (a full disk at the upgrade) the count reads
+ * the table instead, slower.
+ */
+#define REFUSED_INDEX_SQL "CREATE INDEX IF NOT EXISTS outgoing_refused ON outgoing(done_ms) WHERE state = 3;"
+
 static const char schema_sql[] =
 	"CREATE TABLE outgoing ("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -202,6 +210,7 @@ enum stmt_id {
 	ST_OUTBOX_NEXT_EMERGENCY,
 	ST_OUTBOX_ACCEPTED,
 	ST_OUTBOX_REFUSED,
+	ST_OUTBOX_REPUBLISH_REFUSED,
 	ST_OUTBOX_RESEAL,
 	ST_OUTGOING_NEW,
 	ST_OUTGOING_OLD,
@@ -256,17 +265,11 @@ static const char *const stmt_sql[ST_COUNT_] = {
 				     " ORDER BY id LIMIT 1",
 	[ST_OUTBOX_ACCEPTED] = "UPDATE outgoing SET state = 2, seq = ?2, recipients = ?3, result = ?4, done_ms = ?5"
 			       " WHERE id = ?1 AND state = 1",
-	/* A row published again after a restore (it keeps its seq) that has expired meanwhile stays as it was: accepted
-	 * and delivered before the restore, it is not "refused, nobody received it" (ALERT_EXPIRED is ?6). */
-	[ST_OUTBOX_REFUSED] = "UPDATE outgoing SET"
-			      " state = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN 2 ELSE 3 END,"
-			      /* its seq is now another alert's in the restored journal */
-			      " seq = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN NULL ELSE seq END,"
-			      " result = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN result ELSE ?2 END,"
-			      " message = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN message ELSE ?3 END,"
-			      " field = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN field ELSE ?4 END,"
-			      " done_ms = CASE WHEN seq IS NOT NULL AND ?2 = ?6 THEN done_ms ELSE ?5 END"
+	[ST_OUTBOX_REFUSED] = "UPDATE outgoing SET state = 3, result = ?2, message = ?3, field = ?4, done_ms = ?5"
 			      " WHERE id = ?1 AND state = 1",
+	/* Its seq is now another alert's in the restored journal. */
+	[ST_OUTBOX_REPUBLISH_REFUSED] = "UPDATE outgoing SET state = 2, seq = NULL WHERE id = ?1 AND state = 1"
+					" AND seq IS NOT NULL",
 	[ST_OUTBOX_RESEAL] = "UPDATE outgoing SET envelope = ?2, sent_ms = ?3 WHERE id = ?1 AND state = 1",
 	/* The filter runs on the scan index alone; only the page it selects is read from the table (SCAN_INDEXES_SQL). */
 	[ST_OUTGOING_NEW] = "SELECT " OUTGOING_COLS " FROM outgoing WHERE id IN (SELECT id FROM outgoing"
@@ -316,8 +319,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_COUNT_OUTBOX] = "SELECT count(*) FROM outgoing WHERE state = 1",
 	[ST_COUNT_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3",
 	[ST_COUNT_ACKS_REFUSED] = "SELECT count(*) FROM outgoing WHERE state = 3 AND msg_type = 4",
-	/* A range of outgoing_submitted: what was submitted since ?1, however long the history. */
-	[ST_COUNT_ALERTS_REFUSED_SINCE] = "SELECT count(*) FROM outgoing WHERE submitted_ms >= ?1 AND state = 3"
+	/* A range of outgoing_refused (REFUSED_INDEX_SQL): what was refused since ?1, however long the history. */
+	[ST_COUNT_ALERTS_REFUSED_SINCE] = "SELECT count(*) FROM outgoing WHERE state = 3 AND done_ms >= ?1"
 					  " AND msg_type != 4",
 	[ST_COUNT_INBOX] = "SELECT count(*) FROM inbox",
 	[ST_COUNT_UNACKED] = "SELECT count(*)" INBOX_FROM " WHERE acknowledged = 0 AND msg_type != 4"
@@ -501,8 +504,10 @@ ensure_schema(struct store *s, struct xba_error *err)
 
 	if ((rc = pragma_int(s, "PRAGMA user_version", &version, err)) != 0)
 		return rc;
-	if (version == STORE_SCHEMA_VERSION)
+	if (version == STORE_SCHEMA_VERSION) {
+		sqlite3_exec(s->db, REFUSED_INDEX_SQL, NULL, NULL, NULL); /* best effort: see REFUSED_INDEX_SQL */
 		return 0;
+	}
 	if (version > STORE_SCHEMA_VERSION)
 		return newer_schema(err, s->path, version);
 	if (version < 0)
@@ -525,6 +530,7 @@ ensure_schema(struct store *s, struct xba_error *err)
 	}
 	if (rc == 0 && (rc = exec_sql(s, "COMMIT", "create schema", err)) == 0) {
 		s->upgraded_from = (int)version;
+		sqlite3_exec(s->db, REFUSED_INDEX_SQL, NULL, NULL, NULL);
 		return 0;
 	}
 	if (rc != 0)
@@ -1005,8 +1011,19 @@ store_outbox_refused(struct store *s, int64_t id, int result, const char *messag
 	sqlite3_bind_text(st, 3, message != NULL ? message : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, field != NULL ? field : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, now_ms);
-	sqlite3_bind_int(st, 6, XBA__V1__ERROR_CODE__ALERT_EXPIRED);
 	return outbox_update(s, st, id, "record refusal", err);
+}
+
+int
+store_outbox_republish_refused(struct store *s, int64_t id, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_OUTBOX_REPUBLISH_REFUSED];
+	int rc;
+
+	if ((rc = batch_ready(s, err, "record a republished alert's refusal")) != 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	return outbox_update(s, st, id, "record a republished alert's refusal", err);
 }
 
 int

@@ -163,11 +163,16 @@ int store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t si
 /* The highest journal seq the broker accepted one of this node's alerts at (0: none), and that alert's id; since
  * the last requeue after a restore only (rows accepted before it carry the old journal's seqs). */
 int store_outgoing_last_accepted(struct store *s, uint64_t *seq, char *alert_id, size_t size, struct xba_error *err);
-/* *out = this node's alerts (not ACKs) the broker refused for good, submitted at or after since_ms. */
+/* *out = this node's alerts (not ACKs) the broker refused for good at or after since_ms. */
 int store_count_alerts_refused_since(struct store *s, int64_t since_ms, uint64_t *out, struct xba_error *err);
 /* When the agent last found the broker's journal restored from a backup (and published again what it had lost),
  * wall clock ms; 0 never. */
 int store_journal_restored_ms(struct store *s, int64_t *out, struct xba_error *err);
+/* Inside a transaction: a row published again after a restore of the broker's journal (QUEUED with a seq) that the
+ * restored broker refuses for good (expired since, or withdrawn by a cancel that was published again first) goes
+ * back to ACCEPTED, without its seq (another alert's in that journal): it was delivered before the restore, and is
+ * not "refused, nobody received it".  XBA_ENOTFOUND when id is not such a row. */
+int store_outbox_republish_refused(struct store *s, int64_t id, struct xba_error *err);
 /* Inside a transaction: QUEUED -> REFUSED with the broker's code, message and field. */
 int store_outbox_refused(struct store *s, int64_t id, int result, const char *message, const char *field,
     int64_t now_ms, struct xba_error *err);

@@ -48,8 +48,8 @@
  */
 #define RESTORE_REQUEUE_DAYS 7
 
-/* An acknowledgement published again after a restore of the broker's journal, refused UNKNOWN_ALERT because its
- * alert's origin has not published that alert again yet, is tried again this often (doubling to the maximum). */
+/* An acknowledgement refused UNKNOWN_ALERT because the broker's journal, restored from a backup, lost the alert it
+ * acknowledges (its origin has not published it again yet) is tried again this often (doubling to the maximum). */
 #define UPLINK_ACK_RETRY_MIN_MS 15000
 #define UPLINK_ACK_RETRY_MAX_MS (10 * 60 * 1000)
 #define UPLINK_MAXMSGSIZE (4 * 1024 * 1024) /* transport guard; never below 256 KiB + 1 KiB (§1.3) */
@@ -70,6 +70,13 @@ struct inflight {
 	bool emergency;
 	bool republished;                        /* accepted before, published again after a restore (it has a seq) */
 	int msg_type;
+};
+
+/* An acknowledgement that waits for its alert (ack_waits_for_alert): queued in the store, not sent by pump_outbox. */
+struct parked_ack {
+	int64_t id;                              /* outbox row id */
+	char alert_id[XBA_UUID_LEN + 1];
+	int64_t until_ms;                        /* wall clock: refused for good after this */
 };
 
 /* A TrackRequest forwarded for a CLI. */
@@ -146,11 +153,12 @@ struct uplink {
 		int64_t since_ms;
 	} held_behind;
 	unsigned held_refusals;                  /* this pause: publishes the broker refused as held behind it */
-	/* Acknowledgements published again after a restore that wait for their alerts (handle_publish_ack): left
-	 * queued, behind last_sent_id, and the whole outbox walked again at acks_retry_mono (0 = none waiting). */
-	unsigned acks_waiting;
+	/* Acknowledgements that wait for their alerts (ack_waits_for_alert): left queued, skipped by pump_outbox (a
+	 * queue of them must not take every place in flight, nor the place of the alert a held session waits for),
+	 * and sent again on their own at acks_retry_mono (0 = not armed).  Owned. */
+	struct parked_ack *parked;
+	size_t n_parked, cap_parked;
 	int64_t acks_retry_mono, acks_retry_ms;
-	int64_t acks_wait_until_ms;              /* wall clock: then they are refused for good */
 	int64_t resume_mono;                     /* paused and drained: when to resume (0 = not yet armed) */
 	int64_t publish_backoff_ms;              /* the next publishing pause */
 	bool publish_backoff_max;                /* the refusal needs an operator (UNKNOWN_KEY): the longest pause */
@@ -505,6 +513,15 @@ send_row(struct agent *agent, const struct store_row *row)
 	return true;
 }
 
+static bool
+is_parked(const struct uplink *u, int64_t id)
+{
+	for (size_t i = 0; i < u->n_parked; i++)
+		if (u->parked[i].id == id)
+			return true;
+	return false;
+}
+
 /*
  * Send outbox entries up to UPLINK_MAX_INFLIGHT: first every queued emergency not sent yet (an emergency must not
  * wait behind this country's own backlog, hundreds of routine alerts after an outage at the broker's rate limit;
@@ -536,7 +553,7 @@ pump_outbox(struct agent *agent)
 			break;
 		}
 		u->last_early_id = row.id;
-		ok = send_row(agent, &row);
+		ok = is_parked(u, row.id) || send_row(agent, &row);
 		store_row_clear(&row);
 		if (!ok)
 			return;
@@ -555,7 +572,7 @@ pump_outbox(struct agent *agent)
 			break;
 		}
 		u->last_sent_id = row.id;
-		if (!row.emergency || row.id > u->last_early_id) /* else: sent ahead of the queue already */
+		if ((!row.emergency || row.id > u->last_early_id) && !is_parked(u, row.id)) /* else: sent ahead already */
 			ok = send_row(agent, &row);
 		store_row_clear(&row);
 		if (!ok)
@@ -712,41 +729,131 @@ reseal_ahead(struct agent *agent)
 }
 
 /*
+ * The alert an acknowledgement (outbox row alert_id) acknowledges, as this agent received it: *until_ms = when its
+ * origin stops publishing it again after a restore (RESTORE_REQUEUE_DAYS after it arrived here); false when it is
+ * not in the inbox, or has expired (the broker refuses it then: it cannot come back).
+ */
+static bool
+acknowledged_alert_may_return(struct agent *agent, const char *alert_id, int64_t now_ms, int64_t *until_ms)
+{
+	struct xba_error err = { 0 };
+	struct store_row ack_row, acked;
+	Xba__V1__Envelope *env = NULL, *acked_env = NULL;
+	Xba__V1__Alert *ack = NULL, *alert = NULL;
+	bool may = false;
+
+	memset(&ack_row, 0, sizeof(ack_row));
+	memset(&acked, 0, sizeof(acked));
+	if (store_outgoing_get(agent->store, alert_id, &ack_row, &err) != 0 ||
+	    (env = xba__v1__envelope__unpack(NULL, ack_row.envelope_len, ack_row.envelope)) == NULL ||
+	    (ack = alert_decode(env->alert.data, env->alert.len, &err)) == NULL || ack->n_references == 0 ||
+	    store_inbox_get(agent->store, ack->references[0], &acked, &err) != 0 ||
+	    (acked_env = xba__v1__envelope__unpack(NULL, acked.envelope_len, acked.envelope)) == NULL ||
+	    (alert = alert_decode(acked_env->alert.data, acked_env->alert.len, &err)) == NULL)
+		goto out;
+	*until_ms = acked.received_ms + RESTORE_REQUEUE_DAYS * 86400LL * 1000;
+	may = now_ms < *until_ms && (alert->expires_ms == 0 || alert->expires_ms > now_ms);
+out:
+	if (alert != NULL)
+		alert_free(alert);
+	if (ack != NULL)
+		alert_free(ack);
+	if (acked_env != NULL)
+		xba__v1__envelope__free_unpacked(acked_env, NULL);
+	if (env != NULL)
+		xba__v1__envelope__free_unpacked(env, NULL);
+	store_row_clear(&acked);
+	store_row_clear(&ack_row);
+	return may;
+}
+
+/*
  * After a restore of the broker's journal every agent publishes again what the backup lacked (requeue_after_restore),
- * but not at the same moment: an acknowledgement can reach the broker before the alert it acknowledges, whose
- * origin's agent is slower, or offline.  The broker refuses it UNKNOWN_ALERT, which is final for an acknowledgement
- * of an alert that is gone for good.  One published again, within the days its origin may still publish the alert
- * again (RESTORE_REQUEUE_DAYS), stays queued instead, and is tried again later (uplink_tick).  True when p does.
+ * but not at the same moment: an acknowledgement, published again or made by an officer since, can reach the broker
+ * before the alert it acknowledges, whose origin's agent is slower, or offline.  The broker refuses it
+ * UNKNOWN_ALERT, which is final for an alert that is gone for good.  One whose alert this agent received (so the
+ * broker had it) and that its origin may still publish again stays queued instead, set apart from the outbox's
+ * walk, and is tried again on its own (uplink_tick).  True when p does.
  */
 static bool
 ack_waits_for_alert(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCode result)
 {
 	struct uplink *u = agent->uplink;
-	struct xba_error err = { 0 };
-	int64_t restored_ms = 0, now_ms = clock_now_ms();
+	int64_t until_ms = 0;
 
 	if (result != XBA__V1__ERROR_CODE__UNKNOWN_ALERT || p->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK ||
-	    !p->republished)
+	    !acknowledged_alert_may_return(agent, p->alert_id, clock_now_ms(), &until_ms))
 		return false;
-	if (store_journal_restored_ms(agent->store, &restored_ms, &err) != 0) {
-		char quoted[600];
-
-		log_warnx("event=store.read_failed op=journal_restored error=%s", log_quote(quoted, sizeof(quoted), err.msg));
-		return false;
+	if (!is_parked(u, p->id)) {
+		if (!grow((void **)&u->parked, &u->cap_parked, u->n_parked, sizeof(*u->parked)))
+			return false; /* refused as before: logged, shown as ACKS REFUSED */
+		u->parked[u->n_parked].id = p->id;
+		u->parked[u->n_parked].until_ms = until_ms;
+		snprintf(u->parked[u->n_parked].alert_id, sizeof(u->parked[0].alert_id), "%s", p->alert_id);
+		u->n_parked++;
 	}
-	if (restored_ms == 0 || now_ms >= restored_ms + RESTORE_REQUEUE_DAYS * 86400LL * 1000)
-		return false;
-	u->acks_waiting++;
-	u->acks_wait_until_ms = restored_ms + RESTORE_REQUEUE_DAYS * 86400LL * 1000;
 	if (u->acks_retry_mono == 0) {
 		u->acks_retry_mono = clock_mono_ms() + jitter(u->acks_retry_ms);
 		u->acks_retry_ms = u->acks_retry_ms * 2 > UPLINK_ACK_RETRY_MAX_MS ? UPLINK_ACK_RETRY_MAX_MS
 										   : u->acks_retry_ms * 2;
 	}
-	log_warnx("event=ack.waiting_for_alert alert=%s reason=\"published again after a restore of the broker's "
-		  "journal, before the alert it acknowledges: its origin has not published that alert again yet; tried "
-		  "again in %lld s\"", p->alert_id, (long long)((u->acks_retry_mono - clock_mono_ms()) / 1000));
+	log_warnx("event=ack.waiting_for_alert alert=%s reason=\"the broker does not have the alert it acknowledges "
+		  "(its journal was restored from a backup): waiting for its origin to publish it again; tried again in "
+		  "%lld s\"", p->alert_id, (long long)((u->acks_retry_mono - clock_mono_ms()) / 1000));
 	return true;
+}
+
+/*
+ * The acknowledgements set apart, sent again once nothing is in flight: at most what fits in flight, the rest at the
+ * next turn.  Each is taken out of the set as it goes; a refusal puts it back.
+ */
+static void
+retry_parked_acks(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+	size_t kept = 0;
+
+	log_info("event=acks.retry waiting=%zu", u->n_parked);
+	for (size_t i = 0; i < u->n_parked; i++) {
+		struct xba_error err = { 0 };
+		struct store_row row;
+		bool keep = true;
+		int rc;
+
+		if (u->n_inflight < UPLINK_MAX_INFLIGHT && u->drop_reason == NULL) {
+			rc = store_outgoing_get(agent->store, u->parked[i].alert_id, &row, &err);
+			if (rc == XBA_ENOTFOUND) {
+				keep = false; /* pruned meanwhile: nothing to wait for */
+			} else if (rc == 0) {
+				/* Answered meanwhile, or in flight now (a refusal sets it apart again). */
+				keep = row.state == STORE_QUEUED && !send_row(agent, &row);
+				store_row_clear(&row);
+			}
+		}
+		if (keep)
+			u->parked[kept++] = u->parked[i];
+	}
+	u->n_parked = kept;
+	u->acks_retry_mono = kept > 0 ? clock_mono_ms() + 1000 : 0;
+}
+
+/*
+ * A refusal for good, inside the turn's transaction.  A row published again after a restore of the broker's journal
+ * was accepted and delivered before it: the restored broker refusing it now (expired since; withdrawn by a cancel
+ * that went first, emergencies going first) does not make it "refused, nobody received it".
+ */
+static int
+record_refusal(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCode code, const char *message,
+    const char *field, struct xba_error *err)
+{
+	char quoted[600];
+
+	if (!p->republished)
+		return store_outbox_refused(agent->store, p->id, code, message, field, clock_now_ms(), err);
+	log_warnx("event=alert.republish_refused alert=%s code=%s reason=%s note=\"published again after a restore of "
+		  "the broker's journal, and refused by it now: it stays accepted, as it was delivered before the "
+		  "restore\"", p->alert_id, frame_error_code_name(code), log_quote(quoted, sizeof(quoted), message));
+	return store_outbox_republish_refused(agent->store, p->id, err);
 }
 
 static void
@@ -795,14 +902,14 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		return;
 	if (ensure_transaction(agent) != 0)
 		return;
-	rc = store_outbox_refused(agent->store, p.id, ack->result, ack->message, ack->field, clock_now_ms(), &err);
+	rc = record_refusal(agent, &p, ack->result, ack->message, ack->field, &err);
 	if (rc != 0 && rc != XBA_ENOTFOUND) {
 		store_write_failed(agent, "refused", &err);
 		return;
 	}
 	if (strcmp(u->held_behind.alert_id, p.alert_id) == 0)
 		memset(&u->held_behind, 0, sizeof(u->held_behind));
-	if (rc == 0)
+	if (rc == 0 && !p.republished)
 		record_outcome(agent, p.alert_id, false, ack->result, 0, 0, ack->message, ack->field);
 }
 
@@ -1439,12 +1546,11 @@ handle_error(struct agent *agent, const Xba__V1__Error *e)
 			pause_publishing(agent, &p, e->code, e->message);
 		} else if (ensure_transaction(agent) == 0) {
 			struct xba_error err = { 0 };
-			int rc = store_outbox_refused(agent->store, p.id, e->code, e->message, e->field, clock_now_ms(),
-			    &err);
+			int rc = record_refusal(agent, &p, e->code, e->message, e->field, &err);
 
 			if (strcmp(u->held_behind.alert_id, p.alert_id) == 0)
 				memset(&u->held_behind, 0, sizeof(u->held_behind));
-			if (rc == 0)
+			if (rc == 0 && !p.republished)
 				record_outcome(agent, p.alert_id, false, e->code, 0, 0, e->message, e->field);
 			else if (rc != XBA_ENOTFOUND)
 				store_write_failed(agent, "refused", &err);
@@ -1576,8 +1682,8 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->paused = false;
 	u->resume_mono = 0;
 	u->held_refusals = 0;
-	u->acks_waiting = 0;      /* the outbox is walked from its oldest row: they go out again with the rest */
-	u->acks_retry_mono = 0;
+	/* The set-apart acknowledgements stay so, tried again soon on the new session. */
+	u->acks_retry_mono = u->n_parked > 0 ? clock_mono_ms() + jitter(UPLINK_ACK_RETRY_MIN_MS) : 0;
 	if (w->publishes_unknown && u->last_accepted_seq > 0)
 		requeue_after_restore(agent);
 	if (w->cursor_unknown && w->acknowledged_through < u->through_seq) {
@@ -1962,14 +2068,10 @@ uplink_tick(struct agent *agent)
 			}
 		}
 	}
-	/* Acknowledgements waiting for their alerts (ack_waits_for_alert) are behind last_sent_id: once nothing is in
-	 * flight, the outbox is walked again from its oldest row, which then is one of them. */
+	/* Acknowledgements waiting for their alerts (ack_waits_for_alert), once nothing is in flight: a held session
+	 * waits for its held alert first. */
 	if (u->acks_retry_mono != 0 && now >= u->acks_retry_mono && !u->paused && u->n_inflight == 0) {
-		log_info("event=acks.retry waiting=%u", u->acks_waiting);
-		u->acks_waiting = 0;
-		u->acks_retry_mono = 0;
-		u->last_sent_id = u->last_early_id = 0;
-		pump_outbox(agent);
+		retry_parked_acks(agent);
 		if (u->drop_reason != NULL) {
 			session_drop(agent, u->drop_reason, u->drop_config_error);
 			u->drop_reason = NULL;
@@ -2086,9 +2188,10 @@ uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 		out->clock_offset_ms -= clock_now_ms();
 		out->clock_offset_known = true;
 	}
-	if (u->acks_waiting > 0) {
-		out->acks_waiting = u->acks_waiting;
-		out->acks_waiting_until_ms = u->acks_wait_until_ms;
+	for (size_t i = 0; i < u->n_parked; i++) {
+		out->acks_waiting++;
+		if (u->parked[i].until_ms > out->acks_waiting_until_ms)
+			out->acks_waiting_until_ms = u->parked[i].until_ms;
 	}
 	if (u->held_behind.alert_id[0] != '\0') {
 		out->outbox_held_alert = (char *)u->held_behind.alert_id;
@@ -2154,6 +2257,7 @@ uplink_free(struct uplink *u)
 		alert_free(u->turn[i].alert);
 	}
 	free(u->turn);
+	free(u->parked);
 	free(u->outcomes);
 	for (size_t i = 0; i < u->n_receipts; i++)
 		frame_free(u->receipts[i]);

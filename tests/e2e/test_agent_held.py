@@ -134,8 +134,8 @@ def main(t):
     # The officer who queued it was told it would go out, and may have gone home: xba status says it, for the next.
     st = ner.cli("status")
     s = ner.status() or {}
-    t.check(s.get("alerts_refused_recent") == 1 and "REFUSED         1 alert sent from here in the last 7 days was "
-            "refused by the broker: nobody received it" in st.out,
+    t.check(s.get("alerts_refused_recent") == 1 and "REFUSED         1 alert sent from here was refused by the broker "
+            "in the last 7 days: nobody received it" in st.out,
             "xba status: a REFUSED line (1 alert in the last 7 days; JSON alerts_refused_recent)", st.out + str(s)[:200])
     r = ner.cli("track", late)
     t.check(r.rc == 1 and "refused by the broker (ALERT_EXPIRED" in r.err, "xba track of it: refused, with the code",
