@@ -30,6 +30,10 @@
  * get there; at 10 s a stall of a few seconds or 3% loss failed most attempts (`no-welcome`), each costing a
  * backoff. */
 #define UPLINK_WELCOME_TIMEOUT_MS 30000
+/* Within one attempt, libzmq's own TCP connect retries are at most this far apart: given reconnect_max_ms (15 s)
+ * they reached 15 s, and a broker back 17 s into an attempt went unseen until the attempt's 30 s were up (agents
+ * back 35 s after a broker that was down for minutes).  A refused connect costs the broker's host one RST. */
+#define UPLINK_TCP_RETRY_MAX_MS 2000
 #define UPLINK_STABLE_MS 60000          /* a session up this long resets the reconnect backoff (§2.9) */
 #define UPLINK_BATCH 256                /* frames read per loop turn: one group commit (acks within ~100 ms) */
 #define UPLINK_TRACKS 64                /* track requests waiting for the broker */
@@ -368,7 +372,8 @@ session_open(struct agent *agent)
 {
 	struct uplink *u = agent->uplink;
 	const struct agent_config *c = agent->config;
-	int zero = 0, one = 1, ivl = (int)c->reconnect_min_ms, ivl_max = (int)c->reconnect_max_ms;
+	int zero = 0, one = 1, ivl = (int)c->reconnect_min_ms;
+	int ivl_max = ivl > UPLINK_TCP_RETRY_MAX_MS ? ivl : UPLINK_TCP_RETRY_MAX_MS;
 	int hb = (int)c->heartbeat_ms, hb_timeout = (int)c->heartbeat_ms * 3;
 	int64_t maxmsg = UPLINK_MAXMSGSIZE;
 	char monitor_endpoint[64];
