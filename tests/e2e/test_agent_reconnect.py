@@ -1,15 +1,14 @@
 """test_agent_reconnect.py — an agent finds a broker that comes back within seconds, not at the end of its attempt
 (docs/agent.md, reconnect_max_ms; docs/protocol.md section 1.3).
 
-A real xba-agent NER is started while its broker is down: its first attempt waits up to 30 s for a Welcome, and
-libzmq retries the TCP connection meanwhile.  The broker starts 21 s into that attempt.  Before, libzmq's retries
-backed off to reconnect_max_ms (15 s): after those at about 1.5, 4, 8.5 and 17 s (doubling, plus up to 1 s of jitter) the next was due at about
-32 s, past the attempt,
-so the broker went unseen until the attempt ended and the next began (about 15 s after the broker was back; an
-audit of 80 agents after a broker down for minutes saw 35 s).  Now the retries are at most 2 s apart.
+A real xba-agent NER is started while its broker is down: its attempt waits up to 30 s for a Welcome, and libzmq
+retries the TCP connection meanwhile, now at most 2 s apart (ZMQ_RECONNECT_IVL_MAX; it was reconnect_max_ms, 15 s).
+The broker starts 21 s into that attempt, and the agent must be linked within 8 s, in the same attempt.
 
-The bound checked (8 s from the broker's ready to the agent's link, unscaled) is far from both: what is checked is
-which of the two behaviours it is, not a speed.
+Honest note: this one-agent case did not show the old delay (the build before the change passes it too); what did
+was the herd audit's region of 8-80 agents, a broker killed and restarted about 19 s into an agent's fourth
+attempt: agents back 22.5 s and 31 s after the broker (two runs) before the change, within 2.5 s after it.  This
+test keeps the behaviour from going back to "found at the end of the attempt" in the simple case.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_reconnect.py BUILD_DIR SOURCE_ROOT
 """
