@@ -123,6 +123,8 @@ cmd_status(int argc, char **argv)
 		jsonw_int(&w, "acks_refused", (int64_t)s->acks_refused);
 		jsonw_int(&w, "acks_waiting", (int64_t)s->acks_waiting);
 		jsonw_int(&w, "alerts_refused_recent", (int64_t)s->alerts_refused_recent);
+		jsonw_string(&w, "store_behind_since", s->store_behind_since_ms ?
+		    clock_format_rfc3339(s->store_behind_since_ms, t1, sizeof(t1)) : "");
 		jsonw_string(&w, "acks_waiting_until", s->acks_waiting_until_ms ?
 		    clock_format_rfc3339(s->acks_waiting_until_ms, t1, sizeof(t1)) : "");
 		jsonw_string(&w, "signing_key", s->signing_key);
@@ -183,6 +185,12 @@ cmd_status(int argc, char **argv)
 			       "NOT told (xba history --outgoing shows which)\n", (unsigned long long)s->acks_refused,
 			    s->acks_refused == 1 ? "" : "s", s->acks_refused == 1 ? "was" : "were",
 			    s->acks_refused == 1 ? "its" : "their", s->acks_refused == 1 ? " was" : "s were");
+		if (s->store_behind_since_ms)
+			printf("STORE BEHIND    on %s the broker found this agent's store older than what it had delivered "
+			       "here (restored from a backup, or lost): it sent those alerts again, but alerts acknowledged, "
+			       "withdrawn or replaced here after the backup still show as they were then. Check with an "
+			       "alert's origin before acting on one older than the backup (docs/operations.md section 7)\n",
+			    display_time(s->store_behind_since_ms, t1, sizeof(t1)));
 		if (s->alerts_refused_recent)
 			printf("REFUSED         %llu alert%s sent from here %s refused by the broker in the last 7 days: "
 			       "nobody received %s (xba history --outgoing shows which, and why)\n",

@@ -1651,6 +1651,49 @@ store_count_alerts_refused_since(struct store *s, int64_t since_ms, uint64_t *ou
 	return 0;
 }
 
+/* In the turn's transaction: the integer value under key in the meta table. */
+static int
+meta_put_int64(struct store *s, const char *key, int64_t value, const char *what, struct xba_error *err)
+{
+	sqlite3_stmt *st = s->st[ST_META_PUT];
+	int rc;
+
+	if ((rc = batch_ready(s, err, what)) != 0)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(s, st, err, what);
+	sqlite3_reset(st);
+	return 0;
+}
+
+int
+store_behind_since(struct store *s, int64_t *out, struct xba_error *err)
+{
+	assert(s != NULL && out != NULL);
+	return meta_get_int64(s, "store_behind_ms", out, "read when this store was found behind", err);
+}
+
+int
+store_note_behind(struct store *s, int64_t now_ms, struct xba_error *err)
+{
+	return meta_put_int64(s, "store_behind_ms", now_ms, "note that this store is behind the broker's record", err);
+}
+
+int
+store_restore_seen(struct store *s, int64_t *out, struct xba_error *err)
+{
+	assert(s != NULL && out != NULL);
+	return meta_get_int64(s, "journal_restore_seen_ms", out, "read when a journal restore was last seen", err);
+}
+
+int
+store_note_restore_seen(struct store *s, int64_t now_ms, struct xba_error *err)
+{
+	return meta_put_int64(s, "journal_restore_seen_ms", now_ms, "note a restore of the broker's journal", err);
+}
+
 int
 store_journal_restored_ms(struct store *s, int64_t *out, struct xba_error *err)
 {

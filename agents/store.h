@@ -165,6 +165,13 @@ int store_outgoing_requeue_after(struct store *s, uint64_t after_seq, int64_t si
 int store_outgoing_last_accepted(struct store *s, uint64_t *seq, char *alert_id, size_t size, struct xba_error *err);
 /* *out = this node's alerts (not ACKs) the broker refused for good at or after since_ms. */
 int store_count_alerts_refused_since(struct store *s, int64_t since_ms, uint64_t *out, struct xba_error *err);
+/* When this agent last saw the broker's journal restored from a backup (Welcome: its publishes or its cursor unknown
+ * to the journal), wall clock ms, 0 never; and noting it (in a transaction). */
+int store_restore_seen(struct store *s, int64_t *out, struct xba_error *err);
+int store_note_restore_seen(struct store *s, int64_t now_ms, struct xba_error *err);
+/* When the broker last found this store behind its record (wall clock ms; 0 never), and noting it (in a transaction). */
+int store_behind_since(struct store *s, int64_t *out, struct xba_error *err);
+int store_note_behind(struct store *s, int64_t now_ms, struct xba_error *err);
 /* When the agent last found the broker's journal restored from a backup (and published again what it had lost),
  * wall clock ms; 0 never. */
 int store_journal_restored_ms(struct store *s, int64_t *out, struct xba_error *err);

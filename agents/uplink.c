@@ -185,6 +185,7 @@ struct uplink {
 	uint64_t last_accepted_seq;              /* the highest seq the broker accepted one of this node's alerts at */
 	char last_accepted_id[XBA_UUID_LEN + 1]; /* ... and that alert's id (Hello: a restored journal lacks it) */
 	bool credit_exceeded;                    /* a Deliver arrived with the window at 0 */
+	int64_t store_behind_ms;                 /* when the broker last found this store behind its record; 0 never */
 	bool report_releases;                    /* the store may hold releases the broker was not told of */
 	bool repeat_releases;                    /* a new session: tell the broker again of recent releases */
 };
@@ -784,10 +785,15 @@ static bool
 ack_waits_for_alert(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCode result)
 {
 	struct uplink *u = agent->uplink;
-	int64_t until_ms = 0;
+	struct xba_error err = { 0 };
+	int64_t until_ms = 0, seen_ms = 0, now_ms = clock_now_ms();
 
-	if (result != XBA__V1__ERROR_CODE__UNKNOWN_ALERT || p->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK ||
-	    !acknowledged_alert_may_return(agent, p->alert_id, clock_now_ms(), &until_ms))
+	if (result != XBA__V1__ERROR_CODE__UNKNOWN_ALERT || p->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK)
+		return false;
+	/* Only after a restore this agent saw: the same answer for an alert the broker pruned is final. */
+	if (store_restore_seen(agent->store, &seen_ms, &err) != 0 || seen_ms == 0 ||
+	    now_ms >= seen_ms + RESTORE_REQUEUE_DAYS * 86400LL * 1000 ||
+	    !acknowledged_alert_may_return(agent, p->alert_id, now_ms, &until_ms))
 		return false;
 	if (!is_parked(u, p->id)) {
 		if (!grow((void **)&u->parked, &u->cap_parked, u->n_parked, sizeof(*u->parked)))
@@ -1626,6 +1632,16 @@ uplink_broker_window(const struct uplink *u, int64_t *earliest_ms, int64_t *late
 }
 
 
+/* The broker's journal was restored from a backup: acknowledgements of alerts it lost may wait (ack_waits_for_alert). */
+static void
+note_restore_seen(struct agent *agent)
+{
+	struct xba_error err = { 0 };
+
+	if (ensure_transaction(agent) == 0 && store_note_restore_seen(agent->store, clock_now_ms(), &err) != 0)
+		agent->uplink->store_failed = true;
+}
+
 static void
 requeue_after_restore(struct agent *agent)
 {
@@ -1649,6 +1665,8 @@ requeue_after_restore(struct agent *agent)
 	    RESTORE_REQUEUE_DAYS);
 	u->last_accepted_seq = 0;
 	u->last_accepted_id[0] = '\0';
+	u->acks_retry_ms = UPLINK_ACK_RETRY_MIN_MS;
+	note_restore_seen(agent);
 }
 
 static void
@@ -1691,6 +1709,19 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->acks_retry_mono = u->n_parked > 0 ? clock_mono_ms() + jitter(UPLINK_ACK_RETRY_MIN_MS) : 0;
 	if (w->publishes_unknown && u->last_accepted_seq > 0)
 		requeue_after_restore(agent);
+	if (w->rewound_from > u->through_seq) {
+		/* The broker sends again what it had delivered since (node.rewound); what an officer here acknowledged
+		 * meanwhile, and the cancels and updates of it, it does not: the officers must know their store is old. */
+		struct xba_error err = { 0 };
+
+		log_warnx("event=store.behind cursor=%llu broker_delivered_through=%llu reason=\"this agent's store is older "
+			  "than what the broker delivered to it (restored from a backup, or lost): alerts acknowledged, "
+			  "withdrawn or replaced after the backup are not shown as such here (docs/operations.md section 7)\"",
+		    (unsigned long long)u->through_seq, (unsigned long long)w->rewound_from);
+		u->store_behind_ms = clock_now_ms();
+		if (ensure_transaction(agent) == 0 && store_note_behind(agent->store, u->store_behind_ms, &err) != 0)
+			u->store_failed = true;
+	}
 	if (w->cursor_unknown && w->acknowledged_through < u->through_seq) {
 		/*
 		 * The broker's journal holds another alert at this agent's cursor seq: it was restored from a backup and
@@ -1711,6 +1742,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 		u->through_seq = u->turn_through = w->acknowledged_through;
 		u->through_id[0] = u->turn_through_id[0] = '\0';
 		ensure_transaction(agent); /* finish_turn persists the cursor */
+		note_restore_seen(agent);
 		if (!send_hello(agent))
 			want_drop(u, "hello-failed", false); /* a new session says Hello from there */
 		return;
@@ -2193,6 +2225,8 @@ uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 		out->clock_offset_ms -= clock_now_ms();
 		out->clock_offset_known = true;
 	}
+	if (u->store_behind_ms != 0 && clock_now_ms() - u->store_behind_ms < 7 * 86400LL * 1000)
+		out->store_behind_since_ms = u->store_behind_ms;
 	for (size_t i = 0; i < u->n_parked; i++) {
 		out->acks_waiting++;
 		if (u->parked[i].until_ms > out->acks_waiting_until_ms)
@@ -2218,7 +2252,8 @@ uplink_new(struct agent *agent, struct xba_error *err)
 	if (store_through_seq(agent->store, &u->through_seq, err) != 0 ||
 	    store_through_alert_id(agent->store, u->through_seq, u->through_id, sizeof(u->through_id), err) != 0 ||
 	    store_outgoing_last_accepted(agent->store, &u->last_accepted_seq, u->last_accepted_id,
-		sizeof(u->last_accepted_id), err) != 0) {
+		sizeof(u->last_accepted_id), err) != 0 ||
+	    store_behind_since(agent->store, &u->store_behind_ms, err) != 0) {
 		free(u);
 		return NULL;
 	}

@@ -485,6 +485,7 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	welcome.cursor_unknown = cursor_unknown;
 	welcome.acknowledged_through = acknowledged;
 	welcome.publishes_unknown = publishes_unknown;
+	welcome.rewound_from = rewound_from;
 	frame.body_case = XBA__V1__FRAME__BODY_WELCOME;
 	frame.welcome = &welcome;
 	server_send(server, node_index, &frame);

@@ -32,6 +32,30 @@ def restore(backup, live):
     os.chmod(live, 0o600)
 
 
+def pruned_alert_refused_at_once(t, broker, ner, tcd):
+    """Without a restore, UNKNOWN_ALERT for an acknowledgement is final (the broker pruned the alert): refused at
+    once, ACKS REFUSED, not a week of ACKS WAITING (the regression audit of the waiting).  The prune is made by hand
+    on the stopped broker's journal, as its prune deletes the oldest entries."""
+    ids = [x.sent_id(ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
+                             headline, "--wait", "0")) for headline in ("Convoi vers Agadez", "Suivi")]
+    end = time.monotonic() + t.t(20)
+    while not set(ids) <= {h.get("id") for h in tcd.history()} and time.monotonic() < end:
+        time.sleep(0.3)
+    broker.stop()
+    db = sqlite3.connect(broker.journal_path)
+    seq = db.execute("SELECT seq FROM alerts WHERE alert_id = ?", (ids[0],)).fetchone()[0]
+    for table in ("deliveries", "alerts"):
+        db.execute(f"DELETE FROM {table} WHERE seq <= ?", (seq,))
+    db.commit()
+    db.close()
+    broker.start()
+    t.check(tcd.wait_link(t.t(15)), "TCD back on the broker whose journal pruned NER's first alert")
+    t.eq(tcd.cli("ack", ids[0], "--officer", "Capitaine Mahamat").rc, 0, "TCD's officer acknowledges it (queued)")
+    s = tcd.wait_status(lambda s: s.get("acks_refused") == 1, t.t(15)) or {}
+    t.check(s.get("acks_refused") == 1 and not s.get("acks_waiting"),
+            "the acknowledgement of a pruned alert: ACKS REFUSED at once, not ACKS WAITING", str(s)[:400])
+
+
 def main(t):
     """Acknowledgements waiting for their alerts after a journal restore do not hold the country's other alerts.
     Before, they stayed at the head of the outbox: each resume after a pause (here the broker's rate limit, 2 a
@@ -46,6 +70,7 @@ def main(t):
     src.backup(dst)
     src.close()
     dst.close()
+    pruned_alert_refused_at_once(t, broker, ner, tcd)
     ids = [x.sent_id(ner.cli("send", "--category", "smuggling", "--severity", "severe", "--lang", "fr", "--headline",
                              f"Convoi {i}", "--wait", "0")) for i in range(4)]
     end = time.monotonic() + t.t(30)

@@ -79,6 +79,16 @@ def main(t):
     t.check(rec is not None and int(rec.group(1)) == 2, "broker: node.rewound for TCD, 2 redeliveries (B and E)",
             broker.log_text(mark)[-1500:])
     t.check(tcd_has(a, b, e), "TCD has A, B and E again after the restore")
+    # Its officers are told their store is older than the broker's record: C, acknowledged here after the backup,
+    # is not sent again, and what was withdrawn or replaced since would still read as current.
+    s = tcd.status() or {}
+    st = tcd.cli("status")
+    t.check(s.get("store_behind_since", "") != "" and "STORE BEHIND" in st.out
+            and "still show as they were then" in st.out,
+            "TCD's xba status: STORE BEHIND, and what it means (JSON store_behind_since)", st.out + str(s)[:200])
+    t.check("event=store.behind" in tcd.log_text(), "TCD's agent logs event=store.behind")
+    s = ner.status() or {}
+    t.eq(s.get("store_behind_since"), "", "NER, whose store was not restored: no STORE BEHIND")
     ids = {x_.get("id") for x_ in tcd.history()}
     t.check(c not in ids, "C, acknowledged by TCD's officer before, is not sent again", str(ids))
     for name, alert_id in (("B", b), ("E", e)):
