@@ -20,18 +20,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
 
-def restore(backup, live):
-    """A SQLite backup in place of a stopped broker's journal, as operations.md section 7 says."""
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.unlink(live + suffix)
-        except FileNotFoundError:
-            pass
-    with open(backup, "rb") as f_in, open(live, "wb") as f_out:
-        f_out.write(f_in.read())
-    os.chmod(live, 0o600)
-
-
 def pruned_alert_refused_at_once(t, broker, ner, tcd):
     """Without a restore, UNKNOWN_ALERT for an acknowledgement is final (the broker pruned the alert): refused at
     once, ACKS REFUSED, not a week of ACKS WAITING (the regression audit of the waiting).  The prune is made by hand
@@ -85,7 +73,7 @@ def main(t):
     t.eq(s.get("outbox_depth"), 0, "TCD's outbox drains at 2 a second")
     broker.stop()
     ner.stop()
-    restore(backup, broker.journal_path)
+    x.restore_sqlite(backup, broker.journal_path)
     mark = tcd.log_size()
     broker.start()
     t.check(tcd.wait_log(r"event=outbox\.requeued count=6", t.t(20), since=mark) is not None,

@@ -71,7 +71,7 @@ def main(t):
 
     # ---- the restore ---------------------------------------------------------------------------------------------
     tcd.stop()
-    _restore(backup, tcd.store_path)
+    x.restore_sqlite(backup, tcd.store_path)
     mark = broker.log_size()
     tcd.start()
     t.check(tcd.wait_link(t.t(15)), "TCD's agent, on the restored store: link up")
@@ -121,7 +121,7 @@ def main(t):
     # acknowledgement waits, queued, and goes through once D is back.
     broker.stop()
     ner.stop()
-    _restore(journal_backup, broker.journal_path)
+    x.restore_sqlite(journal_backup, broker.journal_path)
     mark = broker.log_size()
     tcd_mark = tcd.log_size()
     broker.start()
@@ -190,7 +190,7 @@ def main(t):
     net.close()
     tcd.stop()
     broker.stop()
-    _restore(journal_backup2, broker.journal_path)
+    x.restore_sqlite(journal_backup2, broker.journal_path)
     mark = broker.log_size()
     broker.start()
     new = [send(f"Convoi H{i} vers Toummo") for i in range(5)]
@@ -213,19 +213,6 @@ def main(t):
     last = send("Convoi I vers Toummo")
     t.check(tcd_has(last), "TCD has I")
     t.eq(broker.events("journal.cursor_mismatch", since=mark), [], "broker: no cursor mismatch on an ordinary restart")
-
-
-def _restore(backup, live):
-    """Put a SQLite backup in place of a stopped daemon's file, as operations.md section 7 says: owner-only, no
-    stale -wal or -shm beside it."""
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.unlink(live + suffix)
-        except FileNotFoundError:
-            pass
-    with open(backup, "rb") as f_in, open(live, "wb") as f_out:
-        f_out.write(f_in.read())
-    os.chmod(live, 0o600)
 
 
 def _wait_state(t, ner, alert_id, node, state, seconds=10):

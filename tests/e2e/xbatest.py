@@ -1321,6 +1321,19 @@ rules:
 """
 
 
+def restore_sqlite(backup, live):
+    """Put a SQLite backup in place of a stopped daemon's file (journal or store), as operations.md section 7 says:
+    owner-only, no stale -wal or -shm beside it."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(live + suffix)
+        except FileNotFoundError:
+            pass
+    with open(backup, "rb") as f_in, open(live, "wb") as f_out:
+        f_out.write(f_in.read())
+    os.chmod(live, 0o600)
+
+
 def region_of_five(t, name):
     """Members DZA, LBY, NER (may_broadcast) and TCD, the observer WHO-AFRO (publishes health) and the admin
     SECRETARIAT, written; NER's neighbours under NEIGHBOUR_RULES are DZA, LBY and TCD."""
