@@ -483,10 +483,6 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 	}
 	if (rc == 0 && ack->n_released > 0)
 		rc = released(server, node_index, ack, now, &err);
-	/* A cursor that advanced past what the marks say (its top an emergency): kept, so that a store restored to
-	 * before it is seen (journal_rewind). */
-	if (rc == 0 && ack->through_seq > s->through_seq && ack->through_seq <= journal_head(server->journal))
-		rc = journal_note_cursor(server->journal, node_id, ack->through_seq, &err);
 	/*
 	 * Only what is in flight on this session is marked.  An acknowledgement of something not in flight (sent on a
 	 * connection that has since dropped) changes nothing: that delivery is still QUEUED, is sent again, and the

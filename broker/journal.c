@@ -107,17 +107,6 @@ _Static_assert(DELIVERY_WITHHELD == CHAIN_DELIVERY_WITHHELD, "lib/chain.c reads 
 	" by_type INTEGER NOT NULL,"                                                                               \
 	" by_seq INTEGER NOT NULL) WITHOUT ROWID;"
 
-/*
- * delivered_high: the highest cursor each node reported (DeliveryAck.through_seq: it has every delivery up to it),
- * where its ordinary delivery mark is lower (the cursor's top was an emergency, marked row by row).  The mark alone
- * is not the node's cursor: a node delivered only emergencies since a backup of its store had no mark past it,
- * journal_rewind saw nothing to rewind, and the emergencies were lost to it for good.  An emergency delivered
- * ahead of the cursor is not in it (the cursor is contiguous), so a node's reconnect below such a row is no
- * restore.  Derived, outside the chain, created at open like supersessions.
- */
-#define DELIVERED_HIGH_SQL                                                                                          \
-	"CREATE TABLE IF NOT EXISTS delivered_high (node TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
-
 static const char schema_sql[] =
 	"CREATE TABLE alerts ("
 	" seq INTEGER PRIMARY KEY,"
@@ -192,9 +181,6 @@ enum stmt_id {
 	ST_SUPERSEDE,
 	ST_SUPERSEDED,
 	ST_PRUNE_SUPERSESSIONS,
-	ST_HIGH_PUT,
-	ST_HIGH_GET,
-	ST_HIGH_REWIND,
 	ST_COUNT_
 };
 
@@ -263,10 +249,6 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			 " WHERE excluded.by_type = 3 AND supersessions.by_type != 3",
 	[ST_SUPERSEDED] = "SELECT by_type, by_alert_id FROM supersessions WHERE alert_id = ?1",
 	[ST_PRUNE_SUPERSESSIONS] = "DELETE FROM supersessions WHERE by_seq <= ?1",
-	[ST_HIGH_PUT] = "INSERT INTO delivered_high (node, seq) VALUES (?1, ?2) ON CONFLICT (node) DO UPDATE"
-			" SET seq = excluded.seq WHERE excluded.seq > delivered_high.seq",
-	[ST_HIGH_GET] = "SELECT seq FROM delivered_high WHERE node = ?1",
-	[ST_HIGH_REWIND] = "UPDATE delivered_high SET seq = ?2 WHERE node = ?1 AND seq > ?2",
 	/* journal_rewind: a node's store went back in time (restored from a backup). */
 	[ST_REWIND_MARKS] = "DELETE FROM delivery_marks WHERE node = ?1 AND through_seq > ?2",
 	[ST_REWIND_ROWS] = "UPDATE deliveries SET state = 1, delivered_ms = NULL, note = NULL"
@@ -649,7 +631,7 @@ ensure_schema(struct journal *j, struct xba_error *err)
 	if ((rc = user_version(j, &version, err)) != 0 || (rc = check_version(j, version, err)) != 0)
 		return rc;
 	if (version == JOURNAL_SCHEMA_VERSION)
-		return exec_sql(j, SUPERSESSIONS_SQL DELIVERED_HIGH_SQL, "create the supersessions tables", err);
+		return exec_sql(j, SUPERSESSIONS_SQL, "create the supersessions table", err);
 	if ((rc = exec_sql(j, "BEGIN IMMEDIATE", "create schema", err)) != 0)
 		return rc;
 	if ((rc = user_version(j, &version, err)) == 0 && (rc = check_version(j, version, err)) == 0) {
@@ -659,7 +641,7 @@ ensure_schema(struct journal *j, struct xba_error *err)
 			rc = exec_sql(j, MARKS_SQL "PRAGMA user_version = 2;", "upgrade schema 1 to 2", err);
 	}
 	if (rc == 0)
-		rc = exec_sql(j, SUPERSESSIONS_SQL DELIVERED_HIGH_SQL, "create the supersessions tables", err);
+		rc = exec_sql(j, SUPERSESSIONS_SQL, "create the supersessions table", err);
 	if (rc == 0)
 		return exec_sql(j, "COMMIT", "create schema", err);
 	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1497,20 +1479,6 @@ unchanged_reason(struct journal *j, const char *node_id, uint64_t seq, const cha
 
 /* One delivery-state UPDATE of (node ?1, seq ?2) at time ?3 in the open transaction; the caller binds any further
  * parameters first.  *did: a row changed.  A failed step fails the transaction. */
-/* In the transaction: node_id is known to have seq (delivered_high). */
-static int
-high_put(struct journal *j, const char *node_id, uint64_t seq, struct xba_error *err)
-{
-	sqlite3_stmt *st = j->st[ST_HIGH_PUT];
-
-	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, seq > INT64_MAX ? INT64_MAX : (int64_t)seq);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return txn_fail(j, st, err, "note the highest delivery");
-	sqlite3_reset(st);
-	return 0;
-}
-
 static int
 step_mark(struct journal *j, sqlite3_stmt *st, const char *node_id, uint64_t seq, int64_t time_ms, const char *op,
     bool *did, struct xba_error *err)
@@ -1573,26 +1541,11 @@ journal_mark_delivered_through(struct journal *j, const char *node_id, uint64_t 
 }
 
 int
-journal_note_cursor(struct journal *j, const char *node_id, uint64_t through, struct xba_error *err)
-{
-	uint64_t mark;
-	int rc;
-
-	assert(j != NULL && node_id != NULL);
-	assert(j->txn != TXN_IDLE);
-	if (j->txn == TXN_FAILED)
-		return txn_failed_already(j, err, "note a node's cursor");
-	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
-		return rc;
-	return through > mark ? high_put(j, node_id, through, err) : 0; /* the usual case: the mark says it already */
-}
-
-int
 journal_rewind(struct journal *j, const char *node_id, uint64_t resume_after, uint64_t *rewound_from,
     uint64_t *redeliveries, struct xba_error *err)
 {
 	sqlite3_stmt *st;
-	uint64_t mark, had;
+	uint64_t mark;
 	int rc;
 
 	assert(j != NULL && node_id != NULL && rewound_from != NULL && redeliveries != NULL);
@@ -1602,20 +1555,7 @@ journal_rewind(struct journal *j, const char *node_id, uint64_t resume_after, ui
 		return txn_failed_already(j, err, "rewind deliveries");
 	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
 		return rc;
-	had = mark;
-	st = j->st[ST_HIGH_GET];
-	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		int64_t high = sqlite3_column_int64(st, 0);
-
-		if (high > 0 && (uint64_t)high > had)
-			had = (uint64_t)high; /* the highest the node had, by its mark or row by row */
-	} else if (rc != SQLITE_DONE) {
-		return read_fail(j, st, err, "read the highest delivery");
-	}
-	sqlite3_reset(st);
-	if (resume_after >= had)
+	if (resume_after >= mark)
 		return 0;  /* the usual case: the node has at least what it acknowledged */
 	/* The ordinary deliveries the marks being dropped covered are QUEUED rows already: counted, not written. */
 	st = j->st[ST_REWIND_UNDER_MARK];
@@ -1639,15 +1579,9 @@ journal_rewind(struct journal *j, const char *node_id, uint64_t resume_after, ui
 		return txn_fail(j, st, err, "rewind deliveries");
 	*redeliveries += (uint64_t)sqlite3_changes(j->db);
 	sqlite3_reset(st);
-	st = j->st[ST_HIGH_REWIND];
-	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)resume_after);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return txn_fail(j, st, err, "rewind the highest delivery");
-	sqlite3_reset(st);
 	/* The highest mark left is at most resume_after; read it again rather than guess. */
 	mark_forget(j, node_id);
-	*rewound_from = had;
+	*rewound_from = mark;
 	return 0;
 }
 

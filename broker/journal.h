@@ -178,10 +178,6 @@ void journal_envelope_cache_stats(const struct journal *j, struct journal_cache_
  * *changed tells whether the state changed (receipts are sent only then). */
 int journal_mark_delivered(struct journal *j, const char *node_id, uint64_t seq, int64_t time_ms, bool *changed,
     struct xba_error *err);
-/* Inside a transaction: node_id reported that it has every delivery through `through` (DeliveryAck.through_seq),
- * kept where its ordinary delivery mark does not say it already, for journal_rewind. */
-int journal_note_cursor(struct journal *j, const char *node_id, uint64_t through, struct xba_error *err);
-
 /*
  * Inside a transaction, at a node's Hello, before journal_mark_delivered_through: when resume_after is below what
  * the node acknowledged cumulatively (its store was restored from a backup, or lost), every delivery to it after

@@ -2039,34 +2039,6 @@ test_rewind(struct check_state *t)
 	pending_text(j, "DZA", text, sizeof(text));
 	CHECK_STR(t, text, "e3 2 4 6");
 	CHECK(t, verifies(j, 6));
-
-	/* LBY has 1 and 2 (its mark) and the emergency 3, row by row; its cursor reaches 3 (DeliveryAck.through_seq).
-	 * Restored to a store from before the emergency (cursor 2), it gets 3 again.  Before, the rewind looked at the
-	 * ordinary mark alone (2), saw nothing to do, and the emergency was lost to it for good. */
-	CHECK_CODE(t, journal_begin(j, &err), 0);
-	CHECK_CODE(t, journal_mark_delivered_through(j, "LBY", 2, 8000, &err), 0);
-	CHECK_CODE(t, journal_mark_delivered(j, "LBY", 3, 8000, &changed, &err), 0);
-	CHECK_CODE(t, journal_note_cursor(j, "LBY", 3, &err), 0);
-	CHECK_CODE(t, journal_commit(j, &err), 0);
-	pending_text(j, "LBY", text, sizeof(text));
-	CHECK_STR(t, text, "4 5 6");
-	CHECK_CODE(t, journal_begin(j, &err), 0);
-	CHECK_CODE(t, journal_rewind(j, "LBY", 2, &from, &again, &err), 0);
-	CHECK(t, from == 3 && again == 1);
-	CHECK_CODE(t, journal_mark_delivered_through(j, "LBY", 2, 8100, &err), 0);
-	CHECK_CODE(t, journal_commit(j, &err), 0);
-	pending_text(j, "LBY", text, sizeof(text));
-	CHECK_STR(t, text, "e3 4 5 6");
-	/* A delivery ahead of the cursor (6, out of order) is no restore: the cursor stays 3, and so does a Hello. */
-	CHECK_CODE(t, journal_begin(j, &err), 0);
-	CHECK_CODE(t, journal_mark_delivered(j, "LBY", 3, 8200, &changed, &err), 0);
-	CHECK_CODE(t, journal_mark_delivered(j, "LBY", 6, 8200, &changed, &err), 0);
-	CHECK_CODE(t, journal_note_cursor(j, "LBY", 3, &err), 0);
-	CHECK_CODE(t, journal_rewind(j, "LBY", 3, &from, &again, &err), 0);
-	CHECK(t, from == 0 && again == 0);
-	CHECK_CODE(t, journal_commit(j, &err), 0);
-	pending_text(j, "LBY", text, sizeof(text));
-	CHECK_STR(t, text, "4 5");
 	journal_close(j);
 }
 
