@@ -430,6 +430,12 @@ send_hello(struct agent *agent)
 	hello.resume_after_alert_id = u->through_id;
 	hello.last_accepted_seq = u->last_accepted_seq;
 	hello.last_accepted_alert_id = u->last_accepted_id;
+	{
+		struct xba_error err = { 0 };
+
+		/* Not said when the store cannot be read: the broker then goes by the cursor alone, as before. */
+		hello.held_said = store_highest_held(agent->store, INT64_MAX, &hello.highest_held_seq, &err) == 0;
+	}
 	hello.credit = (uint32_t)agent->config->credit;
 	hello.software = AGENT_SOFTWARE;
 	hello.deliver_batches = true; /* a DeliverBatch is handled Deliver by Deliver (dispatch below) */

@@ -181,6 +181,7 @@ enum stmt_id {
 	ST_SUPERSEDE,
 	ST_SUPERSEDED,
 	ST_PRUNE_SUPERSESSIONS,
+	ST_LOST_MAX,
 	ST_COUNT_
 };
 
@@ -249,6 +250,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			 " WHERE excluded.by_type = 3 AND supersessions.by_type != 3",
 	[ST_SUPERSEDED] = "SELECT by_type, by_alert_id FROM supersessions WHERE alert_id = ?1",
 	[ST_PRUNE_SUPERSESSIONS] = "DELETE FROM supersessions WHERE by_seq <= ?1",
+	/* A range of the deliveries' primary key from ?2: at a Hello, ?2 is near the head. */
+	[ST_LOST_MAX] = "SELECT max(seq) FROM deliveries WHERE seq > ?2 AND node = ?1 AND state IN (2, 5)",
 	/* journal_rewind: a node's store went back in time (restored from a backup). */
 	[ST_REWIND_MARKS] = "DELETE FROM delivery_marks WHERE node = ?1 AND through_seq > ?2",
 	[ST_REWIND_ROWS] = "UPDATE deliveries SET state = 1, delivered_ms = NULL, note = NULL"
@@ -1582,6 +1585,39 @@ journal_rewind(struct journal *j, const char *node_id, uint64_t resume_after, ui
 	/* The highest mark left is at most resume_after; read it again rather than guess. */
 	mark_forget(j, node_id);
 	*rewound_from = mark;
+	return 0;
+}
+
+int
+journal_rewind_lost(struct journal *j, const char *node_id, uint64_t held, uint64_t *rewound_from,
+    uint64_t *redeliveries, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	assert(j != NULL && node_id != NULL && rewound_from != NULL && redeliveries != NULL);
+	assert(j->txn != TXN_IDLE);
+	*rewound_from = *redeliveries = 0;
+	if (j->txn == TXN_FAILED)
+		return txn_failed_already(j, err, "rewind lost deliveries");
+	st = j->st[ST_LOST_MAX];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, held > INT64_MAX ? INT64_MAX : (int64_t)held);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*rewound_from = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return read_fail(j, st, err, "find lost deliveries");
+	sqlite3_reset(st);
+	if (*rewound_from == 0)
+		return 0; /* the usual case: nothing delivered above what the node holds */
+	st = j->st[ST_REWIND_ROWS];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)held);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, "rewind lost deliveries");
+	*redeliveries = (uint64_t)sqlite3_changes(j->db);
+	sqlite3_reset(st);
 	return 0;
 }
 

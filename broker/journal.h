@@ -187,6 +187,14 @@ int journal_mark_delivered(struct journal *j, const char *node_id, uint64_t seq,
  */
 int journal_rewind(struct journal *j, const char *node_id, uint64_t resume_after, uint64_t *rewound_from,
     uint64_t *redeliveries, struct xba_error *err);
+/*
+ * Inside a transaction, at a node's Hello that says the highest seq it holds (`held`, at least its resume_after):
+ * every delivery to it above that recorded DELIVERED or REFUSED was lost by the node (an emergency jumps the queue
+ * and is not in the cursor, so journal_rewind, which compares the cursor with the marks, misses it) and becomes
+ * QUEUED again.  *rewound_from = the highest such seq (0: none); *redeliveries = how many.
+ */
+int journal_rewind_lost(struct journal *j, const char *node_id, uint64_t held, uint64_t *rewound_from,
+    uint64_t *redeliveries, struct xba_error *err);
 /* Inside a transaction: every QUEUED delivery of node with seq <= through (at most the head) becomes DELIVERED
  * (resume after a reconnect whose acknowledgement the broker had not recorded): emergencies row by row, the
  * ordinary ones as one delivery mark. */

@@ -375,6 +375,23 @@ publishes_check(struct server *server, const Xba__V1__Hello *hello, bool *unknow
 	return 0;
 }
 
+/* After journal_rewind: what the node said it holds, for the deliveries its cursor does not cover (emergencies). */
+static int
+rewind_lost(struct server *server, const char *node_id, const Xba__V1__Hello *hello, uint64_t *rewound_from,
+    uint64_t *redeliveries, struct xba_error *err)
+{
+	uint64_t held = hello->highest_held_seq > hello->resume_after ? hello->highest_held_seq : hello->resume_after;
+	uint64_t from = 0, more = 0;
+	int rc = journal_rewind_lost(server->journal, node_id, held, &from, &more, err);
+
+	if (rc == 0 && more > 0) {
+		*redeliveries += more;
+		if (from > *rewound_from)
+			*rewound_from = from;
+	}
+	return rc;
+}
+
 static void
 session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *hello)
 {
@@ -418,6 +435,8 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	    publishes_check(server, hello, &publishes_unknown, &err) != 0 ||
 	    (!cursor_unknown &&
 	     (journal_rewind(server->journal, node->id, hello->resume_after, &rewound_from, &redeliveries, &err) != 0 ||
+	      (hello->held_said &&
+	       rewind_lost(server, node->id, hello, &rewound_from, &redeliveries, &err) != 0) ||
 	      journal_mark_delivered_through(server->journal, node->id, hello->resume_after, clock_now_ms(), &err) != 0))) {
 		char quoted[600];
 

@@ -214,6 +214,34 @@ def main(t):
     t.check(tcd_has(last), "TCD has I")
     t.eq(broker.events("journal.cursor_mismatch", since=mark), [], "broker: no cursor mismatch on an ordinary restart")
 
+    # ---- TCD's store restored from a backup taken before an emergency, with nothing ordinary since: an emergency
+    # jumps the queue and is not in the agent's cursor, so the cursor alone did not show the loss, and the broker
+    # never sent it again (the sender's track said delivered).  The Hello now says the highest seq TCD holds.
+    backup3 = os.path.join(t.dir, "tcd-store-backup-3.sqlite")
+    src, dst = sqlite3.connect(tcd.store_path), sqlite3.connect(backup3)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    r = ner.cli("broadcast", "--category", "border-incident", "--lang", "fr", "--headline",
+                "Deuxième attaque au poste d'Assamaka", "--author", "Chef de quart NER")
+    e2 = x.sent_id(r)
+    t.check(r.rc == 0 and tcd_has(e2), "NER broadcasts E2; TCD has it")
+    tcd.stop()
+    x.restore_sqlite(backup3, tcd.store_path)
+    mark = broker.log_size()
+    tcd.start()
+    t.check(tcd.wait_link(t.t(15)), "TCD's agent, on the store from before E2: link up")
+    t.check(tcd_has(e2), "TCD has E2 again (it was lost with the store's restore)")
+    t.check(broker.wait_log(r"event=node\.rewound node=TCD ", t.t(10), since=mark) is not None,
+            "broker: node.rewound for TCD", broker.log_text(mark)[-800:])
+    s = tcd.status() or {}
+    t.check(s.get("store_behind_since", "") != "", "TCD's status: STORE BEHIND", str(s)[:300])
+    mark = broker.log_size()
+    tcd.stop()
+    tcd.start()
+    t.check(tcd.wait_link(t.t(15)), "TCD restarted once more: link up")
+    t.eq(broker.events("node.rewound", since=mark), [], "broker: no node.rewound on the restart after that")
+
 
 def _wait_state(t, ner, alert_id, node, state, seconds=10):
     """Poll NER's `xba track ID --json` until node's state is state; whether it got there."""
