@@ -2039,6 +2039,22 @@ test_rewind(struct check_state *t)
 	pending_text(j, "DZA", text, sizeof(text));
 	CHECK_STR(t, text, "e3 2 4 6");
 	CHECK(t, verifies(j, 6));
+
+	/* LBY has 1 and 2 (its mark) and the emergency 3, row by row; its cursor stays 2 (emergencies are not in it).
+	 * Its Hello says it holds 2 at most (a store from before 3): 3 is sent again.  journal_rewind, by the cursor
+	 * alone, sees nothing. */
+	CHECK_CODE(t, journal_begin(j, &err), 0);
+	CHECK_CODE(t, journal_mark_delivered_through(j, "LBY", 2, 8000, &err), 0);
+	CHECK_CODE(t, journal_mark_delivered(j, "LBY", 3, 8000, &changed, &err), 0);
+	CHECK_CODE(t, journal_rewind(j, "LBY", 2, &from, &again, &err), 0);
+	CHECK(t, from == 0 && again == 0);
+	CHECK_CODE(t, journal_rewind_lost(j, "LBY", 3, &from, &again, &err), 0); /* it holds 3: nothing */
+	CHECK(t, from == 0 && again == 0);
+	CHECK_CODE(t, journal_rewind_lost(j, "LBY", 2, &from, &again, &err), 0);
+	CHECK(t, from == 3 && again == 1);
+	CHECK_CODE(t, journal_commit(j, &err), 0);
+	pending_text(j, "LBY", text, sizeof(text));
+	CHECK_STR(t, text, "e3 4 5 6");
 	journal_close(j);
 }
 
