@@ -107,6 +107,15 @@ _Static_assert(DELIVERY_WITHHELD == CHAIN_DELIVERY_WITHHELD, "lib/chain.c reads 
 	" by_type INTEGER NOT NULL,"                                                                               \
 	" by_seq INTEGER NOT NULL) WITHOUT ROWID;"
 
+/*
+ * delivered_high: per node, the highest seq marked delivered, refused or acknowledged row by row (emergencies, and
+ * ordinary deliveries out of order): what journal_rewind_lost compares with what a node says it holds, so that a
+ * Hello costs one lookup, not a read of the deliveries from the node's cursor to the head (a quiet node's cursor
+ * can be far behind).  Derived, outside the chain, created at open like supersessions.
+ */
+#define DELIVERED_HIGH_SQL                                                                                          \
+	"CREATE TABLE IF NOT EXISTS delivered_high (node TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
+
 static const char schema_sql[] =
 	"CREATE TABLE alerts ("
 	" seq INTEGER PRIMARY KEY,"
@@ -182,6 +191,8 @@ enum stmt_id {
 	ST_SUPERSEDED,
 	ST_PRUNE_SUPERSESSIONS,
 	ST_LOST_MAX,
+	ST_HIGH_PUT,
+	ST_HIGH_GET,
 	ST_COUNT_
 };
 
@@ -252,6 +263,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_PRUNE_SUPERSESSIONS] = "DELETE FROM supersessions WHERE by_seq <= ?1",
 	/* A range of the deliveries' primary key from ?2: at a Hello, ?2 is near the head. */
 	[ST_LOST_MAX] = "SELECT max(seq) FROM deliveries WHERE seq > ?2 AND node = ?1 AND state IN (2, 5)",
+	[ST_HIGH_PUT] = "INSERT INTO delivered_high (node, seq) VALUES (?1, ?2) ON CONFLICT (node) DO UPDATE"
+			" SET seq = excluded.seq WHERE excluded.seq > delivered_high.seq",
+	[ST_HIGH_GET] = "SELECT seq FROM delivered_high WHERE node = ?1",
 	/* journal_rewind: a node's store went back in time (restored from a backup). */
 	[ST_REWIND_MARKS] = "DELETE FROM delivery_marks WHERE node = ?1 AND through_seq > ?2",
 	[ST_REWIND_ROWS] = "UPDATE deliveries SET state = 1, delivered_ms = NULL, note = NULL"
@@ -634,7 +648,7 @@ ensure_schema(struct journal *j, struct xba_error *err)
 	if ((rc = user_version(j, &version, err)) != 0 || (rc = check_version(j, version, err)) != 0)
 		return rc;
 	if (version == JOURNAL_SCHEMA_VERSION)
-		return exec_sql(j, SUPERSESSIONS_SQL, "create the supersessions table", err);
+		return exec_sql(j, SUPERSESSIONS_SQL DELIVERED_HIGH_SQL, "create the derived tables", err);
 	if ((rc = exec_sql(j, "BEGIN IMMEDIATE", "create schema", err)) != 0)
 		return rc;
 	if ((rc = user_version(j, &version, err)) == 0 && (rc = check_version(j, version, err)) == 0) {
@@ -644,7 +658,7 @@ ensure_schema(struct journal *j, struct xba_error *err)
 			rc = exec_sql(j, MARKS_SQL "PRAGMA user_version = 2;", "upgrade schema 1 to 2", err);
 	}
 	if (rc == 0)
-		rc = exec_sql(j, SUPERSESSIONS_SQL, "create the supersessions table", err);
+		rc = exec_sql(j, SUPERSESSIONS_SQL DELIVERED_HIGH_SQL, "create the derived tables", err);
 	if (rc == 0)
 		return exec_sql(j, "COMMIT", "create schema", err);
 	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1498,6 +1512,14 @@ step_mark(struct journal *j, sqlite3_stmt *st, const char *node_id, uint64_t seq
 		return txn_fail(j, st, err, op);
 	*did = sqlite3_changes(j->db) > 0;
 	sqlite3_reset(st);
+	if (!*did)
+		return 0;
+	st = j->st[ST_HIGH_PUT];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)seq);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return txn_fail(j, st, err, op);
+	sqlite3_reset(st);
 	return 0;
 }
 
@@ -1600,6 +1622,17 @@ journal_rewind_lost(struct journal *j, const char *node_id, uint64_t held, uint6
 	*rewound_from = *redeliveries = 0;
 	if (j->txn == TXN_FAILED)
 		return txn_failed_already(j, err, "rewind lost deliveries");
+	/* The usual case in one lookup: nothing was marked row by row above what the node holds. */
+	st = j->st[ST_HIGH_GET];
+	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE || (rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) <= held)) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	if (rc != SQLITE_ROW)
+		return read_fail(j, st, err, "read the highest delivery");
+	sqlite3_reset(st);
 	st = j->st[ST_LOST_MAX];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, held > INT64_MAX ? INT64_MAX : (int64_t)held);
