@@ -1669,6 +1669,34 @@ meta_put_int64(struct store *s, const char *key, int64_t value, const char *what
 }
 
 int
+store_held_high(struct store *s, uint64_t *out, struct xba_error *err)
+{
+	int64_t noted = 0;
+	int rc;
+
+	assert(s != NULL && out != NULL);
+	if ((rc = store_highest_held(s, INT64_MAX, out, err)) != 0 ||
+	    (rc = meta_get_int64(s, "held_high", &noted, "read the highest seq held", err)) != 0)
+		return rc;
+	if (noted > 0 && (uint64_t)noted > *out)
+		*out = (uint64_t)noted;
+	return 0;
+}
+
+int
+store_note_held(struct store *s, uint64_t seq, struct xba_error *err)
+{
+	int64_t noted = 0;
+	int rc;
+
+	if ((rc = meta_get_int64(s, "held_high", &noted, "read the highest seq held", err)) != 0)
+		return rc;
+	if (seq > INT64_MAX || (int64_t)seq <= noted)
+		return 0;
+	return meta_put_int64(s, "held_high", (int64_t)seq, "note the highest seq held", err);
+}
+
+int
 store_behind_since(struct store *s, int64_t *out, struct xba_error *err)
 {
 	assert(s != NULL && out != NULL);

@@ -169,6 +169,11 @@ int store_count_alerts_refused_since(struct store *s, int64_t since_ms, uint64_t
  * to the journal), wall clock ms, 0 never; and noting it (in a transaction). */
 int store_restore_seen(struct store *s, int64_t *out, struct xba_error *err);
 int store_note_restore_seen(struct store *s, int64_t now_ms, struct xba_error *err);
+/* The highest seq this store ever held (inbox or quarantine), which retention's pruning does not lower: the
+ * larger of what it holds now and what store_note_held recorded.  For the Hello (highest_held_seq). */
+int store_held_high(struct store *s, uint64_t *out, struct xba_error *err);
+/* In the turn's transaction: seq was stored (raises the record, never lowers it). */
+int store_note_held(struct store *s, uint64_t seq, struct xba_error *err);
 /* When the broker last found this store behind its record (wall clock ms; 0 never), and noting it (in a transaction). */
 int store_behind_since(struct store *s, int64_t *out, struct xba_error *err);
 int store_note_behind(struct store *s, int64_t now_ms, struct xba_error *err);

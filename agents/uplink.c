@@ -433,8 +433,10 @@ send_hello(struct agent *agent)
 	{
 		struct xba_error err = { 0 };
 
-		/* Not said when the store cannot be read: the broker then goes by the cursor alone, as before. */
-		hello.held_said = store_highest_held(agent->store, INT64_MAX, &hello.highest_held_seq, &err) == 0;
+		/* Not said when the store cannot be read: the broker then goes by the cursor alone, as before.  The
+		 * highest ever held, not held now: retention prunes quarantine rows and acknowledged alerts, and a
+		 * delivery pruned here is not one to send again. */
+		hello.held_said = store_held_high(agent->store, &hello.highest_held_seq, &err) == 0;
 	}
 	hello.credit = (uint32_t)agent->config->credit;
 	hello.software = AGENT_SOFTWARE;
@@ -1342,6 +1344,18 @@ clear_turn(struct uplink *u)
 	memcpy(u->turn_through_id, u->through_id, sizeof(u->turn_through_id));
 }
 
+/* The highest seq this turn stored (inbox or quarantine); 0 when none. */
+static uint64_t
+turn_highest_seq(const struct uplink *u)
+{
+	uint64_t high = 0;
+
+	for (size_t i = 0; i < u->n_turn; i++)
+		if (u->turn[i].seq > high)
+			high = u->turn[i].seq;
+	return high;
+}
+
 /* Commit this turn's writes, then make them known: to the broker, to the log, to the officers. */
 static void
 finish_turn(struct agent *agent)
@@ -1355,6 +1369,7 @@ finish_turn(struct agent *agent)
 			store_rollback(agent->store);
 		} else if (store_set_through_seq(agent->store, u->turn_through, &err) != 0 ||
 		    store_set_through_alert_id(agent->store, u->turn_through, u->turn_through_id, &err) != 0 ||
+		    store_note_held(agent->store, turn_highest_seq(u), &err) != 0 ||
 		    store_commit(agent->store, &err) != 0) {
 			store_write_failed(agent, "commit", &err);
 			store_rollback(agent->store);

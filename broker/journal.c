@@ -637,6 +637,32 @@ check_version(struct journal *j, int64_t version, struct xba_error *err)
 	return 0;
 }
 
+/*
+ * The tables a broker of 2026-11-27 derives, where absent.  delivered_high is filled once from the deliveries when
+ * it is created (one read of the table, at the first start after the upgrade): empty, it would let a restored agent
+ * store lose the emergencies delivered before the upgrade.
+ */
+static int
+create_derived_tables(struct journal *j, struct xba_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool exists = false;
+	int rc;
+
+	if (sqlite3_prepare_v2(j->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'delivered_high'", -1,
+	    &st, NULL) != SQLITE_OK)
+		return db_error(j, err, "look for the derived tables");
+	rc = sqlite3_step(st);
+	exists = rc == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(j, err, "look for the derived tables");
+	if ((rc = exec_sql(j, SUPERSESSIONS_SQL DELIVERED_HIGH_SQL, "create the derived tables", err)) != 0 || exists)
+		return rc;
+	return exec_sql(j, "INSERT OR REPLACE INTO delivered_high (node, seq) SELECT node, max(seq) FROM deliveries"
+			   " WHERE state IN (2, 3, 5) GROUP BY node;", "fill the highest deliveries", err);
+}
+
 /* Creates the schema on a new file, or upgrades an older one.  BEGIN IMMEDIATE and a second look at the version
  * make two processes opening the same file at once safe: the second finds the schema the first created. */
 static int
@@ -648,7 +674,7 @@ ensure_schema(struct journal *j, struct xba_error *err)
 	if ((rc = user_version(j, &version, err)) != 0 || (rc = check_version(j, version, err)) != 0)
 		return rc;
 	if (version == JOURNAL_SCHEMA_VERSION)
-		return exec_sql(j, SUPERSESSIONS_SQL DELIVERED_HIGH_SQL, "create the derived tables", err);
+		return create_derived_tables(j, err);
 	if ((rc = exec_sql(j, "BEGIN IMMEDIATE", "create schema", err)) != 0)
 		return rc;
 	if ((rc = user_version(j, &version, err)) == 0 && (rc = check_version(j, version, err)) == 0) {
@@ -658,7 +684,7 @@ ensure_schema(struct journal *j, struct xba_error *err)
 			rc = exec_sql(j, MARKS_SQL "PRAGMA user_version = 2;", "upgrade schema 1 to 2", err);
 	}
 	if (rc == 0)
-		rc = exec_sql(j, SUPERSESSIONS_SQL DELIVERED_HIGH_SQL, "create the derived tables", err);
+		rc = create_derived_tables(j, err);
 	if (rc == 0)
 		return exec_sql(j, "COMMIT", "create schema", err);
 	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);

@@ -1010,6 +1010,15 @@ test_through_seq(struct check_state *t)
 		return;
 	CHECK_CODE(t, store_through_seq(s, &v, &err), 0);
 	CHECK(t, v == 0);
+	/* The highest seq ever held: noted per turn, never lowered (retention prunes what is held, not that). */
+	CHECK_CODE(t, store_held_high(s, &v, &err), 0);
+	CHECK(t, v == 0);
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_note_held(s, 1500, &err), 0);
+	CHECK_CODE(t, store_note_held(s, 1200, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_held_high(s, &v, &err), 0);
+	CHECK(t, v == 1500);
 	CHECK_CODE(t, store_begin(s, &err), 0);
 	CHECK_CODE(t, store_set_through_seq(s, 1041, &err), 0);
 	CHECK_CODE(t, store_commit(s, &err), 0);
