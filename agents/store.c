@@ -1689,6 +1689,8 @@ store_note_held(struct store *s, uint64_t seq, struct xba_error *err)
 	int64_t noted = 0;
 	int rc;
 
+	if (seq == 0)
+		return 0; /* a turn that stored no delivery (publish answers only): nothing to read or write */
 	if ((rc = meta_get_int64(s, "held_high", &noted, "read the highest seq held", err)) != 0)
 		return rc;
 	if (seq > INT64_MAX || (int64_t)seq <= noted)
