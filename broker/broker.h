@@ -22,6 +22,7 @@
 #include "error.h"
 #include "journal.h"
 #include "keys.h"
+#include "linkwindow.h"
 #include "log.h"
 #include "rules.h"
 #include "xba.pb-c.h"
@@ -118,6 +119,8 @@ struct inflight {
 	bool emergency;            /* receipts go to the originator when it is acknowledged */
 	char alert_id[37];         /* emergency only: for the receipt */
 	char origin[XBA_NODE_ID_MAX + 1];
+	int64_t sent_mono;         /* when it went: its acknowledgement's delay measures the link (linkwindow.c) */
+	bool window_full;          /* the link window was full once it went: a fast ack may grow the window */
 };
 
 /*
@@ -164,6 +167,9 @@ struct session {
 	size_t n_inflight, cap_inflight;
 	bool wants_delivery;                    /* new deliveries or credit since the last delivery pass */
 	bool deliver_batches;                   /* Hello.deliver_batches: send a pass's deliveries as one frame */
+	struct link_window link;                /* ordinary deliveries the link may hold, below the credit */
+	bool link_limited;                      /* the last pass left ordinary deliveries for want of link window:
+						 * an acknowledgement starts the next */
 	uint64_t sent_through;                  /* highest ordinary seq put in flight this session (sent in order) */
 	bool ordered_publishes;                 /* Hello.ordered_publishes: hold publishes behind a transient refusal */
 	/* Ordered publishes (docs/protocol.md §2.3 "Order"), in two classes: routine alerts wait behind a routine alert

@@ -3,7 +3,9 @@
  * emergencies first, one DeliverBatch frame per pass to a node that asked for batches (else a Deliver frame each);
  * and back: cumulative (plus selective) delivery acknowledgements that mark deliveries done in the journal and send
  * DELIVERED receipts to an emergency's originator.  Nothing is ever sent beyond the credit a node granted, so no
- * socket buffer fills and a slow node only slows itself; what is in flight when a connection drops stays QUEUED in
+ * socket buffer fills and a slow node only slows itself; ordinary deliveries are further held to the node's link
+ * window (linkwindow.c: about a second's worth on its link, so that an emergency does not queue behind a whole
+ * credit window on a slow one); what is in flight when a connection drops stays QUEUED in
  * the journal and is sent again after the next Hello (the node deduplicates by alert id).
  */
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "log.h"
 
 #define DELIVER_BATCH 256 /* deliveries read from the journal per node per pass */
+#define LINK_EMERGENCY_PEEK 8 /* deliveries read past a full link window, for the emergencies among them */
 /* DeliveryAck.released entries handled per ack (an agent sends at most 256): a frame of 256 KiB could list ~50 000,
  * each a journal UPDATE, and one node's frame must not hold the loop up for everyone. */
 #define RELEASED_PER_ACK_MAX 4096
@@ -157,9 +160,14 @@ reserve_or_log(struct server *server, size_t node_index, const struct journal_pe
 /* The delivery is on its way (or framed in a batch about to be): it is in flight and has used one credit. */
 static int
 record_delivery(struct server *server, size_t node_index, const struct journal_pending *p,
-    const struct inflight *entry)
+    const struct inflight *framed)
 {
-	if (inflight_add(&server->sessions[node_index], entry) != 0) {
+	struct session *s = &server->sessions[node_index];
+	struct inflight entry = *framed;
+
+	entry.sent_mono = clock_mono_ms();
+	entry.window_full = s->n_inflight + 1 >= s->link.window;
+	if (inflight_add(s, &entry) != 0) {
 		log_warnx("event=deliver.error node=%s seq=%llu error=\"out of memory\"", server->dir->nodes[node_index].id,
 		    (unsigned long long)p->seq);
 		return XBA_ENOMEM;
@@ -263,12 +271,19 @@ deliver_pass(struct server *server)
 	for (size_t i = 0; i < server->dir->n_nodes; i++) {
 		struct session *s = &server->sessions[i];
 		struct xba_error err = { 0 };
-		size_t want;
-		int n;
+		size_t want, room;
+		bool capped;
+		int n, sending;
 
 		if (!s->up || !s->wants_delivery || s->credit == 0)
 			continue;
 		want = s->credit < DELIVER_BATCH ? (size_t)s->credit : DELIVER_BATCH;
+		/* The link window holds ordinary deliveries back, not emergencies (they come first in the queue): with
+		 * no room left, a few are read to see whether an emergency is among them. */
+		room = link_window_room(&s->link, s->n_inflight);
+		capped = room < want;
+		if (capped && room + LINK_EMERGENCY_PEEK < want)
+			want = room + LINK_EMERGENCY_PEEK;
 		n = journal_pending(server->journal, server->dir->nodes[i].id, s->sent_through, pending, want,
 		    inflight_contains, s, &err);
 		if (n < 0) {
@@ -278,15 +293,29 @@ deliver_pass(struct server *server)
 			    log_quote(quoted, sizeof(quoted), err.msg));
 			continue;
 		}
+		sending = n;
+		if (capped) {
+			int emergencies = 0;
+
+			while (emergencies < n && pending[emergencies].emergency)
+				emergencies++;
+			if ((size_t)(n - emergencies) > room)
+				sending = emergencies + (int)room;
+		}
 		if (s->deliver_batches)
-			(void)send_batches(server, i, pending, n, &buf);
+			(void)send_batches(server, i, pending, sending, &buf);
 		else
-			for (int k = 0; k < n; k++)
+			for (int k = 0; k < sending; k++)
 				if (send_delivery(server, i, &pending[k], &buf) != 0)
 					break;
-		/* Fewer than asked: the queue is empty until something new is routed here. */
-		if ((size_t)n < want)
+		if (sending < n) {
+			/* The rest waits for the link: the acknowledgement that makes room starts the next pass. */
 			s->wants_delivery = false;
+			s->link_limited = true;
+		} else if ((size_t)n < want) {
+			/* Fewer than asked: the queue is empty until something new is routed here. */
+			s->wants_delivery = false;
+		}
 	}
 	free(buf.heap);
 }
@@ -455,6 +484,27 @@ mark_ordinary_run(struct server *server, size_t node_index, const Xba__V1__Deliv
 	return rc;
 }
 
+/*
+ * Tell the link window what an acknowledgement says of the link: the delay of the newest of the finished
+ * deliveries it covers (sent at newest_sent; any_full: the window was full when one of them went).  A window that
+ * held deliveries back has room again: the next pass sends them.
+ */
+static void
+link_acked(struct server *server, size_t node_index, int64_t newest_sent, bool any_full, size_t finished)
+{
+	struct session *s = &server->sessions[node_index];
+
+	if (link_window_acked(&s->link, newest_sent, any_full, finished, clock_mono_ms()) &&
+	    s->link.cuts == 1 && node_log_allowed(server, node_index))
+		log_info("event=link.queueing node=%s window=%u queue_ms=%lld action=\"deliveries wait at the broker, "
+			 "not on the link, so that an emergency does not wait behind them\"", server->dir->nodes[node_index].id,
+		    s->link.window, (long long)s->link.queue_ms);
+	if (s->link_limited) {
+		s->link_limited = false;
+		s->wants_delivery = true;
+	}
+}
+
 void
 deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__DeliveryAck *ack)
 {
@@ -462,8 +512,9 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 	const char *node_id = server->dir->nodes[node_index].id;
 	struct xba_error err = { 0 };
 	int64_t now = clock_now_ms();
-	size_t kept = 0;
-	bool ordinary_marked = false;
+	int64_t newest_sent = INT64_MIN;
+	size_t kept = 0, finished = 0;
+	bool ordinary_marked = false, any_full = false;
 	int rc = server_begin(server, &err);
 
 	if (rc == 0)
@@ -474,15 +525,23 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 		const struct inflight *e = &s->inflight[i];
 		const char *code;
 
-		if (!ack_covers(ack, e->seq))
+		if (!ack_covers(ack, e->seq)) {
 			s->inflight[kept++] = *e;
-		else if ((code = refusal_code(ack, e->seq, s->n_inflight)) != NULL)
+			continue;
+		}
+		finished++;
+		if (e->sent_mono > newest_sent)
+			newest_sent = e->sent_mono;
+		any_full = any_full || e->window_full;
+		if ((code = refusal_code(ack, e->seq, s->n_inflight)) != NULL)
 			rc = refused(server, node_index, e, code, now, &err);
 		else if (e->emergency || !ordinary_marked)
 			rc = finish(server, node_index, e, now, &err);
 	}
 	if (rc == 0 && ack->n_released > 0)
 		rc = released(server, node_index, ack, now, &err);
+	if (rc == 0 && finished > 0)
+		link_acked(server, node_index, newest_sent, any_full, finished);
 	/*
 	 * Only what is in flight on this session is marked.  An acknowledgement of something not in flight (sent on a
 	 * connection that has since dropped) changes nothing: that delivery is still QUEUED, is sent again, and the

@@ -486,6 +486,8 @@ session_hello(struct server *server, size_t node_index, const Xba__V1__Hello *he
 	s->last_seen_mono = s->last_sent_mono = clock_mono_ms();
 	s->last_seen_wall = clock_now_ms();
 	s->wants_delivery = true;
+	s->link_limited = false;
+	link_window_reset(&s->link, (uint32_t)server->config->max_credit, s->last_seen_mono);
 	s->deliver_batches = hello->deliver_batches;
 	s->sent_through = 0; /* nothing in flight on this connection: the pending read starts at the queue's head */
 	s->ordered_publishes = hello->ordered_publishes;
@@ -535,9 +537,12 @@ log_region_status(struct server *server)
 		uint64_t depth = 0;
 
 		journal_queue_depth(server->journal, id, &depth, NULL);
-		log_info("event=node.status node=%s connected=%d last_seen=%s queue_depth=%llu cursor=%llu", id, s->up ? 1 : 0,
+		log_info("event=node.status node=%s connected=%d last_seen=%s queue_depth=%llu cursor=%llu in_flight=%zu "
+			 "link_window=%u link_queue_ms=%lld link_cuts=%llu", id, s->up ? 1 : 0,
 		    s->last_seen_wall ? clock_format_rfc3339(s->last_seen_wall, when, sizeof(when)) : "never",
-		    (unsigned long long)depth, (unsigned long long)s->through_seq);
+		    (unsigned long long)depth, (unsigned long long)s->through_seq, s->up ? s->n_inflight : 0,
+		    s->up ? s->link.window : 0, s->up ? (long long)s->link.queue_ms : 0LL,
+		    s->up ? (unsigned long long)s->link.cuts : 0ULL);
 		if (s->up) {
 			connected++;
 		} else if (missing_len + strlen(id) + 2 < sizeof(missing) - 8) {
@@ -724,6 +729,7 @@ commit(struct server *server)
 			server->sessions[i].n_inflight = 0;
 			server->sessions[i].sent_through = 0;
 			server->sessions[i].wants_delivery = true;
+			server->sessions[i].link_limited = false;
 		}
 	}
 	server->in_transaction = false;

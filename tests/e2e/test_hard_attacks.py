@@ -359,6 +359,9 @@ def main(t):
             f"limit +{bound // 1024} MB)")
     st = who.status()
     t.check(st is not None, "slow consumer: still served (StatusRequest answered)")
+    # Granting, and acknowledging what it stores as a node must (docs/protocol.md 2.5): the broker keeps no more
+    # than its link window in flight to a node that does not acknowledge (2.4).
+    who.auto_ack = True
     who.grant(10000)
     net.run_until(lambda: all(who.got(aid) for aid in ids), t.t(15))
     t.check(all(who.got(aid) for aid in ids), "slow consumer: once it grants credit, everything queued arrives")

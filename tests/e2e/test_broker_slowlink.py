@@ -1,0 +1,155 @@
+"""test_broker_slowlink.py — an emergency to a country on a slow link does not wait behind a credit window of
+ordinary alerts (broker/linkwindow.c).
+
+NER reaches the broker through a relay in this process that carries 16 KiB/s towards NER (a satellite link; the
+other way is not slowed), and grants the agent's default credit of 64.  DZA is on the LAN.  LBY publishes 120
+ordinary alerts of about 1.2 KiB each, then an emergency.  Before the link window the broker put a whole credit
+window (64 alerts, about 4 s of this link) onto NER's link at once, and the emergency, published a moment later,
+reached NER behind ~60 of them; it took 20 s on the 32 kbit/s links the satellite audit measured.  Now:
+
+1. the broker keeps about a second's worth on NER's link, so the emergency reaches NER behind at most a few
+   windows' worth of the ordinary alerts published before it (checked: fewer than 40), and the rest follow;
+2. NER gets all 121 alerts once each, within its credit;
+3. DZA, on the LAN, gets the same 121, its window is never cut (no `event=link.queueing` for DZA), and SIGUSR1's
+   node.status names each node's window, NER's below its credit.  (How the window grows and is cut is
+   tests/unit/test_linkwindow.c.)
+
+usage: /usr/bin/python3 tests/e2e/test_broker_slowlink.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+from xbatest import C  # noqa: E402
+
+RULES = """\
+rules:
+  - name: everything-to-members
+    to: [members]
+"""
+LINK_BYTES_PER_S = 16 * 1024
+ORDINARY = 120
+BEFORE_EMERGENCY_MAX = 40     # ordinary alerts NER may get before the emergency (before the window: ~60)
+
+
+class SlowRelay:
+    """127.0.0.1:port -> 127.0.0.1:target, carrying at most rate bytes a second towards the client (the node)."""
+
+    def __init__(self, target, rate):
+        self.target = target
+        self.rate = rate
+        self.closed = False
+        self.socks = []
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                return
+            self.socks += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.rate), daemon=True).start()
+
+    def _pump(self, src, dst, rate):
+        try:
+            while True:
+                data = src.recv(1024 if rate else 65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def main(t):
+    region = x.Region(t, "slowlink-e2e")
+    region.add("LBY", name="Libya", role="member", may_broadcast=True)
+    region.add("NER", name="Niger", role="member")
+    region.add("DZA", name="Algeria", role="member")
+    region.write()
+    broker = x.Broker(t, region, RULES, rate_per_second=1000, rate_burst=1000).start()
+    relay = SlowRelay(broker.port, LINK_BYTES_PER_S)
+    t.defer(relay.close)
+    net = x.Net(t)
+    lby = net.node(region, "LBY", broker)
+    dza = net.node(region, "DZA", broker)
+    ner = net.node(region, "NER", broker, credit=64)
+    ner.endpoint = f"tcp://127.0.0.1:{relay.port}"
+    net.connect_all(timeout=t.t(20))
+    mark = broker.log_size()
+
+    ordinary = []
+    for i in range(ORDINARY):
+        a = x.alert("LBY", headline=f"LBY routine report {i}")
+        a.info[0].description = f"Routine patrol report {i}: " + "sector sweep, nothing to note. " * 36
+        ordinary.append(a)
+    refs = [lby.publish(region.seal(a)) for a in ordinary]
+    t.check(net.run_until(lambda: all(r in lby.acks for r in refs), t.t(20)), "LBY's ordinary alerts accepted")
+    emergency = x.alert("LBY", C.BORDER_INCIDENT, C.EXTREME, emergency=True, headline="LBY emergency: convoy")
+    t.check(lby.publish_wait(region.seal(emergency), timeout=t.t(10)) is not None, "LBY's emergency accepted")
+
+    everything = [a.id for a in ordinary] + [emergency.id]
+    got_all = net.run_until(lambda: all(n.got(i) for n in (ner, dza) for i in everything), t.t(45))
+    t.check(got_all, "NER (slow link) and DZA (LAN) get all 121 alerts",
+            f"NER {sum(ner.got(i) for i in everything)}, DZA {sum(dza.got(i) for i in everything)}")
+
+    # 1. The emergency's place among NER's arrivals.
+    order = [a.alert_id for a in ner.arrivals]
+    before = order.index(emergency.id) if emergency.id in order else len(order)
+    t.check(before < BEFORE_EMERGENCY_MAX,
+            f"the emergency reached NER behind fewer than {BEFORE_EMERGENCY_MAX} of the {ORDINARY} ordinary alerts "
+            "published before it (the link holds about a second's worth, not the credit window)",
+            f"behind {before}")
+    t.log(f"NER got the emergency behind {before} ordinary alerts; DZA behind "
+          f"{[a.alert_id for a in dza.arrivals].index(emergency.id) if dza.got(emergency.id) else '-'}")
+
+    # 2. Once each, within the credit; the window was cut for NER.
+    t.eq(ner.redeliveries, 0, "NER got no alert twice")
+    t.eq(dza.redeliveries, 0, "DZA got no alert twice")
+    net.check_protocol()
+    cuts = broker.events("link.queueing", since=mark)
+    t.log(f"link.queueing records: {[e.get('node') for e in cuts]}")
+    # 3. The LAN node's window was not cut; each node's window is in node.status, NER's below its credit.
+    t.check(not any(e.get("node") == "DZA" for e in cuts), "no link.queueing for DZA, on the LAN", str(cuts))
+    at = broker.log_size()
+    os.kill(broker.proc.pid, signal.SIGUSR1)
+    broker.wait_log(r"event=region\.status", t.t(10), since=at)
+    status = {e.get("node"): e for e in broker.events("node.status", since=at)}
+    t.check(all(status.get(n, {}).get("link_window", "").isdigit() for n in ("NER", "DZA", "LBY")),
+            "SIGUSR1: node.status names each connected node's link window", str(status))
+    window = int(status.get("NER", {}).get("link_window", "0") or 0)
+    t.check(0 < window < 64, "NER's link window stayed below its credit of 64", f"link_window={window}")
+    t.log(f"link windows: NER {window}, DZA {status.get('DZA', {}).get('link_window')}")
+
+if __name__ == "__main__":
+    x.main(main)
