@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "envelope.h"
 #include "frame.h"
+#include "linkwindow.h"
 #include "log.h"
 #include "syntax.h"
 
@@ -74,6 +75,8 @@ struct inflight {
 	bool emergency;
 	bool republished;                        /* accepted before, published again after a restore (it has a seq) */
 	int msg_type;
+	int64_t sent_mono;                       /* its PublishAck's delay measures the link (lib/linkwindow.c) */
+	bool window_full;                        /* the link window was full once it went */
 };
 
 /* An acknowledgement that waits for its alert (ack_waits_for_alert): queued in the store, not sent by pump_outbox. */
@@ -146,6 +149,7 @@ struct uplink {
 	/* publishing */
 	struct inflight inflight[UPLINK_MAX_INFLIGHT];
 	size_t n_inflight;
+	struct link_window link;                 /* ordinary publishes the link may hold (up to UPLINK_MAX_INFLIGHT) */
 	int64_t last_sent_id;                    /* highest outbox id sent on this session */
 	int64_t last_early_id;                   /* highest emergency sent ahead of the queue since then */
 	bool paused;                             /* a transient refusal: send nothing until resume_mono */
@@ -521,6 +525,8 @@ send_row(struct agent *agent, const struct store_row *row)
 	u->inflight[u->n_inflight].emergency = row->emergency;
 	u->inflight[u->n_inflight].republished = row->seq != 0;
 	u->inflight[u->n_inflight].msg_type = row->msg_type;
+	u->inflight[u->n_inflight].sent_mono = clock_mono_ms();
+	u->inflight[u->n_inflight].window_full = u->n_inflight + 1 >= u->link.window;
 	snprintf(u->inflight[u->n_inflight].alert_id, sizeof(u->inflight[0].alert_id), "%.36s", row->alert_id);
 	u->n_inflight++;
 	log_debug("event=alert.sent alert=%s ref=%lld", row->alert_id, (long long)row->id);
@@ -572,7 +578,10 @@ pump_outbox(struct agent *agent)
 		if (!ok)
 			return;
 	}
-	while (u->state == UPLINK_UP && !u->paused && u->n_inflight < UPLINK_MAX_INFLIGHT && u->drop_reason == NULL) {
+	/* Ordinary publishes within the link window too: on a slow link, a backlog of 64 in flight would be tens of
+	 * seconds of bytes ahead of an emergency an officer sends next (lib/linkwindow.c). */
+	while (u->state == UPLINK_UP && !u->paused && link_window_room(&u->link, u->n_inflight) > 0 &&
+	    u->drop_reason == NULL) {
 		bool ok = true;
 
 		rc = store_outbox_next(agent->store, u->last_sent_id, &row, &err);
@@ -888,6 +897,10 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		    ack->alert_id, frame_error_code_name(ack->result));
 		return;
 	}
+	if (link_window_acked(&u->link, p.sent_mono, p.window_full, 1, clock_mono_ms()) && u->link.cuts == 1)
+		log_info("event=link.queueing direction=up window=%u queue_ms=%lld action=\"publishes wait in the outbox, "
+			 "not on the link, so that an emergency does not wait behind them\"", u->link.window,
+		    (long long)u->link.queue_ms);
 	if (ack->result == XBA__V1__ERROR_CODE__OK || ack->result == XBA__V1__ERROR_CODE__DUPLICATE) {
 		if (ensure_transaction(agent) != 0)
 			return;
@@ -1704,6 +1717,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	}
 	u->state = UPLINK_UP;
 	u->up_mono = clock_mono_ms();
+	link_window_reset(&u->link, UPLINK_MAX_INFLIGHT, u->up_mono);
 	u->link_problem[0] = '\0';
 	u->link_since_wall = clock_now_ms();
 	u->heartbeat_ms = w->heartbeat_ms > 0 ? w->heartbeat_ms : (uint32_t)agent->config->heartbeat_ms;

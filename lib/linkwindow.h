@@ -1,6 +1,6 @@
 /*
- * linkwindow.h — how many deliveries the broker lets onto one node's link at a time, below the credit the node
- * granted.  See linkwindow.c.
+ * linkwindow.h — how many messages go onto one slow link at a time: the broker's deliveries to a node, below the
+ * credit the node granted, and an agent's publishes to the broker.  See linkwindow.c.
  */
 #ifndef XBA_LINKWINDOW_H
 #define XBA_LINKWINDOW_H

@@ -1,6 +1,7 @@
 /*
- * linkwindow.c — how many deliveries the broker lets onto one node's link at a time, below the credit the node
- * granted; deliver.c asks it before each delivery pass and tells it of each acknowledgement.
+ * linkwindow.c — how many messages go onto one link at a time: the broker's ordinary deliveries to a node, below
+ * the credit the node granted (broker/deliver.c asks it before each delivery pass and tells it of each
+ * DeliveryAck), and an agent's ordinary publishes to the broker (agents/uplink.c, told of each PublishAck).
  *
  * Why: the credit window says what the node will store, not what its link carries.  On a satellite link at 32
  * kbit/s a window of 64 ordinary alerts of 1 KiB is about 20 s of bytes in the sockets' buffers, and an emergency
@@ -10,8 +11,9 @@
  * doubles per round while the delay stays low and the window was full, halves (once per round) when the delay
  * grows past the target, and then grows by one per round.  On a LAN the round trip is milliseconds and the window
  * reaches the credit in a few rounds; it never goes under LINK_WINDOW_MIN.  Emergencies do not wait for it
- * (deliver.c sends them within the credit alone): they still wait behind what is on the link, which this keeps
- * to about a second's worth.
+ * (deliver.c sends them within the credit alone, uplink.c within its in-flight limit): they still wait behind what
+ * is on the link, which this keeps to about a second's worth.  The same holds the other way: an agent draining a
+ * backlog of its country's alerts over the satellite link keeps about a second's worth of them in flight, not 64.
  *
  * The fastest acknowledgement is kept per minute bucket, the current one and the one before, so that a round trip
  * that grew for good (a new route) is learnt within two minutes instead of reading as queueing forever.

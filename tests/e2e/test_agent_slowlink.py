@@ -1,0 +1,148 @@
+"""test_agent_slowlink.py — an officer's emergency does not wait behind the country's own backlog on a slow uplink
+(lib/linkwindow.c in agents/uplink.c).
+
+TCD's agent reaches the broker through a relay in this process that carries 8 KiB/s towards the broker (a
+satellite uplink; the other way is not slowed).  While the broker is down, TCD's officers queue 80 alerts of about
+1 KiB.  The broker comes back; the moment TCD's agent logs link.up, an officer sends `xba broadcast`.  Before the
+link window the agent put 64 publishes in flight at once (about 7 s of this link, 20 s at 32 kbit/s), and the
+emergency reached the broker, and DZA, behind ~64 of them.  Now:
+
+1. the agent keeps about a second's worth in flight, so DZA gets the emergency behind fewer than 40 of TCD's
+   queued alerts (checked), and then the rest;
+2. every queued alert reaches DZA once, and TCD's outbox ends empty (`xba status`).
+
+usage: /usr/bin/python3 tests/e2e/test_agent_slowlink.py BUILD_DIR SOURCE_ROOT
+"""
+import os
+import socket
+import sys
+import threading
+import time
+import types
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xbatest as x  # noqa: E402
+
+RULES = """\
+rules:
+  - name: everything-to-members
+    to: [members]
+"""
+UPLINK_BYTES_PER_S = 8 * 1024
+QUEUED = 80
+BEFORE_EMERGENCY_MAX = 40     # TCD's queued alerts DZA may get before the emergency (before the window: ~64)
+
+
+class SlowUplink:
+    """127.0.0.1:port -> 127.0.0.1:target, carrying at most rate bytes a second towards the target (the broker)."""
+
+    def __init__(self, target, rate):
+        self.target = target
+        self.rate = rate
+        self.closed = False
+        self.socks = []
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()      # the broker is down: the agent tries again
+                continue
+            self.socks += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, self.rate), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
+
+    def _pump(self, src, dst, rate):
+        try:
+            while True:
+                data = src.recv(1024 if rate else 65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def main(t):
+    region = x.Region(t, "uplink-e2e")
+    region.add("TCD", name="Chad", role="member", may_broadcast=True)
+    region.add("DZA", name="Algeria", role="member")
+    region.write()
+    broker = x.Broker(t, region, RULES, rate_per_second=1000, rate_burst=1000)
+    relay = SlowUplink(broker.port, UPLINK_BYTES_PER_S)
+    t.defer(relay.close)
+    via_relay = types.SimpleNamespace(endpoint=f"tcp://127.0.0.1:{relay.port}", public_key=broker.public_key)
+    tcd = x.Agent(t, region, "TCD", via_relay)
+    tcd.start()
+
+    # The broker is down: the officers' alerts wait in TCD's outbox.
+    description = "Patrouille de routine, secteur nord, rien à signaler. " * 16
+    for i in range(QUEUED):
+        r = tcd.cli("send", "--category", "border-incident", "--severity", "moderate", "--author", "officier-tcd",
+                    "--lang", "fr", "--headline", f"Rapport de patrouille {i}", "--description", description,
+                    "--wait", "0")
+        if r.rc not in (0, 3):
+            raise RuntimeError(f"xba send {i}: exit {r.rc}: {r.err}")
+    st = tcd.status()
+    t.check(st is not None and st.get("outbox_queued", QUEUED) >= QUEUED,
+            f"TCD's outbox holds the {QUEUED} alerts while the broker is down", str(st and st.get("outbox_queued")))
+
+    broker.start()
+    net = x.Net(t)
+    dza = net.node(region, "DZA", broker)
+    net.connect_all()
+    t.check(tcd.wait_link(t.t(20), since=0), "TCD's agent: link up through the slow uplink")
+    # In the background: it waits for the broker's answer, which comes behind whatever is in flight.
+    bc = tcd.background("broadcast", "--headline", "Urgence : convoi armé signalé près de Zouar",
+                        "--author", "chef-de-quart")
+
+    def tcd_alerts():
+        return [a for a in dza.arrivals if a.origin == "TCD"]
+
+    done = net.run_until(lambda: len({a.alert_id for a in tcd_alerts()}) >= QUEUED + 1, t.t(60))
+    t.check(done, f"DZA gets TCD's {QUEUED} queued alerts and the emergency",
+            f"{len({a.alert_id for a in tcd_alerts()})} of {QUEUED + 1}")
+    t.eq(bc.wait_exit(t.t(20)), 0, "xba broadcast: accepted")
+    arrived = tcd_alerts()
+    emergencies = [i for i, a in enumerate(arrived) if a.emergency]
+    before = emergencies[0] if emergencies else len(arrived)
+    headline = dza.inbox[arrived[before].alert_id].alert.info[0].headline if emergencies else ""
+    t.check("convoi armé" in headline, "the emergency DZA got is the officer's broadcast", headline)
+    t.check(before < BEFORE_EMERGENCY_MAX,
+            f"the emergency reached DZA behind fewer than {BEFORE_EMERGENCY_MAX} of TCD's {QUEUED} queued alerts "
+            "(the uplink holds about a second's worth, not 64)", f"behind {before}")
+    t.log(f"DZA got TCD's emergency behind {before} of its queued alerts")
+    t.eq(dza.redeliveries, 0, "DZA got no alert twice")
+    t.check(tcd.wait_status(lambda s: s.get("outbox_queued") == 0, t.t(20)), "TCD's outbox ends empty")
+
+
+if __name__ == "__main__":
+    x.main(main, deadline_s=240)   # 80 CLI runs under AddressSanitizer on a loaded machine take a while
