@@ -136,6 +136,8 @@ cmd_status(int argc, char **argv)
 		jsonw_string(&w, "outbox_held_code", s->outbox_held_alert[0] ? frame_error_code_name(s->outbox_held_code)
 									 : "");
 		jsonw_string(&w, "outbox_held_reason", s->outbox_held_reason);
+		jsonw_bool(&w, "outbox_held_old_key", s->outbox_held_old_key);
+		jsonw_string(&w, "outbox_held_key", s->outbox_held_key);
 		jsonw_string(&w, "outbox_held_since", s->outbox_held_since_ms ?
 		    clock_format_rfc3339(s->outbox_held_since_ms, t2, sizeof(t2)) : "");
 		jsonw_end(&w);

@@ -122,8 +122,13 @@ display_held_outbox(const Xba__V1__AgentStatusReply *s, char *out, size_t size)
 		       "the corrected time and they go";
 		break;
 	case XBA__V1__ERROR_CODE__UNKNOWN_KEY:
-		todo = "the broker's region.yaml does not list this country's signing key: the secretariat must add it "
-		       "and reload (docs/operations.md section 5)";
+		if (s->outbox_held_old_key)
+			todo = "it was signed before this country's key rotation, with a key the broker's region.yaml no "
+			       "longer lists: the secretariat must put that key back, with valid_until, and reload "
+			       "(docs/operations.md section 5, step 4); the key it names is in the broker's reason";
+		else
+			todo = "the broker's region.yaml does not list this country's signing key: the secretariat must add "
+			       "it and reload (docs/operations.md section 5)";
 		break;
 	case XBA__V1__ERROR_CODE__RATE_LIMITED:
 		todo = "this country sends faster than the broker's rate limit: it goes on by itself";

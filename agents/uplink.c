@@ -77,6 +77,8 @@ struct inflight {
 	int msg_type;
 	int64_t sent_mono;                       /* its PublishAck's delay measures the link (lib/linkwindow.c) */
 	bool window_full;                        /* the link window was full once it went */
+	bool old_key;                            /* signed with another key than the one this agent signs with now */
+	char key[56];                            /* ... that key's fingerprint ("SHA256:..."); "" when it is the current */
 };
 
 /* An acknowledgement that waits for its alert (ack_waits_for_alert): queued in the store, not sent by pump_outbox. */
@@ -159,6 +161,8 @@ struct uplink {
 		Xba__V1__ErrorCode code;
 		char message[512];
 		int64_t since_ms;
+		bool old_key;                    /* signed with an earlier key of this node (its fingerprint: key) */
+		char key[56];
 	} held_behind;
 	unsigned held_refusals;                  /* this pause: publishes the broker refused as held behind it */
 	/* Acknowledgements that wait for their alerts (ack_waits_for_alert): left queued, skipped by pump_outbox (a
@@ -492,6 +496,8 @@ send_row(struct agent *agent, const struct store_row *row)
 	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
 	Xba__V1__Publish publish = XBA__V1__PUBLISH__INIT;
 	Xba__V1__Envelope *env;
+	char key[56] = "";
+	bool old_key;
 	size_t size;
 	int rc;
 
@@ -502,6 +508,11 @@ send_row(struct agent *agent, const struct store_row *row)
 		refuse_damaged(agent, row);
 		return true;
 	}
+	/* Sealed before a rotation of this node's signing key: if the broker no longer knows that key, say which. */
+	old_key = env->key_id.len == XBA_KEY_ID_LEN &&
+	    memcmp(env->key_id.data, agent->signer.key_id, XBA_KEY_ID_LEN) != 0;
+	if (old_key)
+		keys_fingerprint(env->key_id.data, key, sizeof(key));
 	publish.ref = (uint64_t)row->id;
 	publish.envelope = env;
 	frame.body_case = XBA__V1__FRAME__BODY_PUBLISH;
@@ -527,6 +538,8 @@ send_row(struct agent *agent, const struct store_row *row)
 	u->inflight[u->n_inflight].msg_type = row->msg_type;
 	u->inflight[u->n_inflight].sent_mono = clock_mono_ms();
 	u->inflight[u->n_inflight].window_full = u->n_inflight + 1 >= u->link.window;
+	u->inflight[u->n_inflight].old_key = old_key;
+	snprintf(u->inflight[u->n_inflight].key, sizeof(u->inflight[0].key), "%s", old_key ? key : "");
 	snprintf(u->inflight[u->n_inflight].alert_id, sizeof(u->inflight[0].alert_id), "%.36s", row->alert_id);
 	u->n_inflight++;
 	log_debug("event=alert.sent alert=%s ref=%lld", row->alert_id, (long long)row->id);
@@ -656,24 +669,36 @@ pause_publishing(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCo
 		log_debug("event=alert.deferred alert=%s code=%s reason=held", p->alert_id, frame_error_code_name(code));
 		return;
 	}
-	log_warnx("event=alert.deferred alert=%s code=%s reason=%s%s", p->alert_id, frame_error_code_name(code),
-	    log_quote(quoted, sizeof(quoted), message),
-	    code == XBA__V1__ERROR_CODE__UNKNOWN_KEY ? " action=\"the secretariat must add this node's signing key "
-						     "to the broker's region.yaml\""
-	    : code == XBA__V1__ERROR_CODE__CLOCK_SKEW ? " action=\"fix this machine's clock (NTP)\""
-						  : "");
+	if (code == XBA__V1__ERROR_CODE__UNKNOWN_KEY && p->old_key)
+		log_warnx("event=alert.deferred alert=%s code=%s reason=%s key=%s action=\"it was signed before this "
+			  "node's key rotation with %s, which the broker's region.yaml no longer lists: the secretariat must "
+			  "put that key back, with valid_until, and reload (docs/operations.md section 5, step 4); until "
+			  "then every later routine alert from here waits behind it\"", p->alert_id,
+		    frame_error_code_name(code), log_quote(quoted, sizeof(quoted), message), p->key, p->key);
+	else
+		log_warnx("event=alert.deferred alert=%s code=%s reason=%s%s", p->alert_id, frame_error_code_name(code),
+		    log_quote(quoted, sizeof(quoted), message),
+		    code == XBA__V1__ERROR_CODE__UNKNOWN_KEY ? " action=\"the secretariat must add this node's signing "
+							     "key to the broker's region.yaml\""
+		    : code == XBA__V1__ERROR_CODE__CLOCK_SKEW ? " action=\"fix this machine's clock (NTP)\""
+							  : "");
 	/*
 	 * The alert xba status names is the one this pause began with: the oldest in flight, which every later one
 	 * waits behind (the later refusals of the same pause, the newest last, would name the last in line).  Its
 	 * "since" is when the outbox first stopped for this reason: each retry that is refused again keeps it, or a
 	 * broker whose disk has been full for hours would look minutes old.
 	 */
-	if (!u->paused) {
+	/* A retry that begins with a refusal "held:" behind the alert already named (an emergency goes first, and is
+	 * refused behind the routine alert the broker still holds) keeps that name: it is not the one in front. */
+	if (!u->paused && !(u->held_behind.alert_id[0] != '\0' && u->held_behind.code == code && message != NULL &&
+	    strncmp(message, "held:", 5) == 0)) {
 		if (u->held_behind.alert_id[0] == '\0' || u->held_behind.code != code)
 			u->held_behind.since_ms = clock_now_ms();
 		snprintf(u->held_behind.alert_id, sizeof(u->held_behind.alert_id), "%s", p->alert_id);
 		u->held_behind.code = code;
 		snprintf(u->held_behind.message, sizeof(u->held_behind.message), "%s", message != NULL ? message : "");
+		u->held_behind.old_key = p->old_key;
+		snprintf(u->held_behind.key, sizeof(u->held_behind.key), "%s", p->key);
 		u->paused_by_emergency = false;
 	}
 	if (p->emergency)
@@ -2272,6 +2297,8 @@ uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 		out->outbox_held_code = u->held_behind.code;
 		out->outbox_held_reason = (char *)u->held_behind.message;
 		out->outbox_held_since_ms = u->held_behind.since_ms;
+		out->outbox_held_old_key = u->held_behind.old_key;
+		out->outbox_held_key = (char *)u->held_behind.key;
 	}
 }
 
