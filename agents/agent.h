@@ -278,4 +278,9 @@ bool uplink_broker_window(const struct uplink *uplink, int64_t *earliest_ms, int
 /* Close the session (SIGTERM): nothing is in flight that the outbox and the cursor do not already cover. */
 void uplink_close(struct agent *agent);
 
+/* A region.yaml reload was refused because it gives this node another CURVE key (curve_key, Z85) than the one
+ * this agent runs with: a planned CURVE rotation.  The broker will refuse this agent's key; the link's problem
+ * then says to install the new secret key and restart.  NULL forgets it (a reload that loaded). */
+void uplink_note_new_curve_key(struct agent *agent, const char *curve_key);
+
 #endif

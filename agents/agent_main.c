@@ -226,8 +226,22 @@ reload_region(struct agent *agent)
 	encoding_hex(agent->dir->digest, 32, old_version);
 	dir = directory_load(agent->config->region, &err);
 	if (dir != NULL && check_identity(agent->config, dir, &agent->signer, &agent->curve, &node, &err) != 0) {
+		const struct dir_node *listed = directory_node(dir, agent->config->node_id);
+		bool rotated = listed != NULL && strcmp(listed->curve_public_z85, agent->curve.public_z85) != 0;
+
+		/* The file gives this node a new CURVE key: the broker's copy will too, and refuse this one. */
+		uplink_note_new_curve_key(agent, rotated ? listed->curve_public_z85 : NULL);
+		if (rotated)
+			log_warnx("event=region.reload_failed error=%s keeping=%.12s action=\"region.yaml gives this node a "
+				  "new curve_key (%s): set curve_secret_key in agent.yaml to the matching secret key and "
+				  "restart the agent\"", log_quote(quoted, sizeof(quoted), err.msg), old_version,
+			    listed->curve_public_z85);
 		directory_free(dir);
 		dir = NULL;
+		if (rotated) {
+			NOTIFY("READY=1");
+			return;
+		}
 	}
 	if (dir == NULL) {
 		log_warnx("event=region.reload_failed error=%s keeping=%.12s", log_quote(quoted, sizeof(quoted), err.msg),
@@ -238,6 +252,7 @@ reload_region(struct agent *agent)
 	directory_free(agent->dir);
 	agent->dir = dir;
 	agent->node = node;
+	uplink_note_new_curve_key(agent, NULL);
 	encoding_hex(dir->digest, 32, new_version);
 	log_info("event=region.reloaded version=%.12s previous=%.12s nodes=%zu keys=%zu", new_version, old_version,
 	    dir->n_nodes, dir->n_keys);

@@ -182,6 +182,8 @@ struct uplink {
 	const char *drop_reason;                 /* end the session after this turn */
 	bool drop_config_error;                  /* ... at the longest backoff */
 	char link_problem[512];                  /* why the link cannot come up, for xba status ("" = none known) */
+	char new_curve_key[XBA_Z85_KEY_TEXT_LEN + 1]; /* region.yaml (refused at reload) gives this node this
+						 * curve_key: a CURVE rotation this agent has not been restarted for */
 	struct delivered *turn;                  /* deliveries of this turn; owned */
 	size_t n_turn, cap_turn;
 	struct outcome *outcomes;                /* publish answers of this turn; owned */
@@ -1928,6 +1930,32 @@ handle_frame(struct agent *agent, const uint8_t *bytes, size_t len)
 
 /* ---- monitor ---------------------------------------------------------------------------------------------- */
 
+#define CURVE_REFUSED "the broker refuses this agent's CURVE key"
+
+/*
+ * The broker refused this agent's CURVE key (handshake "not admitted"): the link's problem for xba status.  The
+ * handshake says only that: a new key not registered yet and a node the working group removed or suspended look
+ * the same from here, so the line names both; unless a region.yaml reload showed this node a new curve_key, which
+ * is then why.
+ */
+static void
+curve_refused(struct agent *agent)
+{
+	struct uplink *u = agent->uplink;
+
+	if (u->new_curve_key[0] != '\0')
+		snprintf(u->link_problem, sizeof(u->link_problem), CURVE_REFUSED " (%s): the region.yaml installed here "
+		    "gives this node a new curve_key (%s), a key rotation: set curve_secret_key in agent.yaml to the "
+		    "matching new secret key and restart the agent (a reload does not change it; docs/operations.md "
+		    "section 5)", agent->curve.public_z85, u->new_curve_key);
+	else
+		snprintf(u->link_problem, sizeof(u->link_problem), CURVE_REFUSED " (%s): its region.yaml does not list "
+		    "it (a new key not registered yet: send it to the secretariat; key files restored from a backup older "
+		    "than a key rotation: put the current ones back, never register the old key again; or this node "
+		    "removed or suspended by the working group: ask the secretariat)",
+		    agent->curve.public_z85);
+}
+
 /* libzmq's monitor messages: [u16 event, u32 value], [endpoint]. */
 static void
 handle_monitor(struct agent *agent)
@@ -1973,14 +2001,7 @@ handle_monitor(struct agent *agent)
 				  "does not list this node's CURVE key (%s) in its region.yaml: a new key is sent to the "
 				  "secretariat; a removed or suspended node asks it\"",
 			    value, u->endpoint_log, agent->curve.public_z85);
-			/* The handshake says only "not admitted": a new key not registered yet and a node the working
-			 * group removed or suspended look the same from here, so the line names both. */
-			snprintf(u->link_problem, sizeof(u->link_problem), "the broker refuses this agent's CURVE key (%s): "
-			    "its region.yaml does not list it (a new key not registered yet: send it to the secretariat; key "
-			    "files restored from a backup older than a key rotation: put the current ones back, never "
-			    "register the old key again; or this node removed or suspended by the working group: ask the "
-			    "secretariat)",
-			    agent->curve.public_z85);
+			curve_refused(agent);
 			want_drop(u, "handshake-refused", true);
 			break;
 		case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
@@ -2300,6 +2321,17 @@ uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 		out->outbox_held_old_key = u->held_behind.old_key;
 		out->outbox_held_key = (char *)u->held_behind.key;
 	}
+}
+
+void
+uplink_note_new_curve_key(struct agent *agent, const char *curve_key)
+{
+	struct uplink *u = agent->uplink;
+
+	snprintf(u->new_curve_key, sizeof(u->new_curve_key), "%s", curve_key != NULL ? curve_key : "");
+	/* Refused already (the broker reloaded first): say why now, not at the next attempt minutes away. */
+	if (u->state != UPLINK_UP && strncmp(u->link_problem, CURVE_REFUSED, strlen(CURVE_REFUSED)) == 0)
+		curve_refused(agent);
 }
 
 struct uplink *

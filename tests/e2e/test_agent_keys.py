@@ -151,6 +151,35 @@ def main(t):
             "TCD with key files older than a rotation: xba status exits 1, REFUSED, and says to put the current key "
             "files back", st.out + str(s)[:300])
 
+    # A planned CURVE rotation where TCD's focal point reloads instead of restarting: the secretariat gives TCD a
+    # new curve_key at the broker and in TCD's region.yaml; TCD's agent, sent SIGHUP, refuses that file (its own
+    # secret key is not the new one), and xba status says so: set the new secret key and restart.  (It listed the
+    # three generic causes, none of them this one.)  Then the restart with the new secret key brings the link up.
+    new_public, new_secret = zmq.curve_keypair()
+    region.nodes["TCD"].curve_key = new_public.decode()
+    broker.write_region()
+    broker.hup()
+    mark = tcd.log_size()
+    tcd.write_region()
+    tcd.hup()
+    t.check(tcd.wait_log(r"event=region\.reload_failed .*new curve_key", t.t(10), since=mark) is not None,
+            "TCD's reload of a region.yaml with its new curve_key: refused, the log says to set the new secret key "
+            "and restart")
+    s = tcd.wait_status(lambda s: "new curve_key" in s.get("link_problem", ""), t.t(20)) or {}
+    st = tcd.cli("status")
+    t.check(st.rc == 1 and new_public.decode() in st.out and "restart the agent" in st.out
+            and "never register the old key again" not in st.out,
+            "xba status: REFUSED names the new curve_key and says to set the matching secret key and restart",
+            st.out + str(s)[:300])
+    tcd.stop()
+    fd = os.open(tcd.curve_secret_key, os.O_WRONLY | os.O_TRUNC, 0o600)
+    os.write(fd, new_secret + b"\n")
+    os.close(fd)
+    tcd.start(link=True)
+    st = tcd.cli("status")
+    t.check(st.rc == 0 and "REFUSED" not in st.out, "restarted with the new secret key: link up, nothing refused",
+            st.out[-400:])
+
 
 if __name__ == "__main__":
     x.main(main)
