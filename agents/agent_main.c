@@ -36,6 +36,7 @@
 
 #define LOOP_MAX_WAIT_MS 1000 /* the loop wakes at least this often, whatever the timers say */
 #define PRUNE_INTERVAL_MS (3600 * 1000)
+#define PRUNE_WAIT_CLOCK_MS 1000 /* the broker's time not known yet (no Welcome since the start): look again */
 /* Rows per table and per loop pass: a first run over years of rows goes on for a while, but never holds the loop
  * (deliveries, officers) for longer than one small transaction. */
 #define PRUNE_BATCH_ROWS 2000
@@ -304,10 +305,24 @@ prune_tick(struct agent *agent)
 	struct store_pruned batch;
 	int64_t now = clock_mono_ms();
 	struct store_pruned *total = &agent->pruned;
+	int64_t wall, broker;
 
 	if (agent->config->retention_days == 0 || now < agent->next_prune_mono_ms)
 		return;
-	if (store_prune(agent->store, clock_now_ms() - agent->config->retention_days * 86400000LL,
+	/*
+	 * Deleting is the one thing a wrong clock makes irreversible: a machine whose clock is a year ahead (no NTP, a
+	 * dead CMOS battery) would take what arrived minutes ago for a year old, quarantined alerts still waiting for
+	 * a key included.  So, as the broker does (protocol §2.7), nothing is pruned before the broker's time is
+	 * known, and then by the earlier of the two clocks.
+	 */
+	if (!uplink_broker_now(agent->uplink, &broker)) {
+		agent->next_prune_mono_ms = now + PRUNE_WAIT_CLOCK_MS;
+		return;
+	}
+	wall = clock_now_ms();
+	if (broker < wall)
+		wall = broker;
+	if (store_prune(agent->store, wall - agent->config->retention_days * 86400000LL,
 		PRUNE_BATCH_ROWS, &batch, &err) != 0) {
 		char quoted[600];
 

@@ -733,7 +733,8 @@ seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms,
 		return frame_error_code_for_alert(rc);
 	}
 	store_fields_from_alert(alert, &f);
-	rc = store_outbox_add(agent->store, &f, envelope, len, clock_now_ms(), NULL, &err);
+	/* Recorded in the region's time while this machine's clock is known to be off, as the alert is signed. */
+	rc = store_outbox_add(agent->store, &f, envelope, len, uplink_signing_now(agent->uplink), NULL, &err);
 	free(envelope);
 	if (rc == 0)
 		agent_store_ok(agent);

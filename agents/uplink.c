@@ -904,7 +904,7 @@ record_refusal(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCode
 	char quoted[600];
 
 	if (!p->republished)
-		return store_outbox_refused(agent->store, p->id, code, message, field, clock_now_ms(), err);
+		return store_outbox_refused(agent->store, p->id, code, message, field, uplink_signing_now(agent->uplink), err);
 	log_warnx("event=alert.republish_refused alert=%s code=%s reason=%s note=\"published again after a restore of "
 		  "the broker's journal, and refused by it now: it stays accepted, as it was delivered before the "
 		  "restore\"", p->alert_id, frame_error_code_name(code), log_quote(quoted, sizeof(quoted), message));
@@ -931,7 +931,8 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 	if (ack->result == XBA__V1__ERROR_CODE__OK || ack->result == XBA__V1__ERROR_CODE__DUPLICATE) {
 		if (ensure_transaction(agent) != 0)
 			return;
-		rc = store_outbox_accepted(agent->store, p.id, ack->seq, ack->recipients, ack->result, clock_now_ms(), &err);
+		rc = store_outbox_accepted(agent->store, p.id, ack->seq, ack->recipients, ack->result,
+		    uplink_signing_now(u), &err);
 		if (rc == 0 && ack->seq > u->last_accepted_seq) {
 			u->last_accepted_seq = ack->seq;
 			snprintf(u->last_accepted_id, sizeof(u->last_accepted_id), "%s", p.alert_id);
@@ -1022,7 +1023,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 	struct store_alert_fields f;
 	struct xba_error err = { 0 }, werr = { 0 };
 	struct delivered *p;
-	int64_t now = clock_now_ms();
+	int64_t now = clock_now_ms(), received = uplink_signing_now(u);
 	char delivered_id[XBA_UUID_LEN + 1] = "";
 	uint8_t *bytes;
 	size_t len;
@@ -1044,7 +1045,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 
 		store_fields_from_alert(opened.alert, &f);
 		snprintf(delivered_id, sizeof(delivered_id), "%s", f.alert_id);
-		if (store_inbox_add(agent->store, &f, bytes, len, d->seq, d->rule, now, &inserted, &werr) != 0) {
+		if (store_inbox_add(agent->store, &f, bytes, len, d->seq, d->rule, received, &inserted, &werr) != 0) {
 			store_write_failed(agent, "inbox", &werr);
 			envelope_opened_clear(&opened);
 			free(bytes);
@@ -1052,7 +1053,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 		}
 		if (inserted) {
 			p->stored_new = true;
-			store_row_from_inbox_add(&p->row, &f, bytes, len, d->seq, d->rule, now);
+			store_row_from_inbox_add(&p->row, &f, bytes, len, d->seq, d->rule, received);
 			p->alert = opened.alert;
 			opened.alert = NULL; /* kept for the push */
 			bytes = NULL;
@@ -1073,7 +1074,7 @@ handle_deliver(struct agent *agent, const Xba__V1__Deliver *d)
 		snprintf(p->message, sizeof(p->message), "seq %llu alert %s quarantined by %s: %.400s",
 		    (unsigned long long)d->seq, id[0] ? id : "(undecodable)", agent->config->node_id, err.msg);
 		if (store_quarantine_add(agent->store, d->seq, (int)p->code, err.msg, id[0] ? id : NULL, d->rule, bytes,
-			len, now, &werr) != 0) {
+			len, received, &werr) != 0) {
 			store_write_failed(agent, "quarantine", &werr);
 			envelope_opened_clear(&opened);
 			free(bytes);
@@ -1119,7 +1120,7 @@ quarantine_malformed(struct agent *agent, const struct frame_delivery_view *v)
 	snprintf(p->message, sizeof(p->message), "seq %llu quarantined by %s: %s", (unsigned long long)v->seq,
 	    agent->config->node_id, why);
 	if (store_quarantine_add(agent->store, v->seq, (int)p->code, why, NULL, v->rule != NULL ? rule : NULL,
-		v->envelope, v->envelope_len, clock_now_ms(), &werr) != 0) {
+		v->envelope, v->envelope_len, uplink_signing_now(agent->uplink), &werr) != 0) {
 		store_write_failed(agent, "quarantine", &werr);
 		return;
 	}

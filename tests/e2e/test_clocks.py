@@ -23,6 +23,11 @@ real `date -s` or NTP step).  Real xba-broker, real xba-agent NER, TCD and DZA, 
    region's clock, shown as news.  A clock at 2000-01-01 (dead CMOS battery): the key is judged by the region's
    clock, so the country still sends; before the agent has heard the broker, the key is refused and `xba status`
    says to check the clock.
+6. NER's machine restarted 400 days ahead (retention 365 days): it pruned at start, by its own clock, an alert
+   acknowledged minutes before and its own sent alert (and, in the audit's case, a quarantined alert waiting for a
+   key, lost for good), and recorded what arrived next as received 400 days after it was written.  Now it prunes
+   nothing before it knows the broker's time, then by the earlier of the two clocks, and records arrival times in
+   the region's time while its own is known to be off.
 
 usage: /usr/bin/python3 tests/e2e/test_clocks.py BUILD_DIR SOURCE_ROOT
 """
@@ -328,6 +333,44 @@ def revoked_broker_behind(t, region):
         p.stop()
 
 
+def agent_far_ahead(t, region):
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-agent-far").start()
+    tcd = x.Agent(t, region, "TCD", broker, name="TCD-agent-far").start(link=True)
+    clock = Clock(t, "ner-far", 0)
+    ner = x.Agent(t, region, "NER", broker, name="NER-agent-far", wrapper=clock.wrapper()).start(link=True)
+    r = send(tcd, None, "Reçu et acquitté avant le saut", "--wait", "10")
+    got = inbox_has(ner, "Reçu et acquitté avant le saut", t.t(30))
+    t.check(r.rc == 0 and got is not None, "NER has TCD's alert", repr(r))
+    t.eq(ner.cli("ack", got.get("id", "?"), "--officer", "Cdt. Garba").rc if got else None, 0,
+         "NER's officer acknowledges it")
+    t.eq(send(ner, None, "Envoyé par NER avant le saut", "--wait", "10").rc, 0, "NER sends an alert, accepted")
+    ner.wait_status(lambda s: s.get("outbox_depth") == 0, t.t(30))
+
+    # NER's machine restarts 400 days ahead (a dead CMOS battery set forward, no NTP): retention_days is 365.
+    ner.stop()
+    clock.set(400 * DAY)
+    mark = ner.log_size()
+    ner.start(link=True)
+    r = send(tcd, None, "Reçu avec l'horloge en avance", "--wait", "10")
+    late = inbox_has(ner, "Reçu avec l'horloge en avance", t.t(30))
+    time.sleep(2.5)                                      # past the agent's first prune (once it knows the broker's time)
+    pruned = [e for e in ner.events("store.pruned", since=mark)
+              if any(e.get(k, "0") != "0" for k in ("inbox", "outgoing", "receipts", "quarantine"))]
+    t.check(not pruned, "NER restarted 400 days ahead: it prunes nothing that arrived minutes ago (it pruned the "
+            "acknowledged alert and its own sent one at start, by its own clock)", str(pruned))
+    hist = ner.history() or []
+    t.check(any("Reçu et acquitté avant le saut" in repr(e) for e in hist),
+            "... the acknowledged alert is still in NER's history", str(len(hist)))
+    out = ner.cli("history", "--outgoing", "--json").out
+    t.check("Envoyé par NER avant le saut" in out, "... and so is the alert NER sent", out[-400:])
+    received = x.parse_rfc3339(late.get("received", "")[:19] + "Z") if late and late.get("received") else 0
+    t.check(late is not None and abs(received - x.now_ms()) < 120000,
+            "an alert received with the clock 400 days ahead is recorded as received at the region's time (it "
+            "read as received 400 days after it was written)", str(late and late.get("received")))
+    for p in (ner, tcd, broker):
+        p.stop()
+
+
 def main(t):
     region = x.region_of_five(t, "clocks-e2e")
     broker_step_back(t, region)
@@ -336,7 +379,8 @@ def main(t):
     lying_majority(t, region)
     agent_ahead(t, region)
     agent_behind(t, region)
-    revoked_broker_behind(t, region)
+    agent_far_ahead(t, region)
+    revoked_broker_behind(t, region)                   # last: it revokes NER's key in the region
 
 
 if __name__ == "__main__":
