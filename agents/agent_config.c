@@ -54,7 +54,7 @@ static const struct conftable_row config_rows[] = {
 	ROW_INT("credit", credit, 1, 65536, 64),
 	ROW_INT("heartbeat_ms", heartbeat_ms, 100, 600000, 5000),
 	ROW_INT("reconnect_min_ms", reconnect_min_ms, 10, 3600000, 1000),
-	ROW_INT("reconnect_max_ms", reconnect_max_ms, 10, 3600000, 15000),
+	ROW_INT("reconnect_max_ms", reconnect_max_ms, 10, 3600000, 5000),
 	ROW_STR("log_level", log_level, false, "info"),
 	ROW_INT("retention_days", retention_days, 0, 36500, 365),
 	ROW_INT("key_warning_days", key_warning_days, 0, 3650, 30),

@@ -36,6 +36,8 @@
  * back 35 s after a broker that was down for minutes).  A refused connect costs the broker's host one RST. */
 #define UPLINK_TCP_RETRY_MAX_MS 2000
 #define UPLINK_STABLE_MS 60000          /* a session up this long resets the reconnect backoff (§2.9) */
+#define UPLINK_HANDSHAKE_FAILURES_CONFIG 3 /* CURVE handshakes failing in a row, without detail, before an agent
+					    * that never completed one calls it a wrong broker key (handshake_failed) */
 #define UPLINK_BATCH 256                /* frames read per loop turn: one group commit (acks within ~100 ms) */
 #define UPLINK_TRACKS 64                /* track requests waiting for the broker */
 #define UPLINK_TRACK_TIMEOUT_MS 30000
@@ -132,6 +134,9 @@ struct uplink {
 	int64_t next_attempt_mono;               /* WAITING: when the next session opens */
 	int64_t backoff_ms;                      /* the next reconnect wait, before jitter */
 	bool handshake_ok;                       /* the monitor saw the CURVE handshake complete */
+	unsigned handshake_failures;             /* CURVE handshakes failed in a row, without detail (a wrong pinned
+						 * broker key, or a link resetting connections: handshake_failed) */
+	bool broker_key_proven;                  /* a handshake with the pinned broker key completed since the start */
 	int64_t last_sent_mono, last_heard_mono; /* heartbeats and dead-peer detection */
 	uint32_t heartbeat_ms;                   /* from Welcome */
 	uint32_t max_frame_bytes;                /* from Welcome */
@@ -1934,6 +1939,36 @@ handle_frame(struct agent *agent, const uint8_t *bytes, size_t len)
 #define CURVE_REFUSED "the broker refuses this agent's CURVE key"
 
 /*
+ * A CURVE handshake failed without detail, or the connection closed during it: a wrong pinned broker key
+ * (broker_public_key), or a link that resets connections (a flapping satellite link, a middlebox); libzmq says the
+ * same of both.  Before this agent has ever completed a handshake with the pinned key, a run of
+ * UPLINK_HANDSHAKE_FAILURES_CONFIG is taken for the wrong key (the usual case at installation): the longest backoff,
+ * and REFUSED in xba status ("it will not come back by itself").  Once the key has worked, failures are taken for
+ * the link: retried as after any failed attempt, so that a link that comes back is found within seconds, and logged
+ * naming both causes (a broker key rotated since, and not installed here, is the other; the log says so).
+ */
+static void
+handshake_failed(struct agent *agent, const char *reason)
+{
+	struct uplink *u = agent->uplink;
+	unsigned n = ++u->handshake_failures;
+	bool config = !u->broker_key_proven && n >= UPLINK_HANDSHAKE_FAILURES_CONFIG;
+
+	if (config) {
+		log_warnx("event=link.refused reason=%s endpoint=%s failures=%u action=\"check broker_public_key in "
+			  "agent.yaml (the pinned broker key) and the broker endpoint\"", reason, u->endpoint_log, n);
+		snprintf(u->link_problem, sizeof(u->link_problem), "the CURVE handshake with the broker fails (%u times "
+		    "in a row, never once since this agent started): check broker_public_key in agent.yaml (has the "
+		    "broker's key changed?) and the endpoint", n);
+	} else {
+		log_warnx("event=link.failed reason=%s endpoint=%s failures=%u note=\"a link that cuts connections, or, "
+			  "if this goes on, a broker_public_key that is no longer the broker's\"", reason, u->endpoint_log,
+		    n);
+	}
+	want_drop(u, reason, config);
+}
+
+/*
  * The broker refused this agent's CURVE key (handshake "not admitted"): the link's problem for xba status.  The
  * handshake says only that: a new key not registered yet and a node the working group removed or suspended look
  * the same from here, so the line names both; unless a region.yaml reload showed this node a new curve_key, which
@@ -1994,6 +2029,8 @@ handle_monitor(struct agent *agent)
 			break;
 		case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
 			u->handshake_ok = true;
+			u->handshake_failures = 0;
+			u->broker_key_proven = true;
 			log_debug("event=link.handshake_ok endpoint=%s", u->endpoint_log);
 			break;
 		case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
@@ -2007,25 +2044,15 @@ handle_monitor(struct agent *agent)
 			break;
 		case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
 		case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-			log_warnx("event=link.refused reason=handshake-failed endpoint=%s action=\"check broker_public_key in "
-				  "agent.yaml (the pinned broker key) and the broker endpoint\"",
-			    u->endpoint_log);
-			snprintf(u->link_problem, sizeof(u->link_problem), "the CURVE handshake with the broker fails: "
-			    "check broker_public_key in agent.yaml (has the broker's key changed?) and the endpoint");
-			want_drop(u, "handshake-failed", true);
+			handshake_failed(agent, "handshake-failed");
 			break;
 		case ZMQ_EVENT_DISCONNECTED:
 			if (u->drop_reason != NULL)
 				break; /* already explained (a handshake failure is followed by its disconnect) */
 			if (u->state == UPLINK_CONNECTING && !u->handshake_ok) {
-				/* A CURVE server that cannot decrypt our HELLO (wrong pinned key) just closes. */
-				log_warnx("event=link.refused reason=closed-during-handshake endpoint=%s action=\"if this "
-					  "repeats, check broker_public_key in agent.yaml (the pinned broker key)\"",
-				    u->endpoint_log);
-				snprintf(u->link_problem, sizeof(u->link_problem), "the broker closes the connection during "
-				    "the CURVE handshake: if this repeats, the pinned broker key (broker_public_key in agent.yaml) "
-				    "is not the broker's: has it changed?");
-				want_drop(u, "closed-during-handshake", true);
+				/* A CURVE server that cannot decrypt our HELLO (wrong pinned key) just closes; so does a link
+				 * cut mid-handshake. */
+				handshake_failed(agent, "closed-during-handshake");
 			} else {
 				want_drop(u, "disconnected", false);
 			}

@@ -9,7 +9,9 @@ emergency reached the broker, and DZA, behind ~64 of them.  Now:
 
 1. the agent keeps about a second's worth in flight, so DZA gets the emergency behind fewer than 40 of TCD's
    queued alerts (checked), and then the rest;
-2. every queued alert reaches DZA once, and TCD's outbox ends empty (`xba status`).
+2. every queued alert reaches DZA once, and TCD's outbox ends empty (`xba status`);
+3. the relay resets every connection for a while: the agent, whose handshakes worked this session, logs
+   link.failed, not link.refused, says nothing on `xba status`'s REFUSED line, and reconnects once it stops.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_slowlink.py BUILD_DIR SOURCE_ROOT
 """
@@ -41,6 +43,7 @@ class SlowUplink:
         self.target = target
         self.rate = rate
         self.closed = False
+        self.resetting = False      # True: every new connection is closed at once (a link resetting connections)
         self.socks = []
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -55,6 +58,10 @@ class SlowUplink:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.resetting:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                client.close()      # linger 0: a reset, as a flapping link gives
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target))
             except OSError:
@@ -78,6 +85,14 @@ class SlowUplink:
         for s in (src, dst):
             try:
                 s.close()
+            except OSError:
+                pass
+
+    def drop(self):
+        socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -143,6 +158,25 @@ def main(t):
     t.eq(dza.redeliveries, 0, "DZA got no alert twice")
     st = tcd.wait_status(lambda s: s.get("outbox_depth") == 0, t.t(20))
     t.eq(st.get("outbox_depth") if st else None, 0, "TCD's outbox ends empty")
+
+    # 3. The link resets every connection for a few seconds (a flapping satellite link).  libzmq reports it as a
+    # failed CURVE handshake, as it does a wrong pinned broker key; before, the agent said REFUSED ("check
+    # broker_public_key", "will not come back by itself") and waited its longest backoff.  Its key has worked this
+    # session, so now it takes them for the link: link.failed, no REFUSED line, and back within seconds.
+    mark = tcd.log_size()
+    relay.resetting = True
+    relay.drop()
+    t.check(tcd.wait_log(r"event=link\.failed reason=(closed-during-handshake|handshake-failed) .*failures=3",
+                         t.t(30), since=mark) is not None,
+            "the link resetting connections: three failed handshakes in a row, logged as link.failed")
+    st = tcd.status() or {}
+    t.eq(st.get("link_problem", "?"), "", "... and xba status has no REFUSED line (link_problem empty)")
+    t.check(not tcd.events("link.refused", since=mark), "... no link.refused (a configuration error) logged",
+            str(tcd.events("link.refused", since=mark)[:1]))
+    relay.resetting = False
+    back = time.monotonic()
+    t.check(tcd.wait_log(r"event=link\.up", t.t(20), since=mark) is not None, "the link back: TCD reconnects")
+    t.log(f"TCD back {time.monotonic() - back:.1f} s after the link stopped resetting")
 
 
 if __name__ == "__main__":
