@@ -1311,6 +1311,8 @@ cmd_send(int argc, char **argv)
 struct node_receipt {
 	char node_id[XBA_NODE_ID_MAX + 1];
 	int64_t delivered_ms, acknowledged_ms;
+	bool delivered_guessed; /* delivered_ms is the acknowledgement's time: the DELIVERED receipt was lost (a link
+				 * drop); the broker's track record puts the real one */
 	int64_t refused_ms;     /* its agent refused it (quarantine); cleared if it is delivered later */
 	char reason[65];        /* refused: the code */
 	char officer[129];
@@ -1487,10 +1489,16 @@ table_track(struct local_client *c, struct receipt_table *t, const char *alert_i
 				snprintf(r->reason, sizeof(r->reason), "%s", rs->reason ? rs->reason : "");
 				changed = true;
 			}
-			if ((rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED ||
+			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED && rs->delivered_ms != 0 &&
+			    (r->delivered_ms == 0 || r->delivered_guessed)) {
+				changed = changed || r->delivered_ms != rs->delivered_ms;
+				r->delivered_ms = rs->delivered_ms;
+				r->delivered_guessed = false;
+			} else if ((rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED ||
 				rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED) &&
 			    r->delivered_ms == 0) {
 				r->delivered_ms = rs->time_ms ? rs->time_ms : clock_now_ms();
+				r->delivered_guessed = rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED;
 				changed = true;
 			}
 			if (rs->state == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED && r->acknowledged_ms == 0) {
@@ -1689,8 +1697,13 @@ cmd_broadcast(int argc, char **argv)
 					snprintf(row->reason, sizeof(row->reason), "%s", r->note ? r->note : "");
 					row_changed = true;
 				} else if (row != NULL && r->kind == XBA__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED) {
-					if (row->delivered_ms == 0)
+					/* Its DELIVERED receipt never came (a link drop): the acknowledgement's time for now, and
+					 * the delivery's own from the broker's record at the next look at it. */
+					if (row->delivered_ms == 0) {
 						row->delivered_ms = r->time_ms;
+						row->delivered_guessed = true;
+						next_track = clock_mono_ms();
+					}
 					row->acknowledged_ms = r->time_ms;
 					snprintf(row->officer, sizeof(row->officer), "%s", r->officer);
 					row_changed = true;

@@ -1846,8 +1846,10 @@ journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struc
 		copy_text(r.node_id, sizeof(r.node_id), sqlite3_column_text(st, 0));
 		r.state = (enum delivery_state)sqlite3_column_int(st, 1);
 		copy_text(r.rule, sizeof(r.rule), sqlite3_column_text(st, 2));
-		if (r.state == DELIVERY_ACKNOWLEDGED)
+		if (r.state == DELIVERY_ACKNOWLEDGED) {
 			r.time_ms = sqlite3_column_int64(st, 4);
+			r.delivered_ms = sqlite3_column_int64(st, 3);
+		}
 		else if (r.state == DELIVERY_DELIVERED)
 			r.time_ms = sqlite3_column_int64(st, 3);
 		else if (r.state == DELIVERY_REFUSED) {

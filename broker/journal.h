@@ -81,6 +81,7 @@ struct journal_track_row {
 	enum delivery_state state;
 	char rule[65];
 	int64_t time_ms;            /* delivered, acknowledged or refused time; 0 if none */
+	int64_t delivered_ms;       /* ACKNOWLEDGED: when it was delivered (0: not recorded) */
 	char officer[129];          /* ACKNOWLEDGED: who */
 	char reason[65];            /* REFUSED: the node's error code name */
 };

@@ -628,6 +628,7 @@ track_row(void *ctx, const struct journal_track_row *r)
 	snprintf(t->officers[t->n], sizeof(t->officers[0]), "%s", r->officer);
 	t->rows[t->n].state = (Xba__V1__DeliveryState)r->state; /* same numbering: 1 queued .. 5 refused */
 	t->rows[t->n].time_ms = r->time_ms;
+	t->rows[t->n].delivered_ms = r->delivered_ms;
 	t->n++;
 	return 0;
 }

@@ -226,6 +226,11 @@ def main(t):
                                                            x.pb.DELIVERY_STATE_ACKNOWLEDGED)),
             "track: DELIVERED and ACKNOWLEDGED rows carry the time the state was reached",
             str([(r.node_id, r.state, r.time_ms) for r in rows]))
+    acked = [r for r in rows if r.state == x.pb.DELIVERY_STATE_ACKNOWLEDGED]
+    t.check(acked and all(0 < r.delivered_ms <= r.time_ms for r in acked),
+            "track: an ACKNOWLEDGED row also says when it was delivered (delivered_ms, no later than the "
+            "acknowledgement): `xba broadcast --wait` whose DELIVERED receipt was lost showed the acknowledgement's "
+            "time as the delivery's", str([(r.node_id, r.delivered_ms, r.time_ms) for r in acked]))
 
     # Track of someone else's alert, and of an unknown id: UNKNOWN_ALERT (no existence leak).
     tr = nodes["DZA"].track(smug.id)
