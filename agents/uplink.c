@@ -37,7 +37,8 @@
 #define UPLINK_TCP_RETRY_MAX_MS 2000
 #define UPLINK_STABLE_MS 60000          /* a session up this long resets the reconnect backoff (§2.9) */
 #define UPLINK_HANDSHAKE_FAILURES_CONFIG 3 /* CURVE handshakes failing in a row, without detail, before an agent
-					    * that never completed one calls it a wrong broker key (handshake_failed) */
+					    * that never completed one calls it a wrong broker key (handshake_failed) ... */
+#define UPLINK_HANDSHAKE_FAILURES_PROVEN 8 /* ... and one whose pinned key worked earlier */
 #define UPLINK_BATCH 256                /* frames read per loop turn: one group commit (acks within ~100 ms) */
 #define UPLINK_TRACKS 64                /* track requests waiting for the broker */
 #define UPLINK_TRACK_TIMEOUT_MS 30000
@@ -364,6 +365,11 @@ session_drop(struct agent *agent, const char *reason, bool config_error)
 		u->link_since_wall = clock_now_ms();
 		if (now - u->up_mono >= UPLINK_STABLE_MS)
 			u->backoff_ms = c->reconnect_min_ms;
+	} else if (!config_error && (strcmp(reason, "handshake-failed") == 0 ||
+	    strcmp(reason, "closed-during-handshake") == 0)) {
+		log_warnx("event=link.failed reason=%s state=%s endpoint=%s failures=%u note=\"a link that cuts "
+			  "connections, or, if this goes on, a broker_public_key that is no longer the broker's\"", reason,
+		    state_names[u->state], u->endpoint_log, u->handshake_failures);
 	} else {
 		log_warnx("event=link.failed reason=%s state=%s endpoint=%s", reason, state_names[u->state],
 		    u->endpoint_log);
@@ -1941,29 +1947,32 @@ handle_frame(struct agent *agent, const uint8_t *bytes, size_t len)
 /*
  * A CURVE handshake failed without detail, or the connection closed during it: a wrong pinned broker key
  * (broker_public_key), or a link that resets connections (a flapping satellite link, a middlebox); libzmq says the
- * same of both.  Before this agent has ever completed a handshake with the pinned key, a run of
- * UPLINK_HANDSHAKE_FAILURES_CONFIG is taken for the wrong key (the usual case at installation): the longest backoff,
- * and REFUSED in xba status ("it will not come back by itself").  Once the key has worked, failures are taken for
- * the link: retried as after any failed attempt, so that a link that comes back is found within seconds, and logged
- * naming both causes (a broker key rotated since, and not installed here, is the other; the log says so).
+ * same of both.  A run of them is taken for the key: UPLINK_HANDSHAKE_FAILURES_CONFIG before any handshake with the
+ * pinned key has worked since the agent started (the installation case), UPLINK_HANDSHAKE_FAILURES_PROVEN after (the
+ * broker's key rotated and not installed here, about half a minute of failures at the usual backoff; a flapping
+ * link fails some, and came back within seconds before it was taken for a wrong key).  Then REFUSED in xba status,
+ * naming both causes once the key has worked.  Before the run is long enough, the failure is only the link's:
+ * session_drop logs it with the count.
  */
 static void
 handshake_failed(struct agent *agent, const char *reason)
 {
 	struct uplink *u = agent->uplink;
 	unsigned n = ++u->handshake_failures;
-	bool config = !u->broker_key_proven && n >= UPLINK_HANDSHAKE_FAILURES_CONFIG;
+	bool config = n >= (u->broker_key_proven ? UPLINK_HANDSHAKE_FAILURES_PROVEN : UPLINK_HANDSHAKE_FAILURES_CONFIG);
 
 	if (config) {
 		log_warnx("event=link.refused reason=%s endpoint=%s failures=%u action=\"check broker_public_key in "
 			  "agent.yaml (the pinned broker key) and the broker endpoint\"", reason, u->endpoint_log, n);
-		snprintf(u->link_problem, sizeof(u->link_problem), "the CURVE handshake with the broker fails (%u times "
-		    "in a row, never once since this agent started): check broker_public_key in agent.yaml (has the "
-		    "broker's key changed?) and the endpoint", n);
-	} else {
-		log_warnx("event=link.failed reason=%s endpoint=%s failures=%u note=\"a link that cuts connections, or, "
-			  "if this goes on, a broker_public_key that is no longer the broker's\"", reason, u->endpoint_log,
-		    n);
+		if (u->broker_key_proven)
+			snprintf(u->link_problem, sizeof(u->link_problem), "the CURVE handshake with the broker has failed "
+			    "%u times in a row, after working earlier: the broker's key may have been rotated (check "
+			    "broker_public_key in agent.yaml against the secretariat's), or the link cuts every connection",
+			    n);
+		else
+			snprintf(u->link_problem, sizeof(u->link_problem), "the CURVE handshake with the broker fails (%u "
+			    "times in a row, never once since this agent started): check broker_public_key in agent.yaml "
+			    "(has the broker's key changed?) and the endpoint", n);
 	}
 	want_drop(u, reason, config);
 }

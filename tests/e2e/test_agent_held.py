@@ -159,6 +159,32 @@ def main(t):
     ner.start(link=True)
     r = ner.cli("status")
     t.check(r.rc == 0 and "REFUSED:" not in r.out, "the right key back: link up, no REFUSED line", r.out)
+
+    # ---- the broker's CURVE key rotated while NER runs (its key worked this session) --------------------------
+    # A few failed handshakes in a row are taken for the link (a flapping link resets connections and libzmq says
+    # the same); a run of eight is not: REFUSED names broker_public_key and both causes.  Before, such an agent
+    # showed only DOWN, forever (the regression audit of the change that stopped flapping links reading as a key).
+    broker.stop()
+    new_public, new_secret = zmq.curve_keypair()
+    secret_path = os.path.join(broker.dir, "keys", "BROKER.curve.key")
+    fd = os.open(secret_path, os.O_WRONLY | os.O_TRUNC, 0o600)
+    os.write(fd, new_secret + b"\n")
+    os.close(fd)
+    mark = ner.log_size()
+    broker.start()
+    t.check(ner.wait_log(r"event=link\.refused reason=(handshake-failed|closed-during-handshake) .*failures=8",
+                         t.t(60), since=mark) is not None,
+            "the broker's key rotated under a running NER: after 8 failed handshakes in a row, link.refused")
+    r = ner.cli("status")
+    t.check(r.rc == 1 and "REFUSED:" in r.out and "broker_public_key" in r.out and "after working earlier" in r.out,
+            "... and xba status: REFUSED, the broker's key may have been rotated, check broker_public_key", r.out)
+    counts = [e.get("failures") for e in ner.events("link.failed", since=mark) if e.get("failures")]
+    t.check(counts and len(counts) == len(set(counts)), "each failed handshake logged once (failures=1, 2, ...)",
+            str(counts))
+    ner.stop()
+    ner.write_broker_key(new_public)
+    ner.start(link=True)
+    t.eq(ner.cli("status").rc, 0, "the new broker key pinned: link up")
     ner.stop()
     journal_full(t, region)
 
