@@ -1079,7 +1079,7 @@ fill_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct status
 	reply->last_delivery_ms = stats.last_delivery_ms;
 	reply->quarantined = stats.quarantined;
 	reply->acks_refused = stats.acks_refused;
-	if (store_count_alerts_refused_since(agent->store, clock_now_ms() - 7 * 86400LL * 1000,
+	if (store_count_alerts_refused_since(agent->store, uplink_signing_now(agent->uplink) - 7 * 86400LL * 1000,
 	    &reply->alerts_refused_recent, &err) != 0) {
 		*ok = false;
 		snprintf(message, size, "cannot read %s", err.msg);

@@ -362,7 +362,7 @@ session_drop(struct agent *agent, const char *reason, bool config_error)
 	if (u->state == UPLINK_UP) {
 		log_warnx("event=link.down reason=%s broker=%s up_ms=%lld inflight=%zu", reason, u->broker_id,
 		    (long long)(now - u->up_mono), u->n_inflight);
-		u->link_since_wall = clock_now_ms();
+		u->link_since_wall = uplink_signing_now(agent->uplink);
 		if (now - u->up_mono >= UPLINK_STABLE_MS)
 			u->backoff_ms = c->reconnect_min_ms;
 	} else if (!config_error && (strcmp(reason, "handshake-failed") == 0 ||
@@ -488,7 +488,7 @@ refuse_damaged(struct agent *agent, const struct store_row *row)
 	log_warnx("event=alert.refused alert=%s code=INTERNAL reason=\"stored envelope does not decode\"",
 	    row->alert_id);
 	if (store_begin(agent->store, &err) != 0 ||
-	    store_outbox_refused(agent->store, row->id, XBA__V1__ERROR_CODE__INTERNAL, msg, "", clock_now_ms(),
+	    store_outbox_refused(agent->store, row->id, XBA__V1__ERROR_CODE__INTERNAL, msg, "", uplink_signing_now(agent->uplink),
 		&err) != 0 ||
 	    store_commit(agent->store, &err) != 0) {
 		char quoted[600];
@@ -706,7 +706,7 @@ pause_publishing(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCo
 	if (!u->paused && !(u->held_behind.alert_id[0] != '\0' && u->held_behind.code == code && message != NULL &&
 	    strncmp(message, "held:", 5) == 0)) {
 		if (u->held_behind.alert_id[0] == '\0' || u->held_behind.code != code)
-			u->held_behind.since_ms = clock_now_ms();
+			u->held_behind.since_ms = uplink_signing_now(agent->uplink);
 		snprintf(u->held_behind.alert_id, sizeof(u->held_behind.alert_id), "%s", p->alert_id);
 		u->held_behind.code = code;
 		snprintf(u->held_behind.message, sizeof(u->held_behind.message), "%s", message != NULL ? message : "");
@@ -841,7 +841,7 @@ ack_waits_for_alert(struct agent *agent, const struct inflight *p, Xba__V1__Erro
 {
 	struct uplink *u = agent->uplink;
 	struct xba_error err = { 0 };
-	int64_t until_ms = 0, seen_ms = 0, now_ms = clock_now_ms();
+	int64_t until_ms = 0, seen_ms = 0, now_ms = uplink_signing_now(agent->uplink);
 
 	if (result != XBA__V1__ERROR_CODE__UNKNOWN_ALERT || p->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_ACK)
 		return false;
@@ -1711,7 +1711,7 @@ note_restore_seen(struct agent *agent)
 {
 	struct xba_error err = { 0 };
 
-	if (ensure_transaction(agent) == 0 && store_note_restore_seen(agent->store, clock_now_ms(), &err) != 0)
+	if (ensure_transaction(agent) == 0 && store_note_restore_seen(agent->store, uplink_signing_now(agent->uplink), &err) != 0)
 		agent->uplink->store_failed = true;
 }
 
@@ -1726,7 +1726,7 @@ requeue_after_restore(struct agent *agent)
 	if (ensure_transaction(agent) != 0)
 		return;
 	if (store_outgoing_requeue_after(agent->store, 0,
-	    clock_now_ms() - (int64_t)RESTORE_REQUEUE_DAYS * 86400 * 1000, clock_now_ms(), &count, &err) != 0) {
+	    uplink_signing_now(agent->uplink) - (int64_t)RESTORE_REQUEUE_DAYS * 86400 * 1000, uplink_signing_now(agent->uplink), &count, &err) != 0) {
 		log_warnx("event=store.error op=requeue_after_restore error=%s", log_quote(quoted, sizeof(quoted), err.msg));
 		u->store_failed = true;
 		return;
@@ -1758,7 +1758,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 	u->up_mono = clock_mono_ms();
 	link_window_reset(&u->link, UPLINK_MAX_INFLIGHT, u->up_mono);
 	u->link_problem[0] = '\0';
-	u->link_since_wall = clock_now_ms();
+	u->link_since_wall = uplink_signing_now(agent->uplink);
 	u->heartbeat_ms = w->heartbeat_ms > 0 ? w->heartbeat_ms : (uint32_t)agent->config->heartbeat_ms;
 	u->max_frame_bytes = w->max_frame_bytes >= 4096 ? w->max_frame_bytes : FRAME_MAX_BYTES_DEFAULT;
 	snprintf(u->broker_id, sizeof(u->broker_id), "%s", w->broker_id);
@@ -1792,7 +1792,7 @@ handle_welcome(struct agent *agent, const Xba__V1__Welcome *w)
 			  "than what the broker delivered to it (restored from a backup, or lost): alerts acknowledged, "
 			  "withdrawn or replaced after the backup are not shown as such here (docs/operations.md section 7)\"",
 		    (unsigned long long)u->through_seq, (unsigned long long)w->rewound_from);
-		u->store_behind_ms = clock_now_ms();
+		u->store_behind_ms = uplink_signing_now(agent->uplink);
 		if (ensure_transaction(agent) == 0 && store_note_behind(agent->store, u->store_behind_ms, &err) != 0)
 			u->store_failed = true;
 	}
@@ -2343,7 +2343,7 @@ uplink_status(const struct uplink *u, Xba__V1__AgentStatusReply *out)
 		out->clock_offset_ms -= clock_now_ms();
 		out->clock_offset_known = true;
 	}
-	if (u->store_behind_ms != 0 && clock_now_ms() - u->store_behind_ms < 7 * 86400LL * 1000)
+	if (u->store_behind_ms != 0 && uplink_signing_now(u) - u->store_behind_ms < 7 * 86400LL * 1000)
 		out->store_behind_since_ms = u->store_behind_ms;
 	for (size_t i = 0; i < u->n_parked; i++) {
 		out->acks_waiting++;
@@ -2397,7 +2397,7 @@ uplink_new(struct agent *agent, struct xba_error *err)
 	u->acks_retry_ms = UPLINK_ACK_RETRY_MIN_MS;
 	u->max_frame_bytes = FRAME_MAX_BYTES_DEFAULT;
 	u->next_attempt_mono = clock_mono_ms(); /* connect at once */
-	u->link_since_wall = clock_now_ms();
+	u->link_since_wall = uplink_signing_now(u);
 	return u;
 }
 

@@ -28,10 +28,13 @@ real `date -s` or NTP step).  Real xba-broker, real xba-agent NER, TCD and DZA, 
    key, lost for good), and recorded what arrived next as received 400 days after it was written.  Now it prunes
    nothing before it knows the broker's time, then by the earlier of the two clocks, and records arrival times in
    the region's time while its own is known to be off.
+7. NER 10 days ahead and a broker journal restored from a backup: NER publishes again what the broker lost (the
+   7-day window read in the region's time, as the records it reads).
 
 usage: /usr/bin/python3 tests/e2e/test_clocks.py BUILD_DIR SOURCE_ROOT
 """
 import os
+import sqlite3
 import sys
 import time
 
@@ -371,6 +374,40 @@ def agent_far_ahead(t, region):
         p.stop()
 
 
+def agent_ahead_restore(t, region):
+    """NER's clock 10 days ahead, known (xba status CLOCK): it records what the broker answered in the region's
+    time (part 6), so every window over those records must be read in the region's time too.  Before, the 7 days
+    after a journal restore within which it publishes again what the broker lost were counted by its own clock:
+    with it 10 days ahead it published nothing again, and TCD, offline meanwhile, never got B and C (the regression
+    audit).  (Its REFUSED count of the last 7 days missed a refusal of a second ago the same way: the audit's repro,
+    not repeated here.)"""
+    broker = x.Broker(t, region, x.NEIGHBOUR_RULES, name="broker-ahead-restore").start()
+    others = [x.Agent(t, region, n, broker, name=f"{n}-ahead-restore").start(link=True) for n in ("DZA", "LBY")]
+    clock = Clock(t, "ner-ahead-restore", 10 * DAY)
+    ner = x.Agent(t, region, "NER", broker, name="NER-ahead-restore", wrapper=clock.wrapper()).start(link=True)
+    tcd = x.Agent(t, region, "TCD", broker, name="TCD-ahead-restore")    # not started: offline
+    t.eq(send(ner, clock, "A, dix jours d'avance", "--wait", "10").rc, 0, "NER, 10 days ahead, sends A: accepted")
+    backup = os.path.join(t.dir, "journal-ahead-restore.sqlite")
+    src, dst = sqlite3.connect(broker.journal_path), sqlite3.connect(backup)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    for h in ("B", "C"):
+        t.eq(send(ner, clock, f"{h}, dix jours d'avance", "--wait", "10").rc, 0, f"... {h} after the backup: accepted")
+    broker.stop()
+    x.restore_sqlite(backup, broker.journal_path)
+    mark = ner.log_size()
+    broker.start()
+    m = ner.wait_log(r"event=outbox\.requeued count=(\d+)", t.t(30), since=mark)
+    t.check(m is not None and int(m.group(1)) >= 2, "the broker's journal restored from a backup taken before B and "
+            "C: NER publishes them again (its 7 days read in the region's time)", m.group(0) if m else "none")
+    tcd.start(link=True)
+    t.check(inbox_has(tcd, "C, dix jours d'avance", t.t(30)) is not None and
+            inbox_has(tcd, "B, dix jours d'avance", t.t(5)) is not None, "... and TCD, offline meanwhile, gets them")
+    for p in [ner, tcd] + others + [broker]:
+        p.stop()
+
+
 def main(t):
     region = x.region_of_five(t, "clocks-e2e")
     broker_step_back(t, region)
@@ -380,6 +417,7 @@ def main(t):
     agent_ahead(t, region)
     agent_behind(t, region)
     agent_far_ahead(t, region)
+    agent_ahead_restore(t, region)
     revoked_broker_behind(t, region)                   # last: it revokes NER's key in the region
 
 
