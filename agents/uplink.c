@@ -488,8 +488,8 @@ refuse_damaged(struct agent *agent, const struct store_row *row)
 	log_warnx("event=alert.refused alert=%s code=INTERNAL reason=\"stored envelope does not decode\"",
 	    row->alert_id);
 	if (store_begin(agent->store, &err) != 0 ||
-	    store_outbox_refused(agent->store, row->id, XBA__V1__ERROR_CODE__INTERNAL, msg, "", uplink_signing_now(agent->uplink),
-		&err) != 0 ||
+	    store_outbox_refused(agent->store, row->id, XBA__V1__ERROR_CODE__INTERNAL, msg, "",
+		uplink_signing_now(agent->uplink), &err) != 0 ||
 	    store_commit(agent->store, &err) != 0) {
 		char quoted[600];
 
@@ -915,7 +915,8 @@ record_refusal(struct agent *agent, const struct inflight *p, Xba__V1__ErrorCode
 	char quoted[600];
 
 	if (!p->republished)
-		return store_outbox_refused(agent->store, p->id, code, message, field, uplink_signing_now(agent->uplink), err);
+		return store_outbox_refused(agent->store, p->id, code, message, field, uplink_signing_now(agent->uplink),
+		    err);
 	log_warnx("event=alert.republish_refused alert=%s code=%s reason=%s note=\"published again after a restore of "
 		  "the broker's journal, and refused by it now: it stays accepted, as it was delivered before the "
 		  "restore\"", p->alert_id, frame_error_code_name(code), log_quote(quoted, sizeof(quoted), message));
@@ -1711,7 +1712,8 @@ note_restore_seen(struct agent *agent)
 {
 	struct xba_error err = { 0 };
 
-	if (ensure_transaction(agent) == 0 && store_note_restore_seen(agent->store, uplink_signing_now(agent->uplink), &err) != 0)
+	if (ensure_transaction(agent) == 0 &&
+	    store_note_restore_seen(agent->store, uplink_signing_now(agent->uplink), &err) != 0)
 		agent->uplink->store_failed = true;
 }
 
@@ -1721,12 +1723,15 @@ requeue_after_restore(struct agent *agent)
 	struct uplink *u = agent->uplink;
 	struct xba_error err = { 0 };
 	uint64_t count = 0;
+	int64_t now;
 	char quoted[600];
 
 	if (ensure_transaction(agent) != 0)
 		return;
-	if (store_outgoing_requeue_after(agent->store, 0,
-	    uplink_signing_now(agent->uplink) - (int64_t)RESTORE_REQUEUE_DAYS * 86400 * 1000, uplink_signing_now(agent->uplink), &count, &err) != 0) {
+	/* In the region's time, as the answers' times were recorded (a clock known to be off signs with it). */
+	now = uplink_signing_now(agent->uplink);
+	if (store_outgoing_requeue_after(agent->store, 0, now - (int64_t)RESTORE_REQUEUE_DAYS * 86400 * 1000, now, &count,
+	    &err) != 0) {
 		log_warnx("event=store.error op=requeue_after_restore error=%s", log_quote(quoted, sizeof(quoted), err.msg));
 		u->store_failed = true;
 		return;
