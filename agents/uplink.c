@@ -192,6 +192,7 @@ struct uplink {
 						 * curve_key: a CURVE rotation this agent has not been restarted for */
 	struct delivered *turn;                  /* deliveries of this turn; owned */
 	size_t n_turn, cap_turn;
+	int64_t turn_last_mono;                  /* when this turn's last delivery arrived (DeliveryAck.held_ms) */
 	struct outcome *outcomes;                /* publish answers of this turn; owned */
 	size_t n_outcomes, cap_outcomes;
 	Xba__V1__Frame **receipts;               /* receipt frames of this turn, pushed after commit; owned */
@@ -936,7 +937,9 @@ handle_publish_ack(struct agent *agent, const Xba__V1__PublishAck *ack)
 		    ack->alert_id, frame_error_code_name(ack->result));
 		return;
 	}
-	if (link_window_acked(&u->link, p.sent_mono, p.window_full, 1, clock_mono_ms()) && u->link.cuts == 1)
+	/* The broker's commit (a slow journal disk) is not this link's delay: PublishAck.held_ms is taken out. */
+	if (link_window_acked(&u->link, p.sent_mono, p.window_full, 1, clock_mono_ms() - (int64_t)ack->held_ms) &&
+	    u->link.cuts == 1)
 		log_info("event=link.queueing direction=up window=%u queue_ms=%lld action=\"publishes wait in the outbox, "
 			 "not on the link, so that an emergency does not wait behind them\"", u->link.window,
 		    (long long)u->link.queue_ms);
@@ -995,6 +998,7 @@ delivery_begin(struct agent *agent, uint64_t seq, bool emergency)
 	struct uplink *u = agent->uplink;
 	struct delivered *p;
 
+	u->turn_last_mono = clock_mono_ms(); /* DeliveryAck.held_ms: from here to the ack, the store's commit */
 	if (u->window <= 0 && !u->credit_exceeded) {
 		/* §4 CREDIT_EXCEEDED, node side: a broker bug; the delivery is processed all the same. */
 		log_warnx("event=broker.credit_exceeded seq=%llu reason=\"a Deliver arrived with the window at 0\"",
@@ -1230,7 +1234,11 @@ acknowledge_deliveries(struct agent *agent)
 		}
 	}
 	if (u->state == UPLINK_UP && u->drop_reason == NULL) {
+		int64_t held = clock_mono_ms() - u->turn_last_mono;
+
 		ack.through_seq = u->through_seq;
+		/* This store's commit (a slow disk) is not the link's delay: the broker takes it out (linkwindow.c). */
+		ack.held_ms = held < 0 ? 0 : held > UINT32_MAX ? UINT32_MAX : (uint32_t)held;
 		ack.seqs = seqs;
 		ack.n_seqs = n_seqs;
 		ack.refused = refused;

@@ -200,6 +200,7 @@ struct held_frame {
 	int64_t time_ms;
 	bool duplicate;                         /* PUBLISH_ACK: DUPLICATE of an alert in the same transaction */
 	bool emergency;                         /* PUBLISH_ACK: of an emergency (its class of ordered publishes) */
+	int64_t read_mono;                      /* PUBLISH_ACK: when its Publish was read (held_ms) */
 };
 
 /* What the loop did since the last broker.stats record (server.c), for operators: load, batching, and whether
@@ -242,6 +243,7 @@ struct server {
 	int64_t next_suppressed_report_mono;    /* when counts of records left out are written (server.c, each second) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
+	int64_t frame_read_mono;                /* when the frame being handled was read (PublishAck.held_ms) */
 	struct broker_stats stats;
 	/* The nodes' clocks against the broker's: the median offset over the sessions up that said theirs, when at
 	 * least three did (nodes_clock_update).  A broker whose clock is wrong must not prune a day-old alert as a

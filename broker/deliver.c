@@ -486,15 +486,18 @@ mark_ordinary_run(struct server *server, size_t node_index, const Xba__V1__Deliv
 
 /*
  * Tell the link window what an acknowledgement says of the link: the delay of the newest of the finished
- * deliveries it covers (sent at newest_sent; any_full: the window was full when one of them went).  A window that
- * held deliveries back has room again: the next pass sends them.
+ * deliveries it covers (sent at newest_sent; any_full: the window was full when one of them went), less what the
+ * node says it held it (DeliveryAck.held_ms).  A window that held deliveries back has room again: the next pass
+ * sends them.
  */
 static void
-link_acked(struct server *server, size_t node_index, int64_t newest_sent, bool any_full, size_t finished)
+link_acked(struct server *server, size_t node_index, int64_t newest_sent, bool any_full, size_t finished,
+    uint32_t held_ms)
 {
 	struct session *s = &server->sessions[node_index];
 
-	if (link_window_acked(&s->link, newest_sent, any_full, finished, clock_mono_ms()) &&
+	/* What the node says it held the delivery (its store's commit: a slow disk) is not the link's delay. */
+	if (link_window_acked(&s->link, newest_sent, any_full, finished, clock_mono_ms() - (int64_t)held_ms) &&
 	    s->link.cuts == 1 && node_log_allowed(server, node_index))
 		log_info("event=link.queueing node=%s window=%u queue_ms=%lld action=\"deliveries wait at the broker, "
 			 "not on the link, so that an emergency does not wait behind them\"", server->dir->nodes[node_index].id,
@@ -541,7 +544,7 @@ deliver_handle_ack(struct server *server, size_t node_index, const Xba__V1__Deli
 	if (rc == 0 && ack->n_released > 0)
 		rc = released(server, node_index, ack, now, &err);
 	if (rc == 0 && finished > 0)
-		link_acked(server, node_index, newest_sent, any_full, finished);
+		link_acked(server, node_index, newest_sent, any_full, finished, ack->held_ms);
 	/*
 	 * Only what is in flight on this session is marked.  An acknowledgement of something not in flight (sent on a
 	 * connection that has since dropped) changes nothing: that delivery is still QUEUED, is sent again, and the

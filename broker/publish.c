@@ -212,6 +212,7 @@ hold_ack(struct server *server, size_t node_index, const Xba__V1__Publish *publi
 	h.seq = seq;
 	h.recipients = recipients;
 	h.emergency = alert->emergency;
+	h.read_mono = server->frame_read_mono;
 	snprintf(h.alert_id, sizeof(h.alert_id), "%s", alert_id);
 	if (server_hold(server, &h) != 0)
 		log_warnx("event=broker.error reason=\"out of memory holding an ack\" alert=%s", alert_id);

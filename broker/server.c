@@ -638,8 +638,12 @@ release_held(struct server *server, bool committed)
 		Xba__V1__Receipt receipt = XBA__V1__RECEIPT__INIT;
 
 		if (h->kind == XBA__V1__FRAME__BODY_PUBLISH_ACK) {
+			int64_t held = clock_mono_ms() - h->read_mono;
+
 			ack.ref = h->ref;
 			ack.alert_id = (char *)h->alert_id;
+			/* The commit's wait (a slow journal disk) is the broker's, not the node's link's (linkwindow.c). */
+			ack.held_ms = h->read_mono == 0 || held < 0 ? 0 : held > UINT32_MAX ? UINT32_MAX : (uint32_t)held;
 			if (committed && h->duplicate) {
 				ack.result = XBA__V1__ERROR_CODE__DUPLICATE;
 				ack.seq = h->seq;
@@ -758,6 +762,7 @@ struct incoming {
 	struct xba_error decode_err;
 	uint64_t ref;                           /* from a frame that failed to decode, when readable */
 	struct verify_job *job;                 /* Publish within its rate: the envelope to open; else NULL */
+	int64_t read_mono;                      /* when it was read: a PublishAck says how long the broker held it */
 };
 
 struct chunk {
@@ -862,6 +867,7 @@ receive_one(struct server *server, struct chunk *chunk, struct incoming *in)
 		zmq_msg_close(&id);
 		return 0;
 	}
+	in->read_mono = clock_mono_ms();
 	in->routing_len = 0;
 	in->node = NULL;
 	in->extra_parts = 0;
@@ -933,6 +939,7 @@ handle_incoming(struct server *server, const struct incoming *in)
 {
 	server->scratch_len = in->routing_len;
 	memcpy(server->scratch, in->routing_id, in->routing_len);
+	server->frame_read_mono = in->read_mono;
 	if (in->node == NULL) {
 		if (in->routing_len == 0)
 			return; /* the message vanished between its parts: nothing to answer */

@@ -34,7 +34,8 @@ size_t link_window_room(const struct link_window *w, size_t in_flight);
 
 /*
  * An acknowledgement of acked deliveries, the newest of which was sent at sent_mono, when the window was full
- * (was_full) or not.  Returns true when it cut the window (the link is queueing).
+ * (was_full) or not, arriving at now_mono less what the peer says it held the message (its disk's commit: not the
+ * link's; DeliveryAck.held_ms, PublishAck.held_ms).  Returns true when it cut the window (the link is queueing).
  */
 bool link_window_acked(struct link_window *w, int64_t sent_mono, bool was_full, size_t acked, int64_t now_mono);
 

@@ -1207,15 +1207,17 @@ class Node:
         self._flush_outbox()
 
     # -- receiving API --
-    def ack_now(self, grant=None):
-        """DeliveryAck for everything stored, then Credit (one per delivery unless grant says otherwise)."""
+    def ack_now(self, grant=None, held_ms=0):
+        """DeliveryAck for everything stored, then Credit (one per delivery unless grant says otherwise).  held_ms:
+        what the ack says the node held the deliveries (its store's commit; protocol 2.5)."""
         if not self.pending:
             return
         normal = [q for q, em in self.pending if not em]
         self.through_seq = max([self.through_seq] + normal)
         seqs = sorted(q for q, em in self.pending if em and q > self.through_seq)
         refused = [pb.DeliveryRefusal(seq=q, code=c) for q, c in sorted(self.pending_refused.items())]
-        self.send(delivery_ack=pb.DeliveryAck(through_seq=self.through_seq, seqs=seqs, refused=refused))
+        self.send(delivery_ack=pb.DeliveryAck(through_seq=self.through_seq, seqs=seqs, refused=refused,
+                                              held_ms=held_ms))
         n = len(self.pending)
         self.pending = []
         self.pending_refused = {}
