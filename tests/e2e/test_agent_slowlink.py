@@ -11,7 +11,9 @@ emergency reached the broker, and DZA, behind ~64 of them.  Now:
    queued alerts (checked), and then the rest;
 2. every queued alert reaches DZA once, and TCD's outbox ends empty (`xba status`);
 3. the relay resets every connection for a while: the agent, whose handshakes worked this session, logs
-   link.failed, not link.refused, says nothing on `xba status`'s REFUSED line, and reconnects once it stops.
+   link.failed, not link.refused, says nothing on `xba status`'s REFUSED line, and reconnects once it stops;
+4. a broker whose commits stall now and then, and says so (PublishAck.held_ms), does not cut an agent's publish
+   window; one that does not say it does.
 
 usage: /usr/bin/python3 tests/e2e/test_agent_slowlink.py BUILD_DIR SOURCE_ROOT
 """
@@ -177,6 +179,57 @@ def main(t):
     back = time.monotonic()
     t.check(tcd.wait_log(r"event=link\.up", t.t(20), since=mark) is not None, "the link back: TCD reconnects")
     t.log(f"TCD back {time.monotonic() - back:.1f} s after the link stopped resetting")
+
+    # 4. A broker whose journal disk stalls now and then is not a slow uplink.  Two agents, each against a broker
+    # of this process that answers every 4th round of publishes 1.5 s late (its commit stalled): one says so in its
+    # PublishAcks (held_ms, as xba-broker does), the other does not (an older broker).  Before held_ms, every agent
+    # cut its publish window for a stalling broker disk (the regression audit: 400 alerts in two minutes instead
+    # of 8 s), each logging a slow uplink.
+    def stalled_broker(node_id, says_held):
+        fake = x.FakeBroker(t)
+        agent = x.Agent(t, region, node_id, fake, name=f"agent-{node_id}-stalls-{int(says_held)}")
+        agent.start()
+        for i in range(30):          # queued before the fake answers the Hello: the backlog of a link back
+            r = agent.cli("send", "--category", "border-incident", "--severity", "moderate", "--author", "o",
+                          "--headline", f"Rapport {i}", "--wait", "0")
+            if r.rc not in (0, 3):
+                raise RuntimeError(f"xba send {i}: exit {r.rc}: {r.err}")
+        mark = agent.mark
+        state = {"answered": 0, "rounds": 0, "due": None}
+
+        def answer_round():
+            pending = fake.publishes[state["answered"]:]
+            if not pending:
+                return
+            now = time.monotonic()
+            if state["due"] is None:
+                state["rounds"] += 1
+                state["due"] = now + (1.5 if state["rounds"] % 4 == 0 else 0.0)
+            if now < state["due"]:
+                return
+            held = 1500 if state["rounds"] % 4 == 0 and says_held else 0
+            for p in pending:
+                fake.answer(publish_ack=x.pb.PublishAck(ref=p.ref, result=x.pb.OK, seq=1000 + state["answered"],
+                                                        recipients=1, held_ms=held))
+                state["answered"] += 1
+            state["due"] = None
+
+        end = time.monotonic() + t.t(40)
+        while state["answered"] < 30 and time.monotonic() < end:
+            fake.pump(0.02)
+            answer_round()
+        st = agent.wait_status(lambda s: s.get("outbox_depth") == 0, t.t(10)) or {}
+        cut = agent.events("link.queueing", since=mark)
+        agent.stop()
+        return st.get("outbox_depth"), state["rounds"], cut
+
+    depth, rounds, cut = stalled_broker("DZA", True)
+    t.check(depth == 0 and rounds >= 4 and not cut, "an agent whose broker says how long its commit held each "
+            "publish (held_ms): its stalls are not taken for a slow uplink (no link.queueing)",
+            f"outbox {depth}, rounds {rounds}, {[e.get('_line') for e in cut][:1]}")
+    depth, rounds, cut = stalled_broker("TCD", False)
+    t.check(depth == 0 and rounds >= 4 and cut, "... while the same stalls unsaid are (link.queueing direction=up): "
+            "what held_ms is for", f"outbox {depth}, rounds {rounds}, cut {len(cut)}")
 
 
 if __name__ == "__main__":
