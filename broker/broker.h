@@ -243,7 +243,9 @@ struct server {
 	int64_t next_suppressed_report_mono;    /* when counts of records left out are written (server.c, each second) */
 	uint8_t scratch[ROUTING_ID_MAX];        /* routing id of the frame being handled */
 	size_t scratch_len;
-	int64_t frame_read_mono;                /* when the frame being handled was read (PublishAck.held_ms) */
+	int64_t frame_read_mono;                /* when the frame being handled arrived, at the earliest
+						 * (PublishAck.held_ms) */
+	int64_t input_since_mono;               /* the ROUTER socket was last found empty, or the poll woke, then */
 	struct broker_stats stats;
 	/* The nodes' clocks against the broker's: the median offset over the sessions up that said theirs, when at
 	 * least three did (nodes_clock_update).  A broker whose clock is wrong must not prune a day-old alert as a

@@ -865,9 +865,13 @@ receive_one(struct server *server, struct chunk *chunk, struct incoming *in)
 	zmq_msg_init(&id);
 	if (zmq_msg_recv(&id, server->router, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&id);
+		server->input_since_mono = clock_mono_ms(); /* empty now: what comes next arrives after this */
 		return 0;
 	}
-	in->read_mono = clock_mono_ms();
+	/* When it arrived is not known; no earlier than the last time the socket was found empty, or the loop woke
+	 * for it.  A publish that arrived while the loop waited on a commit (a stalling journal disk) counts that wait
+	 * in its PublishAck.held_ms: the broker's, not the node's link's. */
+	in->read_mono = server->input_since_mono != 0 ? server->input_since_mono : clock_mono_ms();
 	in->routing_len = 0;
 	in->node = NULL;
 	in->extra_parts = 0;
@@ -1404,7 +1408,7 @@ int
 server_run(struct server *server, int signal_fd)
 {
 	int64_t last_prune = clock_mono_ms() - PRUNE_INTERVAL_MS + PRUNE_FIRST_DELAY_MS;
-	int64_t tick = server->config->heartbeat_ms / 4;
+	int64_t tick = server->config->heartbeat_ms / 4, poll_start;
 	zmq_pollitem_t items[3];
 	char region_version[65], quoted_id[300], quoted_listen[300];
 
@@ -1432,6 +1436,7 @@ server_run(struct server *server, int signal_fd)
 		items[0] = (zmq_pollitem_t){ server->router, 0, ZMQ_POLLIN, 0 };
 		items[1] = (zmq_pollitem_t){ zap_socket(server->zap), 0, ZMQ_POLLIN, 0 };
 		items[2] = (zmq_pollitem_t){ NULL, signal_fd, ZMQ_POLLIN, 0 };
+		poll_start = clock_mono_ms();
 		if (zmq_poll(items, 3, (long)tick) < 0 && zmq_errno() != EINTR) {
 			char quoted[300];
 
@@ -1439,6 +1444,10 @@ server_run(struct server *server, int signal_fd)
 			    log_quote(quoted, sizeof(quoted), zmq_strerror(zmq_errno())));
 			break;
 		}
+		/* The poll waited: what woke it arrived just now, not when the socket was last found empty.  (One that
+		 * returned at once found frames that arrived meanwhile: during the last commit, say.) */
+		if (clock_mono_ms() - poll_start >= 2)
+			server->input_since_mono = clock_mono_ms();
 		if (items[2].revents & ZMQ_POLLIN) {
 			char c;
 
