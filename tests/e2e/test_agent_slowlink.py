@@ -18,9 +18,7 @@ emergency reached the broker, and DZA, behind ~64 of them.  Now:
 usage: /usr/bin/python3 tests/e2e/test_agent_slowlink.py BUILD_DIR SOURCE_ROOT
 """
 import os
-import socket
 import sys
-import threading
 import time
 import types
 
@@ -38,75 +36,6 @@ QUEUED = 80
 BEFORE_EMERGENCY_MAX = 40     # TCD's queued alerts DZA may get before the emergency (before the window: ~64)
 
 
-class SlowUplink:
-    """127.0.0.1:port -> 127.0.0.1:target, carrying at most rate bytes a second towards the target (the broker)."""
-
-    def __init__(self, target, rate):
-        self.target = target
-        self.rate = rate
-        self.closed = False
-        self.resetting = False      # True: every new connection is closed at once (a link resetting connections)
-        self.socks = []
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(8)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.resetting:
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                client.close()      # linger 0: a reset, as a flapping link gives
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                client.close()      # the broker is down: the agent tries again
-                continue
-            self.socks += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, self.rate), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
-
-    def _pump(self, src, dst, rate):
-        try:
-            while True:
-                data = src.recv(1024 if rate else 65536)
-                if not data:
-                    break
-                dst.sendall(data)
-                if rate:
-                    time.sleep(len(data) / rate)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    def drop(self):
-        socks, self.socks = self.socks, []
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.closed = True
-        self.listener.close()
-        for s in self.socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
 
 def main(t):
     region = x.Region(t, "uplink-e2e")
@@ -114,9 +43,9 @@ def main(t):
     region.add("DZA", name="Algeria", role="member")
     region.write()
     broker = x.Broker(t, region, RULES, rate_per_second=1000, rate_burst=1000)
-    relay = SlowUplink(broker.port, UPLINK_BYTES_PER_S)
+    relay = x.SlowLink(broker.port, UPLINK_BYTES_PER_S, towards="broker")
     t.defer(relay.close)
-    via_relay = types.SimpleNamespace(endpoint=f"tcp://127.0.0.1:{relay.port}", public_key=broker.public_key)
+    via_relay = types.SimpleNamespace(endpoint=relay.endpoint, public_key=broker.public_key)
     tcd = x.Agent(t, region, "TCD", via_relay)
     tcd.start()
 

@@ -18,9 +18,7 @@ usage: /usr/bin/python3 tests/e2e/test_broker_slowlink.py BUILD_DIR SOURCE_ROOT
 """
 import os
 import signal
-import socket
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -38,58 +36,6 @@ ORDINARY = 120
 BEFORE_EMERGENCY_MAX = 40     # ordinary alerts NER may get before the emergency (before the window: ~60)
 
 
-class SlowRelay:
-    """127.0.0.1:port -> 127.0.0.1:target, carrying at most rate bytes a second towards the client (the node)."""
-
-    def __init__(self, target, rate):
-        self.target = target
-        self.rate = rate
-        self.closed = False
-        self.socks = []
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(8)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.listener.accept()
-                upstream = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                return
-            self.socks += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, self.rate), daemon=True).start()
-
-    def _pump(self, src, dst, rate):
-        try:
-            while True:
-                data = src.recv(1024 if rate else 65536)
-                if not data:
-                    break
-                dst.sendall(data)
-                if rate:
-                    time.sleep(len(data) / rate)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    def close(self):
-        self.closed = True
-        self.listener.close()
-        for s in self.socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
 
 def main(t):
     region = x.Region(t, "slowlink-e2e")
@@ -100,13 +46,13 @@ def main(t):
     region.add("TCD", name="Chad", role="member")
     region.write()
     broker = x.Broker(t, region, RULES, rate_per_second=1000, rate_burst=1000).start()
-    relay = SlowRelay(broker.port, LINK_BYTES_PER_S)
+    relay = x.SlowLink(broker.port, LINK_BYTES_PER_S, towards="node")
     t.defer(relay.close)
     net = x.Net(t)
     lby = net.node(region, "LBY", broker)
     dza = net.node(region, "DZA", broker)
     ner = net.node(region, "NER", broker, credit=64)
-    ner.endpoint = f"tcp://127.0.0.1:{relay.port}"
+    ner.endpoint = relay.endpoint
     net.connect_all(timeout=t.t(20))
     mark = broker.log_size()
 

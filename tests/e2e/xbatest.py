@@ -1323,6 +1323,79 @@ rules:
 """
 
 
+class SlowLink:
+    """A slow link between a node and the broker: 127.0.0.1:port -> 127.0.0.1:target, carrying at most `rate` bytes a
+    second towards the client (the node: towards="node") or towards the target (the broker: towards="broker"); the
+    other way is not slowed.  resetting = True closes every new connection at once with a reset (a link that cuts
+    connections); drop() ends those open; a connection whose target is down is closed (the node tries again)."""
+
+    def __init__(self, target, rate, towards="node"):
+        assert towards in ("node", "broker")
+        self.target = target
+        self.rate = rate
+        self.towards = towards
+        self.closed = False
+        self.resetting = False
+        self.socks = []
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.resetting:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()      # linger 0: a reset, as a flapping link gives
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            self.socks += [client, upstream]
+            up, down = (self.rate, None) if self.towards == "broker" else (None, self.rate)
+            threading.Thread(target=self._pump, args=(client, upstream, up), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, down), daemon=True).start()
+
+    def _pump(self, src, dst, rate):
+        try:
+            while True:
+                data = src.recv(1024 if rate else 65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def drop(self):
+        socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.listener.close()
+        self.drop()
+
+
 def restore_sqlite(backup, live):
     """Put a SQLite backup in place of a stopped daemon's file (journal or store), as operations.md section 7 says:
     owner-only, no stale -wal or -shm beside it."""
