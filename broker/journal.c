@@ -1849,8 +1849,7 @@ journal_track(struct journal *j, uint64_t seq, int (*row)(void *ctx, const struc
 		if (r.state == DELIVERY_ACKNOWLEDGED) {
 			r.time_ms = sqlite3_column_int64(st, 4);
 			r.delivered_ms = sqlite3_column_int64(st, 3);
-		}
-		else if (r.state == DELIVERY_DELIVERED)
+		} else if (r.state == DELIVERY_DELIVERED)
 			r.time_ms = sqlite3_column_int64(st, 3);
 		else if (r.state == DELIVERY_REFUSED) {
 			r.time_ms = sqlite3_column_int64(st, 3);

@@ -762,7 +762,7 @@ struct incoming {
 	struct xba_error decode_err;
 	uint64_t ref;                           /* from a frame that failed to decode, when readable */
 	struct verify_job *job;                 /* Publish within its rate: the envelope to open; else NULL */
-	int64_t read_mono;                      /* when it was read: a PublishAck says how long the broker held it */
+	int64_t read_mono;                      /* when it arrived, at the earliest: PublishAck.held_ms counts from it */
 };
 
 struct chunk {
