@@ -8,6 +8,8 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -55,6 +57,31 @@ local_target_option(struct local_target *target, int opt, const char *arg)
 	case 1004: target->officer_key = arg; return true;
 	default: return false;
 	}
+}
+
+/*
+ * A socket file left by an agent that was killed (or lost its machine) refuses connections.  libzmq would queue the
+ * request and retry in the background, and the officer would wait for the whole reply timeout to learn that nobody
+ * was there, after being told nothing of the kind; a plain connect() says so at once.  Anything else (a path too
+ * long for a sockaddr, another error) is left to libzmq and the timeout.
+ */
+static bool
+socket_is_stale(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, rc, saved;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return false;
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	saved = errno;
+	close(fd);
+	return rc != 0 && saved == ECONNREFUSED;
 }
 
 struct local_client *
@@ -125,6 +152,13 @@ local_client_new(const struct local_target *target, struct xba_error *err)
 			xba_error_set(err, XBA_EIO,
 			    "no permission to use the agent socket %s: ask for membership of the duty officers' group",
 			    target->socket_path);
+			local_client_free(c);
+			return NULL;
+		}
+		if (socket_is_stale(target->socket_path)) {
+			xba_error_set(err, XBA_EIO,
+			    "the agent socket %s is there but nothing listens on it: xba-agent is not running (it stopped "
+			    "without removing its socket; it removes it when it starts again)", target->socket_path);
 			local_client_free(c);
 			return NULL;
 		}

@@ -1,7 +1,7 @@
 """test_cli_errors.py — every `xba` subcommand that talks to the agent, given bad input, prints ONE clear line on
 stderr ("xba: ..." naming what is wrong) and exits non-zero, and nothing is queued: NER's outbox_depth and
 `xba history --outgoing` are unchanged after each case.  Real xba-broker, real xba-agent for NER, the real CLI.
-Also: the agent not running (no socket) for every such subcommand; an agent that takes an alert and stops
+Also: the agent not running (no socket, or a stale socket left by a kill -9) for every such subcommand; an agent that takes an alert and stops
 before answering (`send` says NOT CONFIRMED with the id, not "nothing was queued"); and `--help` of every
 subcommand exits 0.
 
@@ -9,6 +9,7 @@ usage: /usr/bin/python3 tests/e2e/test_cli_errors.py BUILD_DIR SOURCE_ROOT
 """
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -184,6 +185,17 @@ def main(t):
                         ("broadcast", ["broadcast", "--headline", "h"])):
         case(f"{label} with no agent (XBA_SOCKET names no socket)", args, 2, [missing, "xba-agent"], socket=missing)
     case("send --socket PATH with no agent there", ["send", *GOOD, "--socket", missing], 2, [missing])
+    # -- the agent killed (kill -9, a power cut): its socket file stays and refuses connections.  Said at once, not
+    # after the whole reply timeout as "no answer", and for send not as NOT CONFIRMED (nothing could be taken).
+    stale = os.path.join(t.dir, "stale", "agent.sock")
+    os.makedirs(os.path.dirname(stale), mode=0o750, exist_ok=True)
+    left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.bind(stale)
+    left.close()                   # the file stays, as after a kill -9
+    for label, args in (("send", ["send", *GOOD]), ("status", ["status", "--json"]), ("ack", ["ack", unknown_id]),
+                        ("history", ["history"]), ("watch", ["watch", "--json"])):
+        case(f"{label} with a stale socket (the agent was killed)", args, 2, [stale, "nothing listens",
+                                                                            "not running"], socket=stale)
     r = x.cli(t, None, "status", "--socket", missing, "--json")
     t.check(r.rc == 2 and not r.out.strip(), "status --json with no agent prints no JSON (nothing to parse)", repr(r))
 
