@@ -250,7 +250,7 @@ print_header(const char *file, const Xba__V1__Alert *a, const struct rules *rule
 
 /* One node's line (text) or object (JSON). */
 static void
-print_node(bool json, const struct dir_node *node, const char *outcome, const char *rule)
+print_node(bool json, int id_width, const struct dir_node *node, const char *outcome, const char *rule)
 {
 	if (json) {
 		struct jsonw w;
@@ -265,14 +265,14 @@ print_node(bool json, const struct dir_node *node, const char *outcome, const ch
 		return;
 	}
 	if (rule == NULL) {
-		printf("  %-12s %s\n", node->id, outcome);
+		printf("  %-*s %s\n", id_width, node->id, outcome);
 	} else {
 		const char *meaning = engine_meaning(rule);
 
 		if (meaning != NULL)
-			printf("  %-12s %-11s %s (%s)\n", node->id, outcome, rule, meaning);
+			printf("  %-*s %-11s %s (%s)\n", id_width, node->id, outcome, rule, meaning);
 		else
-			printf("  %-12s %-11s %s\n", node->id, outcome, rule);
+			printf("  %-*s %-11s %s\n", id_width, node->id, outcome, rule);
 	}
 }
 
@@ -393,17 +393,23 @@ rules_explain(int argc, char **argv)
 	if (!json)
 		print_header(file, a, rules);
 	/* Both lists are sorted by node index, as the directory's nodes are: one merge pass. */
+	/* The node column: 12, or an observer's longer id (up to 32), so that the outcomes stay one column. */
+	int id_width = 12;
+
+	for (size_t i = 0; i < dir->n_nodes; i++)
+		if ((int)strlen(dir->nodes[i].id) > id_width)
+			id_width = (int)strlen(dir->nodes[i].id);
 	for (size_t i = 0, r = 0, w = 0; i < dir->n_nodes; i++) {
 		const struct dir_node *node = &dir->nodes[i];
 
 		if (r < route.n_recipients && route.recipients[r].node_index == i)
-			print_node(json, node, "recipient", route.recipients[r++].rule);
+			print_node(json, id_width, node, "recipient", route.recipients[r++].rule);
 		else if (w < route.n_withheld && route.withheld[w].node_index == i)
-			print_node(json, node, "withheld", route.withheld[w++].rule);
+			print_node(json, id_width, node, "withheld", route.withheld[w++].rule);
 		else if (node == origin)
-			print_node(json, node, "origin", NULL);
+			print_node(json, id_width, node, "origin", NULL);
 		else
-			print_node(json, node, "not routed", NULL);
+			print_node(json, id_width, node, "not routed", NULL);
 	}
 	if (!json) {
 		printf("%zu recipient%s, %zu withheld, %zu not routed\n", route.n_recipients,

@@ -1330,6 +1330,7 @@ struct receipt_table {
 	int width;          /* display_width(): rows are wrapped there, never by the terminal */
 	int lines_drawn;    /* for redrawing in place on a terminal: rows written, wrapped ones counted */
 	bool by_line;       /* too tall to redraw (the screen, or a log file): a line per change, the table at the end */
+	int id_width;       /* the NODE column: 14, or the longest node id (an observer's may take 31) */
 };
 
 /* node_id's row, added if new; NULL when out of memory (the caller skips that receipt). */
@@ -1350,6 +1351,10 @@ table_row(struct receipt_table *t, const char *node_id)
 	}
 	memset(&t->rows[t->n], 0, sizeof(t->rows[0]));
 	snprintf(t->rows[t->n].node_id, sizeof(t->rows[0].node_id), "%s", node_id);
+	if (t->id_width < 14)
+		t->id_width = 14;
+	if ((int)strlen(t->rows[t->n].node_id) > t->id_width)
+		t->id_width = (int)strlen(t->rows[t->n].node_id);
 	return &t->rows[t->n++];
 }
 
@@ -1382,16 +1387,18 @@ table_line(struct receipt_table *t, const struct node_receipt *r)
 		acked += !t->rows[i].withheld && t->rows[i].acknowledged_ms != 0;
 	}
 	if (r->acknowledged_ms)
-		display_print_wrapped(stdout, t->tty ? t->width : 0, "%-14s acknowledged %s by %s (delivered %zu/%zu, "
-		    "acknowledged %zu/%zu)\n", r->node_id, display_time(r->acknowledged_ms, when, sizeof(when)),
+		display_print_wrapped(stdout, t->tty ? t->width : 0, "%-*s acknowledged %s by %s (delivered %zu/%zu, "
+		    "acknowledged %zu/%zu)\n", t->id_width, r->node_id,
+		    display_time(r->acknowledged_ms, when, sizeof(when)),
 		    display_clean(r->officer, text, sizeof(text)), delivered, sent, acked, sent);
 	else if (r->delivered_ms)
-		display_print_wrapped(stdout, t->tty ? t->width : 0, "%-14s delivered %s (delivered %zu/%zu, "
-		    "acknowledged %zu/%zu)\n", r->node_id, display_time(r->delivered_ms, when, sizeof(when)), delivered,
-		    sent, acked, sent);
+		display_print_wrapped(stdout, t->tty ? t->width : 0, "%-*s delivered %s (delivered %zu/%zu, "
+		    "acknowledged %zu/%zu)\n", t->id_width, r->node_id, display_time(r->delivered_ms, when, sizeof(when)),
+		    delivered, sent, acked, sent);
 	else if (r->refused_ms)
-		display_print_wrapped(stdout, t->tty ? t->width : 0, "%-14s REFUSED by its agent (%s): its officers do "
-		    "not have it\n", r->node_id, r->reason[0] ? display_clean(r->reason, text, sizeof(text)) : "?");
+		display_print_wrapped(stdout, t->tty ? t->width : 0, "%-*s REFUSED by its agent (%s): its officers do "
+		    "not have it\n", t->id_width, r->node_id,
+		    r->reason[0] ? display_clean(r->reason, text, sizeof(text)) : "?");
 	fflush(stdout);
 }
 
@@ -1412,31 +1419,33 @@ table_draw(struct receipt_table *t)
 	}
 	if (t->tty && t->lines_drawn > 0)
 		printf("\033[%dA\033[J", t->lines_drawn);
-	rows += display_print_wrapped(stdout, t->width, "%-14s %-22s %s\n", "NODE", "DELIVERED", "ACKNOWLEDGED");
+	rows += display_print_wrapped(stdout, t->width, "%-*s %-22s %s\n", t->id_width < 14 ? 14 : t->id_width, "NODE",
+	    "DELIVERED", "ACKNOWLEDGED");
 	for (size_t i = 0; i < t->n; i++) {
 		const struct node_receipt *r = &t->rows[i];
 
 		if (r->withheld) {
 			withheld++;
-			rows += display_print_wrapped(stdout, t->width, "%-14s WITHHELD by the region's rules: it is not "
-			    "sent this broadcast\n", r->node_id);
+			rows += display_print_wrapped(stdout, t->width, "%-*s WITHHELD by the region's rules: it is not "
+			    "sent this broadcast\n", t->id_width, r->node_id);
 			continue;
 		}
 		delivered += r->delivered_ms != 0;
 		acked += r->acknowledged_ms != 0;
 		refused += r->refused_ms != 0 && r->delivered_ms == 0;
 		if (r->refused_ms != 0 && r->delivered_ms == 0) {
-			rows += display_print_wrapped(stdout, t->width, "%-14s REFUSED by its agent (%s): its officers do "
-			    "not have it\n", r->node_id, r->reason[0] ? display_clean(r->reason, text, sizeof(text)) : "?");
+			rows += display_print_wrapped(stdout, t->width, "%-*s REFUSED by its agent (%s): its officers do "
+			    "not have it\n", t->id_width, r->node_id,
+			    r->reason[0] ? display_clean(r->reason, text, sizeof(text)) : "?");
 			continue;
 		}
 		if (r->acknowledged_ms)
-			rows += display_print_wrapped(stdout, t->width, "%-14s %-22s %s by %s\n", r->node_id,
+			rows += display_print_wrapped(stdout, t->width, "%-*s %-22s %s by %s\n", t->id_width, r->node_id,
 			    r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when)) : "-",
 			    display_time(r->acknowledged_ms, when2, sizeof(when2)),
 			    display_clean(r->officer, text, sizeof(text)));
 		else
-			rows += display_print_wrapped(stdout, t->width, "%-14s %-22s -\n", r->node_id,
+			rows += display_print_wrapped(stdout, t->width, "%-*s %-22s -\n", t->id_width, r->node_id,
 			    r->delivered_ms ? display_time(r->delivered_ms, when, sizeof(when)) : "queued");
 	}
 	{

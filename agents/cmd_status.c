@@ -305,7 +305,11 @@ cmd_track(int argc, char **argv)
 	const Xba__V1__TrackReply *r = reply->track_reply;
 	size_t routed = 0, delivered = 0, acked = 0, refused = 0;
 	int width = display_width();
+	int id_width = 14; /* the node column: 14, or an observer's longer id (up to 32), so that the states line up */
 
+	for (size_t i = 0; i < r->n_recipients; i++)
+		if ((int)strlen(r->recipients[i]->node_id) > id_width)
+			id_width = (int)strlen(r->recipients[i]->node_id);
 	for (size_t i = 0; i < r->n_recipients; i++) {
 		const Xba__V1__RecipientState *rs = r->recipients[i];
 		unsigned st = rs->state <= 5 ? (unsigned)rs->state : 0;
@@ -326,9 +330,9 @@ cmd_track(int argc, char **argv)
 			jsonw_bool(&w, "not_in_region", rs->not_in_region);
 			jsonw_end(&w);
 		} else if (st == 5) {
-			display_print_wrapped(stdout, width, "%-14s %-13s %-22s rule %s: REFUSED by its agent (%s): its "
+			display_print_wrapped(stdout, width, "%-*s %-13s %-22s rule %s: REFUSED by its agent (%s): its "
 			    "officers do not have it\n",
-			    rs->node_id, states[st], rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
+			    id_width, rs->node_id, states[st], rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
 			    rs->rule, rs->reason && rs->reason[0] ? display_clean(rs->reason, clean, sizeof(clean)) : "?");
 		} else {
 			/* The acknowledging officer's name is the other country's text: wrapped here, so that it cannot
@@ -339,7 +343,8 @@ cmd_track(int argc, char **argv)
 			 * group, not for that node's agent. */
 			bool gone = st == 1 && rs->not_in_region;
 
-			display_print_wrapped(stdout, width, "%-14s %-13s %-22s %s %s%s%s%s\n", rs->node_id, states[st],
+			display_print_wrapped(stdout, width, "%-*s %-13s %-22s %s %s%s%s%s\n", id_width, rs->node_id,
+			    states[st],
 			    rs->time_ms ? display_time(rs->time_ms, when, sizeof(when)) : "-",
 			    st == 4 ? "withheld by" : "rule", rs->rule, by ? ", by " : "",
 			    by ? display_clean(rs->officer, clean, sizeof(clean)) : "",

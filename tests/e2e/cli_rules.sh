@@ -48,7 +48,7 @@ entry() {
 	sed -n '/^  - id:/,$p' "$work/$1.out"
 	[ -n "$3" ] && echo "    neighbours: [$3]"
 	[ "$1" = NER ] && echo "    may_broadcast: true"
-	[ "$1" = WHO-AFRO ] && echo "    publish: [health]"
+	[ "$1" = WHO-AFRO-REGIONAL-OFFICE-BRAZZA ] && echo "    publish: [health]"
 	return 0
 }
 {
@@ -61,7 +61,7 @@ entry() {
 	entry MLI member "NER"
 	entry NER member ""
 	entry IOM-ROMENA observer ""
-	entry WHO-AFRO observer ""
+	entry WHO-AFRO-REGIONAL-OFFICE-BRAZZA observer ""
 	echo "groups:"
 	echo "  maghreb: [DZA, LBY]"
 	echo "  sahel: [MLI, NER, TCD]"
@@ -78,7 +78,7 @@ rules:
     to: [IOM-ROMENA]
   - name: health-to-all
     when: { category: health }
-    to: [members, WHO-AFRO]
+    to: [members, WHO-AFRO-REGIONAL-OFFICE-BRAZZA]
   - name: search-and-rescue-to-all        # an alert's `to:` then narrows it to the nodes it names
     when: { category: search-and-rescue }
     to: [members, observers]
@@ -145,9 +145,13 @@ recipients=$(awk '$2 == "recipient" && $3 == "crime-to-neighbours" { print $1 }'
 	fail "explain recipients '$recipients': $(cat "$work/explain.out")"
 [ "$(grep -c ' recipient ' "$work/explain.out")" -eq 4 ] && pass "explain: exactly 4 recipients" ||
 	fail "explain: not exactly 4 recipients: $(cat "$work/explain.out")"
+# The outcome column lines up on every node's line, past the observer's id of 31 characters.
+cols=$(awk '/^  [A-Z]/ { match($0, /^  [^ ]+ +/); print RLENGTH }' "$work/explain.out" | sort -u | tr '\n' ' ')
+[ "$cols" = "34 " ] && pass "explain: the outcome column lines up (at 34) on every line, the 31-character id's too" ||
+	fail "explain: outcome columns at '$cols': $(cat "$work/explain.out")"
 grep -q '^  NER  *origin$' "$work/explain.out" && pass "explain: NER is the origin" ||
 	fail "explain: origin line: $(cat "$work/explain.out")"
-for n in SDN IOM-ROMENA WHO-AFRO; do
+for n in SDN IOM-ROMENA WHO-AFRO-REGIONAL-OFFICE-BRAZZA; do
 	grep -q "^  $n  *not routed$" "$work/explain.out" && pass "explain: $n not routed" ||
 		fail "explain: $n: $(cat "$work/explain.out")"
 done
@@ -156,10 +160,10 @@ done
 sed 's/severity: minor/severity: severe\nstatus: exercise/' "$work/smuggling.yaml" >"$work/exercise.yaml"
 expect "explain: deny rule withholds IOM-ROMENA" 0 "IOM-ROMENA  *withheld  *exercises-stay-apart" \
 	"$XBA" rules explain "$work/exercise.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
-# amber+strict health: WHO-AFRO is named by health-to-all and withheld by the TLP.
+# amber+strict health: WHO-AFRO-REGIONAL-OFFICE-BRAZZA is named by health-to-all and withheld by the TLP.
 sed 's/category: smuggling/category: health/; s/tlp: amber/tlp: amber+strict/' "$work/smuggling.yaml" \
 	>"$work/health.yaml"
-expect "explain: TLP:AMBER+STRICT withholds WHO-AFRO" 0 "WHO-AFRO  *withheld  *tlp:amber+strict" \
+expect "explain: TLP:AMBER+STRICT withholds WHO-AFRO-REGIONAL-OFFICE-BRAZZA" 0 "WHO-AFRO-REGIONAL-OFFICE-BRAZZA  *withheld  *tlp:amber+strict" \
 	"$XBA" rules explain "$work/health.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
 
 # What xba send refuses, explain refuses too (it called these routed): a parameter that a '>' block ends with a
@@ -184,7 +188,7 @@ sed 's/category: smuggling/category: search-and-rescue\nto: [TCD, SDN]/' "$work/
 "$XBA" rules explain "$work/sar.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml" >"$work/sar.out" 2>&1
 sar=$(awk '$2 == "recipient" { print $1 "=" $3 } $2 == "withheld" { print $1 "-" $3 }' "$work/sar.out" | tr '\n' ' ')
 want="DZA-not-addressed IOM-ROMENA-not-addressed LBY-not-addressed MLI-not-addressed"
-want="$want SDN=search-and-rescue-to-all TCD=search-and-rescue-to-all WHO-AFRO-not-addressed "
+want="$want SDN=search-and-rescue-to-all TCD=search-and-rescue-to-all WHO-AFRO-REGIONAL-OFFICE-BRAZZA-not-addressed "
 [ "$sar" = "$want" ] && pass "explain: search and rescue narrowed to its addressees" ||
 	fail "explain sar '$sar': $(cat "$work/sar.out")"
 
@@ -248,8 +252,8 @@ expect "explain invalid alert" 1 "not a valid alert: info" \
 sed 's/tlp: amber/tlp: red/' "$work/smuggling.yaml" >"$work/red.yaml"
 expect "explain TLP:RED without addressees" 1 "TLP:RED goes only to explicit addressees" \
 	"$XBA" rules explain "$work/red.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
-sed 's/^origin: NER/origin: WHO-AFRO/' "$work/smuggling.yaml" >"$work/who.yaml"
-expect "explain observer outside its publish list" 1 "would refuse this alert: observer WHO-AFRO may not publish" \
+sed 's/^origin: NER/origin: WHO-AFRO-REGIONAL-OFFICE-BRAZZA/' "$work/smuggling.yaml" >"$work/who.yaml"
+expect "explain observer outside its publish list" 1 "would refuse this alert: observer WHO-AFRO-REGIONAL-OFFICE-BRAZZA may not publish" \
 	"$XBA" rules explain "$work/who.yaml" --region "$work/region.yaml" --rules "$work/rules.yaml"
 
 # ---- usage: one clear line, exit 2 ----

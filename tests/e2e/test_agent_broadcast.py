@@ -1,6 +1,6 @@
 """test_agent_broadcast.py — an emergency broadcast with live receipts, every node a real xba-agent: members DZA,
-LBY, NER (may_broadcast), TCD and the observer WHO-AFRO, behind a real xba-broker.  `xba broadcast --wait` at NER
-shows every node delivered; an officer at each receiving agent runs `xba ack`; the broadcast's table then shows each
+LBY, NER (may_broadcast), TCD and the observer WHO-AFRO-REGIONAL-OFFICE-BRAZZA (an id of 31 characters), behind a
+real xba-broker.  `xba broadcast --wait` at NER shows every node delivered; an officer at each receiving agent runs `xba ack`; the broadcast's table then shows each
 node acknowledged with the officer's name and it exits 0.  `xba watch` at the receivers shows the emergency
 (emergency: true in JSON), and a broadcast from LBY, which may not broadcast, exits 1 naming
 BROADCAST_NOT_ALLOWED with nothing queued.  Last, a receiver whose region.yaml lacks NER's new key refuses the next
@@ -23,9 +23,12 @@ sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xbatest as x  # noqa: E402
 
-RECEIVERS = ["DZA", "LBY", "TCD", "WHO-AFRO"]
+# The observer (WHO's regional office) has a 31-character id, near the longest allowed (32): the broadcast table's
+# NODE column must widen for it.
+OBS = "WHO-AFRO-REGIONAL-OFFICE-BRAZZA"
+RECEIVERS = ["DZA", "LBY", "TCD", OBS]
 OFFICERS = {"DZA": "Cne. Amine Ziani", "LBY": "Lt. Salem Belkacem", "TCD": "Adj. Mahamat Idriss",
-            "WHO-AFRO": "Dr. Aïcha Traoré"}
+            OBS: "Dr. Aïcha Traoré"}
 
 
 def table_rows(text):
@@ -50,7 +53,7 @@ def queued_id(t, bc, what):
 
 
 def main(t):
-    region = x.region_of_five(t, "broadcast-e2e")
+    region = x.region_of_five(t, "broadcast-e2e", observer=OBS)
     broker = x.Broker(t, region, x.NEIGHBOUR_RULES).start()
     agents = x.start_agents(t, region, broker, ["NER"] + RECEIVERS)
     watches = {nid: agents[nid].watch() for nid in RECEIVERS}
@@ -65,11 +68,11 @@ def main(t):
     t.eq(r.rc, 1, "broadcast from LBY (not may_broadcast) exits 1 (refused)")
     t.check("BROADCAST_NOT_ALLOWED" in r.out + r.err, "broadcast from LBY names BROADCAST_NOT_ALLOWED", repr(r))
     t.check(len(r.err_lines()) <= 1, "broadcast from LBY: at most one line on stderr", repr(r))
-    # An observer's broadcast: refused as a broadcast, not for its category (WHO-AFRO publishes health only, and
+    # An observer's broadcast: refused as a broadcast, not for its category (the observer publishes health only, and
     # a broadcast is category other unless told).
-    r = agents["WHO-AFRO"].cli("broadcast", "--headline", "Alerte d'urgence de l'OMS", "--wait", "--timeout", "5")
+    r = agents[OBS].cli("broadcast", "--headline", "Alerte d'urgence de l'OMS", "--wait", "--timeout", "5")
     t.check(r.rc == 1 and "BROADCAST_NOT_ALLOWED" in r.err and "NOT_PERMITTED" not in r.err,
-            "broadcast from the observer WHO-AFRO: BROADCAST_NOT_ALLOWED, not its category list", repr(r))
+            "broadcast from the observer: BROADCAST_NOT_ALLOWED, not its category list", repr(r))
     s = agents["LBY"].wait_status(lambda s: s.get("outbox_depth") == 0, t.t(5)) or {}
     t.eq(s.get("outbox_depth"), 0, "LBY: nothing left queued (outbox_depth 0)")
     # Refused by the agent (never queued) or by the broker (kept in the history as refused): never sent on.
@@ -127,6 +130,19 @@ def main(t):
     t.check("delivered 4/4, acknowledged 4/4" in bc.text(), "broadcast's final line: delivered 4/4, acknowledged 4/4",
             bc.text()[-300:])
     t.check("NOT DELIVERED" not in bc.text(), "broadcast never says NOT DELIVERED")
+    table = bc.text().split("NODE ")[-1].splitlines()
+    when = re.compile(r"\d{4}-\d\d-\d\d ")
+    starts = {line.split()[0]: when.search(line).start() for line in table[1:] if when.search(line)}
+    heading = ("NODE " + table[0]).find("DELIVERED")
+    t.check(sorted(starts) == sorted(RECEIVERS) and set(starts.values()) == {heading} and heading > len(OBS),
+            f"broadcast's final table: DELIVERED lines up under its heading on every row, past the {len(OBS)}-"
+            "character observer id", f"{starts} {table[0]!r}")
+    res = agents["NER"].cli("track", bid)
+    states = {line.split()[0]: line.find(" acknowledged ") for line in res.out.splitlines()
+              if line.split() and line.split()[0] in RECEIVERS}
+    t.check(sorted(states) == sorted(RECEIVERS) and len(set(states.values())) == 1 and
+            states[OBS] >= len(OBS), "xba track (text): the state column lines up on every row, the long id's too",
+            res.out[-800:])
 
     # After the acknowledgement, each watch learns it (the emergency is no longer recalled).
     for nid in RECEIVERS:
@@ -242,9 +258,9 @@ def withheld_by_rules(t, broker, agents):
     r = agents["NER"].cli("broadcast", "--headline", "Exercice : alerte d'inondation", "--status", "exercise",
                           "--wait", "--timeout", "8", timeout=t.t(40))
     rows = table_rows(r.out)
-    t.check("WHO-AFRO" in r.out and "WITHHELD by the region's rules" in r.out and "NOT SENT to WHO-AFRO" in r.out
+    t.check(OBS in r.out and "WITHHELD by the region's rules" in r.out and f"NOT SENT to {OBS}" in r.out
             and "delivered 3/3" in r.out and "WITHHELD from 1" in r.out,
-            "broadcast --wait of an exercise: WHO-AFRO shown WITHHELD by the rules, 'NOT SENT to WHO-AFRO'",
+            "broadcast --wait of an exercise: the observer shown WITHHELD by the rules, 'NOT SENT to' it",
             r.out[-900:])
     t.check(r.rc == 0 and "delivered to every node it was sent to" in r.out and set(rows) >= {"DZA", "LBY", "TCD"},
             "... delivered to every node it was sent to (exit 0)", repr(r))
@@ -296,7 +312,7 @@ def refused_then_released(t, region, broker, agents):
     res = ner.cli("track", bid, "--json")
     rows = {j.get("node_id"): j for j in res.json()}
     t.check(rows.get("TCD", {}).get("state") == "refused" and rows.get("TCD", {}).get("reason") == "UNKNOWN_KEY"
-            and all(rows.get(n, {}).get("state") == "delivered" for n in ("DZA", "LBY", "WHO-AFRO")),
+            and all(rows.get(n, {}).get("state") == "delivered" for n in ("DZA", "LBY", OBS)),
             "track --json at NER: TCD refused (UNKNOWN_KEY), the three others delivered", str(rows))
     t.eq(res.rc, 1, "track exits 1: not every recipient has it")
     got = ner.events("receipt.received", since=ner_mark)
@@ -305,7 +321,7 @@ def refused_then_released(t, region, broker, agents):
             "NER's agent got a REFUSED receipt from the broker for TCD (logged as a warning)", str(got))
     t.check(not any(g.get("node") == "TCD" and g.get("kind") == "delivered" and g.get("alert") == bid for g in got),
             "... and no DELIVERED receipt for TCD", str(got))
-    for nid in ("DZA", "LBY", "WHO-AFRO"):
+    for nid in ("DZA", "LBY", OBS):
         r = agents[nid].cli("ack", bid, "--officer", OFFICERS[nid])
         t.check(r.rc == 0, f"xba ack of the second broadcast at {nid}", repr(r))
     rc = bc.wait_exit(t.t(30))
@@ -345,22 +361,22 @@ def refused_then_released(t, region, broker, agents):
     # Delivered everywhere, acknowledged by nobody before --timeout: a success, and who has not acknowledged is said.
     r = ner.cli("broadcast", "--headline", "Tempête de sable sur l'axe Agadez - Arlit", "--author", "Chef de quart NER",
                 "--wait", "--timeout", "3")
-    t.check(r.rc == 0 and "NOT ACKNOWLEDGED within 3 s by: DZA LBY TCD WHO-AFRO" in r.out,
+    t.check(r.rc == 0 and f"NOT ACKNOWLEDGED within 3 s by: DZA LBY TCD {OBS}" in r.out,
             "broadcast --wait --timeout 3 with no acknowledgement: exit 0 (every node has it), naming who has not "
             "acknowledged", r.out[-600:])
 
     # A node down: the table says queued on its row, and the last line names it.
-    who = agents["WHO-AFRO"]
-    t.eq(who.stop(), 0, "WHO-AFRO's agent stops")
+    who = agents[OBS]
+    t.eq(who.stop(), 0, "the observer's agent stops")
     r = ner.cli("broadcast", "--headline", "Crue de la Komadougou : évacuation", "--author", "Chef de quart NER",
                 "--wait", "--timeout", "3")
-    t.check(r.rc == 1 and "NOT DELIVERED within 3 s to: WHO-AFRO (queued at the broker" in r.out and
-            any(line.split()[:2] == ["WHO-AFRO", "queued"] for line in r.out.splitlines()),
-            "broadcast --wait with WHO-AFRO down: exit 1, its row says queued and the last line names it",
+    t.check(r.rc == 1 and f"NOT DELIVERED within 3 s to: {OBS} (queued at the broker" in r.out and
+            any(line.split()[:2] == [OBS, "queued"] for line in r.out.splitlines()),
+            "broadcast --wait with the observer down: exit 1, its row says queued and the last line names it",
             r.out[-700:])
     res = ner.cli("track", x.sent_id(r))
-    t.check(res.rc == 1 and "NOT DELIVERED yet to (queued at the broker): WHO-AFRO\n" in res.out,
-            "xba track of it: exit 1, and its last line names WHO-AFRO (not to be looked for among the rows)",
+    t.check(res.rc == 1 and f"NOT DELIVERED yet to (queued at the broker): {OBS}\n" in res.out,
+            "xba track of it: exit 1, and its last line names the observer (not to be looked for among the rows)",
             res.out[-600:])
     who.start(link=True)
 

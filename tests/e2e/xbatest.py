@@ -1409,15 +1409,15 @@ def restore_sqlite(backup, live):
     os.chmod(live, 0o600)
 
 
-def region_of_five(t, name):
-    """Members DZA, LBY, NER (may_broadcast) and TCD, the observer WHO-AFRO (publishes health) and the admin
-    SECRETARIAT, written; NER's neighbours under NEIGHBOUR_RULES are DZA, LBY and TCD."""
+def region_of_five(t, name, observer="WHO-AFRO"):
+    """Members DZA, LBY, NER (may_broadcast) and TCD, the observer WHO-AFRO (publishes health; another id if
+    given) and the admin SECRETARIAT, written; NER's neighbours under NEIGHBOUR_RULES are DZA, LBY and TCD."""
     r = Region(t, name)
     r.add("DZA", name="Algerie", role="member", neighbours=["LBY", "NER"])
     r.add("LBY", name="Libya", role="member", neighbours=["NER", "TCD"])
     r.add("NER", name="Niger", role="member", neighbours=["TCD"], may_broadcast=True)
     r.add("TCD", name="Tchad", role="member")
-    r.add("WHO-AFRO", name="WHO Regional Office for Africa", role="observer", publish=["health"])
+    r.add(observer, name="WHO Regional Office for Africa", role="observer", publish=["health"])
     r.add("SECRETARIAT", name="Working-group secretariat", role="admin")
     r.write()
     return r
