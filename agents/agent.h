@@ -254,7 +254,10 @@ void uplink_releases_pending(struct agent *agent);
 /* Forward a TrackRequest; the TrackReply goes to peer with ref.  XBA_EPROTO when the link is down. */
 int uplink_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, const char *alert_id,
     struct xba_error *err);
-/* A local peer went away: forget its pending track requests. */
+/* Forward a StatusRequest (`xba status --region`); the StatusReply goes to peer with ref.  XBA_EPROTO when the link
+ * is down. */
+int uplink_region_status(struct agent *agent, const struct local_peer *peer, uint64_t ref, struct xba_error *err);
+/* A local peer went away: forget its pending track and region status requests. */
 void uplink_forget_peer(struct uplink *uplink, const struct local_peer *peer);
 /* Link fields of AgentStatusReply: link_up, link_since_ms, broker_id, rules_version, through_seq (strings are
  * borrowed from the uplink). */

@@ -97,10 +97,14 @@ check_identity(const struct agent_config *c, const struct directory *dir, const 
 	if (node == NULL)
 		return agent_config_error(c, "node_id", err, XBA_ECONFIG, "%s is not a node of region %s (%s)", c->node_id,
 		    dir->region, dir->path);
-	if (node->n_keys == 0)
+	/* The secretariat's admin node publishes nothing and receives nothing: its agent is there for `xba status
+	 * --region`.  Its entry lists no signing key; the key file keygen wrote for it is loaded and never used. */
+	if (node->role == NODE_ROLE_ADMIN)
+		key = NULL;
+	else if (node->n_keys == 0)
 		return agent_config_error(c, "node_id", err, XBA_ECONFIG, "%s has no signing key in %s (an %s node "
 		    "cannot publish alerts)", c->node_id, dir->path, directory_role_name(node->role));
-	if (key == NULL || &dir->nodes[key->node_index] != node)
+	if (node->role != NODE_ROLE_ADMIN && (key == NULL || &dir->nodes[key->node_index] != node))
 		return agent_config_error(c, "signing_key", err, XBA_ECONFIG, "key %s is not one of %s's signing keys in "
 		    "%s%s%s: alerts signed with it would be refused (send its public key to the secretariat, or "
 		    "point signing_key at the key region.yaml lists)", keys_fingerprint(signer->key_id, fp, sizeof(fp)),
@@ -122,6 +126,8 @@ agent_key_health(const struct agent *agent, int64_t *until_ms, struct xba_error 
 	int64_t warn_ms = agent->config->key_warning_days * 86400000LL, now_ms = uplink_signing_now(agent->uplink);
 
 	*until_ms = XBA_TIME_NEVER;
+	if (agent->node->role == NODE_ROLE_ADMIN)
+		return KEY_HEALTH_OK; /* it signs nothing (check_identity) */
 	if (key == NULL) {  /* check_identity keeps this from happening; said rather than assumed */
 		xba_error_set(err, XBA_EKEYUNKNOWN, "the signing key is not in region.yaml");
 		return KEY_HEALTH_UNUSABLE;

@@ -20,11 +20,13 @@
 
 /* Parse --json, --help and the target options; returns -1 to go on, or an exit status. */
 static int
-parse_simple(const char *cmd, int argc, char **argv, struct local_target *target, bool *json, const char *usage)
+parse_simple(const char *cmd, int argc, char **argv, struct local_target *target, bool *json, bool *region,
+    const char *usage)
 {
 	static const struct option options[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "region", no_argument, NULL, 'r' },
 		LOCAL_TARGET_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -35,6 +37,10 @@ parse_simple(const char *cmd, int argc, char **argv, struct local_target *target
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		if (local_target_option(target, opt, optarg))
 			continue;
+		if (opt == 'r' && region != NULL) {
+			*region = true;
+			continue;
+		}
 		switch (opt) {
 		case 'j': *json = true; break;
 		case 'h': printf("%s%s", usage, local_target_usage); return CLI_EXIT_OK;
@@ -68,23 +74,137 @@ ask(const char *cmd, const struct local_target *target, Xba__V1__LocalFrame *req
 	return 0;
 }
 
+/* " ID" appended to list (a NUL-terminated string in size bytes); " ..." once, when the next would not fit. */
+static void
+list_append(char *list, size_t size, const char *id)
+{
+	size_t len = strlen(list);
+
+	if (len + strlen(id) + 6 < size)
+		snprintf(list + len, size - len, " %s", id);
+	else if (len + 5 < size && strstr(list, " ...") == NULL)
+		snprintf(list + len, size - len, " ...");
+}
+
+/*
+ * `xba status --region`: the broker's StatusReply, a row per node.  For the secretariat, the one view of who is
+ * missing and what waits for them (before, only the broker's SIGUSR1 log records said it).
+ */
+static int
+region_status(const struct local_target *target, bool json)
+{
+	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
+	Xba__V1__StatusRequest status = XBA__V1__STATUS_REQUEST__INIT;
+	size_t missing = 0, id_width = 14;
+	uint64_t waiting = 0, emergencies_down = 0;
+	char when[40], clean[80], missing_ids[1024] = "", stranded_ids[1024] = "";
+	int rc;
+
+	req.body_case = XBA__V1__LOCAL_FRAME__BODY_REGION_STATUS;
+	req.region_status = &status;
+	if ((rc = ask("status --region", target, &req, &reply)) != 0)
+		return rc;
+	if (reply->body_case != XBA__V1__LOCAL_FRAME__BODY_REGION_STATUS_REPLY) {
+		local_frame_free(reply);
+		return cli_usage_error("status --region: unexpected answer from the agent (is the agent older than this "
+		    "xba?)");
+	}
+	const Xba__V1__StatusReply *r = reply->region_status_reply;
+
+	for (size_t i = 0; i < r->n_nodes; i++)
+		if (strlen(r->nodes[i]->node_id) > id_width)
+			id_width = strlen(r->nodes[i]->node_id);
+	if (!json)
+		printf("%-*s %-9s %-10s %-28s %s\n", (int)id_width, "NODE", "ROLE", "LINK", "LAST SEEN",
+		    "WAITING AT THE BROKER");
+	for (size_t i = 0; i < r->n_nodes; i++) {
+		const Xba__V1__NodeStatus *n = r->nodes[i];
+
+		waiting += n->queue_depth;
+		if (!n->connected) {
+			missing++;
+			list_append(missing_ids, sizeof(missing_ids), display_clean(n->node_id, clean, sizeof(clean)));
+			/* An emergency waiting for a connected node is on its way; for one that is not, it is stuck. */
+			if (n->emergency_depth > 0) {
+				emergencies_down += n->emergency_depth;
+				list_append(stranded_ids, sizeof(stranded_ids), clean);
+			}
+		}
+		if (json) {
+			struct jsonw w;
+
+			jsonw_begin(&w, stdout);
+			jsonw_string(&w, "node_id", n->node_id);
+			jsonw_string(&w, "role", n->role);
+			jsonw_bool(&w, "connected", n->connected);
+			jsonw_string(&w, "last_seen", n->last_seen_ms ? clock_format_rfc3339(n->last_seen_ms, when,
+			    sizeof(when)) : "");
+			jsonw_int(&w, "queue_depth", (int64_t)n->queue_depth);
+			jsonw_int(&w, "emergency_depth", (int64_t)n->emergency_depth);
+			jsonw_int(&w, "cursor", (int64_t)n->cursor);
+			jsonw_int(&w, "journal_head", (int64_t)r->journal_head);
+			jsonw_string(&w, "rules_version", r->rules_version);
+			jsonw_end(&w);
+		} else {
+			char role[16], depth[96];
+
+			if (n->emergency_depth > 0)
+				snprintf(depth, sizeof(depth), "%llu (%llu EMERGENCY)", (unsigned long long)n->queue_depth,
+				    (unsigned long long)n->emergency_depth);
+			else
+				snprintf(depth, sizeof(depth), "%llu", (unsigned long long)n->queue_depth);
+			/* The broker keeps last-seen times in memory: after its restart a node not back yet has none. */
+			printf("%-*s %-9s %-10s %-28s %s\n", (int)id_width, display_clean(n->node_id, clean, sizeof(clean)),
+			    display_clean(n->role, role, sizeof(role)), n->connected ? "connected" : "DOWN",
+			    n->connected ? "now" : n->last_seen_ms ? display_time(n->last_seen_ms, when, sizeof(when))
+								   : "not since the broker started",
+			    depth);
+		}
+	}
+	if (!json) {
+		printf("%zu node%s, %zu not connected%s%s; %llu deliver%s waiting at the broker (journal head %llu, "
+		       "rules %s)\n", r->n_nodes, r->n_nodes == 1 ? "" : "s", missing, missing ? ":" : "", missing_ids,
+		    (unsigned long long)waiting, waiting == 1 ? "y" : "ies", (unsigned long long)r->journal_head,
+		    /* The first 12 of the SHA-256, as the logs give it (--json has the whole). */
+		    display_clean(r->rules_version, clean, 13));
+		if (emergencies_down > 0)
+			printf("EMERGENCY: %llu emergenc%s wait%s for nodes that are not connected (%s): call their focal "
+			       "points\n", (unsigned long long)emergencies_down, emergencies_down == 1 ? "y" : "ies",
+			    emergencies_down == 1 ? "s" : "", stranded_ids + 1);
+		/* A country's agent is shown only itself: say so, so that one row is not read as a region of one. */
+		if (r->n_nodes == 1 && strcmp(r->nodes[0]->role, "admin") != 0)
+			printf("(the broker shows a node only itself; the secretariat's admin node sees every node)\n");
+	}
+	rc = missing > 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+	local_frame_free(reply);
+	return rc;
+}
+
 int
 cmd_status(int argc, char **argv)
 {
 	Xba__V1__LocalFrame req = XBA__V1__LOCAL_FRAME__INIT, *reply = NULL;
 	Xba__V1__AgentStatusRequest status = XBA__V1__AGENT_STATUS_REQUEST__INIT;
 	struct local_target target;
-	bool json = false;
+	bool json = false, region = false;
 	char t1[40], t2[40], warning[1024];
 	int rc;
 
 	local_target_defaults(&target);
-	rc = parse_simple("status", argc, argv, &target, &json,
-	    "usage: xba status [--json]\n\nThe agent's link to the broker, its outbox and inbox.\n\n");
+	rc = parse_simple("status", argc, argv, &target, &json, &region,
+	    "usage: xba status [--json]\n"
+	    "       xba status --region [--json]\n\n"
+	    "The agent's link to the broker, its outbox and inbox.\n\n"
+	    "--region asks the broker instead: every node of the region, connected or not, when it was last seen and\n"
+	    "how many alerts (emergencies among them) wait at the broker for it.  The broker shows every node to an\n"
+	    "admin node (the secretariat's agent) and to any other node only itself.  Exit status 1 when a node shown\n"
+	    "is not connected.\n\n");
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
 		return cli_usage_error("status: unexpected argument '%s'", argv[optind]);
+	if (region)
+		return region_status(&target, json);
 	req.body_case = XBA__V1__LOCAL_FRAME__BODY_STATUS;
 	req.status = &status;
 	if ((rc = ask("status", &target, &req, &reply)) != 0)
@@ -207,8 +327,12 @@ cmd_status(int argc, char **argv)
 			    s->acks_waiting == 1 ? "it" : "them", s->acks_waiting == 1 ? "its" : "their",
 			    s->acks_waiting == 1 ? " has" : "s have", s->acks_waiting == 1 ? "it" : "them",
 			    display_time(s->acks_waiting_until_ms, t1, sizeof(t1)));
-		printf("signing key     %s, %s%s\n", s->signing_key, s->signing_key_until_ms ? "signs until " : "no end",
-		    s->signing_key_until_ms ? display_time(s->signing_key_until_ms, t1, sizeof(t1)) : "");
+		if (s->signing_key[0] == '\0')
+			printf("signing key     none: an admin node publishes nothing (xba status --region shows the region)\n");
+		else
+			printf("signing key     %s, %s%s\n", s->signing_key, s->signing_key_until_ms ? "signs until "
+												: "no end",
+			    s->signing_key_until_ms ? display_time(s->signing_key_until_ms, t1, sizeof(t1)) : "");
 		if (display_key_warning(s, warning, sizeof(warning)) != NULL)
 			printf("%s\n", warning);
 	}
@@ -280,7 +404,7 @@ cmd_track(int argc, char **argv)
 	int rc;
 
 	local_target_defaults(&target);
-	rc = parse_simple("track", argc, argv, &target, &json,
+	rc = parse_simple("track", argc, argv, &target, &json, NULL,
 	    "usage: xba track ID [--json]\n\nFor an alert this country sent: every node it was routed to and its "
 	    "state (queued,\ndelivered, acknowledged, or refused by that node's agent: its officers do not have it),\n"
 	    "and every node it was withheld from, with the rule.\n\n");
@@ -396,7 +520,7 @@ cmd_quarantine(int argc, char **argv)
 	int rc;
 
 	local_target_defaults(&target);
-	rc = parse_simple("quarantine", argc, argv, &target, &json,
+	rc = parse_simple("quarantine", argc, argv, &target, &json, NULL,
 	    "usage: xba quarantine [--json]\n\nDeliveries this agent's own verification refused and still holds, newest "
 	    "first (at most 100):\nofficers do not see them, and the sender's xba track shows them REFUSED.  Nearly always this\n"
 	    "agent's region.yaml is older than the sender's key: install the current file and\nreload the agent; it "

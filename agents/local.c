@@ -1035,7 +1035,9 @@ fill_key_status(struct agent *agent, Xba__V1__AgentStatusReply *reply, struct st
 	int64_t until;
 	enum key_health health = agent_key_health(agent, &until, &err);
 
-	reply->signing_key = keys_fingerprint(agent->signer.key_id, text->key_fp, sizeof(text->key_fp));
+	/* An admin node's key file signs nothing (agent_main.c check_identity): no key is shown. */
+	reply->signing_key = agent->node->role == NODE_ROLE_ADMIN ? ""
+	    : keys_fingerprint(agent->signer.key_id, text->key_fp, sizeof(text->key_fp));
 	reply->signing_key_until_ms = until == XBA_TIME_NEVER ? 0 : until;
 	reply->signing_key_expiring = health == KEY_HEALTH_EXPIRING;
 	snprintf(text->key_problem, sizeof(text->key_problem), "%s", health == KEY_HEALTH_UNUSABLE ? err.msg : "");
@@ -1482,6 +1484,16 @@ handle_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, c
 		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__NOT_READY, "", "%s", err.msg);
 }
 
+/* `xba status --region`: the broker's view of every node (for an admin node; of this node for the others). */
+static void
+handle_region_status(struct agent *agent, const struct local_peer *peer, uint64_t ref)
+{
+	struct xba_error err = { 0 };
+
+	if (uplink_region_status(agent, peer, ref, &err) != 0)
+		local_send_error(agent, peer, ref, XBA__V1__ERROR_CODE__NOT_READY, "", "%s", err.msg);
+}
+
 /* Quarantine listing: the entries copied out of the store walk, newest first. */
 struct quarantine_text {
 	char reason[520], alert_id[40], rule[72]; /* as in struct store_quarantined; the reply points into these */
@@ -1711,6 +1723,9 @@ dispatch(struct agent *agent, const struct local_peer *peer, const uint8_t *byte
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY_TRACK:
 		handle_track(agent, peer, frame->ref, frame->track);
+		break;
+	case XBA__V1__LOCAL_FRAME__BODY_REGION_STATUS:
+		handle_region_status(agent, peer, frame->ref);
 		break;
 	case XBA__V1__LOCAL_FRAME__BODY_QUARANTINE:
 		handle_quarantine(agent, peer, frame->ref, frame->quarantine);

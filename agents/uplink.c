@@ -91,9 +91,10 @@ struct parked_ack {
 	int64_t until_ms;                        /* wall clock: refused for good after this */
 };
 
-/* A TrackRequest forwarded for a CLI. */
+/* A TrackRequest, or a StatusRequest (region), forwarded for a CLI. */
 struct pending_track {
 	bool used;
+	bool region;                             /* a StatusRequest: alert_id is empty */
 	char alert_id[XBA_UUID_LEN + 1];
 	struct local_peer peer;                  /* who asked */
 	uint64_t ref;                            /* their request's ref */
@@ -333,6 +334,13 @@ close_socket(struct uplink *u)
 	}
 }
 
+/* What a pending request asked about, for the messages that say it went unanswered. */
+static const char *
+pending_subject(const struct pending_track *t)
+{
+	return t->region ? "the region's status" : t->alert_id;
+}
+
 static void
 fail_tracks(struct agent *agent, const char *why)
 {
@@ -345,7 +353,7 @@ fail_tracks(struct agent *agent, const char *why)
 			continue;
 		t->used = false;
 		local_send_error(agent, &t->peer, t->ref, XBA__V1__ERROR_CODE__NOT_READY, "",
-		    "no answer about %s: %s; try again when `xba status` shows the link up", t->alert_id, why);
+		    "no answer about %s: %s; try again when `xba status` shows the link up", pending_subject(t), why);
 	}
 }
 
@@ -1518,6 +1526,13 @@ scrub_broker_text(Xba__V1__Frame *f)
 		syntax_scrub_controls(f->receipt->officer);
 		syntax_scrub_controls(f->receipt->note);
 		break;
+	case XBA__V1__FRAME__BODY_STATUS_REPLY:
+		syntax_scrub_controls(f->status_reply->rules_version);
+		for (size_t i = 0; i < f->status_reply->n_nodes; i++) {
+			syntax_scrub_controls(f->status_reply->nodes[i]->node_id);
+			syntax_scrub_controls(f->status_reply->nodes[i]->role);
+		}
+		break;
 	case XBA__V1__FRAME__BODY_TRACK_REPLY:
 		syntax_scrub_controls(f->track_reply->alert_id);
 		for (size_t i = 0; i < f->track_reply->n_recipients; i++) {
@@ -1574,7 +1589,7 @@ handle_track_reply(struct agent *agent, Xba__V1__TrackReply *reply)
 	for (size_t i = 0; i < UPLINK_TRACKS; i++) {
 		struct pending_track *t = &u->tracks[i];
 
-		if (t->used && strcmp(t->alert_id, reply->alert_id) == 0 &&
+		if (t->used && !t->region && strcmp(t->alert_id, reply->alert_id) == 0 &&
 		    (best == NULL || t->deadline_mono < best->deadline_mono))
 			best = t;
 	}
@@ -1596,6 +1611,31 @@ handle_track_reply(struct agent *agent, Xba__V1__TrackReply *reply)
 		best->used = false;
 		local_send(agent, &best->peer, &frame);
 	}
+}
+
+/* A StatusReply carries no request id: replies come in request order (§2.10), so it answers the oldest. */
+static void
+handle_status_reply(struct agent *agent, Xba__V1__StatusReply *reply)
+{
+	struct uplink *u = agent->uplink;
+	struct pending_track *oldest = NULL;
+	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+
+	for (size_t i = 0; i < UPLINK_TRACKS; i++) {
+		struct pending_track *t = &u->tracks[i];
+
+		if (t->used && t->region && (oldest == NULL || t->deadline_mono < oldest->deadline_mono))
+			oldest = t;
+	}
+	if (oldest == NULL) {
+		log_debug("event=broker.unexpected_status_reply nodes=%zu", reply->n_nodes);
+		return;
+	}
+	frame.ref = oldest->ref;
+	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_REGION_STATUS_REPLY;
+	frame.region_status_reply = reply;
+	oldest->used = false;
+	local_send(agent, &oldest->peer, &frame);
 }
 
 static void
@@ -1938,7 +1978,7 @@ handle_frame(struct agent *agent, const uint8_t *bytes, size_t len)
 		handle_track_reply(agent, frame->track_reply);
 		break;
 	case XBA__V1__FRAME__BODY_STATUS_REPLY:
-		log_debug("event=broker.status_reply nodes=%zu", frame->status_reply->n_nodes);
+		handle_status_reply(agent, frame->status_reply);
 		break;
 	default: {
 		char message[128];
@@ -2144,7 +2184,8 @@ uplink_tick(struct agent *agent)
 		if (t->used && now >= t->deadline_mono) {
 			t->used = false;
 			local_send_error(agent, &t->peer, t->ref, XBA__V1__ERROR_CODE__NOT_READY, "",
-			    "the broker did not answer about %s within %d s", t->alert_id, UPLINK_TRACK_TIMEOUT_MS / 1000);
+			    "the broker did not answer about %s within %d s", pending_subject(t),
+			    UPLINK_TRACK_TIMEOUT_MS / 1000);
 		}
 	}
 	switch (u->state) {
@@ -2286,42 +2327,64 @@ uplink_outbox_changed(struct agent *agent)
 	}
 }
 
-int
-uplink_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, const char *alert_id,
-    struct xba_error *err)
+/* Send frame, a request whose answer goes to peer with ref, and keep its slot until the answer or the deadline.
+ * what names the command for the officer. */
+static int
+forward_request(struct agent *agent, const struct local_peer *peer, uint64_t ref, Xba__V1__Frame *frame,
+    const char *alert_id, const char *what, struct xba_error *err)
 {
 	struct uplink *u = agent->uplink;
-	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
-	Xba__V1__TrackRequest req = XBA__V1__TRACK_REQUEST__INIT;
 	struct pending_track *slot = NULL;
 
 	if (u->state != UPLINK_UP) {
 		char since[40];
 
-		return xba_error_set(err, XBA_EPROTO, "the link to the broker is down%s%s; `xba track` asks the broker, so "
+		return xba_error_set(err, XBA_EPROTO, "the link to the broker is down%s%s; `%s` asks the broker, so "
 		    "try again when `xba status` shows the link up",
 		    u->link_since_wall ? " since " : "",
-		    u->link_since_wall ? clock_format_rfc3339(u->link_since_wall, since, sizeof(since)) : "");
+		    u->link_since_wall ? clock_format_rfc3339(u->link_since_wall, since, sizeof(since)) : "", what);
 	}
 	for (size_t i = 0; i < UPLINK_TRACKS && slot == NULL; i++)
 		if (!u->tracks[i].used)
 			slot = &u->tracks[i];
 	if (slot == NULL)
-		return xba_error_set(err, XBA_EPROTO, "%d track requests are already waiting for the broker; try again",
-		    UPLINK_TRACKS);
-	req.alert_id = (char *)alert_id;
-	frame.body_case = XBA__V1__FRAME__BODY_TRACK_REQUEST;
-	frame.track_request = &req;
-	if (send_frame(u, &frame) != 0) {
+		return xba_error_set(err, XBA_EPROTO, "%d track and status requests are already waiting for the broker; "
+		    "try again", UPLINK_TRACKS);
+	if (send_frame(u, frame) != 0) {
 		want_drop(u, "send-failed", false);
 		return xba_error_set(err, XBA_EPROTO, "the link to the broker failed while sending the request");
 	}
 	slot->used = true;
-	snprintf(slot->alert_id, sizeof(slot->alert_id), "%s", alert_id);
+	slot->region = alert_id == NULL;
+	snprintf(slot->alert_id, sizeof(slot->alert_id), "%s", alert_id != NULL ? alert_id : "");
 	slot->peer = *peer;
 	slot->ref = ref;
 	slot->deadline_mono = clock_mono_ms() + UPLINK_TRACK_TIMEOUT_MS;
 	return 0;
+}
+
+int
+uplink_track(struct agent *agent, const struct local_peer *peer, uint64_t ref, const char *alert_id,
+    struct xba_error *err)
+{
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__TrackRequest req = XBA__V1__TRACK_REQUEST__INIT;
+
+	req.alert_id = (char *)alert_id;
+	frame.body_case = XBA__V1__FRAME__BODY_TRACK_REQUEST;
+	frame.track_request = &req;
+	return forward_request(agent, peer, ref, &frame, alert_id, "xba track", err);
+}
+
+int
+uplink_region_status(struct agent *agent, const struct local_peer *peer, uint64_t ref, struct xba_error *err)
+{
+	Xba__V1__Frame frame = XBA__V1__FRAME__INIT;
+	Xba__V1__StatusRequest req = XBA__V1__STATUS_REQUEST__INIT;
+
+	frame.body_case = XBA__V1__FRAME__BODY_STATUS_REQUEST;
+	frame.status_request = &req;
+	return forward_request(agent, peer, ref, &frame, NULL, "xba status --region", err);
 }
 
 void

@@ -1283,7 +1283,8 @@ journal_pending(struct journal *j, const char *node_id, uint64_t after_seq, stru
 }
 
 int
-journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, struct xba_error *err)
+journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, uint64_t *emergencies,
+    struct xba_error *err)
 {
 	sqlite3_stmt *st;
 	uint64_t mark;
@@ -1298,6 +1299,8 @@ journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, str
 	if (sqlite3_step(st) != SQLITE_ROW)
 		return read_fail(j, st, err, "read queue depth");
 	*depth = (uint64_t)sqlite3_column_int64(st, 0);
+	if (emergencies != NULL)
+		*emergencies = *depth;
 	sqlite3_reset(st);
 	st = j->st[ST_DEPTH_ORDINARY];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);

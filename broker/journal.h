@@ -147,8 +147,9 @@ void journal_tip(const struct journal *j, uint8_t out[CHAIN_HASH_LEN]);
 int journal_pending(struct journal *j, const char *node_id, uint64_t after_seq, struct journal_pending *out, size_t max,
     bool (*skip)(void *ctx, uint64_t seq), void *ctx, struct xba_error *err);
 
-/* Number of QUEUED deliveries for node. */
-int journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, struct xba_error *err);
+/* Number of QUEUED deliveries for node, and of those the emergencies (emergencies may be NULL). */
+int journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, uint64_t *emergencies,
+    struct xba_error *err);
 
 /*
  * The stored envelope of seq, borrowed: *bytes (never NULL on success) is the journal's and stays valid only until

@@ -536,7 +536,7 @@ log_region_status(struct server *server)
 		const char *id = server->dir->nodes[i].id;
 		uint64_t depth = 0;
 
-		journal_queue_depth(server->journal, id, &depth, NULL);
+		journal_queue_depth(server->journal, id, &depth, NULL, NULL);
 		log_info("event=node.status node=%s connected=%d last_seen=%s queue_depth=%llu cursor=%llu in_flight=%zu "
 			 "link_window=%u link_queue_ms=%lld link_cuts=%llu", id, s->up ? 1 : 0,
 		    s->last_seen_wall ? clock_format_rfc3339(s->last_seen_wall, when, sizeof(when)) : "never",
@@ -575,14 +575,16 @@ status_handle(struct server *server, size_t node_index)
 	for (size_t i = 0; i < n; i++) {
 		size_t idx = all ? i : node_index;
 		const struct session *s = &server->sessions[idx];
-		uint64_t depth = 0;
+		uint64_t depth = 0, emergencies = 0;
 
 		xba__v1__node_status__init(&rows[i]);
 		rows[i].node_id = (char *)server->dir->nodes[idx].id;
+		rows[i].role = (char *)directory_role_name(server->dir->nodes[idx].role);
 		rows[i].connected = s->up;
 		rows[i].last_seen_ms = s->last_seen_wall;
-		journal_queue_depth(server->journal, server->dir->nodes[idx].id, &depth, NULL);
+		journal_queue_depth(server->journal, server->dir->nodes[idx].id, &depth, &emergencies, NULL);
 		rows[i].queue_depth = depth;
+		rows[i].emergency_depth = emergencies;
 		rows[i].cursor = s->through_seq;
 		list[i] = &rows[i];
 	}

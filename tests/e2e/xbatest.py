@@ -1771,7 +1771,9 @@ class Agent:
         self.dir = os.path.join(t.dir, self.name)
         os.makedirs(self.dir)
         node = region.nodes[node_id]
-        self.signing_key = signing_key or node.signing_keys[0].pem_path
+        # An admin node's entry lists no signing key; its agent still has the file keygen wrote (it signs nothing).
+        self.signing_key = signing_key or (node.signing_keys[0].pem_path if node.signing_keys else
+                                           os.path.join(node.keys_dir, f"{node_id}.sign.key"))
         self.curve_secret_key = os.path.join(node.keys_dir, f"{node_id}.curve.key")
         self.config_path = os.path.join(self.dir, "agent.yaml")
         self.region_path = os.path.join(self.dir, "region.yaml")
