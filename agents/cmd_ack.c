@@ -100,8 +100,13 @@ cmd_ack(int argc, char **argv)
 		cli_usage_error("ack: %s", reply->ack_reply->message);
 		status = CLI_EXIT_FAILED;
 	} else if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY &&
-	    reply->ack_reply->result == XBA__V1__ERROR_CODE__NOT_PERMITTED) {
-		/* Not bad input either: the alert is there, but its origin has left the region, and the agent says so. */
+	    (reply->ack_reply->result == XBA__V1__ERROR_CODE__NOT_PERMITTED ||
+		reply->ack_reply->result == XBA__V1__ERROR_CODE__KEY_NOT_VALID ||
+		reply->ack_reply->result == XBA__V1__ERROR_CODE__KEY_REVOKED ||
+		reply->ack_reply->result == XBA__V1__ERROR_CODE__UNKNOWN_KEY ||
+		reply->ack_reply->result == XBA__V1__ERROR_CODE__CLOCK_SKEW)) {
+		/* Not bad input either: the alert is there, but its origin has left the region, or this country's key
+		 * cannot sign now, and the agent says so. */
 		cli_usage_error("ack: NOT ACKNOWLEDGED: %s", reply->ack_reply->message);
 		status = CLI_EXIT_FAILED;
 	} else if (reply->body_case == XBA__V1__LOCAL_FRAME__BODY_ACK_REPLY &&

@@ -976,6 +976,25 @@ handle_ack(struct agent *agent, const struct local_peer *peer, uint64_t ref, con
 	ack.severity = (Xba__V1__Severity)row.severity;
 	ack.tlp = (Xba__V1__Tlp)row.tlp;
 	ack.note = (char *)(req->note != NULL ? req->note : "");
+	/* What the broker would refuse for good is said now, as for a submission: a signing key that has ended (a
+	 * suspended country's, an expired or revoked one) would have the officer told "acknowledged" while the origin
+	 * never hears of it.  Nothing is recorded, so the alert stays unacknowledged here. */
+	{
+		const char *field = "";
+		char why[360];
+		Xba__V1__ErrorCode code = check_rights(agent, &ack, ack.sent_ms, &field, why, sizeof(why));
+
+		if (code != 0) {
+			log_info("event=ack.refused alert=%s origin=%s reason=%s peer=%s", req->alert_id, row.origin,
+			    frame_error_code_name(code), peer->who_log);
+			snprintf(message, sizeof(message), "the broker would refuse an acknowledgement from here (%s: %.300s), so "
+			    "nothing was sent to %s and the alert stays unacknowledged here; tell %s another way if it must "
+			    "know", frame_error_code_name(code), why, row.origin, row.origin);
+			reply_ack(agent, peer, ref, code, field, message);
+			store_row_clear(&row);
+			return;
+		}
+	}
 	if ((rc = envelope_seal(&agent->signer, &ack, &envelope, &len, &err)) != 0) {
 		snprintf(message, sizeof(message), "the acknowledgement does not validate: %.500s", err.msg);
 		reply_ack(agent, peer, ref, frame_error_code_for_alert(rc), "", message);

@@ -8,7 +8,8 @@ Real xba-broker, real xba-agents NER, LBY, SDN and TCD (the sahel region, crime 
 
 - SDN's link is down.  LBY's smuggling alert is queued for SDN; TCD's border incident is queued for SDN.
 - The secretariat suspends SDN and TCD (broker and agents reloaded, SDN's copy installed while it is down).
-- TCD's `xba send` is refused at once, KEY_NOT_VALID, naming the key's end; its `xba status` says CANNOT SEND.
+- TCD's `xba send` is refused at once, KEY_NOT_VALID, naming the key's end; its `xba status` says CANNOT SEND;
+  its `xba ack` of LBY's alert is refused at once as well (nothing queued, the alert stays unacknowledged).
 - LBY cancels its alert: the cancel is routed to SDN (superseded:had-alert), the deny rule notwithstanding.
 - NER's emergency broadcast and LBY's next alert are withheld from SDN and TCD by the deny rule's name.
 - SDN's link comes back: it has LBY's alert WITHDRAWN (the cancel delivered), TCD's alert verified (in its
@@ -104,6 +105,18 @@ def main(t):
     t.log(f"TCD's xba status while suspended: {r.out.strip()}")
     t.check(r.rc == 1 and "CANNOT SEND" in r.out and "suspended this country" in r.out,
             "TCD's xba status: CANNOT SEND, naming a suspension as one cause", r.out + r.err)
+    # An acknowledgement is refused at once too, not "queued to its origin" and then refused by the broker with
+    # the officer gone: LBY would never hear of it.
+    outgoing_before = len(tcd.history("--outgoing", "--limit", "1000"))
+    r = tcd.cli("ack", a_id, "--officer", "Adj. Mahamat Idriss", "--note", "patrouille envoyée")
+    t.log(f"TCD's xba ack while suspended: {(r.out + r.err).strip()}")
+    t.check(r.rc == 1 and "NOT ACKNOWLEDGED" in r.err and "KEY_NOT_VALID" in r.err and "nothing was sent to LBY"
+            in r.err and "queued to its origin" not in r.out, "TCD's xba ack is refused at once: KEY_NOT_VALID, "
+            "exit 1, nothing sent to LBY", repr(r))
+    got = [e for e in tcd.history("--id", a_id) if not e.get("outgoing")]
+    t.check(got and got[0].get("acknowledged") is False and
+            len(tcd.history("--outgoing", "--limit", "1000")) == outgoing_before,
+            "... the alert stays unacknowledged at TCD, and nothing was queued", str(got))
 
     # ---- LBY withdraws the alert SDN had: the cancel still reaches SDN ---------------------------------------
     r = lby.cli("send", "--cancel", a_id, "--note", "caravane commerciale, pas un convoi")
