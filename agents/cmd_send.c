@@ -1039,6 +1039,17 @@ cancel_audience(const char *cmd, struct local_client *c, struct draft *d, const 
 	for (int pass = 0; pass < 2 && rc == 0; pass++) {
 		if (pass == 1 && *tlp == 0)
 			*tlp = widest;
+		/* A cancel wider than every version would take no version's addressees: the rules alone would route it,
+		 * to nodes that never had the alert (a RED alert's withdrawal, and its note, to the whole region).  It
+		 * tells nobody anything new, so it never needs to go wider than the alert went. */
+		if (pass == 1 && *tlp < widest) {
+			local_frame_free(frame);
+			return cli_usage_error("%s: --cancel with --tlp %s is wider than every version of the alert (the "
+			    "widest is %s): it would reach nodes the alert never went to; leave --tlp out (the cancel then "
+			    "goes at %s to every node that had a version), or give --tlp %s or narrower (nothing was queued)",
+			    cmd, alert_enum_name(ALERT_ENUM_TLP, *tlp), alert_enum_name(ALERT_ENUM_TLP, widest),
+			    alert_enum_name(ALERT_ENUM_TLP, widest), alert_enum_name(ALERT_ENUM_TLP, widest));
+		}
 		for (size_t k = 0; k < d->n_chain; k++) {
 			const Xba__V1__Alert *v = NULL, *received = NULL;
 

@@ -319,6 +319,24 @@ def main(t):
             list(dza.inbox[after_red2].alert.addressees) == [],
             "... and with --tlp green given: the cancel carries no addressee of the RED update either",
             str(dza.inbox.get(after_red2).alert if dza.inbox.get(after_red2) else None)[:300])
+    # A RED alert to DZA alone: a cancel given a wider --tlp would carry no version's addressees, and the rules
+    # would send it, and its note, to LBY and TCD, which never had the alert.  Refused, nothing queued; without
+    # --tlp it goes at RED to DZA alone.
+    r = ner.cli("send", "--category", "trafficking", "--severity", "severe", "--tlp", "red", "--to", "DZA",
+                "--lang", "fr", "--headline", "Réseau de traite : un informateur", net=net)
+    red3 = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: dza.got(red3), t.t(10)), "a RED trafficking alert to DZA alone")
+    queued_before = len(ner.history("--outgoing", "--limit", "1000"))
+    r = ner.cli("send", "--cancel", red3, "--tlp", "amber", "--note", "informateur compromis", net=net)
+    t.check(r.rc == 2 and "wider than every version of the alert" in r.err and "leave --tlp out" in r.err and
+            not x.sent_id(r) and len(ner.history("--outgoing", "--limit", "1000")) == queued_before,
+            "its cancel with --tlp amber: refused at once (exit 2), naming the widest TLP, nothing queued", repr(r))
+    r = ner.cli("send", "--cancel", red3, "--note", "informateur compromis", net=net)
+    cancel3 = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: dza.got(cancel3), t.t(10)) and
+            list(dza.inbox[cancel3].alert.addressees) == ["DZA"] and dza.inbox[cancel3].alert.tlp == x.C.RED,
+            "... without --tlp: at RED, addressed to DZA", repr(r.err))
+    t.eq(track(cancel3), {"DZA": "delivered"}, "... and delivered to DZA alone (LBY and TCD withheld)")
 
     r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber", "--lang", "fr",
                 "--headline", "Rougeole à Diffa", net=net)
