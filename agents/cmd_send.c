@@ -211,6 +211,7 @@ enum withheld_kind {
 	WITHHELD_NOT_WORTH_SAYING,
 	WITHHELD_ADDRESSEE,            /* an addressee of the alert */
 	WITHHELD_HOLDER,               /* has or will have an earlier version */
+	WITHHELD_ADDRESSEE_HOLDER,     /* both: an addressee, left with an earlier version */
 	WITHHELD_MAYBE_HOLDER,         /* update/cancel, and who holds the earlier versions is not known */
 };
 
@@ -247,15 +248,17 @@ withheld_report_free(struct withheld_report *r)
 static enum withheld_kind
 withheld_kind(const Xba__V1__Alert *alert, const struct withheld_report *r, const Xba__V1__RecipientState *rs)
 {
+	bool addressee = false;
+
 	if (rs->state != XBA__V1__DELIVERY_STATE__DELIVERY_STATE_WITHHELD)
 		return WITHHELD_NOT_WORTH_SAYING;
-	for (size_t i = 0; i < alert->n_addressees; i++)
-		if (strcmp(alert->addressees[i], rs->node_id) == 0)
-			return WITHHELD_ADDRESSEE;
+	for (size_t i = 0; i < alert->n_addressees && !addressee; i++)
+		addressee = strcmp(alert->addressees[i], rs->node_id) == 0;
+	/* An addressee that had an earlier version is told as a holder too: it goes on acting on that version. */
 	if (alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
-		return WITHHELD_NOT_WORTH_SAYING;
+		return addressee ? WITHHELD_ADDRESSEE : WITHHELD_NOT_WORTH_SAYING;
 	if (!r->earlier_known)
-		return WITHHELD_MAYBE_HOLDER;
+		return addressee ? WITHHELD_ADDRESSEE : WITHHELD_MAYBE_HOLDER;
 	for (size_t i = 0; i < r->n_earlier; i++) {
 		const Xba__V1__TrackReply *tr = r->earlier[i]->track_reply;
 
@@ -268,10 +271,10 @@ withheld_kind(const Xba__V1__Alert *alert, const struct withheld_report *r, cons
 			     st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_DELIVERED ||
 			     st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_ACKNOWLEDGED ||
 			     st == XBA__V1__DELIVERY_STATE__DELIVERY_STATE_REFUSED))
-				return WITHHELD_HOLDER;
+				return addressee ? WITHHELD_ADDRESSEE_HOLDER : WITHHELD_HOLDER;
 		}
 	}
-	return WITHHELD_NOT_WORTH_SAYING;
+	return addressee ? WITHHELD_ADDRESSEE : WITHHELD_NOT_WORTH_SAYING;
 }
 
 /*
@@ -499,6 +502,7 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 						jsonw_string(&w, "node_id", tr->recipients[i]->node_id);
 						jsonw_string(&w, "rule", tr->recipients[i]->rule);
 						jsonw_string(&w, "why", kind == WITHHELD_ADDRESSEE ? "addressee"
+						    : kind == WITHHELD_ADDRESSEE_HOLDER ? "addressee_has_earlier_version"
 						    : kind == WITHHELD_HOLDER ? "has_earlier_version" : "may_have_earlier_version");
 						jsonw_object_end(&w);
 					}
@@ -519,6 +523,9 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 					else if (kind == WITHHELD_HOLDER)
 						printf("WARNING: not sent to %s (withheld by %s): it has an earlier version and "
 						       "keeps it\n", rs->node_id, rs->rule);
+					else if (kind == WITHHELD_ADDRESSEE_HOLDER)
+						printf("WARNING: not sent to %s, an addressee (withheld by %s): it has an earlier "
+						       "version and keeps it\n", rs->node_id, rs->rule);
 					else if (kind == WITHHELD_MAYBE_HOLDER)
 						printf("WARNING: not sent to %s (withheld by %s): if it had the alert, it keeps "
 						       "the version it had\n", rs->node_id, rs->rule);

@@ -288,6 +288,17 @@ def main(t):
     t.check(accepted and accepted[0].get("withheld") == [{"node_id": "WHO-AFRO", "rule": "tlp:amber+strict",
                                                           "why": "addressee"}],
             "... and --json lists it under withheld", r.out)
+    # An addressee that had the GREEN version, kept out of its AMBER+STRICT update: told as an addressee AND as
+    # keeping the earlier version (which it goes on acting on), not only as an addressee that will not receive it.
+    r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "green", "--to", "TCD,WHO-AFRO",
+                "--lang", "fr", "--headline", "Choléra : troisième cas à N'Guigmi", net=net)
+    third = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: who.got(third), t.t(10)), "a GREEN alert to TCD and WHO-AFRO")
+    r = ner.cli("send", "--update", third, "--tlp", "amber+strict", "--lang", "fr", "--headline",
+                "Choléra : troisième cas confirmé", net=net)
+    t.check(r.rc == 0 and "WARNING: not sent to WHO-AFRO, an addressee (withheld by tlp:amber+strict): it has an "
+            "earlier version and keeps it" in r.out and "will not receive it" not in r.out,
+            "its AMBER+STRICT update: WHO-AFRO named as an addressee that keeps the earlier version", r.out)
     # A RED update of a GREEN alert, then the cancel: at GREEN (every node that had the alert learns it), and
     # without the RED update's addressees, which would tell the others whom the RED version went to.
     r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--tlp", "green", "--lang", "fr",
