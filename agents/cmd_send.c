@@ -136,6 +136,11 @@ add_addressees(const char *cmd, struct draft *d, const char *list)
 
 	if (copy == NULL)
 		return cli_usage_error("%s: out of memory", cmd);
+	/* An empty variable in a script (--to "$NEIGHBOURS") must not turn an addressed alert into one for everybody
+	 * the rules name. */
+	if (list[strspn(list, ", ")] == '\0')
+		return cli_usage_error("%s: --to '%s' names no node: give the addressees (--to DZA,LBY), or leave --to "
+		    "out to send where the region's rules say", cmd, list);
 	for (char *tok = strtok_r(copy, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
 		if (!syntax_node_id_valid(tok))
 			return cli_usage_error("%s: --to '%s' is not a node id (DZA, NER, IOM-ROMENA ...)", cmd, tok);
@@ -512,7 +517,9 @@ cli_submit(const char *cmd, const struct local_target *target, Xba__V1__Alert *a
 			} else if (accepted) {
 				printf("accepted by the broker: %u recipient%s (journal seq %llu)%s\n", pe->recipients,
 				    pe->recipients == 1 ? "" : "s", (unsigned long long)pe->seq,
-				    pe->recipients == 0 ? " -- WARNING: the rules chose nobody; no one will receive it" : "");
+				    pe->recipients == 0 ? (alert->n_addressees > 0
+					? " -- WARNING: no one will receive it: no addressee is left (why, below)"
+					: " -- WARNING: the rules chose nobody; no one will receive it") : "");
 				for (size_t i = 0; tr != NULL && i < tr->n_recipients; i++) {
 					const Xba__V1__RecipientState *rs = tr->recipients[i];
 					enum withheld_kind kind = withheld_kind(alert, &report, rs);

@@ -655,6 +655,21 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 		snprintf(message, size, "TLP:RED goes only to explicit addressees, and this alert names none");
 		return XBA__V1__ERROR_CODE__TLP_RED_NO_ADDRESSEES;
 	}
+	/* An alert addressed to its own origin alone goes to nobody (the origin never receives its own), which the
+	 * broker would accept as "0 recipients" and the officer read as the rules' doing. */
+	if (alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_ALERT && alert->n_addressees > 0) {
+		size_t self = 0;
+
+		for (size_t i = 0; i < alert->n_addressees; i++)
+			self += alert->addressees[i] != NULL && strcmp(alert->addressees[i], node->id) == 0;
+		if (self == alert->n_addressees) {
+			*field = "addressees";
+			snprintf(message, size, "the only addressee is %s, this country itself: an alert never goes back to "
+			    "its origin, so nobody would receive it; name the nodes it is for, or leave the addressees out "
+			    "to send where the region's rules say", node->id);
+			return XBA__V1__ERROR_CODE__INVALID_ALERT;
+		}
+	}
 	for (size_t i = 0; i < alert->n_addressees; i++) {
 		if (alert->addressees[i] != NULL && directory_node(agent->dir, alert->addressees[i]) == NULL) {
 			*field = "addressees";

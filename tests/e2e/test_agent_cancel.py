@@ -282,6 +282,11 @@ def main(t):
                 "TCD,WHO-AFRO", "--lang", "fr", "--headline", "Choléra : cas suspect à N'Guigmi", net=net)
     t.check(r.rc == 0 and "WARNING: WHO-AFRO, an addressee, will not receive it: withheld by tlp:amber+strict"
             in r.out, "xba send --to TCD,WHO-AFRO at AMBER+STRICT: accepted, with a warning naming WHO-AFRO", r.out)
+    r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber+strict", "--to", "WHO-AFRO",
+                "--lang", "fr", "--headline", "Choléra : pour l'OMS seule", net=net)
+    t.check(r.rc == 1 and "0 recipients" in r.out and "no addressee is left" in r.out and
+            "the rules chose nobody" not in r.out and "WHO-AFRO, an addressee, will not receive it" in r.out,
+            "... --to WHO-AFRO alone: 0 recipients, said as no addressee left (not 'the rules chose nobody')", r.out)
     r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber+strict", "--to",
                 "TCD,WHO-AFRO", "--lang", "fr", "--headline", "Choléra : second cas à N'Guigmi", "--json", net=net)
     accepted = [j for j in r.json() if j.get("state") == "accepted"]

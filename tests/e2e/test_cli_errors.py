@@ -122,6 +122,11 @@ def main(t):
     case("send --to XYZ (a node id, not in the region: the agent refuses)", ["send", *GOOD, "--to", "DZA,XYZ"], 2,
          ["XYZ"])
     case("send --to ner (not a node id)", ["send", *GOOD, "--to", "ner"], 2, ["'ner'"])
+    case("send --to '' (an empty variable: not 'everybody the rules name')", ["send", *GOOD, "--to", ""], 2,
+         ["names no node", "leave --to out"])
+    case("send --to ' , ' (separators only)", ["send", *GOOD, "--to", " , "], 2, ["names no node"])
+    case("send --to NER from NER (its own origin alone: nobody would receive it)", ["send", *GOOD, "--to", "NER"],
+         2, ["only addressee is NER", "this country itself"])
     r = case("send --tlp red without --to", ["send", *GOOD, "--tlp", "red"], 2, ["TLP:RED"])
     r = case("send --tlp red without --to, --json", ["send", *GOOD, "--tlp", "red", "--json"], 2, ["TLP:RED"])
     j = r.json()
