@@ -62,6 +62,7 @@ struct agent_config {
 	char *lan_curve_secret_key;   /* path: the LAN endpoint's CURVE secret key (required with lan_listen) */
 	struct agent_officer *officers; /* allowed on lan_listen; owned */
 	size_t n_officers;
+	bool officers_listed;         /* `officers:` is in the file, possibly empty (the last officer removed) */
 	int64_t credit;               /* Hello.credit: the delivery window */
 	int64_t heartbeat_ms;         /* ZMTP heartbeat interval (protocol heartbeats follow Welcome.heartbeat_ms) */
 	int64_t reconnect_min_ms;     /* first reconnect wait */

@@ -190,7 +190,12 @@ read_officers_row(void *config, const struct ydoc *doc, const struct conftable_r
     struct xba_error *err)
 {
 	(void)row;
-	return value != NULL ? read_officers(config, doc, value, err) : 0;
+	if (value == NULL)
+		return 0;
+	((struct agent_config *)config)->officers_listed = true;
+	/* `officers:` with nothing under it, once the last officer's entry is taken out: nobody, not an error.  A
+	 * refusal would keep the departed officer's key in force (a reload that fails changes nothing). */
+	return ynode_is_null(value) ? 0 : read_officers(config, doc, value, err);
 }
 
 /* The checks that involve more than one key, or a key's shape beyond its type. */
@@ -232,9 +237,10 @@ check_config(struct agent_config *config, const struct ydoc *doc, struct xba_err
 		if (config->lan_curve_secret_key == NULL)
 			return ydoc_error(doc, ynode_get(root, "lan_listen"), err, "lan_curve_secret_key",
 			    "required with lan_listen: the LAN endpoint's CURVE secret key (xba keygen makes one)");
-		if (config->n_officers == 0)
+		if (config->n_officers == 0 && !config->officers_listed)
 			return ydoc_error(doc, ynode_get(root, "lan_listen"), err, "officers",
-			    "lan_listen without officers would admit nobody; list each officer's name and curve_key");
+			    "lan_listen without officers would admit nobody; list each officer's name and curve_key (an "
+			    "empty `officers: []` admits nobody on purpose)");
 	} else if (config->lan_curve_secret_key != NULL || config->n_officers > 0) {
 		return ydoc_error(doc, ynode_get(root, config->n_officers > 0 ? "officers" : "lan_curve_secret_key"),
 		    err, config->n_officers > 0 ? "officers" : "lan_curve_secret_key",

@@ -293,8 +293,9 @@ reload_officers(struct agent *agent)
 	agent_config_restart_keys(agent->config, loaded, restart_keys, sizeof(restart_keys));
 	for (size_t i = 0; i < loaded->n_officers; i++)
 		kept += agent_config_officer(agent->config, loaded->officers[i].curve_public) != NULL;
-	log_info("event=officers.reloaded officers=%zu added=%zu removed=%zu", loaded->n_officers,
-	    loaded->n_officers - kept, agent->config->n_officers - kept);
+	log_info("event=officers.reloaded officers=%zu added=%zu removed=%zu%s", loaded->n_officers,
+	    loaded->n_officers - kept, agent->config->n_officers - kept, loaded->n_officers == 0 &&
+	    loaded->lan_listen != NULL ? " note=\"no officer listed: the LAN endpoint admits nobody now\"" : "");
 	agent_config_take_officers(agent->config, loaded);
 	agent_config_free(loaded);
 	local_officers_changed(agent);

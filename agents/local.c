@@ -2119,9 +2119,9 @@ bind_lan(struct agent *agent, struct local *local, struct xba_error *err)
 		rc = agent_config_error(config, "lan_listen", err, XBA_EIO, "cannot listen on %s: %s", config->lan_listen,
 		    zmq_strerror(zmq_errno()));
 	else
-		log_info("event=local.lan_listening endpoint=%s officers=%zu public_key=%s",
+		log_info("event=local.lan_listening endpoint=%s officers=%zu public_key=%s%s",
 		    log_quote(quoted_endpoint, sizeof(quoted_endpoint), config->lan_listen), config->n_officers,
-		    lan.public_z85);
+		    lan.public_z85, config->n_officers == 0 ? " note=\"no officer listed: it admits nobody\"" : "");
 out:
 	memset(&lan, 0, sizeof(lan));
 	return rc;

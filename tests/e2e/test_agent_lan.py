@@ -232,6 +232,30 @@ def main(t):
     r = x.cli(t, None, "status", "--json", *bob, timeout=t.t(40))
     t.check(r.rc == 0 and r.json() and r.json()[0].get("node_id") == "NER",
             "the officer who stays is still served", f"rc={r.rc} out={r.out} err={r.err}")
+    # The last officer leaves too: his entry taken out leaves `officers:` with nothing under it.  That is nobody,
+    # not a broken file: a reload refused for it would keep his key in force.
+    mark = ner.log_size()
+    ner.write_config(officers="")
+    ner.hup()
+    t.check(ner.wait_log(r"event=officers\.reloaded officers=0 added=0 removed=1 note=.*admits nobody", t.t(10),
+                         since=mark) is not None and not ner.events("config.reload_failed", since=mark),
+            "SIGHUP with the last officer taken out (officers: empty): reloaded, the LAN endpoint admits nobody",
+            ner.log_text(mark)[-600:])
+    r = x.cli(t, None, "send", *bob, "--category", "smuggling", "--severity", "severe", "--headline",
+              "Après le départ du dernier", timeout=t.t(40))
+    t.check(r.rc == 2 and "refused this officer key" in r.err, "... his key is refused from then on",
+            f"rc={r.rc} out={r.out} err={r.err}")
+    ner.write_config(officers="[]")
+    mark = ner.log_size()
+    ner.hup()
+    t.check(ner.wait_log(r"event=officers\.reloaded officers=0 added=0 removed=0", t.t(10), since=mark) is not None,
+            "... and `officers: []` likewise", ner.log_text(mark)[-600:])
+    ner.write_config(officers='[{name: bob.diallo, curve_key: "%s"}]' % curve_public(
+        os.path.join(keys, "BOB.curve.pub")))
+    mark = ner.log_size()
+    ner.hup()
+    t.check(ner.wait_log(r"event=officers\.reloaded officers=1 added=1", t.t(10), since=mark) is not None,
+            "... and Bob put back", ner.log_text(mark)[-600:])
     mark = ner.log_size()
     with open(ner.config_path, "a") as f:
         f.write("officers: [ {name: broken\n")
