@@ -643,8 +643,11 @@ send_usage(FILE *out)
 	    "  --json            print the outcome as one JSON object\n"
 	    "%s"
 	    "\n"
-	    "exit status: 0 accepted by the broker with recipients; 1 refused (or accepted for nobody);\n"
-	    "             2 not queued (bad input, agent unreachable); 3 queued but not yet confirmed\n",
+	    "exit status: 0 accepted by the broker with recipients; 1 refused (by the broker, or at once by the agent\n"
+	    "             for what region.yaml forbids: not queued), accepted for nobody, or NOT CONFIRMED (may be\n"
+	    "             queued: look before sending again); 2 not queued (bad input, agent unreachable);\n"
+	    "             3 queued but not yet confirmed.  --json's state says which: accepted, refused,\n"
+	    "             not_queued, unknown, queued\n",
 	    local_target_usage);
 }
 
