@@ -1,6 +1,6 @@
 #!/bin/sh
 # demo_once.sh — e2e test of the README's first command, deploy/demo/run, against an already-built tree: with
-# --once it must generate the demo region, start the broker and the 8 agents on loopback, send the sample alerts,
+# --once it must generate the demo region, start the broker and the 9 agents on loopback, send the sample alerts,
 # and exit 0 having checked every node; this test then checks the same thing again on its own, straight from each
 # agent's SQLite store against `xba rules explain`, and that nothing is left running.  It also starts the region
 # without --once and stops it with --stop.
@@ -87,10 +87,12 @@ check "the received view shows French for NER" grep -q "Foyer de choléra au poi
 check "run --once removed its pids file" test ! -f "$D/pids" -a -f "$D/pids.stopped"
 left=$([ -f "$D/pids.stopped" ] && alive_from "$D/pids.stopped")
 if [ -z "$left" ]; then pass "no demo process left running"; else fail "processes left running: $left"; fi
-agents=$(awk '$1 != "broker" { print $1 }' "$D/pids.stopped" 2>/dev/null)
-n=$(echo "$agents" | wc -w)
-if [ "$n" -eq 8 ]; then pass "8 agents were started"; else fail "8 agents were started (got $n: $agents)"; fi
-for a in $agents; do
+started=$(awk '$1 != "broker" { print $1 }' "$D/pids.stopped" 2>/dev/null)
+n=$(echo "$started" | wc -w)
+if [ "$n" -eq 9 ]; then pass "9 agents were started (8 nodes and the secretariat's)"; else
+	fail "9 agents were started (got $n: $started)"
+fi
+for a in $started; do
 	tail -n 1 "$D/logs/$a.log" | grep -q "event=agent.stopped" || fail "agent $a stopped cleanly: $(tail -n 1 "$D/logs/$a.log")"
 done
 if tail -n 1 "$D/logs/broker.log" | grep -q "event=broker.stopped"; then pass "broker and agents stopped cleanly"; else
@@ -103,7 +105,11 @@ bad=$(grep -L "^broker: tcp://127.0.0.1:" "$D"/*/agent.yaml)
 if [ -z "$bad" ]; then pass "every agent talks to 127.0.0.1"; else fail "agents not on loopback: $bad"; fi
 bad=$(find "$D" -name '*.key' ! -perm 600)
 if [ -z "$bad" ]; then pass "every private key file is mode 0600"; else fail "private keys not 0600: $bad"; fi
-check "SECRETARIAT has keys but no agent" sh -c "test -f '$D/SECRETARIAT/keys/SECRETARIAT.curve.key' && ! test -f '$D/SECRETARIAT/agent.yaml'"
+check "SECRETARIAT (the admin node) runs an agent" sh -c "test -f '$D/SECRETARIAT/keys/SECRETARIAT.curve.key' && test -f '$D/SECRETARIAT/agent.yaml'"
+check "the secretariat's view: nine nodes, every one connected, nothing waiting" grep -q \
+	"^  9 nodes, 0 not connected; 0 deliveries waiting at the broker" "$work/once.out"
+# The alerts each receiving agent stored are checked below; the secretariat's receives none.
+agents=$(echo "$started" | grep -vx SECRETARIAT)
 check "the generated region.yaml passes xba rules check" sh -c "'$XBA' rules check '$D/rules.yaml' --region '$D/region.yaml' >/dev/null"
 
 # Independently of run's own check: what each agent stored (SQLite inbox) against `xba rules explain`.
@@ -148,7 +154,7 @@ fi
 check "run prints the watch command for Niger" grep -qF "XBA_SOCKET=$L/NER/agent.sock" "$work/live.out"
 check "run prints how to stop" grep -qF -- "--stop --dir $L" "$work/live.out"
 n=$([ -f "$L/pids" ] && alive_from "$L/pids" | wc -w)
-if [ "${n:-0}" -eq 9 ]; then pass "broker and 8 agents running"; else fail "broker and 8 agents running (got ${n:-0})"; fi
+if [ "${n:-0}" -eq 10 ]; then pass "broker and 9 agents running"; else fail "broker and 9 agents running (got ${n:-0})"; fi
 check "xba status at NER: link up" sh -c "XBA_SOCKET='$L/NER/agent.sock' '$XBA' status >/dev/null"
 check "--port: the broker listens on the port given" grep -q "^listen: tcp://127.0.0.1:$port$" "$L/broker.yaml"
 timeout 100 "$RUN" --no-setup --build "$BUILD" --dir "$work/clash" --port "$port" >"$work/clash.out" 2>&1
@@ -162,8 +168,8 @@ fi
 # One country down and back (--stop/--start NODE): its alert waits at the broker, then arrives.
 check "run --stop --dir L TCD exits 0" sh -c "'$RUN' --stop --dir '$L' TCD >/dev/null"
 n=$([ -f "$L/pids" ] && alive_from "$L/pids" | wc -w)
-if [ "${n:-0}" -eq 8 ] && ! grep -q "^TCD " "$L/pids"; then pass "... TCD stopped, the other 8 running"; else
-	fail "... TCD stopped, the other 8 running (got ${n:-0}: $(cat "$L/pids"))"
+if [ "${n:-0}" -eq 9 ] && ! grep -q "^TCD " "$L/pids"; then pass "... TCD stopped, the other 9 running"; else
+	fail "... TCD stopped, the other 9 running (got ${n:-0}: $(cat "$L/pids"))"
 fi
 "$RUN" --stop --dir "$L" TCD >"$work/stop-again.out" 2>&1
 if [ $? -eq 1 ] && grep -q "TCD is not running" "$work/stop-again.out"; then pass "... stopping it again: exit 1, says so";
@@ -174,6 +180,14 @@ down=$(sed -n 's/.*"alert_id":"\([0-9a-f-]*\)".*/\1/p' "$work/down.json" | head 
 if [ -n "$down" ]; then pass "NER sent an alert for its neighbours"; else fail "NER sent: $(cat "$work/down.json")"; fi
 XBA_SOCKET=$L/NER/agent.sock "$XBA" track "$down" >"$work/track-down.out" 2>&1
 check "... its track says TCD queued" grep -q "^TCD  *queued" "$work/track-down.out"
+XBA_SOCKET=$L/SECRETARIAT/agent.sock "$XBA" status --region >"$work/region-down.out" 2>&1
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "^TCD  *member  *DOWN .* 1$" "$work/region-down.out" &&
+	grep -q "9 nodes, 1 not connected: TCD; 1 delivery waiting" "$work/region-down.out"; then
+	pass "... the secretariat's xba status --region: TCD DOWN, 1 waiting for it, exit 1"
+else
+	fail "... the secretariat's xba status --region (exit $rc): $(cat "$work/region-down.out")"
+fi
 check "run --start --dir L TCD exits 0" sh -c "'$RUN' --start --dir '$L' TCD >/dev/null"
 got=0
 for _ in $(seq 1 100); do
