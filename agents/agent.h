@@ -74,8 +74,9 @@ struct agent_config {
 	size_t n_where;
 };
 
-/* Load and check agent.yaml; NULL with err ("agent.yaml:3:9: broker: ...") on failure. */
-struct agent_config *agent_config_load(const char *path, struct xba_error *err);
+/* Load and check agent.yaml; NULL with err ("agent.yaml:3:9: broker: ...") on failure.  for_reload: SIGHUP's
+ * reading, which takes lan_listen without an officers key as nobody (at start it is refused). */
+struct agent_config *agent_config_load(const char *path, bool for_reload, struct xba_error *err);
 void agent_config_free(struct agent_config *config);
 /* The keys other than `officers` whose values differ in loaded, comma-separated into out ("" when none): what a
  * SIGHUP leaves for a restart. */

@@ -250,6 +250,19 @@ def main(t):
     ner.hup()
     t.check(ner.wait_log(r"event=officers\.reloaded officers=0 added=0 removed=0", t.t(10), since=mark) is not None,
             "... and `officers: []` likewise", ner.log_text(mark)[-600:])
+    for label, value in (('the whole officers key deleted', None), ('`officers: ""`', '""')):
+        ner.write_config(officers='[{name: bob.diallo, curve_key: "%s"}]' % curve_public(
+            os.path.join(keys, "BOB.curve.pub")))
+        mark = ner.log_size()
+        ner.hup()
+        ner.wait_log(r"event=officers\.reloaded officers=1", t.t(10), since=mark)
+        ner.write_config(officers=value)
+        mark = ner.log_size()
+        ner.hup()
+        t.check(ner.wait_log(r"event=officers\.reloaded officers=0 added=0 removed=1", t.t(10), since=mark)
+                is not None and not ner.events("config.reload_failed", since=mark),
+                f"... and with {label}: reloaded, nobody admitted (not a failed reload keeping Bob)",
+                ner.log_text(mark)[-600:])
     ner.write_config(officers='[{name: bob.diallo, curve_key: "%s"}]' % curve_public(
         os.path.join(keys, "BOB.curve.pub")))
     mark = ner.log_size()
@@ -310,6 +323,20 @@ def main(t):
         rc, out = ner.check_config(path)
         t.check(rc != 0 and says in out, f"agent --check with an officer's name holding {label}: refused, naming "
                 "the entry and the byte", f"rc={rc} {out}")
+
+    # At start, lan_listen with no officers key at all is a set-up mistake (refused); an explicit empty list is not.
+    path = os.path.join(t.dir, "agent-nobody.yaml")
+    ner.write_config(officers=None)
+    with open(ner.config_path) as f, open(path, "w") as g:
+        g.write(f.read())
+    ner.write_config(officers=officers)
+    rc, out = ner.check_config(path)
+    t.check(rc != 0 and "lan_listen without officers would admit nobody" in out,
+            "agent --check with lan_listen and no officers key: refused, saying it would admit nobody", out)
+    with open(path, "a") as g:
+        g.write("officers: []\n")
+    rc, out = ner.check_config(path)
+    t.check(rc == 0, "... and with `officers: []` written: accepted (nobody, on purpose)", out)
 
     # The socket's directory: another local user must not be able to bind the path while the agent is down.
     with open(ner.config_path) as f:
