@@ -369,8 +369,14 @@ read_addressees(struct loader *l, const struct ynode *v, const char *key)
 	char path[PATH_MAX_LEN], first[PATH_MAX_LEN];
 	int rc;
 
-	if ((rc = expect_list(l, v, key, ALERT_MAX_ADDRESSEES, "addressees")) != 0 ||
-	    (rc = new_array(l, v->count, sizeof(char *), (void **)&a->addressees)) != 0)
+	if ((rc = expect_list(l, v, key, ALERT_MAX_ADDRESSEES, "addressees")) != 0)
+		return rc;
+	/* An alert with no addressees goes to everybody the rules name: an empty list (a template's placeholder,
+	 * a generated file) must not mean that (xba send --to "" is refused alike). */
+	if (v->count == 0)
+		return ydoc_error(l->doc, v, l->err, key, "an empty list addresses nobody; name the addressees, or leave "
+		    "'%s' out to send where the region's rules say", key);
+	if ((rc = new_array(l, v->count, sizeof(char *), (void **)&a->addressees)) != 0)
 		return rc;
 	for (size_t i = 0; i < v->count; i++) {
 		/* NULL, not the empty string: protobuf-c frees every element of a repeated string field. */

@@ -52,6 +52,9 @@ FILES = {
     "unknown-node.yaml": ("category: smuggling\nseverity: severe\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
                           "to: [DZA, XYZ]\ninfo:\n  - language: fr\n    headline: Convoi\n", None, "XYZ"),
     "not-utf8.yaml": (None, r"not-utf8\.yaml:\d+:\d+:", ""),
+    "empty-to.yaml": ("category: smuggling\nseverity: severe\nurgency: immediate\ncertainty: observed\ntlp: amber\n"
+                      "to: []\ninfo:\n  - language: fr\n    headline: Convoi\n", r"empty-to\.yaml:6:\d+:",
+                      "addresses nobody"),
     "expires-before-sent.yaml": ("category: smuggling\nseverity: severe\nsent: 2026-11-25T10:00:00Z\n"
                                  "expires: 2026-11-25T09:00:00Z\ninfo:\n  - language: fr\n    headline: Convoi\n",
                                  r"expires-before-sent\.yaml:4:\d+:", "not after the alert's sent time"),

@@ -340,6 +340,8 @@ test_lists_required(struct check_state *st)
 	refused(st, "info:\n  language: en\n  headline: x\n", XBA_ECONFIG, "t.yaml:2:3: info: expected a list",
 	    "found a map");
 	refused(st, "to: DZA\n", XBA_ECONFIG, "t.yaml:1:5: to: expected a list", NULL);
+	refused(st, "to: []\n", XBA_ECONFIG, "t.yaml:1:5: to: an empty list addresses nobody", "leave 'to' out");
+	refused(st, "addressees: []\n", XBA_ECONFIG, "t.yaml:1:13: addressees: an empty list addresses nobody", NULL);
 	refused(st, "references: 0b7d8a52-5c1e-4f3a-8d2b-6e9f1a4c7d30\n", XBA_ECONFIG, "t.yaml:1:13: references:",
 	    "expected a list");
 	refused(st, "areas:\n  - description: x\n    polygons: [1, 2]\n", XBA_ECONFIG,
