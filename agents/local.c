@@ -715,6 +715,91 @@ check_rights(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms, c
 	return 0;
 }
 
+/* What find_superseder looks for: a later update or cancel of this country's that names one of refs. */
+struct superseder_search {
+	const Xba__V1__Alert *submitted;          /* the update or cancel being submitted */
+	char found_id[XBA_UUID_LEN + 1];
+	char replaced_id[XBA_UUID_LEN + 1];       /* the reference it supersedes */
+	int found_type;
+};
+
+static bool
+names_reference(const Xba__V1__Alert *alert, const char *id)
+{
+	for (size_t i = 0; i < alert->n_references; i++)
+		if (alert->references[i] != NULL && strcmp(alert->references[i], id) == 0)
+			return true;
+	return false;
+}
+
+static int
+superseder_row(void *ctx, const struct store_row *row)
+{
+	struct superseder_search *s = ctx;
+	Xba__V1__Alert *later;
+
+	if ((row->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && row->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) ||
+	    row->state == STORE_REFUSED || names_reference(s->submitted, row->alert_id) ||
+	    strcmp(row->alert_id, s->submitted->id) == 0 || (later = decode_row(row)) == NULL)
+		return 0;
+	for (size_t i = 0; i < later->n_references && s->found_id[0] == '\0'; i++)
+		if (later->references[i] != NULL && names_reference(s->submitted, later->references[i])) {
+			snprintf(s->found_id, sizeof(s->found_id), "%.36s", row->alert_id);
+			snprintf(s->replaced_id, sizeof(s->replaced_id), "%.36s", later->references[i]);
+			s->found_type = row->msg_type;
+		}
+	xba__v1__alert__free_unpacked(later, NULL);
+	return s->found_id[0] != '\0' ? 1 : 0;
+}
+
+/*
+ * An update or cancel names the versions `xba send` found when it looked.  Another officer's update or cancel of the
+ * same alert may have been queued since (two officers at once): a cancel that does not name that update leaves it
+ * live at every recipient, and a later cancel of it is refused (the alert was withdrawn); two updates of one version
+ * leave two "latest" ones.  Submissions are taken one at a time here, so this is where the race is closed: refused,
+ * nothing queued, and the command run again names the newer version.  0, or INVALID_ALERT with the message.
+ */
+static Xba__V1__ErrorCode
+check_not_superseded(struct agent *agent, const Xba__V1__Alert *alert, const char **field, char *message,
+    size_t size)
+{
+	struct superseder_search search = { .submitted = alert };
+	struct store_filter filter = { 0 };
+	struct store_row first = { 0 };
+	struct xba_error err = { 0 };
+	int64_t since = INT64_MAX;
+
+	if (alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+		return 0;
+	/* Only what was submitted since the oldest version named can supersede one of them. */
+	for (size_t i = 0; i < alert->n_references; i++) {
+		if (alert->references[i] == NULL ||
+		    store_outgoing_get(agent->store, alert->references[i], &first, &err) != 0)
+			continue;
+		if (first.submitted_ms < since)
+			since = first.submitted_ms;
+		store_row_clear(&first);
+	}
+	if (since == INT64_MAX)
+		return 0; /* none of them is here (pruned): the broker judges */
+	filter.since_ms = since;
+	if (store_outgoing_query(agent->store, &filter, false, 100000, superseder_row, &search, &err) < 0) {
+		char quoted[600];
+
+		log_warnx("event=store.read_failed op=superseders error=%s", log_quote(quoted, sizeof(quoted), err.msg));
+		return 0;
+	}
+	if (search.found_id[0] == '\0')
+		return 0;
+	*field = "references";
+	snprintf(message, size, "%s was %s from here by %s after this command looked (another officer at the same "
+	    "time?): nothing was queued. Look at it (xba history --outgoing --id %s), then run the command again if it "
+	    "is still needed: it then names %s", search.replaced_id,
+	    search.found_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "withdrawn" : "replaced", search.found_id,
+	    search.found_id, search.found_id);
+	return XBA__V1__ERROR_CODE__INVALID_ALERT;
+}
+
 /*
  * Check, validate, seal and commit a completed submission; the reply is the caller's.  0, or a wire code with
  * *field and message saying why (JOURNAL_UNAVAILABLE when the store cannot be written).  Nothing refused here is
@@ -731,7 +816,8 @@ seal_and_queue(struct agent *agent, const Xba__V1__Alert *alert, int64_t now_ms,
 	Xba__V1__ErrorCode code;
 	int rc;
 
-	if ((code = check_rights(agent, alert, now_ms, field, message, size)) != 0)
+	if ((code = check_rights(agent, alert, now_ms, field, message, size)) != 0 ||
+	    (code = check_not_superseded(agent, alert, field, message, size)) != 0)
 		return code;
 	if ((rc = alert_check_submission(alert, &err)) != 0 ||
 	    (rc = envelope_seal(&agent->signer, alert, &envelope, &len, &err)) != 0) {

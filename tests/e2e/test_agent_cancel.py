@@ -107,6 +107,28 @@ def main(t):
     t.eq(json.loads(status.out or "{}").get("unacknowledged"), len(pending),
          "xba status counts the same: the replaced version is not waiting")
 
+    # ---- two officers at once: a cancel (or update) that looked before the update was queued -------------------
+    # It names the alert only, as `xba send --cancel` would have if it read the history just before the other
+    # officer's update went in.  Accepted, it would withdraw the alert but leave the update live everywhere, and
+    # the update could then never be withdrawn (the broker refuses a cancel of what was withdrawn).  The agent,
+    # which takes submissions one at a time, refuses it: nothing queued, and the command run again names both.
+    before = len(ner.history("--outgoing", "--limit", "1000"))
+    for kind, extra in (("cancel", "note: Fausse alerte\n"),
+                        ("update", "category: smuggling\nseverity: severe\nurgency: immediate\ncertainty: observed\n"
+                                   "info:\n  - language: fr\n"
+                                   "    headline: \"Convoi de passeurs : 90 personnes\"\n")):
+        stale = os.path.join(t.dir, f"stale-{kind}.yaml")
+        with open(stale, "w") as f:
+            f.write(f"msg_type: {kind}\nreferences: [{alert_id}]\ntlp: amber\n{extra}")
+        r = ner.cli("send", stale, net=net)
+        t.check(r.rc == 2 and "INVALID_ALERT" in r.err and f"{alert_id} was replaced from here by {update_id}" in
+                r.err and not x.sent_id(r), f"a stale {kind} naming the replaced alert only: refused at once, "
+                "naming the update that replaced it", repr(r))
+    t.eq(len(ner.history("--outgoing", "--limit", "1000")), before, "... nothing was queued by either")
+    t.check(not dza.inbox.get(update_id) or not any(
+        e.alert.msg_type == x.C.CANCEL for e in dza.inbox.values() if list(e.alert.references) == [alert_id]),
+        "... and DZA got no cancel of the alert alone")
+
     # ---- the cancel: a reason, no headline ----------------------------------------------------------------------
     r = ner.cli("send", "--cancel", alert_id, "--note", "Fausse alerte : véhicules de l'armée", net=net)
     cancel_id = x.sent_id(r)
