@@ -97,6 +97,7 @@ region_status(const struct local_target *target, bool json)
 	Xba__V1__StatusRequest status = XBA__V1__STATUS_REQUEST__INIT;
 	size_t missing = 0, id_width = 14;
 	uint64_t waiting = 0, emergencies_down = 0;
+	bool capped = false;
 	char when[40], clean[80], missing_ids[1024] = "", stranded_ids[1024] = "";
 	int rc;
 
@@ -121,6 +122,7 @@ region_status(const struct local_target *target, bool json)
 		const Xba__V1__NodeStatus *n = r->nodes[i];
 
 		waiting += n->queue_depth;
+		capped |= n->queue_depth_capped;
 		if (!n->connected) {
 			missing++;
 			list_append(missing_ids, sizeof(missing_ids), display_clean(n->node_id, clean, sizeof(clean)));
@@ -140,6 +142,7 @@ region_status(const struct local_target *target, bool json)
 			jsonw_string(&w, "last_seen", n->last_seen_ms ? clock_format_rfc3339(n->last_seen_ms, when,
 			    sizeof(when)) : "");
 			jsonw_int(&w, "queue_depth", (int64_t)n->queue_depth);
+			jsonw_bool(&w, "queue_depth_capped", n->queue_depth_capped);
 			jsonw_int(&w, "emergency_depth", (int64_t)n->emergency_depth);
 			jsonw_int(&w, "cursor", (int64_t)n->cursor);
 			jsonw_int(&w, "journal_head", (int64_t)r->journal_head);
@@ -148,11 +151,13 @@ region_status(const struct local_target *target, bool json)
 		} else {
 			char role[16], depth[96];
 
+			/* The broker stops counting a queue at 10 000: "10000+". */
 			if (n->emergency_depth > 0)
-				snprintf(depth, sizeof(depth), "%llu (%llu EMERGENCY)", (unsigned long long)n->queue_depth,
-				    (unsigned long long)n->emergency_depth);
+				snprintf(depth, sizeof(depth), "%llu%s (%llu EMERGENCY)", (unsigned long long)n->queue_depth,
+				    n->queue_depth_capped ? "+" : "", (unsigned long long)n->emergency_depth);
 			else
-				snprintf(depth, sizeof(depth), "%llu", (unsigned long long)n->queue_depth);
+				snprintf(depth, sizeof(depth), "%llu%s", (unsigned long long)n->queue_depth,
+				    n->queue_depth_capped ? "+" : "");
 			/* The broker keeps last-seen times in memory: after its restart a node not back yet has none. */
 			printf("%-*s %-9s %-10s %-28s %s\n", (int)id_width, display_clean(n->node_id, clean, sizeof(clean)),
 			    display_clean(n->role, role, sizeof(role)), n->connected ? "connected" : "DOWN",
@@ -162,9 +167,10 @@ region_status(const struct local_target *target, bool json)
 		}
 	}
 	if (!json) {
-		printf("%zu node%s, %zu not connected%s%s; %llu deliver%s waiting at the broker (journal head %llu, "
+		printf("%zu node%s, %zu not connected%s%s; %s%llu deliver%s waiting at the broker (journal head %llu, "
 		       "rules %s)\n", r->n_nodes, r->n_nodes == 1 ? "" : "s", missing, missing ? ":" : "", missing_ids,
-		    (unsigned long long)waiting, waiting == 1 ? "y" : "ies", (unsigned long long)r->journal_head,
+		    capped ? "at least " : "", (unsigned long long)waiting, waiting == 1 ? "y" : "ies",
+		    (unsigned long long)r->journal_head,
 		    /* The first 12 of the SHA-256, as the logs give it (--json has the whole). */
 		    display_clean(r->rules_version, clean, 13));
 		if (emergencies_down > 0)

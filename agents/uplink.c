@@ -1613,29 +1613,29 @@ handle_track_reply(struct agent *agent, Xba__V1__TrackReply *reply)
 	}
 }
 
-/* A StatusReply carries no request id: replies come in request order (§2.10), so it answers the oldest. */
+/* A StatusReply carries no request id; only one is asked at a time (forward_request), and it answers everyone
+ * waiting for one. */
 static void
 handle_status_reply(struct agent *agent, Xba__V1__StatusReply *reply)
 {
 	struct uplink *u = agent->uplink;
-	struct pending_track *oldest = NULL;
-	Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
+	size_t answered = 0;
 
 	for (size_t i = 0; i < UPLINK_TRACKS; i++) {
 		struct pending_track *t = &u->tracks[i];
+		Xba__V1__LocalFrame frame = XBA__V1__LOCAL_FRAME__INIT;
 
-		if (t->used && t->region && (oldest == NULL || t->deadline_mono < oldest->deadline_mono))
-			oldest = t;
+		if (!t->used || !t->region)
+			continue;
+		frame.ref = t->ref;
+		frame.body_case = XBA__V1__LOCAL_FRAME__BODY_REGION_STATUS_REPLY;
+		frame.region_status_reply = reply;
+		t->used = false;
+		local_send(agent, &t->peer, &frame);
+		answered++;
 	}
-	if (oldest == NULL) {
+	if (answered == 0)
 		log_debug("event=broker.unexpected_status_reply nodes=%zu", reply->n_nodes);
-		return;
-	}
-	frame.ref = oldest->ref;
-	frame.body_case = XBA__V1__LOCAL_FRAME__BODY_REGION_STATUS_REPLY;
-	frame.region_status_reply = reply;
-	oldest->used = false;
-	local_send(agent, &oldest->peer, &frame);
 }
 
 static void
@@ -2335,6 +2335,7 @@ forward_request(struct agent *agent, const struct local_peer *peer, uint64_t ref
 {
 	struct uplink *u = agent->uplink;
 	struct pending_track *slot = NULL;
+	bool asked = false;
 
 	if (u->state != UPLINK_UP) {
 		char since[40];
@@ -2344,13 +2345,17 @@ forward_request(struct agent *agent, const struct local_peer *peer, uint64_t ref
 		    u->link_since_wall ? " since " : "",
 		    u->link_since_wall ? clock_format_rfc3339(u->link_since_wall, since, sizeof(since)) : "", what);
 	}
-	for (size_t i = 0; i < UPLINK_TRACKS && slot == NULL; i++)
-		if (!u->tracks[i].used)
+	for (size_t i = 0; i < UPLINK_TRACKS; i++) {
+		if (!u->tracks[i].used && slot == NULL)
 			slot = &u->tracks[i];
+		/* One region status at a time is asked: the broker's answer is the same for everyone waiting, and each
+		 * costs its loop a count of every queue (scripts polling from several terminals add nothing). */
+		asked |= alert_id == NULL && u->tracks[i].used && u->tracks[i].region;
+	}
 	if (slot == NULL)
 		return xba_error_set(err, XBA_EPROTO, "%d track and status requests are already waiting for the broker; "
 		    "try again", UPLINK_TRACKS);
-	if (send_frame(u, frame) != 0) {
+	if (!asked && send_frame(u, frame) != 0) {
 		want_drop(u, "send-failed", false);
 		return xba_error_set(err, XBA_EPROTO, "the link to the broker failed while sending the request");
 	}

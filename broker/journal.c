@@ -212,7 +212,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 				 " AND emergency = 1 ORDER BY seq",
 	[ST_PENDING] = "SELECT seq, emergency, rule FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
 		       " AND seq > ?2 ORDER BY seq",
-	[ST_DEPTH_EMERGENCY] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 1",
+	/* Counted up to a limit (-1: none): a node far behind has hundreds of thousands, and the loop waits. */
+	[ST_DEPTH_EMERGENCY] = "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE node = ?1 AND state = 1"
+			       " AND emergency = 1 LIMIT ?2)",
 	[ST_ENVELOPE] = "SELECT envelope FROM alerts WHERE seq = ?1",
 	[ST_MARK_DELIVERED] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
 			      " WHERE seq = ?2 AND node = ?1 AND state = 1",
@@ -237,8 +239,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 			 " ORDER BY through_seq LIMIT 1",
 	[ST_QUEUED_ORDINARY] = "SELECT seq FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
 			       " AND seq > ?2 AND seq <= ?3 ORDER BY seq",
-	[ST_DEPTH_ORDINARY] = "SELECT count(*) FROM deliveries WHERE node = ?1 AND state = 1 AND emergency = 0"
-			      " AND seq > ?2",
+	[ST_DEPTH_ORDINARY] = "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE node = ?1 AND state = 1"
+			      " AND emergency = 0 AND seq > ?2 LIMIT ?3)",
 	[ST_MARK_THROUGH_EMERGENCY] = "UPDATE deliveries SET state = 2, delivered_ms = ?3"
 				      " WHERE node = ?1 AND state = 1 AND emergency = 1 AND seq <= ?2",
 	/* Node by node through the queue index (a seek each), for prune: the rows under a mark are in the index too. */
@@ -1283,9 +1285,12 @@ journal_pending(struct journal *j, const char *node_id, uint64_t after_seq, stru
 }
 
 int
-journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, uint64_t *emergencies,
-    struct xba_error *err)
+journal_queue_depth(struct journal *j, const char *node_id, uint64_t cap, uint64_t *depth, uint64_t *emergencies,
+    bool *capped, struct xba_error *err)
 {
+	/* One more than the cap is counted, to tell "exactly cap" from "more". */
+	int64_t limit = cap == 0 || cap >= INT64_MAX ? -1 : (int64_t)cap + 1;
+	uint64_t part;
 	sqlite3_stmt *st;
 	uint64_t mark;
 	int rc;
@@ -1294,21 +1299,37 @@ journal_queue_depth(struct journal *j, const char *node_id, uint64_t *depth, uin
 	if ((rc = mark_get(j, node_id, &mark, err)) != 0)
 		return rc;
 	/* Emergencies, then the ordinary deliveries above the mark: two range counts in the queue index. */
+	if (capped != NULL)
+		*capped = false;
 	st = j->st[ST_DEPTH_EMERGENCY];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, limit);
 	if (sqlite3_step(st) != SQLITE_ROW)
 		return read_fail(j, st, err, "read queue depth");
-	*depth = (uint64_t)sqlite3_column_int64(st, 0);
-	if (emergencies != NULL)
-		*emergencies = *depth;
+	part = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
+	if (limit > 0 && part > cap) {
+		part = cap;
+		if (capped != NULL)
+			*capped = true;
+	}
+	*depth = part;
+	if (emergencies != NULL)
+		*emergencies = part;
 	st = j->st[ST_DEPTH_ORDINARY];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)mark);
+	sqlite3_bind_int64(st, 3, limit);
 	if (sqlite3_step(st) != SQLITE_ROW)
 		return read_fail(j, st, err, "read queue depth");
-	*depth += (uint64_t)sqlite3_column_int64(st, 0);
+	part = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
+	if (limit > 0 && part > cap) {
+		part = cap;
+		if (capped != NULL)
+			*capped = true;
+	}
+	*depth += part;
 	return 0;
 }
 

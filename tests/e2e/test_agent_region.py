@@ -12,6 +12,7 @@ usage: /usr/bin/python3 tests/e2e/test_agent_region.py BUILD_DIR SOURCE_ROOT
 """
 import os
 import sys
+import threading
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +86,20 @@ def main(t):
     t.check(f"EMERGENCY: 5 emergencies wait for nodes that are not connected ({' '.join(sorted(DOWN))}): "
             "call their focal points" in r.out, "text: the stranded emergencies are said, with whom to call",
             r.out[-400:])
+
+    # Several at once (a monitoring script and two officers): the agent asks the broker once for all of them, and
+    # each gets the whole answer.
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(region_rows(sec))) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(t.t(60))
+    t.check(len(results) == 8 and all(r.rc == 1 and sorted(rows) == sorted(x.ALL_NODES) for r, rows in results),
+            "8 xba status --region at once at SECRETARIAT: each answered with the nine nodes",
+            str([(r.rc, len(rows), r.err[-200:]) for r, rows in results]))
+    t.check(all(rows.get("LBY", {}).get("queue_depth") == 2 and rows["LBY"].get("queue_depth_capped") is False
+                for _, rows in results), "... the same answer for each (LBY: 2 waiting, counted exactly)", "")
 
     # ---- the admin node's own agent: up, publishing nothing ---------------------------------------------------
     r = sec.cli("status")
