@@ -1009,27 +1009,40 @@ walk_chain(const char *cmd, struct local_client *c, struct draft *d, const Xba__
 	return 0;
 }
 
-/* Add to d->chain the versions o (an update) replaced, and theirs, as far as this agent holds them. */
+/*
+ * Add to d->chain every version the versions in it replaced, and theirs, as far as this agent holds them: all the
+ * references of each update (an update names every version before it; one of an older release named only the one
+ * before).  *over says that more than fit in one message (ALERT_MAX_REFERENCES) were found.
+ */
 static int
-walk_back(const char *cmd, struct local_client *c, struct draft *d, const Xba__V1__Alert *o)
+walk_back(const char *cmd, struct local_client *c, struct draft *d, bool *over)
 {
 	Xba__V1__LocalFrame *frame = NULL;
-	const Xba__V1__Alert *cur = o, *received = NULL;
-	char next[XBA_UUID_LEN + 1];
 	int rc = 0;
 
-	while (cur != NULL && cur->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && cur->n_references > 0 &&
-	    d->n_chain < ALERT_MAX_REFERENCES) {
-		bool known = false;
+	*over = false;
+	for (size_t i = 0; i < d->n_chain && rc == 0; i++) {
+		const Xba__V1__Alert *cur = NULL, *received = NULL;
+		char id[XBA_UUID_LEN + 1];
 
-		snprintf(next, sizeof(next), "%s", cur->references[0]);
-		for (size_t k = 0; k < d->n_chain && !known; k++)
-			known = strcmp(d->chain[k], next) == 0;
-		if (known)
+		snprintf(id, sizeof(id), "%s", d->chain[i]);
+		if ((rc = lookup_alert(cmd, c, id, &frame, &cur, &received)) != 0)
 			break;
-		snprintf(d->chain[d->n_chain++], sizeof(d->chain[0]), "%s", next);
-		if ((rc = lookup_alert(cmd, c, next, &frame, &cur, &received)) != 0)
-			break;
+		if (cur == NULL || cur->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE)
+			continue; /* pruned from this agent, or the alert itself */
+		for (size_t r = 0; r < cur->n_references; r++) {
+			bool known = false;
+
+			for (size_t k = 0; k < d->n_chain && !known; k++)
+				known = strcmp(d->chain[k], cur->references[r]) == 0;
+			if (known || !syntax_uuid_valid(cur->references[r]))
+				continue;
+			if (d->n_chain == ALERT_MAX_REFERENCES) {
+				*over = true;
+				continue;
+			}
+			snprintf(d->chain[d->n_chain++], sizeof(d->chain[0]), "%s", cur->references[r]);
+		}
 	}
 	local_frame_free(frame);
 	return rc;
@@ -1114,6 +1127,7 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 	struct local_client *c;
 	char withdrawn_by[XBA_UUID_LEN + 1] = "";
 	size_t n_forward;
+	bool over = false;
 	int rc;
 
 	if ((c = local_client_new(target, &err)) == NULL)
@@ -1153,13 +1167,27 @@ draft_refer(const char *cmd, struct draft *d, const struct local_target *target)
 				       "send --update %s; nothing was queued)", cmd, d->refers_to, d->chain[d->n_chain - 1],
 		    d->chain[d->n_chain - 1]);
 	}
-	/* A cancel of an update also names the versions before it, back to the alert, so that none stays live. */
+	/*
+	 * An update or a cancel names every version before it, back to the alert: a node that had only an early one (a
+	 * RED version in between went to one country) must still hear that it was replaced or withdrawn, and a
+	 * recipient knows a version only by its id.  One message names at most ALERT_MAX_REFERENCES, so an alert
+	 * takes at most that many versions: a cancel must be able to name them all.
+	 */
 	n_forward = d->n_chain;
-	if (d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL && o->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE &&
-	    (rc = walk_back(cmd, c, d, o)) != 0) {
+	if ((rc = walk_back(cmd, c, d, &over)) != 0) {
 		local_client_free(c);
 		return rc;
 	}
+	if (d->refers_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && (over || d->n_chain >= ALERT_MAX_REFERENCES)) {
+		local_client_free(c);
+		return cli_usage_error("%s: --update %s: the alert has %s%zu versions, the most one cancel can name: send "
+		    "a new alert instead, and withdraw this one (xba send --cancel %s; nothing was queued)", cmd,
+		    d->refers_to, over ? "more than " : "", d->n_chain, d->refers_to);
+	}
+	if (over)
+		fprintf(stderr, "WARNING: the alert has more than %d versions (sent by an older release): the cancel names "
+				"the newest %d, and a node that had only an older one keeps it\n", ALERT_MAX_REFERENCES,
+		    ALERT_MAX_REFERENCES);
 	/* A cancel of an alert that was updated: its fields come from the latest version, which the rules saw last. */
 	if (n_forward > 1 && (rc = lookup_alert(cmd, c, d->chain[n_forward - 1], &d->original, &o, &received)) != 0) {
 		local_client_free(c);

@@ -271,6 +271,16 @@ struct superseded_nodes {
 	size_t n, cap;
 };
 
+/* Whether alert names id among its references. */
+static bool
+names_reference(const Xba__V1__Alert *alert, const char *id)
+{
+	for (size_t i = 0; i < alert->n_references; i++)
+		if (alert->references[i] != NULL && strcmp(alert->references[i], id) == 0)
+			return true;
+	return false;
+}
+
 static int
 add_superseded_node(void *ctx, const struct journal_track_row *r)
 {
@@ -482,10 +492,18 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 				    alert->references[i], by_id);
 				goto done;
 			}
-			if (rc == 0 && alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE) {
+			/* A version replaced by another that this message names too is part of the chain it names (an
+			 * update or cancel names every version before it).  One replaced by a version it does not name
+			 * means that a later version exists: an update would make two live ones, and a cancel would
+			 * withdraw the old and leave that one live everywhere (two officers at once, or a client that
+			 * does not look). */
+			if (rc == 0 && !names_reference(alert, by_id)) {
 				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "references",
-				    0, 0, "references: %s was replaced already, by %s: update that one", alert->references[i],
-				    by_id);
+				    0, 0, "references: %s was replaced already, by %s, which this %s does not name: %s",
+				    alert->references[i], by_id,
+				    alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? "update" : "cancel",
+				    alert->msg_type == XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE ? "update the latest version"
+											  : "a cancel names every version");
 				goto done;
 			}
 			if (rc != 0 && rc != XBA_ENOTFOUND) {

@@ -22,6 +22,7 @@ usage: /usr/bin/python3 tests/e2e/test_agent_cancel.py BUILD_DIR SOURCE_ROOT
 import json
 import os
 import sys
+import time
 import uuid
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
@@ -375,6 +376,48 @@ def main(t):
             list(dza.inbox[cancel3].alert.addressees) == ["DZA"] and dza.inbox[cancel3].alert.tlp == x.C.RED,
             "... without --tlp: at RED, addressed to DZA", repr(r.err))
     t.eq(track(cancel3), {"DZA": "delivered"}, "... and delivered to DZA alone (LBY and TCD withheld)")
+
+    # GREEN to the neighbours, then RED to LBY alone, then AMBER again: the AMBER version names every version
+    # before it, so DZA, which had only the GREEN one, has it REPLACED (before, it named only the RED version,
+    # which DZA never had, and DZA held two current versions of one alert).
+    r = ner.cli("send", "--category", "smuggling", "--severity", "severe", "--tlp", "green", "--lang", "fr",
+                "--headline", "Troisième convoi vers In Guezzam", net=net)
+    v1 = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: dza.got(v1), t.t(10)), "v1: GREEN, reaches DZA")
+    r = ner.cli("send", "--update", v1, "--tlp", "red", "--to", "LBY", "--lang", "fr", "--headline",
+                "Troisième convoi : source protégée", net=net)
+    v2 = x.sent_id(r)
+    t.check(r.rc == 0 and v2, "v2: its update at RED to LBY alone", repr(r.err))
+    r = ner.cli("send", "--update", v2, "--tlp", "amber", "--lang", "fr", "--headline",
+                "Troisième convoi : 30 véhicules", net=net)
+    v3 = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: dza.got(v3), t.t(10)), "v3: AMBER again, reaches DZA", repr(r.err))
+    got = dza.inbox.get(v3)
+    t.check(got is not None and list(got.alert.references) == [v2, v1],
+            "... naming the latest version first and every one before it (v2, v1)",
+            str(list(got.alert.references)) if got else "")
+    shown = agents["LBY"].history("--id", v1)
+    t.check(shown and shown[0].get("superseded_by") in (v2, v3), "LBY has v1 replaced", str(shown)[:300])
+
+    # At most 32 versions make one alert: a cancel names them all, and one message names at most 32.
+    r = ner.cli("send", "--category", "smuggling", "--severity", "minor", "--tlp", "amber", "--lang", "fr",
+                "--headline", "Suivi du convoi", net=net)
+    latest = x.sent_id(r)
+    for k in range(31):
+        time.sleep(0.21)   # NER's publish rate (5 a second)
+        r = ner.cli("send", "--update", latest, "--lang", "fr", "--headline", f"Suivi du convoi, point {k + 1}",
+                    net=net)
+        if r.rc != 0 or not x.sent_id(r):
+            break
+        latest = x.sent_id(r)
+    t.check(r.rc == 0, "31 updates of one alert: 32 versions, each accepted", repr(r.err))
+    r = ner.cli("send", "--update", latest, "--lang", "fr", "--headline", "Suivi du convoi, point 32", net=net)
+    t.check(r.rc == 2 and "has 32 versions, the most one cancel can name" in r.err and not x.sent_id(r),
+            "the 32nd update is refused: the alert has 32 versions, the most one cancel can name", repr(r))
+    r = ner.cli("send", "--cancel", latest, "--note", "fin du suivi", net=net)
+    fin = x.sent_id(r)
+    t.check(r.rc == 0 and net.run_until(lambda: dza.got(fin), t.t(10)) and
+            len(dza.inbox[fin].alert.references) == 32, "... and the cancel names all 32 versions", repr(r.err))
 
     r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber", "--lang", "fr",
                 "--headline", "Rougeole à Diffa", net=net)

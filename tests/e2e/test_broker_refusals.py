@@ -243,7 +243,7 @@ def main(t):
     # A withdrawn alert stays withdrawn and an update names the latest version, whatever the client: before, only
     # the sender's agent checked, against its own store (restored from a backup, it let an officer update a
     # withdrawn emergency, and every recipient took it as live again).
-    time.sleep(2.2)     # NER's rate bucket (5 a second, burst 10) full again: the seven publishes below fit
+    time.sleep(2.2)     # NER's rate bucket (5 a second, burst 10) full again: the nine publishes below fit
     s0 = x.alert("NER", C.SMUGGLING, headline="S: convoy towards Assamaka")
     publish_expect("NER", region.seal(s0), "OK", "NER's alert S")
     u1 = x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[s0.id], headline="S, update 1")
@@ -251,15 +251,26 @@ def main(t):
     again = publish_expect("NER", region.seal(x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[s0.id],
                                                       headline="S, updated again from an older version")),
                            "INVALID_ALERT", "a second update of S, already replaced by U1", field="references")
-    t.check(again is not None and "replaced already, by " + u1.id in again.message and "update that one" in again.message,
-            "... the refusal names U1, the version to update", again and again.message)
+    t.check(again is not None and "replaced already, by " + u1.id in again.message and "update the latest version"
+            in again.message, "... the refusal names U1, the version to update", again and again.message)
     u2 = x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[u1.id], headline="S, update 2")
-    publish_expect("NER", region.seal(u2), "OK", "an update U2 of U1 (the latest version)")
-    cancel = x.alert("NER", C.SMUGGLING, msg_type=C.CANCEL, references=[s0.id, u1.id, u2.id], headline="S withdrawn")
+    publish_expect("NER", region.seal(u2), "OK", "an update U2 of U1 (the latest version; an older release's form)")
+    u3 = x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[u2.id, u1.id, s0.id], headline="S, update 3")
+    publish_expect("NER", region.seal(u3), "OK", "an update U3 naming the latest version and every one before it")
+    # Two officers at once: a cancel that looked before U3 names S, U1 and U2 only.  Accepted, it would leave U3
+    # live at every recipient, and U3 could never be withdrawn after (S is withdrawn).
+    stale = publish_expect("NER", region.seal(x.alert("NER", C.SMUGGLING, msg_type=C.CANCEL,
+                                                      references=[s0.id, u1.id, u2.id], headline="S withdrawn, stale")),
+                           "INVALID_ALERT", "a cancel naming S, U1, U2 but not U3, which replaced U2",
+                           field="references")
+    t.check(stale is not None and "replaced already, by " + u3.id in stale.message and
+            "a cancel names every version" in stale.message, "... the refusal names U3", stale and stale.message)
+    cancel = x.alert("NER", C.SMUGGLING, msg_type=C.CANCEL, references=[s0.id, u1.id, u2.id, u3.id],
+                     headline="S withdrawn")
     publish_expect("NER", region.seal(cancel), "OK", "a cancel of S naming every version (replaced ones included)")
-    late = publish_expect("NER", region.seal(x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[u2.id],
+    late = publish_expect("NER", region.seal(x.alert("NER", C.SMUGGLING, msg_type=C.UPDATE, references=[u3.id],
                                                      headline="S brought back")),
-                          "INVALID_ALERT", "an update of U2 after the cancel", field="references")
+                          "INVALID_ALERT", "an update of U3 after the cancel", field="references")
     t.check(late is not None and "withdrawn already, by " + cancel.id in late.message,
             "... the refusal names the cancel", late and late.message)
     publish_expect("NER", region.seal(x.alert("NER", C.SMUGGLING, msg_type=C.CANCEL, references=[s0.id],
