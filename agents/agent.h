@@ -62,7 +62,6 @@ struct agent_config {
 	char *lan_curve_secret_key;   /* path: the LAN endpoint's CURVE secret key (required with lan_listen) */
 	struct agent_officer *officers; /* allowed on lan_listen; owned */
 	size_t n_officers;
-	bool officers_listed;         /* `officers:` is in the file, possibly empty (the last officer removed) */
 	int64_t credit;               /* Hello.credit: the delivery window */
 	int64_t heartbeat_ms;         /* ZMTP heartbeat interval (protocol heartbeats follow Welcome.heartbeat_ms) */
 	int64_t reconnect_min_ms;     /* first reconnect wait */
@@ -74,9 +73,8 @@ struct agent_config {
 	size_t n_where;
 };
 
-/* Load and check agent.yaml; NULL with err ("agent.yaml:3:9: broker: ...") on failure.  for_reload: SIGHUP's
- * reading, which takes lan_listen without an officers key as nobody (at start it is refused). */
-struct agent_config *agent_config_load(const char *path, bool for_reload, struct xba_error *err);
+/* Load and check agent.yaml; NULL with err ("agent.yaml:3:9: broker: ...") on failure. */
+struct agent_config *agent_config_load(const char *path, struct xba_error *err);
 void agent_config_free(struct agent_config *config);
 /* The keys other than `officers` whose values differ in loaded, comma-separated into out ("" when none): what a
  * SIGHUP leaves for a restart. */

@@ -192,7 +192,6 @@ read_officers_row(void *config, const struct ydoc *doc, const struct conftable_r
 	(void)row;
 	if (value == NULL)
 		return 0;
-	((struct agent_config *)config)->officers_listed = true;
 	/* `officers:` with nothing under it (or `""`), once the last officer's entry is taken out: nobody, not an
 	 * error.  A refusal would keep the departed officer's key in force (a reload that fails changes nothing). */
 	if (ynode_is_null(value) || (value->kind == YNODE_SCALAR && value->scalar_len == 0))
@@ -202,7 +201,7 @@ read_officers_row(void *config, const struct ydoc *doc, const struct conftable_r
 
 /* The checks that involve more than one key, or a key's shape beyond its type. */
 static int
-check_config(struct agent_config *config, const struct ydoc *doc, bool for_reload, struct xba_error *err)
+check_config(struct agent_config *config, const struct ydoc *doc, struct xba_error *err)
 {
 	const struct ynode *root = doc->root;
 
@@ -239,12 +238,9 @@ check_config(struct agent_config *config, const struct ydoc *doc, bool for_reloa
 		if (config->lan_curve_secret_key == NULL)
 			return ydoc_error(doc, ynode_get(root, "lan_listen"), err, "lan_curve_secret_key",
 			    "required with lan_listen: the LAN endpoint's CURVE secret key (xba keygen makes one)");
-		/* At start, lan_listen with no officers key is a set-up mistake.  On SIGHUP it is the last officer's
-		 * entry deleted with its key: nobody (a refusal would keep that officer's key in force). */
-		if (config->n_officers == 0 && !config->officers_listed && !for_reload)
-			return ydoc_error(doc, ynode_get(root, "lan_listen"), err, "officers",
-			    "lan_listen without officers would admit nobody; list each officer's name and curve_key (an "
-			    "empty `officers: []` admits nobody on purpose)");
+		/* No officers key (the last officer's entry deleted with it) admits nobody, as an empty list does, and
+		 * the agent says so when it listens: refused on SIGHUP it would keep that officer's key in force, and
+		 * refused at start it would keep the country off the region after its next restart. */
 	} else if (config->lan_curve_secret_key != NULL || config->n_officers > 0) {
 		return ydoc_error(doc, ynode_get(root, config->n_officers > 0 ? "officers" : "lan_curve_secret_key"),
 		    err, config->n_officers > 0 ? "officers" : "lan_curve_secret_key",
@@ -254,7 +250,7 @@ check_config(struct agent_config *config, const struct ydoc *doc, bool for_reloa
 }
 
 struct agent_config *
-agent_config_load(const char *path, bool for_reload, struct xba_error *err)
+agent_config_load(const char *path, struct xba_error *err)
 {
 	struct agent_config *config;
 	struct ydoc *doc;
@@ -273,7 +269,7 @@ agent_config_load(const char *path, bool for_reload, struct xba_error *err)
 	}
 	for (size_t i = 0; i < N_ROWS; i++)
 		remember_where(config, config_rows[i].key, ynode_get(doc->root, config_rows[i].key));
-	rc = check_config(config, doc, for_reload, err);
+	rc = check_config(config, doc, err);
 	ydoc_free(doc);
 	if (rc != 0) {
 		agent_config_free(config);

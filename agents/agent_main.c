@@ -283,7 +283,7 @@ reload_officers(struct agent *agent)
 	char quoted[600], restart_keys[256];
 	size_t kept = 0;
 
-	loaded = agent_config_load(agent->config->path, true, &err);
+	loaded = agent_config_load(agent->config->path, &err);
 	if (loaded == NULL) {
 		log_warnx("event=config.reload_failed error=%s keeping_officers=%zu note=\"agent.yaml did not load: "
 			  "nothing of it changed; fix it and send SIGHUP again\"",
@@ -569,7 +569,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	config = agent_config_load(config_path, false, &err);
+	config = agent_config_load(config_path, &err);
 	if (config == NULL) {
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;

@@ -764,26 +764,25 @@ check_not_superseded(struct agent *agent, const Xba__V1__Alert *alert, const cha
     size_t size)
 {
 	struct superseder_search search = { .submitted = alert };
-	struct store_filter filter = { 0 };
 	struct store_row first = { 0 };
 	struct xba_error err = { 0 };
-	int64_t since = INT64_MAX;
+	int64_t after = INT64_MAX;
 
 	if (alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && alert->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
 		return 0;
-	/* Only what was submitted since the oldest version named can supersede one of them. */
+	/* Only what was stored after the oldest version named can supersede one of them: by row order, which no clock
+	 * step changes.  Only updates and cancels are read, however many acknowledgements were sent since. */
 	for (size_t i = 0; i < alert->n_references; i++) {
 		if (alert->references[i] == NULL ||
 		    store_outgoing_get(agent->store, alert->references[i], &first, &err) != 0)
 			continue;
-		if (first.submitted_ms < since)
-			since = first.submitted_ms;
+		if (first.id < after)
+			after = first.id;
 		store_row_clear(&first);
 	}
-	if (since == INT64_MAX)
+	if (after == INT64_MAX)
 		return 0; /* none of them is here (pruned): the broker judges */
-	filter.since_ms = since;
-	if (store_outgoing_query(agent->store, &filter, false, 100000, superseder_row, &search, &err) < 0) {
+	if (store_outgoing_later_versions(agent->store, after, superseder_row, &search, &err) < 0) {
 		char quoted[600];
 
 		log_warnx("event=store.read_failed op=superseders error=%s", log_quote(quoted, sizeof(quoted), err.msg));
@@ -2204,10 +2203,14 @@ bind_lan(struct agent *agent, struct local *local, struct xba_error *err)
 	if (zmq_bind(local->sockets[LOCAL_LAN], config->lan_listen) != 0)
 		rc = agent_config_error(config, "lan_listen", err, XBA_EIO, "cannot listen on %s: %s", config->lan_listen,
 		    zmq_strerror(zmq_errno()));
+	else if (config->n_officers == 0)
+		log_warnx("event=local.lan_listening endpoint=%s officers=0 public_key=%s note=\"no officer listed in "
+			  "agent.yaml: it admits nobody\"", log_quote(quoted_endpoint, sizeof(quoted_endpoint),
+		    config->lan_listen), lan.public_z85);
 	else
-		log_info("event=local.lan_listening endpoint=%s officers=%zu public_key=%s%s",
+		log_info("event=local.lan_listening endpoint=%s officers=%zu public_key=%s",
 		    log_quote(quoted_endpoint, sizeof(quoted_endpoint), config->lan_listen), config->n_officers,
-		    lan.public_z85, config->n_officers == 0 ? " note=\"no officer listed: it admits nobody\"" : "");
+		    lan.public_z85);
 out:
 	memset(&lan, 0, sizeof(lan));
 	return rc;

@@ -213,6 +213,7 @@ enum stmt_id {
 	ST_OUTBOX_REPUBLISH_REFUSED,
 	ST_OUTBOX_RESEAL,
 	ST_OUTGOING_NEW,
+	ST_OUTGOING_LATER_VERSIONS,
 	ST_OUTGOING_OLD,
 	ST_INBOX_ADD,
 	ST_INBOX_GET,
@@ -274,6 +275,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	/* The filter runs on the scan index alone; only the page it selects is read from the table (SCAN_INDEXES_SQL). */
 	[ST_OUTGOING_NEW] = "SELECT " OUTGOING_COLS " FROM outgoing WHERE id IN (SELECT id FROM outgoing"
 			    OUTGOING_WHERE " ORDER BY id DESC LIMIT ?6) ORDER BY id DESC",
+	/* Updates and cancels stored after a row, in the order they were stored (not by a clock, which can step). */
+	[ST_OUTGOING_LATER_VERSIONS] = "SELECT " OUTGOING_COLS " FROM outgoing WHERE id > ?1 AND msg_type IN (2, 3)"
+				       " AND state != 3 ORDER BY id",
 	[ST_OUTGOING_OLD] = "SELECT " OUTGOING_COLS " FROM outgoing WHERE id IN (SELECT id FROM outgoing"
 			    OUTGOING_WHERE " ORDER BY id LIMIT ?6) ORDER BY id",
 	[ST_INBOX_ADD] = "INSERT OR IGNORE INTO inbox (alert_id, seq, rule, origin, author, sent_ms, msg_type, category,"
@@ -1136,6 +1140,27 @@ store_outgoing_query(struct store *s, const struct store_filter *filter, bool ne
 	assert(s != NULL && fn != NULL);
 	return run_query(s, s->st[newest_first ? ST_OUTGOING_NEW : ST_OUTGOING_OLD], false, filter, limit, fn, ctx,
 	    err);
+}
+
+int
+store_outgoing_later_versions(struct store *s, int64_t after_id, store_row_fn fn, void *ctx, struct xba_error *err)
+{
+	sqlite3_stmt *st;
+	struct store_row row;
+	int rc, stop = 0;
+
+	assert(s != NULL && fn != NULL);
+	st = s->st[ST_OUTGOING_LATER_VERSIONS];
+	sqlite3_bind_int64(st, 1, after_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_outgoing(st, &row, false);
+		if ((stop = fn(ctx, &row)) != 0)
+			break;
+	}
+	if (stop == 0 && rc != SQLITE_DONE)
+		return stmt_fail(s, st, err, "read outgoing history (later versions)");
+	sqlite3_reset(st);
+	return stop;
 }
 
 int

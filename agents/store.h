@@ -194,6 +194,11 @@ int store_outbox_refused(struct store *s, int64_t id, int result, const char *me
 int store_outbox_reseal(struct store *s, int64_t id, const uint8_t *envelope, size_t len, int64_t sent_ms,
     struct xba_error *err);
 
+/* This node's updates and cancels stored after row after_id (an outgoing row id), not refused, in the order they
+ * were stored; fn's non-zero return stops the walk and is returned. */
+int store_outgoing_later_versions(struct store *s, int64_t after_id, store_row_fn fn, void *ctx,
+    struct xba_error *err);
+
 /* Outgoing history matching filter, newest first (newest_first) or oldest first, at most limit rows. */
 int store_outgoing_query(struct store *s, const struct store_filter *filter, bool newest_first, size_t limit,
     store_row_fn fn, void *ctx, struct xba_error *err);

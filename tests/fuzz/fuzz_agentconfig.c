@@ -62,7 +62,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (ftruncate(fuzz_fd, 0) != 0 || (size > 0 && pwrite(fuzz_fd, data, size, 0) != (ssize_t)size))
 		abort();
-	config = agent_config_load(fuzz_path, false, &err);
+	config = agent_config_load(fuzz_path, &err);
 	if (config == NULL) {
 		if (err.code == 0 || err.msg[0] == '\0') /* a refusal always says why */
 			abort();

@@ -276,6 +276,39 @@ test_outgoing_fields(struct check_state *t)
 	store_close(s);
 }
 
+/* The updates and cancels stored after a row, in row order whatever their submission times (a clock that stepped
+ * back), the refused ones and everything else left out: what the agent's check of an overtaken update reads. */
+static void
+test_later_versions(struct check_state *t)
+{
+	struct xba_error err = { 0 };
+	char path[300], id[6][40];
+	struct store *s = store_open(new_path(path, sizeof(path)), &err);
+	static const int types[6] = { 1, 2, 4, 3, 2, 1 };      /* alert, update, ack, cancel, update (refused), alert */
+	static const int64_t submitted[6] = { 5000, 1000, 6000, 2000, 7000, 8000 };
+	struct collected got = { 0 };
+	int64_t rid[6];
+
+	CHECK(t, s != NULL);
+	if (s == NULL)
+		return;
+	for (int i = 0; i < 6; i++) {
+		struct store_alert_fields f = fields(uuid_of(40 + i, id[i]), "NER", 2, 4);
+
+		f.msg_type = types[i];
+		CHECK_CODE(t, store_outbox_add(s, &f, envelope_a, sizeof(envelope_a), submitted[i], &rid[i], &err), 0);
+	}
+	CHECK_CODE(t, store_begin(s, &err), 0);
+	CHECK_CODE(t, store_outbox_refused(s, rid[4], 7, "refused", "references", 9000, &err), 0);
+	CHECK_CODE(t, store_commit(s, &err), 0);
+	CHECK_CODE(t, store_outgoing_later_versions(s, rid[0], collect, &got, &err), 0);
+	CHECK(t, got.n == 2 && strcmp(got.ids[0], id[1]) == 0 && strcmp(got.ids[1], id[3]) == 0);
+	got.n = 0;
+	CHECK_CODE(t, store_outgoing_later_versions(s, rid[3], collect, &got, &err), 0);
+	CHECK(t, got.n == 0);
+	store_close(s);
+}
+
 static void
 test_inbox_dedupe(struct check_state *t)
 {
@@ -1250,6 +1283,7 @@ main(int argc, char **argv)
 	}
 	RUN(&t, test_outbox_order_and_reopen);
 	RUN(&t, test_outgoing_fields);
+	RUN(&t, test_later_versions);
 	RUN(&t, test_requeue_after_restore);
 	RUN(&t, test_inbox_dedupe);
 	RUN(&t, test_records);
