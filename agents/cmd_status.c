@@ -97,7 +97,7 @@ region_status(const struct local_target *target, bool json)
 	Xba__V1__StatusRequest status = XBA__V1__STATUS_REQUEST__INIT;
 	size_t missing = 0, id_width = 14;
 	uint64_t waiting = 0, emergencies_down = 0;
-	bool capped = false;
+	bool capped = false, emergencies_capped = false;
 	char when[40], clean[80], missing_ids[1024] = "", stranded_ids[1024] = "";
 	int rc;
 
@@ -129,6 +129,7 @@ region_status(const struct local_target *target, bool json)
 			/* An emergency waiting for a connected node is on its way; for one that is not, it is stuck. */
 			if (n->emergency_depth > 0) {
 				emergencies_down += n->emergency_depth;
+				emergencies_capped |= n->emergency_depth_capped;
 				list_append(stranded_ids, sizeof(stranded_ids), clean);
 			}
 		}
@@ -143,6 +144,7 @@ region_status(const struct local_target *target, bool json)
 			    sizeof(when)) : "");
 			jsonw_int(&w, "queue_depth", (int64_t)n->queue_depth);
 			jsonw_bool(&w, "queue_depth_capped", n->queue_depth_capped);
+			jsonw_bool(&w, "emergency_depth_capped", n->emergency_depth_capped);
 			jsonw_int(&w, "emergency_depth", (int64_t)n->emergency_depth);
 			jsonw_int(&w, "cursor", (int64_t)n->cursor);
 			jsonw_int(&w, "journal_head", (int64_t)r->journal_head);
@@ -153,8 +155,9 @@ region_status(const struct local_target *target, bool json)
 
 			/* The broker stops counting a queue at 10 000: "10000+". */
 			if (n->emergency_depth > 0)
-				snprintf(depth, sizeof(depth), "%llu%s (%llu EMERGENCY)", (unsigned long long)n->queue_depth,
-				    n->queue_depth_capped ? "+" : "", (unsigned long long)n->emergency_depth);
+				snprintf(depth, sizeof(depth), "%llu%s (%llu%s EMERGENCY)", (unsigned long long)n->queue_depth,
+				    n->queue_depth_capped ? "+" : "", (unsigned long long)n->emergency_depth,
+				    n->emergency_depth_capped ? "+" : "");
 			else
 				snprintf(depth, sizeof(depth), "%llu%s", (unsigned long long)n->queue_depth,
 				    n->queue_depth_capped ? "+" : "");
@@ -174,9 +177,10 @@ region_status(const struct local_target *target, bool json)
 		    /* The first 12 of the SHA-256, as the logs give it (--json has the whole). */
 		    display_clean(r->rules_version, clean, 13));
 		if (emergencies_down > 0)
-			printf("EMERGENCY: %llu emergenc%s wait%s for nodes that are not connected (%s): call their focal "
-			       "points\n", (unsigned long long)emergencies_down, emergencies_down == 1 ? "y" : "ies",
-			    emergencies_down == 1 ? "s" : "", stranded_ids + 1);
+			printf("EMERGENCY: %s%llu emergenc%s wait%s for nodes that are not connected (%s): call their focal "
+			       "points\n", emergencies_capped ? "at least " : "", (unsigned long long)emergencies_down,
+			    emergencies_down == 1 ? "y" : "ies", emergencies_down == 1 && !emergencies_capped ? "s" : "",
+			    stranded_ids + 1);
 		/* A country's agent is shown only itself: say so, so that one row is not read as a region of one. */
 		if (r->n_nodes == 1 && strcmp(r->nodes[0]->role, "admin") != 0)
 			printf("(the broker shows a node only itself; the secretariat's admin node sees every node)\n");

@@ -1286,7 +1286,7 @@ journal_pending(struct journal *j, const char *node_id, uint64_t after_seq, stru
 
 int
 journal_queue_depth(struct journal *j, const char *node_id, uint64_t cap, uint64_t *depth, uint64_t *emergencies,
-    bool *capped, struct xba_error *err)
+    bool *capped, bool *emergencies_capped, struct xba_error *err)
 {
 	/* One more than the cap is counted, to tell "exactly cap" from "more". */
 	int64_t limit = cap == 0 || cap >= INT64_MAX ? -1 : (int64_t)cap + 1;
@@ -1301,6 +1301,8 @@ journal_queue_depth(struct journal *j, const char *node_id, uint64_t cap, uint64
 	/* Emergencies, then the ordinary deliveries above the mark: two range counts in the queue index. */
 	if (capped != NULL)
 		*capped = false;
+	if (emergencies_capped != NULL)
+		*emergencies_capped = false;
 	st = j->st[ST_DEPTH_EMERGENCY];
 	sqlite3_bind_text(st, 1, node_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, limit);
@@ -1312,6 +1314,8 @@ journal_queue_depth(struct journal *j, const char *node_id, uint64_t cap, uint64
 		part = cap;
 		if (capped != NULL)
 			*capped = true;
+		if (emergencies_capped != NULL)
+			*emergencies_capped = true;
 	}
 	*depth = part;
 	if (emergencies != NULL)

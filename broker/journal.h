@@ -150,10 +150,10 @@ int journal_pending(struct journal *j, const char *node_id, uint64_t after_seq, 
 /*
  * Number of QUEUED deliveries for node, and of those the emergencies (emergencies and capped may be NULL).  cap > 0
  * counts each of the two kinds only up to cap (the cost is a row per delivery counted): *capped then says whether
- * there were more.  0 counts them all.
+ * there were more, *emergencies_capped whether there were more emergencies.  0 counts them all.
  */
 int journal_queue_depth(struct journal *j, const char *node_id, uint64_t cap, uint64_t *depth, uint64_t *emergencies,
-    bool *capped, struct xba_error *err);
+    bool *capped, bool *emergencies_capped, struct xba_error *err);
 
 /*
  * The stored envelope of seq, borrowed: *bytes (never NULL on success) is the journal's and stays valid only until

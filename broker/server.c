@@ -537,7 +537,7 @@ log_region_status(struct server *server)
 		const char *id = server->dir->nodes[i].id;
 		uint64_t depth = 0;
 
-		journal_queue_depth(server->journal, id, 0, &depth, NULL, NULL, NULL);
+		journal_queue_depth(server->journal, id, 0, &depth, NULL, NULL, NULL, NULL);
 		log_info("event=node.status node=%s connected=%d last_seen=%s queue_depth=%llu cursor=%llu in_flight=%zu "
 			 "link_window=%u link_queue_ms=%lld link_cuts=%llu", id, s->up ? 1 : 0,
 		    s->last_seen_wall ? clock_format_rfc3339(s->last_seen_wall, when, sizeof(when)) : "never",
@@ -577,7 +577,7 @@ status_handle(struct server *server, size_t node_index)
 		size_t idx = all ? i : node_index;
 		const struct session *s = &server->sessions[idx];
 		uint64_t depth = 0, emergencies = 0;
-		bool capped = false;
+		bool capped = false, emergencies_capped = false;
 
 		xba__v1__node_status__init(&rows[i]);
 		rows[i].node_id = (char *)server->dir->nodes[idx].id;
@@ -587,10 +587,11 @@ status_handle(struct server *server, size_t node_index)
 		/* Counted up to a cap: each row counted costs the loop ~60 ns, and nodes far behind hold hundreds of
 		 * thousands (a request would hold every emergency back for as long). */
 		journal_queue_depth(server->journal, server->dir->nodes[idx].id, STATUS_DEPTH_CAP, &depth, &emergencies,
-		    &capped, NULL);
+		    &capped, &emergencies_capped, NULL);
 		rows[i].queue_depth = depth;
 		rows[i].emergency_depth = emergencies;
 		rows[i].queue_depth_capped = capped;
+		rows[i].emergency_depth_capped = emergencies_capped;
 		rows[i].cursor = s->through_seq;
 		list[i] = &rows[i];
 	}

@@ -535,13 +535,13 @@ test_queue_depth(struct check_state *t)
 	struct journal_recipient dza[] = { { "DZA", "r" } }, both[] = { { "DZA", "r" }, { "LBY", "r" } };
 	struct journal_entry e;
 	uint64_t depth = 99, emergencies = 99;
-	bool changed, capped = false;
+	bool changed, capped = false, emergencies_capped = false;
 
 	if (j == NULL) {
 		CHECK(t, j != NULL);
 		return;
 	}
-	CHECK_CODE(t, journal_queue_depth(j, "DZA", 0, &depth, NULL, NULL, &err), 0);
+	CHECK_CODE(t, journal_queue_depth(j, "DZA", 0, &depth, NULL, NULL, NULL, &err), 0);
 	CHECK(t, depth == 0);
 	e = entry("q-1", false, 1, dza, 1, NULL, 0);
 	append_one(j, &e);
@@ -549,21 +549,21 @@ test_queue_depth(struct check_state *t)
 	append_one(j, &e);
 	e = entry("q-3", true, 3, both, 2, NULL, 0);
 	append_one(j, &e);
-	CHECK_CODE(t, journal_queue_depth(j, "DZA", 0, &depth, &emergencies, NULL, &err), 0);
+	CHECK_CODE(t, journal_queue_depth(j, "DZA", 0, &depth, &emergencies, NULL, NULL, &err), 0);
 	CHECK(t, depth == 3 && emergencies == 1); /* q-3 is the emergency */
 	/* Counted up to a cap per kind: 1 ordinary of 2 and the emergency, and more said; a cap of 2 holds all. */
-	CHECK_CODE(t, journal_queue_depth(j, "DZA", 1, &depth, &emergencies, &capped, &err), 0);
-	CHECK(t, depth == 2 && emergencies == 1 && capped);
-	CHECK_CODE(t, journal_queue_depth(j, "DZA", 2, &depth, &emergencies, &capped, &err), 0);
-	CHECK(t, depth == 3 && emergencies == 1 && !capped);
-	CHECK_CODE(t, journal_queue_depth(j, "LBY", 0, &depth, NULL, NULL, &err), 0);
+	CHECK_CODE(t, journal_queue_depth(j, "DZA", 1, &depth, &emergencies, &capped, &emergencies_capped, &err), 0);
+	CHECK(t, depth == 2 && emergencies == 1 && capped && !emergencies_capped);
+	CHECK_CODE(t, journal_queue_depth(j, "DZA", 2, &depth, &emergencies, &capped, &emergencies_capped, &err), 0);
+	CHECK(t, depth == 3 && emergencies == 1 && !capped && !emergencies_capped);
+	CHECK_CODE(t, journal_queue_depth(j, "LBY", 0, &depth, NULL, NULL, NULL, &err), 0);
 	CHECK(t, depth == 2);
 	CHECK_CODE(t, journal_begin(j, &err), 0);
 	CHECK_CODE(t, journal_mark_delivered(j, "DZA", 2, 10, &changed, &err), 0);
 	CHECK_CODE(t, journal_commit(j, &err), 0);
-	CHECK_CODE(t, journal_queue_depth(j, "DZA", 0, &depth, &emergencies, NULL, &err), 0);
+	CHECK_CODE(t, journal_queue_depth(j, "DZA", 0, &depth, &emergencies, NULL, NULL, &err), 0);
 	CHECK(t, depth == 2 && emergencies == 1);
-	CHECK_CODE(t, journal_queue_depth(j, "NOBODY", 0, &depth, &emergencies, NULL, &err), 0);
+	CHECK_CODE(t, journal_queue_depth(j, "NOBODY", 0, &depth, &emergencies, NULL, NULL, &err), 0);
 	CHECK(t, depth == 0 && emergencies == 0);
 	journal_close(j);
 }
@@ -591,7 +591,7 @@ depth_of(struct journal *j, const char *node)
 	struct xba_error err;
 	uint64_t depth = 999;
 
-	return journal_queue_depth(j, node, 0, &depth, NULL, NULL, &err) == 0 ? depth : 999;
+	return journal_queue_depth(j, node, 0, &depth, NULL, NULL, NULL, &err) == 0 ? depth : 999;
 }
 
 /* One journal_mark_ordinary_run in its own transaction; returns *marked, or false when it failed. */
