@@ -723,15 +723,6 @@ struct superseder_search {
 	int found_type;
 };
 
-static bool
-names_reference(const Xba__V1__Alert *alert, const char *id)
-{
-	for (size_t i = 0; i < alert->n_references; i++)
-		if (alert->references[i] != NULL && strcmp(alert->references[i], id) == 0)
-			return true;
-	return false;
-}
-
 static int
 superseder_row(void *ctx, const struct store_row *row)
 {
@@ -739,11 +730,11 @@ superseder_row(void *ctx, const struct store_row *row)
 	Xba__V1__Alert *later;
 
 	if ((row->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_UPDATE && row->msg_type != XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) ||
-	    row->state == STORE_REFUSED || names_reference(s->submitted, row->alert_id) ||
+	    row->state == STORE_REFUSED || alert_names_reference(s->submitted, row->alert_id) ||
 	    strcmp(row->alert_id, s->submitted->id) == 0 || (later = decode_row(row)) == NULL)
 		return 0;
 	for (size_t i = 0; i < later->n_references && s->found_id[0] == '\0'; i++)
-		if (later->references[i] != NULL && names_reference(s->submitted, later->references[i])) {
+		if (later->references[i] != NULL && alert_names_reference(s->submitted, later->references[i])) {
 			snprintf(s->found_id, sizeof(s->found_id), "%.36s", row->alert_id);
 			snprintf(s->replaced_id, sizeof(s->replaced_id), "%.36s", later->references[i]);
 			s->found_type = row->msg_type;

@@ -271,16 +271,6 @@ struct superseded_nodes {
 	size_t n, cap;
 };
 
-/* Whether alert names id among its references. */
-static bool
-names_reference(const Xba__V1__Alert *alert, const char *id)
-{
-	for (size_t i = 0; i < alert->n_references; i++)
-		if (alert->references[i] != NULL && strcmp(alert->references[i], id) == 0)
-			return true;
-	return false;
-}
-
 static int
 add_superseded_node(void *ctx, const struct journal_track_row *r)
 {
@@ -497,7 +487,7 @@ publish_handle(struct server *server, size_t node_index, const Xba__V1__Publish 
 			 * means that a later version exists: an update would make two live ones, and a cancel would
 			 * withdraw the old and leave that one live everywhere (two officers at once, or a client that
 			 * does not look). */
-			if (rc == 0 && !names_reference(alert, by_id)) {
+			if (rc == 0 && !alert_names_reference(alert, by_id)) {
 				refuse(server, node_index, publish, alert->id, XBA__V1__ERROR_CODE__INVALID_ALERT, "references",
 				    0, 0, "references: %s was replaced already, by %s, which this %s does not name: %s",
 				    alert->references[i], by_id,

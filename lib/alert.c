@@ -495,6 +495,15 @@ check_plain(const char *path, const char *name, const char *s, bool lines, struc
 	return 0;
 }
 
+bool
+alert_names_reference(const Xba__V1__Alert *alert, const char *id)
+{
+	for (size_t i = 0; i < alert->n_references; i++)
+		if (alert->references[i] != NULL && strcmp(alert->references[i], id) == 0)
+			return true;
+	return false;
+}
+
 int
 alert_check_submission(const Xba__V1__Alert *a, struct xba_error *err)
 {

@@ -56,6 +56,9 @@ int alert_validate(const Xba__V1__Alert *alert, struct xba_error *err);
  */
 int alert_check_submission(const Xba__V1__Alert *alert, struct xba_error *err);
 
+/* Whether alert names id among its references (an update or cancel naming a version, an ACK its alert). */
+bool alert_names_reference(const Xba__V1__Alert *alert, const char *id);
+
 /* Unpack and validate.  Returns NULL on failure (XBA_EDECODE, XBA_ETOOBIG or a validation code in err); the
  * caller frees the result with alert_free(). */
 Xba__V1__Alert *alert_decode(const uint8_t *bytes, size_t len, struct xba_error *err);
