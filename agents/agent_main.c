@@ -577,7 +577,9 @@ main(int argc, char **argv)
 	if (check) {
 		rc = check_only(config, &err);
 		if (rc == 0)
-			printf("configuration OK\n");
+			printf("configuration OK%s\n", config->lan_listen != NULL && config->n_officers == 0
+			    ? " (note: lan_listen with no officer listed admits nobody; an xba-agent before 2026-11-27 "
+			      "refuses to start on this file)" : "");
 		else
 			fprintf(stderr, "%s\n", err.msg);
 		agent_config_free(config);

@@ -1000,10 +1000,17 @@ walk_chain(const char *cmd, struct local_client *c, struct draft *d, const Xba__
 				names_chain = strcmp(found[i].refs[r], d->chain[k]) == 0;
 		if (!names_chain)
 			continue;
-		if (found[i].type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL)
+		if (found[i].type == XBA__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
 			snprintf(withdrawn_by, withdrawn_size, "%s", found[i].id);
-		else if (d->n_chain < ALERT_MAX_REFERENCES)
+		} else {
+			/* More versions than one message names (an older release made them): keep the newest, which a
+			 * cancel must name and an update must follow; the oldest are dropped (walk_back says so). */
+			if (d->n_chain == ALERT_MAX_REFERENCES) {
+				memmove(d->chain[0], d->chain[1], (ALERT_MAX_REFERENCES - 1) * sizeof(d->chain[0]));
+				d->n_chain--;
+			}
 			snprintf(d->chain[d->n_chain++], sizeof(d->chain[0]), "%s", found[i].id);
+		}
 	}
 	free(found);
 	return 0;

@@ -111,10 +111,14 @@ region_status(const struct local_target *target, bool json)
 		    "xba?)");
 	}
 	const Xba__V1__StatusReply *r = reply->region_status_reply;
+	/* A broker before 2026-11-27 fills neither role nor the emergency counts: zero would hide emergencies. */
+	bool old_broker = r->n_nodes > 0;
 
-	for (size_t i = 0; i < r->n_nodes; i++)
+	for (size_t i = 0; i < r->n_nodes; i++) {
 		if (strlen(r->nodes[i]->node_id) > id_width)
 			id_width = strlen(r->nodes[i]->node_id);
+		old_broker &= r->nodes[i]->role[0] == '\0';
+	}
 	if (!json)
 		printf("%-*s %-9s %-10s %-28s %s\n", (int)id_width, "NODE", "ROLE", "LINK", "LAST SEEN",
 		    "WAITING AT THE BROKER");
@@ -145,6 +149,7 @@ region_status(const struct local_target *target, bool json)
 			jsonw_int(&w, "queue_depth", (int64_t)n->queue_depth);
 			jsonw_bool(&w, "queue_depth_capped", n->queue_depth_capped);
 			jsonw_bool(&w, "emergency_depth_capped", n->emergency_depth_capped);
+			jsonw_bool(&w, "emergencies_counted", !old_broker); /* false: a broker before 2026-11-27 */
 			jsonw_int(&w, "emergency_depth", (int64_t)n->emergency_depth);
 			jsonw_int(&w, "cursor", (int64_t)n->cursor);
 			jsonw_int(&w, "journal_head", (int64_t)r->journal_head);
@@ -154,7 +159,10 @@ region_status(const struct local_target *target, bool json)
 			char role[16], depth[96];
 
 			/* The broker stops counting a queue at 10 000: "10000+". */
-			if (n->emergency_depth > 0)
+			if (old_broker)
+				snprintf(depth, sizeof(depth), "%llu (emergencies not counted)",
+				    (unsigned long long)n->queue_depth);
+			else if (n->emergency_depth > 0)
 				snprintf(depth, sizeof(depth), "%llu%s (%llu%s EMERGENCY)", (unsigned long long)n->queue_depth,
 				    n->queue_depth_capped ? "+" : "", (unsigned long long)n->emergency_depth,
 				    n->emergency_depth_capped ? "+" : "");
@@ -181,6 +189,9 @@ region_status(const struct local_target *target, bool json)
 			       "points\n", emergencies_capped ? "at least " : "", (unsigned long long)emergencies_down,
 			    emergencies_down == 1 ? "y" : "ies", emergencies_down == 1 && !emergencies_capped ? "s" : "",
 			    stranded_ids + 1);
+		if (old_broker)
+			printf("NOTE: the broker is of a release before 2026-11-27: it does not say how many of these are "
+			       "emergencies (upgrade it)\n");
 		/* A country's agent is shown only itself: say so, so that one row is not read as a region of one. */
 		if (r->n_nodes == 1 && strcmp(r->nodes[0]->role, "admin") != 0)
 			printf("(the broker shows a node only itself; the secretariat's admin node sees every node)\n");

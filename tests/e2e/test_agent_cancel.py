@@ -419,6 +419,33 @@ def main(t):
     t.check(r.rc == 0 and net.run_until(lambda: dza.got(fin), t.t(10)) and
             len(dza.inbox[fin].alert.references) == 32, "... and the cancel names all 32 versions", repr(r.err))
 
+    # An older release made chains longer, each update naming only the version before (written here as files).
+    # Withdrawn by the first version's id, the cancel names the newest 32, the latest among them, and says the
+    # oldest are not named (before, it named the oldest 32, the agent refused it as overtaken, for ever).
+    r = ner.cli("send", "--category", "smuggling", "--severity", "minor", "--tlp", "amber", "--lang", "fr",
+                "--headline", "Suivi ancien", net=net)
+    first = prev = x.sent_id(r)
+    for k in range(34):
+        time.sleep(0.21)
+        path = os.path.join(t.dir, "old-update.yaml")
+        with open(path, "w") as f:
+            f.write(f"msg_type: update\nreferences: [{prev}]\ncategory: smuggling\nseverity: minor\ntlp: amber\n"
+                    f"urgency: expected\ncertainty: likely\ninfo:\n  - language: fr\n    headline: Suivi {k}\n")
+        r = ner.cli("send", path, net=net)
+        if r.rc != 0 or not x.sent_id(r):
+            break
+        prev = x.sent_id(r)
+    t.check(r.rc == 0, "an older release's chain: 35 versions, each naming the one before", repr(r.err))
+    r = ner.cli("send", "--update", first, "--lang", "fr", "--headline", "Suivi encore", net=net)
+    t.check(r.rc == 2 and not x.sent_id(r), "its --update by the first id: refused, nothing queued", repr(r))
+    time.sleep(0.21)
+    r = ner.cli("send", "--cancel", first, "--note", "fin", net=net)
+    old_fin = x.sent_id(r)
+    t.check(r.rc == 0 and "more than 32 versions" in r.err and net.run_until(lambda: dza.got(old_fin), t.t(10))
+            and prev in list(dza.inbox[old_fin].alert.references) and len(dza.inbox[old_fin].alert.references) == 32,
+            "--cancel by the first id: accepted, naming the newest 32 (the latest among them), with a warning",
+            repr(r))
+
     r = ner.cli("send", "--category", "health", "--severity", "severe", "--tlp", "amber", "--lang", "fr",
                 "--headline", "Rougeole à Diffa", net=net)
     amber = x.sent_id(r)

@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -265,6 +266,24 @@ def main(t):
     shown = (watch.by_id(late_alert.id) or [{}])[0]
     t.check(shown.get("superseded") == "withdrawn" and shown.get("superseded_by") == early_cancel.id,
             "the alert whose cancel came first is pushed to xba watch as withdrawn", str(shown)[:300])
+
+    # `xba status --region` answered by a broker of an earlier release: no role, no emergency counts.  Zero
+    # emergencies would hide them: the view says it does not know, and why.
+    bc = lby.background("status", "--region")
+    t.check(fake.run_until(lambda: "status_request" in fake.other, t.t(10)),
+            "xba status --region: the agent forwards a StatusRequest to the broker", str(fake.other))
+    fake.answer(status_reply=x.pb.StatusReply(journal_head=10, rules_version="0" * 64, nodes=[
+        x.pb.NodeStatus(node_id="LBY", connected=True, queue_depth=0),
+        x.pb.NodeStatus(node_id="TCD", connected=False, queue_depth=3)]))
+    rc = None
+    end = time.monotonic() + t.t(10)
+    while rc is None and time.monotonic() < end:
+        fake.pump(0.05)
+        rc = bc.proc.poll()
+    out = bc.text()
+    t.check(rc == 1 and "3 (emergencies not counted)" in out and "broker is of a release before" in out and
+            "EMERGENCY:" not in out, "... from an older broker: 'emergencies not counted', said, exit 1 (TCD down)",
+            f"rc={rc} {out}")
     t.check(lby.alive(), "the agent is still running")
 
 
