@@ -739,7 +739,7 @@ superseder_row(void *ctx, const struct store_row *row)
 			snprintf(s->replaced_id, sizeof(s->replaced_id), "%.36s", later->references[i]);
 			s->found_type = row->msg_type;
 		}
-	xba__v1__alert__free_unpacked(later, NULL);
+	alert_free(later);
 	return s->found_id[0] != '\0' ? 1 : 0;
 }
 
