@@ -68,25 +68,12 @@ class Relay:
                 continue
             with self.lock:
                 self.pairs.append((client, upstream))
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=x.pump_bytes, args=(client, upstream, None, self._hold), daemon=True).start()
+            threading.Thread(target=x.pump_bytes, args=(upstream, client, None, self._hold), daemon=True).start()
 
-    def _pump(self, src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                while self.mode == "hold" and not self.closed:
-                    time.sleep(0.05)
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.close()
-            except OSError:
-                pass
+    def _hold(self):
+        while self.mode == "hold" and not self.closed:
+            time.sleep(0.05)
 
     def drop(self):
         with self.lock:

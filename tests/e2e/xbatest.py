@@ -1323,6 +1323,28 @@ rules:
 """
 
 
+def pump_bytes(src, dst, rate=None, wait=None):
+    """Copy src to dst until either closes, then close both: what a TCP relay does one way.  rate: bytes a second
+    (sent 1 KiB at a time); wait: called before each send, to hold the bytes back (a stalled link)."""
+    try:
+        while True:
+            data = src.recv(1024 if rate else 65536)
+            if not data:
+                break
+            if wait is not None:
+                wait()
+            dst.sendall(data)
+            if rate:
+                time.sleep(len(data) / rate)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
 class SlowLink:
     """A slow link between a node and the broker: 127.0.0.1:port -> 127.0.0.1:target, carrying at most `rate` bytes a
     second towards the client (the node: towards="node") or towards the target (the broker: towards="broker"); the
@@ -1362,25 +1384,8 @@ class SlowLink:
                 continue
             self.socks += [client, upstream]
             up, down = (self.rate, None) if self.towards == "broker" else (None, self.rate)
-            threading.Thread(target=self._pump, args=(client, upstream, up), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, down), daemon=True).start()
-
-    def _pump(self, src, dst, rate):
-        try:
-            while True:
-                data = src.recv(1024 if rate else 65536)
-                if not data:
-                    break
-                dst.sendall(data)
-                if rate:
-                    time.sleep(len(data) / rate)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.close()
-            except OSError:
-                pass
+            threading.Thread(target=pump_bytes, args=(client, upstream, up), daemon=True).start()
+            threading.Thread(target=pump_bytes, args=(upstream, client, down), daemon=True).start()
 
     def drop(self):
         socks, self.socks = self.socks, []
